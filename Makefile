@@ -1,0 +1,58 @@
+# Souk — make help lists the targets.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-builtin-rules
+
+STACK := internal/devenv/stack.sh
+# The tests' own PostgreSQL and Redis, apart from `make up`'s.
+TEST_STACK := SOUK_DATA_DIR=$(CURDIR)/.data/test SOUK_PG_PORT=55433 SOUK_REDIS_PORT=56380 \
+	SOUK_PG_OPTS="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+TEST_ENV := SOUK_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:55433/postgres?sslmode=disable" \
+	SOUK_TEST_REDIS_ADDR=127.0.0.1:56380
+
+.PHONY: help
+help: ## Describe the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+.PHONY: up
+up: ## Run the whole system: Postgres, Redis, both services, demo data; Ctrl-C stops it
+	internal/devenv/up.sh
+
+.PHONY: down
+down: ## Stop what make up started and delete its data
+	$(STACK) stop
+	rm -rf .data/dev
+
+.PHONY: test
+test: ## Run every test (unit, integration, end-to-end) with -race on private Postgres and Redis
+	$(TEST_STACK) $(STACK) start
+	$(TEST_ENV) go test -race -count=1 -timeout 20m ./...
+
+.PHONY: test-down
+test-down: ## Stop the tests' Postgres and Redis
+	$(TEST_STACK) $(STACK) stop
+
+.PHONY: bench
+bench: ## Run the benchmarks and print their figures
+	$(TEST_STACK) $(STACK) start
+	$(TEST_ENV) go test -run '^$$' -bench . -benchmem -count=1 ./...
+
+.PHONY: build
+build: ## Build both services into bin/
+	go build -o bin/ ./buyer-svc ./seller-svc
+
+.PHONY: generate
+generate: ## Regenerate gen/ from proto/ (offline: buf and plugins are Go tools)
+	go tool buf generate
+
+.PHONY: lint
+lint: ## buf lint, buf format, go vet, gofmt
+	go tool buf lint
+	go tool buf format -d --exit-code
+	go vet ./...
+	test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/'))" || { gofmt -l $$(git ls-files '*.go' | grep -v '^gen/'); exit 1; }
+
+.PHONY: checkgenerate
+checkgenerate: generate ## Fail if gen/ is not what the protos generate
+	test -z "$$(git status --porcelain -- gen/)" || { git status --porcelain -- gen/; echo "gen/ is stale: run make generate"; exit 1; }

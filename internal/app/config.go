@@ -1,0 +1,133 @@
+// Package app wires what both services run on: configuration, the database,
+// Redis, the order locks and the deadline scheduler.
+package app
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"time"
+)
+
+// DevJWTSecret is the documented development secret; never use it in production.
+const DevJWTSecret = "souk-development-secret-do-not-use-in-production"
+
+// Config is what both services read from the environment.
+type Config struct {
+	DatabaseURL   string
+	RedisAddr     string
+	RedisDB       int
+	RedisPrefix   string
+	JWTSecret     string
+	LogLevel      slog.Level
+	Migrate       bool
+	PaymentWindow time.Duration
+	Deadlines     bool
+	Listener      bool
+	SweepInterval time.Duration
+	LockTTL       time.Duration
+}
+
+// Env reads environment variables with defaults, collecting every error so
+// that a misconfigured service fails at once with all of them.
+type Env struct {
+	lookup func(string) (string, bool)
+	errs   []error
+}
+
+// NewEnv reads from the process environment, or from lookup when it is set.
+func NewEnv(lookup func(string) (string, bool)) *Env {
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	return &Env{lookup: lookup}
+}
+
+// String returns the variable's value or def.
+func (e *Env) String(name, def string) string {
+	if v, ok := e.lookup(name); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+// Int returns the variable as an integer, or def.
+func (e *Env) Int(name string, def int) int {
+	v := e.String(name, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s: %q is not an integer", name, v))
+	}
+	return n
+}
+
+// Bool returns the variable as a boolean, or def.
+func (e *Env) Bool(name string, def bool) bool {
+	v := e.String(name, "")
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s: %q is not a boolean", name, v))
+	}
+	return b
+}
+
+// Duration returns the variable as a positive Go duration ("20d" is
+// accepted for days), or def.
+func (e *Env) Duration(name string, def time.Duration) time.Duration {
+	v := e.String(name, "")
+	if v == "" {
+		return def
+	}
+	if days, ok := cutSuffix(v, "d"); ok {
+		if n, err := strconv.Atoi(days); err == nil && n > 0 {
+			return time.Duration(n) * 24 * time.Hour
+		}
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		e.errs = append(e.errs, fmt.Errorf("%s: %q is not a positive duration", name, v))
+	}
+	return d
+}
+
+func cutSuffix(s, suffix string) (string, bool) {
+	if len(s) > len(suffix) && s[len(s)-len(suffix):] == suffix {
+		return s[:len(s)-len(suffix)], true
+	}
+	return s, false
+}
+
+// Err returns every error met so far, or nil.
+func (e *Env) Err() error { return errors.Join(e.errs...) }
+
+// Load reads the shared configuration.
+func (e *Env) Load() Config {
+	c := Config{
+		DatabaseURL:   e.String("SOUK_DATABASE_URL", "postgres://souk:souk@127.0.0.1:55432/souk?sslmode=disable"),
+		RedisAddr:     e.String("SOUK_REDIS_ADDR", "127.0.0.1:56379"),
+		RedisDB:       e.Int("SOUK_REDIS_DB", 0),
+		RedisPrefix:   e.String("SOUK_REDIS_PREFIX", "souk:"),
+		JWTSecret:     e.String("SOUK_JWT_SECRET", DevJWTSecret),
+		Migrate:       e.Bool("SOUK_MIGRATE", true),
+		PaymentWindow: e.Duration("SOUK_PAYMENT_WINDOW", 20*24*time.Hour),
+		Deadlines:     e.Bool("SOUK_DEADLINES", true),
+		Listener:      e.Bool("SOUK_EXPIRY_LISTENER", true),
+		SweepInterval: e.Duration("SOUK_SWEEP_INTERVAL", 30*time.Second),
+		LockTTL:       e.Duration("SOUK_LOCK_TTL", 15*time.Second),
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(e.String("SOUK_LOG_LEVEL", "info"))); err != nil {
+		e.errs = append(e.errs, fmt.Errorf("SOUK_LOG_LEVEL: %w", err))
+	}
+	if len(c.JWTSecret) < 32 {
+		e.errs = append(e.errs, errors.New("SOUK_JWT_SECRET: must be at least 32 bytes"))
+	}
+	return c
+}

@@ -1,0 +1,234 @@
+// Package deadline runs the orders' deadlines. Postgres holds each open
+// deadline (the truth); Redis holds a key per deadline that expires when it
+// is due. An expired-key listener fires deadlines promptly, a sweeper fires
+// what notifications miss (they are fire-and-forget), and on start-up every
+// key is re-armed from Postgres. Firing is a conditional transition, so
+// firing twice, from two replicas or two paths, changes the order once.
+package deadline
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/souk-dev/souk/internal/order"
+	"github.com/souk-dev/souk/internal/postgres"
+)
+
+// Store is the part of the record the scheduler needs.
+type Store interface {
+	FireDeadline(ctx context.Context, id string, kind order.DeadlineKind, now time.Time) (*order.Order, bool, error)
+	SweepDue(ctx context.Context, now time.Time, limit int) ([]*order.Order, error)
+	OpenDeadlines(ctx context.Context, fn func([]postgres.Deadline) error) error
+}
+
+// Config tunes a Scheduler.
+type Config struct {
+	// Listen turns the expired-key listener on; with it off only the sweeper fires.
+	Listen bool
+	// SweepInterval is how often the sweeper looks for due deadlines.
+	SweepInterval time.Duration
+	// SweepBatch is how many deadlines one sweep transaction handles at most.
+	SweepBatch int
+}
+
+// Scheduler arms, listens for and sweeps deadlines.
+type Scheduler struct {
+	rdb    *redis.Client
+	prefix string
+	store  Store
+	now    func() time.Time
+	log    *slog.Logger
+	// fired, when set, is called with every order a deadline changed.
+	fired func(*order.Order)
+}
+
+// New returns a Scheduler whose Redis keys start with prefix.
+func New(rdb *redis.Client, prefix string, store Store, now func() time.Time, log *slog.Logger) *Scheduler {
+	return &Scheduler{rdb: rdb, prefix: prefix, store: store, now: now, log: log}
+}
+
+// OnFired registers fn to be called with every order a deadline changed.
+func (s *Scheduler) OnFired(fn func(*order.Order)) { s.fired = fn }
+
+func (s *Scheduler) key(orderID string, kind order.DeadlineKind) string {
+	return s.prefix + "deadline:{" + orderID + "}:" + string(kind)
+}
+
+func (s *Scheduler) parseKey(key string) (string, order.DeadlineKind, bool) {
+	rest, ok := strings.CutPrefix(key, s.prefix+"deadline:{")
+	if !ok {
+		return "", "", false
+	}
+	id, kind, ok := strings.Cut(rest, "}:")
+	return id, order.DeadlineKind(kind), ok
+}
+
+// Arm makes the order's Redis keys match its open deadlines: a key with the
+// remaining time for each, none for the rest. Failure is logged, not
+// returned: the sweeper fires the deadline without its key.
+func (s *Scheduler) Arm(ctx context.Context, o *order.Order) {
+	open := o.Deadlines()
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, kind := range order.DeadlineKinds {
+			if due, ok := open[kind]; ok {
+				p.Set(ctx, s.key(o.ID(), kind), due.UnixMilli(), s.ttl(due))
+			} else {
+				p.Del(ctx, s.key(o.ID(), kind))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		s.log.WarnContext(ctx, "arm deadlines", "order_id", o.ID(), "err", err)
+	}
+}
+
+// ttl is how long a key lives: until due, plus a little so that it never
+// fires before the deadline is due by the service's clock.
+func (s *Scheduler) ttl(due time.Time) time.Duration {
+	return max(due.Sub(s.now()), 0) + 20*time.Millisecond
+}
+
+// RearmAll sets a key for every open deadline in Postgres, for a Redis that
+// lost its keys or missed them while the services were down.
+func (s *Scheduler) RearmAll(ctx context.Context) (int, error) {
+	n := 0
+	err := s.store.OpenDeadlines(ctx, func(ds []postgres.Deadline) error {
+		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, d := range ds {
+				p.Set(ctx, s.key(d.OrderID, d.Kind), d.DueAt.UnixMilli(), s.ttl(d.DueAt))
+			}
+			return nil
+		})
+		n += len(ds)
+		return err
+	})
+	if err != nil {
+		return n, fmt.Errorf("re-arm deadlines: %w", err)
+	}
+	return n, nil
+}
+
+// Fire carries out one deadline if it is due. A key that expired early is
+// armed again for the time left.
+func (s *Scheduler) Fire(ctx context.Context, orderID string, kind order.DeadlineKind) error {
+	o, changed, err := s.store.FireDeadline(ctx, orderID, kind, s.now())
+	if err != nil {
+		return fmt.Errorf("fire %s deadline of order %s: %w", kind, orderID, err)
+	}
+	if changed {
+		s.done(ctx, o, kind)
+	}
+	return nil
+}
+
+func (s *Scheduler) done(ctx context.Context, o *order.Order, kind order.DeadlineKind) {
+	s.log.InfoContext(ctx, "deadline fired", "order_id", o.ID(), "kind", kind, "status", o.Status())
+	s.Arm(ctx, o)
+	if s.fired != nil {
+		s.fired(o)
+	}
+}
+
+// Sweep fires every deadline that is due, in batches, and returns how many
+// orders it changed.
+func (s *Scheduler) Sweep(ctx context.Context, batch int) (int, error) {
+	total := 0
+	for {
+		changed, err := s.store.SweepDue(ctx, s.now(), batch)
+		if err != nil {
+			return total, fmt.Errorf("sweep deadlines: %w", err)
+		}
+		for _, o := range changed {
+			s.done(ctx, o, "")
+		}
+		total += len(changed)
+		if len(changed) < batch {
+			return total, nil
+		}
+	}
+}
+
+// Run re-arms every key, then listens for expired keys (if cfg.Listen) and
+// sweeps every cfg.SweepInterval until ctx ends.
+func (s *Scheduler) Run(ctx context.Context, cfg Config) error {
+	if cfg.SweepBatch <= 0 {
+		cfg.SweepBatch = 100
+	}
+	if n, err := s.RearmAll(ctx); err != nil {
+		s.log.WarnContext(ctx, "re-arm deadlines", "err", err)
+	} else {
+		s.log.InfoContext(ctx, "deadlines re-armed", "count", n)
+	}
+	if cfg.Listen {
+		go s.listen(ctx)
+	}
+	t := time.NewTicker(cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		if _, err := s.Sweep(ctx, cfg.SweepBatch); err != nil && ctx.Err() == nil {
+			s.log.ErrorContext(ctx, "sweep", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// listen fires deadlines as their keys expire, resubscribing after errors.
+func (s *Scheduler) listen(ctx context.Context) {
+	if err := enableExpiryEvents(ctx, s.rdb); err != nil {
+		s.log.WarnContext(ctx, "cannot enable expired-key notifications; the sweeper alone fires deadlines", "err", err)
+	}
+	channel := "__keyevent@" + strconv.Itoa(s.rdb.Options().DB) + "__:expired"
+	// go-redis re-subscribes by itself after a dropped connection; what
+	// expired meanwhile is the sweeper's.
+	sub := s.rdb.Subscribe(ctx, channel)
+	defer func() { _ = sub.Close() }()
+	ch := sub.Channel()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case msg, ok := <-ch:
+			if !ok {
+				return
+			}
+			id, kind, ok := s.parseKey(msg.Payload)
+			if !ok {
+				continue
+			}
+			if err := s.Fire(ctx, id, kind); err != nil && ctx.Err() == nil {
+				s.log.ErrorContext(ctx, "expired-key listener", "err", err)
+			}
+		}
+	}
+}
+
+// enableExpiryEvents adds expired-key events to Redis's notify-keyspace-events
+// setting, keeping whatever else is enabled.
+func enableExpiryEvents(ctx context.Context, rdb *redis.Client) error {
+	cur, err := rdb.ConfigGet(ctx, "notify-keyspace-events").Result()
+	if err != nil {
+		return err
+	}
+	flags := cur["notify-keyspace-events"]
+	want := flags
+	for _, f := range "Ex" {
+		if !strings.ContainsRune(want, f) && !(f == 'x' && strings.ContainsRune(want, 'A')) {
+			want += string(f)
+		}
+	}
+	if want == flags {
+		return nil
+	}
+	return rdb.ConfigSet(ctx, "notify-keyspace-events", want).Err()
+}

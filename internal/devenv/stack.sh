@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Starts or stops a private PostgreSQL and Redis for Souk under a data
+# folder (git-ignored), on non-default ports, installing Redis from Debian's
+# packages when it is missing. Used by `make up`, `make test` and .ci/run.
+#
+#   stack.sh start|stop|env
+#
+# SOUK_DATA_DIR (default .data/dev), SOUK_PG_PORT (55432), SOUK_REDIS_PORT (56379).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+dir=${SOUK_DATA_DIR:-$root/.data/dev}
+pg_port=${SOUK_PG_PORT:-55432}
+redis_port=${SOUK_REDIS_PORT:-56379}
+pg_bin=${SOUK_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
+
+as_postgres() {
+	if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+psql_admin() {
+	"$pg_bin/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -v ON_ERROR_STOP=1 -qAt "$@"
+}
+
+start() {
+	[ -n "$pg_bin" ] && [ -x "$pg_bin/postgres" ] || { echo "PostgreSQL binaries not found (set SOUK_PG_BIN)" >&2; exit 1; }
+	if ! command -v redis-server >/dev/null; then
+		[ "$(id -u)" = 0 ] || { echo "redis-server is missing: apt-get install -y redis-server" >&2; exit 1; }
+		echo "installing redis-server from Debian's packages..."
+		apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+	fi
+	mkdir -p "$dir/pg" "$dir/redis"
+	[ "$(id -u)" = 0 ] && chown postgres: "$dir/pg"
+	chmod 700 "$dir/pg"
+	if [ ! -f "$dir/pg/PG_VERSION" ]; then
+		as_postgres "$pg_bin/initdb" -D "$dir/pg" -U postgres --auth=trust -E UTF8 --no-instructions >/dev/null
+	fi
+	if ! as_postgres "$pg_bin/pg_ctl" -D "$dir/pg" status >/dev/null 2>&1; then
+		as_postgres "$pg_bin/pg_ctl" -D "$dir/pg" -l "$dir/pg/server.log" -w -t 60 \
+			-o "-p $pg_port -k $dir/pg -c listen_addresses=127.0.0.1 -c max_connections=300 ${SOUK_PG_OPTS:-}" start >/dev/null
+	fi
+	if [ "$(psql_admin -c "SELECT 1 FROM pg_roles WHERE rolname = 'souk'")" != 1 ]; then
+		psql_admin -c "CREATE ROLE souk LOGIN PASSWORD 'souk' CREATEDB"
+	fi
+	if [ "$(psql_admin -c "SELECT 1 FROM pg_database WHERE datname = 'souk'")" != 1 ]; then
+		psql_admin -c "CREATE DATABASE souk OWNER souk"
+	fi
+	if ! redis-cli -p "$redis_port" ping >/dev/null 2>&1; then
+		redis-server --port "$redis_port" --bind 127.0.0.1 --daemonize yes --dir "$dir/redis" \
+			--pidfile "$dir/redis/redis.pid" --logfile "$dir/redis/redis.log" --save '' --appendonly no \
+			--notify-keyspace-events Ex >/dev/null
+		for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+	fi
+	redis-cli -p "$redis_port" ping >/dev/null
+}
+
+stop() {
+	if [ -f "$dir/pg/PG_VERSION" ]; then
+		as_postgres "$pg_bin/pg_ctl" -D "$dir/pg" -m fast stop >/dev/null 2>&1 || true
+	fi
+	redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true
+}
+
+case "${1:-}" in
+start) start ;;
+stop) stop ;;
+env)
+	echo "SOUK_DATABASE_URL=postgres://souk:souk@127.0.0.1:$pg_port/souk?sslmode=disable"
+	echo "SOUK_REDIS_ADDR=127.0.0.1:$redis_port"
+	;;
+*) echo "usage: $0 start|stop|env" >&2; exit 2 ;;
+esac

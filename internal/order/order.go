@@ -1,0 +1,438 @@
+// Package order is Souk's order domain: the Order aggregate, its lifecycle
+// and its rules. It is pure: no transport, no storage and no clock reads —
+// every method that needs the time is given it.
+package order
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+)
+
+// Status is where an order stands in its lifecycle.
+type Status string
+
+// The statuses of an order.
+const (
+	StatusPendingPayment    Status = "PENDING_PAYMENT"
+	StatusPaymentProcessing Status = "PAYMENT_PROCESSING"
+	StatusAwaitingShipment  Status = "AWAITING_SHIPMENT"
+	StatusShipped           Status = "SHIPPED"
+	StatusDisputed          Status = "DISPUTED"
+	StatusCompleted         Status = "COMPLETED"
+	StatusCancelled         Status = "CANCELLED"
+)
+
+// Statuses lists every status, in lifecycle order.
+var Statuses = []Status{
+	StatusPendingPayment, StatusPaymentProcessing, StatusAwaitingShipment,
+	StatusShipped, StatusDisputed, StatusCompleted, StatusCancelled,
+}
+
+// DeadlineKind names a deadline an order can have open.
+type DeadlineKind string
+
+// The deadline kinds.
+const (
+	// DeadlinePayment is the payment window of an unpaid order; when it passes
+	// the order is cancelled with reason payment_timeout.
+	DeadlinePayment DeadlineKind = "payment"
+)
+
+// DeadlineKinds lists every deadline kind.
+var DeadlineKinds = []DeadlineKind{DeadlinePayment}
+
+// Cancellation reasons set by the system.
+const (
+	ReasonPaymentTimeout = "payment_timeout"
+)
+
+// Item is one product in an order.
+type Item struct {
+	ProductID string
+	Title     string
+	Quantity  int64
+	// UnitPrice is in minor units of the order's currency.
+	UnitPrice int64
+}
+
+// Subtotal is UnitPrice × Quantity; New and AdjustPrice keep it in range.
+func (i Item) Subtotal() int64 { return i.UnitPrice * i.Quantity }
+
+// Shipment is how and when an order was shipped.
+type Shipment struct {
+	Carrier        string
+	TrackingNumber string
+	TrackingURL    string
+	ShippedAt      time.Time
+}
+
+// PriceAdjustment is the detail of a "price_adjusted" event.
+type PriceAdjustment struct {
+	OldTotal       int64
+	NewTotal       int64
+	OldShippingFee int64
+	NewShippingFee int64
+	Reason         string
+}
+
+// Event is one entry of an order's history. Written in the same transaction
+// as the change it records, it is also the outbox the event stream publishes.
+type Event struct {
+	Sequence   int64
+	Kind       string
+	Actor      string
+	OccurredAt time.Time
+	Note       string
+	Adjustment *PriceAdjustment
+}
+
+// Order is what one buyer bought from one seller in one checkout.
+type Order struct {
+	id           string
+	checkoutID   string
+	buyerID      string
+	sellerID     string
+	status       Status
+	currency     string
+	items        []Item
+	shippingFee  int64
+	handlingDays int
+	version      int64
+	createdAt    time.Time
+	updatedAt    time.Time
+	cancelReason string
+	lastDecline  Decline
+	shipment     *Shipment
+	deadlines    map[DeadlineKind]time.Time
+	attempts     []Attempt
+
+	history   []Event
+	newEvents []Event
+	// releaseStock is set when a change gives the order's stock back; the
+	// store does so in the same transaction.
+	releaseStock bool
+}
+
+// NewOrderParams is what New needs to create an order.
+type NewOrderParams struct {
+	ID            string
+	CheckoutID    string
+	BuyerID       string
+	SellerID      string
+	Currency      string
+	Items         []Item
+	ShippingFee   int64
+	HandlingDays  int
+	PaymentWindow time.Duration
+	Now           time.Time
+}
+
+// New validates p and returns a PENDING_PAYMENT order with its payment
+// deadline open.
+func New(p NewOrderParams) (*Order, error) {
+	switch {
+	case p.ID == "" || p.CheckoutID == "" || p.BuyerID == "" || p.SellerID == "":
+		return nil, fmt.Errorf("%w: order, checkout, buyer and seller ids are required", ErrInvalid)
+	case len(p.Currency) != 3:
+		return nil, fmt.Errorf("%w: currency %q is not an ISO 4217 code", ErrInvalid, p.Currency)
+	case len(p.Items) == 0:
+		return nil, fmt.Errorf("%w: an order needs at least one item", ErrInvalid)
+	case p.PaymentWindow <= 0:
+		return nil, fmt.Errorf("%w: the payment window must be positive", ErrInvalid)
+	}
+	seen := make(map[string]bool, len(p.Items))
+	for _, it := range p.Items {
+		if it.ProductID == "" || it.Quantity <= 0 || it.UnitPrice < 0 {
+			return nil, fmt.Errorf("%w: item %q needs a positive quantity and a price", ErrInvalid, it.ProductID)
+		}
+		if seen[it.ProductID] {
+			return nil, fmt.Errorf("%w: product %s appears twice", ErrInvalid, it.ProductID)
+		}
+		seen[it.ProductID] = true
+	}
+	o := &Order{
+		id: p.ID, checkoutID: p.CheckoutID, buyerID: p.BuyerID, sellerID: p.SellerID,
+		status: StatusPendingPayment, currency: p.Currency,
+		items: slices.Clone(p.Items), shippingFee: p.ShippingFee, handlingDays: p.HandlingDays,
+		createdAt: p.Now, updatedAt: p.Now,
+		deadlines: map[DeadlineKind]time.Time{DeadlinePayment: p.Now.Add(p.PaymentWindow)},
+	}
+	if _, err := o.checkedTotal(o.items, o.shippingFee); err != nil {
+		return nil, err
+	}
+	o.record(p.Now, "created", "buyer:"+p.BuyerID, "", nil)
+	return o, nil
+}
+
+// ID returns the order's id.
+func (o *Order) ID() string { return o.id }
+
+// CheckoutID returns the checkout that created the order.
+func (o *Order) CheckoutID() string { return o.checkoutID }
+
+// BuyerID returns the buyer's id.
+func (o *Order) BuyerID() string { return o.buyerID }
+
+// SellerID returns the seller's id.
+func (o *Order) SellerID() string { return o.sellerID }
+
+// Status returns where the order stands.
+func (o *Order) Status() Status { return o.status }
+
+// Currency returns the ISO 4217 code every amount of the order is in.
+func (o *Order) Currency() string { return o.currency }
+
+// Items returns a copy of the order's items.
+func (o *Order) Items() []Item { return slices.Clone(o.items) }
+
+// ShippingFee returns the shipping fee in minor units.
+func (o *Order) ShippingFee() int64 { return o.shippingFee }
+
+// HandlingDays returns the seller's handling time for the order.
+func (o *Order) HandlingDays() int { return o.handlingDays }
+
+// ItemsTotal returns the sum of the items' subtotals.
+func (o *Order) ItemsTotal() int64 {
+	var t int64
+	for _, it := range o.items {
+		t += it.Subtotal()
+	}
+	return t
+}
+
+// Total returns what the buyer pays: the items plus shipping.
+func (o *Order) Total() Money { return Money{Amount: o.ItemsTotal() + o.shippingFee, Currency: o.currency} }
+
+// Version returns the order's version, which every change increases by one.
+func (o *Order) Version() int64 { return o.version }
+
+// CreatedAt returns when the order was placed.
+func (o *Order) CreatedAt() time.Time { return o.createdAt }
+
+// UpdatedAt returns when the order last changed.
+func (o *Order) UpdatedAt() time.Time { return o.updatedAt }
+
+// CancelReason returns why the order was cancelled, if it was.
+func (o *Order) CancelReason() string { return o.cancelReason }
+
+// LastDecline returns the decline of the latest declined payment attempt.
+func (o *Order) LastDecline() Decline { return o.lastDecline }
+
+// Shipment returns the shipment, or nil if the order has not shipped.
+func (o *Order) Shipment() *Shipment { return o.shipment }
+
+// Deadlines returns a copy of the open deadlines.
+func (o *Order) Deadlines() map[DeadlineKind]time.Time { return maps.Clone(o.deadlines) }
+
+// Attempts returns a copy of the payment attempts, oldest first.
+func (o *Order) Attempts() []Attempt { return slices.Clone(o.attempts) }
+
+// History returns the stored history followed by events not yet stored.
+func (o *Order) History() []Event { return append(slices.Clone(o.history), o.newEvents...) }
+
+// NewEvents returns the events recorded since the order was loaded; the
+// store appends them to the history.
+func (o *Order) NewEvents() []Event { return slices.Clone(o.newEvents) }
+
+// ReleasesStock reports whether the latest change gives the order's stock back.
+func (o *Order) ReleasesStock() bool { return o.releaseStock }
+
+// record appends an event to the order's history and stamps the change.
+func (o *Order) record(now time.Time, kind, actor, note string, adj *PriceAdjustment) {
+	seq := int64(len(o.history) + len(o.newEvents) + 1)
+	o.newEvents = append(o.newEvents, Event{Sequence: seq, Kind: kind, Actor: actor, OccurredAt: now, Note: note, Adjustment: adj})
+	o.updatedAt = now
+}
+
+// checkedTotal computes items + shipping, refusing amounts out of range.
+func (o *Order) checkedTotal(items []Item, shipping int64) (int64, error) {
+	total := shipping
+	if total < 0 || total > MaxAmount {
+		return 0, fmt.Errorf("%w: shipping fee out of range", ErrInvalid)
+	}
+	for _, it := range items {
+		sub, err := mulAmount(it.UnitPrice, it.Quantity)
+		if err != nil {
+			return 0, fmt.Errorf("item %s: %w", it.ProductID, err)
+		}
+		if total, err = addAmount(total, sub); err != nil {
+			return 0, err
+		}
+	}
+	return total, nil
+}
+
+func (o *Order) illegal(action string) error {
+	return fmt.Errorf("%w: cannot %s an order that is %s", ErrIllegalTransition, action, o.status)
+}
+
+// cancel moves the order to CANCELLED, closing every deadline and giving
+// its stock back.
+func (o *Order) cancel(now time.Time, actor, reason string) {
+	o.status = StatusCancelled
+	o.cancelReason = reason
+	clear(o.deadlines)
+	o.releaseStock = true
+	o.record(now, "cancelled", actor, reason, nil)
+}
+
+// Cancel cancels an unpaid order at the buyer's request. It needs no
+// approval, but is refused while a payment attempt is open.
+func (o *Order) Cancel(now time.Time, buyerID, reason string) error {
+	if o.status != StatusPendingPayment {
+		return o.illegal("cancel")
+	}
+	if o.openAttempt() != nil {
+		return fmt.Errorf("%w: wait for it to finish before cancelling", ErrPaymentInProgress)
+	}
+	o.cancel(now, "buyer:"+buyerID, reason)
+	return nil
+}
+
+// FireDeadline carries out the action of a deadline of the given kind if it
+// is open and due at now; otherwise it returns ErrNotDue and changes
+// nothing, so firing a deadline twice is harmless.
+func (o *Order) FireDeadline(now time.Time, kind DeadlineKind) error {
+	due, ok := o.deadlines[kind]
+	if !ok || now.Before(due) {
+		return fmt.Errorf("%w: %s deadline of order %s", ErrNotDue, kind, o.id)
+	}
+	switch kind {
+	case DeadlinePayment:
+		if o.status != StatusPendingPayment {
+			delete(o.deadlines, kind)
+			return nil
+		}
+		if o.openAttempt() != nil {
+			// The payment decides; its outcome closes or keeps the window.
+			return fmt.Errorf("%w: payment in progress on order %s", ErrNotDue, o.id)
+		}
+		o.cancel(now, "system", ReasonPaymentTimeout)
+		return nil
+	}
+	return fmt.Errorf("%w: unknown deadline kind %q", ErrInvalid, kind)
+}
+
+// PriceChange is a seller's new prices for an unpaid order: unit prices by
+// product id, and optionally a new shipping fee.
+type PriceChange struct {
+	UnitPrices  map[string]Money
+	ShippingFee *Money
+	Reason      string
+}
+
+// AdjustPrice applies a seller's price change to an unpaid order with no
+// payment attempt open, and records the old and new totals.
+func (o *Order) AdjustPrice(now time.Time, c PriceChange) error {
+	if o.status != StatusPendingPayment {
+		return o.illegal("adjust the price of")
+	}
+	if o.openAttempt() != nil {
+		return fmt.Errorf("%w: the price cannot change during a payment", ErrPaymentInProgress)
+	}
+	if c.Reason == "" {
+		return fmt.Errorf("%w: a price adjustment needs a reason", ErrInvalid)
+	}
+	items := slices.Clone(o.items)
+	for pid, price := range c.UnitPrices {
+		i := slices.IndexFunc(items, func(it Item) bool { return it.ProductID == pid })
+		if i < 0 {
+			return fmt.Errorf("%w: product %s is not in order %s", ErrInvalid, pid, o.id)
+		}
+		if price.Currency != o.currency {
+			return fmt.Errorf("%w: the order is in %s, not %s", ErrInvalid, o.currency, price.Currency)
+		}
+		items[i].UnitPrice = price.Amount
+	}
+	shipping := o.shippingFee
+	if c.ShippingFee != nil {
+		if c.ShippingFee.Currency != o.currency {
+			return fmt.Errorf("%w: the order is in %s, not %s", ErrInvalid, o.currency, c.ShippingFee.Currency)
+		}
+		shipping = c.ShippingFee.Amount
+	}
+	newTotal, err := o.checkedTotal(items, shipping)
+	if err != nil {
+		return err
+	}
+	adj := &PriceAdjustment{
+		OldTotal: o.Total().Amount, NewTotal: newTotal,
+		OldShippingFee: o.shippingFee, NewShippingFee: shipping, Reason: c.Reason,
+	}
+	o.items, o.shippingFee = items, shipping
+	o.record(now, "price_adjusted", "seller:"+o.sellerID, c.Reason, adj)
+	return nil
+}
+
+// Ship records the shipment of a paid order.
+func (o *Order) Ship(now time.Time, s Shipment) error {
+	if o.status != StatusAwaitingShipment {
+		return o.illegal("ship")
+	}
+	if s.Carrier == "" || s.TrackingNumber == "" {
+		return fmt.Errorf("%w: carrier and tracking number are required", ErrInvalid)
+	}
+	s.ShippedAt = now
+	o.shipment = &s
+	o.status = StatusShipped
+	o.record(now, "shipped", "seller:"+o.sellerID, s.Carrier+" "+s.TrackingNumber, nil)
+	return nil
+}
+
+// ConfirmReceipt completes a shipped order at the buyer's word.
+func (o *Order) ConfirmReceipt(now time.Time) error {
+	if o.status != StatusShipped {
+		return o.illegal("confirm receipt of")
+	}
+	o.status = StatusCompleted
+	o.record(now, "completed", "buyer:"+o.buyerID, "receipt confirmed", nil)
+	return nil
+}
+
+// UnmarshalFromDatabase rebuilds an order from its stored fields. Only the
+// store calls it; it trusts what was validated when the order was written.
+func UnmarshalFromDatabase(s Stored) *Order {
+	deadlines := maps.Clone(s.Deadlines)
+	if deadlines == nil {
+		deadlines = map[DeadlineKind]time.Time{}
+	}
+	return &Order{
+		id: s.ID, checkoutID: s.CheckoutID, buyerID: s.BuyerID, sellerID: s.SellerID,
+		status: s.Status, currency: s.Currency, items: s.Items, shippingFee: s.ShippingFee,
+		handlingDays: s.HandlingDays, version: s.Version, createdAt: s.CreatedAt, updatedAt: s.UpdatedAt,
+		cancelReason: s.CancelReason, lastDecline: s.LastDecline, shipment: s.Shipment,
+		deadlines: deadlines, attempts: s.Attempts, history: s.History,
+	}
+}
+
+// Stored is an order's fields as the store keeps them.
+type Stored struct {
+	ID, CheckoutID, BuyerID, SellerID string
+	Status                            Status
+	Currency                          string
+	Items                             []Item
+	ShippingFee                       int64
+	HandlingDays                      int
+	Version                           int64
+	CreatedAt, UpdatedAt              time.Time
+	CancelReason                      string
+	LastDecline                       Decline
+	Shipment                          *Shipment
+	Deadlines                         map[DeadlineKind]time.Time
+	Attempts                          []Attempt
+	History                           []Event
+}
+
+// Stored returns the order's fields as the store keeps them, with the
+// history including the events not yet stored.
+func (o *Order) Stored() Stored {
+	return Stored{
+		ID: o.id, CheckoutID: o.checkoutID, BuyerID: o.buyerID, SellerID: o.sellerID,
+		Status: o.status, Currency: o.currency, Items: slices.Clone(o.items), ShippingFee: o.shippingFee,
+		HandlingDays: o.handlingDays, Version: o.version, CreatedAt: o.createdAt, UpdatedAt: o.updatedAt,
+		CancelReason: o.cancelReason, LastDecline: o.lastDecline, Shipment: o.shipment,
+		Deadlines: maps.Clone(o.deadlines), Attempts: slices.Clone(o.attempts), History: o.History(),
+	}
+}

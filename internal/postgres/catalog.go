@@ -1,0 +1,213 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/souk-dev/souk/internal/catalog"
+	"github.com/souk-dev/souk/internal/order"
+)
+
+const productColumns = `id, seller_id, title, currency, price_minor, shipping_fee_minor, stock, handling_days, created_at, updated_at`
+
+func scanProduct(row pgx.Row) (catalog.Product, error) {
+	var p catalog.Product
+	err := row.Scan(&p.ID, &p.SellerID, &p.Title, &p.Currency, &p.Price, &p.ShippingFee, &p.Stock, &p.HandlingDays,
+		&p.CreatedAt, &p.UpdatedAt)
+	return p, err
+}
+
+// CreateProduct stores a new product.
+func (db *DB) CreateProduct(ctx context.Context, p catalog.Product) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	_, err := db.pool.Exec(ctx, `INSERT INTO products (`+productColumns+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)`,
+		p.ID, p.SellerID, p.Title, p.Currency, p.Price, p.ShippingFee, p.Stock, p.HandlingDays, p.CreatedAt, p.UpdatedAt)
+	if err != nil {
+		return fmt.Errorf("insert product: %w", err)
+	}
+	return nil
+}
+
+// UpdateProduct applies fn to a seller's product in one transaction. A
+// product of another seller is reported as not found.
+func (db *DB) UpdateProduct(ctx context.Context, id, sellerID string, fn func(*catalog.Product) error) (catalog.Product, error) {
+	var p catalog.Product
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		p, err = scanProduct(tx.QueryRow(ctx, `SELECT `+productColumns+` FROM products WHERE id = $1 AND seller_id = $2 FOR UPDATE`, id, sellerID))
+		if isNoRows(err) {
+			return fmt.Errorf("%w: %s", catalog.ErrNotFound, id)
+		} else if err != nil {
+			return fmt.Errorf("lock product: %w", err)
+		}
+		if err := fn(&p); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE products SET title = $2, price_minor = $3, shipping_fee_minor = $4, stock = $5,
+			handling_days = $6, updated_at = $7 WHERE id = $1`, p.ID, p.Title, p.Price, p.ShippingFee, p.Stock, p.HandlingDays, p.UpdatedAt)
+		if err != nil {
+			return fmt.Errorf("write product: %w", err)
+		}
+		return nil
+	})
+	return p, err
+}
+
+// ListProducts returns one page of a seller's products, newest first, and
+// the token of the next page ("" on the last).
+func (db *DB) ListProducts(ctx context.Context, sellerID string, pageSize int, pageToken string) ([]catalog.Product, string, error) {
+	var afterAt *time.Time
+	var afterID *string
+	if pageToken != "" {
+		at, id, err := decodeToken(pageToken)
+		if err != nil {
+			return nil, "", err
+		}
+		afterAt, afterID = &at, &id
+	}
+	rows, _ := db.pool.Query(ctx, `SELECT `+productColumns+` FROM products WHERE seller_id = $1
+		AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))
+		ORDER BY created_at DESC, id DESC LIMIT $4`, sellerID, afterAt, afterID, pageSize+1)
+	ps, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (catalog.Product, error) { return scanProduct(r) })
+	if err != nil {
+		return nil, "", fmt.Errorf("list products: %w", err)
+	}
+	next := ""
+	if len(ps) > pageSize {
+		ps = ps[:pageSize]
+		next = encodeToken(ps[len(ps)-1].CreatedAt, ps[len(ps)-1].ID)
+	}
+	return ps, next, nil
+}
+
+// StockItem is a product and a quantity to reserve.
+type StockItem struct {
+	ProductID string
+	Quantity  int64
+}
+
+// Reserve takes stock for every item of a checkout, all or nothing, and
+// returns the products (as priced now) in the order of items. Reserving a
+// checkout again returns its products without taking more stock.
+func (db *DB) Reserve(ctx context.Context, checkoutID string, items []StockItem, now time.Time) ([]catalog.Product, error) {
+	byID := map[string]catalog.Product{}
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		var held int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM stock_reservations WHERE checkout_id = $1`, checkoutID).Scan(&held); err != nil {
+			return fmt.Errorf("check reservation: %w", err)
+		}
+		// Lock products in one order so concurrent checkouts cannot deadlock.
+		sorted := slices.Clone(items)
+		slices.SortFunc(sorted, func(a, b StockItem) int { return compareStrings(a.ProductID, b.ProductID) })
+		for i, it := range sorted {
+			if i > 0 && sorted[i-1].ProductID == it.ProductID {
+				return fmt.Errorf("%w: product %s appears twice", order.ErrInvalid, it.ProductID)
+			}
+			take := it.Quantity
+			if held > 0 {
+				take = 0 // a replay: the stock was taken the first time
+			}
+			p, err := scanProduct(tx.QueryRow(ctx, `UPDATE products SET stock = stock - $2 WHERE id = $1 AND stock >= $2
+				RETURNING `+productColumns, it.ProductID, take))
+			if isNoRows(err) {
+				if err := tx.QueryRow(ctx, `SELECT 1 FROM products WHERE id = $1`, it.ProductID).Scan(new(int)); isNoRows(err) {
+					return fmt.Errorf("%w: %s", catalog.ErrNotFound, it.ProductID)
+				}
+				return fmt.Errorf("%w: product %s has fewer than %d units left", catalog.ErrOutOfStock, it.ProductID, it.Quantity)
+			} else if err != nil {
+				return fmt.Errorf("reserve stock: %w", err)
+			}
+			byID[p.ID] = p
+			if held > 0 {
+				continue
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO stock_reservations (checkout_id, product_id, quantity, created_at)
+				VALUES ($1, $2, $3, $4)`, checkoutID, it.ProductID, it.Quantity, now); err != nil {
+				var pgErr *pgconn.PgError
+				if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+					return fmt.Errorf("%w: checkout %s is being reserved concurrently", order.ErrConflict, checkoutID)
+				}
+				return fmt.Errorf("reserve stock: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]catalog.Product, len(items))
+	for i, it := range items {
+		out[i] = byID[it.ProductID]
+	}
+	return out, nil
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Release gives back what a checkout reserved: all of it, or the products
+// named. It returns the units released; releasing twice releases nothing.
+func (db *DB) Release(ctx context.Context, checkoutID string, productIDs []string) (int64, error) {
+	var n int64
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		n, err = releaseStock(ctx, tx, checkoutID, productIDs)
+		return err
+	})
+	return n, err
+}
+
+func releaseStock(ctx context.Context, tx pgx.Tx, checkoutID string, productIDs []string) (int64, error) {
+	if productIDs == nil {
+		productIDs = []string{}
+	}
+	var n int64
+	err := tx.QueryRow(ctx, `WITH released AS (
+			DELETE FROM stock_reservations WHERE checkout_id = $1
+			AND (cardinality($2::uuid[]) = 0 OR product_id = ANY($2::uuid[]))
+			RETURNING product_id, quantity),
+		restocked AS (
+			UPDATE products p SET stock = p.stock + r.quantity FROM released r WHERE p.id = r.product_id
+			RETURNING r.quantity)
+		SELECT coalesce(sum(quantity), 0)::bigint FROM restocked`, checkoutID, productIDs).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("release stock: %w", err)
+	}
+	return n, nil
+}
+
+// ReleaseAbandoned releases reservations older than before whose checkout
+// never created an order (the buyer service failed between reserving and
+// storing the orders). It returns the units released.
+func (db *DB) ReleaseAbandoned(ctx context.Context, before time.Time) (int64, error) {
+	rows, _ := db.pool.Query(ctx, `SELECT DISTINCT checkout_id::text FROM stock_reservations r WHERE created_at < $1
+		AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.checkout_id = r.checkout_id)`, before)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return 0, fmt.Errorf("find abandoned reservations: %w", err)
+	}
+	var total int64
+	for _, id := range ids {
+		n, err := db.Release(ctx, id, nil)
+		if err != nil {
+			return total, err
+		}
+		total += n
+	}
+	return total, nil
+}

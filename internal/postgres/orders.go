@@ -1,0 +1,480 @@
+package postgres
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/souk-dev/souk/internal/order"
+)
+
+const orderColumns = `id, checkout_id, buyer_id, seller_id, status, currency, items, shipping_fee_minor,
+	handling_days, version, created_at, updated_at, cancel_reason, last_decline_code, last_decline_message, shipment`
+
+// itemJSON is how an order's items are kept in its items column.
+type itemJSON struct {
+	ProductID string `json:"product_id"`
+	Title     string `json:"title"`
+	Quantity  int64  `json:"quantity"`
+	UnitPrice int64  `json:"unit_price"`
+}
+
+// shipmentJSON is how a shipment is kept in the shipment column.
+type shipmentJSON struct {
+	Carrier        string    `json:"carrier"`
+	TrackingNumber string    `json:"tracking_number"`
+	TrackingURL    string    `json:"tracking_url"`
+	ShippedAt      time.Time `json:"shipped_at"`
+}
+
+// adjustmentJSON is how a price adjustment is kept with its event.
+type adjustmentJSON struct {
+	OldTotal       int64  `json:"old_total"`
+	NewTotal       int64  `json:"new_total"`
+	OldShippingFee int64  `json:"old_shipping_fee"`
+	NewShippingFee int64  `json:"new_shipping_fee"`
+	Reason         string `json:"reason"`
+}
+
+func scanOrder(row pgx.Row) (order.Stored, error) {
+	var (
+		s        order.Stored
+		status   string
+		items    []itemJSON
+		shipment *shipmentJSON
+	)
+	err := row.Scan(&s.ID, &s.CheckoutID, &s.BuyerID, &s.SellerID, &status, &s.Currency, &items, &s.ShippingFee,
+		&s.HandlingDays, &s.Version, &s.CreatedAt, &s.UpdatedAt, &s.CancelReason, &s.LastDecline.Code,
+		&s.LastDecline.Message, &shipment)
+	if err != nil {
+		return s, err
+	}
+	s.Status = order.Status(status)
+	for _, it := range items {
+		s.Items = append(s.Items, order.Item(it))
+	}
+	if shipment != nil {
+		sh := order.Shipment(*shipment)
+		s.Shipment = &sh
+	}
+	return s, nil
+}
+
+// querier is what both a pool and a transaction offer.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// loadDetails fills in an order's deadlines, payment attempts and history.
+func loadDetails(ctx context.Context, q querier, s *order.Stored) error {
+	var err error
+	if s.Deadlines, err = loadDeadlines(ctx, q, s.ID); err != nil {
+		return err
+	}
+	rows, _ := q.Query(ctx, `SELECT id, idempotency_key, fingerprint, status, amount_minor, currency, method,
+		card_brand, card_last4, decline_code, decline_message, provider_ref, created_at, updated_at
+		FROM payment_attempts WHERE order_id = $1 ORDER BY created_at, id`, s.ID)
+	s.Attempts, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (order.Attempt, error) {
+		var a order.Attempt
+		var status string
+		err := r.Scan(&a.ID, &a.IdempotencyKey, &a.Fingerprint, &status, &a.Amount.Amount, &a.Amount.Currency,
+			&a.Method, &a.CardBrand, &a.CardLast4, &a.Decline.Code, &a.Decline.Message, &a.ProviderRef,
+			&a.CreatedAt, &a.UpdatedAt)
+		a.Status = order.AttemptStatus(status)
+		return a, err
+	})
+	if err != nil {
+		return fmt.Errorf("load payment attempts: %w", err)
+	}
+	rows, _ = q.Query(ctx, `SELECT sequence, kind, actor, occurred_at, note, adjustment
+		FROM order_events WHERE order_id = $1 ORDER BY sequence`, s.ID)
+	s.History, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (order.Event, error) {
+		var e order.Event
+		var adj *adjustmentJSON
+		err := r.Scan(&e.Sequence, &e.Kind, &e.Actor, &e.OccurredAt, &e.Note, &adj)
+		if adj != nil {
+			pa := order.PriceAdjustment(*adj)
+			e.Adjustment = &pa
+		}
+		return e, err
+	})
+	if err != nil {
+		return fmt.Errorf("load history: %w", err)
+	}
+	return nil
+}
+
+func loadDeadlines(ctx context.Context, q querier, ids ...string) (map[order.DeadlineKind]time.Time, error) {
+	all, err := loadDeadlinesOf(ctx, q, ids)
+	if err != nil || len(ids) != 1 {
+		return nil, err
+	}
+	return all[ids[0]], nil
+}
+
+func loadDeadlinesOf(ctx context.Context, q querier, ids []string) (map[string]map[order.DeadlineKind]time.Time, error) {
+	rows, err := q.Query(ctx, `SELECT order_id, kind, due_at FROM order_deadlines WHERE order_id = ANY($1)`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("load deadlines: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[string]map[order.DeadlineKind]time.Time, len(ids))
+	for rows.Next() {
+		var id, kind string
+		var due time.Time
+		if err := rows.Scan(&id, &kind, &due); err != nil {
+			return nil, fmt.Errorf("load deadlines: %w", err)
+		}
+		if out[id] == nil {
+			out[id] = map[order.DeadlineKind]time.Time{}
+		}
+		out[id][order.DeadlineKind(kind)] = due
+	}
+	return out, rows.Err()
+}
+
+// Get returns an order with its deadlines, payment attempts and history.
+func (db *DB) Get(ctx context.Context, id string) (*order.Order, error) {
+	s, err := scanOrder(db.pool.QueryRow(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = $1`, id))
+	if isNoRows(err) {
+		return nil, fmt.Errorf("%w: order %s", order.ErrNotFound, id)
+	} else if err != nil {
+		return nil, fmt.Errorf("get order: %w", err)
+	}
+	if err := loadDetails(ctx, db.pool, &s); err != nil {
+		return nil, err
+	}
+	return order.UnmarshalFromDatabase(s), nil
+}
+
+// CreateOrders stores new orders, all or none.
+func (db *DB) CreateOrders(ctx context.Context, orders []*order.Order) error {
+	return db.inTx(ctx, func(tx pgx.Tx) error {
+		for _, o := range orders {
+			s := o.Stored()
+			_, err := tx.Exec(ctx, `INSERT INTO orders (`+orderColumns+`, total_minor)
+				VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)`,
+				s.ID, s.CheckoutID, s.BuyerID, s.SellerID, string(s.Status), s.Currency, itemsJSON(s.Items), s.ShippingFee,
+				s.HandlingDays, 1, s.CreatedAt, s.UpdatedAt, s.CancelReason, s.LastDecline.Code, s.LastDecline.Message,
+				shipmentOf(s.Shipment), o.Total().Amount)
+			if err != nil {
+				return fmt.Errorf("insert order: %w", err)
+			}
+			if err := writeDetails(ctx, tx, o, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func itemsJSON(items []order.Item) []itemJSON {
+	out := make([]itemJSON, len(items))
+	for i, it := range items {
+		out[i] = itemJSON(it)
+	}
+	return out
+}
+
+func shipmentOf(s *order.Shipment) *shipmentJSON {
+	if s == nil {
+		return nil
+	}
+	sj := shipmentJSON(*s)
+	return &sj
+}
+
+// writeDetails writes what a change did besides the order row: deadlines
+// (when they changed), payment attempts, new history events and, when the
+// order gives its stock back, the release of its reservation.
+func writeDetails(ctx context.Context, tx pgx.Tx, o *order.Order, oldDeadlines map[order.DeadlineKind]time.Time) error {
+	s := o.Stored()
+	if !sameDeadlines(oldDeadlines, s.Deadlines) {
+		if _, err := tx.Exec(ctx, `DELETE FROM order_deadlines WHERE order_id = $1`, s.ID); err != nil {
+			return fmt.Errorf("write deadlines: %w", err)
+		}
+		for kind, due := range s.Deadlines {
+			if _, err := tx.Exec(ctx, `INSERT INTO order_deadlines (order_id, kind, due_at) VALUES ($1, $2, $3)`,
+				s.ID, string(kind), due); err != nil {
+				return fmt.Errorf("write deadlines: %w", err)
+			}
+		}
+	}
+	for _, a := range s.Attempts {
+		_, err := tx.Exec(ctx, `INSERT INTO payment_attempts (id, order_id, idempotency_key, fingerprint, status,
+			amount_minor, currency, method, card_brand, card_last4, decline_code, decline_message, provider_ref,
+			created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)
+			ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, decline_code = EXCLUDED.decline_code,
+			decline_message = EXCLUDED.decline_message, provider_ref = EXCLUDED.provider_ref,
+			updated_at = EXCLUDED.updated_at
+			WHERE payment_attempts.updated_at IS DISTINCT FROM EXCLUDED.updated_at`,
+			a.ID, s.ID, a.IdempotencyKey, a.Fingerprint, string(a.Status), a.Amount.Amount, a.Amount.Currency,
+			a.Method, a.CardBrand, a.CardLast4, a.Decline.Code, a.Decline.Message, a.ProviderRef, a.CreatedAt, a.UpdatedAt)
+		if err != nil {
+			return fmt.Errorf("write payment attempt: %w", err)
+		}
+	}
+	for _, e := range o.NewEvents() {
+		var adj *adjustmentJSON
+		if e.Adjustment != nil {
+			a := adjustmentJSON(*e.Adjustment)
+			adj = &a
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO order_events (order_id, sequence, kind, actor, occurred_at, note, adjustment)
+			VALUES ($1,$2,$3,$4,$5,$6,$7)`, s.ID, e.Sequence, e.Kind, e.Actor, e.OccurredAt, e.Note, adj)
+		if err != nil {
+			return fmt.Errorf("write event: %w", err)
+		}
+	}
+	if o.ReleasesStock() {
+		pids := make([]string, len(s.Items))
+		for i, it := range s.Items {
+			pids[i] = it.ProductID
+		}
+		if _, err := releaseStock(ctx, tx, s.CheckoutID, pids); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sameDeadlines(a, b map[order.DeadlineKind]time.Time) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || !w.Equal(v) {
+			return false
+		}
+	}
+	return true
+}
+
+// Update applies fn to the order with the given id in one transaction: it
+// reads the order FOR UPDATE, calls fn, and writes the result back with its
+// version increased, with its events, attempts and deadlines. Any error
+// from fn rolls everything back and is returned as it is.
+func (db *DB) Update(ctx context.Context, id string, fn func(*order.Order) error) (*order.Order, error) {
+	var out *order.Order
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		out, err = updateTx(ctx, tx, id, fn)
+		return err
+	})
+	return out, err
+}
+
+func updateTx(ctx context.Context, tx pgx.Tx, id string, fn func(*order.Order) error) (*order.Order, error) {
+	s, err := scanOrder(tx.QueryRow(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = $1 FOR UPDATE`, id))
+	if isNoRows(err) {
+		return nil, fmt.Errorf("%w: order %s", order.ErrNotFound, id)
+	} else if err != nil {
+		return nil, fmt.Errorf("lock order: %w", err)
+	}
+	if err := loadDetails(ctx, tx, &s); err != nil {
+		return nil, err
+	}
+	o := order.UnmarshalFromDatabase(s)
+	if err := fn(o); err != nil {
+		return nil, err
+	}
+	n := o.Stored()
+	tag, err := tx.Exec(ctx, `UPDATE orders SET status = $3, items = $4, shipping_fee_minor = $5, total_minor = $6,
+		version = version + 1, updated_at = $7, cancel_reason = $8, last_decline_code = $9,
+		last_decline_message = $10, shipment = $11 WHERE id = $1 AND version = $2`,
+		n.ID, n.Version, string(n.Status), itemsJSON(n.Items), n.ShippingFee, o.Total().Amount, n.UpdatedAt,
+		n.CancelReason, n.LastDecline.Code, n.LastDecline.Message, shipmentOf(n.Shipment))
+	if err != nil {
+		return nil, fmt.Errorf("write order: %w", err)
+	}
+	if tag.RowsAffected() != 1 {
+		return nil, fmt.Errorf("%w: order %s changed", order.ErrConflict, id)
+	}
+	if err := writeDetails(ctx, tx, o, s.Deadlines); err != nil {
+		return nil, err
+	}
+	n.Version++
+	return order.UnmarshalFromDatabase(n), nil
+}
+
+// FireDeadline carries out one order's deadline of the given kind if it is
+// due at now. It reports whether the order changed; a deadline that is not
+// due, or already handled, changes nothing.
+func (db *DB) FireDeadline(ctx context.Context, id string, kind order.DeadlineKind, now time.Time) (*order.Order, bool, error) {
+	o, err := db.Update(ctx, id, func(o *order.Order) error { return o.FireDeadline(now, kind) })
+	switch {
+	case errors.Is(err, order.ErrNotDue), errors.Is(err, order.ErrNotFound):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, err
+	}
+	return o, true, nil
+}
+
+// SweepDue carries out up to limit deadlines that are due at now, in one
+// transaction. Orders another replica holds are skipped (FOR UPDATE SKIP
+// LOCKED), so replicas sweeping at once share the work. It returns the
+// orders it changed.
+func (db *DB) SweepDue(ctx context.Context, now time.Time, limit int) ([]*order.Order, error) {
+	var changed []*order.Order
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		rows, _ := tx.Query(ctx, `SELECT o.id, d.kind FROM order_deadlines d JOIN orders o ON o.id = d.order_id
+			WHERE d.due_at <= $1 ORDER BY d.due_at LIMIT $2 FOR UPDATE OF o SKIP LOCKED`, now, limit)
+		type due struct{ id, kind string }
+		dues, err := pgx.CollectRows(rows, pgx.RowToStructByPos[due])
+		if err != nil {
+			return fmt.Errorf("find due deadlines: %w", err)
+		}
+		for _, d := range dues {
+			o, err := updateTx(ctx, tx, d.id, func(o *order.Order) error { return o.FireDeadline(now, order.DeadlineKind(d.kind)) })
+			switch {
+			case errors.Is(err, order.ErrNotDue):
+				continue
+			case err != nil:
+				return err
+			}
+			changed = append(changed, o)
+		}
+		return nil
+	})
+	return changed, err
+}
+
+// Deadline is an open deadline of an order.
+type Deadline struct {
+	OrderID string
+	Kind    order.DeadlineKind
+	DueAt   time.Time
+}
+
+// OpenDeadlines calls fn for every open deadline, in batches, so that the
+// Redis keys can be re-armed from the record.
+func (db *DB) OpenDeadlines(ctx context.Context, fn func([]Deadline) error) error {
+	const batch = 1000
+	afterID, afterKind := "00000000-0000-0000-0000-000000000000", ""
+	for {
+		rows, _ := db.pool.Query(ctx, `SELECT order_id::text, kind, due_at FROM order_deadlines
+			WHERE (order_id, kind) > ($1::uuid, $2) ORDER BY order_id, kind LIMIT $3`, afterID, afterKind, batch)
+		ds, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Deadline, error) {
+			var d Deadline
+			var kind string
+			err := r.Scan(&d.OrderID, &kind, &d.DueAt)
+			d.Kind = order.DeadlineKind(kind)
+			return d, err
+		})
+		if err != nil {
+			return fmt.Errorf("list open deadlines: %w", err)
+		}
+		if len(ds) == 0 {
+			return nil
+		}
+		if err := fn(ds); err != nil {
+			return err
+		}
+		last := ds[len(ds)-1]
+		afterID, afterKind = last.OrderID, string(last.Kind)
+	}
+}
+
+// Party says whose orders a list is of.
+type Party int
+
+// The parties an order list can be for.
+const (
+	Buyer Party = iota
+	Seller
+)
+
+// ListQuery filters and pages a list of orders.
+type ListQuery struct {
+	Party         Party
+	PartyID       string
+	Status        order.Status // empty: any
+	CreatedAfter  time.Time    // zero: no bound
+	CreatedBefore time.Time    // zero: no bound
+	PageSize      int
+	PageToken     string
+}
+
+// ErrBadPageToken means a page token was not one this store handed out.
+var ErrBadPageToken = fmt.Errorf("%w: malformed page token", order.ErrInvalid)
+
+// List returns one page of a party's orders, newest first, with their
+// deadlines, and the token of the next page ("" on the last).
+func (db *DB) List(ctx context.Context, q ListQuery) ([]*order.Order, string, error) {
+	col := "buyer_id"
+	if q.Party == Seller {
+		col = "seller_id"
+	}
+	var afterAt *time.Time
+	var afterID *string
+	if q.PageToken != "" {
+		at, id, err := decodeToken(q.PageToken)
+		if err != nil {
+			return nil, "", err
+		}
+		afterAt, afterID = &at, &id
+	}
+	nullable := func(t time.Time) *time.Time {
+		if t.IsZero() {
+			return nil
+		}
+		return &t
+	}
+	rows, _ := db.pool.Query(ctx, `SELECT `+orderColumns+` FROM orders WHERE `+col+` = $1
+		AND ($2 = '' OR status = $2)
+		AND ($3::timestamptz IS NULL OR created_at >= $3)
+		AND ($4::timestamptz IS NULL OR created_at < $4)
+		AND ($5::timestamptz IS NULL OR (created_at, id) < ($5, $6::uuid))
+		ORDER BY created_at DESC, id DESC LIMIT $7`,
+		q.PartyID, string(q.Status), nullable(q.CreatedAfter), nullable(q.CreatedBefore), afterAt, afterID, q.PageSize+1)
+	stored, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (order.Stored, error) { return scanOrder(r) })
+	if err != nil {
+		return nil, "", fmt.Errorf("list orders: %w", err)
+	}
+	next := ""
+	if len(stored) > q.PageSize {
+		stored = stored[:q.PageSize]
+		last := stored[len(stored)-1]
+		next = encodeToken(last.CreatedAt, last.ID)
+	}
+	ids := make([]string, len(stored))
+	for i, s := range stored {
+		ids[i] = s.ID
+	}
+	deadlines, err := loadDeadlinesOf(ctx, db.pool, ids)
+	if err != nil {
+		return nil, "", err
+	}
+	out := make([]*order.Order, len(stored))
+	for i, s := range stored {
+		s.Deadlines = deadlines[s.ID]
+		out[i] = order.UnmarshalFromDatabase(s)
+	}
+	return out, next, nil
+}
+
+func encodeToken(at time.Time, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(at.UnixMicro(), 10) + "/" + id))
+}
+
+func decodeToken(tok string) (time.Time, string, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil {
+		return time.Time{}, "", ErrBadPageToken
+	}
+	micros, id, ok := strings.Cut(string(raw), "/")
+	us, err := strconv.ParseInt(micros, 10, 64)
+	if _, uerr := uuid.Parse(id); !ok || err != nil || uerr != nil {
+		return time.Time{}, "", ErrBadPageToken
+	}
+	return time.UnixMicro(us), id, nil
+}

@@ -1,0 +1,131 @@
+// Package protoconv translates between the domain types and their protobuf
+// messages, for the handlers of both services.
+package protoconv
+
+import (
+	"slices"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	orderv1 "github.com/souk-dev/souk/gen/go/souk/order/v1"
+	sellerv1 "github.com/souk-dev/souk/gen/go/souk/seller/v1"
+	"github.com/souk-dev/souk/internal/catalog"
+	"github.com/souk-dev/souk/internal/order"
+)
+
+var statusToProto = map[order.Status]orderv1.OrderStatus{
+	order.StatusPendingPayment:    orderv1.OrderStatus_ORDER_STATUS_PENDING_PAYMENT,
+	order.StatusPaymentProcessing: orderv1.OrderStatus_ORDER_STATUS_PAYMENT_PROCESSING,
+	order.StatusAwaitingShipment:  orderv1.OrderStatus_ORDER_STATUS_AWAITING_SHIPMENT,
+	order.StatusShipped:           orderv1.OrderStatus_ORDER_STATUS_SHIPPED,
+	order.StatusDisputed:          orderv1.OrderStatus_ORDER_STATUS_DISPUTED,
+	order.StatusCompleted:         orderv1.OrderStatus_ORDER_STATUS_COMPLETED,
+	order.StatusCancelled:         orderv1.OrderStatus_ORDER_STATUS_CANCELLED,
+}
+
+// Status translates a proto status filter; UNSPECIFIED means any ("").
+func Status(s orderv1.OrderStatus) order.Status {
+	for k, v := range statusToProto {
+		if v == s {
+			return k
+		}
+	}
+	return ""
+}
+
+// Money translates a domain amount.
+func Money(amount int64, currency string) *orderv1.Money {
+	return &orderv1.Money{AmountMinor: amount, Currency: currency}
+}
+
+// FromMoney translates a proto amount (validated by protovalidate).
+func FromMoney(m *orderv1.Money) order.Money {
+	return order.Money{Amount: m.GetAmountMinor(), Currency: m.GetCurrency()}
+}
+
+// Time translates a time; the zero time becomes nil.
+func Time(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+// FromTime translates an optional timestamp; nil becomes the zero time.
+func FromTime(t *timestamppb.Timestamp) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.AsTime()
+}
+
+// Order translates an order; full adds its history and payment attempts.
+func Order(o *order.Order, full bool) *orderv1.Order {
+	cur := o.Currency()
+	d := o.LastDecline()
+	p := &orderv1.Order{
+		Id: o.ID(), CheckoutId: o.CheckoutID(), BuyerId: o.BuyerID(), SellerId: o.SellerID(),
+		Status: statusToProto[o.Status()], ShippingFee: Money(o.ShippingFee(), cur),
+		ItemsTotal: Money(o.ItemsTotal(), cur), Total: Money(o.Total().Amount, cur), Version: o.Version(),
+		CreatedAt: Time(o.CreatedAt()), UpdatedAt: Time(o.UpdatedAt()), CancelReason: o.CancelReason(),
+		LastDeclineCode: d.Code, LastDeclineMessage: d.Message,
+	}
+	for _, it := range o.Items() {
+		p.Items = append(p.Items, &orderv1.LineItem{
+			ProductId: it.ProductID, Title: it.Title, Quantity: it.Quantity,
+			UnitPrice: Money(it.UnitPrice, cur), Subtotal: Money(it.Subtotal(), cur),
+		})
+	}
+	if s := o.Shipment(); s != nil {
+		p.Shipment = &orderv1.Shipment{Carrier: s.Carrier, TrackingNumber: s.TrackingNumber, TrackingUrl: s.TrackingURL, ShippedAt: Time(s.ShippedAt)}
+	}
+	for kind, due := range o.Deadlines() {
+		p.Deadlines = append(p.Deadlines, &orderv1.Deadline{Kind: string(kind), DueAt: Time(due)})
+	}
+	slices.SortFunc(p.Deadlines, func(a, b *orderv1.Deadline) int { return a.DueAt.AsTime().Compare(b.DueAt.AsTime()) })
+	if !full {
+		return p
+	}
+	for _, a := range o.Attempts() {
+		p.PaymentAttempts = append(p.PaymentAttempts, Attempt(a))
+	}
+	for _, e := range o.History() {
+		h := &orderv1.HistoryEntry{Sequence: e.Sequence, Kind: e.Kind, Actor: e.Actor, OccurredAt: Time(e.OccurredAt), Note: e.Note}
+		if a := e.Adjustment; a != nil {
+			h.PriceAdjustment = &orderv1.PriceAdjustment{
+				OldTotal: Money(a.OldTotal, cur), NewTotal: Money(a.NewTotal, cur),
+				OldShippingFee: Money(a.OldShippingFee, cur), NewShippingFee: Money(a.NewShippingFee, cur), Reason: a.Reason,
+			}
+		}
+		p.History = append(p.History, h)
+	}
+	return p
+}
+
+// Attempt translates a payment attempt.
+func Attempt(a order.Attempt) *orderv1.PaymentAttempt {
+	return &orderv1.PaymentAttempt{
+		Id: a.ID, Status: string(a.Status), Amount: Money(a.Amount.Amount, a.Amount.Currency), Method: a.Method,
+		CardBrand: a.CardBrand, CardLast4: a.CardLast4, DeclineCode: a.Decline.Code, DeclineMessage: a.Decline.Message,
+		CreatedAt: Time(a.CreatedAt),
+	}
+}
+
+// Orders translates a list of orders without their details.
+func Orders(os []*order.Order) []*orderv1.Order {
+	out := make([]*orderv1.Order, len(os))
+	for i, o := range os {
+		out[i] = Order(o, false)
+	}
+	return out
+}
+
+// Product translates a product.
+func Product(p catalog.Product) *sellerv1.Product {
+	return &sellerv1.Product{
+		Id: p.ID, SellerId: p.SellerID, Title: p.Title, Price: Money(p.Price, p.Currency),
+		ShippingFee: Money(p.ShippingFee, p.Currency), Stock: p.Stock, HandlingDays: int32(p.HandlingDays),
+		CreatedAt: Time(p.CreatedAt),
+	}
+}

@@ -1,0 +1,70 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/souk-dev/souk/internal/catalog"
+	"github.com/souk-dev/souk/internal/order"
+)
+
+// errorCodes is the one table from domain errors to gRPC codes. The first
+// match wins; the gateway turns the code into the HTTP status.
+var errorCodes = []struct {
+	err  error
+	code codes.Code
+}{
+	{order.ErrInvalid, codes.InvalidArgument},
+	{order.ErrNotFound, codes.NotFound},
+	{catalog.ErrNotFound, codes.NotFound},
+	{order.ErrIllegalTransition, codes.FailedPrecondition},
+	{order.ErrTotalMismatch, codes.FailedPrecondition},
+	{order.ErrPaymentInProgress, codes.FailedPrecondition},
+	{order.ErrIdempotencyKeyReused, codes.FailedPrecondition},
+	{catalog.ErrOutOfStock, codes.FailedPrecondition},
+	{order.ErrConflict, codes.Aborted},
+	{context.DeadlineExceeded, codes.DeadlineExceeded},
+	{context.Canceled, codes.Canceled},
+}
+
+// toStatus maps err to a gRPC status error. Domain errors keep their message,
+// which the domain writes for the caller; anything unknown is logged with
+// its detail and returned as a bare "internal error".
+func toStatus(ctx context.Context, log *slog.Logger, err error) error {
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	for _, e := range errorCodes {
+		if errors.Is(err, e.err) {
+			return status.Error(e.code, err.Error())
+		}
+	}
+	log.ErrorContext(ctx, "internal error", "err", err)
+	return status.Error(codes.Internal, "internal error")
+}
+
+// errorInterceptor applies the error table to every unary call.
+func errorInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		resp, err := h(ctx, req)
+		if err != nil {
+			return nil, toStatus(ctx, log, err)
+		}
+		return resp, nil
+	}
+}
+
+// streamErrorInterceptor applies the error table to every stream.
+func streamErrorInterceptor(log *slog.Logger) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		if err := h(srv, ss); err != nil {
+			return toStatus(ss.Context(), log, err)
+		}
+		return nil
+	}
+}

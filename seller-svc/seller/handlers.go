@@ -1,0 +1,211 @@
+package seller
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	sellerv1 "github.com/souk-dev/souk/gen/go/souk/seller/v1"
+	"github.com/souk-dev/souk/internal/app"
+	"github.com/souk-dev/souk/internal/auth"
+	"github.com/souk-dev/souk/internal/catalog"
+	"github.com/souk-dev/souk/internal/order"
+	"github.com/souk-dev/souk/internal/postgres"
+	"github.com/souk-dev/souk/internal/protoconv"
+)
+
+// adjustLockWait is how long a price adjustment waits for a payment that
+// holds the order's lock before it is refused.
+const adjustLockWait = 2 * time.Second
+
+// sellerService implements SellerService for the seller in each call's token.
+type sellerService struct {
+	sellerv1.UnimplementedSellerServiceServer
+	deps *app.Deps
+}
+
+func sellerID(ctx context.Context) string {
+	p, _ := auth.FromContext(ctx)
+	return p.Subject
+}
+
+// CreateProduct adds a product to the caller's catalog.
+func (s *sellerService) CreateProduct(ctx context.Context, req *sellerv1.CreateProductRequest) (*sellerv1.CreateProductResponse, error) {
+	if req.Price.Currency != req.ShippingFee.Currency {
+		return nil, fmt.Errorf("%w: price and shipping fee must be in one currency", order.ErrInvalid)
+	}
+	now := s.deps.Now()
+	p := catalog.Product{
+		ID: uuid.NewString(), SellerID: sellerID(ctx), Title: req.Title, Currency: req.Price.Currency,
+		Price: req.Price.AmountMinor, ShippingFee: req.ShippingFee.AmountMinor, Stock: req.Stock,
+		HandlingDays: int(req.HandlingDays), CreatedAt: now, UpdatedAt: now,
+	}
+	if err := s.deps.DB.CreateProduct(ctx, p); err != nil {
+		return nil, err
+	}
+	return &sellerv1.CreateProductResponse{Product: protoconv.Product(p)}, nil
+}
+
+// UpdateProduct changes the fields the request sets.
+func (s *sellerService) UpdateProduct(ctx context.Context, req *sellerv1.UpdateProductRequest) (*sellerv1.UpdateProductResponse, error) {
+	u := catalog.Update{Title: req.Title, Stock: req.Stock}
+	if req.HandlingDays != nil {
+		d := int(*req.HandlingDays)
+		u.HandlingDays = &d
+	}
+	if req.Price != nil {
+		m := protoconv.FromMoney(req.Price)
+		u.Price = &m
+	}
+	if req.ShippingFee != nil {
+		m := protoconv.FromMoney(req.ShippingFee)
+		u.ShippingFee = &m
+	}
+	p, err := s.deps.DB.UpdateProduct(ctx, req.ProductId, sellerID(ctx), func(p *catalog.Product) error {
+		return p.Apply(s.deps.Now(), u)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &sellerv1.UpdateProductResponse{Product: protoconv.Product(p)}, nil
+}
+
+// ListProducts pages the caller's products.
+func (s *sellerService) ListProducts(ctx context.Context, req *sellerv1.ListProductsRequest) (*sellerv1.ListProductsResponse, error) {
+	size := int(req.PageSize)
+	if size == 0 {
+		size = 50
+	}
+	ps, next, err := s.deps.DB.ListProducts(ctx, sellerID(ctx), size, req.PageToken)
+	if err != nil {
+		return nil, err
+	}
+	resp := &sellerv1.ListProductsResponse{NextPageToken: next}
+	for _, p := range ps {
+		resp.Products = append(resp.Products, protoconv.Product(p))
+	}
+	return resp, nil
+}
+
+// ListOrders pages the caller's store's orders.
+func (s *sellerService) ListOrders(ctx context.Context, req *sellerv1.ListOrdersRequest) (*sellerv1.ListOrdersResponse, error) {
+	size := int(req.PageSize)
+	if size == 0 {
+		size = 20
+	}
+	os, next, err := s.deps.DB.List(ctx, postgres.ListQuery{
+		Party: postgres.Seller, PartyID: sellerID(ctx), Status: protoconv.Status(req.Status),
+		CreatedAfter: protoconv.FromTime(req.CreatedAfter), CreatedBefore: protoconv.FromTime(req.CreatedBefore),
+		PageSize: size, PageToken: req.PageToken,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &sellerv1.ListOrdersResponse{Orders: protoconv.Orders(os), NextPageToken: next}, nil
+}
+
+// GetOrder returns one of the store's orders; another store's is not found.
+func (s *sellerService) GetOrder(ctx context.Context, req *sellerv1.GetOrderRequest) (*sellerv1.GetOrderResponse, error) {
+	o, err := s.deps.DB.Get(ctx, req.OrderId)
+	if err != nil {
+		return nil, err
+	}
+	if err := ownedBy(o, sellerID(ctx)); err != nil {
+		return nil, err
+	}
+	return &sellerv1.GetOrderResponse{Order: protoconv.Order(o, true)}, nil
+}
+
+func ownedBy(o *order.Order, seller string) error {
+	if o.SellerID() != seller {
+		return fmt.Errorf("%w: order %s", order.ErrNotFound, o.ID())
+	}
+	return nil
+}
+
+// update applies fn to one of the caller's orders and arms its deadlines.
+func (s *sellerService) update(ctx context.Context, id string, fn func(*order.Order) error) (*order.Order, error) {
+	seller := sellerID(ctx)
+	o, err := s.deps.DB.Update(ctx, id, func(o *order.Order) error {
+		if err := ownedBy(o, seller); err != nil {
+			return err
+		}
+		return fn(o)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.deps.Changed(ctx, o)
+	return o, nil
+}
+
+// AdjustOrderPrice reprices an unpaid order. It takes the order's lock so
+// that it waits for, or is refused during, a payment instead of racing it.
+func (s *sellerService) AdjustOrderPrice(ctx context.Context, req *sellerv1.AdjustOrderPriceRequest) (*sellerv1.AdjustOrderPriceResponse, error) {
+	change := order.PriceChange{UnitPrices: map[string]order.Money{}, Reason: req.Reason}
+	for _, ip := range req.ItemPrices {
+		if _, dup := change.UnitPrices[ip.ProductId]; dup {
+			return nil, fmt.Errorf("%w: product %s is priced twice", order.ErrInvalid, ip.ProductId)
+		}
+		change.UnitPrices[ip.ProductId] = protoconv.FromMoney(ip.UnitPrice)
+	}
+	if req.ShippingFee != nil {
+		m := protoconv.FromMoney(req.ShippingFee)
+		change.ShippingFee = &m
+	}
+	lk, err := s.deps.Locker.Obtain(ctx, req.OrderId, adjustLockWait)
+	if err != nil {
+		return nil, err
+	}
+	defer lk.Release(ctx)
+	o, err := s.update(ctx, req.OrderId, func(o *order.Order) error { return o.AdjustPrice(s.deps.Now(), change) })
+	if err != nil {
+		return nil, err
+	}
+	return &sellerv1.AdjustOrderPriceResponse{Order: protoconv.Order(o, true)}, nil
+}
+
+// ShipOrder records the shipment of a paid order.
+func (s *sellerService) ShipOrder(ctx context.Context, req *sellerv1.ShipOrderRequest) (*sellerv1.ShipOrderResponse, error) {
+	o, err := s.update(ctx, req.OrderId, func(o *order.Order) error {
+		return o.Ship(s.deps.Now(), order.Shipment{Carrier: req.Carrier, TrackingNumber: req.TrackingNumber, TrackingURL: req.TrackingUrl})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &sellerv1.ShipOrderResponse{Order: protoconv.Order(o, true)}, nil
+}
+
+// catalogService implements CatalogService for Souk's own services.
+type catalogService struct {
+	sellerv1.UnimplementedCatalogServiceServer
+	deps *app.Deps
+}
+
+// ReserveStock takes stock for a checkout, all or nothing.
+func (c *catalogService) ReserveStock(ctx context.Context, req *sellerv1.ReserveStockRequest) (*sellerv1.ReserveStockResponse, error) {
+	items := make([]postgres.StockItem, len(req.Items))
+	for i, it := range req.Items {
+		items[i] = postgres.StockItem{ProductID: it.ProductId, Quantity: it.Quantity}
+	}
+	ps, err := c.deps.DB.Reserve(ctx, req.CheckoutId, items, c.deps.Now())
+	if err != nil {
+		return nil, err
+	}
+	resp := &sellerv1.ReserveStockResponse{}
+	for _, p := range ps {
+		resp.Products = append(resp.Products, protoconv.Product(p))
+	}
+	return resp, nil
+}
+
+// ReleaseStock gives a checkout's reserved stock back.
+func (c *catalogService) ReleaseStock(ctx context.Context, req *sellerv1.ReleaseStockRequest) (*sellerv1.ReleaseStockResponse, error) {
+	n, err := c.deps.DB.Release(ctx, req.CheckoutId, req.ProductIds)
+	if err != nil {
+		return nil, err
+	}
+	return &sellerv1.ReleaseStockResponse{ReleasedUnits: n}, nil
+}
