@@ -42,11 +42,12 @@ var declineMessages = map[string]string{
 
 // Charge is a charge the simulated provider made.
 type Charge struct {
-	Ref    string
-	Key    string
-	Amount order.Money
-	Last4  string
-	Voided bool
+	Ref         string
+	Key         string
+	Amount      order.Money
+	Last4       string
+	Description string
+	Voided      bool
 }
 
 // Simulated is a payment provider in test mode: its answers depend only on
@@ -54,6 +55,9 @@ type Charge struct {
 // keeps a ledger that tests can read.
 type Simulated struct {
 	now func() time.Time
+	// Latency is how long each charge takes, as a real provider's network
+	// round trip would; tests raise it to widen race windows.
+	Latency time.Duration
 
 	mu      sync.Mutex
 	byKey   map[string]order.Outcome
@@ -67,8 +71,15 @@ func NewSimulated(now func() time.Time) *Simulated {
 
 // Charge answers as the test card says. A key seen before gets the first answer again.
 func (s *Simulated) Charge(ctx context.Context, req ChargeRequest) (order.Outcome, error) {
+	if s.Latency > 0 {
+		select {
+		case <-time.After(s.Latency):
+		case <-ctx.Done():
+			return order.Outcome{}, fmt.Errorf("%w: %w", ErrTransient, ctx.Err())
+		}
+	}
 	if err := ctx.Err(); err != nil {
-		return order.Outcome{}, err
+		return order.Outcome{}, fmt.Errorf("%w: %w", ErrTransient, err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -92,7 +103,7 @@ func (s *Simulated) Charge(ctx context.Context, req ChargeRequest) (order.Outcom
 		return order.Outcome{}, fmt.Errorf("%w: processing_error", ErrTransient)
 	case "approve":
 		out = order.Outcome{Approved: true, ProviderRef: "ch_" + uuid.NewString()}
-		s.charges = append(s.charges, Charge{Ref: out.ProviderRef, Key: req.IdempotencyKey, Amount: req.Amount, Last4: Last4(req.Card.Number)})
+		s.charges = append(s.charges, Charge{Ref: out.ProviderRef, Key: req.IdempotencyKey, Amount: req.Amount, Last4: Last4(req.Card.Number), Description: req.Description})
 	default:
 		out = order.Outcome{ProviderRef: "ch_" + uuid.NewString(), Decline: order.Decline{Code: code, Message: declineMessages[code]}}
 	}

@@ -328,13 +328,13 @@ func (db *DB) SweepDue(ctx context.Context, now time.Time, limit int) ([]*order.
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
 		rows, _ := tx.Query(ctx, `SELECT o.id, d.kind FROM order_deadlines d JOIN orders o ON o.id = d.order_id
 			WHERE d.due_at <= $1 ORDER BY d.due_at LIMIT $2 FOR UPDATE OF o SKIP LOCKED`, now, limit)
-		type due struct{ id, kind string }
+		type due struct{ ID, Kind string }
 		dues, err := pgx.CollectRows(rows, pgx.RowToStructByPos[due])
 		if err != nil {
 			return fmt.Errorf("find due deadlines: %w", err)
 		}
 		for _, d := range dues {
-			o, err := updateTx(ctx, tx, d.id, func(o *order.Order) error { return o.FireDeadline(now, order.DeadlineKind(d.kind)) })
+			o, err := updateTx(ctx, tx, d.ID, func(o *order.Order) error { return o.FireDeadline(now, order.DeadlineKind(d.Kind)) })
 			switch {
 			case errors.Is(err, order.ErrNotDue):
 				continue
