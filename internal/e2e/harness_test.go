@@ -15,9 +15,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/souk-dev/souk/buyer-svc/buyer"
 	buyerv1 "github.com/souk-dev/souk/gen/go/souk/buyer/v1"
 	sellerv1 "github.com/souk-dev/souk/gen/go/souk/seller/v1"
-	"github.com/souk-dev/souk/buyer-svc/buyer"
 	"github.com/souk-dev/souk/internal/app"
 	"github.com/souk-dev/souk/internal/auth"
 	"github.com/souk-dev/souk/internal/payment"

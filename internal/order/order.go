@@ -203,7 +203,9 @@ func (o *Order) ItemsTotal() int64 {
 }
 
 // Total returns what the buyer pays: the items plus shipping.
-func (o *Order) Total() Money { return Money{Amount: o.ItemsTotal() + o.shippingFee, Currency: o.currency} }
+func (o *Order) Total() Money {
+	return Money{Amount: o.ItemsTotal() + o.shippingFee, Currency: o.currency}
+}
 
 // Version returns the order's version, which every change increases by one.
 func (o *Order) Version() int64 { return o.version }

@@ -6,11 +6,11 @@ package testenv
 
 import (
 	"context"
-	"sync/atomic"
 	"log/slog"
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
