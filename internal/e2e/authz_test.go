@@ -1,0 +1,178 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"testing"
+
+	"github.com/google/uuid"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	buyerv1 "github.com/souk-dev/souk/gen/go/souk/buyer/v1"
+	sellerv1 "github.com/souk-dev/souk/gen/go/souk/seller/v1"
+	"github.com/souk-dev/souk/internal/auth"
+)
+
+// TestAuthorizationMatrix calls every RPC as every kind of caller: the
+// owner gets through (to OK or a business error), a caller of the right
+// role who does not own the order or product gets NOT_FOUND, a wrong role
+// PERMISSION_DENIED, and no or a bad token UNAUTHENTICATED.
+func TestAuthorizationMatrix(t *testing.T) {
+	s := startSystem(t, 1, nil)
+	lamp := s.product("store-x", "Lamp", 1000, 100, 100)
+	order := s.checkout("alice", 1, lamp)[0]
+	cancelled := s.checkout("alice", 1, lamp)[0]
+	if _, err := s.buyer.CancelOrder(as(s.token(auth.RoleBuyer, "alice")), &buyerv1.CancelOrderRequest{OrderId: cancelled.Id, Reason: "changed my mind"}); err != nil {
+		t.Fatal(err)
+	}
+
+	callers := map[string]string{
+		"buyer A":   s.token(auth.RoleBuyer, "alice"),
+		"buyer B":   s.token(auth.RoleBuyer, "bob"),
+		"seller X":  s.token(auth.RoleSeller, "store-x"),
+		"seller Y":  s.token(auth.RoleSeller, "store-y"),
+		"service":   s.token(auth.RoleService, "buyer-svc"),
+		"admin":     s.token(auth.RoleAdmin, "root"),
+		"no token":  "",
+		"bad token": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.bm90LWEtc2lnbmF0dXJl",
+	}
+	badSecret, _ := auth.NewIssuer("another-secret-another-secret-another-secret")
+	forged, _ := badSecret.Sign(auth.Principal{Role: auth.RoleBuyer, Subject: "alice"}, 3600e9)
+	callers["forged token"] = forged
+
+	checkout := uuid.NewString()
+	type rpc struct {
+		name string
+		// role may call; owner is the caller that owns the target, other the
+		// one of the same role that does not (empty: no ownership).
+		role         auth.Role
+		owner, other string
+		ownerCode    codes.Code
+		call         func(ctx context.Context) error
+	}
+	rpcs := []rpc{
+		{"buyer Checkout", auth.RoleBuyer, "buyer A", "", codes.OK, func(ctx context.Context) error {
+			_, err := s.buyer.Checkout(ctx, &buyerv1.CheckoutRequest{Items: []*buyerv1.CheckoutItem{{ProductId: lamp.Id, Quantity: 1}}})
+			return err
+		}},
+		{"buyer ListOrders", auth.RoleBuyer, "buyer A", "", codes.OK, func(ctx context.Context) error {
+			_, err := s.buyer.ListOrders(ctx, &buyerv1.ListOrdersRequest{})
+			return err
+		}},
+		{"buyer GetOrder", auth.RoleBuyer, "buyer A", "buyer B", codes.OK, func(ctx context.Context) error {
+			_, err := s.buyer.GetOrder(ctx, &buyerv1.GetOrderRequest{OrderId: order.Id})
+			return err
+		}},
+		{"buyer PayOrder", auth.RoleBuyer, "buyer A", "buyer B", codes.FailedPrecondition, func(ctx context.Context) error {
+			_, err := s.buyer.PayOrder(ctx, &buyerv1.PayOrderRequest{OrderId: order.Id, ExpectedTotal: usd(1), IdempotencyKey: "authz-key-1",
+				Card: &buyerv1.Card{Number: "4242424242424242", ExpMonth: 1, ExpYear: 2099, Cvc: "123"}})
+			return err
+		}},
+		{"buyer CancelOrder", auth.RoleBuyer, "buyer A", "buyer B", codes.FailedPrecondition, func(ctx context.Context) error {
+			_, err := s.buyer.CancelOrder(ctx, &buyerv1.CancelOrderRequest{OrderId: cancelled.Id, Reason: "again"})
+			return err
+		}},
+		{"buyer ConfirmReceipt", auth.RoleBuyer, "buyer A", "buyer B", codes.FailedPrecondition, func(ctx context.Context) error {
+			_, err := s.buyer.ConfirmReceipt(ctx, &buyerv1.ConfirmReceiptRequest{OrderId: order.Id})
+			return err
+		}},
+		{"seller CreateProduct", auth.RoleSeller, "seller X", "", codes.OK, func(ctx context.Context) error {
+			_, err := s.seller.CreateProduct(ctx, &sellerv1.CreateProductRequest{Title: "Pen", Price: usd(100), ShippingFee: usd(0), Stock: 1, HandlingDays: 1})
+			return err
+		}},
+		{"seller UpdateProduct", auth.RoleSeller, "seller X", "seller Y", codes.OK, func(ctx context.Context) error {
+			title := "Lamp"
+			_, err := s.seller.UpdateProduct(ctx, &sellerv1.UpdateProductRequest{ProductId: lamp.Id, Title: &title})
+			return err
+		}},
+		{"seller ListProducts", auth.RoleSeller, "seller X", "", codes.OK, func(ctx context.Context) error {
+			_, err := s.seller.ListProducts(ctx, &sellerv1.ListProductsRequest{})
+			return err
+		}},
+		{"seller ListOrders", auth.RoleSeller, "seller X", "", codes.OK, func(ctx context.Context) error {
+			_, err := s.seller.ListOrders(ctx, &sellerv1.ListOrdersRequest{})
+			return err
+		}},
+		{"seller GetOrder", auth.RoleSeller, "seller X", "seller Y", codes.OK, func(ctx context.Context) error {
+			_, err := s.seller.GetOrder(ctx, &sellerv1.GetOrderRequest{OrderId: order.Id})
+			return err
+		}},
+		{"seller AdjustOrderPrice", auth.RoleSeller, "seller X", "seller Y", codes.OK, func(ctx context.Context) error {
+			_, err := s.seller.AdjustOrderPrice(ctx, &sellerv1.AdjustOrderPriceRequest{OrderId: order.Id, ShippingFee: usd(50), Reason: "cheaper post"})
+			return err
+		}},
+		{"seller ShipOrder", auth.RoleSeller, "seller X", "seller Y", codes.FailedPrecondition, func(ctx context.Context) error {
+			_, err := s.seller.ShipOrder(ctx, &sellerv1.ShipOrderRequest{OrderId: order.Id, Carrier: "DHL", TrackingNumber: "JD0001"})
+			return err
+		}},
+		{"catalog ReserveStock", auth.RoleService, "service", "", codes.OK, func(ctx context.Context) error {
+			_, err := s.catalog.ReserveStock(ctx, &sellerv1.ReserveStockRequest{CheckoutId: checkout, Items: []*sellerv1.StockItem{{ProductId: lamp.Id, Quantity: 1}}})
+			return err
+		}},
+		{"catalog ReleaseStock", auth.RoleService, "service", "", codes.OK, func(ctx context.Context) error {
+			_, err := s.catalog.ReleaseStock(ctx, &sellerv1.ReleaseStockRequest{CheckoutId: checkout})
+			return err
+		}},
+	}
+	roleOf := map[string]auth.Role{"buyer A": auth.RoleBuyer, "buyer B": auth.RoleBuyer, "seller X": auth.RoleSeller,
+		"seller Y": auth.RoleSeller, "service": auth.RoleService, "admin": auth.RoleAdmin}
+	for _, r := range rpcs {
+		for caller, tok := range callers {
+			var want codes.Code
+			switch role, ok := roleOf[caller]; {
+			case !ok:
+				want = codes.Unauthenticated
+			case role != r.role:
+				want = codes.PermissionDenied
+			case caller == r.owner:
+				want = r.ownerCode
+			case caller == r.other:
+				want = codes.NotFound
+			default:
+				want = r.ownerCode
+			}
+			if got := status.Code(r.call(as(tok))); got != want {
+				t.Errorf("%s as %s: %s, want %s", r.name, caller, got, want)
+			}
+		}
+	}
+
+	// The others' lists do not show alice's orders (bob has his own checkout).
+	bobs, _ := s.buyer.ListOrders(as(callers["buyer B"]), &buyerv1.ListOrdersRequest{})
+	for _, o := range bobs.GetOrders() {
+		if o.BuyerId != "bob" {
+			t.Errorf("buyer B sees %s's order %s", o.BuyerId, o.Id)
+		}
+	}
+	if len(bobs.GetOrders()) != 1 {
+		t.Errorf("buyer B sees %d orders, want his one", len(bobs.GetOrders()))
+	}
+	if ys, _ := s.seller.ListOrders(as(callers["seller Y"]), &sellerv1.ListOrdersRequest{}); len(ys.GetOrders()) != 0 {
+		t.Errorf("seller Y sees %d orders, want none", len(ys.GetOrders()))
+	}
+	// Only the owner's calls changed the order: its one adjustment.
+	got := countKinds(s.order("alice", order.Id))
+	if len(got) != 2 || got["created"] != 1 || got["price_adjusted"] != 1 {
+		t.Errorf("order history = %v, want created and one price_adjusted", got)
+	}
+
+	// The gateway answers with the matching HTTP statuses.
+	for _, c := range []struct {
+		url, tok string
+		want     int
+	}{
+		{s.buyerURL("/v1/orders/" + order.Id), "", http.StatusUnauthorized},
+		{s.buyerURL("/v1/orders/" + order.Id), callers["bad token"], http.StatusUnauthorized},
+		{s.buyerURL("/v1/orders/" + order.Id), callers["seller X"], http.StatusForbidden},
+		{s.buyerURL("/v1/orders/" + order.Id), callers["buyer B"], http.StatusNotFound},
+		{s.buyerURL("/v1/orders/" + order.Id), callers["buyer A"], http.StatusOK},
+		{s.sellerURL("/v1/orders/" + order.Id), callers["seller Y"], http.StatusNotFound},
+		{s.sellerURL("/v1/orders/" + order.Id), callers["seller X"], http.StatusOK},
+		{s.sellerURL("/v1/products"), callers["buyer A"], http.StatusForbidden},
+	} {
+		if code, body := jsonCall(t, "GET", c.url, c.tok, nil); code != c.want {
+			t.Errorf("GET %s: %d %v, want %d", c.url, code, body, c.want)
+		}
+	}
+}
