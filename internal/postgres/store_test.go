@@ -1,0 +1,237 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/souk-dev/souk/internal/catalog"
+	"github.com/souk-dev/souk/internal/order"
+	"github.com/souk-dev/souk/internal/postgres"
+	"github.com/souk-dev/souk/internal/testenv"
+)
+
+var t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+
+func mustProduct(t *testing.T, db *postgres.DB, seller string, stock int64) catalog.Product {
+	t.Helper()
+	p := catalog.Product{ID: uuid.NewString(), SellerID: seller, Title: "Lamp", Currency: "USD", Price: 1000, ShippingFee: 100,
+		Stock: stock, HandlingDays: 3, CreatedAt: t0, UpdatedAt: t0}
+	if err := db.CreateProduct(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func mustOrder(t *testing.T, db *postgres.DB, p catalog.Product, buyer string, at time.Time) *order.Order {
+	t.Helper()
+	checkout := uuid.NewString()
+	if _, err := db.Reserve(context.Background(), checkout, []postgres.StockItem{{ProductID: p.ID, Quantity: 1}}, at); err != nil {
+		t.Fatal(err)
+	}
+	o, err := order.New(order.NewOrderParams{ID: uuid.NewString(), CheckoutID: checkout, BuyerID: buyer, SellerID: p.SellerID,
+		Currency: "USD", Items: []order.Item{{ProductID: p.ID, Title: p.Title, Quantity: 1, UnitPrice: p.Price}},
+		ShippingFee: p.ShippingFee, HandlingDays: 3, PaymentWindow: time.Hour, Now: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateOrders(context.Background(), []*order.Order{o}); err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// TestUpdateExactlyOneWins cancels one order from 20 goroutines: one
+// succeeds, the others see the cancelled order and are refused, and the
+// stock comes back once.
+func TestUpdateExactlyOneWins(t *testing.T) {
+	db := testenv.DB(t)
+	p := mustProduct(t, db, "store-x", 5)
+	o := mustOrder(t, db, p, "alice", t0)
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := db.Update(context.Background(), o.ID(), func(o *order.Order) error { return o.Cancel(t0, "alice", "race") })
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	ok := 0
+	for err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, order.ErrIllegalTransition):
+			t.Fatalf("unexpected error: %v", err)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d cancellations succeeded, want 1", ok)
+	}
+	got, err := db.Get(context.Background(), o.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status() != order.StatusCancelled || got.Version() != 2 || len(got.History()) != 2 {
+		t.Fatalf("order %s v%d with %d events", got.Status(), got.Version(), len(got.History()))
+	}
+	ps, _, _ := db.ListProducts(context.Background(), "store-x", 10, "")
+	if ps[0].Stock != 5 {
+		t.Fatalf("stock = %d, want 5 (released once)", ps[0].Stock)
+	}
+}
+
+// TestUpdateLosesNoUpdate raises the shipping fee by one from 20 goroutines.
+func TestUpdateLosesNoUpdate(t *testing.T) {
+	db := testenv.DB(t)
+	o := mustOrder(t, db, mustProduct(t, db, "store-x", 5), "alice", t0)
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := db.Update(context.Background(), o.ID(), func(o *order.Order) error {
+				fee := order.Money{Amount: o.ShippingFee() + 1, Currency: "USD"}
+				return o.AdjustPrice(t0, order.PriceChange{ShippingFee: &fee, Reason: "+1"})
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	got, _ := db.Get(context.Background(), o.ID())
+	if got.ShippingFee() != 120 || got.Version() != 21 || len(got.History()) != 21 {
+		t.Fatalf("fee %d, version %d, %d events; want 120, 21, 21", got.ShippingFee(), got.Version(), len(got.History()))
+	}
+}
+
+// TestReserveNeverOversells reserves one unit of a product with 10 in stock
+// from 30 goroutines.
+func TestReserveNeverOversells(t *testing.T) {
+	db := testenv.DB(t)
+	p := mustProduct(t, db, "store-x", 10)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok, out := 0, 0
+	for range 30 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := db.Reserve(context.Background(), uuid.NewString(), []postgres.StockItem{{ProductID: p.ID, Quantity: 1}}, t0)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				ok++
+			case errors.Is(err, catalog.ErrOutOfStock):
+				out++
+			default:
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok != 10 || out != 20 {
+		t.Fatalf("%d reserved, %d out of stock; want 10 and 20", ok, out)
+	}
+}
+
+func TestReserveIsIdempotentAndReleaseOnce(t *testing.T) {
+	db := testenv.DB(t)
+	ctx := context.Background()
+	p := mustProduct(t, db, "store-x", 10)
+	checkout := uuid.NewString()
+	for range 2 {
+		if _, err := db.Reserve(ctx, checkout, []postgres.StockItem{{ProductID: p.ID, Quantity: 4}}, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stock := func() int64 { ps, _, _ := db.ListProducts(ctx, "store-x", 10, ""); return ps[0].Stock }
+	if got := stock(); got != 6 {
+		t.Fatalf("stock after reserving twice = %d, want 6", got)
+	}
+	if _, err := db.Reserve(ctx, uuid.NewString(), []postgres.StockItem{{ProductID: uuid.NewString(), Quantity: 1}}, t0); !errors.Is(err, catalog.ErrNotFound) {
+		t.Fatalf("unknown product: %v", err)
+	}
+	for want := range []int64{4, 0} {
+		n, err := db.Release(ctx, checkout, nil)
+		if err != nil || n != []int64{4, 0}[want] {
+			t.Fatalf("release %d: %d, %v", want, n, err)
+		}
+	}
+	if got := stock(); got != 10 {
+		t.Fatalf("stock after release = %d, want 10", got)
+	}
+	// A reservation whose checkout stored no order is released when abandoned.
+	if _, err := db.Reserve(ctx, uuid.NewString(), []postgres.StockItem{{ProductID: p.ID, Quantity: 3}}, t0); err != nil {
+		t.Fatal(err)
+	}
+	mustOrder(t, db, p, "alice", t0) // reserved with an order: kept
+	if n, err := db.ReleaseAbandoned(ctx, t0.Add(time.Minute)); err != nil || n != 3 {
+		t.Fatalf("release abandoned: %d, %v; want 3", n, err)
+	}
+	if got := stock(); got != 9 {
+		t.Fatalf("stock = %d, want 9", got)
+	}
+}
+
+func TestListPagesNewestFirstWithFilters(t *testing.T) {
+	db := testenv.DB(t)
+	ctx := context.Background()
+	p := mustProduct(t, db, "store-x", 100)
+	var ids []string
+	for i := range 7 {
+		ids = append(ids, mustOrder(t, db, p, "alice", t0.Add(time.Duration(i)*time.Minute)).ID())
+	}
+	mustOrder(t, db, p, "bob", t0)
+	if _, err := db.Update(ctx, ids[6], func(o *order.Order) error { return o.Cancel(t0, "alice", "x") }); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	tok := ""
+	for page := 0; ; page++ {
+		os, next, err := db.List(ctx, postgres.ListQuery{Party: postgres.Buyer, PartyID: "alice", PageSize: 3, PageToken: tok})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range os {
+			got = append(got, o.ID())
+		}
+		if next == "" {
+			break
+		}
+		tok = next
+	}
+	if len(got) != 7 {
+		t.Fatalf("listed %d orders, want 7", len(got))
+	}
+	for i := range got {
+		if got[i] != ids[6-i] {
+			t.Fatalf("order %d is %s, want %s (newest first)", i, got[i], ids[6-i])
+		}
+	}
+	os, _, _ := db.List(ctx, postgres.ListQuery{Party: postgres.Buyer, PartyID: "alice", PageSize: 10, Status: order.StatusCancelled})
+	if len(os) != 1 || os[0].ID() != ids[6] {
+		t.Fatalf("cancelled filter: %d orders", len(os))
+	}
+	os, _, _ = db.List(ctx, postgres.ListQuery{Party: postgres.Buyer, PartyID: "alice", PageSize: 10,
+		CreatedAfter: t0.Add(2 * time.Minute), CreatedBefore: t0.Add(4 * time.Minute)})
+	if len(os) != 2 || os[0].ID() != ids[3] || os[1].ID() != ids[2] {
+		t.Fatalf("date range: %d orders", len(os))
+	}
+	if len(os[0].Deadlines()) != 1 {
+		t.Fatalf("listed order has deadlines %v, want the payment window", os[0].Deadlines())
+	}
+	if _, _, err := db.List(ctx, postgres.ListQuery{Party: postgres.Buyer, PartyID: "alice", PageSize: 3, PageToken: "garbage!"}); !errors.Is(err, order.ErrInvalid) {
+		t.Fatalf("bad token: %v", err)
+	}
+}
