@@ -15,7 +15,7 @@ func newOrder(tb testing.TB) *order.Order {
 	tb.Helper()
 	o, err := order.New(order.NewOrderParams{
 		ID: "o1", CheckoutID: "c1", BuyerID: "alice", SellerID: "store-x", Currency: "USD",
-		Items: []order.Item{{ProductID: "p1", Title: "Lamp", Quantity: 2, UnitPrice: 1000}, {ProductID: "p2", Title: "Cable", Quantity: 1, UnitPrice: 300}},
+		Items:       []order.Item{{ProductID: "p1", Title: "Lamp", Quantity: 2, UnitPrice: 1000}, {ProductID: "p2", Title: "Cable", Quantity: 1, UnitPrice: 300}},
 		ShippingFee: 500, HandlingDays: 3, PaymentWindow: 20 * 24 * time.Hour, Now: t0,
 	})
 	if err != nil {
