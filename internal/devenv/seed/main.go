@@ -1,0 +1,156 @@
+// Command seed fills a running Souk with demo data for `make up`: a demo
+// seller with products (created through seller-svc's gRPC API) and a demo
+// buyer, and prints their tokens with calls to paste.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+
+	orderv1 "github.com/souk-dev/souk/gen/go/souk/order/v1"
+	sellerv1 "github.com/souk-dev/souk/gen/go/souk/seller/v1"
+	"github.com/souk-dev/souk/internal/app"
+	"github.com/souk-dev/souk/internal/auth"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "seed:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	e := app.NewEnv(nil)
+	cfg := e.Load()
+	buyerGRPC := e.String("SOUK_BUYER_GRPC_ADDR", "127.0.0.1:50051")
+	buyerHTTP := e.String("SOUK_BUYER_HTTP_ADDR", "127.0.0.1:8081")
+	sellerGRPC := e.String("SOUK_SELLER_GRPC_ADDR", "127.0.0.1:50052")
+	sellerHTTP := e.String("SOUK_SELLER_HTTP_ADDR", "127.0.0.1:8082")
+	if err := e.Err(); err != nil {
+		return err
+	}
+	iss, err := auth.NewIssuer(cfg.JWTSecret)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for _, addr := range []string{sellerGRPC, buyerGRPC} {
+		if err := waitHealthy(ctx, addr); err != nil {
+			return err
+		}
+	}
+	const ttl = 30 * 24 * time.Hour
+	sellerTok, _ := iss.Sign(auth.Principal{Role: auth.RoleSeller, Subject: "demo-store"}, ttl)
+	buyerTok, _ := iss.Sign(auth.Principal{Role: auth.RoleBuyer, Subject: "demo-buyer"}, ttl)
+
+	conn, err := grpc.NewClient(sellerGRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	seller := sellerv1.NewSellerServiceClient(conn)
+	sctx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+sellerTok)
+	list, err := seller.ListProducts(sctx, &sellerv1.ListProductsRequest{})
+	if err != nil {
+		return fmt.Errorf("list products: %w", err)
+	}
+	products := list.Products
+	if len(products) == 0 {
+		for _, p := range []struct {
+			title           string
+			price, shipping int64
+			stock           int64
+		}{
+			{"Wireless earbuds", 1999, 299, 500},
+			{"Phone case, transparent", 349, 0, 2000},
+			{"LED desk lamp", 2599, 499, 150},
+		} {
+			money := func(n int64) *orderv1.Money { return &orderv1.Money{AmountMinor: n, Currency: "USD"} }
+			resp, err := seller.CreateProduct(sctx, &sellerv1.CreateProductRequest{
+				Title: p.title, Price: money(p.price), ShippingFee: money(p.shipping), Stock: p.stock, HandlingDays: 5,
+			})
+			if err != nil {
+				return fmt.Errorf("create product: %w", err)
+			}
+			products = append(products, resp.Product)
+		}
+	}
+	p := products[0]
+	fmt.Printf(`
+Souk is running.
+
+  buyer-svc   gRPC %[1]s   JSON http://%[2]s   (OpenAPI: http://%[2]s/openapi/souk/buyer/v1/buyer.swagger.json)
+  seller-svc  gRPC %[3]s   JSON http://%[4]s   (OpenAPI: http://%[4]s/openapi/souk/seller/v1/seller.swagger.json)
+
+Tokens (valid 30 days, signed with the development secret):
+
+  export BUYER_TOKEN=%[5]s
+  export SELLER_TOKEN=%[6]s
+
+Demo products of seller "demo-store": %[7]s (%[8]s, %[9]d %[10]s)%[11]s
+
+Try it:
+
+  # the buyer checks out two "%[8]s"
+  curl -s -X POST http://%[2]s/v1/checkout -H "Authorization: Bearer $BUYER_TOKEN" \
+    -d '{"items":[{"product_id":"%[7]s","quantity":2}]}'
+
+  # the seller sees the new purchase order at once
+  curl -s http://%[4]s/v1/orders -H "Authorization: Bearer $SELLER_TOKEN"
+
+  # the seller gives a discount (ORDER_ID from the checkout's answer)
+  curl -s -X POST http://%[4]s/v1/orders/$ORDER_ID:adjust-price -H "Authorization: Bearer $SELLER_TOKEN" \
+    -d '{"shipping_fee":{"amount_minor":0,"currency":"USD"},"reason":"free shipping"}'
+
+  # the buyer pays the total they now see (test card 4242 4242 4242 4242 approves)
+  curl -s -X POST http://%[2]s/v1/orders/$ORDER_ID:pay -H "Authorization: Bearer $BUYER_TOKEN" \
+    -d '{"expected_total":{"amount_minor":3998,"currency":"USD"},"idempotency_key":"demo-pay-1",
+         "card":{"number":"4242424242424242","exp_month":12,"exp_year":2030,"cvc":"123"}}'
+
+  # over gRPC (reflection is on)
+  go tool grpcurl -plaintext -H "authorization: Bearer $BUYER_TOKEN" %[1]s souk.buyer.v1.BuyerService/ListOrders
+  go tool grpcurl -plaintext -H "authorization: Bearer $SELLER_TOKEN" %[3]s list
+
+Ctrl-C stops everything.
+`, buyerGRPC, buyerHTTP, sellerGRPC, sellerHTTP, buyerTok, sellerTok, p.Id, p.Title, p.Price.AmountMinor, p.Price.Currency,
+		otherIDs(products[1:]))
+	return nil
+}
+
+func otherIDs(ps []*sellerv1.Product) string {
+	s := ""
+	for _, p := range ps {
+		s += fmt.Sprintf(", %s (%s)", p.Id, p.Title)
+	}
+	return s
+}
+
+// waitHealthy polls a service's gRPC health check until it serves.
+func waitHealthy(ctx context.Context, addr string) error {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	h := healthpb.NewHealthClient(conn)
+	for {
+		resp, err := h.Check(ctx, &healthpb.HealthCheckRequest{})
+		if err == nil && resp.Status == healthpb.HealthCheckResponse_SERVING {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s did not become healthy: %v", addr, err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
