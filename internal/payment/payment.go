@@ -52,19 +52,21 @@ type Provider interface {
 
 // Brand names the card network from the number's prefix.
 func Brand(number string) string {
-	switch {
-	case len(number) < 2:
+	if len(number) < 4 {
 		return "card"
+	}
+	p2, p4 := number[:2], number[:4]
+	switch {
 	case number[0] == '4':
 		return "visa"
-	case number[:2] >= "51" && number[:2] <= "55", number[:2] >= "22" && number[:2] <= "27":
+	case p2 >= "51" && p2 <= "55", p4 >= "2221" && p4 <= "2720":
 		return "mastercard"
-	case number[:2] == "34", number[:2] == "37":
-		return "amex"
-	case number[:2] == "62":
-		return "unionpay"
-	case number[:1] == "2":
+	case p4 >= "2200" && p4 <= "2204":
 		return "mir"
+	case p2 == "34", p2 == "37":
+		return "amex"
+	case p2 == "62":
+		return "unionpay"
 	}
 	return "card"
 }
