@@ -58,7 +58,7 @@ func TestPaymentWindowExpires(t *testing.T) {
 				}
 				// A replica started now re-arms the keys from Postgres; its
 				// listener (not a sweep: the interval is an hour) fires them.
-				s.startBuyer(nil)
+				s.startBuyer()
 			},
 		},
 		{

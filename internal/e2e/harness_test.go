@@ -28,7 +28,7 @@ import (
 // system is a running Souk: replicas of both services on one database and
 // one Redis prefix.
 type system struct {
-	t        *testing.T
+	t        testing.TB
 	cfg      app.Config
 	sellers  []*seller.Main
 	buyers   []*buyer.Main
@@ -40,23 +40,22 @@ type system struct {
 }
 
 // startSystem starts replicas of each service; tune adjusts the configuration.
-func startSystem(t *testing.T, replicas int, tune func(*app.Config)) *system {
+func startSystem(t testing.TB, replicas int, tune func(*app.Config)) *system {
 	t.Helper()
 	cfg := testenv.Config(t)
 	if tune != nil {
 		tune(&cfg)
 	}
-	log := testenv.Logger(t)
 	s := &system{t: t, cfg: cfg, provider: payment.NewSimulated(app.Now)}
 	var err error
 	if s.issuer, err = auth.NewIssuer(cfg.JWTSecret); err != nil {
 		t.Fatal(err)
 	}
 	for range replicas {
-		s.startSeller(log)
+		s.startSeller()
 	}
 	for range replicas {
-		s.startBuyer(log)
+		s.startBuyer()
 	}
 	s.buyer = buyerv1.NewBuyerServiceClient(dial(t, s.buyers[0].GRPCAddr()))
 	sc := dial(t, s.sellers[0].GRPCAddr())
@@ -64,7 +63,7 @@ func startSystem(t *testing.T, replicas int, tune func(*app.Config)) *system {
 	return s
 }
 
-func (s *system) startSeller(log interface{}) *seller.Main {
+func (s *system) startSeller() *seller.Main {
 	s.t.Helper()
 	m := seller.New(seller.Config{Config: s.cfg, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", ReservationTimeout: time.Minute}, testenv.Logger(s.t))
 	if err := m.Open(context.Background()); err != nil {
@@ -75,7 +74,7 @@ func (s *system) startSeller(log interface{}) *seller.Main {
 	return m
 }
 
-func (s *system) startBuyer(log interface{}) *buyer.Main {
+func (s *system) startBuyer() *buyer.Main {
 	s.t.Helper()
 	m := buyer.New(buyer.Config{Config: s.cfg, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", SellerAddr: s.sellers[len(s.buyers)%len(s.sellers)].GRPCAddr()},
 		testenv.Logger(s.t), s.provider)
@@ -87,7 +86,7 @@ func (s *system) startBuyer(log interface{}) *buyer.Main {
 	return m
 }
 
-func closeMain(t *testing.T, close func(context.Context) error) {
+func closeMain(t testing.TB, close func(context.Context) error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := close(ctx); err != nil {
@@ -95,7 +94,7 @@ func closeMain(t *testing.T, close func(context.Context) error) {
 	}
 }
 
-func dial(t *testing.T, addr string) *grpc.ClientConn {
+func dial(t testing.TB, addr string) *grpc.ClientConn {
 	t.Helper()
 	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -124,7 +123,7 @@ func as(tok string) context.Context {
 }
 
 // jsonCall makes a JSON gateway call and decodes the answer into a map.
-func jsonCall(t *testing.T, method, url, tok string, body any) (int, map[string]any) {
+func jsonCall(t testing.TB, method, url, tok string, body any) (int, map[string]any) {
 	t.Helper()
 	var r io.Reader
 	switch b := body.(type) {
