@@ -126,15 +126,7 @@ func (s *buyerService) buildOrders(buyer, checkoutID string, cart []*buyerv1.Che
 
 // ListOrders pages the caller's orders.
 func (s *buyerService) ListOrders(ctx context.Context, req *buyerv1.ListOrdersRequest) (*buyerv1.ListOrdersResponse, error) {
-	size := int(req.PageSize)
-	if size == 0 {
-		size = 20
-	}
-	os, next, err := s.deps.DB.List(ctx, postgres.ListQuery{
-		Party: postgres.Buyer, PartyID: buyerID(ctx), Status: protoconv.Status(req.Status),
-		CreatedAfter: protoconv.FromTime(req.CreatedAfter), CreatedBefore: protoconv.FromTime(req.CreatedBefore),
-		PageSize: size, PageToken: req.PageToken,
-	})
+	os, next, err := s.deps.DB.List(ctx, protoconv.ListQuery(postgres.Buyer, buyerID(ctx), req))
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	sellerv1 "github.com/souk-dev/souk/gen/go/souk/seller/v1"
 	"github.com/souk-dev/souk/internal/catalog"
 	"github.com/souk-dev/souk/internal/order"
+	"github.com/souk-dev/souk/internal/postgres"
 )
 
 var statusToProto = map[order.Status]orderv1.OrderStatus{
@@ -127,5 +128,29 @@ func Product(p catalog.Product) *sellerv1.Product {
 		Id: p.ID, SellerId: p.SellerID, Title: p.Title, Price: Money(p.Price, p.Currency),
 		ShippingFee: Money(p.ShippingFee, p.Currency), Stock: p.Stock, HandlingDays: int32(p.HandlingDays),
 		CreatedAt: Time(p.CreatedAt),
+	}
+}
+
+// ListOrdersRequest is what the buyer's and the seller's ListOrders
+// requests have in common.
+type ListOrdersRequest interface {
+	GetStatus() orderv1.OrderStatus
+	GetCreatedAfter() *timestamppb.Timestamp
+	GetCreatedBefore() *timestamppb.Timestamp
+	GetPageSize() int32
+	GetPageToken() string
+}
+
+// ListQuery translates a ListOrders request of party id (20 orders a page
+// unless the request asks otherwise).
+func ListQuery(party postgres.Party, id string, r ListOrdersRequest) postgres.ListQuery {
+	size := int(r.GetPageSize())
+	if size == 0 {
+		size = 20
+	}
+	return postgres.ListQuery{
+		Party: party, PartyID: id, Status: Status(r.GetStatus()),
+		CreatedAfter: FromTime(r.GetCreatedAfter()), CreatedBefore: FromTime(r.GetCreatedBefore()),
+		PageSize: size, PageToken: r.GetPageToken(),
 	}
 }

@@ -59,7 +59,6 @@ type Server struct {
 	http    *http.Server
 	grpcLis net.Listener
 	httpLis net.Listener
-	conn    *grpc.ClientConn
 }
 
 // New builds the gRPC server with its interceptors.
@@ -127,10 +126,6 @@ func (s *Server) Open(ctx context.Context) error {
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 		}),
 	)
-	s.conn, err = grpc.NewClient(s.grpcLis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return fmt.Errorf("dial own gRPC port: %w", err)
-	}
 	for _, reg := range s.cfg.Gateway {
 		if err := reg(ctx, mux, s.grpcLis.Addr().String(), []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}); err != nil {
 			return fmt.Errorf("register gateway: %w", err)
@@ -172,9 +167,6 @@ func (s *Server) Close(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 		s.grpc.Stop()
-	}
-	if s.conn != nil {
-		s.conn.Close()
 	}
 	return err
 }

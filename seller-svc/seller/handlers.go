@@ -91,15 +91,7 @@ func (s *sellerService) ListProducts(ctx context.Context, req *sellerv1.ListProd
 
 // ListOrders pages the caller's store's orders.
 func (s *sellerService) ListOrders(ctx context.Context, req *sellerv1.ListOrdersRequest) (*sellerv1.ListOrdersResponse, error) {
-	size := int(req.PageSize)
-	if size == 0 {
-		size = 20
-	}
-	os, next, err := s.deps.DB.List(ctx, postgres.ListQuery{
-		Party: postgres.Seller, PartyID: sellerID(ctx), Status: protoconv.Status(req.Status),
-		CreatedAfter: protoconv.FromTime(req.CreatedAfter), CreatedBefore: protoconv.FromTime(req.CreatedBefore),
-		PageSize: size, PageToken: req.PageToken,
-	})
+	os, next, err := s.deps.DB.List(ctx, protoconv.ListQuery(postgres.Seller, sellerID(ctx), req))
 	if err != nil {
 		return nil, err
 	}

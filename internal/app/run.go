@@ -1,0 +1,43 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+// Service is a service's Main: Open starts it, Close stops it gracefully.
+type Service interface {
+	Open(ctx context.Context) error
+	Close(ctx context.Context) error
+}
+
+// ShutdownTimeout bounds how long a stopping service waits for calls in flight.
+const ShutdownTimeout = 15 * time.Second
+
+// RunUntilSignal opens svc, waits for SIGINT or SIGTERM, and closes it.
+func RunUntilSignal(log *slog.Logger, svc Service) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := svc.Open(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	log.Info("shutting down")
+	shutdown, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer cancel()
+	return svc.Close(shutdown)
+}
+
+// Exit ends the process: status 0 for nil, else the error on stderr and 1.
+func Exit(name string, err error) {
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
