@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -26,6 +27,20 @@ type Config struct {
 	HTTPAddr string
 	// SellerAddr is seller-svc's gRPC address, for the CatalogService.
 	SellerAddr string
+	// WebhookSecret verifies (and, for the simulated provider, signs) the
+	// provider's events.
+	WebhookSecret string
+	// CallbackURL is where the simulated provider reports asynchronous
+	// outcomes; empty means this service's own gateway.
+	CallbackURL string
+	// SettleAfter is how long the simulated provider keeps asynchronous
+	// payments processing.
+	SettleAfter time.Duration
+	// WorkerInterval is how often the payment worker looks for refunds,
+	// captures and stale attempts.
+	WorkerInterval time.Duration
+	// CrashAfterAuthorize is fault injection for tests (SOUK_TEST_CRASH_AFTER_AUTHORIZE).
+	CrashAfterAuthorize bool
 }
 
 // LoadConfig reads the configuration from the environment (lookup, or the
@@ -37,28 +52,37 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 		GRPCAddr:   e.String("SOUK_BUYER_GRPC_ADDR", "127.0.0.1:50051"),
 		HTTPAddr:   e.String("SOUK_BUYER_HTTP_ADDR", "127.0.0.1:8081"),
 		SellerAddr: e.String("SOUK_SELLER_GRPC_ADDR", "127.0.0.1:50052"),
+		// The documented development secret, like the JWT's.
+		WebhookSecret:       e.String("SOUK_PROVIDER_WEBHOOK_SECRET", "souk-development-webhook-secret"),
+		CallbackURL:         e.String("SOUK_PROVIDER_CALLBACK_URL", ""),
+		SettleAfter:         e.Duration("SOUK_SIM_SETTLE_AFTER", 10*time.Second),
+		WorkerInterval:      e.Duration("SOUK_WORKER_INTERVAL", time.Second),
+		CrashAfterAuthorize: e.Bool("SOUK_TEST_CRASH_AFTER_AUTHORIZE", false),
 	}
 	return c, e.Err()
 }
 
 // Main is a running buyer-svc.
 type Main struct {
-	cfg      Config
-	log      *slog.Logger
-	provider payment.Provider
-	deps     *app.Deps
-	srv      *server.Server
-	conn     *grpc.ClientConn
+	cfg       Config
+	log       *slog.Logger
+	provider  payment.Provider
+	simulated *payment.Simulated
+	deps      *app.Deps
+	srv       *server.Server
+	conn      *grpc.ClientConn
+	cancel    context.CancelFunc
+	done      chan struct{}
 }
 
 // New returns a buyer-svc that Open will start. A nil provider means the
-// simulated one.
+// simulated one, on the service's database.
 func New(cfg Config, log *slog.Logger, provider payment.Provider) *Main {
-	if provider == nil {
-		provider = payment.NewSimulated(app.Now)
-	}
 	return &Main{cfg: cfg, log: log, provider: provider}
 }
+
+// Simulated returns the simulated provider the service runs, if it runs one.
+func (m *Main) Simulated() *payment.Simulated { return m.simulated }
 
 // Open connects to its dependencies and starts serving.
 func (m *Main) Open(ctx context.Context) error {
@@ -74,16 +98,33 @@ func (m *Main) Open(ctx context.Context) error {
 		deps.Close()
 		return fmt.Errorf("dial seller-svc: %w", err)
 	}
-	svc := &buyerService{deps: deps, catalog: sellerv1.NewCatalogServiceClient(m.conn), provider: m.provider, window: m.cfg.PaymentWindow}
+	if m.provider == nil {
+		m.simulated = payment.NewSimulated(deps.DB.Pool(), payment.SimulatedConfig{
+			SettleAfter: m.cfg.SettleAfter, CallbackURL: m.cfg.CallbackURL, WebhookSecret: []byte(m.cfg.WebhookSecret),
+		}, app.Now, m.log)
+		m.provider = m.simulated
+	}
+	svc := &buyerService{
+		deps: deps, catalog: sellerv1.NewCatalogServiceClient(m.conn), provider: m.provider, window: m.cfg.PaymentWindow,
+		webhookSecret: []byte(m.cfg.WebhookSecret), crashAfterAuthorize: m.cfg.CrashAfterAuthorize,
+	}
 	m.srv, err = server.New(server.Config{
 		GRPCAddr: m.cfg.GRPCAddr, HTTPAddr: m.cfg.HTTPAddr, Log: m.log, Issuer: deps.Issuer,
 		Policy: auth.Policy{
 			Public: []string{"grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"},
 			Roles:  map[string][]auth.Role{buyerv1.BuyerService_ServiceDesc.ServiceName: {auth.RoleBuyer}},
+			// Provider events carry their own HMAC signature instead of a token.
+			Signed: []string{buyerv1.ProviderCallbackService_ServiceDesc.ServiceName},
 		},
-		Services: []string{buyerv1.BuyerService_ServiceDesc.ServiceName},
-		Register: func(g *grpc.Server) { buyerv1.RegisterBuyerServiceServer(g, svc) },
-		Gateway:  []server.GatewayRegistrar{buyerv1.RegisterBuyerServiceHandlerFromEndpoint},
+		Services: []string{buyerv1.BuyerService_ServiceDesc.ServiceName, buyerv1.ProviderCallbackService_ServiceDesc.ServiceName},
+		Register: func(g *grpc.Server) {
+			buyerv1.RegisterBuyerServiceServer(g, svc)
+			buyerv1.RegisterProviderCallbackServiceServer(g, &callbackService{svc: svc})
+		},
+		Gateway: []server.GatewayRegistrar{
+			buyerv1.RegisterBuyerServiceHandlerFromEndpoint,
+			buyerv1.RegisterProviderCallbackServiceHandlerFromEndpoint,
+		},
 	})
 	if err == nil {
 		err = m.srv.Open(ctx)
@@ -93,6 +134,20 @@ func (m *Main) Open(ctx context.Context) error {
 		deps.Close()
 		return err
 	}
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	m.cancel, m.done = cancel, make(chan struct{})
+	go func() {
+		defer close(m.done)
+		if m.simulated == nil {
+			svc.runWorker(bg, m.cfg.WorkerInterval)
+			return
+		}
+		if m.cfg.CallbackURL == "" {
+			m.simulated.SetCallbackURL("http://" + m.srv.HTTPAddr() + "/v1/provider/events")
+		}
+		go m.simulated.Run(bg)
+		svc.runWorker(bg, m.cfg.WorkerInterval)
+	}()
 	m.log.Info("buyer-svc listening", "grpc", m.srv.GRPCAddr(), "http", m.srv.HTTPAddr())
 	return nil
 }
@@ -107,6 +162,8 @@ func (m *Main) HTTPAddr() string { return m.srv.HTTPAddr() }
 // closes the connections.
 func (m *Main) Close(ctx context.Context) error {
 	err := m.srv.Close(ctx)
+	m.cancel()
+	<-m.done
 	m.conn.Close()
 	m.deps.Close()
 	return err

@@ -2,7 +2,6 @@ package buyer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -18,15 +17,6 @@ import (
 	"github.com/souk-dev/souk/internal/protoconv"
 )
 
-const (
-	// payLockWait is how long a payment waits for another operation on the
-	// order (a price adjustment, a retry of itself) to let go of the lock.
-	payLockWait = 2 * time.Second
-	// providerTimeout bounds the provider call and the write-back, which
-	// run on even if the buyer hangs up: an open attempt must be closed.
-	providerTimeout = 30 * time.Second
-)
-
 // buyerService implements BuyerService for the buyer in each call's token.
 type buyerService struct {
 	buyerv1.UnimplementedBuyerServiceServer
@@ -34,6 +24,11 @@ type buyerService struct {
 	catalog  sellerv1.CatalogServiceClient
 	provider payment.Provider
 	window   time.Duration
+	// webhookSecret verifies the provider's signed events.
+	webhookSecret []byte
+	// crashAfterAuthorize is fault injection for tests: the process exits
+	// between the provider's approval and recording it.
+	crashAfterAuthorize bool
 }
 
 func buyerID(ctx context.Context) string {
@@ -158,94 +153,6 @@ func (s *buyerService) update(ctx context.Context, buyer, id string, fn func(*or
 	}
 	s.deps.Changed(ctx, o)
 	return o, nil
-}
-
-// errReplay says a payment request repeats an earlier one with its key.
-var errReplay = errors.New("replayed payment request")
-
-// PayOrder charges the order's current total. It holds the order's lock
-// across the provider call, and the version read when the attempt opened
-// is the fencing token of the write-back: if the order changed meanwhile,
-// or the lock was lost, the charge is voided.
-func (s *buyerService) PayOrder(ctx context.Context, req *buyerv1.PayOrderRequest) (*buyerv1.PayOrderResponse, error) {
-	buyer := buyerID(ctx)
-	card := payment.Card{Number: req.Card.Number, ExpMonth: int(req.Card.ExpMonth), ExpYear: int(req.Card.ExpYear), CVC: req.Card.Cvc}
-	expected := protoconv.FromMoney(req.ExpectedTotal)
-	attempt := order.Attempt{
-		ID: uuid.NewString(), IdempotencyKey: req.IdempotencyKey, Method: "card",
-		CardBrand: payment.Brand(card.Number), CardLast4: payment.Last4(card.Number),
-		Fingerprint: fmt.Sprintf("card|%d|%s|%s|%s|%02d/%d", expected.Amount, expected.Currency,
-			payment.Brand(card.Number), payment.Last4(card.Number), card.ExpMonth, card.ExpYear),
-	}
-	lk, err := s.deps.Locker.Obtain(ctx, req.OrderId, payLockWait)
-	if err != nil {
-		return nil, err
-	}
-	defer lk.Release(ctx)
-
-	var prev order.Attempt
-	o, err := s.update(ctx, buyer, req.OrderId, func(o *order.Order) error {
-		if a, ok := o.AttemptByKey(req.IdempotencyKey); ok && a.Fingerprint == attempt.Fingerprint {
-			prev = a
-			return errReplay
-		}
-		return o.BeginPayment(s.deps.Now(), expected, attempt)
-	})
-	if errors.Is(err, errReplay) {
-		if o, err = s.deps.DB.Get(ctx, req.OrderId); err != nil {
-			return nil, err
-		}
-		return &buyerv1.PayOrderResponse{Order: protoconv.Order(o, true), Attempt: protoconv.Attempt(prev)}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-
-	// From here on the attempt is open and must be closed, whether or not
-	// the buyer is still waiting.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), providerTimeout)
-	defer cancel()
-	fence := o.Version()
-	out, perr := s.provider.Charge(ctx, payment.ChargeRequest{
-		IdempotencyKey: attempt.ID, Amount: o.Total(), Card: card, Description: "Souk order " + o.ID(),
-	})
-	if perr != nil {
-		s.deps.Log.WarnContext(ctx, "payment provider error", "order_id", o.ID(), "err", perr)
-		return s.failAttempt(ctx, buyer, o.ID(), attempt.ID, order.Decline{
-			Code: "processing_error", Message: "The payment could not be processed. Try again in a moment.",
-		})
-	}
-	o, err = s.update(ctx, buyer, o.ID(), func(o *order.Order) error {
-		if o.Version() != fence || lk.Lost() {
-			return fmt.Errorf("%w: order %s changed during the payment", order.ErrConflict, o.ID())
-		}
-		return o.CompletePayment(s.deps.Now(), attempt.ID, out)
-	})
-	if err != nil {
-		if out.Approved {
-			if verr := s.provider.Void(ctx, out.ProviderRef); verr != nil {
-				s.deps.Log.ErrorContext(ctx, "void charge", "order_id", req.OrderId, "ref", out.ProviderRef, "err", verr)
-			}
-		}
-		if _, ferr := s.failAttempt(ctx, buyer, req.OrderId, attempt.ID, order.Decline{
-			Code: "voided", Message: "The payment was cancelled because the order changed. Try again.",
-		}); ferr != nil {
-			s.deps.Log.ErrorContext(ctx, "close voided attempt", "order_id", req.OrderId, "err", ferr)
-		}
-		return nil, err
-	}
-	a, _ := o.Attempt(attempt.ID)
-	return &buyerv1.PayOrderResponse{Order: protoconv.Order(o, true), Attempt: protoconv.Attempt(a)}, nil
-}
-
-// failAttempt closes an open attempt as failed and answers with it.
-func (s *buyerService) failAttempt(ctx context.Context, buyer, orderID, attemptID string, d order.Decline) (*buyerv1.PayOrderResponse, error) {
-	o, err := s.update(ctx, buyer, orderID, func(o *order.Order) error { return o.FailPayment(s.deps.Now(), attemptID, d) })
-	if err != nil {
-		return nil, err
-	}
-	a, _ := o.Attempt(attemptID)
-	return &buyerv1.PayOrderResponse{Order: protoconv.Order(o, true), Attempt: protoconv.Attempt(a)}, nil
 }
 
 // CancelOrder cancels an unpaid order; its stock is released in the same transaction.

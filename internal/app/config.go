@@ -8,7 +8,11 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/souk-dev/souk/internal/bankday"
+	"github.com/souk-dev/souk/internal/order"
 )
 
 // DevJWTSecret is the documented development secret; never use it in production.
@@ -28,6 +32,9 @@ type Config struct {
 	Listener      bool
 	SweepInterval time.Duration
 	LockTTL       time.Duration
+	// Policy holds the payment and refund rules (verification and
+	// processing windows, refund due dates and the holidays they skip).
+	Policy order.Policy
 }
 
 // Env reads environment variables with defaults, collecting every error so
@@ -122,6 +129,20 @@ func (e *Env) Load() Config {
 		Listener:      e.Bool("SOUK_EXPIRY_LISTENER", true),
 		SweepInterval: e.Duration("SOUK_SWEEP_INTERVAL", 30*time.Second),
 		LockTTL:       e.Duration("SOUK_LOCK_TTL", 15*time.Second),
+	}
+	c.Policy = order.Policy{
+		VerificationTTL:         e.Duration("SOUK_VERIFICATION_TTL", order.DefaultPolicy.VerificationTTL),
+		ProcessingTimeout:       e.Duration("SOUK_PROCESSING_TIMEOUT", order.DefaultPolicy.ProcessingTimeout),
+		MaxVerificationFailures: e.Int("SOUK_MAX_VERIFICATION_FAILURES", order.DefaultPolicy.MaxVerificationFailures),
+		RefundBankingDays:       e.Int("SOUK_REFUND_BANKING_DAYS", order.DefaultPolicy.RefundBankingDays),
+	}
+	cal, err := bankday.NewCalendar(strings.Split(e.String("SOUK_HOLIDAYS", ""), ",")...)
+	if err != nil {
+		e.errs = append(e.errs, fmt.Errorf("SOUK_HOLIDAYS: %w", err))
+	}
+	c.Policy.Calendar = cal
+	if c.Policy.MaxVerificationFailures < 1 {
+		e.errs = append(e.errs, errors.New("SOUK_MAX_VERIFICATION_FAILURES: must be at least 1"))
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(e.String("SOUK_LOG_LEVEL", "info"))); err != nil {
 		e.errs = append(e.errs, fmt.Errorf("SOUK_LOG_LEVEL: %w", err))

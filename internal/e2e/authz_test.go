@@ -66,7 +66,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		}},
 		{"buyer PayOrder", auth.RoleBuyer, "buyer A", "buyer B", codes.FailedPrecondition, func(ctx context.Context) error {
 			_, err := s.buyer.PayOrder(ctx, &buyerv1.PayOrderRequest{OrderId: order.Id, ExpectedTotal: usd(1), IdempotencyKey: "authz-key-1",
-				Card: &buyerv1.Card{Number: "4242424242424242", ExpMonth: 1, ExpYear: 2099, Cvc: "123"}})
+				Method: &buyerv1.PayOrderRequest_Card{Card: &buyerv1.Card{Number: "4242424242424242", ExpMonth: 1, ExpYear: 2099, Cvc: "123"}}})
 			return err
 		}},
 		{"buyer CancelOrder", auth.RoleBuyer, "buyer A", "buyer B", codes.FailedPrecondition, func(ctx context.Context) error {

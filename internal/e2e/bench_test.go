@@ -27,7 +27,7 @@ func BenchmarkCheckoutAndPay(b *testing.B) {
 			}
 			o := co.Orders[0]
 			_, err = s.buyer.PayOrder(ctx, &buyerv1.PayOrderRequest{OrderId: o.Id, ExpectedTotal: o.Total,
-				IdempotencyKey: fmt.Sprintf("bench-key-%d", n.Add(1)), Card: &buyerv1.Card{Number: "4242424242424242", ExpMonth: 1, ExpYear: 2099, Cvc: "123"}})
+				IdempotencyKey: fmt.Sprintf("bench-key-%d", n.Add(1)), Method: &buyerv1.PayOrderRequest_Card{Card: &buyerv1.Card{Number: "4242424242424242", ExpMonth: 1, ExpYear: 2099, Cvc: "123"}}})
 			if err != nil {
 				b.Error(err)
 				return

@@ -46,7 +46,7 @@ func startSystem(t testing.TB, replicas int, tune func(*app.Config)) *system {
 	if tune != nil {
 		tune(&cfg)
 	}
-	s := &system{t: t, cfg: cfg, provider: payment.NewSimulated(app.Now)}
+	s := &system{t: t, cfg: cfg}
 	var err error
 	if s.issuer, err = auth.NewIssuer(cfg.JWTSecret); err != nil {
 		t.Fatal(err)
@@ -76,14 +76,28 @@ func (s *system) startSeller() *seller.Main {
 
 func (s *system) startBuyer() *buyer.Main {
 	s.t.Helper()
-	m := buyer.New(buyer.Config{Config: s.cfg, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", SellerAddr: s.sellers[len(s.buyers)%len(s.sellers)].GRPCAddr()},
-		testenv.Logger(s.t), s.provider)
+	m := buyer.New(s.buyerConfig(s.sellers[len(s.buyers)%len(s.sellers)].GRPCAddr()), testenv.Logger(s.t), nil)
 	if err := m.Open(context.Background()); err != nil {
 		s.t.Fatal(err)
+	}
+	if s.provider == nil {
+		s.provider = m.Simulated()
 	}
 	s.t.Cleanup(func() { closeMain(s.t, m.Close) })
 	s.buyers = append(s.buyers, m)
 	return m
+}
+
+// webhookSecret signs the simulated provider's events in tests.
+const webhookSecret = "test-webhook-secret-test-webhook-secret"
+
+// buyerConfig is the configuration of a buyer-svc replica in tests:
+// asynchronous payments settle after a second, the worker runs every 100ms.
+func (s *system) buyerConfig(sellerAddr string) buyer.Config {
+	return buyer.Config{
+		Config: s.cfg, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", SellerAddr: sellerAddr,
+		WebhookSecret: webhookSecret, SettleAfter: time.Second, WorkerInterval: 100 * time.Millisecond,
+	}
 }
 
 func closeMain(t testing.TB, close func(context.Context) error) {

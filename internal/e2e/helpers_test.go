@@ -94,7 +94,7 @@ func (s *system) pay(t *testing.T, buyer string, o *orderv1.Order, card, key str
 	t.Helper()
 	resp, err := s.buyer.PayOrder(as(s.token(auth.RoleBuyer, buyer)), &buyerv1.PayOrderRequest{
 		OrderId: o.Id, ExpectedTotal: o.Total, IdempotencyKey: key,
-		Card: &buyerv1.Card{Number: card, ExpMonth: 12, ExpYear: 2099, Cvc: "123"},
+		Method: &buyerv1.PayOrderRequest_Card{Card: &buyerv1.Card{Number: card, ExpMonth: 12, ExpYear: 2099, Cvc: "123"}},
 	})
 	if err != nil {
 		t.Fatalf("pay: %v", err)

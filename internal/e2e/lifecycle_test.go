@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"net/http"
 	"testing"
 
@@ -117,16 +118,26 @@ func TestLifecycleThroughGateway(t *testing.T) {
 	}
 	// A declined card leaves the order pending, the decline visible.
 	code, body = pay(4900, "4000000000009995", "pay-declined")
-	if code != http.StatusOK || str(body, "attempt", "status") != "DECLINED" || str(body, "attempt", "decline_code") != "insufficient_funds" ||
-		str(body, "order", "status") != "ORDER_STATUS_PENDING_PAYMENT" || str(body, "order", "last_decline_code") != "insufficient_funds" {
+	if code != http.StatusOK || str(body, "attempt", "status") != "PAYMENT_ATTEMPT_STATUS_DECLINED" || str(body, "attempt", "decline", "code") != "insufficient_funds" ||
+		str(body, "order", "status") != "ORDER_STATUS_PENDING_PAYMENT" || str(body, "order", "last_decline", "code") != "insufficient_funds" {
 		t.Fatalf("declined payment: %d %v", code, body)
 	}
 	code, body = pay(4900, "4242424242424242", "pay-good")
 	if code != http.StatusOK || str(body, "order", "status") != "ORDER_STATUS_AWAITING_SHIPMENT" || str(body, "attempt", "card_last4") != "4242" {
 		t.Fatalf("payment: %d %v", code, body)
 	}
-	if charges := s.provider.Charges(); len(charges) != 1 || charges[0].Amount.Amount != 4900 {
-		t.Fatalf("provider charges = %+v, want one of 4900", charges)
+	captured := 0
+	ledger, _ := s.provider.Ledger(context.Background())
+	for _, p := range ledger {
+		if p.Status == "captured" {
+			captured++
+			if p.Amount != 4900 || p.OrderID != orderX {
+				t.Fatalf("captured %d for order %s, want 4900 for %s", p.Amount, p.OrderID, orderX)
+			}
+		}
+	}
+	if captured != 1 {
+		t.Fatalf("provider ledger = %+v, want one captured payment", ledger)
 	}
 
 	code, body = jsonCall(t, "POST", s.sellerURL("/v1/orders/"+orderX+":ship"), sellerX, map[string]any{

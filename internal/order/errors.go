@@ -20,6 +20,9 @@ var (
 	ErrIdempotencyKeyReused = errors.New("idempotency key reused with other parameters")
 	// ErrConflict means the order changed under a concurrent writer; retry.
 	ErrConflict = errors.New("concurrent update")
+	// ErrAlreadyFinal means an outcome arrived for something that already
+	// has one (a provider event delivered twice); nothing changes.
+	ErrAlreadyFinal = errors.New("already final")
 	// ErrNotDue means a deadline fired before it was due, or no longer applies.
 	ErrNotDue = errors.New("deadline not due")
 )

@@ -38,10 +38,17 @@ const (
 	// DeadlinePayment is the payment window of an unpaid order; when it passes
 	// the order is cancelled with reason payment_timeout.
 	DeadlinePayment DeadlineKind = "payment"
+	// DeadlineVerification is how long a payment attempt may wait for its
+	// one-time code; when it passes the attempt fails.
+	DeadlineVerification DeadlineKind = "verification"
+	// DeadlineProcessing is how long an asynchronous payment may stay
+	// unconfirmed; when it passes the attempt fails and the order waits for
+	// payment again.
+	DeadlineProcessing DeadlineKind = "processing"
 )
 
 // DeadlineKinds lists every deadline kind.
-var DeadlineKinds = []DeadlineKind{DeadlinePayment}
+var DeadlineKinds = []DeadlineKind{DeadlinePayment, DeadlineVerification, DeadlineProcessing}
 
 // Cancellation reasons set by the system.
 const (
@@ -107,6 +114,7 @@ type Order struct {
 	shipment     *Shipment
 	deadlines    map[DeadlineKind]time.Time
 	attempts     []Attempt
+	refunds      []Refund
 
 	history   []Event
 	newEvents []Event
@@ -270,9 +278,14 @@ func (o *Order) illegal(action string) error {
 	return fmt.Errorf("%w: cannot %s an order that is %s", ErrIllegalTransition, action, o.status)
 }
 
-// cancel moves the order to CANCELLED, closing every deadline and giving
-// its stock back.
+// cancel moves the order to CANCELLED, closing every deadline and open
+// payment attempt and giving its stock back.
 func (o *Order) cancel(now time.Time, actor, reason string) {
+	for i := range o.attempts {
+		if o.attempts[i].Open() {
+			o.attempts[i].Status, o.attempts[i].UpdatedAt = AttemptCanceled, now
+		}
+	}
 	o.status = StatusCancelled
 	o.cancelReason = reason
 	clear(o.deadlines)
@@ -281,12 +294,13 @@ func (o *Order) cancel(now time.Time, actor, reason string) {
 }
 
 // Cancel cancels an unpaid order at the buyer's request. It needs no
-// approval, but is refused while a payment attempt is open.
+// approval; an attempt waiting for its one-time code is abandoned, but one
+// the provider is deciding refuses the cancellation.
 func (o *Order) Cancel(now time.Time, buyerID, reason string) error {
 	if o.status != StatusPendingPayment {
 		return o.illegal("cancel")
 	}
-	if o.openAttempt() != nil {
+	if a := o.openAttempt(); a != nil && a.Status == AttemptProcessing {
 		return fmt.Errorf("%w: wait for it to finish before cancelling", ErrPaymentInProgress)
 	}
 	o.cancel(now, "buyer:"+buyerID, reason)
@@ -303,15 +317,26 @@ func (o *Order) FireDeadline(now time.Time, kind DeadlineKind) error {
 	}
 	switch kind {
 	case DeadlinePayment:
-		if o.status != StatusPendingPayment {
+		if o.status != StatusPendingPayment && o.status != StatusPaymentProcessing {
 			delete(o.deadlines, kind)
 			return nil
 		}
-		if o.openAttempt() != nil {
-			// The payment decides; its outcome closes or keeps the window.
-			return fmt.Errorf("%w: payment in progress on order %s", ErrNotDue, o.id)
-		}
+		// An attempt still open is canceled with the order; if the
+		// provider confirms it later, the payment is refunded.
 		o.cancel(now, "system", ReasonPaymentTimeout)
+		return nil
+	case DeadlineVerification, DeadlineProcessing:
+		delete(o.deadlines, kind)
+		a := o.openAttempt()
+		switch {
+		case a == nil:
+		case kind == DeadlineVerification && a.Status == AttemptRequiresVerification:
+			a.Status, a.Decline, a.UpdatedAt = AttemptFailed, DeclineVerificationExpired, now
+			o.reopen(now, "payment_failed", DeclineVerificationExpired)
+		case kind == DeadlineProcessing && o.status == StatusPaymentProcessing:
+			a.Status, a.Decline, a.UpdatedAt = AttemptFailed, DeclineProcessingTimeout, now
+			o.reopen(now, "payment_failed", DeclineProcessingTimeout)
+		}
 		return nil
 	}
 	return fmt.Errorf("%w: unknown deadline kind %q", ErrInvalid, kind)
@@ -405,7 +430,7 @@ func UnmarshalFromDatabase(s Stored) *Order {
 		status: s.Status, currency: s.Currency, items: s.Items, shippingFee: s.ShippingFee,
 		handlingDays: s.HandlingDays, version: s.Version, createdAt: s.CreatedAt, updatedAt: s.UpdatedAt,
 		cancelReason: s.CancelReason, lastDecline: s.LastDecline, shipment: s.Shipment,
-		deadlines: deadlines, attempts: s.Attempts, history: s.History,
+		deadlines: deadlines, attempts: s.Attempts, refunds: s.Refunds, history: s.History,
 	}
 }
 
@@ -424,6 +449,7 @@ type Stored struct {
 	Shipment                          *Shipment
 	Deadlines                         map[DeadlineKind]time.Time
 	Attempts                          []Attempt
+	Refunds                           []Refund
 	History                           []Event
 }
 
@@ -435,6 +461,7 @@ func (o *Order) Stored() Stored {
 		Status: o.status, Currency: o.currency, Items: slices.Clone(o.items), ShippingFee: o.shippingFee,
 		HandlingDays: o.handlingDays, Version: o.version, CreatedAt: o.createdAt, UpdatedAt: o.updatedAt,
 		CancelReason: o.cancelReason, LastDecline: o.lastDecline, Shipment: o.shipment,
-		Deadlines: maps.Clone(o.deadlines), Attempts: slices.Clone(o.attempts), History: o.History(),
+		Deadlines: maps.Clone(o.deadlines), Attempts: slices.Clone(o.attempts), Refunds: slices.Clone(o.refunds),
+		History: o.History(),
 	}
 }

@@ -160,11 +160,8 @@ func TestPaymentAttempts(t *testing.T) {
 	if err := o.BeginPayment(t0, o.Total(), attempt("k2")); !errors.Is(err, order.ErrPaymentInProgress) {
 		t.Fatalf("second attempt: %v", err)
 	}
-	if err := o.FireDeadline(t0.Add(30*24*time.Hour), order.DeadlinePayment); !errors.Is(err, order.ErrNotDue) {
-		t.Fatalf("expiry during payment: %v", err)
-	}
 	decline := order.Decline{Code: "insufficient_funds", Message: "no money"}
-	if err := o.CompletePayment(t0, "a-k1", order.Outcome{Decline: decline}); err != nil {
+	if err := o.ApplyResult(t0, "a-k1", order.Result{Kind: order.ResultDeclined, Decline: decline}, order.DefaultPolicy); err != nil {
 		t.Fatal(err)
 	}
 	if o.Status() != order.StatusPendingPayment || o.LastDecline() != decline || !o.Deadlines()[order.DeadlinePayment].Equal(t0.Add(20*24*time.Hour)) {
@@ -176,10 +173,10 @@ func TestPaymentAttempts(t *testing.T) {
 	if err := o.BeginPayment(t0, o.Total(), attempt("k3")); err != nil {
 		t.Fatal(err)
 	}
-	if err := o.CompletePayment(t0, "a-k1", order.Outcome{Approved: true}); !errors.Is(err, order.ErrIllegalTransition) {
+	if err := o.ApplyResult(t0, "a-k1", order.Result{Kind: order.ResultSucceeded}, order.DefaultPolicy); !errors.Is(err, order.ErrAlreadyFinal) {
 		t.Fatalf("completing a closed attempt: %v", err)
 	}
-	if err := o.CompletePayment(t0, "a-k3", order.Outcome{Approved: true, ProviderRef: "ch_1"}); err != nil {
+	if err := o.ApplyResult(t0, "a-k3", order.Result{Kind: order.ResultSucceeded, ProviderRef: "ch_1"}, order.DefaultPolicy); err != nil {
 		t.Fatal(err)
 	}
 	if o.Status() != order.StatusAwaitingShipment || len(o.Deadlines()) != 0 || o.LastDecline() != (order.Decline{}) {

@@ -3,57 +3,129 @@ package order
 import (
 	"fmt"
 	"time"
+
+	"github.com/souk-dev/souk/internal/bankday"
 )
 
-// AttemptStatus is where a payment attempt stands.
+// Method is how a buyer pays.
+type Method string
+
+// The payment methods.
+const (
+	MethodCard         Method = "card"
+	MethodWallet       Method = "wallet"
+	MethodBankTransfer Method = "bank_transfer"
+)
+
+// AttemptStatus is where a payment attempt stands, as in a payment intent.
 type AttemptStatus string
 
 // The statuses of a payment attempt.
 const (
-	AttemptProcessing AttemptStatus = "PROCESSING"
-	AttemptSucceeded  AttemptStatus = "SUCCEEDED"
-	AttemptDeclined   AttemptStatus = "DECLINED"
-	AttemptFailed     AttemptStatus = "FAILED"
+	AttemptRequiresVerification AttemptStatus = "REQUIRES_VERIFICATION"
+	AttemptProcessing           AttemptStatus = "PROCESSING"
+	AttemptSucceeded            AttemptStatus = "SUCCEEDED"
+	AttemptDeclined             AttemptStatus = "DECLINED"
+	AttemptFailed               AttemptStatus = "FAILED"
+	AttemptCanceled             AttemptStatus = "CANCELED"
 )
 
-// Decline is why a payment was refused: a machine-readable code and a message.
+// Decline explains why a payment did not go through: a machine-readable
+// code, a message and advice for the buyer, and whether a retry can succeed.
 type Decline struct {
-	Code    string
-	Message string
+	Code      string
+	Message   string
+	Advice    string
+	Retryable bool
 }
 
-// Attempt is one try at paying an order. It keeps the card's brand and last
-// four digits only.
+// Declines Souk itself gives to attempts that end without a provider decision.
+var (
+	DeclineVerificationFailed  = Decline{Code: "verification_failed", Message: "Too many wrong verification codes.", Advice: "Start the payment again to get a new code.", Retryable: true}
+	DeclineVerificationExpired = Decline{Code: "verification_expired", Message: "The payment was not verified in time.", Advice: "Start the payment again to get a new code.", Retryable: true}
+	DeclineProcessingTimeout   = Decline{Code: "processing_timeout", Message: "The payment provider did not confirm the payment in time.", Advice: "Try again or use another payment method.", Retryable: true}
+	DeclineProcessingError     = Decline{Code: "processing_error", Message: "The payment could not be processed.", Advice: "Try again in a moment.", Retryable: true}
+	DeclineVoided              = Decline{Code: "voided", Message: "The payment was cancelled because the order changed while it was made.", Advice: "Check the order's total and pay again.", Retryable: true}
+)
+
+// Attempt is one try at paying an order. It keeps a card's brand and last
+// four digits only, and a masked account for other methods.
 type Attempt struct {
 	ID             string
 	IdempotencyKey string
-	// Fingerprint identifies the request's parameters (amount, card brand,
-	// last four, expiry) so that a reused idempotency key can be told apart
-	// from a retry. It never contains the card number.
-	Fingerprint string
-	Status      AttemptStatus
-	Amount      Money
-	Method      string
-	CardBrand   string
-	CardLast4   string
-	Decline     Decline
-	ProviderRef string
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	// Fingerprint identifies the request's parameters (amount, method, card
+	// brand, last four, expiry, account) so that a reused idempotency key
+	// can be told apart from a retry. It never contains a card number.
+	Fingerprint          string
+	Status               AttemptStatus
+	Amount               Money
+	Method               Method
+	CardBrand            string
+	CardLast4            string
+	Account              string
+	Decline              Decline
+	ProviderRef          string
+	VerificationFailures int
+	// Captured is set once the provider has taken the money.
+	Captured  bool
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
-// Outcome is what the payment provider answered to a charge.
-type Outcome struct {
-	Approved    bool
+// Open reports whether the attempt still waits for the provider or the buyer.
+func (a Attempt) Open() bool {
+	return a.Status == AttemptProcessing || a.Status == AttemptRequiresVerification
+}
+
+// ResultKind is the provider's answer to an attempt.
+type ResultKind string
+
+// The provider's answers.
+const (
+	ResultSucceeded            ResultKind = "succeeded"
+	ResultDeclined             ResultKind = "declined"
+	ResultFailed               ResultKind = "failed"
+	ResultRequiresVerification ResultKind = "requires_verification"
+	ResultProcessing           ResultKind = "processing"
+)
+
+// Result is what the payment provider answered for an attempt.
+type Result struct {
+	Kind        ResultKind
 	ProviderRef string
-	// Decline is set when the provider refused the payment.
+	// Decline is set for declined and failed results.
 	Decline Decline
+	// Captured is set when the money is already taken (no separate capture).
+	Captured bool
 }
 
-// openAttempt returns the attempt still waiting for the provider, if any.
+// Policy holds the rules of payments and refunds that are configuration,
+// not code: how long verification and asynchronous processing may take and
+// when refunds are due.
+type Policy struct {
+	VerificationTTL         time.Duration
+	ProcessingTimeout       time.Duration
+	MaxVerificationFailures int
+	RefundBankingDays       int
+	Calendar                bankday.Calendar
+}
+
+// DefaultPolicy is the policy with Souk's defaults and no holidays.
+var DefaultPolicy = Policy{VerificationTTL: 5 * time.Minute, ProcessingTimeout: 72 * time.Hour, MaxVerificationFailures: 3, RefundBankingDays: 15}
+
+// openAttempt returns the attempt still waiting for the provider or the buyer, if any.
 func (o *Order) openAttempt() *Attempt {
 	for i := range o.attempts {
-		if o.attempts[i].Status == AttemptProcessing {
+		if o.attempts[i].Open() {
+			return &o.attempts[i]
+		}
+	}
+	return nil
+}
+
+func (o *Order) attempt(id string) *Attempt {
+	for i := range o.attempts {
+		if o.attempts[i].ID == id {
 			return &o.attempts[i]
 		}
 	}
@@ -72,10 +144,8 @@ func (o *Order) AttemptByKey(key string) (Attempt, bool) {
 
 // Attempt returns the attempt with the given id.
 func (o *Order) Attempt(id string) (Attempt, bool) {
-	for _, a := range o.attempts {
-		if a.ID == id {
-			return a, true
-		}
+	if a := o.attempt(id); a != nil {
+		return *a, true
 	}
 	return Attempt{}, false
 }
@@ -103,38 +173,140 @@ func (o *Order) BeginPayment(now time.Time, expected Money, a Attempt) error {
 	return nil
 }
 
-// CompletePayment records the provider's outcome for an open attempt: an
-// approval pays the order, a decline leaves it waiting for payment with the
-// decline visible and its payment window as it was.
-func (o *Order) CompletePayment(now time.Time, attemptID string, out Outcome) error {
-	a := o.openAttempt()
-	if a == nil || a.ID != attemptID {
-		return fmt.Errorf("%w: payment attempt %s is not open", ErrIllegalTransition, attemptID)
+// ApplyResult records the provider's answer for an attempt: a success pays
+// the order; a decline or failure leaves it waiting for payment with the
+// decline visible and its payment window as it was; a verification request
+// or an asynchronous "processing" keeps the attempt open with a deadline.
+// A success for an attempt whose order was cancelled meanwhile is refunded.
+// An answer for an attempt that already has its outcome returns
+// ErrAlreadyFinal and changes nothing.
+func (o *Order) ApplyResult(now time.Time, attemptID string, r Result, pol Policy) error {
+	a := o.attempt(attemptID)
+	if a == nil {
+		return fmt.Errorf("%w: no payment attempt %s on order %s", ErrNotFound, attemptID, o.id)
 	}
-	a.UpdatedAt, a.ProviderRef = now, out.ProviderRef
-	if !out.Approved {
-		a.Status, a.Decline = AttemptDeclined, out.Decline
-		o.lastDecline = out.Decline
-		o.record(now, "payment_declined", "buyer:"+o.buyerID, out.Decline.Code+": "+out.Decline.Message, nil)
+	if a.Status == AttemptCanceled {
+		if r.Kind != ResultSucceeded {
+			return fmt.Errorf("%w: attempt %s was canceled", ErrAlreadyFinal, a.ID)
+		}
+		a.Status, a.ProviderRef, a.Captured, a.UpdatedAt = AttemptSucceeded, r.ProviderRef, r.Captured, now
+		o.record(now, "payment_after_cancellation", "system", fmt.Sprintf("%s paid after the order was cancelled", a.Amount), nil)
+		o.oweRefund(now, *a, "payment_after_cancellation", pol)
 		return nil
 	}
-	a.Status = AttemptSucceeded
-	o.status = StatusAwaitingShipment
-	o.lastDecline = Decline{}
-	delete(o.deadlines, DeadlinePayment)
-	o.record(now, "paid", "buyer:"+o.buyerID, fmt.Sprintf("%s %s ending %s", a.Amount, a.CardBrand, a.CardLast4), nil)
+	if !a.Open() {
+		return fmt.Errorf("%w: attempt %s is %s", ErrAlreadyFinal, a.ID, a.Status)
+	}
+	a.UpdatedAt = now
+	if r.ProviderRef != "" {
+		a.ProviderRef = r.ProviderRef
+	}
+	switch r.Kind {
+	case ResultSucceeded:
+		a.Status, a.Captured = AttemptSucceeded, r.Captured
+		o.status = StatusAwaitingShipment
+		o.lastDecline = Decline{}
+		o.closeAttemptDeadlines()
+		delete(o.deadlines, DeadlinePayment)
+		o.record(now, "paid", "buyer:"+o.buyerID, fmt.Sprintf("%s by %s", a.Amount, a.describe()), nil)
+	case ResultDeclined, ResultFailed:
+		a.Status, a.Decline = AttemptDeclined, r.Decline
+		kind := "payment_declined"
+		if r.Kind == ResultFailed {
+			a.Status, kind = AttemptFailed, "payment_failed"
+		}
+		o.reopen(now, kind, r.Decline)
+	case ResultRequiresVerification:
+		a.Status = AttemptRequiresVerification
+		o.deadlines[DeadlineVerification] = now.Add(pol.VerificationTTL)
+		o.record(now, "verification_required", "system", "the payment needs a one-time code", nil)
+	case ResultProcessing:
+		a.Status = AttemptProcessing
+		o.status = StatusPaymentProcessing
+		delete(o.deadlines, DeadlineVerification)
+		o.deadlines[DeadlineProcessing] = now.Add(pol.ProcessingTimeout)
+		o.record(now, "payment_processing", "system", "the payment is being checked", nil)
+	default:
+		return fmt.Errorf("%w: unknown provider result %q", ErrInvalid, r.Kind)
+	}
 	return nil
 }
 
-// FailPayment closes an open attempt whose outcome is unknown or void (the
-// provider failed, or the charge was voided); the order waits for payment again.
+// reopen records a failed attempt: the order waits for payment again.
+func (o *Order) reopen(now time.Time, kind string, d Decline) {
+	o.lastDecline = d
+	if o.status == StatusPaymentProcessing {
+		o.status = StatusPendingPayment
+	}
+	o.closeAttemptDeadlines()
+	o.record(now, kind, "system", d.Code+": "+d.Message, nil)
+}
+
+func (o *Order) closeAttemptDeadlines() {
+	delete(o.deadlines, DeadlineVerification)
+	delete(o.deadlines, DeadlineProcessing)
+}
+
+func (a Attempt) describe() string {
+	switch a.Method {
+	case MethodCard:
+		return a.CardBrand + " ending " + a.CardLast4
+	default:
+		return string(a.Method) + " " + a.Account
+	}
+}
+
+// FailPayment closes an open attempt as failed without a provider decision
+// (the provider could not be reached, or the charge was voided); the order
+// waits for payment again.
 func (o *Order) FailPayment(now time.Time, attemptID string, d Decline) error {
-	a := o.openAttempt()
-	if a == nil || a.ID != attemptID {
+	a := o.attempt(attemptID)
+	if a == nil || !a.Open() {
 		return fmt.Errorf("%w: payment attempt %s is not open", ErrIllegalTransition, attemptID)
 	}
 	a.Status, a.Decline, a.UpdatedAt = AttemptFailed, d, now
-	o.lastDecline = d
-	o.record(now, "payment_failed", "system", d.Code+": "+d.Message, nil)
+	o.reopen(now, "payment_failed", d)
+	return nil
+}
+
+// WrongVerificationCode counts a wrong one-time code; too many fail the attempt.
+func (o *Order) WrongVerificationCode(now time.Time, attemptID string, pol Policy) error {
+	a := o.attempt(attemptID)
+	if a == nil || a.Status != AttemptRequiresVerification {
+		return fmt.Errorf("%w: payment attempt %s does not require verification", ErrIllegalTransition, attemptID)
+	}
+	a.VerificationFailures++
+	a.UpdatedAt = now
+	if a.VerificationFailures >= pol.MaxVerificationFailures {
+		a.Status, a.Decline = AttemptFailed, DeclineVerificationFailed
+		o.reopen(now, "payment_failed", DeclineVerificationFailed)
+		return nil
+	}
+	o.record(now, "verification_code_wrong", "buyer:"+o.buyerID, fmt.Sprintf("wrong code %d of %d", a.VerificationFailures, pol.MaxVerificationFailures), nil)
+	return nil
+}
+
+// RequireVerification checks that an attempt is waiting for its one-time code.
+func (o *Order) RequireVerification(attemptID string) (Attempt, error) {
+	a := o.attempt(attemptID)
+	if a == nil {
+		return Attempt{}, fmt.Errorf("%w: no payment attempt %s on order %s", ErrNotFound, attemptID, o.id)
+	}
+	if a.Status != AttemptRequiresVerification {
+		return Attempt{}, fmt.Errorf("%w: payment attempt %s is %s, not waiting for a code", ErrIllegalTransition, attemptID, a.Status)
+	}
+	return *a, nil
+}
+
+// MarkCaptured records that the provider took the money of a succeeded attempt.
+func (o *Order) MarkCaptured(now time.Time, attemptID string) error {
+	a := o.attempt(attemptID)
+	if a == nil || a.Status != AttemptSucceeded {
+		return fmt.Errorf("%w: attempt %s has not succeeded", ErrIllegalTransition, attemptID)
+	}
+	if a.Captured {
+		return fmt.Errorf("%w: attempt %s is captured", ErrAlreadyFinal, attemptID)
+	}
+	a.Captured, a.UpdatedAt = true, now
 	return nil
 }

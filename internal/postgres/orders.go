@@ -16,7 +16,8 @@ import (
 )
 
 const orderColumns = `id, checkout_id, buyer_id, seller_id, status, currency, items, shipping_fee_minor,
-	handling_days, version, created_at, updated_at, cancel_reason, last_decline_code, last_decline_message, shipment`
+	handling_days, version, created_at, updated_at, cancel_reason, last_decline_code, last_decline_message, shipment,
+	last_decline_advice, last_decline_retryable`
 
 // itemJSON is how an order's items are kept in its items column.
 type itemJSON struct {
@@ -52,7 +53,7 @@ func scanOrder(row pgx.Row) (order.Stored, error) {
 	)
 	err := row.Scan(&s.ID, &s.CheckoutID, &s.BuyerID, &s.SellerID, &status, &s.Currency, &items, &s.ShippingFee,
 		&s.HandlingDays, &s.Version, &s.CreatedAt, &s.UpdatedAt, &s.CancelReason, &s.LastDecline.Code,
-		&s.LastDecline.Message, &shipment)
+		&s.LastDecline.Message, &shipment, &s.LastDecline.Advice, &s.LastDecline.Retryable)
 	if err != nil {
 		return s, err
 	}
@@ -80,19 +81,25 @@ func loadDetails(ctx context.Context, q querier, s *order.Stored) error {
 		return err
 	}
 	rows, _ := q.Query(ctx, `SELECT id, idempotency_key, fingerprint, status, amount_minor, currency, method,
-		card_brand, card_last4, decline_code, decline_message, provider_ref, created_at, updated_at
+		card_brand, card_last4, account, decline_code, decline_message, decline_advice, decline_retryable,
+		provider_ref, verification_failures, captured, created_at, updated_at
 		FROM payment_attempts WHERE order_id = $1 ORDER BY created_at, id`, s.ID)
 	s.Attempts, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (order.Attempt, error) {
 		var a order.Attempt
-		var status string
+		var status, method string
 		err := r.Scan(&a.ID, &a.IdempotencyKey, &a.Fingerprint, &status, &a.Amount.Amount, &a.Amount.Currency,
-			&a.Method, &a.CardBrand, &a.CardLast4, &a.Decline.Code, &a.Decline.Message, &a.ProviderRef,
-			&a.CreatedAt, &a.UpdatedAt)
-		a.Status = order.AttemptStatus(status)
+			&method, &a.CardBrand, &a.CardLast4, &a.Account, &a.Decline.Code, &a.Decline.Message, &a.Decline.Advice,
+			&a.Decline.Retryable, &a.ProviderRef, &a.VerificationFailures, &a.Captured, &a.CreatedAt, &a.UpdatedAt)
+		a.Status, a.Method = order.AttemptStatus(status), order.Method(method)
 		return a, err
 	})
 	if err != nil {
 		return fmt.Errorf("load payment attempts: %w", err)
+	}
+	rows, _ = q.Query(ctx, `SELECT `+refundColumns+` FROM refunds WHERE order_id = $1 ORDER BY created_at, id`, s.ID)
+	s.Refunds, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (order.Refund, error) { return scanRefund(r) })
+	if err != nil {
+		return fmt.Errorf("load refunds: %w", err)
 	}
 	rows, _ = q.Query(ctx, `SELECT sequence, kind, actor, occurred_at, note, adjustment
 		FROM order_events WHERE order_id = $1 ORDER BY sequence`, s.ID)
@@ -161,14 +168,14 @@ func (db *DB) CreateOrders(ctx context.Context, orders []*order.Order) error {
 		for _, o := range orders {
 			s := o.Stored()
 			_, err := tx.Exec(ctx, `INSERT INTO orders (`+orderColumns+`, total_minor)
-				VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)`,
+				VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)`,
 				s.ID, s.CheckoutID, s.BuyerID, s.SellerID, string(s.Status), s.Currency, itemsJSON(s.Items), s.ShippingFee,
 				s.HandlingDays, 1, s.CreatedAt, s.UpdatedAt, s.CancelReason, s.LastDecline.Code, s.LastDecline.Message,
-				shipmentOf(s.Shipment), o.Total().Amount)
+				shipmentOf(s.Shipment), s.LastDecline.Advice, s.LastDecline.Retryable, o.Total().Amount)
 			if err != nil {
 				return fmt.Errorf("insert order: %w", err)
 			}
-			if err := writeDetails(ctx, tx, o, nil); err != nil {
+			if err := writeDetails(ctx, tx, o, s, nil); err != nil {
 				return err
 			}
 		}
@@ -195,8 +202,7 @@ func shipmentOf(s *order.Shipment) *shipmentJSON {
 // writeDetails writes what a change did besides the order row: deadlines
 // (when they changed), payment attempts, new history events and, when the
 // order gives its stock back, the release of its reservation.
-func writeDetails(ctx context.Context, tx pgx.Tx, o *order.Order, oldDeadlines map[order.DeadlineKind]time.Time) error {
-	s := o.Stored()
+func writeDetails(ctx context.Context, tx pgx.Tx, o *order.Order, s order.Stored, oldDeadlines map[order.DeadlineKind]time.Time) error {
 	if !sameDeadlines(oldDeadlines, s.Deadlines) {
 		if _, err := tx.Exec(ctx, `DELETE FROM order_deadlines WHERE order_id = $1`, s.ID); err != nil {
 			return fmt.Errorf("write deadlines: %w", err)
@@ -210,17 +216,24 @@ func writeDetails(ctx context.Context, tx pgx.Tx, o *order.Order, oldDeadlines m
 	}
 	for _, a := range s.Attempts {
 		_, err := tx.Exec(ctx, `INSERT INTO payment_attempts (id, order_id, idempotency_key, fingerprint, status,
-			amount_minor, currency, method, card_brand, card_last4, decline_code, decline_message, provider_ref,
-			created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)
+			amount_minor, currency, method, card_brand, card_last4, account, decline_code, decline_message,
+			decline_advice, decline_retryable, provider_ref, verification_failures, captured, created_at, updated_at)
+			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20)
 			ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, decline_code = EXCLUDED.decline_code,
-			decline_message = EXCLUDED.decline_message, provider_ref = EXCLUDED.provider_ref,
+			decline_message = EXCLUDED.decline_message, decline_advice = EXCLUDED.decline_advice,
+			decline_retryable = EXCLUDED.decline_retryable, provider_ref = EXCLUDED.provider_ref,
+			verification_failures = EXCLUDED.verification_failures, captured = EXCLUDED.captured,
 			updated_at = EXCLUDED.updated_at
 			WHERE payment_attempts.updated_at IS DISTINCT FROM EXCLUDED.updated_at`,
 			a.ID, s.ID, a.IdempotencyKey, a.Fingerprint, string(a.Status), a.Amount.Amount, a.Amount.Currency,
-			a.Method, a.CardBrand, a.CardLast4, a.Decline.Code, a.Decline.Message, a.ProviderRef, a.CreatedAt, a.UpdatedAt)
+			string(a.Method), a.CardBrand, a.CardLast4, a.Account, a.Decline.Code, a.Decline.Message, a.Decline.Advice,
+			a.Decline.Retryable, a.ProviderRef, a.VerificationFailures, a.Captured, a.CreatedAt, a.UpdatedAt)
 		if err != nil {
 			return fmt.Errorf("write payment attempt: %w", err)
 		}
+	}
+	if err := writeRefunds(ctx, tx, s); err != nil {
+		return err
 	}
 	for _, e := range o.NewEvents() {
 		var adj *adjustmentJSON
@@ -289,16 +302,18 @@ func updateTx(ctx context.Context, tx pgx.Tx, id string, fn func(*order.Order) e
 	n := o.Stored()
 	tag, err := tx.Exec(ctx, `UPDATE orders SET status = $3, items = $4, shipping_fee_minor = $5, total_minor = $6,
 		version = version + 1, updated_at = $7, cancel_reason = $8, last_decline_code = $9,
-		last_decline_message = $10, shipment = $11 WHERE id = $1 AND version = $2`,
+		last_decline_message = $10, shipment = $11, last_decline_advice = $12, last_decline_retryable = $13
+		WHERE id = $1 AND version = $2`,
 		n.ID, n.Version, string(n.Status), itemsJSON(n.Items), n.ShippingFee, o.Total().Amount, n.UpdatedAt,
-		n.CancelReason, n.LastDecline.Code, n.LastDecline.Message, shipmentOf(n.Shipment))
+		n.CancelReason, n.LastDecline.Code, n.LastDecline.Message, shipmentOf(n.Shipment), n.LastDecline.Advice,
+		n.LastDecline.Retryable)
 	if err != nil {
 		return nil, fmt.Errorf("write order: %w", err)
 	}
 	if tag.RowsAffected() != 1 {
 		return nil, fmt.Errorf("%w: order %s changed", order.ErrConflict, id)
 	}
-	if err := writeDetails(ctx, tx, o, s.Deadlines); err != nil {
+	if err := writeDetails(ctx, tx, o, n, s.Deadlines); err != nil {
 		return nil, err
 	}
 	n.Version++

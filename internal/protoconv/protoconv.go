@@ -64,13 +64,15 @@ func FromTime(t *timestamppb.Timestamp) time.Time {
 // Order translates an order; full adds its history and payment attempts.
 func Order(o *order.Order, full bool) *orderv1.Order {
 	cur := o.Currency()
-	d := o.LastDecline()
 	p := &orderv1.Order{
 		Id: o.ID(), CheckoutId: o.CheckoutID(), BuyerId: o.BuyerID(), SellerId: o.SellerID(),
 		Status: statusToProto[o.Status()], ShippingFee: Money(o.ShippingFee(), cur),
 		ItemsTotal: Money(o.ItemsTotal(), cur), Total: Money(o.Total().Amount, cur), Version: o.Version(),
 		CreatedAt: Time(o.CreatedAt()), UpdatedAt: Time(o.UpdatedAt()), CancelReason: o.CancelReason(),
-		LastDeclineCode: d.Code, LastDeclineMessage: d.Message,
+		LastDecline: Decline(o.LastDecline()),
+	}
+	for _, r := range o.Refunds() {
+		p.Refunds = append(p.Refunds, Refund(o.ID(), r))
 	}
 	for _, it := range o.Items() {
 		p.Items = append(p.Items, &orderv1.LineItem{
@@ -104,12 +106,52 @@ func Order(o *order.Order, full bool) *orderv1.Order {
 	return p
 }
 
+var attemptStatuses = map[order.AttemptStatus]orderv1.PaymentAttemptStatus{
+	order.AttemptRequiresVerification: orderv1.PaymentAttemptStatus_PAYMENT_ATTEMPT_STATUS_REQUIRES_VERIFICATION,
+	order.AttemptProcessing:           orderv1.PaymentAttemptStatus_PAYMENT_ATTEMPT_STATUS_PROCESSING,
+	order.AttemptSucceeded:            orderv1.PaymentAttemptStatus_PAYMENT_ATTEMPT_STATUS_SUCCEEDED,
+	order.AttemptDeclined:             orderv1.PaymentAttemptStatus_PAYMENT_ATTEMPT_STATUS_DECLINED,
+	order.AttemptFailed:               orderv1.PaymentAttemptStatus_PAYMENT_ATTEMPT_STATUS_FAILED,
+	order.AttemptCanceled:             orderv1.PaymentAttemptStatus_PAYMENT_ATTEMPT_STATUS_CANCELED,
+}
+
+var methods = map[order.Method]orderv1.PaymentMethod{
+	order.MethodCard:         orderv1.PaymentMethod_PAYMENT_METHOD_CARD,
+	order.MethodWallet:       orderv1.PaymentMethod_PAYMENT_METHOD_WALLET,
+	order.MethodBankTransfer: orderv1.PaymentMethod_PAYMENT_METHOD_BANK_TRANSFER,
+}
+
+var refundStatuses = map[order.RefundStatus]orderv1.RefundStatus{
+	order.RefundPending:    orderv1.RefundStatus_REFUND_STATUS_PENDING,
+	order.RefundProcessing: orderv1.RefundStatus_REFUND_STATUS_PROCESSING,
+	order.RefundSucceeded:  orderv1.RefundStatus_REFUND_STATUS_SUCCEEDED,
+	order.RefundFailed:     orderv1.RefundStatus_REFUND_STATUS_FAILED,
+}
+
+// Decline translates a decline; no decline becomes nil.
+func Decline(d order.Decline) *orderv1.Decline {
+	if d == (order.Decline{}) {
+		return nil
+	}
+	return &orderv1.Decline{Code: d.Code, Message: d.Message, Advice: d.Advice, Retryable: d.Retryable}
+}
+
 // Attempt translates a payment attempt.
 func Attempt(a order.Attempt) *orderv1.PaymentAttempt {
 	return &orderv1.PaymentAttempt{
-		Id: a.ID, Status: string(a.Status), Amount: Money(a.Amount.Amount, a.Amount.Currency), Method: a.Method,
-		CardBrand: a.CardBrand, CardLast4: a.CardLast4, DeclineCode: a.Decline.Code, DeclineMessage: a.Decline.Message,
-		CreatedAt: Time(a.CreatedAt),
+		Id: a.ID, Status: attemptStatuses[a.Status], Amount: Money(a.Amount.Amount, a.Amount.Currency),
+		Method: methods[a.Method], CardBrand: a.CardBrand, CardLast4: a.CardLast4, Account: a.Account,
+		Decline: Decline(a.Decline), VerificationFailures: int32(a.VerificationFailures),
+		CreatedAt: Time(a.CreatedAt), UpdatedAt: Time(a.UpdatedAt),
+	}
+}
+
+// Refund translates a refund of an order.
+func Refund(orderID string, r order.Refund) *orderv1.Refund {
+	return &orderv1.Refund{
+		Id: r.ID, OrderId: orderID, PaymentAttemptId: r.AttemptID, Amount: Money(r.Amount.Amount, r.Amount.Currency),
+		Method: methods[r.Method], Status: refundStatuses[r.Status], Reason: r.Reason, DueAt: Time(r.DueAt),
+		CreatedAt: Time(r.CreatedAt), CompletedAt: Time(r.CompletedAt),
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/souk-dev/souk/internal/catalog"
 	"github.com/souk-dev/souk/internal/order"
+	"github.com/souk-dev/souk/internal/payment"
 )
 
 // errorCodes is the one table from domain errors to gRPC codes. The first
@@ -27,22 +28,38 @@ var errorCodes = []struct {
 	{order.ErrPaymentInProgress, codes.FailedPrecondition},
 	{order.ErrIdempotencyKeyReused, codes.FailedPrecondition},
 	{catalog.ErrOutOfStock, codes.FailedPrecondition},
+	{order.ErrAlreadyFinal, codes.FailedPrecondition},
 	{order.ErrConflict, codes.Aborted},
+	{payment.ErrTransient, codes.Unavailable},
+	{payment.ErrRefused, codes.FailedPrecondition},
+	{payment.ErrBadSignature, codes.Unauthenticated},
 	{context.DeadlineExceeded, codes.DeadlineExceeded},
 	{context.Canceled, codes.Canceled},
 }
 
-// toStatus maps err to a gRPC status error. Domain errors keep their message,
-// which the domain writes for the caller; anything unknown is logged with
-// its detail and returned as a bare "internal error".
-func toStatus(ctx context.Context, log *slog.Logger, err error) error {
-	if _, ok := status.FromError(err); ok {
-		return err
+// Code returns the gRPC code the error table gives err (Internal for
+// errors it does not know).
+func Code(err error) codes.Code {
+	if st, ok := status.FromError(err); ok {
+		return st.Code()
 	}
 	for _, e := range errorCodes {
 		if errors.Is(err, e.err) {
-			return status.Error(e.code, err.Error())
+			return e.code
 		}
+	}
+	return codes.Internal
+}
+
+// ToStatus maps err to a gRPC status error. Domain errors keep their message,
+// which the domain writes for the caller; anything unknown is logged with
+// its detail and returned as a bare "internal error".
+func ToStatus(ctx context.Context, log *slog.Logger, err error) error {
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	if c := Code(err); c != codes.Internal {
+		return status.Error(c, err.Error())
 	}
 	log.ErrorContext(ctx, "internal error", "err", err)
 	return status.Error(codes.Internal, "internal error")
@@ -53,7 +70,7 @@ func errorInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		resp, err := h(ctx, req)
 		if err != nil {
-			return nil, toStatus(ctx, log, err)
+			return nil, ToStatus(ctx, log, err)
 		}
 		return resp, nil
 	}
@@ -63,7 +80,7 @@ func errorInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
 func streamErrorInterceptor(log *slog.Logger) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 		if err := h(srv, ss); err != nil {
-			return toStatus(ss.Context(), log, err)
+			return ToStatus(ss.Context(), log, err)
 		}
 		return nil
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/souk-dev/souk/internal/app"
+	"github.com/souk-dev/souk/internal/order"
 	"github.com/souk-dev/souk/internal/postgres"
 )
 
@@ -110,6 +111,7 @@ func Config(tb testing.TB) app.Config {
 		Listener:      true,
 		SweepInterval: 200 * time.Millisecond,
 		LockTTL:       5 * time.Second,
+		Policy:        order.DefaultPolicy,
 	}
 }
 

@@ -493,8 +493,14 @@ type PayOrderRequest struct {
 	ExpectedTotal *v1.Money `protobuf:"bytes,2,opt,name=expected_total,json=expectedTotal,proto3" json:"expected_total,omitempty"`
 	// A key unique to this payment; retrying with the same key never charges twice.
 	IdempotencyKey string `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	// The card to charge.
-	Card          *Card `protobuf:"bytes,4,opt,name=card,proto3" json:"card,omitempty"`
+	// How to pay.
+	//
+	// Types that are valid to be assigned to Method:
+	//
+	//	*PayOrderRequest_Card
+	//	*PayOrderRequest_Wallet
+	//	*PayOrderRequest_BankTransfer
+	Method        isPayOrderRequest_Method `protobuf_oneof:"method"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -550,11 +556,155 @@ func (x *PayOrderRequest) GetIdempotencyKey() string {
 	return ""
 }
 
-func (x *PayOrderRequest) GetCard() *Card {
+func (x *PayOrderRequest) GetMethod() isPayOrderRequest_Method {
 	if x != nil {
-		return x.Card
+		return x.Method
 	}
 	return nil
+}
+
+func (x *PayOrderRequest) GetCard() *Card {
+	if x != nil {
+		if x, ok := x.Method.(*PayOrderRequest_Card); ok {
+			return x.Card
+		}
+	}
+	return nil
+}
+
+func (x *PayOrderRequest) GetWallet() *Wallet {
+	if x != nil {
+		if x, ok := x.Method.(*PayOrderRequest_Wallet); ok {
+			return x.Wallet
+		}
+	}
+	return nil
+}
+
+func (x *PayOrderRequest) GetBankTransfer() *BankTransfer {
+	if x != nil {
+		if x, ok := x.Method.(*PayOrderRequest_BankTransfer); ok {
+			return x.BankTransfer
+		}
+	}
+	return nil
+}
+
+type isPayOrderRequest_Method interface {
+	isPayOrderRequest_Method()
+}
+
+type PayOrderRequest_Card struct {
+	// A card.
+	Card *Card `protobuf:"bytes,4,opt,name=card,proto3,oneof"`
+}
+
+type PayOrderRequest_Wallet struct {
+	// A wallet account.
+	Wallet *Wallet `protobuf:"bytes,5,opt,name=wallet,proto3,oneof"`
+}
+
+type PayOrderRequest_BankTransfer struct {
+	// A bank transfer.
+	BankTransfer *BankTransfer `protobuf:"bytes,6,opt,name=bank_transfer,json=bankTransfer,proto3,oneof"`
+}
+
+func (*PayOrderRequest_Card) isPayOrderRequest_Method() {}
+
+func (*PayOrderRequest_Wallet) isPayOrderRequest_Method() {}
+
+func (*PayOrderRequest_BankTransfer) isPayOrderRequest_Method() {}
+
+// Wallet is a wallet account (PayPal, Alipay style).
+type Wallet struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account, for example an e-mail address.
+	Account       string `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Wallet) Reset() {
+	*x = Wallet{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Wallet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Wallet) ProtoMessage() {}
+
+func (x *Wallet) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Wallet.ProtoReflect.Descriptor instead.
+func (*Wallet) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Wallet) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+// BankTransfer pays from a bank account; the bank confirms later.
+type BankTransfer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account number or IBAN, 8 to 34 letters and digits.
+	AccountNumber string `protobuf:"bytes,1,opt,name=account_number,json=accountNumber,proto3" json:"account_number,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BankTransfer) Reset() {
+	*x = BankTransfer{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BankTransfer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BankTransfer) ProtoMessage() {}
+
+func (x *BankTransfer) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BankTransfer.ProtoReflect.Descriptor instead.
+func (*BankTransfer) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *BankTransfer) GetAccountNumber() string {
+	if x != nil {
+		return x.AccountNumber
+	}
+	return ""
 }
 
 // PayOrderResponse tells how the payment went.
@@ -571,7 +721,7 @@ type PayOrderResponse struct {
 
 func (x *PayOrderResponse) Reset() {
 	*x = PayOrderResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[9]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -583,7 +733,7 @@ func (x *PayOrderResponse) String() string {
 func (*PayOrderResponse) ProtoMessage() {}
 
 func (x *PayOrderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[9]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -596,7 +746,7 @@ func (x *PayOrderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PayOrderResponse.ProtoReflect.Descriptor instead.
 func (*PayOrderResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{9}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PayOrderResponse) GetOrder() *v1.Order {
@@ -613,6 +763,541 @@ func (x *PayOrderResponse) GetAttempt() *v1.PaymentAttempt {
 	return nil
 }
 
+// VerifyPaymentRequest gives the one-time code of a payment attempt.
+type VerifyPaymentRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order's id.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// The attempt that requires verification.
+	AttemptId string `protobuf:"bytes,2,opt,name=attempt_id,json=attemptId,proto3" json:"attempt_id,omitempty"`
+	// The one-time code, 4 to 8 digits.
+	Code          string `protobuf:"bytes,3,opt,name=code,proto3" json:"code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyPaymentRequest) Reset() {
+	*x = VerifyPaymentRequest{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyPaymentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyPaymentRequest) ProtoMessage() {}
+
+func (x *VerifyPaymentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyPaymentRequest.ProtoReflect.Descriptor instead.
+func (*VerifyPaymentRequest) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *VerifyPaymentRequest) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *VerifyPaymentRequest) GetAttemptId() string {
+	if x != nil {
+		return x.AttemptId
+	}
+	return ""
+}
+
+func (x *VerifyPaymentRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+// VerifyPaymentResponse tells how the verified payment went.
+type VerifyPaymentResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order after verification.
+	Order *v1.Order `protobuf:"bytes,1,opt,name=order,proto3" json:"order,omitempty"`
+	// The attempt after verification.
+	Attempt       *v1.PaymentAttempt `protobuf:"bytes,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyPaymentResponse) Reset() {
+	*x = VerifyPaymentResponse{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyPaymentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyPaymentResponse) ProtoMessage() {}
+
+func (x *VerifyPaymentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyPaymentResponse.ProtoReflect.Descriptor instead.
+func (*VerifyPaymentResponse) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *VerifyPaymentResponse) GetOrder() *v1.Order {
+	if x != nil {
+		return x.Order
+	}
+	return nil
+}
+
+func (x *VerifyPaymentResponse) GetAttempt() *v1.PaymentAttempt {
+	if x != nil {
+		return x.Attempt
+	}
+	return nil
+}
+
+// OrderPayment is one order of a PayOrders call and the total the buyer saw.
+type OrderPayment struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order's id.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// The total the buyer saw for this order.
+	ExpectedTotal *v1.Money `protobuf:"bytes,2,opt,name=expected_total,json=expectedTotal,proto3" json:"expected_total,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrderPayment) Reset() {
+	*x = OrderPayment{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrderPayment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrderPayment) ProtoMessage() {}
+
+func (x *OrderPayment) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrderPayment.ProtoReflect.Descriptor instead.
+func (*OrderPayment) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *OrderPayment) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *OrderPayment) GetExpectedTotal() *v1.Money {
+	if x != nil {
+		return x.ExpectedTotal
+	}
+	return nil
+}
+
+// PayOrdersRequest pays several orders with one method.
+type PayOrdersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The orders, each at most once.
+	Orders []*OrderPayment `protobuf:"bytes,1,rep,name=orders,proto3" json:"orders,omitempty"`
+	// A key unique to this action; retrying with it never charges twice.
+	IdempotencyKey string `protobuf:"bytes,2,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	// How to pay.
+	//
+	// Types that are valid to be assigned to Method:
+	//
+	//	*PayOrdersRequest_Card
+	//	*PayOrdersRequest_Wallet
+	//	*PayOrdersRequest_BankTransfer
+	Method        isPayOrdersRequest_Method `protobuf_oneof:"method"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PayOrdersRequest) Reset() {
+	*x = PayOrdersRequest{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PayOrdersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PayOrdersRequest) ProtoMessage() {}
+
+func (x *PayOrdersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PayOrdersRequest.ProtoReflect.Descriptor instead.
+func (*PayOrdersRequest) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *PayOrdersRequest) GetOrders() []*OrderPayment {
+	if x != nil {
+		return x.Orders
+	}
+	return nil
+}
+
+func (x *PayOrdersRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *PayOrdersRequest) GetMethod() isPayOrdersRequest_Method {
+	if x != nil {
+		return x.Method
+	}
+	return nil
+}
+
+func (x *PayOrdersRequest) GetCard() *Card {
+	if x != nil {
+		if x, ok := x.Method.(*PayOrdersRequest_Card); ok {
+			return x.Card
+		}
+	}
+	return nil
+}
+
+func (x *PayOrdersRequest) GetWallet() *Wallet {
+	if x != nil {
+		if x, ok := x.Method.(*PayOrdersRequest_Wallet); ok {
+			return x.Wallet
+		}
+	}
+	return nil
+}
+
+func (x *PayOrdersRequest) GetBankTransfer() *BankTransfer {
+	if x != nil {
+		if x, ok := x.Method.(*PayOrdersRequest_BankTransfer); ok {
+			return x.BankTransfer
+		}
+	}
+	return nil
+}
+
+type isPayOrdersRequest_Method interface {
+	isPayOrdersRequest_Method()
+}
+
+type PayOrdersRequest_Card struct {
+	// A card.
+	Card *Card `protobuf:"bytes,3,opt,name=card,proto3,oneof"`
+}
+
+type PayOrdersRequest_Wallet struct {
+	// A wallet account.
+	Wallet *Wallet `protobuf:"bytes,4,opt,name=wallet,proto3,oneof"`
+}
+
+type PayOrdersRequest_BankTransfer struct {
+	// A bank transfer.
+	BankTransfer *BankTransfer `protobuf:"bytes,5,opt,name=bank_transfer,json=bankTransfer,proto3,oneof"`
+}
+
+func (*PayOrdersRequest_Card) isPayOrdersRequest_Method() {}
+
+func (*PayOrdersRequest_Wallet) isPayOrdersRequest_Method() {}
+
+func (*PayOrdersRequest_BankTransfer) isPayOrdersRequest_Method() {}
+
+// OrderPaymentResult is how the payment of one order went.
+type OrderPaymentResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order's id.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// The order after the attempt (unset if error_code is set).
+	Order *v1.Order `protobuf:"bytes,2,opt,name=order,proto3" json:"order,omitempty"`
+	// The attempt made for it (unset if error_code is set).
+	Attempt *v1.PaymentAttempt `protobuf:"bytes,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// Set when the order could not be paid at all: the gRPC code name, for
+	// example "FAILED_PRECONDITION".
+	ErrorCode string `protobuf:"bytes,4,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	// What went wrong, when error_code is set.
+	ErrorMessage  string `protobuf:"bytes,5,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrderPaymentResult) Reset() {
+	*x = OrderPaymentResult{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrderPaymentResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrderPaymentResult) ProtoMessage() {}
+
+func (x *OrderPaymentResult) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrderPaymentResult.ProtoReflect.Descriptor instead.
+func (*OrderPaymentResult) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *OrderPaymentResult) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *OrderPaymentResult) GetOrder() *v1.Order {
+	if x != nil {
+		return x.Order
+	}
+	return nil
+}
+
+func (x *OrderPaymentResult) GetAttempt() *v1.PaymentAttempt {
+	if x != nil {
+		return x.Attempt
+	}
+	return nil
+}
+
+func (x *OrderPaymentResult) GetErrorCode() string {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return ""
+}
+
+func (x *OrderPaymentResult) GetErrorMessage() string {
+	if x != nil {
+		return x.ErrorMessage
+	}
+	return ""
+}
+
+// PayOrdersResponse has one result per order, in the request's order.
+type PayOrdersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The results.
+	Results       []*OrderPaymentResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PayOrdersResponse) Reset() {
+	*x = PayOrdersResponse{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PayOrdersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PayOrdersResponse) ProtoMessage() {}
+
+func (x *PayOrdersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PayOrdersResponse.ProtoReflect.Descriptor instead.
+func (*PayOrdersResponse) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *PayOrdersResponse) GetResults() []*OrderPaymentResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// ListRefundsRequest pages the buyer's refunds.
+type ListRefundsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many refunds (default 20, at most 100).
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRefundsRequest) Reset() {
+	*x = ListRefundsRequest{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRefundsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRefundsRequest) ProtoMessage() {}
+
+func (x *ListRefundsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRefundsRequest.ProtoReflect.Descriptor instead.
+func (*ListRefundsRequest) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ListRefundsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListRefundsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListRefundsResponse is one page of refunds, newest first.
+type ListRefundsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The refunds.
+	Refunds []*v1.Refund `protobuf:"bytes,1,rep,name=refunds,proto3" json:"refunds,omitempty"`
+	// Pass this to get the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRefundsResponse) Reset() {
+	*x = ListRefundsResponse{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRefundsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRefundsResponse) ProtoMessage() {}
+
+func (x *ListRefundsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRefundsResponse.ProtoReflect.Descriptor instead.
+func (*ListRefundsResponse) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListRefundsResponse) GetRefunds() []*v1.Refund {
+	if x != nil {
+		return x.Refunds
+	}
+	return nil
+}
+
+func (x *ListRefundsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 // CancelOrderRequest cancels an unpaid order.
 type CancelOrderRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -626,7 +1311,7 @@ type CancelOrderRequest struct {
 
 func (x *CancelOrderRequest) Reset() {
 	*x = CancelOrderRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[10]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -638,7 +1323,7 @@ func (x *CancelOrderRequest) String() string {
 func (*CancelOrderRequest) ProtoMessage() {}
 
 func (x *CancelOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[10]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -651,7 +1336,7 @@ func (x *CancelOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelOrderRequest.ProtoReflect.Descriptor instead.
 func (*CancelOrderRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{10}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CancelOrderRequest) GetOrderId() string {
@@ -679,7 +1364,7 @@ type CancelOrderResponse struct {
 
 func (x *CancelOrderResponse) Reset() {
 	*x = CancelOrderResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[11]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -691,7 +1376,7 @@ func (x *CancelOrderResponse) String() string {
 func (*CancelOrderResponse) ProtoMessage() {}
 
 func (x *CancelOrderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[11]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -704,7 +1389,7 @@ func (x *CancelOrderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelOrderResponse.ProtoReflect.Descriptor instead.
 func (*CancelOrderResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{11}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CancelOrderResponse) GetOrder() *v1.Order {
@@ -725,7 +1410,7 @@ type ConfirmReceiptRequest struct {
 
 func (x *ConfirmReceiptRequest) Reset() {
 	*x = ConfirmReceiptRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[12]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -737,7 +1422,7 @@ func (x *ConfirmReceiptRequest) String() string {
 func (*ConfirmReceiptRequest) ProtoMessage() {}
 
 func (x *ConfirmReceiptRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[12]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -750,7 +1435,7 @@ func (x *ConfirmReceiptRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmReceiptRequest.ProtoReflect.Descriptor instead.
 func (*ConfirmReceiptRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{12}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ConfirmReceiptRequest) GetOrderId() string {
@@ -771,7 +1456,7 @@ type ConfirmReceiptResponse struct {
 
 func (x *ConfirmReceiptResponse) Reset() {
 	*x = ConfirmReceiptResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[13]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -783,7 +1468,7 @@ func (x *ConfirmReceiptResponse) String() string {
 func (*ConfirmReceiptResponse) ProtoMessage() {}
 
 func (x *ConfirmReceiptResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[13]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -796,7 +1481,7 @@ func (x *ConfirmReceiptResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmReceiptResponse.ProtoReflect.Descriptor instead.
 func (*ConfirmReceiptResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{13}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ConfirmReceiptResponse) GetOrder() *v1.Order {
@@ -804,6 +1489,143 @@ func (x *ConfirmReceiptResponse) GetOrder() *v1.Order {
 		return x.Order
 	}
 	return nil
+}
+
+// ReportPaymentEventRequest is a signed provider event.
+type ReportPaymentEventRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order the payment is for.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// The attempt (Souk's idempotency key at the provider).
+	AttemptId string `protobuf:"bytes,2,opt,name=attempt_id,json=attemptId,proto3" json:"attempt_id,omitempty"`
+	// The provider's reference of the payment.
+	ProviderRef string `protobuf:"bytes,3,opt,name=provider_ref,json=providerRef,proto3" json:"provider_ref,omitempty"`
+	// The outcome: "succeeded", "declined" or "failed".
+	Outcome string `protobuf:"bytes,4,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	// The decline code, for declined and failed outcomes.
+	DeclineCode string `protobuf:"bytes,5,opt,name=decline_code,json=declineCode,proto3" json:"decline_code,omitempty"`
+	// When the provider signed the event, in Unix seconds; old events are refused.
+	Timestamp int64 `protobuf:"varint,6,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	// Hex HMAC-SHA256 of "timestamp.order_id.attempt_id.provider_ref.outcome.decline_code".
+	Signature     string `protobuf:"bytes,7,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportPaymentEventRequest) Reset() {
+	*x = ReportPaymentEventRequest{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportPaymentEventRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportPaymentEventRequest) ProtoMessage() {}
+
+func (x *ReportPaymentEventRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportPaymentEventRequest.ProtoReflect.Descriptor instead.
+func (*ReportPaymentEventRequest) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ReportPaymentEventRequest) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *ReportPaymentEventRequest) GetAttemptId() string {
+	if x != nil {
+		return x.AttemptId
+	}
+	return ""
+}
+
+func (x *ReportPaymentEventRequest) GetProviderRef() string {
+	if x != nil {
+		return x.ProviderRef
+	}
+	return ""
+}
+
+func (x *ReportPaymentEventRequest) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *ReportPaymentEventRequest) GetDeclineCode() string {
+	if x != nil {
+		return x.DeclineCode
+	}
+	return ""
+}
+
+func (x *ReportPaymentEventRequest) GetTimestamp() int64 {
+	if x != nil {
+		return x.Timestamp
+	}
+	return 0
+}
+
+func (x *ReportPaymentEventRequest) GetSignature() string {
+	if x != nil {
+		return x.Signature
+	}
+	return ""
+}
+
+// ReportPaymentEventResponse acknowledges an event.
+type ReportPaymentEventResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportPaymentEventResponse) Reset() {
+	*x = ReportPaymentEventResponse{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportPaymentEventResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportPaymentEventResponse) ProtoMessage() {}
+
+func (x *ReportPaymentEventResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportPaymentEventResponse.ProtoReflect.Descriptor instead.
+func (*ReportPaymentEventResponse) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{25}
 }
 
 var File_souk_buyer_v1_buyer_proto protoreflect.FileDescriptor
@@ -841,15 +1663,57 @@ const file_souk_buyer_v1_buyer_proto_rawDesc = "" +
 	"\x06number\x18\x01 \x01(\tB\x15\xbaH\x12r\x102\x0e^[0-9]{12,19}$R\x06number\x12&\n" +
 	"\texp_month\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x18\f(\x01R\bexpMonth\x12&\n" +
 	"\bexp_year\x18\x03 \x01(\x05B\v\xbaH\b\x1a\x06\x18\xb4\x10(\xd0\x0fR\aexpYear\x12%\n" +
-	"\x03cvc\x18\x04 \x01(\tB\x13\xbaH\x10r\x0e2\f^[0-9]{3,4}$R\x03cvc\"\xf5\x01\n" +
+	"\x03cvc\x18\x04 \x01(\tB\x13\xbaH\x10r\x0e2\f^[0-9]{3,4}$R\x03cvc\"\xf5\x02\n" +
 	"\x0fPayOrderRequest\x12#\n" +
 	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12C\n" +
 	"\x0eexpected_total\x18\x02 \x01(\v2\x14.souk.order.v1.MoneyB\x06\xbaH\x03\xc8\x01\x01R\rexpectedTotal\x12G\n" +
-	"\x0fidempotency_key\x18\x03 \x01(\tB\x1e\xbaH\x1br\x19\x10\b\x18\x80\x012\x12^[A-Za-z0-9_.:-]+$R\x0eidempotencyKey\x12/\n" +
-	"\x04card\x18\x04 \x01(\v2\x13.souk.buyer.v1.CardB\x06\xbaH\x03\xc8\x01\x01R\x04card\"w\n" +
+	"\x0fidempotency_key\x18\x03 \x01(\tB\x1e\xbaH\x1br\x19\x10\b\x18\x80\x012\x12^[A-Za-z0-9_.:-]+$R\x0eidempotencyKey\x12)\n" +
+	"\x04card\x18\x04 \x01(\v2\x13.souk.buyer.v1.CardH\x00R\x04card\x12/\n" +
+	"\x06wallet\x18\x05 \x01(\v2\x15.souk.buyer.v1.WalletH\x00R\x06wallet\x12B\n" +
+	"\rbank_transfer\x18\x06 \x01(\v2\x1b.souk.buyer.v1.BankTransferH\x00R\fbankTransferB\x0f\n" +
+	"\x06method\x12\x05\xbaH\x02\b\x01\"A\n" +
+	"\x06Wallet\x127\n" +
+	"\aaccount\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x18\x10\x03\x18\xfe\x012\x11^[^\\s@]+@[^\\s@]+$R\aaccount\"N\n" +
+	"\fBankTransfer\x12>\n" +
+	"\x0eaccount_number\x18\x01 \x01(\tB\x17\xbaH\x14r\x122\x10^[A-Z0-9]{8,34}$R\raccountNumber\"w\n" +
 	"\x10PayOrderResponse\x12*\n" +
 	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\x127\n" +
-	"\aattempt\x18\x02 \x01(\v2\x1d.souk.order.v1.PaymentAttemptR\aattempt\"]\n" +
+	"\aattempt\x18\x02 \x01(\v2\x1d.souk.order.v1.PaymentAttemptR\aattempt\"\x8d\x01\n" +
+	"\x14VerifyPaymentRequest\x12#\n" +
+	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12'\n" +
+	"\n" +
+	"attempt_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tattemptId\x12'\n" +
+	"\x04code\x18\x03 \x01(\tB\x13\xbaH\x10r\x0e2\f^[0-9]{4,8}$R\x04code\"|\n" +
+	"\x15VerifyPaymentResponse\x12*\n" +
+	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\x127\n" +
+	"\aattempt\x18\x02 \x01(\v2\x1d.souk.order.v1.PaymentAttemptR\aattempt\"x\n" +
+	"\fOrderPayment\x12#\n" +
+	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12C\n" +
+	"\x0eexpected_total\x18\x02 \x01(\v2\x14.souk.order.v1.MoneyB\x06\xbaH\x03\xc8\x01\x01R\rexpectedTotal\"\xcd\x02\n" +
+	"\x10PayOrdersRequest\x12?\n" +
+	"\x06orders\x18\x01 \x03(\v2\x1b.souk.buyer.v1.OrderPaymentB\n" +
+	"\xbaH\a\x92\x01\x04\b\x01\x10\x14R\x06orders\x12G\n" +
+	"\x0fidempotency_key\x18\x02 \x01(\tB\x1e\xbaH\x1br\x19\x10\b\x18\x80\x012\x12^[A-Za-z0-9_.:-]+$R\x0eidempotencyKey\x12)\n" +
+	"\x04card\x18\x03 \x01(\v2\x13.souk.buyer.v1.CardH\x00R\x04card\x12/\n" +
+	"\x06wallet\x18\x04 \x01(\v2\x15.souk.buyer.v1.WalletH\x00R\x06wallet\x12B\n" +
+	"\rbank_transfer\x18\x05 \x01(\v2\x1b.souk.buyer.v1.BankTransferH\x00R\fbankTransferB\x0f\n" +
+	"\x06method\x12\x05\xbaH\x02\b\x01\"\xd8\x01\n" +
+	"\x12OrderPaymentResult\x12\x19\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\x12*\n" +
+	"\x05order\x18\x02 \x01(\v2\x14.souk.order.v1.OrderR\x05order\x127\n" +
+	"\aattempt\x18\x03 \x01(\v2\x1d.souk.order.v1.PaymentAttemptR\aattempt\x12\x1d\n" +
+	"\n" +
+	"error_code\x18\x04 \x01(\tR\terrorCode\x12#\n" +
+	"\rerror_message\x18\x05 \x01(\tR\ferrorMessage\"P\n" +
+	"\x11PayOrdersResponse\x12;\n" +
+	"\aresults\x18\x01 \x03(\v2!.souk.buyer.v1.OrderPaymentResultR\aresults\"e\n" +
+	"\x12ListRefundsRequest\x12&\n" +
+	"\tpage_size\x18\x01 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\tpageToken\"n\n" +
+	"\x13ListRefundsResponse\x12/\n" +
+	"\arefunds\x18\x01 \x03(\v2\x15.souk.order.v1.RefundR\arefunds\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"]\n" +
 	"\x12CancelOrderRequest\x12#\n" +
 	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12\"\n" +
 	"\x06reason\x18\x02 \x01(\tB\n" +
@@ -859,7 +1723,17 @@ const file_souk_buyer_v1_buyer_proto_rawDesc = "" +
 	"\x15ConfirmReceiptRequest\x12#\n" +
 	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\"D\n" +
 	"\x16ConfirmReceiptResponse\x12*\n" +
-	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order2\xcb\x05\n" +
+	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"\xdd\x02\n" +
+	"\x19ReportPaymentEventRequest\x12#\n" +
+	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12'\n" +
+	"\n" +
+	"attempt_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tattemptId\x12,\n" +
+	"\fprovider_ref\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18dR\vproviderRef\x12<\n" +
+	"\aoutcome\x18\x04 \x01(\tB\"\xbaH\x1fr\x1dR\tsucceededR\bdeclinedR\x06failedR\aoutcome\x12*\n" +
+	"\fdecline_code\x18\x05 \x01(\tB\a\xbaH\x04r\x02\x18@R\vdeclineCode\x12%\n" +
+	"\ttimestamp\x18\x06 \x01(\x03B\a\xbaH\x04\"\x02 \x00R\ttimestamp\x123\n" +
+	"\tsignature\x18\a \x01(\tB\x15\xbaH\x12r\x102\x0e^[0-9a-f]{64}$R\tsignature\"\x1c\n" +
+	"\x1aReportPaymentEventResponse2\xbd\b\n" +
 	"\fBuyerService\x12d\n" +
 	"\bCheckout\x12\x1e.souk.buyer.v1.CheckoutRequest\x1a\x1f.souk.buyer.v1.CheckoutResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/checkout\x12e\n" +
 	"\n" +
@@ -867,8 +1741,13 @@ const file_souk_buyer_v1_buyer_proto_rawDesc = "" +
 	"/v1/orders\x12j\n" +
 	"\bGetOrder\x12\x1e.souk.buyer.v1.GetOrderRequest\x1a\x1f.souk.buyer.v1.GetOrderResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/orders/{order_id}\x12q\n" +
 	"\bPayOrder\x12\x1e.souk.buyer.v1.PayOrderRequest\x1a\x1f.souk.buyer.v1.PayOrderResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*\"\x19/v1/orders/{order_id}:pay\x12}\n" +
-	"\vCancelOrder\x12!.souk.buyer.v1.CancelOrderRequest\x1a\".souk.buyer.v1.CancelOrderResponse\"'\x82\xd3\xe4\x93\x02!:\x01*\"\x1c/v1/orders/{order_id}:cancel\x12\x8f\x01\n" +
-	"\x0eConfirmReceipt\x12$.souk.buyer.v1.ConfirmReceiptRequest\x1a%.souk.buyer.v1.ConfirmReceiptResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\"%/v1/orders/{order_id}:confirm-receiptB7Z5github.com/souk-dev/souk/gen/go/souk/buyer/v1;buyerv1b\x06proto3"
+	"\vCancelOrder\x12!.souk.buyer.v1.CancelOrderRequest\x1a\".souk.buyer.v1.CancelOrderResponse\"'\x82\xd3\xe4\x93\x02!:\x01*\"\x1c/v1/orders/{order_id}:cancel\x12\x99\x01\n" +
+	"\rVerifyPayment\x12#.souk.buyer.v1.VerifyPaymentRequest\x1a$.souk.buyer.v1.VerifyPaymentResponse\"=\x82\xd3\xe4\x93\x027:\x01*\"2/v1/orders/{order_id}/payments/{attempt_id}:verify\x12i\n" +
+	"\tPayOrders\x12\x1f.souk.buyer.v1.PayOrdersRequest\x1a .souk.buyer.v1.PayOrdersResponse\"\x19\x82\xd3\xe4\x93\x02\x13:\x01*\"\x0e/v1/orders:pay\x12i\n" +
+	"\vListRefunds\x12!.souk.buyer.v1.ListRefundsRequest\x1a\".souk.buyer.v1.ListRefundsResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\v/v1/refunds\x12\x8f\x01\n" +
+	"\x0eConfirmReceipt\x12$.souk.buyer.v1.ConfirmReceiptRequest\x1a%.souk.buyer.v1.ConfirmReceiptResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\"%/v1/orders/{order_id}:confirm-receipt2\xa5\x01\n" +
+	"\x17ProviderCallbackService\x12\x89\x01\n" +
+	"\x12ReportPaymentEvent\x12(.souk.buyer.v1.ReportPaymentEventRequest\x1a).souk.buyer.v1.ReportPaymentEventResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/provider/eventsB7Z5github.com/souk-dev/souk/gen/go/souk/buyer/v1;buyerv1b\x06proto3"
 
 var (
 	file_souk_buyer_v1_buyer_proto_rawDescOnce sync.Once
@@ -882,59 +1761,93 @@ func file_souk_buyer_v1_buyer_proto_rawDescGZIP() []byte {
 	return file_souk_buyer_v1_buyer_proto_rawDescData
 }
 
-var file_souk_buyer_v1_buyer_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_souk_buyer_v1_buyer_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_souk_buyer_v1_buyer_proto_goTypes = []any{
-	(*CheckoutItem)(nil),           // 0: souk.buyer.v1.CheckoutItem
-	(*CheckoutRequest)(nil),        // 1: souk.buyer.v1.CheckoutRequest
-	(*CheckoutResponse)(nil),       // 2: souk.buyer.v1.CheckoutResponse
-	(*ListOrdersRequest)(nil),      // 3: souk.buyer.v1.ListOrdersRequest
-	(*ListOrdersResponse)(nil),     // 4: souk.buyer.v1.ListOrdersResponse
-	(*GetOrderRequest)(nil),        // 5: souk.buyer.v1.GetOrderRequest
-	(*GetOrderResponse)(nil),       // 6: souk.buyer.v1.GetOrderResponse
-	(*Card)(nil),                   // 7: souk.buyer.v1.Card
-	(*PayOrderRequest)(nil),        // 8: souk.buyer.v1.PayOrderRequest
-	(*PayOrderResponse)(nil),       // 9: souk.buyer.v1.PayOrderResponse
-	(*CancelOrderRequest)(nil),     // 10: souk.buyer.v1.CancelOrderRequest
-	(*CancelOrderResponse)(nil),    // 11: souk.buyer.v1.CancelOrderResponse
-	(*ConfirmReceiptRequest)(nil),  // 12: souk.buyer.v1.ConfirmReceiptRequest
-	(*ConfirmReceiptResponse)(nil), // 13: souk.buyer.v1.ConfirmReceiptResponse
-	(*v1.Order)(nil),               // 14: souk.order.v1.Order
-	(v1.OrderStatus)(0),            // 15: souk.order.v1.OrderStatus
-	(*timestamppb.Timestamp)(nil),  // 16: google.protobuf.Timestamp
-	(*v1.Money)(nil),               // 17: souk.order.v1.Money
-	(*v1.PaymentAttempt)(nil),      // 18: souk.order.v1.PaymentAttempt
+	(*CheckoutItem)(nil),               // 0: souk.buyer.v1.CheckoutItem
+	(*CheckoutRequest)(nil),            // 1: souk.buyer.v1.CheckoutRequest
+	(*CheckoutResponse)(nil),           // 2: souk.buyer.v1.CheckoutResponse
+	(*ListOrdersRequest)(nil),          // 3: souk.buyer.v1.ListOrdersRequest
+	(*ListOrdersResponse)(nil),         // 4: souk.buyer.v1.ListOrdersResponse
+	(*GetOrderRequest)(nil),            // 5: souk.buyer.v1.GetOrderRequest
+	(*GetOrderResponse)(nil),           // 6: souk.buyer.v1.GetOrderResponse
+	(*Card)(nil),                       // 7: souk.buyer.v1.Card
+	(*PayOrderRequest)(nil),            // 8: souk.buyer.v1.PayOrderRequest
+	(*Wallet)(nil),                     // 9: souk.buyer.v1.Wallet
+	(*BankTransfer)(nil),               // 10: souk.buyer.v1.BankTransfer
+	(*PayOrderResponse)(nil),           // 11: souk.buyer.v1.PayOrderResponse
+	(*VerifyPaymentRequest)(nil),       // 12: souk.buyer.v1.VerifyPaymentRequest
+	(*VerifyPaymentResponse)(nil),      // 13: souk.buyer.v1.VerifyPaymentResponse
+	(*OrderPayment)(nil),               // 14: souk.buyer.v1.OrderPayment
+	(*PayOrdersRequest)(nil),           // 15: souk.buyer.v1.PayOrdersRequest
+	(*OrderPaymentResult)(nil),         // 16: souk.buyer.v1.OrderPaymentResult
+	(*PayOrdersResponse)(nil),          // 17: souk.buyer.v1.PayOrdersResponse
+	(*ListRefundsRequest)(nil),         // 18: souk.buyer.v1.ListRefundsRequest
+	(*ListRefundsResponse)(nil),        // 19: souk.buyer.v1.ListRefundsResponse
+	(*CancelOrderRequest)(nil),         // 20: souk.buyer.v1.CancelOrderRequest
+	(*CancelOrderResponse)(nil),        // 21: souk.buyer.v1.CancelOrderResponse
+	(*ConfirmReceiptRequest)(nil),      // 22: souk.buyer.v1.ConfirmReceiptRequest
+	(*ConfirmReceiptResponse)(nil),     // 23: souk.buyer.v1.ConfirmReceiptResponse
+	(*ReportPaymentEventRequest)(nil),  // 24: souk.buyer.v1.ReportPaymentEventRequest
+	(*ReportPaymentEventResponse)(nil), // 25: souk.buyer.v1.ReportPaymentEventResponse
+	(*v1.Order)(nil),                   // 26: souk.order.v1.Order
+	(v1.OrderStatus)(0),                // 27: souk.order.v1.OrderStatus
+	(*timestamppb.Timestamp)(nil),      // 28: google.protobuf.Timestamp
+	(*v1.Money)(nil),                   // 29: souk.order.v1.Money
+	(*v1.PaymentAttempt)(nil),          // 30: souk.order.v1.PaymentAttempt
+	(*v1.Refund)(nil),                  // 31: souk.order.v1.Refund
 }
 var file_souk_buyer_v1_buyer_proto_depIdxs = []int32{
 	0,  // 0: souk.buyer.v1.CheckoutRequest.items:type_name -> souk.buyer.v1.CheckoutItem
-	14, // 1: souk.buyer.v1.CheckoutResponse.orders:type_name -> souk.order.v1.Order
-	15, // 2: souk.buyer.v1.ListOrdersRequest.status:type_name -> souk.order.v1.OrderStatus
-	16, // 3: souk.buyer.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
-	16, // 4: souk.buyer.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
-	14, // 5: souk.buyer.v1.ListOrdersResponse.orders:type_name -> souk.order.v1.Order
-	14, // 6: souk.buyer.v1.GetOrderResponse.order:type_name -> souk.order.v1.Order
-	17, // 7: souk.buyer.v1.PayOrderRequest.expected_total:type_name -> souk.order.v1.Money
+	26, // 1: souk.buyer.v1.CheckoutResponse.orders:type_name -> souk.order.v1.Order
+	27, // 2: souk.buyer.v1.ListOrdersRequest.status:type_name -> souk.order.v1.OrderStatus
+	28, // 3: souk.buyer.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
+	28, // 4: souk.buyer.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
+	26, // 5: souk.buyer.v1.ListOrdersResponse.orders:type_name -> souk.order.v1.Order
+	26, // 6: souk.buyer.v1.GetOrderResponse.order:type_name -> souk.order.v1.Order
+	29, // 7: souk.buyer.v1.PayOrderRequest.expected_total:type_name -> souk.order.v1.Money
 	7,  // 8: souk.buyer.v1.PayOrderRequest.card:type_name -> souk.buyer.v1.Card
-	14, // 9: souk.buyer.v1.PayOrderResponse.order:type_name -> souk.order.v1.Order
-	18, // 10: souk.buyer.v1.PayOrderResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
-	14, // 11: souk.buyer.v1.CancelOrderResponse.order:type_name -> souk.order.v1.Order
-	14, // 12: souk.buyer.v1.ConfirmReceiptResponse.order:type_name -> souk.order.v1.Order
-	1,  // 13: souk.buyer.v1.BuyerService.Checkout:input_type -> souk.buyer.v1.CheckoutRequest
-	3,  // 14: souk.buyer.v1.BuyerService.ListOrders:input_type -> souk.buyer.v1.ListOrdersRequest
-	5,  // 15: souk.buyer.v1.BuyerService.GetOrder:input_type -> souk.buyer.v1.GetOrderRequest
-	8,  // 16: souk.buyer.v1.BuyerService.PayOrder:input_type -> souk.buyer.v1.PayOrderRequest
-	10, // 17: souk.buyer.v1.BuyerService.CancelOrder:input_type -> souk.buyer.v1.CancelOrderRequest
-	12, // 18: souk.buyer.v1.BuyerService.ConfirmReceipt:input_type -> souk.buyer.v1.ConfirmReceiptRequest
-	2,  // 19: souk.buyer.v1.BuyerService.Checkout:output_type -> souk.buyer.v1.CheckoutResponse
-	4,  // 20: souk.buyer.v1.BuyerService.ListOrders:output_type -> souk.buyer.v1.ListOrdersResponse
-	6,  // 21: souk.buyer.v1.BuyerService.GetOrder:output_type -> souk.buyer.v1.GetOrderResponse
-	9,  // 22: souk.buyer.v1.BuyerService.PayOrder:output_type -> souk.buyer.v1.PayOrderResponse
-	11, // 23: souk.buyer.v1.BuyerService.CancelOrder:output_type -> souk.buyer.v1.CancelOrderResponse
-	13, // 24: souk.buyer.v1.BuyerService.ConfirmReceipt:output_type -> souk.buyer.v1.ConfirmReceiptResponse
-	19, // [19:25] is the sub-list for method output_type
-	13, // [13:19] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	9,  // 9: souk.buyer.v1.PayOrderRequest.wallet:type_name -> souk.buyer.v1.Wallet
+	10, // 10: souk.buyer.v1.PayOrderRequest.bank_transfer:type_name -> souk.buyer.v1.BankTransfer
+	26, // 11: souk.buyer.v1.PayOrderResponse.order:type_name -> souk.order.v1.Order
+	30, // 12: souk.buyer.v1.PayOrderResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
+	26, // 13: souk.buyer.v1.VerifyPaymentResponse.order:type_name -> souk.order.v1.Order
+	30, // 14: souk.buyer.v1.VerifyPaymentResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
+	29, // 15: souk.buyer.v1.OrderPayment.expected_total:type_name -> souk.order.v1.Money
+	14, // 16: souk.buyer.v1.PayOrdersRequest.orders:type_name -> souk.buyer.v1.OrderPayment
+	7,  // 17: souk.buyer.v1.PayOrdersRequest.card:type_name -> souk.buyer.v1.Card
+	9,  // 18: souk.buyer.v1.PayOrdersRequest.wallet:type_name -> souk.buyer.v1.Wallet
+	10, // 19: souk.buyer.v1.PayOrdersRequest.bank_transfer:type_name -> souk.buyer.v1.BankTransfer
+	26, // 20: souk.buyer.v1.OrderPaymentResult.order:type_name -> souk.order.v1.Order
+	30, // 21: souk.buyer.v1.OrderPaymentResult.attempt:type_name -> souk.order.v1.PaymentAttempt
+	16, // 22: souk.buyer.v1.PayOrdersResponse.results:type_name -> souk.buyer.v1.OrderPaymentResult
+	31, // 23: souk.buyer.v1.ListRefundsResponse.refunds:type_name -> souk.order.v1.Refund
+	26, // 24: souk.buyer.v1.CancelOrderResponse.order:type_name -> souk.order.v1.Order
+	26, // 25: souk.buyer.v1.ConfirmReceiptResponse.order:type_name -> souk.order.v1.Order
+	1,  // 26: souk.buyer.v1.BuyerService.Checkout:input_type -> souk.buyer.v1.CheckoutRequest
+	3,  // 27: souk.buyer.v1.BuyerService.ListOrders:input_type -> souk.buyer.v1.ListOrdersRequest
+	5,  // 28: souk.buyer.v1.BuyerService.GetOrder:input_type -> souk.buyer.v1.GetOrderRequest
+	8,  // 29: souk.buyer.v1.BuyerService.PayOrder:input_type -> souk.buyer.v1.PayOrderRequest
+	20, // 30: souk.buyer.v1.BuyerService.CancelOrder:input_type -> souk.buyer.v1.CancelOrderRequest
+	12, // 31: souk.buyer.v1.BuyerService.VerifyPayment:input_type -> souk.buyer.v1.VerifyPaymentRequest
+	15, // 32: souk.buyer.v1.BuyerService.PayOrders:input_type -> souk.buyer.v1.PayOrdersRequest
+	18, // 33: souk.buyer.v1.BuyerService.ListRefunds:input_type -> souk.buyer.v1.ListRefundsRequest
+	22, // 34: souk.buyer.v1.BuyerService.ConfirmReceipt:input_type -> souk.buyer.v1.ConfirmReceiptRequest
+	24, // 35: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:input_type -> souk.buyer.v1.ReportPaymentEventRequest
+	2,  // 36: souk.buyer.v1.BuyerService.Checkout:output_type -> souk.buyer.v1.CheckoutResponse
+	4,  // 37: souk.buyer.v1.BuyerService.ListOrders:output_type -> souk.buyer.v1.ListOrdersResponse
+	6,  // 38: souk.buyer.v1.BuyerService.GetOrder:output_type -> souk.buyer.v1.GetOrderResponse
+	11, // 39: souk.buyer.v1.BuyerService.PayOrder:output_type -> souk.buyer.v1.PayOrderResponse
+	21, // 40: souk.buyer.v1.BuyerService.CancelOrder:output_type -> souk.buyer.v1.CancelOrderResponse
+	13, // 41: souk.buyer.v1.BuyerService.VerifyPayment:output_type -> souk.buyer.v1.VerifyPaymentResponse
+	17, // 42: souk.buyer.v1.BuyerService.PayOrders:output_type -> souk.buyer.v1.PayOrdersResponse
+	19, // 43: souk.buyer.v1.BuyerService.ListRefunds:output_type -> souk.buyer.v1.ListRefundsResponse
+	23, // 44: souk.buyer.v1.BuyerService.ConfirmReceipt:output_type -> souk.buyer.v1.ConfirmReceiptResponse
+	25, // 45: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:output_type -> souk.buyer.v1.ReportPaymentEventResponse
+	36, // [36:46] is the sub-list for method output_type
+	26, // [26:36] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_souk_buyer_v1_buyer_proto_init() }
@@ -942,15 +1855,25 @@ func file_souk_buyer_v1_buyer_proto_init() {
 	if File_souk_buyer_v1_buyer_proto != nil {
 		return
 	}
+	file_souk_buyer_v1_buyer_proto_msgTypes[8].OneofWrappers = []any{
+		(*PayOrderRequest_Card)(nil),
+		(*PayOrderRequest_Wallet)(nil),
+		(*PayOrderRequest_BankTransfer)(nil),
+	}
+	file_souk_buyer_v1_buyer_proto_msgTypes[15].OneofWrappers = []any{
+		(*PayOrdersRequest_Card)(nil),
+		(*PayOrdersRequest_Wallet)(nil),
+		(*PayOrdersRequest_BankTransfer)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_souk_buyer_v1_buyer_proto_rawDesc), len(file_souk_buyer_v1_buyer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   26,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_souk_buyer_v1_buyer_proto_goTypes,
 		DependencyIndexes: file_souk_buyer_v1_buyer_proto_depIdxs,

@@ -24,6 +24,9 @@ const (
 	BuyerService_GetOrder_FullMethodName       = "/souk.buyer.v1.BuyerService/GetOrder"
 	BuyerService_PayOrder_FullMethodName       = "/souk.buyer.v1.BuyerService/PayOrder"
 	BuyerService_CancelOrder_FullMethodName    = "/souk.buyer.v1.BuyerService/CancelOrder"
+	BuyerService_VerifyPayment_FullMethodName  = "/souk.buyer.v1.BuyerService/VerifyPayment"
+	BuyerService_PayOrders_FullMethodName      = "/souk.buyer.v1.BuyerService/PayOrders"
+	BuyerService_ListRefunds_FullMethodName    = "/souk.buyer.v1.BuyerService/ListRefunds"
 	BuyerService_ConfirmReceipt_FullMethodName = "/souk.buyer.v1.BuyerService/ConfirmReceipt"
 )
 
@@ -46,6 +49,15 @@ type BuyerServiceClient interface {
 	PayOrder(ctx context.Context, in *PayOrderRequest, opts ...grpc.CallOption) (*PayOrderResponse, error)
 	// CancelOrder cancels an unpaid order at once and releases its stock.
 	CancelOrder(ctx context.Context, in *CancelOrderRequest, opts ...grpc.CallOption) (*CancelOrderResponse, error)
+	// VerifyPayment completes a payment attempt that requires verification
+	// with the one-time code the buyer received. Too many wrong codes fail it.
+	VerifyPayment(ctx context.Context, in *VerifyPaymentRequest, opts ...grpc.CallOption) (*VerifyPaymentResponse, error)
+	// PayOrders pays several pending orders (for example those of one
+	// checkout) in one action; each order is still paid, and refunded, on its
+	// own, and the answer tells how each went.
+	PayOrders(ctx context.Context, in *PayOrdersRequest, opts ...grpc.CallOption) (*PayOrdersResponse, error)
+	// ListRefunds lists the buyer's refunds ("returns and refunds"), newest first.
+	ListRefunds(ctx context.Context, in *ListRefundsRequest, opts ...grpc.CallOption) (*ListRefundsResponse, error)
 	// ConfirmReceipt completes a shipped order.
 	ConfirmReceipt(ctx context.Context, in *ConfirmReceiptRequest, opts ...grpc.CallOption) (*ConfirmReceiptResponse, error)
 }
@@ -108,6 +120,36 @@ func (c *buyerServiceClient) CancelOrder(ctx context.Context, in *CancelOrderReq
 	return out, nil
 }
 
+func (c *buyerServiceClient) VerifyPayment(ctx context.Context, in *VerifyPaymentRequest, opts ...grpc.CallOption) (*VerifyPaymentResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VerifyPaymentResponse)
+	err := c.cc.Invoke(ctx, BuyerService_VerifyPayment_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *buyerServiceClient) PayOrders(ctx context.Context, in *PayOrdersRequest, opts ...grpc.CallOption) (*PayOrdersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PayOrdersResponse)
+	err := c.cc.Invoke(ctx, BuyerService_PayOrders_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *buyerServiceClient) ListRefunds(ctx context.Context, in *ListRefundsRequest, opts ...grpc.CallOption) (*ListRefundsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListRefundsResponse)
+	err := c.cc.Invoke(ctx, BuyerService_ListRefunds_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *buyerServiceClient) ConfirmReceipt(ctx context.Context, in *ConfirmReceiptRequest, opts ...grpc.CallOption) (*ConfirmReceiptResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ConfirmReceiptResponse)
@@ -137,6 +179,15 @@ type BuyerServiceServer interface {
 	PayOrder(context.Context, *PayOrderRequest) (*PayOrderResponse, error)
 	// CancelOrder cancels an unpaid order at once and releases its stock.
 	CancelOrder(context.Context, *CancelOrderRequest) (*CancelOrderResponse, error)
+	// VerifyPayment completes a payment attempt that requires verification
+	// with the one-time code the buyer received. Too many wrong codes fail it.
+	VerifyPayment(context.Context, *VerifyPaymentRequest) (*VerifyPaymentResponse, error)
+	// PayOrders pays several pending orders (for example those of one
+	// checkout) in one action; each order is still paid, and refunded, on its
+	// own, and the answer tells how each went.
+	PayOrders(context.Context, *PayOrdersRequest) (*PayOrdersResponse, error)
+	// ListRefunds lists the buyer's refunds ("returns and refunds"), newest first.
+	ListRefunds(context.Context, *ListRefundsRequest) (*ListRefundsResponse, error)
 	// ConfirmReceipt completes a shipped order.
 	ConfirmReceipt(context.Context, *ConfirmReceiptRequest) (*ConfirmReceiptResponse, error)
 	mustEmbedUnimplementedBuyerServiceServer()
@@ -163,6 +214,15 @@ func (UnimplementedBuyerServiceServer) PayOrder(context.Context, *PayOrderReques
 }
 func (UnimplementedBuyerServiceServer) CancelOrder(context.Context, *CancelOrderRequest) (*CancelOrderResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CancelOrder not implemented")
+}
+func (UnimplementedBuyerServiceServer) VerifyPayment(context.Context, *VerifyPaymentRequest) (*VerifyPaymentResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VerifyPayment not implemented")
+}
+func (UnimplementedBuyerServiceServer) PayOrders(context.Context, *PayOrdersRequest) (*PayOrdersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PayOrders not implemented")
+}
+func (UnimplementedBuyerServiceServer) ListRefunds(context.Context, *ListRefundsRequest) (*ListRefundsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListRefunds not implemented")
 }
 func (UnimplementedBuyerServiceServer) ConfirmReceipt(context.Context, *ConfirmReceiptRequest) (*ConfirmReceiptResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ConfirmReceipt not implemented")
@@ -278,6 +338,60 @@ func _BuyerService_CancelOrder_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _BuyerService_VerifyPayment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VerifyPaymentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BuyerServiceServer).VerifyPayment(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BuyerService_VerifyPayment_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BuyerServiceServer).VerifyPayment(ctx, req.(*VerifyPaymentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BuyerService_PayOrders_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PayOrdersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BuyerServiceServer).PayOrders(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BuyerService_PayOrders_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BuyerServiceServer).PayOrders(ctx, req.(*PayOrdersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BuyerService_ListRefunds_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListRefundsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BuyerServiceServer).ListRefunds(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BuyerService_ListRefunds_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BuyerServiceServer).ListRefunds(ctx, req.(*ListRefundsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _BuyerService_ConfirmReceipt_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ConfirmReceiptRequest)
 	if err := dec(in); err != nil {
@@ -324,8 +438,137 @@ var BuyerService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _BuyerService_CancelOrder_Handler,
 		},
 		{
+			MethodName: "VerifyPayment",
+			Handler:    _BuyerService_VerifyPayment_Handler,
+		},
+		{
+			MethodName: "PayOrders",
+			Handler:    _BuyerService_PayOrders_Handler,
+		},
+		{
+			MethodName: "ListRefunds",
+			Handler:    _BuyerService_ListRefunds_Handler,
+		},
+		{
 			MethodName: "ConfirmReceipt",
 			Handler:    _BuyerService_ConfirmReceipt_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "souk/buyer/v1/buyer.proto",
+}
+
+const (
+	ProviderCallbackService_ReportPaymentEvent_FullMethodName = "/souk.buyer.v1.ProviderCallbackService/ReportPaymentEvent"
+)
+
+// ProviderCallbackServiceClient is the client API for ProviderCallbackService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// ProviderCallbackService receives the payment provider's reports of
+// asynchronous outcomes (a bank transfer confirmed, a risk check passed). It
+// needs no token: every event carries an HMAC signature made with the
+// provider's webhook secret, checked before anything else.
+type ProviderCallbackServiceClient interface {
+	// ReportPaymentEvent records the outcome of an attempt. Repeating an event
+	// is harmless.
+	ReportPaymentEvent(ctx context.Context, in *ReportPaymentEventRequest, opts ...grpc.CallOption) (*ReportPaymentEventResponse, error)
+}
+
+type providerCallbackServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewProviderCallbackServiceClient(cc grpc.ClientConnInterface) ProviderCallbackServiceClient {
+	return &providerCallbackServiceClient{cc}
+}
+
+func (c *providerCallbackServiceClient) ReportPaymentEvent(ctx context.Context, in *ReportPaymentEventRequest, opts ...grpc.CallOption) (*ReportPaymentEventResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportPaymentEventResponse)
+	err := c.cc.Invoke(ctx, ProviderCallbackService_ReportPaymentEvent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ProviderCallbackServiceServer is the server API for ProviderCallbackService service.
+// All implementations must embed UnimplementedProviderCallbackServiceServer
+// for forward compatibility.
+//
+// ProviderCallbackService receives the payment provider's reports of
+// asynchronous outcomes (a bank transfer confirmed, a risk check passed). It
+// needs no token: every event carries an HMAC signature made with the
+// provider's webhook secret, checked before anything else.
+type ProviderCallbackServiceServer interface {
+	// ReportPaymentEvent records the outcome of an attempt. Repeating an event
+	// is harmless.
+	ReportPaymentEvent(context.Context, *ReportPaymentEventRequest) (*ReportPaymentEventResponse, error)
+	mustEmbedUnimplementedProviderCallbackServiceServer()
+}
+
+// UnimplementedProviderCallbackServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedProviderCallbackServiceServer struct{}
+
+func (UnimplementedProviderCallbackServiceServer) ReportPaymentEvent(context.Context, *ReportPaymentEventRequest) (*ReportPaymentEventResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportPaymentEvent not implemented")
+}
+func (UnimplementedProviderCallbackServiceServer) mustEmbedUnimplementedProviderCallbackServiceServer() {
+}
+func (UnimplementedProviderCallbackServiceServer) testEmbeddedByValue() {}
+
+// UnsafeProviderCallbackServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to ProviderCallbackServiceServer will
+// result in compilation errors.
+type UnsafeProviderCallbackServiceServer interface {
+	mustEmbedUnimplementedProviderCallbackServiceServer()
+}
+
+func RegisterProviderCallbackServiceServer(s grpc.ServiceRegistrar, srv ProviderCallbackServiceServer) {
+	// If the following call panics, it indicates UnimplementedProviderCallbackServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&ProviderCallbackService_ServiceDesc, srv)
+}
+
+func _ProviderCallbackService_ReportPaymentEvent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportPaymentEventRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ProviderCallbackServiceServer).ReportPaymentEvent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ProviderCallbackService_ReportPaymentEvent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ProviderCallbackServiceServer).ReportPaymentEvent(ctx, req.(*ReportPaymentEventRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// ProviderCallbackService_ServiceDesc is the grpc.ServiceDesc for ProviderCallbackService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var ProviderCallbackService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "souk.buyer.v1.ProviderCallbackService",
+	HandlerType: (*ProviderCallbackServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "ReportPaymentEvent",
+			Handler:    _ProviderCallbackService_ReportPaymentEvent_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -96,6 +96,194 @@ func (OrderStatus) EnumDescriptor() ([]byte, []int) {
 	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{0}
 }
 
+// PaymentMethod is how a buyer pays.
+type PaymentMethod int32
+
+const (
+	// Not set.
+	PaymentMethod_PAYMENT_METHOD_UNSPECIFIED PaymentMethod = 0
+	// A payment card.
+	PaymentMethod_PAYMENT_METHOD_CARD PaymentMethod = 1
+	// A wallet account (PayPal, Alipay style) that approves or rejects.
+	PaymentMethod_PAYMENT_METHOD_WALLET PaymentMethod = 2
+	// A bank transfer, confirmed asynchronously.
+	PaymentMethod_PAYMENT_METHOD_BANK_TRANSFER PaymentMethod = 3
+)
+
+// Enum value maps for PaymentMethod.
+var (
+	PaymentMethod_name = map[int32]string{
+		0: "PAYMENT_METHOD_UNSPECIFIED",
+		1: "PAYMENT_METHOD_CARD",
+		2: "PAYMENT_METHOD_WALLET",
+		3: "PAYMENT_METHOD_BANK_TRANSFER",
+	}
+	PaymentMethod_value = map[string]int32{
+		"PAYMENT_METHOD_UNSPECIFIED":   0,
+		"PAYMENT_METHOD_CARD":          1,
+		"PAYMENT_METHOD_WALLET":        2,
+		"PAYMENT_METHOD_BANK_TRANSFER": 3,
+	}
+)
+
+func (x PaymentMethod) Enum() *PaymentMethod {
+	p := new(PaymentMethod)
+	*p = x
+	return p
+}
+
+func (x PaymentMethod) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PaymentMethod) Descriptor() protoreflect.EnumDescriptor {
+	return file_souk_order_v1_order_proto_enumTypes[1].Descriptor()
+}
+
+func (PaymentMethod) Type() protoreflect.EnumType {
+	return &file_souk_order_v1_order_proto_enumTypes[1]
+}
+
+func (x PaymentMethod) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PaymentMethod.Descriptor instead.
+func (PaymentMethod) EnumDescriptor() ([]byte, []int) {
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{1}
+}
+
+// PaymentAttemptStatus is where a payment attempt stands, as in a payment intent.
+type PaymentAttemptStatus int32
+
+const (
+	// Not set.
+	PaymentAttemptStatus_PAYMENT_ATTEMPT_STATUS_UNSPECIFIED PaymentAttemptStatus = 0
+	// The provider asks for a one-time code (VerifyPayment).
+	PaymentAttemptStatus_PAYMENT_ATTEMPT_STATUS_REQUIRES_VERIFICATION PaymentAttemptStatus = 1
+	// Submitted; the provider has not decided yet ("payment being checked").
+	PaymentAttemptStatus_PAYMENT_ATTEMPT_STATUS_PROCESSING PaymentAttemptStatus = 2
+	// The buyer paid.
+	PaymentAttemptStatus_PAYMENT_ATTEMPT_STATUS_SUCCEEDED PaymentAttemptStatus = 3
+	// The provider refused the payment; see decline.
+	PaymentAttemptStatus_PAYMENT_ATTEMPT_STATUS_DECLINED PaymentAttemptStatus = 4
+	// The attempt failed without a decision (provider error, verification
+	// failed or expired, processing timed out, voided); see decline.
+	PaymentAttemptStatus_PAYMENT_ATTEMPT_STATUS_FAILED PaymentAttemptStatus = 5
+	// The order was cancelled while the attempt was open.
+	PaymentAttemptStatus_PAYMENT_ATTEMPT_STATUS_CANCELED PaymentAttemptStatus = 6
+)
+
+// Enum value maps for PaymentAttemptStatus.
+var (
+	PaymentAttemptStatus_name = map[int32]string{
+		0: "PAYMENT_ATTEMPT_STATUS_UNSPECIFIED",
+		1: "PAYMENT_ATTEMPT_STATUS_REQUIRES_VERIFICATION",
+		2: "PAYMENT_ATTEMPT_STATUS_PROCESSING",
+		3: "PAYMENT_ATTEMPT_STATUS_SUCCEEDED",
+		4: "PAYMENT_ATTEMPT_STATUS_DECLINED",
+		5: "PAYMENT_ATTEMPT_STATUS_FAILED",
+		6: "PAYMENT_ATTEMPT_STATUS_CANCELED",
+	}
+	PaymentAttemptStatus_value = map[string]int32{
+		"PAYMENT_ATTEMPT_STATUS_UNSPECIFIED":           0,
+		"PAYMENT_ATTEMPT_STATUS_REQUIRES_VERIFICATION": 1,
+		"PAYMENT_ATTEMPT_STATUS_PROCESSING":            2,
+		"PAYMENT_ATTEMPT_STATUS_SUCCEEDED":             3,
+		"PAYMENT_ATTEMPT_STATUS_DECLINED":              4,
+		"PAYMENT_ATTEMPT_STATUS_FAILED":                5,
+		"PAYMENT_ATTEMPT_STATUS_CANCELED":              6,
+	}
+)
+
+func (x PaymentAttemptStatus) Enum() *PaymentAttemptStatus {
+	p := new(PaymentAttemptStatus)
+	*p = x
+	return p
+}
+
+func (x PaymentAttemptStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PaymentAttemptStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_souk_order_v1_order_proto_enumTypes[2].Descriptor()
+}
+
+func (PaymentAttemptStatus) Type() protoreflect.EnumType {
+	return &file_souk_order_v1_order_proto_enumTypes[2]
+}
+
+func (x PaymentAttemptStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PaymentAttemptStatus.Descriptor instead.
+func (PaymentAttemptStatus) EnumDescriptor() ([]byte, []int) {
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{2}
+}
+
+// RefundStatus is where a refund stands.
+type RefundStatus int32
+
+const (
+	// Not set.
+	RefundStatus_REFUND_STATUS_UNSPECIFIED RefundStatus = 0
+	// Owed; the refund worker will carry it out.
+	RefundStatus_REFUND_STATUS_PENDING RefundStatus = 1
+	// Sent to the payment provider.
+	RefundStatus_REFUND_STATUS_PROCESSING RefundStatus = 2
+	// The provider confirmed it.
+	RefundStatus_REFUND_STATUS_SUCCEEDED RefundStatus = 3
+	// The provider refused it for good; support takes over.
+	RefundStatus_REFUND_STATUS_FAILED RefundStatus = 4
+)
+
+// Enum value maps for RefundStatus.
+var (
+	RefundStatus_name = map[int32]string{
+		0: "REFUND_STATUS_UNSPECIFIED",
+		1: "REFUND_STATUS_PENDING",
+		2: "REFUND_STATUS_PROCESSING",
+		3: "REFUND_STATUS_SUCCEEDED",
+		4: "REFUND_STATUS_FAILED",
+	}
+	RefundStatus_value = map[string]int32{
+		"REFUND_STATUS_UNSPECIFIED": 0,
+		"REFUND_STATUS_PENDING":     1,
+		"REFUND_STATUS_PROCESSING":  2,
+		"REFUND_STATUS_SUCCEEDED":   3,
+		"REFUND_STATUS_FAILED":      4,
+	}
+)
+
+func (x RefundStatus) Enum() *RefundStatus {
+	p := new(RefundStatus)
+	*p = x
+	return p
+}
+
+func (x RefundStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RefundStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_souk_order_v1_order_proto_enumTypes[3].Descriptor()
+}
+
+func (RefundStatus) Type() protoreflect.EnumType {
+	return &file_souk_order_v1_order_proto_enumTypes[3]
+}
+
+func (x RefundStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RefundStatus.Descriptor instead.
+func (RefundStatus) EnumDescriptor() ([]byte, []int) {
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{3}
+}
+
 // Money is an exact amount: an integer number of minor units (cents, fen,
 // kopecks) of an ISO 4217 currency. Souk never represents money as a float.
 type Money struct {
@@ -309,35 +497,112 @@ func (x *Shipment) GetShippedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// Decline explains why a payment did not go through, for machines and people.
+type Decline struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A machine-readable code, for example "insufficient_funds".
+	Code string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	// What happened, for the buyer.
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// What the buyer can do, for example "Use another payment method."
+	Advice string `protobuf:"bytes,3,opt,name=advice,proto3" json:"advice,omitempty"`
+	// Whether trying again (with the same method) can succeed.
+	Retryable     bool `protobuf:"varint,4,opt,name=retryable,proto3" json:"retryable,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Decline) Reset() {
+	*x = Decline{}
+	mi := &file_souk_order_v1_order_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Decline) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Decline) ProtoMessage() {}
+
+func (x *Decline) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_order_v1_order_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Decline.ProtoReflect.Descriptor instead.
+func (*Decline) Descriptor() ([]byte, []int) {
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Decline) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *Decline) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *Decline) GetAdvice() string {
+	if x != nil {
+		return x.Advice
+	}
+	return ""
+}
+
+func (x *Decline) GetRetryable() bool {
+	if x != nil {
+		return x.Retryable
+	}
+	return false
+}
+
 // PaymentAttempt is one try at paying an order. Card numbers are never kept:
 // only the brand and the last four digits.
 type PaymentAttempt struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The attempt's id.
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	// PROCESSING, SUCCEEDED, DECLINED or FAILED.
-	Status string `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	// Where the attempt stands.
+	Status PaymentAttemptStatus `protobuf:"varint,2,opt,name=status,proto3,enum=souk.order.v1.PaymentAttemptStatus" json:"status,omitempty"`
 	// The amount the buyer was charged (or would have been).
 	Amount *Money `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
-	// The payment method, for example "card".
-	Method string `protobuf:"bytes,4,opt,name=method,proto3" json:"method,omitempty"`
-	// The card brand, for example "visa".
+	// How the buyer paid.
+	Method PaymentMethod `protobuf:"varint,4,opt,name=method,proto3,enum=souk.order.v1.PaymentMethod" json:"method,omitempty"`
+	// The card brand, for example "visa" (cards only).
 	CardBrand string `protobuf:"bytes,5,opt,name=card_brand,json=cardBrand,proto3" json:"card_brand,omitempty"`
-	// The last four digits of the card.
+	// The last four digits of the card (cards only).
 	CardLast4 string `protobuf:"bytes,6,opt,name=card_last4,json=cardLast4,proto3" json:"card_last4,omitempty"`
-	// A machine-readable decline code, for example "insufficient_funds".
-	DeclineCode string `protobuf:"bytes,7,opt,name=decline_code,json=declineCode,proto3" json:"decline_code,omitempty"`
-	// A human explanation of the decline.
-	DeclineMessage string `protobuf:"bytes,8,opt,name=decline_message,json=declineMessage,proto3" json:"decline_message,omitempty"`
+	// The wallet or bank account, masked (wallets and bank transfers only).
+	Account string `protobuf:"bytes,7,opt,name=account,proto3" json:"account,omitempty"`
+	// Why the attempt did not succeed, if it did not.
+	Decline *Decline `protobuf:"bytes,8,opt,name=decline,proto3" json:"decline,omitempty"`
+	// Wrong one-time codes entered so far.
+	VerificationFailures int32 `protobuf:"varint,9,opt,name=verification_failures,json=verificationFailures,proto3" json:"verification_failures,omitempty"`
 	// When the attempt was made.
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// When the attempt last changed.
+	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PaymentAttempt) Reset() {
 	*x = PaymentAttempt{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[3]
+	mi := &file_souk_order_v1_order_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -349,7 +614,7 @@ func (x *PaymentAttempt) String() string {
 func (*PaymentAttempt) ProtoMessage() {}
 
 func (x *PaymentAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[3]
+	mi := &file_souk_order_v1_order_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -362,7 +627,7 @@ func (x *PaymentAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PaymentAttempt.ProtoReflect.Descriptor instead.
 func (*PaymentAttempt) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{3}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *PaymentAttempt) GetId() string {
@@ -372,11 +637,11 @@ func (x *PaymentAttempt) GetId() string {
 	return ""
 }
 
-func (x *PaymentAttempt) GetStatus() string {
+func (x *PaymentAttempt) GetStatus() PaymentAttemptStatus {
 	if x != nil {
 		return x.Status
 	}
-	return ""
+	return PaymentAttemptStatus_PAYMENT_ATTEMPT_STATUS_UNSPECIFIED
 }
 
 func (x *PaymentAttempt) GetAmount() *Money {
@@ -386,11 +651,11 @@ func (x *PaymentAttempt) GetAmount() *Money {
 	return nil
 }
 
-func (x *PaymentAttempt) GetMethod() string {
+func (x *PaymentAttempt) GetMethod() PaymentMethod {
 	if x != nil {
 		return x.Method
 	}
-	return ""
+	return PaymentMethod_PAYMENT_METHOD_UNSPECIFIED
 }
 
 func (x *PaymentAttempt) GetCardBrand() string {
@@ -407,23 +672,164 @@ func (x *PaymentAttempt) GetCardLast4() string {
 	return ""
 }
 
-func (x *PaymentAttempt) GetDeclineCode() string {
+func (x *PaymentAttempt) GetAccount() string {
 	if x != nil {
-		return x.DeclineCode
+		return x.Account
 	}
 	return ""
 }
 
-func (x *PaymentAttempt) GetDeclineMessage() string {
+func (x *PaymentAttempt) GetDecline() *Decline {
 	if x != nil {
-		return x.DeclineMessage
+		return x.Decline
 	}
-	return ""
+	return nil
+}
+
+func (x *PaymentAttempt) GetVerificationFailures() int32 {
+	if x != nil {
+		return x.VerificationFailures
+	}
+	return 0
 }
 
 func (x *PaymentAttempt) GetCreatedAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *PaymentAttempt) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+// Refund is money owed back to the buyer.
+type Refund struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The refund's id, also its idempotency key at the provider.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The order it belongs to.
+	OrderId string `protobuf:"bytes,2,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// The payment attempt it pays back.
+	PaymentAttemptId string `protobuf:"bytes,3,opt,name=payment_attempt_id,json=paymentAttemptId,proto3" json:"payment_attempt_id,omitempty"`
+	// How much.
+	Amount *Money `protobuf:"bytes,4,opt,name=amount,proto3" json:"amount,omitempty"`
+	// The method the money goes back to.
+	Method PaymentMethod `protobuf:"varint,5,opt,name=method,proto3,enum=souk.order.v1.PaymentMethod" json:"method,omitempty"`
+	// Where it stands.
+	Status RefundStatus `protobuf:"varint,6,opt,name=status,proto3,enum=souk.order.v1.RefundStatus" json:"status,omitempty"`
+	// Why it is owed, for example "payment_after_cancellation".
+	Reason string `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	// When it must have reached the buyer: 15 banking days after it was owed.
+	DueAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=due_at,json=dueAt,proto3" json:"due_at,omitempty"`
+	// When it was owed.
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// When the provider confirmed it.
+	CompletedAt   *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=completed_at,json=completedAt,proto3" json:"completed_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Refund) Reset() {
+	*x = Refund{}
+	mi := &file_souk_order_v1_order_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Refund) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Refund) ProtoMessage() {}
+
+func (x *Refund) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_order_v1_order_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Refund.ProtoReflect.Descriptor instead.
+func (*Refund) Descriptor() ([]byte, []int) {
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Refund) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Refund) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *Refund) GetPaymentAttemptId() string {
+	if x != nil {
+		return x.PaymentAttemptId
+	}
+	return ""
+}
+
+func (x *Refund) GetAmount() *Money {
+	if x != nil {
+		return x.Amount
+	}
+	return nil
+}
+
+func (x *Refund) GetMethod() PaymentMethod {
+	if x != nil {
+		return x.Method
+	}
+	return PaymentMethod_PAYMENT_METHOD_UNSPECIFIED
+}
+
+func (x *Refund) GetStatus() RefundStatus {
+	if x != nil {
+		return x.Status
+	}
+	return RefundStatus_REFUND_STATUS_UNSPECIFIED
+}
+
+func (x *Refund) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Refund) GetDueAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DueAt
+	}
+	return nil
+}
+
+func (x *Refund) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Refund) GetCompletedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CompletedAt
 	}
 	return nil
 }
@@ -447,7 +853,7 @@ type PriceAdjustment struct {
 
 func (x *PriceAdjustment) Reset() {
 	*x = PriceAdjustment{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[4]
+	mi := &file_souk_order_v1_order_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -459,7 +865,7 @@ func (x *PriceAdjustment) String() string {
 func (*PriceAdjustment) ProtoMessage() {}
 
 func (x *PriceAdjustment) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[4]
+	mi := &file_souk_order_v1_order_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -472,7 +878,7 @@ func (x *PriceAdjustment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PriceAdjustment.ProtoReflect.Descriptor instead.
 func (*PriceAdjustment) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{4}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PriceAdjustment) GetOldTotal() *Money {
@@ -532,7 +938,7 @@ type HistoryEntry struct {
 
 func (x *HistoryEntry) Reset() {
 	*x = HistoryEntry{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[5]
+	mi := &file_souk_order_v1_order_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -544,7 +950,7 @@ func (x *HistoryEntry) String() string {
 func (*HistoryEntry) ProtoMessage() {}
 
 func (x *HistoryEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[5]
+	mi := &file_souk_order_v1_order_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -557,7 +963,7 @@ func (x *HistoryEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryEntry.ProtoReflect.Descriptor instead.
 func (*HistoryEntry) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{5}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *HistoryEntry) GetSequence() int64 {
@@ -616,7 +1022,7 @@ type Deadline struct {
 
 func (x *Deadline) Reset() {
 	*x = Deadline{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[6]
+	mi := &file_souk_order_v1_order_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -628,7 +1034,7 @@ func (x *Deadline) String() string {
 func (*Deadline) ProtoMessage() {}
 
 func (x *Deadline) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[6]
+	mi := &file_souk_order_v1_order_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -641,7 +1047,7 @@ func (x *Deadline) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Deadline.ProtoReflect.Descriptor instead.
 func (*Deadline) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{6}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Deadline) GetKind() string {
@@ -688,9 +1094,7 @@ type Order struct {
 	// Why the order was cancelled, for example "payment_timeout".
 	CancelReason string `protobuf:"bytes,13,opt,name=cancel_reason,json=cancelReason,proto3" json:"cancel_reason,omitempty"`
 	// The decline of the latest failed payment attempt, if any.
-	LastDeclineCode string `protobuf:"bytes,14,opt,name=last_decline_code,json=lastDeclineCode,proto3" json:"last_decline_code,omitempty"`
-	// The human message of the latest decline, if any.
-	LastDeclineMessage string `protobuf:"bytes,15,opt,name=last_decline_message,json=lastDeclineMessage,proto3" json:"last_decline_message,omitempty"`
+	LastDecline *Decline `protobuf:"bytes,14,opt,name=last_decline,json=lastDecline,proto3" json:"last_decline,omitempty"`
 	// Set once the order shipped.
 	Shipment *Shipment `protobuf:"bytes,16,opt,name=shipment,proto3" json:"shipment,omitempty"`
 	// The open deadlines.
@@ -698,14 +1102,16 @@ type Order struct {
 	// The payment attempts, oldest first.
 	PaymentAttempts []*PaymentAttempt `protobuf:"bytes,18,rep,name=payment_attempts,json=paymentAttempts,proto3" json:"payment_attempts,omitempty"`
 	// What happened to the order, oldest first.
-	History       []*HistoryEntry `protobuf:"bytes,19,rep,name=history,proto3" json:"history,omitempty"`
+	History []*HistoryEntry `protobuf:"bytes,19,rep,name=history,proto3" json:"history,omitempty"`
+	// Refunds owed or paid on the order.
+	Refunds       []*Refund `protobuf:"bytes,20,rep,name=refunds,proto3" json:"refunds,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Order) Reset() {
 	*x = Order{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[7]
+	mi := &file_souk_order_v1_order_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -717,7 +1123,7 @@ func (x *Order) String() string {
 func (*Order) ProtoMessage() {}
 
 func (x *Order) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[7]
+	mi := &file_souk_order_v1_order_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -730,7 +1136,7 @@ func (x *Order) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Order.ProtoReflect.Descriptor instead.
 func (*Order) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{7}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Order) GetId() string {
@@ -824,18 +1230,11 @@ func (x *Order) GetCancelReason() string {
 	return ""
 }
 
-func (x *Order) GetLastDeclineCode() string {
+func (x *Order) GetLastDecline() *Decline {
 	if x != nil {
-		return x.LastDeclineCode
+		return x.LastDecline
 	}
-	return ""
-}
-
-func (x *Order) GetLastDeclineMessage() string {
-	if x != nil {
-		return x.LastDeclineMessage
-	}
-	return ""
+	return nil
 }
 
 func (x *Order) GetShipment() *Shipment {
@@ -866,6 +1265,13 @@ func (x *Order) GetHistory() []*HistoryEntry {
 	return nil
 }
 
+func (x *Order) GetRefunds() []*Refund {
+	if x != nil {
+		return x.Refunds
+	}
+	return nil
+}
+
 var File_souk_order_v1_order_proto protoreflect.FileDescriptor
 
 const file_souk_order_v1_order_proto_rawDesc = "" +
@@ -887,20 +1293,42 @@ const file_souk_order_v1_order_proto_rawDesc = "" +
 	"\x0ftracking_number\x18\x02 \x01(\tR\x0etrackingNumber\x12!\n" +
 	"\ftracking_url\x18\x03 \x01(\tR\vtrackingUrl\x129\n" +
 	"\n" +
-	"shipped_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tshippedAt\"\xc3\x02\n" +
+	"shipped_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tshippedAt\"m\n" +
+	"\aDecline\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x16\n" +
+	"\x06advice\x18\x03 \x01(\tR\x06advice\x12\x1c\n" +
+	"\tretryable\x18\x04 \x01(\bR\tretryable\"\xf6\x03\n" +
 	"\x0ePaymentAttempt\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
-	"\x06status\x18\x02 \x01(\tR\x06status\x12,\n" +
-	"\x06amount\x18\x03 \x01(\v2\x14.souk.order.v1.MoneyR\x06amount\x12\x16\n" +
-	"\x06method\x18\x04 \x01(\tR\x06method\x12\x1d\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12;\n" +
+	"\x06status\x18\x02 \x01(\x0e2#.souk.order.v1.PaymentAttemptStatusR\x06status\x12,\n" +
+	"\x06amount\x18\x03 \x01(\v2\x14.souk.order.v1.MoneyR\x06amount\x124\n" +
+	"\x06method\x18\x04 \x01(\x0e2\x1c.souk.order.v1.PaymentMethodR\x06method\x12\x1d\n" +
 	"\n" +
 	"card_brand\x18\x05 \x01(\tR\tcardBrand\x12\x1d\n" +
 	"\n" +
-	"card_last4\x18\x06 \x01(\tR\tcardLast4\x12!\n" +
-	"\fdecline_code\x18\a \x01(\tR\vdeclineCode\x12'\n" +
-	"\x0fdecline_message\x18\b \x01(\tR\x0edeclineMessage\x129\n" +
+	"card_last4\x18\x06 \x01(\tR\tcardLast4\x12\x18\n" +
+	"\aaccount\x18\a \x01(\tR\aaccount\x120\n" +
+	"\adecline\x18\b \x01(\v2\x16.souk.order.v1.DeclineR\adecline\x123\n" +
+	"\x15verification_failures\x18\t \x01(\x05R\x14verificationFailures\x129\n" +
 	"\n" +
-	"created_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\x8f\x02\n" +
+	"created_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
+	"\n" +
+	"updated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xbf\x03\n" +
+	"\x06Refund\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
+	"\border_id\x18\x02 \x01(\tR\aorderId\x12,\n" +
+	"\x12payment_attempt_id\x18\x03 \x01(\tR\x10paymentAttemptId\x12,\n" +
+	"\x06amount\x18\x04 \x01(\v2\x14.souk.order.v1.MoneyR\x06amount\x124\n" +
+	"\x06method\x18\x05 \x01(\x0e2\x1c.souk.order.v1.PaymentMethodR\x06method\x123\n" +
+	"\x06status\x18\x06 \x01(\x0e2\x1b.souk.order.v1.RefundStatusR\x06status\x12\x16\n" +
+	"\x06reason\x18\a \x01(\tR\x06reason\x121\n" +
+	"\x06due_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\x129\n" +
+	"\n" +
+	"created_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12=\n" +
+	"\fcompleted_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\vcompletedAt\"\x8f\x02\n" +
 	"\x0fPriceAdjustment\x121\n" +
 	"\told_total\x18\x01 \x01(\v2\x14.souk.order.v1.MoneyR\boldTotal\x121\n" +
 	"\tnew_total\x18\x02 \x01(\v2\x14.souk.order.v1.MoneyR\bnewTotal\x12>\n" +
@@ -917,7 +1345,7 @@ const file_souk_order_v1_order_proto_rawDesc = "" +
 	"\x10price_adjustment\x18\x06 \x01(\v2\x1e.souk.order.v1.PriceAdjustmentR\x0fpriceAdjustment\"Q\n" +
 	"\bDeadline\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x121\n" +
-	"\x06due_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\"\xef\x06\n" +
+	"\x06due_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\"\xfd\x06\n" +
 	"\x05Order\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vcheckout_id\x18\x02 \x01(\tR\n" +
@@ -936,13 +1364,13 @@ const file_souk_order_v1_order_proto_rawDesc = "" +
 	"created_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
 	"updated_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12#\n" +
-	"\rcancel_reason\x18\r \x01(\tR\fcancelReason\x12*\n" +
-	"\x11last_decline_code\x18\x0e \x01(\tR\x0flastDeclineCode\x120\n" +
-	"\x14last_decline_message\x18\x0f \x01(\tR\x12lastDeclineMessage\x123\n" +
+	"\rcancel_reason\x18\r \x01(\tR\fcancelReason\x129\n" +
+	"\flast_decline\x18\x0e \x01(\v2\x16.souk.order.v1.DeclineR\vlastDecline\x123\n" +
 	"\bshipment\x18\x10 \x01(\v2\x17.souk.order.v1.ShipmentR\bshipment\x125\n" +
 	"\tdeadlines\x18\x11 \x03(\v2\x17.souk.order.v1.DeadlineR\tdeadlines\x12H\n" +
 	"\x10payment_attempts\x18\x12 \x03(\v2\x1d.souk.order.v1.PaymentAttemptR\x0fpaymentAttempts\x125\n" +
-	"\ahistory\x18\x13 \x03(\v2\x1b.souk.order.v1.HistoryEntryR\ahistory*\x83\x02\n" +
+	"\ahistory\x18\x13 \x03(\v2\x1b.souk.order.v1.HistoryEntryR\ahistory\x12/\n" +
+	"\arefunds\x18\x14 \x03(\v2\x15.souk.order.v1.RefundR\arefunds*\x83\x02\n" +
 	"\vOrderStatus\x12\x1c\n" +
 	"\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cORDER_STATUS_PENDING_PAYMENT\x10\x01\x12#\n" +
@@ -951,7 +1379,26 @@ const file_souk_order_v1_order_proto_rawDesc = "" +
 	"\x14ORDER_STATUS_SHIPPED\x10\x04\x12\x19\n" +
 	"\x15ORDER_STATUS_DISPUTED\x10\x05\x12\x1a\n" +
 	"\x16ORDER_STATUS_COMPLETED\x10\x06\x12\x1a\n" +
-	"\x16ORDER_STATUS_CANCELLED\x10\aB7Z5github.com/souk-dev/souk/gen/go/souk/order/v1;orderv1b\x06proto3"
+	"\x16ORDER_STATUS_CANCELLED\x10\a*\x85\x01\n" +
+	"\rPaymentMethod\x12\x1e\n" +
+	"\x1aPAYMENT_METHOD_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13PAYMENT_METHOD_CARD\x10\x01\x12\x19\n" +
+	"\x15PAYMENT_METHOD_WALLET\x10\x02\x12 \n" +
+	"\x1cPAYMENT_METHOD_BANK_TRANSFER\x10\x03*\xaa\x02\n" +
+	"\x14PaymentAttemptStatus\x12&\n" +
+	"\"PAYMENT_ATTEMPT_STATUS_UNSPECIFIED\x10\x00\x120\n" +
+	",PAYMENT_ATTEMPT_STATUS_REQUIRES_VERIFICATION\x10\x01\x12%\n" +
+	"!PAYMENT_ATTEMPT_STATUS_PROCESSING\x10\x02\x12$\n" +
+	" PAYMENT_ATTEMPT_STATUS_SUCCEEDED\x10\x03\x12#\n" +
+	"\x1fPAYMENT_ATTEMPT_STATUS_DECLINED\x10\x04\x12!\n" +
+	"\x1dPAYMENT_ATTEMPT_STATUS_FAILED\x10\x05\x12#\n" +
+	"\x1fPAYMENT_ATTEMPT_STATUS_CANCELED\x10\x06*\x9d\x01\n" +
+	"\fRefundStatus\x12\x1d\n" +
+	"\x19REFUND_STATUS_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15REFUND_STATUS_PENDING\x10\x01\x12\x1c\n" +
+	"\x18REFUND_STATUS_PROCESSING\x10\x02\x12\x1b\n" +
+	"\x17REFUND_STATUS_SUCCEEDED\x10\x03\x12\x18\n" +
+	"\x14REFUND_STATUS_FAILED\x10\x04B7Z5github.com/souk-dev/souk/gen/go/souk/order/v1;orderv1b\x06proto3"
 
 var (
 	file_souk_order_v1_order_proto_rawDescOnce sync.Once
@@ -965,49 +1412,66 @@ func file_souk_order_v1_order_proto_rawDescGZIP() []byte {
 	return file_souk_order_v1_order_proto_rawDescData
 }
 
-var file_souk_order_v1_order_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_souk_order_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_souk_order_v1_order_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_souk_order_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_souk_order_v1_order_proto_goTypes = []any{
 	(OrderStatus)(0),              // 0: souk.order.v1.OrderStatus
-	(*Money)(nil),                 // 1: souk.order.v1.Money
-	(*LineItem)(nil),              // 2: souk.order.v1.LineItem
-	(*Shipment)(nil),              // 3: souk.order.v1.Shipment
-	(*PaymentAttempt)(nil),        // 4: souk.order.v1.PaymentAttempt
-	(*PriceAdjustment)(nil),       // 5: souk.order.v1.PriceAdjustment
-	(*HistoryEntry)(nil),          // 6: souk.order.v1.HistoryEntry
-	(*Deadline)(nil),              // 7: souk.order.v1.Deadline
-	(*Order)(nil),                 // 8: souk.order.v1.Order
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
+	(PaymentMethod)(0),            // 1: souk.order.v1.PaymentMethod
+	(PaymentAttemptStatus)(0),     // 2: souk.order.v1.PaymentAttemptStatus
+	(RefundStatus)(0),             // 3: souk.order.v1.RefundStatus
+	(*Money)(nil),                 // 4: souk.order.v1.Money
+	(*LineItem)(nil),              // 5: souk.order.v1.LineItem
+	(*Shipment)(nil),              // 6: souk.order.v1.Shipment
+	(*Decline)(nil),               // 7: souk.order.v1.Decline
+	(*PaymentAttempt)(nil),        // 8: souk.order.v1.PaymentAttempt
+	(*Refund)(nil),                // 9: souk.order.v1.Refund
+	(*PriceAdjustment)(nil),       // 10: souk.order.v1.PriceAdjustment
+	(*HistoryEntry)(nil),          // 11: souk.order.v1.HistoryEntry
+	(*Deadline)(nil),              // 12: souk.order.v1.Deadline
+	(*Order)(nil),                 // 13: souk.order.v1.Order
+	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
 }
 var file_souk_order_v1_order_proto_depIdxs = []int32{
-	1,  // 0: souk.order.v1.LineItem.unit_price:type_name -> souk.order.v1.Money
-	1,  // 1: souk.order.v1.LineItem.subtotal:type_name -> souk.order.v1.Money
-	9,  // 2: souk.order.v1.Shipment.shipped_at:type_name -> google.protobuf.Timestamp
-	1,  // 3: souk.order.v1.PaymentAttempt.amount:type_name -> souk.order.v1.Money
-	9,  // 4: souk.order.v1.PaymentAttempt.created_at:type_name -> google.protobuf.Timestamp
-	1,  // 5: souk.order.v1.PriceAdjustment.old_total:type_name -> souk.order.v1.Money
-	1,  // 6: souk.order.v1.PriceAdjustment.new_total:type_name -> souk.order.v1.Money
-	1,  // 7: souk.order.v1.PriceAdjustment.old_shipping_fee:type_name -> souk.order.v1.Money
-	1,  // 8: souk.order.v1.PriceAdjustment.new_shipping_fee:type_name -> souk.order.v1.Money
-	9,  // 9: souk.order.v1.HistoryEntry.occurred_at:type_name -> google.protobuf.Timestamp
-	5,  // 10: souk.order.v1.HistoryEntry.price_adjustment:type_name -> souk.order.v1.PriceAdjustment
-	9,  // 11: souk.order.v1.Deadline.due_at:type_name -> google.protobuf.Timestamp
-	0,  // 12: souk.order.v1.Order.status:type_name -> souk.order.v1.OrderStatus
-	2,  // 13: souk.order.v1.Order.items:type_name -> souk.order.v1.LineItem
-	1,  // 14: souk.order.v1.Order.shipping_fee:type_name -> souk.order.v1.Money
-	1,  // 15: souk.order.v1.Order.items_total:type_name -> souk.order.v1.Money
-	1,  // 16: souk.order.v1.Order.total:type_name -> souk.order.v1.Money
-	9,  // 17: souk.order.v1.Order.created_at:type_name -> google.protobuf.Timestamp
-	9,  // 18: souk.order.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
-	3,  // 19: souk.order.v1.Order.shipment:type_name -> souk.order.v1.Shipment
-	7,  // 20: souk.order.v1.Order.deadlines:type_name -> souk.order.v1.Deadline
-	4,  // 21: souk.order.v1.Order.payment_attempts:type_name -> souk.order.v1.PaymentAttempt
-	6,  // 22: souk.order.v1.Order.history:type_name -> souk.order.v1.HistoryEntry
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	4,  // 0: souk.order.v1.LineItem.unit_price:type_name -> souk.order.v1.Money
+	4,  // 1: souk.order.v1.LineItem.subtotal:type_name -> souk.order.v1.Money
+	14, // 2: souk.order.v1.Shipment.shipped_at:type_name -> google.protobuf.Timestamp
+	2,  // 3: souk.order.v1.PaymentAttempt.status:type_name -> souk.order.v1.PaymentAttemptStatus
+	4,  // 4: souk.order.v1.PaymentAttempt.amount:type_name -> souk.order.v1.Money
+	1,  // 5: souk.order.v1.PaymentAttempt.method:type_name -> souk.order.v1.PaymentMethod
+	7,  // 6: souk.order.v1.PaymentAttempt.decline:type_name -> souk.order.v1.Decline
+	14, // 7: souk.order.v1.PaymentAttempt.created_at:type_name -> google.protobuf.Timestamp
+	14, // 8: souk.order.v1.PaymentAttempt.updated_at:type_name -> google.protobuf.Timestamp
+	4,  // 9: souk.order.v1.Refund.amount:type_name -> souk.order.v1.Money
+	1,  // 10: souk.order.v1.Refund.method:type_name -> souk.order.v1.PaymentMethod
+	3,  // 11: souk.order.v1.Refund.status:type_name -> souk.order.v1.RefundStatus
+	14, // 12: souk.order.v1.Refund.due_at:type_name -> google.protobuf.Timestamp
+	14, // 13: souk.order.v1.Refund.created_at:type_name -> google.protobuf.Timestamp
+	14, // 14: souk.order.v1.Refund.completed_at:type_name -> google.protobuf.Timestamp
+	4,  // 15: souk.order.v1.PriceAdjustment.old_total:type_name -> souk.order.v1.Money
+	4,  // 16: souk.order.v1.PriceAdjustment.new_total:type_name -> souk.order.v1.Money
+	4,  // 17: souk.order.v1.PriceAdjustment.old_shipping_fee:type_name -> souk.order.v1.Money
+	4,  // 18: souk.order.v1.PriceAdjustment.new_shipping_fee:type_name -> souk.order.v1.Money
+	14, // 19: souk.order.v1.HistoryEntry.occurred_at:type_name -> google.protobuf.Timestamp
+	10, // 20: souk.order.v1.HistoryEntry.price_adjustment:type_name -> souk.order.v1.PriceAdjustment
+	14, // 21: souk.order.v1.Deadline.due_at:type_name -> google.protobuf.Timestamp
+	0,  // 22: souk.order.v1.Order.status:type_name -> souk.order.v1.OrderStatus
+	5,  // 23: souk.order.v1.Order.items:type_name -> souk.order.v1.LineItem
+	4,  // 24: souk.order.v1.Order.shipping_fee:type_name -> souk.order.v1.Money
+	4,  // 25: souk.order.v1.Order.items_total:type_name -> souk.order.v1.Money
+	4,  // 26: souk.order.v1.Order.total:type_name -> souk.order.v1.Money
+	14, // 27: souk.order.v1.Order.created_at:type_name -> google.protobuf.Timestamp
+	14, // 28: souk.order.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
+	7,  // 29: souk.order.v1.Order.last_decline:type_name -> souk.order.v1.Decline
+	6,  // 30: souk.order.v1.Order.shipment:type_name -> souk.order.v1.Shipment
+	12, // 31: souk.order.v1.Order.deadlines:type_name -> souk.order.v1.Deadline
+	8,  // 32: souk.order.v1.Order.payment_attempts:type_name -> souk.order.v1.PaymentAttempt
+	11, // 33: souk.order.v1.Order.history:type_name -> souk.order.v1.HistoryEntry
+	9,  // 34: souk.order.v1.Order.refunds:type_name -> souk.order.v1.Refund
+	35, // [35:35] is the sub-list for method output_type
+	35, // [35:35] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_souk_order_v1_order_proto_init() }
@@ -1020,8 +1484,8 @@ func file_souk_order_v1_order_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_souk_order_v1_order_proto_rawDesc), len(file_souk_order_v1_order_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   8,
+			NumEnums:      4,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

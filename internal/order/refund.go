@@ -1,0 +1,130 @@
+package order
+
+import (
+	"fmt"
+	"time"
+)
+
+// RefundStatus is where a refund stands.
+type RefundStatus string
+
+// The statuses of a refund.
+const (
+	RefundPending    RefundStatus = "PENDING"
+	RefundProcessing RefundStatus = "PROCESSING"
+	RefundSucceeded  RefundStatus = "SUCCEEDED"
+	RefundFailed     RefundStatus = "FAILED"
+)
+
+// RefundLease is how long a refund worker has to finish a refund it started
+// before another may take it over.
+const RefundLease = 2 * time.Minute
+
+// Refund is money owed back to the buyer for a payment attempt. It is
+// recorded in the same transaction as the change that owes it and carried
+// out by the refund worker; its id is its idempotency key at the provider.
+type Refund struct {
+	ID          string
+	AttemptID   string
+	Amount      Money
+	Method      Method
+	ProviderRef string // the payment's reference at the provider
+	Status      RefundStatus
+	Reason      string
+	DueAt       time.Time
+	// Tries counts the worker's calls to the provider.
+	Tries int
+	// NextTryAt is when the worker may (re)try: the end of a lease, or of a back-off.
+	NextTryAt   time.Time
+	LastError   string
+	RefundRef   string // the refund's reference at the provider
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	CompletedAt time.Time
+}
+
+// Refunds returns a copy of the order's refunds, oldest first.
+func (o *Order) Refunds() []Refund { return append([]Refund(nil), o.refunds...) }
+
+// oweRefund records that the attempt's amount is owed back, due
+// pol.RefundBankingDays banking days from now.
+func (o *Order) oweRefund(now time.Time, a Attempt, reason string, pol Policy) {
+	o.refunds = append(o.refunds, Refund{
+		AttemptID: a.ID, Amount: a.Amount, Method: a.Method, ProviderRef: a.ProviderRef,
+		Status: RefundPending, Reason: reason, DueAt: pol.Calendar.Add(now, pol.RefundBankingDays),
+		NextTryAt: now, CreatedAt: now, UpdatedAt: now,
+	})
+	o.record(now, "refund_owed", "system", fmt.Sprintf("%s owed back: %s", a.Amount, reason), nil)
+}
+
+func (o *Order) refund(id string) *Refund {
+	for i := range o.refunds {
+		if o.refunds[i].ID == id {
+			return &o.refunds[i]
+		}
+	}
+	return nil
+}
+
+// StartRefund hands a refund to a worker until now+RefundLease. A refund
+// that is done, or leased to another worker, returns ErrNotDue.
+func (o *Order) StartRefund(now time.Time, id string) (Refund, error) {
+	r := o.refund(id)
+	if r == nil {
+		return Refund{}, fmt.Errorf("%w: refund %s", ErrNotFound, id)
+	}
+	if (r.Status != RefundPending && r.Status != RefundProcessing) || now.Before(r.NextTryAt) {
+		return Refund{}, fmt.Errorf("%w: refund %s is %s until %s", ErrNotDue, id, r.Status, r.NextTryAt)
+	}
+	r.Status, r.NextTryAt, r.UpdatedAt = RefundProcessing, now.Add(RefundLease), now
+	r.Tries++
+	return *r, nil
+}
+
+// RefundRetryLater records a failed try and when to try again.
+func (o *Order) RefundRetryLater(now time.Time, id string, at time.Time, reason string) error {
+	r := o.refund(id)
+	if r == nil || r.Status != RefundProcessing {
+		return fmt.Errorf("%w: refund %s is not being processed", ErrIllegalTransition, id)
+	}
+	r.Status, r.NextTryAt, r.LastError, r.UpdatedAt = RefundPending, at, reason, now
+	return nil
+}
+
+// CompleteRefund records the provider's confirmation of a refund.
+func (o *Order) CompleteRefund(now time.Time, id, refundRef string) error {
+	r := o.refund(id)
+	if r == nil || r.Status != RefundProcessing {
+		return fmt.Errorf("%w: refund %s is not being processed", ErrIllegalTransition, id)
+	}
+	r.Status, r.RefundRef, r.CompletedAt, r.UpdatedAt, r.LastError = RefundSucceeded, refundRef, now, now, ""
+	o.record(now, "refund_succeeded", "system", fmt.Sprintf("%s refunded", r.Amount), nil)
+	return nil
+}
+
+// FailRefund records that the provider refused a refund for good.
+func (o *Order) FailRefund(now time.Time, id, reason string) error {
+	r := o.refund(id)
+	if r == nil || r.Status != RefundProcessing {
+		return fmt.Errorf("%w: refund %s is not being processed", ErrIllegalTransition, id)
+	}
+	r.Status, r.LastError, r.UpdatedAt = RefundFailed, reason, now
+	o.record(now, "refund_failed", "system", reason, nil)
+	return nil
+}
+
+// CancelPaid cancels a paid order that has not shipped (a cancellation the
+// seller accepted, a missed ship-by date): its stock goes back and the
+// payment is owed back.
+func (o *Order) CancelPaid(now time.Time, actor, reason string, pol Policy) error {
+	if o.status != StatusAwaitingShipment {
+		return o.illegal("cancel a paid order that is")
+	}
+	o.cancel(now, actor, reason)
+	for _, a := range o.attempts {
+		if a.Status == AttemptSucceeded {
+			o.oweRefund(now, a, reason, pol)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,187 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/souk-dev/souk/internal/order"
+)
+
+const refundColumns = `id, attempt_id, amount_minor, currency, method, provider_ref, status, reason, due_at, tries,
+	next_try_at, last_error, refund_ref, created_at, updated_at, completed_at`
+
+func scanRefund(row pgx.Row) (order.Refund, error) {
+	var r order.Refund
+	var method, status string
+	var completed *time.Time
+	err := row.Scan(&r.ID, &r.AttemptID, &r.Amount.Amount, &r.Amount.Currency, &method, &r.ProviderRef, &status, &r.Reason,
+		&r.DueAt, &r.Tries, &r.NextTryAt, &r.LastError, &r.RefundRef, &r.CreatedAt, &r.UpdatedAt, &completed)
+	r.Method, r.Status = order.Method(method), order.RefundStatus(status)
+	if completed != nil {
+		r.CompletedAt = *completed
+	}
+	return r, err
+}
+
+// writeRefunds inserts new refunds (giving them their ids) and writes back
+// changed ones. Every refund change goes through its order's lock, so a
+// plain upsert loses nothing.
+func writeRefunds(ctx context.Context, tx pgx.Tx, s order.Stored) error {
+	for i := range s.Refunds {
+		r := &s.Refunds[i]
+		if r.ID == "" {
+			r.ID = uuid.NewString()
+		}
+		var completed *time.Time
+		if !r.CompletedAt.IsZero() {
+			completed = &r.CompletedAt
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO refunds (`+refundColumns+`, order_id, buyer_id, seller_id)
+			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)
+			ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, tries = EXCLUDED.tries,
+			next_try_at = EXCLUDED.next_try_at, last_error = EXCLUDED.last_error, refund_ref = EXCLUDED.refund_ref,
+			updated_at = EXCLUDED.updated_at, completed_at = EXCLUDED.completed_at
+			WHERE refunds.updated_at IS DISTINCT FROM EXCLUDED.updated_at`,
+			r.ID, r.AttemptID, r.Amount.Amount, r.Amount.Currency, string(r.Method), r.ProviderRef, string(r.Status), r.Reason,
+			r.DueAt, r.Tries, r.NextTryAt, r.LastError, r.RefundRef, r.CreatedAt, r.UpdatedAt, completed,
+			s.ID, s.BuyerID, s.SellerID)
+		if err != nil {
+			return fmt.Errorf("write refund: %w", err)
+		}
+	}
+	return nil
+}
+
+// RefundRef names a refund and its order.
+type RefundRef struct {
+	OrderID  string
+	RefundID string
+}
+
+// DueRefunds returns up to limit refunds the worker may (re)try at now:
+// owed ones whose back-off has passed, and ones whose worker's lease ran out.
+func (db *DB) DueRefunds(ctx context.Context, now time.Time, limit int) ([]RefundRef, error) {
+	rows, _ := db.pool.Query(ctx, `SELECT order_id::text, id::text FROM refunds
+		WHERE status IN ('PENDING', 'PROCESSING') AND next_try_at <= $1 ORDER BY next_try_at LIMIT $2`, now, limit)
+	refs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[RefundRef])
+	if err != nil {
+		return nil, fmt.Errorf("due refunds: %w", err)
+	}
+	return refs, nil
+}
+
+// BuyerRefund is a refund with its order, for the buyer's list.
+type BuyerRefund struct {
+	OrderID string
+	order.Refund
+}
+
+// ListRefunds returns one page of a buyer's refunds, newest first, and the
+// token of the next page ("" on the last).
+func (db *DB) ListRefunds(ctx context.Context, buyerID string, pageSize int, pageToken string) ([]BuyerRefund, string, error) {
+	var afterAt *time.Time
+	var afterID *string
+	if pageToken != "" {
+		at, id, err := decodeToken(pageToken)
+		if err != nil {
+			return nil, "", err
+		}
+		afterAt, afterID = &at, &id
+	}
+	rows, _ := db.pool.Query(ctx, `SELECT order_id::text, `+refundColumns+` FROM refunds WHERE buyer_id = $1
+		AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))
+		ORDER BY created_at DESC, id DESC LIMIT $4`, buyerID, afterAt, afterID, pageSize+1)
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (BuyerRefund, error) {
+		var br BuyerRefund
+		var method, status string
+		var completed *time.Time
+		rf := &br.Refund
+		err := r.Scan(&br.OrderID, &rf.ID, &rf.AttemptID, &rf.Amount.Amount, &rf.Amount.Currency, &method, &rf.ProviderRef,
+			&status, &rf.Reason, &rf.DueAt, &rf.Tries, &rf.NextTryAt, &rf.LastError, &rf.RefundRef, &rf.CreatedAt,
+			&rf.UpdatedAt, &completed)
+		rf.Method, rf.Status = order.Method(method), order.RefundStatus(status)
+		if completed != nil {
+			rf.CompletedAt = *completed
+		}
+		return br, err
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("list refunds: %w", err)
+	}
+	next := ""
+	if len(out) > pageSize {
+		out = out[:pageSize]
+		next = encodeToken(out[len(out)-1].CreatedAt, out[len(out)-1].ID)
+	}
+	return out, next, nil
+}
+
+// AttemptRef names a payment attempt and its order.
+type AttemptRef struct {
+	OrderID   string
+	AttemptID string
+}
+
+// UncapturedAttempts returns succeeded attempts not captured since before.
+func (db *DB) UncapturedAttempts(ctx context.Context, before time.Time, limit int) ([]AttemptRef, error) {
+	return db.attemptRefs(ctx, `status = 'SUCCEEDED' AND NOT captured AND updated_at < $1`, before, limit)
+}
+
+// StaleAttempts returns attempts left PROCESSING on an order still waiting
+// for payment since before: the service that made them stopped between
+// the provider's answer and recording it.
+func (db *DB) StaleAttempts(ctx context.Context, before time.Time, limit int) ([]AttemptRef, error) {
+	return db.attemptRefs(ctx, `status = 'PROCESSING' AND updated_at < $1
+		AND EXISTS (SELECT 1 FROM orders o WHERE o.id = a.order_id AND o.status = 'PENDING_PAYMENT')`, before, limit)
+}
+
+func (db *DB) attemptRefs(ctx context.Context, where string, before time.Time, limit int) ([]AttemptRef, error) {
+	rows, _ := db.pool.Query(ctx, `SELECT order_id::text, id::text FROM payment_attempts a WHERE `+where+`
+		ORDER BY updated_at LIMIT $2`, before, limit)
+	refs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[AttemptRef])
+	if err != nil {
+		return nil, fmt.Errorf("list attempts: %w", err)
+	}
+	return refs, nil
+}
+
+// ClaimIdempotencyKey records that key was first used, in scope, for a
+// request with fingerprint; a key already used with another fingerprint is
+// refused with order.ErrIdempotencyKeyReused.
+func (db *DB) ClaimIdempotencyKey(ctx context.Context, scope, key, fingerprint string, now time.Time) error {
+	var stored string
+	var err error
+	// A second try sees a row that a concurrent first use committed while
+	// this statement's snapshot was already taken.
+	for range 2 {
+		err = db.pool.QueryRow(ctx, `WITH ins AS (
+				INSERT INTO idempotency_keys (scope, key, fingerprint, created_at) VALUES ($1, $2, $3, $4)
+				ON CONFLICT (scope, key) DO NOTHING RETURNING fingerprint)
+			SELECT fingerprint FROM ins UNION ALL
+			SELECT fingerprint FROM idempotency_keys WHERE scope = $1 AND key = $2 LIMIT 1`, scope, key, fingerprint, now).Scan(&stored)
+		if !isNoRows(err) {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("claim idempotency key: %w", err)
+	}
+	if stored != fingerprint {
+		return fmt.Errorf("%w: key %q was used for another request", order.ErrIdempotencyKeyReused, key)
+	}
+	return nil
+}
+
+// ForgetIdempotencyKeys deletes keys created before before; they are kept
+// at least 24 hours (the service uses 30 days).
+func (db *DB) ForgetIdempotencyKeys(ctx context.Context, before time.Time) (int64, error) {
+	tag, err := db.pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE created_at < $1`, before)
+	if err != nil {
+		return 0, fmt.Errorf("forget idempotency keys: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
