@@ -9,8 +9,13 @@ import (
 	"github.com/souk-dev/souk/internal/payment"
 )
 
-// maxBackoff caps the wait between two tries of a refund.
-const maxBackoff = 10 * time.Minute
+const (
+	// maxBackoff caps the wait between two tries of a refund.
+	maxBackoff = 10 * time.Minute
+	// keyRetention is how long idempotency keys are kept (at least 24 hours
+	// is promised).
+	keyRetention = 30 * 24 * time.Hour
+)
 
 // runWorker carries out what payments leave to do later, every interval
 // until ctx ends: refunds owed, captures the provider missed, and attempts
@@ -19,10 +24,17 @@ const maxBackoff = 10 * time.Minute
 func (s *buyerService) runWorker(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var purged time.Time
 	for {
 		s.refundDue(ctx, interval)
 		s.captureMissed(ctx)
 		s.recoverStale(ctx)
+		if now := s.deps.Now(); now.Sub(purged) > time.Hour {
+			if _, err := s.deps.DB.ForgetIdempotencyKeys(ctx, now.Add(-keyRetention)); err != nil {
+				s.logWorker(ctx, "forget old idempotency keys", err)
+			}
+			purged = now
+		}
 		select {
 		case <-ctx.Done():
 			return

@@ -2,8 +2,11 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
@@ -41,6 +44,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 	forged, _ := badSecret.Sign(auth.Principal{Role: auth.RoleBuyer, Subject: "alice"}, 3600e9)
 	callers["forged token"] = forged
 
+	declined := s.checkout("alice", 1, lamp)[0]
+	declinedAttempt := s.pay(t, "alice", declined, "4000000000000002", "authz-declined").Attempt
 	checkout := uuid.NewString()
 	type rpc struct {
 		name string
@@ -75,6 +80,32 @@ func TestAuthorizationMatrix(t *testing.T) {
 		}},
 		{"buyer ConfirmReceipt", auth.RoleBuyer, "buyer A", "buyer B", codes.FailedPrecondition, func(ctx context.Context) error {
 			_, err := s.buyer.ConfirmReceipt(ctx, &buyerv1.ConfirmReceiptRequest{OrderId: order.Id})
+			return err
+		}},
+		{"buyer VerifyPayment", auth.RoleBuyer, "buyer A", "buyer B", codes.FailedPrecondition, func(ctx context.Context) error {
+			_, err := s.buyer.VerifyPayment(ctx, &buyerv1.VerifyPaymentRequest{OrderId: declined.Id, AttemptId: declinedAttempt.Id, Code: "123456"})
+			return err
+		}},
+		{"buyer PayOrders", auth.RoleBuyer, "buyer A", "buyer B", codes.OK, func(ctx context.Context) error {
+			resp, err := s.buyer.PayOrders(ctx, &buyerv1.PayOrdersRequest{IdempotencyKey: "authz-many-" + uuid.NewString(),
+				Orders: []*buyerv1.OrderPayment{{OrderId: order.Id, ExpectedTotal: usd(1)}},
+				Method: &buyerv1.PayOrdersRequest_Card{Card: &buyerv1.Card{Number: "4242424242424242", ExpMonth: 1, ExpYear: 2099, Cvc: "123"}}})
+			if err == nil && resp.Results[0].ErrorCode == "" {
+				return fmt.Errorf("paid with a wrong total")
+			}
+			if err == nil && resp.Results[0].ErrorCode == "NotFound" {
+				return status.Error(codes.NotFound, "not found")
+			}
+			return err
+		}},
+		{"buyer ListRefunds", auth.RoleBuyer, "buyer A", "", codes.OK, func(ctx context.Context) error {
+			_, err := s.buyer.ListRefunds(ctx, &buyerv1.ListRefundsRequest{})
+			return err
+		}},
+		{"provider ReportPaymentEvent (forged)", "signed", "", "", codes.Unauthenticated, func(ctx context.Context) error {
+			_, err := buyerv1.NewProviderCallbackServiceClient(dial(t, s.buyers[0].GRPCAddr())).ReportPaymentEvent(ctx, &buyerv1.ReportPaymentEventRequest{
+				OrderId: order.Id, AttemptId: uuid.NewString(), ProviderRef: "pay_x", Outcome: "succeeded", Timestamp: time.Now().Unix(),
+				Signature: strings.Repeat("ab", 32)})
 			return err
 		}},
 		{"seller CreateProduct", auth.RoleSeller, "seller X", "", codes.OK, func(ctx context.Context) error {
@@ -121,6 +152,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 		for caller, tok := range callers {
 			var want codes.Code
 			switch role, ok := roleOf[caller]; {
+			case r.role == "signed":
+				want = r.ownerCode // no token is needed; the signature decides
 			case !ok:
 				want = codes.Unauthenticated
 			case role != r.role:

@@ -70,6 +70,10 @@ func TestBadInput(t *testing.T) {
 		pay      = "/souk.buyer.v1.BuyerService/PayOrder"
 		cancel   = "/souk.buyer.v1.BuyerService/CancelOrder"
 		confirm  = "/souk.buyer.v1.BuyerService/ConfirmReceipt"
+		verify   = "/souk.buyer.v1.BuyerService/VerifyPayment"
+		payMany  = "/souk.buyer.v1.BuyerService/PayOrders"
+		refunds  = "/souk.buyer.v1.BuyerService/ListRefunds"
+		event    = "/souk.buyer.v1.ProviderCallbackService/ReportPaymentEvent"
 		create   = "/souk.seller.v1.SellerService/CreateProduct"
 		update   = "/souk.seller.v1.SellerService/UpdateProduct"
 		listP    = "/souk.seller.v1.SellerService/ListProducts"
@@ -104,6 +108,17 @@ func TestBadInput(t *testing.T) {
 		{"pay: card number with letters", pay, "POST", "/v1/orders/" + oid + ":pay", `{"order_id":"` + oid + `","expected_total":` + money(1100, "USD") + `,"idempotency_key":"key-00001","card":{"number":"4242abcd42424242","exp_month":12,"exp_year":2099,"cvc":"123"}}`, "card.number"},
 		{"pay: month 13", pay, "POST", "/v1/orders/" + oid + ":pay", `{"order_id":"` + oid + `","expected_total":` + money(1100, "USD") + `,"idempotency_key":"key-00001","card":{"number":"4242424242424242","exp_month":13,"exp_year":2099,"cvc":"123"}}`, "card.exp_month"},
 		{"pay: short cvc", pay, "POST", "/v1/orders/" + oid + ":pay", `{"order_id":"` + oid + `","expected_total":` + money(1100, "USD") + `,"idempotency_key":"key-00001","card":{"number":"4242424242424242","exp_month":12,"exp_year":2099,"cvc":"12"}}`, "card.cvc"},
+		{"pay: no method", pay, "POST", "/v1/orders/" + oid + ":pay", `{"order_id":"` + oid + `","expected_total":` + money(1100, "USD") + `,"idempotency_key":"key-00001"}`, "method"},
+		{"pay: wallet without @", pay, "POST", "/v1/orders/" + oid + ":pay", `{"order_id":"` + oid + `","expected_total":` + money(1100, "USD") + `,"idempotency_key":"key-00001","wallet":{"account":"alice"}}`, "wallet.account"},
+		{"pay: lowercase bank account", pay, "POST", "/v1/orders/" + oid + ":pay", `{"order_id":"` + oid + `","expected_total":` + money(1100, "USD") + `,"idempotency_key":"key-00001","bank_transfer":{"account_number":"de0012345678"}}`, "bank_transfer.account_number"},
+		{"verify: letters in code", verify, "POST", "/v1/orders/" + oid + "/payments/" + oid + ":verify", `{"order_id":"` + oid + `","attempt_id":"` + oid + `","code":"12ab56"}`, "code"},
+		{"verify: malformed attempt", verify, "POST", "/v1/orders/" + oid + "/payments/a1:verify", `{"order_id":"` + oid + `","attempt_id":"a1","code":"123456"}`, "attempt_id"},
+		{"pay many: no orders", payMany, "POST", "/v1/orders:pay", `{"orders":[],"idempotency_key":"key-00001",` + card + `}`, "orders"},
+		{"pay many: an order twice", payMany, "POST", "/v1/orders:pay", `{"orders":[{"order_id":"` + oid + `","expected_total":` + money(1100, "USD") + `},{"order_id":"` + oid + `","expected_total":` + money(1100, "USD") + `}],"idempotency_key":"key-00002",` + card + `}`, ""},
+		{"pay many: no expected total", payMany, "POST", "/v1/orders:pay", `{"orders":[{"order_id":"` + oid + `"}],"idempotency_key":"key-00001",` + card + `}`, "orders[0].expected_total"},
+		{"refunds: page size too large", refunds, "GET", "/v1/refunds?page_size=101", `{"page_size":101}`, "page_size"},
+		{"event: unknown outcome", event, "POST", "/v1/provider/events", `{"order_id":"` + oid + `","attempt_id":"` + oid + `","provider_ref":"p","outcome":"maybe","timestamp":"1","signature":"` + strings.Repeat("a", 64) + `"}`, "outcome"},
+		{"event: malformed signature", event, "POST", "/v1/provider/events", `{"order_id":"` + oid + `","attempt_id":"` + oid + `","provider_ref":"p","outcome":"failed","timestamp":"1","signature":"xyz"}`, "signature"},
 		{"cancel: no reason", cancel, "POST", "/v1/orders/" + oid + ":cancel", `{"order_id":"` + oid + `","reason":""}`, "reason"},
 		{"cancel: oversized reason", cancel, "POST", "/v1/orders/" + oid + ":cancel", `{"order_id":"` + oid + `","reason":"` + long(501) + `"}`, "reason"},
 		{"confirm: empty id", confirm, "POST", "/v1/orders/%20:confirm-receipt", `{"order_id":" "}`, "order_id"},
@@ -190,7 +205,7 @@ func hasViolation(st *status.Status, field string) bool {
 // messagesOf returns empty request and response messages of a method.
 func messagesOf(t *testing.T, method string) (proto.Message, proto.Message) {
 	t.Helper()
-	for _, sd := range []grpc.ServiceDesc{buyerv1.BuyerService_ServiceDesc, sellerv1.SellerService_ServiceDesc, sellerv1.CatalogService_ServiceDesc} {
+	for _, sd := range []grpc.ServiceDesc{buyerv1.BuyerService_ServiceDesc, buyerv1.ProviderCallbackService_ServiceDesc, sellerv1.SellerService_ServiceDesc, sellerv1.CatalogService_ServiceDesc} {
 		for _, m := range sd.Methods {
 			if "/"+sd.ServiceName+"/"+m.MethodName != method {
 				continue

@@ -235,3 +235,27 @@ func TestListPagesNewestFirstWithFilters(t *testing.T) {
 		t.Fatalf("bad token: %v", err)
 	}
 }
+
+func TestIdempotencyKeys(t *testing.T) {
+	db := testenv.DB(t)
+	ctx := context.Background()
+	if err := db.ClaimIdempotencyKey(ctx, "buyer:alice", "k1", "fp1", t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.ClaimIdempotencyKey(ctx, "buyer:alice", "k1", "fp1", t0); err != nil {
+		t.Fatalf("the same request again: %v", err)
+	}
+	if err := db.ClaimIdempotencyKey(ctx, "buyer:alice", "k1", "fp2", t0); !errors.Is(err, order.ErrIdempotencyKeyReused) {
+		t.Fatalf("another request with the key: %v", err)
+	}
+	if err := db.ClaimIdempotencyKey(ctx, "buyer:bob", "k1", "fp2", t0); err != nil {
+		t.Fatalf("another buyer's key: %v", err)
+	}
+	// Kept at least 24 hours; forgotten when older than asked.
+	if n, err := db.ForgetIdempotencyKeys(ctx, t0.Add(-24*time.Hour)); err != nil || n != 0 {
+		t.Fatalf("forgot %d, %v", n, err)
+	}
+	if n, err := db.ForgetIdempotencyKeys(ctx, t0.Add(time.Second)); err != nil || n != 2 {
+		t.Fatalf("forgot %d, %v; want 2", n, err)
+	}
+}

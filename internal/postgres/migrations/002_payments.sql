@@ -84,3 +84,4 @@ CREATE TABLE sim_refunds (
     currency     char(3) NOT NULL,
     created_at   timestamptz NOT NULL
 );
+CREATE INDEX idempotency_keys_created_idx ON idempotency_keys (created_at);
