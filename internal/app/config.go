@@ -135,6 +135,13 @@ func (e *Env) Load() Config {
 		ProcessingTimeout:       e.Duration("SOUK_PROCESSING_TIMEOUT", order.DefaultPolicy.ProcessingTimeout),
 		MaxVerificationFailures: e.Int("SOUK_MAX_VERIFICATION_FAILURES", order.DefaultPolicy.MaxVerificationFailures),
 		RefundBankingDays:       e.Int("SOUK_REFUND_BANKING_DAYS", order.DefaultPolicy.RefundBankingDays),
+		HandlingDay:             e.Duration("SOUK_HANDLING_DAY", order.DefaultPolicy.HandlingDay),
+		CancelAnswerWindow:      e.Duration("SOUK_CANCEL_ANSWER_WINDOW", order.DefaultPolicy.CancelAnswerWindow),
+		ProtectionPeriod:        e.Duration("SOUK_PROTECTION_PERIOD", order.DefaultPolicy.ProtectionPeriod),
+		DisputeAnswerWindow:     e.Duration("SOUK_DISPUTE_ANSWER_WINDOW", order.DefaultPolicy.DisputeAnswerWindow),
+	}
+	if w := c.Policy.CancelAnswerWindow; w < 24*time.Hour || w > 7*24*time.Hour {
+		e.errs = append(e.errs, errors.New("SOUK_CANCEL_ANSWER_WINDOW: must be 24h to 7 days (168h)"))
 	}
 	cal, err := bankday.NewCalendar(strings.Split(e.String("SOUK_HOLIDAYS", ""), ",")...)
 	if err != nil {

@@ -59,7 +59,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Deps, error) {
 	d := &Deps{
 		Config: cfg, Log: log, DB: db, Redis: rdb, Issuer: iss, Now: Now,
 		Locker:    lock.New(rdb, cfg.RedisPrefix, cfg.LockTTL),
-		Deadlines: deadline.New(rdb, cfg.RedisPrefix, db, Now, log),
+		Deadlines: deadline.New(rdb, cfg.RedisPrefix, db, cfg.Policy, Now, log),
 		done:      make(chan struct{}),
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))

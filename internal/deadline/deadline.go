@@ -22,8 +22,8 @@ import (
 
 // Store is the part of the record the scheduler needs.
 type Store interface {
-	FireDeadline(ctx context.Context, id string, kind order.DeadlineKind, now time.Time) (*order.Order, bool, error)
-	SweepDue(ctx context.Context, now time.Time, limit int) ([]*order.Order, error)
+	FireDeadline(ctx context.Context, id string, kind order.DeadlineKind, now time.Time, pol order.Policy) (*order.Order, bool, error)
+	SweepDue(ctx context.Context, now time.Time, limit int, pol order.Policy) ([]*order.Order, error)
 	OpenDeadlines(ctx context.Context, fn func([]postgres.Deadline) error) error
 }
 
@@ -42,15 +42,17 @@ type Scheduler struct {
 	rdb    *redis.Client
 	prefix string
 	store  Store
+	policy order.Policy
 	now    func() time.Time
 	log    *slog.Logger
 	// fired, when set, is called with every order a deadline changed.
 	fired func(*order.Order)
 }
 
-// New returns a Scheduler whose Redis keys start with prefix.
-func New(rdb *redis.Client, prefix string, store Store, now func() time.Time, log *slog.Logger) *Scheduler {
-	return &Scheduler{rdb: rdb, prefix: prefix, store: store, now: now, log: log}
+// New returns a Scheduler whose Redis keys start with prefix; pol holds the
+// rules the deadlines' actions follow (refund due dates, for one).
+func New(rdb *redis.Client, prefix string, store Store, pol order.Policy, now func() time.Time, log *slog.Logger) *Scheduler {
+	return &Scheduler{rdb: rdb, prefix: prefix, store: store, policy: pol, now: now, log: log}
 }
 
 // OnFired registers fn to be called with every order a deadline changed.
@@ -118,7 +120,7 @@ func (s *Scheduler) RearmAll(ctx context.Context) (int, error) {
 // Fire carries out one deadline if it is due. A key that expired early is
 // armed again for the time left.
 func (s *Scheduler) Fire(ctx context.Context, orderID string, kind order.DeadlineKind) error {
-	o, changed, err := s.store.FireDeadline(ctx, orderID, kind, s.now())
+	o, changed, err := s.store.FireDeadline(ctx, orderID, kind, s.now(), s.policy)
 	if err != nil {
 		return fmt.Errorf("fire %s deadline of order %s: %w", kind, orderID, err)
 	}
@@ -141,7 +143,7 @@ func (s *Scheduler) done(ctx context.Context, o *order.Order, kind order.Deadlin
 func (s *Scheduler) Sweep(ctx context.Context, batch int) (int, error) {
 	total := 0
 	for {
-		changed, err := s.store.SweepDue(ctx, s.now(), batch)
+		changed, err := s.store.SweepDue(ctx, s.now(), batch, s.policy)
 		if err != nil {
 			return total, fmt.Errorf("sweep deadlines: %w", err)
 		}

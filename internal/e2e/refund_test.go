@@ -45,7 +45,7 @@ func TestRefundWorkerSurvivesProviderOutage(t *testing.T) {
 	defer db.Close()
 	for _, o := range paid {
 		if _, err := db.Update(context.Background(), o.Id, func(o *order.Order) error {
-			return o.CancelPaid(app.Now(), "seller:store-x", "buyer_request_accepted", s.cfg.Policy)
+			return o.CancelPaid(app.Now(), "seller:store-x", "buyer_request_accepted", order.PartyBuyer, s.cfg.Policy)
 		}); err != nil {
 			t.Fatal(err)
 		}

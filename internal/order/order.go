@@ -45,14 +45,29 @@ const (
 	// unconfirmed; when it passes the attempt fails and the order waits for
 	// payment again.
 	DeadlineProcessing DeadlineKind = "processing"
+	// DeadlineCancelAnswer is the seller's window to answer a cancellation
+	// request; silence accepts it.
+	DeadlineCancelAnswer DeadlineKind = "cancel_answer"
+	// DeadlineShipBy is when a paid order must have shipped; when it passes
+	// the order is cancelled (the seller's fault) and refunded.
+	DeadlineShipBy DeadlineKind = "ship_by"
+	// DeadlineProtection is the end of buyer protection of a shipped order;
+	// when it passes the order completes.
+	DeadlineProtection DeadlineKind = "protection"
+	// DeadlineDisputeAnswer is the window for the other side's answer in a
+	// dispute (the seller's, or the buyer's to a counter-offer); when it
+	// passes the dispute goes to the platform.
+	DeadlineDisputeAnswer DeadlineKind = "dispute_answer"
 )
 
 // DeadlineKinds lists every deadline kind.
-var DeadlineKinds = []DeadlineKind{DeadlinePayment, DeadlineVerification, DeadlineProcessing}
+var DeadlineKinds = []DeadlineKind{DeadlinePayment, DeadlineVerification, DeadlineProcessing,
+	DeadlineCancelAnswer, DeadlineShipBy, DeadlineProtection, DeadlineDisputeAnswer}
 
 // Cancellation reasons set by the system.
 const (
 	ReasonPaymentTimeout = "payment_timeout"
+	ReasonShipByMissed   = "not_shipped_in_time"
 )
 
 // Item is one product in an order.
@@ -115,6 +130,11 @@ type Order struct {
 	deadlines    map[DeadlineKind]time.Time
 	attempts     []Attempt
 	refunds      []Refund
+	// cancelledBy is who a cancellation is attributed to (it feeds the
+	// seller's cancellation rate).
+	cancelledBy  Party
+	cancellation *CancellationRequest
+	dispute      *Dispute
 
 	history   []Event
 	newEvents []Event
@@ -279,8 +299,9 @@ func (o *Order) illegal(action string) error {
 }
 
 // cancel moves the order to CANCELLED, closing every deadline and open
-// payment attempt and giving its stock back.
-func (o *Order) cancel(now time.Time, actor, reason string) {
+// payment attempt and giving its stock back; by says whose fault it is.
+func (o *Order) cancel(now time.Time, actor, reason string, by Party) {
+	o.cancelledBy = by
 	for i := range o.attempts {
 		if o.attempts[i].Open() {
 			o.attempts[i].Status, o.attempts[i].UpdatedAt = AttemptCanceled, now
@@ -303,14 +324,14 @@ func (o *Order) Cancel(now time.Time, buyerID, reason string) error {
 	if a := o.openAttempt(); a != nil && a.Status == AttemptProcessing {
 		return fmt.Errorf("%w: wait for it to finish before cancelling", ErrPaymentInProgress)
 	}
-	o.cancel(now, "buyer:"+buyerID, reason)
+	o.cancel(now, "buyer:"+buyerID, reason, PartyBuyer)
 	return nil
 }
 
 // FireDeadline carries out the action of a deadline of the given kind if it
 // is open and due at now; otherwise it returns ErrNotDue and changes
 // nothing, so firing a deadline twice is harmless.
-func (o *Order) FireDeadline(now time.Time, kind DeadlineKind) error {
+func (o *Order) FireDeadline(now time.Time, kind DeadlineKind, pol Policy) error {
 	due, ok := o.deadlines[kind]
 	if !ok || now.Before(due) {
 		return fmt.Errorf("%w: %s deadline of order %s", ErrNotDue, kind, o.id)
@@ -323,7 +344,7 @@ func (o *Order) FireDeadline(now time.Time, kind DeadlineKind) error {
 		}
 		// An attempt still open is canceled with the order; if the
 		// provider confirms it later, the payment is refunded.
-		o.cancel(now, "system", ReasonPaymentTimeout)
+		o.cancel(now, "system", ReasonPaymentTimeout, PartyBuyer)
 		return nil
 	case DeadlineVerification, DeadlineProcessing:
 		delete(o.deadlines, kind)
@@ -336,6 +357,32 @@ func (o *Order) FireDeadline(now time.Time, kind DeadlineKind) error {
 		case kind == DeadlineProcessing && o.status == StatusPaymentProcessing:
 			a.Status, a.Decline, a.UpdatedAt = AttemptFailed, DeclineProcessingTimeout, now
 			o.reopen(now, "payment_failed", DeclineProcessingTimeout)
+		}
+		return nil
+	case DeadlineCancelAnswer:
+		delete(o.deadlines, kind)
+		if o.cancellation != nil && o.cancellation.Status == RequestOpen {
+			o.acceptCancellation(now, "system", RequestAutoAccepted, "the seller did not answer in time", pol)
+		}
+		return nil
+	case DeadlineShipBy:
+		delete(o.deadlines, kind)
+		if o.status == StatusAwaitingShipment {
+			o.closeCancellation(now, RequestAutoAccepted, "the order was not shipped in time")
+			o.cancelPaid(now, "system", ReasonShipByMissed, PartySeller, pol)
+		}
+		return nil
+	case DeadlineProtection:
+		delete(o.deadlines, kind)
+		if o.status == StatusShipped {
+			o.status = StatusCompleted
+			o.record(now, "completed", "system", "buyer protection ended", nil)
+		}
+		return nil
+	case DeadlineDisputeAnswer:
+		delete(o.deadlines, kind)
+		if o.status == StatusDisputed && (o.dispute.Status == DisputeOpen || o.dispute.Status == DisputeCounterOffered) {
+			o.escalate(now, "system", "no answer in time")
 		}
 		return nil
 	}
@@ -393,31 +440,6 @@ func (o *Order) AdjustPrice(now time.Time, c PriceChange) error {
 	return nil
 }
 
-// Ship records the shipment of a paid order.
-func (o *Order) Ship(now time.Time, s Shipment) error {
-	if o.status != StatusAwaitingShipment {
-		return o.illegal("ship")
-	}
-	if s.Carrier == "" || s.TrackingNumber == "" {
-		return fmt.Errorf("%w: carrier and tracking number are required", ErrInvalid)
-	}
-	s.ShippedAt = now
-	o.shipment = &s
-	o.status = StatusShipped
-	o.record(now, "shipped", "seller:"+o.sellerID, s.Carrier+" "+s.TrackingNumber, nil)
-	return nil
-}
-
-// ConfirmReceipt completes a shipped order at the buyer's word.
-func (o *Order) ConfirmReceipt(now time.Time) error {
-	if o.status != StatusShipped {
-		return o.illegal("confirm receipt of")
-	}
-	o.status = StatusCompleted
-	o.record(now, "completed", "buyer:"+o.buyerID, "receipt confirmed", nil)
-	return nil
-}
-
 // UnmarshalFromDatabase rebuilds an order from its stored fields. Only the
 // store calls it; it trusts what was validated when the order was written.
 func UnmarshalFromDatabase(s Stored) *Order {
@@ -431,6 +453,7 @@ func UnmarshalFromDatabase(s Stored) *Order {
 		handlingDays: s.HandlingDays, version: s.Version, createdAt: s.CreatedAt, updatedAt: s.UpdatedAt,
 		cancelReason: s.CancelReason, lastDecline: s.LastDecline, shipment: s.Shipment,
 		deadlines: deadlines, attempts: s.Attempts, refunds: s.Refunds, history: s.History,
+		cancelledBy: s.CancelledBy, cancellation: s.Cancellation, dispute: s.Dispute,
 	}
 }
 
@@ -451,6 +474,9 @@ type Stored struct {
 	Attempts                          []Attempt
 	Refunds                           []Refund
 	History                           []Event
+	CancelledBy                       Party
+	Cancellation                      *CancellationRequest
+	Dispute                           *Dispute
 }
 
 // Stored returns the order's fields as the store keeps them, with the
@@ -462,6 +488,7 @@ func (o *Order) Stored() Stored {
 		HandlingDays: o.handlingDays, Version: o.version, CreatedAt: o.createdAt, UpdatedAt: o.updatedAt,
 		CancelReason: o.cancelReason, LastDecline: o.lastDecline, Shipment: o.shipment,
 		Deadlines: maps.Clone(o.deadlines), Attempts: slices.Clone(o.attempts), Refunds: slices.Clone(o.refunds),
-		History: o.History(),
+		History: o.History(), CancelledBy: o.cancelledBy, Cancellation: cloneCancellation(o.cancellation),
+		Dispute: cloneDispute(o.dispute),
 	}
 }

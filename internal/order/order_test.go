@@ -86,7 +86,7 @@ func TestTransitions(t *testing.T) {
 		}},
 		"pay": {order.StatusPendingPayment, func(o *order.Order) error { return o.BeginPayment(t0, o.Total(), attempt("k1")) }},
 		"ship": {order.StatusAwaitingShipment, func(o *order.Order) error {
-			return o.Ship(t0, order.Shipment{Carrier: "DHL", TrackingNumber: "JD01"})
+			return o.Ship(t0, order.Shipment{Carrier: "DHL", TrackingNumber: "JD01"}, order.DefaultPolicy)
 		}},
 		"confirm receipt": {order.StatusShipped, func(o *order.Order) error { return o.ConfirmReceipt(t0) }},
 	}
@@ -179,7 +179,8 @@ func TestPaymentAttempts(t *testing.T) {
 	if err := o.ApplyResult(t0, "a-k3", order.Result{Kind: order.ResultSucceeded, ProviderRef: "ch_1"}, order.DefaultPolicy); err != nil {
 		t.Fatal(err)
 	}
-	if o.Status() != order.StatusAwaitingShipment || len(o.Deadlines()) != 0 || o.LastDecline() != (order.Decline{}) {
+	// Paid: the payment window closes and the ship-by date (3 handling days) opens.
+	if d := o.Deadlines(); o.Status() != order.StatusAwaitingShipment || len(d) != 1 || !d[order.DeadlineShipBy].Equal(t0.Add(3*24*time.Hour)) || o.LastDecline() != (order.Decline{}) {
 		t.Fatalf("after approval: %s %v %+v", o.Status(), o.Deadlines(), o.LastDecline())
 	}
 	if a, _ := o.Attempt("a-k3"); a.Status != order.AttemptSucceeded || a.Amount != o.Total() {
@@ -206,16 +207,16 @@ func TestFailPaymentReopensTheOrder(t *testing.T) {
 func TestPaymentDeadline(t *testing.T) {
 	o := newOrder(t)
 	due := t0.Add(20 * 24 * time.Hour)
-	if err := o.FireDeadline(due.Add(-time.Millisecond), order.DeadlinePayment); !errors.Is(err, order.ErrNotDue) {
+	if err := o.FireDeadline(due.Add(-time.Millisecond), order.DeadlinePayment, order.DefaultPolicy); !errors.Is(err, order.ErrNotDue) {
 		t.Fatalf("early: %v", err)
 	}
-	if err := o.FireDeadline(due, order.DeadlinePayment); err != nil {
+	if err := o.FireDeadline(due, order.DeadlinePayment, order.DefaultPolicy); err != nil {
 		t.Fatal(err)
 	}
 	if o.Status() != order.StatusCancelled || o.CancelReason() != order.ReasonPaymentTimeout || !o.ReleasesStock() || len(o.Deadlines()) != 0 {
 		t.Fatalf("after expiry: %s %q release=%v %v", o.Status(), o.CancelReason(), o.ReleasesStock(), o.Deadlines())
 	}
-	if err := o.FireDeadline(due, order.DeadlinePayment); !errors.Is(err, order.ErrNotDue) {
+	if err := o.FireDeadline(due, order.DeadlinePayment, order.DefaultPolicy); !errors.Is(err, order.ErrNotDue) {
 		t.Fatalf("second firing: %v", err)
 	}
 	if n := len(o.NewEvents()); n != 2 {

@@ -108,10 +108,23 @@ type Policy struct {
 	MaxVerificationFailures int
 	RefundBankingDays       int
 	Calendar                bankday.Calendar
+	// HandlingDay is the length of one of the seller's handling days: the
+	// ship-by deadline is HandlingDays of them after payment.
+	HandlingDay time.Duration
+	// CancelAnswerWindow is how long a seller has to answer a cancellation request.
+	CancelAnswerWindow time.Duration
+	// ProtectionPeriod is how long buyer protection lasts after shipping.
+	ProtectionPeriod time.Duration
+	// DisputeAnswerWindow is how long the other side has to answer in a dispute.
+	DisputeAnswerWindow time.Duration
 }
 
 // DefaultPolicy is the policy with Souk's defaults and no holidays.
-var DefaultPolicy = Policy{VerificationTTL: 5 * time.Minute, ProcessingTimeout: 72 * time.Hour, MaxVerificationFailures: 3, RefundBankingDays: 15}
+var DefaultPolicy = Policy{
+	VerificationTTL: 5 * time.Minute, ProcessingTimeout: 72 * time.Hour, MaxVerificationFailures: 3, RefundBankingDays: 15,
+	HandlingDay: 24 * time.Hour, CancelAnswerWindow: 72 * time.Hour, ProtectionPeriod: 60 * 24 * time.Hour,
+	DisputeAnswerWindow: 5 * 24 * time.Hour,
+}
 
 // openAttempt returns the attempt still waiting for the provider or the buyer, if any.
 func (o *Order) openAttempt() *Attempt {
@@ -208,6 +221,7 @@ func (o *Order) ApplyResult(now time.Time, attemptID string, r Result, pol Polic
 		o.lastDecline = Decline{}
 		o.closeAttemptDeadlines()
 		delete(o.deadlines, DeadlinePayment)
+		o.deadlines[DeadlineShipBy] = now.Add(time.Duration(max(o.handlingDays, 1)) * pol.HandlingDay)
 		o.record(now, "paid", "buyer:"+o.buyerID, fmt.Sprintf("%s by %s", a.Amount, a.describe()), nil)
 	case ResultDeclined, ResultFailed:
 		a.Status, a.Decline = AttemptDeclined, r.Decline

@@ -47,10 +47,10 @@ func TestVerificationExpires(t *testing.T) {
 	pol := order.DefaultPolicy
 	o := opened(t)
 	_ = o.ApplyResult(t0, "a-k1", order.Result{Kind: order.ResultRequiresVerification}, pol)
-	if err := o.FireDeadline(t0.Add(time.Minute), order.DeadlineVerification); !errors.Is(err, order.ErrNotDue) {
+	if err := o.FireDeadline(t0.Add(time.Minute), order.DeadlineVerification, order.DefaultPolicy); !errors.Is(err, order.ErrNotDue) {
 		t.Fatalf("early: %v", err)
 	}
-	if err := o.FireDeadline(t0.Add(pol.VerificationTTL), order.DeadlineVerification); err != nil {
+	if err := o.FireDeadline(t0.Add(pol.VerificationTTL), order.DeadlineVerification, order.DefaultPolicy); err != nil {
 		t.Fatal(err)
 	}
 	if a, _ := o.Attempt("a-k1"); a.Status != order.AttemptFailed || a.Decline.Code != "verification_expired" || o.Status() != order.StatusPendingPayment {
@@ -71,7 +71,7 @@ func TestAsynchronousPayment(t *testing.T) {
 		t.Fatalf("buyer cancel while the payment is checked: %v", err)
 	}
 	// The provider never answers: the attempt fails, the order can be paid again.
-	if err := o.FireDeadline(t0.Add(pol.ProcessingTimeout), order.DeadlineProcessing); err != nil {
+	if err := o.FireDeadline(t0.Add(pol.ProcessingTimeout), order.DeadlineProcessing, order.DefaultPolicy); err != nil {
 		t.Fatal(err)
 	}
 	if a, _ := o.Attempt("a-k1"); a.Status != order.AttemptFailed || o.Status() != order.StatusPendingPayment {
@@ -88,7 +88,7 @@ func TestSuccessAfterExpiryIsRefunded(t *testing.T) {
 	o := opened(t)
 	_ = o.ApplyResult(t0, "a-k1", order.Result{Kind: order.ResultProcessing}, pol)
 	due := o.Deadlines()[order.DeadlinePayment]
-	if err := o.FireDeadline(due, order.DeadlinePayment); err != nil {
+	if err := o.FireDeadline(due, order.DeadlinePayment, order.DefaultPolicy); err != nil {
 		t.Fatal(err)
 	}
 	if a, _ := o.Attempt("a-k1"); o.Status() != order.StatusCancelled || a.Status != order.AttemptCanceled {
@@ -110,7 +110,7 @@ func TestCancelPaidOwesARefundDueInBankingDays(t *testing.T) {
 	pol := order.DefaultPolicy
 	o := opened(t)
 	_ = o.ApplyResult(t0, "a-k1", order.Result{Kind: order.ResultSucceeded, ProviderRef: "p1"}, pol)
-	if err := o.CancelPaid(t0, "seller:store-x", "out_of_stock", pol); err != nil {
+	if err := o.CancelPaid(t0, "seller:store-x", "out_of_stock", order.PartySeller, pol); err != nil {
 		t.Fatal(err)
 	}
 	rs := o.Refunds()
@@ -118,7 +118,7 @@ func TestCancelPaidOwesARefundDueInBankingDays(t *testing.T) {
 	if len(rs) != 1 || !rs[0].DueAt.Equal(time.Date(2026, 12, 11, 10, 0, 0, 0, time.UTC)) || !o.ReleasesStock() {
 		t.Fatalf("refunds %+v, releases stock %v", rs, o.ReleasesStock())
 	}
-	if err := o.CancelPaid(t0, "seller:store-x", "again", pol); !errors.Is(err, order.ErrIllegalTransition) {
+	if err := o.CancelPaid(t0, "seller:store-x", "again", order.PartySeller, pol); !errors.Is(err, order.ErrIllegalTransition) {
 		t.Fatalf("cancelling twice: %v", err)
 	}
 }

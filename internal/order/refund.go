@@ -49,12 +49,17 @@ func (o *Order) Refunds() []Refund { return append([]Refund(nil), o.refunds...) 
 // oweRefund records that the attempt's amount is owed back, due
 // pol.RefundBankingDays banking days from now.
 func (o *Order) oweRefund(now time.Time, a Attempt, reason string, pol Policy) {
+	o.oweRefundOf(now, a, a.Amount, reason, pol)
+}
+
+// oweRefundOf records that amount of the attempt is owed back.
+func (o *Order) oweRefundOf(now time.Time, a Attempt, amount Money, reason string, pol Policy) {
 	o.refunds = append(o.refunds, Refund{
-		AttemptID: a.ID, Amount: a.Amount, Method: a.Method, ProviderRef: a.ProviderRef,
+		AttemptID: a.ID, Amount: amount, Method: a.Method, ProviderRef: a.ProviderRef,
 		Status: RefundPending, Reason: reason, DueAt: pol.Calendar.Add(now, pol.RefundBankingDays),
 		NextTryAt: now, CreatedAt: now, UpdatedAt: now,
 	})
-	o.record(now, "refund_owed", "system", fmt.Sprintf("%s owed back: %s", a.Amount, reason), nil)
+	o.record(now, "refund_owed", "system", fmt.Sprintf("%s owed back: %s", amount, reason), nil)
 }
 
 func (o *Order) refund(id string) *Refund {
@@ -113,18 +118,44 @@ func (o *Order) FailRefund(now time.Time, id, reason string) error {
 	return nil
 }
 
-// CancelPaid cancels a paid order that has not shipped (a cancellation the
-// seller accepted, a missed ship-by date): its stock goes back and the
-// payment is owed back.
-func (o *Order) CancelPaid(now time.Time, actor, reason string, pol Policy) error {
-	if o.status != StatusAwaitingShipment {
+// CancelPaid cancels a paid order that has not shipped: its stock goes
+// back and the payment is owed back. by says whose fault it is.
+func (o *Order) CancelPaid(now time.Time, actor, reason string, by Party, pol Policy) error {
+	if o.status != StatusAwaitingShipment && o.status != StatusPaymentProcessing {
 		return o.illegal("cancel a paid order that is")
 	}
-	o.cancel(now, actor, reason)
+	o.cancelPaid(now, actor, reason, by, pol)
+	return nil
+}
+
+// cancelPaid cancels and owes back every succeeded payment; an attempt
+// still being checked is canceled, and refunded if it succeeds later.
+func (o *Order) cancelPaid(now time.Time, actor, reason string, by Party, pol Policy) {
+	o.cancel(now, actor, reason, by)
 	for _, a := range o.attempts {
 		if a.Status == AttemptSucceeded {
 			o.oweRefund(now, a, reason, pol)
 		}
 	}
-	return nil
+}
+
+// paidAttempt returns the attempt that paid the order.
+func (o *Order) paidAttempt() (Attempt, bool) {
+	for _, a := range o.attempts {
+		if a.Status == AttemptSucceeded {
+			return a, true
+		}
+	}
+	return Attempt{}, false
+}
+
+// refunded returns how much of an attempt is already owed or paid back.
+func (o *Order) refunded(attemptID string) int64 {
+	var n int64
+	for _, r := range o.refunds {
+		if r.AttemptID == attemptID && r.Status != RefundFailed {
+			n += r.Amount.Amount
+		}
+	}
+	return n
 }

@@ -17,7 +17,7 @@ import (
 
 const orderColumns = `id, checkout_id, buyer_id, seller_id, status, currency, items, shipping_fee_minor,
 	handling_days, version, created_at, updated_at, cancel_reason, last_decline_code, last_decline_message, shipment,
-	last_decline_advice, last_decline_retryable`
+	last_decline_advice, last_decline_retryable, cancelled_by, cancellation, dispute`
 
 // itemJSON is how an order's items are kept in its items column.
 type itemJSON struct {
@@ -46,14 +46,17 @@ type adjustmentJSON struct {
 
 func scanOrder(row pgx.Row) (order.Stored, error) {
 	var (
-		s        order.Stored
-		status   string
+		s           order.Stored
+		status      string
+		cancelledBy string
 		items    []itemJSON
 		shipment *shipmentJSON
 	)
 	err := row.Scan(&s.ID, &s.CheckoutID, &s.BuyerID, &s.SellerID, &status, &s.Currency, &items, &s.ShippingFee,
 		&s.HandlingDays, &s.Version, &s.CreatedAt, &s.UpdatedAt, &s.CancelReason, &s.LastDecline.Code,
-		&s.LastDecline.Message, &shipment, &s.LastDecline.Advice, &s.LastDecline.Retryable)
+		&s.LastDecline.Message, &shipment, &s.LastDecline.Advice, &s.LastDecline.Retryable, &cancelledBy,
+		&s.Cancellation, &s.Dispute)
+	s.CancelledBy = order.Party(cancelledBy)
 	if err != nil {
 		return s, err
 	}
@@ -168,10 +171,11 @@ func (db *DB) CreateOrders(ctx context.Context, orders []*order.Order) error {
 		for _, o := range orders {
 			s := o.Stored()
 			_, err := tx.Exec(ctx, `INSERT INTO orders (`+orderColumns+`, total_minor)
-				VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)`,
+				VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22)`,
 				s.ID, s.CheckoutID, s.BuyerID, s.SellerID, string(s.Status), s.Currency, itemsJSON(s.Items), s.ShippingFee,
 				s.HandlingDays, 1, s.CreatedAt, s.UpdatedAt, s.CancelReason, s.LastDecline.Code, s.LastDecline.Message,
-				shipmentOf(s.Shipment), s.LastDecline.Advice, s.LastDecline.Retryable, o.Total().Amount)
+				shipmentOf(s.Shipment), s.LastDecline.Advice, s.LastDecline.Retryable, string(s.CancelledBy),
+				s.Cancellation, s.Dispute, o.Total().Amount)
 			if err != nil {
 				return fmt.Errorf("insert order: %w", err)
 			}
@@ -302,11 +306,12 @@ func updateTx(ctx context.Context, tx pgx.Tx, id string, fn func(*order.Order) e
 	n := o.Stored()
 	tag, err := tx.Exec(ctx, `UPDATE orders SET status = $3, items = $4, shipping_fee_minor = $5, total_minor = $6,
 		version = version + 1, updated_at = $7, cancel_reason = $8, last_decline_code = $9,
-		last_decline_message = $10, shipment = $11, last_decline_advice = $12, last_decline_retryable = $13
+		last_decline_message = $10, shipment = $11, last_decline_advice = $12, last_decline_retryable = $13,
+		cancelled_by = $14, cancellation = $15, dispute = $16
 		WHERE id = $1 AND version = $2`,
 		n.ID, n.Version, string(n.Status), itemsJSON(n.Items), n.ShippingFee, o.Total().Amount, n.UpdatedAt,
 		n.CancelReason, n.LastDecline.Code, n.LastDecline.Message, shipmentOf(n.Shipment), n.LastDecline.Advice,
-		n.LastDecline.Retryable)
+		n.LastDecline.Retryable, string(n.CancelledBy), n.Cancellation, n.Dispute)
 	if err != nil {
 		return nil, fmt.Errorf("write order: %w", err)
 	}
@@ -323,8 +328,8 @@ func updateTx(ctx context.Context, tx pgx.Tx, id string, fn func(*order.Order) e
 // FireDeadline carries out one order's deadline of the given kind if it is
 // due at now. It reports whether the order changed; a deadline that is not
 // due, or already handled, changes nothing.
-func (db *DB) FireDeadline(ctx context.Context, id string, kind order.DeadlineKind, now time.Time) (*order.Order, bool, error) {
-	o, err := db.Update(ctx, id, func(o *order.Order) error { return o.FireDeadline(now, kind) })
+func (db *DB) FireDeadline(ctx context.Context, id string, kind order.DeadlineKind, now time.Time, pol order.Policy) (*order.Order, bool, error) {
+	o, err := db.Update(ctx, id, func(o *order.Order) error { return o.FireDeadline(now, kind, pol) })
 	switch {
 	case errors.Is(err, order.ErrNotDue), errors.Is(err, order.ErrNotFound):
 		return nil, false, nil
@@ -338,7 +343,7 @@ func (db *DB) FireDeadline(ctx context.Context, id string, kind order.DeadlineKi
 // transaction. Orders another replica holds are skipped (FOR UPDATE SKIP
 // LOCKED), so replicas sweeping at once share the work. It returns the
 // orders it changed.
-func (db *DB) SweepDue(ctx context.Context, now time.Time, limit int) ([]*order.Order, error) {
+func (db *DB) SweepDue(ctx context.Context, now time.Time, limit int, pol order.Policy) ([]*order.Order, error) {
 	var changed []*order.Order
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
 		rows, _ := tx.Query(ctx, `SELECT o.id, d.kind FROM order_deadlines d JOIN orders o ON o.id = d.order_id
@@ -349,7 +354,7 @@ func (db *DB) SweepDue(ctx context.Context, now time.Time, limit int) ([]*order.
 			return fmt.Errorf("find due deadlines: %w", err)
 		}
 		for _, d := range dues {
-			o, err := updateTx(ctx, tx, d.ID, func(o *order.Order) error { return o.FireDeadline(now, order.DeadlineKind(d.Kind)) })
+			o, err := updateTx(ctx, tx, d.ID, func(o *order.Order) error { return o.FireDeadline(now, order.DeadlineKind(d.Kind), pol) })
 			switch {
 			case errors.Is(err, order.ErrNotDue):
 				continue

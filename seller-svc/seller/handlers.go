@@ -162,7 +162,7 @@ func (s *sellerService) AdjustOrderPrice(ctx context.Context, req *sellerv1.Adju
 // ShipOrder records the shipment of a paid order.
 func (s *sellerService) ShipOrder(ctx context.Context, req *sellerv1.ShipOrderRequest) (*sellerv1.ShipOrderResponse, error) {
 	o, err := s.update(ctx, req.OrderId, func(o *order.Order) error {
-		return o.Ship(s.deps.Now(), order.Shipment{Carrier: req.Carrier, TrackingNumber: req.TrackingNumber, TrackingURL: req.TrackingUrl})
+		return o.Ship(s.deps.Now(), order.Shipment{Carrier: req.Carrier, TrackingNumber: req.TrackingNumber, TrackingURL: req.TrackingUrl}, s.deps.Config.Policy)
 	})
 	if err != nil {
 		return nil, err
