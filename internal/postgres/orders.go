@@ -49,8 +49,8 @@ func scanOrder(row pgx.Row) (order.Stored, error) {
 		s           order.Stored
 		status      string
 		cancelledBy string
-		items    []itemJSON
-		shipment *shipmentJSON
+		items       []itemJSON
+		shipment    *shipmentJSON
 	)
 	err := row.Scan(&s.ID, &s.CheckoutID, &s.BuyerID, &s.SellerID, &status, &s.Currency, &items, &s.ShippingFee,
 		&s.HandlingDays, &s.Version, &s.CreatedAt, &s.UpdatedAt, &s.CancelReason, &s.LastDecline.Code,
