@@ -25,6 +25,9 @@ var statusToProto = map[order.Status]orderv1.OrderStatus{
 	order.StatusCancelled:         orderv1.OrderStatus_ORDER_STATUS_CANCELLED,
 }
 
+// StatusOf translates a domain status.
+func StatusOf(s order.Status) orderv1.OrderStatus { return statusToProto[s] }
+
 // Status translates a proto status filter; UNSPECIFIED means any ("").
 func Status(s orderv1.OrderStatus) order.Status {
 	for k, v := range statusToProto {
@@ -73,6 +76,28 @@ func Order(o *order.Order, full bool) *orderv1.Order {
 	}
 	for _, r := range o.Refunds() {
 		p.Refunds = append(p.Refunds, Refund(o.ID(), r))
+	}
+	p.CancelledBy = string(o.CancelledBy())
+	if c := o.Cancellation(); c != nil {
+		p.CancellationRequest = &orderv1.CancellationRequest{
+			Reason: c.Reason, Note: c.Note, AttributedTo: string(c.AttributeTo), Status: string(c.Status),
+			RequestedAt: Time(c.RequestedAt), AnsweredAt: Time(c.AnsweredAt), Answer: c.Answer,
+		}
+	}
+	if d := o.Dispute(); d != nil {
+		p.Dispute = &orderv1.Dispute{
+			Reason: d.Reason, RequestedAmount: Money(d.RequestedAmount.Amount, d.RequestedAmount.Currency), Status: string(d.Status),
+			Resolution: d.Resolution, OpenedAt: Time(d.OpenedAt), ResolvedAt: Time(d.ResolvedAt),
+		}
+		if d.CounterAmount.Currency != "" {
+			p.Dispute.CounterAmount = Money(d.CounterAmount.Amount, d.CounterAmount.Currency)
+		}
+		if d.RefundAmount.Currency != "" {
+			p.Dispute.RefundAmount = Money(d.RefundAmount.Amount, d.RefundAmount.Currency)
+		}
+		for _, ev := range d.Evidence {
+			p.Dispute.Evidence = append(p.Dispute.Evidence, &orderv1.Evidence{Party: string(ev.Party), Text: ev.Text, Links: ev.Links, AddedAt: Time(ev.At)})
+		}
 	}
 	for _, it := range o.Items() {
 		p.Items = append(p.Items, &orderv1.LineItem{

@@ -64,18 +64,22 @@ func (m *Main) Open(ctx context.Context) error {
 		Policy: auth.Policy{
 			Public: []string{"grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"},
 			Roles: map[string][]auth.Role{
-				sellerv1.SellerService_ServiceDesc.ServiceName:  {auth.RoleSeller},
-				sellerv1.CatalogService_ServiceDesc.ServiceName: {auth.RoleService},
+				sellerv1.SellerService_ServiceDesc.ServiceName:            {auth.RoleSeller},
+				sellerv1.CatalogService_ServiceDesc.ServiceName:           {auth.RoleService},
+				sellerv1.DisputeResolutionService_ServiceDesc.ServiceName: {auth.RoleAdmin},
 			},
 		},
-		Services: []string{sellerv1.SellerService_ServiceDesc.ServiceName, sellerv1.CatalogService_ServiceDesc.ServiceName},
+		Services: []string{sellerv1.SellerService_ServiceDesc.ServiceName, sellerv1.CatalogService_ServiceDesc.ServiceName,
+			sellerv1.DisputeResolutionService_ServiceDesc.ServiceName},
 		Register: func(g *grpc.Server) {
 			sellerv1.RegisterSellerServiceServer(g, &sellerService{deps: deps})
 			sellerv1.RegisterCatalogServiceServer(g, &catalogService{deps: deps})
+			sellerv1.RegisterDisputeResolutionServiceServer(g, &disputeService{deps: deps})
 		},
 		Gateway: []server.GatewayRegistrar{
 			sellerv1.RegisterSellerServiceHandlerFromEndpoint,
 			sellerv1.RegisterCatalogServiceHandlerFromEndpoint,
+			sellerv1.RegisterDisputeResolutionServiceHandlerFromEndpoint,
 		},
 	})
 	if err != nil {

@@ -1491,6 +1491,786 @@ func (x *ConfirmReceiptResponse) GetOrder() *v1.Order {
 	return nil
 }
 
+// RequestCancellationRequest asks to cancel a paid order.
+type RequestCancellationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order's id.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// Why, from the fixed list.
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The buyer's words; required with "other".
+	Note          string `protobuf:"bytes,3,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestCancellationRequest) Reset() {
+	*x = RequestCancellationRequest{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestCancellationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestCancellationRequest) ProtoMessage() {}
+
+func (x *RequestCancellationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestCancellationRequest.ProtoReflect.Descriptor instead.
+func (*RequestCancellationRequest) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *RequestCancellationRequest) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *RequestCancellationRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *RequestCancellationRequest) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+// RequestCancellationResponse holds the order with its open request.
+type RequestCancellationResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order.
+	Order         *v1.Order `protobuf:"bytes,1,opt,name=order,proto3" json:"order,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestCancellationResponse) Reset() {
+	*x = RequestCancellationResponse{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestCancellationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestCancellationResponse) ProtoMessage() {}
+
+func (x *RequestCancellationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestCancellationResponse.ProtoReflect.Descriptor instead.
+func (*RequestCancellationResponse) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *RequestCancellationResponse) GetOrder() *v1.Order {
+	if x != nil {
+		return x.Order
+	}
+	return nil
+}
+
+// WithdrawCancellationRequest names the order.
+type WithdrawCancellationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order's id.
+	OrderId       string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WithdrawCancellationRequest) Reset() {
+	*x = WithdrawCancellationRequest{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WithdrawCancellationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WithdrawCancellationRequest) ProtoMessage() {}
+
+func (x *WithdrawCancellationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WithdrawCancellationRequest.ProtoReflect.Descriptor instead.
+func (*WithdrawCancellationRequest) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *WithdrawCancellationRequest) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+// WithdrawCancellationResponse holds the order.
+type WithdrawCancellationResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order.
+	Order         *v1.Order `protobuf:"bytes,1,opt,name=order,proto3" json:"order,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WithdrawCancellationResponse) Reset() {
+	*x = WithdrawCancellationResponse{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WithdrawCancellationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WithdrawCancellationResponse) ProtoMessage() {}
+
+func (x *WithdrawCancellationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WithdrawCancellationResponse.ProtoReflect.Descriptor instead.
+func (*WithdrawCancellationResponse) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *WithdrawCancellationResponse) GetOrder() *v1.Order {
+	if x != nil {
+		return x.Order
+	}
+	return nil
+}
+
+// AskProtectionExtensionRequest asks for more protection time.
+type AskProtectionExtensionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order's id.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// How many more days, 1 to 90.
+	Days int32 `protobuf:"varint,2,opt,name=days,proto3" json:"days,omitempty"`
+	// Why, for the seller.
+	Note          string `protobuf:"bytes,3,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AskProtectionExtensionRequest) Reset() {
+	*x = AskProtectionExtensionRequest{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AskProtectionExtensionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AskProtectionExtensionRequest) ProtoMessage() {}
+
+func (x *AskProtectionExtensionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AskProtectionExtensionRequest.ProtoReflect.Descriptor instead.
+func (*AskProtectionExtensionRequest) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *AskProtectionExtensionRequest) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *AskProtectionExtensionRequest) GetDays() int32 {
+	if x != nil {
+		return x.Days
+	}
+	return 0
+}
+
+func (x *AskProtectionExtensionRequest) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+// AskProtectionExtensionResponse holds the order.
+type AskProtectionExtensionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order.
+	Order         *v1.Order `protobuf:"bytes,1,opt,name=order,proto3" json:"order,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AskProtectionExtensionResponse) Reset() {
+	*x = AskProtectionExtensionResponse{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AskProtectionExtensionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AskProtectionExtensionResponse) ProtoMessage() {}
+
+func (x *AskProtectionExtensionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AskProtectionExtensionResponse.ProtoReflect.Descriptor instead.
+func (*AskProtectionExtensionResponse) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *AskProtectionExtensionResponse) GetOrder() *v1.Order {
+	if x != nil {
+		return x.Order
+	}
+	return nil
+}
+
+// EvidenceInput is evidence as a side submits it.
+type EvidenceInput struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What the side says.
+	Text string `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
+	// Links to images or documents, at most 10.
+	Links         []string `protobuf:"bytes,2,rep,name=links,proto3" json:"links,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EvidenceInput) Reset() {
+	*x = EvidenceInput{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EvidenceInput) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EvidenceInput) ProtoMessage() {}
+
+func (x *EvidenceInput) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EvidenceInput.ProtoReflect.Descriptor instead.
+func (*EvidenceInput) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *EvidenceInput) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *EvidenceInput) GetLinks() []string {
+	if x != nil {
+		return x.Links
+	}
+	return nil
+}
+
+// OpenDisputeRequest opens a dispute.
+type OpenDisputeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order's id.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// Why, from the fixed list.
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// What the buyer asks back, up to what was paid.
+	RefundAmount *v1.Money `protobuf:"bytes,3,opt,name=refund_amount,json=refundAmount,proto3" json:"refund_amount,omitempty"`
+	// The buyer's evidence.
+	Evidence      *EvidenceInput `protobuf:"bytes,4,opt,name=evidence,proto3" json:"evidence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OpenDisputeRequest) Reset() {
+	*x = OpenDisputeRequest{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OpenDisputeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OpenDisputeRequest) ProtoMessage() {}
+
+func (x *OpenDisputeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OpenDisputeRequest.ProtoReflect.Descriptor instead.
+func (*OpenDisputeRequest) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *OpenDisputeRequest) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *OpenDisputeRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *OpenDisputeRequest) GetRefundAmount() *v1.Money {
+	if x != nil {
+		return x.RefundAmount
+	}
+	return nil
+}
+
+func (x *OpenDisputeRequest) GetEvidence() *EvidenceInput {
+	if x != nil {
+		return x.Evidence
+	}
+	return nil
+}
+
+// OpenDisputeResponse holds the disputed order.
+type OpenDisputeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order.
+	Order         *v1.Order `protobuf:"bytes,1,opt,name=order,proto3" json:"order,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OpenDisputeResponse) Reset() {
+	*x = OpenDisputeResponse{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OpenDisputeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OpenDisputeResponse) ProtoMessage() {}
+
+func (x *OpenDisputeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OpenDisputeResponse.ProtoReflect.Descriptor instead.
+func (*OpenDisputeResponse) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *OpenDisputeResponse) GetOrder() *v1.Order {
+	if x != nil {
+		return x.Order
+	}
+	return nil
+}
+
+// AddDisputeEvidenceRequest adds evidence.
+type AddDisputeEvidenceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order's id.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// The evidence.
+	Evidence      *EvidenceInput `protobuf:"bytes,2,opt,name=evidence,proto3" json:"evidence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddDisputeEvidenceRequest) Reset() {
+	*x = AddDisputeEvidenceRequest{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddDisputeEvidenceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddDisputeEvidenceRequest) ProtoMessage() {}
+
+func (x *AddDisputeEvidenceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddDisputeEvidenceRequest.ProtoReflect.Descriptor instead.
+func (*AddDisputeEvidenceRequest) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *AddDisputeEvidenceRequest) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *AddDisputeEvidenceRequest) GetEvidence() *EvidenceInput {
+	if x != nil {
+		return x.Evidence
+	}
+	return nil
+}
+
+// AddDisputeEvidenceResponse holds the order.
+type AddDisputeEvidenceResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order.
+	Order         *v1.Order `protobuf:"bytes,1,opt,name=order,proto3" json:"order,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddDisputeEvidenceResponse) Reset() {
+	*x = AddDisputeEvidenceResponse{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddDisputeEvidenceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddDisputeEvidenceResponse) ProtoMessage() {}
+
+func (x *AddDisputeEvidenceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddDisputeEvidenceResponse.ProtoReflect.Descriptor instead.
+func (*AddDisputeEvidenceResponse) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *AddDisputeEvidenceResponse) GetOrder() *v1.Order {
+	if x != nil {
+		return x.Order
+	}
+	return nil
+}
+
+// WithdrawDisputeRequest names the order.
+type WithdrawDisputeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order's id.
+	OrderId       string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WithdrawDisputeRequest) Reset() {
+	*x = WithdrawDisputeRequest{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WithdrawDisputeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WithdrawDisputeRequest) ProtoMessage() {}
+
+func (x *WithdrawDisputeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WithdrawDisputeRequest.ProtoReflect.Descriptor instead.
+func (*WithdrawDisputeRequest) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *WithdrawDisputeRequest) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+// WithdrawDisputeResponse holds the order.
+type WithdrawDisputeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order.
+	Order         *v1.Order `protobuf:"bytes,1,opt,name=order,proto3" json:"order,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WithdrawDisputeResponse) Reset() {
+	*x = WithdrawDisputeResponse{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WithdrawDisputeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WithdrawDisputeResponse) ProtoMessage() {}
+
+func (x *WithdrawDisputeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WithdrawDisputeResponse.ProtoReflect.Descriptor instead.
+func (*WithdrawDisputeResponse) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *WithdrawDisputeResponse) GetOrder() *v1.Order {
+	if x != nil {
+		return x.Order
+	}
+	return nil
+}
+
+// AnswerCounterOfferRequest takes or refuses the seller's offer.
+type AnswerCounterOfferRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order's id.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// True to take the offer, false to let the platform decide.
+	Accept        bool `protobuf:"varint,2,opt,name=accept,proto3" json:"accept,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AnswerCounterOfferRequest) Reset() {
+	*x = AnswerCounterOfferRequest{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AnswerCounterOfferRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AnswerCounterOfferRequest) ProtoMessage() {}
+
+func (x *AnswerCounterOfferRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AnswerCounterOfferRequest.ProtoReflect.Descriptor instead.
+func (*AnswerCounterOfferRequest) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *AnswerCounterOfferRequest) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *AnswerCounterOfferRequest) GetAccept() bool {
+	if x != nil {
+		return x.Accept
+	}
+	return false
+}
+
+// AnswerCounterOfferResponse holds the order.
+type AnswerCounterOfferResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order.
+	Order         *v1.Order `protobuf:"bytes,1,opt,name=order,proto3" json:"order,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AnswerCounterOfferResponse) Reset() {
+	*x = AnswerCounterOfferResponse{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AnswerCounterOfferResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AnswerCounterOfferResponse) ProtoMessage() {}
+
+func (x *AnswerCounterOfferResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AnswerCounterOfferResponse.ProtoReflect.Descriptor instead.
+func (*AnswerCounterOfferResponse) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *AnswerCounterOfferResponse) GetOrder() *v1.Order {
+	if x != nil {
+		return x.Order
+	}
+	return nil
+}
+
 // ReportPaymentEventRequest is a signed provider event.
 type ReportPaymentEventRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1514,7 +2294,7 @@ type ReportPaymentEventRequest struct {
 
 func (x *ReportPaymentEventRequest) Reset() {
 	*x = ReportPaymentEventRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[24]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1526,7 +2306,7 @@ func (x *ReportPaymentEventRequest) String() string {
 func (*ReportPaymentEventRequest) ProtoMessage() {}
 
 func (x *ReportPaymentEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[24]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1539,7 +2319,7 @@ func (x *ReportPaymentEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportPaymentEventRequest.ProtoReflect.Descriptor instead.
 func (*ReportPaymentEventRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{24}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ReportPaymentEventRequest) GetOrderId() string {
@@ -1600,7 +2380,7 @@ type ReportPaymentEventResponse struct {
 
 func (x *ReportPaymentEventResponse) Reset() {
 	*x = ReportPaymentEventResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[25]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1612,7 +2392,7 @@ func (x *ReportPaymentEventResponse) String() string {
 func (*ReportPaymentEventResponse) ProtoMessage() {}
 
 func (x *ReportPaymentEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[25]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1625,7 +2405,7 @@ func (x *ReportPaymentEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportPaymentEventResponse.ProtoReflect.Descriptor instead.
 func (*ReportPaymentEventResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{25}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{40}
 }
 
 var File_souk_buyer_v1_buyer_proto protoreflect.FileDescriptor
@@ -1723,6 +2503,47 @@ const file_souk_buyer_v1_buyer_proto_rawDesc = "" +
 	"\x15ConfirmReceiptRequest\x12#\n" +
 	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\"D\n" +
 	"\x16ConfirmReceiptResponse\x12*\n" +
+	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"\xf3\x01\n" +
+	"\x1aRequestCancellationRequest\x12#\n" +
+	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12\x91\x01\n" +
+	"\x06reason\x18\x02 \x01(\tBy\xbaHvrtR\x10no_longer_neededR\x14wrong_size_or_colourR\x12found_better_priceR\x17shipping_takes_too_longR\x16seller_asked_to_cancelR\x05otherR\x06reason\x12\x1c\n" +
+	"\x04note\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\xf4\x03R\x04note\"I\n" +
+	"\x1bRequestCancellationResponse\x12*\n" +
+	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"B\n" +
+	"\x1bWithdrawCancellationRequest\x12#\n" +
+	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\"J\n" +
+	"\x1cWithdrawCancellationResponse\x12*\n" +
+	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"\x81\x01\n" +
+	"\x1dAskProtectionExtensionRequest\x12#\n" +
+	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12\x1d\n" +
+	"\x04days\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x18Z(\x01R\x04days\x12\x1c\n" +
+	"\x04note\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\xf4\x03R\x04note\"L\n" +
+	"\x1eAskProtectionExtensionResponse\x12*\n" +
+	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"W\n" +
+	"\rEvidenceInput\x12\x1c\n" +
+	"\x04text\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\xd0\x0fR\x04text\x12(\n" +
+	"\x05links\x18\x02 \x03(\tB\x12\xbaH\x0f\x92\x01\f\x10\n" +
+	"\"\br\x06\x18\xf4\x03\x88\x01\x01R\x05links\"\xa6\x02\n" +
+	"\x12OpenDisputeRequest\x12#\n" +
+	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12f\n" +
+	"\x06reason\x18\x02 \x01(\tBN\xbaHKrIR\x17no_tracking_informationR\fnot_receivedR\x10not_as_describedR\adamagedR\x05otherR\x06reason\x12A\n" +
+	"\rrefund_amount\x18\x03 \x01(\v2\x14.souk.order.v1.MoneyB\x06\xbaH\x03\xc8\x01\x01R\frefundAmount\x12@\n" +
+	"\bevidence\x18\x04 \x01(\v2\x1c.souk.buyer.v1.EvidenceInputB\x06\xbaH\x03\xc8\x01\x01R\bevidence\"A\n" +
+	"\x13OpenDisputeResponse\x12*\n" +
+	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"\x82\x01\n" +
+	"\x19AddDisputeEvidenceRequest\x12#\n" +
+	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12@\n" +
+	"\bevidence\x18\x02 \x01(\v2\x1c.souk.buyer.v1.EvidenceInputB\x06\xbaH\x03\xc8\x01\x01R\bevidence\"H\n" +
+	"\x1aAddDisputeEvidenceResponse\x12*\n" +
+	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"=\n" +
+	"\x16WithdrawDisputeRequest\x12#\n" +
+	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\"E\n" +
+	"\x17WithdrawDisputeResponse\x12*\n" +
+	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"X\n" +
+	"\x19AnswerCounterOfferRequest\x12#\n" +
+	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12\x16\n" +
+	"\x06accept\x18\x02 \x01(\bR\x06accept\"H\n" +
+	"\x1aAnswerCounterOfferResponse\x12*\n" +
 	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"\xdd\x02\n" +
 	"\x19ReportPaymentEventRequest\x12#\n" +
 	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12'\n" +
@@ -1733,7 +2554,7 @@ const file_souk_buyer_v1_buyer_proto_rawDesc = "" +
 	"\fdecline_code\x18\x05 \x01(\tB\a\xbaH\x04r\x02\x18@R\vdeclineCode\x12%\n" +
 	"\ttimestamp\x18\x06 \x01(\x03B\a\xbaH\x04\"\x02 \x00R\ttimestamp\x123\n" +
 	"\tsignature\x18\a \x01(\tB\x15\xbaH\x12r\x102\x0e^[0-9a-f]{64}$R\tsignature\"\x1c\n" +
-	"\x1aReportPaymentEventResponse2\xbd\b\n" +
+	"\x1aReportPaymentEventResponse2\x9c\x11\n" +
 	"\fBuyerService\x12d\n" +
 	"\bCheckout\x12\x1e.souk.buyer.v1.CheckoutRequest\x1a\x1f.souk.buyer.v1.CheckoutResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/checkout\x12e\n" +
 	"\n" +
@@ -1744,7 +2565,14 @@ const file_souk_buyer_v1_buyer_proto_rawDesc = "" +
 	"\vCancelOrder\x12!.souk.buyer.v1.CancelOrderRequest\x1a\".souk.buyer.v1.CancelOrderResponse\"'\x82\xd3\xe4\x93\x02!:\x01*\"\x1c/v1/orders/{order_id}:cancel\x12\x99\x01\n" +
 	"\rVerifyPayment\x12#.souk.buyer.v1.VerifyPaymentRequest\x1a$.souk.buyer.v1.VerifyPaymentResponse\"=\x82\xd3\xe4\x93\x027:\x01*\"2/v1/orders/{order_id}/payments/{attempt_id}:verify\x12i\n" +
 	"\tPayOrders\x12\x1f.souk.buyer.v1.PayOrdersRequest\x1a .souk.buyer.v1.PayOrdersResponse\"\x19\x82\xd3\xe4\x93\x02\x13:\x01*\"\x0e/v1/orders:pay\x12i\n" +
-	"\vListRefunds\x12!.souk.buyer.v1.ListRefundsRequest\x1a\".souk.buyer.v1.ListRefundsResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\v/v1/refunds\x12\x8f\x01\n" +
+	"\vListRefunds\x12!.souk.buyer.v1.ListRefundsRequest\x1a\".souk.buyer.v1.ListRefundsResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\v/v1/refunds\x12\xa3\x01\n" +
+	"\x13RequestCancellation\x12).souk.buyer.v1.RequestCancellationRequest\x1a*.souk.buyer.v1.RequestCancellationResponse\"5\x82\xd3\xe4\x93\x02/:\x01*\"*/v1/orders/{order_id}:request-cancellation\x12\xa7\x01\n" +
+	"\x14WithdrawCancellation\x12*.souk.buyer.v1.WithdrawCancellationRequest\x1a+.souk.buyer.v1.WithdrawCancellationResponse\"6\x82\xd3\xe4\x93\x020:\x01*\"+/v1/orders/{order_id}:withdraw-cancellation\x12\xb0\x01\n" +
+	"\x16AskProtectionExtension\x12,.souk.buyer.v1.AskProtectionExtensionRequest\x1a-.souk.buyer.v1.AskProtectionExtensionResponse\"9\x82\xd3\xe4\x93\x023:\x01*\"./v1/orders/{order_id}:ask-protection-extension\x12~\n" +
+	"\vOpenDispute\x12!.souk.buyer.v1.OpenDisputeRequest\x1a\".souk.buyer.v1.OpenDisputeResponse\"(\x82\xd3\xe4\x93\x02\":\x01*\"\x1d/v1/orders/{order_id}/dispute\x12\xa0\x01\n" +
+	"\x12AddDisputeEvidence\x12(.souk.buyer.v1.AddDisputeEvidenceRequest\x1a).souk.buyer.v1.AddDisputeEvidenceResponse\"5\x82\xd3\xe4\x93\x02/:\x01*\"*/v1/orders/{order_id}/dispute:add-evidence\x12\x93\x01\n" +
+	"\x0fWithdrawDispute\x12%.souk.buyer.v1.WithdrawDisputeRequest\x1a&.souk.buyer.v1.WithdrawDisputeResponse\"1\x82\xd3\xe4\x93\x02+:\x01*\"&/v1/orders/{order_id}/dispute:withdraw\x12\xa0\x01\n" +
+	"\x12AnswerCounterOffer\x12(.souk.buyer.v1.AnswerCounterOfferRequest\x1a).souk.buyer.v1.AnswerCounterOfferResponse\"5\x82\xd3\xe4\x93\x02/:\x01*\"*/v1/orders/{order_id}/dispute:answer-offer\x12\x8f\x01\n" +
 	"\x0eConfirmReceipt\x12$.souk.buyer.v1.ConfirmReceiptRequest\x1a%.souk.buyer.v1.ConfirmReceiptResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\"%/v1/orders/{order_id}:confirm-receipt2\xa5\x01\n" +
 	"\x17ProviderCallbackService\x12\x89\x01\n" +
 	"\x12ReportPaymentEvent\x12(.souk.buyer.v1.ReportPaymentEventRequest\x1a).souk.buyer.v1.ReportPaymentEventResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/provider/eventsB7Z5github.com/souk-dev/souk/gen/go/souk/buyer/v1;buyerv1b\x06proto3"
@@ -1761,93 +2589,132 @@ func file_souk_buyer_v1_buyer_proto_rawDescGZIP() []byte {
 	return file_souk_buyer_v1_buyer_proto_rawDescData
 }
 
-var file_souk_buyer_v1_buyer_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_souk_buyer_v1_buyer_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_souk_buyer_v1_buyer_proto_goTypes = []any{
-	(*CheckoutItem)(nil),               // 0: souk.buyer.v1.CheckoutItem
-	(*CheckoutRequest)(nil),            // 1: souk.buyer.v1.CheckoutRequest
-	(*CheckoutResponse)(nil),           // 2: souk.buyer.v1.CheckoutResponse
-	(*ListOrdersRequest)(nil),          // 3: souk.buyer.v1.ListOrdersRequest
-	(*ListOrdersResponse)(nil),         // 4: souk.buyer.v1.ListOrdersResponse
-	(*GetOrderRequest)(nil),            // 5: souk.buyer.v1.GetOrderRequest
-	(*GetOrderResponse)(nil),           // 6: souk.buyer.v1.GetOrderResponse
-	(*Card)(nil),                       // 7: souk.buyer.v1.Card
-	(*PayOrderRequest)(nil),            // 8: souk.buyer.v1.PayOrderRequest
-	(*Wallet)(nil),                     // 9: souk.buyer.v1.Wallet
-	(*BankTransfer)(nil),               // 10: souk.buyer.v1.BankTransfer
-	(*PayOrderResponse)(nil),           // 11: souk.buyer.v1.PayOrderResponse
-	(*VerifyPaymentRequest)(nil),       // 12: souk.buyer.v1.VerifyPaymentRequest
-	(*VerifyPaymentResponse)(nil),      // 13: souk.buyer.v1.VerifyPaymentResponse
-	(*OrderPayment)(nil),               // 14: souk.buyer.v1.OrderPayment
-	(*PayOrdersRequest)(nil),           // 15: souk.buyer.v1.PayOrdersRequest
-	(*OrderPaymentResult)(nil),         // 16: souk.buyer.v1.OrderPaymentResult
-	(*PayOrdersResponse)(nil),          // 17: souk.buyer.v1.PayOrdersResponse
-	(*ListRefundsRequest)(nil),         // 18: souk.buyer.v1.ListRefundsRequest
-	(*ListRefundsResponse)(nil),        // 19: souk.buyer.v1.ListRefundsResponse
-	(*CancelOrderRequest)(nil),         // 20: souk.buyer.v1.CancelOrderRequest
-	(*CancelOrderResponse)(nil),        // 21: souk.buyer.v1.CancelOrderResponse
-	(*ConfirmReceiptRequest)(nil),      // 22: souk.buyer.v1.ConfirmReceiptRequest
-	(*ConfirmReceiptResponse)(nil),     // 23: souk.buyer.v1.ConfirmReceiptResponse
-	(*ReportPaymentEventRequest)(nil),  // 24: souk.buyer.v1.ReportPaymentEventRequest
-	(*ReportPaymentEventResponse)(nil), // 25: souk.buyer.v1.ReportPaymentEventResponse
-	(*v1.Order)(nil),                   // 26: souk.order.v1.Order
-	(v1.OrderStatus)(0),                // 27: souk.order.v1.OrderStatus
-	(*timestamppb.Timestamp)(nil),      // 28: google.protobuf.Timestamp
-	(*v1.Money)(nil),                   // 29: souk.order.v1.Money
-	(*v1.PaymentAttempt)(nil),          // 30: souk.order.v1.PaymentAttempt
-	(*v1.Refund)(nil),                  // 31: souk.order.v1.Refund
+	(*CheckoutItem)(nil),                   // 0: souk.buyer.v1.CheckoutItem
+	(*CheckoutRequest)(nil),                // 1: souk.buyer.v1.CheckoutRequest
+	(*CheckoutResponse)(nil),               // 2: souk.buyer.v1.CheckoutResponse
+	(*ListOrdersRequest)(nil),              // 3: souk.buyer.v1.ListOrdersRequest
+	(*ListOrdersResponse)(nil),             // 4: souk.buyer.v1.ListOrdersResponse
+	(*GetOrderRequest)(nil),                // 5: souk.buyer.v1.GetOrderRequest
+	(*GetOrderResponse)(nil),               // 6: souk.buyer.v1.GetOrderResponse
+	(*Card)(nil),                           // 7: souk.buyer.v1.Card
+	(*PayOrderRequest)(nil),                // 8: souk.buyer.v1.PayOrderRequest
+	(*Wallet)(nil),                         // 9: souk.buyer.v1.Wallet
+	(*BankTransfer)(nil),                   // 10: souk.buyer.v1.BankTransfer
+	(*PayOrderResponse)(nil),               // 11: souk.buyer.v1.PayOrderResponse
+	(*VerifyPaymentRequest)(nil),           // 12: souk.buyer.v1.VerifyPaymentRequest
+	(*VerifyPaymentResponse)(nil),          // 13: souk.buyer.v1.VerifyPaymentResponse
+	(*OrderPayment)(nil),                   // 14: souk.buyer.v1.OrderPayment
+	(*PayOrdersRequest)(nil),               // 15: souk.buyer.v1.PayOrdersRequest
+	(*OrderPaymentResult)(nil),             // 16: souk.buyer.v1.OrderPaymentResult
+	(*PayOrdersResponse)(nil),              // 17: souk.buyer.v1.PayOrdersResponse
+	(*ListRefundsRequest)(nil),             // 18: souk.buyer.v1.ListRefundsRequest
+	(*ListRefundsResponse)(nil),            // 19: souk.buyer.v1.ListRefundsResponse
+	(*CancelOrderRequest)(nil),             // 20: souk.buyer.v1.CancelOrderRequest
+	(*CancelOrderResponse)(nil),            // 21: souk.buyer.v1.CancelOrderResponse
+	(*ConfirmReceiptRequest)(nil),          // 22: souk.buyer.v1.ConfirmReceiptRequest
+	(*ConfirmReceiptResponse)(nil),         // 23: souk.buyer.v1.ConfirmReceiptResponse
+	(*RequestCancellationRequest)(nil),     // 24: souk.buyer.v1.RequestCancellationRequest
+	(*RequestCancellationResponse)(nil),    // 25: souk.buyer.v1.RequestCancellationResponse
+	(*WithdrawCancellationRequest)(nil),    // 26: souk.buyer.v1.WithdrawCancellationRequest
+	(*WithdrawCancellationResponse)(nil),   // 27: souk.buyer.v1.WithdrawCancellationResponse
+	(*AskProtectionExtensionRequest)(nil),  // 28: souk.buyer.v1.AskProtectionExtensionRequest
+	(*AskProtectionExtensionResponse)(nil), // 29: souk.buyer.v1.AskProtectionExtensionResponse
+	(*EvidenceInput)(nil),                  // 30: souk.buyer.v1.EvidenceInput
+	(*OpenDisputeRequest)(nil),             // 31: souk.buyer.v1.OpenDisputeRequest
+	(*OpenDisputeResponse)(nil),            // 32: souk.buyer.v1.OpenDisputeResponse
+	(*AddDisputeEvidenceRequest)(nil),      // 33: souk.buyer.v1.AddDisputeEvidenceRequest
+	(*AddDisputeEvidenceResponse)(nil),     // 34: souk.buyer.v1.AddDisputeEvidenceResponse
+	(*WithdrawDisputeRequest)(nil),         // 35: souk.buyer.v1.WithdrawDisputeRequest
+	(*WithdrawDisputeResponse)(nil),        // 36: souk.buyer.v1.WithdrawDisputeResponse
+	(*AnswerCounterOfferRequest)(nil),      // 37: souk.buyer.v1.AnswerCounterOfferRequest
+	(*AnswerCounterOfferResponse)(nil),     // 38: souk.buyer.v1.AnswerCounterOfferResponse
+	(*ReportPaymentEventRequest)(nil),      // 39: souk.buyer.v1.ReportPaymentEventRequest
+	(*ReportPaymentEventResponse)(nil),     // 40: souk.buyer.v1.ReportPaymentEventResponse
+	(*v1.Order)(nil),                       // 41: souk.order.v1.Order
+	(v1.OrderStatus)(0),                    // 42: souk.order.v1.OrderStatus
+	(*timestamppb.Timestamp)(nil),          // 43: google.protobuf.Timestamp
+	(*v1.Money)(nil),                       // 44: souk.order.v1.Money
+	(*v1.PaymentAttempt)(nil),              // 45: souk.order.v1.PaymentAttempt
+	(*v1.Refund)(nil),                      // 46: souk.order.v1.Refund
 }
 var file_souk_buyer_v1_buyer_proto_depIdxs = []int32{
 	0,  // 0: souk.buyer.v1.CheckoutRequest.items:type_name -> souk.buyer.v1.CheckoutItem
-	26, // 1: souk.buyer.v1.CheckoutResponse.orders:type_name -> souk.order.v1.Order
-	27, // 2: souk.buyer.v1.ListOrdersRequest.status:type_name -> souk.order.v1.OrderStatus
-	28, // 3: souk.buyer.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
-	28, // 4: souk.buyer.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
-	26, // 5: souk.buyer.v1.ListOrdersResponse.orders:type_name -> souk.order.v1.Order
-	26, // 6: souk.buyer.v1.GetOrderResponse.order:type_name -> souk.order.v1.Order
-	29, // 7: souk.buyer.v1.PayOrderRequest.expected_total:type_name -> souk.order.v1.Money
+	41, // 1: souk.buyer.v1.CheckoutResponse.orders:type_name -> souk.order.v1.Order
+	42, // 2: souk.buyer.v1.ListOrdersRequest.status:type_name -> souk.order.v1.OrderStatus
+	43, // 3: souk.buyer.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
+	43, // 4: souk.buyer.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
+	41, // 5: souk.buyer.v1.ListOrdersResponse.orders:type_name -> souk.order.v1.Order
+	41, // 6: souk.buyer.v1.GetOrderResponse.order:type_name -> souk.order.v1.Order
+	44, // 7: souk.buyer.v1.PayOrderRequest.expected_total:type_name -> souk.order.v1.Money
 	7,  // 8: souk.buyer.v1.PayOrderRequest.card:type_name -> souk.buyer.v1.Card
 	9,  // 9: souk.buyer.v1.PayOrderRequest.wallet:type_name -> souk.buyer.v1.Wallet
 	10, // 10: souk.buyer.v1.PayOrderRequest.bank_transfer:type_name -> souk.buyer.v1.BankTransfer
-	26, // 11: souk.buyer.v1.PayOrderResponse.order:type_name -> souk.order.v1.Order
-	30, // 12: souk.buyer.v1.PayOrderResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
-	26, // 13: souk.buyer.v1.VerifyPaymentResponse.order:type_name -> souk.order.v1.Order
-	30, // 14: souk.buyer.v1.VerifyPaymentResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
-	29, // 15: souk.buyer.v1.OrderPayment.expected_total:type_name -> souk.order.v1.Money
+	41, // 11: souk.buyer.v1.PayOrderResponse.order:type_name -> souk.order.v1.Order
+	45, // 12: souk.buyer.v1.PayOrderResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
+	41, // 13: souk.buyer.v1.VerifyPaymentResponse.order:type_name -> souk.order.v1.Order
+	45, // 14: souk.buyer.v1.VerifyPaymentResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
+	44, // 15: souk.buyer.v1.OrderPayment.expected_total:type_name -> souk.order.v1.Money
 	14, // 16: souk.buyer.v1.PayOrdersRequest.orders:type_name -> souk.buyer.v1.OrderPayment
 	7,  // 17: souk.buyer.v1.PayOrdersRequest.card:type_name -> souk.buyer.v1.Card
 	9,  // 18: souk.buyer.v1.PayOrdersRequest.wallet:type_name -> souk.buyer.v1.Wallet
 	10, // 19: souk.buyer.v1.PayOrdersRequest.bank_transfer:type_name -> souk.buyer.v1.BankTransfer
-	26, // 20: souk.buyer.v1.OrderPaymentResult.order:type_name -> souk.order.v1.Order
-	30, // 21: souk.buyer.v1.OrderPaymentResult.attempt:type_name -> souk.order.v1.PaymentAttempt
+	41, // 20: souk.buyer.v1.OrderPaymentResult.order:type_name -> souk.order.v1.Order
+	45, // 21: souk.buyer.v1.OrderPaymentResult.attempt:type_name -> souk.order.v1.PaymentAttempt
 	16, // 22: souk.buyer.v1.PayOrdersResponse.results:type_name -> souk.buyer.v1.OrderPaymentResult
-	31, // 23: souk.buyer.v1.ListRefundsResponse.refunds:type_name -> souk.order.v1.Refund
-	26, // 24: souk.buyer.v1.CancelOrderResponse.order:type_name -> souk.order.v1.Order
-	26, // 25: souk.buyer.v1.ConfirmReceiptResponse.order:type_name -> souk.order.v1.Order
-	1,  // 26: souk.buyer.v1.BuyerService.Checkout:input_type -> souk.buyer.v1.CheckoutRequest
-	3,  // 27: souk.buyer.v1.BuyerService.ListOrders:input_type -> souk.buyer.v1.ListOrdersRequest
-	5,  // 28: souk.buyer.v1.BuyerService.GetOrder:input_type -> souk.buyer.v1.GetOrderRequest
-	8,  // 29: souk.buyer.v1.BuyerService.PayOrder:input_type -> souk.buyer.v1.PayOrderRequest
-	20, // 30: souk.buyer.v1.BuyerService.CancelOrder:input_type -> souk.buyer.v1.CancelOrderRequest
-	12, // 31: souk.buyer.v1.BuyerService.VerifyPayment:input_type -> souk.buyer.v1.VerifyPaymentRequest
-	15, // 32: souk.buyer.v1.BuyerService.PayOrders:input_type -> souk.buyer.v1.PayOrdersRequest
-	18, // 33: souk.buyer.v1.BuyerService.ListRefunds:input_type -> souk.buyer.v1.ListRefundsRequest
-	22, // 34: souk.buyer.v1.BuyerService.ConfirmReceipt:input_type -> souk.buyer.v1.ConfirmReceiptRequest
-	24, // 35: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:input_type -> souk.buyer.v1.ReportPaymentEventRequest
-	2,  // 36: souk.buyer.v1.BuyerService.Checkout:output_type -> souk.buyer.v1.CheckoutResponse
-	4,  // 37: souk.buyer.v1.BuyerService.ListOrders:output_type -> souk.buyer.v1.ListOrdersResponse
-	6,  // 38: souk.buyer.v1.BuyerService.GetOrder:output_type -> souk.buyer.v1.GetOrderResponse
-	11, // 39: souk.buyer.v1.BuyerService.PayOrder:output_type -> souk.buyer.v1.PayOrderResponse
-	21, // 40: souk.buyer.v1.BuyerService.CancelOrder:output_type -> souk.buyer.v1.CancelOrderResponse
-	13, // 41: souk.buyer.v1.BuyerService.VerifyPayment:output_type -> souk.buyer.v1.VerifyPaymentResponse
-	17, // 42: souk.buyer.v1.BuyerService.PayOrders:output_type -> souk.buyer.v1.PayOrdersResponse
-	19, // 43: souk.buyer.v1.BuyerService.ListRefunds:output_type -> souk.buyer.v1.ListRefundsResponse
-	23, // 44: souk.buyer.v1.BuyerService.ConfirmReceipt:output_type -> souk.buyer.v1.ConfirmReceiptResponse
-	25, // 45: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:output_type -> souk.buyer.v1.ReportPaymentEventResponse
-	36, // [36:46] is the sub-list for method output_type
-	26, // [26:36] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	46, // 23: souk.buyer.v1.ListRefundsResponse.refunds:type_name -> souk.order.v1.Refund
+	41, // 24: souk.buyer.v1.CancelOrderResponse.order:type_name -> souk.order.v1.Order
+	41, // 25: souk.buyer.v1.ConfirmReceiptResponse.order:type_name -> souk.order.v1.Order
+	41, // 26: souk.buyer.v1.RequestCancellationResponse.order:type_name -> souk.order.v1.Order
+	41, // 27: souk.buyer.v1.WithdrawCancellationResponse.order:type_name -> souk.order.v1.Order
+	41, // 28: souk.buyer.v1.AskProtectionExtensionResponse.order:type_name -> souk.order.v1.Order
+	44, // 29: souk.buyer.v1.OpenDisputeRequest.refund_amount:type_name -> souk.order.v1.Money
+	30, // 30: souk.buyer.v1.OpenDisputeRequest.evidence:type_name -> souk.buyer.v1.EvidenceInput
+	41, // 31: souk.buyer.v1.OpenDisputeResponse.order:type_name -> souk.order.v1.Order
+	30, // 32: souk.buyer.v1.AddDisputeEvidenceRequest.evidence:type_name -> souk.buyer.v1.EvidenceInput
+	41, // 33: souk.buyer.v1.AddDisputeEvidenceResponse.order:type_name -> souk.order.v1.Order
+	41, // 34: souk.buyer.v1.WithdrawDisputeResponse.order:type_name -> souk.order.v1.Order
+	41, // 35: souk.buyer.v1.AnswerCounterOfferResponse.order:type_name -> souk.order.v1.Order
+	1,  // 36: souk.buyer.v1.BuyerService.Checkout:input_type -> souk.buyer.v1.CheckoutRequest
+	3,  // 37: souk.buyer.v1.BuyerService.ListOrders:input_type -> souk.buyer.v1.ListOrdersRequest
+	5,  // 38: souk.buyer.v1.BuyerService.GetOrder:input_type -> souk.buyer.v1.GetOrderRequest
+	8,  // 39: souk.buyer.v1.BuyerService.PayOrder:input_type -> souk.buyer.v1.PayOrderRequest
+	20, // 40: souk.buyer.v1.BuyerService.CancelOrder:input_type -> souk.buyer.v1.CancelOrderRequest
+	12, // 41: souk.buyer.v1.BuyerService.VerifyPayment:input_type -> souk.buyer.v1.VerifyPaymentRequest
+	15, // 42: souk.buyer.v1.BuyerService.PayOrders:input_type -> souk.buyer.v1.PayOrdersRequest
+	18, // 43: souk.buyer.v1.BuyerService.ListRefunds:input_type -> souk.buyer.v1.ListRefundsRequest
+	24, // 44: souk.buyer.v1.BuyerService.RequestCancellation:input_type -> souk.buyer.v1.RequestCancellationRequest
+	26, // 45: souk.buyer.v1.BuyerService.WithdrawCancellation:input_type -> souk.buyer.v1.WithdrawCancellationRequest
+	28, // 46: souk.buyer.v1.BuyerService.AskProtectionExtension:input_type -> souk.buyer.v1.AskProtectionExtensionRequest
+	31, // 47: souk.buyer.v1.BuyerService.OpenDispute:input_type -> souk.buyer.v1.OpenDisputeRequest
+	33, // 48: souk.buyer.v1.BuyerService.AddDisputeEvidence:input_type -> souk.buyer.v1.AddDisputeEvidenceRequest
+	35, // 49: souk.buyer.v1.BuyerService.WithdrawDispute:input_type -> souk.buyer.v1.WithdrawDisputeRequest
+	37, // 50: souk.buyer.v1.BuyerService.AnswerCounterOffer:input_type -> souk.buyer.v1.AnswerCounterOfferRequest
+	22, // 51: souk.buyer.v1.BuyerService.ConfirmReceipt:input_type -> souk.buyer.v1.ConfirmReceiptRequest
+	39, // 52: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:input_type -> souk.buyer.v1.ReportPaymentEventRequest
+	2,  // 53: souk.buyer.v1.BuyerService.Checkout:output_type -> souk.buyer.v1.CheckoutResponse
+	4,  // 54: souk.buyer.v1.BuyerService.ListOrders:output_type -> souk.buyer.v1.ListOrdersResponse
+	6,  // 55: souk.buyer.v1.BuyerService.GetOrder:output_type -> souk.buyer.v1.GetOrderResponse
+	11, // 56: souk.buyer.v1.BuyerService.PayOrder:output_type -> souk.buyer.v1.PayOrderResponse
+	21, // 57: souk.buyer.v1.BuyerService.CancelOrder:output_type -> souk.buyer.v1.CancelOrderResponse
+	13, // 58: souk.buyer.v1.BuyerService.VerifyPayment:output_type -> souk.buyer.v1.VerifyPaymentResponse
+	17, // 59: souk.buyer.v1.BuyerService.PayOrders:output_type -> souk.buyer.v1.PayOrdersResponse
+	19, // 60: souk.buyer.v1.BuyerService.ListRefunds:output_type -> souk.buyer.v1.ListRefundsResponse
+	25, // 61: souk.buyer.v1.BuyerService.RequestCancellation:output_type -> souk.buyer.v1.RequestCancellationResponse
+	27, // 62: souk.buyer.v1.BuyerService.WithdrawCancellation:output_type -> souk.buyer.v1.WithdrawCancellationResponse
+	29, // 63: souk.buyer.v1.BuyerService.AskProtectionExtension:output_type -> souk.buyer.v1.AskProtectionExtensionResponse
+	32, // 64: souk.buyer.v1.BuyerService.OpenDispute:output_type -> souk.buyer.v1.OpenDisputeResponse
+	34, // 65: souk.buyer.v1.BuyerService.AddDisputeEvidence:output_type -> souk.buyer.v1.AddDisputeEvidenceResponse
+	36, // 66: souk.buyer.v1.BuyerService.WithdrawDispute:output_type -> souk.buyer.v1.WithdrawDisputeResponse
+	38, // 67: souk.buyer.v1.BuyerService.AnswerCounterOffer:output_type -> souk.buyer.v1.AnswerCounterOfferResponse
+	23, // 68: souk.buyer.v1.BuyerService.ConfirmReceipt:output_type -> souk.buyer.v1.ConfirmReceiptResponse
+	40, // 69: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:output_type -> souk.buyer.v1.ReportPaymentEventResponse
+	53, // [53:70] is the sub-list for method output_type
+	36, // [36:53] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_souk_buyer_v1_buyer_proto_init() }
@@ -1871,7 +2738,7 @@ func file_souk_buyer_v1_buyer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_souk_buyer_v1_buyer_proto_rawDesc), len(file_souk_buyer_v1_buyer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   26,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -19,15 +19,22 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	BuyerService_Checkout_FullMethodName       = "/souk.buyer.v1.BuyerService/Checkout"
-	BuyerService_ListOrders_FullMethodName     = "/souk.buyer.v1.BuyerService/ListOrders"
-	BuyerService_GetOrder_FullMethodName       = "/souk.buyer.v1.BuyerService/GetOrder"
-	BuyerService_PayOrder_FullMethodName       = "/souk.buyer.v1.BuyerService/PayOrder"
-	BuyerService_CancelOrder_FullMethodName    = "/souk.buyer.v1.BuyerService/CancelOrder"
-	BuyerService_VerifyPayment_FullMethodName  = "/souk.buyer.v1.BuyerService/VerifyPayment"
-	BuyerService_PayOrders_FullMethodName      = "/souk.buyer.v1.BuyerService/PayOrders"
-	BuyerService_ListRefunds_FullMethodName    = "/souk.buyer.v1.BuyerService/ListRefunds"
-	BuyerService_ConfirmReceipt_FullMethodName = "/souk.buyer.v1.BuyerService/ConfirmReceipt"
+	BuyerService_Checkout_FullMethodName               = "/souk.buyer.v1.BuyerService/Checkout"
+	BuyerService_ListOrders_FullMethodName             = "/souk.buyer.v1.BuyerService/ListOrders"
+	BuyerService_GetOrder_FullMethodName               = "/souk.buyer.v1.BuyerService/GetOrder"
+	BuyerService_PayOrder_FullMethodName               = "/souk.buyer.v1.BuyerService/PayOrder"
+	BuyerService_CancelOrder_FullMethodName            = "/souk.buyer.v1.BuyerService/CancelOrder"
+	BuyerService_VerifyPayment_FullMethodName          = "/souk.buyer.v1.BuyerService/VerifyPayment"
+	BuyerService_PayOrders_FullMethodName              = "/souk.buyer.v1.BuyerService/PayOrders"
+	BuyerService_ListRefunds_FullMethodName            = "/souk.buyer.v1.BuyerService/ListRefunds"
+	BuyerService_RequestCancellation_FullMethodName    = "/souk.buyer.v1.BuyerService/RequestCancellation"
+	BuyerService_WithdrawCancellation_FullMethodName   = "/souk.buyer.v1.BuyerService/WithdrawCancellation"
+	BuyerService_AskProtectionExtension_FullMethodName = "/souk.buyer.v1.BuyerService/AskProtectionExtension"
+	BuyerService_OpenDispute_FullMethodName            = "/souk.buyer.v1.BuyerService/OpenDispute"
+	BuyerService_AddDisputeEvidence_FullMethodName     = "/souk.buyer.v1.BuyerService/AddDisputeEvidence"
+	BuyerService_WithdrawDispute_FullMethodName        = "/souk.buyer.v1.BuyerService/WithdrawDispute"
+	BuyerService_AnswerCounterOffer_FullMethodName     = "/souk.buyer.v1.BuyerService/AnswerCounterOffer"
+	BuyerService_ConfirmReceipt_FullMethodName         = "/souk.buyer.v1.BuyerService/ConfirmReceipt"
 )
 
 // BuyerServiceClient is the client API for BuyerService service.
@@ -58,6 +65,23 @@ type BuyerServiceClient interface {
 	PayOrders(ctx context.Context, in *PayOrdersRequest, opts ...grpc.CallOption) (*PayOrdersResponse, error)
 	// ListRefunds lists the buyer's refunds ("returns and refunds"), newest first.
 	ListRefunds(ctx context.Context, in *ListRefundsRequest, opts ...grpc.CallOption) (*ListRefundsResponse, error)
+	// RequestCancellation asks the seller to cancel a paid order that has not
+	// shipped. The seller must answer within the answer window; silence accepts.
+	RequestCancellation(ctx context.Context, in *RequestCancellationRequest, opts ...grpc.CallOption) (*RequestCancellationResponse, error)
+	// WithdrawCancellation withdraws the buyer's open cancellation request.
+	WithdrawCancellation(ctx context.Context, in *WithdrawCancellationRequest, opts ...grpc.CallOption) (*WithdrawCancellationResponse, error)
+	// AskProtectionExtension asks the seller for more buyer-protection time.
+	AskProtectionExtension(ctx context.Context, in *AskProtectionExtensionRequest, opts ...grpc.CallOption) (*AskProtectionExtensionResponse, error)
+	// OpenDispute opens a dispute on a shipped order, asking part or all of
+	// the payment back.
+	OpenDispute(ctx context.Context, in *OpenDisputeRequest, opts ...grpc.CallOption) (*OpenDisputeResponse, error)
+	// AddDisputeEvidence adds the buyer's evidence to an unresolved dispute.
+	AddDisputeEvidence(ctx context.Context, in *AddDisputeEvidenceRequest, opts ...grpc.CallOption) (*AddDisputeEvidenceResponse, error)
+	// WithdrawDispute withdraws the buyer's dispute; protection resumes.
+	WithdrawDispute(ctx context.Context, in *WithdrawDisputeRequest, opts ...grpc.CallOption) (*WithdrawDisputeResponse, error)
+	// AnswerCounterOffer takes or refuses the seller's counter-offer; refusing
+	// sends the dispute to the platform.
+	AnswerCounterOffer(ctx context.Context, in *AnswerCounterOfferRequest, opts ...grpc.CallOption) (*AnswerCounterOfferResponse, error)
 	// ConfirmReceipt completes a shipped order.
 	ConfirmReceipt(ctx context.Context, in *ConfirmReceiptRequest, opts ...grpc.CallOption) (*ConfirmReceiptResponse, error)
 }
@@ -150,6 +174,76 @@ func (c *buyerServiceClient) ListRefunds(ctx context.Context, in *ListRefundsReq
 	return out, nil
 }
 
+func (c *buyerServiceClient) RequestCancellation(ctx context.Context, in *RequestCancellationRequest, opts ...grpc.CallOption) (*RequestCancellationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RequestCancellationResponse)
+	err := c.cc.Invoke(ctx, BuyerService_RequestCancellation_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *buyerServiceClient) WithdrawCancellation(ctx context.Context, in *WithdrawCancellationRequest, opts ...grpc.CallOption) (*WithdrawCancellationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WithdrawCancellationResponse)
+	err := c.cc.Invoke(ctx, BuyerService_WithdrawCancellation_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *buyerServiceClient) AskProtectionExtension(ctx context.Context, in *AskProtectionExtensionRequest, opts ...grpc.CallOption) (*AskProtectionExtensionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AskProtectionExtensionResponse)
+	err := c.cc.Invoke(ctx, BuyerService_AskProtectionExtension_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *buyerServiceClient) OpenDispute(ctx context.Context, in *OpenDisputeRequest, opts ...grpc.CallOption) (*OpenDisputeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(OpenDisputeResponse)
+	err := c.cc.Invoke(ctx, BuyerService_OpenDispute_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *buyerServiceClient) AddDisputeEvidence(ctx context.Context, in *AddDisputeEvidenceRequest, opts ...grpc.CallOption) (*AddDisputeEvidenceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AddDisputeEvidenceResponse)
+	err := c.cc.Invoke(ctx, BuyerService_AddDisputeEvidence_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *buyerServiceClient) WithdrawDispute(ctx context.Context, in *WithdrawDisputeRequest, opts ...grpc.CallOption) (*WithdrawDisputeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WithdrawDisputeResponse)
+	err := c.cc.Invoke(ctx, BuyerService_WithdrawDispute_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *buyerServiceClient) AnswerCounterOffer(ctx context.Context, in *AnswerCounterOfferRequest, opts ...grpc.CallOption) (*AnswerCounterOfferResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AnswerCounterOfferResponse)
+	err := c.cc.Invoke(ctx, BuyerService_AnswerCounterOffer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *buyerServiceClient) ConfirmReceipt(ctx context.Context, in *ConfirmReceiptRequest, opts ...grpc.CallOption) (*ConfirmReceiptResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ConfirmReceiptResponse)
@@ -188,6 +282,23 @@ type BuyerServiceServer interface {
 	PayOrders(context.Context, *PayOrdersRequest) (*PayOrdersResponse, error)
 	// ListRefunds lists the buyer's refunds ("returns and refunds"), newest first.
 	ListRefunds(context.Context, *ListRefundsRequest) (*ListRefundsResponse, error)
+	// RequestCancellation asks the seller to cancel a paid order that has not
+	// shipped. The seller must answer within the answer window; silence accepts.
+	RequestCancellation(context.Context, *RequestCancellationRequest) (*RequestCancellationResponse, error)
+	// WithdrawCancellation withdraws the buyer's open cancellation request.
+	WithdrawCancellation(context.Context, *WithdrawCancellationRequest) (*WithdrawCancellationResponse, error)
+	// AskProtectionExtension asks the seller for more buyer-protection time.
+	AskProtectionExtension(context.Context, *AskProtectionExtensionRequest) (*AskProtectionExtensionResponse, error)
+	// OpenDispute opens a dispute on a shipped order, asking part or all of
+	// the payment back.
+	OpenDispute(context.Context, *OpenDisputeRequest) (*OpenDisputeResponse, error)
+	// AddDisputeEvidence adds the buyer's evidence to an unresolved dispute.
+	AddDisputeEvidence(context.Context, *AddDisputeEvidenceRequest) (*AddDisputeEvidenceResponse, error)
+	// WithdrawDispute withdraws the buyer's dispute; protection resumes.
+	WithdrawDispute(context.Context, *WithdrawDisputeRequest) (*WithdrawDisputeResponse, error)
+	// AnswerCounterOffer takes or refuses the seller's counter-offer; refusing
+	// sends the dispute to the platform.
+	AnswerCounterOffer(context.Context, *AnswerCounterOfferRequest) (*AnswerCounterOfferResponse, error)
 	// ConfirmReceipt completes a shipped order.
 	ConfirmReceipt(context.Context, *ConfirmReceiptRequest) (*ConfirmReceiptResponse, error)
 	mustEmbedUnimplementedBuyerServiceServer()
@@ -223,6 +334,27 @@ func (UnimplementedBuyerServiceServer) PayOrders(context.Context, *PayOrdersRequ
 }
 func (UnimplementedBuyerServiceServer) ListRefunds(context.Context, *ListRefundsRequest) (*ListRefundsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListRefunds not implemented")
+}
+func (UnimplementedBuyerServiceServer) RequestCancellation(context.Context, *RequestCancellationRequest) (*RequestCancellationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RequestCancellation not implemented")
+}
+func (UnimplementedBuyerServiceServer) WithdrawCancellation(context.Context, *WithdrawCancellationRequest) (*WithdrawCancellationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method WithdrawCancellation not implemented")
+}
+func (UnimplementedBuyerServiceServer) AskProtectionExtension(context.Context, *AskProtectionExtensionRequest) (*AskProtectionExtensionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AskProtectionExtension not implemented")
+}
+func (UnimplementedBuyerServiceServer) OpenDispute(context.Context, *OpenDisputeRequest) (*OpenDisputeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method OpenDispute not implemented")
+}
+func (UnimplementedBuyerServiceServer) AddDisputeEvidence(context.Context, *AddDisputeEvidenceRequest) (*AddDisputeEvidenceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddDisputeEvidence not implemented")
+}
+func (UnimplementedBuyerServiceServer) WithdrawDispute(context.Context, *WithdrawDisputeRequest) (*WithdrawDisputeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method WithdrawDispute not implemented")
+}
+func (UnimplementedBuyerServiceServer) AnswerCounterOffer(context.Context, *AnswerCounterOfferRequest) (*AnswerCounterOfferResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AnswerCounterOffer not implemented")
 }
 func (UnimplementedBuyerServiceServer) ConfirmReceipt(context.Context, *ConfirmReceiptRequest) (*ConfirmReceiptResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ConfirmReceipt not implemented")
@@ -392,6 +524,132 @@ func _BuyerService_ListRefunds_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _BuyerService_RequestCancellation_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RequestCancellationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BuyerServiceServer).RequestCancellation(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BuyerService_RequestCancellation_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BuyerServiceServer).RequestCancellation(ctx, req.(*RequestCancellationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BuyerService_WithdrawCancellation_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WithdrawCancellationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BuyerServiceServer).WithdrawCancellation(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BuyerService_WithdrawCancellation_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BuyerServiceServer).WithdrawCancellation(ctx, req.(*WithdrawCancellationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BuyerService_AskProtectionExtension_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AskProtectionExtensionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BuyerServiceServer).AskProtectionExtension(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BuyerService_AskProtectionExtension_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BuyerServiceServer).AskProtectionExtension(ctx, req.(*AskProtectionExtensionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BuyerService_OpenDispute_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(OpenDisputeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BuyerServiceServer).OpenDispute(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BuyerService_OpenDispute_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BuyerServiceServer).OpenDispute(ctx, req.(*OpenDisputeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BuyerService_AddDisputeEvidence_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddDisputeEvidenceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BuyerServiceServer).AddDisputeEvidence(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BuyerService_AddDisputeEvidence_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BuyerServiceServer).AddDisputeEvidence(ctx, req.(*AddDisputeEvidenceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BuyerService_WithdrawDispute_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WithdrawDisputeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BuyerServiceServer).WithdrawDispute(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BuyerService_WithdrawDispute_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BuyerServiceServer).WithdrawDispute(ctx, req.(*WithdrawDisputeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BuyerService_AnswerCounterOffer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AnswerCounterOfferRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BuyerServiceServer).AnswerCounterOffer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BuyerService_AnswerCounterOffer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BuyerServiceServer).AnswerCounterOffer(ctx, req.(*AnswerCounterOfferRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _BuyerService_ConfirmReceipt_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ConfirmReceiptRequest)
 	if err := dec(in); err != nil {
@@ -448,6 +706,34 @@ var BuyerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListRefunds",
 			Handler:    _BuyerService_ListRefunds_Handler,
+		},
+		{
+			MethodName: "RequestCancellation",
+			Handler:    _BuyerService_RequestCancellation_Handler,
+		},
+		{
+			MethodName: "WithdrawCancellation",
+			Handler:    _BuyerService_WithdrawCancellation_Handler,
+		},
+		{
+			MethodName: "AskProtectionExtension",
+			Handler:    _BuyerService_AskProtectionExtension_Handler,
+		},
+		{
+			MethodName: "OpenDispute",
+			Handler:    _BuyerService_OpenDispute_Handler,
+		},
+		{
+			MethodName: "AddDisputeEvidence",
+			Handler:    _BuyerService_AddDisputeEvidence_Handler,
+		},
+		{
+			MethodName: "WithdrawDispute",
+			Handler:    _BuyerService_WithdrawDispute_Handler,
+		},
+		{
+			MethodName: "AnswerCounterOffer",
+			Handler:    _BuyerService_AnswerCounterOffer_Handler,
 		},
 		{
 			MethodName: "ConfirmReceipt",

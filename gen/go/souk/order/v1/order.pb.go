@@ -1104,7 +1104,14 @@ type Order struct {
 	// What happened to the order, oldest first.
 	History []*HistoryEntry `protobuf:"bytes,19,rep,name=history,proto3" json:"history,omitempty"`
 	// Refunds owed or paid on the order.
-	Refunds       []*Refund `protobuf:"bytes,20,rep,name=refunds,proto3" json:"refunds,omitempty"`
+	Refunds []*Refund `protobuf:"bytes,20,rep,name=refunds,proto3" json:"refunds,omitempty"`
+	// Whose fault a cancellation was: "buyer", "seller" (it counts in the
+	// seller's cancellation rate) or "" while the order is not cancelled.
+	CancelledBy string `protobuf:"bytes,21,opt,name=cancelled_by,json=cancelledBy,proto3" json:"cancelled_by,omitempty"`
+	// The latest cancellation request after payment, if any.
+	CancellationRequest *CancellationRequest `protobuf:"bytes,22,opt,name=cancellation_request,json=cancellationRequest,proto3" json:"cancellation_request,omitempty"`
+	// The dispute, if the buyer opened one.
+	Dispute       *Dispute `protobuf:"bytes,23,opt,name=dispute,proto3" json:"dispute,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1272,6 +1279,321 @@ func (x *Order) GetRefunds() []*Refund {
 	return nil
 }
 
+func (x *Order) GetCancelledBy() string {
+	if x != nil {
+		return x.CancelledBy
+	}
+	return ""
+}
+
+func (x *Order) GetCancellationRequest() *CancellationRequest {
+	if x != nil {
+		return x.CancellationRequest
+	}
+	return nil
+}
+
+func (x *Order) GetDispute() *Dispute {
+	if x != nil {
+		return x.Dispute
+	}
+	return nil
+}
+
+// CancellationRequest is a buyer's request to cancel a paid order.
+type CancellationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The reason: no_longer_needed, wrong_size_or_colour, found_better_price,
+	// shipping_takes_too_long, seller_asked_to_cancel or other.
+	Reason string `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The buyer's words (required with "other").
+	Note string `protobuf:"bytes,2,opt,name=note,proto3" json:"note,omitempty"`
+	// Whose fault the cancellation is if it happens: "buyer" or "seller".
+	AttributedTo string `protobuf:"bytes,3,opt,name=attributed_to,json=attributedTo,proto3" json:"attributed_to,omitempty"`
+	// OPEN, ACCEPTED, AUTO_ACCEPTED (the seller did not answer in time),
+	// REJECTED or WITHDRAWN.
+	Status string `protobuf:"bytes,4,opt,name=status,proto3" json:"status,omitempty"`
+	// When the buyer asked.
+	RequestedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=requested_at,json=requestedAt,proto3" json:"requested_at,omitempty"`
+	// When it was answered or closed.
+	AnsweredAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=answered_at,json=answeredAt,proto3" json:"answered_at,omitempty"`
+	// The seller's note (required to reject).
+	Answer        string `protobuf:"bytes,7,opt,name=answer,proto3" json:"answer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancellationRequest) Reset() {
+	*x = CancellationRequest{}
+	mi := &file_souk_order_v1_order_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancellationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancellationRequest) ProtoMessage() {}
+
+func (x *CancellationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_order_v1_order_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancellationRequest.ProtoReflect.Descriptor instead.
+func (*CancellationRequest) Descriptor() ([]byte, []int) {
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *CancellationRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *CancellationRequest) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+func (x *CancellationRequest) GetAttributedTo() string {
+	if x != nil {
+		return x.AttributedTo
+	}
+	return ""
+}
+
+func (x *CancellationRequest) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *CancellationRequest) GetRequestedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RequestedAt
+	}
+	return nil
+}
+
+func (x *CancellationRequest) GetAnsweredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AnsweredAt
+	}
+	return nil
+}
+
+func (x *CancellationRequest) GetAnswer() string {
+	if x != nil {
+		return x.Answer
+	}
+	return ""
+}
+
+// Evidence is what a side shows in a dispute.
+type Evidence struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "buyer", "seller" or "platform".
+	Party string `protobuf:"bytes,1,opt,name=party,proto3" json:"party,omitempty"`
+	// What they say.
+	Text string `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	// Links to images or documents.
+	Links []string `protobuf:"bytes,3,rep,name=links,proto3" json:"links,omitempty"`
+	// When it was added.
+	AddedAt       *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=added_at,json=addedAt,proto3" json:"added_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Evidence) Reset() {
+	*x = Evidence{}
+	mi := &file_souk_order_v1_order_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Evidence) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Evidence) ProtoMessage() {}
+
+func (x *Evidence) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_order_v1_order_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Evidence.ProtoReflect.Descriptor instead.
+func (*Evidence) Descriptor() ([]byte, []int) {
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Evidence) GetParty() string {
+	if x != nil {
+		return x.Party
+	}
+	return ""
+}
+
+func (x *Evidence) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *Evidence) GetLinks() []string {
+	if x != nil {
+		return x.Links
+	}
+	return nil
+}
+
+func (x *Evidence) GetAddedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AddedAt
+	}
+	return nil
+}
+
+// Dispute is a buyer's claim on a shipped order.
+type Dispute struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// no_tracking_information, not_received, not_as_described, damaged or other.
+	Reason string `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	// What the buyer asks back.
+	RequestedAmount *Money `protobuf:"bytes,2,opt,name=requested_amount,json=requestedAmount,proto3" json:"requested_amount,omitempty"`
+	// OPEN (the seller must answer), COUNTER_OFFERED (the buyer must answer),
+	// ESCALATED (the platform decides), RESOLVED or WITHDRAWN.
+	Status string `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
+	// The seller's counter-offer, when there is one.
+	CounterAmount *Money `protobuf:"bytes,4,opt,name=counter_amount,json=counterAmount,proto3" json:"counter_amount,omitempty"`
+	// What the resolution pays back.
+	RefundAmount *Money `protobuf:"bytes,5,opt,name=refund_amount,json=refundAmount,proto3" json:"refund_amount,omitempty"`
+	// How it was resolved.
+	Resolution string `protobuf:"bytes,6,opt,name=resolution,proto3" json:"resolution,omitempty"`
+	// Both sides' evidence, oldest first.
+	Evidence []*Evidence `protobuf:"bytes,7,rep,name=evidence,proto3" json:"evidence,omitempty"`
+	// When the buyer opened it.
+	OpenedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=opened_at,json=openedAt,proto3" json:"opened_at,omitempty"`
+	// When it was resolved or withdrawn.
+	ResolvedAt    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=resolved_at,json=resolvedAt,proto3" json:"resolved_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Dispute) Reset() {
+	*x = Dispute{}
+	mi := &file_souk_order_v1_order_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Dispute) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Dispute) ProtoMessage() {}
+
+func (x *Dispute) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_order_v1_order_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Dispute.ProtoReflect.Descriptor instead.
+func (*Dispute) Descriptor() ([]byte, []int) {
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Dispute) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Dispute) GetRequestedAmount() *Money {
+	if x != nil {
+		return x.RequestedAmount
+	}
+	return nil
+}
+
+func (x *Dispute) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *Dispute) GetCounterAmount() *Money {
+	if x != nil {
+		return x.CounterAmount
+	}
+	return nil
+}
+
+func (x *Dispute) GetRefundAmount() *Money {
+	if x != nil {
+		return x.RefundAmount
+	}
+	return nil
+}
+
+func (x *Dispute) GetResolution() string {
+	if x != nil {
+		return x.Resolution
+	}
+	return ""
+}
+
+func (x *Dispute) GetEvidence() []*Evidence {
+	if x != nil {
+		return x.Evidence
+	}
+	return nil
+}
+
+func (x *Dispute) GetOpenedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OpenedAt
+	}
+	return nil
+}
+
+func (x *Dispute) GetResolvedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ResolvedAt
+	}
+	return nil
+}
+
 var File_souk_order_v1_order_proto protoreflect.FileDescriptor
 
 const file_souk_order_v1_order_proto_rawDesc = "" +
@@ -1345,7 +1667,7 @@ const file_souk_order_v1_order_proto_rawDesc = "" +
 	"\x10price_adjustment\x18\x06 \x01(\v2\x1e.souk.order.v1.PriceAdjustmentR\x0fpriceAdjustment\"Q\n" +
 	"\bDeadline\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x121\n" +
-	"\x06due_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\"\xfd\x06\n" +
+	"\x06due_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\"\xa9\b\n" +
 	"\x05Order\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vcheckout_id\x18\x02 \x01(\tR\n" +
@@ -1370,7 +1692,37 @@ const file_souk_order_v1_order_proto_rawDesc = "" +
 	"\tdeadlines\x18\x11 \x03(\v2\x17.souk.order.v1.DeadlineR\tdeadlines\x12H\n" +
 	"\x10payment_attempts\x18\x12 \x03(\v2\x1d.souk.order.v1.PaymentAttemptR\x0fpaymentAttempts\x125\n" +
 	"\ahistory\x18\x13 \x03(\v2\x1b.souk.order.v1.HistoryEntryR\ahistory\x12/\n" +
-	"\arefunds\x18\x14 \x03(\v2\x15.souk.order.v1.RefundR\arefunds*\x83\x02\n" +
+	"\arefunds\x18\x14 \x03(\v2\x15.souk.order.v1.RefundR\arefunds\x12!\n" +
+	"\fcancelled_by\x18\x15 \x01(\tR\vcancelledBy\x12U\n" +
+	"\x14cancellation_request\x18\x16 \x01(\v2\".souk.order.v1.CancellationRequestR\x13cancellationRequest\x120\n" +
+	"\adispute\x18\x17 \x01(\v2\x16.souk.order.v1.DisputeR\adispute\"\x92\x02\n" +
+	"\x13CancellationRequest\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x12\n" +
+	"\x04note\x18\x02 \x01(\tR\x04note\x12#\n" +
+	"\rattributed_to\x18\x03 \x01(\tR\fattributedTo\x12\x16\n" +
+	"\x06status\x18\x04 \x01(\tR\x06status\x12=\n" +
+	"\frequested_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vrequestedAt\x12;\n" +
+	"\vanswered_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"answeredAt\x12\x16\n" +
+	"\x06answer\x18\a \x01(\tR\x06answer\"\x81\x01\n" +
+	"\bEvidence\x12\x14\n" +
+	"\x05party\x18\x01 \x01(\tR\x05party\x12\x12\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\x12\x14\n" +
+	"\x05links\x18\x03 \x03(\tR\x05links\x125\n" +
+	"\badded_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aaddedAt\"\xbd\x03\n" +
+	"\aDispute\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\x12?\n" +
+	"\x10requested_amount\x18\x02 \x01(\v2\x14.souk.order.v1.MoneyR\x0frequestedAmount\x12\x16\n" +
+	"\x06status\x18\x03 \x01(\tR\x06status\x12;\n" +
+	"\x0ecounter_amount\x18\x04 \x01(\v2\x14.souk.order.v1.MoneyR\rcounterAmount\x129\n" +
+	"\rrefund_amount\x18\x05 \x01(\v2\x14.souk.order.v1.MoneyR\frefundAmount\x12\x1e\n" +
+	"\n" +
+	"resolution\x18\x06 \x01(\tR\n" +
+	"resolution\x123\n" +
+	"\bevidence\x18\a \x03(\v2\x17.souk.order.v1.EvidenceR\bevidence\x127\n" +
+	"\topened_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bopenedAt\x12;\n" +
+	"\vresolved_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"resolvedAt*\x83\x02\n" +
 	"\vOrderStatus\x12\x1c\n" +
 	"\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cORDER_STATUS_PENDING_PAYMENT\x10\x01\x12#\n" +
@@ -1413,7 +1765,7 @@ func file_souk_order_v1_order_proto_rawDescGZIP() []byte {
 }
 
 var file_souk_order_v1_order_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_souk_order_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_souk_order_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_souk_order_v1_order_proto_goTypes = []any{
 	(OrderStatus)(0),              // 0: souk.order.v1.OrderStatus
 	(PaymentMethod)(0),            // 1: souk.order.v1.PaymentMethod
@@ -1429,49 +1781,63 @@ var file_souk_order_v1_order_proto_goTypes = []any{
 	(*HistoryEntry)(nil),          // 11: souk.order.v1.HistoryEntry
 	(*Deadline)(nil),              // 12: souk.order.v1.Deadline
 	(*Order)(nil),                 // 13: souk.order.v1.Order
-	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
+	(*CancellationRequest)(nil),   // 14: souk.order.v1.CancellationRequest
+	(*Evidence)(nil),              // 15: souk.order.v1.Evidence
+	(*Dispute)(nil),               // 16: souk.order.v1.Dispute
+	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
 }
 var file_souk_order_v1_order_proto_depIdxs = []int32{
 	4,  // 0: souk.order.v1.LineItem.unit_price:type_name -> souk.order.v1.Money
 	4,  // 1: souk.order.v1.LineItem.subtotal:type_name -> souk.order.v1.Money
-	14, // 2: souk.order.v1.Shipment.shipped_at:type_name -> google.protobuf.Timestamp
+	17, // 2: souk.order.v1.Shipment.shipped_at:type_name -> google.protobuf.Timestamp
 	2,  // 3: souk.order.v1.PaymentAttempt.status:type_name -> souk.order.v1.PaymentAttemptStatus
 	4,  // 4: souk.order.v1.PaymentAttempt.amount:type_name -> souk.order.v1.Money
 	1,  // 5: souk.order.v1.PaymentAttempt.method:type_name -> souk.order.v1.PaymentMethod
 	7,  // 6: souk.order.v1.PaymentAttempt.decline:type_name -> souk.order.v1.Decline
-	14, // 7: souk.order.v1.PaymentAttempt.created_at:type_name -> google.protobuf.Timestamp
-	14, // 8: souk.order.v1.PaymentAttempt.updated_at:type_name -> google.protobuf.Timestamp
+	17, // 7: souk.order.v1.PaymentAttempt.created_at:type_name -> google.protobuf.Timestamp
+	17, // 8: souk.order.v1.PaymentAttempt.updated_at:type_name -> google.protobuf.Timestamp
 	4,  // 9: souk.order.v1.Refund.amount:type_name -> souk.order.v1.Money
 	1,  // 10: souk.order.v1.Refund.method:type_name -> souk.order.v1.PaymentMethod
 	3,  // 11: souk.order.v1.Refund.status:type_name -> souk.order.v1.RefundStatus
-	14, // 12: souk.order.v1.Refund.due_at:type_name -> google.protobuf.Timestamp
-	14, // 13: souk.order.v1.Refund.created_at:type_name -> google.protobuf.Timestamp
-	14, // 14: souk.order.v1.Refund.completed_at:type_name -> google.protobuf.Timestamp
+	17, // 12: souk.order.v1.Refund.due_at:type_name -> google.protobuf.Timestamp
+	17, // 13: souk.order.v1.Refund.created_at:type_name -> google.protobuf.Timestamp
+	17, // 14: souk.order.v1.Refund.completed_at:type_name -> google.protobuf.Timestamp
 	4,  // 15: souk.order.v1.PriceAdjustment.old_total:type_name -> souk.order.v1.Money
 	4,  // 16: souk.order.v1.PriceAdjustment.new_total:type_name -> souk.order.v1.Money
 	4,  // 17: souk.order.v1.PriceAdjustment.old_shipping_fee:type_name -> souk.order.v1.Money
 	4,  // 18: souk.order.v1.PriceAdjustment.new_shipping_fee:type_name -> souk.order.v1.Money
-	14, // 19: souk.order.v1.HistoryEntry.occurred_at:type_name -> google.protobuf.Timestamp
+	17, // 19: souk.order.v1.HistoryEntry.occurred_at:type_name -> google.protobuf.Timestamp
 	10, // 20: souk.order.v1.HistoryEntry.price_adjustment:type_name -> souk.order.v1.PriceAdjustment
-	14, // 21: souk.order.v1.Deadline.due_at:type_name -> google.protobuf.Timestamp
+	17, // 21: souk.order.v1.Deadline.due_at:type_name -> google.protobuf.Timestamp
 	0,  // 22: souk.order.v1.Order.status:type_name -> souk.order.v1.OrderStatus
 	5,  // 23: souk.order.v1.Order.items:type_name -> souk.order.v1.LineItem
 	4,  // 24: souk.order.v1.Order.shipping_fee:type_name -> souk.order.v1.Money
 	4,  // 25: souk.order.v1.Order.items_total:type_name -> souk.order.v1.Money
 	4,  // 26: souk.order.v1.Order.total:type_name -> souk.order.v1.Money
-	14, // 27: souk.order.v1.Order.created_at:type_name -> google.protobuf.Timestamp
-	14, // 28: souk.order.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
+	17, // 27: souk.order.v1.Order.created_at:type_name -> google.protobuf.Timestamp
+	17, // 28: souk.order.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
 	7,  // 29: souk.order.v1.Order.last_decline:type_name -> souk.order.v1.Decline
 	6,  // 30: souk.order.v1.Order.shipment:type_name -> souk.order.v1.Shipment
 	12, // 31: souk.order.v1.Order.deadlines:type_name -> souk.order.v1.Deadline
 	8,  // 32: souk.order.v1.Order.payment_attempts:type_name -> souk.order.v1.PaymentAttempt
 	11, // 33: souk.order.v1.Order.history:type_name -> souk.order.v1.HistoryEntry
 	9,  // 34: souk.order.v1.Order.refunds:type_name -> souk.order.v1.Refund
-	35, // [35:35] is the sub-list for method output_type
-	35, // [35:35] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	14, // 35: souk.order.v1.Order.cancellation_request:type_name -> souk.order.v1.CancellationRequest
+	16, // 36: souk.order.v1.Order.dispute:type_name -> souk.order.v1.Dispute
+	17, // 37: souk.order.v1.CancellationRequest.requested_at:type_name -> google.protobuf.Timestamp
+	17, // 38: souk.order.v1.CancellationRequest.answered_at:type_name -> google.protobuf.Timestamp
+	17, // 39: souk.order.v1.Evidence.added_at:type_name -> google.protobuf.Timestamp
+	4,  // 40: souk.order.v1.Dispute.requested_amount:type_name -> souk.order.v1.Money
+	4,  // 41: souk.order.v1.Dispute.counter_amount:type_name -> souk.order.v1.Money
+	4,  // 42: souk.order.v1.Dispute.refund_amount:type_name -> souk.order.v1.Money
+	15, // 43: souk.order.v1.Dispute.evidence:type_name -> souk.order.v1.Evidence
+	17, // 44: souk.order.v1.Dispute.opened_at:type_name -> google.protobuf.Timestamp
+	17, // 45: souk.order.v1.Dispute.resolved_at:type_name -> google.protobuf.Timestamp
+	46, // [46:46] is the sub-list for method output_type
+	46, // [46:46] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_souk_order_v1_order_proto_init() }
@@ -1485,7 +1851,7 @@ func file_souk_order_v1_order_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_souk_order_v1_order_proto_rawDesc), len(file_souk_order_v1_order_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   10,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

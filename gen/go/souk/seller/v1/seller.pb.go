@@ -1288,6 +1288,1146 @@ func (x *ReleaseStockResponse) GetReleasedUnits() int64 {
 	return 0
 }
 
+// AnswerCancellationRequest answers the buyer's request.
+type AnswerCancellationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order's id.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// True to accept (cancel and refund), false to reject.
+	Accept bool `protobuf:"varint,2,opt,name=accept,proto3" json:"accept,omitempty"`
+	// A note for the buyer; required to reject.
+	Note          string `protobuf:"bytes,3,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AnswerCancellationRequest) Reset() {
+	*x = AnswerCancellationRequest{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AnswerCancellationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AnswerCancellationRequest) ProtoMessage() {}
+
+func (x *AnswerCancellationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AnswerCancellationRequest.ProtoReflect.Descriptor instead.
+func (*AnswerCancellationRequest) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *AnswerCancellationRequest) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *AnswerCancellationRequest) GetAccept() bool {
+	if x != nil {
+		return x.Accept
+	}
+	return false
+}
+
+func (x *AnswerCancellationRequest) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+// AnswerCancellationResponse holds the order.
+type AnswerCancellationResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order.
+	Order         *v1.Order `protobuf:"bytes,1,opt,name=order,proto3" json:"order,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AnswerCancellationResponse) Reset() {
+	*x = AnswerCancellationResponse{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AnswerCancellationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AnswerCancellationResponse) ProtoMessage() {}
+
+func (x *AnswerCancellationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AnswerCancellationResponse.ProtoReflect.Descriptor instead.
+func (*AnswerCancellationResponse) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *AnswerCancellationResponse) GetOrder() *v1.Order {
+	if x != nil {
+		return x.Order
+	}
+	return nil
+}
+
+// ExtendProtectionRequest extends buyer protection.
+type ExtendProtectionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order's id.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// How many more days, 1 to 90.
+	Days int32 `protobuf:"varint,2,opt,name=days,proto3" json:"days,omitempty"`
+	// Why, for the buyer.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExtendProtectionRequest) Reset() {
+	*x = ExtendProtectionRequest{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExtendProtectionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExtendProtectionRequest) ProtoMessage() {}
+
+func (x *ExtendProtectionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExtendProtectionRequest.ProtoReflect.Descriptor instead.
+func (*ExtendProtectionRequest) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ExtendProtectionRequest) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *ExtendProtectionRequest) GetDays() int32 {
+	if x != nil {
+		return x.Days
+	}
+	return 0
+}
+
+func (x *ExtendProtectionRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// ExtendProtectionResponse holds the order with its new protection deadline.
+type ExtendProtectionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order.
+	Order         *v1.Order `protobuf:"bytes,1,opt,name=order,proto3" json:"order,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExtendProtectionResponse) Reset() {
+	*x = ExtendProtectionResponse{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExtendProtectionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExtendProtectionResponse) ProtoMessage() {}
+
+func (x *ExtendProtectionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExtendProtectionResponse.ProtoReflect.Descriptor instead.
+func (*ExtendProtectionResponse) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ExtendProtectionResponse) GetOrder() *v1.Order {
+	if x != nil {
+		return x.Order
+	}
+	return nil
+}
+
+// EvidenceInput is evidence as a side submits it.
+type EvidenceInput struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What the side says.
+	Text string `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
+	// Links to images or documents, at most 10.
+	Links         []string `protobuf:"bytes,2,rep,name=links,proto3" json:"links,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EvidenceInput) Reset() {
+	*x = EvidenceInput{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EvidenceInput) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EvidenceInput) ProtoMessage() {}
+
+func (x *EvidenceInput) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EvidenceInput.ProtoReflect.Descriptor instead.
+func (*EvidenceInput) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *EvidenceInput) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *EvidenceInput) GetLinks() []string {
+	if x != nil {
+		return x.Links
+	}
+	return nil
+}
+
+// AcceptDispute pays back what the buyer asked.
+type AcceptDispute struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcceptDispute) Reset() {
+	*x = AcceptDispute{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcceptDispute) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcceptDispute) ProtoMessage() {}
+
+func (x *AcceptDispute) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcceptDispute.ProtoReflect.Descriptor instead.
+func (*AcceptDispute) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{26}
+}
+
+// CounterOffer proposes another amount.
+type CounterOffer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The amount the seller offers back.
+	Amount *v1.Money `protobuf:"bytes,1,opt,name=amount,proto3" json:"amount,omitempty"`
+	// Why, for the buyer.
+	Note          string `protobuf:"bytes,2,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CounterOffer) Reset() {
+	*x = CounterOffer{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CounterOffer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CounterOffer) ProtoMessage() {}
+
+func (x *CounterOffer) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CounterOffer.ProtoReflect.Descriptor instead.
+func (*CounterOffer) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *CounterOffer) GetAmount() *v1.Money {
+	if x != nil {
+		return x.Amount
+	}
+	return nil
+}
+
+func (x *CounterOffer) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+// RejectDispute refuses the claim with evidence.
+type RejectDispute struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The seller's evidence (text required).
+	Evidence      *EvidenceInput `protobuf:"bytes,1,opt,name=evidence,proto3" json:"evidence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RejectDispute) Reset() {
+	*x = RejectDispute{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RejectDispute) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RejectDispute) ProtoMessage() {}
+
+func (x *RejectDispute) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RejectDispute.ProtoReflect.Descriptor instead.
+func (*RejectDispute) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *RejectDispute) GetEvidence() *EvidenceInput {
+	if x != nil {
+		return x.Evidence
+	}
+	return nil
+}
+
+// AnswerDisputeRequest is the seller's answer to a dispute.
+type AnswerDisputeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order's id.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// The answer.
+	//
+	// Types that are valid to be assigned to Answer:
+	//
+	//	*AnswerDisputeRequest_Accept
+	//	*AnswerDisputeRequest_CounterOffer
+	//	*AnswerDisputeRequest_Reject
+	Answer        isAnswerDisputeRequest_Answer `protobuf_oneof:"answer"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AnswerDisputeRequest) Reset() {
+	*x = AnswerDisputeRequest{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AnswerDisputeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AnswerDisputeRequest) ProtoMessage() {}
+
+func (x *AnswerDisputeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AnswerDisputeRequest.ProtoReflect.Descriptor instead.
+func (*AnswerDisputeRequest) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *AnswerDisputeRequest) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *AnswerDisputeRequest) GetAnswer() isAnswerDisputeRequest_Answer {
+	if x != nil {
+		return x.Answer
+	}
+	return nil
+}
+
+func (x *AnswerDisputeRequest) GetAccept() *AcceptDispute {
+	if x != nil {
+		if x, ok := x.Answer.(*AnswerDisputeRequest_Accept); ok {
+			return x.Accept
+		}
+	}
+	return nil
+}
+
+func (x *AnswerDisputeRequest) GetCounterOffer() *CounterOffer {
+	if x != nil {
+		if x, ok := x.Answer.(*AnswerDisputeRequest_CounterOffer); ok {
+			return x.CounterOffer
+		}
+	}
+	return nil
+}
+
+func (x *AnswerDisputeRequest) GetReject() *RejectDispute {
+	if x != nil {
+		if x, ok := x.Answer.(*AnswerDisputeRequest_Reject); ok {
+			return x.Reject
+		}
+	}
+	return nil
+}
+
+type isAnswerDisputeRequest_Answer interface {
+	isAnswerDisputeRequest_Answer()
+}
+
+type AnswerDisputeRequest_Accept struct {
+	// Accept the buyer's claim.
+	Accept *AcceptDispute `protobuf:"bytes,2,opt,name=accept,proto3,oneof"`
+}
+
+type AnswerDisputeRequest_CounterOffer struct {
+	// Offer another amount.
+	CounterOffer *CounterOffer `protobuf:"bytes,3,opt,name=counter_offer,json=counterOffer,proto3,oneof"`
+}
+
+type AnswerDisputeRequest_Reject struct {
+	// Reject with evidence.
+	Reject *RejectDispute `protobuf:"bytes,4,opt,name=reject,proto3,oneof"`
+}
+
+func (*AnswerDisputeRequest_Accept) isAnswerDisputeRequest_Answer() {}
+
+func (*AnswerDisputeRequest_CounterOffer) isAnswerDisputeRequest_Answer() {}
+
+func (*AnswerDisputeRequest_Reject) isAnswerDisputeRequest_Answer() {}
+
+// AnswerDisputeResponse holds the order.
+type AnswerDisputeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order.
+	Order         *v1.Order `protobuf:"bytes,1,opt,name=order,proto3" json:"order,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AnswerDisputeResponse) Reset() {
+	*x = AnswerDisputeResponse{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AnswerDisputeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AnswerDisputeResponse) ProtoMessage() {}
+
+func (x *AnswerDisputeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AnswerDisputeResponse.ProtoReflect.Descriptor instead.
+func (*AnswerDisputeResponse) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *AnswerDisputeResponse) GetOrder() *v1.Order {
+	if x != nil {
+		return x.Order
+	}
+	return nil
+}
+
+// AddDisputeEvidenceRequest adds the seller's evidence.
+type AddDisputeEvidenceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order's id.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// The evidence.
+	Evidence      *EvidenceInput `protobuf:"bytes,2,opt,name=evidence,proto3" json:"evidence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddDisputeEvidenceRequest) Reset() {
+	*x = AddDisputeEvidenceRequest{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddDisputeEvidenceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddDisputeEvidenceRequest) ProtoMessage() {}
+
+func (x *AddDisputeEvidenceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddDisputeEvidenceRequest.ProtoReflect.Descriptor instead.
+func (*AddDisputeEvidenceRequest) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *AddDisputeEvidenceRequest) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *AddDisputeEvidenceRequest) GetEvidence() *EvidenceInput {
+	if x != nil {
+		return x.Evidence
+	}
+	return nil
+}
+
+// AddDisputeEvidenceResponse holds the order.
+type AddDisputeEvidenceResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order.
+	Order         *v1.Order `protobuf:"bytes,1,opt,name=order,proto3" json:"order,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddDisputeEvidenceResponse) Reset() {
+	*x = AddDisputeEvidenceResponse{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddDisputeEvidenceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddDisputeEvidenceResponse) ProtoMessage() {}
+
+func (x *AddDisputeEvidenceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddDisputeEvidenceResponse.ProtoReflect.Descriptor instead.
+func (*AddDisputeEvidenceResponse) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *AddDisputeEvidenceResponse) GetOrder() *v1.Order {
+	if x != nil {
+		return x.Order
+	}
+	return nil
+}
+
+// GetSellerStatsRequest asks for the caller's store's figures.
+type GetSellerStatsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSellerStatsRequest) Reset() {
+	*x = GetSellerStatsRequest{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSellerStatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSellerStatsRequest) ProtoMessage() {}
+
+func (x *GetSellerStatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSellerStatsRequest.ProtoReflect.Descriptor instead.
+func (*GetSellerStatsRequest) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{33}
+}
+
+// StatusCount is how many orders are in a status.
+type StatusCount struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The status.
+	Status v1.OrderStatus `protobuf:"varint,1,opt,name=status,proto3,enum=souk.order.v1.OrderStatus" json:"status,omitempty"`
+	// How many orders.
+	Count         int64 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatusCount) Reset() {
+	*x = StatusCount{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatusCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatusCount) ProtoMessage() {}
+
+func (x *StatusCount) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatusCount.ProtoReflect.Descriptor instead.
+func (*StatusCount) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *StatusCount) GetStatus() v1.OrderStatus {
+	if x != nil {
+		return x.Status
+	}
+	return v1.OrderStatus(0)
+}
+
+func (x *StatusCount) GetCount() int64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+// OpenCase is an open cancellation request or dispute and its deadline.
+type OpenCase struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order's id.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// The request's reason or the dispute's status.
+	Detail string `protobuf:"bytes,2,opt,name=detail,proto3" json:"detail,omitempty"`
+	// When the current answer is due (unset for escalated disputes).
+	DueAt         *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=due_at,json=dueAt,proto3" json:"due_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OpenCase) Reset() {
+	*x = OpenCase{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OpenCase) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OpenCase) ProtoMessage() {}
+
+func (x *OpenCase) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OpenCase.ProtoReflect.Descriptor instead.
+func (*OpenCase) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *OpenCase) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *OpenCase) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *OpenCase) GetDueAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DueAt
+	}
+	return nil
+}
+
+// GetSellerStatsResponse holds the store's figures.
+type GetSellerStatsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Orders by status.
+	OrdersByStatus []*StatusCount `protobuf:"bytes,1,rep,name=orders_by_status,json=ordersByStatus,proto3" json:"orders_by_status,omitempty"`
+	// Orders that were paid.
+	PaidOrders int64 `protobuf:"varint,2,opt,name=paid_orders,json=paidOrders,proto3" json:"paid_orders,omitempty"`
+	// Paid orders cancelled by the seller's fault.
+	SellerCancellations int64 `protobuf:"varint,3,opt,name=seller_cancellations,json=sellerCancellations,proto3" json:"seller_cancellations,omitempty"`
+	// seller_cancellations per paid order, in basis points (1/100 of a percent).
+	CancellationRateBp int64 `protobuf:"varint,4,opt,name=cancellation_rate_bp,json=cancellationRateBp,proto3" json:"cancellation_rate_bp,omitempty"`
+	// Open cancellation requests, soonest deadline first.
+	OpenCancellationRequests []*OpenCase `protobuf:"bytes,5,rep,name=open_cancellation_requests,json=openCancellationRequests,proto3" json:"open_cancellation_requests,omitempty"`
+	// Open disputes, soonest deadline first.
+	OpenDisputes []*OpenCase `protobuf:"bytes,6,rep,name=open_disputes,json=openDisputes,proto3" json:"open_disputes,omitempty"`
+	// Refunds owed and not yet confirmed by the provider.
+	RefundsInFlight int64 `protobuf:"varint,7,opt,name=refunds_in_flight,json=refundsInFlight,proto3" json:"refunds_in_flight,omitempty"`
+	// Their amounts, one per currency.
+	RefundsInFlightAmounts []*v1.Money `protobuf:"bytes,8,rep,name=refunds_in_flight_amounts,json=refundsInFlightAmounts,proto3" json:"refunds_in_flight_amounts,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
+}
+
+func (x *GetSellerStatsResponse) Reset() {
+	*x = GetSellerStatsResponse{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSellerStatsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSellerStatsResponse) ProtoMessage() {}
+
+func (x *GetSellerStatsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSellerStatsResponse.ProtoReflect.Descriptor instead.
+func (*GetSellerStatsResponse) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *GetSellerStatsResponse) GetOrdersByStatus() []*StatusCount {
+	if x != nil {
+		return x.OrdersByStatus
+	}
+	return nil
+}
+
+func (x *GetSellerStatsResponse) GetPaidOrders() int64 {
+	if x != nil {
+		return x.PaidOrders
+	}
+	return 0
+}
+
+func (x *GetSellerStatsResponse) GetSellerCancellations() int64 {
+	if x != nil {
+		return x.SellerCancellations
+	}
+	return 0
+}
+
+func (x *GetSellerStatsResponse) GetCancellationRateBp() int64 {
+	if x != nil {
+		return x.CancellationRateBp
+	}
+	return 0
+}
+
+func (x *GetSellerStatsResponse) GetOpenCancellationRequests() []*OpenCase {
+	if x != nil {
+		return x.OpenCancellationRequests
+	}
+	return nil
+}
+
+func (x *GetSellerStatsResponse) GetOpenDisputes() []*OpenCase {
+	if x != nil {
+		return x.OpenDisputes
+	}
+	return nil
+}
+
+func (x *GetSellerStatsResponse) GetRefundsInFlight() int64 {
+	if x != nil {
+		return x.RefundsInFlight
+	}
+	return 0
+}
+
+func (x *GetSellerStatsResponse) GetRefundsInFlightAmounts() []*v1.Money {
+	if x != nil {
+		return x.RefundsInFlightAmounts
+	}
+	return nil
+}
+
+// ListEscalatedDisputesRequest pages the escalated disputes.
+type ListEscalatedDisputesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many (default 20, at most 100).
+	PageSize      int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListEscalatedDisputesRequest) Reset() {
+	*x = ListEscalatedDisputesRequest{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListEscalatedDisputesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListEscalatedDisputesRequest) ProtoMessage() {}
+
+func (x *ListEscalatedDisputesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListEscalatedDisputesRequest.ProtoReflect.Descriptor instead.
+func (*ListEscalatedDisputesRequest) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ListEscalatedDisputesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+// ListEscalatedDisputesResponse lists disputed orders waiting for the platform.
+type ListEscalatedDisputesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The orders, with their disputes.
+	Orders        []*v1.Order `protobuf:"bytes,1,rep,name=orders,proto3" json:"orders,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListEscalatedDisputesResponse) Reset() {
+	*x = ListEscalatedDisputesResponse{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListEscalatedDisputesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListEscalatedDisputesResponse) ProtoMessage() {}
+
+func (x *ListEscalatedDisputesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListEscalatedDisputesResponse.ProtoReflect.Descriptor instead.
+func (*ListEscalatedDisputesResponse) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ListEscalatedDisputesResponse) GetOrders() []*v1.Order {
+	if x != nil {
+		return x.Orders
+	}
+	return nil
+}
+
+// DecideDisputeRequest is the platform's decision.
+type DecideDisputeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order's id.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// What is paid back: zero up to what is left of the payment.
+	RefundAmount *v1.Money `protobuf:"bytes,2,opt,name=refund_amount,json=refundAmount,proto3" json:"refund_amount,omitempty"`
+	// The reasoning, for both sides.
+	Note          string `protobuf:"bytes,3,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DecideDisputeRequest) Reset() {
+	*x = DecideDisputeRequest{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DecideDisputeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DecideDisputeRequest) ProtoMessage() {}
+
+func (x *DecideDisputeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DecideDisputeRequest.ProtoReflect.Descriptor instead.
+func (*DecideDisputeRequest) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *DecideDisputeRequest) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *DecideDisputeRequest) GetRefundAmount() *v1.Money {
+	if x != nil {
+		return x.RefundAmount
+	}
+	return nil
+}
+
+func (x *DecideDisputeRequest) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+// DecideDisputeResponse holds the order.
+type DecideDisputeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order.
+	Order         *v1.Order `protobuf:"bytes,1,opt,name=order,proto3" json:"order,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DecideDisputeResponse) Reset() {
+	*x = DecideDisputeResponse{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DecideDisputeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DecideDisputeResponse) ProtoMessage() {}
+
+func (x *DecideDisputeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DecideDisputeResponse.ProtoReflect.Descriptor instead.
+func (*DecideDisputeResponse) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *DecideDisputeResponse) GetOrder() *v1.Order {
+	if x != nil {
+		return x.Order
+	}
+	return nil
+}
+
 var File_souk_seller_v1_seller_proto protoreflect.FileDescriptor
 
 const file_souk_seller_v1_seller_proto_rawDesc = "" +
@@ -1391,7 +2531,71 @@ const file_souk_seller_v1_seller_proto_rawDesc = "" +
 	"\x92\x01\a\"\x05r\x03\xb0\x01\x01R\n" +
 	"productIds\"=\n" +
 	"\x14ReleaseStockResponse\x12%\n" +
-	"\x0ereleased_units\x18\x01 \x01(\x03R\rreleasedUnits2\xe3\x06\n" +
+	"\x0ereleased_units\x18\x01 \x01(\x03R\rreleasedUnits\"v\n" +
+	"\x19AnswerCancellationRequest\x12#\n" +
+	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12\x16\n" +
+	"\x06accept\x18\x02 \x01(\bR\x06accept\x12\x1c\n" +
+	"\x04note\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\xf4\x03R\x04note\"H\n" +
+	"\x1aAnswerCancellationResponse\x12*\n" +
+	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"\x7f\n" +
+	"\x17ExtendProtectionRequest\x12#\n" +
+	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12\x1d\n" +
+	"\x04days\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x18Z(\x01R\x04days\x12 \n" +
+	"\x06reason\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\xf4\x03R\x06reason\"F\n" +
+	"\x18ExtendProtectionResponse\x12*\n" +
+	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"W\n" +
+	"\rEvidenceInput\x12\x1c\n" +
+	"\x04text\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\xd0\x0fR\x04text\x12(\n" +
+	"\x05links\x18\x02 \x03(\tB\x12\xbaH\x0f\x92\x01\f\x10\n" +
+	"\"\br\x06\x18\xf4\x03\x88\x01\x01R\x05links\"\x0f\n" +
+	"\rAcceptDispute\"b\n" +
+	"\fCounterOffer\x124\n" +
+	"\x06amount\x18\x01 \x01(\v2\x14.souk.order.v1.MoneyB\x06\xbaH\x03\xc8\x01\x01R\x06amount\x12\x1c\n" +
+	"\x04note\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xf4\x03R\x04note\"R\n" +
+	"\rRejectDispute\x12A\n" +
+	"\bevidence\x18\x01 \x01(\v2\x1d.souk.seller.v1.EvidenceInputB\x06\xbaH\x03\xc8\x01\x01R\bevidence\"\x83\x02\n" +
+	"\x14AnswerDisputeRequest\x12#\n" +
+	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x127\n" +
+	"\x06accept\x18\x02 \x01(\v2\x1d.souk.seller.v1.AcceptDisputeH\x00R\x06accept\x12C\n" +
+	"\rcounter_offer\x18\x03 \x01(\v2\x1c.souk.seller.v1.CounterOfferH\x00R\fcounterOffer\x127\n" +
+	"\x06reject\x18\x04 \x01(\v2\x1d.souk.seller.v1.RejectDisputeH\x00R\x06rejectB\x0f\n" +
+	"\x06answer\x12\x05\xbaH\x02\b\x01\"C\n" +
+	"\x15AnswerDisputeResponse\x12*\n" +
+	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"\x83\x01\n" +
+	"\x19AddDisputeEvidenceRequest\x12#\n" +
+	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12A\n" +
+	"\bevidence\x18\x02 \x01(\v2\x1d.souk.seller.v1.EvidenceInputB\x06\xbaH\x03\xc8\x01\x01R\bevidence\"H\n" +
+	"\x1aAddDisputeEvidenceResponse\x12*\n" +
+	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"\x17\n" +
+	"\x15GetSellerStatsRequest\"W\n" +
+	"\vStatusCount\x122\n" +
+	"\x06status\x18\x01 \x01(\x0e2\x1a.souk.order.v1.OrderStatusR\x06status\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x03R\x05count\"p\n" +
+	"\bOpenCase\x12\x19\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x16\n" +
+	"\x06detail\x18\x02 \x01(\tR\x06detail\x121\n" +
+	"\x06due_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\"\xf9\x03\n" +
+	"\x16GetSellerStatsResponse\x12E\n" +
+	"\x10orders_by_status\x18\x01 \x03(\v2\x1b.souk.seller.v1.StatusCountR\x0eordersByStatus\x12\x1f\n" +
+	"\vpaid_orders\x18\x02 \x01(\x03R\n" +
+	"paidOrders\x121\n" +
+	"\x14seller_cancellations\x18\x03 \x01(\x03R\x13sellerCancellations\x120\n" +
+	"\x14cancellation_rate_bp\x18\x04 \x01(\x03R\x12cancellationRateBp\x12V\n" +
+	"\x1aopen_cancellation_requests\x18\x05 \x03(\v2\x18.souk.seller.v1.OpenCaseR\x18openCancellationRequests\x12=\n" +
+	"\ropen_disputes\x18\x06 \x03(\v2\x18.souk.seller.v1.OpenCaseR\fopenDisputes\x12*\n" +
+	"\x11refunds_in_flight\x18\a \x01(\x03R\x0frefundsInFlight\x12O\n" +
+	"\x19refunds_in_flight_amounts\x18\b \x03(\v2\x14.souk.order.v1.MoneyR\x16refundsInFlightAmounts\"F\n" +
+	"\x1cListEscalatedDisputesRequest\x12&\n" +
+	"\tpage_size\x18\x01 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\"M\n" +
+	"\x1dListEscalatedDisputesResponse\x12,\n" +
+	"\x06orders\x18\x01 \x03(\v2\x14.souk.order.v1.OrderR\x06orders\"\x9e\x01\n" +
+	"\x14DecideDisputeRequest\x12#\n" +
+	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12A\n" +
+	"\rrefund_amount\x18\x02 \x01(\v2\x14.souk.order.v1.MoneyB\x06\xbaH\x03\xc8\x01\x01R\frefundAmount\x12\x1e\n" +
+	"\x04note\x18\x03 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\xd0\x0fR\x04note\"C\n" +
+	"\x15DecideDisputeResponse\x12*\n" +
+	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order2\xcc\f\n" +
 	"\rSellerService\x12u\n" +
 	"\rCreateProduct\x12$.souk.seller.v1.CreateProductRequest\x1a%.souk.seller.v1.CreateProductResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/products\x12\x82\x01\n" +
 	"\rUpdateProduct\x12$.souk.seller.v1.UpdateProductRequest\x1a%.souk.seller.v1.UpdateProductResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*2\x19/v1/products/{product_id}\x12o\n" +
@@ -1401,7 +2605,15 @@ const file_souk_seller_v1_seller_proto_rawDesc = "" +
 	"/v1/orders\x12l\n" +
 	"\bGetOrder\x12\x1f.souk.seller.v1.GetOrderRequest\x1a .souk.seller.v1.GetOrderResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/orders/{order_id}\x12\x94\x01\n" +
 	"\x10AdjustOrderPrice\x12'.souk.seller.v1.AdjustOrderPriceRequest\x1a(.souk.seller.v1.AdjustOrderPriceResponse\"-\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/orders/{order_id}:adjust-price\x12w\n" +
-	"\tShipOrder\x12 .souk.seller.v1.ShipOrderRequest\x1a!.souk.seller.v1.ShipOrderResponse\"%\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/v1/orders/{order_id}:ship2\xa9\x02\n" +
+	"\tShipOrder\x12 .souk.seller.v1.ShipOrderRequest\x1a!.souk.seller.v1.ShipOrderResponse\"%\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/v1/orders/{order_id}:ship\x12\xa1\x01\n" +
+	"\x12AnswerCancellation\x12).souk.seller.v1.AnswerCancellationRequest\x1a*.souk.seller.v1.AnswerCancellationResponse\"4\x82\xd3\xe4\x93\x02.:\x01*\")/v1/orders/{order_id}:answer-cancellation\x12\x99\x01\n" +
+	"\x10ExtendProtection\x12'.souk.seller.v1.ExtendProtectionRequest\x1a(.souk.seller.v1.ExtendProtectionResponse\"2\x82\xd3\xe4\x93\x02,:\x01*\"'/v1/orders/{order_id}:extend-protection\x12\x8d\x01\n" +
+	"\rAnswerDispute\x12$.souk.seller.v1.AnswerDisputeRequest\x1a%.souk.seller.v1.AnswerDisputeResponse\"/\x82\xd3\xe4\x93\x02):\x01*\"$/v1/orders/{order_id}/dispute:answer\x12\xa2\x01\n" +
+	"\x12AddDisputeEvidence\x12).souk.seller.v1.AddDisputeEvidenceRequest\x1a*.souk.seller.v1.AddDisputeEvidenceResponse\"5\x82\xd3\xe4\x93\x02/:\x01*\"*/v1/orders/{order_id}/dispute:add-evidence\x12r\n" +
+	"\x0eGetSellerStats\x12%.souk.seller.v1.GetSellerStatsRequest\x1a&.souk.seller.v1.GetSellerStatsResponse\"\x11\x82\xd3\xe4\x93\x02\v\x12\t/v1/stats2\xc3\x02\n" +
+	"\x18DisputeResolutionService\x12\x90\x01\n" +
+	"\x15ListEscalatedDisputes\x12,.souk.seller.v1.ListEscalatedDisputesRequest\x1a-.souk.seller.v1.ListEscalatedDisputesResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/admin/v1/disputes\x12\x93\x01\n" +
+	"\rDecideDispute\x12$.souk.seller.v1.DecideDisputeRequest\x1a%.souk.seller.v1.DecideDisputeResponse\"5\x82\xd3\xe4\x93\x02/:\x01*\"*/admin/v1/orders/{order_id}/dispute:decide2\xa9\x02\n" +
 	"\x0eCatalogService\x12\x7f\n" +
 	"\fReserveStock\x12#.souk.seller.v1.ReserveStockRequest\x1a$.souk.seller.v1.ReserveStockResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*\"\x19/internal/v1/reservations\x12\x95\x01\n" +
 	"\fReleaseStock\x12#.souk.seller.v1.ReleaseStockRequest\x1a$.souk.seller.v1.ReleaseStockResponse\":\x82\xd3\xe4\x93\x024:\x01*\"//internal/v1/reservations/{checkout_id}:releaseB9Z7github.com/souk-dev/souk/gen/go/souk/seller/v1;sellerv1b\x06proto3"
@@ -1418,80 +2630,133 @@ func file_souk_seller_v1_seller_proto_rawDescGZIP() []byte {
 	return file_souk_seller_v1_seller_proto_rawDescData
 }
 
-var file_souk_seller_v1_seller_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_souk_seller_v1_seller_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_souk_seller_v1_seller_proto_goTypes = []any{
-	(*Product)(nil),                  // 0: souk.seller.v1.Product
-	(*CreateProductRequest)(nil),     // 1: souk.seller.v1.CreateProductRequest
-	(*CreateProductResponse)(nil),    // 2: souk.seller.v1.CreateProductResponse
-	(*UpdateProductRequest)(nil),     // 3: souk.seller.v1.UpdateProductRequest
-	(*UpdateProductResponse)(nil),    // 4: souk.seller.v1.UpdateProductResponse
-	(*ListProductsRequest)(nil),      // 5: souk.seller.v1.ListProductsRequest
-	(*ListProductsResponse)(nil),     // 6: souk.seller.v1.ListProductsResponse
-	(*ListOrdersRequest)(nil),        // 7: souk.seller.v1.ListOrdersRequest
-	(*ListOrdersResponse)(nil),       // 8: souk.seller.v1.ListOrdersResponse
-	(*GetOrderRequest)(nil),          // 9: souk.seller.v1.GetOrderRequest
-	(*GetOrderResponse)(nil),         // 10: souk.seller.v1.GetOrderResponse
-	(*ItemPrice)(nil),                // 11: souk.seller.v1.ItemPrice
-	(*AdjustOrderPriceRequest)(nil),  // 12: souk.seller.v1.AdjustOrderPriceRequest
-	(*AdjustOrderPriceResponse)(nil), // 13: souk.seller.v1.AdjustOrderPriceResponse
-	(*ShipOrderRequest)(nil),         // 14: souk.seller.v1.ShipOrderRequest
-	(*ShipOrderResponse)(nil),        // 15: souk.seller.v1.ShipOrderResponse
-	(*StockItem)(nil),                // 16: souk.seller.v1.StockItem
-	(*ReserveStockRequest)(nil),      // 17: souk.seller.v1.ReserveStockRequest
-	(*ReserveStockResponse)(nil),     // 18: souk.seller.v1.ReserveStockResponse
-	(*ReleaseStockRequest)(nil),      // 19: souk.seller.v1.ReleaseStockRequest
-	(*ReleaseStockResponse)(nil),     // 20: souk.seller.v1.ReleaseStockResponse
-	(*v1.Money)(nil),                 // 21: souk.order.v1.Money
-	(*timestamppb.Timestamp)(nil),    // 22: google.protobuf.Timestamp
-	(v1.OrderStatus)(0),              // 23: souk.order.v1.OrderStatus
-	(*v1.Order)(nil),                 // 24: souk.order.v1.Order
+	(*Product)(nil),                       // 0: souk.seller.v1.Product
+	(*CreateProductRequest)(nil),          // 1: souk.seller.v1.CreateProductRequest
+	(*CreateProductResponse)(nil),         // 2: souk.seller.v1.CreateProductResponse
+	(*UpdateProductRequest)(nil),          // 3: souk.seller.v1.UpdateProductRequest
+	(*UpdateProductResponse)(nil),         // 4: souk.seller.v1.UpdateProductResponse
+	(*ListProductsRequest)(nil),           // 5: souk.seller.v1.ListProductsRequest
+	(*ListProductsResponse)(nil),          // 6: souk.seller.v1.ListProductsResponse
+	(*ListOrdersRequest)(nil),             // 7: souk.seller.v1.ListOrdersRequest
+	(*ListOrdersResponse)(nil),            // 8: souk.seller.v1.ListOrdersResponse
+	(*GetOrderRequest)(nil),               // 9: souk.seller.v1.GetOrderRequest
+	(*GetOrderResponse)(nil),              // 10: souk.seller.v1.GetOrderResponse
+	(*ItemPrice)(nil),                     // 11: souk.seller.v1.ItemPrice
+	(*AdjustOrderPriceRequest)(nil),       // 12: souk.seller.v1.AdjustOrderPriceRequest
+	(*AdjustOrderPriceResponse)(nil),      // 13: souk.seller.v1.AdjustOrderPriceResponse
+	(*ShipOrderRequest)(nil),              // 14: souk.seller.v1.ShipOrderRequest
+	(*ShipOrderResponse)(nil),             // 15: souk.seller.v1.ShipOrderResponse
+	(*StockItem)(nil),                     // 16: souk.seller.v1.StockItem
+	(*ReserveStockRequest)(nil),           // 17: souk.seller.v1.ReserveStockRequest
+	(*ReserveStockResponse)(nil),          // 18: souk.seller.v1.ReserveStockResponse
+	(*ReleaseStockRequest)(nil),           // 19: souk.seller.v1.ReleaseStockRequest
+	(*ReleaseStockResponse)(nil),          // 20: souk.seller.v1.ReleaseStockResponse
+	(*AnswerCancellationRequest)(nil),     // 21: souk.seller.v1.AnswerCancellationRequest
+	(*AnswerCancellationResponse)(nil),    // 22: souk.seller.v1.AnswerCancellationResponse
+	(*ExtendProtectionRequest)(nil),       // 23: souk.seller.v1.ExtendProtectionRequest
+	(*ExtendProtectionResponse)(nil),      // 24: souk.seller.v1.ExtendProtectionResponse
+	(*EvidenceInput)(nil),                 // 25: souk.seller.v1.EvidenceInput
+	(*AcceptDispute)(nil),                 // 26: souk.seller.v1.AcceptDispute
+	(*CounterOffer)(nil),                  // 27: souk.seller.v1.CounterOffer
+	(*RejectDispute)(nil),                 // 28: souk.seller.v1.RejectDispute
+	(*AnswerDisputeRequest)(nil),          // 29: souk.seller.v1.AnswerDisputeRequest
+	(*AnswerDisputeResponse)(nil),         // 30: souk.seller.v1.AnswerDisputeResponse
+	(*AddDisputeEvidenceRequest)(nil),     // 31: souk.seller.v1.AddDisputeEvidenceRequest
+	(*AddDisputeEvidenceResponse)(nil),    // 32: souk.seller.v1.AddDisputeEvidenceResponse
+	(*GetSellerStatsRequest)(nil),         // 33: souk.seller.v1.GetSellerStatsRequest
+	(*StatusCount)(nil),                   // 34: souk.seller.v1.StatusCount
+	(*OpenCase)(nil),                      // 35: souk.seller.v1.OpenCase
+	(*GetSellerStatsResponse)(nil),        // 36: souk.seller.v1.GetSellerStatsResponse
+	(*ListEscalatedDisputesRequest)(nil),  // 37: souk.seller.v1.ListEscalatedDisputesRequest
+	(*ListEscalatedDisputesResponse)(nil), // 38: souk.seller.v1.ListEscalatedDisputesResponse
+	(*DecideDisputeRequest)(nil),          // 39: souk.seller.v1.DecideDisputeRequest
+	(*DecideDisputeResponse)(nil),         // 40: souk.seller.v1.DecideDisputeResponse
+	(*v1.Money)(nil),                      // 41: souk.order.v1.Money
+	(*timestamppb.Timestamp)(nil),         // 42: google.protobuf.Timestamp
+	(v1.OrderStatus)(0),                   // 43: souk.order.v1.OrderStatus
+	(*v1.Order)(nil),                      // 44: souk.order.v1.Order
 }
 var file_souk_seller_v1_seller_proto_depIdxs = []int32{
-	21, // 0: souk.seller.v1.Product.price:type_name -> souk.order.v1.Money
-	21, // 1: souk.seller.v1.Product.shipping_fee:type_name -> souk.order.v1.Money
-	22, // 2: souk.seller.v1.Product.created_at:type_name -> google.protobuf.Timestamp
-	21, // 3: souk.seller.v1.CreateProductRequest.price:type_name -> souk.order.v1.Money
-	21, // 4: souk.seller.v1.CreateProductRequest.shipping_fee:type_name -> souk.order.v1.Money
+	41, // 0: souk.seller.v1.Product.price:type_name -> souk.order.v1.Money
+	41, // 1: souk.seller.v1.Product.shipping_fee:type_name -> souk.order.v1.Money
+	42, // 2: souk.seller.v1.Product.created_at:type_name -> google.protobuf.Timestamp
+	41, // 3: souk.seller.v1.CreateProductRequest.price:type_name -> souk.order.v1.Money
+	41, // 4: souk.seller.v1.CreateProductRequest.shipping_fee:type_name -> souk.order.v1.Money
 	0,  // 5: souk.seller.v1.CreateProductResponse.product:type_name -> souk.seller.v1.Product
-	21, // 6: souk.seller.v1.UpdateProductRequest.price:type_name -> souk.order.v1.Money
-	21, // 7: souk.seller.v1.UpdateProductRequest.shipping_fee:type_name -> souk.order.v1.Money
+	41, // 6: souk.seller.v1.UpdateProductRequest.price:type_name -> souk.order.v1.Money
+	41, // 7: souk.seller.v1.UpdateProductRequest.shipping_fee:type_name -> souk.order.v1.Money
 	0,  // 8: souk.seller.v1.UpdateProductResponse.product:type_name -> souk.seller.v1.Product
 	0,  // 9: souk.seller.v1.ListProductsResponse.products:type_name -> souk.seller.v1.Product
-	23, // 10: souk.seller.v1.ListOrdersRequest.status:type_name -> souk.order.v1.OrderStatus
-	22, // 11: souk.seller.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
-	22, // 12: souk.seller.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
-	24, // 13: souk.seller.v1.ListOrdersResponse.orders:type_name -> souk.order.v1.Order
-	24, // 14: souk.seller.v1.GetOrderResponse.order:type_name -> souk.order.v1.Order
-	21, // 15: souk.seller.v1.ItemPrice.unit_price:type_name -> souk.order.v1.Money
+	43, // 10: souk.seller.v1.ListOrdersRequest.status:type_name -> souk.order.v1.OrderStatus
+	42, // 11: souk.seller.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
+	42, // 12: souk.seller.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
+	44, // 13: souk.seller.v1.ListOrdersResponse.orders:type_name -> souk.order.v1.Order
+	44, // 14: souk.seller.v1.GetOrderResponse.order:type_name -> souk.order.v1.Order
+	41, // 15: souk.seller.v1.ItemPrice.unit_price:type_name -> souk.order.v1.Money
 	11, // 16: souk.seller.v1.AdjustOrderPriceRequest.item_prices:type_name -> souk.seller.v1.ItemPrice
-	21, // 17: souk.seller.v1.AdjustOrderPriceRequest.shipping_fee:type_name -> souk.order.v1.Money
-	24, // 18: souk.seller.v1.AdjustOrderPriceResponse.order:type_name -> souk.order.v1.Order
-	24, // 19: souk.seller.v1.ShipOrderResponse.order:type_name -> souk.order.v1.Order
+	41, // 17: souk.seller.v1.AdjustOrderPriceRequest.shipping_fee:type_name -> souk.order.v1.Money
+	44, // 18: souk.seller.v1.AdjustOrderPriceResponse.order:type_name -> souk.order.v1.Order
+	44, // 19: souk.seller.v1.ShipOrderResponse.order:type_name -> souk.order.v1.Order
 	16, // 20: souk.seller.v1.ReserveStockRequest.items:type_name -> souk.seller.v1.StockItem
 	0,  // 21: souk.seller.v1.ReserveStockResponse.products:type_name -> souk.seller.v1.Product
-	1,  // 22: souk.seller.v1.SellerService.CreateProduct:input_type -> souk.seller.v1.CreateProductRequest
-	3,  // 23: souk.seller.v1.SellerService.UpdateProduct:input_type -> souk.seller.v1.UpdateProductRequest
-	5,  // 24: souk.seller.v1.SellerService.ListProducts:input_type -> souk.seller.v1.ListProductsRequest
-	7,  // 25: souk.seller.v1.SellerService.ListOrders:input_type -> souk.seller.v1.ListOrdersRequest
-	9,  // 26: souk.seller.v1.SellerService.GetOrder:input_type -> souk.seller.v1.GetOrderRequest
-	12, // 27: souk.seller.v1.SellerService.AdjustOrderPrice:input_type -> souk.seller.v1.AdjustOrderPriceRequest
-	14, // 28: souk.seller.v1.SellerService.ShipOrder:input_type -> souk.seller.v1.ShipOrderRequest
-	17, // 29: souk.seller.v1.CatalogService.ReserveStock:input_type -> souk.seller.v1.ReserveStockRequest
-	19, // 30: souk.seller.v1.CatalogService.ReleaseStock:input_type -> souk.seller.v1.ReleaseStockRequest
-	2,  // 31: souk.seller.v1.SellerService.CreateProduct:output_type -> souk.seller.v1.CreateProductResponse
-	4,  // 32: souk.seller.v1.SellerService.UpdateProduct:output_type -> souk.seller.v1.UpdateProductResponse
-	6,  // 33: souk.seller.v1.SellerService.ListProducts:output_type -> souk.seller.v1.ListProductsResponse
-	8,  // 34: souk.seller.v1.SellerService.ListOrders:output_type -> souk.seller.v1.ListOrdersResponse
-	10, // 35: souk.seller.v1.SellerService.GetOrder:output_type -> souk.seller.v1.GetOrderResponse
-	13, // 36: souk.seller.v1.SellerService.AdjustOrderPrice:output_type -> souk.seller.v1.AdjustOrderPriceResponse
-	15, // 37: souk.seller.v1.SellerService.ShipOrder:output_type -> souk.seller.v1.ShipOrderResponse
-	18, // 38: souk.seller.v1.CatalogService.ReserveStock:output_type -> souk.seller.v1.ReserveStockResponse
-	20, // 39: souk.seller.v1.CatalogService.ReleaseStock:output_type -> souk.seller.v1.ReleaseStockResponse
-	31, // [31:40] is the sub-list for method output_type
-	22, // [22:31] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	44, // 22: souk.seller.v1.AnswerCancellationResponse.order:type_name -> souk.order.v1.Order
+	44, // 23: souk.seller.v1.ExtendProtectionResponse.order:type_name -> souk.order.v1.Order
+	41, // 24: souk.seller.v1.CounterOffer.amount:type_name -> souk.order.v1.Money
+	25, // 25: souk.seller.v1.RejectDispute.evidence:type_name -> souk.seller.v1.EvidenceInput
+	26, // 26: souk.seller.v1.AnswerDisputeRequest.accept:type_name -> souk.seller.v1.AcceptDispute
+	27, // 27: souk.seller.v1.AnswerDisputeRequest.counter_offer:type_name -> souk.seller.v1.CounterOffer
+	28, // 28: souk.seller.v1.AnswerDisputeRequest.reject:type_name -> souk.seller.v1.RejectDispute
+	44, // 29: souk.seller.v1.AnswerDisputeResponse.order:type_name -> souk.order.v1.Order
+	25, // 30: souk.seller.v1.AddDisputeEvidenceRequest.evidence:type_name -> souk.seller.v1.EvidenceInput
+	44, // 31: souk.seller.v1.AddDisputeEvidenceResponse.order:type_name -> souk.order.v1.Order
+	43, // 32: souk.seller.v1.StatusCount.status:type_name -> souk.order.v1.OrderStatus
+	42, // 33: souk.seller.v1.OpenCase.due_at:type_name -> google.protobuf.Timestamp
+	34, // 34: souk.seller.v1.GetSellerStatsResponse.orders_by_status:type_name -> souk.seller.v1.StatusCount
+	35, // 35: souk.seller.v1.GetSellerStatsResponse.open_cancellation_requests:type_name -> souk.seller.v1.OpenCase
+	35, // 36: souk.seller.v1.GetSellerStatsResponse.open_disputes:type_name -> souk.seller.v1.OpenCase
+	41, // 37: souk.seller.v1.GetSellerStatsResponse.refunds_in_flight_amounts:type_name -> souk.order.v1.Money
+	44, // 38: souk.seller.v1.ListEscalatedDisputesResponse.orders:type_name -> souk.order.v1.Order
+	41, // 39: souk.seller.v1.DecideDisputeRequest.refund_amount:type_name -> souk.order.v1.Money
+	44, // 40: souk.seller.v1.DecideDisputeResponse.order:type_name -> souk.order.v1.Order
+	1,  // 41: souk.seller.v1.SellerService.CreateProduct:input_type -> souk.seller.v1.CreateProductRequest
+	3,  // 42: souk.seller.v1.SellerService.UpdateProduct:input_type -> souk.seller.v1.UpdateProductRequest
+	5,  // 43: souk.seller.v1.SellerService.ListProducts:input_type -> souk.seller.v1.ListProductsRequest
+	7,  // 44: souk.seller.v1.SellerService.ListOrders:input_type -> souk.seller.v1.ListOrdersRequest
+	9,  // 45: souk.seller.v1.SellerService.GetOrder:input_type -> souk.seller.v1.GetOrderRequest
+	12, // 46: souk.seller.v1.SellerService.AdjustOrderPrice:input_type -> souk.seller.v1.AdjustOrderPriceRequest
+	14, // 47: souk.seller.v1.SellerService.ShipOrder:input_type -> souk.seller.v1.ShipOrderRequest
+	21, // 48: souk.seller.v1.SellerService.AnswerCancellation:input_type -> souk.seller.v1.AnswerCancellationRequest
+	23, // 49: souk.seller.v1.SellerService.ExtendProtection:input_type -> souk.seller.v1.ExtendProtectionRequest
+	29, // 50: souk.seller.v1.SellerService.AnswerDispute:input_type -> souk.seller.v1.AnswerDisputeRequest
+	31, // 51: souk.seller.v1.SellerService.AddDisputeEvidence:input_type -> souk.seller.v1.AddDisputeEvidenceRequest
+	33, // 52: souk.seller.v1.SellerService.GetSellerStats:input_type -> souk.seller.v1.GetSellerStatsRequest
+	37, // 53: souk.seller.v1.DisputeResolutionService.ListEscalatedDisputes:input_type -> souk.seller.v1.ListEscalatedDisputesRequest
+	39, // 54: souk.seller.v1.DisputeResolutionService.DecideDispute:input_type -> souk.seller.v1.DecideDisputeRequest
+	17, // 55: souk.seller.v1.CatalogService.ReserveStock:input_type -> souk.seller.v1.ReserveStockRequest
+	19, // 56: souk.seller.v1.CatalogService.ReleaseStock:input_type -> souk.seller.v1.ReleaseStockRequest
+	2,  // 57: souk.seller.v1.SellerService.CreateProduct:output_type -> souk.seller.v1.CreateProductResponse
+	4,  // 58: souk.seller.v1.SellerService.UpdateProduct:output_type -> souk.seller.v1.UpdateProductResponse
+	6,  // 59: souk.seller.v1.SellerService.ListProducts:output_type -> souk.seller.v1.ListProductsResponse
+	8,  // 60: souk.seller.v1.SellerService.ListOrders:output_type -> souk.seller.v1.ListOrdersResponse
+	10, // 61: souk.seller.v1.SellerService.GetOrder:output_type -> souk.seller.v1.GetOrderResponse
+	13, // 62: souk.seller.v1.SellerService.AdjustOrderPrice:output_type -> souk.seller.v1.AdjustOrderPriceResponse
+	15, // 63: souk.seller.v1.SellerService.ShipOrder:output_type -> souk.seller.v1.ShipOrderResponse
+	22, // 64: souk.seller.v1.SellerService.AnswerCancellation:output_type -> souk.seller.v1.AnswerCancellationResponse
+	24, // 65: souk.seller.v1.SellerService.ExtendProtection:output_type -> souk.seller.v1.ExtendProtectionResponse
+	30, // 66: souk.seller.v1.SellerService.AnswerDispute:output_type -> souk.seller.v1.AnswerDisputeResponse
+	32, // 67: souk.seller.v1.SellerService.AddDisputeEvidence:output_type -> souk.seller.v1.AddDisputeEvidenceResponse
+	36, // 68: souk.seller.v1.SellerService.GetSellerStats:output_type -> souk.seller.v1.GetSellerStatsResponse
+	38, // 69: souk.seller.v1.DisputeResolutionService.ListEscalatedDisputes:output_type -> souk.seller.v1.ListEscalatedDisputesResponse
+	40, // 70: souk.seller.v1.DisputeResolutionService.DecideDispute:output_type -> souk.seller.v1.DecideDisputeResponse
+	18, // 71: souk.seller.v1.CatalogService.ReserveStock:output_type -> souk.seller.v1.ReserveStockResponse
+	20, // 72: souk.seller.v1.CatalogService.ReleaseStock:output_type -> souk.seller.v1.ReleaseStockResponse
+	57, // [57:73] is the sub-list for method output_type
+	41, // [41:57] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_souk_seller_v1_seller_proto_init() }
@@ -1500,15 +2765,20 @@ func file_souk_seller_v1_seller_proto_init() {
 		return
 	}
 	file_souk_seller_v1_seller_proto_msgTypes[3].OneofWrappers = []any{}
+	file_souk_seller_v1_seller_proto_msgTypes[29].OneofWrappers = []any{
+		(*AnswerDisputeRequest_Accept)(nil),
+		(*AnswerDisputeRequest_CounterOffer)(nil),
+		(*AnswerDisputeRequest_Reject)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_souk_seller_v1_seller_proto_rawDesc), len(file_souk_seller_v1_seller_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   41,
 			NumExtensions: 0,
-			NumServices:   2,
+			NumServices:   3,
 		},
 		GoTypes:           file_souk_seller_v1_seller_proto_goTypes,
 		DependencyIndexes: file_souk_seller_v1_seller_proto_depIdxs,

@@ -19,13 +19,18 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SellerService_CreateProduct_FullMethodName    = "/souk.seller.v1.SellerService/CreateProduct"
-	SellerService_UpdateProduct_FullMethodName    = "/souk.seller.v1.SellerService/UpdateProduct"
-	SellerService_ListProducts_FullMethodName     = "/souk.seller.v1.SellerService/ListProducts"
-	SellerService_ListOrders_FullMethodName       = "/souk.seller.v1.SellerService/ListOrders"
-	SellerService_GetOrder_FullMethodName         = "/souk.seller.v1.SellerService/GetOrder"
-	SellerService_AdjustOrderPrice_FullMethodName = "/souk.seller.v1.SellerService/AdjustOrderPrice"
-	SellerService_ShipOrder_FullMethodName        = "/souk.seller.v1.SellerService/ShipOrder"
+	SellerService_CreateProduct_FullMethodName      = "/souk.seller.v1.SellerService/CreateProduct"
+	SellerService_UpdateProduct_FullMethodName      = "/souk.seller.v1.SellerService/UpdateProduct"
+	SellerService_ListProducts_FullMethodName       = "/souk.seller.v1.SellerService/ListProducts"
+	SellerService_ListOrders_FullMethodName         = "/souk.seller.v1.SellerService/ListOrders"
+	SellerService_GetOrder_FullMethodName           = "/souk.seller.v1.SellerService/GetOrder"
+	SellerService_AdjustOrderPrice_FullMethodName   = "/souk.seller.v1.SellerService/AdjustOrderPrice"
+	SellerService_ShipOrder_FullMethodName          = "/souk.seller.v1.SellerService/ShipOrder"
+	SellerService_AnswerCancellation_FullMethodName = "/souk.seller.v1.SellerService/AnswerCancellation"
+	SellerService_ExtendProtection_FullMethodName   = "/souk.seller.v1.SellerService/ExtendProtection"
+	SellerService_AnswerDispute_FullMethodName      = "/souk.seller.v1.SellerService/AnswerDispute"
+	SellerService_AddDisputeEvidence_FullMethodName = "/souk.seller.v1.SellerService/AddDisputeEvidence"
+	SellerService_GetSellerStats_FullMethodName     = "/souk.seller.v1.SellerService/GetSellerStats"
 )
 
 // SellerServiceClient is the client API for SellerService service.
@@ -51,6 +56,20 @@ type SellerServiceClient interface {
 	AdjustOrderPrice(ctx context.Context, in *AdjustOrderPriceRequest, opts ...grpc.CallOption) (*AdjustOrderPriceResponse, error)
 	// ShipOrder records the carrier and tracking number of a paid order.
 	ShipOrder(ctx context.Context, in *ShipOrderRequest, opts ...grpc.CallOption) (*ShipOrderResponse, error)
+	// AnswerCancellation accepts (the order is cancelled and refunded) or
+	// rejects, with a note, the buyer's cancellation request.
+	AnswerCancellation(ctx context.Context, in *AnswerCancellationRequest, opts ...grpc.CallOption) (*AnswerCancellationResponse, error)
+	// ExtendProtection gives the buyer more protection time on a shipped order.
+	ExtendProtection(ctx context.Context, in *ExtendProtectionRequest, opts ...grpc.CallOption) (*ExtendProtectionResponse, error)
+	// AnswerDispute accepts the buyer's claim, offers another amount, or
+	// rejects it with evidence (the platform decides then).
+	AnswerDispute(ctx context.Context, in *AnswerDisputeRequest, opts ...grpc.CallOption) (*AnswerDisputeResponse, error)
+	// AddDisputeEvidence adds the seller's evidence to an unresolved dispute.
+	AddDisputeEvidence(ctx context.Context, in *AddDisputeEvidenceRequest, opts ...grpc.CallOption) (*AddDisputeEvidenceResponse, error)
+	// GetSellerStats returns the store's figures: orders by status, the
+	// cancellation rate attributed to the seller, open cancellation requests
+	// and disputes with their deadlines, and refunds in flight.
+	GetSellerStats(ctx context.Context, in *GetSellerStatsRequest, opts ...grpc.CallOption) (*GetSellerStatsResponse, error)
 }
 
 type sellerServiceClient struct {
@@ -131,6 +150,56 @@ func (c *sellerServiceClient) ShipOrder(ctx context.Context, in *ShipOrderReques
 	return out, nil
 }
 
+func (c *sellerServiceClient) AnswerCancellation(ctx context.Context, in *AnswerCancellationRequest, opts ...grpc.CallOption) (*AnswerCancellationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AnswerCancellationResponse)
+	err := c.cc.Invoke(ctx, SellerService_AnswerCancellation_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sellerServiceClient) ExtendProtection(ctx context.Context, in *ExtendProtectionRequest, opts ...grpc.CallOption) (*ExtendProtectionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExtendProtectionResponse)
+	err := c.cc.Invoke(ctx, SellerService_ExtendProtection_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sellerServiceClient) AnswerDispute(ctx context.Context, in *AnswerDisputeRequest, opts ...grpc.CallOption) (*AnswerDisputeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AnswerDisputeResponse)
+	err := c.cc.Invoke(ctx, SellerService_AnswerDispute_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sellerServiceClient) AddDisputeEvidence(ctx context.Context, in *AddDisputeEvidenceRequest, opts ...grpc.CallOption) (*AddDisputeEvidenceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AddDisputeEvidenceResponse)
+	err := c.cc.Invoke(ctx, SellerService_AddDisputeEvidence_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sellerServiceClient) GetSellerStats(ctx context.Context, in *GetSellerStatsRequest, opts ...grpc.CallOption) (*GetSellerStatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetSellerStatsResponse)
+	err := c.cc.Invoke(ctx, SellerService_GetSellerStats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SellerServiceServer is the server API for SellerService service.
 // All implementations must embed UnimplementedSellerServiceServer
 // for forward compatibility.
@@ -154,6 +223,20 @@ type SellerServiceServer interface {
 	AdjustOrderPrice(context.Context, *AdjustOrderPriceRequest) (*AdjustOrderPriceResponse, error)
 	// ShipOrder records the carrier and tracking number of a paid order.
 	ShipOrder(context.Context, *ShipOrderRequest) (*ShipOrderResponse, error)
+	// AnswerCancellation accepts (the order is cancelled and refunded) or
+	// rejects, with a note, the buyer's cancellation request.
+	AnswerCancellation(context.Context, *AnswerCancellationRequest) (*AnswerCancellationResponse, error)
+	// ExtendProtection gives the buyer more protection time on a shipped order.
+	ExtendProtection(context.Context, *ExtendProtectionRequest) (*ExtendProtectionResponse, error)
+	// AnswerDispute accepts the buyer's claim, offers another amount, or
+	// rejects it with evidence (the platform decides then).
+	AnswerDispute(context.Context, *AnswerDisputeRequest) (*AnswerDisputeResponse, error)
+	// AddDisputeEvidence adds the seller's evidence to an unresolved dispute.
+	AddDisputeEvidence(context.Context, *AddDisputeEvidenceRequest) (*AddDisputeEvidenceResponse, error)
+	// GetSellerStats returns the store's figures: orders by status, the
+	// cancellation rate attributed to the seller, open cancellation requests
+	// and disputes with their deadlines, and refunds in flight.
+	GetSellerStats(context.Context, *GetSellerStatsRequest) (*GetSellerStatsResponse, error)
 	mustEmbedUnimplementedSellerServiceServer()
 }
 
@@ -184,6 +267,21 @@ func (UnimplementedSellerServiceServer) AdjustOrderPrice(context.Context, *Adjus
 }
 func (UnimplementedSellerServiceServer) ShipOrder(context.Context, *ShipOrderRequest) (*ShipOrderResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ShipOrder not implemented")
+}
+func (UnimplementedSellerServiceServer) AnswerCancellation(context.Context, *AnswerCancellationRequest) (*AnswerCancellationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AnswerCancellation not implemented")
+}
+func (UnimplementedSellerServiceServer) ExtendProtection(context.Context, *ExtendProtectionRequest) (*ExtendProtectionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExtendProtection not implemented")
+}
+func (UnimplementedSellerServiceServer) AnswerDispute(context.Context, *AnswerDisputeRequest) (*AnswerDisputeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AnswerDispute not implemented")
+}
+func (UnimplementedSellerServiceServer) AddDisputeEvidence(context.Context, *AddDisputeEvidenceRequest) (*AddDisputeEvidenceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddDisputeEvidence not implemented")
+}
+func (UnimplementedSellerServiceServer) GetSellerStats(context.Context, *GetSellerStatsRequest) (*GetSellerStatsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetSellerStats not implemented")
 }
 func (UnimplementedSellerServiceServer) mustEmbedUnimplementedSellerServiceServer() {}
 func (UnimplementedSellerServiceServer) testEmbeddedByValue()                       {}
@@ -332,6 +430,96 @@ func _SellerService_ShipOrder_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SellerService_AnswerCancellation_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AnswerCancellationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SellerServiceServer).AnswerCancellation(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SellerService_AnswerCancellation_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SellerServiceServer).AnswerCancellation(ctx, req.(*AnswerCancellationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SellerService_ExtendProtection_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExtendProtectionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SellerServiceServer).ExtendProtection(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SellerService_ExtendProtection_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SellerServiceServer).ExtendProtection(ctx, req.(*ExtendProtectionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SellerService_AnswerDispute_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AnswerDisputeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SellerServiceServer).AnswerDispute(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SellerService_AnswerDispute_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SellerServiceServer).AnswerDispute(ctx, req.(*AnswerDisputeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SellerService_AddDisputeEvidence_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddDisputeEvidenceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SellerServiceServer).AddDisputeEvidence(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SellerService_AddDisputeEvidence_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SellerServiceServer).AddDisputeEvidence(ctx, req.(*AddDisputeEvidenceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SellerService_GetSellerStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetSellerStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SellerServiceServer).GetSellerStats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SellerService_GetSellerStats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SellerServiceServer).GetSellerStats(ctx, req.(*GetSellerStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SellerService_ServiceDesc is the grpc.ServiceDesc for SellerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -366,6 +554,181 @@ var SellerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ShipOrder",
 			Handler:    _SellerService_ShipOrder_Handler,
+		},
+		{
+			MethodName: "AnswerCancellation",
+			Handler:    _SellerService_AnswerCancellation_Handler,
+		},
+		{
+			MethodName: "ExtendProtection",
+			Handler:    _SellerService_ExtendProtection_Handler,
+		},
+		{
+			MethodName: "AnswerDispute",
+			Handler:    _SellerService_AnswerDispute_Handler,
+		},
+		{
+			MethodName: "AddDisputeEvidence",
+			Handler:    _SellerService_AddDisputeEvidence_Handler,
+		},
+		{
+			MethodName: "GetSellerStats",
+			Handler:    _SellerService_GetSellerStats_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "souk/seller/v1/seller.proto",
+}
+
+const (
+	DisputeResolutionService_ListEscalatedDisputes_FullMethodName = "/souk.seller.v1.DisputeResolutionService/ListEscalatedDisputes"
+	DisputeResolutionService_DecideDispute_FullMethodName         = "/souk.seller.v1.DisputeResolutionService/DecideDispute"
+)
+
+// DisputeResolutionServiceClient is the client API for DisputeResolutionService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// DisputeResolutionService is the platform's (an admin token): it decides
+// disputes that buyer and seller could not settle.
+type DisputeResolutionServiceClient interface {
+	// ListEscalatedDisputes lists the orders whose disputes wait for the
+	// platform, oldest first.
+	ListEscalatedDisputes(ctx context.Context, in *ListEscalatedDisputesRequest, opts ...grpc.CallOption) (*ListEscalatedDisputesResponse, error)
+	// DecideDispute decides an escalated dispute: the amount paid back, from
+	// nothing to all that is left.
+	DecideDispute(ctx context.Context, in *DecideDisputeRequest, opts ...grpc.CallOption) (*DecideDisputeResponse, error)
+}
+
+type disputeResolutionServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewDisputeResolutionServiceClient(cc grpc.ClientConnInterface) DisputeResolutionServiceClient {
+	return &disputeResolutionServiceClient{cc}
+}
+
+func (c *disputeResolutionServiceClient) ListEscalatedDisputes(ctx context.Context, in *ListEscalatedDisputesRequest, opts ...grpc.CallOption) (*ListEscalatedDisputesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListEscalatedDisputesResponse)
+	err := c.cc.Invoke(ctx, DisputeResolutionService_ListEscalatedDisputes_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *disputeResolutionServiceClient) DecideDispute(ctx context.Context, in *DecideDisputeRequest, opts ...grpc.CallOption) (*DecideDisputeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DecideDisputeResponse)
+	err := c.cc.Invoke(ctx, DisputeResolutionService_DecideDispute_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// DisputeResolutionServiceServer is the server API for DisputeResolutionService service.
+// All implementations must embed UnimplementedDisputeResolutionServiceServer
+// for forward compatibility.
+//
+// DisputeResolutionService is the platform's (an admin token): it decides
+// disputes that buyer and seller could not settle.
+type DisputeResolutionServiceServer interface {
+	// ListEscalatedDisputes lists the orders whose disputes wait for the
+	// platform, oldest first.
+	ListEscalatedDisputes(context.Context, *ListEscalatedDisputesRequest) (*ListEscalatedDisputesResponse, error)
+	// DecideDispute decides an escalated dispute: the amount paid back, from
+	// nothing to all that is left.
+	DecideDispute(context.Context, *DecideDisputeRequest) (*DecideDisputeResponse, error)
+	mustEmbedUnimplementedDisputeResolutionServiceServer()
+}
+
+// UnimplementedDisputeResolutionServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedDisputeResolutionServiceServer struct{}
+
+func (UnimplementedDisputeResolutionServiceServer) ListEscalatedDisputes(context.Context, *ListEscalatedDisputesRequest) (*ListEscalatedDisputesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListEscalatedDisputes not implemented")
+}
+func (UnimplementedDisputeResolutionServiceServer) DecideDispute(context.Context, *DecideDisputeRequest) (*DecideDisputeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DecideDispute not implemented")
+}
+func (UnimplementedDisputeResolutionServiceServer) mustEmbedUnimplementedDisputeResolutionServiceServer() {
+}
+func (UnimplementedDisputeResolutionServiceServer) testEmbeddedByValue() {}
+
+// UnsafeDisputeResolutionServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to DisputeResolutionServiceServer will
+// result in compilation errors.
+type UnsafeDisputeResolutionServiceServer interface {
+	mustEmbedUnimplementedDisputeResolutionServiceServer()
+}
+
+func RegisterDisputeResolutionServiceServer(s grpc.ServiceRegistrar, srv DisputeResolutionServiceServer) {
+	// If the following call panics, it indicates UnimplementedDisputeResolutionServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&DisputeResolutionService_ServiceDesc, srv)
+}
+
+func _DisputeResolutionService_ListEscalatedDisputes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListEscalatedDisputesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DisputeResolutionServiceServer).ListEscalatedDisputes(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DisputeResolutionService_ListEscalatedDisputes_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DisputeResolutionServiceServer).ListEscalatedDisputes(ctx, req.(*ListEscalatedDisputesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DisputeResolutionService_DecideDispute_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DecideDisputeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DisputeResolutionServiceServer).DecideDispute(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DisputeResolutionService_DecideDispute_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DisputeResolutionServiceServer).DecideDispute(ctx, req.(*DecideDisputeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// DisputeResolutionService_ServiceDesc is the grpc.ServiceDesc for DisputeResolutionService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var DisputeResolutionService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "souk.seller.v1.DisputeResolutionService",
+	HandlerType: (*DisputeResolutionServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "ListEscalatedDisputes",
+			Handler:    _DisputeResolutionService_ListEscalatedDisputes_Handler,
+		},
+		{
+			MethodName: "DecideDispute",
+			Handler:    _DisputeResolutionService_DecideDispute_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

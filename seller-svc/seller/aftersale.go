@@ -1,0 +1,134 @@
+package seller
+
+import (
+	"context"
+	"fmt"
+
+	sellerv1 "github.com/souk-dev/souk/gen/go/souk/seller/v1"
+	"github.com/souk-dev/souk/internal/app"
+	"github.com/souk-dev/souk/internal/auth"
+	"github.com/souk-dev/souk/internal/order"
+	"github.com/souk-dev/souk/internal/postgres"
+	"github.com/souk-dev/souk/internal/protoconv"
+)
+
+// AnswerCancellation accepts or rejects the buyer's cancellation request.
+func (s *sellerService) AnswerCancellation(ctx context.Context, req *sellerv1.AnswerCancellationRequest) (*sellerv1.AnswerCancellationResponse, error) {
+	o, err := s.update(ctx, req.OrderId, func(o *order.Order) error {
+		return o.AnswerCancellation(s.deps.Now(), req.Accept, req.Note, s.deps.Config.Policy)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &sellerv1.AnswerCancellationResponse{Order: protoconv.Order(o, true)}, nil
+}
+
+// ExtendProtection extends buyer protection on a shipped order.
+func (s *sellerService) ExtendProtection(ctx context.Context, req *sellerv1.ExtendProtectionRequest) (*sellerv1.ExtendProtectionResponse, error) {
+	o, err := s.update(ctx, req.OrderId, func(o *order.Order) error {
+		return o.ExtendProtection(s.deps.Now(), int(req.Days), req.Reason)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &sellerv1.ExtendProtectionResponse{Order: protoconv.Order(o, true)}, nil
+}
+
+func sellerEvidence(e *sellerv1.EvidenceInput) order.Evidence {
+	return order.Evidence{Party: order.PartySeller, Text: e.GetText(), Links: e.GetLinks()}
+}
+
+// AnswerDispute accepts, counters or rejects the buyer's dispute.
+func (s *sellerService) AnswerDispute(ctx context.Context, req *sellerv1.AnswerDisputeRequest) (*sellerv1.AnswerDisputeResponse, error) {
+	pol := s.deps.Config.Policy
+	o, err := s.update(ctx, req.OrderId, func(o *order.Order) error {
+		now := s.deps.Now()
+		switch a := req.Answer.(type) {
+		case *sellerv1.AnswerDisputeRequest_Accept:
+			return o.AcceptDispute(now, pol)
+		case *sellerv1.AnswerDisputeRequest_CounterOffer:
+			return o.CounterOffer(now, protoconv.FromMoney(a.CounterOffer.Amount), a.CounterOffer.Note, pol)
+		case *sellerv1.AnswerDisputeRequest_Reject:
+			return o.RejectDispute(now, sellerEvidence(a.Reject.Evidence))
+		}
+		return fmt.Errorf("%w: an answer is required", order.ErrInvalid)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &sellerv1.AnswerDisputeResponse{Order: protoconv.Order(o, true)}, nil
+}
+
+// AddDisputeEvidence adds the seller's evidence.
+func (s *sellerService) AddDisputeEvidence(ctx context.Context, req *sellerv1.AddDisputeEvidenceRequest) (*sellerv1.AddDisputeEvidenceResponse, error) {
+	o, err := s.update(ctx, req.OrderId, func(o *order.Order) error { return o.AddEvidence(s.deps.Now(), sellerEvidence(req.Evidence)) })
+	if err != nil {
+		return nil, err
+	}
+	return &sellerv1.AddDisputeEvidenceResponse{Order: protoconv.Order(o, true)}, nil
+}
+
+// GetSellerStats returns the caller's store's figures.
+func (s *sellerService) GetSellerStats(ctx context.Context, _ *sellerv1.GetSellerStatsRequest) (*sellerv1.GetSellerStatsResponse, error) {
+	st, err := s.deps.DB.SellerStats(ctx, sellerID(ctx))
+	if err != nil {
+		return nil, err
+	}
+	resp := &sellerv1.GetSellerStatsResponse{PaidOrders: st.Paid, SellerCancellations: st.SellerCancellations, RefundsInFlight: st.RefundsInFlight}
+	if st.Paid > 0 {
+		resp.CancellationRateBp = st.SellerCancellations * 10000 / st.Paid
+	}
+	for _, status := range order.Statuses {
+		if n := st.ByStatus[status]; n > 0 {
+			resp.OrdersByStatus = append(resp.OrdersByStatus, &sellerv1.StatusCount{Status: protoconv.StatusOf(status), Count: n})
+		}
+	}
+	cases := func(cs []postgres.OpenCase) []*sellerv1.OpenCase {
+		var out []*sellerv1.OpenCase
+		for _, c := range cs {
+			out = append(out, &sellerv1.OpenCase{OrderId: c.OrderID, Detail: c.Detail, DueAt: protoconv.Time(c.DueAt)})
+		}
+		return out
+	}
+	resp.OpenCancellationRequests, resp.OpenDisputes = cases(st.OpenCancellations), cases(st.OpenDisputes)
+	for _, m := range st.RefundAmounts {
+		resp.RefundsInFlightAmounts = append(resp.RefundsInFlightAmounts, protoconv.Money(m.Amount, m.Currency))
+	}
+	return resp, nil
+}
+
+// disputeService implements DisputeResolutionService for the platform's admins.
+type disputeService struct {
+	sellerv1.UnimplementedDisputeResolutionServiceServer
+	deps *app.Deps
+}
+
+// ListEscalatedDisputes lists the disputes waiting for the platform.
+func (d *disputeService) ListEscalatedDisputes(ctx context.Context, req *sellerv1.ListEscalatedDisputesRequest) (*sellerv1.ListEscalatedDisputesResponse, error) {
+	size := int(req.PageSize)
+	if size == 0 {
+		size = 20
+	}
+	os, err := d.deps.DB.EscalatedDisputes(ctx, size)
+	if err != nil {
+		return nil, err
+	}
+	resp := &sellerv1.ListEscalatedDisputesResponse{}
+	for _, o := range os {
+		resp.Orders = append(resp.Orders, protoconv.Order(o, true))
+	}
+	return resp, nil
+}
+
+// DecideDispute records the platform's decision on an escalated dispute.
+func (d *disputeService) DecideDispute(ctx context.Context, req *sellerv1.DecideDisputeRequest) (*sellerv1.DecideDisputeResponse, error) {
+	admin, _ := auth.FromContext(ctx)
+	o, err := d.deps.DB.Update(ctx, req.OrderId, func(o *order.Order) error {
+		return o.DecideDispute(d.deps.Now(), admin.Subject, protoconv.FromMoney(req.RefundAmount), req.Note, d.deps.Config.Policy)
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.deps.Changed(ctx, o)
+	return &sellerv1.DecideDisputeResponse{Order: protoconv.Order(o, true)}, nil
+}
