@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,6 +38,7 @@ type system struct {
 	buyer    buyerv1.BuyerServiceClient
 	seller   sellerv1.SellerServiceClient
 	catalog  sellerv1.CatalogServiceClient
+	stops    []func()
 }
 
 // startSystem starts replicas of each service; tune adjusts the configuration.
@@ -57,10 +59,42 @@ func startSystem(t testing.TB, replicas int, tune func(*app.Config)) *system {
 	for range replicas {
 		s.startBuyer()
 	}
-	s.buyer = buyerv1.NewBuyerServiceClient(dial(t, s.buyers[0].GRPCAddr()))
-	sc := dial(t, s.sellers[0].GRPCAddr())
-	s.seller, s.catalog = sellerv1.NewSellerServiceClient(sc), sellerv1.NewCatalogServiceClient(sc)
+	s.dialClients()
 	return s
+}
+
+func (s *system) dialClients() {
+	s.buyer = buyerv1.NewBuyerServiceClient(dial(s.t, s.buyers[0].GRPCAddr()))
+	sc := dial(s.t, s.sellers[0].GRPCAddr())
+	s.seller, s.catalog = sellerv1.NewSellerServiceClient(sc), sellerv1.NewCatalogServiceClient(sc)
+}
+
+// stopAll stops every replica, as a deployment that goes down.
+func (s *system) stopAll() {
+	for _, stop := range s.stops {
+		stop()
+	}
+	s.stops, s.sellers, s.buyers = nil, nil, nil
+}
+
+// restart starts n replicas of each service again on the same database and Redis.
+func (s *system) restart(n int) {
+	for range n {
+		s.startSeller()
+	}
+	for range n {
+		s.startBuyer()
+	}
+	s.provider = s.buyers[0].Simulated()
+	s.dialClients()
+}
+
+// onStop registers a replica's Close, run by stopAll or when the test ends.
+func (s *system) onStop(close func(context.Context) error) {
+	var once sync.Once
+	stop := func() { once.Do(func() { closeMain(s.t, close) }) }
+	s.stops = append(s.stops, stop)
+	s.t.Cleanup(stop)
 }
 
 func (s *system) startSeller() *seller.Main {
@@ -69,7 +103,7 @@ func (s *system) startSeller() *seller.Main {
 	if err := m.Open(context.Background()); err != nil {
 		s.t.Fatal(err)
 	}
-	s.t.Cleanup(func() { closeMain(s.t, m.Close) })
+	s.onStop(m.Close)
 	s.sellers = append(s.sellers, m)
 	return m
 }
@@ -83,7 +117,7 @@ func (s *system) startBuyer() *buyer.Main {
 	if s.provider == nil {
 		s.provider = m.Simulated()
 	}
-	s.t.Cleanup(func() { closeMain(s.t, m.Close) })
+	s.onStop(m.Close)
 	s.buyers = append(s.buyers, m)
 	return m
 }

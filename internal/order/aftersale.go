@@ -96,6 +96,9 @@ func notePart(note string) string {
 }
 
 func (o *Order) openCancellation() error {
+	if o.status != StatusPaymentProcessing && o.status != StatusAwaitingShipment {
+		return o.illegal("answer a cancellation request of")
+	}
 	if o.cancellation == nil || o.cancellation.Status != RequestOpen {
 		return fmt.Errorf("%w: no cancellation request is open", ErrIllegalTransition)
 	}

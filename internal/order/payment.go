@@ -198,17 +198,21 @@ func (o *Order) ApplyResult(now time.Time, attemptID string, r Result, pol Polic
 	if a == nil {
 		return fmt.Errorf("%w: no payment attempt %s on order %s", ErrNotFound, attemptID, o.id)
 	}
-	if a.Status == AttemptCanceled {
-		if r.Kind != ResultSucceeded {
-			return fmt.Errorf("%w: attempt %s was canceled", ErrAlreadyFinal, a.ID)
+	if !a.Open() {
+		// The order stopped waiting for this attempt (it was cancelled, or
+		// Souk gave up on it); money taken anyway is owed back. A decline
+		// was the provider's own answer and stays.
+		if r.Kind != ResultSucceeded || (a.Status != AttemptCanceled && a.Status != AttemptFailed) {
+			return fmt.Errorf("%w: attempt %s is %s", ErrAlreadyFinal, a.ID, a.Status)
+		}
+		reason := "late_payment"
+		if o.status == StatusCancelled {
+			reason = "payment_after_cancellation"
 		}
 		a.Status, a.ProviderRef, a.Captured, a.UpdatedAt = AttemptSucceeded, r.ProviderRef, r.Captured, now
-		o.record(now, "payment_after_cancellation", "system", fmt.Sprintf("%s paid after the order was cancelled", a.Amount), nil)
-		o.oweRefund(now, *a, "payment_after_cancellation", pol)
+		o.record(now, reason, "system", fmt.Sprintf("%s paid after the order stopped waiting for it", a.Amount), nil)
+		o.oweRefund(now, *a, reason, pol)
 		return nil
-	}
-	if !a.Open() {
-		return fmt.Errorf("%w: attempt %s is %s", ErrAlreadyFinal, a.ID, a.Status)
 	}
 	a.UpdatedAt = now
 	if r.ProviderRef != "" {

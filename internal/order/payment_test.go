@@ -77,9 +77,16 @@ func TestAsynchronousPayment(t *testing.T) {
 	if a, _ := o.Attempt("a-k1"); a.Status != order.AttemptFailed || o.Status() != order.StatusPendingPayment {
 		t.Fatalf("after the processing timeout: %s, %s", a.Status, o.Status())
 	}
-	// …and when it does answer later, the answer changes nothing.
+	// …and when it takes the money later anyway, the money is owed back
+	// and the order still waits for payment.
+	if err := o.ApplyResult(t0, "a-k1", order.Result{Kind: order.ResultSucceeded, ProviderRef: "p1", Captured: true}, pol); err != nil {
+		t.Fatalf("late success: %v", err)
+	}
+	if rs := o.Refunds(); len(rs) != 1 || rs[0].Reason != "late_payment" || o.Status() != order.StatusPendingPayment {
+		t.Fatalf("late success: %s, refunds %+v", o.Status(), rs)
+	}
 	if err := o.ApplyResult(t0, "a-k1", order.Result{Kind: order.ResultSucceeded}, pol); !errors.Is(err, order.ErrAlreadyFinal) {
-		t.Fatalf("late answer: %v", err)
+		t.Fatalf("the same event again: %v", err)
 	}
 }
 
