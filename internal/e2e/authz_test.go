@@ -108,6 +108,62 @@ func TestAuthorizationMatrix(t *testing.T) {
 				Signature: strings.Repeat("ab", 32)})
 			return err
 		}},
+		{"buyer RequestCancellation", auth.RoleBuyer, "buyer A", "buyer B", codes.FailedPrecondition, func(ctx context.Context) error {
+			_, err := s.buyer.RequestCancellation(ctx, &buyerv1.RequestCancellationRequest{OrderId: order.Id, Reason: "no_longer_needed"})
+			return err
+		}},
+		{"buyer WithdrawCancellation", auth.RoleBuyer, "buyer A", "buyer B", codes.FailedPrecondition, func(ctx context.Context) error {
+			_, err := s.buyer.WithdrawCancellation(ctx, &buyerv1.WithdrawCancellationRequest{OrderId: order.Id})
+			return err
+		}},
+		{"buyer AskProtectionExtension", auth.RoleBuyer, "buyer A", "buyer B", codes.FailedPrecondition, func(ctx context.Context) error {
+			_, err := s.buyer.AskProtectionExtension(ctx, &buyerv1.AskProtectionExtensionRequest{OrderId: order.Id, Days: 3})
+			return err
+		}},
+		{"buyer OpenDispute", auth.RoleBuyer, "buyer A", "buyer B", codes.FailedPrecondition, func(ctx context.Context) error {
+			_, err := s.buyer.OpenDispute(ctx, &buyerv1.OpenDisputeRequest{OrderId: order.Id, Reason: "damaged", RefundAmount: usd(100), Evidence: &buyerv1.EvidenceInput{Text: "x"}})
+			return err
+		}},
+		{"buyer AddDisputeEvidence", auth.RoleBuyer, "buyer A", "buyer B", codes.FailedPrecondition, func(ctx context.Context) error {
+			_, err := s.buyer.AddDisputeEvidence(ctx, &buyerv1.AddDisputeEvidenceRequest{OrderId: order.Id, Evidence: &buyerv1.EvidenceInput{Text: "x"}})
+			return err
+		}},
+		{"buyer WithdrawDispute", auth.RoleBuyer, "buyer A", "buyer B", codes.FailedPrecondition, func(ctx context.Context) error {
+			_, err := s.buyer.WithdrawDispute(ctx, &buyerv1.WithdrawDisputeRequest{OrderId: order.Id})
+			return err
+		}},
+		{"buyer AnswerCounterOffer", auth.RoleBuyer, "buyer A", "buyer B", codes.FailedPrecondition, func(ctx context.Context) error {
+			_, err := s.buyer.AnswerCounterOffer(ctx, &buyerv1.AnswerCounterOfferRequest{OrderId: order.Id, Accept: true})
+			return err
+		}},
+		{"seller AnswerCancellation", auth.RoleSeller, "seller X", "seller Y", codes.FailedPrecondition, func(ctx context.Context) error {
+			_, err := s.seller.AnswerCancellation(ctx, &sellerv1.AnswerCancellationRequest{OrderId: order.Id, Accept: true})
+			return err
+		}},
+		{"seller ExtendProtection", auth.RoleSeller, "seller X", "seller Y", codes.FailedPrecondition, func(ctx context.Context) error {
+			_, err := s.seller.ExtendProtection(ctx, &sellerv1.ExtendProtectionRequest{OrderId: order.Id, Days: 3})
+			return err
+		}},
+		{"seller AnswerDispute", auth.RoleSeller, "seller X", "seller Y", codes.FailedPrecondition, func(ctx context.Context) error {
+			_, err := s.seller.AnswerDispute(ctx, &sellerv1.AnswerDisputeRequest{OrderId: order.Id, Answer: &sellerv1.AnswerDisputeRequest_Accept{Accept: &sellerv1.AcceptDispute{}}})
+			return err
+		}},
+		{"seller AddDisputeEvidence", auth.RoleSeller, "seller X", "seller Y", codes.FailedPrecondition, func(ctx context.Context) error {
+			_, err := s.seller.AddDisputeEvidence(ctx, &sellerv1.AddDisputeEvidenceRequest{OrderId: order.Id, Evidence: &sellerv1.EvidenceInput{Text: "x"}})
+			return err
+		}},
+		{"seller GetSellerStats", auth.RoleSeller, "seller X", "", codes.OK, func(ctx context.Context) error {
+			_, err := s.seller.GetSellerStats(ctx, &sellerv1.GetSellerStatsRequest{})
+			return err
+		}},
+		{"admin ListEscalatedDisputes", auth.RoleAdmin, "admin", "", codes.OK, func(ctx context.Context) error {
+			_, err := sellerv1.NewDisputeResolutionServiceClient(dial(t, s.sellers[0].GRPCAddr())).ListEscalatedDisputes(ctx, &sellerv1.ListEscalatedDisputesRequest{})
+			return err
+		}},
+		{"admin DecideDispute", auth.RoleAdmin, "admin", "", codes.FailedPrecondition, func(ctx context.Context) error {
+			_, err := sellerv1.NewDisputeResolutionServiceClient(dial(t, s.sellers[0].GRPCAddr())).DecideDispute(ctx, &sellerv1.DecideDisputeRequest{OrderId: order.Id, RefundAmount: usd(0), Note: "x"})
+			return err
+		}},
 		{"seller CreateProduct", auth.RoleSeller, "seller X", "", codes.OK, func(ctx context.Context) error {
 			_, err := s.seller.CreateProduct(ctx, &sellerv1.CreateProductRequest{Title: "Pen", Price: usd(100), ShippingFee: usd(0), Stock: 1, HandlingDays: 1})
 			return err

@@ -64,25 +64,32 @@ func TestBadInput(t *testing.T) {
 		field        string // the field a violation must name ("" for domain errors)
 	}
 	const (
-		checkout = "/souk.buyer.v1.BuyerService/Checkout"
-		listB    = "/souk.buyer.v1.BuyerService/ListOrders"
-		getB     = "/souk.buyer.v1.BuyerService/GetOrder"
-		pay      = "/souk.buyer.v1.BuyerService/PayOrder"
-		cancel   = "/souk.buyer.v1.BuyerService/CancelOrder"
-		confirm  = "/souk.buyer.v1.BuyerService/ConfirmReceipt"
-		verify   = "/souk.buyer.v1.BuyerService/VerifyPayment"
-		payMany  = "/souk.buyer.v1.BuyerService/PayOrders"
-		refunds  = "/souk.buyer.v1.BuyerService/ListRefunds"
-		event    = "/souk.buyer.v1.ProviderCallbackService/ReportPaymentEvent"
-		create   = "/souk.seller.v1.SellerService/CreateProduct"
-		update   = "/souk.seller.v1.SellerService/UpdateProduct"
-		listP    = "/souk.seller.v1.SellerService/ListProducts"
-		listS    = "/souk.seller.v1.SellerService/ListOrders"
-		getS     = "/souk.seller.v1.SellerService/GetOrder"
-		adjust   = "/souk.seller.v1.SellerService/AdjustOrderPrice"
-		ship     = "/souk.seller.v1.SellerService/ShipOrder"
-		reserve  = "/souk.seller.v1.CatalogService/ReserveStock"
-		release  = "/souk.seller.v1.CatalogService/ReleaseStock"
+		checkout  = "/souk.buyer.v1.BuyerService/Checkout"
+		listB     = "/souk.buyer.v1.BuyerService/ListOrders"
+		getB      = "/souk.buyer.v1.BuyerService/GetOrder"
+		pay       = "/souk.buyer.v1.BuyerService/PayOrder"
+		cancel    = "/souk.buyer.v1.BuyerService/CancelOrder"
+		confirm   = "/souk.buyer.v1.BuyerService/ConfirmReceipt"
+		verify    = "/souk.buyer.v1.BuyerService/VerifyPayment"
+		payMany   = "/souk.buyer.v1.BuyerService/PayOrders"
+		refunds   = "/souk.buyer.v1.BuyerService/ListRefunds"
+		event     = "/souk.buyer.v1.ProviderCallbackService/ReportPaymentEvent"
+		reqCancel = "/souk.buyer.v1.BuyerService/RequestCancellation"
+		askExt    = "/souk.buyer.v1.BuyerService/AskProtectionExtension"
+		dispute   = "/souk.buyer.v1.BuyerService/OpenDispute"
+		answerC   = "/souk.seller.v1.SellerService/AnswerCancellation"
+		extend    = "/souk.seller.v1.SellerService/ExtendProtection"
+		answerD   = "/souk.seller.v1.SellerService/AnswerDispute"
+		decide    = "/souk.seller.v1.DisputeResolutionService/DecideDispute"
+		create    = "/souk.seller.v1.SellerService/CreateProduct"
+		update    = "/souk.seller.v1.SellerService/UpdateProduct"
+		listP     = "/souk.seller.v1.SellerService/ListProducts"
+		listS     = "/souk.seller.v1.SellerService/ListOrders"
+		getS      = "/souk.seller.v1.SellerService/GetOrder"
+		adjust    = "/souk.seller.v1.SellerService/AdjustOrderPrice"
+		ship      = "/souk.seller.v1.SellerService/ShipOrder"
+		reserve   = "/souk.seller.v1.CatalogService/ReserveStock"
+		release   = "/souk.seller.v1.CatalogService/ReleaseStock"
 	)
 	cases := []tc{
 		{"checkout: no items", checkout, "POST", "/v1/checkout", `{"items":[]}`, "items"},
@@ -119,6 +126,18 @@ func TestBadInput(t *testing.T) {
 		{"refunds: page size too large", refunds, "GET", "/v1/refunds?page_size=101", `{"page_size":101}`, "page_size"},
 		{"event: unknown outcome", event, "POST", "/v1/provider/events", `{"order_id":"` + oid + `","attempt_id":"` + oid + `","provider_ref":"p","outcome":"maybe","timestamp":"1","signature":"` + strings.Repeat("a", 64) + `"}`, "outcome"},
 		{"event: malformed signature", event, "POST", "/v1/provider/events", `{"order_id":"` + oid + `","attempt_id":"` + oid + `","provider_ref":"p","outcome":"failed","timestamp":"1","signature":"xyz"}`, "signature"},
+		{"request cancellation: unknown reason", reqCancel, "POST", "/v1/orders/" + oid + ":request-cancellation", `{"order_id":"` + oid + `","reason":"bored"}`, "reason"},
+		{"request cancellation: oversized note", reqCancel, "POST", "/v1/orders/" + oid + ":request-cancellation", `{"order_id":"` + oid + `","reason":"other","note":"` + long(501) + `"}`, "note"},
+		{"ask extension: 0 days", askExt, "POST", "/v1/orders/" + oid + ":ask-protection-extension", `{"order_id":"` + oid + `","days":0}`, "days"},
+		{"dispute: unknown reason", dispute, "POST", "/v1/orders/" + oid + "/dispute", `{"order_id":"` + oid + `","reason":"meh","refund_amount":` + money(100, "USD") + `,"evidence":{"text":"x"}}`, "reason"},
+		{"dispute: negative amount", dispute, "POST", "/v1/orders/" + oid + "/dispute", `{"order_id":"` + oid + `","reason":"damaged","refund_amount":` + money(-1, "USD") + `,"evidence":{"text":"x"}}`, "refund_amount.amount_minor"},
+		{"dispute: bad link", dispute, "POST", "/v1/orders/" + oid + "/dispute", `{"order_id":"` + oid + `","reason":"damaged","refund_amount":` + money(100, "USD") + `,"evidence":{"text":"x","links":["not a link"]}}`, "evidence.links[0]"},
+		{"dispute: no evidence", dispute, "POST", "/v1/orders/" + oid + "/dispute", `{"order_id":"` + oid + `","reason":"damaged","refund_amount":` + money(100, "USD") + `}`, "evidence"},
+		{"answer cancellation: oversized note", answerC, "POST", "/v1/orders/" + oid + ":answer-cancellation", `{"order_id":"` + oid + `","note":"` + long(501) + `"}`, "note"},
+		{"extend: 91 days", extend, "POST", "/v1/orders/" + oid + ":extend-protection", `{"order_id":"` + oid + `","days":91}`, "days"},
+		{"answer dispute: no answer", answerD, "POST", "/v1/orders/" + oid + "/dispute:answer", `{"order_id":"` + oid + `"}`, "answer"},
+		{"answer dispute: counter-offer without amount", answerD, "POST", "/v1/orders/" + oid + "/dispute:answer", `{"order_id":"` + oid + `","counter_offer":{"note":"x"}}`, "counter_offer.amount"},
+		{"decide: no note", decide, "POST", "/admin/v1/orders/" + oid + "/dispute:decide", `{"order_id":"` + oid + `","refund_amount":` + money(0, "USD") + `}`, "note"},
 		{"cancel: no reason", cancel, "POST", "/v1/orders/" + oid + ":cancel", `{"order_id":"` + oid + `","reason":""}`, "reason"},
 		{"cancel: oversized reason", cancel, "POST", "/v1/orders/" + oid + ":cancel", `{"order_id":"` + oid + `","reason":"` + long(501) + `"}`, "reason"},
 		{"confirm: empty id", confirm, "POST", "/v1/orders/%20:confirm-receipt", `{"order_id":" "}`, "order_id"},
@@ -155,6 +174,8 @@ func TestBadInput(t *testing.T) {
 				conn, tok, base = sellerConn, sellerTok, s.sellerURL("")
 			} else if strings.HasPrefix(c.method, "/souk.seller.v1.CatalogService/") {
 				conn, tok, base = sellerConn, serviceTok, s.sellerURL("")
+			} else if strings.HasPrefix(c.method, "/souk.seller.v1.DisputeResolutionService/") {
+				conn, tok, base = sellerConn, s.token(auth.RoleAdmin, "mod"), s.sellerURL("")
 			}
 			req, resp := messagesOf(t, c.method)
 			if err := protojson.Unmarshal([]byte(c.json), req); err != nil {
@@ -205,7 +226,7 @@ func hasViolation(st *status.Status, field string) bool {
 // messagesOf returns empty request and response messages of a method.
 func messagesOf(t *testing.T, method string) (proto.Message, proto.Message) {
 	t.Helper()
-	for _, sd := range []grpc.ServiceDesc{buyerv1.BuyerService_ServiceDesc, buyerv1.ProviderCallbackService_ServiceDesc, sellerv1.SellerService_ServiceDesc, sellerv1.CatalogService_ServiceDesc} {
+	for _, sd := range []grpc.ServiceDesc{buyerv1.BuyerService_ServiceDesc, buyerv1.ProviderCallbackService_ServiceDesc, sellerv1.SellerService_ServiceDesc, sellerv1.CatalogService_ServiceDesc, sellerv1.DisputeResolutionService_ServiceDesc} {
 		for _, m := range sd.Methods {
 			if "/"+sd.ServiceName+"/"+m.MethodName != method {
 				continue
