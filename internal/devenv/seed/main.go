@@ -51,6 +51,7 @@ func run() error {
 	const ttl = 30 * 24 * time.Hour
 	sellerTok, _ := iss.Sign(auth.Principal{Role: auth.RoleSeller, Subject: "demo-store"}, ttl)
 	buyerTok, _ := iss.Sign(auth.Principal{Role: auth.RoleBuyer, Subject: "demo-buyer"}, ttl)
+	adminTok, _ := iss.Sign(auth.Principal{Role: auth.RoleAdmin, Subject: "demo-admin"}, ttl)
 
 	conn, err := grpc.NewClient(sellerGRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -95,6 +96,7 @@ Tokens (valid 30 days, signed with the development secret):
 
   export BUYER_TOKEN=%[5]s
   export SELLER_TOKEN=%[6]s
+  export ADMIN_TOKEN=%[12]s   # decides escalated disputes (DisputeResolutionService)
 
 Demo products of seller "demo-store": %[7]s (%[8]s, %[9]d %[10]s)%[11]s
 
@@ -116,13 +118,18 @@ Try it:
     -d '{"expected_total":{"amount_minor":3998,"currency":"USD"},"idempotency_key":"demo-pay-1",
          "card":{"number":"4242424242424242","exp_month":12,"exp_year":2030,"cvc":"123"}}'
 
+  # after payment: the seller ships, the buyer opens a dispute, the seller's figures
+  curl -s -X POST http://%[4]s/v1/orders/$ORDER_ID:ship -H "Authorization: Bearer $SELLER_TOKEN" \
+    -d '{"carrier":"Cainiao","tracking_number":"LP00123456789CN"}'
+  curl -s http://%[4]s/v1/stats -H "Authorization: Bearer $SELLER_TOKEN"
+
   # over gRPC (reflection is on)
   go tool grpcurl -plaintext -H "authorization: Bearer $BUYER_TOKEN" %[1]s souk.buyer.v1.BuyerService/ListOrders
   go tool grpcurl -plaintext -H "authorization: Bearer $SELLER_TOKEN" %[3]s list
 
 Ctrl-C stops everything.
 `, buyerGRPC, buyerHTTP, sellerGRPC, sellerHTTP, buyerTok, sellerTok, p.Id, p.Title, p.Price.AmountMinor, p.Price.Currency,
-		otherIDs(products[1:]))
+		otherIDs(products[1:]), adminTok)
 	return nil
 }
 
