@@ -64,14 +64,9 @@ func (db *DB) UpdateProduct(ctx context.Context, id, sellerID string, fn func(*c
 // ListProducts returns one page of a seller's products, newest first, and
 // the token of the next page ("" on the last).
 func (db *DB) ListProducts(ctx context.Context, sellerID string, pageSize int, pageToken string) ([]catalog.Product, string, error) {
-	var afterAt *time.Time
-	var afterID *string
-	if pageToken != "" {
-		at, id, err := decodeToken(pageToken)
-		if err != nil {
-			return nil, "", err
-		}
-		afterAt, afterID = &at, &id
+	afterAt, afterID, err := pageAfter(pageToken)
+	if err != nil {
+		return nil, "", err
 	}
 	rows, _ := db.pool.Query(ctx, `SELECT `+productColumns+` FROM products WHERE seller_id = $1
 		AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))
@@ -80,11 +75,7 @@ func (db *DB) ListProducts(ctx context.Context, sellerID string, pageSize int, p
 	if err != nil {
 		return nil, "", fmt.Errorf("list products: %w", err)
 	}
-	next := ""
-	if len(ps) > pageSize {
-		ps = ps[:pageSize]
-		next = encodeToken(ps[len(ps)-1].CreatedAt, ps[len(ps)-1].ID)
-	}
+	ps, next := trimPage(ps, pageSize, func(p catalog.Product) (time.Time, string) { return p.CreatedAt, p.ID })
 	return ps, next, nil
 }
 

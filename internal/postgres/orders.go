@@ -122,12 +122,9 @@ func loadDetails(ctx context.Context, q querier, s *order.Stored) error {
 	return nil
 }
 
-func loadDeadlines(ctx context.Context, q querier, ids ...string) (map[order.DeadlineKind]time.Time, error) {
-	all, err := loadDeadlinesOf(ctx, q, ids)
-	if err != nil || len(ids) != 1 {
-		return nil, err
-	}
-	return all[ids[0]], nil
+func loadDeadlines(ctx context.Context, q querier, id string) (map[order.DeadlineKind]time.Time, error) {
+	all, err := loadDeadlinesOf(ctx, q, []string{id})
+	return all[id], err
 }
 
 func loadDeadlinesOf(ctx context.Context, q querier, ids []string) (map[string]map[order.DeadlineKind]time.Time, error) {
@@ -434,14 +431,9 @@ func (db *DB) List(ctx context.Context, q ListQuery) ([]*order.Order, string, er
 	if q.Party == Seller {
 		col = "seller_id"
 	}
-	var afterAt *time.Time
-	var afterID *string
-	if q.PageToken != "" {
-		at, id, err := decodeToken(q.PageToken)
-		if err != nil {
-			return nil, "", err
-		}
-		afterAt, afterID = &at, &id
+	afterAt, afterID, err := pageAfter(q.PageToken)
+	if err != nil {
+		return nil, "", err
 	}
 	nullable := func(t time.Time) *time.Time {
 		if t.IsZero() {
@@ -460,12 +452,7 @@ func (db *DB) List(ctx context.Context, q ListQuery) ([]*order.Order, string, er
 	if err != nil {
 		return nil, "", fmt.Errorf("list orders: %w", err)
 	}
-	next := ""
-	if len(stored) > q.PageSize {
-		stored = stored[:q.PageSize]
-		last := stored[len(stored)-1]
-		next = encodeToken(last.CreatedAt, last.ID)
-	}
+	stored, next := trimPage(stored, q.PageSize, func(s order.Stored) (time.Time, string) { return s.CreatedAt, s.ID })
 	ids := make([]string, len(stored))
 	for i, s := range stored {
 		ids[i] = s.ID
@@ -480,6 +467,29 @@ func (db *DB) List(ctx context.Context, q ListQuery) ([]*order.Order, string, er
 		out[i] = order.UnmarshalFromDatabase(s)
 	}
 	return out, next, nil
+}
+
+// pageAfter decodes a page token into the keyset of the last row of the
+// previous page; the first page has none.
+func pageAfter(token string) (*time.Time, *string, error) {
+	if token == "" {
+		return nil, nil, nil
+	}
+	at, id, err := decodeToken(token)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &at, &id, nil
+}
+
+// trimPage cuts a page fetched with one row more than size and returns the
+// next page's token ("" when there is no next page).
+func trimPage[T any](rows []T, size int, key func(T) (time.Time, string)) ([]T, string) {
+	if len(rows) <= size {
+		return rows, ""
+	}
+	rows = rows[:size]
+	return rows, encodeToken(key(rows[size-1]))
 }
 
 func encodeToken(at time.Time, id string) string {

@@ -14,12 +14,13 @@ import (
 const refundColumns = `id, attempt_id, amount_minor, currency, method, provider_ref, status, reason, due_at, tries,
 	next_try_at, last_error, refund_ref, created_at, updated_at, completed_at`
 
-func scanRefund(row pgx.Row) (order.Refund, error) {
+// scanRefund reads refundColumns, then any extra columns into extra.
+func scanRefund(row pgx.Row, extra ...any) (order.Refund, error) {
 	var r order.Refund
 	var method, status string
 	var completed *time.Time
-	err := row.Scan(&r.ID, &r.AttemptID, &r.Amount.Amount, &r.Amount.Currency, &method, &r.ProviderRef, &status, &r.Reason,
-		&r.DueAt, &r.Tries, &r.NextTryAt, &r.LastError, &r.RefundRef, &r.CreatedAt, &r.UpdatedAt, &completed)
+	err := row.Scan(append([]any{&r.ID, &r.AttemptID, &r.Amount.Amount, &r.Amount.Currency, &method, &r.ProviderRef, &status, &r.Reason,
+		&r.DueAt, &r.Tries, &r.NextTryAt, &r.LastError, &r.RefundRef, &r.CreatedAt, &r.UpdatedAt, &completed}, extra...)...)
 	r.Method, r.Status = order.Method(method), order.RefundStatus(status)
 	if completed != nil {
 		r.CompletedAt = *completed
@@ -83,40 +84,23 @@ type BuyerRefund struct {
 // ListRefunds returns one page of a buyer's refunds, newest first, and the
 // token of the next page ("" on the last).
 func (db *DB) ListRefunds(ctx context.Context, buyerID string, pageSize int, pageToken string) ([]BuyerRefund, string, error) {
-	var afterAt *time.Time
-	var afterID *string
-	if pageToken != "" {
-		at, id, err := decodeToken(pageToken)
-		if err != nil {
-			return nil, "", err
-		}
-		afterAt, afterID = &at, &id
+	afterAt, afterID, err := pageAfter(pageToken)
+	if err != nil {
+		return nil, "", err
 	}
-	rows, _ := db.pool.Query(ctx, `SELECT order_id::text, `+refundColumns+` FROM refunds WHERE buyer_id = $1
+	rows, _ := db.pool.Query(ctx, `SELECT `+refundColumns+`, order_id::text FROM refunds WHERE buyer_id = $1
 		AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))
 		ORDER BY created_at DESC, id DESC LIMIT $4`, buyerID, afterAt, afterID, pageSize+1)
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (BuyerRefund, error) {
 		var br BuyerRefund
-		var method, status string
-		var completed *time.Time
-		rf := &br.Refund
-		err := r.Scan(&br.OrderID, &rf.ID, &rf.AttemptID, &rf.Amount.Amount, &rf.Amount.Currency, &method, &rf.ProviderRef,
-			&status, &rf.Reason, &rf.DueAt, &rf.Tries, &rf.NextTryAt, &rf.LastError, &rf.RefundRef, &rf.CreatedAt,
-			&rf.UpdatedAt, &completed)
-		rf.Method, rf.Status = order.Method(method), order.RefundStatus(status)
-		if completed != nil {
-			rf.CompletedAt = *completed
-		}
+		var err error
+		br.Refund, err = scanRefund(r, &br.OrderID)
 		return br, err
 	})
 	if err != nil {
 		return nil, "", fmt.Errorf("list refunds: %w", err)
 	}
-	next := ""
-	if len(out) > pageSize {
-		out = out[:pageSize]
-		next = encodeToken(out[len(out)-1].CreatedAt, out[len(out)-1].ID)
-	}
+	out, next := trimPage(out, pageSize, func(r BuyerRefund) (time.Time, string) { return r.CreatedAt, r.ID })
 	return out, next, nil
 }
 
