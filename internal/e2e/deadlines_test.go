@@ -69,7 +69,7 @@ func (s *system) openEveryDeadline(t *testing.T) []*deadlineCase {
 func everyDeadlineWindow(c *app.Config) {
 	c.PaymentWindow = 2500 * time.Millisecond
 	c.Policy.VerificationTTL = time.Second
-	c.Policy.ProcessingTimeout = 500 * time.Millisecond // the slow card settles after 1s
+	c.Policy.ProcessingTimeout = 200 * time.Millisecond // the slow card settles after 1s
 	c.Policy.CancelAnswerWindow = time.Second
 	c.Policy.HandlingDay = 700 * time.Millisecond // 3 handling days: ~2s
 	c.Policy.ProtectionPeriod = time.Second
