@@ -55,9 +55,12 @@ func (s *buyerService) refundDue(ctx context.Context, base time.Duration) {
 	}
 	for _, ref := range refs {
 		var r order.Refund
+		var whole bool // an uncaptured payment paid back in full: void it
 		_, err := s.deps.DB.Update(ctx, ref.OrderID, func(o *order.Order) error {
 			var err error
 			r, err = o.StartRefund(s.deps.Now(), ref.RefundID)
+			a, _ := o.Attempt(r.AttemptID)
+			whole = !a.Captured && a.Amount == r.Amount
 			return err
 		})
 		if errors.Is(err, order.ErrNotDue) {
@@ -66,7 +69,7 @@ func (s *buyerService) refundDue(ctx context.Context, base time.Duration) {
 			s.logWorker(ctx, "start refund", err)
 			continue
 		}
-		refundRef, perr := s.provider.Refund(ctx, payment.RefundRequest{Key: r.ID, PaymentRef: r.ProviderRef, Amount: r.Amount})
+		refundRef, perr := s.payBack(ctx, r, whole)
 		_, err = s.deps.DB.Update(ctx, ref.OrderID, func(o *order.Order) error {
 			now := s.deps.Now()
 			switch {
@@ -85,6 +88,25 @@ func (s *buyerService) refundDue(ctx context.Context, base time.Duration) {
 			s.deps.Log.WarnContext(ctx, "refund not made", "order_id", ref.OrderID, "refund_id", r.ID, "tries", r.Tries, "err", perr)
 		}
 	}
+}
+
+// payBack refunds a payment; one never captured and paid back in full
+// (void) is voided instead, which releases the hold. If the provider's view
+// differs (a capture or a void crossed this call), the other way is tried.
+func (s *buyerService) payBack(ctx context.Context, r order.Refund, void bool) (string, error) {
+	refund := func() (string, error) {
+		return s.provider.Refund(ctx, payment.RefundRequest{Key: r.ID, PaymentRef: r.ProviderRef, Amount: r.Amount})
+	}
+	release := func() (string, error) { return "void:" + r.ProviderRef, s.provider.Void(ctx, r.ProviderRef) }
+	first, second := refund, release
+	if void {
+		first, second = release, refund
+	}
+	ref, err := first()
+	if errors.Is(err, payment.ErrRefused) {
+		return second()
+	}
+	return ref, err
 }
 
 // backoff doubles from base with every try, up to maxBackoff.
