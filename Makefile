@@ -27,6 +27,7 @@ down: ## Stop what make up started and delete its data
 .PHONY: test
 test: ## Run every test (unit, integration, end-to-end) with -race on private Postgres and Redis
 	$(TEST_STACK) $(STACK) start
+	redis-cli -p 56380 flushall >/dev/null
 	$(TEST_ENV) go test -race -count=1 -timeout 20m ./...
 
 .PHONY: test-down

@@ -449,11 +449,12 @@ func UnmarshalFromDatabase(s Stored) *Order {
 	}
 	return &Order{
 		id: s.ID, checkoutID: s.CheckoutID, buyerID: s.BuyerID, sellerID: s.SellerID,
-		status: s.Status, currency: s.Currency, items: s.Items, shippingFee: s.ShippingFee,
+		status: s.Status, currency: s.Currency, items: slices.Clone(s.Items), shippingFee: s.ShippingFee,
 		handlingDays: s.HandlingDays, version: s.Version, createdAt: s.CreatedAt, updatedAt: s.UpdatedAt,
 		cancelReason: s.CancelReason, lastDecline: s.LastDecline, shipment: s.Shipment,
-		deadlines: deadlines, attempts: s.Attempts, refunds: s.Refunds, history: s.History,
-		cancelledBy: s.CancelledBy, cancellation: s.Cancellation, dispute: s.Dispute,
+		deadlines: deadlines, attempts: slices.Clone(s.Attempts), refunds: slices.Clone(s.Refunds),
+		history: slices.Clone(s.History), cancelledBy: s.CancelledBy, cancellation: cloneCancellation(s.Cancellation),
+		dispute: cloneDispute(s.Dispute),
 	}
 }
 

@@ -163,20 +163,23 @@ func (db *DB) Release(ctx context.Context, checkoutID string, productIDs []strin
 	return n, err
 }
 
+// releaseSQL gives back a checkout's reservation ($1), of the products $2
+// (all when empty), and returns the units released.
+const releaseSQL = `WITH released AS (
+		DELETE FROM stock_reservations WHERE checkout_id = $1
+		AND (cardinality($2::uuid[]) = 0 OR product_id = ANY($2::uuid[]))
+		RETURNING product_id, quantity),
+	restocked AS (
+		UPDATE products p SET stock = p.stock + r.quantity FROM released r WHERE p.id = r.product_id
+		RETURNING r.quantity)
+	SELECT coalesce(sum(quantity), 0)::bigint FROM restocked`
+
 func releaseStock(ctx context.Context, tx pgx.Tx, checkoutID string, productIDs []string) (int64, error) {
 	if productIDs == nil {
 		productIDs = []string{}
 	}
 	var n int64
-	err := tx.QueryRow(ctx, `WITH released AS (
-			DELETE FROM stock_reservations WHERE checkout_id = $1
-			AND (cardinality($2::uuid[]) = 0 OR product_id = ANY($2::uuid[]))
-			RETURNING product_id, quantity),
-		restocked AS (
-			UPDATE products p SET stock = p.stock + r.quantity FROM released r WHERE p.id = r.product_id
-			RETURNING r.quantity)
-		SELECT coalesce(sum(quantity), 0)::bigint FROM restocked`, checkoutID, productIDs).Scan(&n)
-	if err != nil {
+	if err := tx.QueryRow(ctx, releaseSQL, checkoutID, productIDs).Scan(&n); err != nil {
 		return 0, fmt.Errorf("release stock: %w", err)
 	}
 	return n, nil

@@ -5,12 +5,14 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/souk-dev/souk/internal/order"
 )
@@ -75,56 +77,77 @@ func scanOrder(row pgx.Row) (order.Stored, error) {
 type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
-// loadDetails fills in an order's deadlines, payment attempts and history.
-func loadDetails(ctx context.Context, q querier, s *order.Stored) error {
-	var err error
-	if s.Deadlines, err = loadDeadlines(ctx, q, s.ID); err != nil {
-		return err
+// load reads an order with its deadlines, payment attempts, refunds and
+// history in one round trip; forUpdate locks the order's row first.
+func load(ctx context.Context, q querier, id string, forUpdate bool) (order.Stored, error) {
+	var s order.Stored
+	found := false
+	lock := ""
+	if forUpdate {
+		lock = " FOR UPDATE"
 	}
-	rows, _ := q.Query(ctx, `SELECT id, idempotency_key, fingerprint, status, amount_minor, currency, method,
+	b := &pgx.Batch{}
+	b.Queue(`SELECT `+orderColumns+` FROM orders WHERE id = $1`+lock, id).QueryRow(func(row pgx.Row) error {
+		var err error
+		if s, err = scanOrder(row); isNoRows(err) {
+			return nil
+		}
+		found = err == nil
+		return err
+	})
+	b.Queue(`SELECT kind, due_at FROM order_deadlines WHERE order_id = $1`, id).Query(func(rows pgx.Rows) error {
+		s.Deadlines = map[order.DeadlineKind]time.Time{}
+		var kind string
+		var due time.Time
+		_, err := pgx.ForEachRow(rows, []any{&kind, &due}, func() error { s.Deadlines[order.DeadlineKind(kind)] = due; return nil })
+		return err
+	})
+	b.Queue(`SELECT id, idempotency_key, fingerprint, status, amount_minor, currency, method,
 		card_brand, card_last4, account, decline_code, decline_message, decline_advice, decline_retryable,
 		provider_ref, verification_failures, captured, created_at, updated_at
-		FROM payment_attempts WHERE order_id = $1 ORDER BY created_at, id`, s.ID)
-	s.Attempts, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (order.Attempt, error) {
-		var a order.Attempt
-		var status, method string
-		err := r.Scan(&a.ID, &a.IdempotencyKey, &a.Fingerprint, &status, &a.Amount.Amount, &a.Amount.Currency,
-			&method, &a.CardBrand, &a.CardLast4, &a.Account, &a.Decline.Code, &a.Decline.Message, &a.Decline.Advice,
-			&a.Decline.Retryable, &a.ProviderRef, &a.VerificationFailures, &a.Captured, &a.CreatedAt, &a.UpdatedAt)
-		a.Status, a.Method = order.AttemptStatus(status), order.Method(method)
-		return a, err
+		FROM payment_attempts WHERE order_id = $1 ORDER BY created_at, id`, id).Query(func(rows pgx.Rows) error {
+		var err error
+		s.Attempts, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (order.Attempt, error) {
+			var a order.Attempt
+			var status, method string
+			err := r.Scan(&a.ID, &a.IdempotencyKey, &a.Fingerprint, &status, &a.Amount.Amount, &a.Amount.Currency,
+				&method, &a.CardBrand, &a.CardLast4, &a.Account, &a.Decline.Code, &a.Decline.Message, &a.Decline.Advice,
+				&a.Decline.Retryable, &a.ProviderRef, &a.VerificationFailures, &a.Captured, &a.CreatedAt, &a.UpdatedAt)
+			a.Status, a.Method = order.AttemptStatus(status), order.Method(method)
+			return a, err
+		})
+		return err
 	})
-	if err != nil {
-		return fmt.Errorf("load payment attempts: %w", err)
-	}
-	rows, _ = q.Query(ctx, `SELECT `+refundColumns+` FROM refunds WHERE order_id = $1 ORDER BY created_at, id`, s.ID)
-	s.Refunds, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (order.Refund, error) { return scanRefund(r) })
-	if err != nil {
-		return fmt.Errorf("load refunds: %w", err)
-	}
-	rows, _ = q.Query(ctx, `SELECT sequence, kind, actor, occurred_at, note, adjustment
-		FROM order_events WHERE order_id = $1 ORDER BY sequence`, s.ID)
-	s.History, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (order.Event, error) {
-		var e order.Event
-		var adj *adjustmentJSON
-		err := r.Scan(&e.Sequence, &e.Kind, &e.Actor, &e.OccurredAt, &e.Note, &adj)
-		if adj != nil {
-			pa := order.PriceAdjustment(*adj)
-			e.Adjustment = &pa
-		}
-		return e, err
+	b.Queue(`SELECT `+refundColumns+` FROM refunds WHERE order_id = $1 ORDER BY created_at, id`, id).Query(func(rows pgx.Rows) error {
+		var err error
+		s.Refunds, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (order.Refund, error) { return scanRefund(r) })
+		return err
 	})
-	if err != nil {
-		return fmt.Errorf("load history: %w", err)
+	b.Queue(`SELECT sequence, kind, actor, occurred_at, note, adjustment
+		FROM order_events WHERE order_id = $1 ORDER BY sequence`, id).Query(func(rows pgx.Rows) error {
+		var err error
+		s.History, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (order.Event, error) {
+			var e order.Event
+			var adj *adjustmentJSON
+			err := r.Scan(&e.Sequence, &e.Kind, &e.Actor, &e.OccurredAt, &e.Note, &adj)
+			if adj != nil {
+				pa := order.PriceAdjustment(*adj)
+				e.Adjustment = &pa
+			}
+			return e, err
+		})
+		return err
+	})
+	if err := q.SendBatch(ctx, b).Close(); err != nil {
+		return s, fmt.Errorf("load order: %w", err)
 	}
-	return nil
-}
-
-func loadDeadlines(ctx context.Context, q querier, id string) (map[order.DeadlineKind]time.Time, error) {
-	all, err := loadDeadlinesOf(ctx, q, []string{id})
-	return all[id], err
+	if !found {
+		return s, fmt.Errorf("%w: order %s", order.ErrNotFound, id)
+	}
+	return s, nil
 }
 
 func loadDeadlinesOf(ctx context.Context, q querier, ids []string) (map[string]map[order.DeadlineKind]time.Time, error) {
@@ -148,37 +171,31 @@ func loadDeadlinesOf(ctx context.Context, q querier, ids []string) (map[string]m
 	return out, rows.Err()
 }
 
-// Get returns an order with its deadlines, payment attempts and history.
+// Get returns an order with its deadlines, payment attempts, refunds and history.
 func (db *DB) Get(ctx context.Context, id string) (*order.Order, error) {
-	s, err := scanOrder(db.pool.QueryRow(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = $1`, id))
-	if isNoRows(err) {
-		return nil, fmt.Errorf("%w: order %s", order.ErrNotFound, id)
-	} else if err != nil {
-		return nil, fmt.Errorf("get order: %w", err)
-	}
-	if err := loadDetails(ctx, db.pool, &s); err != nil {
+	s, err := load(ctx, db.pool, id, false)
+	if err != nil {
 		return nil, err
 	}
 	return order.UnmarshalFromDatabase(s), nil
 }
 
-// CreateOrders stores new orders, all or none.
+// CreateOrders stores new orders, all or none, in one round trip.
 func (db *DB) CreateOrders(ctx context.Context, orders []*order.Order) error {
 	return db.inTx(ctx, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
 		for _, o := range orders {
 			s := o.Stored()
-			_, err := tx.Exec(ctx, `INSERT INTO orders (`+orderColumns+`, total_minor)
+			b.Queue(`INSERT INTO orders (`+orderColumns+`, total_minor)
 				VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22)`,
 				s.ID, s.CheckoutID, s.BuyerID, s.SellerID, string(s.Status), s.Currency, itemsJSON(s.Items), s.ShippingFee,
 				s.HandlingDays, 1, s.CreatedAt, s.UpdatedAt, s.CancelReason, s.LastDecline.Code, s.LastDecline.Message,
 				shipmentOf(s.Shipment), s.LastDecline.Advice, s.LastDecline.Retryable, string(s.CancelledBy),
 				s.Cancellation, s.Dispute, o.Total().Amount)
-			if err != nil {
-				return fmt.Errorf("insert order: %w", err)
-			}
-			if err := writeDetails(ctx, tx, o, s, nil); err != nil {
-				return err
-			}
+			queueDetails(b, o, s, order.Stored{})
+		}
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return fmt.Errorf("insert orders: %w", err)
 		}
 		return nil
 	})
@@ -200,23 +217,22 @@ func shipmentOf(s *order.Shipment) *shipmentJSON {
 	return &sj
 }
 
-// writeDetails writes what a change did besides the order row: deadlines
-// (when they changed), payment attempts, new history events and, when the
-// order gives its stock back, the release of its reservation.
-func writeDetails(ctx context.Context, tx pgx.Tx, o *order.Order, s order.Stored, oldDeadlines map[order.DeadlineKind]time.Time) error {
-	if !sameDeadlines(oldDeadlines, s.Deadlines) {
-		if _, err := tx.Exec(ctx, `DELETE FROM order_deadlines WHERE order_id = $1`, s.ID); err != nil {
-			return fmt.Errorf("write deadlines: %w", err)
-		}
+// queueDetails queues the writes of what a change did besides the order
+// row: deadlines (when they changed), payment attempts and refunds (new or
+// changed since old), new history events and, when the order gives its
+// stock back, the release of its reservation.
+func queueDetails(b *pgx.Batch, o *order.Order, s, old order.Stored) {
+	if !sameDeadlines(old.Deadlines, s.Deadlines) {
+		b.Queue(`DELETE FROM order_deadlines WHERE order_id = $1`, s.ID)
 		for kind, due := range s.Deadlines {
-			if _, err := tx.Exec(ctx, `INSERT INTO order_deadlines (order_id, kind, due_at) VALUES ($1, $2, $3)`,
-				s.ID, string(kind), due); err != nil {
-				return fmt.Errorf("write deadlines: %w", err)
-			}
+			b.Queue(`INSERT INTO order_deadlines (order_id, kind, due_at) VALUES ($1, $2, $3)`, s.ID, string(kind), due)
 		}
 	}
 	for _, a := range s.Attempts {
-		_, err := tx.Exec(ctx, `INSERT INTO payment_attempts (id, order_id, idempotency_key, fingerprint, status,
+		if slices.Contains(old.Attempts, a) {
+			continue
+		}
+		b.Queue(`INSERT INTO payment_attempts (id, order_id, idempotency_key, fingerprint, status,
 			amount_minor, currency, method, card_brand, card_last4, account, decline_code, decline_message,
 			decline_advice, decline_retryable, provider_ref, verification_failures, captured, created_at, updated_at)
 			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20)
@@ -224,40 +240,28 @@ func writeDetails(ctx context.Context, tx pgx.Tx, o *order.Order, s order.Stored
 			decline_message = EXCLUDED.decline_message, decline_advice = EXCLUDED.decline_advice,
 			decline_retryable = EXCLUDED.decline_retryable, provider_ref = EXCLUDED.provider_ref,
 			verification_failures = EXCLUDED.verification_failures, captured = EXCLUDED.captured,
-			updated_at = EXCLUDED.updated_at
-			WHERE payment_attempts.updated_at IS DISTINCT FROM EXCLUDED.updated_at`,
+			updated_at = EXCLUDED.updated_at`,
 			a.ID, s.ID, a.IdempotencyKey, a.Fingerprint, string(a.Status), a.Amount.Amount, a.Amount.Currency,
 			string(a.Method), a.CardBrand, a.CardLast4, a.Account, a.Decline.Code, a.Decline.Message, a.Decline.Advice,
 			a.Decline.Retryable, a.ProviderRef, a.VerificationFailures, a.Captured, a.CreatedAt, a.UpdatedAt)
-		if err != nil {
-			return fmt.Errorf("write payment attempt: %w", err)
-		}
 	}
-	if err := writeRefunds(ctx, tx, s); err != nil {
-		return err
-	}
+	queueRefunds(b, s, old)
 	for _, e := range o.NewEvents() {
 		var adj *adjustmentJSON
 		if e.Adjustment != nil {
 			a := adjustmentJSON(*e.Adjustment)
 			adj = &a
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO order_events (order_id, sequence, kind, actor, occurred_at, note, adjustment)
+		b.Queue(`INSERT INTO order_events (order_id, sequence, kind, actor, occurred_at, note, adjustment)
 			VALUES ($1,$2,$3,$4,$5,$6,$7)`, s.ID, e.Sequence, e.Kind, e.Actor, e.OccurredAt, e.Note, adj)
-		if err != nil {
-			return fmt.Errorf("write event: %w", err)
-		}
 	}
 	if o.ReleasesStock() {
 		pids := make([]string, len(s.Items))
 		for i, it := range s.Items {
 			pids[i] = it.ProductID
 		}
-		if _, err := releaseStock(ctx, tx, s.CheckoutID, pids); err != nil {
-			return err
-		}
+		b.Queue(releaseSQL, s.CheckoutID, pids)
 	}
-	return nil
 }
 
 func sameDeadlines(a, b map[order.DeadlineKind]time.Time) bool {
@@ -286,14 +290,11 @@ func (db *DB) Update(ctx context.Context, id string, fn func(*order.Order) error
 	return out, err
 }
 
+// updateTx reads the order FOR UPDATE (one round trip), applies fn and
+// writes the result back (another).
 func updateTx(ctx context.Context, tx pgx.Tx, id string, fn func(*order.Order) error) (*order.Order, error) {
-	s, err := scanOrder(tx.QueryRow(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = $1 FOR UPDATE`, id))
-	if isNoRows(err) {
-		return nil, fmt.Errorf("%w: order %s", order.ErrNotFound, id)
-	} else if err != nil {
-		return nil, fmt.Errorf("lock order: %w", err)
-	}
-	if err := loadDetails(ctx, tx, &s); err != nil {
+	s, err := load(ctx, tx, id, true)
+	if err != nil {
 		return nil, err
 	}
 	o := order.UnmarshalFromDatabase(s)
@@ -301,22 +302,26 @@ func updateTx(ctx context.Context, tx pgx.Tx, id string, fn func(*order.Order) e
 		return nil, err
 	}
 	n := o.Stored()
-	tag, err := tx.Exec(ctx, `UPDATE orders SET status = $3, items = $4, shipping_fee_minor = $5, total_minor = $6,
+	b := &pgx.Batch{}
+	b.Queue(`UPDATE orders SET status = $3, items = $4, shipping_fee_minor = $5, total_minor = $6,
 		version = version + 1, updated_at = $7, cancel_reason = $8, last_decline_code = $9,
 		last_decline_message = $10, shipment = $11, last_decline_advice = $12, last_decline_retryable = $13,
 		cancelled_by = $14, cancellation = $15, dispute = $16
 		WHERE id = $1 AND version = $2`,
 		n.ID, n.Version, string(n.Status), itemsJSON(n.Items), n.ShippingFee, o.Total().Amount, n.UpdatedAt,
 		n.CancelReason, n.LastDecline.Code, n.LastDecline.Message, shipmentOf(n.Shipment), n.LastDecline.Advice,
-		n.LastDecline.Retryable, string(n.CancelledBy), n.Cancellation, n.Dispute)
-	if err != nil {
+		n.LastDecline.Retryable, string(n.CancelledBy), n.Cancellation, n.Dispute).Exec(func(tag pgconn.CommandTag) error {
+		if tag.RowsAffected() != 1 {
+			return fmt.Errorf("%w: order %s changed", order.ErrConflict, id)
+		}
+		return nil
+	})
+	queueDetails(b, o, n, s)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		if errors.Is(err, order.ErrConflict) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("write order: %w", err)
-	}
-	if tag.RowsAffected() != 1 {
-		return nil, fmt.Errorf("%w: order %s changed", order.ErrConflict, id)
-	}
-	if err := writeDetails(ctx, tx, o, n, s.Deadlines); err != nil {
-		return nil, err
 	}
 	n.Version++
 	return order.UnmarshalFromDatabase(n), nil

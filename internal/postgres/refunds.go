@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -28,12 +29,15 @@ func scanRefund(row pgx.Row, extra ...any) (order.Refund, error) {
 	return r, err
 }
 
-// writeRefunds inserts new refunds (giving them their ids) and writes back
-// changed ones. Every refund change goes through its order's lock, so a
-// plain upsert loses nothing.
-func writeRefunds(ctx context.Context, tx pgx.Tx, s order.Stored) error {
+// queueRefunds queues the insert of new refunds (giving them their ids) and
+// the write-back of changed ones. Every refund change goes through its
+// order's lock, so a plain upsert loses nothing.
+func queueRefunds(b *pgx.Batch, s, old order.Stored) {
 	for i := range s.Refunds {
 		r := &s.Refunds[i]
+		if r.ID != "" && slices.Contains(old.Refunds, *r) {
+			continue
+		}
 		if r.ID == "" {
 			r.ID = uuid.NewString()
 		}
@@ -41,20 +45,15 @@ func writeRefunds(ctx context.Context, tx pgx.Tx, s order.Stored) error {
 		if !r.CompletedAt.IsZero() {
 			completed = &r.CompletedAt
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO refunds (`+refundColumns+`, order_id, buyer_id, seller_id)
+		b.Queue(`INSERT INTO refunds (`+refundColumns+`, order_id, buyer_id, seller_id)
 			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)
 			ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, tries = EXCLUDED.tries,
 			next_try_at = EXCLUDED.next_try_at, last_error = EXCLUDED.last_error, refund_ref = EXCLUDED.refund_ref,
-			updated_at = EXCLUDED.updated_at, completed_at = EXCLUDED.completed_at
-			WHERE refunds.updated_at IS DISTINCT FROM EXCLUDED.updated_at`,
+			updated_at = EXCLUDED.updated_at, completed_at = EXCLUDED.completed_at`,
 			r.ID, r.AttemptID, r.Amount.Amount, r.Amount.Currency, string(r.Method), r.ProviderRef, string(r.Status), r.Reason,
 			r.DueAt, r.Tries, r.NextTryAt, r.LastError, r.RefundRef, r.CreatedAt, r.UpdatedAt, completed,
 			s.ID, s.BuyerID, s.SellerID)
-		if err != nil {
-			return fmt.Errorf("write refund: %w", err)
-		}
 	}
-	return nil
 }
 
 // RefundRef names a refund and its order.

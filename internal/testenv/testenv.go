@@ -83,15 +83,26 @@ func DB(tb testing.TB) *postgres.DB {
 	return db
 }
 
-// Redis returns a client of the test Redis and a key prefix no other test uses.
+// Redis returns a client of the test Redis and a key prefix no other test
+// uses; the prefix's keys are deleted when the test ends. (Leftover keys
+// with long TTLs would slow Redis's sampling of expired keys, and with it
+// the expired-key events of later tests.)
 func Redis(tb testing.TB) (*redis.Client, string) {
 	tb.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: env(tb, "SOUK_TEST_REDIS_ADDR")})
-	tb.Cleanup(func() { rdb.Close() })
-	if err := rdb.Ping(context.Background()).Err(); err != nil {
+	ctx := context.Background()
+	if err := rdb.Ping(ctx).Err(); err != nil {
 		tb.Fatalf("ping test redis: %v", err)
 	}
-	return rdb, "souk-test:" + uuid.NewString()[:8] + ":"
+	prefix := "souk-test:" + uuid.NewString()[:8] + ":"
+	tb.Cleanup(func() {
+		defer rdb.Close()
+		iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+		for iter.Next(ctx) {
+			rdb.Del(ctx, iter.Val())
+		}
+	})
+	return rdb, prefix
 }
 
 // Config returns a service configuration on a fresh database and a private
@@ -115,12 +126,16 @@ func Config(tb testing.TB) app.Config {
 	}
 }
 
-// Logger returns a logger that writes warnings and errors into the test's
-// log until the test ends.
+// Logger returns a logger that writes warnings and errors (or, with
+// SOUK_TEST_LOG=debug, everything) into the test's log until the test ends.
 func Logger(tb testing.TB) *slog.Logger {
 	w := &testWriter{tb: tb}
 	tb.Cleanup(func() { w.done.Store(true) })
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	level := slog.LevelWarn
+	if os.Getenv("SOUK_TEST_LOG") == "debug" {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
 type testWriter struct {
