@@ -117,21 +117,22 @@ func (s *Scheduler) RearmAll(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// Fire carries out one deadline if it is due. A key that expired early is
-// armed again for the time left.
+// Fire carries out one deadline if it is due; one that is not (keys outlive
+// their deadline by a little, so only clock skew between replicas does
+// that) is left to the sweeper.
 func (s *Scheduler) Fire(ctx context.Context, orderID string, kind order.DeadlineKind) error {
 	o, changed, err := s.store.FireDeadline(ctx, orderID, kind, s.now(), s.policy)
 	if err != nil {
 		return fmt.Errorf("fire %s deadline of order %s: %w", kind, orderID, err)
 	}
 	if changed {
-		s.done(ctx, o, kind)
+		s.done(ctx, o, "listener:"+string(kind))
 	}
 	return nil
 }
 
-func (s *Scheduler) done(ctx context.Context, o *order.Order, kind order.DeadlineKind) {
-	s.log.InfoContext(ctx, "deadline fired", "order_id", o.ID(), "kind", kind, "status", o.Status())
+func (s *Scheduler) done(ctx context.Context, o *order.Order, how string) {
+	s.log.InfoContext(ctx, "deadline fired", "order_id", o.ID(), "by", how, "status", o.Status())
 	s.Arm(ctx, o)
 	if s.fired != nil {
 		s.fired(o)
@@ -148,7 +149,7 @@ func (s *Scheduler) Sweep(ctx context.Context, batch int) (int, error) {
 			return total, fmt.Errorf("sweep deadlines: %w", err)
 		}
 		for _, o := range changed {
-			s.done(ctx, o, "")
+			s.done(ctx, o, "sweeper")
 		}
 		total += len(changed)
 		if len(changed) < batch {
