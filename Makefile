@@ -21,8 +21,7 @@ up: ## Run the whole system: Postgres, Redis, both services, demo data; Ctrl-C s
 
 .PHONY: down
 down: ## Stop what make up started and delete its data
-	$(STACK) stop
-	rm -rf .data/dev
+	$(STACK) purge
 
 .PHONY: test
 test: ## Run every test (unit, integration, end-to-end) with -race on private Postgres and Redis

@@ -3,7 +3,7 @@
 # folder (git-ignored), on non-default ports, installing Redis from Debian's
 # packages when it is missing. Used by `make up`, `make test` and .ci/run.
 #
-#   stack.sh start|stop|env
+#   stack.sh start|stop|purge|env
 #
 # SOUK_DATA_DIR (default .data/dev), SOUK_PG_PORT (55432), SOUK_REDIS_PORT (56379).
 set -euo pipefail
@@ -14,8 +14,19 @@ pg_port=${SOUK_PG_PORT:-55432}
 redis_port=${SOUK_REDIS_PORT:-56379}
 pg_bin=${SOUK_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
 
+# PostgreSQL refuses to run as root, so as root it runs as the postgres
+# user; its data goes under $dir unless that user cannot reach it (a clone
+# under a private home), then under /var/tmp.
+pg_data() {
+	if [ "$(id -u)" != 0 ] || (cd / && runuser -u postgres -- test -x "$dir") 2>/dev/null; then
+		echo "$dir/pg"
+	else
+		echo "/var/tmp/souk-pg-$pg_port"
+	fi
+}
+
 as_postgres() {
-	if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+	if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 psql_admin() {
@@ -29,15 +40,18 @@ start() {
 		echo "installing redis-server from Debian's packages..."
 		apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
 	fi
-	mkdir -p "$dir/pg" "$dir/redis"
-	[ "$(id -u)" = 0 ] && chown postgres: "$dir/pg"
-	chmod 700 "$dir/pg"
-	if [ ! -f "$dir/pg/PG_VERSION" ]; then
-		as_postgres "$pg_bin/initdb" -D "$dir/pg" -U postgres --auth=trust -E UTF8 --no-instructions >/dev/null
+	mkdir -p "$dir/redis"
+	local pg
+	pg=$(pg_data)
+	mkdir -p "$pg"
+	if [ "$(id -u)" = 0 ]; then chown postgres: "$pg"; fi
+	chmod 700 "$pg"
+	if [ ! -f "$pg/PG_VERSION" ]; then
+		as_postgres "$pg_bin/initdb" -D "$pg" -U postgres --auth=trust -E UTF8 --no-instructions >/dev/null
 	fi
-	if ! as_postgres "$pg_bin/pg_ctl" -D "$dir/pg" status >/dev/null 2>&1; then
-		as_postgres "$pg_bin/pg_ctl" -D "$dir/pg" -l "$dir/pg/server.log" -w -t 60 \
-			-o "-p $pg_port -k $dir/pg -c listen_addresses=127.0.0.1 -c max_connections=300 ${SOUK_PG_OPTS:-}" start >/dev/null
+	if ! as_postgres "$pg_bin/pg_ctl" -D "$pg" status >/dev/null 2>&1; then
+		as_postgres "$pg_bin/pg_ctl" -D "$pg" -l "$pg/server.log" -w -t 60 \
+			-o "-p $pg_port -k $pg -c listen_addresses=127.0.0.1 -c max_connections=300 ${SOUK_PG_OPTS:-}" start >/dev/null
 	fi
 	if [ "$(psql_admin -c "SELECT 1 FROM pg_roles WHERE rolname = 'souk'")" != 1 ]; then
 		psql_admin -c "CREATE ROLE souk LOGIN PASSWORD 'souk' CREATEDB"
@@ -55,8 +69,10 @@ start() {
 }
 
 stop() {
-	if [ -f "$dir/pg/PG_VERSION" ]; then
-		as_postgres "$pg_bin/pg_ctl" -D "$dir/pg" -m fast stop >/dev/null 2>&1 || true
+	local pg
+	pg=$(pg_data)
+	if [ -f "$pg/PG_VERSION" ]; then
+		as_postgres "$pg_bin/pg_ctl" -D "$pg" -m fast stop >/dev/null 2>&1 || true
 	fi
 	redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true
 }
@@ -64,9 +80,13 @@ stop() {
 case "${1:-}" in
 start) start ;;
 stop) stop ;;
+purge)
+	stop
+	rm -rf "$(pg_data)" "$dir"
+	;;
 env)
 	echo "SOUK_DATABASE_URL=postgres://souk:souk@127.0.0.1:$pg_port/souk?sslmode=disable"
 	echo "SOUK_REDIS_ADDR=127.0.0.1:$redis_port"
 	;;
-*) echo "usage: $0 start|stop|env" >&2; exit 2 ;;
+*) echo "usage: $0 start|stop|purge|env" >&2; exit 2 ;;
 esac
