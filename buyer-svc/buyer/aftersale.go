@@ -45,14 +45,10 @@ func (s *buyerService) AskProtectionExtension(ctx context.Context, req *buyerv1.
 	return &buyerv1.AskProtectionExtensionResponse{Order: protoconv.Order(o, true)}, nil
 }
 
-func buyerEvidence(e *buyerv1.EvidenceInput) order.Evidence {
-	return order.Evidence{Party: order.PartyBuyer, Text: e.GetText(), Links: e.GetLinks()}
-}
-
 // OpenDispute opens a dispute on a shipped order.
 func (s *buyerService) OpenDispute(ctx context.Context, req *buyerv1.OpenDisputeRequest) (*buyerv1.OpenDisputeResponse, error) {
 	o, err := s.change(ctx, req.OrderId, func(o *order.Order) error {
-		return o.OpenDispute(s.deps.Now(), req.Reason, protoconv.FromMoney(req.RefundAmount), buyerEvidence(req.Evidence), s.deps.Config.Policy)
+		return o.OpenDispute(s.deps.Now(), req.Reason, protoconv.FromMoney(req.RefundAmount), protoconv.Evidence(order.PartyBuyer, req.Evidence), s.deps.Config.Policy)
 	})
 	if err != nil {
 		return nil, err
@@ -62,7 +58,9 @@ func (s *buyerService) OpenDispute(ctx context.Context, req *buyerv1.OpenDispute
 
 // AddDisputeEvidence adds the buyer's evidence.
 func (s *buyerService) AddDisputeEvidence(ctx context.Context, req *buyerv1.AddDisputeEvidenceRequest) (*buyerv1.AddDisputeEvidenceResponse, error) {
-	o, err := s.change(ctx, req.OrderId, func(o *order.Order) error { return o.AddEvidence(s.deps.Now(), buyerEvidence(req.Evidence)) })
+	o, err := s.change(ctx, req.OrderId, func(o *order.Order) error {
+		return o.AddEvidence(s.deps.Now(), protoconv.Evidence(order.PartyBuyer, req.Evidence))
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -210,7 +210,7 @@ func TestDisputes(t *testing.T) {
 	open := func(t *testing.T, o *orderv1.Order, amount int64) {
 		t.Helper()
 		r, err := s.buyer.OpenDispute(buyerCtx, &buyerv1.OpenDisputeRequest{OrderId: o.Id, Reason: "damaged", RefundAmount: usd(amount),
-			Evidence: &buyerv1.EvidenceInput{Text: "the lamp arrived broken", Links: []string{"https://img.example/1.jpg"}}})
+			Evidence: &orderv1.EvidenceInput{Text: "the lamp arrived broken", Links: []string{"https://img.example/1.jpg"}}})
 		if err != nil || r.Order.Status != disputed || r.Order.Dispute.Status != "OPEN" || deadline(r.Order, "dispute_answer").IsZero() || !deadline(r.Order, "protection").IsZero() {
 			t.Fatalf("open dispute: %v %v", r, err)
 		}
@@ -269,7 +269,7 @@ func TestDisputes(t *testing.T) {
 		o := shippedOrder(t)
 		open(t, o, 1100)
 		if _, err := s.seller.AnswerDispute(sellerCtx, &sellerv1.AnswerDisputeRequest{OrderId: o.Id,
-			Answer: &sellerv1.AnswerDisputeRequest_Reject{Reject: &sellerv1.RejectDispute{Evidence: &sellerv1.EvidenceInput{Text: "it left intact", Links: []string{"https://img.example/packing.jpg"}}}}}); err != nil {
+			Answer: &sellerv1.AnswerDisputeRequest_Reject{Reject: &sellerv1.RejectDispute{Evidence: &orderv1.EvidenceInput{Text: "it left intact", Links: []string{"https://img.example/packing.jpg"}}}}}); err != nil {
 			t.Fatal(err)
 		}
 		list, err := admin.ListEscalatedDisputes(adminCtx, &sellerv1.ListEscalatedDisputesRequest{})
@@ -309,7 +309,7 @@ func TestDisputes(t *testing.T) {
 		o := shippedOrder(t)
 		before := deadline(s.order("alice", o.Id), "protection")
 		open(t, o, 100)
-		if _, err := s.buyer.AddDisputeEvidence(buyerCtx, &buyerv1.AddDisputeEvidenceRequest{OrderId: o.Id, Evidence: &buyerv1.EvidenceInput{Text: "another photo"}}); err != nil {
+		if _, err := s.buyer.AddDisputeEvidence(buyerCtx, &buyerv1.AddDisputeEvidenceRequest{OrderId: o.Id, Evidence: &orderv1.EvidenceInput{Text: "another photo"}}); err != nil {
 			t.Fatal(err)
 		}
 		r, err := s.buyer.WithdrawDispute(buyerCtx, &buyerv1.WithdrawDisputeRequest{OrderId: o.Id})
@@ -338,7 +338,7 @@ func TestSellerStats(t *testing.T) {
 	}
 	shippedO := s.paidOrder(t, lamp)
 	s.seller.ShipOrder(sellerCtx, &sellerv1.ShipOrderRequest{OrderId: shippedO.Id, Carrier: "DHL", TrackingNumber: "JD0100"})
-	s.buyer.OpenDispute(buyerCtx, &buyerv1.OpenDisputeRequest{OrderId: shippedO.Id, Reason: "not_received", RefundAmount: shippedO.Total, Evidence: &buyerv1.EvidenceInput{Text: "nothing came"}})
+	s.buyer.OpenDispute(buyerCtx, &buyerv1.OpenDisputeRequest{OrderId: shippedO.Id, Reason: "not_received", RefundAmount: shippedO.Total, Evidence: &orderv1.EvidenceInput{Text: "nothing came"}})
 	s.paidOrder(t, lamp)
 
 	st, err := s.seller.GetSellerStats(sellerCtx, &sellerv1.GetSellerStatsRequest{})

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	buyerv1 "github.com/souk-dev/souk/gen/go/souk/buyer/v1"
+	orderv1 "github.com/souk-dev/souk/gen/go/souk/order/v1"
 	sellerv1 "github.com/souk-dev/souk/gen/go/souk/seller/v1"
 	"github.com/souk-dev/souk/internal/auth"
 )
@@ -121,11 +122,11 @@ func TestAuthorizationMatrix(t *testing.T) {
 			return err
 		}},
 		{"buyer OpenDispute", auth.RoleBuyer, "buyer A", "buyer B", codes.FailedPrecondition, func(ctx context.Context) error {
-			_, err := s.buyer.OpenDispute(ctx, &buyerv1.OpenDisputeRequest{OrderId: order.Id, Reason: "damaged", RefundAmount: usd(100), Evidence: &buyerv1.EvidenceInput{Text: "x"}})
+			_, err := s.buyer.OpenDispute(ctx, &buyerv1.OpenDisputeRequest{OrderId: order.Id, Reason: "damaged", RefundAmount: usd(100), Evidence: &orderv1.EvidenceInput{Text: "x"}})
 			return err
 		}},
 		{"buyer AddDisputeEvidence", auth.RoleBuyer, "buyer A", "buyer B", codes.FailedPrecondition, func(ctx context.Context) error {
-			_, err := s.buyer.AddDisputeEvidence(ctx, &buyerv1.AddDisputeEvidenceRequest{OrderId: order.Id, Evidence: &buyerv1.EvidenceInput{Text: "x"}})
+			_, err := s.buyer.AddDisputeEvidence(ctx, &buyerv1.AddDisputeEvidenceRequest{OrderId: order.Id, Evidence: &orderv1.EvidenceInput{Text: "x"}})
 			return err
 		}},
 		{"buyer WithdrawDispute", auth.RoleBuyer, "buyer A", "buyer B", codes.FailedPrecondition, func(ctx context.Context) error {
@@ -149,7 +150,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 			return err
 		}},
 		{"seller AddDisputeEvidence", auth.RoleSeller, "seller X", "seller Y", codes.FailedPrecondition, func(ctx context.Context) error {
-			_, err := s.seller.AddDisputeEvidence(ctx, &sellerv1.AddDisputeEvidenceRequest{OrderId: order.Id, Evidence: &sellerv1.EvidenceInput{Text: "x"}})
+			_, err := s.seller.AddDisputeEvidence(ctx, &sellerv1.AddDisputeEvidenceRequest{OrderId: order.Id, Evidence: &orderv1.EvidenceInput{Text: "x"}})
 			return err
 		}},
 		{"seller GetSellerStats", auth.RoleSeller, "seller X", "", codes.OK, func(ctx context.Context) error {

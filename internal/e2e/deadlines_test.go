@@ -61,7 +61,7 @@ func (s *system) openEveryDeadline(t *testing.T) []*deadlineCase {
 	disputedO := s.paidOrder(t, lamp)
 	ship(disputedO)
 	d, err := s.buyer.OpenDispute(buyerCtx, &buyerv1.OpenDisputeRequest{OrderId: disputedO.Id, Reason: "not_received", RefundAmount: usd(100),
-		Evidence: &buyerv1.EvidenceInput{Text: "nothing came"}})
+		Evidence: &orderv1.EvidenceInput{Text: "nothing came"}})
 	if err != nil {
 		t.Fatal(err)
 	}

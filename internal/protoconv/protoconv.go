@@ -221,3 +221,8 @@ func ListQuery(party postgres.Party, id string, r ListOrdersRequest) postgres.Li
 		PageSize: size, PageToken: r.GetPageToken(),
 	}
 }
+
+// Evidence translates evidence submitted by party.
+func Evidence(party order.Party, e *orderv1.EvidenceInput) order.Evidence {
+	return order.Evidence{Party: party, Text: e.GetText(), Links: e.GetLinks()}
+}

@@ -34,10 +34,6 @@ func (s *sellerService) ExtendProtection(ctx context.Context, req *sellerv1.Exte
 	return &sellerv1.ExtendProtectionResponse{Order: protoconv.Order(o, true)}, nil
 }
 
-func sellerEvidence(e *sellerv1.EvidenceInput) order.Evidence {
-	return order.Evidence{Party: order.PartySeller, Text: e.GetText(), Links: e.GetLinks()}
-}
-
 // AnswerDispute accepts, counters or rejects the buyer's dispute.
 func (s *sellerService) AnswerDispute(ctx context.Context, req *sellerv1.AnswerDisputeRequest) (*sellerv1.AnswerDisputeResponse, error) {
 	pol := s.deps.Config.Policy
@@ -49,7 +45,7 @@ func (s *sellerService) AnswerDispute(ctx context.Context, req *sellerv1.AnswerD
 		case *sellerv1.AnswerDisputeRequest_CounterOffer:
 			return o.CounterOffer(now, protoconv.FromMoney(a.CounterOffer.Amount), a.CounterOffer.Note, pol)
 		case *sellerv1.AnswerDisputeRequest_Reject:
-			return o.RejectDispute(now, sellerEvidence(a.Reject.Evidence))
+			return o.RejectDispute(now, protoconv.Evidence(order.PartySeller, a.Reject.Evidence))
 		}
 		return fmt.Errorf("%w: an answer is required", order.ErrInvalid)
 	})
@@ -61,7 +57,9 @@ func (s *sellerService) AnswerDispute(ctx context.Context, req *sellerv1.AnswerD
 
 // AddDisputeEvidence adds the seller's evidence.
 func (s *sellerService) AddDisputeEvidence(ctx context.Context, req *sellerv1.AddDisputeEvidenceRequest) (*sellerv1.AddDisputeEvidenceResponse, error) {
-	o, err := s.update(ctx, req.OrderId, func(o *order.Order) error { return o.AddEvidence(s.deps.Now(), sellerEvidence(req.Evidence)) })
+	o, err := s.update(ctx, req.OrderId, func(o *order.Order) error {
+		return o.AddEvidence(s.deps.Now(), protoconv.Evidence(order.PartySeller, req.Evidence))
+	})
 	if err != nil {
 		return nil, err
 	}

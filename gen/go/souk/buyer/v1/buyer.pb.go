@@ -1803,61 +1803,6 @@ func (x *AskProtectionExtensionResponse) GetOrder() *v1.Order {
 	return nil
 }
 
-// EvidenceInput is evidence as a side submits it.
-type EvidenceInput struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// What the side says.
-	Text string `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
-	// Links to images or documents, at most 10.
-	Links         []string `protobuf:"bytes,2,rep,name=links,proto3" json:"links,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *EvidenceInput) Reset() {
-	*x = EvidenceInput{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[30]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *EvidenceInput) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*EvidenceInput) ProtoMessage() {}
-
-func (x *EvidenceInput) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[30]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use EvidenceInput.ProtoReflect.Descriptor instead.
-func (*EvidenceInput) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{30}
-}
-
-func (x *EvidenceInput) GetText() string {
-	if x != nil {
-		return x.Text
-	}
-	return ""
-}
-
-func (x *EvidenceInput) GetLinks() []string {
-	if x != nil {
-		return x.Links
-	}
-	return nil
-}
-
 // OpenDisputeRequest opens a dispute.
 type OpenDisputeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1868,14 +1813,14 @@ type OpenDisputeRequest struct {
 	// What the buyer asks back, up to what was paid.
 	RefundAmount *v1.Money `protobuf:"bytes,3,opt,name=refund_amount,json=refundAmount,proto3" json:"refund_amount,omitempty"`
 	// The buyer's evidence.
-	Evidence      *EvidenceInput `protobuf:"bytes,4,opt,name=evidence,proto3" json:"evidence,omitempty"`
+	Evidence      *v1.EvidenceInput `protobuf:"bytes,4,opt,name=evidence,proto3" json:"evidence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *OpenDisputeRequest) Reset() {
 	*x = OpenDisputeRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[31]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1887,7 +1832,7 @@ func (x *OpenDisputeRequest) String() string {
 func (*OpenDisputeRequest) ProtoMessage() {}
 
 func (x *OpenDisputeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[31]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1900,7 +1845,7 @@ func (x *OpenDisputeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenDisputeRequest.ProtoReflect.Descriptor instead.
 func (*OpenDisputeRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{31}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *OpenDisputeRequest) GetOrderId() string {
@@ -1924,7 +1869,7 @@ func (x *OpenDisputeRequest) GetRefundAmount() *v1.Money {
 	return nil
 }
 
-func (x *OpenDisputeRequest) GetEvidence() *EvidenceInput {
+func (x *OpenDisputeRequest) GetEvidence() *v1.EvidenceInput {
 	if x != nil {
 		return x.Evidence
 	}
@@ -1942,7 +1887,7 @@ type OpenDisputeResponse struct {
 
 func (x *OpenDisputeResponse) Reset() {
 	*x = OpenDisputeResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[32]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1954,7 +1899,7 @@ func (x *OpenDisputeResponse) String() string {
 func (*OpenDisputeResponse) ProtoMessage() {}
 
 func (x *OpenDisputeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[32]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1967,7 +1912,7 @@ func (x *OpenDisputeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenDisputeResponse.ProtoReflect.Descriptor instead.
 func (*OpenDisputeResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{32}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *OpenDisputeResponse) GetOrder() *v1.Order {
@@ -1983,14 +1928,14 @@ type AddDisputeEvidenceRequest struct {
 	// The order's id.
 	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	// The evidence.
-	Evidence      *EvidenceInput `protobuf:"bytes,2,opt,name=evidence,proto3" json:"evidence,omitempty"`
+	Evidence      *v1.EvidenceInput `protobuf:"bytes,2,opt,name=evidence,proto3" json:"evidence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AddDisputeEvidenceRequest) Reset() {
 	*x = AddDisputeEvidenceRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[33]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2002,7 +1947,7 @@ func (x *AddDisputeEvidenceRequest) String() string {
 func (*AddDisputeEvidenceRequest) ProtoMessage() {}
 
 func (x *AddDisputeEvidenceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[33]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2015,7 +1960,7 @@ func (x *AddDisputeEvidenceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddDisputeEvidenceRequest.ProtoReflect.Descriptor instead.
 func (*AddDisputeEvidenceRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{33}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *AddDisputeEvidenceRequest) GetOrderId() string {
@@ -2025,7 +1970,7 @@ func (x *AddDisputeEvidenceRequest) GetOrderId() string {
 	return ""
 }
 
-func (x *AddDisputeEvidenceRequest) GetEvidence() *EvidenceInput {
+func (x *AddDisputeEvidenceRequest) GetEvidence() *v1.EvidenceInput {
 	if x != nil {
 		return x.Evidence
 	}
@@ -2043,7 +1988,7 @@ type AddDisputeEvidenceResponse struct {
 
 func (x *AddDisputeEvidenceResponse) Reset() {
 	*x = AddDisputeEvidenceResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[34]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2055,7 +2000,7 @@ func (x *AddDisputeEvidenceResponse) String() string {
 func (*AddDisputeEvidenceResponse) ProtoMessage() {}
 
 func (x *AddDisputeEvidenceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[34]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2068,7 +2013,7 @@ func (x *AddDisputeEvidenceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddDisputeEvidenceResponse.ProtoReflect.Descriptor instead.
 func (*AddDisputeEvidenceResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{34}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *AddDisputeEvidenceResponse) GetOrder() *v1.Order {
@@ -2089,7 +2034,7 @@ type WithdrawDisputeRequest struct {
 
 func (x *WithdrawDisputeRequest) Reset() {
 	*x = WithdrawDisputeRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[35]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2101,7 +2046,7 @@ func (x *WithdrawDisputeRequest) String() string {
 func (*WithdrawDisputeRequest) ProtoMessage() {}
 
 func (x *WithdrawDisputeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[35]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2114,7 +2059,7 @@ func (x *WithdrawDisputeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WithdrawDisputeRequest.ProtoReflect.Descriptor instead.
 func (*WithdrawDisputeRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{35}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *WithdrawDisputeRequest) GetOrderId() string {
@@ -2135,7 +2080,7 @@ type WithdrawDisputeResponse struct {
 
 func (x *WithdrawDisputeResponse) Reset() {
 	*x = WithdrawDisputeResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[36]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2147,7 +2092,7 @@ func (x *WithdrawDisputeResponse) String() string {
 func (*WithdrawDisputeResponse) ProtoMessage() {}
 
 func (x *WithdrawDisputeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[36]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2160,7 +2105,7 @@ func (x *WithdrawDisputeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WithdrawDisputeResponse.ProtoReflect.Descriptor instead.
 func (*WithdrawDisputeResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{36}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *WithdrawDisputeResponse) GetOrder() *v1.Order {
@@ -2183,7 +2128,7 @@ type AnswerCounterOfferRequest struct {
 
 func (x *AnswerCounterOfferRequest) Reset() {
 	*x = AnswerCounterOfferRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[37]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2195,7 +2140,7 @@ func (x *AnswerCounterOfferRequest) String() string {
 func (*AnswerCounterOfferRequest) ProtoMessage() {}
 
 func (x *AnswerCounterOfferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[37]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2208,7 +2153,7 @@ func (x *AnswerCounterOfferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnswerCounterOfferRequest.ProtoReflect.Descriptor instead.
 func (*AnswerCounterOfferRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{37}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *AnswerCounterOfferRequest) GetOrderId() string {
@@ -2236,7 +2181,7 @@ type AnswerCounterOfferResponse struct {
 
 func (x *AnswerCounterOfferResponse) Reset() {
 	*x = AnswerCounterOfferResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[38]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2248,7 +2193,7 @@ func (x *AnswerCounterOfferResponse) String() string {
 func (*AnswerCounterOfferResponse) ProtoMessage() {}
 
 func (x *AnswerCounterOfferResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[38]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2261,7 +2206,7 @@ func (x *AnswerCounterOfferResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnswerCounterOfferResponse.ProtoReflect.Descriptor instead.
 func (*AnswerCounterOfferResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{38}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *AnswerCounterOfferResponse) GetOrder() *v1.Order {
@@ -2294,7 +2239,7 @@ type ReportPaymentEventRequest struct {
 
 func (x *ReportPaymentEventRequest) Reset() {
 	*x = ReportPaymentEventRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[39]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2306,7 +2251,7 @@ func (x *ReportPaymentEventRequest) String() string {
 func (*ReportPaymentEventRequest) ProtoMessage() {}
 
 func (x *ReportPaymentEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[39]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2319,7 +2264,7 @@ func (x *ReportPaymentEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportPaymentEventRequest.ProtoReflect.Descriptor instead.
 func (*ReportPaymentEventRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{39}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ReportPaymentEventRequest) GetOrderId() string {
@@ -2380,7 +2325,7 @@ type ReportPaymentEventResponse struct {
 
 func (x *ReportPaymentEventResponse) Reset() {
 	*x = ReportPaymentEventResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[40]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2392,7 +2337,7 @@ func (x *ReportPaymentEventResponse) String() string {
 func (*ReportPaymentEventResponse) ProtoMessage() {}
 
 func (x *ReportPaymentEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[40]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2405,7 +2350,7 @@ func (x *ReportPaymentEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportPaymentEventResponse.ProtoReflect.Descriptor instead.
 func (*ReportPaymentEventResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{40}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{39}
 }
 
 var File_souk_buyer_v1_buyer_proto protoreflect.FileDescriptor
@@ -2519,21 +2464,17 @@ const file_souk_buyer_v1_buyer_proto_rawDesc = "" +
 	"\x04days\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x18Z(\x01R\x04days\x12\x1c\n" +
 	"\x04note\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\xf4\x03R\x04note\"L\n" +
 	"\x1eAskProtectionExtensionResponse\x12*\n" +
-	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"W\n" +
-	"\rEvidenceInput\x12\x1c\n" +
-	"\x04text\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\xd0\x0fR\x04text\x12(\n" +
-	"\x05links\x18\x02 \x03(\tB\x12\xbaH\x0f\x92\x01\f\x10\n" +
-	"\"\br\x06\x18\xf4\x03\x88\x01\x01R\x05links\"\xa6\x02\n" +
+	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"\xa6\x02\n" +
 	"\x12OpenDisputeRequest\x12#\n" +
 	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12f\n" +
 	"\x06reason\x18\x02 \x01(\tBN\xbaHKrIR\x17no_tracking_informationR\fnot_receivedR\x10not_as_describedR\adamagedR\x05otherR\x06reason\x12A\n" +
 	"\rrefund_amount\x18\x03 \x01(\v2\x14.souk.order.v1.MoneyB\x06\xbaH\x03\xc8\x01\x01R\frefundAmount\x12@\n" +
-	"\bevidence\x18\x04 \x01(\v2\x1c.souk.buyer.v1.EvidenceInputB\x06\xbaH\x03\xc8\x01\x01R\bevidence\"A\n" +
+	"\bevidence\x18\x04 \x01(\v2\x1c.souk.order.v1.EvidenceInputB\x06\xbaH\x03\xc8\x01\x01R\bevidence\"A\n" +
 	"\x13OpenDisputeResponse\x12*\n" +
 	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"\x82\x01\n" +
 	"\x19AddDisputeEvidenceRequest\x12#\n" +
 	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12@\n" +
-	"\bevidence\x18\x02 \x01(\v2\x1c.souk.buyer.v1.EvidenceInputB\x06\xbaH\x03\xc8\x01\x01R\bevidence\"H\n" +
+	"\bevidence\x18\x02 \x01(\v2\x1c.souk.order.v1.EvidenceInputB\x06\xbaH\x03\xc8\x01\x01R\bevidence\"H\n" +
 	"\x1aAddDisputeEvidenceResponse\x12*\n" +
 	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"=\n" +
 	"\x16WithdrawDisputeRequest\x12#\n" +
@@ -2589,7 +2530,7 @@ func file_souk_buyer_v1_buyer_proto_rawDescGZIP() []byte {
 	return file_souk_buyer_v1_buyer_proto_rawDescData
 }
 
-var file_souk_buyer_v1_buyer_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_souk_buyer_v1_buyer_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_souk_buyer_v1_buyer_proto_goTypes = []any{
 	(*CheckoutItem)(nil),                   // 0: souk.buyer.v1.CheckoutItem
 	(*CheckoutRequest)(nil),                // 1: souk.buyer.v1.CheckoutRequest
@@ -2621,61 +2562,61 @@ var file_souk_buyer_v1_buyer_proto_goTypes = []any{
 	(*WithdrawCancellationResponse)(nil),   // 27: souk.buyer.v1.WithdrawCancellationResponse
 	(*AskProtectionExtensionRequest)(nil),  // 28: souk.buyer.v1.AskProtectionExtensionRequest
 	(*AskProtectionExtensionResponse)(nil), // 29: souk.buyer.v1.AskProtectionExtensionResponse
-	(*EvidenceInput)(nil),                  // 30: souk.buyer.v1.EvidenceInput
-	(*OpenDisputeRequest)(nil),             // 31: souk.buyer.v1.OpenDisputeRequest
-	(*OpenDisputeResponse)(nil),            // 32: souk.buyer.v1.OpenDisputeResponse
-	(*AddDisputeEvidenceRequest)(nil),      // 33: souk.buyer.v1.AddDisputeEvidenceRequest
-	(*AddDisputeEvidenceResponse)(nil),     // 34: souk.buyer.v1.AddDisputeEvidenceResponse
-	(*WithdrawDisputeRequest)(nil),         // 35: souk.buyer.v1.WithdrawDisputeRequest
-	(*WithdrawDisputeResponse)(nil),        // 36: souk.buyer.v1.WithdrawDisputeResponse
-	(*AnswerCounterOfferRequest)(nil),      // 37: souk.buyer.v1.AnswerCounterOfferRequest
-	(*AnswerCounterOfferResponse)(nil),     // 38: souk.buyer.v1.AnswerCounterOfferResponse
-	(*ReportPaymentEventRequest)(nil),      // 39: souk.buyer.v1.ReportPaymentEventRequest
-	(*ReportPaymentEventResponse)(nil),     // 40: souk.buyer.v1.ReportPaymentEventResponse
-	(*v1.Order)(nil),                       // 41: souk.order.v1.Order
-	(v1.OrderStatus)(0),                    // 42: souk.order.v1.OrderStatus
-	(*timestamppb.Timestamp)(nil),          // 43: google.protobuf.Timestamp
-	(*v1.Money)(nil),                       // 44: souk.order.v1.Money
-	(*v1.PaymentAttempt)(nil),              // 45: souk.order.v1.PaymentAttempt
-	(*v1.Refund)(nil),                      // 46: souk.order.v1.Refund
+	(*OpenDisputeRequest)(nil),             // 30: souk.buyer.v1.OpenDisputeRequest
+	(*OpenDisputeResponse)(nil),            // 31: souk.buyer.v1.OpenDisputeResponse
+	(*AddDisputeEvidenceRequest)(nil),      // 32: souk.buyer.v1.AddDisputeEvidenceRequest
+	(*AddDisputeEvidenceResponse)(nil),     // 33: souk.buyer.v1.AddDisputeEvidenceResponse
+	(*WithdrawDisputeRequest)(nil),         // 34: souk.buyer.v1.WithdrawDisputeRequest
+	(*WithdrawDisputeResponse)(nil),        // 35: souk.buyer.v1.WithdrawDisputeResponse
+	(*AnswerCounterOfferRequest)(nil),      // 36: souk.buyer.v1.AnswerCounterOfferRequest
+	(*AnswerCounterOfferResponse)(nil),     // 37: souk.buyer.v1.AnswerCounterOfferResponse
+	(*ReportPaymentEventRequest)(nil),      // 38: souk.buyer.v1.ReportPaymentEventRequest
+	(*ReportPaymentEventResponse)(nil),     // 39: souk.buyer.v1.ReportPaymentEventResponse
+	(*v1.Order)(nil),                       // 40: souk.order.v1.Order
+	(v1.OrderStatus)(0),                    // 41: souk.order.v1.OrderStatus
+	(*timestamppb.Timestamp)(nil),          // 42: google.protobuf.Timestamp
+	(*v1.Money)(nil),                       // 43: souk.order.v1.Money
+	(*v1.PaymentAttempt)(nil),              // 44: souk.order.v1.PaymentAttempt
+	(*v1.Refund)(nil),                      // 45: souk.order.v1.Refund
+	(*v1.EvidenceInput)(nil),               // 46: souk.order.v1.EvidenceInput
 }
 var file_souk_buyer_v1_buyer_proto_depIdxs = []int32{
 	0,  // 0: souk.buyer.v1.CheckoutRequest.items:type_name -> souk.buyer.v1.CheckoutItem
-	41, // 1: souk.buyer.v1.CheckoutResponse.orders:type_name -> souk.order.v1.Order
-	42, // 2: souk.buyer.v1.ListOrdersRequest.status:type_name -> souk.order.v1.OrderStatus
-	43, // 3: souk.buyer.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
-	43, // 4: souk.buyer.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
-	41, // 5: souk.buyer.v1.ListOrdersResponse.orders:type_name -> souk.order.v1.Order
-	41, // 6: souk.buyer.v1.GetOrderResponse.order:type_name -> souk.order.v1.Order
-	44, // 7: souk.buyer.v1.PayOrderRequest.expected_total:type_name -> souk.order.v1.Money
+	40, // 1: souk.buyer.v1.CheckoutResponse.orders:type_name -> souk.order.v1.Order
+	41, // 2: souk.buyer.v1.ListOrdersRequest.status:type_name -> souk.order.v1.OrderStatus
+	42, // 3: souk.buyer.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
+	42, // 4: souk.buyer.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
+	40, // 5: souk.buyer.v1.ListOrdersResponse.orders:type_name -> souk.order.v1.Order
+	40, // 6: souk.buyer.v1.GetOrderResponse.order:type_name -> souk.order.v1.Order
+	43, // 7: souk.buyer.v1.PayOrderRequest.expected_total:type_name -> souk.order.v1.Money
 	7,  // 8: souk.buyer.v1.PayOrderRequest.card:type_name -> souk.buyer.v1.Card
 	9,  // 9: souk.buyer.v1.PayOrderRequest.wallet:type_name -> souk.buyer.v1.Wallet
 	10, // 10: souk.buyer.v1.PayOrderRequest.bank_transfer:type_name -> souk.buyer.v1.BankTransfer
-	41, // 11: souk.buyer.v1.PayOrderResponse.order:type_name -> souk.order.v1.Order
-	45, // 12: souk.buyer.v1.PayOrderResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
-	41, // 13: souk.buyer.v1.VerifyPaymentResponse.order:type_name -> souk.order.v1.Order
-	45, // 14: souk.buyer.v1.VerifyPaymentResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
-	44, // 15: souk.buyer.v1.OrderPayment.expected_total:type_name -> souk.order.v1.Money
+	40, // 11: souk.buyer.v1.PayOrderResponse.order:type_name -> souk.order.v1.Order
+	44, // 12: souk.buyer.v1.PayOrderResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
+	40, // 13: souk.buyer.v1.VerifyPaymentResponse.order:type_name -> souk.order.v1.Order
+	44, // 14: souk.buyer.v1.VerifyPaymentResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
+	43, // 15: souk.buyer.v1.OrderPayment.expected_total:type_name -> souk.order.v1.Money
 	14, // 16: souk.buyer.v1.PayOrdersRequest.orders:type_name -> souk.buyer.v1.OrderPayment
 	7,  // 17: souk.buyer.v1.PayOrdersRequest.card:type_name -> souk.buyer.v1.Card
 	9,  // 18: souk.buyer.v1.PayOrdersRequest.wallet:type_name -> souk.buyer.v1.Wallet
 	10, // 19: souk.buyer.v1.PayOrdersRequest.bank_transfer:type_name -> souk.buyer.v1.BankTransfer
-	41, // 20: souk.buyer.v1.OrderPaymentResult.order:type_name -> souk.order.v1.Order
-	45, // 21: souk.buyer.v1.OrderPaymentResult.attempt:type_name -> souk.order.v1.PaymentAttempt
+	40, // 20: souk.buyer.v1.OrderPaymentResult.order:type_name -> souk.order.v1.Order
+	44, // 21: souk.buyer.v1.OrderPaymentResult.attempt:type_name -> souk.order.v1.PaymentAttempt
 	16, // 22: souk.buyer.v1.PayOrdersResponse.results:type_name -> souk.buyer.v1.OrderPaymentResult
-	46, // 23: souk.buyer.v1.ListRefundsResponse.refunds:type_name -> souk.order.v1.Refund
-	41, // 24: souk.buyer.v1.CancelOrderResponse.order:type_name -> souk.order.v1.Order
-	41, // 25: souk.buyer.v1.ConfirmReceiptResponse.order:type_name -> souk.order.v1.Order
-	41, // 26: souk.buyer.v1.RequestCancellationResponse.order:type_name -> souk.order.v1.Order
-	41, // 27: souk.buyer.v1.WithdrawCancellationResponse.order:type_name -> souk.order.v1.Order
-	41, // 28: souk.buyer.v1.AskProtectionExtensionResponse.order:type_name -> souk.order.v1.Order
-	44, // 29: souk.buyer.v1.OpenDisputeRequest.refund_amount:type_name -> souk.order.v1.Money
-	30, // 30: souk.buyer.v1.OpenDisputeRequest.evidence:type_name -> souk.buyer.v1.EvidenceInput
-	41, // 31: souk.buyer.v1.OpenDisputeResponse.order:type_name -> souk.order.v1.Order
-	30, // 32: souk.buyer.v1.AddDisputeEvidenceRequest.evidence:type_name -> souk.buyer.v1.EvidenceInput
-	41, // 33: souk.buyer.v1.AddDisputeEvidenceResponse.order:type_name -> souk.order.v1.Order
-	41, // 34: souk.buyer.v1.WithdrawDisputeResponse.order:type_name -> souk.order.v1.Order
-	41, // 35: souk.buyer.v1.AnswerCounterOfferResponse.order:type_name -> souk.order.v1.Order
+	45, // 23: souk.buyer.v1.ListRefundsResponse.refunds:type_name -> souk.order.v1.Refund
+	40, // 24: souk.buyer.v1.CancelOrderResponse.order:type_name -> souk.order.v1.Order
+	40, // 25: souk.buyer.v1.ConfirmReceiptResponse.order:type_name -> souk.order.v1.Order
+	40, // 26: souk.buyer.v1.RequestCancellationResponse.order:type_name -> souk.order.v1.Order
+	40, // 27: souk.buyer.v1.WithdrawCancellationResponse.order:type_name -> souk.order.v1.Order
+	40, // 28: souk.buyer.v1.AskProtectionExtensionResponse.order:type_name -> souk.order.v1.Order
+	43, // 29: souk.buyer.v1.OpenDisputeRequest.refund_amount:type_name -> souk.order.v1.Money
+	46, // 30: souk.buyer.v1.OpenDisputeRequest.evidence:type_name -> souk.order.v1.EvidenceInput
+	40, // 31: souk.buyer.v1.OpenDisputeResponse.order:type_name -> souk.order.v1.Order
+	46, // 32: souk.buyer.v1.AddDisputeEvidenceRequest.evidence:type_name -> souk.order.v1.EvidenceInput
+	40, // 33: souk.buyer.v1.AddDisputeEvidenceResponse.order:type_name -> souk.order.v1.Order
+	40, // 34: souk.buyer.v1.WithdrawDisputeResponse.order:type_name -> souk.order.v1.Order
+	40, // 35: souk.buyer.v1.AnswerCounterOfferResponse.order:type_name -> souk.order.v1.Order
 	1,  // 36: souk.buyer.v1.BuyerService.Checkout:input_type -> souk.buyer.v1.CheckoutRequest
 	3,  // 37: souk.buyer.v1.BuyerService.ListOrders:input_type -> souk.buyer.v1.ListOrdersRequest
 	5,  // 38: souk.buyer.v1.BuyerService.GetOrder:input_type -> souk.buyer.v1.GetOrderRequest
@@ -2687,12 +2628,12 @@ var file_souk_buyer_v1_buyer_proto_depIdxs = []int32{
 	24, // 44: souk.buyer.v1.BuyerService.RequestCancellation:input_type -> souk.buyer.v1.RequestCancellationRequest
 	26, // 45: souk.buyer.v1.BuyerService.WithdrawCancellation:input_type -> souk.buyer.v1.WithdrawCancellationRequest
 	28, // 46: souk.buyer.v1.BuyerService.AskProtectionExtension:input_type -> souk.buyer.v1.AskProtectionExtensionRequest
-	31, // 47: souk.buyer.v1.BuyerService.OpenDispute:input_type -> souk.buyer.v1.OpenDisputeRequest
-	33, // 48: souk.buyer.v1.BuyerService.AddDisputeEvidence:input_type -> souk.buyer.v1.AddDisputeEvidenceRequest
-	35, // 49: souk.buyer.v1.BuyerService.WithdrawDispute:input_type -> souk.buyer.v1.WithdrawDisputeRequest
-	37, // 50: souk.buyer.v1.BuyerService.AnswerCounterOffer:input_type -> souk.buyer.v1.AnswerCounterOfferRequest
+	30, // 47: souk.buyer.v1.BuyerService.OpenDispute:input_type -> souk.buyer.v1.OpenDisputeRequest
+	32, // 48: souk.buyer.v1.BuyerService.AddDisputeEvidence:input_type -> souk.buyer.v1.AddDisputeEvidenceRequest
+	34, // 49: souk.buyer.v1.BuyerService.WithdrawDispute:input_type -> souk.buyer.v1.WithdrawDisputeRequest
+	36, // 50: souk.buyer.v1.BuyerService.AnswerCounterOffer:input_type -> souk.buyer.v1.AnswerCounterOfferRequest
 	22, // 51: souk.buyer.v1.BuyerService.ConfirmReceipt:input_type -> souk.buyer.v1.ConfirmReceiptRequest
-	39, // 52: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:input_type -> souk.buyer.v1.ReportPaymentEventRequest
+	38, // 52: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:input_type -> souk.buyer.v1.ReportPaymentEventRequest
 	2,  // 53: souk.buyer.v1.BuyerService.Checkout:output_type -> souk.buyer.v1.CheckoutResponse
 	4,  // 54: souk.buyer.v1.BuyerService.ListOrders:output_type -> souk.buyer.v1.ListOrdersResponse
 	6,  // 55: souk.buyer.v1.BuyerService.GetOrder:output_type -> souk.buyer.v1.GetOrderResponse
@@ -2704,12 +2645,12 @@ var file_souk_buyer_v1_buyer_proto_depIdxs = []int32{
 	25, // 61: souk.buyer.v1.BuyerService.RequestCancellation:output_type -> souk.buyer.v1.RequestCancellationResponse
 	27, // 62: souk.buyer.v1.BuyerService.WithdrawCancellation:output_type -> souk.buyer.v1.WithdrawCancellationResponse
 	29, // 63: souk.buyer.v1.BuyerService.AskProtectionExtension:output_type -> souk.buyer.v1.AskProtectionExtensionResponse
-	32, // 64: souk.buyer.v1.BuyerService.OpenDispute:output_type -> souk.buyer.v1.OpenDisputeResponse
-	34, // 65: souk.buyer.v1.BuyerService.AddDisputeEvidence:output_type -> souk.buyer.v1.AddDisputeEvidenceResponse
-	36, // 66: souk.buyer.v1.BuyerService.WithdrawDispute:output_type -> souk.buyer.v1.WithdrawDisputeResponse
-	38, // 67: souk.buyer.v1.BuyerService.AnswerCounterOffer:output_type -> souk.buyer.v1.AnswerCounterOfferResponse
+	31, // 64: souk.buyer.v1.BuyerService.OpenDispute:output_type -> souk.buyer.v1.OpenDisputeResponse
+	33, // 65: souk.buyer.v1.BuyerService.AddDisputeEvidence:output_type -> souk.buyer.v1.AddDisputeEvidenceResponse
+	35, // 66: souk.buyer.v1.BuyerService.WithdrawDispute:output_type -> souk.buyer.v1.WithdrawDisputeResponse
+	37, // 67: souk.buyer.v1.BuyerService.AnswerCounterOffer:output_type -> souk.buyer.v1.AnswerCounterOfferResponse
 	23, // 68: souk.buyer.v1.BuyerService.ConfirmReceipt:output_type -> souk.buyer.v1.ConfirmReceiptResponse
-	40, // 69: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:output_type -> souk.buyer.v1.ReportPaymentEventResponse
+	39, // 69: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:output_type -> souk.buyer.v1.ReportPaymentEventResponse
 	53, // [53:70] is the sub-list for method output_type
 	36, // [36:53] is the sub-list for method input_type
 	36, // [36:36] is the sub-list for extension type_name
@@ -2738,7 +2679,7 @@ func file_souk_buyer_v1_buyer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_souk_buyer_v1_buyer_proto_rawDesc), len(file_souk_buyer_v1_buyer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   41,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

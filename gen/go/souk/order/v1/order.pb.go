@@ -1475,6 +1475,61 @@ func (x *Evidence) GetAddedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// EvidenceInput is evidence as a side submits it.
+type EvidenceInput struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What the side says.
+	Text string `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
+	// Links to images or documents, at most 10.
+	Links         []string `protobuf:"bytes,2,rep,name=links,proto3" json:"links,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EvidenceInput) Reset() {
+	*x = EvidenceInput{}
+	mi := &file_souk_order_v1_order_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EvidenceInput) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EvidenceInput) ProtoMessage() {}
+
+func (x *EvidenceInput) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_order_v1_order_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EvidenceInput.ProtoReflect.Descriptor instead.
+func (*EvidenceInput) Descriptor() ([]byte, []int) {
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *EvidenceInput) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *EvidenceInput) GetLinks() []string {
+	if x != nil {
+		return x.Links
+	}
+	return nil
+}
+
 // Dispute is a buyer's claim on a shipped order.
 type Dispute struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1503,7 +1558,7 @@ type Dispute struct {
 
 func (x *Dispute) Reset() {
 	*x = Dispute{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[12]
+	mi := &file_souk_order_v1_order_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1515,7 +1570,7 @@ func (x *Dispute) String() string {
 func (*Dispute) ProtoMessage() {}
 
 func (x *Dispute) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[12]
+	mi := &file_souk_order_v1_order_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1528,7 +1583,7 @@ func (x *Dispute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Dispute.ProtoReflect.Descriptor instead.
 func (*Dispute) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{12}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Dispute) GetReason() string {
@@ -1709,7 +1764,11 @@ const file_souk_order_v1_order_proto_rawDesc = "" +
 	"\x05party\x18\x01 \x01(\tR\x05party\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x12\x14\n" +
 	"\x05links\x18\x03 \x03(\tR\x05links\x125\n" +
-	"\badded_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aaddedAt\"\xbd\x03\n" +
+	"\badded_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aaddedAt\"W\n" +
+	"\rEvidenceInput\x12\x1c\n" +
+	"\x04text\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\xd0\x0fR\x04text\x12(\n" +
+	"\x05links\x18\x02 \x03(\tB\x12\xbaH\x0f\x92\x01\f\x10\n" +
+	"\"\br\x06\x18\xf4\x03\x88\x01\x01R\x05links\"\xbd\x03\n" +
 	"\aDispute\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12?\n" +
 	"\x10requested_amount\x18\x02 \x01(\v2\x14.souk.order.v1.MoneyR\x0frequestedAmount\x12\x16\n" +
@@ -1765,7 +1824,7 @@ func file_souk_order_v1_order_proto_rawDescGZIP() []byte {
 }
 
 var file_souk_order_v1_order_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_souk_order_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_souk_order_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_souk_order_v1_order_proto_goTypes = []any{
 	(OrderStatus)(0),              // 0: souk.order.v1.OrderStatus
 	(PaymentMethod)(0),            // 1: souk.order.v1.PaymentMethod
@@ -1783,39 +1842,40 @@ var file_souk_order_v1_order_proto_goTypes = []any{
 	(*Order)(nil),                 // 13: souk.order.v1.Order
 	(*CancellationRequest)(nil),   // 14: souk.order.v1.CancellationRequest
 	(*Evidence)(nil),              // 15: souk.order.v1.Evidence
-	(*Dispute)(nil),               // 16: souk.order.v1.Dispute
-	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
+	(*EvidenceInput)(nil),         // 16: souk.order.v1.EvidenceInput
+	(*Dispute)(nil),               // 17: souk.order.v1.Dispute
+	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
 }
 var file_souk_order_v1_order_proto_depIdxs = []int32{
 	4,  // 0: souk.order.v1.LineItem.unit_price:type_name -> souk.order.v1.Money
 	4,  // 1: souk.order.v1.LineItem.subtotal:type_name -> souk.order.v1.Money
-	17, // 2: souk.order.v1.Shipment.shipped_at:type_name -> google.protobuf.Timestamp
+	18, // 2: souk.order.v1.Shipment.shipped_at:type_name -> google.protobuf.Timestamp
 	2,  // 3: souk.order.v1.PaymentAttempt.status:type_name -> souk.order.v1.PaymentAttemptStatus
 	4,  // 4: souk.order.v1.PaymentAttempt.amount:type_name -> souk.order.v1.Money
 	1,  // 5: souk.order.v1.PaymentAttempt.method:type_name -> souk.order.v1.PaymentMethod
 	7,  // 6: souk.order.v1.PaymentAttempt.decline:type_name -> souk.order.v1.Decline
-	17, // 7: souk.order.v1.PaymentAttempt.created_at:type_name -> google.protobuf.Timestamp
-	17, // 8: souk.order.v1.PaymentAttempt.updated_at:type_name -> google.protobuf.Timestamp
+	18, // 7: souk.order.v1.PaymentAttempt.created_at:type_name -> google.protobuf.Timestamp
+	18, // 8: souk.order.v1.PaymentAttempt.updated_at:type_name -> google.protobuf.Timestamp
 	4,  // 9: souk.order.v1.Refund.amount:type_name -> souk.order.v1.Money
 	1,  // 10: souk.order.v1.Refund.method:type_name -> souk.order.v1.PaymentMethod
 	3,  // 11: souk.order.v1.Refund.status:type_name -> souk.order.v1.RefundStatus
-	17, // 12: souk.order.v1.Refund.due_at:type_name -> google.protobuf.Timestamp
-	17, // 13: souk.order.v1.Refund.created_at:type_name -> google.protobuf.Timestamp
-	17, // 14: souk.order.v1.Refund.completed_at:type_name -> google.protobuf.Timestamp
+	18, // 12: souk.order.v1.Refund.due_at:type_name -> google.protobuf.Timestamp
+	18, // 13: souk.order.v1.Refund.created_at:type_name -> google.protobuf.Timestamp
+	18, // 14: souk.order.v1.Refund.completed_at:type_name -> google.protobuf.Timestamp
 	4,  // 15: souk.order.v1.PriceAdjustment.old_total:type_name -> souk.order.v1.Money
 	4,  // 16: souk.order.v1.PriceAdjustment.new_total:type_name -> souk.order.v1.Money
 	4,  // 17: souk.order.v1.PriceAdjustment.old_shipping_fee:type_name -> souk.order.v1.Money
 	4,  // 18: souk.order.v1.PriceAdjustment.new_shipping_fee:type_name -> souk.order.v1.Money
-	17, // 19: souk.order.v1.HistoryEntry.occurred_at:type_name -> google.protobuf.Timestamp
+	18, // 19: souk.order.v1.HistoryEntry.occurred_at:type_name -> google.protobuf.Timestamp
 	10, // 20: souk.order.v1.HistoryEntry.price_adjustment:type_name -> souk.order.v1.PriceAdjustment
-	17, // 21: souk.order.v1.Deadline.due_at:type_name -> google.protobuf.Timestamp
+	18, // 21: souk.order.v1.Deadline.due_at:type_name -> google.protobuf.Timestamp
 	0,  // 22: souk.order.v1.Order.status:type_name -> souk.order.v1.OrderStatus
 	5,  // 23: souk.order.v1.Order.items:type_name -> souk.order.v1.LineItem
 	4,  // 24: souk.order.v1.Order.shipping_fee:type_name -> souk.order.v1.Money
 	4,  // 25: souk.order.v1.Order.items_total:type_name -> souk.order.v1.Money
 	4,  // 26: souk.order.v1.Order.total:type_name -> souk.order.v1.Money
-	17, // 27: souk.order.v1.Order.created_at:type_name -> google.protobuf.Timestamp
-	17, // 28: souk.order.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
+	18, // 27: souk.order.v1.Order.created_at:type_name -> google.protobuf.Timestamp
+	18, // 28: souk.order.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
 	7,  // 29: souk.order.v1.Order.last_decline:type_name -> souk.order.v1.Decline
 	6,  // 30: souk.order.v1.Order.shipment:type_name -> souk.order.v1.Shipment
 	12, // 31: souk.order.v1.Order.deadlines:type_name -> souk.order.v1.Deadline
@@ -1823,16 +1883,16 @@ var file_souk_order_v1_order_proto_depIdxs = []int32{
 	11, // 33: souk.order.v1.Order.history:type_name -> souk.order.v1.HistoryEntry
 	9,  // 34: souk.order.v1.Order.refunds:type_name -> souk.order.v1.Refund
 	14, // 35: souk.order.v1.Order.cancellation_request:type_name -> souk.order.v1.CancellationRequest
-	16, // 36: souk.order.v1.Order.dispute:type_name -> souk.order.v1.Dispute
-	17, // 37: souk.order.v1.CancellationRequest.requested_at:type_name -> google.protobuf.Timestamp
-	17, // 38: souk.order.v1.CancellationRequest.answered_at:type_name -> google.protobuf.Timestamp
-	17, // 39: souk.order.v1.Evidence.added_at:type_name -> google.protobuf.Timestamp
+	17, // 36: souk.order.v1.Order.dispute:type_name -> souk.order.v1.Dispute
+	18, // 37: souk.order.v1.CancellationRequest.requested_at:type_name -> google.protobuf.Timestamp
+	18, // 38: souk.order.v1.CancellationRequest.answered_at:type_name -> google.protobuf.Timestamp
+	18, // 39: souk.order.v1.Evidence.added_at:type_name -> google.protobuf.Timestamp
 	4,  // 40: souk.order.v1.Dispute.requested_amount:type_name -> souk.order.v1.Money
 	4,  // 41: souk.order.v1.Dispute.counter_amount:type_name -> souk.order.v1.Money
 	4,  // 42: souk.order.v1.Dispute.refund_amount:type_name -> souk.order.v1.Money
 	15, // 43: souk.order.v1.Dispute.evidence:type_name -> souk.order.v1.Evidence
-	17, // 44: souk.order.v1.Dispute.opened_at:type_name -> google.protobuf.Timestamp
-	17, // 45: souk.order.v1.Dispute.resolved_at:type_name -> google.protobuf.Timestamp
+	18, // 44: souk.order.v1.Dispute.opened_at:type_name -> google.protobuf.Timestamp
+	18, // 45: souk.order.v1.Dispute.resolved_at:type_name -> google.protobuf.Timestamp
 	46, // [46:46] is the sub-list for method output_type
 	46, // [46:46] is the sub-list for method input_type
 	46, // [46:46] is the sub-list for extension type_name
@@ -1851,7 +1911,7 @@ func file_souk_order_v1_order_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_souk_order_v1_order_proto_rawDesc), len(file_souk_order_v1_order_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1508,61 +1508,6 @@ func (x *ExtendProtectionResponse) GetOrder() *v1.Order {
 	return nil
 }
 
-// EvidenceInput is evidence as a side submits it.
-type EvidenceInput struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// What the side says.
-	Text string `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
-	// Links to images or documents, at most 10.
-	Links         []string `protobuf:"bytes,2,rep,name=links,proto3" json:"links,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *EvidenceInput) Reset() {
-	*x = EvidenceInput{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[25]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *EvidenceInput) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*EvidenceInput) ProtoMessage() {}
-
-func (x *EvidenceInput) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[25]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use EvidenceInput.ProtoReflect.Descriptor instead.
-func (*EvidenceInput) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{25}
-}
-
-func (x *EvidenceInput) GetText() string {
-	if x != nil {
-		return x.Text
-	}
-	return ""
-}
-
-func (x *EvidenceInput) GetLinks() []string {
-	if x != nil {
-		return x.Links
-	}
-	return nil
-}
-
 // AcceptDispute pays back what the buyer asked.
 type AcceptDispute struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1572,7 +1517,7 @@ type AcceptDispute struct {
 
 func (x *AcceptDispute) Reset() {
 	*x = AcceptDispute{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[26]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1584,7 +1529,7 @@ func (x *AcceptDispute) String() string {
 func (*AcceptDispute) ProtoMessage() {}
 
 func (x *AcceptDispute) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[26]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1597,7 +1542,7 @@ func (x *AcceptDispute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptDispute.ProtoReflect.Descriptor instead.
 func (*AcceptDispute) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{26}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{25}
 }
 
 // CounterOffer proposes another amount.
@@ -1613,7 +1558,7 @@ type CounterOffer struct {
 
 func (x *CounterOffer) Reset() {
 	*x = CounterOffer{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[27]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1625,7 +1570,7 @@ func (x *CounterOffer) String() string {
 func (*CounterOffer) ProtoMessage() {}
 
 func (x *CounterOffer) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[27]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1638,7 +1583,7 @@ func (x *CounterOffer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CounterOffer.ProtoReflect.Descriptor instead.
 func (*CounterOffer) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{27}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CounterOffer) GetAmount() *v1.Money {
@@ -1659,14 +1604,14 @@ func (x *CounterOffer) GetNote() string {
 type RejectDispute struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The seller's evidence (text required).
-	Evidence      *EvidenceInput `protobuf:"bytes,1,opt,name=evidence,proto3" json:"evidence,omitempty"`
+	Evidence      *v1.EvidenceInput `protobuf:"bytes,1,opt,name=evidence,proto3" json:"evidence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RejectDispute) Reset() {
 	*x = RejectDispute{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[28]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1678,7 +1623,7 @@ func (x *RejectDispute) String() string {
 func (*RejectDispute) ProtoMessage() {}
 
 func (x *RejectDispute) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[28]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1691,10 +1636,10 @@ func (x *RejectDispute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectDispute.ProtoReflect.Descriptor instead.
 func (*RejectDispute) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{28}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{27}
 }
 
-func (x *RejectDispute) GetEvidence() *EvidenceInput {
+func (x *RejectDispute) GetEvidence() *v1.EvidenceInput {
 	if x != nil {
 		return x.Evidence
 	}
@@ -1720,7 +1665,7 @@ type AnswerDisputeRequest struct {
 
 func (x *AnswerDisputeRequest) Reset() {
 	*x = AnswerDisputeRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[29]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1732,7 +1677,7 @@ func (x *AnswerDisputeRequest) String() string {
 func (*AnswerDisputeRequest) ProtoMessage() {}
 
 func (x *AnswerDisputeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[29]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1745,7 +1690,7 @@ func (x *AnswerDisputeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnswerDisputeRequest.ProtoReflect.Descriptor instead.
 func (*AnswerDisputeRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{29}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *AnswerDisputeRequest) GetOrderId() string {
@@ -1825,7 +1770,7 @@ type AnswerDisputeResponse struct {
 
 func (x *AnswerDisputeResponse) Reset() {
 	*x = AnswerDisputeResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[30]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1837,7 +1782,7 @@ func (x *AnswerDisputeResponse) String() string {
 func (*AnswerDisputeResponse) ProtoMessage() {}
 
 func (x *AnswerDisputeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[30]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1850,7 +1795,7 @@ func (x *AnswerDisputeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnswerDisputeResponse.ProtoReflect.Descriptor instead.
 func (*AnswerDisputeResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{30}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *AnswerDisputeResponse) GetOrder() *v1.Order {
@@ -1866,14 +1811,14 @@ type AddDisputeEvidenceRequest struct {
 	// The order's id.
 	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	// The evidence.
-	Evidence      *EvidenceInput `protobuf:"bytes,2,opt,name=evidence,proto3" json:"evidence,omitempty"`
+	Evidence      *v1.EvidenceInput `protobuf:"bytes,2,opt,name=evidence,proto3" json:"evidence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AddDisputeEvidenceRequest) Reset() {
 	*x = AddDisputeEvidenceRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[31]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1885,7 +1830,7 @@ func (x *AddDisputeEvidenceRequest) String() string {
 func (*AddDisputeEvidenceRequest) ProtoMessage() {}
 
 func (x *AddDisputeEvidenceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[31]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1898,7 +1843,7 @@ func (x *AddDisputeEvidenceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddDisputeEvidenceRequest.ProtoReflect.Descriptor instead.
 func (*AddDisputeEvidenceRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{31}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *AddDisputeEvidenceRequest) GetOrderId() string {
@@ -1908,7 +1853,7 @@ func (x *AddDisputeEvidenceRequest) GetOrderId() string {
 	return ""
 }
 
-func (x *AddDisputeEvidenceRequest) GetEvidence() *EvidenceInput {
+func (x *AddDisputeEvidenceRequest) GetEvidence() *v1.EvidenceInput {
 	if x != nil {
 		return x.Evidence
 	}
@@ -1926,7 +1871,7 @@ type AddDisputeEvidenceResponse struct {
 
 func (x *AddDisputeEvidenceResponse) Reset() {
 	*x = AddDisputeEvidenceResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[32]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1938,7 +1883,7 @@ func (x *AddDisputeEvidenceResponse) String() string {
 func (*AddDisputeEvidenceResponse) ProtoMessage() {}
 
 func (x *AddDisputeEvidenceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[32]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1951,7 +1896,7 @@ func (x *AddDisputeEvidenceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddDisputeEvidenceResponse.ProtoReflect.Descriptor instead.
 func (*AddDisputeEvidenceResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{32}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *AddDisputeEvidenceResponse) GetOrder() *v1.Order {
@@ -1970,7 +1915,7 @@ type GetSellerStatsRequest struct {
 
 func (x *GetSellerStatsRequest) Reset() {
 	*x = GetSellerStatsRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[33]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1982,7 +1927,7 @@ func (x *GetSellerStatsRequest) String() string {
 func (*GetSellerStatsRequest) ProtoMessage() {}
 
 func (x *GetSellerStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[33]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1995,7 +1940,7 @@ func (x *GetSellerStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSellerStatsRequest.ProtoReflect.Descriptor instead.
 func (*GetSellerStatsRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{33}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{32}
 }
 
 // StatusCount is how many orders are in a status.
@@ -2011,7 +1956,7 @@ type StatusCount struct {
 
 func (x *StatusCount) Reset() {
 	*x = StatusCount{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[34]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2023,7 +1968,7 @@ func (x *StatusCount) String() string {
 func (*StatusCount) ProtoMessage() {}
 
 func (x *StatusCount) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[34]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2036,7 +1981,7 @@ func (x *StatusCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusCount.ProtoReflect.Descriptor instead.
 func (*StatusCount) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{34}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *StatusCount) GetStatus() v1.OrderStatus {
@@ -2068,7 +2013,7 @@ type OpenCase struct {
 
 func (x *OpenCase) Reset() {
 	*x = OpenCase{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[35]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2080,7 +2025,7 @@ func (x *OpenCase) String() string {
 func (*OpenCase) ProtoMessage() {}
 
 func (x *OpenCase) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[35]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2093,7 +2038,7 @@ func (x *OpenCase) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenCase.ProtoReflect.Descriptor instead.
 func (*OpenCase) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{35}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *OpenCase) GetOrderId() string {
@@ -2142,7 +2087,7 @@ type GetSellerStatsResponse struct {
 
 func (x *GetSellerStatsResponse) Reset() {
 	*x = GetSellerStatsResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[36]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2154,7 +2099,7 @@ func (x *GetSellerStatsResponse) String() string {
 func (*GetSellerStatsResponse) ProtoMessage() {}
 
 func (x *GetSellerStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[36]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2167,7 +2112,7 @@ func (x *GetSellerStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSellerStatsResponse.ProtoReflect.Descriptor instead.
 func (*GetSellerStatsResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{36}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetSellerStatsResponse) GetOrdersByStatus() []*StatusCount {
@@ -2237,7 +2182,7 @@ type ListEscalatedDisputesRequest struct {
 
 func (x *ListEscalatedDisputesRequest) Reset() {
 	*x = ListEscalatedDisputesRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[37]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2249,7 +2194,7 @@ func (x *ListEscalatedDisputesRequest) String() string {
 func (*ListEscalatedDisputesRequest) ProtoMessage() {}
 
 func (x *ListEscalatedDisputesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[37]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2262,7 +2207,7 @@ func (x *ListEscalatedDisputesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEscalatedDisputesRequest.ProtoReflect.Descriptor instead.
 func (*ListEscalatedDisputesRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{37}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListEscalatedDisputesRequest) GetPageSize() int32 {
@@ -2283,7 +2228,7 @@ type ListEscalatedDisputesResponse struct {
 
 func (x *ListEscalatedDisputesResponse) Reset() {
 	*x = ListEscalatedDisputesResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[38]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2295,7 +2240,7 @@ func (x *ListEscalatedDisputesResponse) String() string {
 func (*ListEscalatedDisputesResponse) ProtoMessage() {}
 
 func (x *ListEscalatedDisputesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[38]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2308,7 +2253,7 @@ func (x *ListEscalatedDisputesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEscalatedDisputesResponse.ProtoReflect.Descriptor instead.
 func (*ListEscalatedDisputesResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{38}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListEscalatedDisputesResponse) GetOrders() []*v1.Order {
@@ -2333,7 +2278,7 @@ type DecideDisputeRequest struct {
 
 func (x *DecideDisputeRequest) Reset() {
 	*x = DecideDisputeRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[39]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2345,7 +2290,7 @@ func (x *DecideDisputeRequest) String() string {
 func (*DecideDisputeRequest) ProtoMessage() {}
 
 func (x *DecideDisputeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[39]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2358,7 +2303,7 @@ func (x *DecideDisputeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecideDisputeRequest.ProtoReflect.Descriptor instead.
 func (*DecideDisputeRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{39}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *DecideDisputeRequest) GetOrderId() string {
@@ -2393,7 +2338,7 @@ type DecideDisputeResponse struct {
 
 func (x *DecideDisputeResponse) Reset() {
 	*x = DecideDisputeResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[40]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2405,7 +2350,7 @@ func (x *DecideDisputeResponse) String() string {
 func (*DecideDisputeResponse) ProtoMessage() {}
 
 func (x *DecideDisputeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[40]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2418,7 +2363,7 @@ func (x *DecideDisputeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecideDisputeResponse.ProtoReflect.Descriptor instead.
 func (*DecideDisputeResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{40}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *DecideDisputeResponse) GetOrder() *v1.Order {
@@ -2543,17 +2488,13 @@ const file_souk_seller_v1_seller_proto_rawDesc = "" +
 	"\x04days\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x18Z(\x01R\x04days\x12 \n" +
 	"\x06reason\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\xf4\x03R\x06reason\"F\n" +
 	"\x18ExtendProtectionResponse\x12*\n" +
-	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"W\n" +
-	"\rEvidenceInput\x12\x1c\n" +
-	"\x04text\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\xd0\x0fR\x04text\x12(\n" +
-	"\x05links\x18\x02 \x03(\tB\x12\xbaH\x0f\x92\x01\f\x10\n" +
-	"\"\br\x06\x18\xf4\x03\x88\x01\x01R\x05links\"\x0f\n" +
+	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"\x0f\n" +
 	"\rAcceptDispute\"b\n" +
 	"\fCounterOffer\x124\n" +
 	"\x06amount\x18\x01 \x01(\v2\x14.souk.order.v1.MoneyB\x06\xbaH\x03\xc8\x01\x01R\x06amount\x12\x1c\n" +
-	"\x04note\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xf4\x03R\x04note\"R\n" +
-	"\rRejectDispute\x12A\n" +
-	"\bevidence\x18\x01 \x01(\v2\x1d.souk.seller.v1.EvidenceInputB\x06\xbaH\x03\xc8\x01\x01R\bevidence\"\x83\x02\n" +
+	"\x04note\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xf4\x03R\x04note\"Q\n" +
+	"\rRejectDispute\x12@\n" +
+	"\bevidence\x18\x01 \x01(\v2\x1c.souk.order.v1.EvidenceInputB\x06\xbaH\x03\xc8\x01\x01R\bevidence\"\x83\x02\n" +
 	"\x14AnswerDisputeRequest\x12#\n" +
 	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x127\n" +
 	"\x06accept\x18\x02 \x01(\v2\x1d.souk.seller.v1.AcceptDisputeH\x00R\x06accept\x12C\n" +
@@ -2561,10 +2502,10 @@ const file_souk_seller_v1_seller_proto_rawDesc = "" +
 	"\x06reject\x18\x04 \x01(\v2\x1d.souk.seller.v1.RejectDisputeH\x00R\x06rejectB\x0f\n" +
 	"\x06answer\x12\x05\xbaH\x02\b\x01\"C\n" +
 	"\x15AnswerDisputeResponse\x12*\n" +
-	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"\x83\x01\n" +
+	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"\x82\x01\n" +
 	"\x19AddDisputeEvidenceRequest\x12#\n" +
-	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12A\n" +
-	"\bevidence\x18\x02 \x01(\v2\x1d.souk.seller.v1.EvidenceInputB\x06\xbaH\x03\xc8\x01\x01R\bevidence\"H\n" +
+	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12@\n" +
+	"\bevidence\x18\x02 \x01(\v2\x1c.souk.order.v1.EvidenceInputB\x06\xbaH\x03\xc8\x01\x01R\bevidence\"H\n" +
 	"\x1aAddDisputeEvidenceResponse\x12*\n" +
 	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"\x17\n" +
 	"\x15GetSellerStatsRequest\"W\n" +
@@ -2630,7 +2571,7 @@ func file_souk_seller_v1_seller_proto_rawDescGZIP() []byte {
 	return file_souk_seller_v1_seller_proto_rawDescData
 }
 
-var file_souk_seller_v1_seller_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_souk_seller_v1_seller_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_souk_seller_v1_seller_proto_goTypes = []any{
 	(*Product)(nil),                       // 0: souk.seller.v1.Product
 	(*CreateProductRequest)(nil),          // 1: souk.seller.v1.CreateProductRequest
@@ -2657,69 +2598,69 @@ var file_souk_seller_v1_seller_proto_goTypes = []any{
 	(*AnswerCancellationResponse)(nil),    // 22: souk.seller.v1.AnswerCancellationResponse
 	(*ExtendProtectionRequest)(nil),       // 23: souk.seller.v1.ExtendProtectionRequest
 	(*ExtendProtectionResponse)(nil),      // 24: souk.seller.v1.ExtendProtectionResponse
-	(*EvidenceInput)(nil),                 // 25: souk.seller.v1.EvidenceInput
-	(*AcceptDispute)(nil),                 // 26: souk.seller.v1.AcceptDispute
-	(*CounterOffer)(nil),                  // 27: souk.seller.v1.CounterOffer
-	(*RejectDispute)(nil),                 // 28: souk.seller.v1.RejectDispute
-	(*AnswerDisputeRequest)(nil),          // 29: souk.seller.v1.AnswerDisputeRequest
-	(*AnswerDisputeResponse)(nil),         // 30: souk.seller.v1.AnswerDisputeResponse
-	(*AddDisputeEvidenceRequest)(nil),     // 31: souk.seller.v1.AddDisputeEvidenceRequest
-	(*AddDisputeEvidenceResponse)(nil),    // 32: souk.seller.v1.AddDisputeEvidenceResponse
-	(*GetSellerStatsRequest)(nil),         // 33: souk.seller.v1.GetSellerStatsRequest
-	(*StatusCount)(nil),                   // 34: souk.seller.v1.StatusCount
-	(*OpenCase)(nil),                      // 35: souk.seller.v1.OpenCase
-	(*GetSellerStatsResponse)(nil),        // 36: souk.seller.v1.GetSellerStatsResponse
-	(*ListEscalatedDisputesRequest)(nil),  // 37: souk.seller.v1.ListEscalatedDisputesRequest
-	(*ListEscalatedDisputesResponse)(nil), // 38: souk.seller.v1.ListEscalatedDisputesResponse
-	(*DecideDisputeRequest)(nil),          // 39: souk.seller.v1.DecideDisputeRequest
-	(*DecideDisputeResponse)(nil),         // 40: souk.seller.v1.DecideDisputeResponse
-	(*v1.Money)(nil),                      // 41: souk.order.v1.Money
-	(*timestamppb.Timestamp)(nil),         // 42: google.protobuf.Timestamp
-	(v1.OrderStatus)(0),                   // 43: souk.order.v1.OrderStatus
-	(*v1.Order)(nil),                      // 44: souk.order.v1.Order
+	(*AcceptDispute)(nil),                 // 25: souk.seller.v1.AcceptDispute
+	(*CounterOffer)(nil),                  // 26: souk.seller.v1.CounterOffer
+	(*RejectDispute)(nil),                 // 27: souk.seller.v1.RejectDispute
+	(*AnswerDisputeRequest)(nil),          // 28: souk.seller.v1.AnswerDisputeRequest
+	(*AnswerDisputeResponse)(nil),         // 29: souk.seller.v1.AnswerDisputeResponse
+	(*AddDisputeEvidenceRequest)(nil),     // 30: souk.seller.v1.AddDisputeEvidenceRequest
+	(*AddDisputeEvidenceResponse)(nil),    // 31: souk.seller.v1.AddDisputeEvidenceResponse
+	(*GetSellerStatsRequest)(nil),         // 32: souk.seller.v1.GetSellerStatsRequest
+	(*StatusCount)(nil),                   // 33: souk.seller.v1.StatusCount
+	(*OpenCase)(nil),                      // 34: souk.seller.v1.OpenCase
+	(*GetSellerStatsResponse)(nil),        // 35: souk.seller.v1.GetSellerStatsResponse
+	(*ListEscalatedDisputesRequest)(nil),  // 36: souk.seller.v1.ListEscalatedDisputesRequest
+	(*ListEscalatedDisputesResponse)(nil), // 37: souk.seller.v1.ListEscalatedDisputesResponse
+	(*DecideDisputeRequest)(nil),          // 38: souk.seller.v1.DecideDisputeRequest
+	(*DecideDisputeResponse)(nil),         // 39: souk.seller.v1.DecideDisputeResponse
+	(*v1.Money)(nil),                      // 40: souk.order.v1.Money
+	(*timestamppb.Timestamp)(nil),         // 41: google.protobuf.Timestamp
+	(v1.OrderStatus)(0),                   // 42: souk.order.v1.OrderStatus
+	(*v1.Order)(nil),                      // 43: souk.order.v1.Order
+	(*v1.EvidenceInput)(nil),              // 44: souk.order.v1.EvidenceInput
 }
 var file_souk_seller_v1_seller_proto_depIdxs = []int32{
-	41, // 0: souk.seller.v1.Product.price:type_name -> souk.order.v1.Money
-	41, // 1: souk.seller.v1.Product.shipping_fee:type_name -> souk.order.v1.Money
-	42, // 2: souk.seller.v1.Product.created_at:type_name -> google.protobuf.Timestamp
-	41, // 3: souk.seller.v1.CreateProductRequest.price:type_name -> souk.order.v1.Money
-	41, // 4: souk.seller.v1.CreateProductRequest.shipping_fee:type_name -> souk.order.v1.Money
+	40, // 0: souk.seller.v1.Product.price:type_name -> souk.order.v1.Money
+	40, // 1: souk.seller.v1.Product.shipping_fee:type_name -> souk.order.v1.Money
+	41, // 2: souk.seller.v1.Product.created_at:type_name -> google.protobuf.Timestamp
+	40, // 3: souk.seller.v1.CreateProductRequest.price:type_name -> souk.order.v1.Money
+	40, // 4: souk.seller.v1.CreateProductRequest.shipping_fee:type_name -> souk.order.v1.Money
 	0,  // 5: souk.seller.v1.CreateProductResponse.product:type_name -> souk.seller.v1.Product
-	41, // 6: souk.seller.v1.UpdateProductRequest.price:type_name -> souk.order.v1.Money
-	41, // 7: souk.seller.v1.UpdateProductRequest.shipping_fee:type_name -> souk.order.v1.Money
+	40, // 6: souk.seller.v1.UpdateProductRequest.price:type_name -> souk.order.v1.Money
+	40, // 7: souk.seller.v1.UpdateProductRequest.shipping_fee:type_name -> souk.order.v1.Money
 	0,  // 8: souk.seller.v1.UpdateProductResponse.product:type_name -> souk.seller.v1.Product
 	0,  // 9: souk.seller.v1.ListProductsResponse.products:type_name -> souk.seller.v1.Product
-	43, // 10: souk.seller.v1.ListOrdersRequest.status:type_name -> souk.order.v1.OrderStatus
-	42, // 11: souk.seller.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
-	42, // 12: souk.seller.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
-	44, // 13: souk.seller.v1.ListOrdersResponse.orders:type_name -> souk.order.v1.Order
-	44, // 14: souk.seller.v1.GetOrderResponse.order:type_name -> souk.order.v1.Order
-	41, // 15: souk.seller.v1.ItemPrice.unit_price:type_name -> souk.order.v1.Money
+	42, // 10: souk.seller.v1.ListOrdersRequest.status:type_name -> souk.order.v1.OrderStatus
+	41, // 11: souk.seller.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
+	41, // 12: souk.seller.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
+	43, // 13: souk.seller.v1.ListOrdersResponse.orders:type_name -> souk.order.v1.Order
+	43, // 14: souk.seller.v1.GetOrderResponse.order:type_name -> souk.order.v1.Order
+	40, // 15: souk.seller.v1.ItemPrice.unit_price:type_name -> souk.order.v1.Money
 	11, // 16: souk.seller.v1.AdjustOrderPriceRequest.item_prices:type_name -> souk.seller.v1.ItemPrice
-	41, // 17: souk.seller.v1.AdjustOrderPriceRequest.shipping_fee:type_name -> souk.order.v1.Money
-	44, // 18: souk.seller.v1.AdjustOrderPriceResponse.order:type_name -> souk.order.v1.Order
-	44, // 19: souk.seller.v1.ShipOrderResponse.order:type_name -> souk.order.v1.Order
+	40, // 17: souk.seller.v1.AdjustOrderPriceRequest.shipping_fee:type_name -> souk.order.v1.Money
+	43, // 18: souk.seller.v1.AdjustOrderPriceResponse.order:type_name -> souk.order.v1.Order
+	43, // 19: souk.seller.v1.ShipOrderResponse.order:type_name -> souk.order.v1.Order
 	16, // 20: souk.seller.v1.ReserveStockRequest.items:type_name -> souk.seller.v1.StockItem
 	0,  // 21: souk.seller.v1.ReserveStockResponse.products:type_name -> souk.seller.v1.Product
-	44, // 22: souk.seller.v1.AnswerCancellationResponse.order:type_name -> souk.order.v1.Order
-	44, // 23: souk.seller.v1.ExtendProtectionResponse.order:type_name -> souk.order.v1.Order
-	41, // 24: souk.seller.v1.CounterOffer.amount:type_name -> souk.order.v1.Money
-	25, // 25: souk.seller.v1.RejectDispute.evidence:type_name -> souk.seller.v1.EvidenceInput
-	26, // 26: souk.seller.v1.AnswerDisputeRequest.accept:type_name -> souk.seller.v1.AcceptDispute
-	27, // 27: souk.seller.v1.AnswerDisputeRequest.counter_offer:type_name -> souk.seller.v1.CounterOffer
-	28, // 28: souk.seller.v1.AnswerDisputeRequest.reject:type_name -> souk.seller.v1.RejectDispute
-	44, // 29: souk.seller.v1.AnswerDisputeResponse.order:type_name -> souk.order.v1.Order
-	25, // 30: souk.seller.v1.AddDisputeEvidenceRequest.evidence:type_name -> souk.seller.v1.EvidenceInput
-	44, // 31: souk.seller.v1.AddDisputeEvidenceResponse.order:type_name -> souk.order.v1.Order
-	43, // 32: souk.seller.v1.StatusCount.status:type_name -> souk.order.v1.OrderStatus
-	42, // 33: souk.seller.v1.OpenCase.due_at:type_name -> google.protobuf.Timestamp
-	34, // 34: souk.seller.v1.GetSellerStatsResponse.orders_by_status:type_name -> souk.seller.v1.StatusCount
-	35, // 35: souk.seller.v1.GetSellerStatsResponse.open_cancellation_requests:type_name -> souk.seller.v1.OpenCase
-	35, // 36: souk.seller.v1.GetSellerStatsResponse.open_disputes:type_name -> souk.seller.v1.OpenCase
-	41, // 37: souk.seller.v1.GetSellerStatsResponse.refunds_in_flight_amounts:type_name -> souk.order.v1.Money
-	44, // 38: souk.seller.v1.ListEscalatedDisputesResponse.orders:type_name -> souk.order.v1.Order
-	41, // 39: souk.seller.v1.DecideDisputeRequest.refund_amount:type_name -> souk.order.v1.Money
-	44, // 40: souk.seller.v1.DecideDisputeResponse.order:type_name -> souk.order.v1.Order
+	43, // 22: souk.seller.v1.AnswerCancellationResponse.order:type_name -> souk.order.v1.Order
+	43, // 23: souk.seller.v1.ExtendProtectionResponse.order:type_name -> souk.order.v1.Order
+	40, // 24: souk.seller.v1.CounterOffer.amount:type_name -> souk.order.v1.Money
+	44, // 25: souk.seller.v1.RejectDispute.evidence:type_name -> souk.order.v1.EvidenceInput
+	25, // 26: souk.seller.v1.AnswerDisputeRequest.accept:type_name -> souk.seller.v1.AcceptDispute
+	26, // 27: souk.seller.v1.AnswerDisputeRequest.counter_offer:type_name -> souk.seller.v1.CounterOffer
+	27, // 28: souk.seller.v1.AnswerDisputeRequest.reject:type_name -> souk.seller.v1.RejectDispute
+	43, // 29: souk.seller.v1.AnswerDisputeResponse.order:type_name -> souk.order.v1.Order
+	44, // 30: souk.seller.v1.AddDisputeEvidenceRequest.evidence:type_name -> souk.order.v1.EvidenceInput
+	43, // 31: souk.seller.v1.AddDisputeEvidenceResponse.order:type_name -> souk.order.v1.Order
+	42, // 32: souk.seller.v1.StatusCount.status:type_name -> souk.order.v1.OrderStatus
+	41, // 33: souk.seller.v1.OpenCase.due_at:type_name -> google.protobuf.Timestamp
+	33, // 34: souk.seller.v1.GetSellerStatsResponse.orders_by_status:type_name -> souk.seller.v1.StatusCount
+	34, // 35: souk.seller.v1.GetSellerStatsResponse.open_cancellation_requests:type_name -> souk.seller.v1.OpenCase
+	34, // 36: souk.seller.v1.GetSellerStatsResponse.open_disputes:type_name -> souk.seller.v1.OpenCase
+	40, // 37: souk.seller.v1.GetSellerStatsResponse.refunds_in_flight_amounts:type_name -> souk.order.v1.Money
+	43, // 38: souk.seller.v1.ListEscalatedDisputesResponse.orders:type_name -> souk.order.v1.Order
+	40, // 39: souk.seller.v1.DecideDisputeRequest.refund_amount:type_name -> souk.order.v1.Money
+	43, // 40: souk.seller.v1.DecideDisputeResponse.order:type_name -> souk.order.v1.Order
 	1,  // 41: souk.seller.v1.SellerService.CreateProduct:input_type -> souk.seller.v1.CreateProductRequest
 	3,  // 42: souk.seller.v1.SellerService.UpdateProduct:input_type -> souk.seller.v1.UpdateProductRequest
 	5,  // 43: souk.seller.v1.SellerService.ListProducts:input_type -> souk.seller.v1.ListProductsRequest
@@ -2729,11 +2670,11 @@ var file_souk_seller_v1_seller_proto_depIdxs = []int32{
 	14, // 47: souk.seller.v1.SellerService.ShipOrder:input_type -> souk.seller.v1.ShipOrderRequest
 	21, // 48: souk.seller.v1.SellerService.AnswerCancellation:input_type -> souk.seller.v1.AnswerCancellationRequest
 	23, // 49: souk.seller.v1.SellerService.ExtendProtection:input_type -> souk.seller.v1.ExtendProtectionRequest
-	29, // 50: souk.seller.v1.SellerService.AnswerDispute:input_type -> souk.seller.v1.AnswerDisputeRequest
-	31, // 51: souk.seller.v1.SellerService.AddDisputeEvidence:input_type -> souk.seller.v1.AddDisputeEvidenceRequest
-	33, // 52: souk.seller.v1.SellerService.GetSellerStats:input_type -> souk.seller.v1.GetSellerStatsRequest
-	37, // 53: souk.seller.v1.DisputeResolutionService.ListEscalatedDisputes:input_type -> souk.seller.v1.ListEscalatedDisputesRequest
-	39, // 54: souk.seller.v1.DisputeResolutionService.DecideDispute:input_type -> souk.seller.v1.DecideDisputeRequest
+	28, // 50: souk.seller.v1.SellerService.AnswerDispute:input_type -> souk.seller.v1.AnswerDisputeRequest
+	30, // 51: souk.seller.v1.SellerService.AddDisputeEvidence:input_type -> souk.seller.v1.AddDisputeEvidenceRequest
+	32, // 52: souk.seller.v1.SellerService.GetSellerStats:input_type -> souk.seller.v1.GetSellerStatsRequest
+	36, // 53: souk.seller.v1.DisputeResolutionService.ListEscalatedDisputes:input_type -> souk.seller.v1.ListEscalatedDisputesRequest
+	38, // 54: souk.seller.v1.DisputeResolutionService.DecideDispute:input_type -> souk.seller.v1.DecideDisputeRequest
 	17, // 55: souk.seller.v1.CatalogService.ReserveStock:input_type -> souk.seller.v1.ReserveStockRequest
 	19, // 56: souk.seller.v1.CatalogService.ReleaseStock:input_type -> souk.seller.v1.ReleaseStockRequest
 	2,  // 57: souk.seller.v1.SellerService.CreateProduct:output_type -> souk.seller.v1.CreateProductResponse
@@ -2745,11 +2686,11 @@ var file_souk_seller_v1_seller_proto_depIdxs = []int32{
 	15, // 63: souk.seller.v1.SellerService.ShipOrder:output_type -> souk.seller.v1.ShipOrderResponse
 	22, // 64: souk.seller.v1.SellerService.AnswerCancellation:output_type -> souk.seller.v1.AnswerCancellationResponse
 	24, // 65: souk.seller.v1.SellerService.ExtendProtection:output_type -> souk.seller.v1.ExtendProtectionResponse
-	30, // 66: souk.seller.v1.SellerService.AnswerDispute:output_type -> souk.seller.v1.AnswerDisputeResponse
-	32, // 67: souk.seller.v1.SellerService.AddDisputeEvidence:output_type -> souk.seller.v1.AddDisputeEvidenceResponse
-	36, // 68: souk.seller.v1.SellerService.GetSellerStats:output_type -> souk.seller.v1.GetSellerStatsResponse
-	38, // 69: souk.seller.v1.DisputeResolutionService.ListEscalatedDisputes:output_type -> souk.seller.v1.ListEscalatedDisputesResponse
-	40, // 70: souk.seller.v1.DisputeResolutionService.DecideDispute:output_type -> souk.seller.v1.DecideDisputeResponse
+	29, // 66: souk.seller.v1.SellerService.AnswerDispute:output_type -> souk.seller.v1.AnswerDisputeResponse
+	31, // 67: souk.seller.v1.SellerService.AddDisputeEvidence:output_type -> souk.seller.v1.AddDisputeEvidenceResponse
+	35, // 68: souk.seller.v1.SellerService.GetSellerStats:output_type -> souk.seller.v1.GetSellerStatsResponse
+	37, // 69: souk.seller.v1.DisputeResolutionService.ListEscalatedDisputes:output_type -> souk.seller.v1.ListEscalatedDisputesResponse
+	39, // 70: souk.seller.v1.DisputeResolutionService.DecideDispute:output_type -> souk.seller.v1.DecideDisputeResponse
 	18, // 71: souk.seller.v1.CatalogService.ReserveStock:output_type -> souk.seller.v1.ReserveStockResponse
 	20, // 72: souk.seller.v1.CatalogService.ReleaseStock:output_type -> souk.seller.v1.ReleaseStockResponse
 	57, // [57:73] is the sub-list for method output_type
@@ -2765,7 +2706,7 @@ func file_souk_seller_v1_seller_proto_init() {
 		return
 	}
 	file_souk_seller_v1_seller_proto_msgTypes[3].OneofWrappers = []any{}
-	file_souk_seller_v1_seller_proto_msgTypes[29].OneofWrappers = []any{
+	file_souk_seller_v1_seller_proto_msgTypes[28].OneofWrappers = []any{
 		(*AnswerDisputeRequest_Accept)(nil),
 		(*AnswerDisputeRequest_CounterOffer)(nil),
 		(*AnswerDisputeRequest_Reject)(nil),
@@ -2776,7 +2717,7 @@ func file_souk_seller_v1_seller_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_souk_seller_v1_seller_proto_rawDesc), len(file_souk_seller_v1_seller_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   41,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   3,
 		},
