@@ -8,15 +8,9 @@ import (
 	"github.com/souk-dev/souk/internal/protoconv"
 )
 
-// change applies fn to one of the caller's orders and answers with the
-// order as the buyer now sees it.
-func (s *buyerService) change(ctx context.Context, orderID string, fn func(*order.Order) error) (*order.Order, error) {
-	return s.update(ctx, buyerID(ctx), orderID, fn)
-}
-
 // RequestCancellation opens a cancellation request on a paid order.
 func (s *buyerService) RequestCancellation(ctx context.Context, req *buyerv1.RequestCancellationRequest) (*buyerv1.RequestCancellationResponse, error) {
-	o, err := s.change(ctx, req.OrderId, func(o *order.Order) error {
+	o, err := s.update(ctx, buyerID(ctx), req.OrderId, func(o *order.Order) error {
 		return o.RequestCancellation(s.deps.Now(), req.Reason, req.Note, s.deps.Config.Policy)
 	})
 	if err != nil {
@@ -27,7 +21,7 @@ func (s *buyerService) RequestCancellation(ctx context.Context, req *buyerv1.Req
 
 // WithdrawCancellation withdraws the open cancellation request.
 func (s *buyerService) WithdrawCancellation(ctx context.Context, req *buyerv1.WithdrawCancellationRequest) (*buyerv1.WithdrawCancellationResponse, error) {
-	o, err := s.change(ctx, req.OrderId, func(o *order.Order) error { return o.WithdrawCancellation(s.deps.Now()) })
+	o, err := s.update(ctx, buyerID(ctx), req.OrderId, func(o *order.Order) error { return o.WithdrawCancellation(s.deps.Now()) })
 	if err != nil {
 		return nil, err
 	}
@@ -36,7 +30,7 @@ func (s *buyerService) WithdrawCancellation(ctx context.Context, req *buyerv1.Wi
 
 // AskProtectionExtension records the buyer's request for more protection time.
 func (s *buyerService) AskProtectionExtension(ctx context.Context, req *buyerv1.AskProtectionExtensionRequest) (*buyerv1.AskProtectionExtensionResponse, error) {
-	o, err := s.change(ctx, req.OrderId, func(o *order.Order) error {
+	o, err := s.update(ctx, buyerID(ctx), req.OrderId, func(o *order.Order) error {
 		return o.AskProtectionExtension(s.deps.Now(), int(req.Days), req.Note)
 	})
 	if err != nil {
@@ -47,7 +41,7 @@ func (s *buyerService) AskProtectionExtension(ctx context.Context, req *buyerv1.
 
 // OpenDispute opens a dispute on a shipped order.
 func (s *buyerService) OpenDispute(ctx context.Context, req *buyerv1.OpenDisputeRequest) (*buyerv1.OpenDisputeResponse, error) {
-	o, err := s.change(ctx, req.OrderId, func(o *order.Order) error {
+	o, err := s.update(ctx, buyerID(ctx), req.OrderId, func(o *order.Order) error {
 		return o.OpenDispute(s.deps.Now(), req.Reason, protoconv.FromMoney(req.RefundAmount), protoconv.Evidence(order.PartyBuyer, req.Evidence), s.deps.Config.Policy)
 	})
 	if err != nil {
@@ -58,7 +52,7 @@ func (s *buyerService) OpenDispute(ctx context.Context, req *buyerv1.OpenDispute
 
 // AddDisputeEvidence adds the buyer's evidence.
 func (s *buyerService) AddDisputeEvidence(ctx context.Context, req *buyerv1.AddDisputeEvidenceRequest) (*buyerv1.AddDisputeEvidenceResponse, error) {
-	o, err := s.change(ctx, req.OrderId, func(o *order.Order) error {
+	o, err := s.update(ctx, buyerID(ctx), req.OrderId, func(o *order.Order) error {
 		return o.AddEvidence(s.deps.Now(), protoconv.Evidence(order.PartyBuyer, req.Evidence))
 	})
 	if err != nil {
@@ -69,7 +63,7 @@ func (s *buyerService) AddDisputeEvidence(ctx context.Context, req *buyerv1.AddD
 
 // WithdrawDispute withdraws the buyer's dispute.
 func (s *buyerService) WithdrawDispute(ctx context.Context, req *buyerv1.WithdrawDisputeRequest) (*buyerv1.WithdrawDisputeResponse, error) {
-	o, err := s.change(ctx, req.OrderId, func(o *order.Order) error { return o.WithdrawDispute(s.deps.Now()) })
+	o, err := s.update(ctx, buyerID(ctx), req.OrderId, func(o *order.Order) error { return o.WithdrawDispute(s.deps.Now()) })
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +72,7 @@ func (s *buyerService) WithdrawDispute(ctx context.Context, req *buyerv1.Withdra
 
 // AnswerCounterOffer takes or refuses the seller's offer.
 func (s *buyerService) AnswerCounterOffer(ctx context.Context, req *buyerv1.AnswerCounterOfferRequest) (*buyerv1.AnswerCounterOfferResponse, error) {
-	o, err := s.change(ctx, req.OrderId, func(o *order.Order) error {
+	o, err := s.update(ctx, buyerID(ctx), req.OrderId, func(o *order.Order) error {
 		return o.AnswerCounterOffer(s.deps.Now(), req.Accept, s.deps.Config.Policy)
 	})
 	if err != nil {

@@ -302,6 +302,7 @@ func updateTx(ctx context.Context, tx pgx.Tx, id string, fn func(*order.Order) e
 		return nil, err
 	}
 	n := o.Stored()
+	nameRefunds(n.Refunds)
 	b := &pgx.Batch{}
 	b.Queue(`UPDATE orders SET status = $3, items = $4, shipping_fee_minor = $5, total_minor = $6,
 		version = version + 1, updated_at = $7, cancel_reason = $8, last_decline_code = $9,

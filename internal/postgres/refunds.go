@@ -29,17 +29,23 @@ func scanRefund(row pgx.Row, extra ...any) (order.Refund, error) {
 	return r, err
 }
 
-// queueRefunds queues the insert of new refunds (giving them their ids) and
-// the write-back of changed ones. Every refund change goes through its
-// order's lock, so a plain upsert loses nothing.
+// nameRefunds gives new refunds their ids (the provider's idempotency key).
+func nameRefunds(rs []order.Refund) {
+	for i := range rs {
+		if rs[i].ID == "" {
+			rs[i].ID = uuid.NewString()
+		}
+	}
+}
+
+// queueRefunds queues the insert of new refunds and the write-back of
+// changed ones (all named by nameRefunds). Every refund change goes through
+// its order's lock, so a plain upsert loses nothing.
 func queueRefunds(b *pgx.Batch, s, old order.Stored) {
 	for i := range s.Refunds {
 		r := &s.Refunds[i]
-		if r.ID != "" && slices.Contains(old.Refunds, *r) {
+		if slices.Contains(old.Refunds, *r) {
 			continue
-		}
-		if r.ID == "" {
-			r.ID = uuid.NewString()
 		}
 		var completed *time.Time
 		if !r.CompletedAt.IsZero() {
