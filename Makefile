@@ -19,6 +19,11 @@ help: ## Describe the targets
 up: ## Run the whole system: Postgres, Redis, both services, demo data; Ctrl-C stops it
 	internal/devenv/up.sh
 
+.PHONY: migrate
+migrate: ## Apply schema migrations to SOUK_DATABASE_URL (default: make up's database, started if needed)
+	@if [ -z "$${SOUK_DATABASE_URL:-}" ]; then $(STACK) start; fi
+	go run ./internal/devenv/migrate
+
 .PHONY: down
 down: ## Stop what make up started and delete its data
 	$(STACK) purge

@@ -15,6 +15,9 @@ import (
 	"github.com/souk-dev/souk/internal/order"
 )
 
+// DefaultDatabaseURL is the database `make up` starts.
+const DefaultDatabaseURL = "postgres://souk:souk@127.0.0.1:55432/souk?sslmode=disable"
+
 // DevJWTSecret is the documented development secret; never use it in production.
 const DevJWTSecret = "souk-development-secret-do-not-use-in-production"
 
@@ -118,7 +121,7 @@ func (e *Env) Err() error { return errors.Join(e.errs...) }
 // Load reads the shared configuration.
 func (e *Env) Load() Config {
 	c := Config{
-		DatabaseURL:   e.String("SOUK_DATABASE_URL", "postgres://souk:souk@127.0.0.1:55432/souk?sslmode=disable"),
+		DatabaseURL:   e.String("SOUK_DATABASE_URL", DefaultDatabaseURL),
 		RedisAddr:     e.String("SOUK_REDIS_ADDR", "127.0.0.1:56379"),
 		RedisDB:       e.Int("SOUK_REDIS_DB", 0),
 		RedisPrefix:   e.String("SOUK_REDIS_PREFIX", "souk:"),
