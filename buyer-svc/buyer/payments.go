@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -107,7 +108,7 @@ func (s *buyerService) PayOrders(ctx context.Context, req *buyerv1.PayOrdersRequ
 		o, a, err := s.pay(ctx, buyer, op.OrderId, protoconv.FromMoney(op.ExpectedTotal), m, req.IdempotencyKey)
 		if err != nil {
 			st := status.Convert(server.ToStatus(ctx, s.deps.Log, err))
-			r.ErrorCode, r.ErrorMessage = st.Code().String(), st.Message()
+			r.ErrorCode, r.ErrorMessage = code.Code_name[int32(st.Code())], st.Message()
 		} else {
 			r.Order, r.Attempt = protoconv.Order(o, true), protoconv.Attempt(a)
 		}

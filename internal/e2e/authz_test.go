@@ -94,7 +94,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 			if err == nil && resp.Results[0].ErrorCode == "" {
 				return fmt.Errorf("paid with a wrong total")
 			}
-			if err == nil && resp.Results[0].ErrorCode == "NotFound" {
+			if err == nil && resp.Results[0].ErrorCode == "NOT_FOUND" {
 				return status.Error(codes.NotFound, "not found")
 			}
 			return err

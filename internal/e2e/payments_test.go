@@ -385,7 +385,7 @@ func TestPayOrdersOfOneCheckout(t *testing.T) {
 		{OrderId: orders[0].Id, ExpectedTotal: usd(1)}, {OrderId: orders[1].Id, ExpectedTotal: orders[1].Total},
 	}}
 	resp, err = s.buyer.PayOrders(ctx, req)
-	if err != nil || resp.Results[0].ErrorCode != "FailedPrecondition" || resp.Results[1].Order.GetStatus() != paidStatus {
+	if err != nil || resp.Results[0].ErrorCode != "FAILED_PRECONDITION" || resp.Results[1].Order.GetStatus() != paidStatus {
 		t.Fatalf("mixed: %v %v", resp, err)
 	}
 }
