@@ -16,6 +16,7 @@ import (
 	sellerv1 "github.com/souk-dev/souk/gen/go/souk/seller/v1"
 	"github.com/souk-dev/souk/internal/app"
 	"github.com/souk-dev/souk/internal/auth"
+	"github.com/souk-dev/souk/internal/payflow"
 	"github.com/souk-dev/souk/internal/payment"
 	"github.com/souk-dev/souk/internal/server"
 )
@@ -37,10 +38,11 @@ type Config struct {
 	// payments processing.
 	SettleAfter time.Duration
 	// WorkerInterval is how often the payment worker looks for refunds,
-	// captures and stale attempts.
+	// captures and attempts whose answer was lost.
 	WorkerInterval time.Duration
-	// CrashAfterAuthorize is fault injection for tests (SOUK_TEST_CRASH_AFTER_AUTHORIZE).
-	CrashAfterAuthorize bool
+	// FingerprintSecret keys the hashes that tell a retried payment from a
+	// reused idempotency key.
+	FingerprintSecret string
 }
 
 // LoadConfig reads the configuration from the environment (lookup, or the
@@ -53,11 +55,12 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 		HTTPAddr:   e.String("SOUK_BUYER_HTTP_ADDR", "127.0.0.1:8081"),
 		SellerAddr: e.String("SOUK_SELLER_GRPC_ADDR", "127.0.0.1:50052"),
 		// The documented development secret, like the JWT's.
-		WebhookSecret:       e.String("SOUK_PROVIDER_WEBHOOK_SECRET", "souk-development-webhook-secret"),
-		CallbackURL:         e.String("SOUK_PROVIDER_CALLBACK_URL", ""),
-		SettleAfter:         e.Duration("SOUK_SIM_SETTLE_AFTER", 10*time.Second),
-		WorkerInterval:      e.Duration("SOUK_WORKER_INTERVAL", time.Second),
-		CrashAfterAuthorize: e.Bool("SOUK_TEST_CRASH_AFTER_AUTHORIZE", false),
+		WebhookSecret:  e.String("SOUK_PROVIDER_WEBHOOK_SECRET", "souk-development-webhook-secret"),
+		CallbackURL:    e.String("SOUK_PROVIDER_CALLBACK_URL", ""),
+		SettleAfter:    e.Duration("SOUK_SIM_SETTLE_AFTER", 10*time.Second),
+		WorkerInterval: e.Duration("SOUK_WORKER_INTERVAL", time.Second),
+		// The documented development secret, like the JWT's.
+		FingerprintSecret: e.String("SOUK_FINGERPRINT_SECRET", "souk-development-fingerprint-secret"),
 	}
 	return c, e.Err()
 }
@@ -104,9 +107,13 @@ func (m *Main) Open(ctx context.Context) error {
 		}, app.Now, m.log)
 		m.provider = m.simulated
 	}
+	pay := payflow.New(payflow.Config{
+		DB: deps.DB, Locker: deps.Locker, Provider: m.provider, Log: m.log, Now: deps.Now, Policy: deps.Config.Policy,
+		LockTTL: deps.Config.LockTTL, FingerprintKey: []byte(m.cfg.FingerprintSecret), Changed: deps.Changed,
+	})
 	svc := &buyerService{
-		deps: deps, catalog: sellerv1.NewCatalogServiceClient(m.conn), provider: m.provider, window: m.cfg.PaymentWindow,
-		webhookSecret: []byte(m.cfg.WebhookSecret), crashAfterAuthorize: m.cfg.CrashAfterAuthorize,
+		deps: deps, catalog: sellerv1.NewCatalogServiceClient(m.conn), pay: pay, window: m.cfg.PaymentWindow,
+		webhookSecret: []byte(m.cfg.WebhookSecret),
 	}
 	m.srv, err = server.New(server.Config{
 		GRPCAddr: m.cfg.GRPCAddr, HTTPAddr: m.cfg.HTTPAddr, Log: m.log, Issuer: deps.Issuer,
@@ -138,15 +145,13 @@ func (m *Main) Open(ctx context.Context) error {
 	m.cancel, m.done = cancel, make(chan struct{})
 	go func() {
 		defer close(m.done)
-		if m.simulated == nil {
-			svc.runWorker(bg, m.cfg.WorkerInterval)
-			return
+		if m.simulated != nil {
+			if m.cfg.CallbackURL == "" {
+				m.simulated.SetCallbackURL("http://" + m.srv.HTTPAddr() + "/v1/provider/events")
+			}
+			go m.simulated.Run(bg)
 		}
-		if m.cfg.CallbackURL == "" {
-			m.simulated.SetCallbackURL("http://" + m.srv.HTTPAddr() + "/v1/provider/events")
-		}
-		go m.simulated.Run(bg)
-		svc.runWorker(bg, m.cfg.WorkerInterval)
+		pay.RunWorker(bg, m.cfg.WorkerInterval)
 	}()
 	m.log.Info("buyer-svc listening", "grpc", m.srv.GRPCAddr(), "http", m.srv.HTTPAddr())
 	return nil

@@ -2,17 +2,20 @@ package buyer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/google/uuid"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	buyerv1 "github.com/souk-dev/souk/gen/go/souk/buyer/v1"
 	sellerv1 "github.com/souk-dev/souk/gen/go/souk/seller/v1"
 	"github.com/souk-dev/souk/internal/app"
 	"github.com/souk-dev/souk/internal/auth"
 	"github.com/souk-dev/souk/internal/order"
-	"github.com/souk-dev/souk/internal/payment"
+	"github.com/souk-dev/souk/internal/payflow"
 	"github.com/souk-dev/souk/internal/postgres"
 	"github.com/souk-dev/souk/internal/protoconv"
 )
@@ -20,15 +23,13 @@ import (
 // buyerService implements BuyerService for the buyer in each call's token.
 type buyerService struct {
 	buyerv1.UnimplementedBuyerServiceServer
-	deps     *app.Deps
-	catalog  sellerv1.CatalogServiceClient
-	provider payment.Provider
-	window   time.Duration
+	deps    *app.Deps
+	catalog sellerv1.CatalogServiceClient
+	// pay runs payments: the handlers only translate.
+	pay    *payflow.Service
+	window time.Duration
 	// webhookSecret verifies the provider's signed events.
 	webhookSecret []byte
-	// crashAfterAuthorize is fault injection for tests: the process exits
-	// between the provider's approval and recording it.
-	crashAfterAuthorize bool
 }
 
 func buyerID(ctx context.Context) string {
@@ -43,13 +44,19 @@ func ownedBy(o *order.Order, buyer string) error {
 	return nil
 }
 
+// checkoutNamespace derives a checkout's id from its buyer and idempotency key.
+var checkoutNamespace = uuid.MustParse("6f1c4f5e-7d1a-4b1e-9a55-3c2f3f0a9b10")
+
 // Checkout reserves stock through seller-svc's CatalogService and creates
 // one order per seller in one transaction. If the orders cannot be stored
-// the reservation is released again.
+// the reservation is released again. With an idempotency key the
+// checkout's id is derived from it, so a retry finds the orders the first
+// request stored (or finishes what it started) instead of buying twice.
 func (s *buyerService) Checkout(ctx context.Context, req *buyerv1.CheckoutRequest) (*buyerv1.CheckoutResponse, error) {
 	buyer := buyerID(ctx)
 	checkoutID := uuid.NewString()
 	items := make([]*sellerv1.StockItem, len(req.Items))
+	parts := []string{"checkout"}
 	seen := map[string]bool{}
 	for i, it := range req.Items {
 		if seen[it.ProductId] {
@@ -57,26 +64,70 @@ func (s *buyerService) Checkout(ctx context.Context, req *buyerv1.CheckoutReques
 		}
 		seen[it.ProductId] = true
 		items[i] = &sellerv1.StockItem{ProductId: it.ProductId, Quantity: it.Quantity}
+		parts = append(parts, fmt.Sprintf("%s:%d", it.ProductId, it.Quantity))
 	}
+	if req.IdempotencyKey == "" {
+		return s.checkout(ctx, buyer, checkoutID, req.Items, items)
+	}
+	if err := s.deps.DB.ClaimIdempotencyKey(ctx, "checkout:"+buyer, req.IdempotencyKey, s.pay.Fingerprint(parts...), s.deps.Now()); err != nil {
+		return nil, err
+	}
+	checkoutID = uuid.NewSHA1(checkoutNamespace, []byte(buyer+"\x00"+req.IdempotencyKey)).String()
+	// Retries racing each other meet on the checkout id: the one that
+	// loses the reservation's insert waits a moment and finds the
+	// winner's reservation (or orders).
+	for try := 1; ; try++ {
+		resp, err := s.storedCheckout(ctx, buyer, checkoutID)
+		if resp != nil || err != nil {
+			return resp, err
+		}
+		resp, err = s.checkout(ctx, buyer, checkoutID, req.Items, items)
+		if status.Code(err) != codes.Aborted || try == 5 {
+			return resp, err
+		}
+		time.Sleep(time.Duration(try) * 50 * time.Millisecond)
+	}
+}
+
+// checkout reserves a cart's stock under checkoutID and stores its orders.
+func (s *buyerService) checkout(ctx context.Context, buyer, checkoutID string, cart []*buyerv1.CheckoutItem, items []*sellerv1.StockItem) (*buyerv1.CheckoutResponse, error) {
 	res, err := s.catalog.ReserveStock(ctx, &sellerv1.ReserveStockRequest{CheckoutId: checkoutID, Items: items})
 	if err != nil {
 		return nil, err
 	}
-	orders, err := s.buildOrders(buyer, checkoutID, req.Items, res.Products)
+	orders, err := s.buildOrders(buyer, checkoutID, cart, res.Products)
 	if err == nil {
 		err = s.deps.DB.CreateOrders(ctx, orders)
 	}
 	if err != nil {
+		// What this request reserved goes back; a concurrent retry that
+		// stored the orders first already consumed its own reservation.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		if _, rerr := s.catalog.ReleaseStock(rctx, &sellerv1.ReleaseStockRequest{CheckoutId: checkoutID}); rerr != nil {
 			s.deps.Log.ErrorContext(ctx, "release stock after failed checkout", "checkout_id", checkoutID, "err", rerr)
+		}
+		if errors.Is(err, postgres.ErrCheckoutExists) {
+			return s.storedCheckout(ctx, buyer, checkoutID)
 		}
 		return nil, err
 	}
 	resp := &buyerv1.CheckoutResponse{CheckoutId: checkoutID}
 	for _, o := range orders {
 		s.deps.Changed(ctx, o)
+		resp.Orders = append(resp.Orders, protoconv.Order(o, true))
+	}
+	return resp, nil
+}
+
+// storedCheckout answers with a checkout's stored orders (nil if it has none).
+func (s *buyerService) storedCheckout(ctx context.Context, buyer, checkoutID string) (*buyerv1.CheckoutResponse, error) {
+	orders, err := s.deps.DB.CheckoutOrders(ctx, buyer, checkoutID)
+	if err != nil || len(orders) == 0 {
+		return nil, err
+	}
+	resp := &buyerv1.CheckoutResponse{CheckoutId: checkoutID}
+	for _, o := range orders {
 		resp.Orders = append(resp.Orders, protoconv.Order(o, true))
 	}
 	return resp, nil

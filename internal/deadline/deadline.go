@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -22,8 +24,8 @@ import (
 
 // Store is the part of the record the scheduler needs.
 type Store interface {
-	FireDeadline(ctx context.Context, id string, kind order.DeadlineKind, now time.Time, pol order.Policy) (*order.Order, bool, error)
-	SweepDue(ctx context.Context, now time.Time, limit int, pol order.Policy) ([]*order.Order, error)
+	FireDeadline(ctx context.Context, id string, kind order.DeadlineKind, now time.Time, pol order.Policy, skipLocked bool) (*order.Order, bool, error)
+	DueDeadlines(ctx context.Context, now time.Time, after postgres.Deadline, limit int) ([]postgres.Deadline, error)
 	OpenDeadlines(ctx context.Context, fn func([]postgres.Deadline) error) error
 }
 
@@ -47,12 +49,19 @@ type Scheduler struct {
 	log    *slog.Logger
 	// fired, when set, is called with every order a deadline changed.
 	fired func(*order.Order)
+
+	// failures counts deadlines that could not be fired; reported holds
+	// when each failing one was last logged, so that a deadline that fails
+	// every sweep is reported once a minute, not flooded.
+	failures atomic.Int64
+	mu       sync.Mutex
+	reported map[postgres.Deadline]time.Time
 }
 
 // New returns a Scheduler whose Redis keys start with prefix; pol holds the
 // rules the deadlines' actions follow (refund due dates, for one).
 func New(rdb *redis.Client, prefix string, store Store, pol order.Policy, now func() time.Time, log *slog.Logger) *Scheduler {
-	return &Scheduler{rdb: rdb, prefix: prefix, store: store, policy: pol, now: now, log: log}
+	return &Scheduler{rdb: rdb, prefix: prefix, store: store, policy: pol, now: now, log: log, reported: map[postgres.Deadline]time.Time{}}
 }
 
 // OnFired registers fn to be called with every order a deadline changed.
@@ -121,7 +130,7 @@ func (s *Scheduler) RearmAll(ctx context.Context) (int, error) {
 // their deadline by a little, so only clock skew between replicas does
 // that) is left to the sweeper.
 func (s *Scheduler) Fire(ctx context.Context, orderID string, kind order.DeadlineKind) error {
-	o, changed, err := s.store.FireDeadline(ctx, orderID, kind, s.now(), s.policy)
+	o, changed, err := s.store.FireDeadline(ctx, orderID, kind, s.now(), s.policy, false)
 	if err != nil {
 		return fmt.Errorf("fire %s deadline of order %s: %w", kind, orderID, err)
 	}
@@ -139,24 +148,61 @@ func (s *Scheduler) done(ctx context.Context, o *order.Order, how string) {
 	}
 }
 
-// Sweep fires every deadline that is due, in batches, and returns how many
-// orders it changed.
+// Sweep fires every deadline that is due, each in its own transaction,
+// and returns how many orders it changed. A deadline that cannot be fired
+// (an unknown kind written by a newer version, a constraint the change
+// breaks) is reported and skipped: it never holds up the others. Orders
+// another transaction holds are skipped too; their holder re-arms them.
 func (s *Scheduler) Sweep(ctx context.Context, batch int) (int, error) {
 	total := 0
+	now := s.now()
+	var after postgres.Deadline
 	for {
-		changed, err := s.store.SweepDue(ctx, s.now(), batch, s.policy)
+		ds, err := s.store.DueDeadlines(ctx, now, after, batch)
 		if err != nil {
 			return total, fmt.Errorf("sweep deadlines: %w", err)
 		}
-		for _, o := range changed {
-			s.done(ctx, o, "sweeper")
+		for _, d := range ds {
+			o, changed, err := s.store.FireDeadline(ctx, d.OrderID, d.Kind, now, s.policy, true)
+			if err != nil {
+				if ctx.Err() != nil {
+					return total, ctx.Err()
+				}
+				s.report(ctx, d, err)
+				continue
+			}
+			if changed {
+				s.done(ctx, o, "sweeper")
+				total++
+			}
 		}
-		total += len(changed)
-		if len(changed) < batch {
+		if len(ds) < batch {
 			return total, nil
 		}
+		after = ds[len(ds)-1]
 	}
 }
+
+// report logs a deadline that could not be fired, at most once a minute each.
+func (s *Scheduler) report(ctx context.Context, d postgres.Deadline, err error) {
+	s.failures.Add(1)
+	now := time.Now()
+	s.mu.Lock()
+	last, seen := s.reported[d]
+	if !seen || now.Sub(last) > time.Minute {
+		s.reported[d] = now
+	}
+	if len(s.reported) > 10000 {
+		clear(s.reported)
+	}
+	s.mu.Unlock()
+	if !seen || now.Sub(last) > time.Minute {
+		s.log.ErrorContext(ctx, "deadline cannot be fired; skipped", "order_id", d.OrderID, "kind", d.Kind, "due_at", d.DueAt, "err", err)
+	}
+}
+
+// Failures returns how many times a deadline could not be fired.
+func (s *Scheduler) Failures() int64 { return s.failures.Load() }
 
 // Run re-arms every key, then listens for expired keys (if cfg.Listen) and
 // sweeps every cfg.SweepInterval until ctx ends.

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
@@ -31,6 +32,7 @@ import (
 type system struct {
 	t        testing.TB
 	cfg      app.Config
+	opts     options
 	sellers  []*seller.Main
 	buyers   []*buyer.Main
 	provider *payment.Simulated
@@ -41,14 +43,31 @@ type system struct {
 	stops    []func()
 }
 
+// options adjust a system beyond its shared configuration.
+type options struct {
+	// tune adjusts the configuration both services share.
+	tune func(*app.Config)
+	// buyer adjusts buyer-svc's own configuration.
+	buyer func(*buyer.Config)
+	// provider puts a provider of the test's (wrapping the simulated one,
+	// to inject faults at the edge) in front of buyer-svc.
+	provider func(*payment.Simulated) payment.Provider
+}
+
 // startSystem starts replicas of each service; tune adjusts the configuration.
 func startSystem(t testing.TB, replicas int, tune func(*app.Config)) *system {
 	t.Helper()
+	return startSystemWith(t, replicas, options{tune: tune})
+}
+
+// startSystemWith starts replicas of each service with opts.
+func startSystemWith(t testing.TB, replicas int, opts options) *system {
+	t.Helper()
 	cfg := testenv.Config(t)
-	if tune != nil {
-		tune(&cfg)
+	if opts.tune != nil {
+		opts.tune(&cfg)
 	}
-	s := &system{t: t, cfg: cfg}
+	s := &system{t: t, cfg: cfg, opts: opts}
 	var err error
 	if s.issuer, err = auth.NewIssuer(cfg.JWTSecret); err != nil {
 		t.Fatal(err)
@@ -110,12 +129,33 @@ func (s *system) startSeller() *seller.Main {
 
 func (s *system) startBuyer() *buyer.Main {
 	s.t.Helper()
-	m := buyer.New(s.buyerConfig(s.sellers[len(s.buyers)%len(s.sellers)].GRPCAddr()), testenv.Logger(s.t), nil)
+	cfg := s.buyerConfig(s.sellers[len(s.buyers)%len(s.sellers)].GRPCAddr())
+	var provider payment.Provider
+	var sim *payment.Simulated
+	if s.opts.provider != nil {
+		pool, err := pgxpool.New(context.Background(), s.cfg.DatabaseURL)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		s.t.Cleanup(pool.Close)
+		sim = payment.NewSimulated(pool, payment.SimulatedConfig{SettleAfter: cfg.SettleAfter, WebhookSecret: []byte(cfg.WebhookSecret)},
+			app.Now, testenv.Logger(s.t))
+		provider = s.opts.provider(sim)
+	}
+	m := buyer.New(cfg, testenv.Logger(s.t), provider)
 	if err := m.Open(context.Background()); err != nil {
 		s.t.Fatal(err)
 	}
+	if sim != nil {
+		sim.SetCallbackURL("http://" + m.HTTPAddr() + "/v1/provider/events")
+		ctx, cancel := context.WithCancel(context.Background())
+		go sim.Run(ctx)
+		s.t.Cleanup(cancel)
+	} else {
+		sim = m.Simulated()
+	}
 	if s.provider == nil {
-		s.provider = m.Simulated()
+		s.provider = sim
 	}
 	s.onStop(m.Close)
 	s.buyers = append(s.buyers, m)
@@ -128,10 +168,15 @@ const webhookSecret = "test-webhook-secret-test-webhook-secret"
 // buyerConfig is the configuration of a buyer-svc replica in tests:
 // asynchronous payments settle after a second, the worker runs every 100ms.
 func (s *system) buyerConfig(sellerAddr string) buyer.Config {
-	return buyer.Config{
+	c := buyer.Config{
 		Config: s.cfg, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", SellerAddr: sellerAddr,
 		WebhookSecret: webhookSecret, SettleAfter: time.Second, WorkerInterval: 100 * time.Millisecond,
+		FingerprintSecret: "test-fingerprint-secret",
 	}
+	if s.opts.buyer != nil {
+		s.opts.buyer(&c)
+	}
+	return c
 }
 
 func closeMain(t testing.TB, close func(context.Context) error) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	buyerv1 "github.com/souk-dev/souk/gen/go/souk/buyer/v1"
 	orderv1 "github.com/souk-dev/souk/gen/go/souk/order/v1"
 	sellerv1 "github.com/souk-dev/souk/gen/go/souk/seller/v1"
@@ -100,4 +102,16 @@ func (s *system) pay(t *testing.T, buyer string, o *orderv1.Order, card, key str
 		t.Fatalf("pay: %v", err)
 	}
 	return resp
+}
+
+// db opens a pool on the system's database, for a test to inspect or
+// change the record as an operator (or a fault) would.
+func (s *system) db(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), s.cfg.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
 }

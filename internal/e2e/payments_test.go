@@ -74,6 +74,9 @@ func paymentCases() []paymentCase {
 		cardCase("verification_required", "4000000000003220", expectation{pending, aVerify, ""}, nil),
 		cardCase("slow confirmation", "4000000000000077", expectation{processing, aProc, ""}, &expectation{paidStatus, aSucceeded, ""}),
 		cardCase("slow decline", "4000000000000341", expectation{processing, aProc, ""}, &expectation{pending, aDeclined, "do_not_honor"}),
+		// The provider approves but its answer is lost: the payment is
+		// being checked until reconciliation asks the provider.
+		cardCase("answer lost", "4000000000002014", expectation{processing, aProc, ""}, &expectation{paidStatus, aSucceeded, ""}),
 		{name: "wallet approves", json: map[string]any{"wallet": map[string]any{"account": payment.WalletApprove}},
 			grpc: func(r *buyerv1.PayOrderRequest) {
 				r.Method = &buyerv1.PayOrderRequest_Wallet{Wallet: &buyerv1.Wallet{Account: payment.WalletApprove}}
@@ -305,12 +308,14 @@ func (s *system) capturedFor(t *testing.T, orderID string) int {
 	return n
 }
 
-// TestLateConfirmationAfterExpiry: a bank transfer confirmed after the
-// order's payment window passed leaves the order cancelled and is refunded
-// automatically, once.
+// TestLateConfirmationAfterExpiry: a bank transfer that Souk gave up on
+// (its processing deadline passed) and whose order was then cancelled by
+// the payment window, confirmed late by the bank, leaves the order
+// cancelled and is refunded automatically, once.
 func TestLateConfirmationAfterExpiry(t *testing.T) {
 	s := startSystem(t, 1, func(c *app.Config) {
 		c.PaymentWindow = 600 * time.Millisecond
+		c.Policy.ProcessingTimeout = 300 * time.Millisecond
 		c.SweepInterval = 100 * time.Millisecond
 	})
 	lamp := s.product("store-x", "Lamp", 1000, 100, 10)

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -127,35 +126,60 @@ func (p *process) stop(t *testing.T) {
 	}
 }
 
-// TestCrashBetweenAuthorizationAndCommit kills buyer-svc right after the
-// provider approved a payment and before the order recorded it. A retry
-// with the same key after a restart, or the worker's recovery without one,
-// completes the payment: one charge, the order consistent.
+// TestCrashBetweenAuthorizationAndCommit kills buyer-svc (SIGKILL) right
+// after the provider approved a payment and before the order recorded it.
+// The fault comes from the test, not from the service: a trigger holds the
+// write-back of a successful attempt in PostgreSQL while the process is
+// killed. A retry with the same key after a restart, or the worker's
+// reconciliation without one, completes the payment: one charge, the order
+// consistent.
 func TestCrashBetweenAuthorizationAndCommit(t *testing.T) {
 	s := startSystem(t, 1, nil)
 	lamp := s.product("store-x", "Lamp", 1000, 100, 10)
 	retried, recovered := s.checkout("alice", 1, lamp)[0], s.checkout("alice", 1, lamp)[0]
 	var logs bytes.Buffer
+	db := s.db(t)
+	ctx := context.Background()
+	if _, err := db.Exec(ctx, `CREATE FUNCTION hold_success() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN PERFORM pg_sleep(3); RETURN NEW; END $$;
+		CREATE TRIGGER hold_success BEFORE UPDATE ON payment_attempts
+		FOR EACH ROW WHEN (NEW.status = 'SUCCEEDED') EXECUTE FUNCTION hold_success()`); err != nil {
+		t.Fatal(err)
+	}
 
 	crashOn := func(o *orderv1.Order, key string) {
 		t.Helper()
-		p := s.startBuyerProcess(t, &logs, "SOUK_TEST_CRASH_AFTER_AUTHORIZE=true")
+		p := s.startBuyerProcess(t, &logs)
 		client := buyerv1.NewBuyerServiceClient(dial(t, p.grpcAddr))
-		_, err := client.PayOrder(as(s.token(auth.RoleBuyer, "alice")), payCard(o, "4242424242424242", key))
-		if status.Code(err) != codes.Unavailable {
-			t.Fatalf("pay on a crashing service: %v, want UNAVAILABLE", err)
+		paid := make(chan error, 1)
+		go func() {
+			_, err := client.PayOrder(as(s.token(auth.RoleBuyer, "alice")), payCard(o, "4242424242424242", key))
+			paid <- err
+		}()
+		testenv.Eventually(t, 10*time.Second, "the provider authorizes", func() bool {
+			var n int
+			_ = db.QueryRow(ctx, `SELECT count(*) FROM sim_payments WHERE order_id = $1 AND status = 'authorized'`, o.Id).Scan(&n)
+			return n == 1
+		})
+		if err := p.cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
 		}
-		var exit *exec.ExitError
-		if err := <-p.exited; !errors.As(err, &exit) || exit.ExitCode() != 3 {
-			t.Fatalf("buyer-svc exit: %v, want status 3 from the fault injection", err)
+		<-p.exited
+		if err := <-paid; status.Code(err) != codes.Unavailable {
+			t.Fatalf("pay on a killed service: %v, want UNAVAILABLE", err)
 		}
-		if got := s.order("alice", o.Id); got.Status != pending || got.PaymentAttempts[0].Status != aProc {
-			t.Fatalf("after the crash: order %s, attempt %s", got.Status, got.PaymentAttempts[0].Status)
-		}
+		// The held transaction dies with its connection.
+		testenv.Eventually(t, 10*time.Second, "the write-back rolls back", func() bool {
+			got := s.order("alice", o.Id)
+			return got.Status == pending && got.PaymentAttempts[0].Status == aProc
+		})
 	}
 	crashOn(retried, "crash-key-1")
 	crashOn(recovered, "crash-key-2")
-	ledger, _ := s.provider.Ledger(context.Background())
+	if _, err := db.Exec(ctx, `DROP TRIGGER hold_success ON payment_attempts`); err != nil {
+		t.Fatal(err)
+	}
+	ledger, _ := s.provider.Ledger(ctx)
 	if len(ledger) != 2 || ledger[0].Status != "authorized" {
 		t.Fatalf("provider ledger after the crashes: %+v, want two authorizations", ledger)
 	}
@@ -182,7 +206,7 @@ func TestCrashBetweenAuthorizationAndCommit(t *testing.T) {
 		}
 		testenv.Eventually(t, 10*time.Second, "the payment is captured", func() bool { return s.capturedFor(t, o.Id) == 1 })
 	}
-	if ledger, _ := s.provider.Ledger(context.Background()); len(ledger) != 2 {
+	if ledger, _ := s.provider.Ledger(ctx); len(ledger) != 2 {
 		t.Fatalf("provider ledger: %+v, want still two payments", ledger)
 	}
 	p.stop(t)

@@ -20,6 +20,9 @@ import (
 // ErrBusy means another operation holds the order's lock.
 var ErrBusy = fmt.Errorf("%w: another operation on this order is in progress, try again", order.ErrConflict)
 
+// errWaited ends a wait for a lock.
+var errWaited = errors.New("waited for the lock")
+
 // Locker obtains order locks.
 type Locker struct {
 	client *redislock.Client
@@ -45,16 +48,23 @@ type Lock struct {
 // order's keys on one Redis Cluster slot.
 func (l *Locker) Key(orderID string) string { return l.prefix + "lock:{" + orderID + "}" }
 
-// Obtain takes the order's lock, waiting up to wait for a holder to let go.
+// Obtain takes the order's lock, waiting up to wait (and no longer) for a
+// holder to let go; wait 0 tries once.
 func (l *Locker) Obtain(ctx context.Context, orderID string, wait time.Duration) (*Lock, error) {
 	opts := &redislock.Options{RetryStrategy: redislock.NoRetry()}
 	if wait > 0 {
-		opts.RetryStrategy = redislock.LimitRetry(redislock.ExponentialBackoff(5*time.Millisecond, 100*time.Millisecond), int(wait/(20*time.Millisecond))+1)
+		opts.RetryStrategy = redislock.ExponentialBackoff(5*time.Millisecond, 100*time.Millisecond)
 	}
-	wctx, cancel := context.WithTimeout(ctx, wait+l.ttl)
+	// The retries stop at this deadline; a try needs a moment of its own.
+	wctx, cancel := context.WithTimeout(ctx, wait+time.Second)
 	defer cancel()
+	if wait > 0 {
+		var cancelWait context.CancelFunc
+		wctx, cancelWait = context.WithTimeoutCause(wctx, wait, errWaited)
+		defer cancelWait()
+	}
 	rl, err := l.client.Obtain(wctx, l.Key(orderID), l.ttl, opts)
-	if errors.Is(err, redislock.ErrNotObtained) {
+	if errors.Is(err, redislock.ErrNotObtained) || errors.Is(context.Cause(wctx), errWaited) && ctx.Err() == nil {
 		return nil, ErrBusy
 	} else if err != nil {
 		return nil, fmt.Errorf("obtain lock: %w", err)

@@ -159,6 +159,9 @@ func (o *Order) Ship(now time.Time, s Shipment, pol Policy) error {
 	if o.cancellation != nil && o.cancellation.Status == RequestOpen {
 		return fmt.Errorf("%w: answer the buyer's cancellation request before shipping", ErrIllegalTransition)
 	}
+	if a, ok := o.paidAttempt(); !ok || !a.Captured {
+		return fmt.Errorf("%w: the payment is not captured yet; ship once it is", ErrIllegalTransition)
+	}
 	if s.Carrier == "" || s.TrackingNumber == "" {
 		return fmt.Errorf("%w: carrier and tracking number are required", ErrInvalid)
 	}

@@ -126,10 +126,16 @@ type Order struct {
 	updatedAt    time.Time
 	cancelReason string
 	lastDecline  Decline
-	shipment     *Shipment
-	deadlines    map[DeadlineKind]time.Time
-	attempts     []Attempt
-	refunds      []Refund
+	// paymentDueAt is the end of the payment window. It outlives the
+	// payment deadline: a payment that fails after the window passed (it
+	// was being checked, or its capture was refused) cancels the order then.
+	paymentDueAt time.Time
+	// paidAttemptID is the attempt that paid the order; refunds draw on it.
+	paidAttemptID string
+	shipment      *Shipment
+	deadlines     map[DeadlineKind]time.Time
+	attempts      []Attempt
+	refunds       []Refund
 	// cancelledBy is who a cancellation is attributed to (it feeds the
 	// seller's cancellation rate).
 	cancelledBy  Party
@@ -184,7 +190,7 @@ func New(p NewOrderParams) (*Order, error) {
 		id: p.ID, checkoutID: p.CheckoutID, buyerID: p.BuyerID, sellerID: p.SellerID,
 		status: StatusPendingPayment, currency: p.Currency,
 		items: slices.Clone(p.Items), shippingFee: p.ShippingFee, handlingDays: p.HandlingDays,
-		createdAt: p.Now, updatedAt: p.Now,
+		createdAt: p.Now, updatedAt: p.Now, paymentDueAt: p.Now.Add(p.PaymentWindow),
 		deadlines: map[DeadlineKind]time.Time{DeadlinePayment: p.Now.Add(p.PaymentWindow)},
 	}
 	if _, err := o.checkedTotal(o.items, o.shippingFee); err != nil {
@@ -249,6 +255,12 @@ func (o *Order) CancelReason() string { return o.cancelReason }
 
 // LastDecline returns the decline of the latest declined payment attempt.
 func (o *Order) LastDecline() Decline { return o.lastDecline }
+
+// PaymentDueAt returns the end of the order's payment window.
+func (o *Order) PaymentDueAt() time.Time { return o.paymentDueAt }
+
+// PaidAttemptID returns the payment attempt that paid the order ("" while unpaid).
+func (o *Order) PaidAttemptID() string { return o.paidAttemptID }
 
 // Shipment returns the shipment, or nil if the order has not shipped.
 func (o *Order) Shipment() *Shipment { return o.shipment }
@@ -338,7 +350,9 @@ func (o *Order) FireDeadline(now time.Time, kind DeadlineKind, pol Policy) error
 	}
 	switch kind {
 	case DeadlinePayment:
-		if o.status != StatusPendingPayment && o.status != StatusPaymentProcessing {
+		// While the provider checks a payment, its own deadline governs;
+		// if the payment fails after the window, the order is cancelled then.
+		if o.status != StatusPendingPayment {
 			delete(o.deadlines, kind)
 			return nil
 		}
@@ -452,7 +466,7 @@ func UnmarshalFromDatabase(s Stored) *Order {
 		status: s.Status, currency: s.Currency, items: slices.Clone(s.Items), shippingFee: s.ShippingFee,
 		handlingDays: s.HandlingDays, version: s.Version, createdAt: s.CreatedAt, updatedAt: s.UpdatedAt,
 		cancelReason: s.CancelReason, lastDecline: s.LastDecline, shipment: s.Shipment,
-		deadlines: deadlines, attempts: slices.Clone(s.Attempts), refunds: slices.Clone(s.Refunds),
+		paymentDueAt: s.PaymentDueAt, paidAttemptID: s.PaidAttemptID, deadlines: deadlines, attempts: slices.Clone(s.Attempts), refunds: slices.Clone(s.Refunds),
 		history: slices.Clone(s.History), cancelledBy: s.CancelledBy, cancellation: cloneCancellation(s.Cancellation),
 		dispute: cloneDispute(s.Dispute),
 	}
@@ -470,6 +484,8 @@ type Stored struct {
 	CreatedAt, UpdatedAt              time.Time
 	CancelReason                      string
 	LastDecline                       Decline
+	PaymentDueAt                      time.Time
+	PaidAttemptID                     string
 	Shipment                          *Shipment
 	Deadlines                         map[DeadlineKind]time.Time
 	Attempts                          []Attempt
@@ -488,7 +504,7 @@ func (o *Order) Stored() Stored {
 		Status: o.status, Currency: o.currency, Items: slices.Clone(o.items), ShippingFee: o.shippingFee,
 		HandlingDays: o.handlingDays, Version: o.version, CreatedAt: o.createdAt, UpdatedAt: o.updatedAt,
 		CancelReason: o.cancelReason, LastDecline: o.lastDecline, Shipment: o.shipment,
-		Deadlines: maps.Clone(o.deadlines), Attempts: slices.Clone(o.attempts), Refunds: slices.Clone(o.refunds),
+		PaymentDueAt: o.paymentDueAt, PaidAttemptID: o.paidAttemptID, Deadlines: maps.Clone(o.deadlines), Attempts: slices.Clone(o.attempts), Refunds: slices.Clone(o.refunds),
 		History: o.History(), CancelledBy: o.cancelledBy, Cancellation: cloneCancellation(o.cancellation),
 		Dispute: cloneDispute(o.dispute),
 	}

@@ -24,10 +24,16 @@ func newOrder(tb testing.TB) *order.Order {
 	return o
 }
 
-// inStatus returns a stored order in status s with its payment deadline.
+// inStatus returns a stored order in status s with its payment deadline
+// and, past payment, the captured attempt that paid it.
 func inStatus(tb testing.TB, s order.Status) *order.Order {
 	st := newOrder(tb).Stored()
 	st.Status, st.History = s, nil
+	if s != order.StatusPendingPayment && s != order.StatusPaymentProcessing {
+		a := attempt("k0")
+		a.Status, a.Amount, a.ProviderRef, a.Captured = order.AttemptSucceeded, order.Money{Amount: 2800, Currency: "USD"}, "p0", true
+		st.Attempts, st.PaidAttemptID = []order.Attempt{a}, a.ID
+	}
 	return order.UnmarshalFromDatabase(st)
 }
 

@@ -46,7 +46,12 @@ var (
 	DeclineProcessingTimeout   = Decline{Code: "processing_timeout", Message: "The payment provider did not confirm the payment in time.", Advice: "Try again or use another payment method.", Retryable: true}
 	DeclineProcessingError     = Decline{Code: "processing_error", Message: "The payment could not be processed.", Advice: "Try again in a moment.", Retryable: true}
 	DeclineVoided              = Decline{Code: "voided", Message: "The payment was cancelled because the order changed while it was made.", Advice: "Check the order's total and pay again.", Retryable: true}
+	DeclineCaptureRefused      = Decline{Code: "capture_refused", Message: "The payment was approved but the money could not be taken (the authorization expired or was cancelled).", Advice: "Pay again; nothing was charged.", Retryable: true}
 )
+
+// CaptureGrace is how long the call that authorized a payment has to capture
+// it before the payment worker does.
+const CaptureGrace = 10 * time.Second
 
 // Attempt is one try at paying an order. It keeps a card's brand and last
 // four digits only, and a masked account for other methods.
@@ -67,9 +72,13 @@ type Attempt struct {
 	ProviderRef          string
 	VerificationFailures int
 	// Captured is set once the provider has taken the money.
-	Captured  bool
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	Captured bool
+	// CaptureTries counts the worker's failed captures; NextCaptureAt is
+	// when it may try again (each attempt backs off on its own).
+	CaptureTries  int
+	NextCaptureAt time.Time
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
 }
 
 // Open reports whether the attempt still waits for the provider or the buyer.
@@ -220,13 +229,15 @@ func (o *Order) ApplyResult(now time.Time, attemptID string, r Result, pol Polic
 	}
 	switch r.Kind {
 	case ResultSucceeded:
-		a.Status, a.Captured = AttemptSucceeded, r.Captured
+		a.Status, a.Captured, a.NextCaptureAt = AttemptSucceeded, r.Captured, now.Add(CaptureGrace)
 		o.status = StatusAwaitingShipment
+		o.paidAttemptID = a.ID
 		o.lastDecline = Decline{}
 		o.closeAttemptDeadlines()
 		delete(o.deadlines, DeadlinePayment)
 		o.deadlines[DeadlineShipBy] = now.Add(time.Duration(max(o.handlingDays, 1)) * pol.HandlingDay)
-		o.record(now, "paid", "buyer:"+o.buyerID, fmt.Sprintf("%s by %s", a.Amount, a.describe()), nil)
+		// The history is the seller's to read too: it names the method only.
+		o.record(now, "paid", "buyer:"+o.buyerID, fmt.Sprintf("%s by %s", a.Amount, a.Method), nil)
 	case ResultDeclined, ResultFailed:
 		a.Status, a.Decline = AttemptDeclined, r.Decline
 		kind := "payment_declined"
@@ -236,9 +247,14 @@ func (o *Order) ApplyResult(now time.Time, attemptID string, r Result, pol Polic
 		o.reopen(now, kind, r.Decline)
 	case ResultRequiresVerification:
 		a.Status = AttemptRequiresVerification
+		o.status = StatusPendingPayment // it was being checked if the first answer was lost
+		delete(o.deadlines, DeadlineProcessing)
 		o.deadlines[DeadlineVerification] = now.Add(pol.VerificationTTL)
 		o.record(now, "verification_required", "system", "the payment needs a one-time code", nil)
 	case ResultProcessing:
+		if o.status == StatusPaymentProcessing && a.Status == AttemptProcessing {
+			return nil // already being checked; a reference may have arrived
+		}
 		a.Status = AttemptProcessing
 		o.status = StatusPaymentProcessing
 		delete(o.deadlines, DeadlineVerification)
@@ -250,28 +266,24 @@ func (o *Order) ApplyResult(now time.Time, attemptID string, r Result, pol Polic
 	return nil
 }
 
-// reopen records a failed attempt: the order waits for payment again.
+// reopen records a failed attempt: the order waits for payment again, in
+// its payment window; if the window has passed meanwhile (the payment was
+// being checked when it ended), the order is cancelled now.
 func (o *Order) reopen(now time.Time, kind string, d Decline) {
 	o.lastDecline = d
-	if o.status == StatusPaymentProcessing {
-		o.status = StatusPendingPayment
-	}
+	o.status = StatusPendingPayment
 	o.closeAttemptDeadlines()
 	o.record(now, kind, "system", d.Code+": "+d.Message, nil)
+	if !now.Before(o.paymentDueAt) {
+		o.cancel(now, "system", ReasonPaymentTimeout, PartyBuyer)
+		return
+	}
+	o.deadlines[DeadlinePayment] = o.paymentDueAt
 }
 
 func (o *Order) closeAttemptDeadlines() {
 	delete(o.deadlines, DeadlineVerification)
 	delete(o.deadlines, DeadlineProcessing)
-}
-
-func (a Attempt) describe() string {
-	switch a.Method {
-	case MethodCard:
-		return a.CardBrand + " ending " + a.CardLast4
-	default:
-		return string(a.Method) + " " + a.Account
-	}
 }
 
 // FailPayment closes an open attempt as failed without a provider decision
@@ -314,6 +326,35 @@ func (o *Order) RequireVerification(attemptID string) (Attempt, error) {
 		return Attempt{}, fmt.Errorf("%w: payment attempt %s is %s, not waiting for a code", ErrIllegalTransition, attemptID, a.Status)
 	}
 	return *a, nil
+}
+
+// CaptureRetryLater records a capture that did not go through (the provider
+// could not be reached) and when to try again.
+func (o *Order) CaptureRetryLater(now time.Time, attemptID string, at time.Time) error {
+	a := o.attempt(attemptID)
+	if a == nil || a.Status != AttemptSucceeded || a.Captured {
+		return fmt.Errorf("%w: attempt %s is not waiting for its capture", ErrIllegalTransition, attemptID)
+	}
+	a.CaptureTries++
+	a.NextCaptureAt, a.UpdatedAt = at, now
+	return nil
+}
+
+// CaptureRefused records that the provider refused for good to take the
+// money of the attempt that paid the order (its authorization expired or
+// was voided): nothing was charged, so the order waits for payment again,
+// with d for the buyer to see, or is cancelled if its window has passed.
+func (o *Order) CaptureRefused(now time.Time, attemptID string, d Decline) error {
+	a := o.attempt(attemptID)
+	if a == nil || a.Status != AttemptSucceeded || a.Captured || o.paidAttemptID != a.ID || o.status != StatusAwaitingShipment {
+		return fmt.Errorf("%w: attempt %s is not an uncaptured payment of a paid order", ErrIllegalTransition, attemptID)
+	}
+	a.Status, a.Decline, a.UpdatedAt = AttemptFailed, d, now
+	o.paidAttemptID = ""
+	delete(o.deadlines, DeadlineShipBy)
+	o.closeCancellation(now, RequestWithdrawn, "the payment was not captured")
+	o.reopen(now, "payment_failed", d)
+	return nil
 }
 
 // MarkCaptured records that the provider took the money of a succeeded attempt.

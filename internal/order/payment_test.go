@@ -93,7 +93,8 @@ func TestAsynchronousPayment(t *testing.T) {
 func TestSuccessAfterExpiryIsRefunded(t *testing.T) {
 	pol := order.DefaultPolicy
 	o := opened(t)
-	_ = o.ApplyResult(t0, "a-k1", order.Result{Kind: order.ResultProcessing}, pol)
+	// An attempt waiting for its one-time code does not hold the window open.
+	_ = o.ApplyResult(t0, "a-k1", order.Result{Kind: order.ResultRequiresVerification}, pol)
 	due := o.Deadlines()[order.DeadlinePayment]
 	if err := o.FireDeadline(due, order.DeadlinePayment, order.DefaultPolicy); err != nil {
 		t.Fatal(err)

@@ -52,8 +52,13 @@ func (o *Order) oweRefund(now time.Time, a Attempt, reason string, pol Policy) {
 	o.oweRefundOf(now, a, a.Amount, reason, pol)
 }
 
-// oweRefundOf records that amount of the attempt is owed back.
+// oweRefundOf records that amount of the attempt is owed back, never more
+// than what is left of it after the refunds already owed.
 func (o *Order) oweRefundOf(now time.Time, a Attempt, amount Money, reason string, pol Policy) {
+	amount.Amount = min(amount.Amount, a.Amount.Amount-o.refunded(a.ID))
+	if amount.Amount <= 0 {
+		return
+	}
 	o.refunds = append(o.refunds, Refund{
 		AttemptID: a.ID, Amount: amount, Method: a.Method, ProviderRef: a.ProviderRef,
 		Status: RefundPending, Reason: reason, DueAt: pol.Calendar.Add(now, pol.RefundBankingDays),
@@ -128,23 +133,20 @@ func (o *Order) CancelPaid(now time.Time, actor, reason string, by Party, pol Po
 	return nil
 }
 
-// cancelPaid cancels and owes back every succeeded payment; an attempt
+// cancelPaid cancels and owes back what is left of the payment that paid
+// the order (other successes were owed back when they arrived); an attempt
 // still being checked is canceled, and refunded if it succeeds later.
 func (o *Order) cancelPaid(now time.Time, actor, reason string, by Party, pol Policy) {
 	o.cancel(now, actor, reason, by)
-	for _, a := range o.attempts {
-		if a.Status == AttemptSucceeded {
-			o.oweRefund(now, a, reason, pol)
-		}
+	if a, ok := o.paidAttempt(); ok {
+		o.oweRefund(now, a, reason, pol)
 	}
 }
 
 // paidAttempt returns the attempt that paid the order.
 func (o *Order) paidAttempt() (Attempt, bool) {
-	for _, a := range o.attempts {
-		if a.Status == AttemptSucceeded {
-			return a, true
-		}
+	if a := o.attempt(o.paidAttemptID); a != nil && o.paidAttemptID != "" {
+		return *a, true
 	}
 	return Attempt{}, false
 }

@@ -24,6 +24,7 @@ func fixture(t *testing.T, status order.Status) order.Stored {
 		a.Status = order.AttemptProcessing
 	default:
 		a.Status, a.ProviderRef, a.Captured = order.AttemptSucceeded, "p1", true
+		st.PaidAttemptID = a.ID
 	}
 	st.Attempts = []order.Attempt{a}
 	return st

@@ -22,8 +22,9 @@ import (
 // TestCard is a card number the simulated provider answers in a fixed way.
 type TestCard struct {
 	Number string
-	// Scenario is "approve", a decline code, "processing_error",
-	// "verification_required", "slow_approve" or "slow_decline".
+	// Scenario is "approve", a decline code (processing_error among them),
+	// "verification_required", "slow_approve", "slow_decline" or
+	// "answer_lost" (approved, but the answer never reaches the caller).
 	Scenario string
 }
 
@@ -42,6 +43,7 @@ var TestCards = []TestCard{
 	{"4000000000003220", "verification_required"},
 	{"4000000000000077", "slow_approve"},
 	{"4000000000000341", "slow_decline"},
+	{"4000000000002014", "answer_lost"},
 }
 
 // The simulated provider's test wallet and bank accounts (see README).
@@ -175,9 +177,6 @@ func (s *Simulated) Pay(ctx context.Context, req PaymentRequest) (order.Result, 
 		return order.Result{}, err
 	}
 	scenario := s.scenario(req)
-	if scenario == "processing_error" {
-		return order.Result{}, fmt.Errorf("%w: processing_error", ErrTransient)
-	}
 	var out simPayment
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		p, found, err := s.lookup(ctx, tx, req.Key)
@@ -189,7 +188,7 @@ func (s *Simulated) Pay(ctx context.Context, req PaymentRequest) (order.Result, 
 		p = simPayment{ref: "pay_" + uuid.NewString()}
 		var settleAt *time.Time
 		switch scenario {
-		case "approve":
+		case "approve", "answer_lost":
 			p.status = "authorized"
 		case "wallet_approve":
 			p.status = "captured"
@@ -199,6 +198,8 @@ func (s *Simulated) Pay(ctx context.Context, req PaymentRequest) (order.Result, 
 			p.status = "processing"
 			at := now.Add(s.cfg.SettleAfter)
 			settleAt = &at
+		case "processing_error":
+			p.status, p.declineCode = "failed", scenario
 		default:
 			p.status, p.declineCode = "declined", scenario
 		}
@@ -212,6 +213,9 @@ func (s *Simulated) Pay(ctx context.Context, req PaymentRequest) (order.Result, 
 	})
 	if err != nil {
 		return order.Result{}, fmt.Errorf("%w: %w", ErrTransient, err)
+	}
+	if scenario == "answer_lost" {
+		return order.Result{}, fmt.Errorf("%w: the connection timed out before the answer arrived", ErrTransient)
 	}
 	return out.result(), nil
 }

@@ -164,7 +164,8 @@ func (db *DB) Release(ctx context.Context, checkoutID string, productIDs []strin
 }
 
 // releaseSQL gives back a checkout's reservation ($1), of the products $2
-// (all when empty), and returns the units released.
+// (all when empty), and returns the units released. releaseStock locks the
+// products first.
 const releaseSQL = `WITH released AS (
 		DELETE FROM stock_reservations WHERE checkout_id = $1
 		AND (cardinality($2::uuid[]) = 0 OR product_id = ANY($2::uuid[]))
@@ -174,9 +175,30 @@ const releaseSQL = `WITH released AS (
 		RETURNING r.quantity)
 	SELECT coalesce(sum(quantity), 0)::bigint FROM restocked`
 
+// queueRestock queues giving the items' quantities back to their products,
+// locking the products in id order first: checkouts take them in that
+// order too, so the two cannot deadlock.
+func queueRestock(b *pgx.Batch, items []order.Item) {
+	sorted := slices.Clone(items)
+	slices.SortFunc(sorted, func(a, b order.Item) int { return compareStrings(a.ProductID, b.ProductID) })
+	ids, qty := make([]string, len(sorted)), make([]int64, len(sorted))
+	for i, it := range sorted {
+		ids[i], qty[i] = it.ProductID, it.Quantity
+	}
+	b.Queue(`SELECT 1 FROM products WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`, ids)
+	b.Queue(`UPDATE products p SET stock = p.stock + v.quantity
+		FROM unnest($1::uuid[], $2::bigint[]) AS v(id, quantity) WHERE p.id = v.id`, ids, qty)
+}
+
 func releaseStock(ctx context.Context, tx pgx.Tx, checkoutID string, productIDs []string) (int64, error) {
 	if productIDs == nil {
 		productIDs = []string{}
+	}
+	// Products are locked in id order, as checkouts lock them.
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM products WHERE id IN (SELECT product_id FROM stock_reservations
+		WHERE checkout_id = $1 AND (cardinality($2::uuid[]) = 0 OR product_id = ANY($2::uuid[]))) ORDER BY id FOR UPDATE`,
+		checkoutID, productIDs); err != nil {
+		return 0, fmt.Errorf("release stock: %w", err)
 	}
 	var n int64
 	if err := tx.QueryRow(ctx, releaseSQL, checkoutID, productIDs).Scan(&n); err != nil {
@@ -185,12 +207,14 @@ func releaseStock(ctx context.Context, tx pgx.Tx, checkoutID string, productIDs 
 	return n, nil
 }
 
-// ReleaseAbandoned releases reservations older than before whose checkout
-// never created an order (the buyer service failed between reserving and
-// storing the orders). It returns the units released.
+// ReleaseAbandoned releases reservations older than before: storing a
+// checkout's orders deletes its reservation, so one still there was left by
+// a checkout that failed between reserving and storing (or by a duplicate
+// of a stored checkout whose release did not go through). It reads only
+// the checkouts in flight, never the sales history, and returns the units
+// released.
 func (db *DB) ReleaseAbandoned(ctx context.Context, before time.Time) (int64, error) {
-	rows, _ := db.pool.Query(ctx, `SELECT DISTINCT checkout_id::text FROM stock_reservations r WHERE created_at < $1
-		AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.checkout_id = r.checkout_id)`, before)
+	rows, _ := db.pool.Query(ctx, `SELECT DISTINCT checkout_id::text FROM stock_reservations WHERE created_at < $1 LIMIT 500`, before)
 	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
 		return 0, fmt.Errorf("find abandoned reservations: %w", err)

@@ -9,11 +9,19 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"math/rand/v2"
+	"net"
+	"syscall"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/tern/v2/migrate"
+
+	"github.com/souk-dev/souk/internal/order"
 )
 
 //go:embed migrations/*.sql
@@ -68,9 +76,78 @@ func (db *DB) Migrate(ctx context.Context) error {
 	return nil
 }
 
+// txTries is how often a transaction that lost a deadlock or a
+// serialization check is run before the loss is reported (as ABORTED).
+const txTries = 4
+
 // inTx runs fn in a transaction, committing if it returns nil and rolling
-// back otherwise.
+// back otherwise. A transaction Postgres aborted to break a deadlock or a
+// serialization conflict is run again from the start (fn must only read and
+// write through tx); if it keeps losing, the error wraps order.ErrConflict.
 func (db *DB) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	for try := 1; ; try++ {
+		err := db.tx(ctx, fn)
+		if !lostRace(err) {
+			return err
+		}
+		if try == txTries || ctx.Err() != nil {
+			return fmt.Errorf("%w: %w", order.ErrConflict, err)
+		}
+		time.Sleep(time.Duration(try) * time.Duration(1+rand.IntN(10)) * time.Millisecond)
+	}
+}
+
+// lostRace reports whether Postgres aborted a transaction to break a
+// deadlock (40P01) or a serialization conflict (40001).
+func lostRace(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
+}
+
+// reads is how often an idempotent read is tried while the database cannot
+// be reached (a restart, a failover).
+const readTries = 3
+
+// read runs an idempotent read, again after a short pause when the
+// connection failed before or while it ran.
+func read[T any](ctx context.Context, fn func() (T, error)) (T, error) {
+	for try := 1; ; try++ {
+		v, err := fn()
+		if err == nil || try == readTries || !Transient(err) || ctx.Err() != nil {
+			return v, err
+		}
+		time.Sleep(time.Duration(try) * 100 * time.Millisecond)
+	}
+}
+
+// Transient reports whether err says the database could not be reached or
+// went away (refused or reset connections, a server shutting down or
+// starting up, too many connections): the same call may succeed later.
+func Transient(err error) bool {
+	if err == nil {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case pgErr.Code[:2] == "08", // connection exception
+			pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03", // shutdown, crash, cannot connect now
+			pgErr.Code == "53300": // too many connections
+			return true
+		}
+		return false
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return false // the caller's own deadline, not the database's fault
+	}
+	var connectErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &connectErr) || pgconn.SafeToRetry(err) || errors.As(err, &netErr) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE)
+}
+
+func (db *DB) tx(ctx context.Context, fn func(pgx.Tx) error) error {
 	tx, err := db.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)

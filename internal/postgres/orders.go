@@ -19,7 +19,8 @@ import (
 
 const orderColumns = `id, checkout_id, buyer_id, seller_id, status, currency, items, shipping_fee_minor,
 	handling_days, version, created_at, updated_at, cancel_reason, last_decline_code, last_decline_message, shipment,
-	last_decline_advice, last_decline_retryable, cancelled_by, cancellation, dispute`
+	last_decline_advice, last_decline_retryable, cancelled_by, cancellation, dispute, payment_due_at,
+	coalesce(paid_attempt_id::text, '')`
 
 // itemJSON is how an order's items are kept in its items column.
 type itemJSON struct {
@@ -57,7 +58,7 @@ func scanOrder(row pgx.Row) (order.Stored, error) {
 	err := row.Scan(&s.ID, &s.CheckoutID, &s.BuyerID, &s.SellerID, &status, &s.Currency, &items, &s.ShippingFee,
 		&s.HandlingDays, &s.Version, &s.CreatedAt, &s.UpdatedAt, &s.CancelReason, &s.LastDecline.Code,
 		&s.LastDecline.Message, &shipment, &s.LastDecline.Advice, &s.LastDecline.Retryable, &cancelledBy,
-		&s.Cancellation, &s.Dispute)
+		&s.Cancellation, &s.Dispute, &s.PaymentDueAt, &s.PaidAttemptID)
 	s.CancelledBy = order.Party(cancelledBy)
 	if err != nil {
 		return s, err
@@ -81,21 +82,36 @@ type querier interface {
 }
 
 // load reads an order with its deadlines, payment attempts, refunds and
-// history in one round trip; forUpdate locks the order's row first.
-func load(ctx context.Context, q querier, id string, forUpdate bool) (order.Stored, error) {
-	var s order.Stored
-	found := false
-	lock := ""
-	if forUpdate {
-		lock = " FOR UPDATE"
-	}
+// history in one round trip; lock ("", forUpdate or forUpdateSkipLocked)
+// locks the order's row first.
+func load(ctx context.Context, q querier, id string, lock string) (order.Stored, error) {
 	b := &pgx.Batch{}
+	s, found := queueLoad(b, id, lock)
+	if err := q.SendBatch(ctx, b).Close(); err != nil {
+		return *s, fmt.Errorf("load order: %w", err)
+	}
+	if !*found {
+		return *s, fmt.Errorf("%w: order %s", order.ErrNotFound, id)
+	}
+	return *s, nil
+}
+
+// Row locks load can take.
+const (
+	forUpdate           = " FOR UPDATE"
+	forUpdateSkipLocked = " FOR UPDATE SKIP LOCKED"
+)
+
+// queueLoad queues the reads of one order into b; once b is sent, *found
+// says whether the order exists and *s holds it.
+func queueLoad(b *pgx.Batch, id string, lock string) (*order.Stored, *bool) {
+	s, found := &order.Stored{}, new(bool)
 	b.Queue(`SELECT `+orderColumns+` FROM orders WHERE id = $1`+lock, id).QueryRow(func(row pgx.Row) error {
 		var err error
-		if s, err = scanOrder(row); isNoRows(err) {
+		if *s, err = scanOrder(row); isNoRows(err) {
 			return nil
 		}
-		found = err == nil
+		*found = err == nil
 		return err
 	})
 	b.Queue(`SELECT kind, due_at FROM order_deadlines WHERE order_id = $1`, id).Query(func(rows pgx.Rows) error {
@@ -107,7 +123,8 @@ func load(ctx context.Context, q querier, id string, forUpdate bool) (order.Stor
 	})
 	b.Queue(`SELECT id, idempotency_key, fingerprint, status, amount_minor, currency, method,
 		card_brand, card_last4, account, decline_code, decline_message, decline_advice, decline_retryable,
-		provider_ref, verification_failures, captured, created_at, updated_at
+		provider_ref, verification_failures, captured, created_at, updated_at, capture_tries,
+		coalesce(next_capture_at, 'epoch')
 		FROM payment_attempts WHERE order_id = $1 ORDER BY created_at, id`, id).Query(func(rows pgx.Rows) error {
 		var err error
 		s.Attempts, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (order.Attempt, error) {
@@ -115,8 +132,12 @@ func load(ctx context.Context, q querier, id string, forUpdate bool) (order.Stor
 			var status, method string
 			err := r.Scan(&a.ID, &a.IdempotencyKey, &a.Fingerprint, &status, &a.Amount.Amount, &a.Amount.Currency,
 				&method, &a.CardBrand, &a.CardLast4, &a.Account, &a.Decline.Code, &a.Decline.Message, &a.Decline.Advice,
-				&a.Decline.Retryable, &a.ProviderRef, &a.VerificationFailures, &a.Captured, &a.CreatedAt, &a.UpdatedAt)
+				&a.Decline.Retryable, &a.ProviderRef, &a.VerificationFailures, &a.Captured, &a.CreatedAt, &a.UpdatedAt,
+				&a.CaptureTries, &a.NextCaptureAt)
 			a.Status, a.Method = order.AttemptStatus(status), order.Method(method)
+			if a.NextCaptureAt.Equal(time.Unix(0, 0)) {
+				a.NextCaptureAt = time.Time{}
+			}
 			return a, err
 		})
 		return err
@@ -141,13 +162,7 @@ func load(ctx context.Context, q querier, id string, forUpdate bool) (order.Stor
 		})
 		return err
 	})
-	if err := q.SendBatch(ctx, b).Close(); err != nil {
-		return s, fmt.Errorf("load order: %w", err)
-	}
-	if !found {
-		return s, fmt.Errorf("%w: order %s", order.ErrNotFound, id)
-	}
-	return s, nil
+	return s, found
 }
 
 func loadDeadlinesOf(ctx context.Context, q querier, ids []string) (map[string]map[order.DeadlineKind]time.Time, error) {
@@ -173,32 +188,103 @@ func loadDeadlinesOf(ctx context.Context, q querier, ids []string) (map[string]m
 
 // Get returns an order with its deadlines, payment attempts, refunds and history.
 func (db *DB) Get(ctx context.Context, id string) (*order.Order, error) {
-	s, err := load(ctx, db.pool, id, false)
+	s, err := read(ctx, func() (order.Stored, error) { return load(ctx, db.pool, id, "") })
 	if err != nil {
 		return nil, err
 	}
 	return order.UnmarshalFromDatabase(s), nil
 }
 
-// CreateOrders stores new orders, all or none, in one round trip.
+// getMany reads whole orders in one round trip, in the order of ids,
+// leaving out any that do not exist.
+func (db *DB) getMany(ctx context.Context, ids []string) ([]*order.Order, error) {
+	b := &pgx.Batch{}
+	type loaded struct {
+		s     *order.Stored
+		found *bool
+	}
+	ls := make([]loaded, len(ids))
+	for i, id := range ids {
+		ls[i].s, ls[i].found = queueLoad(b, id, "")
+	}
+	if len(ids) > 0 {
+		if err := db.pool.SendBatch(ctx, b).Close(); err != nil {
+			return nil, fmt.Errorf("load orders: %w", err)
+		}
+	}
+	out := make([]*order.Order, 0, len(ids))
+	for _, l := range ls {
+		if *l.found {
+			out = append(out, order.UnmarshalFromDatabase(*l.s))
+		}
+	}
+	return out, nil
+}
+
+// ErrCheckoutExists means a checkout's orders were stored by an earlier
+// (or concurrent) request with the same checkout id.
+var ErrCheckoutExists = fmt.Errorf("%w: checkout exists", order.ErrConflict)
+
+// CheckoutOrders returns a buyer's orders of one checkout, oldest first.
+func (db *DB) CheckoutOrders(ctx context.Context, buyerID, checkoutID string) ([]*order.Order, error) {
+	ids, err := read(ctx, func() ([]string, error) {
+		rows, _ := db.pool.Query(ctx, `SELECT id::text FROM orders WHERE checkout_id = $1 AND buyer_id = $2
+			ORDER BY created_at, id`, checkoutID, buyerID)
+		return pgx.CollectRows(rows, pgx.RowTo[string])
+	})
+	if err != nil {
+		return nil, fmt.Errorf("checkout orders: %w", err)
+	}
+	return db.getMany(ctx, ids)
+}
+
+// CreateOrders stores new orders, all or none, in one round trip, and
+// deletes their checkout's stock reservation: from now on the orders'
+// items say what a cancellation gives back. A checkout stored before
+// returns ErrCheckoutExists.
 func (db *DB) CreateOrders(ctx context.Context, orders []*order.Order) error {
 	return db.inTx(ctx, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
 		for _, o := range orders {
 			s := o.Stored()
-			b.Queue(`INSERT INTO orders (`+orderColumns+`, total_minor)
-				VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22)`,
+			b.Queue(`INSERT INTO orders (`+insertColumns+`, total_minor)
+				VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24)`,
 				s.ID, s.CheckoutID, s.BuyerID, s.SellerID, string(s.Status), s.Currency, itemsJSON(s.Items), s.ShippingFee,
 				s.HandlingDays, 1, s.CreatedAt, s.UpdatedAt, s.CancelReason, s.LastDecline.Code, s.LastDecline.Message,
 				shipmentOf(s.Shipment), s.LastDecline.Advice, s.LastDecline.Retryable, string(s.CancelledBy),
-				s.Cancellation, s.Dispute, o.Total().Amount)
+				s.Cancellation, s.Dispute, s.PaymentDueAt, nullUUID(s.PaidAttemptID), o.Total().Amount)
 			queueDetails(b, o, s, order.Stored{})
+			// The orders now say what is held; the reservation has done its work.
+			b.Queue(`DELETE FROM stock_reservations WHERE checkout_id = $1`, s.CheckoutID)
 		}
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && pgErr.ConstraintName == "orders_checkout_seller_idx" {
+				return fmt.Errorf("%w: checkout %s is stored already", ErrCheckoutExists, orders[0].CheckoutID())
+			}
 			return fmt.Errorf("insert orders: %w", err)
 		}
 		return nil
 	})
+}
+
+// insertColumns are orderColumns as an INSERT names them.
+var insertColumns = strings.Replace(orderColumns, "coalesce(paid_attempt_id::text, '')", "paid_attempt_id", 1)
+
+// nullTime is NULL for the zero time.
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// nullUUID is NULL for "" and the uuid otherwise.
+func nullUUID(id string) *string {
+	if id == "" {
+		return nil
+	}
+	return &id
 }
 
 func itemsJSON(items []order.Item) []itemJSON {
@@ -234,16 +320,19 @@ func queueDetails(b *pgx.Batch, o *order.Order, s, old order.Stored) {
 		}
 		b.Queue(`INSERT INTO payment_attempts (id, order_id, idempotency_key, fingerprint, status,
 			amount_minor, currency, method, card_brand, card_last4, account, decline_code, decline_message,
-			decline_advice, decline_retryable, provider_ref, verification_failures, captured, created_at, updated_at)
-			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20)
+			decline_advice, decline_retryable, provider_ref, verification_failures, captured, created_at, updated_at,
+			capture_tries, next_capture_at)
+			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22)
 			ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, decline_code = EXCLUDED.decline_code,
 			decline_message = EXCLUDED.decline_message, decline_advice = EXCLUDED.decline_advice,
 			decline_retryable = EXCLUDED.decline_retryable, provider_ref = EXCLUDED.provider_ref,
 			verification_failures = EXCLUDED.verification_failures, captured = EXCLUDED.captured,
-			updated_at = EXCLUDED.updated_at`,
+			updated_at = EXCLUDED.updated_at, capture_tries = EXCLUDED.capture_tries,
+			next_capture_at = EXCLUDED.next_capture_at`,
 			a.ID, s.ID, a.IdempotencyKey, a.Fingerprint, string(a.Status), a.Amount.Amount, a.Amount.Currency,
 			string(a.Method), a.CardBrand, a.CardLast4, a.Account, a.Decline.Code, a.Decline.Message, a.Decline.Advice,
-			a.Decline.Retryable, a.ProviderRef, a.VerificationFailures, a.Captured, a.CreatedAt, a.UpdatedAt)
+			a.Decline.Retryable, a.ProviderRef, a.VerificationFailures, a.Captured, a.CreatedAt, a.UpdatedAt,
+			a.CaptureTries, nullTime(a.NextCaptureAt))
 	}
 	queueRefunds(b, s, old)
 	for _, e := range o.NewEvents() {
@@ -256,11 +345,7 @@ func queueDetails(b *pgx.Batch, o *order.Order, s, old order.Stored) {
 			VALUES ($1,$2,$3,$4,$5,$6,$7)`, s.ID, e.Sequence, e.Kind, e.Actor, e.OccurredAt, e.Note, adj)
 	}
 	if o.ReleasesStock() {
-		pids := make([]string, len(s.Items))
-		for i, it := range s.Items {
-			pids[i] = it.ProductID
-		}
-		b.Queue(releaseSQL, s.CheckoutID, pids)
+		queueRestock(b, s.Items)
 	}
 }
 
@@ -284,7 +369,7 @@ func (db *DB) Update(ctx context.Context, id string, fn func(*order.Order) error
 	var out *order.Order
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
 		var err error
-		out, err = updateTx(ctx, tx, id, fn)
+		out, err = updateTx(ctx, tx, id, forUpdate, fn)
 		return err
 	})
 	return out, err
@@ -292,8 +377,8 @@ func (db *DB) Update(ctx context.Context, id string, fn func(*order.Order) error
 
 // updateTx reads the order FOR UPDATE (one round trip), applies fn and
 // writes the result back (another).
-func updateTx(ctx context.Context, tx pgx.Tx, id string, fn func(*order.Order) error) (*order.Order, error) {
-	s, err := load(ctx, tx, id, true)
+func updateTx(ctx context.Context, tx pgx.Tx, id string, lock string, fn func(*order.Order) error) (*order.Order, error) {
+	s, err := load(ctx, tx, id, lock)
 	if err != nil {
 		return nil, err
 	}
@@ -307,11 +392,11 @@ func updateTx(ctx context.Context, tx pgx.Tx, id string, fn func(*order.Order) e
 	b.Queue(`UPDATE orders SET status = $3, items = $4, shipping_fee_minor = $5, total_minor = $6,
 		version = version + 1, updated_at = $7, cancel_reason = $8, last_decline_code = $9,
 		last_decline_message = $10, shipment = $11, last_decline_advice = $12, last_decline_retryable = $13,
-		cancelled_by = $14, cancellation = $15, dispute = $16
+		cancelled_by = $14, cancellation = $15, dispute = $16, paid_attempt_id = $17
 		WHERE id = $1 AND version = $2`,
 		n.ID, n.Version, string(n.Status), itemsJSON(n.Items), n.ShippingFee, o.Total().Amount, n.UpdatedAt,
 		n.CancelReason, n.LastDecline.Code, n.LastDecline.Message, shipmentOf(n.Shipment), n.LastDecline.Advice,
-		n.LastDecline.Retryable, string(n.CancelledBy), n.Cancellation, n.Dispute).Exec(func(tag pgconn.CommandTag) error {
+		n.LastDecline.Retryable, string(n.CancelledBy), n.Cancellation, n.Dispute, nullUUID(n.PaidAttemptID)).Exec(func(tag pgconn.CommandTag) error {
 		if tag.RowsAffected() != 1 {
 			return fmt.Errorf("%w: order %s changed", order.ErrConflict, id)
 		}
@@ -329,10 +414,21 @@ func updateTx(ctx context.Context, tx pgx.Tx, id string, fn func(*order.Order) e
 }
 
 // FireDeadline carries out one order's deadline of the given kind if it is
-// due at now. It reports whether the order changed; a deadline that is not
-// due, or already handled, changes nothing.
-func (db *DB) FireDeadline(ctx context.Context, id string, kind order.DeadlineKind, now time.Time, pol order.Policy) (*order.Order, bool, error) {
-	o, err := db.Update(ctx, id, func(o *order.Order) error { return o.FireDeadline(now, kind, pol) })
+// due at now, in a transaction of its own. It reports whether the order
+// changed; a deadline that is not due, already handled, or of an order
+// another transaction holds (skipLocked: the sweeper does not wait, the
+// holder's change re-arms it) changes nothing.
+func (db *DB) FireDeadline(ctx context.Context, id string, kind order.DeadlineKind, now time.Time, pol order.Policy, skipLocked bool) (*order.Order, bool, error) {
+	lock := forUpdate
+	if skipLocked {
+		lock = forUpdateSkipLocked
+	}
+	var o *order.Order
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		o, err = updateTx(ctx, tx, id, lock, func(o *order.Order) error { return o.FireDeadline(now, kind, pol) })
+		return err
+	})
 	switch {
 	case errors.Is(err, order.ErrNotDue), errors.Is(err, order.ErrNotFound):
 		return nil, false, nil
@@ -342,33 +438,30 @@ func (db *DB) FireDeadline(ctx context.Context, id string, kind order.DeadlineKi
 	return o, true, nil
 }
 
-// SweepDue carries out up to limit deadlines that are due at now, in one
-// transaction. Orders another replica holds are skipped (FOR UPDATE SKIP
-// LOCKED), so replicas sweeping at once share the work. It returns the
-// orders it changed.
-func (db *DB) SweepDue(ctx context.Context, now time.Time, limit int, pol order.Policy) ([]*order.Order, error) {
-	var changed []*order.Order
-	err := db.inTx(ctx, func(tx pgx.Tx) error {
-		rows, _ := tx.Query(ctx, `SELECT o.id, d.kind FROM order_deadlines d JOIN orders o ON o.id = d.order_id
-			WHERE d.due_at <= $1 ORDER BY d.due_at LIMIT $2 FOR UPDATE OF o SKIP LOCKED`, now, limit)
-		type due struct{ ID, Kind string }
-		dues, err := pgx.CollectRows(rows, pgx.RowToStructByPos[due])
-		if err != nil {
-			return fmt.Errorf("find due deadlines: %w", err)
-		}
-		for _, d := range dues {
-			o, err := updateTx(ctx, tx, d.ID, func(o *order.Order) error { return o.FireDeadline(now, order.DeadlineKind(d.Kind), pol) })
-			switch {
-			case errors.Is(err, order.ErrNotDue):
-				continue
-			case err != nil:
-				return err
-			}
-			changed = append(changed, o)
-		}
-		return nil
-	})
-	return changed, err
+// DueDeadlines returns up to limit deadlines due at now, in due order,
+// after the one named by after (zero: from the first). The sweeper pages
+// through them with it, so that deadlines it cannot fire do not hide the
+// ones behind them.
+func (db *DB) DueDeadlines(ctx context.Context, now time.Time, after Deadline, limit int) ([]Deadline, error) {
+	if after.OrderID == "" {
+		after.OrderID = "00000000-0000-0000-0000-000000000000"
+	}
+	rows, _ := db.pool.Query(ctx, `SELECT order_id::text, kind, due_at FROM order_deadlines
+		WHERE due_at <= $1 AND (due_at, order_id, kind) > ($2, $3::uuid, $4)
+		ORDER BY due_at, order_id, kind LIMIT $5`, now, after.DueAt, after.OrderID, string(after.Kind), limit)
+	ds, err := pgx.CollectRows(rows, scanDeadline)
+	if err != nil {
+		return nil, fmt.Errorf("due deadlines: %w", err)
+	}
+	return ds, nil
+}
+
+func scanDeadline(r pgx.CollectableRow) (Deadline, error) {
+	var d Deadline
+	var kind string
+	err := r.Scan(&d.OrderID, &kind, &d.DueAt)
+	d.Kind = order.DeadlineKind(kind)
+	return d, err
 }
 
 // Deadline is an open deadline of an order.
@@ -386,13 +479,7 @@ func (db *DB) OpenDeadlines(ctx context.Context, fn func([]Deadline) error) erro
 	for {
 		rows, _ := db.pool.Query(ctx, `SELECT order_id::text, kind, due_at FROM order_deadlines
 			WHERE (order_id, kind) > ($1::uuid, $2) ORDER BY order_id, kind LIMIT $3`, afterID, afterKind, batch)
-		ds, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Deadline, error) {
-			var d Deadline
-			var kind string
-			err := r.Scan(&d.OrderID, &kind, &d.DueAt)
-			d.Kind = order.DeadlineKind(kind)
-			return d, err
-		})
+		ds, err := pgx.CollectRows(rows, scanDeadline)
 		if err != nil {
 			return fmt.Errorf("list open deadlines: %w", err)
 		}
@@ -441,19 +528,13 @@ func (db *DB) List(ctx context.Context, q ListQuery) ([]*order.Order, string, er
 	if err != nil {
 		return nil, "", err
 	}
-	nullable := func(t time.Time) *time.Time {
-		if t.IsZero() {
-			return nil
-		}
-		return &t
-	}
 	rows, _ := db.pool.Query(ctx, `SELECT `+orderColumns+` FROM orders WHERE `+col+` = $1
 		AND ($2 = '' OR status = $2)
 		AND ($3::timestamptz IS NULL OR created_at >= $3)
 		AND ($4::timestamptz IS NULL OR created_at < $4)
 		AND ($5::timestamptz IS NULL OR (created_at, id) < ($5, $6::uuid))
 		ORDER BY created_at DESC, id DESC LIMIT $7`,
-		q.PartyID, string(q.Status), nullable(q.CreatedAfter), nullable(q.CreatedBefore), afterAt, afterID, q.PageSize+1)
+		q.PartyID, string(q.Status), nullTime(q.CreatedAfter), nullTime(q.CreatedBefore), afterAt, afterID, q.PageSize+1)
 	stored, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (order.Stored, error) { return scanOrder(r) })
 	if err != nil {
 		return nil, "", fmt.Errorf("list orders: %w", err)

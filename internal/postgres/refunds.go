@@ -115,23 +115,29 @@ type AttemptRef struct {
 	AttemptID string
 }
 
-// UncapturedAttempts returns succeeded attempts not captured since before.
-func (db *DB) UncapturedAttempts(ctx context.Context, before time.Time, limit int) ([]AttemptRef, error) {
-	return db.attemptRefs(ctx, `status = 'SUCCEEDED' AND NOT captured AND updated_at < $1`, before, limit)
+// UncapturedAttempts returns up to limit payments that paid an order and
+// are due for a capture at now, the longest waiting first. Each backs off
+// on its own (NextCaptureAt), so failing ones do not starve the others.
+func (db *DB) UncapturedAttempts(ctx context.Context, now time.Time, limit int) ([]AttemptRef, error) {
+	return db.attemptRefs(ctx, `status = 'SUCCEEDED' AND NOT captured AND next_capture_at <= $1
+		ORDER BY next_capture_at`, now, limit)
 }
 
-// StaleAttempts returns attempts left PROCESSING on an order still waiting
-// for payment since before: the service that made them stopped between
-// the provider's answer and recording it.
-func (db *DB) StaleAttempts(ctx context.Context, before time.Time, limit int) ([]AttemptRef, error) {
-	return db.attemptRefs(ctx, `status = 'PROCESSING' AND updated_at < $1
-		AND EXISTS (SELECT 1 FROM orders o WHERE o.id = a.order_id AND o.status = 'PENDING_PAYMENT')`, before, limit)
+// UnansweredAttempts returns up to limit attempts still PROCESSING without
+// a provider answer since before: the provider's answer was lost (a
+// time-out, a broken connection, a stopped service), so reconciliation
+// asks the provider what became of them.
+func (db *DB) UnansweredAttempts(ctx context.Context, before time.Time, limit int) ([]AttemptRef, error) {
+	return db.attemptRefs(ctx, `status = 'PROCESSING' AND provider_ref = '' AND updated_at < $1
+		ORDER BY updated_at`, before, limit)
 }
 
-func (db *DB) attemptRefs(ctx context.Context, where string, before time.Time, limit int) ([]AttemptRef, error) {
-	rows, _ := db.pool.Query(ctx, `SELECT order_id::text, id::text FROM payment_attempts a WHERE `+where+`
-		ORDER BY updated_at LIMIT $2`, before, limit)
-	refs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[AttemptRef])
+func (db *DB) attemptRefs(ctx context.Context, whereOrder string, at time.Time, limit int) ([]AttemptRef, error) {
+	refs, err := read(ctx, func() ([]AttemptRef, error) {
+		rows, _ := db.pool.Query(ctx, `SELECT order_id::text, id::text FROM payment_attempts a WHERE `+whereOrder+`
+			LIMIT $2`, at, limit)
+		return pgx.CollectRows(rows, pgx.RowToStructByPos[AttemptRef])
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list attempts: %w", err)
 	}

@@ -18,6 +18,10 @@ type OpenCase struct {
 	DueAt   time.Time
 }
 
+// MaxOpenCases is how many open cancellation requests and disputes the
+// statistics list, the soonest due first; the counts cover them all.
+const MaxOpenCases = 50
+
 // SellerStats are a store's figures.
 type SellerStats struct {
 	ByStatus            map[order.Status]int64
@@ -25,8 +29,12 @@ type SellerStats struct {
 	SellerCancellations int64
 	OpenCancellations   []OpenCase
 	OpenDisputes        []OpenCase
-	RefundsInFlight     int64
-	RefundAmounts       []order.Money
+	// OpenCancellationCount and OpenDisputeCount count every open case,
+	// listed or not.
+	OpenCancellationCount int64
+	OpenDisputeCount      int64
+	RefundsInFlight       int64
+	RefundAmounts         []order.Money
 }
 
 // SellerStats computes a store's figures.
@@ -39,16 +47,18 @@ func (db *DB) SellerStats(ctx context.Context, sellerID string) (SellerStats, er
 		return st, fmt.Errorf("orders by status: %w", err)
 	}
 	err := db.pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE o.status = 'CANCELLED' AND o.cancelled_by = 'seller')
-		FROM orders o WHERE o.seller_id = $1
-		AND EXISTS (SELECT 1 FROM payment_attempts a WHERE a.order_id = o.id AND a.status = 'SUCCEEDED')`, sellerID).
+		FROM orders o WHERE o.seller_id = $1 AND o.paid_attempt_id IS NOT NULL`, sellerID).
 		Scan(&st.Paid, &st.SellerCancellations)
 	if err != nil {
 		return st, fmt.Errorf("cancellations: %w", err)
 	}
-	openCases := func(where, detail, kind string) ([]OpenCase, error) {
+	openCases := func(where, detail, kind string, count *int64) ([]OpenCase, error) {
+		if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM orders o WHERE o.seller_id = $1 AND `+where, sellerID).Scan(count); err != nil {
+			return nil, err
+		}
 		rows, _ := db.pool.Query(ctx, `SELECT o.id::text, `+detail+`, coalesce(d.due_at, 'epoch'::timestamptz)
 			FROM orders o LEFT JOIN order_deadlines d ON d.order_id = o.id AND d.kind = $2
-			WHERE o.seller_id = $1 AND `+where+` ORDER BY d.due_at NULLS LAST, o.id`, sellerID, kind)
+			WHERE o.seller_id = $1 AND `+where+` ORDER BY d.due_at NULLS LAST, o.id LIMIT $3`, sellerID, kind, MaxOpenCases)
 		cases, err := pgx.CollectRows(rows, pgx.RowToStructByPos[OpenCase])
 		for i := range cases {
 			if cases[i].DueAt.Equal(time.Unix(0, 0)) {
@@ -57,10 +67,12 @@ func (db *DB) SellerStats(ctx context.Context, sellerID string) (SellerStats, er
 		}
 		return cases, err
 	}
-	if st.OpenCancellations, err = openCases(`o.cancellation->>'Status' = 'OPEN'`, `o.cancellation->>'Reason'`, string(order.DeadlineCancelAnswer)); err != nil {
+	if st.OpenCancellations, err = openCases(`o.cancellation->>'Status' = 'OPEN'`, `o.cancellation->>'Reason'`,
+		string(order.DeadlineCancelAnswer), &st.OpenCancellationCount); err != nil {
 		return st, fmt.Errorf("open cancellation requests: %w", err)
 	}
-	if st.OpenDisputes, err = openCases(`o.status = 'DISPUTED'`, `o.dispute->>'Status'`, string(order.DeadlineDisputeAnswer)); err != nil {
+	if st.OpenDisputes, err = openCases(`o.status = 'DISPUTED'`, `o.dispute->>'Status'`,
+		string(order.DeadlineDisputeAnswer), &st.OpenDisputeCount); err != nil {
 		return st, fmt.Errorf("open disputes: %w", err)
 	}
 	rows, _ = db.pool.Query(ctx, `SELECT currency, count(*), sum(amount_minor)::bigint FROM refunds
@@ -78,22 +90,31 @@ func (db *DB) SellerStats(ctx context.Context, sellerID string) (SellerStats, er
 	return st, nil
 }
 
-// EscalatedDisputes returns up to limit orders whose disputes wait for the
-// platform, longest waiting first.
-func (db *DB) EscalatedDisputes(ctx context.Context, limit int) ([]*order.Order, error) {
-	rows, _ := db.pool.Query(ctx, `SELECT id::text FROM orders WHERE status = 'DISPUTED' AND dispute->>'Status' = 'ESCALATED'
-		ORDER BY updated_at LIMIT $1`, limit)
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+// EscalatedDisputes returns one page of the orders whose disputes wait for
+// the platform, longest waiting first, and the next page's token ("" on
+// the last). The orders are read in one round trip.
+func (db *DB) EscalatedDisputes(ctx context.Context, pageSize int, pageToken string) ([]*order.Order, string, error) {
+	afterAt, afterID, err := pageAfter(pageToken)
 	if err != nil {
-		return nil, fmt.Errorf("escalated disputes: %w", err)
+		return nil, "", err
 	}
-	out := make([]*order.Order, 0, len(ids))
-	for _, id := range ids {
-		o, err := db.Get(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, o)
+	type key struct {
+		ID        string
+		UpdatedAt time.Time
 	}
-	return out, nil
+	rows, _ := db.pool.Query(ctx, `SELECT id::text, updated_at FROM orders
+		WHERE status = 'DISPUTED' AND dispute->>'Status' = 'ESCALATED'
+		AND ($1::timestamptz IS NULL OR (updated_at, id) > ($1, $2::uuid))
+		ORDER BY updated_at, id LIMIT $3`, afterAt, afterID, pageSize+1)
+	keys, err := pgx.CollectRows(rows, pgx.RowToStructByPos[key])
+	if err != nil {
+		return nil, "", fmt.Errorf("escalated disputes: %w", err)
+	}
+	keys, next := trimPage(keys, pageSize, func(k key) (time.Time, string) { return k.UpdatedAt, k.ID })
+	ids := make([]string, len(keys))
+	for i, k := range keys {
+		ids[i] = k.ID
+	}
+	os, err := db.getMany(ctx, ids)
+	return os, next, err
 }

@@ -131,6 +131,17 @@ func Order(o *order.Order, full bool) *orderv1.Order {
 	return p
 }
 
+// SellerOrder translates an order as its seller sees it: in full, except
+// how the buyer paid (card brand, last four, account). A seller needs to
+// know that an order is paid, not with what.
+func SellerOrder(o *order.Order) *orderv1.Order {
+	p := Order(o, true)
+	for _, a := range p.PaymentAttempts {
+		a.CardBrand, a.CardLast4, a.Account = "", "", ""
+	}
+	return p
+}
+
 var attemptStatuses = map[order.AttemptStatus]orderv1.PaymentAttemptStatus{
 	order.AttemptRequiresVerification: orderv1.PaymentAttemptStatus_PAYMENT_ATTEMPT_STATUS_REQUIRES_VERIFICATION,
 	order.AttemptProcessing:           orderv1.PaymentAttemptStatus_PAYMENT_ATTEMPT_STATUS_PROCESSING,

@@ -4,6 +4,12 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -12,6 +18,7 @@ import (
 	"github.com/souk-dev/souk/internal/catalog"
 	"github.com/souk-dev/souk/internal/order"
 	"github.com/souk-dev/souk/internal/payment"
+	"github.com/souk-dev/souk/internal/postgres"
 )
 
 // errorCodes is the one table from domain errors to gRPC codes. The first
@@ -37,8 +44,9 @@ var errorCodes = []struct {
 	{context.Canceled, codes.Canceled},
 }
 
-// Code returns the gRPC code the error table gives err (Internal for
-// errors it does not know).
+// Code returns the gRPC code the error table gives err: Unavailable for a
+// fault of PostgreSQL or Redis that a retry may get past (see transient),
+// Internal for errors it does not know.
 func Code(err error) codes.Code {
 	if st, ok := status.FromError(err); ok {
 		return st.Code()
@@ -48,15 +56,48 @@ func Code(err error) codes.Code {
 			return e.code
 		}
 	}
+	if transient(err) {
+		return codes.Unavailable
+	}
 	return codes.Internal
 }
 
+// transient reports whether err is PostgreSQL or Redis being unreachable,
+// restarting or failing over, rather than a bug.
+func transient(err error) bool {
+	if postgres.Transient(err) || errors.Is(err, redis.ErrPoolTimeout) {
+		return true
+	}
+	var rerr redis.Error
+	if errors.As(err, &rerr) {
+		for _, p := range []string{"LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN"} {
+			if strings.HasPrefix(rerr.Error(), p) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// retryAfter is the pause suggested to a client whose call met a transient fault.
+const retryAfter = time.Second
+
 // ToStatus maps err to a gRPC status error. Domain errors keep their message,
-// which the domain writes for the caller; anything unknown is logged with
+// which the domain writes for the caller; a transient fault of the database
+// or Redis is UNAVAILABLE with a retry hint; anything unknown is logged with
 // its detail and returned as a bare "internal error".
 func ToStatus(ctx context.Context, log *slog.Logger, err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err
+	}
+	if transient(err) && !errors.Is(err, payment.ErrTransient) {
+		log.WarnContext(ctx, "transient fault", "err", err)
+		st, derr := status.New(codes.Unavailable, "a backing service is unavailable; retry shortly").
+			WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(retryAfter)})
+		if derr != nil {
+			return status.Error(codes.Unavailable, "a backing service is unavailable; retry shortly")
+		}
+		return st.Err()
 	}
 	if c := Code(err); c != codes.Internal {
 		return status.Error(c, err.Error())

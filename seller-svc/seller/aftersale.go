@@ -20,7 +20,7 @@ func (s *sellerService) AnswerCancellation(ctx context.Context, req *sellerv1.An
 	if err != nil {
 		return nil, err
 	}
-	return &sellerv1.AnswerCancellationResponse{Order: protoconv.Order(o, true)}, nil
+	return &sellerv1.AnswerCancellationResponse{Order: protoconv.SellerOrder(o)}, nil
 }
 
 // ExtendProtection extends buyer protection on a shipped order.
@@ -31,7 +31,7 @@ func (s *sellerService) ExtendProtection(ctx context.Context, req *sellerv1.Exte
 	if err != nil {
 		return nil, err
 	}
-	return &sellerv1.ExtendProtectionResponse{Order: protoconv.Order(o, true)}, nil
+	return &sellerv1.ExtendProtectionResponse{Order: protoconv.SellerOrder(o)}, nil
 }
 
 // AnswerDispute accepts, counters or rejects the buyer's dispute.
@@ -52,7 +52,7 @@ func (s *sellerService) AnswerDispute(ctx context.Context, req *sellerv1.AnswerD
 	if err != nil {
 		return nil, err
 	}
-	return &sellerv1.AnswerDisputeResponse{Order: protoconv.Order(o, true)}, nil
+	return &sellerv1.AnswerDisputeResponse{Order: protoconv.SellerOrder(o)}, nil
 }
 
 // AddDisputeEvidence adds the seller's evidence.
@@ -63,7 +63,7 @@ func (s *sellerService) AddDisputeEvidence(ctx context.Context, req *sellerv1.Ad
 	if err != nil {
 		return nil, err
 	}
-	return &sellerv1.AddDisputeEvidenceResponse{Order: protoconv.Order(o, true)}, nil
+	return &sellerv1.AddDisputeEvidenceResponse{Order: protoconv.SellerOrder(o)}, nil
 }
 
 // GetSellerStats returns the caller's store's figures.
@@ -107,11 +107,11 @@ func (d *disputeService) ListEscalatedDisputes(ctx context.Context, req *sellerv
 	if size == 0 {
 		size = 20
 	}
-	os, err := d.deps.DB.EscalatedDisputes(ctx, size)
+	os, next, err := d.deps.DB.EscalatedDisputes(ctx, size, req.PageToken)
 	if err != nil {
 		return nil, err
 	}
-	resp := &sellerv1.ListEscalatedDisputesResponse{}
+	resp := &sellerv1.ListEscalatedDisputesResponse{NextPageToken: next}
 	for _, o := range os {
 		resp.Orders = append(resp.Orders, protoconv.Order(o, true))
 	}

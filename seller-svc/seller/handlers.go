@@ -107,7 +107,7 @@ func (s *sellerService) GetOrder(ctx context.Context, req *sellerv1.GetOrderRequ
 	if err := ownedBy(o, sellerID(ctx)); err != nil {
 		return nil, err
 	}
-	return &sellerv1.GetOrderResponse{Order: protoconv.Order(o, true)}, nil
+	return &sellerv1.GetOrderResponse{Order: protoconv.SellerOrder(o)}, nil
 }
 
 func ownedBy(o *order.Order, seller string) error {
@@ -147,16 +147,24 @@ func (s *sellerService) AdjustOrderPrice(ctx context.Context, req *sellerv1.Adju
 		m := protoconv.FromMoney(req.ShippingFee)
 		change.ShippingFee = &m
 	}
+	// Ownership first: another store's seller must never hold the lock.
+	o, err := s.deps.DB.Get(ctx, req.OrderId)
+	if err != nil {
+		return nil, err
+	}
+	if err := ownedBy(o, sellerID(ctx)); err != nil {
+		return nil, err
+	}
 	lk, err := s.deps.Locker.Obtain(ctx, req.OrderId, adjustLockWait)
 	if err != nil {
 		return nil, err
 	}
 	defer lk.Release(ctx)
-	o, err := s.update(ctx, req.OrderId, func(o *order.Order) error { return o.AdjustPrice(s.deps.Now(), change) })
+	o, err = s.update(ctx, req.OrderId, func(o *order.Order) error { return o.AdjustPrice(s.deps.Now(), change) })
 	if err != nil {
 		return nil, err
 	}
-	return &sellerv1.AdjustOrderPriceResponse{Order: protoconv.Order(o, true)}, nil
+	return &sellerv1.AdjustOrderPriceResponse{Order: protoconv.SellerOrder(o)}, nil
 }
 
 // ShipOrder records the shipment of a paid order.
@@ -167,7 +175,7 @@ func (s *sellerService) ShipOrder(ctx context.Context, req *sellerv1.ShipOrderRe
 	if err != nil {
 		return nil, err
 	}
-	return &sellerv1.ShipOrderResponse{Order: protoconv.Order(o, true)}, nil
+	return &sellerv1.ShipOrderResponse{Order: protoconv.SellerOrder(o)}, nil
 }
 
 // catalogService implements CatalogService for Souk's own services.

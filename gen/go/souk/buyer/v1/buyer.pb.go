@@ -84,9 +84,14 @@ func (x *CheckoutItem) GetQuantity() int64 {
 type CheckoutRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The items, each product at most once.
-	Items         []*CheckoutItem `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Items []*CheckoutItem `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	// A key unique to this checkout (optional, recommended): retrying with
+	// it returns the orders the first request created instead of creating
+	// (and reserving stock for) them again. The same key with another cart
+	// is refused.
+	IdempotencyKey string `protobuf:"bytes,2,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *CheckoutRequest) Reset() {
@@ -124,6 +129,13 @@ func (x *CheckoutRequest) GetItems() []*CheckoutItem {
 		return x.Items
 	}
 	return nil
+}
+
+func (x *CheckoutRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
 }
 
 // CheckoutResponse holds the orders the checkout created, one per seller.
@@ -2362,10 +2374,11 @@ const file_souk_buyer_v1_buyer_proto_rawDesc = "" +
 	"\n" +
 	"product_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tproductId\x12&\n" +
 	"\bquantity\x18\x02 \x01(\x03B\n" +
-	"\xbaH\a\"\x05\x18\xe8\a \x00R\bquantity\"P\n" +
+	"\xbaH\a\"\x05\x18\xe8\a \x00R\bquantity\"\x9c\x01\n" +
 	"\x0fCheckoutRequest\x12=\n" +
 	"\x05items\x18\x01 \x03(\v2\x1b.souk.buyer.v1.CheckoutItemB\n" +
-	"\xbaH\a\x92\x01\x04\b\x01\x10dR\x05items\"a\n" +
+	"\xbaH\a\x92\x01\x04\b\x01\x10dR\x05items\x12J\n" +
+	"\x0fidempotency_key\x18\x02 \x01(\tB!\xbaH\x1e\xd8\x01\x01r\x19\x10\b\x18\x80\x012\x12^[A-Za-z0-9_.:-]+$R\x0eidempotencyKey\"a\n" +
 	"\x10CheckoutResponse\x12\x1f\n" +
 	"\vcheckout_id\x18\x01 \x01(\tR\n" +
 	"checkoutId\x12,\n" +

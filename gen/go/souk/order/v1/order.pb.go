@@ -1480,7 +1480,7 @@ type EvidenceInput struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// What the side says.
 	Text string `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
-	// Links to images or documents, at most 10.
+	// Links to images or documents (http or https only), at most 10.
 	Links         []string `protobuf:"bytes,2,rep,name=links,proto3" json:"links,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1764,11 +1764,11 @@ const file_souk_order_v1_order_proto_rawDesc = "" +
 	"\x05party\x18\x01 \x01(\tR\x05party\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x12\x14\n" +
 	"\x05links\x18\x03 \x03(\tR\x05links\x125\n" +
-	"\badded_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aaddedAt\"W\n" +
+	"\badded_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aaddedAt\"g\n" +
 	"\rEvidenceInput\x12\x1c\n" +
-	"\x04text\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\xd0\x0fR\x04text\x12(\n" +
-	"\x05links\x18\x02 \x03(\tB\x12\xbaH\x0f\x92\x01\f\x10\n" +
-	"\"\br\x06\x18\xf4\x03\x88\x01\x01R\x05links\"\xbd\x03\n" +
+	"\x04text\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\xd0\x0fR\x04text\x128\n" +
+	"\x05links\x18\x02 \x03(\tB\"\xbaH\x1f\x92\x01\x1c\x10\n" +
+	"\"\x18r\x16\x18\xf4\x032\x0e^(?i)https?://\x88\x01\x01R\x05links\"\xbd\x03\n" +
 	"\aDispute\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12?\n" +
 	"\x10requested_amount\x18\x02 \x01(\v2\x14.souk.order.v1.MoneyR\x0frequestedAmount\x12\x16\n" +

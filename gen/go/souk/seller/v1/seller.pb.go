@@ -921,7 +921,7 @@ type ShipOrderRequest struct {
 	Carrier string `protobuf:"bytes,2,opt,name=carrier,proto3" json:"carrier,omitempty"`
 	// The carrier's tracking number.
 	TrackingNumber string `protobuf:"bytes,3,opt,name=tracking_number,json=trackingNumber,proto3" json:"tracking_number,omitempty"`
-	// Where to follow the parcel (optional).
+	// Where to follow the parcel (optional; http or https only).
 	TrackingUrl   string `protobuf:"bytes,4,opt,name=tracking_url,json=trackingUrl,proto3" json:"tracking_url,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2175,7 +2175,9 @@ func (x *GetSellerStatsResponse) GetRefundsInFlightAmounts() []*v1.Money {
 type ListEscalatedDisputesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// At most this many (default 20, at most 100).
-	PageSize      int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; empty for the first.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2217,11 +2219,20 @@ func (x *ListEscalatedDisputesRequest) GetPageSize() int32 {
 	return 0
 }
 
+func (x *ListEscalatedDisputesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 // ListEscalatedDisputesResponse lists disputed orders waiting for the platform.
 type ListEscalatedDisputesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The orders, with their disputes.
-	Orders        []*v1.Order `protobuf:"bytes,1,rep,name=orders,proto3" json:"orders,omitempty"`
+	Orders []*v1.Order `protobuf:"bytes,1,rep,name=orders,proto3" json:"orders,omitempty"`
+	// The token of the next page; empty on the last.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2261,6 +2272,13 @@ func (x *ListEscalatedDisputesResponse) GetOrders() []*v1.Order {
 		return x.Orders
 	}
 	return nil
+}
+
+func (x *ListEscalatedDisputesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 // DecideDisputeRequest is the platform's decision.
@@ -2449,12 +2467,12 @@ const file_souk_seller_v1_seller_proto_rawDesc = "" +
 	"\xbaH\ar\x05\x10\x01\x18\xf4\x03R\x06reason:u\xbaHr\x1ap\n" +
 	"\x10adjust_something\x12%set item_prices, shipping_fee or both\x1a5this.item_prices.size() > 0 || has(this.shipping_fee)\"F\n" +
 	"\x18AdjustOrderPriceResponse\x12*\n" +
-	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"\xd4\x01\n" +
+	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"\xe4\x01\n" +
 	"\x10ShipOrderRequest\x12#\n" +
 	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12#\n" +
 	"\acarrier\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18dR\acarrier\x12C\n" +
-	"\x0ftracking_number\x18\x03 \x01(\tB\x1a\xbaH\x17r\x15\x10\x04\x18@2\x0f^[A-Za-z0-9-]+$R\x0etrackingNumber\x121\n" +
-	"\ftracking_url\x18\x04 \x01(\tB\x0e\xbaH\v\xd8\x01\x01r\x06\x18\xf4\x03\x88\x01\x01R\vtrackingUrl\"?\n" +
+	"\x0ftracking_number\x18\x03 \x01(\tB\x1a\xbaH\x17r\x15\x10\x04\x18@2\x0f^[A-Za-z0-9-]+$R\x0etrackingNumber\x12A\n" +
+	"\ftracking_url\x18\x04 \x01(\tB\x1e\xbaH\x1b\xd8\x01\x01r\x16\x18\xf4\x032\x0e^(?i)https?://\x88\x01\x01R\vtrackingUrl\"?\n" +
 	"\x11ShipOrderResponse\x12*\n" +
 	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"\\\n" +
 	"\tStockItem\x12'\n" +
@@ -2525,11 +2543,14 @@ const file_souk_seller_v1_seller_proto_rawDesc = "" +
 	"\x1aopen_cancellation_requests\x18\x05 \x03(\v2\x18.souk.seller.v1.OpenCaseR\x18openCancellationRequests\x12=\n" +
 	"\ropen_disputes\x18\x06 \x03(\v2\x18.souk.seller.v1.OpenCaseR\fopenDisputes\x12*\n" +
 	"\x11refunds_in_flight\x18\a \x01(\x03R\x0frefundsInFlight\x12O\n" +
-	"\x19refunds_in_flight_amounts\x18\b \x03(\v2\x14.souk.order.v1.MoneyR\x16refundsInFlightAmounts\"F\n" +
+	"\x19refunds_in_flight_amounts\x18\b \x03(\v2\x14.souk.order.v1.MoneyR\x16refundsInFlightAmounts\"o\n" +
 	"\x1cListEscalatedDisputesRequest\x12&\n" +
-	"\tpage_size\x18\x01 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\"M\n" +
+	"\tpage_size\x18\x01 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\tpageToken\"u\n" +
 	"\x1dListEscalatedDisputesResponse\x12,\n" +
-	"\x06orders\x18\x01 \x03(\v2\x14.souk.order.v1.OrderR\x06orders\"\x9e\x01\n" +
+	"\x06orders\x18\x01 \x03(\v2\x14.souk.order.v1.OrderR\x06orders\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9e\x01\n" +
 	"\x14DecideDisputeRequest\x12#\n" +
 	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12A\n" +
 	"\rrefund_amount\x18\x02 \x01(\v2\x14.souk.order.v1.MoneyB\x06\xbaH\x03\xc8\x01\x01R\frefundAmount\x12\x1e\n" +

@@ -1,0 +1,153 @@
+package order_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/souk-dev/souk/internal/order"
+)
+
+// refundedPerAttempt sums what the order owes or paid back, per attempt.
+func refundedPerAttempt(o *order.Order) map[string]int64 {
+	n := map[string]int64{}
+	for _, r := range o.Refunds() {
+		if r.Status != order.RefundFailed {
+			n[r.AttemptID] += r.Amount.Amount
+		}
+	}
+	return n
+}
+
+// lateTransferThenCard is issue #7's first scenario: a bank transfer times
+// out, the buyer pays by card, and the bank confirms the transfer late.
+func lateTransferThenCard(t *testing.T) *order.Order {
+	t.Helper()
+	pol := order.DefaultPolicy
+	o := opened(t)
+	must(t, o.ApplyResult(t0, "a-k1", order.Result{Kind: order.ResultProcessing, ProviderRef: "bank-1"}, pol))
+	must(t, o.FireDeadline(t0.Add(pol.ProcessingTimeout), order.DeadlineProcessing, pol))
+	must(t, o.BeginPayment(t0.Add(pol.ProcessingTimeout), o.Total(), attempt("k2")))
+	must(t, o.ApplyResult(t0.Add(pol.ProcessingTimeout), "a-k2", order.Result{Kind: order.ResultSucceeded, ProviderRef: "card-1", Captured: true}, pol))
+	must(t, o.ApplyResult(t0.Add(pol.ProcessingTimeout+time.Hour), "a-k1", order.Result{Kind: order.ResultSucceeded, ProviderRef: "bank-1", Captured: true}, pol))
+	if got := refundedPerAttempt(o); got["a-k1"] != 2800 || got["a-k2"] != 0 {
+		t.Fatalf("after the late transfer: refunds %v, want the transfer owed back", got)
+	}
+	if o.PaidAttemptID() != "a-k2" {
+		t.Fatalf("paid by %q, want the card attempt a-k2", o.PaidAttemptID())
+	}
+	return o
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLateSuccessIsNotRefundedTwiceOnCancellation(t *testing.T) {
+	o := lateTransferThenCard(t)
+	must(t, o.CancelPaid(t0.Add(80*time.Hour), "system", order.ReasonShipByMissed, order.PartySeller, order.DefaultPolicy))
+	if got := refundedPerAttempt(o); got["a-k1"] != 2800 || got["a-k2"] != 2800 || len(o.Refunds()) != 2 {
+		t.Fatalf("refunds %v (%d rows), want each attempt paid back once in full", got, len(o.Refunds()))
+	}
+}
+
+func TestDisputeDrawsOnTheAttemptThatPaid(t *testing.T) {
+	pol := order.DefaultPolicy
+	o := lateTransferThenCard(t)
+	now := t0.Add(80 * time.Hour)
+	must(t, o.Ship(now, order.Shipment{Carrier: "DHL", TrackingNumber: "JD01"}, pol))
+	must(t, o.OpenDispute(now, "damaged", order.Money{Amount: 2800, Currency: "USD"}, order.Evidence{Text: "photo"}, pol))
+	must(t, o.AcceptDispute(now, pol))
+	if got := refundedPerAttempt(o); got["a-k1"] != 2800 || got["a-k2"] != 2800 {
+		t.Fatalf("refunds %v, want the card paid back by the dispute", got)
+	}
+}
+
+func TestRefundsNeverExceedWhatAnAttemptCaptured(t *testing.T) {
+	pol := order.DefaultPolicy
+	o := opened(t)
+	must(t, o.ApplyResult(t0, "a-k1", order.Result{Kind: order.ResultSucceeded, ProviderRef: "p", Captured: true}, pol))
+	must(t, o.Ship(t0, order.Shipment{Carrier: "DHL", TrackingNumber: "JD01"}, pol))
+	must(t, o.OpenDispute(t0, "damaged", order.Money{Amount: 800, Currency: "USD"}, order.Evidence{Text: "photo"}, pol))
+	must(t, o.AcceptDispute(t0, pol))
+	if err := o.OpenDispute(t0, "again", order.Money{Amount: 2800, Currency: "USD"}, order.Evidence{Text: "x"}, pol); err == nil {
+		t.Fatal("a second dispute on a completed order was accepted")
+	}
+	if got := refundedPerAttempt(o)["a-k1"]; got != 800 {
+		t.Fatalf("refunded %d, want 800", got)
+	}
+}
+
+func TestNothingShipsBeforeItsMoneyIsCaptured(t *testing.T) {
+	pol := order.DefaultPolicy
+	o := opened(t)
+	must(t, o.ApplyResult(t0, "a-k1", order.Result{Kind: order.ResultSucceeded, ProviderRef: "auth-1"}, pol))
+	if err := o.Ship(t0, order.Shipment{Carrier: "DHL", TrackingNumber: "JD01"}, pol); !errors.Is(err, order.ErrIllegalTransition) {
+		t.Fatalf("ship before capture: %v, want ErrIllegalTransition", err)
+	}
+	must(t, o.MarkCaptured(t0, "a-k1"))
+	must(t, o.Ship(t0, order.Shipment{Carrier: "DHL", TrackingNumber: "JD01"}, pol))
+}
+
+func TestCaptureRefusedReopensTheOrder(t *testing.T) {
+	pol := order.DefaultPolicy
+	o := opened(t)
+	must(t, o.ApplyResult(t0, "a-k1", order.Result{Kind: order.ResultSucceeded, ProviderRef: "auth-1"}, pol))
+	must(t, o.CaptureRefused(t0.Add(time.Hour), "a-k1", order.DeclineCaptureRefused))
+	a, _ := o.Attempt("a-k1")
+	if o.Status() != order.StatusPendingPayment || a.Status != order.AttemptFailed || o.LastDecline().Code != "capture_refused" {
+		t.Fatalf("after a refused capture: order %s, attempt %s, decline %q", o.Status(), a.Status, o.LastDecline().Code)
+	}
+	if due := o.Deadlines()[order.DeadlinePayment]; !due.Equal(t0.Add(20 * 24 * time.Hour)) {
+		t.Fatalf("payment window %v, want the original one back", due)
+	}
+	if _, ok := o.Deadlines()[order.DeadlineShipBy]; ok || o.PaidAttemptID() != "" {
+		t.Fatalf("ship-by still open (%v) or still paid by %q", o.Deadlines(), o.PaidAttemptID())
+	}
+	// Paying again works.
+	must(t, o.BeginPayment(t0.Add(2*time.Hour), o.Total(), attempt("k2")))
+}
+
+func TestCaptureRefusedAfterTheWindowCancels(t *testing.T) {
+	pol := order.DefaultPolicy
+	o := opened(t)
+	must(t, o.ApplyResult(t0, "a-k1", order.Result{Kind: order.ResultSucceeded, ProviderRef: "auth-1"}, pol))
+	must(t, o.CaptureRefused(t0.Add(21*24*time.Hour), "a-k1", order.DeclineCaptureRefused))
+	if o.Status() != order.StatusCancelled || o.CancelReason() != order.ReasonPaymentTimeout || len(o.Refunds()) != 0 {
+		t.Fatalf("order %s (%s), %d refunds", o.Status(), o.CancelReason(), len(o.Refunds()))
+	}
+}
+
+func TestPaymentWindowWaitsForAPaymentBeingChecked(t *testing.T) {
+	pol := order.DefaultPolicy
+	window := 20 * 24 * time.Hour
+	for _, tc := range []struct {
+		name   string
+		answer order.Result
+		want   order.Status
+	}{
+		{"confirmed late", order.Result{Kind: order.ResultSucceeded, ProviderRef: "bank-1", Captured: true}, order.StatusAwaitingShipment},
+		{"failed late", order.Result{Kind: order.ResultFailed, ProviderRef: "bank-1", Decline: order.Decline{Code: "transfer_failed"}}, order.StatusCancelled},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := newOrder(t)
+			day19 := t0.Add(19 * 24 * time.Hour)
+			must(t, o.BeginPayment(day19, o.Total(), attempt("k1")))
+			must(t, o.ApplyResult(day19, "a-k1", order.Result{Kind: order.ResultProcessing, ProviderRef: "bank-1"}, pol))
+			must(t, o.FireDeadline(t0.Add(window), order.DeadlinePayment, pol))
+			if o.Status() != order.StatusPaymentProcessing {
+				t.Fatalf("the window cancelled a payment being checked: %s", o.Status())
+			}
+			must(t, o.ApplyResult(t0.Add(window+time.Hour), "a-k1", tc.answer, pol))
+			if o.Status() != tc.want {
+				t.Fatalf("status %s, want %s", o.Status(), tc.want)
+			}
+			if tc.want == order.StatusCancelled && o.CancelReason() != order.ReasonPaymentTimeout {
+				t.Fatalf("cancel reason %q", o.CancelReason())
+			}
+		})
+	}
+}

@@ -1,0 +1,192 @@
+package payflow
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/souk-dev/souk/internal/order"
+	"github.com/souk-dev/souk/internal/payment"
+)
+
+const (
+	// maxBackoff caps the wait between two tries of a refund or a capture.
+	maxBackoff = 10 * time.Minute
+	// keyRetention is how long idempotency keys are kept (at least 24 hours
+	// is promised).
+	keyRetention = 30 * 24 * time.Hour
+	// workBatch is how many items of each kind one round of the worker takes.
+	workBatch = 50
+)
+
+// RunWorker carries out what payments leave to do later, every interval
+// until ctx ends: refunds owed, captures that did not go through, and
+// attempts whose provider answer was lost. Replicas may run it together:
+// each step is a conditional change of the order under its row lock.
+func (s *Service) RunWorker(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var purged time.Time
+	for {
+		s.RefundDue(ctx, interval)
+		s.CaptureDue(ctx)
+		s.Reconcile(ctx)
+		if now := s.cfg.Now(); now.Sub(purged) > time.Hour {
+			if _, err := s.cfg.DB.ForgetIdempotencyKeys(ctx, now.Add(-keyRetention)); err != nil {
+				s.logWorker(ctx, "forget old idempotency keys", err)
+			}
+			purged = now
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// RefundDue tries every refund whose time has come. A refund is started
+// under its order's row lock (so one worker has it), sent with its id as
+// the idempotency key (so a retry never pays twice), and retried with
+// exponential back-off while the provider is unavailable.
+func (s *Service) RefundDue(ctx context.Context, base time.Duration) {
+	refs, err := s.cfg.DB.DueRefunds(ctx, s.cfg.Now(), workBatch)
+	if err != nil {
+		s.logWorker(ctx, "list due refunds", err)
+		return
+	}
+	for _, ref := range refs {
+		var r order.Refund
+		var whole bool // an uncaptured payment paid back in full: void it
+		_, err := s.cfg.DB.Update(ctx, ref.OrderID, func(o *order.Order) error {
+			var err error
+			r, err = o.StartRefund(s.cfg.Now(), ref.RefundID)
+			a, _ := o.Attempt(r.AttemptID)
+			whole = !a.Captured && a.Amount == r.Amount
+			return err
+		})
+		if errors.Is(err, order.ErrNotDue) {
+			continue
+		} else if err != nil {
+			s.logWorker(ctx, "start refund", err)
+			continue
+		}
+		refundRef, perr := s.payBack(ctx, r, whole)
+		_, err = s.cfg.DB.Update(ctx, ref.OrderID, func(o *order.Order) error {
+			now := s.cfg.Now()
+			switch {
+			case perr == nil:
+				return o.CompleteRefund(now, r.ID, refundRef)
+			case errors.Is(perr, payment.ErrRefused):
+				return o.FailRefund(now, r.ID, perr.Error())
+			default:
+				return o.RefundRetryLater(now, r.ID, now.Add(backoff(base, r.Tries)), perr.Error())
+			}
+		})
+		if err != nil {
+			s.logWorker(ctx, "record refund", err)
+		}
+		if perr != nil {
+			s.cfg.Log.WarnContext(ctx, "refund not made", "order_id", ref.OrderID, "refund_id", r.ID, "tries", r.Tries, "err", perr)
+		}
+	}
+}
+
+// payBack refunds a payment; one never captured and paid back in full
+// (void) is voided instead, which releases the hold. If the provider's view
+// differs (a capture or a void crossed this call), the other way is tried.
+func (s *Service) payBack(ctx context.Context, r order.Refund, void bool) (string, error) {
+	refund := func() (string, error) {
+		return s.cfg.Provider.Refund(ctx, payment.RefundRequest{Key: r.ID, PaymentRef: r.ProviderRef, Amount: r.Amount})
+	}
+	release := func() (string, error) { return "void:" + r.ProviderRef, s.cfg.Provider.Void(ctx, r.ProviderRef) }
+	first, second := refund, release
+	if void {
+		first, second = release, refund
+	}
+	ref, err := first()
+	if errors.Is(err, payment.ErrRefused) {
+		return second()
+	}
+	return ref, err
+}
+
+// backoff doubles from base with every try, up to maxBackoff.
+func backoff(base time.Duration, tries int) time.Duration {
+	d := base
+	for i := 1; i < tries && d < maxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, maxBackoff)
+}
+
+// CaptureDue captures the payments whose capture is due: the call that
+// authorized them could not, or is gone. Each failing one backs off on its
+// own; one refused for good sends its order back to waiting for payment.
+func (s *Service) CaptureDue(ctx context.Context) {
+	refs, err := s.cfg.DB.UncapturedAttempts(ctx, s.cfg.Now(), workBatch)
+	if err != nil {
+		s.logWorker(ctx, "list uncaptured attempts", err)
+		return
+	}
+	for _, ref := range refs {
+		o, err := s.cfg.DB.Get(ctx, ref.OrderID)
+		if err != nil {
+			s.logWorker(ctx, "load order", err)
+			continue
+		}
+		if a, ok := o.Attempt(ref.AttemptID); ok && a.Status == order.AttemptSucceeded && !a.Captured {
+			s.capture(ctx, o, a, true)
+		}
+	}
+}
+
+// Reconcile settles attempts whose provider answer was lost (a time-out, a
+// broken connection, a service that stopped mid-call): the provider's
+// ledger says what it did with the attempt's key. If it never got the
+// request, the attempt fails and the order can be paid again.
+func (s *Service) Reconcile(ctx context.Context) {
+	// A call still waiting for its answer holds the order's lock (which
+	// reconcile tries first); one that is gone let its lock lapse.
+	refs, err := s.cfg.DB.UnansweredAttempts(ctx, s.cfg.Now().Add(-s.cfg.LockTTL), 20)
+	if err != nil {
+		s.logWorker(ctx, "list unanswered attempts", err)
+		return
+	}
+	for _, ref := range refs {
+		if err := s.reconcile(ctx, ref.OrderID, ref.AttemptID); err != nil {
+			s.logWorker(ctx, "reconcile attempt", err)
+		}
+	}
+}
+
+func (s *Service) reconcile(ctx context.Context, orderID, attemptID string) error {
+	lk, err := s.cfg.Locker.Obtain(ctx, orderID, 0)
+	if err != nil {
+		return nil // a call is working on the order
+	}
+	defer lk.Release(ctx)
+	o, err := s.cfg.DB.Get(ctx, orderID)
+	if err != nil {
+		return err
+	}
+	if a, ok := o.Attempt(attemptID); !ok || a.Status != order.AttemptProcessing || a.ProviderRef != "" {
+		return nil
+	}
+	res, found, err := s.cfg.Provider.Lookup(ctx, attemptID)
+	switch {
+	case err != nil:
+		return nil // the provider is unreachable: next round
+	case !found:
+		_, _, err = s.closeAttempt(ctx, orderID, attemptID, payment.DeclineFor("processing_error"))
+	default:
+		_, _, err = s.record(ctx, orderID, attemptID, o.Version(), lk.Lost, res)
+	}
+	return err
+}
+
+func (s *Service) logWorker(ctx context.Context, what string, err error) {
+	if ctx.Err() == nil {
+		s.cfg.Log.ErrorContext(ctx, "payment worker: "+what, "err", err)
+	}
+}
