@@ -52,6 +52,9 @@ type options struct {
 	// provider puts a provider of the test's (wrapping the simulated one,
 	// to inject faults at the edge) in front of buyer-svc.
 	provider func(*payment.Simulated) payment.Provider
+	// cfg, if set, is the configuration to start from (a test's private
+	// PostgreSQL and Redis) instead of the shared test servers.
+	cfg *app.Config
 }
 
 // startSystem starts replicas of each service; tune adjusts the configuration.
@@ -63,7 +66,12 @@ func startSystem(t testing.TB, replicas int, tune func(*app.Config)) *system {
 // startSystemWith starts replicas of each service with opts.
 func startSystemWith(t testing.TB, replicas int, opts options) *system {
 	t.Helper()
-	cfg := testenv.Config(t)
+	var cfg app.Config
+	if opts.cfg != nil {
+		cfg = *opts.cfg
+	} else {
+		cfg = testenv.Config(t)
+	}
 	if opts.tune != nil {
 		opts.tune(&cfg)
 	}

@@ -110,9 +110,15 @@ func Redis(tb testing.TB) (*redis.Client, string) {
 func Config(tb testing.TB) app.Config {
 	tb.Helper()
 	_, prefix := Redis(tb)
+	return ConfigOn(DatabaseURL(tb), env(tb, "SOUK_TEST_REDIS_ADDR"), prefix)
+}
+
+// ConfigOn is Config on a given database and Redis (a test's private
+// servers, which it may restart), with keys under prefix.
+func ConfigOn(databaseURL, redisAddr, prefix string) app.Config {
 	return app.Config{
-		DatabaseURL:   DatabaseURL(tb),
-		RedisAddr:     env(tb, "SOUK_TEST_REDIS_ADDR"),
+		DatabaseURL:   databaseURL,
+		RedisAddr:     redisAddr,
 		RedisPrefix:   prefix,
 		JWTSecret:     app.DevJWTSecret,
 		LogLevel:      slog.LevelWarn,
