@@ -52,6 +52,8 @@ type options struct {
 	// provider puts a provider of the test's (wrapping the simulated one,
 	// to inject faults at the edge) in front of buyer-svc.
 	provider func(*payment.Simulated) payment.Provider
+	// noBuyers leaves buyer-svc to the test (processes it kills, say).
+	noBuyers bool
 	// cfg, if set, is the configuration to start from (a test's private
 	// PostgreSQL and Redis) instead of the shared test servers.
 	cfg *app.Config
@@ -83,15 +85,19 @@ func startSystemWith(t testing.TB, replicas int, opts options) *system {
 	for range replicas {
 		s.startSeller()
 	}
-	for range replicas {
-		s.startBuyer()
+	if !opts.noBuyers {
+		for range replicas {
+			s.startBuyer()
+		}
 	}
 	s.dialClients()
 	return s
 }
 
 func (s *system) dialClients() {
-	s.buyer = buyerv1.NewBuyerServiceClient(dial(s.t, s.buyers[0].GRPCAddr()))
+	if len(s.buyers) > 0 {
+		s.buyer = buyerv1.NewBuyerServiceClient(dial(s.t, s.buyers[0].GRPCAddr()))
+	}
 	sc := dial(s.t, s.sellers[0].GRPCAddr())
 	s.seller, s.catalog = sellerv1.NewSellerServiceClient(sc), sellerv1.NewCatalogServiceClient(sc)
 }

@@ -60,40 +60,52 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// process is buyer-svc running as its own process, its output kept.
+// process is buyer-svc running as its own process.
 type process struct {
 	cmd      *exec.Cmd
 	grpcAddr string
-	out      *bytes.Buffer
-	mu       *sync.Mutex
 	exited   chan error
 }
 
-type lockedBuffer struct {
-	mu  *sync.Mutex
-	buf *bytes.Buffer
+// logBuffer collects the output of processes, safe for concurrent writers.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
 }
 
-func (w lockedBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.Write(p)
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns what was written so far.
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // startBuyerProcess runs buyer-svc against the system's database, Redis and
 // seller-svc, with extra environment, and waits until it serves.
-func (s *system) startBuyerProcess(t *testing.T, logs *bytes.Buffer, extra ...string) *process {
+func (s *system) startBuyerProcess(t *testing.T, logs *logBuffer, extra ...string) *process {
 	t.Helper()
-	p := &process{grpcAddr: freeAddr(t), out: logs, mu: &sync.Mutex{}, exited: make(chan error, 1)}
+	return s.startBuyerProcessAt(t, logs, freeAddr(t), freeAddr(t), extra...)
+}
+
+// startBuyerProcessAt is startBuyerProcess on given addresses (a replica
+// restarted where it ran before).
+func (s *system) startBuyerProcessAt(t *testing.T, logs *logBuffer, grpcAddr, httpAddr string, extra ...string) *process {
+	t.Helper()
+	p := &process{grpcAddr: grpcAddr, exited: make(chan error, 1)}
 	p.cmd = exec.Command(buyerBinary(t))
 	p.cmd.Env = append(os.Environ(),
 		"SOUK_DATABASE_URL="+s.cfg.DatabaseURL, "SOUK_REDIS_ADDR="+s.cfg.RedisAddr, "SOUK_REDIS_PREFIX="+s.cfg.RedisPrefix,
-		"SOUK_JWT_SECRET="+s.cfg.JWTSecret, "SOUK_BUYER_GRPC_ADDR="+p.grpcAddr, "SOUK_BUYER_HTTP_ADDR="+freeAddr(t),
+		"SOUK_JWT_SECRET="+s.cfg.JWTSecret, "SOUK_BUYER_GRPC_ADDR="+p.grpcAddr, "SOUK_BUYER_HTTP_ADDR="+httpAddr,
 		"SOUK_SELLER_GRPC_ADDR="+s.sellers[0].GRPCAddr(), "SOUK_PROVIDER_WEBHOOK_SECRET="+webhookSecret,
 		"SOUK_LOCK_TTL=1s", "SOUK_WORKER_INTERVAL=200ms", "SOUK_SWEEP_INTERVAL=200ms", "SOUK_LOG_LEVEL=debug")
 	p.cmd.Env = append(p.cmd.Env, extra...)
-	w := lockedBuffer{mu: p.mu, buf: logs}
-	p.cmd.Stdout, p.cmd.Stderr = w, w
+	p.cmd.Stdout, p.cmd.Stderr = logs, logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +149,7 @@ func TestCrashBetweenAuthorizationAndCommit(t *testing.T) {
 	s := startSystem(t, 1, nil)
 	lamp := s.product("store-x", "Lamp", 1000, 100, 10)
 	retried, recovered := s.checkout("alice", 1, lamp)[0], s.checkout("alice", 1, lamp)[0]
-	var logs bytes.Buffer
+	var logs logBuffer
 	db := s.db(t)
 	ctx := context.Background()
 	if _, err := db.Exec(ctx, `CREATE FUNCTION hold_success() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -223,7 +235,7 @@ func payCard(o *orderv1.Order, number, key string) *buyerv1.PayOrderRequest {
 func TestCardNumbersAreNeverKept(t *testing.T) {
 	s := startSystem(t, 1, nil)
 	lamp := s.product("store-x", "Lamp", 1000, 100, 10)
-	var logs bytes.Buffer
+	var logs logBuffer
 	p := s.startBuyerProcess(t, &logs)
 	client := buyerv1.NewBuyerServiceClient(dial(t, p.grpcAddr))
 	tok := s.token(auth.RoleBuyer, "alice")
@@ -243,9 +255,7 @@ func TestCardNumbersAreNeverKept(t *testing.T) {
 	if !bytes.Contains(dump, []byte("9995")) {
 		t.Fatal("the dump does not even hold the last four digits: is it the right database?")
 	}
-	p.mu.Lock()
 	logged := logs.String()
-	p.mu.Unlock()
 	if !strings.Contains(logged, "rpc") {
 		t.Fatal("the logs hold no request: were they captured?")
 	}

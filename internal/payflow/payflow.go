@@ -281,7 +281,7 @@ func (s *Service) record(ctx context.Context, orderID, attemptID string, fence i
 		return nil, order.Attempt{}, err
 	}
 	if a, _ := o.Attempt(attemptID); a.Status == order.AttemptSucceeded && !a.Captured && o.PaidAttemptID() == a.ID {
-		o = s.capture(ctx, o, a, false)
+		o = s.capture(ctx, o, a, 0)
 	}
 	a, _ := o.Attempt(attemptID)
 	return o, a, nil
@@ -337,9 +337,10 @@ func (s *Service) closeAttempt(ctx context.Context, orderID, attemptID string, d
 // capture takes the money of the authorization that paid o and records
 // the outcome: captured; refused for good (the order waits for payment
 // again, or is cancelled past its window); or not reached, in which case
-// the worker tries again later, backing off per attempt (retry: the
-// worker's own try counts). It returns the order as it now stands.
-func (s *Service) capture(ctx context.Context, o *order.Order, a order.Attempt, retry bool) *order.Order {
+// the worker tries again later, backing off per attempt from retryBase (0:
+// the first try of the call that authorized it, which the worker follows
+// up). It returns the order as it now stands.
+func (s *Service) capture(ctx context.Context, o *order.Order, a order.Attempt, retryBase time.Duration) *order.Order {
 	err := s.cfg.Provider.Capture(ctx, a.ProviderRef)
 	var fn func(*order.Order) error
 	now := s.cfg.Now()
@@ -349,10 +350,10 @@ func (s *Service) capture(ctx context.Context, o *order.Order, a order.Attempt, 
 	case errors.Is(err, payment.ErrRefused):
 		s.cfg.Log.WarnContext(ctx, "capture refused; the order waits for payment again", "order_id", o.ID(), "attempt_id", a.ID, "err", err)
 		fn = func(o *order.Order) error { return o.CaptureRefused(now, a.ID, order.DeclineCaptureRefused) }
-	case retry:
+	case retryBase > 0:
 		s.cfg.Log.WarnContext(ctx, "capture; will retry", "order_id", o.ID(), "attempt_id", a.ID, "tries", a.CaptureTries+1, "err", err)
 		fn = func(o *order.Order) error {
-			return o.CaptureRetryLater(now, a.ID, now.Add(backoff(order.CaptureGrace, a.CaptureTries+1)))
+			return o.CaptureRetryLater(now, a.ID, now.Add(backoff(retryBase, a.CaptureTries+1)))
 		}
 	default:
 		s.cfg.Log.WarnContext(ctx, "capture; the worker will retry", "order_id", o.ID(), "attempt_id", a.ID, "err", err)
@@ -427,7 +428,7 @@ func (s *Service) RecordEvent(ctx context.Context, orderID, attemptID string, re
 		return err
 	}
 	if a, _ := o.Attempt(attemptID); a.Status == order.AttemptSucceeded && !a.Captured && o.PaidAttemptID() == a.ID {
-		s.capture(ctx, o, a, false)
+		s.capture(ctx, o, a, 0)
 	}
 	return nil
 }

@@ -29,7 +29,7 @@ func (s *Service) RunWorker(ctx context.Context, interval time.Duration) {
 	var purged time.Time
 	for {
 		s.RefundDue(ctx, interval)
-		s.CaptureDue(ctx)
+		s.CaptureDue(ctx, interval)
 		s.Reconcile(ctx)
 		if now := s.cfg.Now(); now.Sub(purged) > time.Hour {
 			if _, err := s.cfg.DB.ForgetIdempotencyKeys(ctx, now.Add(-keyRetention)); err != nil {
@@ -122,8 +122,9 @@ func backoff(base time.Duration, tries int) time.Duration {
 
 // CaptureDue captures the payments whose capture is due: the call that
 // authorized them could not, or is gone. Each failing one backs off on its
-// own; one refused for good sends its order back to waiting for payment.
-func (s *Service) CaptureDue(ctx context.Context) {
+// own, from base; one refused for good sends its order back to waiting for
+// payment.
+func (s *Service) CaptureDue(ctx context.Context, base time.Duration) {
 	refs, err := s.cfg.DB.UncapturedAttempts(ctx, s.cfg.Now(), workBatch)
 	if err != nil {
 		s.logWorker(ctx, "list uncaptured attempts", err)
@@ -136,7 +137,7 @@ func (s *Service) CaptureDue(ctx context.Context) {
 			continue
 		}
 		if a, ok := o.Attempt(ref.AttemptID); ok && a.Status == order.AttemptSucceeded && !a.Captured {
-			s.capture(ctx, o, a, true)
+			s.capture(ctx, o, a, base)
 		}
 	}
 }
