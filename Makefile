@@ -34,6 +34,11 @@ test: ## Run every test (unit, integration, end-to-end) with -race on private Po
 	redis-cli -p 56380 flushall >/dev/null
 	$(TEST_ENV) go test -race -count=1 -timeout 20m ./...
 
+.PHONY: faults
+faults: ## Run the randomized fault test alone, printing its seed and counts (SOUK_FAULT_SEED replays)
+	$(TEST_STACK) $(STACK) start
+	$(TEST_ENV) go test -race -count=1 -run '^TestRandomFaults$$' -v ./internal/e2e | grep -v '^\s*testenv.go'
+
 .PHONY: test-down
 test-down: ## Stop the tests' Postgres and Redis
 	$(TEST_STACK) $(STACK) stop

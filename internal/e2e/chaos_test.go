@@ -508,6 +508,11 @@ func (c *chaos) settle() {
 	}
 	defer pool.Close()
 	var pending string
+	defer func() {
+		if c.t.Failed() {
+			c.t.Logf("left to settle: %s", pending)
+		}
+	}()
 	testenv.Eventually(c.t, 90*time.Second, "the system settles", func() bool {
 		err := pool.QueryRow(context.Background(), `SELECT
 			(SELECT count(*) FROM refunds WHERE status IN ('PENDING', 'PROCESSING'))::text || ' refunds, ' ||
