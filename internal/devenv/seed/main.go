@@ -102,9 +102,9 @@ Demo products of seller "demo-store": %[7]s (%[8]s, %[9]d %[10]s)%[11]s
 
 Try it:
 
-  # the buyer checks out two "%[8]s"
+  # the buyer checks out two "%[8]s" (retrying with the same key returns the same orders)
   curl -s -X POST http://%[2]s/v1/checkout -H "Authorization: Bearer $BUYER_TOKEN" \
-    -d '{"items":[{"product_id":"%[7]s","quantity":2}]}'
+    -d '{"items":[{"product_id":"%[7]s","quantity":2}],"idempotency_key":"demo-cart-1"}'
 
   # the seller sees the new purchase order at once
   curl -s http://%[4]s/v1/orders -H "Authorization: Bearer $SELLER_TOKEN"
