@@ -142,6 +142,7 @@ func (e *Env) Load() Config {
 		CancelAnswerWindow:      e.Duration("SOUK_CANCEL_ANSWER_WINDOW", order.DefaultPolicy.CancelAnswerWindow),
 		ProtectionPeriod:        e.Duration("SOUK_PROTECTION_PERIOD", order.DefaultPolicy.ProtectionPeriod),
 		DisputeAnswerWindow:     e.Duration("SOUK_DISPUTE_ANSWER_WINDOW", order.DefaultPolicy.DisputeAnswerWindow),
+		RefundLease:             e.Duration("SOUK_REFUND_LEASE", order.DefaultPolicy.RefundLease),
 	}
 	if w := c.Policy.CancelAnswerWindow; w < 24*time.Hour || w > 7*24*time.Hour {
 		e.errs = append(e.errs, errors.New("SOUK_CANCEL_ANSWER_WINDOW: must be 24h to 7 days (168h)"))

@@ -359,6 +359,9 @@ func TestSellerStats(t *testing.T) {
 	if len(st.OpenCancellationRequests) != 1 || st.OpenCancellationRequests[0].OrderId != requested.Id || st.OpenCancellationRequests[0].DueAt == nil {
 		t.Fatalf("open requests: %v", st.OpenCancellationRequests)
 	}
+	if st.OpenCancellationRequestCount != 1 || st.OpenDisputeCount != 1 {
+		t.Fatalf("open counts: %d requests, %d disputes; want 1 and 1", st.OpenCancellationRequestCount, st.OpenDisputeCount)
+	}
 	if len(st.OpenDisputes) != 1 || st.OpenDisputes[0].OrderId != shippedO.Id || st.OpenDisputes[0].Detail != "OPEN" {
 		t.Fatalf("open disputes: %v", st.OpenDisputes)
 	}

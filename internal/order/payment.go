@@ -126,13 +126,16 @@ type Policy struct {
 	ProtectionPeriod time.Duration
 	// DisputeAnswerWindow is how long the other side has to answer in a dispute.
 	DisputeAnswerWindow time.Duration
+	// RefundLease is how long a refund worker has to finish a refund it
+	// started before another may take it over (a worker that died).
+	RefundLease time.Duration
 }
 
 // DefaultPolicy is the policy with Souk's defaults and no holidays.
 var DefaultPolicy = Policy{
 	VerificationTTL: 5 * time.Minute, ProcessingTimeout: 72 * time.Hour, MaxVerificationFailures: 3, RefundBankingDays: 15,
 	HandlingDay: 24 * time.Hour, CancelAnswerWindow: 72 * time.Hour, ProtectionPeriod: 60 * 24 * time.Hour,
-	DisputeAnswerWindow: 5 * 24 * time.Hour,
+	DisputeAnswerWindow: 5 * 24 * time.Hour, RefundLease: 2 * time.Minute,
 }
 
 // openAttempt returns the attempt still waiting for the provider or the buyer, if any.

@@ -135,30 +135,30 @@ func TestRefundLifecycle(t *testing.T) {
 	st := opened(t).Stored()
 	st.Refunds = []order.Refund{{ID: "r1", Amount: order.Money{Amount: 100, Currency: "USD"}, Status: order.RefundPending, NextTryAt: t0}}
 	o := order.UnmarshalFromDatabase(st)
-	if _, err := o.StartRefund(t0, "r1"); err != nil {
+	if _, err := o.StartRefund(t0, "r1", order.DefaultPolicy); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := o.StartRefund(t0.Add(time.Minute), "r1"); !errors.Is(err, order.ErrNotDue) {
+	if _, err := o.StartRefund(t0.Add(time.Minute), "r1", order.DefaultPolicy); !errors.Is(err, order.ErrNotDue) {
 		t.Fatalf("a leased refund was started again: %v", err)
 	}
 	if err := o.RefundRetryLater(t0, "r1", t0.Add(time.Second), "provider down"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := o.StartRefund(t0, "r1"); !errors.Is(err, order.ErrNotDue) {
+	if _, err := o.StartRefund(t0, "r1", order.DefaultPolicy); !errors.Is(err, order.ErrNotDue) {
 		t.Fatalf("started before its back-off ended: %v", err)
 	}
 	// A worker that died keeps its lease; after it, another takes over.
-	if _, err := o.StartRefund(t0.Add(time.Second), "r1"); err != nil {
+	if _, err := o.StartRefund(t0.Add(time.Second), "r1", order.DefaultPolicy); err != nil {
 		t.Fatal(err)
 	}
-	r, err := o.StartRefund(t0.Add(time.Second+order.RefundLease), "r1")
+	r, err := o.StartRefund(t0.Add(time.Second+order.DefaultPolicy.RefundLease), "r1", order.DefaultPolicy)
 	if err != nil || r.Tries != 3 {
 		t.Fatalf("take-over: %+v %v", r, err)
 	}
 	if err := o.CompleteRefund(t0, "r1", "re_1"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := o.StartRefund(t0.Add(time.Hour), "r1"); !errors.Is(err, order.ErrNotDue) {
+	if _, err := o.StartRefund(t0.Add(time.Hour), "r1", order.DefaultPolicy); !errors.Is(err, order.ErrNotDue) {
 		t.Fatalf("a completed refund was started: %v", err)
 	}
 }

@@ -16,10 +16,6 @@ const (
 	RefundFailed     RefundStatus = "FAILED"
 )
 
-// RefundLease is how long a refund worker has to finish a refund it started
-// before another may take it over.
-const RefundLease = 2 * time.Minute
-
 // Refund is money owed back to the buyer for a payment attempt. It is
 // recorded in the same transaction as the change that owes it and carried
 // out by the refund worker; its id is its idempotency key at the provider.
@@ -76,9 +72,9 @@ func (o *Order) refund(id string) *Refund {
 	return nil
 }
 
-// StartRefund hands a refund to a worker until now+RefundLease. A refund
-// that is done, or leased to another worker, returns ErrNotDue.
-func (o *Order) StartRefund(now time.Time, id string) (Refund, error) {
+// StartRefund hands a refund to a worker until now+pol.RefundLease. A
+// refund that is done, or leased to another worker, returns ErrNotDue.
+func (o *Order) StartRefund(now time.Time, id string, pol Policy) (Refund, error) {
 	r := o.refund(id)
 	if r == nil {
 		return Refund{}, fmt.Errorf("%w: refund %s", ErrNotFound, id)
@@ -86,7 +82,7 @@ func (o *Order) StartRefund(now time.Time, id string) (Refund, error) {
 	if (r.Status != RefundPending && r.Status != RefundProcessing) || now.Before(r.NextTryAt) {
 		return Refund{}, fmt.Errorf("%w: refund %s is %s until %s", ErrNotDue, id, r.Status, r.NextTryAt)
 	}
-	r.Status, r.NextTryAt, r.UpdatedAt = RefundProcessing, now.Add(RefundLease), now
+	r.Status, r.NextTryAt, r.UpdatedAt = RefundProcessing, now.Add(pol.RefundLease), now
 	r.Tries++
 	return *r, nil
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/souk-dev/souk/internal/order"
 	"github.com/souk-dev/souk/internal/payment"
+	"github.com/souk-dev/souk/internal/postgres"
 )
 
 const (
@@ -17,6 +18,9 @@ const (
 	keyRetention = 30 * 24 * time.Hour
 	// workBatch is how many items of each kind one round of the worker takes.
 	workBatch = 50
+	// recordTries is how often the worker tries to record what the
+	// provider did while the database cannot be reached.
+	recordTries = 8
 )
 
 // RunWorker carries out what payments leave to do later, every interval
@@ -60,7 +64,7 @@ func (s *Service) RefundDue(ctx context.Context, base time.Duration) {
 		var whole bool // an uncaptured payment paid back in full: void it
 		_, err := s.cfg.DB.Update(ctx, ref.OrderID, func(o *order.Order) error {
 			var err error
-			r, err = o.StartRefund(s.cfg.Now(), ref.RefundID)
+			r, err = o.StartRefund(s.cfg.Now(), ref.RefundID, s.cfg.Policy)
 			a, _ := o.Attempt(r.AttemptID)
 			whole = !a.Captured && a.Amount == r.Amount
 			return err
@@ -72,17 +76,26 @@ func (s *Service) RefundDue(ctx context.Context, base time.Duration) {
 			continue
 		}
 		refundRef, perr := s.payBack(ctx, r, whole)
-		_, err = s.cfg.DB.Update(ctx, ref.OrderID, func(o *order.Order) error {
-			now := s.cfg.Now()
-			switch {
-			case perr == nil:
-				return o.CompleteRefund(now, r.ID, refundRef)
-			case errors.Is(perr, payment.ErrRefused):
-				return o.FailRefund(now, r.ID, perr.Error())
-			default:
-				return o.RefundRetryLater(now, r.ID, now.Add(backoff(base, r.Tries)), perr.Error())
+		// The outcome is recorded even if the database blinks meanwhile
+		// (a restart, a failover): left unrecorded, the refund would wait
+		// for its lease to run out.
+		for try := 1; ; try++ {
+			_, err = s.cfg.DB.Update(ctx, ref.OrderID, func(o *order.Order) error {
+				now := s.cfg.Now()
+				switch {
+				case perr == nil:
+					return o.CompleteRefund(now, r.ID, refundRef)
+				case errors.Is(perr, payment.ErrRefused):
+					return o.FailRefund(now, r.ID, perr.Error())
+				default:
+					return o.RefundRetryLater(now, r.ID, now.Add(backoff(base, r.Tries)), perr.Error())
+				}
+			})
+			if err == nil || try == recordTries || !postgres.Transient(err) || ctx.Err() != nil {
+				break
 			}
-		})
+			time.Sleep(time.Duration(try) * 500 * time.Millisecond)
+		}
 		if err != nil {
 			s.logWorker(ctx, "record refund", err)
 		}

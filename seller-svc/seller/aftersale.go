@@ -72,7 +72,8 @@ func (s *sellerService) GetSellerStats(ctx context.Context, _ *sellerv1.GetSelle
 	if err != nil {
 		return nil, err
 	}
-	resp := &sellerv1.GetSellerStatsResponse{PaidOrders: st.Paid, SellerCancellations: st.SellerCancellations, RefundsInFlight: st.RefundsInFlight}
+	resp := &sellerv1.GetSellerStatsResponse{PaidOrders: st.Paid, SellerCancellations: st.SellerCancellations, RefundsInFlight: st.RefundsInFlight,
+		OpenCancellationRequestCount: st.OpenCancellationCount, OpenDisputeCount: st.OpenDisputeCount}
 	if st.Paid > 0 {
 		resp.CancellationRateBp = st.SellerCancellations * 10000 / st.Paid
 	}

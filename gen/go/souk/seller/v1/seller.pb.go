@@ -2073,16 +2073,22 @@ type GetSellerStatsResponse struct {
 	SellerCancellations int64 `protobuf:"varint,3,opt,name=seller_cancellations,json=sellerCancellations,proto3" json:"seller_cancellations,omitempty"`
 	// seller_cancellations per paid order, in basis points (1/100 of a percent).
 	CancellationRateBp int64 `protobuf:"varint,4,opt,name=cancellation_rate_bp,json=cancellationRateBp,proto3" json:"cancellation_rate_bp,omitempty"`
-	// Open cancellation requests, soonest deadline first.
+	// Open cancellation requests, soonest deadline first: the first 50
+	// (open_cancellation_request_count counts them all).
 	OpenCancellationRequests []*OpenCase `protobuf:"bytes,5,rep,name=open_cancellation_requests,json=openCancellationRequests,proto3" json:"open_cancellation_requests,omitempty"`
-	// Open disputes, soonest deadline first.
+	// Open disputes, soonest deadline first: the first 50 (open_dispute_count
+	// counts them all).
 	OpenDisputes []*OpenCase `protobuf:"bytes,6,rep,name=open_disputes,json=openDisputes,proto3" json:"open_disputes,omitempty"`
 	// Refunds owed and not yet confirmed by the provider.
 	RefundsInFlight int64 `protobuf:"varint,7,opt,name=refunds_in_flight,json=refundsInFlight,proto3" json:"refunds_in_flight,omitempty"`
 	// Their amounts, one per currency.
 	RefundsInFlightAmounts []*v1.Money `protobuf:"bytes,8,rep,name=refunds_in_flight_amounts,json=refundsInFlightAmounts,proto3" json:"refunds_in_flight_amounts,omitempty"`
-	unknownFields          protoimpl.UnknownFields
-	sizeCache              protoimpl.SizeCache
+	// How many cancellation requests are open.
+	OpenCancellationRequestCount int64 `protobuf:"varint,9,opt,name=open_cancellation_request_count,json=openCancellationRequestCount,proto3" json:"open_cancellation_request_count,omitempty"`
+	// How many disputes are open.
+	OpenDisputeCount int64 `protobuf:"varint,10,opt,name=open_dispute_count,json=openDisputeCount,proto3" json:"open_dispute_count,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *GetSellerStatsResponse) Reset() {
@@ -2169,6 +2175,20 @@ func (x *GetSellerStatsResponse) GetRefundsInFlightAmounts() []*v1.Money {
 		return x.RefundsInFlightAmounts
 	}
 	return nil
+}
+
+func (x *GetSellerStatsResponse) GetOpenCancellationRequestCount() int64 {
+	if x != nil {
+		return x.OpenCancellationRequestCount
+	}
+	return 0
+}
+
+func (x *GetSellerStatsResponse) GetOpenDisputeCount() int64 {
+	if x != nil {
+		return x.OpenDisputeCount
+	}
+	return 0
 }
 
 // ListEscalatedDisputesRequest pages the escalated disputes.
@@ -2533,7 +2553,7 @@ const file_souk_seller_v1_seller_proto_rawDesc = "" +
 	"\bOpenCase\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x16\n" +
 	"\x06detail\x18\x02 \x01(\tR\x06detail\x121\n" +
-	"\x06due_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\"\xf9\x03\n" +
+	"\x06due_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\"\xee\x04\n" +
 	"\x16GetSellerStatsResponse\x12E\n" +
 	"\x10orders_by_status\x18\x01 \x03(\v2\x1b.souk.seller.v1.StatusCountR\x0eordersByStatus\x12\x1f\n" +
 	"\vpaid_orders\x18\x02 \x01(\x03R\n" +
@@ -2543,7 +2563,10 @@ const file_souk_seller_v1_seller_proto_rawDesc = "" +
 	"\x1aopen_cancellation_requests\x18\x05 \x03(\v2\x18.souk.seller.v1.OpenCaseR\x18openCancellationRequests\x12=\n" +
 	"\ropen_disputes\x18\x06 \x03(\v2\x18.souk.seller.v1.OpenCaseR\fopenDisputes\x12*\n" +
 	"\x11refunds_in_flight\x18\a \x01(\x03R\x0frefundsInFlight\x12O\n" +
-	"\x19refunds_in_flight_amounts\x18\b \x03(\v2\x14.souk.order.v1.MoneyR\x16refundsInFlightAmounts\"o\n" +
+	"\x19refunds_in_flight_amounts\x18\b \x03(\v2\x14.souk.order.v1.MoneyR\x16refundsInFlightAmounts\x12E\n" +
+	"\x1fopen_cancellation_request_count\x18\t \x01(\x03R\x1copenCancellationRequestCount\x12,\n" +
+	"\x12open_dispute_count\x18\n" +
+	" \x01(\x03R\x10openDisputeCount\"o\n" +
 	"\x1cListEscalatedDisputesRequest\x12&\n" +
 	"\tpage_size\x18\x01 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x12'\n" +
 	"\n" +
