@@ -519,13 +519,14 @@ func (c *chaos) settle() {
 			(SELECT count(*) FROM refunds WHERE status IN ('PENDING', 'PROCESSING'))::text || ' refunds, ' ||
 			(SELECT count(*) FROM payment_attempts a JOIN orders o ON o.paid_attempt_id = a.id
 				WHERE NOT a.captured AND o.status <> 'CANCELLED')::text || ' captures, ' ||
-			(SELECT count(*) FROM payment_attempts WHERE status = 'PROCESSING')::text || ' open attempts, ' ||
+			(SELECT count(*) FROM payment_attempts WHERE status = 'PROCESSING' OR
+				status = 'CANCELED' AND provider_ref = '' AND decline_code = '')::text || ' unanswered attempts, ' ||
 			(SELECT count(*) FROM order_deadlines WHERE due_at < now() - interval '1 second')::text || ' deadlines past due, ' ||
 			(SELECT count(*) FROM sim_payments WHERE notified_at IS NULL AND settle_at IS NOT NULL)::text || ' provider reports'`).Scan(&pending)
 		if err != nil {
 			return false
 		}
-		return pending == "0 refunds, 0 captures, 0 open attempts, 0 deadlines past due, 0 provider reports"
+		return pending == "0 refunds, 0 captures, 0 unanswered attempts, 0 deadlines past due, 0 provider reports"
 	})
 }
 

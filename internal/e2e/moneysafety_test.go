@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -32,6 +33,15 @@ type faultyProvider struct {
 	afterPay func(req payment.PaymentRequest, res order.Result, err error) (order.Result, error)
 	// beforeCapture, if set, runs before every Capture.
 	beforeCapture func(ref string)
+	// lookupDown, if set and true, makes every Lookup fail as an outage.
+	lookupDown *atomic.Bool
+}
+
+func (p *faultyProvider) Lookup(ctx context.Context, key string) (order.Result, bool, error) {
+	if p.lookupDown != nil && p.lookupDown.Load() {
+		return order.Result{}, false, fmt.Errorf("%w: lookup unavailable", payment.ErrTransient)
+	}
+	return p.Provider.Lookup(ctx, key)
 }
 
 func (p *faultyProvider) Pay(ctx context.Context, req payment.PaymentRequest) (order.Result, error) {
@@ -299,6 +309,53 @@ func TestAmbiguousProviderErrorIsCheckedNotDeclined(t *testing.T) {
 		t.Fatalf("ledger %+v, want one payment", ledger)
 	}
 	s.moneyOf(t, s.order("alice", o.Id))
+}
+
+// Scenario 4, continued: a wallet payment (money taken at once) whose
+// answer was lost, on an order cancelled (an accepted cancellation
+// request) before reconciliation could ask the provider. Reconciliation
+// still asks, finds the money taken, and pays it back.
+func TestAmbiguousPaymentOfACancelledOrderIsReconciled(t *testing.T) {
+	var lookupDown atomic.Bool
+	lookupDown.Store(true)
+	s := startSystemWith(t, 1, options{
+		tune: func(c *app.Config) { c.LockTTL = time.Second },
+		provider: func(p *payment.Simulated) payment.Provider {
+			return &faultyProvider{Provider: p, lookupDown: &lookupDown,
+				afterPay: func(_ payment.PaymentRequest, res order.Result, err error) (order.Result, error) {
+					if err == nil {
+						return order.Result{}, errors.New("read tcp: connection reset by peer")
+					}
+					return res, err
+				}}
+		}})
+	lamp := s.product("store-x", "Lamp", 1000, 100, 100)
+	o := s.checkout("alice", 1, lamp)[0]
+	buyerCtx := as(s.token(auth.RoleBuyer, "alice"))
+	resp, err := s.buyer.PayOrder(buyerCtx, &buyerv1.PayOrderRequest{OrderId: o.Id, ExpectedTotal: o.Total, IdempotencyKey: "wallet-lost-1",
+		Method: &buyerv1.PayOrderRequest_Wallet{Wallet: &buyerv1.Wallet{Account: payment.WalletApprove}}})
+	if err != nil || resp.Order.Status != processing {
+		t.Fatalf("a wallet payment whose answer was lost: %v %v", resp.GetOrder().GetStatus(), err)
+	}
+	if _, err := s.buyer.RequestCancellation(buyerCtx, &buyerv1.RequestCancellationRequest{OrderId: o.Id, Reason: "no_longer_needed"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.seller.AnswerCancellation(as(s.token(auth.RoleSeller, "store-x")), &sellerv1.AnswerCancellationRequest{OrderId: o.Id, Accept: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.order("alice", o.Id); got.Status != cancelled || got.PaymentAttempts[0].Status != aCanceled {
+		t.Fatalf("after the cancellation: %s, attempt %s", got.Status, got.PaymentAttempts[0].Status)
+	}
+	lookupDown.Store(false)
+	testenv.Eventually(t, 15*time.Second, "the money taken is paid back", func() bool {
+		got := s.order("alice", o.Id)
+		return len(got.Refunds) == 1 && got.Refunds[0].Status == refundOK
+	})
+	got := s.order("alice", o.Id)
+	if got.Refunds[0].Amount.AmountMinor != o.Total.AmountMinor || got.Refunds[0].Reason != "payment_after_cancellation" {
+		t.Fatalf("refund %+v", got.Refunds[0])
+	}
+	s.moneyOf(t, got)
 }
 
 // Scenario 6: a checkout retried with its idempotency key returns the same

@@ -151,3 +151,33 @@ func TestPaymentWindowWaitsForAPaymentBeingChecked(t *testing.T) {
 		})
 	}
 }
+
+func TestRecordLateAnswerOfACancelledAttempt(t *testing.T) {
+	pol := order.DefaultPolicy
+	for _, tc := range []struct {
+		name       string
+		res        order.Result
+		found      bool
+		refunded   int64
+		declineNow string
+	}{
+		{"taken", order.Result{Kind: order.ResultSucceeded, ProviderRef: "w-1", Captured: true}, true, 2800, ""},
+		{"declined", order.Result{Kind: order.ResultDeclined, ProviderRef: "w-1", Decline: order.Decline{Code: "wallet_rejected"}}, true, 0, "wallet_rejected"},
+		{"never received", order.Result{}, false, 0, "not_received"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := opened(t)
+			must(t, o.ApplyResult(t0, "a-k1", order.Result{Kind: order.ResultProcessing}, pol)) // the answer was lost
+			must(t, o.RequestCancellation(t0, "no_longer_needed", "", pol))
+			must(t, o.AnswerCancellation(t0, true, "", pol))
+			must(t, o.RecordLateAnswer(t0.Add(time.Minute), "a-k1", tc.res, tc.found, pol))
+			a, _ := o.Attempt("a-k1")
+			if got := refundedPerAttempt(o)["a-k1"]; got != tc.refunded || a.Decline.Code != tc.declineNow {
+				t.Fatalf("refunded %d, decline %q; want %d, %q", got, a.Decline.Code, tc.refunded, tc.declineNow)
+			}
+			if err := o.RecordLateAnswer(t0.Add(time.Minute), "a-k1", tc.res, tc.found, pol); !errors.Is(err, order.ErrAlreadyFinal) {
+				t.Fatalf("asked again: %v", err)
+			}
+		})
+	}
+}

@@ -46,6 +46,7 @@ var (
 	DeclineProcessingTimeout   = Decline{Code: "processing_timeout", Message: "The payment provider did not confirm the payment in time.", Advice: "Try again or use another payment method.", Retryable: true}
 	DeclineProcessingError     = Decline{Code: "processing_error", Message: "The payment could not be processed.", Advice: "Try again in a moment.", Retryable: true}
 	DeclineVoided              = Decline{Code: "voided", Message: "The payment was cancelled because the order changed while it was made.", Advice: "Check the order's total and pay again.", Retryable: true}
+	DeclineNotReceived         = Decline{Code: "not_received", Message: "The payment provider never received the payment.", Advice: "Nothing was charged; pay again.", Retryable: true}
 	DeclineCaptureRefused      = Decline{Code: "capture_refused", Message: "The payment was approved but the money could not be taken (the authorization expired or was cancelled).", Advice: "Pay again; nothing was charged.", Retryable: true}
 )
 
@@ -329,6 +330,31 @@ func (o *Order) RequireVerification(attemptID string) (Attempt, error) {
 		return Attempt{}, fmt.Errorf("%w: payment attempt %s is %s, not waiting for a code", ErrIllegalTransition, attemptID, a.Status)
 	}
 	return *a, nil
+}
+
+// RecordLateAnswer records what reconciliation learnt from the provider
+// about an attempt the order stopped waiting for before any answer came (it
+// was cancelled while the answer was unknown): money taken is owed back
+// (as by ApplyResult); anything else is kept on the attempt, so that it is
+// not asked about again. found is false when the provider never got it.
+func (o *Order) RecordLateAnswer(now time.Time, attemptID string, r Result, found bool, pol Policy) error {
+	a := o.attempt(attemptID)
+	if a == nil || a.Status != AttemptCanceled || a.ProviderRef != "" || a.Decline.Code != "" {
+		return fmt.Errorf("%w: attempt %s has its answer", ErrAlreadyFinal, attemptID)
+	}
+	switch {
+	case found && r.Kind == ResultSucceeded:
+		return o.ApplyResult(now, attemptID, r, pol)
+	case found && (r.Kind == ResultDeclined || r.Kind == ResultFailed):
+		a.ProviderRef, a.Decline = r.ProviderRef, r.Decline
+	case found && r.ProviderRef != "":
+		// Still deciding at the provider: its event settles the attempt.
+		a.ProviderRef = r.ProviderRef
+	default:
+		a.Decline = DeclineNotReceived
+	}
+	a.UpdatedAt = now
+	return nil
 }
 
 // CaptureRetryLater records a capture that did not go through (the provider

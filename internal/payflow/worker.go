@@ -184,13 +184,22 @@ func (s *Service) reconcile(ctx context.Context, orderID, attemptID string) erro
 	if err != nil {
 		return err
 	}
-	if a, ok := o.Attempt(attemptID); !ok || a.Status != order.AttemptProcessing || a.ProviderRef != "" {
+	a, ok := o.Attempt(attemptID)
+	if !ok || a.ProviderRef != "" || a.Status != order.AttemptProcessing && a.Status != order.AttemptCanceled {
 		return nil
 	}
 	res, found, err := s.cfg.Provider.Lookup(ctx, attemptID)
 	switch {
 	case err != nil:
 		return nil // the provider is unreachable: next round
+	case a.Status == order.AttemptCanceled:
+		// The order was cancelled before the answer came: money taken is owed back.
+		_, err = s.update(ctx, "", orderID, func(o *order.Order) error {
+			return o.RecordLateAnswer(s.cfg.Now(), attemptID, res, found, s.cfg.Policy)
+		})
+		if errors.Is(err, order.ErrAlreadyFinal) {
+			err = nil
+		}
 	case !found:
 		_, _, err = s.closeAttempt(ctx, orderID, attemptID, payment.DeclineFor("processing_error"))
 	default:

@@ -123,13 +123,14 @@ func (db *DB) UncapturedAttempts(ctx context.Context, now time.Time, limit int) 
 		ORDER BY next_capture_at`, now, limit)
 }
 
-// UnansweredAttempts returns up to limit attempts still PROCESSING without
-// a provider answer since before: the provider's answer was lost (a
-// time-out, a broken connection, a stopped service), so reconciliation
-// asks the provider what became of them.
+// UnansweredAttempts returns up to limit attempts without a provider
+// answer since before: still PROCESSING, or CANCELED with their order
+// before the answer came. The answer was lost (a time-out, a broken
+// connection, a stopped service), so reconciliation asks the provider what
+// became of them.
 func (db *DB) UnansweredAttempts(ctx context.Context, before time.Time, limit int) ([]AttemptRef, error) {
-	return db.attemptRefs(ctx, `status = 'PROCESSING' AND provider_ref = '' AND updated_at < $1
-		ORDER BY updated_at`, before, limit)
+	return db.attemptRefs(ctx, `provider_ref = '' AND (status = 'PROCESSING' OR status = 'CANCELED' AND decline_code = '')
+		AND updated_at < $1 ORDER BY updated_at`, before, limit)
 }
 
 func (db *DB) attemptRefs(ctx context.Context, whereOrder string, at time.Time, limit int) ([]AttemptRef, error) {

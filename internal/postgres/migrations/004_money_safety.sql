@@ -28,7 +28,7 @@ CREATE INDEX payment_attempts_capture_idx ON payment_attempts (next_capture_at)
     WHERE status = 'SUCCEEDED' AND NOT captured;
 -- Attempts whose provider answer is unknown (the reconciliation worker's).
 CREATE INDEX payment_attempts_unanswered_idx ON payment_attempts (updated_at)
-    WHERE status = 'PROCESSING' AND provider_ref = '';
+    WHERE provider_ref = '' AND (status = 'PROCESSING' OR status = 'CANCELED' AND decline_code = '');
 DROP INDEX payment_attempts_unsettled_idx;
 
 -- A reservation lives only until its checkout's orders are stored; the
