@@ -134,7 +134,8 @@ func (s *buyerService) storedCheckout(ctx context.Context, buyer, checkoutID str
 }
 
 // buildOrders groups the cart by seller. An order's shipping fee is the
-// highest of its products' fees, and its handling time the longest.
+// highest of its products' fees, and its handling time and buyer
+// protection the longest.
 func (s *buyerService) buildOrders(buyer, checkoutID string, cart []*buyerv1.CheckoutItem, products []*sellerv1.Product) ([]*order.Order, error) {
 	if len(products) != len(cart) {
 		return nil, fmt.Errorf("catalog answered %d products for %d items", len(products), len(cart))
@@ -158,6 +159,7 @@ func (s *buyerService) buildOrders(buyer, checkoutID string, cart []*buyerv1.Che
 		g.Items = append(g.Items, order.Item{ProductID: p.Id, Title: p.Title, Quantity: cart[i].Quantity, UnitPrice: p.Price.AmountMinor})
 		g.ShippingFee = max(g.ShippingFee, p.ShippingFee.AmountMinor)
 		g.HandlingDays = max(g.HandlingDays, int(p.HandlingDays))
+		g.ProtectionDays = max(g.ProtectionDays, int(p.ProtectionDays))
 	}
 	orders := make([]*order.Order, 0, len(sellers))
 	for _, sid := range sellers {

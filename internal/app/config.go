@@ -140,7 +140,7 @@ func (e *Env) Load() Config {
 		RefundBankingDays:       e.Int("SOUK_REFUND_BANKING_DAYS", order.DefaultPolicy.RefundBankingDays),
 		HandlingDay:             e.Duration("SOUK_HANDLING_DAY", order.DefaultPolicy.HandlingDay),
 		CancelAnswerWindow:      e.Duration("SOUK_CANCEL_ANSWER_WINDOW", order.DefaultPolicy.CancelAnswerWindow),
-		ProtectionPeriod:        e.Duration("SOUK_PROTECTION_PERIOD", order.DefaultPolicy.ProtectionPeriod),
+		ProtectionDay:           e.Duration("SOUK_PROTECTION_DAY", order.DefaultPolicy.ProtectionDay),
 		DisputeAnswerWindow:     e.Duration("SOUK_DISPUTE_ANSWER_WINDOW", order.DefaultPolicy.DisputeAnswerWindow),
 		RefundLease:             e.Duration("SOUK_REFUND_LEASE", order.DefaultPolicy.RefundLease),
 	}

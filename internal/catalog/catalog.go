@@ -28,9 +28,14 @@ type Product struct {
 	ShippingFee  int64
 	Stock        int64
 	HandlingDays int
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	// ProtectionDays is how long buyer protection lasts after shipping.
+	ProtectionDays int
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
 }
+
+// DefaultProtectionDays is a product's buyer protection unless its seller sets one.
+const DefaultProtectionDays = 60
 
 // Validate checks the rules every stored product keeps.
 func (p Product) Validate() error {
@@ -47,17 +52,20 @@ func (p Product) Validate() error {
 		return fmt.Errorf("%w: stock cannot be negative", order.ErrInvalid)
 	case p.HandlingDays < 1 || p.HandlingDays > 30:
 		return fmt.Errorf("%w: handling time must be 1 to 30 days", order.ErrInvalid)
+	case p.ProtectionDays < 15 || p.ProtectionDays > 180:
+		return fmt.Errorf("%w: buyer protection must be 15 to 180 days", order.ErrInvalid)
 	}
 	return nil
 }
 
 // Update is a seller's change to a product; nil fields stay as they are.
 type Update struct {
-	Title        *string
-	Price        *order.Money
-	ShippingFee  *order.Money
-	Stock        *int64
-	HandlingDays *int
+	Title          *string
+	Price          *order.Money
+	ShippingFee    *order.Money
+	Stock          *int64
+	HandlingDays   *int
+	ProtectionDays *int
 }
 
 // Apply changes p by u at now. A new price must keep the product's currency.
@@ -82,6 +90,9 @@ func (p *Product) Apply(now time.Time, u Update) error {
 	}
 	if u.HandlingDays != nil {
 		next.HandlingDays = *u.HandlingDays
+	}
+	if u.ProtectionDays != nil {
+		next.ProtectionDays = *u.ProtectionDays
 	}
 	next.UpdatedAt = now
 	if err := next.Validate(); err != nil {

@@ -23,7 +23,7 @@ func TestSweepSkipsADeadlineItCannotFire(t *testing.T) {
 	rdb, prefix := testenv.Redis(t)
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	p := catalog.Product{ID: uuid.NewString(), SellerID: "store-x", Title: "Lamp", Currency: "USD", Price: 1000, Stock: 10, HandlingDays: 3,
+	p := catalog.Product{ID: uuid.NewString(), SellerID: "store-x", Title: "Lamp", Currency: "USD", Price: 1000, Stock: 10, HandlingDays: 3, ProtectionDays: 60,
 		CreatedAt: now, UpdatedAt: now}
 	if err := db.CreateProduct(ctx, p); err != nil {
 		t.Fatal(err)

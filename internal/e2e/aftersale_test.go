@@ -26,8 +26,8 @@ const (
 // shortWindows shortens every after-payment window to seconds.
 func shortWindows(c *app.Config) {
 	c.Policy.CancelAnswerWindow = 1500 * time.Millisecond
-	c.Policy.HandlingDay = time.Second // the test products take 3 handling days: ship by 3s after payment
-	c.Policy.ProtectionPeriod = 2 * time.Second
+	c.Policy.HandlingDay = time.Second                // the test products take 3 handling days: ship by 3s after payment
+	c.Policy.ProtectionDay = 33333 * time.Microsecond // 60 protection days: two seconds
 	c.Policy.DisputeAnswerWindow = 1500 * time.Millisecond
 	c.SweepInterval = 100 * time.Millisecond
 }

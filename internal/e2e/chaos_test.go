@@ -92,7 +92,7 @@ func TestRandomFaults(t *testing.T) {
 		cfg.Policy.ProcessingTimeout = 8 * time.Second
 		cfg.Policy.VerificationTTL = 4 * time.Second
 		cfg.Policy.HandlingDay = 3 * time.Second
-		cfg.Policy.ProtectionPeriod = 5 * time.Second
+		cfg.Policy.ProtectionDay = 83333 * time.Microsecond
 		cfg.Policy.DisputeAnswerWindow = 3 * time.Second
 		cfg.Policy.RefundBankingDays = 1
 		cfg.Policy.RefundLease = 5 * time.Second
@@ -100,7 +100,7 @@ func TestRandomFaults(t *testing.T) {
 	s, pg, rd := privateSystem(t, 2, options{tune: pol, noBuyers: true})
 	c.s = s
 	c.env = []string{"SOUK_PAYMENT_WINDOW=6s", "SOUK_PROCESSING_TIMEOUT=8s", "SOUK_VERIFICATION_TTL=4s", "SOUK_HANDLING_DAY=3s",
-		"SOUK_PROTECTION_PERIOD=5s", "SOUK_DISPUTE_ANSWER_WINDOW=3s", "SOUK_REFUND_BANKING_DAYS=1", "SOUK_REFUND_LEASE=5s", "SOUK_SIM_SETTLE_AFTER=1s",
+		"SOUK_PROTECTION_DAY=83333us", "SOUK_DISPUTE_ANSWER_WINDOW=3s", "SOUK_REFUND_BANKING_DAYS=1", "SOUK_REFUND_LEASE=5s", "SOUK_SIM_SETTLE_AFTER=1s",
 		"SOUK_LOG_LEVEL=warn", "SOUK_FINGERPRINT_SECRET=test-fingerprint-secret"}
 	for range 2 {
 		r := &chaosReplica{grpcAddr: freeAddr(t), httpAddr: freeAddr(t)}

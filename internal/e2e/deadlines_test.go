@@ -87,8 +87,8 @@ func everyDeadlineWindow(c *app.Config) {
 	c.Policy.VerificationTTL = time.Second
 	c.Policy.ProcessingTimeout = 200 * time.Millisecond // the slow card settles after 1s
 	c.Policy.CancelAnswerWindow = time.Second
-	c.Policy.HandlingDay = 700 * time.Millisecond // 3 handling days: ~2s
-	c.Policy.ProtectionPeriod = time.Second
+	c.Policy.HandlingDay = 700 * time.Millisecond     // 3 handling days: ~2s
+	c.Policy.ProtectionDay = 16667 * time.Microsecond // 60 protection days: one second
 	c.Policy.DisputeAnswerWindow = time.Second
 	c.SweepInterval = 200 * time.Millisecond
 }

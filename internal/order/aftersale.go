@@ -169,7 +169,7 @@ func (o *Order) Ship(now time.Time, s Shipment, pol Policy) error {
 	o.shipment = &s
 	o.status = StatusShipped
 	delete(o.deadlines, DeadlineShipBy)
-	o.deadlines[DeadlineProtection] = now.Add(pol.ProtectionPeriod)
+	o.deadlines[DeadlineProtection] = now.Add(time.Duration(max(o.protectionDays, 1)) * pol.ProtectionDay)
 	o.record(now, "shipped", "seller:"+o.sellerID, s.Carrier+" "+s.TrackingNumber, nil)
 	return nil
 }

@@ -121,11 +121,13 @@ type Order struct {
 	items        []Item
 	shippingFee  int64
 	handlingDays int
-	version      int64
-	createdAt    time.Time
-	updatedAt    time.Time
-	cancelReason string
-	lastDecline  Decline
+	// protectionDays is the buyer protection the order keeps from checkout.
+	protectionDays int
+	version        int64
+	createdAt      time.Time
+	updatedAt      time.Time
+	cancelReason   string
+	lastDecline    Decline
 	// paymentDueAt is the end of the payment window. It outlives the
 	// payment deadline: a payment that fails after the window passed (it
 	// was being checked, or its capture was refused) cancels the order then.
@@ -151,16 +153,19 @@ type Order struct {
 
 // NewOrderParams is what New needs to create an order.
 type NewOrderParams struct {
-	ID            string
-	CheckoutID    string
-	BuyerID       string
-	SellerID      string
-	Currency      string
-	Items         []Item
-	ShippingFee   int64
-	HandlingDays  int
-	PaymentWindow time.Duration
-	Now           time.Time
+	ID           string
+	CheckoutID   string
+	BuyerID      string
+	SellerID     string
+	Currency     string
+	Items        []Item
+	ShippingFee  int64
+	HandlingDays int
+	// ProtectionDays is the buyer protection after shipping (the longest of
+	// the products'); 0 means the default, 60.
+	ProtectionDays int
+	PaymentWindow  time.Duration
+	Now            time.Time
 }
 
 // New validates p and returns a PENDING_PAYMENT order with its payment
@@ -175,6 +180,11 @@ func New(p NewOrderParams) (*Order, error) {
 		return nil, fmt.Errorf("%w: an order needs at least one item", ErrInvalid)
 	case p.PaymentWindow <= 0:
 		return nil, fmt.Errorf("%w: the payment window must be positive", ErrInvalid)
+	case p.ProtectionDays < 0:
+		return nil, fmt.Errorf("%w: the protection period cannot be negative", ErrInvalid)
+	}
+	if p.ProtectionDays == 0 {
+		p.ProtectionDays = DefaultProtectionDays
 	}
 	seen := make(map[string]bool, len(p.Items))
 	for _, it := range p.Items {
@@ -189,7 +199,7 @@ func New(p NewOrderParams) (*Order, error) {
 	o := &Order{
 		id: p.ID, checkoutID: p.CheckoutID, buyerID: p.BuyerID, sellerID: p.SellerID,
 		status: StatusPendingPayment, currency: p.Currency,
-		items: slices.Clone(p.Items), shippingFee: p.ShippingFee, handlingDays: p.HandlingDays,
+		items: slices.Clone(p.Items), shippingFee: p.ShippingFee, handlingDays: p.HandlingDays, protectionDays: p.ProtectionDays,
 		createdAt: p.Now, updatedAt: p.Now, paymentDueAt: p.Now.Add(p.PaymentWindow),
 		deadlines: map[DeadlineKind]time.Time{DeadlinePayment: p.Now.Add(p.PaymentWindow)},
 	}
@@ -226,6 +236,12 @@ func (o *Order) ShippingFee() int64 { return o.shippingFee }
 
 // HandlingDays returns the seller's handling time for the order.
 func (o *Order) HandlingDays() int { return o.handlingDays }
+
+// DefaultProtectionDays is the buyer protection of an order whose products set none.
+const DefaultProtectionDays = 60
+
+// ProtectionDays returns the buyer protection the order keeps from checkout.
+func (o *Order) ProtectionDays() int { return o.protectionDays }
 
 // ItemsTotal returns the sum of the items' subtotals.
 func (o *Order) ItemsTotal() int64 {
@@ -464,7 +480,7 @@ func UnmarshalFromDatabase(s Stored) *Order {
 	return &Order{
 		id: s.ID, checkoutID: s.CheckoutID, buyerID: s.BuyerID, sellerID: s.SellerID,
 		status: s.Status, currency: s.Currency, items: slices.Clone(s.Items), shippingFee: s.ShippingFee,
-		handlingDays: s.HandlingDays, version: s.Version, createdAt: s.CreatedAt, updatedAt: s.UpdatedAt,
+		handlingDays: s.HandlingDays, protectionDays: s.ProtectionDays, version: s.Version, createdAt: s.CreatedAt, updatedAt: s.UpdatedAt,
 		cancelReason: s.CancelReason, lastDecline: s.LastDecline, shipment: s.Shipment,
 		paymentDueAt: s.PaymentDueAt, paidAttemptID: s.PaidAttemptID, deadlines: deadlines, attempts: slices.Clone(s.Attempts), refunds: slices.Clone(s.Refunds),
 		history: slices.Clone(s.History), cancelledBy: s.CancelledBy, cancellation: cloneCancellation(s.Cancellation),
@@ -480,6 +496,7 @@ type Stored struct {
 	Items                             []Item
 	ShippingFee                       int64
 	HandlingDays                      int
+	ProtectionDays                    int
 	Version                           int64
 	CreatedAt, UpdatedAt              time.Time
 	CancelReason                      string
@@ -502,7 +519,7 @@ func (o *Order) Stored() Stored {
 	return Stored{
 		ID: o.id, CheckoutID: o.checkoutID, BuyerID: o.buyerID, SellerID: o.sellerID,
 		Status: o.status, Currency: o.currency, Items: slices.Clone(o.items), ShippingFee: o.shippingFee,
-		HandlingDays: o.handlingDays, Version: o.version, CreatedAt: o.createdAt, UpdatedAt: o.updatedAt,
+		HandlingDays: o.handlingDays, ProtectionDays: o.protectionDays, Version: o.version, CreatedAt: o.createdAt, UpdatedAt: o.updatedAt,
 		CancelReason: o.cancelReason, LastDecline: o.lastDecline, Shipment: o.shipment,
 		PaymentDueAt: o.paymentDueAt, PaidAttemptID: o.paidAttemptID, Deadlines: maps.Clone(o.deadlines), Attempts: slices.Clone(o.attempts), Refunds: slices.Clone(o.refunds),
 		History: o.History(), CancelledBy: o.cancelledBy, Cancellation: cloneCancellation(o.cancellation),

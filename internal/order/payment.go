@@ -123,8 +123,9 @@ type Policy struct {
 	HandlingDay time.Duration
 	// CancelAnswerWindow is how long a seller has to answer a cancellation request.
 	CancelAnswerWindow time.Duration
-	// ProtectionPeriod is how long buyer protection lasts after shipping.
-	ProtectionPeriod time.Duration
+	// ProtectionDay is the length of one day of buyer protection: an order
+	// is protected for its ProtectionDays of them after shipping.
+	ProtectionDay time.Duration
 	// DisputeAnswerWindow is how long the other side has to answer in a dispute.
 	DisputeAnswerWindow time.Duration
 	// RefundLease is how long a refund worker has to finish a refund it
@@ -135,7 +136,7 @@ type Policy struct {
 // DefaultPolicy is the policy with Souk's defaults and no holidays.
 var DefaultPolicy = Policy{
 	VerificationTTL: 5 * time.Minute, ProcessingTimeout: 72 * time.Hour, MaxVerificationFailures: 3, RefundBankingDays: 15,
-	HandlingDay: 24 * time.Hour, CancelAnswerWindow: 72 * time.Hour, ProtectionPeriod: 60 * 24 * time.Hour,
+	HandlingDay: 24 * time.Hour, CancelAnswerWindow: 72 * time.Hour, ProtectionDay: 24 * time.Hour,
 	DisputeAnswerWindow: 5 * 24 * time.Hour, RefundLease: 2 * time.Minute,
 }
 

@@ -20,7 +20,7 @@ import (
 const orderColumns = `id, checkout_id, buyer_id, seller_id, status, currency, items, shipping_fee_minor,
 	handling_days, version, created_at, updated_at, cancel_reason, last_decline_code, last_decline_message, shipment,
 	last_decline_advice, last_decline_retryable, cancelled_by, cancellation, dispute, payment_due_at,
-	coalesce(paid_attempt_id::text, '')`
+	protection_days, coalesce(paid_attempt_id::text, '')`
 
 // itemJSON is how an order's items are kept in its items column.
 type itemJSON struct {
@@ -58,7 +58,7 @@ func scanOrder(row pgx.Row) (order.Stored, error) {
 	err := row.Scan(&s.ID, &s.CheckoutID, &s.BuyerID, &s.SellerID, &status, &s.Currency, &items, &s.ShippingFee,
 		&s.HandlingDays, &s.Version, &s.CreatedAt, &s.UpdatedAt, &s.CancelReason, &s.LastDecline.Code,
 		&s.LastDecline.Message, &shipment, &s.LastDecline.Advice, &s.LastDecline.Retryable, &cancelledBy,
-		&s.Cancellation, &s.Dispute, &s.PaymentDueAt, &s.PaidAttemptID)
+		&s.Cancellation, &s.Dispute, &s.PaymentDueAt, &s.ProtectionDays, &s.PaidAttemptID)
 	s.CancelledBy = order.Party(cancelledBy)
 	if err != nil {
 		return s, err
@@ -248,11 +248,11 @@ func (db *DB) CreateOrders(ctx context.Context, orders []*order.Order) error {
 		for _, o := range orders {
 			s := o.Stored()
 			b.Queue(`INSERT INTO orders (`+insertColumns+`, total_minor)
-				VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24)`,
+				VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25)`,
 				s.ID, s.CheckoutID, s.BuyerID, s.SellerID, string(s.Status), s.Currency, itemsJSON(s.Items), s.ShippingFee,
 				s.HandlingDays, 1, s.CreatedAt, s.UpdatedAt, s.CancelReason, s.LastDecline.Code, s.LastDecline.Message,
 				shipmentOf(s.Shipment), s.LastDecline.Advice, s.LastDecline.Retryable, string(s.CancelledBy),
-				s.Cancellation, s.Dispute, s.PaymentDueAt, nullUUID(s.PaidAttemptID), o.Total().Amount)
+				s.Cancellation, s.Dispute, s.PaymentDueAt, s.ProtectionDays, nullUUID(s.PaidAttemptID), o.Total().Amount)
 			queueDetails(b, o, s, order.Stored{})
 			// The orders now say what is held; the reservation has done its work.
 			b.Queue(`DELETE FROM stock_reservations WHERE checkout_id = $1`, s.CheckoutID)

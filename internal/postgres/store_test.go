@@ -20,7 +20,7 @@ var t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 func mustProduct(t *testing.T, db *postgres.DB, seller string, stock int64) catalog.Product {
 	t.Helper()
 	p := catalog.Product{ID: uuid.NewString(), SellerID: seller, Title: "Lamp", Currency: "USD", Price: 1000, ShippingFee: 100,
-		Stock: stock, HandlingDays: 3, CreatedAt: t0, UpdatedAt: t0}
+		Stock: stock, HandlingDays: 3, ProtectionDays: 60, CreatedAt: t0, UpdatedAt: t0}
 	if err := db.CreateProduct(context.Background(), p); err != nil {
 		t.Fatal(err)
 	}

@@ -72,7 +72,7 @@ func Order(o *order.Order, full bool) *orderv1.Order {
 		Status: statusToProto[o.Status()], ShippingFee: Money(o.ShippingFee(), cur),
 		ItemsTotal: Money(o.ItemsTotal(), cur), Total: Money(o.Total().Amount, cur), Version: o.Version(),
 		CreatedAt: Time(o.CreatedAt()), UpdatedAt: Time(o.UpdatedAt()), CancelReason: o.CancelReason(),
-		LastDecline: Decline(o.LastDecline()),
+		LastDecline: Decline(o.LastDecline()), ProtectionDays: int32(o.ProtectionDays()),
 	}
 	for _, r := range o.Refunds() {
 		p.Refunds = append(p.Refunds, Refund(o.ID(), r))
@@ -205,7 +205,7 @@ func Product(p catalog.Product) *sellerv1.Product {
 	return &sellerv1.Product{
 		Id: p.ID, SellerId: p.SellerID, Title: p.Title, Price: Money(p.Price, p.Currency),
 		ShippingFee: Money(p.ShippingFee, p.Currency), Stock: p.Stock, HandlingDays: int32(p.HandlingDays),
-		CreatedAt: Time(p.CreatedAt),
+		CreatedAt: Time(p.CreatedAt), ProtectionDays: int32(p.ProtectionDays),
 	}
 }
 

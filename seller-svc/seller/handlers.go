@@ -40,7 +40,10 @@ func (s *sellerService) CreateProduct(ctx context.Context, req *sellerv1.CreateP
 	p := catalog.Product{
 		ID: uuid.NewString(), SellerID: sellerID(ctx), Title: req.Title, Currency: req.Price.Currency,
 		Price: req.Price.AmountMinor, ShippingFee: req.ShippingFee.AmountMinor, Stock: req.Stock,
-		HandlingDays: int(req.HandlingDays), CreatedAt: now, UpdatedAt: now,
+		HandlingDays: int(req.HandlingDays), ProtectionDays: catalog.DefaultProtectionDays, CreatedAt: now, UpdatedAt: now,
+	}
+	if req.ProtectionDays != nil {
+		p.ProtectionDays = int(*req.ProtectionDays)
 	}
 	if err := s.deps.DB.CreateProduct(ctx, p); err != nil {
 		return nil, err
@@ -54,6 +57,10 @@ func (s *sellerService) UpdateProduct(ctx context.Context, req *sellerv1.UpdateP
 	if req.HandlingDays != nil {
 		d := int(*req.HandlingDays)
 		u.HandlingDays = &d
+	}
+	if req.ProtectionDays != nil {
+		d := int(*req.ProtectionDays)
+		u.ProtectionDays = &d
 	}
 	if req.Price != nil {
 		m := protoconv.FromMoney(req.Price)

@@ -70,14 +70,16 @@ func run() error {
 			title           string
 			price, shipping int64
 			stock           int64
+			protectionDays  int32 // buyer protection varies by product
 		}{
-			{"Wireless earbuds", 1999, 299, 500},
-			{"Phone case, transparent", 349, 0, 2000},
-			{"LED desk lamp", 2599, 499, 150},
+			{"Wireless earbuds", 1999, 299, 500, 75},
+			{"Phone case, transparent", 349, 0, 2000, 15},
+			{"LED desk lamp", 2599, 499, 150, 120},
 		} {
 			money := func(n int64) *orderv1.Money { return &orderv1.Money{AmountMinor: n, Currency: "USD"} }
 			resp, err := seller.CreateProduct(sctx, &sellerv1.CreateProductRequest{
 				Title: p.title, Price: money(p.price), ShippingFee: money(p.shipping), Stock: p.stock, HandlingDays: 5,
+				ProtectionDays: &p.protectionDays,
 			})
 			if err != nil {
 				return fmt.Errorf("create product: %w", err)

@@ -1111,9 +1111,12 @@ type Order struct {
 	// The latest cancellation request after payment, if any.
 	CancellationRequest *CancellationRequest `protobuf:"bytes,22,opt,name=cancellation_request,json=cancellationRequest,proto3" json:"cancellation_request,omitempty"`
 	// The dispute, if the buyer opened one.
-	Dispute       *Dispute `protobuf:"bytes,23,opt,name=dispute,proto3" json:"dispute,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Dispute *Dispute `protobuf:"bytes,23,opt,name=dispute,proto3" json:"dispute,omitempty"`
+	// Days of buyer protection after shipping, kept from checkout (the
+	// longest of the order's products').
+	ProtectionDays int32 `protobuf:"varint,24,opt,name=protection_days,json=protectionDays,proto3" json:"protection_days,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Order) Reset() {
@@ -1298,6 +1301,13 @@ func (x *Order) GetDispute() *Dispute {
 		return x.Dispute
 	}
 	return nil
+}
+
+func (x *Order) GetProtectionDays() int32 {
+	if x != nil {
+		return x.ProtectionDays
+	}
+	return 0
 }
 
 // CancellationRequest is a buyer's request to cancel a paid order.
@@ -1722,7 +1732,7 @@ const file_souk_order_v1_order_proto_rawDesc = "" +
 	"\x10price_adjustment\x18\x06 \x01(\v2\x1e.souk.order.v1.PriceAdjustmentR\x0fpriceAdjustment\"Q\n" +
 	"\bDeadline\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x121\n" +
-	"\x06due_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\"\xa9\b\n" +
+	"\x06due_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\"\xd2\b\n" +
 	"\x05Order\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vcheckout_id\x18\x02 \x01(\tR\n" +
@@ -1750,7 +1760,8 @@ const file_souk_order_v1_order_proto_rawDesc = "" +
 	"\arefunds\x18\x14 \x03(\v2\x15.souk.order.v1.RefundR\arefunds\x12!\n" +
 	"\fcancelled_by\x18\x15 \x01(\tR\vcancelledBy\x12U\n" +
 	"\x14cancellation_request\x18\x16 \x01(\v2\".souk.order.v1.CancellationRequestR\x13cancellationRequest\x120\n" +
-	"\adispute\x18\x17 \x01(\v2\x16.souk.order.v1.DisputeR\adispute\"\x92\x02\n" +
+	"\adispute\x18\x17 \x01(\v2\x16.souk.order.v1.DisputeR\adispute\x12'\n" +
+	"\x0fprotection_days\x18\x18 \x01(\x05R\x0eprotectionDays\"\x92\x02\n" +
 	"\x13CancellationRequest\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x12\n" +
 	"\x04note\x18\x02 \x01(\tR\x04note\x12#\n" +

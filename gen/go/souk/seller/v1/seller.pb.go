@@ -43,9 +43,11 @@ type Product struct {
 	// Days the seller needs to ship after payment.
 	HandlingDays int32 `protobuf:"varint,7,opt,name=handling_days,json=handlingDays,proto3" json:"handling_days,omitempty"`
 	// When it was created.
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// Days of buyer protection after shipping, 15 to 180.
+	ProtectionDays int32 `protobuf:"varint,9,opt,name=protection_days,json=protectionDays,proto3" json:"protection_days,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Product) Reset() {
@@ -134,6 +136,13 @@ func (x *Product) GetCreatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Product) GetProtectionDays() int32 {
+	if x != nil {
+		return x.ProtectionDays
+	}
+	return 0
+}
+
 // CreateProductRequest describes a new product.
 type CreateProductRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -146,9 +155,12 @@ type CreateProductRequest struct {
 	// Units available to buy.
 	Stock int64 `protobuf:"varint,4,opt,name=stock,proto3" json:"stock,omitempty"`
 	// Days the seller needs to ship after payment, 1 to 30.
-	HandlingDays  int32 `protobuf:"varint,5,opt,name=handling_days,json=handlingDays,proto3" json:"handling_days,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	HandlingDays int32 `protobuf:"varint,5,opt,name=handling_days,json=handlingDays,proto3" json:"handling_days,omitempty"`
+	// Days of buyer protection after shipping, 15 to 180 (unset: 60). An
+	// order keeps the longest of its products' as it was at checkout.
+	ProtectionDays *int32 `protobuf:"varint,6,opt,name=protection_days,json=protectionDays,proto3,oneof" json:"protection_days,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *CreateProductRequest) Reset() {
@@ -216,6 +228,13 @@ func (x *CreateProductRequest) GetHandlingDays() int32 {
 	return 0
 }
 
+func (x *CreateProductRequest) GetProtectionDays() int32 {
+	if x != nil && x.ProtectionDays != nil {
+		return *x.ProtectionDays
+	}
+	return 0
+}
+
 // CreateProductResponse holds the new product.
 type CreateProductResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -276,9 +295,11 @@ type UpdateProductRequest struct {
 	// A new stock level.
 	Stock *int64 `protobuf:"varint,5,opt,name=stock,proto3,oneof" json:"stock,omitempty"`
 	// A new handling time.
-	HandlingDays  *int32 `protobuf:"varint,6,opt,name=handling_days,json=handlingDays,proto3,oneof" json:"handling_days,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	HandlingDays *int32 `protobuf:"varint,6,opt,name=handling_days,json=handlingDays,proto3,oneof" json:"handling_days,omitempty"`
+	// A new buyer protection period, in days (orders already placed keep theirs).
+	ProtectionDays *int32 `protobuf:"varint,7,opt,name=protection_days,json=protectionDays,proto3,oneof" json:"protection_days,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *UpdateProductRequest) Reset() {
@@ -349,6 +370,13 @@ func (x *UpdateProductRequest) GetStock() int64 {
 func (x *UpdateProductRequest) GetHandlingDays() int32 {
 	if x != nil && x.HandlingDays != nil {
 		return *x.HandlingDays
+	}
+	return 0
+}
+
+func (x *UpdateProductRequest) GetProtectionDays() int32 {
+	if x != nil && x.ProtectionDays != nil {
+		return *x.ProtectionDays
 	}
 	return 0
 }
@@ -2415,7 +2443,7 @@ var File_souk_seller_v1_seller_proto protoreflect.FileDescriptor
 
 const file_souk_seller_v1_seller_proto_rawDesc = "" +
 	"\n" +
-	"\x1bsouk/seller/v1/seller.proto\x12\x0esouk.seller.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19souk/order/v1/order.proto\"\xa7\x02\n" +
+	"\x1bsouk/seller/v1/seller.proto\x12\x0esouk.seller.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19souk/order/v1/order.proto\"\xd0\x02\n" +
 	"\aProduct\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\tseller_id\x18\x02 \x01(\tR\bsellerId\x12\x14\n" +
@@ -2425,7 +2453,8 @@ const file_souk_seller_v1_seller_proto_rawDesc = "" +
 	"\x05stock\x18\x06 \x01(\x03R\x05stock\x12#\n" +
 	"\rhandling_days\x18\a \x01(\x05R\fhandlingDays\x129\n" +
 	"\n" +
-	"created_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\x82\x02\n" +
+	"created_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12'\n" +
+	"\x0fprotection_days\x18\t \x01(\x05R\x0eprotectionDays\"\xd0\x02\n" +
 	"\x14CreateProductRequest\x12 \n" +
 	"\x05title\x18\x01 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\xc8\x01R\x05title\x122\n" +
@@ -2433,9 +2462,12 @@ const file_souk_seller_v1_seller_proto_rawDesc = "" +
 	"\fshipping_fee\x18\x03 \x01(\v2\x14.souk.order.v1.MoneyB\x06\xbaH\x03\xc8\x01\x01R\vshippingFee\x12#\n" +
 	"\x05stock\x18\x04 \x01(\x03B\r\xbaH\n" +
 	"\"\b\x18\x80\x94\xeb\xdc\x03(\x00R\x05stock\x12.\n" +
-	"\rhandling_days\x18\x05 \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x1e(\x01R\fhandlingDays\"J\n" +
+	"\rhandling_days\x18\x05 \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x1e(\x01R\fhandlingDays\x128\n" +
+	"\x0fprotection_days\x18\x06 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xb4\x01(\x0fH\x00R\x0eprotectionDays\x88\x01\x01B\x12\n" +
+	"\x10_protection_days\"J\n" +
 	"\x15CreateProductResponse\x121\n" +
-	"\aproduct\x18\x01 \x01(\v2\x17.souk.seller.v1.ProductR\aproduct\"\xd0\x02\n" +
+	"\aproduct\x18\x01 \x01(\v2\x17.souk.seller.v1.ProductR\aproduct\"\x9e\x03\n" +
 	"\x14UpdateProductRequest\x12'\n" +
 	"\n" +
 	"product_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tproductId\x12%\n" +
@@ -2445,10 +2477,13 @@ const file_souk_seller_v1_seller_proto_rawDesc = "" +
 	"\fshipping_fee\x18\x04 \x01(\v2\x14.souk.order.v1.MoneyR\vshippingFee\x12(\n" +
 	"\x05stock\x18\x05 \x01(\x03B\r\xbaH\n" +
 	"\"\b\x18\x80\x94\xeb\xdc\x03(\x00H\x01R\x05stock\x88\x01\x01\x123\n" +
-	"\rhandling_days\x18\x06 \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x1e(\x01H\x02R\fhandlingDays\x88\x01\x01B\b\n" +
+	"\rhandling_days\x18\x06 \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x1e(\x01H\x02R\fhandlingDays\x88\x01\x01\x128\n" +
+	"\x0fprotection_days\x18\a \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xb4\x01(\x0fH\x03R\x0eprotectionDays\x88\x01\x01B\b\n" +
 	"\x06_titleB\b\n" +
 	"\x06_stockB\x10\n" +
-	"\x0e_handling_days\"J\n" +
+	"\x0e_handling_daysB\x12\n" +
+	"\x10_protection_days\"J\n" +
 	"\x15UpdateProductResponse\x121\n" +
 	"\aproduct\x18\x01 \x01(\v2\x17.souk.seller.v1.ProductR\aproduct\"g\n" +
 	"\x13ListProductsRequest\x12'\n" +
@@ -2749,6 +2784,7 @@ func file_souk_seller_v1_seller_proto_init() {
 	if File_souk_seller_v1_seller_proto != nil {
 		return
 	}
+	file_souk_seller_v1_seller_proto_msgTypes[1].OneofWrappers = []any{}
 	file_souk_seller_v1_seller_proto_msgTypes[3].OneofWrappers = []any{}
 	file_souk_seller_v1_seller_proto_msgTypes[28].OneofWrappers = []any{
 		(*AnswerDisputeRequest_Accept)(nil),
