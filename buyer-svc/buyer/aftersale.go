@@ -41,8 +41,12 @@ func (s *buyerService) AskProtectionExtension(ctx context.Context, req *buyerv1.
 
 // OpenDispute opens a dispute on a shipped order.
 func (s *buyerService) OpenDispute(ctx context.Context, req *buyerv1.OpenDisputeRequest) (*buyerv1.OpenDisputeResponse, error) {
+	ev := protoconv.Evidence(order.PartyBuyer, req.Evidence)
 	o, err := s.update(ctx, buyerID(ctx), req.OrderId, func(o *order.Order) error {
-		return o.OpenDispute(s.deps.Now(), req.Reason, protoconv.FromMoney(req.RefundAmount), protoconv.Evidence(order.PartyBuyer, req.Evidence), s.deps.Config.Policy)
+		if err := s.deps.DB.CheckMessages(ctx, o.ID(), ev.MessageIDs); err != nil {
+			return err
+		}
+		return o.OpenDispute(s.deps.Now(), req.Reason, protoconv.FromMoney(req.RefundAmount), ev, s.deps.Config.Policy)
 	})
 	if err != nil {
 		return nil, err
@@ -52,8 +56,12 @@ func (s *buyerService) OpenDispute(ctx context.Context, req *buyerv1.OpenDispute
 
 // AddDisputeEvidence adds the buyer's evidence.
 func (s *buyerService) AddDisputeEvidence(ctx context.Context, req *buyerv1.AddDisputeEvidenceRequest) (*buyerv1.AddDisputeEvidenceResponse, error) {
+	ev := protoconv.Evidence(order.PartyBuyer, req.Evidence)
 	o, err := s.update(ctx, buyerID(ctx), req.OrderId, func(o *order.Order) error {
-		return o.AddEvidence(s.deps.Now(), protoconv.Evidence(order.PartyBuyer, req.Evidence))
+		if err := s.deps.DB.CheckMessages(ctx, o.ID(), ev.MessageIDs); err != nil {
+			return err
+		}
+		return o.AddEvidence(s.deps.Now(), ev)
 	})
 	if err != nil {
 		return nil, err

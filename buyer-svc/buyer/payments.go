@@ -74,11 +74,7 @@ func (s *buyerService) VerifyPayment(ctx context.Context, req *buyerv1.VerifyPay
 
 // ListRefunds pages the caller's refunds.
 func (s *buyerService) ListRefunds(ctx context.Context, req *buyerv1.ListRefundsRequest) (*buyerv1.ListRefundsResponse, error) {
-	size := int(req.PageSize)
-	if size == 0 {
-		size = 20
-	}
-	rs, next, err := s.deps.DB.ListRefunds(ctx, buyerID(ctx), size, req.PageToken)
+	rs, next, err := s.deps.DB.ListRefunds(ctx, buyerID(ctx), protoconv.PageSize(req.PageSize, 20), req.PageToken)
 	if err != nil {
 		return nil, err
 	}

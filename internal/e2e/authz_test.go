@@ -190,6 +190,22 @@ func TestAuthorizationMatrix(t *testing.T) {
 			_, err := s.seller.AdjustOrderPrice(ctx, &sellerv1.AdjustOrderPriceRequest{OrderId: order.Id, ShippingFee: usd(50), Reason: "cheaper post"})
 			return err
 		}},
+		{"buyer SendOrderMessage", auth.RoleBuyer, "buyer A", "buyer B", codes.OK, func(ctx context.Context) error {
+			_, err := s.buyer.SendOrderMessage(ctx, &buyerv1.SendOrderMessageRequest{OrderId: order.Id, Message: &orderv1.MessageInput{Text: "hi"}})
+			return err
+		}},
+		{"buyer ListOrderMessages", auth.RoleBuyer, "buyer A", "buyer B", codes.OK, func(ctx context.Context) error {
+			_, err := s.buyer.ListOrderMessages(ctx, &buyerv1.ListOrderMessagesRequest{OrderId: order.Id})
+			return err
+		}},
+		{"seller SendOrderMessage", auth.RoleSeller, "seller X", "seller Y", codes.OK, func(ctx context.Context) error {
+			_, err := s.seller.SendOrderMessage(ctx, &sellerv1.SendOrderMessageRequest{OrderId: order.Id, Message: &orderv1.MessageInput{Text: "hello"}})
+			return err
+		}},
+		{"seller ListOrderMessages", auth.RoleSeller, "seller X", "seller Y", codes.OK, func(ctx context.Context) error {
+			_, err := s.seller.ListOrderMessages(ctx, &sellerv1.ListOrderMessagesRequest{OrderId: order.Id})
+			return err
+		}},
 		{"seller ShipOrder", auth.RoleSeller, "seller X", "seller Y", codes.FailedPrecondition, func(ctx context.Context) error {
 			_, err := s.seller.ShipOrder(ctx, &sellerv1.ShipOrderRequest{OrderId: order.Id, Carrier: "DHL", TrackingNumber: "JD0001"})
 			return err
@@ -241,10 +257,11 @@ func TestAuthorizationMatrix(t *testing.T) {
 	if ys, _ := s.seller.ListOrders(as(callers["seller Y"]), &sellerv1.ListOrdersRequest{}); len(ys.GetOrders()) != 0 {
 		t.Errorf("seller Y sees %d orders, want none", len(ys.GetOrders()))
 	}
-	// Only the owner's calls changed the order: its one adjustment.
+	// Only the owners' calls changed the order: its one adjustment and a
+	// message from each side.
 	got := countKinds(s.order("alice", order.Id))
-	if len(got) != 2 || got["created"] != 1 || got["price_adjusted"] != 1 {
-		t.Errorf("order history = %v, want created and one price_adjusted", got)
+	if len(got) != 3 || got["created"] != 1 || got["price_adjusted"] != 1 || got["message_sent"] != 2 {
+		t.Errorf("order history = %v, want created, one price_adjusted and two message_sent", got)
 	}
 
 	// The gateway answers with the matching HTTP statuses.

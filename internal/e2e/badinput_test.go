@@ -90,6 +90,10 @@ func TestBadInput(t *testing.T) {
 		ship      = "/souk.seller.v1.SellerService/ShipOrder"
 		reserve   = "/souk.seller.v1.CatalogService/ReserveStock"
 		release   = "/souk.seller.v1.CatalogService/ReleaseStock"
+		sendB     = "/souk.buyer.v1.BuyerService/SendOrderMessage"
+		listMB    = "/souk.buyer.v1.BuyerService/ListOrderMessages"
+		sendS     = "/souk.seller.v1.SellerService/SendOrderMessage"
+		listMS    = "/souk.seller.v1.SellerService/ListOrderMessages"
 	)
 	cases := []tc{
 		{"checkout: no items", checkout, "POST", "/v1/checkout", `{"items":[]}`, "items"},
@@ -159,6 +163,13 @@ func TestBadInput(t *testing.T) {
 		{"adjust: negative price", adjust, "POST", "/v1/orders/" + oid + ":adjust-price", `{"order_id":"` + oid + `","item_prices":[{"product_id":"` + pid + `","unit_price":` + money(-1, "USD") + `}],"reason":"x"}`, "item_prices[0].unit_price.amount_minor"},
 		{"adjust: product not in order", adjust, "POST", "/v1/orders/" + oid + ":adjust-price", `{"order_id":"` + oid + `","item_prices":[{"product_id":"` + oid + `","unit_price":` + money(1, "USD") + `}],"reason":"x"}`, ""},
 		{"adjust: other currency", adjust, "POST", "/v1/orders/" + oid + ":adjust-price", `{"order_id":"` + oid + `","shipping_fee":` + money(0, "EUR") + `,"reason":"x"}`, ""},
+		{"message: too long", sendB, "POST", "/v1/orders/" + oid + "/messages", `{"order_id":"` + oid + `","message":{"text":"` + long(2001) + `"}}`, "message.text"},
+		{"message: javascript link", sendS, "POST", "/v1/orders/" + oid + "/messages", `{"order_id":"` + oid + `","message":{"text":"see","links":["javascript:alert(1)"]}}`, "message.links[0]"},
+		{"message: none", sendB, "POST", "/v1/orders/" + oid + "/messages", `{"order_id":"` + oid + `"}`, "message"},
+		{"message: empty", sendS, "POST", "/v1/orders/" + oid + "/messages", `{"order_id":"` + oid + `","message":{"text":""}}`, "message"},
+		{"message: only spaces", sendB, "POST", "/v1/orders/" + oid + "/messages", `{"order_id":"` + oid + `","message":{"text":"   "}}`, ""},
+		{"messages: page size too large", listMB, "GET", "/v1/orders/" + oid + "/messages?page_size=1000", `{"order_id":"` + oid + `","page_size":1000}`, "page_size"},
+		{"messages: malformed order id", listMS, "GET", "/v1/orders/abc/messages", `{"order_id":"abc"}`, "order_id"},
 		{"ship: no carrier", ship, "POST", "/v1/orders/" + oid + ":ship", `{"order_id":"` + oid + `","carrier":"","tracking_number":"JD0001"}`, "carrier"},
 		{"ship: bad tracking number", ship, "POST", "/v1/orders/" + oid + ":ship", `{"order_id":"` + oid + `","carrier":"DHL","tracking_number":"a b c d"}`, "tracking_number"},
 		{"ship: bad tracking url", ship, "POST", "/v1/orders/" + oid + ":ship", `{"order_id":"` + oid + `","carrier":"DHL","tracking_number":"JD0001","tracking_url":"not a url"}`, "tracking_url"},

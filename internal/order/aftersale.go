@@ -235,7 +235,10 @@ type Evidence struct {
 	Party Party
 	Text  string
 	Links []string
-	At    time.Time
+	// MessageIDs are messages of the order's conversation the evidence
+	// cites (the caller checks they are the order's).
+	MessageIDs []string `json:",omitempty"`
+	At         time.Time
 }
 
 // Dispute is a buyer's claim on a shipped order.

@@ -144,8 +144,9 @@ type Order struct {
 	cancellation *CancellationRequest
 	dispute      *Dispute
 
-	history   []Event
-	newEvents []Event
+	history     []Event
+	newEvents   []Event
+	newMessages []Message
 	// releaseStock is set when a change gives the order's stock back; the
 	// store does so in the same transaction.
 	releaseStock bool

@@ -335,6 +335,7 @@ func queueDetails(b *pgx.Batch, o *order.Order, s, old order.Stored) {
 			a.CaptureTries, nullTime(a.NextCaptureAt))
 	}
 	queueRefunds(b, s, old)
+	queueMessages(b, o)
 	for _, e := range o.NewEvents() {
 		var adj *adjustmentJSON
 		if e.Adjustment != nil {

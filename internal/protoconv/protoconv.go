@@ -96,7 +96,8 @@ func Order(o *order.Order, full bool) *orderv1.Order {
 			p.Dispute.RefundAmount = Money(d.RefundAmount.Amount, d.RefundAmount.Currency)
 		}
 		for _, ev := range d.Evidence {
-			p.Dispute.Evidence = append(p.Dispute.Evidence, &orderv1.Evidence{Party: string(ev.Party), Text: ev.Text, Links: ev.Links, AddedAt: Time(ev.At)})
+			p.Dispute.Evidence = append(p.Dispute.Evidence, &orderv1.Evidence{Party: string(ev.Party), Text: ev.Text, Links: ev.Links,
+				AddedAt: Time(ev.At), MessageIds: ev.MessageIDs})
 		}
 	}
 	for _, it := range o.Items() {
@@ -219,21 +220,32 @@ type ListOrdersRequest interface {
 	GetPageToken() string
 }
 
+// PageSize is a request's page size, or def when it asks for none (the
+// protos bound what it may ask).
+func PageSize(asked int32, def int) int {
+	if asked == 0 {
+		return def
+	}
+	return int(asked)
+}
+
 // ListQuery translates a ListOrders request of party id (20 orders a page
 // unless the request asks otherwise).
 func ListQuery(party postgres.Party, id string, r ListOrdersRequest) postgres.ListQuery {
-	size := int(r.GetPageSize())
-	if size == 0 {
-		size = 20
-	}
 	return postgres.ListQuery{
 		Party: party, PartyID: id, Status: Status(r.GetStatus()),
 		CreatedAfter: FromTime(r.GetCreatedAfter()), CreatedBefore: FromTime(r.GetCreatedBefore()),
-		PageSize: size, PageToken: r.GetPageToken(),
+		PageSize: PageSize(r.GetPageSize(), 20), PageToken: r.GetPageToken(),
 	}
 }
 
 // Evidence translates evidence submitted by party.
 func Evidence(party order.Party, e *orderv1.EvidenceInput) order.Evidence {
-	return order.Evidence{Party: party, Text: e.GetText(), Links: e.GetLinks()}
+	return order.Evidence{Party: party, Text: e.GetText(), Links: e.GetLinks(), MessageIDs: e.GetMessageIds()}
+}
+
+// Message translates a message of an order's conversation.
+func Message(orderID string, m order.Message) *orderv1.OrderMessage {
+	return &orderv1.OrderMessage{Id: m.ID, OrderId: orderID, Author: string(m.Author), AuthorId: m.AuthorID, Text: m.Text,
+		Links: m.Links, SentAt: Time(m.SentAt)}
 }

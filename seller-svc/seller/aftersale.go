@@ -45,7 +45,11 @@ func (s *sellerService) AnswerDispute(ctx context.Context, req *sellerv1.AnswerD
 		case *sellerv1.AnswerDisputeRequest_CounterOffer:
 			return o.CounterOffer(now, protoconv.FromMoney(a.CounterOffer.Amount), a.CounterOffer.Note, pol)
 		case *sellerv1.AnswerDisputeRequest_Reject:
-			return o.RejectDispute(now, protoconv.Evidence(order.PartySeller, a.Reject.Evidence))
+			ev := protoconv.Evidence(order.PartySeller, a.Reject.Evidence)
+			if err := s.deps.DB.CheckMessages(ctx, o.ID(), ev.MessageIDs); err != nil {
+				return err
+			}
+			return o.RejectDispute(now, ev)
 		}
 		return fmt.Errorf("%w: an answer is required", order.ErrInvalid)
 	})
@@ -57,8 +61,12 @@ func (s *sellerService) AnswerDispute(ctx context.Context, req *sellerv1.AnswerD
 
 // AddDisputeEvidence adds the seller's evidence.
 func (s *sellerService) AddDisputeEvidence(ctx context.Context, req *sellerv1.AddDisputeEvidenceRequest) (*sellerv1.AddDisputeEvidenceResponse, error) {
+	ev := protoconv.Evidence(order.PartySeller, req.Evidence)
 	o, err := s.update(ctx, req.OrderId, func(o *order.Order) error {
-		return o.AddEvidence(s.deps.Now(), protoconv.Evidence(order.PartySeller, req.Evidence))
+		if err := s.deps.DB.CheckMessages(ctx, o.ID(), ev.MessageIDs); err != nil {
+			return err
+		}
+		return o.AddEvidence(s.deps.Now(), ev)
 	})
 	if err != nil {
 		return nil, err
@@ -104,11 +112,7 @@ type disputeService struct {
 
 // ListEscalatedDisputes lists the disputes waiting for the platform.
 func (d *disputeService) ListEscalatedDisputes(ctx context.Context, req *sellerv1.ListEscalatedDisputesRequest) (*sellerv1.ListEscalatedDisputesResponse, error) {
-	size := int(req.PageSize)
-	if size == 0 {
-		size = 20
-	}
-	os, next, err := d.deps.DB.EscalatedDisputes(ctx, size, req.PageToken)
+	os, next, err := d.deps.DB.EscalatedDisputes(ctx, protoconv.PageSize(req.PageSize, 20), req.PageToken)
 	if err != nil {
 		return nil, err
 	}

@@ -81,11 +81,7 @@ func (s *sellerService) UpdateProduct(ctx context.Context, req *sellerv1.UpdateP
 
 // ListProducts pages the caller's products.
 func (s *sellerService) ListProducts(ctx context.Context, req *sellerv1.ListProductsRequest) (*sellerv1.ListProductsResponse, error) {
-	size := int(req.PageSize)
-	if size == 0 {
-		size = 50
-	}
-	ps, next, err := s.deps.DB.ListProducts(ctx, sellerID(ctx), size, req.PageToken)
+	ps, next, err := s.deps.DB.ListProducts(ctx, sellerID(ctx), protoconv.PageSize(req.PageSize, 50), req.PageToken)
 	if err != nil {
 		return nil, err
 	}

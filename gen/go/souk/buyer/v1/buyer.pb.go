@@ -2365,6 +2365,226 @@ func (*ReportPaymentEventResponse) Descriptor() ([]byte, []int) {
 	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{39}
 }
 
+// SendOrderMessageRequest is a message for an order's conversation.
+type SendOrderMessageRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order's id.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// The message.
+	Message       *v1.MessageInput `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SendOrderMessageRequest) Reset() {
+	*x = SendOrderMessageRequest{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SendOrderMessageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SendOrderMessageRequest) ProtoMessage() {}
+
+func (x *SendOrderMessageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SendOrderMessageRequest.ProtoReflect.Descriptor instead.
+func (*SendOrderMessageRequest) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *SendOrderMessageRequest) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *SendOrderMessageRequest) GetMessage() *v1.MessageInput {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+// SendOrderMessageResponse holds the message as sent.
+type SendOrderMessageResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The message.
+	Message       *v1.OrderMessage `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SendOrderMessageResponse) Reset() {
+	*x = SendOrderMessageResponse{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SendOrderMessageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SendOrderMessageResponse) ProtoMessage() {}
+
+func (x *SendOrderMessageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SendOrderMessageResponse.ProtoReflect.Descriptor instead.
+func (*SendOrderMessageResponse) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *SendOrderMessageResponse) GetMessage() *v1.OrderMessage {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+// ListOrderMessagesRequest pages an order's conversation.
+type ListOrderMessagesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order's id.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// At most this many (default 50, at most 200).
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; empty for the first.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOrderMessagesRequest) Reset() {
+	*x = ListOrderMessagesRequest{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOrderMessagesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOrderMessagesRequest) ProtoMessage() {}
+
+func (x *ListOrderMessagesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOrderMessagesRequest.ProtoReflect.Descriptor instead.
+func (*ListOrderMessagesRequest) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *ListOrderMessagesRequest) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *ListOrderMessagesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListOrderMessagesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListOrderMessagesResponse is one page of a conversation, oldest first.
+type ListOrderMessagesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The messages.
+	Messages []*v1.OrderMessage `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"`
+	// The token of the next page; empty on the last.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOrderMessagesResponse) Reset() {
+	*x = ListOrderMessagesResponse{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOrderMessagesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOrderMessagesResponse) ProtoMessage() {}
+
+func (x *ListOrderMessagesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOrderMessagesResponse.ProtoReflect.Descriptor instead.
+func (*ListOrderMessagesResponse) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *ListOrderMessagesResponse) GetMessages() []*v1.OrderMessage {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+func (x *ListOrderMessagesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_souk_buyer_v1_buyer_proto protoreflect.FileDescriptor
 
 const file_souk_buyer_v1_buyer_proto_rawDesc = "" +
@@ -2508,7 +2728,21 @@ const file_souk_buyer_v1_buyer_proto_rawDesc = "" +
 	"\fdecline_code\x18\x05 \x01(\tB\a\xbaH\x04r\x02\x18@R\vdeclineCode\x12%\n" +
 	"\ttimestamp\x18\x06 \x01(\x03B\a\xbaH\x04\"\x02 \x00R\ttimestamp\x123\n" +
 	"\tsignature\x18\a \x01(\tB\x15\xbaH\x12r\x102\x0e^[0-9a-f]{64}$R\tsignature\"\x1c\n" +
-	"\x1aReportPaymentEventResponse2\x9c\x11\n" +
+	"\x1aReportPaymentEventResponse\"}\n" +
+	"\x17SendOrderMessageRequest\x12#\n" +
+	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12=\n" +
+	"\amessage\x18\x02 \x01(\v2\x1b.souk.order.v1.MessageInputB\x06\xbaH\x03\xc8\x01\x01R\amessage\"Q\n" +
+	"\x18SendOrderMessageResponse\x125\n" +
+	"\amessage\x18\x01 \x01(\v2\x1b.souk.order.v1.OrderMessageR\amessage\"\x91\x01\n" +
+	"\x18ListOrderMessagesRequest\x12#\n" +
+	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12'\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xc8\x01(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\tpageToken\"|\n" +
+	"\x19ListOrderMessagesResponse\x127\n" +
+	"\bmessages\x18\x01 \x03(\v2\x1b.souk.order.v1.OrderMessageR\bmessages\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xc4\x13\n" +
 	"\fBuyerService\x12d\n" +
 	"\bCheckout\x12\x1e.souk.buyer.v1.CheckoutRequest\x1a\x1f.souk.buyer.v1.CheckoutResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/checkout\x12e\n" +
 	"\n" +
@@ -2527,7 +2761,9 @@ const file_souk_buyer_v1_buyer_proto_rawDesc = "" +
 	"\x12AddDisputeEvidence\x12(.souk.buyer.v1.AddDisputeEvidenceRequest\x1a).souk.buyer.v1.AddDisputeEvidenceResponse\"5\x82\xd3\xe4\x93\x02/:\x01*\"*/v1/orders/{order_id}/dispute:add-evidence\x12\x93\x01\n" +
 	"\x0fWithdrawDispute\x12%.souk.buyer.v1.WithdrawDisputeRequest\x1a&.souk.buyer.v1.WithdrawDisputeResponse\"1\x82\xd3\xe4\x93\x02+:\x01*\"&/v1/orders/{order_id}/dispute:withdraw\x12\xa0\x01\n" +
 	"\x12AnswerCounterOffer\x12(.souk.buyer.v1.AnswerCounterOfferRequest\x1a).souk.buyer.v1.AnswerCounterOfferResponse\"5\x82\xd3\xe4\x93\x02/:\x01*\"*/v1/orders/{order_id}/dispute:answer-offer\x12\x8f\x01\n" +
-	"\x0eConfirmReceipt\x12$.souk.buyer.v1.ConfirmReceiptRequest\x1a%.souk.buyer.v1.ConfirmReceiptResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\"%/v1/orders/{order_id}:confirm-receipt2\xa5\x01\n" +
+	"\x0eConfirmReceipt\x12$.souk.buyer.v1.ConfirmReceiptRequest\x1a%.souk.buyer.v1.ConfirmReceiptResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\"%/v1/orders/{order_id}:confirm-receipt\x12\x94\x01\n" +
+	"\x10SendOrderMessage\x12&.souk.buyer.v1.SendOrderMessageRequest\x1a'.souk.buyer.v1.SendOrderMessageResponse\"/\x82\xd3\xe4\x93\x02):\amessage\"\x1e/v1/orders/{order_id}/messages\x12\x8e\x01\n" +
+	"\x11ListOrderMessages\x12'.souk.buyer.v1.ListOrderMessagesRequest\x1a(.souk.buyer.v1.ListOrderMessagesResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/v1/orders/{order_id}/messages2\xa5\x01\n" +
 	"\x17ProviderCallbackService\x12\x89\x01\n" +
 	"\x12ReportPaymentEvent\x12(.souk.buyer.v1.ReportPaymentEventRequest\x1a).souk.buyer.v1.ReportPaymentEventResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/provider/eventsB7Z5github.com/souk-dev/souk/gen/go/souk/buyer/v1;buyerv1b\x06proto3"
 
@@ -2543,7 +2779,7 @@ func file_souk_buyer_v1_buyer_proto_rawDescGZIP() []byte {
 	return file_souk_buyer_v1_buyer_proto_rawDescData
 }
 
-var file_souk_buyer_v1_buyer_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_souk_buyer_v1_buyer_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_souk_buyer_v1_buyer_proto_goTypes = []any{
 	(*CheckoutItem)(nil),                   // 0: souk.buyer.v1.CheckoutItem
 	(*CheckoutRequest)(nil),                // 1: souk.buyer.v1.CheckoutRequest
@@ -2585,90 +2821,103 @@ var file_souk_buyer_v1_buyer_proto_goTypes = []any{
 	(*AnswerCounterOfferResponse)(nil),     // 37: souk.buyer.v1.AnswerCounterOfferResponse
 	(*ReportPaymentEventRequest)(nil),      // 38: souk.buyer.v1.ReportPaymentEventRequest
 	(*ReportPaymentEventResponse)(nil),     // 39: souk.buyer.v1.ReportPaymentEventResponse
-	(*v1.Order)(nil),                       // 40: souk.order.v1.Order
-	(v1.OrderStatus)(0),                    // 41: souk.order.v1.OrderStatus
-	(*timestamppb.Timestamp)(nil),          // 42: google.protobuf.Timestamp
-	(*v1.Money)(nil),                       // 43: souk.order.v1.Money
-	(*v1.PaymentAttempt)(nil),              // 44: souk.order.v1.PaymentAttempt
-	(*v1.Refund)(nil),                      // 45: souk.order.v1.Refund
-	(*v1.EvidenceInput)(nil),               // 46: souk.order.v1.EvidenceInput
+	(*SendOrderMessageRequest)(nil),        // 40: souk.buyer.v1.SendOrderMessageRequest
+	(*SendOrderMessageResponse)(nil),       // 41: souk.buyer.v1.SendOrderMessageResponse
+	(*ListOrderMessagesRequest)(nil),       // 42: souk.buyer.v1.ListOrderMessagesRequest
+	(*ListOrderMessagesResponse)(nil),      // 43: souk.buyer.v1.ListOrderMessagesResponse
+	(*v1.Order)(nil),                       // 44: souk.order.v1.Order
+	(v1.OrderStatus)(0),                    // 45: souk.order.v1.OrderStatus
+	(*timestamppb.Timestamp)(nil),          // 46: google.protobuf.Timestamp
+	(*v1.Money)(nil),                       // 47: souk.order.v1.Money
+	(*v1.PaymentAttempt)(nil),              // 48: souk.order.v1.PaymentAttempt
+	(*v1.Refund)(nil),                      // 49: souk.order.v1.Refund
+	(*v1.EvidenceInput)(nil),               // 50: souk.order.v1.EvidenceInput
+	(*v1.MessageInput)(nil),                // 51: souk.order.v1.MessageInput
+	(*v1.OrderMessage)(nil),                // 52: souk.order.v1.OrderMessage
 }
 var file_souk_buyer_v1_buyer_proto_depIdxs = []int32{
 	0,  // 0: souk.buyer.v1.CheckoutRequest.items:type_name -> souk.buyer.v1.CheckoutItem
-	40, // 1: souk.buyer.v1.CheckoutResponse.orders:type_name -> souk.order.v1.Order
-	41, // 2: souk.buyer.v1.ListOrdersRequest.status:type_name -> souk.order.v1.OrderStatus
-	42, // 3: souk.buyer.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
-	42, // 4: souk.buyer.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
-	40, // 5: souk.buyer.v1.ListOrdersResponse.orders:type_name -> souk.order.v1.Order
-	40, // 6: souk.buyer.v1.GetOrderResponse.order:type_name -> souk.order.v1.Order
-	43, // 7: souk.buyer.v1.PayOrderRequest.expected_total:type_name -> souk.order.v1.Money
+	44, // 1: souk.buyer.v1.CheckoutResponse.orders:type_name -> souk.order.v1.Order
+	45, // 2: souk.buyer.v1.ListOrdersRequest.status:type_name -> souk.order.v1.OrderStatus
+	46, // 3: souk.buyer.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
+	46, // 4: souk.buyer.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
+	44, // 5: souk.buyer.v1.ListOrdersResponse.orders:type_name -> souk.order.v1.Order
+	44, // 6: souk.buyer.v1.GetOrderResponse.order:type_name -> souk.order.v1.Order
+	47, // 7: souk.buyer.v1.PayOrderRequest.expected_total:type_name -> souk.order.v1.Money
 	7,  // 8: souk.buyer.v1.PayOrderRequest.card:type_name -> souk.buyer.v1.Card
 	9,  // 9: souk.buyer.v1.PayOrderRequest.wallet:type_name -> souk.buyer.v1.Wallet
 	10, // 10: souk.buyer.v1.PayOrderRequest.bank_transfer:type_name -> souk.buyer.v1.BankTransfer
-	40, // 11: souk.buyer.v1.PayOrderResponse.order:type_name -> souk.order.v1.Order
-	44, // 12: souk.buyer.v1.PayOrderResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
-	40, // 13: souk.buyer.v1.VerifyPaymentResponse.order:type_name -> souk.order.v1.Order
-	44, // 14: souk.buyer.v1.VerifyPaymentResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
-	43, // 15: souk.buyer.v1.OrderPayment.expected_total:type_name -> souk.order.v1.Money
+	44, // 11: souk.buyer.v1.PayOrderResponse.order:type_name -> souk.order.v1.Order
+	48, // 12: souk.buyer.v1.PayOrderResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
+	44, // 13: souk.buyer.v1.VerifyPaymentResponse.order:type_name -> souk.order.v1.Order
+	48, // 14: souk.buyer.v1.VerifyPaymentResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
+	47, // 15: souk.buyer.v1.OrderPayment.expected_total:type_name -> souk.order.v1.Money
 	14, // 16: souk.buyer.v1.PayOrdersRequest.orders:type_name -> souk.buyer.v1.OrderPayment
 	7,  // 17: souk.buyer.v1.PayOrdersRequest.card:type_name -> souk.buyer.v1.Card
 	9,  // 18: souk.buyer.v1.PayOrdersRequest.wallet:type_name -> souk.buyer.v1.Wallet
 	10, // 19: souk.buyer.v1.PayOrdersRequest.bank_transfer:type_name -> souk.buyer.v1.BankTransfer
-	40, // 20: souk.buyer.v1.OrderPaymentResult.order:type_name -> souk.order.v1.Order
-	44, // 21: souk.buyer.v1.OrderPaymentResult.attempt:type_name -> souk.order.v1.PaymentAttempt
+	44, // 20: souk.buyer.v1.OrderPaymentResult.order:type_name -> souk.order.v1.Order
+	48, // 21: souk.buyer.v1.OrderPaymentResult.attempt:type_name -> souk.order.v1.PaymentAttempt
 	16, // 22: souk.buyer.v1.PayOrdersResponse.results:type_name -> souk.buyer.v1.OrderPaymentResult
-	45, // 23: souk.buyer.v1.ListRefundsResponse.refunds:type_name -> souk.order.v1.Refund
-	40, // 24: souk.buyer.v1.CancelOrderResponse.order:type_name -> souk.order.v1.Order
-	40, // 25: souk.buyer.v1.ConfirmReceiptResponse.order:type_name -> souk.order.v1.Order
-	40, // 26: souk.buyer.v1.RequestCancellationResponse.order:type_name -> souk.order.v1.Order
-	40, // 27: souk.buyer.v1.WithdrawCancellationResponse.order:type_name -> souk.order.v1.Order
-	40, // 28: souk.buyer.v1.AskProtectionExtensionResponse.order:type_name -> souk.order.v1.Order
-	43, // 29: souk.buyer.v1.OpenDisputeRequest.refund_amount:type_name -> souk.order.v1.Money
-	46, // 30: souk.buyer.v1.OpenDisputeRequest.evidence:type_name -> souk.order.v1.EvidenceInput
-	40, // 31: souk.buyer.v1.OpenDisputeResponse.order:type_name -> souk.order.v1.Order
-	46, // 32: souk.buyer.v1.AddDisputeEvidenceRequest.evidence:type_name -> souk.order.v1.EvidenceInput
-	40, // 33: souk.buyer.v1.AddDisputeEvidenceResponse.order:type_name -> souk.order.v1.Order
-	40, // 34: souk.buyer.v1.WithdrawDisputeResponse.order:type_name -> souk.order.v1.Order
-	40, // 35: souk.buyer.v1.AnswerCounterOfferResponse.order:type_name -> souk.order.v1.Order
-	1,  // 36: souk.buyer.v1.BuyerService.Checkout:input_type -> souk.buyer.v1.CheckoutRequest
-	3,  // 37: souk.buyer.v1.BuyerService.ListOrders:input_type -> souk.buyer.v1.ListOrdersRequest
-	5,  // 38: souk.buyer.v1.BuyerService.GetOrder:input_type -> souk.buyer.v1.GetOrderRequest
-	8,  // 39: souk.buyer.v1.BuyerService.PayOrder:input_type -> souk.buyer.v1.PayOrderRequest
-	20, // 40: souk.buyer.v1.BuyerService.CancelOrder:input_type -> souk.buyer.v1.CancelOrderRequest
-	12, // 41: souk.buyer.v1.BuyerService.VerifyPayment:input_type -> souk.buyer.v1.VerifyPaymentRequest
-	15, // 42: souk.buyer.v1.BuyerService.PayOrders:input_type -> souk.buyer.v1.PayOrdersRequest
-	18, // 43: souk.buyer.v1.BuyerService.ListRefunds:input_type -> souk.buyer.v1.ListRefundsRequest
-	24, // 44: souk.buyer.v1.BuyerService.RequestCancellation:input_type -> souk.buyer.v1.RequestCancellationRequest
-	26, // 45: souk.buyer.v1.BuyerService.WithdrawCancellation:input_type -> souk.buyer.v1.WithdrawCancellationRequest
-	28, // 46: souk.buyer.v1.BuyerService.AskProtectionExtension:input_type -> souk.buyer.v1.AskProtectionExtensionRequest
-	30, // 47: souk.buyer.v1.BuyerService.OpenDispute:input_type -> souk.buyer.v1.OpenDisputeRequest
-	32, // 48: souk.buyer.v1.BuyerService.AddDisputeEvidence:input_type -> souk.buyer.v1.AddDisputeEvidenceRequest
-	34, // 49: souk.buyer.v1.BuyerService.WithdrawDispute:input_type -> souk.buyer.v1.WithdrawDisputeRequest
-	36, // 50: souk.buyer.v1.BuyerService.AnswerCounterOffer:input_type -> souk.buyer.v1.AnswerCounterOfferRequest
-	22, // 51: souk.buyer.v1.BuyerService.ConfirmReceipt:input_type -> souk.buyer.v1.ConfirmReceiptRequest
-	38, // 52: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:input_type -> souk.buyer.v1.ReportPaymentEventRequest
-	2,  // 53: souk.buyer.v1.BuyerService.Checkout:output_type -> souk.buyer.v1.CheckoutResponse
-	4,  // 54: souk.buyer.v1.BuyerService.ListOrders:output_type -> souk.buyer.v1.ListOrdersResponse
-	6,  // 55: souk.buyer.v1.BuyerService.GetOrder:output_type -> souk.buyer.v1.GetOrderResponse
-	11, // 56: souk.buyer.v1.BuyerService.PayOrder:output_type -> souk.buyer.v1.PayOrderResponse
-	21, // 57: souk.buyer.v1.BuyerService.CancelOrder:output_type -> souk.buyer.v1.CancelOrderResponse
-	13, // 58: souk.buyer.v1.BuyerService.VerifyPayment:output_type -> souk.buyer.v1.VerifyPaymentResponse
-	17, // 59: souk.buyer.v1.BuyerService.PayOrders:output_type -> souk.buyer.v1.PayOrdersResponse
-	19, // 60: souk.buyer.v1.BuyerService.ListRefunds:output_type -> souk.buyer.v1.ListRefundsResponse
-	25, // 61: souk.buyer.v1.BuyerService.RequestCancellation:output_type -> souk.buyer.v1.RequestCancellationResponse
-	27, // 62: souk.buyer.v1.BuyerService.WithdrawCancellation:output_type -> souk.buyer.v1.WithdrawCancellationResponse
-	29, // 63: souk.buyer.v1.BuyerService.AskProtectionExtension:output_type -> souk.buyer.v1.AskProtectionExtensionResponse
-	31, // 64: souk.buyer.v1.BuyerService.OpenDispute:output_type -> souk.buyer.v1.OpenDisputeResponse
-	33, // 65: souk.buyer.v1.BuyerService.AddDisputeEvidence:output_type -> souk.buyer.v1.AddDisputeEvidenceResponse
-	35, // 66: souk.buyer.v1.BuyerService.WithdrawDispute:output_type -> souk.buyer.v1.WithdrawDisputeResponse
-	37, // 67: souk.buyer.v1.BuyerService.AnswerCounterOffer:output_type -> souk.buyer.v1.AnswerCounterOfferResponse
-	23, // 68: souk.buyer.v1.BuyerService.ConfirmReceipt:output_type -> souk.buyer.v1.ConfirmReceiptResponse
-	39, // 69: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:output_type -> souk.buyer.v1.ReportPaymentEventResponse
-	53, // [53:70] is the sub-list for method output_type
-	36, // [36:53] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	49, // 23: souk.buyer.v1.ListRefundsResponse.refunds:type_name -> souk.order.v1.Refund
+	44, // 24: souk.buyer.v1.CancelOrderResponse.order:type_name -> souk.order.v1.Order
+	44, // 25: souk.buyer.v1.ConfirmReceiptResponse.order:type_name -> souk.order.v1.Order
+	44, // 26: souk.buyer.v1.RequestCancellationResponse.order:type_name -> souk.order.v1.Order
+	44, // 27: souk.buyer.v1.WithdrawCancellationResponse.order:type_name -> souk.order.v1.Order
+	44, // 28: souk.buyer.v1.AskProtectionExtensionResponse.order:type_name -> souk.order.v1.Order
+	47, // 29: souk.buyer.v1.OpenDisputeRequest.refund_amount:type_name -> souk.order.v1.Money
+	50, // 30: souk.buyer.v1.OpenDisputeRequest.evidence:type_name -> souk.order.v1.EvidenceInput
+	44, // 31: souk.buyer.v1.OpenDisputeResponse.order:type_name -> souk.order.v1.Order
+	50, // 32: souk.buyer.v1.AddDisputeEvidenceRequest.evidence:type_name -> souk.order.v1.EvidenceInput
+	44, // 33: souk.buyer.v1.AddDisputeEvidenceResponse.order:type_name -> souk.order.v1.Order
+	44, // 34: souk.buyer.v1.WithdrawDisputeResponse.order:type_name -> souk.order.v1.Order
+	44, // 35: souk.buyer.v1.AnswerCounterOfferResponse.order:type_name -> souk.order.v1.Order
+	51, // 36: souk.buyer.v1.SendOrderMessageRequest.message:type_name -> souk.order.v1.MessageInput
+	52, // 37: souk.buyer.v1.SendOrderMessageResponse.message:type_name -> souk.order.v1.OrderMessage
+	52, // 38: souk.buyer.v1.ListOrderMessagesResponse.messages:type_name -> souk.order.v1.OrderMessage
+	1,  // 39: souk.buyer.v1.BuyerService.Checkout:input_type -> souk.buyer.v1.CheckoutRequest
+	3,  // 40: souk.buyer.v1.BuyerService.ListOrders:input_type -> souk.buyer.v1.ListOrdersRequest
+	5,  // 41: souk.buyer.v1.BuyerService.GetOrder:input_type -> souk.buyer.v1.GetOrderRequest
+	8,  // 42: souk.buyer.v1.BuyerService.PayOrder:input_type -> souk.buyer.v1.PayOrderRequest
+	20, // 43: souk.buyer.v1.BuyerService.CancelOrder:input_type -> souk.buyer.v1.CancelOrderRequest
+	12, // 44: souk.buyer.v1.BuyerService.VerifyPayment:input_type -> souk.buyer.v1.VerifyPaymentRequest
+	15, // 45: souk.buyer.v1.BuyerService.PayOrders:input_type -> souk.buyer.v1.PayOrdersRequest
+	18, // 46: souk.buyer.v1.BuyerService.ListRefunds:input_type -> souk.buyer.v1.ListRefundsRequest
+	24, // 47: souk.buyer.v1.BuyerService.RequestCancellation:input_type -> souk.buyer.v1.RequestCancellationRequest
+	26, // 48: souk.buyer.v1.BuyerService.WithdrawCancellation:input_type -> souk.buyer.v1.WithdrawCancellationRequest
+	28, // 49: souk.buyer.v1.BuyerService.AskProtectionExtension:input_type -> souk.buyer.v1.AskProtectionExtensionRequest
+	30, // 50: souk.buyer.v1.BuyerService.OpenDispute:input_type -> souk.buyer.v1.OpenDisputeRequest
+	32, // 51: souk.buyer.v1.BuyerService.AddDisputeEvidence:input_type -> souk.buyer.v1.AddDisputeEvidenceRequest
+	34, // 52: souk.buyer.v1.BuyerService.WithdrawDispute:input_type -> souk.buyer.v1.WithdrawDisputeRequest
+	36, // 53: souk.buyer.v1.BuyerService.AnswerCounterOffer:input_type -> souk.buyer.v1.AnswerCounterOfferRequest
+	22, // 54: souk.buyer.v1.BuyerService.ConfirmReceipt:input_type -> souk.buyer.v1.ConfirmReceiptRequest
+	40, // 55: souk.buyer.v1.BuyerService.SendOrderMessage:input_type -> souk.buyer.v1.SendOrderMessageRequest
+	42, // 56: souk.buyer.v1.BuyerService.ListOrderMessages:input_type -> souk.buyer.v1.ListOrderMessagesRequest
+	38, // 57: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:input_type -> souk.buyer.v1.ReportPaymentEventRequest
+	2,  // 58: souk.buyer.v1.BuyerService.Checkout:output_type -> souk.buyer.v1.CheckoutResponse
+	4,  // 59: souk.buyer.v1.BuyerService.ListOrders:output_type -> souk.buyer.v1.ListOrdersResponse
+	6,  // 60: souk.buyer.v1.BuyerService.GetOrder:output_type -> souk.buyer.v1.GetOrderResponse
+	11, // 61: souk.buyer.v1.BuyerService.PayOrder:output_type -> souk.buyer.v1.PayOrderResponse
+	21, // 62: souk.buyer.v1.BuyerService.CancelOrder:output_type -> souk.buyer.v1.CancelOrderResponse
+	13, // 63: souk.buyer.v1.BuyerService.VerifyPayment:output_type -> souk.buyer.v1.VerifyPaymentResponse
+	17, // 64: souk.buyer.v1.BuyerService.PayOrders:output_type -> souk.buyer.v1.PayOrdersResponse
+	19, // 65: souk.buyer.v1.BuyerService.ListRefunds:output_type -> souk.buyer.v1.ListRefundsResponse
+	25, // 66: souk.buyer.v1.BuyerService.RequestCancellation:output_type -> souk.buyer.v1.RequestCancellationResponse
+	27, // 67: souk.buyer.v1.BuyerService.WithdrawCancellation:output_type -> souk.buyer.v1.WithdrawCancellationResponse
+	29, // 68: souk.buyer.v1.BuyerService.AskProtectionExtension:output_type -> souk.buyer.v1.AskProtectionExtensionResponse
+	31, // 69: souk.buyer.v1.BuyerService.OpenDispute:output_type -> souk.buyer.v1.OpenDisputeResponse
+	33, // 70: souk.buyer.v1.BuyerService.AddDisputeEvidence:output_type -> souk.buyer.v1.AddDisputeEvidenceResponse
+	35, // 71: souk.buyer.v1.BuyerService.WithdrawDispute:output_type -> souk.buyer.v1.WithdrawDisputeResponse
+	37, // 72: souk.buyer.v1.BuyerService.AnswerCounterOffer:output_type -> souk.buyer.v1.AnswerCounterOfferResponse
+	23, // 73: souk.buyer.v1.BuyerService.ConfirmReceipt:output_type -> souk.buyer.v1.ConfirmReceiptResponse
+	41, // 74: souk.buyer.v1.BuyerService.SendOrderMessage:output_type -> souk.buyer.v1.SendOrderMessageResponse
+	43, // 75: souk.buyer.v1.BuyerService.ListOrderMessages:output_type -> souk.buyer.v1.ListOrderMessagesResponse
+	39, // 76: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:output_type -> souk.buyer.v1.ReportPaymentEventResponse
+	58, // [58:77] is the sub-list for method output_type
+	39, // [39:58] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_souk_buyer_v1_buyer_proto_init() }
@@ -2692,7 +2941,7 @@ func file_souk_buyer_v1_buyer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_souk_buyer_v1_buyer_proto_rawDesc), len(file_souk_buyer_v1_buyer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   40,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

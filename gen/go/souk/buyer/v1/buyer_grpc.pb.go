@@ -35,6 +35,8 @@ const (
 	BuyerService_WithdrawDispute_FullMethodName        = "/souk.buyer.v1.BuyerService/WithdrawDispute"
 	BuyerService_AnswerCounterOffer_FullMethodName     = "/souk.buyer.v1.BuyerService/AnswerCounterOffer"
 	BuyerService_ConfirmReceipt_FullMethodName         = "/souk.buyer.v1.BuyerService/ConfirmReceipt"
+	BuyerService_SendOrderMessage_FullMethodName       = "/souk.buyer.v1.BuyerService/SendOrderMessage"
+	BuyerService_ListOrderMessages_FullMethodName      = "/souk.buyer.v1.BuyerService/ListOrderMessages"
 )
 
 // BuyerServiceClient is the client API for BuyerService service.
@@ -84,6 +86,11 @@ type BuyerServiceClient interface {
 	AnswerCounterOffer(ctx context.Context, in *AnswerCounterOfferRequest, opts ...grpc.CallOption) (*AnswerCounterOfferResponse, error)
 	// ConfirmReceipt completes a shipped order.
 	ConfirmReceipt(ctx context.Context, in *ConfirmReceiptRequest, opts ...grpc.CallOption) (*ConfirmReceiptResponse, error)
+	// SendOrderMessage adds the caller's message to the order's conversation
+	// (any order of the caller's, in any status).
+	SendOrderMessage(ctx context.Context, in *SendOrderMessageRequest, opts ...grpc.CallOption) (*SendOrderMessageResponse, error)
+	// ListOrderMessages pages the order's conversation, oldest first.
+	ListOrderMessages(ctx context.Context, in *ListOrderMessagesRequest, opts ...grpc.CallOption) (*ListOrderMessagesResponse, error)
 }
 
 type buyerServiceClient struct {
@@ -254,6 +261,26 @@ func (c *buyerServiceClient) ConfirmReceipt(ctx context.Context, in *ConfirmRece
 	return out, nil
 }
 
+func (c *buyerServiceClient) SendOrderMessage(ctx context.Context, in *SendOrderMessageRequest, opts ...grpc.CallOption) (*SendOrderMessageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SendOrderMessageResponse)
+	err := c.cc.Invoke(ctx, BuyerService_SendOrderMessage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *buyerServiceClient) ListOrderMessages(ctx context.Context, in *ListOrderMessagesRequest, opts ...grpc.CallOption) (*ListOrderMessagesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListOrderMessagesResponse)
+	err := c.cc.Invoke(ctx, BuyerService_ListOrderMessages_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BuyerServiceServer is the server API for BuyerService service.
 // All implementations must embed UnimplementedBuyerServiceServer
 // for forward compatibility.
@@ -301,6 +328,11 @@ type BuyerServiceServer interface {
 	AnswerCounterOffer(context.Context, *AnswerCounterOfferRequest) (*AnswerCounterOfferResponse, error)
 	// ConfirmReceipt completes a shipped order.
 	ConfirmReceipt(context.Context, *ConfirmReceiptRequest) (*ConfirmReceiptResponse, error)
+	// SendOrderMessage adds the caller's message to the order's conversation
+	// (any order of the caller's, in any status).
+	SendOrderMessage(context.Context, *SendOrderMessageRequest) (*SendOrderMessageResponse, error)
+	// ListOrderMessages pages the order's conversation, oldest first.
+	ListOrderMessages(context.Context, *ListOrderMessagesRequest) (*ListOrderMessagesResponse, error)
 	mustEmbedUnimplementedBuyerServiceServer()
 }
 
@@ -358,6 +390,12 @@ func (UnimplementedBuyerServiceServer) AnswerCounterOffer(context.Context, *Answ
 }
 func (UnimplementedBuyerServiceServer) ConfirmReceipt(context.Context, *ConfirmReceiptRequest) (*ConfirmReceiptResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ConfirmReceipt not implemented")
+}
+func (UnimplementedBuyerServiceServer) SendOrderMessage(context.Context, *SendOrderMessageRequest) (*SendOrderMessageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SendOrderMessage not implemented")
+}
+func (UnimplementedBuyerServiceServer) ListOrderMessages(context.Context, *ListOrderMessagesRequest) (*ListOrderMessagesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListOrderMessages not implemented")
 }
 func (UnimplementedBuyerServiceServer) mustEmbedUnimplementedBuyerServiceServer() {}
 func (UnimplementedBuyerServiceServer) testEmbeddedByValue()                      {}
@@ -668,6 +706,42 @@ func _BuyerService_ConfirmReceipt_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _BuyerService_SendOrderMessage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SendOrderMessageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BuyerServiceServer).SendOrderMessage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BuyerService_SendOrderMessage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BuyerServiceServer).SendOrderMessage(ctx, req.(*SendOrderMessageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BuyerService_ListOrderMessages_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListOrderMessagesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BuyerServiceServer).ListOrderMessages(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BuyerService_ListOrderMessages_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BuyerServiceServer).ListOrderMessages(ctx, req.(*ListOrderMessagesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // BuyerService_ServiceDesc is the grpc.ServiceDesc for BuyerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -738,6 +812,14 @@ var BuyerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ConfirmReceipt",
 			Handler:    _BuyerService_ConfirmReceipt_Handler,
+		},
+		{
+			MethodName: "SendOrderMessage",
+			Handler:    _BuyerService_SendOrderMessage_Handler,
+		},
+		{
+			MethodName: "ListOrderMessages",
+			Handler:    _BuyerService_ListOrderMessages_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1422,7 +1422,9 @@ type Evidence struct {
 	// Links to images or documents.
 	Links []string `protobuf:"bytes,3,rep,name=links,proto3" json:"links,omitempty"`
 	// When it was added.
-	AddedAt       *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=added_at,json=addedAt,proto3" json:"added_at,omitempty"`
+	AddedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=added_at,json=addedAt,proto3" json:"added_at,omitempty"`
+	// Messages of the order's conversation it cites.
+	MessageIds    []string `protobuf:"bytes,5,rep,name=message_ids,json=messageIds,proto3" json:"message_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1485,13 +1487,22 @@ func (x *Evidence) GetAddedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Evidence) GetMessageIds() []string {
+	if x != nil {
+		return x.MessageIds
+	}
+	return nil
+}
+
 // EvidenceInput is evidence as a side submits it.
 type EvidenceInput struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// What the side says.
 	Text string `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
 	// Links to images or documents (http or https only), at most 10.
-	Links         []string `protobuf:"bytes,2,rep,name=links,proto3" json:"links,omitempty"`
+	Links []string `protobuf:"bytes,2,rep,name=links,proto3" json:"links,omitempty"`
+	// Messages of the order's conversation to cite (their ids), at most 10.
+	MessageIds    []string `protobuf:"bytes,3,rep,name=message_ids,json=messageIds,proto3" json:"message_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1540,6 +1551,169 @@ func (x *EvidenceInput) GetLinks() []string {
 	return nil
 }
 
+func (x *EvidenceInput) GetMessageIds() []string {
+	if x != nil {
+		return x.MessageIds
+	}
+	return nil
+}
+
+// OrderMessage is a message of an order's conversation between its buyer
+// and its seller.
+type OrderMessage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The message's id; dispute evidence cites it.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The order it belongs to.
+	OrderId string `protobuf:"bytes,2,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// Who wrote it: "buyer" or "seller".
+	Author string `protobuf:"bytes,3,opt,name=author,proto3" json:"author,omitempty"`
+	// The author's id (the buyer's, or the store's).
+	AuthorId string `protobuf:"bytes,4,opt,name=author_id,json=authorId,proto3" json:"author_id,omitempty"`
+	// The text.
+	Text string `protobuf:"bytes,5,opt,name=text,proto3" json:"text,omitempty"`
+	// Links (http or https).
+	Links []string `protobuf:"bytes,6,rep,name=links,proto3" json:"links,omitempty"`
+	// When it was sent.
+	SentAt        *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=sent_at,json=sentAt,proto3" json:"sent_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrderMessage) Reset() {
+	*x = OrderMessage{}
+	mi := &file_souk_order_v1_order_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrderMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrderMessage) ProtoMessage() {}
+
+func (x *OrderMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_order_v1_order_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrderMessage.ProtoReflect.Descriptor instead.
+func (*OrderMessage) Descriptor() ([]byte, []int) {
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *OrderMessage) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *OrderMessage) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *OrderMessage) GetAuthor() string {
+	if x != nil {
+		return x.Author
+	}
+	return ""
+}
+
+func (x *OrderMessage) GetAuthorId() string {
+	if x != nil {
+		return x.AuthorId
+	}
+	return ""
+}
+
+func (x *OrderMessage) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *OrderMessage) GetLinks() []string {
+	if x != nil {
+		return x.Links
+	}
+	return nil
+}
+
+func (x *OrderMessage) GetSentAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SentAt
+	}
+	return nil
+}
+
+// MessageInput is a message as its author sends it.
+type MessageInput struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The text, at most 2000 characters.
+	Text string `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
+	// Links to images or pages (http or https only), at most 10.
+	Links         []string `protobuf:"bytes,2,rep,name=links,proto3" json:"links,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MessageInput) Reset() {
+	*x = MessageInput{}
+	mi := &file_souk_order_v1_order_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MessageInput) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MessageInput) ProtoMessage() {}
+
+func (x *MessageInput) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_order_v1_order_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MessageInput.ProtoReflect.Descriptor instead.
+func (*MessageInput) Descriptor() ([]byte, []int) {
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *MessageInput) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *MessageInput) GetLinks() []string {
+	if x != nil {
+		return x.Links
+	}
+	return nil
+}
+
 // Dispute is a buyer's claim on a shipped order.
 type Dispute struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1568,7 +1742,7 @@ type Dispute struct {
 
 func (x *Dispute) Reset() {
 	*x = Dispute{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[13]
+	mi := &file_souk_order_v1_order_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1580,7 +1754,7 @@ func (x *Dispute) String() string {
 func (*Dispute) ProtoMessage() {}
 
 func (x *Dispute) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[13]
+	mi := &file_souk_order_v1_order_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1593,7 +1767,7 @@ func (x *Dispute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Dispute.ProtoReflect.Descriptor instead.
 func (*Dispute) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{13}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Dispute) GetReason() string {
@@ -1770,16 +1944,34 @@ const file_souk_order_v1_order_proto_rawDesc = "" +
 	"\frequested_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vrequestedAt\x12;\n" +
 	"\vanswered_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"answeredAt\x12\x16\n" +
-	"\x06answer\x18\a \x01(\tR\x06answer\"\x81\x01\n" +
+	"\x06answer\x18\a \x01(\tR\x06answer\"\xa2\x01\n" +
 	"\bEvidence\x12\x14\n" +
 	"\x05party\x18\x01 \x01(\tR\x05party\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x12\x14\n" +
 	"\x05links\x18\x03 \x03(\tR\x05links\x125\n" +
-	"\badded_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aaddedAt\"g\n" +
+	"\badded_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aaddedAt\x12\x1f\n" +
+	"\vmessage_ids\x18\x05 \x03(\tR\n" +
+	"messageIds\"\x9b\x01\n" +
 	"\rEvidenceInput\x12\x1c\n" +
 	"\x04text\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\xd0\x0fR\x04text\x128\n" +
 	"\x05links\x18\x02 \x03(\tB\"\xbaH\x1f\x92\x01\x1c\x10\n" +
-	"\"\x18r\x16\x18\xf4\x032\x0e^(?i)https?://\x88\x01\x01R\x05links\"\xbd\x03\n" +
+	"\"\x18r\x16\x18\xf4\x032\x0e^(?i)https?://\x88\x01\x01R\x05links\x122\n" +
+	"\vmessage_ids\x18\x03 \x03(\tB\x11\xbaH\x0e\x92\x01\v\x10\n" +
+	"\x18\x01\"\x05r\x03\xb0\x01\x01R\n" +
+	"messageIds\"\xcd\x01\n" +
+	"\fOrderMessage\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
+	"\border_id\x18\x02 \x01(\tR\aorderId\x12\x16\n" +
+	"\x06author\x18\x03 \x01(\tR\x06author\x12\x1b\n" +
+	"\tauthor_id\x18\x04 \x01(\tR\bauthorId\x12\x12\n" +
+	"\x04text\x18\x05 \x01(\tR\x04text\x12\x14\n" +
+	"\x05links\x18\x06 \x03(\tR\x05links\x123\n" +
+	"\asent_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\"\xcb\x01\n" +
+	"\fMessageInput\x12\x1c\n" +
+	"\x04text\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\xd0\x0fR\x04text\x128\n" +
+	"\x05links\x18\x02 \x03(\tB\"\xbaH\x1f\x92\x01\x1c\x10\n" +
+	"\"\x18r\x16\x18\xf4\x032\x0e^(?i)https?://\x88\x01\x01R\x05links:c\xbaH`\x1a^\n" +
+	"\x11message.not_empty\x12 a message needs a text or a link\x1a'this.text != '' || size(this.links) > 0\"\xbd\x03\n" +
 	"\aDispute\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12?\n" +
 	"\x10requested_amount\x18\x02 \x01(\v2\x14.souk.order.v1.MoneyR\x0frequestedAmount\x12\x16\n" +
@@ -1835,7 +2027,7 @@ func file_souk_order_v1_order_proto_rawDescGZIP() []byte {
 }
 
 var file_souk_order_v1_order_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_souk_order_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_souk_order_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_souk_order_v1_order_proto_goTypes = []any{
 	(OrderStatus)(0),              // 0: souk.order.v1.OrderStatus
 	(PaymentMethod)(0),            // 1: souk.order.v1.PaymentMethod
@@ -1854,39 +2046,41 @@ var file_souk_order_v1_order_proto_goTypes = []any{
 	(*CancellationRequest)(nil),   // 14: souk.order.v1.CancellationRequest
 	(*Evidence)(nil),              // 15: souk.order.v1.Evidence
 	(*EvidenceInput)(nil),         // 16: souk.order.v1.EvidenceInput
-	(*Dispute)(nil),               // 17: souk.order.v1.Dispute
-	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
+	(*OrderMessage)(nil),          // 17: souk.order.v1.OrderMessage
+	(*MessageInput)(nil),          // 18: souk.order.v1.MessageInput
+	(*Dispute)(nil),               // 19: souk.order.v1.Dispute
+	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
 }
 var file_souk_order_v1_order_proto_depIdxs = []int32{
 	4,  // 0: souk.order.v1.LineItem.unit_price:type_name -> souk.order.v1.Money
 	4,  // 1: souk.order.v1.LineItem.subtotal:type_name -> souk.order.v1.Money
-	18, // 2: souk.order.v1.Shipment.shipped_at:type_name -> google.protobuf.Timestamp
+	20, // 2: souk.order.v1.Shipment.shipped_at:type_name -> google.protobuf.Timestamp
 	2,  // 3: souk.order.v1.PaymentAttempt.status:type_name -> souk.order.v1.PaymentAttemptStatus
 	4,  // 4: souk.order.v1.PaymentAttempt.amount:type_name -> souk.order.v1.Money
 	1,  // 5: souk.order.v1.PaymentAttempt.method:type_name -> souk.order.v1.PaymentMethod
 	7,  // 6: souk.order.v1.PaymentAttempt.decline:type_name -> souk.order.v1.Decline
-	18, // 7: souk.order.v1.PaymentAttempt.created_at:type_name -> google.protobuf.Timestamp
-	18, // 8: souk.order.v1.PaymentAttempt.updated_at:type_name -> google.protobuf.Timestamp
+	20, // 7: souk.order.v1.PaymentAttempt.created_at:type_name -> google.protobuf.Timestamp
+	20, // 8: souk.order.v1.PaymentAttempt.updated_at:type_name -> google.protobuf.Timestamp
 	4,  // 9: souk.order.v1.Refund.amount:type_name -> souk.order.v1.Money
 	1,  // 10: souk.order.v1.Refund.method:type_name -> souk.order.v1.PaymentMethod
 	3,  // 11: souk.order.v1.Refund.status:type_name -> souk.order.v1.RefundStatus
-	18, // 12: souk.order.v1.Refund.due_at:type_name -> google.protobuf.Timestamp
-	18, // 13: souk.order.v1.Refund.created_at:type_name -> google.protobuf.Timestamp
-	18, // 14: souk.order.v1.Refund.completed_at:type_name -> google.protobuf.Timestamp
+	20, // 12: souk.order.v1.Refund.due_at:type_name -> google.protobuf.Timestamp
+	20, // 13: souk.order.v1.Refund.created_at:type_name -> google.protobuf.Timestamp
+	20, // 14: souk.order.v1.Refund.completed_at:type_name -> google.protobuf.Timestamp
 	4,  // 15: souk.order.v1.PriceAdjustment.old_total:type_name -> souk.order.v1.Money
 	4,  // 16: souk.order.v1.PriceAdjustment.new_total:type_name -> souk.order.v1.Money
 	4,  // 17: souk.order.v1.PriceAdjustment.old_shipping_fee:type_name -> souk.order.v1.Money
 	4,  // 18: souk.order.v1.PriceAdjustment.new_shipping_fee:type_name -> souk.order.v1.Money
-	18, // 19: souk.order.v1.HistoryEntry.occurred_at:type_name -> google.protobuf.Timestamp
+	20, // 19: souk.order.v1.HistoryEntry.occurred_at:type_name -> google.protobuf.Timestamp
 	10, // 20: souk.order.v1.HistoryEntry.price_adjustment:type_name -> souk.order.v1.PriceAdjustment
-	18, // 21: souk.order.v1.Deadline.due_at:type_name -> google.protobuf.Timestamp
+	20, // 21: souk.order.v1.Deadline.due_at:type_name -> google.protobuf.Timestamp
 	0,  // 22: souk.order.v1.Order.status:type_name -> souk.order.v1.OrderStatus
 	5,  // 23: souk.order.v1.Order.items:type_name -> souk.order.v1.LineItem
 	4,  // 24: souk.order.v1.Order.shipping_fee:type_name -> souk.order.v1.Money
 	4,  // 25: souk.order.v1.Order.items_total:type_name -> souk.order.v1.Money
 	4,  // 26: souk.order.v1.Order.total:type_name -> souk.order.v1.Money
-	18, // 27: souk.order.v1.Order.created_at:type_name -> google.protobuf.Timestamp
-	18, // 28: souk.order.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
+	20, // 27: souk.order.v1.Order.created_at:type_name -> google.protobuf.Timestamp
+	20, // 28: souk.order.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
 	7,  // 29: souk.order.v1.Order.last_decline:type_name -> souk.order.v1.Decline
 	6,  // 30: souk.order.v1.Order.shipment:type_name -> souk.order.v1.Shipment
 	12, // 31: souk.order.v1.Order.deadlines:type_name -> souk.order.v1.Deadline
@@ -1894,21 +2088,22 @@ var file_souk_order_v1_order_proto_depIdxs = []int32{
 	11, // 33: souk.order.v1.Order.history:type_name -> souk.order.v1.HistoryEntry
 	9,  // 34: souk.order.v1.Order.refunds:type_name -> souk.order.v1.Refund
 	14, // 35: souk.order.v1.Order.cancellation_request:type_name -> souk.order.v1.CancellationRequest
-	17, // 36: souk.order.v1.Order.dispute:type_name -> souk.order.v1.Dispute
-	18, // 37: souk.order.v1.CancellationRequest.requested_at:type_name -> google.protobuf.Timestamp
-	18, // 38: souk.order.v1.CancellationRequest.answered_at:type_name -> google.protobuf.Timestamp
-	18, // 39: souk.order.v1.Evidence.added_at:type_name -> google.protobuf.Timestamp
-	4,  // 40: souk.order.v1.Dispute.requested_amount:type_name -> souk.order.v1.Money
-	4,  // 41: souk.order.v1.Dispute.counter_amount:type_name -> souk.order.v1.Money
-	4,  // 42: souk.order.v1.Dispute.refund_amount:type_name -> souk.order.v1.Money
-	15, // 43: souk.order.v1.Dispute.evidence:type_name -> souk.order.v1.Evidence
-	18, // 44: souk.order.v1.Dispute.opened_at:type_name -> google.protobuf.Timestamp
-	18, // 45: souk.order.v1.Dispute.resolved_at:type_name -> google.protobuf.Timestamp
-	46, // [46:46] is the sub-list for method output_type
-	46, // [46:46] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	19, // 36: souk.order.v1.Order.dispute:type_name -> souk.order.v1.Dispute
+	20, // 37: souk.order.v1.CancellationRequest.requested_at:type_name -> google.protobuf.Timestamp
+	20, // 38: souk.order.v1.CancellationRequest.answered_at:type_name -> google.protobuf.Timestamp
+	20, // 39: souk.order.v1.Evidence.added_at:type_name -> google.protobuf.Timestamp
+	20, // 40: souk.order.v1.OrderMessage.sent_at:type_name -> google.protobuf.Timestamp
+	4,  // 41: souk.order.v1.Dispute.requested_amount:type_name -> souk.order.v1.Money
+	4,  // 42: souk.order.v1.Dispute.counter_amount:type_name -> souk.order.v1.Money
+	4,  // 43: souk.order.v1.Dispute.refund_amount:type_name -> souk.order.v1.Money
+	15, // 44: souk.order.v1.Dispute.evidence:type_name -> souk.order.v1.Evidence
+	20, // 45: souk.order.v1.Dispute.opened_at:type_name -> google.protobuf.Timestamp
+	20, // 46: souk.order.v1.Dispute.resolved_at:type_name -> google.protobuf.Timestamp
+	47, // [47:47] is the sub-list for method output_type
+	47, // [47:47] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_souk_order_v1_order_proto_init() }
@@ -1922,7 +2117,7 @@ func file_souk_order_v1_order_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_souk_order_v1_order_proto_rawDesc), len(file_souk_order_v1_order_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   14,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -31,6 +31,8 @@ const (
 	SellerService_AnswerDispute_FullMethodName      = "/souk.seller.v1.SellerService/AnswerDispute"
 	SellerService_AddDisputeEvidence_FullMethodName = "/souk.seller.v1.SellerService/AddDisputeEvidence"
 	SellerService_GetSellerStats_FullMethodName     = "/souk.seller.v1.SellerService/GetSellerStats"
+	SellerService_SendOrderMessage_FullMethodName   = "/souk.seller.v1.SellerService/SendOrderMessage"
+	SellerService_ListOrderMessages_FullMethodName  = "/souk.seller.v1.SellerService/ListOrderMessages"
 )
 
 // SellerServiceClient is the client API for SellerService service.
@@ -70,6 +72,11 @@ type SellerServiceClient interface {
 	// cancellation rate attributed to the seller, open cancellation requests
 	// and disputes with their deadlines, and refunds in flight.
 	GetSellerStats(ctx context.Context, in *GetSellerStatsRequest, opts ...grpc.CallOption) (*GetSellerStatsResponse, error)
+	// SendOrderMessage adds the caller's message to the order's conversation
+	// (any order of the caller's, in any status).
+	SendOrderMessage(ctx context.Context, in *SendOrderMessageRequest, opts ...grpc.CallOption) (*SendOrderMessageResponse, error)
+	// ListOrderMessages pages the order's conversation, oldest first.
+	ListOrderMessages(ctx context.Context, in *ListOrderMessagesRequest, opts ...grpc.CallOption) (*ListOrderMessagesResponse, error)
 }
 
 type sellerServiceClient struct {
@@ -200,6 +207,26 @@ func (c *sellerServiceClient) GetSellerStats(ctx context.Context, in *GetSellerS
 	return out, nil
 }
 
+func (c *sellerServiceClient) SendOrderMessage(ctx context.Context, in *SendOrderMessageRequest, opts ...grpc.CallOption) (*SendOrderMessageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SendOrderMessageResponse)
+	err := c.cc.Invoke(ctx, SellerService_SendOrderMessage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sellerServiceClient) ListOrderMessages(ctx context.Context, in *ListOrderMessagesRequest, opts ...grpc.CallOption) (*ListOrderMessagesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListOrderMessagesResponse)
+	err := c.cc.Invoke(ctx, SellerService_ListOrderMessages_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SellerServiceServer is the server API for SellerService service.
 // All implementations must embed UnimplementedSellerServiceServer
 // for forward compatibility.
@@ -237,6 +264,11 @@ type SellerServiceServer interface {
 	// cancellation rate attributed to the seller, open cancellation requests
 	// and disputes with their deadlines, and refunds in flight.
 	GetSellerStats(context.Context, *GetSellerStatsRequest) (*GetSellerStatsResponse, error)
+	// SendOrderMessage adds the caller's message to the order's conversation
+	// (any order of the caller's, in any status).
+	SendOrderMessage(context.Context, *SendOrderMessageRequest) (*SendOrderMessageResponse, error)
+	// ListOrderMessages pages the order's conversation, oldest first.
+	ListOrderMessages(context.Context, *ListOrderMessagesRequest) (*ListOrderMessagesResponse, error)
 	mustEmbedUnimplementedSellerServiceServer()
 }
 
@@ -282,6 +314,12 @@ func (UnimplementedSellerServiceServer) AddDisputeEvidence(context.Context, *Add
 }
 func (UnimplementedSellerServiceServer) GetSellerStats(context.Context, *GetSellerStatsRequest) (*GetSellerStatsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetSellerStats not implemented")
+}
+func (UnimplementedSellerServiceServer) SendOrderMessage(context.Context, *SendOrderMessageRequest) (*SendOrderMessageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SendOrderMessage not implemented")
+}
+func (UnimplementedSellerServiceServer) ListOrderMessages(context.Context, *ListOrderMessagesRequest) (*ListOrderMessagesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListOrderMessages not implemented")
 }
 func (UnimplementedSellerServiceServer) mustEmbedUnimplementedSellerServiceServer() {}
 func (UnimplementedSellerServiceServer) testEmbeddedByValue()                       {}
@@ -520,6 +558,42 @@ func _SellerService_GetSellerStats_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SellerService_SendOrderMessage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SendOrderMessageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SellerServiceServer).SendOrderMessage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SellerService_SendOrderMessage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SellerServiceServer).SendOrderMessage(ctx, req.(*SendOrderMessageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SellerService_ListOrderMessages_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListOrderMessagesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SellerServiceServer).ListOrderMessages(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SellerService_ListOrderMessages_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SellerServiceServer).ListOrderMessages(ctx, req.(*ListOrderMessagesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SellerService_ServiceDesc is the grpc.ServiceDesc for SellerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -574,6 +648,14 @@ var SellerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetSellerStats",
 			Handler:    _SellerService_GetSellerStats_Handler,
+		},
+		{
+			MethodName: "SendOrderMessage",
+			Handler:    _SellerService_SendOrderMessage_Handler,
+		},
+		{
+			MethodName: "ListOrderMessages",
+			Handler:    _SellerService_ListOrderMessages_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,45 @@
+package buyer
+
+import (
+	"context"
+
+	"github.com/google/uuid"
+
+	buyerv1 "github.com/souk-dev/souk/gen/go/souk/buyer/v1"
+	"github.com/souk-dev/souk/internal/order"
+	"github.com/souk-dev/souk/internal/protoconv"
+)
+
+// SendOrderMessage adds the buyer's message to the order's conversation.
+func (s *buyerService) SendOrderMessage(ctx context.Context, req *buyerv1.SendOrderMessageRequest) (*buyerv1.SendOrderMessageResponse, error) {
+	var m order.Message
+	_, err := s.update(ctx, buyerID(ctx), req.OrderId, func(o *order.Order) error {
+		var err error
+		m, err = o.SendMessage(s.deps.Now(), uuid.NewString(), order.PartyBuyer, req.Message.Text, req.Message.Links)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &buyerv1.SendOrderMessageResponse{Message: protoconv.Message(req.OrderId, m)}, nil
+}
+
+// ListOrderMessages pages the conversation of one of the buyer's orders.
+func (s *buyerService) ListOrderMessages(ctx context.Context, req *buyerv1.ListOrderMessagesRequest) (*buyerv1.ListOrderMessagesResponse, error) {
+	o, err := s.deps.DB.Get(ctx, req.OrderId)
+	if err != nil {
+		return nil, err
+	}
+	if err := ownedBy(o, buyerID(ctx)); err != nil {
+		return nil, err
+	}
+	ms, next, err := s.deps.DB.ListMessages(ctx, req.OrderId, protoconv.PageSize(req.PageSize, 50), req.PageToken)
+	if err != nil {
+		return nil, err
+	}
+	resp := &buyerv1.ListOrderMessagesResponse{NextPageToken: next}
+	for _, m := range ms {
+		resp.Messages = append(resp.Messages, protoconv.Message(req.OrderId, m))
+	}
+	return resp, nil
+}

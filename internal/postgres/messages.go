@@ -1,0 +1,66 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/souk-dev/souk/internal/order"
+)
+
+// queueMessages queues the insert of the messages a change sent.
+func queueMessages(b *pgx.Batch, o *order.Order) {
+	for _, m := range o.NewMessages() {
+		links := m.Links
+		if links == nil {
+			links = []string{}
+		}
+		b.Queue(`INSERT INTO order_messages (id, order_id, author, author_id, text, links, sent_at) VALUES ($1,$2,$3,$4,$5,$6,$7)`,
+			m.ID, o.ID(), string(m.Author), m.AuthorID, m.Text, links, m.SentAt)
+	}
+}
+
+// ListMessages returns one page of an order's conversation, oldest first,
+// and the token of the next page ("" on the last).
+func (db *DB) ListMessages(ctx context.Context, orderID string, pageSize int, pageToken string) ([]order.Message, string, error) {
+	afterAt, afterID, err := pageAfter(pageToken)
+	if err != nil {
+		return nil, "", err
+	}
+	ms, err := read(ctx, func() ([]order.Message, error) {
+		rows, _ := db.pool.Query(ctx, `SELECT id::text, author, author_id, text, links, sent_at FROM order_messages
+			WHERE order_id = $1 AND ($2::timestamptz IS NULL OR (sent_at, id) > ($2, $3::uuid))
+			ORDER BY sent_at, id LIMIT $4`, orderID, afterAt, afterID, pageSize+1)
+		return pgx.CollectRows(rows, func(r pgx.CollectableRow) (order.Message, error) {
+			var m order.Message
+			var author string
+			err := r.Scan(&m.ID, &author, &m.AuthorID, &m.Text, &m.Links, &m.SentAt)
+			m.Author = order.Party(author)
+			return m, err
+		})
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("list messages: %w", err)
+	}
+	ms, next := trimPage(ms, pageSize, func(m order.Message) (time.Time, string) { return m.SentAt, m.ID })
+	return ms, next, nil
+}
+
+// CheckMessages reports an error unless every id is a message of the order
+// (messages are never deleted, so the answer stays true).
+func (db *DB) CheckMessages(ctx context.Context, orderID string, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	var n int
+	if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM order_messages WHERE order_id = $1 AND id = ANY($2::uuid[])`,
+		orderID, ids).Scan(&n); err != nil {
+		return fmt.Errorf("check messages: %w", err)
+	}
+	if n != len(ids) {
+		return fmt.Errorf("%w: evidence cites a message that is not in the order's conversation", order.ErrInvalid)
+	}
+	return nil
+}
