@@ -143,6 +143,7 @@ func (e *Env) Load() Config {
 		ProtectionDay:           e.Duration("SOUK_PROTECTION_DAY", order.DefaultPolicy.ProtectionDay),
 		DisputeAnswerWindow:     e.Duration("SOUK_DISPUTE_ANSWER_WINDOW", order.DefaultPolicy.DisputeAnswerWindow),
 		RefundLease:             e.Duration("SOUK_REFUND_LEASE", order.DefaultPolicy.RefundLease),
+		OfferTTL:                e.Duration("SOUK_OFFER_TTL", order.DefaultPolicy.OfferTTL),
 	}
 	if w := c.Policy.CancelAnswerWindow; w < 24*time.Hour || w > 7*24*time.Hour {
 		e.errs = append(e.errs, errors.New("SOUK_CANCEL_ANSWER_WINDOW: must be 24h to 7 days (168h)"))

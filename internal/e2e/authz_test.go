@@ -206,6 +206,14 @@ func TestAuthorizationMatrix(t *testing.T) {
 			_, err := s.seller.ListOrderMessages(ctx, &sellerv1.ListOrderMessagesRequest{OrderId: order.Id})
 			return err
 		}},
+		{"buyer MakeOffer", auth.RoleBuyer, "buyer A", "buyer B", codes.FailedPrecondition, func(ctx context.Context) error {
+			_, err := s.buyer.MakeOffer(ctx, &buyerv1.MakeOfferRequest{OrderId: cancelled.Id, Kind: orderv1.OfferKind_OFFER_KIND_TOTAL, Amount: usd(1)})
+			return err
+		}},
+		{"seller AnswerOffer", auth.RoleSeller, "seller X", "seller Y", codes.FailedPrecondition, func(ctx context.Context) error {
+			_, err := s.seller.AnswerOffer(ctx, &sellerv1.AnswerOfferRequest{OrderId: order.Id, Accept: true})
+			return err
+		}},
 		{"seller ShipOrder", auth.RoleSeller, "seller X", "seller Y", codes.FailedPrecondition, func(ctx context.Context) error {
 			_, err := s.seller.ShipOrder(ctx, &sellerv1.ShipOrderRequest{OrderId: order.Id, Carrier: "DHL", TrackingNumber: "JD0001"})
 			return err

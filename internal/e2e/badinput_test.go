@@ -90,6 +90,8 @@ func TestBadInput(t *testing.T) {
 		ship      = "/souk.seller.v1.SellerService/ShipOrder"
 		reserve   = "/souk.seller.v1.CatalogService/ReserveStock"
 		release   = "/souk.seller.v1.CatalogService/ReleaseStock"
+		offerB    = "/souk.buyer.v1.BuyerService/MakeOffer"
+		answerO   = "/souk.seller.v1.SellerService/AnswerOffer"
 		sendB     = "/souk.buyer.v1.BuyerService/SendOrderMessage"
 		listMB    = "/souk.buyer.v1.BuyerService/ListOrderMessages"
 		sendS     = "/souk.seller.v1.SellerService/SendOrderMessage"
@@ -170,6 +172,12 @@ func TestBadInput(t *testing.T) {
 		{"message: only spaces", sendB, "POST", "/v1/orders/" + oid + "/messages", `{"order_id":"` + oid + `","message":{"text":"   "}}`, ""},
 		{"messages: page size too large", listMB, "GET", "/v1/orders/" + oid + "/messages?page_size=1000", `{"order_id":"` + oid + `","page_size":1000}`, "page_size"},
 		{"messages: malformed order id", listMS, "GET", "/v1/orders/abc/messages", `{"order_id":"abc"}`, "order_id"},
+		{"offer: no kind", offerB, "POST", "/v1/orders/" + oid + "/offer", `{"order_id":"` + oid + `","amount":` + money(100, "USD") + `}`, "kind"},
+		{"offer: unknown kind", offerB, "POST", "/v1/orders/" + oid + "/offer", `{"order_id":"` + oid + `","kind":9,"amount":` + money(100, "USD") + `}`, "kind"},
+		{"offer: no amount", offerB, "POST", "/v1/orders/" + oid + "/offer", `{"order_id":"` + oid + `","kind":"OFFER_KIND_TOTAL"}`, "amount"},
+		{"offer: negative amount", offerB, "POST", "/v1/orders/" + oid + "/offer", `{"order_id":"` + oid + `","kind":"OFFER_KIND_TOTAL","amount":` + money(-1, "USD") + `}`, "amount.amount_minor"},
+		{"offer: above the total", offerB, "POST", "/v1/orders/" + oid + "/offer", `{"order_id":"` + oid + `","kind":"OFFER_KIND_TOTAL","amount":` + money(99999, "USD") + `}`, ""},
+		{"offer answer: note too long", answerO, "POST", "/v1/orders/" + oid + "/offer:answer", `{"order_id":"` + oid + `","note":"` + long(501) + `"}`, "note"},
 		{"ship: no carrier", ship, "POST", "/v1/orders/" + oid + ":ship", `{"order_id":"` + oid + `","carrier":"","tracking_number":"JD0001"}`, "carrier"},
 		{"ship: bad tracking number", ship, "POST", "/v1/orders/" + oid + ":ship", `{"order_id":"` + oid + `","carrier":"DHL","tracking_number":"a b c d"}`, "tracking_number"},
 		{"ship: bad tracking url", ship, "POST", "/v1/orders/" + oid + ":ship", `{"order_id":"` + oid + `","carrier":"DHL","tracking_number":"JD0001","tracking_url":"not a url"}`, "tracking_url"},

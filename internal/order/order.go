@@ -58,11 +58,14 @@ const (
 	// dispute (the seller's, or the buyer's to a counter-offer); when it
 	// passes the dispute goes to the platform.
 	DeadlineDisputeAnswer DeadlineKind = "dispute_answer"
+	// DeadlineOffer is how long a buyer's offer waits for the seller's
+	// answer (at most until the payment window ends); then it lapses.
+	DeadlineOffer DeadlineKind = "offer"
 )
 
 // DeadlineKinds lists every deadline kind.
 var DeadlineKinds = []DeadlineKind{DeadlinePayment, DeadlineVerification, DeadlineProcessing,
-	DeadlineCancelAnswer, DeadlineShipBy, DeadlineProtection, DeadlineDisputeAnswer}
+	DeadlineCancelAnswer, DeadlineShipBy, DeadlineProtection, DeadlineDisputeAnswer, DeadlineOffer}
 
 // Cancellation reasons set by the system.
 const (
@@ -97,6 +100,9 @@ type PriceAdjustment struct {
 	OldShippingFee int64
 	NewShippingFee int64
 	Reason         string
+	// ProposedBy is who proposed the change when the seller accepted it
+	// ("buyer:<id>" for an offer); empty for the seller's own.
+	ProposedBy string
 }
 
 // Event is one entry of an order's history. Written in the same transaction
@@ -112,14 +118,17 @@ type Event struct {
 
 // Order is what one buyer bought from one seller in one checkout.
 type Order struct {
-	id           string
-	checkoutID   string
-	buyerID      string
-	sellerID     string
-	status       Status
-	currency     string
-	items        []Item
-	shippingFee  int64
+	id          string
+	checkoutID  string
+	buyerID     string
+	sellerID    string
+	status      Status
+	currency    string
+	items       []Item
+	shippingFee int64
+	// discount is taken off items and shipping: an accepted offer of a
+	// lower total.
+	discount     int64
 	handlingDays int
 	// protectionDays is the buyer protection the order keeps from checkout.
 	protectionDays int
@@ -143,6 +152,7 @@ type Order struct {
 	cancelledBy  Party
 	cancellation *CancellationRequest
 	dispute      *Dispute
+	offer        *Offer
 
 	history     []Event
 	newEvents   []Event
@@ -204,7 +214,7 @@ func New(p NewOrderParams) (*Order, error) {
 		createdAt: p.Now, updatedAt: p.Now, paymentDueAt: p.Now.Add(p.PaymentWindow),
 		deadlines: map[DeadlineKind]time.Time{DeadlinePayment: p.Now.Add(p.PaymentWindow)},
 	}
-	if _, err := o.checkedTotal(o.items, o.shippingFee); err != nil {
+	if _, err := o.checkedTotal(o.items, o.shippingFee, 0); err != nil {
 		return nil, err
 	}
 	o.record(p.Now, "created", "buyer:"+p.BuyerID, "", nil)
@@ -253,9 +263,13 @@ func (o *Order) ItemsTotal() int64 {
 	return t
 }
 
-// Total returns what the buyer pays: the items plus shipping.
+// Discount returns what an accepted offer took off items and shipping.
+func (o *Order) Discount() int64 { return o.discount }
+
+// Total returns what the buyer pays: the items plus shipping, less the
+// discount.
 func (o *Order) Total() Money {
-	return Money{Amount: o.ItemsTotal() + o.shippingFee, Currency: o.currency}
+	return Money{Amount: o.ItemsTotal() + o.shippingFee - o.discount, Currency: o.currency}
 }
 
 // Version returns the order's version, which every change increases by one.
@@ -305,8 +319,9 @@ func (o *Order) record(now time.Time, kind, actor, note string, adj *PriceAdjust
 	o.updatedAt = now
 }
 
-// checkedTotal computes items + shipping, refusing amounts out of range.
-func (o *Order) checkedTotal(items []Item, shipping int64) (int64, error) {
+// checkedTotal computes items + shipping - discount, refusing amounts out
+// of range and a discount larger than what it is taken from.
+func (o *Order) checkedTotal(items []Item, shipping, discount int64) (int64, error) {
 	total := shipping
 	if total < 0 || total > MaxAmount {
 		return 0, fmt.Errorf("%w: shipping fee out of range", ErrInvalid)
@@ -320,7 +335,10 @@ func (o *Order) checkedTotal(items []Item, shipping int64) (int64, error) {
 			return 0, err
 		}
 	}
-	return total, nil
+	if discount > total {
+		return 0, fmt.Errorf("%w: the prices would fall below the discount of the accepted offer (%d)", ErrInvalid, discount)
+	}
+	return total - discount, nil
 }
 
 func (o *Order) illegal(action string) error {
@@ -336,6 +354,7 @@ func (o *Order) cancel(now time.Time, actor, reason string, by Party) {
 			o.attempts[i].Status, o.attempts[i].UpdatedAt = AttemptCanceled, now
 		}
 	}
+	o.closeOffer(now, OfferLapsed, "the order was cancelled")
 	o.status = StatusCancelled
 	o.cancelReason = reason
 	clear(o.deadlines)
@@ -410,6 +429,10 @@ func (o *Order) FireDeadline(now time.Time, kind DeadlineKind, pol Policy) error
 			o.record(now, "completed", "system", "buyer protection ended", nil)
 		}
 		return nil
+	case DeadlineOffer:
+		delete(o.deadlines, kind)
+		o.closeOffer(now, OfferLapsed, "the seller did not answer in time")
+		return nil
 	case DeadlineDisputeAnswer:
 		delete(o.deadlines, kind)
 		if o.status == StatusDisputed && (o.dispute.Status == DisputeOpen || o.dispute.Status == DisputeCounterOffered) {
@@ -431,6 +454,12 @@ type PriceChange struct {
 // AdjustPrice applies a seller's price change to an unpaid order with no
 // payment attempt open, and records the old and new totals.
 func (o *Order) AdjustPrice(now time.Time, c PriceChange) error {
+	return o.adjustPrice(now, c, o.discount, "")
+}
+
+// adjustPrice applies c and a new discount; proposedBy names who proposed
+// it (an offer's buyer), if not the seller.
+func (o *Order) adjustPrice(now time.Time, c PriceChange, discount int64, proposedBy string) error {
 	if o.status != StatusPendingPayment {
 		return o.illegal("adjust the price of")
 	}
@@ -458,15 +487,15 @@ func (o *Order) AdjustPrice(now time.Time, c PriceChange) error {
 		}
 		shipping = c.ShippingFee.Amount
 	}
-	newTotal, err := o.checkedTotal(items, shipping)
+	newTotal, err := o.checkedTotal(items, shipping, discount)
 	if err != nil {
 		return err
 	}
 	adj := &PriceAdjustment{
 		OldTotal: o.Total().Amount, NewTotal: newTotal,
-		OldShippingFee: o.shippingFee, NewShippingFee: shipping, Reason: c.Reason,
+		OldShippingFee: o.shippingFee, NewShippingFee: shipping, Reason: c.Reason, ProposedBy: proposedBy,
 	}
-	o.items, o.shippingFee = items, shipping
+	o.items, o.shippingFee, o.discount = items, shipping, discount
 	o.record(now, "price_adjusted", "seller:"+o.sellerID, c.Reason, adj)
 	return nil
 }
@@ -485,7 +514,7 @@ func UnmarshalFromDatabase(s Stored) *Order {
 		cancelReason: s.CancelReason, lastDecline: s.LastDecline, shipment: s.Shipment,
 		paymentDueAt: s.PaymentDueAt, paidAttemptID: s.PaidAttemptID, deadlines: deadlines, attempts: slices.Clone(s.Attempts), refunds: slices.Clone(s.Refunds),
 		history: slices.Clone(s.History), cancelledBy: s.CancelledBy, cancellation: cloneCancellation(s.Cancellation),
-		dispute: cloneDispute(s.Dispute),
+		dispute: cloneDispute(s.Dispute), offer: cloneOffer(s.Offer), discount: s.Discount,
 	}
 }
 
@@ -512,6 +541,8 @@ type Stored struct {
 	CancelledBy                       Party
 	Cancellation                      *CancellationRequest
 	Dispute                           *Dispute
+	Offer                             *Offer
+	Discount                          int64
 }
 
 // Stored returns the order's fields as the store keeps them, with the
@@ -524,6 +555,6 @@ func (o *Order) Stored() Stored {
 		CancelReason: o.cancelReason, LastDecline: o.lastDecline, Shipment: o.shipment,
 		PaymentDueAt: o.paymentDueAt, PaidAttemptID: o.paidAttemptID, Deadlines: maps.Clone(o.deadlines), Attempts: slices.Clone(o.attempts), Refunds: slices.Clone(o.refunds),
 		History: o.History(), CancelledBy: o.cancelledBy, Cancellation: cloneCancellation(o.cancellation),
-		Dispute: cloneDispute(o.dispute),
+		Dispute: cloneDispute(o.dispute), Offer: cloneOffer(o.offer), Discount: o.discount,
 	}
 }

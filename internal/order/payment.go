@@ -131,13 +131,15 @@ type Policy struct {
 	// RefundLease is how long a refund worker has to finish a refund it
 	// started before another may take it over (a worker that died).
 	RefundLease time.Duration
+	// OfferTTL is how long a buyer's offer waits for the seller's answer.
+	OfferTTL time.Duration
 }
 
 // DefaultPolicy is the policy with Souk's defaults and no holidays.
 var DefaultPolicy = Policy{
 	VerificationTTL: 5 * time.Minute, ProcessingTimeout: 72 * time.Hour, MaxVerificationFailures: 3, RefundBankingDays: 15,
 	HandlingDay: 24 * time.Hour, CancelAnswerWindow: 72 * time.Hour, ProtectionDay: 24 * time.Hour,
-	DisputeAnswerWindow: 5 * 24 * time.Hour, RefundLease: 2 * time.Minute,
+	DisputeAnswerWindow: 5 * 24 * time.Hour, RefundLease: 2 * time.Minute, OfferTTL: 48 * time.Hour,
 }
 
 // openAttempt returns the attempt still waiting for the provider or the buyer, if any.
@@ -237,6 +239,7 @@ func (o *Order) ApplyResult(now time.Time, attemptID string, r Result, pol Polic
 		a.Status, a.Captured, a.NextCaptureAt = AttemptSucceeded, r.Captured, now.Add(CaptureGrace)
 		o.status = StatusAwaitingShipment
 		o.paidAttemptID = a.ID
+		o.closeOffer(now, OfferLapsed, "the order was paid")
 		o.lastDecline = Decline{}
 		o.closeAttemptDeadlines()
 		delete(o.deadlines, DeadlinePayment)

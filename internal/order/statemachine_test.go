@@ -41,6 +41,9 @@ func TestEveryStatusAndAction(t *testing.T) {
 	openRequest := func(st *order.Stored) {
 		st.Cancellation = &order.CancellationRequest{Reason: "no_longer_needed", AttributeTo: order.PartyBuyer, Status: order.RequestOpen, RequestedAt: t0}
 	}
+	openOffer := func(st *order.Stored) {
+		st.Offer = &order.Offer{Kind: order.OfferShippingFee, AmountMinor: 0, Currency: "USD", Status: order.OfferOpen, MadeAt: t0}
+	}
 	dispute := func(status order.DisputeStatus) func(*order.Stored) {
 		return func(st *order.Stored) {
 			st.Dispute = &order.Dispute{Reason: "damaged", RequestedAmount: usd(500), CounterAmount: usd(300), Status: status, OpenedAt: t0}
@@ -61,6 +64,9 @@ func TestEveryStatusAndAction(t *testing.T) {
 			return o.AdjustPrice(t0, order.PriceChange{ShippingFee: &fee, Reason: "free shipping"})
 		}},
 		{"pay", paying, nil, func(o *order.Order) error { return o.BeginPayment(t0, o.Total(), attempt("k2")) }},
+		{"make offer", paying, nil, func(o *order.Order) error { return o.MakeOffer(t0, order.OfferTotal, usd(100), "", pol) }},
+		{"accept offer", paying, openOffer, func(o *order.Order) error { return o.AnswerOffer(t0, true, "") }},
+		{"decline offer", paying, openOffer, func(o *order.Order) error { return o.AnswerOffer(t0, false, "no") }},
 		{"ship", []order.Status{order.StatusAwaitingShipment}, nil, func(o *order.Order) error {
 			return o.Ship(t0, order.Shipment{Carrier: "DHL", TrackingNumber: "JD01"}, pol)
 		}},

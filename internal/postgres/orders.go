@@ -20,7 +20,7 @@ import (
 const orderColumns = `id, checkout_id, buyer_id, seller_id, status, currency, items, shipping_fee_minor,
 	handling_days, version, created_at, updated_at, cancel_reason, last_decline_code, last_decline_message, shipment,
 	last_decline_advice, last_decline_retryable, cancelled_by, cancellation, dispute, payment_due_at,
-	protection_days, coalesce(paid_attempt_id::text, '')`
+	protection_days, discount_minor, offer, coalesce(paid_attempt_id::text, '')`
 
 // itemJSON is how an order's items are kept in its items column.
 type itemJSON struct {
@@ -45,6 +45,7 @@ type adjustmentJSON struct {
 	OldShippingFee int64  `json:"old_shipping_fee"`
 	NewShippingFee int64  `json:"new_shipping_fee"`
 	Reason         string `json:"reason"`
+	ProposedBy     string `json:"proposed_by,omitempty"`
 }
 
 func scanOrder(row pgx.Row) (order.Stored, error) {
@@ -58,7 +59,7 @@ func scanOrder(row pgx.Row) (order.Stored, error) {
 	err := row.Scan(&s.ID, &s.CheckoutID, &s.BuyerID, &s.SellerID, &status, &s.Currency, &items, &s.ShippingFee,
 		&s.HandlingDays, &s.Version, &s.CreatedAt, &s.UpdatedAt, &s.CancelReason, &s.LastDecline.Code,
 		&s.LastDecline.Message, &shipment, &s.LastDecline.Advice, &s.LastDecline.Retryable, &cancelledBy,
-		&s.Cancellation, &s.Dispute, &s.PaymentDueAt, &s.ProtectionDays, &s.PaidAttemptID)
+		&s.Cancellation, &s.Dispute, &s.PaymentDueAt, &s.ProtectionDays, &s.Discount, &s.Offer, &s.PaidAttemptID)
 	s.CancelledBy = order.Party(cancelledBy)
 	if err != nil {
 		return s, err
@@ -248,11 +249,11 @@ func (db *DB) CreateOrders(ctx context.Context, orders []*order.Order) error {
 		for _, o := range orders {
 			s := o.Stored()
 			b.Queue(`INSERT INTO orders (`+insertColumns+`, total_minor)
-				VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25)`,
+				VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27)`,
 				s.ID, s.CheckoutID, s.BuyerID, s.SellerID, string(s.Status), s.Currency, itemsJSON(s.Items), s.ShippingFee,
 				s.HandlingDays, 1, s.CreatedAt, s.UpdatedAt, s.CancelReason, s.LastDecline.Code, s.LastDecline.Message,
 				shipmentOf(s.Shipment), s.LastDecline.Advice, s.LastDecline.Retryable, string(s.CancelledBy),
-				s.Cancellation, s.Dispute, s.PaymentDueAt, s.ProtectionDays, nullUUID(s.PaidAttemptID), o.Total().Amount)
+				s.Cancellation, s.Dispute, s.PaymentDueAt, s.ProtectionDays, s.Discount, s.Offer, nullUUID(s.PaidAttemptID), o.Total().Amount)
 			queueDetails(b, o, s, order.Stored{})
 			// The orders now say what is held; the reservation has done its work.
 			b.Queue(`DELETE FROM stock_reservations WHERE checkout_id = $1`, s.CheckoutID)
@@ -393,11 +394,11 @@ func updateTx(ctx context.Context, tx pgx.Tx, id string, lock string, fn func(*o
 	b.Queue(`UPDATE orders SET status = $3, items = $4, shipping_fee_minor = $5, total_minor = $6,
 		version = version + 1, updated_at = $7, cancel_reason = $8, last_decline_code = $9,
 		last_decline_message = $10, shipment = $11, last_decline_advice = $12, last_decline_retryable = $13,
-		cancelled_by = $14, cancellation = $15, dispute = $16, paid_attempt_id = $17
+		cancelled_by = $14, cancellation = $15, dispute = $16, paid_attempt_id = $17, discount_minor = $18, offer = $19
 		WHERE id = $1 AND version = $2`,
 		n.ID, n.Version, string(n.Status), itemsJSON(n.Items), n.ShippingFee, o.Total().Amount, n.UpdatedAt,
 		n.CancelReason, n.LastDecline.Code, n.LastDecline.Message, shipmentOf(n.Shipment), n.LastDecline.Advice,
-		n.LastDecline.Retryable, string(n.CancelledBy), n.Cancellation, n.Dispute, nullUUID(n.PaidAttemptID)).Exec(func(tag pgconn.CommandTag) error {
+		n.LastDecline.Retryable, string(n.CancelledBy), n.Cancellation, n.Dispute, nullUUID(n.PaidAttemptID), n.Discount, n.Offer).Exec(func(tag pgconn.CommandTag) error {
 		if tag.RowsAffected() != 1 {
 			return fmt.Errorf("%w: order %s changed", order.ErrConflict, id)
 		}

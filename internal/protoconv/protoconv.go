@@ -77,6 +77,13 @@ func Order(o *order.Order, full bool) *orderv1.Order {
 	for _, r := range o.Refunds() {
 		p.Refunds = append(p.Refunds, Refund(o.ID(), r))
 	}
+	if d := o.Discount(); d > 0 {
+		p.Discount = Money(d, cur)
+	}
+	if f := o.Offer(); f != nil {
+		p.Offer = &orderv1.Offer{Kind: offerKinds[f.Kind], Amount: Money(f.AmountMinor, f.Currency), Note: f.Note, Status: string(f.Status),
+			MadeAt: Time(f.MadeAt), AnsweredAt: Time(f.AnsweredAt), Answer: f.Answer}
+	}
 	p.CancelledBy = string(o.CancelledBy())
 	if c := o.Cancellation(); c != nil {
 		p.CancellationRequest = &orderv1.CancellationRequest{
@@ -125,6 +132,7 @@ func Order(o *order.Order, full bool) *orderv1.Order {
 			h.PriceAdjustment = &orderv1.PriceAdjustment{
 				OldTotal: Money(a.OldTotal, cur), NewTotal: Money(a.NewTotal, cur),
 				OldShippingFee: Money(a.OldShippingFee, cur), NewShippingFee: Money(a.NewShippingFee, cur), Reason: a.Reason,
+				ProposedBy: a.ProposedBy,
 			}
 		}
 		p.History = append(p.History, h)
@@ -141,6 +149,21 @@ func SellerOrder(o *order.Order) *orderv1.Order {
 		a.CardBrand, a.CardLast4, a.Account = "", "", ""
 	}
 	return p
+}
+
+var offerKinds = map[order.OfferKind]orderv1.OfferKind{
+	order.OfferTotal:       orderv1.OfferKind_OFFER_KIND_TOTAL,
+	order.OfferShippingFee: orderv1.OfferKind_OFFER_KIND_SHIPPING_FEE,
+}
+
+// OfferKind translates an offer kind of a request (protovalidate refused unknown ones).
+func OfferKind(k orderv1.OfferKind) order.OfferKind {
+	for d, p := range offerKinds {
+		if p == k {
+			return d
+		}
+	}
+	return ""
 }
 
 var attemptStatuses = map[order.AttemptStatus]orderv1.PaymentAttemptStatus{

@@ -136,8 +136,36 @@ func (s *sellerService) update(ctx context.Context, id string, fn func(*order.Or
 	return o, nil
 }
 
-// AdjustOrderPrice reprices an unpaid order. It takes the order's lock so
-// that it waits for, or is refused during, a payment instead of racing it.
+// locked applies fn to one of the caller's unpaid orders under the order's
+// lock, so that a price change waits for, or is refused during, a payment
+// instead of racing it. Ownership is checked first: another store's seller
+// must never hold the lock.
+func (s *sellerService) locked(ctx context.Context, id string, fn func(*order.Order) error) (*order.Order, error) {
+	o, err := s.deps.DB.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := ownedBy(o, sellerID(ctx)); err != nil {
+		return nil, err
+	}
+	lk, err := s.deps.Locker.Obtain(ctx, id, adjustLockWait)
+	if err != nil {
+		return nil, err
+	}
+	defer lk.Release(ctx)
+	return s.update(ctx, id, fn)
+}
+
+// AnswerOffer accepts or declines the buyer's open offer, under the order's lock.
+func (s *sellerService) AnswerOffer(ctx context.Context, req *sellerv1.AnswerOfferRequest) (*sellerv1.AnswerOfferResponse, error) {
+	o, err := s.locked(ctx, req.OrderId, func(o *order.Order) error { return o.AnswerOffer(s.deps.Now(), req.Accept, req.Note) })
+	if err != nil {
+		return nil, err
+	}
+	return &sellerv1.AnswerOfferResponse{Order: protoconv.SellerOrder(o)}, nil
+}
+
+// AdjustOrderPrice reprices an unpaid order, under the order's lock.
 func (s *sellerService) AdjustOrderPrice(ctx context.Context, req *sellerv1.AdjustOrderPriceRequest) (*sellerv1.AdjustOrderPriceResponse, error) {
 	change := order.PriceChange{UnitPrices: map[string]order.Money{}, Reason: req.Reason}
 	for _, ip := range req.ItemPrices {
@@ -150,20 +178,7 @@ func (s *sellerService) AdjustOrderPrice(ctx context.Context, req *sellerv1.Adju
 		m := protoconv.FromMoney(req.ShippingFee)
 		change.ShippingFee = &m
 	}
-	// Ownership first: another store's seller must never hold the lock.
-	o, err := s.deps.DB.Get(ctx, req.OrderId)
-	if err != nil {
-		return nil, err
-	}
-	if err := ownedBy(o, sellerID(ctx)); err != nil {
-		return nil, err
-	}
-	lk, err := s.deps.Locker.Obtain(ctx, req.OrderId, adjustLockWait)
-	if err != nil {
-		return nil, err
-	}
-	defer lk.Release(ctx)
-	o, err = s.update(ctx, req.OrderId, func(o *order.Order) error { return o.AdjustPrice(s.deps.Now(), change) })
+	o, err := s.locked(ctx, req.OrderId, func(o *order.Order) error { return o.AdjustPrice(s.deps.Now(), change) })
 	if err != nil {
 		return nil, err
 	}

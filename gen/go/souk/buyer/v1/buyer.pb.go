@@ -2585,6 +2585,125 @@ func (x *ListOrderMessagesResponse) GetNextPageToken() string {
 	return ""
 }
 
+// MakeOfferRequest is a buyer's offer.
+type MakeOfferRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order's id.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// What the offer proposes.
+	Kind v1.OfferKind `protobuf:"varint,2,opt,name=kind,proto3,enum=souk.order.v1.OfferKind" json:"kind,omitempty"`
+	// The proposed total or shipping fee, below the current one.
+	Amount *v1.Money `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
+	// A note for the seller.
+	Note          string `protobuf:"bytes,4,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MakeOfferRequest) Reset() {
+	*x = MakeOfferRequest{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MakeOfferRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MakeOfferRequest) ProtoMessage() {}
+
+func (x *MakeOfferRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MakeOfferRequest.ProtoReflect.Descriptor instead.
+func (*MakeOfferRequest) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *MakeOfferRequest) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *MakeOfferRequest) GetKind() v1.OfferKind {
+	if x != nil {
+		return x.Kind
+	}
+	return v1.OfferKind(0)
+}
+
+func (x *MakeOfferRequest) GetAmount() *v1.Money {
+	if x != nil {
+		return x.Amount
+	}
+	return nil
+}
+
+func (x *MakeOfferRequest) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+// MakeOfferResponse holds the order with its offer.
+type MakeOfferResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order.
+	Order         *v1.Order `protobuf:"bytes,1,opt,name=order,proto3" json:"order,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MakeOfferResponse) Reset() {
+	*x = MakeOfferResponse{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MakeOfferResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MakeOfferResponse) ProtoMessage() {}
+
+func (x *MakeOfferResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MakeOfferResponse.ProtoReflect.Descriptor instead.
+func (*MakeOfferResponse) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *MakeOfferResponse) GetOrder() *v1.Order {
+	if x != nil {
+		return x.Order
+	}
+	return nil
+}
+
 var File_souk_buyer_v1_buyer_proto protoreflect.FileDescriptor
 
 const file_souk_buyer_v1_buyer_proto_rawDesc = "" +
@@ -2742,7 +2861,15 @@ const file_souk_buyer_v1_buyer_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\tpageToken\"|\n" +
 	"\x19ListOrderMessagesResponse\x127\n" +
 	"\bmessages\x18\x01 \x03(\v2\x1b.souk.order.v1.OrderMessageR\bmessages\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xc4\x13\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc5\x01\n" +
+	"\x10MakeOfferRequest\x12#\n" +
+	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x128\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x18.souk.order.v1.OfferKindB\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x04kind\x124\n" +
+	"\x06amount\x18\x03 \x01(\v2\x14.souk.order.v1.MoneyB\x06\xbaH\x03\xc8\x01\x01R\x06amount\x12\x1c\n" +
+	"\x04note\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\xf4\x03R\x04note\"?\n" +
+	"\x11MakeOfferResponse\x12*\n" +
+	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order2\xbc\x14\n" +
 	"\fBuyerService\x12d\n" +
 	"\bCheckout\x12\x1e.souk.buyer.v1.CheckoutRequest\x1a\x1f.souk.buyer.v1.CheckoutResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/checkout\x12e\n" +
 	"\n" +
@@ -2763,7 +2890,8 @@ const file_souk_buyer_v1_buyer_proto_rawDesc = "" +
 	"\x12AnswerCounterOffer\x12(.souk.buyer.v1.AnswerCounterOfferRequest\x1a).souk.buyer.v1.AnswerCounterOfferResponse\"5\x82\xd3\xe4\x93\x02/:\x01*\"*/v1/orders/{order_id}/dispute:answer-offer\x12\x8f\x01\n" +
 	"\x0eConfirmReceipt\x12$.souk.buyer.v1.ConfirmReceiptRequest\x1a%.souk.buyer.v1.ConfirmReceiptResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\"%/v1/orders/{order_id}:confirm-receipt\x12\x94\x01\n" +
 	"\x10SendOrderMessage\x12&.souk.buyer.v1.SendOrderMessageRequest\x1a'.souk.buyer.v1.SendOrderMessageResponse\"/\x82\xd3\xe4\x93\x02):\amessage\"\x1e/v1/orders/{order_id}/messages\x12\x8e\x01\n" +
-	"\x11ListOrderMessages\x12'.souk.buyer.v1.ListOrderMessagesRequest\x1a(.souk.buyer.v1.ListOrderMessagesResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/v1/orders/{order_id}/messages2\xa5\x01\n" +
+	"\x11ListOrderMessages\x12'.souk.buyer.v1.ListOrderMessagesRequest\x1a(.souk.buyer.v1.ListOrderMessagesResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/v1/orders/{order_id}/messages\x12v\n" +
+	"\tMakeOffer\x12\x1f.souk.buyer.v1.MakeOfferRequest\x1a .souk.buyer.v1.MakeOfferResponse\"&\x82\xd3\xe4\x93\x02 :\x01*\"\x1b/v1/orders/{order_id}/offer2\xa5\x01\n" +
 	"\x17ProviderCallbackService\x12\x89\x01\n" +
 	"\x12ReportPaymentEvent\x12(.souk.buyer.v1.ReportPaymentEventRequest\x1a).souk.buyer.v1.ReportPaymentEventResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/provider/eventsB7Z5github.com/souk-dev/souk/gen/go/souk/buyer/v1;buyerv1b\x06proto3"
 
@@ -2779,7 +2907,7 @@ func file_souk_buyer_v1_buyer_proto_rawDescGZIP() []byte {
 	return file_souk_buyer_v1_buyer_proto_rawDescData
 }
 
-var file_souk_buyer_v1_buyer_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_souk_buyer_v1_buyer_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_souk_buyer_v1_buyer_proto_goTypes = []any{
 	(*CheckoutItem)(nil),                   // 0: souk.buyer.v1.CheckoutItem
 	(*CheckoutRequest)(nil),                // 1: souk.buyer.v1.CheckoutRequest
@@ -2825,99 +2953,107 @@ var file_souk_buyer_v1_buyer_proto_goTypes = []any{
 	(*SendOrderMessageResponse)(nil),       // 41: souk.buyer.v1.SendOrderMessageResponse
 	(*ListOrderMessagesRequest)(nil),       // 42: souk.buyer.v1.ListOrderMessagesRequest
 	(*ListOrderMessagesResponse)(nil),      // 43: souk.buyer.v1.ListOrderMessagesResponse
-	(*v1.Order)(nil),                       // 44: souk.order.v1.Order
-	(v1.OrderStatus)(0),                    // 45: souk.order.v1.OrderStatus
-	(*timestamppb.Timestamp)(nil),          // 46: google.protobuf.Timestamp
-	(*v1.Money)(nil),                       // 47: souk.order.v1.Money
-	(*v1.PaymentAttempt)(nil),              // 48: souk.order.v1.PaymentAttempt
-	(*v1.Refund)(nil),                      // 49: souk.order.v1.Refund
-	(*v1.EvidenceInput)(nil),               // 50: souk.order.v1.EvidenceInput
-	(*v1.MessageInput)(nil),                // 51: souk.order.v1.MessageInput
-	(*v1.OrderMessage)(nil),                // 52: souk.order.v1.OrderMessage
+	(*MakeOfferRequest)(nil),               // 44: souk.buyer.v1.MakeOfferRequest
+	(*MakeOfferResponse)(nil),              // 45: souk.buyer.v1.MakeOfferResponse
+	(*v1.Order)(nil),                       // 46: souk.order.v1.Order
+	(v1.OrderStatus)(0),                    // 47: souk.order.v1.OrderStatus
+	(*timestamppb.Timestamp)(nil),          // 48: google.protobuf.Timestamp
+	(*v1.Money)(nil),                       // 49: souk.order.v1.Money
+	(*v1.PaymentAttempt)(nil),              // 50: souk.order.v1.PaymentAttempt
+	(*v1.Refund)(nil),                      // 51: souk.order.v1.Refund
+	(*v1.EvidenceInput)(nil),               // 52: souk.order.v1.EvidenceInput
+	(*v1.MessageInput)(nil),                // 53: souk.order.v1.MessageInput
+	(*v1.OrderMessage)(nil),                // 54: souk.order.v1.OrderMessage
+	(v1.OfferKind)(0),                      // 55: souk.order.v1.OfferKind
 }
 var file_souk_buyer_v1_buyer_proto_depIdxs = []int32{
 	0,  // 0: souk.buyer.v1.CheckoutRequest.items:type_name -> souk.buyer.v1.CheckoutItem
-	44, // 1: souk.buyer.v1.CheckoutResponse.orders:type_name -> souk.order.v1.Order
-	45, // 2: souk.buyer.v1.ListOrdersRequest.status:type_name -> souk.order.v1.OrderStatus
-	46, // 3: souk.buyer.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
-	46, // 4: souk.buyer.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
-	44, // 5: souk.buyer.v1.ListOrdersResponse.orders:type_name -> souk.order.v1.Order
-	44, // 6: souk.buyer.v1.GetOrderResponse.order:type_name -> souk.order.v1.Order
-	47, // 7: souk.buyer.v1.PayOrderRequest.expected_total:type_name -> souk.order.v1.Money
+	46, // 1: souk.buyer.v1.CheckoutResponse.orders:type_name -> souk.order.v1.Order
+	47, // 2: souk.buyer.v1.ListOrdersRequest.status:type_name -> souk.order.v1.OrderStatus
+	48, // 3: souk.buyer.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
+	48, // 4: souk.buyer.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
+	46, // 5: souk.buyer.v1.ListOrdersResponse.orders:type_name -> souk.order.v1.Order
+	46, // 6: souk.buyer.v1.GetOrderResponse.order:type_name -> souk.order.v1.Order
+	49, // 7: souk.buyer.v1.PayOrderRequest.expected_total:type_name -> souk.order.v1.Money
 	7,  // 8: souk.buyer.v1.PayOrderRequest.card:type_name -> souk.buyer.v1.Card
 	9,  // 9: souk.buyer.v1.PayOrderRequest.wallet:type_name -> souk.buyer.v1.Wallet
 	10, // 10: souk.buyer.v1.PayOrderRequest.bank_transfer:type_name -> souk.buyer.v1.BankTransfer
-	44, // 11: souk.buyer.v1.PayOrderResponse.order:type_name -> souk.order.v1.Order
-	48, // 12: souk.buyer.v1.PayOrderResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
-	44, // 13: souk.buyer.v1.VerifyPaymentResponse.order:type_name -> souk.order.v1.Order
-	48, // 14: souk.buyer.v1.VerifyPaymentResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
-	47, // 15: souk.buyer.v1.OrderPayment.expected_total:type_name -> souk.order.v1.Money
+	46, // 11: souk.buyer.v1.PayOrderResponse.order:type_name -> souk.order.v1.Order
+	50, // 12: souk.buyer.v1.PayOrderResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
+	46, // 13: souk.buyer.v1.VerifyPaymentResponse.order:type_name -> souk.order.v1.Order
+	50, // 14: souk.buyer.v1.VerifyPaymentResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
+	49, // 15: souk.buyer.v1.OrderPayment.expected_total:type_name -> souk.order.v1.Money
 	14, // 16: souk.buyer.v1.PayOrdersRequest.orders:type_name -> souk.buyer.v1.OrderPayment
 	7,  // 17: souk.buyer.v1.PayOrdersRequest.card:type_name -> souk.buyer.v1.Card
 	9,  // 18: souk.buyer.v1.PayOrdersRequest.wallet:type_name -> souk.buyer.v1.Wallet
 	10, // 19: souk.buyer.v1.PayOrdersRequest.bank_transfer:type_name -> souk.buyer.v1.BankTransfer
-	44, // 20: souk.buyer.v1.OrderPaymentResult.order:type_name -> souk.order.v1.Order
-	48, // 21: souk.buyer.v1.OrderPaymentResult.attempt:type_name -> souk.order.v1.PaymentAttempt
+	46, // 20: souk.buyer.v1.OrderPaymentResult.order:type_name -> souk.order.v1.Order
+	50, // 21: souk.buyer.v1.OrderPaymentResult.attempt:type_name -> souk.order.v1.PaymentAttempt
 	16, // 22: souk.buyer.v1.PayOrdersResponse.results:type_name -> souk.buyer.v1.OrderPaymentResult
-	49, // 23: souk.buyer.v1.ListRefundsResponse.refunds:type_name -> souk.order.v1.Refund
-	44, // 24: souk.buyer.v1.CancelOrderResponse.order:type_name -> souk.order.v1.Order
-	44, // 25: souk.buyer.v1.ConfirmReceiptResponse.order:type_name -> souk.order.v1.Order
-	44, // 26: souk.buyer.v1.RequestCancellationResponse.order:type_name -> souk.order.v1.Order
-	44, // 27: souk.buyer.v1.WithdrawCancellationResponse.order:type_name -> souk.order.v1.Order
-	44, // 28: souk.buyer.v1.AskProtectionExtensionResponse.order:type_name -> souk.order.v1.Order
-	47, // 29: souk.buyer.v1.OpenDisputeRequest.refund_amount:type_name -> souk.order.v1.Money
-	50, // 30: souk.buyer.v1.OpenDisputeRequest.evidence:type_name -> souk.order.v1.EvidenceInput
-	44, // 31: souk.buyer.v1.OpenDisputeResponse.order:type_name -> souk.order.v1.Order
-	50, // 32: souk.buyer.v1.AddDisputeEvidenceRequest.evidence:type_name -> souk.order.v1.EvidenceInput
-	44, // 33: souk.buyer.v1.AddDisputeEvidenceResponse.order:type_name -> souk.order.v1.Order
-	44, // 34: souk.buyer.v1.WithdrawDisputeResponse.order:type_name -> souk.order.v1.Order
-	44, // 35: souk.buyer.v1.AnswerCounterOfferResponse.order:type_name -> souk.order.v1.Order
-	51, // 36: souk.buyer.v1.SendOrderMessageRequest.message:type_name -> souk.order.v1.MessageInput
-	52, // 37: souk.buyer.v1.SendOrderMessageResponse.message:type_name -> souk.order.v1.OrderMessage
-	52, // 38: souk.buyer.v1.ListOrderMessagesResponse.messages:type_name -> souk.order.v1.OrderMessage
-	1,  // 39: souk.buyer.v1.BuyerService.Checkout:input_type -> souk.buyer.v1.CheckoutRequest
-	3,  // 40: souk.buyer.v1.BuyerService.ListOrders:input_type -> souk.buyer.v1.ListOrdersRequest
-	5,  // 41: souk.buyer.v1.BuyerService.GetOrder:input_type -> souk.buyer.v1.GetOrderRequest
-	8,  // 42: souk.buyer.v1.BuyerService.PayOrder:input_type -> souk.buyer.v1.PayOrderRequest
-	20, // 43: souk.buyer.v1.BuyerService.CancelOrder:input_type -> souk.buyer.v1.CancelOrderRequest
-	12, // 44: souk.buyer.v1.BuyerService.VerifyPayment:input_type -> souk.buyer.v1.VerifyPaymentRequest
-	15, // 45: souk.buyer.v1.BuyerService.PayOrders:input_type -> souk.buyer.v1.PayOrdersRequest
-	18, // 46: souk.buyer.v1.BuyerService.ListRefunds:input_type -> souk.buyer.v1.ListRefundsRequest
-	24, // 47: souk.buyer.v1.BuyerService.RequestCancellation:input_type -> souk.buyer.v1.RequestCancellationRequest
-	26, // 48: souk.buyer.v1.BuyerService.WithdrawCancellation:input_type -> souk.buyer.v1.WithdrawCancellationRequest
-	28, // 49: souk.buyer.v1.BuyerService.AskProtectionExtension:input_type -> souk.buyer.v1.AskProtectionExtensionRequest
-	30, // 50: souk.buyer.v1.BuyerService.OpenDispute:input_type -> souk.buyer.v1.OpenDisputeRequest
-	32, // 51: souk.buyer.v1.BuyerService.AddDisputeEvidence:input_type -> souk.buyer.v1.AddDisputeEvidenceRequest
-	34, // 52: souk.buyer.v1.BuyerService.WithdrawDispute:input_type -> souk.buyer.v1.WithdrawDisputeRequest
-	36, // 53: souk.buyer.v1.BuyerService.AnswerCounterOffer:input_type -> souk.buyer.v1.AnswerCounterOfferRequest
-	22, // 54: souk.buyer.v1.BuyerService.ConfirmReceipt:input_type -> souk.buyer.v1.ConfirmReceiptRequest
-	40, // 55: souk.buyer.v1.BuyerService.SendOrderMessage:input_type -> souk.buyer.v1.SendOrderMessageRequest
-	42, // 56: souk.buyer.v1.BuyerService.ListOrderMessages:input_type -> souk.buyer.v1.ListOrderMessagesRequest
-	38, // 57: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:input_type -> souk.buyer.v1.ReportPaymentEventRequest
-	2,  // 58: souk.buyer.v1.BuyerService.Checkout:output_type -> souk.buyer.v1.CheckoutResponse
-	4,  // 59: souk.buyer.v1.BuyerService.ListOrders:output_type -> souk.buyer.v1.ListOrdersResponse
-	6,  // 60: souk.buyer.v1.BuyerService.GetOrder:output_type -> souk.buyer.v1.GetOrderResponse
-	11, // 61: souk.buyer.v1.BuyerService.PayOrder:output_type -> souk.buyer.v1.PayOrderResponse
-	21, // 62: souk.buyer.v1.BuyerService.CancelOrder:output_type -> souk.buyer.v1.CancelOrderResponse
-	13, // 63: souk.buyer.v1.BuyerService.VerifyPayment:output_type -> souk.buyer.v1.VerifyPaymentResponse
-	17, // 64: souk.buyer.v1.BuyerService.PayOrders:output_type -> souk.buyer.v1.PayOrdersResponse
-	19, // 65: souk.buyer.v1.BuyerService.ListRefunds:output_type -> souk.buyer.v1.ListRefundsResponse
-	25, // 66: souk.buyer.v1.BuyerService.RequestCancellation:output_type -> souk.buyer.v1.RequestCancellationResponse
-	27, // 67: souk.buyer.v1.BuyerService.WithdrawCancellation:output_type -> souk.buyer.v1.WithdrawCancellationResponse
-	29, // 68: souk.buyer.v1.BuyerService.AskProtectionExtension:output_type -> souk.buyer.v1.AskProtectionExtensionResponse
-	31, // 69: souk.buyer.v1.BuyerService.OpenDispute:output_type -> souk.buyer.v1.OpenDisputeResponse
-	33, // 70: souk.buyer.v1.BuyerService.AddDisputeEvidence:output_type -> souk.buyer.v1.AddDisputeEvidenceResponse
-	35, // 71: souk.buyer.v1.BuyerService.WithdrawDispute:output_type -> souk.buyer.v1.WithdrawDisputeResponse
-	37, // 72: souk.buyer.v1.BuyerService.AnswerCounterOffer:output_type -> souk.buyer.v1.AnswerCounterOfferResponse
-	23, // 73: souk.buyer.v1.BuyerService.ConfirmReceipt:output_type -> souk.buyer.v1.ConfirmReceiptResponse
-	41, // 74: souk.buyer.v1.BuyerService.SendOrderMessage:output_type -> souk.buyer.v1.SendOrderMessageResponse
-	43, // 75: souk.buyer.v1.BuyerService.ListOrderMessages:output_type -> souk.buyer.v1.ListOrderMessagesResponse
-	39, // 76: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:output_type -> souk.buyer.v1.ReportPaymentEventResponse
-	58, // [58:77] is the sub-list for method output_type
-	39, // [39:58] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	51, // 23: souk.buyer.v1.ListRefundsResponse.refunds:type_name -> souk.order.v1.Refund
+	46, // 24: souk.buyer.v1.CancelOrderResponse.order:type_name -> souk.order.v1.Order
+	46, // 25: souk.buyer.v1.ConfirmReceiptResponse.order:type_name -> souk.order.v1.Order
+	46, // 26: souk.buyer.v1.RequestCancellationResponse.order:type_name -> souk.order.v1.Order
+	46, // 27: souk.buyer.v1.WithdrawCancellationResponse.order:type_name -> souk.order.v1.Order
+	46, // 28: souk.buyer.v1.AskProtectionExtensionResponse.order:type_name -> souk.order.v1.Order
+	49, // 29: souk.buyer.v1.OpenDisputeRequest.refund_amount:type_name -> souk.order.v1.Money
+	52, // 30: souk.buyer.v1.OpenDisputeRequest.evidence:type_name -> souk.order.v1.EvidenceInput
+	46, // 31: souk.buyer.v1.OpenDisputeResponse.order:type_name -> souk.order.v1.Order
+	52, // 32: souk.buyer.v1.AddDisputeEvidenceRequest.evidence:type_name -> souk.order.v1.EvidenceInput
+	46, // 33: souk.buyer.v1.AddDisputeEvidenceResponse.order:type_name -> souk.order.v1.Order
+	46, // 34: souk.buyer.v1.WithdrawDisputeResponse.order:type_name -> souk.order.v1.Order
+	46, // 35: souk.buyer.v1.AnswerCounterOfferResponse.order:type_name -> souk.order.v1.Order
+	53, // 36: souk.buyer.v1.SendOrderMessageRequest.message:type_name -> souk.order.v1.MessageInput
+	54, // 37: souk.buyer.v1.SendOrderMessageResponse.message:type_name -> souk.order.v1.OrderMessage
+	54, // 38: souk.buyer.v1.ListOrderMessagesResponse.messages:type_name -> souk.order.v1.OrderMessage
+	55, // 39: souk.buyer.v1.MakeOfferRequest.kind:type_name -> souk.order.v1.OfferKind
+	49, // 40: souk.buyer.v1.MakeOfferRequest.amount:type_name -> souk.order.v1.Money
+	46, // 41: souk.buyer.v1.MakeOfferResponse.order:type_name -> souk.order.v1.Order
+	1,  // 42: souk.buyer.v1.BuyerService.Checkout:input_type -> souk.buyer.v1.CheckoutRequest
+	3,  // 43: souk.buyer.v1.BuyerService.ListOrders:input_type -> souk.buyer.v1.ListOrdersRequest
+	5,  // 44: souk.buyer.v1.BuyerService.GetOrder:input_type -> souk.buyer.v1.GetOrderRequest
+	8,  // 45: souk.buyer.v1.BuyerService.PayOrder:input_type -> souk.buyer.v1.PayOrderRequest
+	20, // 46: souk.buyer.v1.BuyerService.CancelOrder:input_type -> souk.buyer.v1.CancelOrderRequest
+	12, // 47: souk.buyer.v1.BuyerService.VerifyPayment:input_type -> souk.buyer.v1.VerifyPaymentRequest
+	15, // 48: souk.buyer.v1.BuyerService.PayOrders:input_type -> souk.buyer.v1.PayOrdersRequest
+	18, // 49: souk.buyer.v1.BuyerService.ListRefunds:input_type -> souk.buyer.v1.ListRefundsRequest
+	24, // 50: souk.buyer.v1.BuyerService.RequestCancellation:input_type -> souk.buyer.v1.RequestCancellationRequest
+	26, // 51: souk.buyer.v1.BuyerService.WithdrawCancellation:input_type -> souk.buyer.v1.WithdrawCancellationRequest
+	28, // 52: souk.buyer.v1.BuyerService.AskProtectionExtension:input_type -> souk.buyer.v1.AskProtectionExtensionRequest
+	30, // 53: souk.buyer.v1.BuyerService.OpenDispute:input_type -> souk.buyer.v1.OpenDisputeRequest
+	32, // 54: souk.buyer.v1.BuyerService.AddDisputeEvidence:input_type -> souk.buyer.v1.AddDisputeEvidenceRequest
+	34, // 55: souk.buyer.v1.BuyerService.WithdrawDispute:input_type -> souk.buyer.v1.WithdrawDisputeRequest
+	36, // 56: souk.buyer.v1.BuyerService.AnswerCounterOffer:input_type -> souk.buyer.v1.AnswerCounterOfferRequest
+	22, // 57: souk.buyer.v1.BuyerService.ConfirmReceipt:input_type -> souk.buyer.v1.ConfirmReceiptRequest
+	40, // 58: souk.buyer.v1.BuyerService.SendOrderMessage:input_type -> souk.buyer.v1.SendOrderMessageRequest
+	42, // 59: souk.buyer.v1.BuyerService.ListOrderMessages:input_type -> souk.buyer.v1.ListOrderMessagesRequest
+	44, // 60: souk.buyer.v1.BuyerService.MakeOffer:input_type -> souk.buyer.v1.MakeOfferRequest
+	38, // 61: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:input_type -> souk.buyer.v1.ReportPaymentEventRequest
+	2,  // 62: souk.buyer.v1.BuyerService.Checkout:output_type -> souk.buyer.v1.CheckoutResponse
+	4,  // 63: souk.buyer.v1.BuyerService.ListOrders:output_type -> souk.buyer.v1.ListOrdersResponse
+	6,  // 64: souk.buyer.v1.BuyerService.GetOrder:output_type -> souk.buyer.v1.GetOrderResponse
+	11, // 65: souk.buyer.v1.BuyerService.PayOrder:output_type -> souk.buyer.v1.PayOrderResponse
+	21, // 66: souk.buyer.v1.BuyerService.CancelOrder:output_type -> souk.buyer.v1.CancelOrderResponse
+	13, // 67: souk.buyer.v1.BuyerService.VerifyPayment:output_type -> souk.buyer.v1.VerifyPaymentResponse
+	17, // 68: souk.buyer.v1.BuyerService.PayOrders:output_type -> souk.buyer.v1.PayOrdersResponse
+	19, // 69: souk.buyer.v1.BuyerService.ListRefunds:output_type -> souk.buyer.v1.ListRefundsResponse
+	25, // 70: souk.buyer.v1.BuyerService.RequestCancellation:output_type -> souk.buyer.v1.RequestCancellationResponse
+	27, // 71: souk.buyer.v1.BuyerService.WithdrawCancellation:output_type -> souk.buyer.v1.WithdrawCancellationResponse
+	29, // 72: souk.buyer.v1.BuyerService.AskProtectionExtension:output_type -> souk.buyer.v1.AskProtectionExtensionResponse
+	31, // 73: souk.buyer.v1.BuyerService.OpenDispute:output_type -> souk.buyer.v1.OpenDisputeResponse
+	33, // 74: souk.buyer.v1.BuyerService.AddDisputeEvidence:output_type -> souk.buyer.v1.AddDisputeEvidenceResponse
+	35, // 75: souk.buyer.v1.BuyerService.WithdrawDispute:output_type -> souk.buyer.v1.WithdrawDisputeResponse
+	37, // 76: souk.buyer.v1.BuyerService.AnswerCounterOffer:output_type -> souk.buyer.v1.AnswerCounterOfferResponse
+	23, // 77: souk.buyer.v1.BuyerService.ConfirmReceipt:output_type -> souk.buyer.v1.ConfirmReceiptResponse
+	41, // 78: souk.buyer.v1.BuyerService.SendOrderMessage:output_type -> souk.buyer.v1.SendOrderMessageResponse
+	43, // 79: souk.buyer.v1.BuyerService.ListOrderMessages:output_type -> souk.buyer.v1.ListOrderMessagesResponse
+	45, // 80: souk.buyer.v1.BuyerService.MakeOffer:output_type -> souk.buyer.v1.MakeOfferResponse
+	39, // 81: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:output_type -> souk.buyer.v1.ReportPaymentEventResponse
+	62, // [62:82] is the sub-list for method output_type
+	42, // [42:62] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_souk_buyer_v1_buyer_proto_init() }
@@ -2941,7 +3077,7 @@ func file_souk_buyer_v1_buyer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_souk_buyer_v1_buyer_proto_rawDesc), len(file_souk_buyer_v1_buyer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   44,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -37,6 +37,7 @@ const (
 	BuyerService_ConfirmReceipt_FullMethodName         = "/souk.buyer.v1.BuyerService/ConfirmReceipt"
 	BuyerService_SendOrderMessage_FullMethodName       = "/souk.buyer.v1.BuyerService/SendOrderMessage"
 	BuyerService_ListOrderMessages_FullMethodName      = "/souk.buyer.v1.BuyerService/ListOrderMessages"
+	BuyerService_MakeOffer_FullMethodName              = "/souk.buyer.v1.BuyerService/MakeOffer"
 )
 
 // BuyerServiceClient is the client API for BuyerService service.
@@ -91,6 +92,10 @@ type BuyerServiceClient interface {
 	SendOrderMessage(ctx context.Context, in *SendOrderMessageRequest, opts ...grpc.CallOption) (*SendOrderMessageResponse, error)
 	// ListOrderMessages pages the order's conversation, oldest first.
 	ListOrderMessages(ctx context.Context, in *ListOrderMessagesRequest, opts ...grpc.CallOption) (*ListOrderMessagesResponse, error)
+	// MakeOffer proposes a lower total or shipping fee for an unpaid order,
+	// with a note; the seller accepts or declines it. One offer is open at a
+	// time; it lapses after 48 hours or with the payment window.
+	MakeOffer(ctx context.Context, in *MakeOfferRequest, opts ...grpc.CallOption) (*MakeOfferResponse, error)
 }
 
 type buyerServiceClient struct {
@@ -281,6 +286,16 @@ func (c *buyerServiceClient) ListOrderMessages(ctx context.Context, in *ListOrde
 	return out, nil
 }
 
+func (c *buyerServiceClient) MakeOffer(ctx context.Context, in *MakeOfferRequest, opts ...grpc.CallOption) (*MakeOfferResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MakeOfferResponse)
+	err := c.cc.Invoke(ctx, BuyerService_MakeOffer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BuyerServiceServer is the server API for BuyerService service.
 // All implementations must embed UnimplementedBuyerServiceServer
 // for forward compatibility.
@@ -333,6 +348,10 @@ type BuyerServiceServer interface {
 	SendOrderMessage(context.Context, *SendOrderMessageRequest) (*SendOrderMessageResponse, error)
 	// ListOrderMessages pages the order's conversation, oldest first.
 	ListOrderMessages(context.Context, *ListOrderMessagesRequest) (*ListOrderMessagesResponse, error)
+	// MakeOffer proposes a lower total or shipping fee for an unpaid order,
+	// with a note; the seller accepts or declines it. One offer is open at a
+	// time; it lapses after 48 hours or with the payment window.
+	MakeOffer(context.Context, *MakeOfferRequest) (*MakeOfferResponse, error)
 	mustEmbedUnimplementedBuyerServiceServer()
 }
 
@@ -396,6 +415,9 @@ func (UnimplementedBuyerServiceServer) SendOrderMessage(context.Context, *SendOr
 }
 func (UnimplementedBuyerServiceServer) ListOrderMessages(context.Context, *ListOrderMessagesRequest) (*ListOrderMessagesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListOrderMessages not implemented")
+}
+func (UnimplementedBuyerServiceServer) MakeOffer(context.Context, *MakeOfferRequest) (*MakeOfferResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method MakeOffer not implemented")
 }
 func (UnimplementedBuyerServiceServer) mustEmbedUnimplementedBuyerServiceServer() {}
 func (UnimplementedBuyerServiceServer) testEmbeddedByValue()                      {}
@@ -742,6 +764,24 @@ func _BuyerService_ListOrderMessages_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _BuyerService_MakeOffer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MakeOfferRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BuyerServiceServer).MakeOffer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BuyerService_MakeOffer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BuyerServiceServer).MakeOffer(ctx, req.(*MakeOfferRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // BuyerService_ServiceDesc is the grpc.ServiceDesc for BuyerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -820,6 +860,10 @@ var BuyerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListOrderMessages",
 			Handler:    _BuyerService_ListOrderMessages_Handler,
+		},
+		{
+			MethodName: "MakeOffer",
+			Handler:    _BuyerService_MakeOffer_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

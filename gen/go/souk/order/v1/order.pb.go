@@ -284,6 +284,59 @@ func (RefundStatus) EnumDescriptor() ([]byte, []int) {
 	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{3}
 }
 
+// OfferKind is what a buyer's offer proposes.
+type OfferKind int32
+
+const (
+	// Not set.
+	OfferKind_OFFER_KIND_UNSPECIFIED OfferKind = 0
+	// A lower total; accepted, the difference becomes the order's discount.
+	OfferKind_OFFER_KIND_TOTAL OfferKind = 1
+	// A lower shipping fee.
+	OfferKind_OFFER_KIND_SHIPPING_FEE OfferKind = 2
+)
+
+// Enum value maps for OfferKind.
+var (
+	OfferKind_name = map[int32]string{
+		0: "OFFER_KIND_UNSPECIFIED",
+		1: "OFFER_KIND_TOTAL",
+		2: "OFFER_KIND_SHIPPING_FEE",
+	}
+	OfferKind_value = map[string]int32{
+		"OFFER_KIND_UNSPECIFIED":  0,
+		"OFFER_KIND_TOTAL":        1,
+		"OFFER_KIND_SHIPPING_FEE": 2,
+	}
+)
+
+func (x OfferKind) Enum() *OfferKind {
+	p := new(OfferKind)
+	*p = x
+	return p
+}
+
+func (x OfferKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (OfferKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_souk_order_v1_order_proto_enumTypes[4].Descriptor()
+}
+
+func (OfferKind) Type() protoreflect.EnumType {
+	return &file_souk_order_v1_order_proto_enumTypes[4]
+}
+
+func (x OfferKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use OfferKind.Descriptor instead.
+func (OfferKind) EnumDescriptor() ([]byte, []int) {
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{4}
+}
+
 // Money is an exact amount: an integer number of minor units (cents, fen,
 // kopecks) of an ISO 4217 currency. Souk never represents money as a float.
 type Money struct {
@@ -845,8 +898,12 @@ type PriceAdjustment struct {
 	OldShippingFee *Money `protobuf:"bytes,3,opt,name=old_shipping_fee,json=oldShippingFee,proto3" json:"old_shipping_fee,omitempty"`
 	// The shipping fee after.
 	NewShippingFee *Money `protobuf:"bytes,4,opt,name=new_shipping_fee,json=newShippingFee,proto3" json:"new_shipping_fee,omitempty"`
-	// Why the seller changed the price, for example "bulk discount".
-	Reason        string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Why the seller changed the price, for example "bulk discount", or
+	// "offer accepted".
+	Reason string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Who proposed it when the seller accepted a proposal ("buyer:<id>" for
+	// an offer); empty for the seller's own change.
+	ProposedBy    string `protobuf:"bytes,6,opt,name=proposed_by,json=proposedBy,proto3" json:"proposed_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -912,6 +969,13 @@ func (x *PriceAdjustment) GetNewShippingFee() *Money {
 func (x *PriceAdjustment) GetReason() string {
 	if x != nil {
 		return x.Reason
+	}
+	return ""
+}
+
+func (x *PriceAdjustment) GetProposedBy() string {
+	if x != nil {
+		return x.ProposedBy
 	}
 	return ""
 }
@@ -1115,8 +1179,13 @@ type Order struct {
 	// Days of buyer protection after shipping, kept from checkout (the
 	// longest of the order's products').
 	ProtectionDays int32 `protobuf:"varint,24,opt,name=protection_days,json=protectionDays,proto3" json:"protection_days,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The buyer's latest offer, if any.
+	Offer *Offer `protobuf:"bytes,25,opt,name=offer,proto3" json:"offer,omitempty"`
+	// What an accepted offer of a lower total took off items and shipping
+	// (total = items_total + shipping_fee - discount).
+	Discount      *Money `protobuf:"bytes,26,opt,name=discount,proto3" json:"discount,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Order) Reset() {
@@ -1308,6 +1377,20 @@ func (x *Order) GetProtectionDays() int32 {
 		return x.ProtectionDays
 	}
 	return 0
+}
+
+func (x *Order) GetOffer() *Offer {
+	if x != nil {
+		return x.Offer
+	}
+	return nil
+}
+
+func (x *Order) GetDiscount() *Money {
+	if x != nil {
+		return x.Discount
+	}
+	return nil
 }
 
 // CancellationRequest is a buyer's request to cancel a paid order.
@@ -1833,6 +1916,108 @@ func (x *Dispute) GetResolvedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// Offer is a buyer's proposal for an unpaid order, which the seller
+// accepts (a price adjustment) or declines.
+type Offer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What it proposes.
+	Kind OfferKind `protobuf:"varint,1,opt,name=kind,proto3,enum=souk.order.v1.OfferKind" json:"kind,omitempty"`
+	// The proposed total or shipping fee.
+	Amount *Money `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
+	// The buyer's note.
+	Note string `protobuf:"bytes,3,opt,name=note,proto3" json:"note,omitempty"`
+	// OPEN, ACCEPTED, DECLINED or LAPSED (unanswered in time, or the order
+	// was paid or cancelled first).
+	Status string `protobuf:"bytes,4,opt,name=status,proto3" json:"status,omitempty"`
+	// When the buyer made it.
+	MadeAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=made_at,json=madeAt,proto3" json:"made_at,omitempty"`
+	// When it was answered or lapsed.
+	AnsweredAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=answered_at,json=answeredAt,proto3" json:"answered_at,omitempty"`
+	// The seller's note, or why it lapsed.
+	Answer        string `protobuf:"bytes,7,opt,name=answer,proto3" json:"answer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Offer) Reset() {
+	*x = Offer{}
+	mi := &file_souk_order_v1_order_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Offer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Offer) ProtoMessage() {}
+
+func (x *Offer) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_order_v1_order_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Offer.ProtoReflect.Descriptor instead.
+func (*Offer) Descriptor() ([]byte, []int) {
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *Offer) GetKind() OfferKind {
+	if x != nil {
+		return x.Kind
+	}
+	return OfferKind_OFFER_KIND_UNSPECIFIED
+}
+
+func (x *Offer) GetAmount() *Money {
+	if x != nil {
+		return x.Amount
+	}
+	return nil
+}
+
+func (x *Offer) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+func (x *Offer) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *Offer) GetMadeAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.MadeAt
+	}
+	return nil
+}
+
+func (x *Offer) GetAnsweredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AnsweredAt
+	}
+	return nil
+}
+
+func (x *Offer) GetAnswer() string {
+	if x != nil {
+		return x.Answer
+	}
+	return ""
+}
+
 var File_souk_order_v1_order_proto protoreflect.FileDescriptor
 
 const file_souk_order_v1_order_proto_rawDesc = "" +
@@ -1889,13 +2074,15 @@ const file_souk_order_v1_order_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12=\n" +
 	"\fcompleted_at\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\vcompletedAt\"\x8f\x02\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\vcompletedAt\"\xb0\x02\n" +
 	"\x0fPriceAdjustment\x121\n" +
 	"\told_total\x18\x01 \x01(\v2\x14.souk.order.v1.MoneyR\boldTotal\x121\n" +
 	"\tnew_total\x18\x02 \x01(\v2\x14.souk.order.v1.MoneyR\bnewTotal\x12>\n" +
 	"\x10old_shipping_fee\x18\x03 \x01(\v2\x14.souk.order.v1.MoneyR\x0eoldShippingFee\x12>\n" +
 	"\x10new_shipping_fee\x18\x04 \x01(\v2\x14.souk.order.v1.MoneyR\x0enewShippingFee\x12\x16\n" +
-	"\x06reason\x18\x05 \x01(\tR\x06reason\"\xf0\x01\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12\x1f\n" +
+	"\vproposed_by\x18\x06 \x01(\tR\n" +
+	"proposedBy\"\xf0\x01\n" +
 	"\fHistoryEntry\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x03R\bsequence\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x14\n" +
@@ -1906,7 +2093,7 @@ const file_souk_order_v1_order_proto_rawDesc = "" +
 	"\x10price_adjustment\x18\x06 \x01(\v2\x1e.souk.order.v1.PriceAdjustmentR\x0fpriceAdjustment\"Q\n" +
 	"\bDeadline\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x121\n" +
-	"\x06due_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\"\xd2\b\n" +
+	"\x06due_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\"\xb0\t\n" +
 	"\x05Order\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vcheckout_id\x18\x02 \x01(\tR\n" +
@@ -1935,7 +2122,9 @@ const file_souk_order_v1_order_proto_rawDesc = "" +
 	"\fcancelled_by\x18\x15 \x01(\tR\vcancelledBy\x12U\n" +
 	"\x14cancellation_request\x18\x16 \x01(\v2\".souk.order.v1.CancellationRequestR\x13cancellationRequest\x120\n" +
 	"\adispute\x18\x17 \x01(\v2\x16.souk.order.v1.DisputeR\adispute\x12'\n" +
-	"\x0fprotection_days\x18\x18 \x01(\x05R\x0eprotectionDays\"\x92\x02\n" +
+	"\x0fprotection_days\x18\x18 \x01(\x05R\x0eprotectionDays\x12*\n" +
+	"\x05offer\x18\x19 \x01(\v2\x14.souk.order.v1.OfferR\x05offer\x120\n" +
+	"\bdiscount\x18\x1a \x01(\v2\x14.souk.order.v1.MoneyR\bdiscount\"\x92\x02\n" +
 	"\x13CancellationRequest\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x12\n" +
 	"\x04note\x18\x02 \x01(\tR\x04note\x12#\n" +
@@ -1984,7 +2173,16 @@ const file_souk_order_v1_order_proto_rawDesc = "" +
 	"\bevidence\x18\a \x03(\v2\x17.souk.order.v1.EvidenceR\bevidence\x127\n" +
 	"\topened_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bopenedAt\x12;\n" +
 	"\vresolved_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"resolvedAt*\x83\x02\n" +
+	"resolvedAt\"\x99\x02\n" +
+	"\x05Offer\x12,\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x18.souk.order.v1.OfferKindR\x04kind\x12,\n" +
+	"\x06amount\x18\x02 \x01(\v2\x14.souk.order.v1.MoneyR\x06amount\x12\x12\n" +
+	"\x04note\x18\x03 \x01(\tR\x04note\x12\x16\n" +
+	"\x06status\x18\x04 \x01(\tR\x06status\x123\n" +
+	"\amade_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x06madeAt\x12;\n" +
+	"\vanswered_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"answeredAt\x12\x16\n" +
+	"\x06answer\x18\a \x01(\tR\x06answer*\x83\x02\n" +
 	"\vOrderStatus\x12\x1c\n" +
 	"\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cORDER_STATUS_PENDING_PAYMENT\x10\x01\x12#\n" +
@@ -2012,7 +2210,11 @@ const file_souk_order_v1_order_proto_rawDesc = "" +
 	"\x15REFUND_STATUS_PENDING\x10\x01\x12\x1c\n" +
 	"\x18REFUND_STATUS_PROCESSING\x10\x02\x12\x1b\n" +
 	"\x17REFUND_STATUS_SUCCEEDED\x10\x03\x12\x18\n" +
-	"\x14REFUND_STATUS_FAILED\x10\x04B7Z5github.com/souk-dev/souk/gen/go/souk/order/v1;orderv1b\x06proto3"
+	"\x14REFUND_STATUS_FAILED\x10\x04*Z\n" +
+	"\tOfferKind\x12\x1a\n" +
+	"\x16OFFER_KIND_UNSPECIFIED\x10\x00\x12\x14\n" +
+	"\x10OFFER_KIND_TOTAL\x10\x01\x12\x1b\n" +
+	"\x17OFFER_KIND_SHIPPING_FEE\x10\x02B7Z5github.com/souk-dev/souk/gen/go/souk/order/v1;orderv1b\x06proto3"
 
 var (
 	file_souk_order_v1_order_proto_rawDescOnce sync.Once
@@ -2026,84 +2228,92 @@ func file_souk_order_v1_order_proto_rawDescGZIP() []byte {
 	return file_souk_order_v1_order_proto_rawDescData
 }
 
-var file_souk_order_v1_order_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_souk_order_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_souk_order_v1_order_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_souk_order_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_souk_order_v1_order_proto_goTypes = []any{
 	(OrderStatus)(0),              // 0: souk.order.v1.OrderStatus
 	(PaymentMethod)(0),            // 1: souk.order.v1.PaymentMethod
 	(PaymentAttemptStatus)(0),     // 2: souk.order.v1.PaymentAttemptStatus
 	(RefundStatus)(0),             // 3: souk.order.v1.RefundStatus
-	(*Money)(nil),                 // 4: souk.order.v1.Money
-	(*LineItem)(nil),              // 5: souk.order.v1.LineItem
-	(*Shipment)(nil),              // 6: souk.order.v1.Shipment
-	(*Decline)(nil),               // 7: souk.order.v1.Decline
-	(*PaymentAttempt)(nil),        // 8: souk.order.v1.PaymentAttempt
-	(*Refund)(nil),                // 9: souk.order.v1.Refund
-	(*PriceAdjustment)(nil),       // 10: souk.order.v1.PriceAdjustment
-	(*HistoryEntry)(nil),          // 11: souk.order.v1.HistoryEntry
-	(*Deadline)(nil),              // 12: souk.order.v1.Deadline
-	(*Order)(nil),                 // 13: souk.order.v1.Order
-	(*CancellationRequest)(nil),   // 14: souk.order.v1.CancellationRequest
-	(*Evidence)(nil),              // 15: souk.order.v1.Evidence
-	(*EvidenceInput)(nil),         // 16: souk.order.v1.EvidenceInput
-	(*OrderMessage)(nil),          // 17: souk.order.v1.OrderMessage
-	(*MessageInput)(nil),          // 18: souk.order.v1.MessageInput
-	(*Dispute)(nil),               // 19: souk.order.v1.Dispute
-	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
+	(OfferKind)(0),                // 4: souk.order.v1.OfferKind
+	(*Money)(nil),                 // 5: souk.order.v1.Money
+	(*LineItem)(nil),              // 6: souk.order.v1.LineItem
+	(*Shipment)(nil),              // 7: souk.order.v1.Shipment
+	(*Decline)(nil),               // 8: souk.order.v1.Decline
+	(*PaymentAttempt)(nil),        // 9: souk.order.v1.PaymentAttempt
+	(*Refund)(nil),                // 10: souk.order.v1.Refund
+	(*PriceAdjustment)(nil),       // 11: souk.order.v1.PriceAdjustment
+	(*HistoryEntry)(nil),          // 12: souk.order.v1.HistoryEntry
+	(*Deadline)(nil),              // 13: souk.order.v1.Deadline
+	(*Order)(nil),                 // 14: souk.order.v1.Order
+	(*CancellationRequest)(nil),   // 15: souk.order.v1.CancellationRequest
+	(*Evidence)(nil),              // 16: souk.order.v1.Evidence
+	(*EvidenceInput)(nil),         // 17: souk.order.v1.EvidenceInput
+	(*OrderMessage)(nil),          // 18: souk.order.v1.OrderMessage
+	(*MessageInput)(nil),          // 19: souk.order.v1.MessageInput
+	(*Dispute)(nil),               // 20: souk.order.v1.Dispute
+	(*Offer)(nil),                 // 21: souk.order.v1.Offer
+	(*timestamppb.Timestamp)(nil), // 22: google.protobuf.Timestamp
 }
 var file_souk_order_v1_order_proto_depIdxs = []int32{
-	4,  // 0: souk.order.v1.LineItem.unit_price:type_name -> souk.order.v1.Money
-	4,  // 1: souk.order.v1.LineItem.subtotal:type_name -> souk.order.v1.Money
-	20, // 2: souk.order.v1.Shipment.shipped_at:type_name -> google.protobuf.Timestamp
+	5,  // 0: souk.order.v1.LineItem.unit_price:type_name -> souk.order.v1.Money
+	5,  // 1: souk.order.v1.LineItem.subtotal:type_name -> souk.order.v1.Money
+	22, // 2: souk.order.v1.Shipment.shipped_at:type_name -> google.protobuf.Timestamp
 	2,  // 3: souk.order.v1.PaymentAttempt.status:type_name -> souk.order.v1.PaymentAttemptStatus
-	4,  // 4: souk.order.v1.PaymentAttempt.amount:type_name -> souk.order.v1.Money
+	5,  // 4: souk.order.v1.PaymentAttempt.amount:type_name -> souk.order.v1.Money
 	1,  // 5: souk.order.v1.PaymentAttempt.method:type_name -> souk.order.v1.PaymentMethod
-	7,  // 6: souk.order.v1.PaymentAttempt.decline:type_name -> souk.order.v1.Decline
-	20, // 7: souk.order.v1.PaymentAttempt.created_at:type_name -> google.protobuf.Timestamp
-	20, // 8: souk.order.v1.PaymentAttempt.updated_at:type_name -> google.protobuf.Timestamp
-	4,  // 9: souk.order.v1.Refund.amount:type_name -> souk.order.v1.Money
+	8,  // 6: souk.order.v1.PaymentAttempt.decline:type_name -> souk.order.v1.Decline
+	22, // 7: souk.order.v1.PaymentAttempt.created_at:type_name -> google.protobuf.Timestamp
+	22, // 8: souk.order.v1.PaymentAttempt.updated_at:type_name -> google.protobuf.Timestamp
+	5,  // 9: souk.order.v1.Refund.amount:type_name -> souk.order.v1.Money
 	1,  // 10: souk.order.v1.Refund.method:type_name -> souk.order.v1.PaymentMethod
 	3,  // 11: souk.order.v1.Refund.status:type_name -> souk.order.v1.RefundStatus
-	20, // 12: souk.order.v1.Refund.due_at:type_name -> google.protobuf.Timestamp
-	20, // 13: souk.order.v1.Refund.created_at:type_name -> google.protobuf.Timestamp
-	20, // 14: souk.order.v1.Refund.completed_at:type_name -> google.protobuf.Timestamp
-	4,  // 15: souk.order.v1.PriceAdjustment.old_total:type_name -> souk.order.v1.Money
-	4,  // 16: souk.order.v1.PriceAdjustment.new_total:type_name -> souk.order.v1.Money
-	4,  // 17: souk.order.v1.PriceAdjustment.old_shipping_fee:type_name -> souk.order.v1.Money
-	4,  // 18: souk.order.v1.PriceAdjustment.new_shipping_fee:type_name -> souk.order.v1.Money
-	20, // 19: souk.order.v1.HistoryEntry.occurred_at:type_name -> google.protobuf.Timestamp
-	10, // 20: souk.order.v1.HistoryEntry.price_adjustment:type_name -> souk.order.v1.PriceAdjustment
-	20, // 21: souk.order.v1.Deadline.due_at:type_name -> google.protobuf.Timestamp
+	22, // 12: souk.order.v1.Refund.due_at:type_name -> google.protobuf.Timestamp
+	22, // 13: souk.order.v1.Refund.created_at:type_name -> google.protobuf.Timestamp
+	22, // 14: souk.order.v1.Refund.completed_at:type_name -> google.protobuf.Timestamp
+	5,  // 15: souk.order.v1.PriceAdjustment.old_total:type_name -> souk.order.v1.Money
+	5,  // 16: souk.order.v1.PriceAdjustment.new_total:type_name -> souk.order.v1.Money
+	5,  // 17: souk.order.v1.PriceAdjustment.old_shipping_fee:type_name -> souk.order.v1.Money
+	5,  // 18: souk.order.v1.PriceAdjustment.new_shipping_fee:type_name -> souk.order.v1.Money
+	22, // 19: souk.order.v1.HistoryEntry.occurred_at:type_name -> google.protobuf.Timestamp
+	11, // 20: souk.order.v1.HistoryEntry.price_adjustment:type_name -> souk.order.v1.PriceAdjustment
+	22, // 21: souk.order.v1.Deadline.due_at:type_name -> google.protobuf.Timestamp
 	0,  // 22: souk.order.v1.Order.status:type_name -> souk.order.v1.OrderStatus
-	5,  // 23: souk.order.v1.Order.items:type_name -> souk.order.v1.LineItem
-	4,  // 24: souk.order.v1.Order.shipping_fee:type_name -> souk.order.v1.Money
-	4,  // 25: souk.order.v1.Order.items_total:type_name -> souk.order.v1.Money
-	4,  // 26: souk.order.v1.Order.total:type_name -> souk.order.v1.Money
-	20, // 27: souk.order.v1.Order.created_at:type_name -> google.protobuf.Timestamp
-	20, // 28: souk.order.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
-	7,  // 29: souk.order.v1.Order.last_decline:type_name -> souk.order.v1.Decline
-	6,  // 30: souk.order.v1.Order.shipment:type_name -> souk.order.v1.Shipment
-	12, // 31: souk.order.v1.Order.deadlines:type_name -> souk.order.v1.Deadline
-	8,  // 32: souk.order.v1.Order.payment_attempts:type_name -> souk.order.v1.PaymentAttempt
-	11, // 33: souk.order.v1.Order.history:type_name -> souk.order.v1.HistoryEntry
-	9,  // 34: souk.order.v1.Order.refunds:type_name -> souk.order.v1.Refund
-	14, // 35: souk.order.v1.Order.cancellation_request:type_name -> souk.order.v1.CancellationRequest
-	19, // 36: souk.order.v1.Order.dispute:type_name -> souk.order.v1.Dispute
-	20, // 37: souk.order.v1.CancellationRequest.requested_at:type_name -> google.protobuf.Timestamp
-	20, // 38: souk.order.v1.CancellationRequest.answered_at:type_name -> google.protobuf.Timestamp
-	20, // 39: souk.order.v1.Evidence.added_at:type_name -> google.protobuf.Timestamp
-	20, // 40: souk.order.v1.OrderMessage.sent_at:type_name -> google.protobuf.Timestamp
-	4,  // 41: souk.order.v1.Dispute.requested_amount:type_name -> souk.order.v1.Money
-	4,  // 42: souk.order.v1.Dispute.counter_amount:type_name -> souk.order.v1.Money
-	4,  // 43: souk.order.v1.Dispute.refund_amount:type_name -> souk.order.v1.Money
-	15, // 44: souk.order.v1.Dispute.evidence:type_name -> souk.order.v1.Evidence
-	20, // 45: souk.order.v1.Dispute.opened_at:type_name -> google.protobuf.Timestamp
-	20, // 46: souk.order.v1.Dispute.resolved_at:type_name -> google.protobuf.Timestamp
-	47, // [47:47] is the sub-list for method output_type
-	47, // [47:47] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	6,  // 23: souk.order.v1.Order.items:type_name -> souk.order.v1.LineItem
+	5,  // 24: souk.order.v1.Order.shipping_fee:type_name -> souk.order.v1.Money
+	5,  // 25: souk.order.v1.Order.items_total:type_name -> souk.order.v1.Money
+	5,  // 26: souk.order.v1.Order.total:type_name -> souk.order.v1.Money
+	22, // 27: souk.order.v1.Order.created_at:type_name -> google.protobuf.Timestamp
+	22, // 28: souk.order.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
+	8,  // 29: souk.order.v1.Order.last_decline:type_name -> souk.order.v1.Decline
+	7,  // 30: souk.order.v1.Order.shipment:type_name -> souk.order.v1.Shipment
+	13, // 31: souk.order.v1.Order.deadlines:type_name -> souk.order.v1.Deadline
+	9,  // 32: souk.order.v1.Order.payment_attempts:type_name -> souk.order.v1.PaymentAttempt
+	12, // 33: souk.order.v1.Order.history:type_name -> souk.order.v1.HistoryEntry
+	10, // 34: souk.order.v1.Order.refunds:type_name -> souk.order.v1.Refund
+	15, // 35: souk.order.v1.Order.cancellation_request:type_name -> souk.order.v1.CancellationRequest
+	20, // 36: souk.order.v1.Order.dispute:type_name -> souk.order.v1.Dispute
+	21, // 37: souk.order.v1.Order.offer:type_name -> souk.order.v1.Offer
+	5,  // 38: souk.order.v1.Order.discount:type_name -> souk.order.v1.Money
+	22, // 39: souk.order.v1.CancellationRequest.requested_at:type_name -> google.protobuf.Timestamp
+	22, // 40: souk.order.v1.CancellationRequest.answered_at:type_name -> google.protobuf.Timestamp
+	22, // 41: souk.order.v1.Evidence.added_at:type_name -> google.protobuf.Timestamp
+	22, // 42: souk.order.v1.OrderMessage.sent_at:type_name -> google.protobuf.Timestamp
+	5,  // 43: souk.order.v1.Dispute.requested_amount:type_name -> souk.order.v1.Money
+	5,  // 44: souk.order.v1.Dispute.counter_amount:type_name -> souk.order.v1.Money
+	5,  // 45: souk.order.v1.Dispute.refund_amount:type_name -> souk.order.v1.Money
+	16, // 46: souk.order.v1.Dispute.evidence:type_name -> souk.order.v1.Evidence
+	22, // 47: souk.order.v1.Dispute.opened_at:type_name -> google.protobuf.Timestamp
+	22, // 48: souk.order.v1.Dispute.resolved_at:type_name -> google.protobuf.Timestamp
+	4,  // 49: souk.order.v1.Offer.kind:type_name -> souk.order.v1.OfferKind
+	5,  // 50: souk.order.v1.Offer.amount:type_name -> souk.order.v1.Money
+	22, // 51: souk.order.v1.Offer.made_at:type_name -> google.protobuf.Timestamp
+	22, // 52: souk.order.v1.Offer.answered_at:type_name -> google.protobuf.Timestamp
+	53, // [53:53] is the sub-list for method output_type
+	53, // [53:53] is the sub-list for method input_type
+	53, // [53:53] is the sub-list for extension type_name
+	53, // [53:53] is the sub-list for extension extendee
+	0,  // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_souk_order_v1_order_proto_init() }
@@ -2116,8 +2326,8 @@ func file_souk_order_v1_order_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_souk_order_v1_order_proto_rawDesc), len(file_souk_order_v1_order_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   16,
+			NumEnums:      5,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

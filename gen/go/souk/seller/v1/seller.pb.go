@@ -2659,6 +2659,116 @@ func (x *ListOrderMessagesResponse) GetNextPageToken() string {
 	return ""
 }
 
+// AnswerOfferRequest is the seller's answer to an offer.
+type AnswerOfferRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order's id.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// True to accept, false to decline.
+	Accept bool `protobuf:"varint,2,opt,name=accept,proto3" json:"accept,omitempty"`
+	// A note for the buyer; required to decline.
+	Note          string `protobuf:"bytes,3,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AnswerOfferRequest) Reset() {
+	*x = AnswerOfferRequest{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AnswerOfferRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AnswerOfferRequest) ProtoMessage() {}
+
+func (x *AnswerOfferRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AnswerOfferRequest.ProtoReflect.Descriptor instead.
+func (*AnswerOfferRequest) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *AnswerOfferRequest) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *AnswerOfferRequest) GetAccept() bool {
+	if x != nil {
+		return x.Accept
+	}
+	return false
+}
+
+func (x *AnswerOfferRequest) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+// AnswerOfferResponse holds the order.
+type AnswerOfferResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order.
+	Order         *v1.Order `protobuf:"bytes,1,opt,name=order,proto3" json:"order,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AnswerOfferResponse) Reset() {
+	*x = AnswerOfferResponse{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AnswerOfferResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AnswerOfferResponse) ProtoMessage() {}
+
+func (x *AnswerOfferResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AnswerOfferResponse.ProtoReflect.Descriptor instead.
+func (*AnswerOfferResponse) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *AnswerOfferResponse) GetOrder() *v1.Order {
+	if x != nil {
+		return x.Order
+	}
+	return nil
+}
+
 var File_souk_seller_v1_seller_proto protoreflect.FileDescriptor
 
 const file_souk_seller_v1_seller_proto_rawDesc = "" +
@@ -2849,7 +2959,13 @@ const file_souk_seller_v1_seller_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\tpageToken\"|\n" +
 	"\x19ListOrderMessagesResponse\x127\n" +
 	"\bmessages\x18\x01 \x03(\v2\x1b.souk.order.v1.OrderMessageR\bmessages\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xf8\x0e\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"o\n" +
+	"\x12AnswerOfferRequest\x12#\n" +
+	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12\x16\n" +
+	"\x06accept\x18\x02 \x01(\bR\x06accept\x12\x1c\n" +
+	"\x04note\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\xf4\x03R\x04note\"A\n" +
+	"\x13AnswerOfferResponse\x12*\n" +
+	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order2\x80\x10\n" +
 	"\rSellerService\x12u\n" +
 	"\rCreateProduct\x12$.souk.seller.v1.CreateProductRequest\x1a%.souk.seller.v1.CreateProductResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/products\x12\x82\x01\n" +
 	"\rUpdateProduct\x12$.souk.seller.v1.UpdateProductRequest\x1a%.souk.seller.v1.UpdateProductResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*2\x19/v1/products/{product_id}\x12o\n" +
@@ -2866,7 +2982,8 @@ const file_souk_seller_v1_seller_proto_rawDesc = "" +
 	"\x12AddDisputeEvidence\x12).souk.seller.v1.AddDisputeEvidenceRequest\x1a*.souk.seller.v1.AddDisputeEvidenceResponse\"5\x82\xd3\xe4\x93\x02/:\x01*\"*/v1/orders/{order_id}/dispute:add-evidence\x12r\n" +
 	"\x0eGetSellerStats\x12%.souk.seller.v1.GetSellerStatsRequest\x1a&.souk.seller.v1.GetSellerStatsResponse\"\x11\x82\xd3\xe4\x93\x02\v\x12\t/v1/stats\x12\x96\x01\n" +
 	"\x10SendOrderMessage\x12'.souk.seller.v1.SendOrderMessageRequest\x1a(.souk.seller.v1.SendOrderMessageResponse\"/\x82\xd3\xe4\x93\x02):\amessage\"\x1e/v1/orders/{order_id}/messages\x12\x90\x01\n" +
-	"\x11ListOrderMessages\x12(.souk.seller.v1.ListOrderMessagesRequest\x1a).souk.seller.v1.ListOrderMessagesResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/v1/orders/{order_id}/messages2\xc3\x02\n" +
+	"\x11ListOrderMessages\x12(.souk.seller.v1.ListOrderMessagesRequest\x1a).souk.seller.v1.ListOrderMessagesResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/v1/orders/{order_id}/messages\x12\x85\x01\n" +
+	"\vAnswerOffer\x12\".souk.seller.v1.AnswerOfferRequest\x1a#.souk.seller.v1.AnswerOfferResponse\"-\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/orders/{order_id}/offer:answer2\xc3\x02\n" +
 	"\x18DisputeResolutionService\x12\x90\x01\n" +
 	"\x15ListEscalatedDisputes\x12,.souk.seller.v1.ListEscalatedDisputesRequest\x1a-.souk.seller.v1.ListEscalatedDisputesResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/admin/v1/disputes\x12\x93\x01\n" +
 	"\rDecideDispute\x12$.souk.seller.v1.DecideDisputeRequest\x1a%.souk.seller.v1.DecideDisputeResponse\"5\x82\xd3\xe4\x93\x02/:\x01*\"*/admin/v1/orders/{order_id}/dispute:decide2\xa9\x02\n" +
@@ -2886,7 +3003,7 @@ func file_souk_seller_v1_seller_proto_rawDescGZIP() []byte {
 	return file_souk_seller_v1_seller_proto_rawDescData
 }
 
-var file_souk_seller_v1_seller_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_souk_seller_v1_seller_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_souk_seller_v1_seller_proto_goTypes = []any{
 	(*Product)(nil),                       // 0: souk.seller.v1.Product
 	(*CreateProductRequest)(nil),          // 1: souk.seller.v1.CreateProductRequest
@@ -2932,100 +3049,105 @@ var file_souk_seller_v1_seller_proto_goTypes = []any{
 	(*SendOrderMessageResponse)(nil),      // 41: souk.seller.v1.SendOrderMessageResponse
 	(*ListOrderMessagesRequest)(nil),      // 42: souk.seller.v1.ListOrderMessagesRequest
 	(*ListOrderMessagesResponse)(nil),     // 43: souk.seller.v1.ListOrderMessagesResponse
-	(*v1.Money)(nil),                      // 44: souk.order.v1.Money
-	(*timestamppb.Timestamp)(nil),         // 45: google.protobuf.Timestamp
-	(v1.OrderStatus)(0),                   // 46: souk.order.v1.OrderStatus
-	(*v1.Order)(nil),                      // 47: souk.order.v1.Order
-	(*v1.EvidenceInput)(nil),              // 48: souk.order.v1.EvidenceInput
-	(*v1.MessageInput)(nil),               // 49: souk.order.v1.MessageInput
-	(*v1.OrderMessage)(nil),               // 50: souk.order.v1.OrderMessage
+	(*AnswerOfferRequest)(nil),            // 44: souk.seller.v1.AnswerOfferRequest
+	(*AnswerOfferResponse)(nil),           // 45: souk.seller.v1.AnswerOfferResponse
+	(*v1.Money)(nil),                      // 46: souk.order.v1.Money
+	(*timestamppb.Timestamp)(nil),         // 47: google.protobuf.Timestamp
+	(v1.OrderStatus)(0),                   // 48: souk.order.v1.OrderStatus
+	(*v1.Order)(nil),                      // 49: souk.order.v1.Order
+	(*v1.EvidenceInput)(nil),              // 50: souk.order.v1.EvidenceInput
+	(*v1.MessageInput)(nil),               // 51: souk.order.v1.MessageInput
+	(*v1.OrderMessage)(nil),               // 52: souk.order.v1.OrderMessage
 }
 var file_souk_seller_v1_seller_proto_depIdxs = []int32{
-	44, // 0: souk.seller.v1.Product.price:type_name -> souk.order.v1.Money
-	44, // 1: souk.seller.v1.Product.shipping_fee:type_name -> souk.order.v1.Money
-	45, // 2: souk.seller.v1.Product.created_at:type_name -> google.protobuf.Timestamp
-	44, // 3: souk.seller.v1.CreateProductRequest.price:type_name -> souk.order.v1.Money
-	44, // 4: souk.seller.v1.CreateProductRequest.shipping_fee:type_name -> souk.order.v1.Money
+	46, // 0: souk.seller.v1.Product.price:type_name -> souk.order.v1.Money
+	46, // 1: souk.seller.v1.Product.shipping_fee:type_name -> souk.order.v1.Money
+	47, // 2: souk.seller.v1.Product.created_at:type_name -> google.protobuf.Timestamp
+	46, // 3: souk.seller.v1.CreateProductRequest.price:type_name -> souk.order.v1.Money
+	46, // 4: souk.seller.v1.CreateProductRequest.shipping_fee:type_name -> souk.order.v1.Money
 	0,  // 5: souk.seller.v1.CreateProductResponse.product:type_name -> souk.seller.v1.Product
-	44, // 6: souk.seller.v1.UpdateProductRequest.price:type_name -> souk.order.v1.Money
-	44, // 7: souk.seller.v1.UpdateProductRequest.shipping_fee:type_name -> souk.order.v1.Money
+	46, // 6: souk.seller.v1.UpdateProductRequest.price:type_name -> souk.order.v1.Money
+	46, // 7: souk.seller.v1.UpdateProductRequest.shipping_fee:type_name -> souk.order.v1.Money
 	0,  // 8: souk.seller.v1.UpdateProductResponse.product:type_name -> souk.seller.v1.Product
 	0,  // 9: souk.seller.v1.ListProductsResponse.products:type_name -> souk.seller.v1.Product
-	46, // 10: souk.seller.v1.ListOrdersRequest.status:type_name -> souk.order.v1.OrderStatus
-	45, // 11: souk.seller.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
-	45, // 12: souk.seller.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
-	47, // 13: souk.seller.v1.ListOrdersResponse.orders:type_name -> souk.order.v1.Order
-	47, // 14: souk.seller.v1.GetOrderResponse.order:type_name -> souk.order.v1.Order
-	44, // 15: souk.seller.v1.ItemPrice.unit_price:type_name -> souk.order.v1.Money
+	48, // 10: souk.seller.v1.ListOrdersRequest.status:type_name -> souk.order.v1.OrderStatus
+	47, // 11: souk.seller.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
+	47, // 12: souk.seller.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
+	49, // 13: souk.seller.v1.ListOrdersResponse.orders:type_name -> souk.order.v1.Order
+	49, // 14: souk.seller.v1.GetOrderResponse.order:type_name -> souk.order.v1.Order
+	46, // 15: souk.seller.v1.ItemPrice.unit_price:type_name -> souk.order.v1.Money
 	11, // 16: souk.seller.v1.AdjustOrderPriceRequest.item_prices:type_name -> souk.seller.v1.ItemPrice
-	44, // 17: souk.seller.v1.AdjustOrderPriceRequest.shipping_fee:type_name -> souk.order.v1.Money
-	47, // 18: souk.seller.v1.AdjustOrderPriceResponse.order:type_name -> souk.order.v1.Order
-	47, // 19: souk.seller.v1.ShipOrderResponse.order:type_name -> souk.order.v1.Order
+	46, // 17: souk.seller.v1.AdjustOrderPriceRequest.shipping_fee:type_name -> souk.order.v1.Money
+	49, // 18: souk.seller.v1.AdjustOrderPriceResponse.order:type_name -> souk.order.v1.Order
+	49, // 19: souk.seller.v1.ShipOrderResponse.order:type_name -> souk.order.v1.Order
 	16, // 20: souk.seller.v1.ReserveStockRequest.items:type_name -> souk.seller.v1.StockItem
 	0,  // 21: souk.seller.v1.ReserveStockResponse.products:type_name -> souk.seller.v1.Product
-	47, // 22: souk.seller.v1.AnswerCancellationResponse.order:type_name -> souk.order.v1.Order
-	47, // 23: souk.seller.v1.ExtendProtectionResponse.order:type_name -> souk.order.v1.Order
-	44, // 24: souk.seller.v1.CounterOffer.amount:type_name -> souk.order.v1.Money
-	48, // 25: souk.seller.v1.RejectDispute.evidence:type_name -> souk.order.v1.EvidenceInput
+	49, // 22: souk.seller.v1.AnswerCancellationResponse.order:type_name -> souk.order.v1.Order
+	49, // 23: souk.seller.v1.ExtendProtectionResponse.order:type_name -> souk.order.v1.Order
+	46, // 24: souk.seller.v1.CounterOffer.amount:type_name -> souk.order.v1.Money
+	50, // 25: souk.seller.v1.RejectDispute.evidence:type_name -> souk.order.v1.EvidenceInput
 	25, // 26: souk.seller.v1.AnswerDisputeRequest.accept:type_name -> souk.seller.v1.AcceptDispute
 	26, // 27: souk.seller.v1.AnswerDisputeRequest.counter_offer:type_name -> souk.seller.v1.CounterOffer
 	27, // 28: souk.seller.v1.AnswerDisputeRequest.reject:type_name -> souk.seller.v1.RejectDispute
-	47, // 29: souk.seller.v1.AnswerDisputeResponse.order:type_name -> souk.order.v1.Order
-	48, // 30: souk.seller.v1.AddDisputeEvidenceRequest.evidence:type_name -> souk.order.v1.EvidenceInput
-	47, // 31: souk.seller.v1.AddDisputeEvidenceResponse.order:type_name -> souk.order.v1.Order
-	46, // 32: souk.seller.v1.StatusCount.status:type_name -> souk.order.v1.OrderStatus
-	45, // 33: souk.seller.v1.OpenCase.due_at:type_name -> google.protobuf.Timestamp
+	49, // 29: souk.seller.v1.AnswerDisputeResponse.order:type_name -> souk.order.v1.Order
+	50, // 30: souk.seller.v1.AddDisputeEvidenceRequest.evidence:type_name -> souk.order.v1.EvidenceInput
+	49, // 31: souk.seller.v1.AddDisputeEvidenceResponse.order:type_name -> souk.order.v1.Order
+	48, // 32: souk.seller.v1.StatusCount.status:type_name -> souk.order.v1.OrderStatus
+	47, // 33: souk.seller.v1.OpenCase.due_at:type_name -> google.protobuf.Timestamp
 	33, // 34: souk.seller.v1.GetSellerStatsResponse.orders_by_status:type_name -> souk.seller.v1.StatusCount
 	34, // 35: souk.seller.v1.GetSellerStatsResponse.open_cancellation_requests:type_name -> souk.seller.v1.OpenCase
 	34, // 36: souk.seller.v1.GetSellerStatsResponse.open_disputes:type_name -> souk.seller.v1.OpenCase
-	44, // 37: souk.seller.v1.GetSellerStatsResponse.refunds_in_flight_amounts:type_name -> souk.order.v1.Money
-	47, // 38: souk.seller.v1.ListEscalatedDisputesResponse.orders:type_name -> souk.order.v1.Order
-	44, // 39: souk.seller.v1.DecideDisputeRequest.refund_amount:type_name -> souk.order.v1.Money
-	47, // 40: souk.seller.v1.DecideDisputeResponse.order:type_name -> souk.order.v1.Order
-	49, // 41: souk.seller.v1.SendOrderMessageRequest.message:type_name -> souk.order.v1.MessageInput
-	50, // 42: souk.seller.v1.SendOrderMessageResponse.message:type_name -> souk.order.v1.OrderMessage
-	50, // 43: souk.seller.v1.ListOrderMessagesResponse.messages:type_name -> souk.order.v1.OrderMessage
-	1,  // 44: souk.seller.v1.SellerService.CreateProduct:input_type -> souk.seller.v1.CreateProductRequest
-	3,  // 45: souk.seller.v1.SellerService.UpdateProduct:input_type -> souk.seller.v1.UpdateProductRequest
-	5,  // 46: souk.seller.v1.SellerService.ListProducts:input_type -> souk.seller.v1.ListProductsRequest
-	7,  // 47: souk.seller.v1.SellerService.ListOrders:input_type -> souk.seller.v1.ListOrdersRequest
-	9,  // 48: souk.seller.v1.SellerService.GetOrder:input_type -> souk.seller.v1.GetOrderRequest
-	12, // 49: souk.seller.v1.SellerService.AdjustOrderPrice:input_type -> souk.seller.v1.AdjustOrderPriceRequest
-	14, // 50: souk.seller.v1.SellerService.ShipOrder:input_type -> souk.seller.v1.ShipOrderRequest
-	21, // 51: souk.seller.v1.SellerService.AnswerCancellation:input_type -> souk.seller.v1.AnswerCancellationRequest
-	23, // 52: souk.seller.v1.SellerService.ExtendProtection:input_type -> souk.seller.v1.ExtendProtectionRequest
-	28, // 53: souk.seller.v1.SellerService.AnswerDispute:input_type -> souk.seller.v1.AnswerDisputeRequest
-	30, // 54: souk.seller.v1.SellerService.AddDisputeEvidence:input_type -> souk.seller.v1.AddDisputeEvidenceRequest
-	32, // 55: souk.seller.v1.SellerService.GetSellerStats:input_type -> souk.seller.v1.GetSellerStatsRequest
-	40, // 56: souk.seller.v1.SellerService.SendOrderMessage:input_type -> souk.seller.v1.SendOrderMessageRequest
-	42, // 57: souk.seller.v1.SellerService.ListOrderMessages:input_type -> souk.seller.v1.ListOrderMessagesRequest
-	36, // 58: souk.seller.v1.DisputeResolutionService.ListEscalatedDisputes:input_type -> souk.seller.v1.ListEscalatedDisputesRequest
-	38, // 59: souk.seller.v1.DisputeResolutionService.DecideDispute:input_type -> souk.seller.v1.DecideDisputeRequest
-	17, // 60: souk.seller.v1.CatalogService.ReserveStock:input_type -> souk.seller.v1.ReserveStockRequest
-	19, // 61: souk.seller.v1.CatalogService.ReleaseStock:input_type -> souk.seller.v1.ReleaseStockRequest
-	2,  // 62: souk.seller.v1.SellerService.CreateProduct:output_type -> souk.seller.v1.CreateProductResponse
-	4,  // 63: souk.seller.v1.SellerService.UpdateProduct:output_type -> souk.seller.v1.UpdateProductResponse
-	6,  // 64: souk.seller.v1.SellerService.ListProducts:output_type -> souk.seller.v1.ListProductsResponse
-	8,  // 65: souk.seller.v1.SellerService.ListOrders:output_type -> souk.seller.v1.ListOrdersResponse
-	10, // 66: souk.seller.v1.SellerService.GetOrder:output_type -> souk.seller.v1.GetOrderResponse
-	13, // 67: souk.seller.v1.SellerService.AdjustOrderPrice:output_type -> souk.seller.v1.AdjustOrderPriceResponse
-	15, // 68: souk.seller.v1.SellerService.ShipOrder:output_type -> souk.seller.v1.ShipOrderResponse
-	22, // 69: souk.seller.v1.SellerService.AnswerCancellation:output_type -> souk.seller.v1.AnswerCancellationResponse
-	24, // 70: souk.seller.v1.SellerService.ExtendProtection:output_type -> souk.seller.v1.ExtendProtectionResponse
-	29, // 71: souk.seller.v1.SellerService.AnswerDispute:output_type -> souk.seller.v1.AnswerDisputeResponse
-	31, // 72: souk.seller.v1.SellerService.AddDisputeEvidence:output_type -> souk.seller.v1.AddDisputeEvidenceResponse
-	35, // 73: souk.seller.v1.SellerService.GetSellerStats:output_type -> souk.seller.v1.GetSellerStatsResponse
-	41, // 74: souk.seller.v1.SellerService.SendOrderMessage:output_type -> souk.seller.v1.SendOrderMessageResponse
-	43, // 75: souk.seller.v1.SellerService.ListOrderMessages:output_type -> souk.seller.v1.ListOrderMessagesResponse
-	37, // 76: souk.seller.v1.DisputeResolutionService.ListEscalatedDisputes:output_type -> souk.seller.v1.ListEscalatedDisputesResponse
-	39, // 77: souk.seller.v1.DisputeResolutionService.DecideDispute:output_type -> souk.seller.v1.DecideDisputeResponse
-	18, // 78: souk.seller.v1.CatalogService.ReserveStock:output_type -> souk.seller.v1.ReserveStockResponse
-	20, // 79: souk.seller.v1.CatalogService.ReleaseStock:output_type -> souk.seller.v1.ReleaseStockResponse
-	62, // [62:80] is the sub-list for method output_type
-	44, // [44:62] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	46, // 37: souk.seller.v1.GetSellerStatsResponse.refunds_in_flight_amounts:type_name -> souk.order.v1.Money
+	49, // 38: souk.seller.v1.ListEscalatedDisputesResponse.orders:type_name -> souk.order.v1.Order
+	46, // 39: souk.seller.v1.DecideDisputeRequest.refund_amount:type_name -> souk.order.v1.Money
+	49, // 40: souk.seller.v1.DecideDisputeResponse.order:type_name -> souk.order.v1.Order
+	51, // 41: souk.seller.v1.SendOrderMessageRequest.message:type_name -> souk.order.v1.MessageInput
+	52, // 42: souk.seller.v1.SendOrderMessageResponse.message:type_name -> souk.order.v1.OrderMessage
+	52, // 43: souk.seller.v1.ListOrderMessagesResponse.messages:type_name -> souk.order.v1.OrderMessage
+	49, // 44: souk.seller.v1.AnswerOfferResponse.order:type_name -> souk.order.v1.Order
+	1,  // 45: souk.seller.v1.SellerService.CreateProduct:input_type -> souk.seller.v1.CreateProductRequest
+	3,  // 46: souk.seller.v1.SellerService.UpdateProduct:input_type -> souk.seller.v1.UpdateProductRequest
+	5,  // 47: souk.seller.v1.SellerService.ListProducts:input_type -> souk.seller.v1.ListProductsRequest
+	7,  // 48: souk.seller.v1.SellerService.ListOrders:input_type -> souk.seller.v1.ListOrdersRequest
+	9,  // 49: souk.seller.v1.SellerService.GetOrder:input_type -> souk.seller.v1.GetOrderRequest
+	12, // 50: souk.seller.v1.SellerService.AdjustOrderPrice:input_type -> souk.seller.v1.AdjustOrderPriceRequest
+	14, // 51: souk.seller.v1.SellerService.ShipOrder:input_type -> souk.seller.v1.ShipOrderRequest
+	21, // 52: souk.seller.v1.SellerService.AnswerCancellation:input_type -> souk.seller.v1.AnswerCancellationRequest
+	23, // 53: souk.seller.v1.SellerService.ExtendProtection:input_type -> souk.seller.v1.ExtendProtectionRequest
+	28, // 54: souk.seller.v1.SellerService.AnswerDispute:input_type -> souk.seller.v1.AnswerDisputeRequest
+	30, // 55: souk.seller.v1.SellerService.AddDisputeEvidence:input_type -> souk.seller.v1.AddDisputeEvidenceRequest
+	32, // 56: souk.seller.v1.SellerService.GetSellerStats:input_type -> souk.seller.v1.GetSellerStatsRequest
+	40, // 57: souk.seller.v1.SellerService.SendOrderMessage:input_type -> souk.seller.v1.SendOrderMessageRequest
+	42, // 58: souk.seller.v1.SellerService.ListOrderMessages:input_type -> souk.seller.v1.ListOrderMessagesRequest
+	44, // 59: souk.seller.v1.SellerService.AnswerOffer:input_type -> souk.seller.v1.AnswerOfferRequest
+	36, // 60: souk.seller.v1.DisputeResolutionService.ListEscalatedDisputes:input_type -> souk.seller.v1.ListEscalatedDisputesRequest
+	38, // 61: souk.seller.v1.DisputeResolutionService.DecideDispute:input_type -> souk.seller.v1.DecideDisputeRequest
+	17, // 62: souk.seller.v1.CatalogService.ReserveStock:input_type -> souk.seller.v1.ReserveStockRequest
+	19, // 63: souk.seller.v1.CatalogService.ReleaseStock:input_type -> souk.seller.v1.ReleaseStockRequest
+	2,  // 64: souk.seller.v1.SellerService.CreateProduct:output_type -> souk.seller.v1.CreateProductResponse
+	4,  // 65: souk.seller.v1.SellerService.UpdateProduct:output_type -> souk.seller.v1.UpdateProductResponse
+	6,  // 66: souk.seller.v1.SellerService.ListProducts:output_type -> souk.seller.v1.ListProductsResponse
+	8,  // 67: souk.seller.v1.SellerService.ListOrders:output_type -> souk.seller.v1.ListOrdersResponse
+	10, // 68: souk.seller.v1.SellerService.GetOrder:output_type -> souk.seller.v1.GetOrderResponse
+	13, // 69: souk.seller.v1.SellerService.AdjustOrderPrice:output_type -> souk.seller.v1.AdjustOrderPriceResponse
+	15, // 70: souk.seller.v1.SellerService.ShipOrder:output_type -> souk.seller.v1.ShipOrderResponse
+	22, // 71: souk.seller.v1.SellerService.AnswerCancellation:output_type -> souk.seller.v1.AnswerCancellationResponse
+	24, // 72: souk.seller.v1.SellerService.ExtendProtection:output_type -> souk.seller.v1.ExtendProtectionResponse
+	29, // 73: souk.seller.v1.SellerService.AnswerDispute:output_type -> souk.seller.v1.AnswerDisputeResponse
+	31, // 74: souk.seller.v1.SellerService.AddDisputeEvidence:output_type -> souk.seller.v1.AddDisputeEvidenceResponse
+	35, // 75: souk.seller.v1.SellerService.GetSellerStats:output_type -> souk.seller.v1.GetSellerStatsResponse
+	41, // 76: souk.seller.v1.SellerService.SendOrderMessage:output_type -> souk.seller.v1.SendOrderMessageResponse
+	43, // 77: souk.seller.v1.SellerService.ListOrderMessages:output_type -> souk.seller.v1.ListOrderMessagesResponse
+	45, // 78: souk.seller.v1.SellerService.AnswerOffer:output_type -> souk.seller.v1.AnswerOfferResponse
+	37, // 79: souk.seller.v1.DisputeResolutionService.ListEscalatedDisputes:output_type -> souk.seller.v1.ListEscalatedDisputesResponse
+	39, // 80: souk.seller.v1.DisputeResolutionService.DecideDispute:output_type -> souk.seller.v1.DecideDisputeResponse
+	18, // 81: souk.seller.v1.CatalogService.ReserveStock:output_type -> souk.seller.v1.ReserveStockResponse
+	20, // 82: souk.seller.v1.CatalogService.ReleaseStock:output_type -> souk.seller.v1.ReleaseStockResponse
+	64, // [64:83] is the sub-list for method output_type
+	45, // [45:64] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_souk_seller_v1_seller_proto_init() }
@@ -3046,7 +3168,7 @@ func file_souk_seller_v1_seller_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_souk_seller_v1_seller_proto_rawDesc), len(file_souk_seller_v1_seller_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   44,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

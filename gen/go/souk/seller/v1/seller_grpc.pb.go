@@ -33,6 +33,7 @@ const (
 	SellerService_GetSellerStats_FullMethodName     = "/souk.seller.v1.SellerService/GetSellerStats"
 	SellerService_SendOrderMessage_FullMethodName   = "/souk.seller.v1.SellerService/SendOrderMessage"
 	SellerService_ListOrderMessages_FullMethodName  = "/souk.seller.v1.SellerService/ListOrderMessages"
+	SellerService_AnswerOffer_FullMethodName        = "/souk.seller.v1.SellerService/AnswerOffer"
 )
 
 // SellerServiceClient is the client API for SellerService service.
@@ -77,6 +78,9 @@ type SellerServiceClient interface {
 	SendOrderMessage(ctx context.Context, in *SendOrderMessageRequest, opts ...grpc.CallOption) (*SendOrderMessageResponse, error)
 	// ListOrderMessages pages the order's conversation, oldest first.
 	ListOrderMessages(ctx context.Context, in *ListOrderMessagesRequest, opts ...grpc.CallOption) (*ListOrderMessagesResponse, error)
+	// AnswerOffer accepts the buyer's open offer (it becomes a price
+	// adjustment) or declines it with a note. Refused while the buyer is paying.
+	AnswerOffer(ctx context.Context, in *AnswerOfferRequest, opts ...grpc.CallOption) (*AnswerOfferResponse, error)
 }
 
 type sellerServiceClient struct {
@@ -227,6 +231,16 @@ func (c *sellerServiceClient) ListOrderMessages(ctx context.Context, in *ListOrd
 	return out, nil
 }
 
+func (c *sellerServiceClient) AnswerOffer(ctx context.Context, in *AnswerOfferRequest, opts ...grpc.CallOption) (*AnswerOfferResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AnswerOfferResponse)
+	err := c.cc.Invoke(ctx, SellerService_AnswerOffer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SellerServiceServer is the server API for SellerService service.
 // All implementations must embed UnimplementedSellerServiceServer
 // for forward compatibility.
@@ -269,6 +283,9 @@ type SellerServiceServer interface {
 	SendOrderMessage(context.Context, *SendOrderMessageRequest) (*SendOrderMessageResponse, error)
 	// ListOrderMessages pages the order's conversation, oldest first.
 	ListOrderMessages(context.Context, *ListOrderMessagesRequest) (*ListOrderMessagesResponse, error)
+	// AnswerOffer accepts the buyer's open offer (it becomes a price
+	// adjustment) or declines it with a note. Refused while the buyer is paying.
+	AnswerOffer(context.Context, *AnswerOfferRequest) (*AnswerOfferResponse, error)
 	mustEmbedUnimplementedSellerServiceServer()
 }
 
@@ -320,6 +337,9 @@ func (UnimplementedSellerServiceServer) SendOrderMessage(context.Context, *SendO
 }
 func (UnimplementedSellerServiceServer) ListOrderMessages(context.Context, *ListOrderMessagesRequest) (*ListOrderMessagesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListOrderMessages not implemented")
+}
+func (UnimplementedSellerServiceServer) AnswerOffer(context.Context, *AnswerOfferRequest) (*AnswerOfferResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AnswerOffer not implemented")
 }
 func (UnimplementedSellerServiceServer) mustEmbedUnimplementedSellerServiceServer() {}
 func (UnimplementedSellerServiceServer) testEmbeddedByValue()                       {}
@@ -594,6 +614,24 @@ func _SellerService_ListOrderMessages_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SellerService_AnswerOffer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AnswerOfferRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SellerServiceServer).AnswerOffer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SellerService_AnswerOffer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SellerServiceServer).AnswerOffer(ctx, req.(*AnswerOfferRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SellerService_ServiceDesc is the grpc.ServiceDesc for SellerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -656,6 +694,10 @@ var SellerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListOrderMessages",
 			Handler:    _SellerService_ListOrderMessages_Handler,
+		},
+		{
+			MethodName: "AnswerOffer",
+			Handler:    _SellerService_AnswerOffer_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
