@@ -65,7 +65,8 @@ const (
 
 // DeadlineKinds lists every deadline kind.
 var DeadlineKinds = []DeadlineKind{DeadlinePayment, DeadlineVerification, DeadlineProcessing,
-	DeadlineCancelAnswer, DeadlineShipBy, DeadlineProtection, DeadlineDisputeAnswer, DeadlineOffer}
+	DeadlineCancelAnswer, DeadlineShipBy, DeadlineProtection, DeadlineDisputeAnswer, DeadlineOffer,
+	DeadlineRemindPayment, DeadlineRemindCancelAnswer, DeadlineRemindShipBy, DeadlineRemindDisputeAnswer}
 
 // Cancellation reasons set by the system.
 const (
@@ -317,6 +318,7 @@ func (o *Order) record(now time.Time, kind, actor, note string, adj *PriceAdjust
 	seq := int64(len(o.history) + len(o.newEvents) + 1)
 	o.newEvents = append(o.newEvents, Event{Sequence: seq, Kind: kind, Actor: actor, OccurredAt: now, Note: note, Adjustment: adj})
 	o.updatedAt = now
+	o.syncReminders(now)
 }
 
 // checkedTotal computes items + shipping - discount, refusing amounts out
@@ -428,6 +430,9 @@ func (o *Order) FireDeadline(now time.Time, kind DeadlineKind, pol Policy) error
 			o.status = StatusCompleted
 			o.record(now, "completed", "system", "buyer protection ended", nil)
 		}
+		return nil
+	case DeadlineRemindPayment, DeadlineRemindCancelAnswer, DeadlineRemindShipBy, DeadlineRemindDisputeAnswer:
+		o.fireReminder(now, kind)
 		return nil
 	case DeadlineOffer:
 		delete(o.deadlines, kind)

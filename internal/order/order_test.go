@@ -185,8 +185,10 @@ func TestPaymentAttempts(t *testing.T) {
 	if err := o.ApplyResult(t0, "a-k3", order.Result{Kind: order.ResultSucceeded, ProviderRef: "ch_1"}, order.DefaultPolicy); err != nil {
 		t.Fatal(err)
 	}
-	// Paid: the payment window closes and the ship-by date (3 handling days) opens.
-	if d := o.Deadlines(); o.Status() != order.StatusAwaitingShipment || len(d) != 1 || !d[order.DeadlineShipBy].Equal(t0.Add(3*24*time.Hour)) || o.LastDecline() != (order.Decline{}) {
+	// Paid: the payment window closes and the ship-by date (3 handling days)
+	// opens, with its reminder a day before.
+	if d := o.Deadlines(); o.Status() != order.StatusAwaitingShipment || len(d) != 2 || !d[order.DeadlineShipBy].Equal(t0.Add(3*24*time.Hour)) ||
+		!d[order.DeadlineRemindShipBy].Equal(t0.Add(2*24*time.Hour)) || o.LastDecline() != (order.Decline{}) {
 		t.Fatalf("after approval: %s %v %+v", o.Status(), o.Deadlines(), o.LastDecline())
 	}
 	if a, _ := o.Attempt("a-k3"); a.Status != order.AttemptSucceeded || a.Amount != o.Total() {

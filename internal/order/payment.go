@@ -281,12 +281,13 @@ func (o *Order) reopen(now time.Time, kind string, d Decline) {
 	o.lastDecline = d
 	o.status = StatusPendingPayment
 	o.closeAttemptDeadlines()
+	if now.Before(o.paymentDueAt) {
+		o.deadlines[DeadlinePayment] = o.paymentDueAt
+	}
 	o.record(now, kind, "system", d.Code+": "+d.Message, nil)
 	if !now.Before(o.paymentDueAt) {
 		o.cancel(now, "system", ReasonPaymentTimeout, PartyBuyer)
-		return
 	}
-	o.deadlines[DeadlinePayment] = o.paymentDueAt
 }
 
 func (o *Order) closeAttemptDeadlines() {

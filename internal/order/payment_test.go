@@ -38,7 +38,7 @@ func TestVerificationFlow(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, _ := o.Attempt("a-k1")
-	if a.Status != order.AttemptFailed || a.Decline != order.DeclineVerificationFailed || len(o.Deadlines()) != 1 {
+	if _, ok := o.Deadlines()[order.DeadlinePayment]; a.Status != order.AttemptFailed || a.Decline != order.DeclineVerificationFailed || !ok || len(o.Deadlines()) != 2 {
 		t.Fatalf("after too many wrong codes: %+v, deadlines %v", a, o.Deadlines())
 	}
 }

@@ -117,6 +117,9 @@ func Order(o *order.Order, full bool) *orderv1.Order {
 		p.Shipment = &orderv1.Shipment{Carrier: s.Carrier, TrackingNumber: s.TrackingNumber, TrackingUrl: s.TrackingURL, ShippedAt: Time(s.ShippedAt)}
 	}
 	for kind, due := range o.Deadlines() {
+		if order.IsReminder(kind) {
+			continue // the reminder's event is what users see
+		}
 		p.Deadlines = append(p.Deadlines, &orderv1.Deadline{Kind: string(kind), DueAt: Time(due)})
 	}
 	slices.SortFunc(p.Deadlines, func(a, b *orderv1.Deadline) int { return a.DueAt.AsTime().Compare(b.DueAt.AsTime()) })
