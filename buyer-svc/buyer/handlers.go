@@ -181,13 +181,22 @@ func (s *buyerService) ListOrders(ctx context.Context, req *buyerv1.ListOrdersRe
 	return &buyerv1.ListOrdersResponse{Orders: protoconv.Orders(os), NextPageToken: next}, nil
 }
 
-// GetOrder returns one of the caller's orders; another buyer's is not found.
-func (s *buyerService) GetOrder(ctx context.Context, req *buyerv1.GetOrderRequest) (*buyerv1.GetOrderResponse, error) {
-	o, err := s.deps.DB.Get(ctx, req.OrderId)
+// owned reads one of the caller's orders; another buyer's is not found.
+func (s *buyerService) owned(ctx context.Context, id string) (*order.Order, error) {
+	o, err := s.deps.DB.Get(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	if err := ownedBy(o, buyerID(ctx)); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// GetOrder returns one of the caller's orders; another buyer's is not found.
+func (s *buyerService) GetOrder(ctx context.Context, req *buyerv1.GetOrderRequest) (*buyerv1.GetOrderResponse, error) {
+	o, err := s.owned(ctx, req.OrderId)
+	if err != nil {
 		return nil, err
 	}
 	return &buyerv1.GetOrderResponse{Order: protoconv.Order(o, true)}, nil

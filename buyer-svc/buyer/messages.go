@@ -26,11 +26,7 @@ func (s *buyerService) SendOrderMessage(ctx context.Context, req *buyerv1.SendOr
 
 // ListOrderMessages pages the conversation of one of the buyer's orders.
 func (s *buyerService) ListOrderMessages(ctx context.Context, req *buyerv1.ListOrderMessagesRequest) (*buyerv1.ListOrderMessagesResponse, error) {
-	o, err := s.deps.DB.Get(ctx, req.OrderId)
-	if err != nil {
-		return nil, err
-	}
-	if err := ownedBy(o, buyerID(ctx)); err != nil {
+	if _, err := s.owned(ctx, req.OrderId); err != nil {
 		return nil, err
 	}
 	ms, next, err := s.deps.DB.ListMessages(ctx, req.OrderId, protoconv.PageSize(req.PageSize, 50), req.PageToken)

@@ -181,3 +181,16 @@ func TestRecordLateAnswerOfACancelledAttempt(t *testing.T) {
 		})
 	}
 }
+
+func TestCancelledOrderIsNotCaptured(t *testing.T) {
+	pol := order.DefaultPolicy
+	o := opened(t)
+	must(t, o.ApplyResult(t0, "a-k1", order.Result{Kind: order.ResultSucceeded, ProviderRef: "auth-1"}, pol))
+	if a, _ := o.Attempt("a-k1"); a.NextCaptureAt.IsZero() {
+		t.Fatal("an authorization that paid the order is not due for capture")
+	}
+	must(t, o.CancelPaid(t0, "system", order.ReasonShipByMissed, order.PartySeller, pol))
+	if a, _ := o.Attempt("a-k1"); !a.NextCaptureAt.IsZero() || refundedPerAttempt(o)["a-k1"] != 2800 {
+		t.Fatalf("after cancelling: capture due %v, refunded %d; want no capture and the authorization owed back", a.NextCaptureAt, refundedPerAttempt(o)["a-k1"])
+	}
+}

@@ -352,8 +352,14 @@ func (o *Order) illegal(action string) error {
 func (o *Order) cancel(now time.Time, actor, reason string, by Party) {
 	o.cancelledBy = by
 	for i := range o.attempts {
-		if o.attempts[i].Open() {
-			o.attempts[i].Status, o.attempts[i].UpdatedAt = AttemptCanceled, now
+		a := &o.attempts[i]
+		if a.Open() {
+			a.Status, a.UpdatedAt = AttemptCanceled, now
+		}
+		// An authorization the order no longer needs is released by its
+		// refund (a void), not captured.
+		if a.Status == AttemptSucceeded && !a.Captured {
+			a.NextCaptureAt = time.Time{}
 		}
 	}
 	o.closeOffer(now, OfferLapsed, "the order was cancelled")

@@ -101,13 +101,22 @@ func (s *sellerService) ListOrders(ctx context.Context, req *sellerv1.ListOrders
 	return &sellerv1.ListOrdersResponse{Orders: protoconv.Orders(os), NextPageToken: next}, nil
 }
 
-// GetOrder returns one of the store's orders; another store's is not found.
-func (s *sellerService) GetOrder(ctx context.Context, req *sellerv1.GetOrderRequest) (*sellerv1.GetOrderResponse, error) {
-	o, err := s.deps.DB.Get(ctx, req.OrderId)
+// owned reads one of the store's orders; another store's is not found.
+func (s *sellerService) owned(ctx context.Context, id string) (*order.Order, error) {
+	o, err := s.deps.DB.Get(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	if err := ownedBy(o, sellerID(ctx)); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// GetOrder returns one of the store's orders; another store's is not found.
+func (s *sellerService) GetOrder(ctx context.Context, req *sellerv1.GetOrderRequest) (*sellerv1.GetOrderResponse, error) {
+	o, err := s.owned(ctx, req.OrderId)
+	if err != nil {
 		return nil, err
 	}
 	return &sellerv1.GetOrderResponse{Order: protoconv.SellerOrder(o)}, nil
@@ -141,11 +150,7 @@ func (s *sellerService) update(ctx context.Context, id string, fn func(*order.Or
 // instead of racing it. Ownership is checked first: another store's seller
 // must never hold the lock.
 func (s *sellerService) locked(ctx context.Context, id string, fn func(*order.Order) error) (*order.Order, error) {
-	o, err := s.deps.DB.Get(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if err := ownedBy(o, sellerID(ctx)); err != nil {
+	if _, err := s.owned(ctx, id); err != nil {
 		return nil, err
 	}
 	lk, err := s.deps.Locker.Obtain(ctx, id, adjustLockWait)

@@ -26,11 +26,7 @@ func (s *sellerService) SendOrderMessage(ctx context.Context, req *sellerv1.Send
 
 // ListOrderMessages pages the conversation of one of the store's orders.
 func (s *sellerService) ListOrderMessages(ctx context.Context, req *sellerv1.ListOrderMessagesRequest) (*sellerv1.ListOrderMessagesResponse, error) {
-	o, err := s.deps.DB.Get(ctx, req.OrderId)
-	if err != nil {
-		return nil, err
-	}
-	if err := ownedBy(o, sellerID(ctx)); err != nil {
+	if _, err := s.owned(ctx, req.OrderId); err != nil {
 		return nil, err
 	}
 	ms, next, err := s.deps.DB.ListMessages(ctx, req.OrderId, protoconv.PageSize(req.PageSize, 50), req.PageToken)
