@@ -155,18 +155,15 @@ func (s *Service) ClaimKey(ctx context.Context, buyer, key string, parts ...stri
 	return s.cfg.DB.ClaimIdempotencyKey(ctx, "buyer:"+buyer, key, s.Fingerprint(parts...), s.cfg.Now())
 }
 
-// owned loads an order of the buyer; another buyer's order is not found.
-// It runs before the lock, so a stranger holding an order id can never
-// make its owner wait or fail.
-func (s *Service) owned(ctx context.Context, buyer, orderID string) (*order.Order, error) {
-	o, err := s.cfg.DB.Get(ctx, orderID)
-	if err != nil {
-		return nil, err
+// owned checks that an order is the buyer's; another buyer's order is not
+// found. It runs before the lock, so a stranger holding an order id can
+// never make its owner wait or fail.
+func (s *Service) owned(ctx context.Context, buyer, orderID string) error {
+	owner, _, err := s.cfg.DB.Parties(ctx, orderID)
+	if err == nil && owner != buyer {
+		err = fmt.Errorf("%w: order %s", order.ErrNotFound, orderID)
 	}
-	if err := ownedBy(o, buyer); err != nil {
-		return nil, err
-	}
-	return o, nil
+	return err
 }
 
 func ownedBy(o *order.Order, buyer string) error {
@@ -195,7 +192,7 @@ func (s *Service) update(ctx context.Context, buyer, orderID string, fn func(*or
 var errReplay = errors.New("replayed payment request")
 
 func (s *Service) pay(ctx context.Context, req PayRequest) (*order.Order, order.Attempt, error) {
-	if _, err := s.owned(ctx, req.BuyerID, req.OrderID); err != nil {
+	if err := s.owned(ctx, req.BuyerID, req.OrderID); err != nil {
 		return nil, order.Attempt{}, err
 	}
 	lk, err := s.cfg.Locker.Obtain(ctx, req.OrderID, LockWait)
@@ -375,7 +372,7 @@ func (s *Service) capture(ctx context.Context, o *order.Order, a order.Attempt, 
 
 // Verify gives the provider the buyer's one-time code for an attempt.
 func (s *Service) Verify(ctx context.Context, buyer, orderID, attemptID, code string) (*order.Order, order.Attempt, error) {
-	if _, err := s.owned(ctx, buyer, orderID); err != nil {
+	if err := s.owned(ctx, buyer, orderID); err != nil {
 		return nil, order.Attempt{}, err
 	}
 	lk, err := s.cfg.Locker.Obtain(ctx, orderID, LockWait)

@@ -196,6 +196,23 @@ func (db *DB) Get(ctx context.Context, id string) (*order.Order, error) {
 	return order.UnmarshalFromDatabase(s), nil
 }
 
+// Parties returns the buyer and the seller of an order, for an ownership
+// check that needs nothing else (before taking the order's lock).
+func (db *DB) Parties(ctx context.Context, id string) (buyerID, sellerID string, err error) {
+	type parties struct{ buyer, seller string }
+	p, err := read(ctx, func() (parties, error) {
+		var p parties
+		err := db.pool.QueryRow(ctx, `SELECT buyer_id, seller_id FROM orders WHERE id = $1`, id).Scan(&p.buyer, &p.seller)
+		return p, err
+	})
+	if isNoRows(err) {
+		return "", "", fmt.Errorf("%w: order %s", order.ErrNotFound, id)
+	} else if err != nil {
+		return "", "", fmt.Errorf("order parties: %w", err)
+	}
+	return p.buyer, p.seller, nil
+}
+
 // getMany reads whole orders in one round trip, in the order of ids,
 // leaving out any that do not exist.
 func (db *DB) getMany(ctx context.Context, ids []string) ([]*order.Order, error) {

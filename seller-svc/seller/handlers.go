@@ -150,8 +150,10 @@ func (s *sellerService) update(ctx context.Context, id string, fn func(*order.Or
 // instead of racing it. Ownership is checked first: another store's seller
 // must never hold the lock.
 func (s *sellerService) locked(ctx context.Context, id string, fn func(*order.Order) error) (*order.Order, error) {
-	if _, err := s.owned(ctx, id); err != nil {
+	if _, seller, err := s.deps.DB.Parties(ctx, id); err != nil {
 		return nil, err
+	} else if seller != sellerID(ctx) {
+		return nil, fmt.Errorf("%w: order %s", order.ErrNotFound, id)
 	}
 	lk, err := s.deps.Locker.Obtain(ctx, id, adjustLockWait)
 	if err != nil {
