@@ -35,6 +35,12 @@ type Config struct {
 	Listener      bool
 	SweepInterval time.Duration
 	LockTTL       time.Duration
+	// Relay runs the event relay (outbox to Redis stream) in this replica;
+	// RelayInterval is how often it looks for events, EventRetention how
+	// long the stream keeps them.
+	Relay          bool
+	RelayInterval  time.Duration
+	EventRetention time.Duration
 	// Policy holds the payment and refund rules (verification and
 	// processing windows, refund due dates and the holidays they skip).
 	Policy order.Policy
@@ -121,17 +127,20 @@ func (e *Env) Err() error { return errors.Join(e.errs...) }
 // Load reads the shared configuration.
 func (e *Env) Load() Config {
 	c := Config{
-		DatabaseURL:   e.String("SOUK_DATABASE_URL", DefaultDatabaseURL),
-		RedisAddr:     e.String("SOUK_REDIS_ADDR", "127.0.0.1:56379"),
-		RedisDB:       e.Int("SOUK_REDIS_DB", 0),
-		RedisPrefix:   e.String("SOUK_REDIS_PREFIX", "souk:"),
-		JWTSecret:     e.String("SOUK_JWT_SECRET", DevJWTSecret),
-		Migrate:       e.Bool("SOUK_MIGRATE", true),
-		PaymentWindow: e.Duration("SOUK_PAYMENT_WINDOW", 20*24*time.Hour),
-		Deadlines:     e.Bool("SOUK_DEADLINES", true),
-		Listener:      e.Bool("SOUK_EXPIRY_LISTENER", true),
-		SweepInterval: e.Duration("SOUK_SWEEP_INTERVAL", 30*time.Second),
-		LockTTL:       e.Duration("SOUK_LOCK_TTL", 15*time.Second),
+		DatabaseURL:    e.String("SOUK_DATABASE_URL", DefaultDatabaseURL),
+		RedisAddr:      e.String("SOUK_REDIS_ADDR", "127.0.0.1:56379"),
+		RedisDB:        e.Int("SOUK_REDIS_DB", 0),
+		RedisPrefix:    e.String("SOUK_REDIS_PREFIX", "souk:"),
+		JWTSecret:      e.String("SOUK_JWT_SECRET", DevJWTSecret),
+		Migrate:        e.Bool("SOUK_MIGRATE", true),
+		PaymentWindow:  e.Duration("SOUK_PAYMENT_WINDOW", 20*24*time.Hour),
+		Deadlines:      e.Bool("SOUK_DEADLINES", true),
+		Listener:       e.Bool("SOUK_EXPIRY_LISTENER", true),
+		SweepInterval:  e.Duration("SOUK_SWEEP_INTERVAL", 30*time.Second),
+		LockTTL:        e.Duration("SOUK_LOCK_TTL", 15*time.Second),
+		Relay:          e.Bool("SOUK_RELAY", true),
+		RelayInterval:  e.Duration("SOUK_RELAY_INTERVAL", 200*time.Millisecond),
+		EventRetention: e.Duration("SOUK_EVENT_RETENTION", 7*24*time.Hour),
 	}
 	c.Policy = order.Policy{
 		VerificationTTL:         e.Duration("SOUK_VERIFICATION_TTL", order.DefaultPolicy.VerificationTTL),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -13,6 +14,7 @@ import (
 	"github.com/souk-dev/souk/internal/lock"
 	"github.com/souk-dev/souk/internal/order"
 	"github.com/souk-dev/souk/internal/postgres"
+	"github.com/souk-dev/souk/internal/relay"
 )
 
 // Deps are the connections and helpers a service runs on.
@@ -64,14 +66,25 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Deps, error) {
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	d.cancel = cancel
-	go func() {
-		defer close(d.done)
-		if cfg.Deadlines {
+	var wg sync.WaitGroup
+	if cfg.Deadlines {
+		wg.Go(func() {
 			_ = d.Deadlines.Run(runCtx, deadline.Config{Listen: cfg.Listener, SweepInterval: cfg.SweepInterval})
-		}
+		})
+	}
+	if cfg.Relay {
+		r := relay.New(db, rdb, relay.Config{Stream: EventStream(cfg), Retention: cfg.EventRetention, Interval: cfg.RelayInterval}, Now, log)
+		wg.Go(func() { r.Run(runCtx) })
+	}
+	go func() {
+		wg.Wait()
+		close(d.done)
 	}()
 	return d, nil
 }
+
+// EventStream is the Redis stream the relay publishes order events to.
+func EventStream(cfg Config) string { return cfg.RedisPrefix + "events" }
 
 // Changed is called after every committed change of an order: it arms the
 // order's deadline keys.

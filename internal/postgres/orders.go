@@ -271,7 +271,7 @@ func (db *DB) CreateOrders(ctx context.Context, orders []*order.Order) error {
 				s.HandlingDays, 1, s.CreatedAt, s.UpdatedAt, s.CancelReason, s.LastDecline.Code, s.LastDecline.Message,
 				shipmentOf(s.Shipment), s.LastDecline.Advice, s.LastDecline.Retryable, string(s.CancelledBy),
 				s.Cancellation, s.Dispute, s.PaymentDueAt, s.ProtectionDays, s.Discount, s.Offer, nullUUID(s.PaidAttemptID), o.Total().Amount)
-			queueDetails(b, o, s, order.Stored{})
+			queueDetails(b, o, s, order.Stored{}, 1)
 			// The orders now say what is held; the reservation has done its work.
 			b.Queue(`DELETE FROM stock_reservations WHERE checkout_id = $1`, s.CheckoutID)
 		}
@@ -325,7 +325,7 @@ func shipmentOf(s *order.Shipment) *shipmentJSON {
 // row: deadlines (when they changed), payment attempts and refunds (new or
 // changed since old), new history events and, when the order gives its
 // stock back, the release of its reservation.
-func queueDetails(b *pgx.Batch, o *order.Order, s, old order.Stored) {
+func queueDetails(b *pgx.Batch, o *order.Order, s, old order.Stored, version int64) {
 	if !sameDeadlines(old.Deadlines, s.Deadlines) {
 		b.Queue(`DELETE FROM order_deadlines WHERE order_id = $1`, s.ID)
 		for kind, due := range s.Deadlines {
@@ -360,8 +360,8 @@ func queueDetails(b *pgx.Batch, o *order.Order, s, old order.Stored) {
 			a := adjustmentJSON(*e.Adjustment)
 			adj = &a
 		}
-		b.Queue(`INSERT INTO order_events (order_id, sequence, kind, actor, occurred_at, note, adjustment)
-			VALUES ($1,$2,$3,$4,$5,$6,$7)`, s.ID, e.Sequence, e.Kind, e.Actor, e.OccurredAt, e.Note, adj)
+		b.Queue(`INSERT INTO order_events (order_id, sequence, kind, actor, occurred_at, note, adjustment, status_after, version_after)
+			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)`, s.ID, e.Sequence, e.Kind, e.Actor, e.OccurredAt, e.Note, adj, string(s.Status), version)
 	}
 	if o.ReleasesStock() {
 		queueRestock(b, s.Items)
@@ -421,7 +421,7 @@ func updateTx(ctx context.Context, tx pgx.Tx, id string, lock string, fn func(*o
 		}
 		return nil
 	})
-	queueDetails(b, o, n, s)
+	queueDetails(b, o, n, s, n.Version+1)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		if errors.Is(err, order.ErrConflict) {
 			return nil, err

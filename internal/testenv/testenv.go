@@ -117,18 +117,21 @@ func Config(tb testing.TB) app.Config {
 // servers, which it may restart), with keys under prefix.
 func ConfigOn(databaseURL, redisAddr, prefix string) app.Config {
 	return app.Config{
-		DatabaseURL:   databaseURL,
-		RedisAddr:     redisAddr,
-		RedisPrefix:   prefix,
-		JWTSecret:     app.DevJWTSecret,
-		LogLevel:      slog.LevelWarn,
-		Migrate:       true,
-		PaymentWindow: 20 * 24 * time.Hour,
-		Deadlines:     true,
-		Listener:      true,
-		SweepInterval: 200 * time.Millisecond,
-		LockTTL:       5 * time.Second,
-		Policy:        order.DefaultPolicy,
+		DatabaseURL:    databaseURL,
+		RedisAddr:      redisAddr,
+		RedisPrefix:    prefix,
+		JWTSecret:      app.DevJWTSecret,
+		LogLevel:       slog.LevelWarn,
+		Migrate:        true,
+		PaymentWindow:  20 * 24 * time.Hour,
+		Deadlines:      true,
+		Listener:       true,
+		SweepInterval:  200 * time.Millisecond,
+		LockTTL:        5 * time.Second,
+		Relay:          true,
+		RelayInterval:  100 * time.Millisecond,
+		EventRetention: 7 * 24 * time.Hour,
+		Policy:         order.DefaultPolicy,
 	}
 }
 

@@ -1,0 +1,149 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// relayLock is the advisory lock key that makes one relay at a time hand
+// out stream places and publish: the stream's order is theirs.
+const relayLock = 0x50_55_4b_52 // "SOUKR"
+
+// OutboxEvent is a history event on its way to the event stream.
+type OutboxEvent struct {
+	ID         int64
+	StreamSeq  int64
+	OrderID    string
+	BuyerID    string
+	SellerID   string
+	Sequence   int64
+	Kind       string
+	Actor      string
+	OccurredAt time.Time
+	Note       string
+	Adjustment []byte // JSON, or nil
+	Status     string
+	Version    int64
+}
+
+// inRelayTx runs fn in a transaction holding the relay's advisory lock; if
+// another relay holds it, fn does not run and ran is false.
+func (db *DB) inRelayTx(ctx context.Context, fn func(pgx.Tx) error) (ran bool, err error) {
+	err = db.tx(ctx, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, relayLock).Scan(&ran); err != nil || !ran {
+			return err
+		}
+		return fn(tx)
+	})
+	return ran, err
+}
+
+// SequenceEvents gives up to limit committed events without a stream place
+// the next places, in the order of their ids, and commits. Events of one
+// order commit in their sequence (each change holds the order's row), so
+// they get their places in that order; an event committed late (its id
+// taken long before) simply gets a later place: none is skipped. It
+// returns how many it sequenced.
+func (db *DB) SequenceEvents(ctx context.Context, limit int) (int, error) {
+	n := 0
+	_, err := db.inRelayTx(ctx, func(tx pgx.Tx) error {
+		var last int64
+		if err := tx.QueryRow(ctx, `SELECT last_seq FROM event_relay WHERE id = 1 FOR UPDATE`).Scan(&last); err != nil {
+			return fmt.Errorf("relay state: %w", err)
+		}
+		rows, _ := tx.Query(ctx, `SELECT id FROM order_events WHERE stream_seq IS NULL ORDER BY id LIMIT $1`, limit)
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		b := &pgx.Batch{}
+		b.Queue(`UPDATE order_events e SET stream_seq = $1 + v.n FROM unnest($2::bigint[]) WITH ORDINALITY AS v(id, n)
+			WHERE e.id = v.id`, last, ids)
+		b.Queue(`UPDATE event_relay SET last_seq = $1 WHERE id = 1`, last+int64(len(ids)))
+		n = len(ids)
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sequence events: %w", err)
+	}
+	return n, nil
+}
+
+// PublishEvents hands up to limit sequenced, unpublished events to publish
+// in stream order, with the stream place of the last event published before
+// them, and marks them published if it returns nil. It returns how many it
+// published; publish's error is returned as it is.
+func (db *DB) PublishEvents(ctx context.Context, limit int, publish func(last int64, evs []OutboxEvent) error) (int, error) {
+	n := 0
+	var perr error
+	_, err := db.inRelayTx(ctx, func(tx pgx.Tx) error {
+		var last int64
+		if err := tx.QueryRow(ctx, `SELECT published_seq FROM event_relay WHERE id = 1 FOR UPDATE`).Scan(&last); err != nil {
+			return fmt.Errorf("relay state: %w", err)
+		}
+		rows, _ := tx.Query(ctx, `SELECT e.id, e.stream_seq, e.order_id::text, o.buyer_id, o.seller_id, e.sequence, e.kind, e.actor,
+			e.occurred_at, e.note, convert_to(e.adjustment::text, 'UTF8'), e.status_after, e.version_after
+			FROM order_events e JOIN orders o ON o.id = e.order_id
+			WHERE e.published_at IS NULL AND e.stream_seq IS NOT NULL ORDER BY e.stream_seq LIMIT $1`, limit)
+		evs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[OutboxEvent])
+		if err != nil || len(evs) == 0 {
+			return err
+		}
+		if perr = publish(last, evs); perr != nil {
+			return perr
+		}
+		ids := make([]int64, len(evs))
+		for i, e := range evs {
+			ids[i] = e.ID
+		}
+		n = len(evs)
+		b := &pgx.Batch{}
+		b.Queue(`UPDATE order_events SET published_at = now() WHERE id = ANY($1)`, ids)
+		b.Queue(`UPDATE event_relay SET published_seq = $1 WHERE id = 1`, evs[len(evs)-1].StreamSeq)
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if perr != nil {
+		return 0, perr
+	}
+	if err != nil {
+		return 0, fmt.Errorf("publish events: %w", err)
+	}
+	return n, nil
+}
+
+// RepublishSince marks every event published since (or never published)
+// to be published again, in its place: the stream lost them (Redis lost
+// its data). It returns how many it marked.
+func (db *DB) RepublishSince(ctx context.Context, since time.Time) (int64, error) {
+	var n int64
+	_, err := db.inRelayTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE order_events SET published_at = NULL
+			WHERE stream_seq IS NOT NULL AND published_at IS NOT NULL AND occurred_at >= $1`, since)
+		if err != nil {
+			return err
+		}
+		n = tag.RowsAffected()
+		_, err = tx.Exec(ctx, `UPDATE event_relay SET published_seq = 0 WHERE id = 1`)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("republish events: %w", err)
+	}
+	return n, nil
+}
+
+// FirstSeqSince returns the stream place of the first event that occurred
+// at or after since (0 if none): the stream is trimmed below it.
+func (db *DB) FirstSeqSince(ctx context.Context, since time.Time) (int64, error) {
+	var seq *int64
+	if err := db.pool.QueryRow(ctx, `SELECT min(stream_seq) FROM order_events WHERE occurred_at >= $1`, since).Scan(&seq); err != nil {
+		return 0, fmt.Errorf("first retained event: %w", err)
+	}
+	if seq == nil {
+		return 0, nil
+	}
+	return *seq, nil
+}

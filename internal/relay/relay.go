@@ -1,0 +1,179 @@
+// Package relay publishes the order events that every change writes to
+// Postgres in its transaction (the outbox, order_events) to a Redis stream,
+// each exactly once and in its order. Every replica runs a relay; one at a
+// time works (a Postgres advisory lock), the others stand by.
+//
+// Each event first gets its place in the stream (stream_seq), in a committed
+// step of its own; it is then added under the entry id "<stream_seq>-1" and
+// marked published. A relay that dies between adding and marking adds it
+// again under the same id, which Redis refuses as not above the stream's
+// last: no event is lost and none is added twice. Events are added by a
+// script that first checks the stream still ends at or after the last event
+// published: a Redis that lost its data gets every event of the retention
+// period again, under the same ids, so consumers' cursors stay valid.
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/souk-dev/souk/internal/postgres"
+)
+
+// Config tunes a Relay.
+type Config struct {
+	// Stream is the Redis stream's key.
+	Stream string
+	// Retention is how long events stay in the stream (Postgres keeps them all).
+	Retention time.Duration
+	// Interval is how often the relay looks for new events.
+	Interval time.Duration
+	// Batch is how many events one round handles at most.
+	Batch int
+}
+
+// Relay moves events from the outbox to the stream.
+type Relay struct {
+	db  *postgres.DB
+	rdb redis.UniversalClient
+	cfg Config
+	now func() time.Time
+	log *slog.Logger
+}
+
+// New returns a Relay.
+func New(db *postgres.DB, rdb redis.UniversalClient, cfg Config, now func() time.Time, log *slog.Logger) *Relay {
+	if cfg.Batch <= 0 {
+		cfg.Batch = 500
+	}
+	return &Relay{db: db, rdb: rdb, cfg: cfg, now: now, log: log}
+}
+
+// Run relays until ctx ends, and trims the stream by age once a minute.
+func (r *Relay) Run(ctx context.Context) {
+	t := time.NewTicker(r.cfg.Interval)
+	defer t.Stop()
+	var trimmed time.Time
+	for {
+		if _, err := r.Round(ctx); err != nil && ctx.Err() == nil {
+			r.log.WarnContext(ctx, "event relay", "err", err)
+		}
+		if time.Since(trimmed) > time.Minute {
+			if err := r.Trim(ctx); err != nil && ctx.Err() == nil {
+				r.log.WarnContext(ctx, "trim the event stream", "err", err)
+			}
+			trimmed = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Round sequences and publishes what is waiting, batch after batch, and
+// returns how many events it published.
+func (r *Relay) Round(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		if _, err := r.db.SequenceEvents(ctx, r.cfg.Batch); err != nil {
+			return total, err
+		}
+		n, err := r.db.PublishEvents(ctx, r.cfg.Batch, func(last int64, evs []postgres.OutboxEvent) error {
+			return r.Publish(ctx, last, evs)
+		})
+		if errors.Is(err, errLost) {
+			again, rerr := r.db.RepublishSince(ctx, r.now().Add(-r.cfg.Retention))
+			if rerr != nil {
+				return total, rerr
+			}
+			r.log.WarnContext(ctx, "the event stream lost its data; publishing the retention period again", "events", again)
+			continue
+		}
+		total += n
+		if err != nil || n < r.cfg.Batch {
+			return total, err
+		}
+	}
+}
+
+// errLost says the stream ends before the last event published: Redis lost its data.
+var errLost = errors.New("the event stream lost its data")
+
+// addScript adds entries (ARGV[2], JSON: [[id, field, value, …], …]) to the
+// stream KEYS[1], skipping those already there, unless the stream ends
+// before place ARGV[1] (the last published), which means it lost its data.
+var addScript = redis.NewScript(`
+local last = tonumber(ARGV[1])
+if last > 0 then
+  local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+  if #top == 0 or tonumber(string.match(top[1][1], '^(%d+)')) < last then
+    return redis.error_reply('SOUKLOST the stream ends before the last event published')
+  end
+end
+local added = 0
+for _, e in ipairs(cjson.decode(ARGV[2])) do
+  local ok = redis.pcall('XADD', KEYS[1], unpack(e))
+  if type(ok) == 'table' and ok.err then
+    if not string.find(ok.err, 'equal or smaller') then return ok end
+  else
+    added = added + 1
+  end
+end
+return added`)
+
+// Publish adds events to the stream in their order, unless the stream ends
+// before place last (the last event published), which means Redis lost its
+// data. An event already in the stream (a relay died before marking it) is
+// skipped.
+func (r *Relay) Publish(ctx context.Context, last int64, evs []postgres.OutboxEvent) error {
+	entries := make([][]any, len(evs))
+	for i, e := range evs {
+		entries[i] = append([]any{EntryID(e.StreamSeq)}, fields(e)...)
+	}
+	raw, err := json.Marshal(entries)
+	if err != nil {
+		return err
+	}
+	err = addScript.Run(ctx, r.rdb, []string{r.cfg.Stream}, last, raw).Err()
+	if err != nil && strings.HasPrefix(err.Error(), "SOUKLOST") {
+		return errLost
+	}
+	if err != nil {
+		return fmt.Errorf("add to the event stream: %w", err)
+	}
+	return nil
+}
+
+// EntryID is the stream entry id of the event in stream place seq.
+func EntryID(seq int64) string { return strconv.FormatInt(seq, 10) + "-1" }
+
+// fields are an event as a stream entry, every value a string.
+func fields(e postgres.OutboxEvent) []any {
+	f := []any{"event_id", strconv.FormatInt(e.ID, 10), "order_id", e.OrderID, "buyer_id", e.BuyerID, "seller_id", e.SellerID,
+		"sequence", strconv.FormatInt(e.Sequence, 10), "kind", e.Kind, "actor", e.Actor,
+		"occurred_at", e.OccurredAt.UTC().Format(time.RFC3339Nano), "note", e.Note, "status", e.Status,
+		"version", strconv.FormatInt(e.Version, 10)}
+	if e.Adjustment != nil {
+		f = append(f, "adjustment", string(e.Adjustment))
+	}
+	return f
+}
+
+// Trim drops the stream's entries older than the retention period.
+func (r *Relay) Trim(ctx context.Context) error {
+	seq, err := r.db.FirstSeqSince(ctx, r.now().Add(-r.cfg.Retention))
+	if err != nil || seq == 0 {
+		return err
+	}
+	return r.rdb.XTrimMinID(ctx, r.cfg.Stream, strconv.FormatInt(seq, 10)+"-0").Err()
+}

@@ -1,0 +1,248 @@
+package relay_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/souk-dev/souk/internal/order"
+	"github.com/souk-dev/souk/internal/postgres"
+	"github.com/souk-dev/souk/internal/relay"
+	"github.com/souk-dev/souk/internal/testenv"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func newOrders(t *testing.T, db *postgres.DB, n int) []string {
+	t.Helper()
+	var os []*order.Order
+	var ids []string
+	for range n {
+		o, err := order.New(order.NewOrderParams{ID: uuid.NewString(), CheckoutID: uuid.NewString(), BuyerID: "alice", SellerID: "store-x",
+			Currency: "USD", Items: []order.Item{{ProductID: uuid.NewString(), Quantity: 1, UnitPrice: 100}}, HandlingDays: 3,
+			PaymentWindow: time.Hour, Now: time.Now().UTC().Truncate(time.Microsecond)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		os, ids = append(os, o), append(ids, o.ID())
+	}
+	if err := db.CreateOrders(context.Background(), os); err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+// message writes one event on an order (a message of its conversation).
+func message(db *postgres.DB, id string) error {
+	_, err := db.Update(context.Background(), id, func(o *order.Order) error {
+		_, err := o.SendMessage(time.Now().UTC().Truncate(time.Microsecond), uuid.NewString(), order.PartyBuyer, "hello", nil)
+		return err
+	})
+	return err
+}
+
+// checkStream compares the stream with order_events row by row: every
+// event once, each order's events in their sequence, nothing else.
+func checkStream(t *testing.T, db *postgres.DB, rdb redis.UniversalClient, stream string) int {
+	t.Helper()
+	ctx := context.Background()
+	entries, err := rdb.XRange(ctx, stream, "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	lastSeq := map[string]int64{}
+	for _, e := range entries {
+		id := e.Values["event_id"].(string)
+		if seen[id] {
+			t.Fatalf("event %s is in the stream twice", id)
+		}
+		seen[id] = true
+		oid := e.Values["order_id"].(string)
+		seq, _ := strconv.ParseInt(e.Values["sequence"].(string), 10, 64)
+		if seq != lastSeq[oid]+1 {
+			t.Fatalf("order %s: event %d follows %d in the stream", oid, seq, lastSeq[oid])
+		}
+		lastSeq[oid] = seq
+	}
+	rows, err := db.Pool().Query(ctx, `SELECT id::text FROM order_events`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		if !seen[id] {
+			t.Fatalf("event %s is committed but not in the stream", id)
+		}
+		n++
+	}
+	if n != len(entries) {
+		t.Fatalf("%d events committed, %d in the stream", n, len(entries))
+	}
+	return n
+}
+
+// An event whose id was taken early but whose transaction commits late is
+// published all the same: the relay does not follow the highest id it saw.
+func TestLateCommitIsNotLost(t *testing.T) {
+	db := testenv.DB(t)
+	rdb, prefix := testenv.Redis(t)
+	ctx := context.Background()
+	ids := newOrders(t, db, 2)
+	r := relay.New(db, rdb, relay.Config{Stream: prefix + "events", Retention: time.Hour, Interval: time.Second}, time.Now, quiet)
+
+	// A change of the first order takes its event id, and stays open.
+	tx, err := db.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM orders WHERE id = $1 FOR UPDATE`, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO order_events (order_id, sequence, kind, actor, occurred_at, status_after, version_after)
+		VALUES ($1, 2, 'late', 'system', now(), 'PENDING_PAYMENT', 2)`, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	// Later changes of the other order commit first and are published.
+	for range 5 {
+		if err := message(db, ids[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := r.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Created, one per order, and the five messages.
+	if n, _ := rdb.XLen(ctx, prefix+"events").Result(); n != 7 {
+		t.Fatalf("%d events in the stream before the late commit, want 7", n)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := checkStream(t, db, rdb, prefix+"events"); n != 8 {
+		t.Fatalf("%d events, want 8", n)
+	}
+}
+
+// A relay that dies after adding events and before marking them, two
+// relays at once, and a Redis that restarts with its data lost while events
+// wait: afterwards every committed event is in the stream once, each order's
+// in its sequence, and the entry ids (consumers' cursors) never change.
+func TestRelayFaults(t *testing.T) {
+	db := testenv.DB(t)
+	rd := testenv.StartRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: rd.Addr, MaxRetries: -1})
+	defer rdb.Close()
+	ctx := context.Background()
+	stream := "souk:events"
+	ids := newOrders(t, db, 20)
+	cfg := relay.Config{Stream: stream, Retention: time.Hour, Interval: 20 * time.Millisecond, Batch: 7}
+	r := relay.New(db, rdb, cfg, time.Now, quiet)
+
+	// Dies between adding and marking: the events are in the stream, not marked.
+	for _, id := range ids[:5] {
+		if err := message(db, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.SequenceEvents(ctx, 100); err != nil {
+		t.Fatal(err)
+	}
+	crash := errors.New("killed")
+	if _, err := db.PublishEvents(ctx, 100, func(last int64, evs []postgres.OutboxEvent) error {
+		if err := r.Publish(ctx, last, evs); err != nil {
+			return err
+		}
+		return crash
+	}); !errors.Is(err, crash) {
+		t.Fatalf("publish: %v", err)
+	}
+	if _, err := r.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	checkStream(t, db, rdb, stream)
+	first, _ := rdb.XRange(ctx, stream, "-", "+").Result()
+
+	// Two relays at once while 20 writers change 20 orders; Redis restarts
+	// empty in the middle.
+	rctx, stop := context.WithCancel(ctx)
+	var relays sync.WaitGroup
+	for range 2 {
+		relays.Go(func() { relay.New(db, rdb, cfg, time.Now, quiet).Run(rctx) })
+	}
+	var writers sync.WaitGroup
+	errs := make(chan error, 1000)
+	for w, id := range ids {
+		writers.Go(func() {
+			for i := range 10 {
+				if err := message(db, id); err != nil {
+					errs <- fmt.Errorf("writer %d, event %d: %w", w, i, err)
+				}
+			}
+		})
+	}
+	time.Sleep(50 * time.Millisecond)
+	rd.Stop()
+	time.Sleep(200 * time.Millisecond)
+	rd.Start()
+	writers.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 20*time.Second, "every event is published", func() bool {
+		var left int
+		_ = db.Pool().QueryRow(ctx, `SELECT count(*) FROM order_events WHERE published_at IS NULL`).Scan(&left)
+		return left == 0
+	})
+	stop()
+	relays.Wait()
+	if n := checkStream(t, db, rdb, stream); n != 20+5+200 {
+		t.Fatalf("%d events, want %d", n, 20+5+200)
+	}
+	// The events published before the restart are back under their ids.
+	again, _ := rdb.XRange(ctx, stream, "-", first[len(first)-1].ID).Result()
+	if len(again) != len(first) {
+		t.Fatalf("%d entries up to %s after the restart, %d before", len(again), first[len(first)-1].ID, len(first))
+	}
+	for i := range first {
+		if again[i].ID != first[i].ID || again[i].Values["event_id"] != first[i].Values["event_id"] {
+			t.Fatalf("entry %d was %s (event %v), is %s (event %v)", i, first[i].ID, first[i].Values["event_id"], again[i].ID, again[i].Values["event_id"])
+		}
+	}
+	// A consumer group created now receives every event once.
+	if err := rdb.XGroupCreate(ctx, stream, "audit", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for {
+		res, err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "audit", Consumer: "c1", Streams: []string{stream, ">"}, Count: 100, Block: -1}).Result()
+		if errors.Is(err, redis.Nil) || len(res) == 0 || len(res[0].Messages) == 0 {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += len(res[0].Messages)
+	}
+	if got != 225 {
+		t.Fatalf("the consumer group received %d events, want 225", got)
+	}
+}
