@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	buyerv1 "github.com/souk-dev/souk/gen/go/souk/buyer/v1"
 	sellerv1 "github.com/souk-dev/souk/gen/go/souk/seller/v1"
@@ -35,13 +33,6 @@ type buyerService struct {
 func buyerID(ctx context.Context) string {
 	p, _ := auth.FromContext(ctx)
 	return p.Subject
-}
-
-func ownedBy(o *order.Order, buyer string) error {
-	if o.BuyerID() != buyer {
-		return fmt.Errorf("%w: order %s", order.ErrNotFound, o.ID())
-	}
-	return nil
 }
 
 // checkoutNamespace derives a checkout's id from its buyer and idempotency key.
@@ -73,20 +64,12 @@ func (s *buyerService) Checkout(ctx context.Context, req *buyerv1.CheckoutReques
 		return nil, err
 	}
 	checkoutID = uuid.NewSHA1(checkoutNamespace, []byte(buyer+"\x00"+req.IdempotencyKey)).String()
-	// Retries racing each other meet on the checkout id: the one that
-	// loses the reservation's insert waits a moment and finds the
-	// winner's reservation (or orders).
-	for try := 1; ; try++ {
-		resp, err := s.storedCheckout(ctx, buyer, checkoutID)
-		if resp != nil || err != nil {
-			return resp, err
-		}
-		resp, err = s.checkout(ctx, buyer, checkoutID, req.Items, items)
-		if status.Code(err) != codes.Aborted || try == 5 {
-			return resp, err
-		}
-		time.Sleep(time.Duration(try) * 50 * time.Millisecond)
+	// Retries racing each other meet on the checkout id: the store replays
+	// a reservation made concurrently, and the orders are stored once.
+	if resp, err := s.storedCheckout(ctx, buyer, checkoutID); resp != nil || err != nil {
+		return resp, err
 	}
+	return s.checkout(ctx, buyer, checkoutID, req.Items, items)
 }
 
 // checkout reserves a cart's stock under checkoutID and stores its orders.
@@ -187,7 +170,7 @@ func (s *buyerService) owned(ctx context.Context, id string) (*order.Order, erro
 	if err != nil {
 		return nil, err
 	}
-	if err := ownedBy(o, buyerID(ctx)); err != nil {
+	if err := o.CheckParty(order.PartyBuyer, buyerID(ctx)); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -205,7 +188,7 @@ func (s *buyerService) GetOrder(ctx context.Context, req *buyerv1.GetOrderReques
 // update applies fn to one of the caller's orders and arms its deadlines.
 func (s *buyerService) update(ctx context.Context, buyer, id string, fn func(*order.Order) error) (*order.Order, error) {
 	o, err := s.deps.DB.Update(ctx, id, func(o *order.Order) error {
-		if err := ownedBy(o, buyer); err != nil {
+		if err := o.CheckParty(order.PartyBuyer, buyer); err != nil {
 			return err
 		}
 		return fn(o)

@@ -34,8 +34,9 @@ type Product struct {
 	UpdatedAt      time.Time
 }
 
-// DefaultProtectionDays is a product's buyer protection unless its seller sets one.
-const DefaultProtectionDays = 60
+// DefaultProtectionDays is a product's buyer protection unless its seller
+// sets one: the same as an order's whose products set none.
+const DefaultProtectionDays = order.DefaultProtectionDays
 
 // Validate checks the rules every stored product keeps.
 func (p Product) Validate() error {

@@ -327,6 +327,19 @@ func (o *Order) AddEvidence(now time.Time, ev Evidence) error {
 	return nil
 }
 
+// NotYours is how an order is refused to a caller who is not one of its
+// parties: as if it did not exist.
+func NotYours(id string) error { return fmt.Errorf("%w: order %s", ErrNotFound, id) }
+
+// CheckParty returns NotYours unless id is the order's buyer (p is
+// PartyBuyer) or its seller (PartySeller).
+func (o *Order) CheckParty(p Party, id string) error {
+	if o.partyID(p) != id {
+		return NotYours(o.id)
+	}
+	return nil
+}
+
 func (o *Order) partyID(p Party) string {
 	switch p {
 	case PartyBuyer:

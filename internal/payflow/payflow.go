@@ -161,23 +161,18 @@ func (s *Service) ClaimKey(ctx context.Context, buyer, key string, parts ...stri
 func (s *Service) owned(ctx context.Context, buyer, orderID string) error {
 	owner, _, err := s.cfg.DB.Parties(ctx, orderID)
 	if err == nil && owner != buyer {
-		err = fmt.Errorf("%w: order %s", order.ErrNotFound, orderID)
+		err = order.NotYours(orderID)
 	}
 	return err
-}
-
-func ownedBy(o *order.Order, buyer string) error {
-	if buyer != "" && o.BuyerID() != buyer {
-		return fmt.Errorf("%w: order %s", order.ErrNotFound, o.ID())
-	}
-	return nil
 }
 
 // update applies fn to an order (of buyer, unless buyer is "") and reports the change.
 func (s *Service) update(ctx context.Context, buyer, orderID string, fn func(*order.Order) error) (*order.Order, error) {
 	o, err := s.cfg.DB.Update(ctx, orderID, func(o *order.Order) error {
-		if err := ownedBy(o, buyer); err != nil {
-			return err
+		if buyer != "" {
+			if err := o.CheckParty(order.PartyBuyer, buyer); err != nil {
+				return err
+			}
 		}
 		return fn(o)
 	})

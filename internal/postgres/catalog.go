@@ -92,7 +92,7 @@ type StockItem struct {
 // checkout again returns its products without taking more stock.
 func (db *DB) Reserve(ctx context.Context, checkoutID string, items []StockItem, now time.Time) ([]catalog.Product, error) {
 	byID := map[string]catalog.Product{}
-	err := db.inTx(ctx, func(tx pgx.Tx) error {
+	reserve := func(tx pgx.Tx) error {
 		var held int
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM stock_reservations WHERE checkout_id = $1`, checkoutID).Scan(&held); err != nil {
 			return fmt.Errorf("check reservation: %w", err)
@@ -126,13 +126,23 @@ func (db *DB) Reserve(ctx context.Context, checkoutID string, items []StockItem,
 				VALUES ($1, $2, $3, $4)`, checkoutID, it.ProductID, it.Quantity, now); err != nil {
 				var pgErr *pgconn.PgError
 				if errors.As(err, &pgErr) && pgErr.Code == "23505" {
-					return fmt.Errorf("%w: checkout %s is being reserved concurrently", order.ErrConflict, checkoutID)
+					return fmt.Errorf("%w: checkout %s is being reserved concurrently", errReservedConcurrently, checkoutID)
 				}
 				return fmt.Errorf("reserve stock: %w", err)
 			}
 		}
 		return nil
-	})
+	}
+	// A request reserving the same checkout at the same time (a retried
+	// checkout) makes the insert of the reservation wait for it; once it
+	// committed, running again finds its reservation and takes nothing.
+	err := db.inTx(ctx, reserve)
+	if errors.Is(err, errReservedConcurrently) {
+		err = db.inTx(ctx, reserve)
+	}
+	if errors.Is(err, errReservedConcurrently) {
+		err = fmt.Errorf("%w: %w", order.ErrConflict, err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -142,6 +152,9 @@ func (db *DB) Reserve(ctx context.Context, checkoutID string, items []StockItem,
 	}
 	return out, nil
 }
+
+// errReservedConcurrently means another transaction reserved the same checkout meanwhile.
+var errReservedConcurrently = errors.New("reserved concurrently")
 
 func compareStrings(a, b string) int {
 	switch {

@@ -107,7 +107,7 @@ func (s *sellerService) owned(ctx context.Context, id string) (*order.Order, err
 	if err != nil {
 		return nil, err
 	}
-	if err := ownedBy(o, sellerID(ctx)); err != nil {
+	if err := o.CheckParty(order.PartySeller, sellerID(ctx)); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -122,18 +122,11 @@ func (s *sellerService) GetOrder(ctx context.Context, req *sellerv1.GetOrderRequ
 	return &sellerv1.GetOrderResponse{Order: protoconv.SellerOrder(o)}, nil
 }
 
-func ownedBy(o *order.Order, seller string) error {
-	if o.SellerID() != seller {
-		return fmt.Errorf("%w: order %s", order.ErrNotFound, o.ID())
-	}
-	return nil
-}
-
 // update applies fn to one of the caller's orders and arms its deadlines.
 func (s *sellerService) update(ctx context.Context, id string, fn func(*order.Order) error) (*order.Order, error) {
 	seller := sellerID(ctx)
 	o, err := s.deps.DB.Update(ctx, id, func(o *order.Order) error {
-		if err := ownedBy(o, seller); err != nil {
+		if err := o.CheckParty(order.PartySeller, seller); err != nil {
 			return err
 		}
 		return fn(o)
@@ -153,7 +146,7 @@ func (s *sellerService) locked(ctx context.Context, id string, fn func(*order.Or
 	if _, seller, err := s.deps.DB.Parties(ctx, id); err != nil {
 		return nil, err
 	} else if seller != sellerID(ctx) {
-		return nil, fmt.Errorf("%w: order %s", order.ErrNotFound, id)
+		return nil, order.NotYours(id)
 	}
 	lk, err := s.deps.Locker.Obtain(ctx, id, adjustLockWait)
 	if err != nil {

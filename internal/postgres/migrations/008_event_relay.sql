@@ -12,6 +12,8 @@ CREATE UNIQUE INDEX order_events_stream_seq_idx ON order_events (stream_seq);
 CREATE INDEX order_events_unsequenced_idx ON order_events (id) WHERE stream_seq IS NULL;
 CREATE INDEX order_events_unpublished_seq_idx ON order_events (stream_seq) WHERE published_at IS NULL AND stream_seq IS NOT NULL;
 DROP INDEX order_events_unpublished_idx;
+-- The stream keeps (and, after a loss, gets again) the retention period's events.
+CREATE INDEX order_events_occurred_idx ON order_events (occurred_at);
 
 -- The last place handed out, and the last place published (0 after the
 -- stream lost its data, until the next publish).
