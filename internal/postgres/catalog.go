@@ -93,8 +93,14 @@ type StockItem struct {
 func (db *DB) Reserve(ctx context.Context, checkoutID string, items []StockItem, now time.Time) ([]catalog.Product, error) {
 	byID := map[string]catalog.Product{}
 	reserve := func(tx pgx.Tx) error {
-		var held int
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM stock_reservations WHERE checkout_id = $1`, checkoutID).Scan(&held); err != nil {
+		// Reservations of one checkout (its retries) go one at a time; a
+		// retry finds the first one's reservation, or, once the orders are
+		// stored (which drops the reservation), the orders: either way it
+		// takes nothing.
+		var held bool
+		if err := tx.QueryRow(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('reserve:' || $1::text, 0))::text = '',
+			EXISTS (SELECT 1 FROM stock_reservations WHERE checkout_id = $1::uuid) OR EXISTS (SELECT 1 FROM orders WHERE checkout_id = $1::uuid)`,
+			checkoutID).Scan(new(bool), &held); err != nil {
 			return fmt.Errorf("check reservation: %w", err)
 		}
 		// Lock products in one order so concurrent checkouts cannot deadlock.
@@ -105,7 +111,7 @@ func (db *DB) Reserve(ctx context.Context, checkoutID string, items []StockItem,
 				return fmt.Errorf("%w: product %s appears twice", order.ErrInvalid, it.ProductID)
 			}
 			take := it.Quantity
-			if held > 0 {
+			if held {
 				take = 0 // a replay: the stock was taken the first time
 			}
 			p, err := scanProduct(tx.QueryRow(ctx, `UPDATE products SET stock = stock - $2 WHERE id = $1 AND stock >= $2
@@ -119,7 +125,7 @@ func (db *DB) Reserve(ctx context.Context, checkoutID string, items []StockItem,
 				return fmt.Errorf("reserve stock: %w", err)
 			}
 			byID[p.ID] = p
-			if held > 0 {
+			if held {
 				continue
 			}
 			if _, err := tx.Exec(ctx, `INSERT INTO stock_reservations (checkout_id, product_id, quantity, created_at)
