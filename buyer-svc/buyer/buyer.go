@@ -166,6 +166,9 @@ func (m *Main) HTTPAddr() string { return m.srv.HTTPAddr() }
 // Close stops serving, letting calls in flight finish within ctx, and
 // closes the connections.
 func (m *Main) Close(ctx context.Context) error {
+	// Watches never end by themselves: end them (UNAVAILABLE, watch again)
+	// so that the graceful stop does not wait for them.
+	m.deps.Events.Stop()
 	err := m.srv.Close(ctx)
 	m.cancel()
 	<-m.done

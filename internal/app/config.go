@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/souk-dev/souk/internal/bankday"
+	"github.com/souk-dev/souk/internal/events"
 	"github.com/souk-dev/souk/internal/order"
 )
 
@@ -41,6 +42,8 @@ type Config struct {
 	Relay          bool
 	RelayInterval  time.Duration
 	EventRetention time.Duration
+	// Watch tunes the watches of the event feed (the stream is set by Open).
+	Watch events.Config
 	// Policy holds the payment and refund rules (verification and
 	// processing windows, refund due dates and the holidays they skip).
 	Policy order.Policy
@@ -141,6 +144,12 @@ func (e *Env) Load() Config {
 		Relay:          e.Bool("SOUK_RELAY", true),
 		RelayInterval:  e.Duration("SOUK_RELAY_INTERVAL", 200*time.Millisecond),
 		EventRetention: e.Duration("SOUK_EVENT_RETENTION", 7*24*time.Hour),
+		Watch: events.Config{
+			Heartbeat:  e.Duration("SOUK_WATCH_HEARTBEAT", 15*time.Second),
+			Stall:      e.Duration("SOUK_WATCH_STALL", 30*time.Second),
+			Buffer:     e.Int("SOUK_WATCH_BUFFER", 256),
+			ClaimAfter: e.Duration("SOUK_EVENT_CLAIM_AFTER", time.Minute),
+		},
 	}
 	c.Policy = order.Policy{
 		VerificationTTL:         e.Duration("SOUK_VERIFICATION_TTL", order.DefaultPolicy.VerificationTTL),

@@ -11,6 +11,7 @@ import (
 
 	"github.com/souk-dev/souk/internal/auth"
 	"github.com/souk-dev/souk/internal/deadline"
+	"github.com/souk-dev/souk/internal/events"
 	"github.com/souk-dev/souk/internal/lock"
 	"github.com/souk-dev/souk/internal/order"
 	"github.com/souk-dev/souk/internal/postgres"
@@ -26,9 +27,12 @@ type Deps struct {
 	Locker    *lock.Locker
 	Deadlines *deadline.Scheduler
 	Issuer    *auth.Issuer
+	// Events serves watches of the event feed.
+	Events *events.Hub
 	// Now is the clock, in the microseconds Postgres keeps.
 	Now func() time.Time
 
+	relay  *relay.Relay
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -64,6 +68,10 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Deps, error) {
 		Deadlines: deadline.New(rdb, cfg.RedisPrefix, db, cfg.Policy, Now, log),
 		done:      make(chan struct{}),
 	}
+	watch := cfg.Watch
+	watch.Stream = EventStream(cfg)
+	// The hub's own client: Stop closes it to end its blocking reads at once.
+	d.Events = events.NewHub(redis.NewClient(&redis.Options{Addr: cfg.RedisAddr, DB: cfg.RedisDB}), watch, log)
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	d.cancel = cancel
 	var wg sync.WaitGroup
@@ -72,9 +80,10 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Deps, error) {
 			_ = d.Deadlines.Run(runCtx, deadline.Config{Listen: cfg.Listener, SweepInterval: cfg.SweepInterval})
 		})
 	}
+	wg.Go(func() { d.Events.Run(runCtx) })
 	if cfg.Relay {
-		r := relay.New(db, rdb, relay.Config{Stream: EventStream(cfg), Retention: cfg.EventRetention, Interval: cfg.RelayInterval}, Now, log)
-		wg.Go(func() { r.Run(runCtx) })
+		d.relay = relay.New(db, rdb, relay.Config{Stream: EventStream(cfg), Retention: cfg.EventRetention, Interval: cfg.RelayInterval}, Now, log)
+		wg.Go(func() { d.relay.Run(runCtx) })
 	}
 	go func() {
 		wg.Wait()
@@ -87,11 +96,17 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Deps, error) {
 func EventStream(cfg Config) string { return cfg.RedisPrefix + "events" }
 
 // Changed is called after every committed change of an order: it arms the
-// order's deadline keys.
-func (d *Deps) Changed(ctx context.Context, o *order.Order) { d.Deadlines.Arm(ctx, o) }
+// order's deadline keys and wakes the event relay.
+func (d *Deps) Changed(ctx context.Context, o *order.Order) {
+	d.Deadlines.Arm(ctx, o)
+	if d.relay != nil {
+		d.relay.Wake()
+	}
+}
 
 // Close stops the scheduler and closes the connections.
 func (d *Deps) Close() {
+	d.Events.Stop()
 	d.cancel()
 	<-d.done
 	_ = d.Redis.Close()

@@ -45,6 +45,7 @@ func (o *Order) SendMessage(now time.Time, id string, from Party, text string, l
 	m := Message{ID: id, Author: from, AuthorID: o.partyID(from), Text: text, Links: append([]string(nil), links...), SentAt: now}
 	o.newMessages = append(o.newMessages, m)
 	o.record(now, "message_sent", string(from)+":"+m.AuthorID, m.ID, nil)
+	o.detail(Detail{MessageID: m.ID, Text: m.Text, Links: m.Links})
 	return m, nil
 }
 

@@ -93,6 +93,7 @@ func (o *Order) MakeOffer(now time.Time, kind OfferKind, amount Money, note stri
 	}
 	o.deadlines[DeadlineOffer] = due
 	o.record(now, "offer_made", "buyer:"+o.buyerID, fmt.Sprintf("%s %s%s", kind, amount, notePart(note)), nil)
+	o.detail(Detail{OfferKind: string(kind), Amount: amount.Amount, Text: note})
 	return nil
 }
 

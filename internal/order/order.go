@@ -95,15 +95,16 @@ type Shipment struct {
 }
 
 // PriceAdjustment is the detail of a "price_adjusted" event.
+// It is kept with its event as JSON.
 type PriceAdjustment struct {
-	OldTotal       int64
-	NewTotal       int64
-	OldShippingFee int64
-	NewShippingFee int64
-	Reason         string
+	OldTotal       int64  `json:"old_total"`
+	NewTotal       int64  `json:"new_total"`
+	OldShippingFee int64  `json:"old_shipping_fee"`
+	NewShippingFee int64  `json:"new_shipping_fee"`
+	Reason         string `json:"reason"`
 	// ProposedBy is who proposed the change when the seller accepted it
 	// ("buyer:<id>" for an offer); empty for the seller's own.
-	ProposedBy string
+	ProposedBy string `json:"proposed_by,omitempty"`
 }
 
 // Event is one entry of an order's history. Written in the same transaction
@@ -115,6 +116,23 @@ type Event struct {
 	OccurredAt time.Time
 	Note       string
 	Adjustment *PriceAdjustment
+	// Detail is the rest of what the event feed tells of it, for the kinds
+	// that have more than a note; nil for the others.
+	Detail *Detail
+}
+
+// Detail is the kind-specific part of an event beyond its note: the amount
+// of a payment, a refund or an offer, the message of a message event. It is
+// kept with its event as JSON.
+type Detail struct {
+	Amount    int64    `json:"amount,omitempty"`
+	RefundID  string   `json:"refund_id,omitempty"`
+	AttemptID string   `json:"attempt_id,omitempty"`
+	Method    string   `json:"method,omitempty"`
+	OfferKind string   `json:"offer_kind,omitempty"`
+	MessageID string   `json:"message_id,omitempty"`
+	Text      string   `json:"text,omitempty"`
+	Links     []string `json:"links,omitempty"`
 }
 
 // Order is what one buyer bought from one seller in one checkout.
@@ -320,6 +338,9 @@ func (o *Order) record(now time.Time, kind, actor, note string, adj *PriceAdjust
 	o.updatedAt = now
 	o.syncReminders(now)
 }
+
+// detail attaches d to the event just recorded.
+func (o *Order) detail(d Detail) { o.newEvents[len(o.newEvents)-1].Detail = &d }
 
 // checkedTotal computes items + shipping - discount, refusing amounts out
 // of range and a discount larger than what it is taken from.

@@ -61,6 +61,7 @@ func (o *Order) oweRefundOf(now time.Time, a Attempt, amount Money, reason strin
 		NextTryAt: now, CreatedAt: now, UpdatedAt: now,
 	})
 	o.record(now, "refund_owed", "system", fmt.Sprintf("%s owed back: %s", amount, reason), nil)
+	o.detail(Detail{Amount: amount.Amount, AttemptID: a.ID})
 }
 
 func (o *Order) refund(id string) *Refund {
@@ -105,6 +106,7 @@ func (o *Order) CompleteRefund(now time.Time, id, refundRef string) error {
 	}
 	r.Status, r.RefundRef, r.CompletedAt, r.UpdatedAt, r.LastError = RefundSucceeded, refundRef, now, now, ""
 	o.record(now, "refund_succeeded", "system", fmt.Sprintf("%s refunded", r.Amount), nil)
+	o.detail(Detail{Amount: r.Amount.Amount, RefundID: r.ID, AttemptID: r.AttemptID})
 	return nil
 }
 
@@ -116,6 +118,7 @@ func (o *Order) FailRefund(now time.Time, id, reason string) error {
 	}
 	r.Status, r.LastError, r.UpdatedAt = RefundFailed, reason, now
 	o.record(now, "refund_failed", "system", reason, nil)
+	o.detail(Detail{Amount: r.Amount.Amount, RefundID: r.ID, AttemptID: r.AttemptID})
 	return nil
 }
 

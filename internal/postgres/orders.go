@@ -38,16 +38,6 @@ type shipmentJSON struct {
 	ShippedAt      time.Time `json:"shipped_at"`
 }
 
-// adjustmentJSON is how a price adjustment is kept with its event.
-type adjustmentJSON struct {
-	OldTotal       int64  `json:"old_total"`
-	NewTotal       int64  `json:"new_total"`
-	OldShippingFee int64  `json:"old_shipping_fee"`
-	NewShippingFee int64  `json:"new_shipping_fee"`
-	Reason         string `json:"reason"`
-	ProposedBy     string `json:"proposed_by,omitempty"`
-}
-
 func scanOrder(row pgx.Row) (order.Stored, error) {
 	var (
 		s           order.Stored
@@ -148,17 +138,12 @@ func queueLoad(b *pgx.Batch, id string, lock string) (*order.Stored, *bool) {
 		s.Refunds, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (order.Refund, error) { return scanRefund(r) })
 		return err
 	})
-	b.Queue(`SELECT sequence, kind, actor, occurred_at, note, adjustment
+	b.Queue(`SELECT sequence, kind, actor, occurred_at, note, adjustment, detail
 		FROM order_events WHERE order_id = $1 ORDER BY sequence`, id).Query(func(rows pgx.Rows) error {
 		var err error
 		s.History, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (order.Event, error) {
 			var e order.Event
-			var adj *adjustmentJSON
-			err := r.Scan(&e.Sequence, &e.Kind, &e.Actor, &e.OccurredAt, &e.Note, &adj)
-			if adj != nil {
-				pa := order.PriceAdjustment(*adj)
-				e.Adjustment = &pa
-			}
+			err := r.Scan(&e.Sequence, &e.Kind, &e.Actor, &e.OccurredAt, &e.Note, &e.Adjustment, &e.Detail)
 			return e, err
 		})
 		return err
@@ -355,13 +340,8 @@ func queueDetails(b *pgx.Batch, o *order.Order, s, old order.Stored, version int
 	queueRefunds(b, s, old)
 	queueMessages(b, o)
 	for _, e := range o.NewEvents() {
-		var adj *adjustmentJSON
-		if e.Adjustment != nil {
-			a := adjustmentJSON(*e.Adjustment)
-			adj = &a
-		}
-		b.Queue(`INSERT INTO order_events (order_id, sequence, kind, actor, occurred_at, note, adjustment, status_after, version_after)
-			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)`, s.ID, e.Sequence, e.Kind, e.Actor, e.OccurredAt, e.Note, adj, string(s.Status), version)
+		b.Queue(`INSERT INTO order_events (order_id, sequence, kind, actor, occurred_at, note, adjustment, detail, status_after, version_after)
+			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)`, s.ID, e.Sequence, e.Kind, e.Actor, e.OccurredAt, e.Note, e.Adjustment, e.Detail, string(s.Status), version)
 	}
 	if o.ReleasesStock() {
 		queueRestock(b, s.Items)

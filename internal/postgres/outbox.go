@@ -25,6 +25,8 @@ type OutboxEvent struct {
 	OccurredAt time.Time
 	Note       string
 	Adjustment []byte // JSON, or nil
+	Detail     []byte // JSON, or nil
+	Currency   string
 	Status     string
 	Version    int64
 }
@@ -85,7 +87,8 @@ func (db *DB) PublishEvents(ctx context.Context, limit int, publish func(last in
 			return fmt.Errorf("relay state: %w", err)
 		}
 		rows, _ := tx.Query(ctx, `SELECT e.id, e.stream_seq, e.order_id::text, o.buyer_id, o.seller_id, e.sequence, e.kind, e.actor,
-			e.occurred_at, e.note, convert_to(e.adjustment::text, 'UTF8'), e.status_after, e.version_after
+			e.occurred_at, e.note, convert_to(e.adjustment::text, 'UTF8'), convert_to(e.detail::text, 'UTF8'), o.currency,
+			e.status_after, e.version_after
 			FROM order_events e JOIN orders o ON o.id = e.order_id
 			WHERE e.published_at IS NULL AND e.stream_seq IS NOT NULL ORDER BY e.stream_seq LIMIT $1`, limit)
 		evs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[OutboxEvent])

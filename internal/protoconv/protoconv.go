@@ -4,6 +4,8 @@ package protoconv
 
 import (
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -11,6 +13,7 @@ import (
 	orderv1 "github.com/souk-dev/souk/gen/go/souk/order/v1"
 	sellerv1 "github.com/souk-dev/souk/gen/go/souk/seller/v1"
 	"github.com/souk-dev/souk/internal/catalog"
+	"github.com/souk-dev/souk/internal/events"
 	"github.com/souk-dev/souk/internal/order"
 	"github.com/souk-dev/souk/internal/postgres"
 )
@@ -131,13 +134,7 @@ func Order(o *order.Order, full bool) *orderv1.Order {
 	}
 	for _, e := range o.History() {
 		h := &orderv1.HistoryEntry{Sequence: e.Sequence, Kind: e.Kind, Actor: e.Actor, OccurredAt: Time(e.OccurredAt), Note: e.Note}
-		if a := e.Adjustment; a != nil {
-			h.PriceAdjustment = &orderv1.PriceAdjustment{
-				OldTotal: Money(a.OldTotal, cur), NewTotal: Money(a.NewTotal, cur),
-				OldShippingFee: Money(a.OldShippingFee, cur), NewShippingFee: Money(a.NewShippingFee, cur), Reason: a.Reason,
-				ProposedBy: a.ProposedBy,
-			}
-		}
+		h.PriceAdjustment = Adjustment(e.Adjustment, cur)
 		p.History = append(p.History, h)
 	}
 	return p
@@ -274,4 +271,63 @@ func Evidence(party order.Party, e *orderv1.EvidenceInput) order.Evidence {
 func Message(orderID string, m order.Message) *orderv1.OrderMessage {
 	return &orderv1.OrderMessage{Id: m.ID, OrderId: orderID, Author: string(m.Author), AuthorId: m.AuthorID, Text: m.Text,
 		Links: m.Links, SentAt: Time(m.SentAt)}
+}
+
+// Adjustment translates a price adjustment of an order in currency cur.
+func Adjustment(a *order.PriceAdjustment, cur string) *orderv1.PriceAdjustment {
+	if a == nil {
+		return nil
+	}
+	return &orderv1.PriceAdjustment{
+		OldTotal: Money(a.OldTotal, cur), NewTotal: Money(a.NewTotal, cur),
+		OldShippingFee: Money(a.OldShippingFee, cur), NewShippingFee: Money(a.NewShippingFee, cur), Reason: a.Reason,
+		ProposedBy: a.ProposedBy,
+	}
+}
+
+// EventFilter narrows base by a watch request's filter.
+func EventFilter(base events.Filter, f *orderv1.EventFilter) events.Filter {
+	base.OrderID, base.Kinds = f.GetOrderId(), f.GetKinds()
+	return base
+}
+
+// WatchSender adapts a stream's send to a watch: ev and hb wrap an event
+// and a heartbeat in the stream's response.
+func WatchSender[R any](send func(R) error, ev func(*orderv1.OrderEvent) R, hb func(*orderv1.EventHeartbeat) R) func(events.Item) error {
+	return func(it events.Item) error {
+		if it.Event == nil {
+			return send(hb(&orderv1.EventHeartbeat{Cursor: strconv.FormatInt(it.Cursor, 10), SentAt: timestamppb.Now()}))
+		}
+		return send(ev(FeedEvent(it.Event)))
+	}
+}
+
+// FeedEvent translates an event of the feed, with its kind's detail.
+func FeedEvent(e *events.Event) *orderv1.OrderEvent {
+	cur := e.Currency
+	p := &orderv1.OrderEvent{
+		Cursor: strconv.FormatInt(e.Cursor, 10), EventId: e.ID, OrderId: e.OrderID, Sequence: e.Sequence, Kind: e.Kind,
+		Actor: e.Actor, OccurredAt: Time(e.OccurredAt), Status: StatusOf(e.Status), Version: e.Version, Note: e.Note,
+		BuyerId: e.BuyerID, SellerId: e.SellerID,
+	}
+	d := e.Detail
+	switch {
+	case e.Adjustment != nil:
+		p.Detail = &orderv1.OrderEvent_PriceAdjustment{PriceAdjustment: Adjustment(e.Adjustment, cur)}
+	case d == nil:
+	case e.Kind == "message_sent":
+		author, id, _ := strings.Cut(e.Actor, ":")
+		p.Detail = &orderv1.OrderEvent_Message{Message: &orderv1.OrderMessage{Id: d.MessageID, OrderId: e.OrderID,
+			Author: author, AuthorId: id, Text: d.Text, Links: d.Links, SentAt: Time(e.OccurredAt)}}
+	case e.Kind == "paid":
+		p.Detail = &orderv1.OrderEvent_Payment{Payment: &orderv1.PaymentEventDetail{PaymentAttemptId: d.AttemptID,
+			Amount: Money(d.Amount, cur), Method: methods[order.Method(d.Method)]}}
+	case strings.HasPrefix(e.Kind, "refund_"):
+		p.Detail = &orderv1.OrderEvent_Refund{Refund: &orderv1.RefundEventDetail{RefundId: d.RefundID,
+			Amount: Money(d.Amount, cur), PaymentAttemptId: d.AttemptID}}
+	case e.Kind == "offer_made":
+		p.Detail = &orderv1.OrderEvent_Offer{Offer: &orderv1.OfferEventDetail{Kind: offerKinds[order.OfferKind(d.OfferKind)],
+			Amount: Money(d.Amount, cur), Note: d.Text}}
+	}
+	return p
 }

@@ -42,11 +42,12 @@ type Config struct {
 
 // Relay moves events from the outbox to the stream.
 type Relay struct {
-	db  *postgres.DB
-	rdb redis.UniversalClient
-	cfg Config
-	now func() time.Time
-	log *slog.Logger
+	db   *postgres.DB
+	rdb  redis.UniversalClient
+	cfg  Config
+	now  func() time.Time
+	log  *slog.Logger
+	wake chan struct{}
 }
 
 // New returns a Relay.
@@ -54,7 +55,20 @@ func New(db *postgres.DB, rdb redis.UniversalClient, cfg Config, now func() time
 	if cfg.Batch <= 0 {
 		cfg.Batch = 500
 	}
-	return &Relay{db: db, rdb: rdb, cfg: cfg, now: now, log: log}
+	return &Relay{db: db, rdb: rdb, cfg: cfg, now: now, log: log, wake: make(chan struct{}, 1)}
+}
+
+// wakeDelay gathers the commits that wake the relay at about the same time.
+const wakeDelay = 5 * time.Millisecond
+
+// Wake makes the relay look for events now rather than at its next tick:
+// a change of this replica was committed. (The relay at work may be
+// another replica's; it finds the events at its tick.)
+func (r *Relay) Wake() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Run relays until ctx ends, and trims the stream by age once a minute.
@@ -76,6 +90,9 @@ func (r *Relay) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-r.wake:
+			// Let the commits that come together go in one round.
+			time.Sleep(wakeDelay)
 		}
 	}
 }
@@ -162,9 +179,12 @@ func fields(e postgres.OutboxEvent) []any {
 	f := []any{"event_id", strconv.FormatInt(e.ID, 10), "order_id", e.OrderID, "buyer_id", e.BuyerID, "seller_id", e.SellerID,
 		"sequence", strconv.FormatInt(e.Sequence, 10), "kind", e.Kind, "actor", e.Actor,
 		"occurred_at", e.OccurredAt.UTC().Format(time.RFC3339Nano), "note", e.Note, "status", e.Status,
-		"version", strconv.FormatInt(e.Version, 10)}
+		"version", strconv.FormatInt(e.Version, 10), "currency", e.Currency}
 	if e.Adjustment != nil {
 		f = append(f, "adjustment", string(e.Adjustment))
+	}
+	if e.Detail != nil {
+		f = append(f, "detail", string(e.Detail))
 	}
 	return f
 }

@@ -22,7 +22,7 @@ import (
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-func newOrders(t *testing.T, db *postgres.DB, n int) []string {
+func newOrders(t testing.TB, db *postgres.DB, n int) []string {
 	t.Helper()
 	var os []*order.Order
 	var ids []string

@@ -117,6 +117,31 @@ func validateInterceptor(v protovalidate.Validator) grpc.UnaryServerInterceptor 
 	}
 }
 
+// validateStreamInterceptor checks every message a stream receives, as
+// validateInterceptor does for unary calls.
+func validateStreamInterceptor(v protovalidate.Validator) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		return h(srv, &validatedStream{ServerStream: ss, v: v})
+	}
+}
+
+type validatedStream struct {
+	grpc.ServerStream
+	v protovalidate.Validator
+}
+
+func (s *validatedStream) RecvMsg(m any) error {
+	if err := s.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	if msg, ok := m.(proto.Message); ok {
+		if err := s.v.Validate(msg); err != nil {
+			return validationStatus(err)
+		}
+	}
+	return nil
+}
+
 func validationStatus(err error) error {
 	verr, ok := err.(*protovalidate.ValidationError)
 	if !ok {

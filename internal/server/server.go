@@ -83,6 +83,7 @@ func New(cfg Config) (*Server, error) {
 			streamLogInterceptor(cfg.Log),
 			recovery.StreamServerInterceptor(panics),
 			auth.StreamServerInterceptor(cfg.Issuer, cfg.Policy),
+			validateStreamInterceptor(v),
 			streamErrorInterceptor(cfg.Log),
 		),
 	)

@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/souk-dev/souk/internal/app"
+	"github.com/souk-dev/souk/internal/events"
 	"github.com/souk-dev/souk/internal/order"
 	"github.com/souk-dev/souk/internal/postgres"
 )
@@ -131,6 +132,7 @@ func ConfigOn(databaseURL, redisAddr, prefix string) app.Config {
 		Relay:          true,
 		RelayInterval:  100 * time.Millisecond,
 		EventRetention: 7 * 24 * time.Hour,
+		Watch:          events.Config{Heartbeat: time.Second, Stall: 5 * time.Second, Buffer: 256, ClaimAfter: 2 * time.Second},
 		Policy:         order.DefaultPolicy,
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	eventsv1 "github.com/souk-dev/souk/gen/go/souk/events/v1"
 	sellerv1 "github.com/souk-dev/souk/gen/go/souk/seller/v1"
 	"github.com/souk-dev/souk/internal/app"
 	"github.com/souk-dev/souk/internal/auth"
@@ -67,19 +68,22 @@ func (m *Main) Open(ctx context.Context) error {
 				sellerv1.SellerService_ServiceDesc.ServiceName:            {auth.RoleSeller},
 				sellerv1.CatalogService_ServiceDesc.ServiceName:           {auth.RoleService},
 				sellerv1.DisputeResolutionService_ServiceDesc.ServiceName: {auth.RoleAdmin},
+				eventsv1.OrderEventService_ServiceDesc.ServiceName:        {auth.RoleService},
 			},
 		},
 		Services: []string{sellerv1.SellerService_ServiceDesc.ServiceName, sellerv1.CatalogService_ServiceDesc.ServiceName,
-			sellerv1.DisputeResolutionService_ServiceDesc.ServiceName},
+			sellerv1.DisputeResolutionService_ServiceDesc.ServiceName, eventsv1.OrderEventService_ServiceDesc.ServiceName},
 		Register: func(g *grpc.Server) {
 			sellerv1.RegisterSellerServiceServer(g, &sellerService{deps: deps})
 			sellerv1.RegisterCatalogServiceServer(g, &catalogService{deps: deps})
 			sellerv1.RegisterDisputeResolutionServiceServer(g, &disputeService{deps: deps})
+			eventsv1.RegisterOrderEventServiceServer(g, &eventService{deps: deps})
 		},
 		Gateway: []server.GatewayRegistrar{
 			sellerv1.RegisterSellerServiceHandlerFromEndpoint,
 			sellerv1.RegisterCatalogServiceHandlerFromEndpoint,
 			sellerv1.RegisterDisputeResolutionServiceHandlerFromEndpoint,
+			eventsv1.RegisterOrderEventServiceHandlerFromEndpoint,
 		},
 	})
 	if err != nil {
@@ -127,6 +131,9 @@ func (m *Main) HTTPAddr() string { return m.srv.HTTPAddr() }
 // Close stops serving, letting calls in flight finish within ctx, and
 // closes the connections.
 func (m *Main) Close(ctx context.Context) error {
+	// Watches never end by themselves: end them (UNAVAILABLE, watch again)
+	// so that the graceful stop does not wait for them.
+	m.deps.Events.Stop()
 	err := m.srv.Close(ctx)
 	m.cancel()
 	<-m.done

@@ -52,6 +52,7 @@ func run() error {
 	sellerTok, _ := iss.Sign(auth.Principal{Role: auth.RoleSeller, Subject: "demo-store"}, ttl)
 	buyerTok, _ := iss.Sign(auth.Principal{Role: auth.RoleBuyer, Subject: "demo-buyer"}, ttl)
 	adminTok, _ := iss.Sign(auth.Principal{Role: auth.RoleAdmin, Subject: "demo-admin"}, ttl)
+	serviceTok, _ := iss.Sign(auth.Principal{Role: auth.RoleService, Subject: "demo-consumer"}, ttl)
 
 	conn, err := grpc.NewClient(sellerGRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -99,6 +100,7 @@ Tokens (valid 30 days, signed with the development secret):
   export BUYER_TOKEN=%[5]s
   export SELLER_TOKEN=%[6]s
   export ADMIN_TOKEN=%[12]s   # decides escalated disputes (DisputeResolutionService)
+  export SERVICE_TOKEN=%[13]s   # internal services: every order's events (OrderEventService)
 
 Demo products of seller "demo-store": %[7]s (%[8]s, %[9]d %[10]s)%[11]s
 
@@ -108,8 +110,10 @@ Try it:
   curl -s -X POST http://%[2]s/v1/checkout -H "Authorization: Bearer $BUYER_TOKEN" \
     -d '{"items":[{"product_id":"%[7]s","quantity":2}],"idempotency_key":"demo-cart-1"}'
 
-  # the seller sees the new purchase order at once
+  # the seller sees the new purchase order at once: in the list, and live on the event feed
+  # (in another terminal, before the checkout; one JSON object a line, a heartbeat every 15 s)
   curl -s http://%[4]s/v1/orders -H "Authorization: Bearer $SELLER_TOKEN"
+  curl -sN http://%[4]s/v1/events -H "Authorization: Bearer $SELLER_TOKEN"
 
   # the seller gives a discount (ORDER_ID from the checkout's answer)
   curl -s -X POST http://%[4]s/v1/orders/$ORDER_ID:adjust-price -H "Authorization: Bearer $SELLER_TOKEN" \
@@ -128,10 +132,11 @@ Try it:
   # over gRPC (reflection is on)
   go tool grpcurl -plaintext -H "authorization: Bearer $BUYER_TOKEN" %[1]s souk.buyer.v1.BuyerService/ListOrders
   go tool grpcurl -plaintext -H "authorization: Bearer $SELLER_TOKEN" %[3]s list
+  go tool grpcurl -plaintext -H "authorization: Bearer $BUYER_TOKEN" -d '{"cursor":"0"}' %[1]s souk.buyer.v1.BuyerService/WatchOrderEvents
 
 Ctrl-C stops everything.
 `, buyerGRPC, buyerHTTP, sellerGRPC, sellerHTTP, buyerTok, sellerTok, p.Id, p.Title, p.Price.AmountMinor, p.Price.Currency,
-		otherIDs(products[1:]), adminTok)
+		otherIDs(products[1:]), adminTok, serviceTok)
 	return nil
 }
 

@@ -2704,6 +2704,151 @@ func (x *MakeOfferResponse) GetOrder() *v1.Order {
 	return nil
 }
 
+// WatchOrderEventsRequest says where to start watching and what to watch.
+type WatchOrderEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The last cursor seen: the events after it come first, then live ones.
+	// Empty starts with what happens from now on; "0" starts with the oldest
+	// event the feed keeps. A cursor older than the feed keeps (7 days by
+	// default) is OUT_OF_RANGE: read the order list again, then watch from now.
+	Cursor string `protobuf:"bytes,1,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// Narrows the watch.
+	Filter        *v1.EventFilter `protobuf:"bytes,2,opt,name=filter,proto3" json:"filter,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchOrderEventsRequest) Reset() {
+	*x = WatchOrderEventsRequest{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchOrderEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchOrderEventsRequest) ProtoMessage() {}
+
+func (x *WatchOrderEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchOrderEventsRequest.ProtoReflect.Descriptor instead.
+func (*WatchOrderEventsRequest) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *WatchOrderEventsRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+func (x *WatchOrderEventsRequest) GetFilter() *v1.EventFilter {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+// WatchOrderEventsResponse is an event of one of the buyer's orders, or a heartbeat.
+type WatchOrderEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One of them.
+	//
+	// Types that are valid to be assigned to Item:
+	//
+	//	*WatchOrderEventsResponse_Event
+	//	*WatchOrderEventsResponse_Heartbeat
+	Item          isWatchOrderEventsResponse_Item `protobuf_oneof:"item"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchOrderEventsResponse) Reset() {
+	*x = WatchOrderEventsResponse{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchOrderEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchOrderEventsResponse) ProtoMessage() {}
+
+func (x *WatchOrderEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchOrderEventsResponse.ProtoReflect.Descriptor instead.
+func (*WatchOrderEventsResponse) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *WatchOrderEventsResponse) GetItem() isWatchOrderEventsResponse_Item {
+	if x != nil {
+		return x.Item
+	}
+	return nil
+}
+
+func (x *WatchOrderEventsResponse) GetEvent() *v1.OrderEvent {
+	if x != nil {
+		if x, ok := x.Item.(*WatchOrderEventsResponse_Event); ok {
+			return x.Event
+		}
+	}
+	return nil
+}
+
+func (x *WatchOrderEventsResponse) GetHeartbeat() *v1.EventHeartbeat {
+	if x != nil {
+		if x, ok := x.Item.(*WatchOrderEventsResponse_Heartbeat); ok {
+			return x.Heartbeat
+		}
+	}
+	return nil
+}
+
+type isWatchOrderEventsResponse_Item interface {
+	isWatchOrderEventsResponse_Item()
+}
+
+type WatchOrderEventsResponse_Event struct {
+	// An event.
+	Event *v1.OrderEvent `protobuf:"bytes,1,opt,name=event,proto3,oneof"`
+}
+
+type WatchOrderEventsResponse_Heartbeat struct {
+	// Nothing new for a while (every 15 s by default), or the watch began.
+	Heartbeat *v1.EventHeartbeat `protobuf:"bytes,2,opt,name=heartbeat,proto3,oneof"`
+}
+
+func (*WatchOrderEventsResponse_Event) isWatchOrderEventsResponse_Item() {}
+
+func (*WatchOrderEventsResponse_Heartbeat) isWatchOrderEventsResponse_Item() {}
+
 var File_souk_buyer_v1_buyer_proto protoreflect.FileDescriptor
 
 const file_souk_buyer_v1_buyer_proto_rawDesc = "" +
@@ -2869,7 +3014,14 @@ const file_souk_buyer_v1_buyer_proto_rawDesc = "" +
 	"\x06amount\x18\x03 \x01(\v2\x14.souk.order.v1.MoneyB\x06\xbaH\x03\xc8\x01\x01R\x06amount\x12\x1c\n" +
 	"\x04note\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\xf4\x03R\x04note\"?\n" +
 	"\x11MakeOfferResponse\x12*\n" +
-	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order2\xbc\x14\n" +
+	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"{\n" +
+	"\x17WatchOrderEventsRequest\x12,\n" +
+	"\x06cursor\x18\x01 \x01(\tB\x14\xbaH\x11r\x0f2\r^[0-9]{0,19}$R\x06cursor\x122\n" +
+	"\x06filter\x18\x02 \x01(\v2\x1a.souk.order.v1.EventFilterR\x06filter\"\x94\x01\n" +
+	"\x18WatchOrderEventsResponse\x121\n" +
+	"\x05event\x18\x01 \x01(\v2\x19.souk.order.v1.OrderEventH\x00R\x05event\x12=\n" +
+	"\theartbeat\x18\x02 \x01(\v2\x1d.souk.order.v1.EventHeartbeatH\x00R\theartbeatB\x06\n" +
+	"\x04item2\xb7\x15\n" +
 	"\fBuyerService\x12d\n" +
 	"\bCheckout\x12\x1e.souk.buyer.v1.CheckoutRequest\x1a\x1f.souk.buyer.v1.CheckoutResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/checkout\x12e\n" +
 	"\n" +
@@ -2891,7 +3043,9 @@ const file_souk_buyer_v1_buyer_proto_rawDesc = "" +
 	"\x0eConfirmReceipt\x12$.souk.buyer.v1.ConfirmReceiptRequest\x1a%.souk.buyer.v1.ConfirmReceiptResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\"%/v1/orders/{order_id}:confirm-receipt\x12\x94\x01\n" +
 	"\x10SendOrderMessage\x12&.souk.buyer.v1.SendOrderMessageRequest\x1a'.souk.buyer.v1.SendOrderMessageResponse\"/\x82\xd3\xe4\x93\x02):\amessage\"\x1e/v1/orders/{order_id}/messages\x12\x8e\x01\n" +
 	"\x11ListOrderMessages\x12'.souk.buyer.v1.ListOrderMessagesRequest\x1a(.souk.buyer.v1.ListOrderMessagesResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/v1/orders/{order_id}/messages\x12v\n" +
-	"\tMakeOffer\x12\x1f.souk.buyer.v1.MakeOfferRequest\x1a .souk.buyer.v1.MakeOfferResponse\"&\x82\xd3\xe4\x93\x02 :\x01*\"\x1b/v1/orders/{order_id}/offer2\xa5\x01\n" +
+	"\tMakeOffer\x12\x1f.souk.buyer.v1.MakeOfferRequest\x1a .souk.buyer.v1.MakeOfferResponse\"&\x82\xd3\xe4\x93\x02 :\x01*\"\x1b/v1/orders/{order_id}/offer\x12y\n" +
+	"\x10WatchOrderEvents\x12&.souk.buyer.v1.WatchOrderEventsRequest\x1a'.souk.buyer.v1.WatchOrderEventsResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
+	"/v1/events0\x012\xa5\x01\n" +
 	"\x17ProviderCallbackService\x12\x89\x01\n" +
 	"\x12ReportPaymentEvent\x12(.souk.buyer.v1.ReportPaymentEventRequest\x1a).souk.buyer.v1.ReportPaymentEventResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/provider/eventsB7Z5github.com/souk-dev/souk/gen/go/souk/buyer/v1;buyerv1b\x06proto3"
 
@@ -2907,7 +3061,7 @@ func file_souk_buyer_v1_buyer_proto_rawDescGZIP() []byte {
 	return file_souk_buyer_v1_buyer_proto_rawDescData
 }
 
-var file_souk_buyer_v1_buyer_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
+var file_souk_buyer_v1_buyer_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_souk_buyer_v1_buyer_proto_goTypes = []any{
 	(*CheckoutItem)(nil),                   // 0: souk.buyer.v1.CheckoutItem
 	(*CheckoutRequest)(nil),                // 1: souk.buyer.v1.CheckoutRequest
@@ -2955,105 +3109,115 @@ var file_souk_buyer_v1_buyer_proto_goTypes = []any{
 	(*ListOrderMessagesResponse)(nil),      // 43: souk.buyer.v1.ListOrderMessagesResponse
 	(*MakeOfferRequest)(nil),               // 44: souk.buyer.v1.MakeOfferRequest
 	(*MakeOfferResponse)(nil),              // 45: souk.buyer.v1.MakeOfferResponse
-	(*v1.Order)(nil),                       // 46: souk.order.v1.Order
-	(v1.OrderStatus)(0),                    // 47: souk.order.v1.OrderStatus
-	(*timestamppb.Timestamp)(nil),          // 48: google.protobuf.Timestamp
-	(*v1.Money)(nil),                       // 49: souk.order.v1.Money
-	(*v1.PaymentAttempt)(nil),              // 50: souk.order.v1.PaymentAttempt
-	(*v1.Refund)(nil),                      // 51: souk.order.v1.Refund
-	(*v1.EvidenceInput)(nil),               // 52: souk.order.v1.EvidenceInput
-	(*v1.MessageInput)(nil),                // 53: souk.order.v1.MessageInput
-	(*v1.OrderMessage)(nil),                // 54: souk.order.v1.OrderMessage
-	(v1.OfferKind)(0),                      // 55: souk.order.v1.OfferKind
+	(*WatchOrderEventsRequest)(nil),        // 46: souk.buyer.v1.WatchOrderEventsRequest
+	(*WatchOrderEventsResponse)(nil),       // 47: souk.buyer.v1.WatchOrderEventsResponse
+	(*v1.Order)(nil),                       // 48: souk.order.v1.Order
+	(v1.OrderStatus)(0),                    // 49: souk.order.v1.OrderStatus
+	(*timestamppb.Timestamp)(nil),          // 50: google.protobuf.Timestamp
+	(*v1.Money)(nil),                       // 51: souk.order.v1.Money
+	(*v1.PaymentAttempt)(nil),              // 52: souk.order.v1.PaymentAttempt
+	(*v1.Refund)(nil),                      // 53: souk.order.v1.Refund
+	(*v1.EvidenceInput)(nil),               // 54: souk.order.v1.EvidenceInput
+	(*v1.MessageInput)(nil),                // 55: souk.order.v1.MessageInput
+	(*v1.OrderMessage)(nil),                // 56: souk.order.v1.OrderMessage
+	(v1.OfferKind)(0),                      // 57: souk.order.v1.OfferKind
+	(*v1.EventFilter)(nil),                 // 58: souk.order.v1.EventFilter
+	(*v1.OrderEvent)(nil),                  // 59: souk.order.v1.OrderEvent
+	(*v1.EventHeartbeat)(nil),              // 60: souk.order.v1.EventHeartbeat
 }
 var file_souk_buyer_v1_buyer_proto_depIdxs = []int32{
 	0,  // 0: souk.buyer.v1.CheckoutRequest.items:type_name -> souk.buyer.v1.CheckoutItem
-	46, // 1: souk.buyer.v1.CheckoutResponse.orders:type_name -> souk.order.v1.Order
-	47, // 2: souk.buyer.v1.ListOrdersRequest.status:type_name -> souk.order.v1.OrderStatus
-	48, // 3: souk.buyer.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
-	48, // 4: souk.buyer.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
-	46, // 5: souk.buyer.v1.ListOrdersResponse.orders:type_name -> souk.order.v1.Order
-	46, // 6: souk.buyer.v1.GetOrderResponse.order:type_name -> souk.order.v1.Order
-	49, // 7: souk.buyer.v1.PayOrderRequest.expected_total:type_name -> souk.order.v1.Money
+	48, // 1: souk.buyer.v1.CheckoutResponse.orders:type_name -> souk.order.v1.Order
+	49, // 2: souk.buyer.v1.ListOrdersRequest.status:type_name -> souk.order.v1.OrderStatus
+	50, // 3: souk.buyer.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
+	50, // 4: souk.buyer.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
+	48, // 5: souk.buyer.v1.ListOrdersResponse.orders:type_name -> souk.order.v1.Order
+	48, // 6: souk.buyer.v1.GetOrderResponse.order:type_name -> souk.order.v1.Order
+	51, // 7: souk.buyer.v1.PayOrderRequest.expected_total:type_name -> souk.order.v1.Money
 	7,  // 8: souk.buyer.v1.PayOrderRequest.card:type_name -> souk.buyer.v1.Card
 	9,  // 9: souk.buyer.v1.PayOrderRequest.wallet:type_name -> souk.buyer.v1.Wallet
 	10, // 10: souk.buyer.v1.PayOrderRequest.bank_transfer:type_name -> souk.buyer.v1.BankTransfer
-	46, // 11: souk.buyer.v1.PayOrderResponse.order:type_name -> souk.order.v1.Order
-	50, // 12: souk.buyer.v1.PayOrderResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
-	46, // 13: souk.buyer.v1.VerifyPaymentResponse.order:type_name -> souk.order.v1.Order
-	50, // 14: souk.buyer.v1.VerifyPaymentResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
-	49, // 15: souk.buyer.v1.OrderPayment.expected_total:type_name -> souk.order.v1.Money
+	48, // 11: souk.buyer.v1.PayOrderResponse.order:type_name -> souk.order.v1.Order
+	52, // 12: souk.buyer.v1.PayOrderResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
+	48, // 13: souk.buyer.v1.VerifyPaymentResponse.order:type_name -> souk.order.v1.Order
+	52, // 14: souk.buyer.v1.VerifyPaymentResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
+	51, // 15: souk.buyer.v1.OrderPayment.expected_total:type_name -> souk.order.v1.Money
 	14, // 16: souk.buyer.v1.PayOrdersRequest.orders:type_name -> souk.buyer.v1.OrderPayment
 	7,  // 17: souk.buyer.v1.PayOrdersRequest.card:type_name -> souk.buyer.v1.Card
 	9,  // 18: souk.buyer.v1.PayOrdersRequest.wallet:type_name -> souk.buyer.v1.Wallet
 	10, // 19: souk.buyer.v1.PayOrdersRequest.bank_transfer:type_name -> souk.buyer.v1.BankTransfer
-	46, // 20: souk.buyer.v1.OrderPaymentResult.order:type_name -> souk.order.v1.Order
-	50, // 21: souk.buyer.v1.OrderPaymentResult.attempt:type_name -> souk.order.v1.PaymentAttempt
+	48, // 20: souk.buyer.v1.OrderPaymentResult.order:type_name -> souk.order.v1.Order
+	52, // 21: souk.buyer.v1.OrderPaymentResult.attempt:type_name -> souk.order.v1.PaymentAttempt
 	16, // 22: souk.buyer.v1.PayOrdersResponse.results:type_name -> souk.buyer.v1.OrderPaymentResult
-	51, // 23: souk.buyer.v1.ListRefundsResponse.refunds:type_name -> souk.order.v1.Refund
-	46, // 24: souk.buyer.v1.CancelOrderResponse.order:type_name -> souk.order.v1.Order
-	46, // 25: souk.buyer.v1.ConfirmReceiptResponse.order:type_name -> souk.order.v1.Order
-	46, // 26: souk.buyer.v1.RequestCancellationResponse.order:type_name -> souk.order.v1.Order
-	46, // 27: souk.buyer.v1.WithdrawCancellationResponse.order:type_name -> souk.order.v1.Order
-	46, // 28: souk.buyer.v1.AskProtectionExtensionResponse.order:type_name -> souk.order.v1.Order
-	49, // 29: souk.buyer.v1.OpenDisputeRequest.refund_amount:type_name -> souk.order.v1.Money
-	52, // 30: souk.buyer.v1.OpenDisputeRequest.evidence:type_name -> souk.order.v1.EvidenceInput
-	46, // 31: souk.buyer.v1.OpenDisputeResponse.order:type_name -> souk.order.v1.Order
-	52, // 32: souk.buyer.v1.AddDisputeEvidenceRequest.evidence:type_name -> souk.order.v1.EvidenceInput
-	46, // 33: souk.buyer.v1.AddDisputeEvidenceResponse.order:type_name -> souk.order.v1.Order
-	46, // 34: souk.buyer.v1.WithdrawDisputeResponse.order:type_name -> souk.order.v1.Order
-	46, // 35: souk.buyer.v1.AnswerCounterOfferResponse.order:type_name -> souk.order.v1.Order
-	53, // 36: souk.buyer.v1.SendOrderMessageRequest.message:type_name -> souk.order.v1.MessageInput
-	54, // 37: souk.buyer.v1.SendOrderMessageResponse.message:type_name -> souk.order.v1.OrderMessage
-	54, // 38: souk.buyer.v1.ListOrderMessagesResponse.messages:type_name -> souk.order.v1.OrderMessage
-	55, // 39: souk.buyer.v1.MakeOfferRequest.kind:type_name -> souk.order.v1.OfferKind
-	49, // 40: souk.buyer.v1.MakeOfferRequest.amount:type_name -> souk.order.v1.Money
-	46, // 41: souk.buyer.v1.MakeOfferResponse.order:type_name -> souk.order.v1.Order
-	1,  // 42: souk.buyer.v1.BuyerService.Checkout:input_type -> souk.buyer.v1.CheckoutRequest
-	3,  // 43: souk.buyer.v1.BuyerService.ListOrders:input_type -> souk.buyer.v1.ListOrdersRequest
-	5,  // 44: souk.buyer.v1.BuyerService.GetOrder:input_type -> souk.buyer.v1.GetOrderRequest
-	8,  // 45: souk.buyer.v1.BuyerService.PayOrder:input_type -> souk.buyer.v1.PayOrderRequest
-	20, // 46: souk.buyer.v1.BuyerService.CancelOrder:input_type -> souk.buyer.v1.CancelOrderRequest
-	12, // 47: souk.buyer.v1.BuyerService.VerifyPayment:input_type -> souk.buyer.v1.VerifyPaymentRequest
-	15, // 48: souk.buyer.v1.BuyerService.PayOrders:input_type -> souk.buyer.v1.PayOrdersRequest
-	18, // 49: souk.buyer.v1.BuyerService.ListRefunds:input_type -> souk.buyer.v1.ListRefundsRequest
-	24, // 50: souk.buyer.v1.BuyerService.RequestCancellation:input_type -> souk.buyer.v1.RequestCancellationRequest
-	26, // 51: souk.buyer.v1.BuyerService.WithdrawCancellation:input_type -> souk.buyer.v1.WithdrawCancellationRequest
-	28, // 52: souk.buyer.v1.BuyerService.AskProtectionExtension:input_type -> souk.buyer.v1.AskProtectionExtensionRequest
-	30, // 53: souk.buyer.v1.BuyerService.OpenDispute:input_type -> souk.buyer.v1.OpenDisputeRequest
-	32, // 54: souk.buyer.v1.BuyerService.AddDisputeEvidence:input_type -> souk.buyer.v1.AddDisputeEvidenceRequest
-	34, // 55: souk.buyer.v1.BuyerService.WithdrawDispute:input_type -> souk.buyer.v1.WithdrawDisputeRequest
-	36, // 56: souk.buyer.v1.BuyerService.AnswerCounterOffer:input_type -> souk.buyer.v1.AnswerCounterOfferRequest
-	22, // 57: souk.buyer.v1.BuyerService.ConfirmReceipt:input_type -> souk.buyer.v1.ConfirmReceiptRequest
-	40, // 58: souk.buyer.v1.BuyerService.SendOrderMessage:input_type -> souk.buyer.v1.SendOrderMessageRequest
-	42, // 59: souk.buyer.v1.BuyerService.ListOrderMessages:input_type -> souk.buyer.v1.ListOrderMessagesRequest
-	44, // 60: souk.buyer.v1.BuyerService.MakeOffer:input_type -> souk.buyer.v1.MakeOfferRequest
-	38, // 61: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:input_type -> souk.buyer.v1.ReportPaymentEventRequest
-	2,  // 62: souk.buyer.v1.BuyerService.Checkout:output_type -> souk.buyer.v1.CheckoutResponse
-	4,  // 63: souk.buyer.v1.BuyerService.ListOrders:output_type -> souk.buyer.v1.ListOrdersResponse
-	6,  // 64: souk.buyer.v1.BuyerService.GetOrder:output_type -> souk.buyer.v1.GetOrderResponse
-	11, // 65: souk.buyer.v1.BuyerService.PayOrder:output_type -> souk.buyer.v1.PayOrderResponse
-	21, // 66: souk.buyer.v1.BuyerService.CancelOrder:output_type -> souk.buyer.v1.CancelOrderResponse
-	13, // 67: souk.buyer.v1.BuyerService.VerifyPayment:output_type -> souk.buyer.v1.VerifyPaymentResponse
-	17, // 68: souk.buyer.v1.BuyerService.PayOrders:output_type -> souk.buyer.v1.PayOrdersResponse
-	19, // 69: souk.buyer.v1.BuyerService.ListRefunds:output_type -> souk.buyer.v1.ListRefundsResponse
-	25, // 70: souk.buyer.v1.BuyerService.RequestCancellation:output_type -> souk.buyer.v1.RequestCancellationResponse
-	27, // 71: souk.buyer.v1.BuyerService.WithdrawCancellation:output_type -> souk.buyer.v1.WithdrawCancellationResponse
-	29, // 72: souk.buyer.v1.BuyerService.AskProtectionExtension:output_type -> souk.buyer.v1.AskProtectionExtensionResponse
-	31, // 73: souk.buyer.v1.BuyerService.OpenDispute:output_type -> souk.buyer.v1.OpenDisputeResponse
-	33, // 74: souk.buyer.v1.BuyerService.AddDisputeEvidence:output_type -> souk.buyer.v1.AddDisputeEvidenceResponse
-	35, // 75: souk.buyer.v1.BuyerService.WithdrawDispute:output_type -> souk.buyer.v1.WithdrawDisputeResponse
-	37, // 76: souk.buyer.v1.BuyerService.AnswerCounterOffer:output_type -> souk.buyer.v1.AnswerCounterOfferResponse
-	23, // 77: souk.buyer.v1.BuyerService.ConfirmReceipt:output_type -> souk.buyer.v1.ConfirmReceiptResponse
-	41, // 78: souk.buyer.v1.BuyerService.SendOrderMessage:output_type -> souk.buyer.v1.SendOrderMessageResponse
-	43, // 79: souk.buyer.v1.BuyerService.ListOrderMessages:output_type -> souk.buyer.v1.ListOrderMessagesResponse
-	45, // 80: souk.buyer.v1.BuyerService.MakeOffer:output_type -> souk.buyer.v1.MakeOfferResponse
-	39, // 81: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:output_type -> souk.buyer.v1.ReportPaymentEventResponse
-	62, // [62:82] is the sub-list for method output_type
-	42, // [42:62] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	53, // 23: souk.buyer.v1.ListRefundsResponse.refunds:type_name -> souk.order.v1.Refund
+	48, // 24: souk.buyer.v1.CancelOrderResponse.order:type_name -> souk.order.v1.Order
+	48, // 25: souk.buyer.v1.ConfirmReceiptResponse.order:type_name -> souk.order.v1.Order
+	48, // 26: souk.buyer.v1.RequestCancellationResponse.order:type_name -> souk.order.v1.Order
+	48, // 27: souk.buyer.v1.WithdrawCancellationResponse.order:type_name -> souk.order.v1.Order
+	48, // 28: souk.buyer.v1.AskProtectionExtensionResponse.order:type_name -> souk.order.v1.Order
+	51, // 29: souk.buyer.v1.OpenDisputeRequest.refund_amount:type_name -> souk.order.v1.Money
+	54, // 30: souk.buyer.v1.OpenDisputeRequest.evidence:type_name -> souk.order.v1.EvidenceInput
+	48, // 31: souk.buyer.v1.OpenDisputeResponse.order:type_name -> souk.order.v1.Order
+	54, // 32: souk.buyer.v1.AddDisputeEvidenceRequest.evidence:type_name -> souk.order.v1.EvidenceInput
+	48, // 33: souk.buyer.v1.AddDisputeEvidenceResponse.order:type_name -> souk.order.v1.Order
+	48, // 34: souk.buyer.v1.WithdrawDisputeResponse.order:type_name -> souk.order.v1.Order
+	48, // 35: souk.buyer.v1.AnswerCounterOfferResponse.order:type_name -> souk.order.v1.Order
+	55, // 36: souk.buyer.v1.SendOrderMessageRequest.message:type_name -> souk.order.v1.MessageInput
+	56, // 37: souk.buyer.v1.SendOrderMessageResponse.message:type_name -> souk.order.v1.OrderMessage
+	56, // 38: souk.buyer.v1.ListOrderMessagesResponse.messages:type_name -> souk.order.v1.OrderMessage
+	57, // 39: souk.buyer.v1.MakeOfferRequest.kind:type_name -> souk.order.v1.OfferKind
+	51, // 40: souk.buyer.v1.MakeOfferRequest.amount:type_name -> souk.order.v1.Money
+	48, // 41: souk.buyer.v1.MakeOfferResponse.order:type_name -> souk.order.v1.Order
+	58, // 42: souk.buyer.v1.WatchOrderEventsRequest.filter:type_name -> souk.order.v1.EventFilter
+	59, // 43: souk.buyer.v1.WatchOrderEventsResponse.event:type_name -> souk.order.v1.OrderEvent
+	60, // 44: souk.buyer.v1.WatchOrderEventsResponse.heartbeat:type_name -> souk.order.v1.EventHeartbeat
+	1,  // 45: souk.buyer.v1.BuyerService.Checkout:input_type -> souk.buyer.v1.CheckoutRequest
+	3,  // 46: souk.buyer.v1.BuyerService.ListOrders:input_type -> souk.buyer.v1.ListOrdersRequest
+	5,  // 47: souk.buyer.v1.BuyerService.GetOrder:input_type -> souk.buyer.v1.GetOrderRequest
+	8,  // 48: souk.buyer.v1.BuyerService.PayOrder:input_type -> souk.buyer.v1.PayOrderRequest
+	20, // 49: souk.buyer.v1.BuyerService.CancelOrder:input_type -> souk.buyer.v1.CancelOrderRequest
+	12, // 50: souk.buyer.v1.BuyerService.VerifyPayment:input_type -> souk.buyer.v1.VerifyPaymentRequest
+	15, // 51: souk.buyer.v1.BuyerService.PayOrders:input_type -> souk.buyer.v1.PayOrdersRequest
+	18, // 52: souk.buyer.v1.BuyerService.ListRefunds:input_type -> souk.buyer.v1.ListRefundsRequest
+	24, // 53: souk.buyer.v1.BuyerService.RequestCancellation:input_type -> souk.buyer.v1.RequestCancellationRequest
+	26, // 54: souk.buyer.v1.BuyerService.WithdrawCancellation:input_type -> souk.buyer.v1.WithdrawCancellationRequest
+	28, // 55: souk.buyer.v1.BuyerService.AskProtectionExtension:input_type -> souk.buyer.v1.AskProtectionExtensionRequest
+	30, // 56: souk.buyer.v1.BuyerService.OpenDispute:input_type -> souk.buyer.v1.OpenDisputeRequest
+	32, // 57: souk.buyer.v1.BuyerService.AddDisputeEvidence:input_type -> souk.buyer.v1.AddDisputeEvidenceRequest
+	34, // 58: souk.buyer.v1.BuyerService.WithdrawDispute:input_type -> souk.buyer.v1.WithdrawDisputeRequest
+	36, // 59: souk.buyer.v1.BuyerService.AnswerCounterOffer:input_type -> souk.buyer.v1.AnswerCounterOfferRequest
+	22, // 60: souk.buyer.v1.BuyerService.ConfirmReceipt:input_type -> souk.buyer.v1.ConfirmReceiptRequest
+	40, // 61: souk.buyer.v1.BuyerService.SendOrderMessage:input_type -> souk.buyer.v1.SendOrderMessageRequest
+	42, // 62: souk.buyer.v1.BuyerService.ListOrderMessages:input_type -> souk.buyer.v1.ListOrderMessagesRequest
+	44, // 63: souk.buyer.v1.BuyerService.MakeOffer:input_type -> souk.buyer.v1.MakeOfferRequest
+	46, // 64: souk.buyer.v1.BuyerService.WatchOrderEvents:input_type -> souk.buyer.v1.WatchOrderEventsRequest
+	38, // 65: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:input_type -> souk.buyer.v1.ReportPaymentEventRequest
+	2,  // 66: souk.buyer.v1.BuyerService.Checkout:output_type -> souk.buyer.v1.CheckoutResponse
+	4,  // 67: souk.buyer.v1.BuyerService.ListOrders:output_type -> souk.buyer.v1.ListOrdersResponse
+	6,  // 68: souk.buyer.v1.BuyerService.GetOrder:output_type -> souk.buyer.v1.GetOrderResponse
+	11, // 69: souk.buyer.v1.BuyerService.PayOrder:output_type -> souk.buyer.v1.PayOrderResponse
+	21, // 70: souk.buyer.v1.BuyerService.CancelOrder:output_type -> souk.buyer.v1.CancelOrderResponse
+	13, // 71: souk.buyer.v1.BuyerService.VerifyPayment:output_type -> souk.buyer.v1.VerifyPaymentResponse
+	17, // 72: souk.buyer.v1.BuyerService.PayOrders:output_type -> souk.buyer.v1.PayOrdersResponse
+	19, // 73: souk.buyer.v1.BuyerService.ListRefunds:output_type -> souk.buyer.v1.ListRefundsResponse
+	25, // 74: souk.buyer.v1.BuyerService.RequestCancellation:output_type -> souk.buyer.v1.RequestCancellationResponse
+	27, // 75: souk.buyer.v1.BuyerService.WithdrawCancellation:output_type -> souk.buyer.v1.WithdrawCancellationResponse
+	29, // 76: souk.buyer.v1.BuyerService.AskProtectionExtension:output_type -> souk.buyer.v1.AskProtectionExtensionResponse
+	31, // 77: souk.buyer.v1.BuyerService.OpenDispute:output_type -> souk.buyer.v1.OpenDisputeResponse
+	33, // 78: souk.buyer.v1.BuyerService.AddDisputeEvidence:output_type -> souk.buyer.v1.AddDisputeEvidenceResponse
+	35, // 79: souk.buyer.v1.BuyerService.WithdrawDispute:output_type -> souk.buyer.v1.WithdrawDisputeResponse
+	37, // 80: souk.buyer.v1.BuyerService.AnswerCounterOffer:output_type -> souk.buyer.v1.AnswerCounterOfferResponse
+	23, // 81: souk.buyer.v1.BuyerService.ConfirmReceipt:output_type -> souk.buyer.v1.ConfirmReceiptResponse
+	41, // 82: souk.buyer.v1.BuyerService.SendOrderMessage:output_type -> souk.buyer.v1.SendOrderMessageResponse
+	43, // 83: souk.buyer.v1.BuyerService.ListOrderMessages:output_type -> souk.buyer.v1.ListOrderMessagesResponse
+	45, // 84: souk.buyer.v1.BuyerService.MakeOffer:output_type -> souk.buyer.v1.MakeOfferResponse
+	47, // 85: souk.buyer.v1.BuyerService.WatchOrderEvents:output_type -> souk.buyer.v1.WatchOrderEventsResponse
+	39, // 86: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:output_type -> souk.buyer.v1.ReportPaymentEventResponse
+	66, // [66:87] is the sub-list for method output_type
+	45, // [45:66] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_souk_buyer_v1_buyer_proto_init() }
@@ -3071,13 +3235,17 @@ func file_souk_buyer_v1_buyer_proto_init() {
 		(*PayOrdersRequest_Wallet)(nil),
 		(*PayOrdersRequest_BankTransfer)(nil),
 	}
+	file_souk_buyer_v1_buyer_proto_msgTypes[47].OneofWrappers = []any{
+		(*WatchOrderEventsResponse_Event)(nil),
+		(*WatchOrderEventsResponse_Heartbeat)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_souk_buyer_v1_buyer_proto_rawDesc), len(file_souk_buyer_v1_buyer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   46,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -852,6 +852,34 @@ func local_request_BuyerService_MakeOffer_0(ctx context.Context, marshaler runti
 	return msg, metadata, err
 }
 
+var filter_BuyerService_WatchOrderEvents_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
+
+func request_BuyerService_WatchOrderEvents_0(ctx context.Context, marshaler runtime.Marshaler, client BuyerServiceClient, req *http.Request, pathParams map[string]string) (BuyerService_WatchOrderEventsClient, runtime.ServerMetadata, error) {
+	var (
+		protoReq WatchOrderEventsRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_BuyerService_WatchOrderEvents_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	stream, err := client.WatchOrderEvents(ctx, &protoReq)
+	if err != nil {
+		return nil, metadata, err
+	}
+	header, err := stream.Header()
+	if err != nil {
+		return nil, metadata, err
+	}
+	metadata.HeaderMD = header
+	return stream, metadata, nil
+}
+
 func request_ProviderCallbackService_ReportPaymentEvent_0(ctx context.Context, marshaler runtime.Marshaler, client ProviderCallbackServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
 		protoReq ReportPaymentEventRequest
@@ -1266,6 +1294,13 @@ func RegisterBuyerServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 		forward_BuyerService_MakeOffer_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
 
+	mux.Handle(http.MethodGet, pattern_BuyerService_WatchOrderEvents_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		err := status.Error(codes.Unimplemented, "streaming calls are not yet supported in the in-process transport")
+		_, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+		return
+	})
+
 	return nil
 }
 
@@ -1658,6 +1693,23 @@ func RegisterBuyerServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 		}
 		forward_BuyerService_MakeOffer_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodGet, pattern_BuyerService_WatchOrderEvents_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/souk.buyer.v1.BuyerService/WatchOrderEvents", runtime.WithHTTPPathPattern("/v1/events"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_BuyerService_WatchOrderEvents_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_BuyerService_WatchOrderEvents_0(annotatedContext, mux, outboundMarshaler, w, req, func() (proto.Message, error) { return resp.Recv() }, mux.GetForwardResponseOptions()...)
+	})
 	return nil
 }
 
@@ -1681,6 +1733,7 @@ var (
 	pattern_BuyerService_SendOrderMessage_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "orders", "order_id", "messages"}, ""))
 	pattern_BuyerService_ListOrderMessages_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "orders", "order_id", "messages"}, ""))
 	pattern_BuyerService_MakeOffer_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "orders", "order_id", "offer"}, ""))
+	pattern_BuyerService_WatchOrderEvents_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "events"}, ""))
 )
 
 var (
@@ -1703,6 +1756,7 @@ var (
 	forward_BuyerService_SendOrderMessage_0       = runtime.ForwardResponseMessage
 	forward_BuyerService_ListOrderMessages_0      = runtime.ForwardResponseMessage
 	forward_BuyerService_MakeOffer_0              = runtime.ForwardResponseMessage
+	forward_BuyerService_WatchOrderEvents_0       = runtime.ForwardResponseStream
 )
 
 // RegisterProviderCallbackServiceHandlerFromEndpoint is same as RegisterProviderCallbackServiceHandler but

@@ -38,6 +38,7 @@ const (
 	BuyerService_SendOrderMessage_FullMethodName       = "/souk.buyer.v1.BuyerService/SendOrderMessage"
 	BuyerService_ListOrderMessages_FullMethodName      = "/souk.buyer.v1.BuyerService/ListOrderMessages"
 	BuyerService_MakeOffer_FullMethodName              = "/souk.buyer.v1.BuyerService/MakeOffer"
+	BuyerService_WatchOrderEvents_FullMethodName       = "/souk.buyer.v1.BuyerService/WatchOrderEvents"
 )
 
 // BuyerServiceClient is the client API for BuyerService service.
@@ -96,6 +97,11 @@ type BuyerServiceClient interface {
 	// with a note; the seller accepts or declines it. One offer is open at a
 	// time; it lapses after 48 hours or with the payment window.
 	MakeOffer(ctx context.Context, in *MakeOfferRequest, opts ...grpc.CallOption) (*MakeOfferResponse, error)
+	// WatchOrderEvents streams the events of the buyer's orders as they
+	// happen (through the gateway: newline-delimited JSON). It starts with a
+	// heartbeat, resumes after a cursor, and ends with RESOURCE_EXHAUSTED if
+	// the watcher reads too slowly (watch again from the last cursor).
+	WatchOrderEvents(ctx context.Context, in *WatchOrderEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchOrderEventsResponse], error)
 }
 
 type buyerServiceClient struct {
@@ -296,6 +302,25 @@ func (c *buyerServiceClient) MakeOffer(ctx context.Context, in *MakeOfferRequest
 	return out, nil
 }
 
+func (c *buyerServiceClient) WatchOrderEvents(ctx context.Context, in *WatchOrderEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchOrderEventsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &BuyerService_ServiceDesc.Streams[0], BuyerService_WatchOrderEvents_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchOrderEventsRequest, WatchOrderEventsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type BuyerService_WatchOrderEventsClient = grpc.ServerStreamingClient[WatchOrderEventsResponse]
+
 // BuyerServiceServer is the server API for BuyerService service.
 // All implementations must embed UnimplementedBuyerServiceServer
 // for forward compatibility.
@@ -352,6 +377,11 @@ type BuyerServiceServer interface {
 	// with a note; the seller accepts or declines it. One offer is open at a
 	// time; it lapses after 48 hours or with the payment window.
 	MakeOffer(context.Context, *MakeOfferRequest) (*MakeOfferResponse, error)
+	// WatchOrderEvents streams the events of the buyer's orders as they
+	// happen (through the gateway: newline-delimited JSON). It starts with a
+	// heartbeat, resumes after a cursor, and ends with RESOURCE_EXHAUSTED if
+	// the watcher reads too slowly (watch again from the last cursor).
+	WatchOrderEvents(*WatchOrderEventsRequest, grpc.ServerStreamingServer[WatchOrderEventsResponse]) error
 	mustEmbedUnimplementedBuyerServiceServer()
 }
 
@@ -418,6 +448,9 @@ func (UnimplementedBuyerServiceServer) ListOrderMessages(context.Context, *ListO
 }
 func (UnimplementedBuyerServiceServer) MakeOffer(context.Context, *MakeOfferRequest) (*MakeOfferResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method MakeOffer not implemented")
+}
+func (UnimplementedBuyerServiceServer) WatchOrderEvents(*WatchOrderEventsRequest, grpc.ServerStreamingServer[WatchOrderEventsResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchOrderEvents not implemented")
 }
 func (UnimplementedBuyerServiceServer) mustEmbedUnimplementedBuyerServiceServer() {}
 func (UnimplementedBuyerServiceServer) testEmbeddedByValue()                      {}
@@ -782,6 +815,17 @@ func _BuyerService_MakeOffer_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _BuyerService_WatchOrderEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchOrderEventsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(BuyerServiceServer).WatchOrderEvents(m, &grpc.GenericServerStream[WatchOrderEventsRequest, WatchOrderEventsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type BuyerService_WatchOrderEventsServer = grpc.ServerStreamingServer[WatchOrderEventsResponse]
+
 // BuyerService_ServiceDesc is the grpc.ServiceDesc for BuyerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -866,7 +910,13 @@ var BuyerService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _BuyerService_MakeOffer_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchOrderEvents",
+			Handler:       _BuyerService_WatchOrderEvents_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "souk/buyer/v1/buyer.proto",
 }
 

@@ -2018,6 +2018,561 @@ func (x *Offer) GetAnswer() string {
 	return ""
 }
 
+// OrderEvent is one event of the live order feed: something that happened
+// to an order, with where the order stood after it.
+type OrderEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The event's place in the feed. Pass the last cursor seen to watch
+	// again from right after it.
+	Cursor string `protobuf:"bytes,1,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// The event's id, unique across orders.
+	EventId string `protobuf:"bytes,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// The order it happened to.
+	OrderId string `protobuf:"bytes,3,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// Its position in the order's history (HistoryEntry.sequence): an
+	// order's events arrive in this order, from 1, without gaps.
+	Sequence int64 `protobuf:"varint,4,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// What happened: the history's kinds ("created", "price_adjusted",
+	// "message_sent", "offer_made", "paid", "refund_succeeded", "reminder.payment"…).
+	Kind string `protobuf:"bytes,5,opt,name=kind,proto3" json:"kind,omitempty"`
+	// Who did it: "buyer:<id>", "seller:<id>" or "system".
+	Actor string `protobuf:"bytes,6,opt,name=actor,proto3" json:"actor,omitempty"`
+	// When it happened.
+	OccurredAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	// The order's status right after it.
+	Status OrderStatus `protobuf:"varint,8,opt,name=status,proto3,enum=souk.order.v1.OrderStatus" json:"status,omitempty"`
+	// The order's version right after it.
+	Version int64 `protobuf:"varint,9,opt,name=version,proto3" json:"version,omitempty"`
+	// The history's note.
+	Note string `protobuf:"bytes,10,opt,name=note,proto3" json:"note,omitempty"`
+	// The order's buyer.
+	BuyerId string `protobuf:"bytes,11,opt,name=buyer_id,json=buyerId,proto3" json:"buyer_id,omitempty"`
+	// The order's store.
+	SellerId string `protobuf:"bytes,12,opt,name=seller_id,json=sellerId,proto3" json:"seller_id,omitempty"`
+	// What the kind carries beyond the note.
+	//
+	// Types that are valid to be assigned to Detail:
+	//
+	//	*OrderEvent_PriceAdjustment
+	//	*OrderEvent_Message
+	//	*OrderEvent_Payment
+	//	*OrderEvent_Refund
+	//	*OrderEvent_Offer
+	Detail        isOrderEvent_Detail `protobuf_oneof:"detail"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrderEvent) Reset() {
+	*x = OrderEvent{}
+	mi := &file_souk_order_v1_order_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrderEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrderEvent) ProtoMessage() {}
+
+func (x *OrderEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_order_v1_order_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrderEvent.ProtoReflect.Descriptor instead.
+func (*OrderEvent) Descriptor() ([]byte, []int) {
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *OrderEvent) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+func (x *OrderEvent) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *OrderEvent) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *OrderEvent) GetSequence() int64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *OrderEvent) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *OrderEvent) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *OrderEvent) GetOccurredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredAt
+	}
+	return nil
+}
+
+func (x *OrderEvent) GetStatus() OrderStatus {
+	if x != nil {
+		return x.Status
+	}
+	return OrderStatus_ORDER_STATUS_UNSPECIFIED
+}
+
+func (x *OrderEvent) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *OrderEvent) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+func (x *OrderEvent) GetBuyerId() string {
+	if x != nil {
+		return x.BuyerId
+	}
+	return ""
+}
+
+func (x *OrderEvent) GetSellerId() string {
+	if x != nil {
+		return x.SellerId
+	}
+	return ""
+}
+
+func (x *OrderEvent) GetDetail() isOrderEvent_Detail {
+	if x != nil {
+		return x.Detail
+	}
+	return nil
+}
+
+func (x *OrderEvent) GetPriceAdjustment() *PriceAdjustment {
+	if x != nil {
+		if x, ok := x.Detail.(*OrderEvent_PriceAdjustment); ok {
+			return x.PriceAdjustment
+		}
+	}
+	return nil
+}
+
+func (x *OrderEvent) GetMessage() *OrderMessage {
+	if x != nil {
+		if x, ok := x.Detail.(*OrderEvent_Message); ok {
+			return x.Message
+		}
+	}
+	return nil
+}
+
+func (x *OrderEvent) GetPayment() *PaymentEventDetail {
+	if x != nil {
+		if x, ok := x.Detail.(*OrderEvent_Payment); ok {
+			return x.Payment
+		}
+	}
+	return nil
+}
+
+func (x *OrderEvent) GetRefund() *RefundEventDetail {
+	if x != nil {
+		if x, ok := x.Detail.(*OrderEvent_Refund); ok {
+			return x.Refund
+		}
+	}
+	return nil
+}
+
+func (x *OrderEvent) GetOffer() *OfferEventDetail {
+	if x != nil {
+		if x, ok := x.Detail.(*OrderEvent_Offer); ok {
+			return x.Offer
+		}
+	}
+	return nil
+}
+
+type isOrderEvent_Detail interface {
+	isOrderEvent_Detail()
+}
+
+type OrderEvent_PriceAdjustment struct {
+	// "price_adjusted": the old and new totals and shipping fees.
+	PriceAdjustment *PriceAdjustment `protobuf:"bytes,20,opt,name=price_adjustment,json=priceAdjustment,proto3,oneof"`
+}
+
+type OrderEvent_Message struct {
+	// "message_sent": the message.
+	Message *OrderMessage `protobuf:"bytes,21,opt,name=message,proto3,oneof"`
+}
+
+type OrderEvent_Payment struct {
+	// "paid": the payment.
+	Payment *PaymentEventDetail `protobuf:"bytes,22,opt,name=payment,proto3,oneof"`
+}
+
+type OrderEvent_Refund struct {
+	// "refund_owed", "refund_succeeded", "refund_failed": the refund.
+	Refund *RefundEventDetail `protobuf:"bytes,23,opt,name=refund,proto3,oneof"`
+}
+
+type OrderEvent_Offer struct {
+	// "offer_made": the offer.
+	Offer *OfferEventDetail `protobuf:"bytes,24,opt,name=offer,proto3,oneof"`
+}
+
+func (*OrderEvent_PriceAdjustment) isOrderEvent_Detail() {}
+
+func (*OrderEvent_Message) isOrderEvent_Detail() {}
+
+func (*OrderEvent_Payment) isOrderEvent_Detail() {}
+
+func (*OrderEvent_Refund) isOrderEvent_Detail() {}
+
+func (*OrderEvent_Offer) isOrderEvent_Detail() {}
+
+// PaymentEventDetail is the payment of a "paid" event.
+type PaymentEventDetail struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The payment attempt that paid.
+	PaymentAttemptId string `protobuf:"bytes,1,opt,name=payment_attempt_id,json=paymentAttemptId,proto3" json:"payment_attempt_id,omitempty"`
+	// What it paid.
+	Amount *Money `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
+	// How.
+	Method        PaymentMethod `protobuf:"varint,3,opt,name=method,proto3,enum=souk.order.v1.PaymentMethod" json:"method,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PaymentEventDetail) Reset() {
+	*x = PaymentEventDetail{}
+	mi := &file_souk_order_v1_order_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PaymentEventDetail) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PaymentEventDetail) ProtoMessage() {}
+
+func (x *PaymentEventDetail) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_order_v1_order_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PaymentEventDetail.ProtoReflect.Descriptor instead.
+func (*PaymentEventDetail) Descriptor() ([]byte, []int) {
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *PaymentEventDetail) GetPaymentAttemptId() string {
+	if x != nil {
+		return x.PaymentAttemptId
+	}
+	return ""
+}
+
+func (x *PaymentEventDetail) GetAmount() *Money {
+	if x != nil {
+		return x.Amount
+	}
+	return nil
+}
+
+func (x *PaymentEventDetail) GetMethod() PaymentMethod {
+	if x != nil {
+		return x.Method
+	}
+	return PaymentMethod_PAYMENT_METHOD_UNSPECIFIED
+}
+
+// RefundEventDetail is the refund of a refund event.
+type RefundEventDetail struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The refund (empty on "refund_owed": the refund gets its id when stored).
+	RefundId string `protobuf:"bytes,1,opt,name=refund_id,json=refundId,proto3" json:"refund_id,omitempty"`
+	// How much.
+	Amount *Money `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
+	// The payment it goes back to.
+	PaymentAttemptId string `protobuf:"bytes,3,opt,name=payment_attempt_id,json=paymentAttemptId,proto3" json:"payment_attempt_id,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *RefundEventDetail) Reset() {
+	*x = RefundEventDetail{}
+	mi := &file_souk_order_v1_order_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefundEventDetail) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefundEventDetail) ProtoMessage() {}
+
+func (x *RefundEventDetail) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_order_v1_order_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefundEventDetail.ProtoReflect.Descriptor instead.
+func (*RefundEventDetail) Descriptor() ([]byte, []int) {
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *RefundEventDetail) GetRefundId() string {
+	if x != nil {
+		return x.RefundId
+	}
+	return ""
+}
+
+func (x *RefundEventDetail) GetAmount() *Money {
+	if x != nil {
+		return x.Amount
+	}
+	return nil
+}
+
+func (x *RefundEventDetail) GetPaymentAttemptId() string {
+	if x != nil {
+		return x.PaymentAttemptId
+	}
+	return ""
+}
+
+// OfferEventDetail is the offer of an "offer_made" event.
+type OfferEventDetail struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What it proposes.
+	Kind OfferKind `protobuf:"varint,1,opt,name=kind,proto3,enum=souk.order.v1.OfferKind" json:"kind,omitempty"`
+	// The total or shipping fee proposed.
+	Amount *Money `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
+	// The buyer's note.
+	Note          string `protobuf:"bytes,3,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OfferEventDetail) Reset() {
+	*x = OfferEventDetail{}
+	mi := &file_souk_order_v1_order_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OfferEventDetail) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OfferEventDetail) ProtoMessage() {}
+
+func (x *OfferEventDetail) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_order_v1_order_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OfferEventDetail.ProtoReflect.Descriptor instead.
+func (*OfferEventDetail) Descriptor() ([]byte, []int) {
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *OfferEventDetail) GetKind() OfferKind {
+	if x != nil {
+		return x.Kind
+	}
+	return OfferKind_OFFER_KIND_UNSPECIFIED
+}
+
+func (x *OfferEventDetail) GetAmount() *Money {
+	if x != nil {
+		return x.Amount
+	}
+	return nil
+}
+
+func (x *OfferEventDetail) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+// EventHeartbeat keeps an idle watch alive through proxies, and says how
+// far the feed was read: resuming from its cursor skips nothing of the
+// watch's filter.
+type EventHeartbeat struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The feed was read up to here.
+	Cursor string `protobuf:"bytes,1,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// When it was sent.
+	SentAt        *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=sent_at,json=sentAt,proto3" json:"sent_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EventHeartbeat) Reset() {
+	*x = EventHeartbeat{}
+	mi := &file_souk_order_v1_order_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EventHeartbeat) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EventHeartbeat) ProtoMessage() {}
+
+func (x *EventHeartbeat) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_order_v1_order_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EventHeartbeat.ProtoReflect.Descriptor instead.
+func (*EventHeartbeat) Descriptor() ([]byte, []int) {
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *EventHeartbeat) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+func (x *EventHeartbeat) GetSentAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SentAt
+	}
+	return nil
+}
+
+// EventFilter narrows a watch; empty fields do not narrow.
+type EventFilter struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only this order's events.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// Only these kinds; a name ending in ".*" takes every kind it begins
+	// ("reminder.*").
+	Kinds         []string `protobuf:"bytes,2,rep,name=kinds,proto3" json:"kinds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EventFilter) Reset() {
+	*x = EventFilter{}
+	mi := &file_souk_order_v1_order_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EventFilter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EventFilter) ProtoMessage() {}
+
+func (x *EventFilter) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_order_v1_order_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EventFilter.ProtoReflect.Descriptor instead.
+func (*EventFilter) Descriptor() ([]byte, []int) {
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *EventFilter) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *EventFilter) GetKinds() []string {
+	if x != nil {
+		return x.Kinds
+	}
+	return nil
+}
+
 var File_souk_order_v1_order_proto protoreflect.FileDescriptor
 
 const file_souk_order_v1_order_proto_rawDesc = "" +
@@ -2182,7 +2737,48 @@ const file_souk_order_v1_order_proto_rawDesc = "" +
 	"\amade_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x06madeAt\x12;\n" +
 	"\vanswered_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"answeredAt\x12\x16\n" +
-	"\x06answer\x18\a \x01(\tR\x06answer*\x83\x02\n" +
+	"\x06answer\x18\a \x01(\tR\x06answer\"\xbb\x05\n" +
+	"\n" +
+	"OrderEvent\x12\x16\n" +
+	"\x06cursor\x18\x01 \x01(\tR\x06cursor\x12\x19\n" +
+	"\bevent_id\x18\x02 \x01(\tR\aeventId\x12\x19\n" +
+	"\border_id\x18\x03 \x01(\tR\aorderId\x12\x1a\n" +
+	"\bsequence\x18\x04 \x01(\x03R\bsequence\x12\x12\n" +
+	"\x04kind\x18\x05 \x01(\tR\x04kind\x12\x14\n" +
+	"\x05actor\x18\x06 \x01(\tR\x05actor\x12;\n" +
+	"\voccurred_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"occurredAt\x122\n" +
+	"\x06status\x18\b \x01(\x0e2\x1a.souk.order.v1.OrderStatusR\x06status\x12\x18\n" +
+	"\aversion\x18\t \x01(\x03R\aversion\x12\x12\n" +
+	"\x04note\x18\n" +
+	" \x01(\tR\x04note\x12\x19\n" +
+	"\bbuyer_id\x18\v \x01(\tR\abuyerId\x12\x1b\n" +
+	"\tseller_id\x18\f \x01(\tR\bsellerId\x12K\n" +
+	"\x10price_adjustment\x18\x14 \x01(\v2\x1e.souk.order.v1.PriceAdjustmentH\x00R\x0fpriceAdjustment\x127\n" +
+	"\amessage\x18\x15 \x01(\v2\x1b.souk.order.v1.OrderMessageH\x00R\amessage\x12=\n" +
+	"\apayment\x18\x16 \x01(\v2!.souk.order.v1.PaymentEventDetailH\x00R\apayment\x12:\n" +
+	"\x06refund\x18\x17 \x01(\v2 .souk.order.v1.RefundEventDetailH\x00R\x06refund\x127\n" +
+	"\x05offer\x18\x18 \x01(\v2\x1f.souk.order.v1.OfferEventDetailH\x00R\x05offerB\b\n" +
+	"\x06detail\"\xa6\x01\n" +
+	"\x12PaymentEventDetail\x12,\n" +
+	"\x12payment_attempt_id\x18\x01 \x01(\tR\x10paymentAttemptId\x12,\n" +
+	"\x06amount\x18\x02 \x01(\v2\x14.souk.order.v1.MoneyR\x06amount\x124\n" +
+	"\x06method\x18\x03 \x01(\x0e2\x1c.souk.order.v1.PaymentMethodR\x06method\"\x8c\x01\n" +
+	"\x11RefundEventDetail\x12\x1b\n" +
+	"\trefund_id\x18\x01 \x01(\tR\brefundId\x12,\n" +
+	"\x06amount\x18\x02 \x01(\v2\x14.souk.order.v1.MoneyR\x06amount\x12,\n" +
+	"\x12payment_attempt_id\x18\x03 \x01(\tR\x10paymentAttemptId\"\x82\x01\n" +
+	"\x10OfferEventDetail\x12,\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x18.souk.order.v1.OfferKindR\x04kind\x12,\n" +
+	"\x06amount\x18\x02 \x01(\v2\x14.souk.order.v1.MoneyR\x06amount\x12\x12\n" +
+	"\x04note\x18\x03 \x01(\tR\x04note\"]\n" +
+	"\x0eEventHeartbeat\x12\x16\n" +
+	"\x06cursor\x18\x01 \x01(\tR\x06cursor\x123\n" +
+	"\asent_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\"]\n" +
+	"\vEventFilter\x12&\n" +
+	"\border_id\x18\x01 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\aorderId\x12&\n" +
+	"\x05kinds\x18\x02 \x03(\tB\x10\xbaH\r\x92\x01\n" +
+	"\x102\"\x06r\x04\x10\x01\x18@R\x05kinds*\x83\x02\n" +
 	"\vOrderStatus\x12\x1c\n" +
 	"\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cORDER_STATUS_PENDING_PAYMENT\x10\x01\x12#\n" +
@@ -2229,7 +2825,7 @@ func file_souk_order_v1_order_proto_rawDescGZIP() []byte {
 }
 
 var file_souk_order_v1_order_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_souk_order_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_souk_order_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_souk_order_v1_order_proto_goTypes = []any{
 	(OrderStatus)(0),              // 0: souk.order.v1.OrderStatus
 	(PaymentMethod)(0),            // 1: souk.order.v1.PaymentMethod
@@ -2253,38 +2849,44 @@ var file_souk_order_v1_order_proto_goTypes = []any{
 	(*MessageInput)(nil),          // 19: souk.order.v1.MessageInput
 	(*Dispute)(nil),               // 20: souk.order.v1.Dispute
 	(*Offer)(nil),                 // 21: souk.order.v1.Offer
-	(*timestamppb.Timestamp)(nil), // 22: google.protobuf.Timestamp
+	(*OrderEvent)(nil),            // 22: souk.order.v1.OrderEvent
+	(*PaymentEventDetail)(nil),    // 23: souk.order.v1.PaymentEventDetail
+	(*RefundEventDetail)(nil),     // 24: souk.order.v1.RefundEventDetail
+	(*OfferEventDetail)(nil),      // 25: souk.order.v1.OfferEventDetail
+	(*EventHeartbeat)(nil),        // 26: souk.order.v1.EventHeartbeat
+	(*EventFilter)(nil),           // 27: souk.order.v1.EventFilter
+	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
 }
 var file_souk_order_v1_order_proto_depIdxs = []int32{
 	5,  // 0: souk.order.v1.LineItem.unit_price:type_name -> souk.order.v1.Money
 	5,  // 1: souk.order.v1.LineItem.subtotal:type_name -> souk.order.v1.Money
-	22, // 2: souk.order.v1.Shipment.shipped_at:type_name -> google.protobuf.Timestamp
+	28, // 2: souk.order.v1.Shipment.shipped_at:type_name -> google.protobuf.Timestamp
 	2,  // 3: souk.order.v1.PaymentAttempt.status:type_name -> souk.order.v1.PaymentAttemptStatus
 	5,  // 4: souk.order.v1.PaymentAttempt.amount:type_name -> souk.order.v1.Money
 	1,  // 5: souk.order.v1.PaymentAttempt.method:type_name -> souk.order.v1.PaymentMethod
 	8,  // 6: souk.order.v1.PaymentAttempt.decline:type_name -> souk.order.v1.Decline
-	22, // 7: souk.order.v1.PaymentAttempt.created_at:type_name -> google.protobuf.Timestamp
-	22, // 8: souk.order.v1.PaymentAttempt.updated_at:type_name -> google.protobuf.Timestamp
+	28, // 7: souk.order.v1.PaymentAttempt.created_at:type_name -> google.protobuf.Timestamp
+	28, // 8: souk.order.v1.PaymentAttempt.updated_at:type_name -> google.protobuf.Timestamp
 	5,  // 9: souk.order.v1.Refund.amount:type_name -> souk.order.v1.Money
 	1,  // 10: souk.order.v1.Refund.method:type_name -> souk.order.v1.PaymentMethod
 	3,  // 11: souk.order.v1.Refund.status:type_name -> souk.order.v1.RefundStatus
-	22, // 12: souk.order.v1.Refund.due_at:type_name -> google.protobuf.Timestamp
-	22, // 13: souk.order.v1.Refund.created_at:type_name -> google.protobuf.Timestamp
-	22, // 14: souk.order.v1.Refund.completed_at:type_name -> google.protobuf.Timestamp
+	28, // 12: souk.order.v1.Refund.due_at:type_name -> google.protobuf.Timestamp
+	28, // 13: souk.order.v1.Refund.created_at:type_name -> google.protobuf.Timestamp
+	28, // 14: souk.order.v1.Refund.completed_at:type_name -> google.protobuf.Timestamp
 	5,  // 15: souk.order.v1.PriceAdjustment.old_total:type_name -> souk.order.v1.Money
 	5,  // 16: souk.order.v1.PriceAdjustment.new_total:type_name -> souk.order.v1.Money
 	5,  // 17: souk.order.v1.PriceAdjustment.old_shipping_fee:type_name -> souk.order.v1.Money
 	5,  // 18: souk.order.v1.PriceAdjustment.new_shipping_fee:type_name -> souk.order.v1.Money
-	22, // 19: souk.order.v1.HistoryEntry.occurred_at:type_name -> google.protobuf.Timestamp
+	28, // 19: souk.order.v1.HistoryEntry.occurred_at:type_name -> google.protobuf.Timestamp
 	11, // 20: souk.order.v1.HistoryEntry.price_adjustment:type_name -> souk.order.v1.PriceAdjustment
-	22, // 21: souk.order.v1.Deadline.due_at:type_name -> google.protobuf.Timestamp
+	28, // 21: souk.order.v1.Deadline.due_at:type_name -> google.protobuf.Timestamp
 	0,  // 22: souk.order.v1.Order.status:type_name -> souk.order.v1.OrderStatus
 	6,  // 23: souk.order.v1.Order.items:type_name -> souk.order.v1.LineItem
 	5,  // 24: souk.order.v1.Order.shipping_fee:type_name -> souk.order.v1.Money
 	5,  // 25: souk.order.v1.Order.items_total:type_name -> souk.order.v1.Money
 	5,  // 26: souk.order.v1.Order.total:type_name -> souk.order.v1.Money
-	22, // 27: souk.order.v1.Order.created_at:type_name -> google.protobuf.Timestamp
-	22, // 28: souk.order.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
+	28, // 27: souk.order.v1.Order.created_at:type_name -> google.protobuf.Timestamp
+	28, // 28: souk.order.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
 	8,  // 29: souk.order.v1.Order.last_decline:type_name -> souk.order.v1.Decline
 	7,  // 30: souk.order.v1.Order.shipment:type_name -> souk.order.v1.Shipment
 	13, // 31: souk.order.v1.Order.deadlines:type_name -> souk.order.v1.Deadline
@@ -2295,25 +2897,38 @@ var file_souk_order_v1_order_proto_depIdxs = []int32{
 	20, // 36: souk.order.v1.Order.dispute:type_name -> souk.order.v1.Dispute
 	21, // 37: souk.order.v1.Order.offer:type_name -> souk.order.v1.Offer
 	5,  // 38: souk.order.v1.Order.discount:type_name -> souk.order.v1.Money
-	22, // 39: souk.order.v1.CancellationRequest.requested_at:type_name -> google.protobuf.Timestamp
-	22, // 40: souk.order.v1.CancellationRequest.answered_at:type_name -> google.protobuf.Timestamp
-	22, // 41: souk.order.v1.Evidence.added_at:type_name -> google.protobuf.Timestamp
-	22, // 42: souk.order.v1.OrderMessage.sent_at:type_name -> google.protobuf.Timestamp
+	28, // 39: souk.order.v1.CancellationRequest.requested_at:type_name -> google.protobuf.Timestamp
+	28, // 40: souk.order.v1.CancellationRequest.answered_at:type_name -> google.protobuf.Timestamp
+	28, // 41: souk.order.v1.Evidence.added_at:type_name -> google.protobuf.Timestamp
+	28, // 42: souk.order.v1.OrderMessage.sent_at:type_name -> google.protobuf.Timestamp
 	5,  // 43: souk.order.v1.Dispute.requested_amount:type_name -> souk.order.v1.Money
 	5,  // 44: souk.order.v1.Dispute.counter_amount:type_name -> souk.order.v1.Money
 	5,  // 45: souk.order.v1.Dispute.refund_amount:type_name -> souk.order.v1.Money
 	16, // 46: souk.order.v1.Dispute.evidence:type_name -> souk.order.v1.Evidence
-	22, // 47: souk.order.v1.Dispute.opened_at:type_name -> google.protobuf.Timestamp
-	22, // 48: souk.order.v1.Dispute.resolved_at:type_name -> google.protobuf.Timestamp
+	28, // 47: souk.order.v1.Dispute.opened_at:type_name -> google.protobuf.Timestamp
+	28, // 48: souk.order.v1.Dispute.resolved_at:type_name -> google.protobuf.Timestamp
 	4,  // 49: souk.order.v1.Offer.kind:type_name -> souk.order.v1.OfferKind
 	5,  // 50: souk.order.v1.Offer.amount:type_name -> souk.order.v1.Money
-	22, // 51: souk.order.v1.Offer.made_at:type_name -> google.protobuf.Timestamp
-	22, // 52: souk.order.v1.Offer.answered_at:type_name -> google.protobuf.Timestamp
-	53, // [53:53] is the sub-list for method output_type
-	53, // [53:53] is the sub-list for method input_type
-	53, // [53:53] is the sub-list for extension type_name
-	53, // [53:53] is the sub-list for extension extendee
-	0,  // [0:53] is the sub-list for field type_name
+	28, // 51: souk.order.v1.Offer.made_at:type_name -> google.protobuf.Timestamp
+	28, // 52: souk.order.v1.Offer.answered_at:type_name -> google.protobuf.Timestamp
+	28, // 53: souk.order.v1.OrderEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	0,  // 54: souk.order.v1.OrderEvent.status:type_name -> souk.order.v1.OrderStatus
+	11, // 55: souk.order.v1.OrderEvent.price_adjustment:type_name -> souk.order.v1.PriceAdjustment
+	18, // 56: souk.order.v1.OrderEvent.message:type_name -> souk.order.v1.OrderMessage
+	23, // 57: souk.order.v1.OrderEvent.payment:type_name -> souk.order.v1.PaymentEventDetail
+	24, // 58: souk.order.v1.OrderEvent.refund:type_name -> souk.order.v1.RefundEventDetail
+	25, // 59: souk.order.v1.OrderEvent.offer:type_name -> souk.order.v1.OfferEventDetail
+	5,  // 60: souk.order.v1.PaymentEventDetail.amount:type_name -> souk.order.v1.Money
+	1,  // 61: souk.order.v1.PaymentEventDetail.method:type_name -> souk.order.v1.PaymentMethod
+	5,  // 62: souk.order.v1.RefundEventDetail.amount:type_name -> souk.order.v1.Money
+	4,  // 63: souk.order.v1.OfferEventDetail.kind:type_name -> souk.order.v1.OfferKind
+	5,  // 64: souk.order.v1.OfferEventDetail.amount:type_name -> souk.order.v1.Money
+	28, // 65: souk.order.v1.EventHeartbeat.sent_at:type_name -> google.protobuf.Timestamp
+	66, // [66:66] is the sub-list for method output_type
+	66, // [66:66] is the sub-list for method input_type
+	66, // [66:66] is the sub-list for extension type_name
+	66, // [66:66] is the sub-list for extension extendee
+	0,  // [0:66] is the sub-list for field type_name
 }
 
 func init() { file_souk_order_v1_order_proto_init() }
@@ -2321,13 +2936,20 @@ func file_souk_order_v1_order_proto_init() {
 	if File_souk_order_v1_order_proto != nil {
 		return
 	}
+	file_souk_order_v1_order_proto_msgTypes[17].OneofWrappers = []any{
+		(*OrderEvent_PriceAdjustment)(nil),
+		(*OrderEvent_Message)(nil),
+		(*OrderEvent_Payment)(nil),
+		(*OrderEvent_Refund)(nil),
+		(*OrderEvent_Offer)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_souk_order_v1_order_proto_rawDesc), len(file_souk_order_v1_order_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   17,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

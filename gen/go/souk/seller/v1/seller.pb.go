@@ -2769,6 +2769,151 @@ func (x *AnswerOfferResponse) GetOrder() *v1.Order {
 	return nil
 }
 
+// WatchOrderEventsRequest says where to start watching and what to watch.
+type WatchOrderEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The last cursor seen: the events after it come first, then live ones.
+	// Empty starts with what happens from now on; "0" starts with the oldest
+	// event the feed keeps. A cursor older than the feed keeps (7 days by
+	// default) is OUT_OF_RANGE: read the order list again, then watch from now.
+	Cursor string `protobuf:"bytes,1,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// Narrows the watch.
+	Filter        *v1.EventFilter `protobuf:"bytes,2,opt,name=filter,proto3" json:"filter,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchOrderEventsRequest) Reset() {
+	*x = WatchOrderEventsRequest{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchOrderEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchOrderEventsRequest) ProtoMessage() {}
+
+func (x *WatchOrderEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchOrderEventsRequest.ProtoReflect.Descriptor instead.
+func (*WatchOrderEventsRequest) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *WatchOrderEventsRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+func (x *WatchOrderEventsRequest) GetFilter() *v1.EventFilter {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+// WatchOrderEventsResponse is an event of one of the store's orders, or a heartbeat.
+type WatchOrderEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One of them.
+	//
+	// Types that are valid to be assigned to Item:
+	//
+	//	*WatchOrderEventsResponse_Event
+	//	*WatchOrderEventsResponse_Heartbeat
+	Item          isWatchOrderEventsResponse_Item `protobuf_oneof:"item"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchOrderEventsResponse) Reset() {
+	*x = WatchOrderEventsResponse{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchOrderEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchOrderEventsResponse) ProtoMessage() {}
+
+func (x *WatchOrderEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchOrderEventsResponse.ProtoReflect.Descriptor instead.
+func (*WatchOrderEventsResponse) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *WatchOrderEventsResponse) GetItem() isWatchOrderEventsResponse_Item {
+	if x != nil {
+		return x.Item
+	}
+	return nil
+}
+
+func (x *WatchOrderEventsResponse) GetEvent() *v1.OrderEvent {
+	if x != nil {
+		if x, ok := x.Item.(*WatchOrderEventsResponse_Event); ok {
+			return x.Event
+		}
+	}
+	return nil
+}
+
+func (x *WatchOrderEventsResponse) GetHeartbeat() *v1.EventHeartbeat {
+	if x != nil {
+		if x, ok := x.Item.(*WatchOrderEventsResponse_Heartbeat); ok {
+			return x.Heartbeat
+		}
+	}
+	return nil
+}
+
+type isWatchOrderEventsResponse_Item interface {
+	isWatchOrderEventsResponse_Item()
+}
+
+type WatchOrderEventsResponse_Event struct {
+	// An event.
+	Event *v1.OrderEvent `protobuf:"bytes,1,opt,name=event,proto3,oneof"`
+}
+
+type WatchOrderEventsResponse_Heartbeat struct {
+	// Nothing new for a while (every 15 s by default), or the watch began.
+	Heartbeat *v1.EventHeartbeat `protobuf:"bytes,2,opt,name=heartbeat,proto3,oneof"`
+}
+
+func (*WatchOrderEventsResponse_Event) isWatchOrderEventsResponse_Item() {}
+
+func (*WatchOrderEventsResponse_Heartbeat) isWatchOrderEventsResponse_Item() {}
+
 var File_souk_seller_v1_seller_proto protoreflect.FileDescriptor
 
 const file_souk_seller_v1_seller_proto_rawDesc = "" +
@@ -2965,7 +3110,14 @@ const file_souk_seller_v1_seller_proto_rawDesc = "" +
 	"\x06accept\x18\x02 \x01(\bR\x06accept\x12\x1c\n" +
 	"\x04note\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\xf4\x03R\x04note\"A\n" +
 	"\x13AnswerOfferResponse\x12*\n" +
-	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order2\x80\x10\n" +
+	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"{\n" +
+	"\x17WatchOrderEventsRequest\x12,\n" +
+	"\x06cursor\x18\x01 \x01(\tB\x14\xbaH\x11r\x0f2\r^[0-9]{0,19}$R\x06cursor\x122\n" +
+	"\x06filter\x18\x02 \x01(\v2\x1a.souk.order.v1.EventFilterR\x06filter\"\x94\x01\n" +
+	"\x18WatchOrderEventsResponse\x121\n" +
+	"\x05event\x18\x01 \x01(\v2\x19.souk.order.v1.OrderEventH\x00R\x05event\x12=\n" +
+	"\theartbeat\x18\x02 \x01(\v2\x1d.souk.order.v1.EventHeartbeatH\x00R\theartbeatB\x06\n" +
+	"\x04item2\xfd\x10\n" +
 	"\rSellerService\x12u\n" +
 	"\rCreateProduct\x12$.souk.seller.v1.CreateProductRequest\x1a%.souk.seller.v1.CreateProductResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/products\x12\x82\x01\n" +
 	"\rUpdateProduct\x12$.souk.seller.v1.UpdateProductRequest\x1a%.souk.seller.v1.UpdateProductResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*2\x19/v1/products/{product_id}\x12o\n" +
@@ -2983,7 +3135,9 @@ const file_souk_seller_v1_seller_proto_rawDesc = "" +
 	"\x0eGetSellerStats\x12%.souk.seller.v1.GetSellerStatsRequest\x1a&.souk.seller.v1.GetSellerStatsResponse\"\x11\x82\xd3\xe4\x93\x02\v\x12\t/v1/stats\x12\x96\x01\n" +
 	"\x10SendOrderMessage\x12'.souk.seller.v1.SendOrderMessageRequest\x1a(.souk.seller.v1.SendOrderMessageResponse\"/\x82\xd3\xe4\x93\x02):\amessage\"\x1e/v1/orders/{order_id}/messages\x12\x90\x01\n" +
 	"\x11ListOrderMessages\x12(.souk.seller.v1.ListOrderMessagesRequest\x1a).souk.seller.v1.ListOrderMessagesResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/v1/orders/{order_id}/messages\x12\x85\x01\n" +
-	"\vAnswerOffer\x12\".souk.seller.v1.AnswerOfferRequest\x1a#.souk.seller.v1.AnswerOfferResponse\"-\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/orders/{order_id}/offer:answer2\xc3\x02\n" +
+	"\vAnswerOffer\x12\".souk.seller.v1.AnswerOfferRequest\x1a#.souk.seller.v1.AnswerOfferResponse\"-\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/orders/{order_id}/offer:answer\x12{\n" +
+	"\x10WatchOrderEvents\x12'.souk.seller.v1.WatchOrderEventsRequest\x1a(.souk.seller.v1.WatchOrderEventsResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
+	"/v1/events0\x012\xc3\x02\n" +
 	"\x18DisputeResolutionService\x12\x90\x01\n" +
 	"\x15ListEscalatedDisputes\x12,.souk.seller.v1.ListEscalatedDisputesRequest\x1a-.souk.seller.v1.ListEscalatedDisputesResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/admin/v1/disputes\x12\x93\x01\n" +
 	"\rDecideDispute\x12$.souk.seller.v1.DecideDisputeRequest\x1a%.souk.seller.v1.DecideDisputeResponse\"5\x82\xd3\xe4\x93\x02/:\x01*\"*/admin/v1/orders/{order_id}/dispute:decide2\xa9\x02\n" +
@@ -3003,7 +3157,7 @@ func file_souk_seller_v1_seller_proto_rawDescGZIP() []byte {
 	return file_souk_seller_v1_seller_proto_rawDescData
 }
 
-var file_souk_seller_v1_seller_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
+var file_souk_seller_v1_seller_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_souk_seller_v1_seller_proto_goTypes = []any{
 	(*Product)(nil),                       // 0: souk.seller.v1.Product
 	(*CreateProductRequest)(nil),          // 1: souk.seller.v1.CreateProductRequest
@@ -3051,103 +3205,113 @@ var file_souk_seller_v1_seller_proto_goTypes = []any{
 	(*ListOrderMessagesResponse)(nil),     // 43: souk.seller.v1.ListOrderMessagesResponse
 	(*AnswerOfferRequest)(nil),            // 44: souk.seller.v1.AnswerOfferRequest
 	(*AnswerOfferResponse)(nil),           // 45: souk.seller.v1.AnswerOfferResponse
-	(*v1.Money)(nil),                      // 46: souk.order.v1.Money
-	(*timestamppb.Timestamp)(nil),         // 47: google.protobuf.Timestamp
-	(v1.OrderStatus)(0),                   // 48: souk.order.v1.OrderStatus
-	(*v1.Order)(nil),                      // 49: souk.order.v1.Order
-	(*v1.EvidenceInput)(nil),              // 50: souk.order.v1.EvidenceInput
-	(*v1.MessageInput)(nil),               // 51: souk.order.v1.MessageInput
-	(*v1.OrderMessage)(nil),               // 52: souk.order.v1.OrderMessage
+	(*WatchOrderEventsRequest)(nil),       // 46: souk.seller.v1.WatchOrderEventsRequest
+	(*WatchOrderEventsResponse)(nil),      // 47: souk.seller.v1.WatchOrderEventsResponse
+	(*v1.Money)(nil),                      // 48: souk.order.v1.Money
+	(*timestamppb.Timestamp)(nil),         // 49: google.protobuf.Timestamp
+	(v1.OrderStatus)(0),                   // 50: souk.order.v1.OrderStatus
+	(*v1.Order)(nil),                      // 51: souk.order.v1.Order
+	(*v1.EvidenceInput)(nil),              // 52: souk.order.v1.EvidenceInput
+	(*v1.MessageInput)(nil),               // 53: souk.order.v1.MessageInput
+	(*v1.OrderMessage)(nil),               // 54: souk.order.v1.OrderMessage
+	(*v1.EventFilter)(nil),                // 55: souk.order.v1.EventFilter
+	(*v1.OrderEvent)(nil),                 // 56: souk.order.v1.OrderEvent
+	(*v1.EventHeartbeat)(nil),             // 57: souk.order.v1.EventHeartbeat
 }
 var file_souk_seller_v1_seller_proto_depIdxs = []int32{
-	46, // 0: souk.seller.v1.Product.price:type_name -> souk.order.v1.Money
-	46, // 1: souk.seller.v1.Product.shipping_fee:type_name -> souk.order.v1.Money
-	47, // 2: souk.seller.v1.Product.created_at:type_name -> google.protobuf.Timestamp
-	46, // 3: souk.seller.v1.CreateProductRequest.price:type_name -> souk.order.v1.Money
-	46, // 4: souk.seller.v1.CreateProductRequest.shipping_fee:type_name -> souk.order.v1.Money
+	48, // 0: souk.seller.v1.Product.price:type_name -> souk.order.v1.Money
+	48, // 1: souk.seller.v1.Product.shipping_fee:type_name -> souk.order.v1.Money
+	49, // 2: souk.seller.v1.Product.created_at:type_name -> google.protobuf.Timestamp
+	48, // 3: souk.seller.v1.CreateProductRequest.price:type_name -> souk.order.v1.Money
+	48, // 4: souk.seller.v1.CreateProductRequest.shipping_fee:type_name -> souk.order.v1.Money
 	0,  // 5: souk.seller.v1.CreateProductResponse.product:type_name -> souk.seller.v1.Product
-	46, // 6: souk.seller.v1.UpdateProductRequest.price:type_name -> souk.order.v1.Money
-	46, // 7: souk.seller.v1.UpdateProductRequest.shipping_fee:type_name -> souk.order.v1.Money
+	48, // 6: souk.seller.v1.UpdateProductRequest.price:type_name -> souk.order.v1.Money
+	48, // 7: souk.seller.v1.UpdateProductRequest.shipping_fee:type_name -> souk.order.v1.Money
 	0,  // 8: souk.seller.v1.UpdateProductResponse.product:type_name -> souk.seller.v1.Product
 	0,  // 9: souk.seller.v1.ListProductsResponse.products:type_name -> souk.seller.v1.Product
-	48, // 10: souk.seller.v1.ListOrdersRequest.status:type_name -> souk.order.v1.OrderStatus
-	47, // 11: souk.seller.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
-	47, // 12: souk.seller.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
-	49, // 13: souk.seller.v1.ListOrdersResponse.orders:type_name -> souk.order.v1.Order
-	49, // 14: souk.seller.v1.GetOrderResponse.order:type_name -> souk.order.v1.Order
-	46, // 15: souk.seller.v1.ItemPrice.unit_price:type_name -> souk.order.v1.Money
+	50, // 10: souk.seller.v1.ListOrdersRequest.status:type_name -> souk.order.v1.OrderStatus
+	49, // 11: souk.seller.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
+	49, // 12: souk.seller.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
+	51, // 13: souk.seller.v1.ListOrdersResponse.orders:type_name -> souk.order.v1.Order
+	51, // 14: souk.seller.v1.GetOrderResponse.order:type_name -> souk.order.v1.Order
+	48, // 15: souk.seller.v1.ItemPrice.unit_price:type_name -> souk.order.v1.Money
 	11, // 16: souk.seller.v1.AdjustOrderPriceRequest.item_prices:type_name -> souk.seller.v1.ItemPrice
-	46, // 17: souk.seller.v1.AdjustOrderPriceRequest.shipping_fee:type_name -> souk.order.v1.Money
-	49, // 18: souk.seller.v1.AdjustOrderPriceResponse.order:type_name -> souk.order.v1.Order
-	49, // 19: souk.seller.v1.ShipOrderResponse.order:type_name -> souk.order.v1.Order
+	48, // 17: souk.seller.v1.AdjustOrderPriceRequest.shipping_fee:type_name -> souk.order.v1.Money
+	51, // 18: souk.seller.v1.AdjustOrderPriceResponse.order:type_name -> souk.order.v1.Order
+	51, // 19: souk.seller.v1.ShipOrderResponse.order:type_name -> souk.order.v1.Order
 	16, // 20: souk.seller.v1.ReserveStockRequest.items:type_name -> souk.seller.v1.StockItem
 	0,  // 21: souk.seller.v1.ReserveStockResponse.products:type_name -> souk.seller.v1.Product
-	49, // 22: souk.seller.v1.AnswerCancellationResponse.order:type_name -> souk.order.v1.Order
-	49, // 23: souk.seller.v1.ExtendProtectionResponse.order:type_name -> souk.order.v1.Order
-	46, // 24: souk.seller.v1.CounterOffer.amount:type_name -> souk.order.v1.Money
-	50, // 25: souk.seller.v1.RejectDispute.evidence:type_name -> souk.order.v1.EvidenceInput
+	51, // 22: souk.seller.v1.AnswerCancellationResponse.order:type_name -> souk.order.v1.Order
+	51, // 23: souk.seller.v1.ExtendProtectionResponse.order:type_name -> souk.order.v1.Order
+	48, // 24: souk.seller.v1.CounterOffer.amount:type_name -> souk.order.v1.Money
+	52, // 25: souk.seller.v1.RejectDispute.evidence:type_name -> souk.order.v1.EvidenceInput
 	25, // 26: souk.seller.v1.AnswerDisputeRequest.accept:type_name -> souk.seller.v1.AcceptDispute
 	26, // 27: souk.seller.v1.AnswerDisputeRequest.counter_offer:type_name -> souk.seller.v1.CounterOffer
 	27, // 28: souk.seller.v1.AnswerDisputeRequest.reject:type_name -> souk.seller.v1.RejectDispute
-	49, // 29: souk.seller.v1.AnswerDisputeResponse.order:type_name -> souk.order.v1.Order
-	50, // 30: souk.seller.v1.AddDisputeEvidenceRequest.evidence:type_name -> souk.order.v1.EvidenceInput
-	49, // 31: souk.seller.v1.AddDisputeEvidenceResponse.order:type_name -> souk.order.v1.Order
-	48, // 32: souk.seller.v1.StatusCount.status:type_name -> souk.order.v1.OrderStatus
-	47, // 33: souk.seller.v1.OpenCase.due_at:type_name -> google.protobuf.Timestamp
+	51, // 29: souk.seller.v1.AnswerDisputeResponse.order:type_name -> souk.order.v1.Order
+	52, // 30: souk.seller.v1.AddDisputeEvidenceRequest.evidence:type_name -> souk.order.v1.EvidenceInput
+	51, // 31: souk.seller.v1.AddDisputeEvidenceResponse.order:type_name -> souk.order.v1.Order
+	50, // 32: souk.seller.v1.StatusCount.status:type_name -> souk.order.v1.OrderStatus
+	49, // 33: souk.seller.v1.OpenCase.due_at:type_name -> google.protobuf.Timestamp
 	33, // 34: souk.seller.v1.GetSellerStatsResponse.orders_by_status:type_name -> souk.seller.v1.StatusCount
 	34, // 35: souk.seller.v1.GetSellerStatsResponse.open_cancellation_requests:type_name -> souk.seller.v1.OpenCase
 	34, // 36: souk.seller.v1.GetSellerStatsResponse.open_disputes:type_name -> souk.seller.v1.OpenCase
-	46, // 37: souk.seller.v1.GetSellerStatsResponse.refunds_in_flight_amounts:type_name -> souk.order.v1.Money
-	49, // 38: souk.seller.v1.ListEscalatedDisputesResponse.orders:type_name -> souk.order.v1.Order
-	46, // 39: souk.seller.v1.DecideDisputeRequest.refund_amount:type_name -> souk.order.v1.Money
-	49, // 40: souk.seller.v1.DecideDisputeResponse.order:type_name -> souk.order.v1.Order
-	51, // 41: souk.seller.v1.SendOrderMessageRequest.message:type_name -> souk.order.v1.MessageInput
-	52, // 42: souk.seller.v1.SendOrderMessageResponse.message:type_name -> souk.order.v1.OrderMessage
-	52, // 43: souk.seller.v1.ListOrderMessagesResponse.messages:type_name -> souk.order.v1.OrderMessage
-	49, // 44: souk.seller.v1.AnswerOfferResponse.order:type_name -> souk.order.v1.Order
-	1,  // 45: souk.seller.v1.SellerService.CreateProduct:input_type -> souk.seller.v1.CreateProductRequest
-	3,  // 46: souk.seller.v1.SellerService.UpdateProduct:input_type -> souk.seller.v1.UpdateProductRequest
-	5,  // 47: souk.seller.v1.SellerService.ListProducts:input_type -> souk.seller.v1.ListProductsRequest
-	7,  // 48: souk.seller.v1.SellerService.ListOrders:input_type -> souk.seller.v1.ListOrdersRequest
-	9,  // 49: souk.seller.v1.SellerService.GetOrder:input_type -> souk.seller.v1.GetOrderRequest
-	12, // 50: souk.seller.v1.SellerService.AdjustOrderPrice:input_type -> souk.seller.v1.AdjustOrderPriceRequest
-	14, // 51: souk.seller.v1.SellerService.ShipOrder:input_type -> souk.seller.v1.ShipOrderRequest
-	21, // 52: souk.seller.v1.SellerService.AnswerCancellation:input_type -> souk.seller.v1.AnswerCancellationRequest
-	23, // 53: souk.seller.v1.SellerService.ExtendProtection:input_type -> souk.seller.v1.ExtendProtectionRequest
-	28, // 54: souk.seller.v1.SellerService.AnswerDispute:input_type -> souk.seller.v1.AnswerDisputeRequest
-	30, // 55: souk.seller.v1.SellerService.AddDisputeEvidence:input_type -> souk.seller.v1.AddDisputeEvidenceRequest
-	32, // 56: souk.seller.v1.SellerService.GetSellerStats:input_type -> souk.seller.v1.GetSellerStatsRequest
-	40, // 57: souk.seller.v1.SellerService.SendOrderMessage:input_type -> souk.seller.v1.SendOrderMessageRequest
-	42, // 58: souk.seller.v1.SellerService.ListOrderMessages:input_type -> souk.seller.v1.ListOrderMessagesRequest
-	44, // 59: souk.seller.v1.SellerService.AnswerOffer:input_type -> souk.seller.v1.AnswerOfferRequest
-	36, // 60: souk.seller.v1.DisputeResolutionService.ListEscalatedDisputes:input_type -> souk.seller.v1.ListEscalatedDisputesRequest
-	38, // 61: souk.seller.v1.DisputeResolutionService.DecideDispute:input_type -> souk.seller.v1.DecideDisputeRequest
-	17, // 62: souk.seller.v1.CatalogService.ReserveStock:input_type -> souk.seller.v1.ReserveStockRequest
-	19, // 63: souk.seller.v1.CatalogService.ReleaseStock:input_type -> souk.seller.v1.ReleaseStockRequest
-	2,  // 64: souk.seller.v1.SellerService.CreateProduct:output_type -> souk.seller.v1.CreateProductResponse
-	4,  // 65: souk.seller.v1.SellerService.UpdateProduct:output_type -> souk.seller.v1.UpdateProductResponse
-	6,  // 66: souk.seller.v1.SellerService.ListProducts:output_type -> souk.seller.v1.ListProductsResponse
-	8,  // 67: souk.seller.v1.SellerService.ListOrders:output_type -> souk.seller.v1.ListOrdersResponse
-	10, // 68: souk.seller.v1.SellerService.GetOrder:output_type -> souk.seller.v1.GetOrderResponse
-	13, // 69: souk.seller.v1.SellerService.AdjustOrderPrice:output_type -> souk.seller.v1.AdjustOrderPriceResponse
-	15, // 70: souk.seller.v1.SellerService.ShipOrder:output_type -> souk.seller.v1.ShipOrderResponse
-	22, // 71: souk.seller.v1.SellerService.AnswerCancellation:output_type -> souk.seller.v1.AnswerCancellationResponse
-	24, // 72: souk.seller.v1.SellerService.ExtendProtection:output_type -> souk.seller.v1.ExtendProtectionResponse
-	29, // 73: souk.seller.v1.SellerService.AnswerDispute:output_type -> souk.seller.v1.AnswerDisputeResponse
-	31, // 74: souk.seller.v1.SellerService.AddDisputeEvidence:output_type -> souk.seller.v1.AddDisputeEvidenceResponse
-	35, // 75: souk.seller.v1.SellerService.GetSellerStats:output_type -> souk.seller.v1.GetSellerStatsResponse
-	41, // 76: souk.seller.v1.SellerService.SendOrderMessage:output_type -> souk.seller.v1.SendOrderMessageResponse
-	43, // 77: souk.seller.v1.SellerService.ListOrderMessages:output_type -> souk.seller.v1.ListOrderMessagesResponse
-	45, // 78: souk.seller.v1.SellerService.AnswerOffer:output_type -> souk.seller.v1.AnswerOfferResponse
-	37, // 79: souk.seller.v1.DisputeResolutionService.ListEscalatedDisputes:output_type -> souk.seller.v1.ListEscalatedDisputesResponse
-	39, // 80: souk.seller.v1.DisputeResolutionService.DecideDispute:output_type -> souk.seller.v1.DecideDisputeResponse
-	18, // 81: souk.seller.v1.CatalogService.ReserveStock:output_type -> souk.seller.v1.ReserveStockResponse
-	20, // 82: souk.seller.v1.CatalogService.ReleaseStock:output_type -> souk.seller.v1.ReleaseStockResponse
-	64, // [64:83] is the sub-list for method output_type
-	45, // [45:64] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	48, // 37: souk.seller.v1.GetSellerStatsResponse.refunds_in_flight_amounts:type_name -> souk.order.v1.Money
+	51, // 38: souk.seller.v1.ListEscalatedDisputesResponse.orders:type_name -> souk.order.v1.Order
+	48, // 39: souk.seller.v1.DecideDisputeRequest.refund_amount:type_name -> souk.order.v1.Money
+	51, // 40: souk.seller.v1.DecideDisputeResponse.order:type_name -> souk.order.v1.Order
+	53, // 41: souk.seller.v1.SendOrderMessageRequest.message:type_name -> souk.order.v1.MessageInput
+	54, // 42: souk.seller.v1.SendOrderMessageResponse.message:type_name -> souk.order.v1.OrderMessage
+	54, // 43: souk.seller.v1.ListOrderMessagesResponse.messages:type_name -> souk.order.v1.OrderMessage
+	51, // 44: souk.seller.v1.AnswerOfferResponse.order:type_name -> souk.order.v1.Order
+	55, // 45: souk.seller.v1.WatchOrderEventsRequest.filter:type_name -> souk.order.v1.EventFilter
+	56, // 46: souk.seller.v1.WatchOrderEventsResponse.event:type_name -> souk.order.v1.OrderEvent
+	57, // 47: souk.seller.v1.WatchOrderEventsResponse.heartbeat:type_name -> souk.order.v1.EventHeartbeat
+	1,  // 48: souk.seller.v1.SellerService.CreateProduct:input_type -> souk.seller.v1.CreateProductRequest
+	3,  // 49: souk.seller.v1.SellerService.UpdateProduct:input_type -> souk.seller.v1.UpdateProductRequest
+	5,  // 50: souk.seller.v1.SellerService.ListProducts:input_type -> souk.seller.v1.ListProductsRequest
+	7,  // 51: souk.seller.v1.SellerService.ListOrders:input_type -> souk.seller.v1.ListOrdersRequest
+	9,  // 52: souk.seller.v1.SellerService.GetOrder:input_type -> souk.seller.v1.GetOrderRequest
+	12, // 53: souk.seller.v1.SellerService.AdjustOrderPrice:input_type -> souk.seller.v1.AdjustOrderPriceRequest
+	14, // 54: souk.seller.v1.SellerService.ShipOrder:input_type -> souk.seller.v1.ShipOrderRequest
+	21, // 55: souk.seller.v1.SellerService.AnswerCancellation:input_type -> souk.seller.v1.AnswerCancellationRequest
+	23, // 56: souk.seller.v1.SellerService.ExtendProtection:input_type -> souk.seller.v1.ExtendProtectionRequest
+	28, // 57: souk.seller.v1.SellerService.AnswerDispute:input_type -> souk.seller.v1.AnswerDisputeRequest
+	30, // 58: souk.seller.v1.SellerService.AddDisputeEvidence:input_type -> souk.seller.v1.AddDisputeEvidenceRequest
+	32, // 59: souk.seller.v1.SellerService.GetSellerStats:input_type -> souk.seller.v1.GetSellerStatsRequest
+	40, // 60: souk.seller.v1.SellerService.SendOrderMessage:input_type -> souk.seller.v1.SendOrderMessageRequest
+	42, // 61: souk.seller.v1.SellerService.ListOrderMessages:input_type -> souk.seller.v1.ListOrderMessagesRequest
+	44, // 62: souk.seller.v1.SellerService.AnswerOffer:input_type -> souk.seller.v1.AnswerOfferRequest
+	46, // 63: souk.seller.v1.SellerService.WatchOrderEvents:input_type -> souk.seller.v1.WatchOrderEventsRequest
+	36, // 64: souk.seller.v1.DisputeResolutionService.ListEscalatedDisputes:input_type -> souk.seller.v1.ListEscalatedDisputesRequest
+	38, // 65: souk.seller.v1.DisputeResolutionService.DecideDispute:input_type -> souk.seller.v1.DecideDisputeRequest
+	17, // 66: souk.seller.v1.CatalogService.ReserveStock:input_type -> souk.seller.v1.ReserveStockRequest
+	19, // 67: souk.seller.v1.CatalogService.ReleaseStock:input_type -> souk.seller.v1.ReleaseStockRequest
+	2,  // 68: souk.seller.v1.SellerService.CreateProduct:output_type -> souk.seller.v1.CreateProductResponse
+	4,  // 69: souk.seller.v1.SellerService.UpdateProduct:output_type -> souk.seller.v1.UpdateProductResponse
+	6,  // 70: souk.seller.v1.SellerService.ListProducts:output_type -> souk.seller.v1.ListProductsResponse
+	8,  // 71: souk.seller.v1.SellerService.ListOrders:output_type -> souk.seller.v1.ListOrdersResponse
+	10, // 72: souk.seller.v1.SellerService.GetOrder:output_type -> souk.seller.v1.GetOrderResponse
+	13, // 73: souk.seller.v1.SellerService.AdjustOrderPrice:output_type -> souk.seller.v1.AdjustOrderPriceResponse
+	15, // 74: souk.seller.v1.SellerService.ShipOrder:output_type -> souk.seller.v1.ShipOrderResponse
+	22, // 75: souk.seller.v1.SellerService.AnswerCancellation:output_type -> souk.seller.v1.AnswerCancellationResponse
+	24, // 76: souk.seller.v1.SellerService.ExtendProtection:output_type -> souk.seller.v1.ExtendProtectionResponse
+	29, // 77: souk.seller.v1.SellerService.AnswerDispute:output_type -> souk.seller.v1.AnswerDisputeResponse
+	31, // 78: souk.seller.v1.SellerService.AddDisputeEvidence:output_type -> souk.seller.v1.AddDisputeEvidenceResponse
+	35, // 79: souk.seller.v1.SellerService.GetSellerStats:output_type -> souk.seller.v1.GetSellerStatsResponse
+	41, // 80: souk.seller.v1.SellerService.SendOrderMessage:output_type -> souk.seller.v1.SendOrderMessageResponse
+	43, // 81: souk.seller.v1.SellerService.ListOrderMessages:output_type -> souk.seller.v1.ListOrderMessagesResponse
+	45, // 82: souk.seller.v1.SellerService.AnswerOffer:output_type -> souk.seller.v1.AnswerOfferResponse
+	47, // 83: souk.seller.v1.SellerService.WatchOrderEvents:output_type -> souk.seller.v1.WatchOrderEventsResponse
+	37, // 84: souk.seller.v1.DisputeResolutionService.ListEscalatedDisputes:output_type -> souk.seller.v1.ListEscalatedDisputesResponse
+	39, // 85: souk.seller.v1.DisputeResolutionService.DecideDispute:output_type -> souk.seller.v1.DecideDisputeResponse
+	18, // 86: souk.seller.v1.CatalogService.ReserveStock:output_type -> souk.seller.v1.ReserveStockResponse
+	20, // 87: souk.seller.v1.CatalogService.ReleaseStock:output_type -> souk.seller.v1.ReleaseStockResponse
+	68, // [68:88] is the sub-list for method output_type
+	48, // [48:68] is the sub-list for method input_type
+	48, // [48:48] is the sub-list for extension type_name
+	48, // [48:48] is the sub-list for extension extendee
+	0,  // [0:48] is the sub-list for field type_name
 }
 
 func init() { file_souk_seller_v1_seller_proto_init() }
@@ -3162,13 +3326,17 @@ func file_souk_seller_v1_seller_proto_init() {
 		(*AnswerDisputeRequest_CounterOffer)(nil),
 		(*AnswerDisputeRequest_Reject)(nil),
 	}
+	file_souk_seller_v1_seller_proto_msgTypes[47].OneofWrappers = []any{
+		(*WatchOrderEventsResponse_Event)(nil),
+		(*WatchOrderEventsResponse_Heartbeat)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_souk_seller_v1_seller_proto_rawDesc), len(file_souk_seller_v1_seller_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   46,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

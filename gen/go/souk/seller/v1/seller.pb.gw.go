@@ -650,6 +650,34 @@ func local_request_SellerService_AnswerOffer_0(ctx context.Context, marshaler ru
 	return msg, metadata, err
 }
 
+var filter_SellerService_WatchOrderEvents_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
+
+func request_SellerService_WatchOrderEvents_0(ctx context.Context, marshaler runtime.Marshaler, client SellerServiceClient, req *http.Request, pathParams map[string]string) (SellerService_WatchOrderEventsClient, runtime.ServerMetadata, error) {
+	var (
+		protoReq WatchOrderEventsRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_SellerService_WatchOrderEvents_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	stream, err := client.WatchOrderEvents(ctx, &protoReq)
+	if err != nil {
+		return nil, metadata, err
+	}
+	header, err := stream.Header()
+	if err != nil {
+		return nil, metadata, err
+	}
+	metadata.HeaderMD = header
+	return stream, metadata, nil
+}
+
 var filter_DisputeResolutionService_ListEscalatedDisputes_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
 
 func request_DisputeResolutionService_ListEscalatedDisputes_0(ctx context.Context, marshaler runtime.Marshaler, client DisputeResolutionServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
@@ -1109,6 +1137,13 @@ func RegisterSellerServiceHandlerServer(ctx context.Context, mux *runtime.ServeM
 		forward_SellerService_AnswerOffer_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
 
+	mux.Handle(http.MethodGet, pattern_SellerService_WatchOrderEvents_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		err := status.Error(codes.Unimplemented, "streaming calls are not yet supported in the in-process transport")
+		_, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+		return
+	})
+
 	return nil
 }
 
@@ -1503,6 +1538,23 @@ func RegisterSellerServiceHandlerClient(ctx context.Context, mux *runtime.ServeM
 		}
 		forward_SellerService_AnswerOffer_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodGet, pattern_SellerService_WatchOrderEvents_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/souk.seller.v1.SellerService/WatchOrderEvents", runtime.WithHTTPPathPattern("/v1/events"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_SellerService_WatchOrderEvents_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_SellerService_WatchOrderEvents_0(annotatedContext, mux, outboundMarshaler, w, req, func() (proto.Message, error) { return resp.Recv() }, mux.GetForwardResponseOptions()...)
+	})
 	return nil
 }
 
@@ -1522,6 +1574,7 @@ var (
 	pattern_SellerService_SendOrderMessage_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "orders", "order_id", "messages"}, ""))
 	pattern_SellerService_ListOrderMessages_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "orders", "order_id", "messages"}, ""))
 	pattern_SellerService_AnswerOffer_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "orders", "order_id", "offer"}, "answer"))
+	pattern_SellerService_WatchOrderEvents_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "events"}, ""))
 )
 
 var (
@@ -1540,6 +1593,7 @@ var (
 	forward_SellerService_SendOrderMessage_0   = runtime.ForwardResponseMessage
 	forward_SellerService_ListOrderMessages_0  = runtime.ForwardResponseMessage
 	forward_SellerService_AnswerOffer_0        = runtime.ForwardResponseMessage
+	forward_SellerService_WatchOrderEvents_0   = runtime.ForwardResponseStream
 )
 
 // RegisterDisputeResolutionServiceHandlerFromEndpoint is same as RegisterDisputeResolutionServiceHandler but

@@ -34,6 +34,7 @@ const (
 	SellerService_SendOrderMessage_FullMethodName   = "/souk.seller.v1.SellerService/SendOrderMessage"
 	SellerService_ListOrderMessages_FullMethodName  = "/souk.seller.v1.SellerService/ListOrderMessages"
 	SellerService_AnswerOffer_FullMethodName        = "/souk.seller.v1.SellerService/AnswerOffer"
+	SellerService_WatchOrderEvents_FullMethodName   = "/souk.seller.v1.SellerService/WatchOrderEvents"
 )
 
 // SellerServiceClient is the client API for SellerService service.
@@ -81,6 +82,12 @@ type SellerServiceClient interface {
 	// AnswerOffer accepts the buyer's open offer (it becomes a price
 	// adjustment) or declines it with a note. Refused while the buyer is paying.
 	AnswerOffer(ctx context.Context, in *AnswerOfferRequest, opts ...grpc.CallOption) (*AnswerOfferResponse, error)
+	// WatchOrderEvents streams the events of the store's orders as they
+	// happen, a new purchase order at once (through the gateway:
+	// newline-delimited JSON). It starts with a heartbeat, resumes after a
+	// cursor, and ends with RESOURCE_EXHAUSTED if the watcher reads too
+	// slowly (watch again from the last cursor).
+	WatchOrderEvents(ctx context.Context, in *WatchOrderEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchOrderEventsResponse], error)
 }
 
 type sellerServiceClient struct {
@@ -241,6 +248,25 @@ func (c *sellerServiceClient) AnswerOffer(ctx context.Context, in *AnswerOfferRe
 	return out, nil
 }
 
+func (c *sellerServiceClient) WatchOrderEvents(ctx context.Context, in *WatchOrderEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchOrderEventsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &SellerService_ServiceDesc.Streams[0], SellerService_WatchOrderEvents_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchOrderEventsRequest, WatchOrderEventsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SellerService_WatchOrderEventsClient = grpc.ServerStreamingClient[WatchOrderEventsResponse]
+
 // SellerServiceServer is the server API for SellerService service.
 // All implementations must embed UnimplementedSellerServiceServer
 // for forward compatibility.
@@ -286,6 +312,12 @@ type SellerServiceServer interface {
 	// AnswerOffer accepts the buyer's open offer (it becomes a price
 	// adjustment) or declines it with a note. Refused while the buyer is paying.
 	AnswerOffer(context.Context, *AnswerOfferRequest) (*AnswerOfferResponse, error)
+	// WatchOrderEvents streams the events of the store's orders as they
+	// happen, a new purchase order at once (through the gateway:
+	// newline-delimited JSON). It starts with a heartbeat, resumes after a
+	// cursor, and ends with RESOURCE_EXHAUSTED if the watcher reads too
+	// slowly (watch again from the last cursor).
+	WatchOrderEvents(*WatchOrderEventsRequest, grpc.ServerStreamingServer[WatchOrderEventsResponse]) error
 	mustEmbedUnimplementedSellerServiceServer()
 }
 
@@ -340,6 +372,9 @@ func (UnimplementedSellerServiceServer) ListOrderMessages(context.Context, *List
 }
 func (UnimplementedSellerServiceServer) AnswerOffer(context.Context, *AnswerOfferRequest) (*AnswerOfferResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AnswerOffer not implemented")
+}
+func (UnimplementedSellerServiceServer) WatchOrderEvents(*WatchOrderEventsRequest, grpc.ServerStreamingServer[WatchOrderEventsResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchOrderEvents not implemented")
 }
 func (UnimplementedSellerServiceServer) mustEmbedUnimplementedSellerServiceServer() {}
 func (UnimplementedSellerServiceServer) testEmbeddedByValue()                       {}
@@ -632,6 +667,17 @@ func _SellerService_AnswerOffer_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SellerService_WatchOrderEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchOrderEventsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(SellerServiceServer).WatchOrderEvents(m, &grpc.GenericServerStream[WatchOrderEventsRequest, WatchOrderEventsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SellerService_WatchOrderEventsServer = grpc.ServerStreamingServer[WatchOrderEventsResponse]
+
 // SellerService_ServiceDesc is the grpc.ServiceDesc for SellerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -700,7 +746,13 @@ var SellerService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _SellerService_AnswerOffer_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchOrderEvents",
+			Handler:       _SellerService_WatchOrderEvents_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "souk/seller/v1/seller.proto",
 }
 
