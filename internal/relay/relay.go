@@ -58,8 +58,13 @@ func New(db *postgres.DB, rdb redis.UniversalClient, cfg Config, now func() time
 	return &Relay{db: db, rdb: rdb, cfg: cfg, now: now, log: log, wake: make(chan struct{}, 1)}
 }
 
-// wakeDelay gathers the commits that wake the relay at about the same time.
-const wakeDelay = 5 * time.Millisecond
+// A woken relay waits wakeDelay, to gather the commits that come together,
+// and starts rounds at least minGap apart: under a stream of commits it
+// works in batches, not a round (two transactions) per commit.
+const (
+	wakeDelay = 2 * time.Millisecond
+	minGap    = 25 * time.Millisecond
+)
 
 // Wake makes the relay look for events now rather than at its next tick:
 // a change of this replica was committed. (The relay at work may be
@@ -77,6 +82,7 @@ func (r *Relay) Run(ctx context.Context) {
 	defer t.Stop()
 	var trimmed time.Time
 	for {
+		began := time.Now()
 		if _, err := r.Round(ctx); err != nil && ctx.Err() == nil {
 			r.log.WarnContext(ctx, "event relay", "err", err)
 		}
@@ -91,8 +97,7 @@ func (r *Relay) Run(ctx context.Context) {
 			return
 		case <-t.C:
 		case <-r.wake:
-			// Let the commits that come together go in one round.
-			time.Sleep(wakeDelay)
+			time.Sleep(max(wakeDelay, minGap-time.Since(began)))
 		}
 	}
 }
