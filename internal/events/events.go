@@ -159,8 +159,8 @@ type Hub struct {
 	stop     chan struct{}
 	stopOnce sync.Once
 	mu       sync.Mutex
-	pos   int64 // the last place read and handed out
-	subs  map[*sub]struct{}
+	pos      int64 // the last place read and handed out
+	subs     map[*sub]struct{}
 }
 
 // sub is one watch's live feed.
