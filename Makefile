@@ -29,8 +29,9 @@ down: ## Stop what make up started and delete its data
 	$(STACK) purge
 
 .PHONY: test
-test: ## Run every test (unit, integration, end-to-end) with -race on private Postgres and Redis
+test: ## Run every test (unit, integration, end-to-end, the dashboard in Chromium) with -race on private Postgres and Redis
 	$(TEST_STACK) $(STACK) start
+	$(STACK) browser
 	redis-cli -p 56380 flushall >/dev/null
 	$(TEST_ENV) go test -race -count=1 -timeout 20m ./...
 

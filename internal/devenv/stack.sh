@@ -77,8 +77,17 @@ stop() {
 	redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true
 }
 
+# browser installs Debian's chromium for the dashboard's browser tests.
+browser() {
+	command -v chromium >/dev/null && return
+	[ "$(id -u)" = 0 ] || { echo "chromium is missing: apt-get install -y chromium" >&2; exit 1; }
+	echo "installing chromium from Debian's packages (the dashboard's browser tests)..."
+	apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+}
+
 case "${1:-}" in
 start) start ;;
+browser) browser ;;
 stop) stop ;;
 purge)
 	stop
@@ -88,5 +97,5 @@ env)
 	echo "SOUK_DATABASE_URL=postgres://souk:souk@127.0.0.1:$pg_port/souk?sslmode=disable"
 	echo "SOUK_REDIS_ADDR=127.0.0.1:$redis_port"
 	;;
-*) echo "usage: $0 start|stop|purge|env" >&2; exit 2 ;;
+*) echo "usage: $0 start|stop|purge|env|browser" >&2; exit 2 ;;
 esac

@@ -369,6 +369,20 @@ func TestSellerStats(t *testing.T) {
 	if st.RefundsInFlight > 1 {
 		t.Fatalf("refunds in flight: %d", st.RefundsInFlight)
 	}
+	// The last 30 days: today has the five orders and the four payments.
+	if len(st.Days) != 30 {
+		t.Fatalf("%d days", len(st.Days))
+	}
+	today := st.Days[29]
+	if today.Date != time.Now().UTC().Format(time.DateOnly) || today.Orders != 5 || today.PaidOrders != 4 || len(today.Revenue) != 1 ||
+		today.Revenue[0].AmountMinor != 4*1100 || st.Days[0].Orders != 0 || st.Days[0].Date != time.Now().UTC().AddDate(0, 0, -29).Format(time.DateOnly) {
+		t.Fatalf("days: first %v, today %v", st.Days[0], today)
+	}
+	// The cancellation requests tab: only the order whose request waits.
+	reqs, err := s.seller.ListOrders(sellerCtx, &sellerv1.ListOrdersRequest{CancellationRequested: true})
+	if err != nil || len(reqs.Orders) != 1 || reqs.Orders[0].Id != requested.Id {
+		t.Fatalf("orders with an open request: %v %v", reqs, err)
+	}
 	other, _ := s.seller.GetSellerStats(as(s.token(auth.RoleSeller, "store-y")), &sellerv1.GetSellerStatsRequest{})
 	if len(other.OrdersByStatus) != 0 || other.PaidOrders != 0 {
 		t.Fatalf("another store sees %v", other)

@@ -41,6 +41,8 @@ type system struct {
 	seller   sellerv1.SellerServiceClient
 	catalog  sellerv1.CatalogServiceClient
 	stops    []func()
+	// sellerStops stop each of sellers.
+	sellerStops []func()
 }
 
 // options adjust a system beyond its shared configuration.
@@ -102,12 +104,15 @@ func (s *system) dialClients() {
 	s.seller, s.catalog = sellerv1.NewSellerServiceClient(sc), sellerv1.NewCatalogServiceClient(sc)
 }
 
+// stopSeller stops seller-svc replica i (it stays in sellers).
+func (s *system) stopSeller(i int) { s.sellerStops[i]() }
+
 // stopAll stops every replica, as a deployment that goes down.
 func (s *system) stopAll() {
 	for _, stop := range s.stops {
 		stop()
 	}
-	s.stops, s.sellers, s.buyers = nil, nil, nil
+	s.stops, s.sellers, s.buyers, s.sellerStops = nil, nil, nil, nil
 }
 
 // restart starts n replicas of each service again on the same database and Redis.
@@ -123,21 +128,30 @@ func (s *system) restart(n int) {
 }
 
 // onStop registers a replica's Close, run by stopAll or when the test ends.
-func (s *system) onStop(close func(context.Context) error) {
+func (s *system) onStop(close func(context.Context) error) func() {
 	var once sync.Once
 	stop := func() { once.Do(func() { closeMain(s.t, close) }) }
 	s.stops = append(s.stops, stop)
 	s.t.Cleanup(stop)
+	return stop
 }
 
 func (s *system) startSeller() *seller.Main {
 	s.t.Helper()
-	m := seller.New(seller.Config{Config: s.cfg, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", ReservationTimeout: time.Minute}, testenv.Logger(s.t))
+	return s.startSellerAt("127.0.0.1:0")
+}
+
+// startSellerAt starts a seller-svc replica whose gateway listens on httpAddr
+// (a stopped replica's, for a browser to find again).
+func (s *system) startSellerAt(httpAddr string) *seller.Main {
+	s.t.Helper()
+	m := seller.New(seller.Config{Config: s.cfg, GRPCAddr: "127.0.0.1:0", HTTPAddr: httpAddr, ReservationTimeout: time.Minute}, testenv.Logger(s.t))
 	if err := m.Open(context.Background()); err != nil {
 		s.t.Fatal(err)
 	}
-	s.onStop(m.Close)
+	stop := s.onStop(m.Close)
 	s.sellers = append(s.sellers, m)
+	s.sellerStops = append(s.sellerStops, stop)
 	return m
 }
 

@@ -242,7 +242,7 @@ func TestOpenCasesAndEscalationsAreBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	st, err := db.SellerStats(ctx, "store-x")
+	st, err := db.SellerStats(ctx, "store-x", time.Now())
 	if err != nil || len(st.OpenCancellations) != postgres.MaxOpenCases || st.OpenCancellationCount != n {
 		t.Fatalf("listed %d of %d open requests (%v), want %d of %d", len(st.OpenCancellations), st.OpenCancellationCount, err, postgres.MaxOpenCases, n)
 	}

@@ -509,8 +509,11 @@ type ListQuery struct {
 	Status        order.Status // empty: any
 	CreatedAfter  time.Time    // zero: no bound
 	CreatedBefore time.Time    // zero: no bound
-	PageSize      int
-	PageToken     string
+	// OpenCancellation keeps only orders whose cancellation request waits
+	// for an answer.
+	OpenCancellation bool
+	PageSize         int
+	PageToken        string
 }
 
 // ErrBadPageToken means a page token was not one this store handed out.
@@ -532,8 +535,9 @@ func (db *DB) List(ctx context.Context, q ListQuery) ([]*order.Order, string, er
 		AND ($3::timestamptz IS NULL OR created_at >= $3)
 		AND ($4::timestamptz IS NULL OR created_at < $4)
 		AND ($5::timestamptz IS NULL OR (created_at, id) < ($5, $6::uuid))
+		AND (NOT $8 OR cancellation->>'Status' = 'OPEN')
 		ORDER BY created_at DESC, id DESC LIMIT $7`,
-		q.PartyID, string(q.Status), nullTime(q.CreatedAfter), nullTime(q.CreatedBefore), afterAt, afterID, q.PageSize+1)
+		q.PartyID, string(q.Status), nullTime(q.CreatedAfter), nullTime(q.CreatedBefore), afterAt, afterID, q.PageSize+1, q.OpenCancellation)
 	stored, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (order.Stored, error) { return scanOrder(r) })
 	if err != nil {
 		return nil, "", fmt.Errorf("list orders: %w", err)

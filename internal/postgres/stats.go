@@ -35,10 +35,24 @@ type SellerStats struct {
 	OpenDisputeCount      int64
 	RefundsInFlight       int64
 	RefundAmounts         []order.Money
+	// Days are the last StatsDays days (UTC), oldest first, each present.
+	Days []DayFigures
+}
+
+// StatsDays is how many days the daily figures cover.
+const StatsDays = 30
+
+// DayFigures are a store's orders placed and paid on one day (UTC), and
+// what was paid, per currency.
+type DayFigures struct {
+	Date    time.Time
+	Orders  int64
+	Paid    int64
+	Revenue []order.Money
 }
 
 // SellerStats computes a store's figures.
-func (db *DB) SellerStats(ctx context.Context, sellerID string) (SellerStats, error) {
+func (db *DB) SellerStats(ctx context.Context, sellerID string, now time.Time) (SellerStats, error) {
 	st := SellerStats{ByStatus: map[order.Status]int64{}}
 	rows, _ := db.pool.Query(ctx, `SELECT status, count(*) FROM orders WHERE seller_id = $1 GROUP BY status`, sellerID)
 	var status string
@@ -87,7 +101,55 @@ func (db *DB) SellerStats(ctx context.Context, sellerID string) (SellerStats, er
 	if err != nil {
 		return st, fmt.Errorf("refunds in flight: %w", err)
 	}
+	if st.Days, err = db.days(ctx, sellerID, now); err != nil {
+		return st, fmt.Errorf("daily figures: %w", err)
+	}
 	return st, nil
+}
+
+// days computes the daily figures of the StatsDays days up to now's.
+func (db *DB) days(ctx context.Context, sellerID string, now time.Time) ([]DayFigures, error) {
+	today := now.UTC().Truncate(24 * time.Hour)
+	first := today.AddDate(0, 0, -(StatsDays - 1))
+	days := make([]DayFigures, StatsDays)
+	for i := range days {
+		days[i].Date = first.AddDate(0, 0, i)
+	}
+	at := func(d time.Time) *DayFigures {
+		i := int(d.Sub(first).Hours() / 24)
+		if i < 0 || i >= len(days) {
+			return nil
+		}
+		return &days[i]
+	}
+	rows, _ := db.pool.Query(ctx, `SELECT date_trunc('day', created_at AT TIME ZONE 'UTC'), count(*) FROM orders
+		WHERE seller_id = $1 AND created_at >= $2 GROUP BY 1`, sellerID, first)
+	var day time.Time
+	var n, sum int64
+	if _, err := pgx.ForEachRow(rows, []any{&day, &n}, func() error {
+		if d := at(day); d != nil {
+			d.Orders = n
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	// An order counts on the day of its last "paid" (a payment whose capture
+	// was refused was paid again), for the attempt that paid it.
+	rows, _ = db.pool.Query(ctx, `SELECT date_trunc('day', p.at AT TIME ZONE 'UTC'), a.currency, count(*), sum(a.amount_minor)::bigint
+		FROM (SELECT e.order_id, max(e.occurred_at) AS at FROM order_events e JOIN orders o ON o.id = e.order_id
+		      WHERE o.seller_id = $1 AND e.kind = 'paid' AND e.occurred_at >= $2 GROUP BY e.order_id) p
+		JOIN orders o ON o.id = p.order_id JOIN payment_attempts a ON a.id = o.paid_attempt_id
+		GROUP BY 1, 2 ORDER BY 2`, sellerID, first)
+	var cur string
+	_, err := pgx.ForEachRow(rows, []any{&day, &cur, &n, &sum}, func() error {
+		if d := at(day); d != nil {
+			d.Paid += n
+			d.Revenue = append(d.Revenue, order.Money{Amount: sum, Currency: cur})
+		}
+		return nil
+	})
+	return days, err
 }
 
 // EscalatedDisputes returns one page of the orders whose disputes wait for

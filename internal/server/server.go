@@ -49,6 +49,9 @@ type Config struct {
 	Register func(*grpc.Server)
 	// Gateway registers their JSON handlers.
 	Gateway []GatewayRegistrar
+	// Pages are served beside the gateway on the HTTP port, by pattern
+	// ("/dashboard/"): same origin as the JSON API.
+	Pages map[string]http.Handler
 }
 
 // Server serves one Souk service over gRPC and JSON.
@@ -136,6 +139,9 @@ func (s *Server) Open(ctx context.Context) error {
 	root := http.NewServeMux()
 	root.Handle("/openapi/", http.StripPrefix("/openapi/", http.FileServerFS(openapi)))
 	root.Handle("/", http.MaxBytesHandler(mux, 1<<20))
+	for pattern, h := range s.cfg.Pages {
+		root.Handle(pattern, h)
+	}
 	s.http = &http.Server{Handler: root, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second}
 	go func() {
 		if err := s.http.Serve(s.httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -3,6 +3,7 @@ package seller
 import (
 	"context"
 	"fmt"
+	"time"
 
 	sellerv1 "github.com/souk-dev/souk/gen/go/souk/seller/v1"
 	"github.com/souk-dev/souk/internal/app"
@@ -76,7 +77,7 @@ func (s *sellerService) AddDisputeEvidence(ctx context.Context, req *sellerv1.Ad
 
 // GetSellerStats returns the caller's store's figures.
 func (s *sellerService) GetSellerStats(ctx context.Context, _ *sellerv1.GetSellerStatsRequest) (*sellerv1.GetSellerStatsResponse, error) {
-	st, err := s.deps.DB.SellerStats(ctx, sellerID(ctx))
+	st, err := s.deps.DB.SellerStats(ctx, sellerID(ctx), s.deps.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -100,6 +101,13 @@ func (s *sellerService) GetSellerStats(ctx context.Context, _ *sellerv1.GetSelle
 	resp.OpenCancellationRequests, resp.OpenDisputes = cases(st.OpenCancellations), cases(st.OpenDisputes)
 	for _, m := range st.RefundAmounts {
 		resp.RefundsInFlightAmounts = append(resp.RefundsInFlightAmounts, protoconv.Money(m.Amount, m.Currency))
+	}
+	for _, d := range st.Days {
+		day := &sellerv1.DayFigures{Date: d.Date.Format(time.DateOnly), Orders: d.Orders, PaidOrders: d.Paid}
+		for _, m := range d.Revenue {
+			day.Revenue = append(day.Revenue, protoconv.Money(m.Amount, m.Currency))
+		}
+		resp.Days = append(resp.Days, day)
 	}
 	return resp, nil
 }

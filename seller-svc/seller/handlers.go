@@ -94,7 +94,9 @@ func (s *sellerService) ListProducts(ctx context.Context, req *sellerv1.ListProd
 
 // ListOrders pages the caller's store's orders.
 func (s *sellerService) ListOrders(ctx context.Context, req *sellerv1.ListOrdersRequest) (*sellerv1.ListOrdersResponse, error) {
-	os, next, err := s.deps.DB.List(ctx, protoconv.ListQuery(postgres.Seller, sellerID(ctx), req))
+	q := protoconv.ListQuery(postgres.Seller, sellerID(ctx), req)
+	q.OpenCancellation = req.CancellationRequested
+	os, next, err := s.deps.DB.List(ctx, q)
 	if err != nil {
 		return nil, err
 	}

@@ -85,6 +85,7 @@ func (m *Main) Open(ctx context.Context) error {
 			sellerv1.RegisterDisputeResolutionServiceHandlerFromEndpoint,
 			eventsv1.RegisterOrderEventServiceHandlerFromEndpoint,
 		},
+		Pages: m.pages(deps.Issuer),
 	})
 	if err != nil {
 		deps.Close()

@@ -95,6 +95,8 @@ Souk is running.
   buyer-svc   gRPC %[1]s   JSON http://%[2]s   (OpenAPI: http://%[2]s/openapi/souk/buyer/v1/buyer.swagger.json)
   seller-svc  gRPC %[3]s   JSON http://%[4]s   (OpenAPI: http://%[4]s/openapi/souk/seller/v1/seller.swagger.json)
 
+  The seller dashboard: http://%[4]s/  ("Use the demo store", or paste $SELLER_TOKEN)
+
 Tokens (valid 30 days, signed with the development secret):
 
   export BUYER_TOKEN=%[5]s

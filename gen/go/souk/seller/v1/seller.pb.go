@@ -549,9 +549,11 @@ type ListOrdersRequest struct {
 	// At most this many orders (default 20, at most 100).
 	PageSize int32 `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// The next_page_token of the previous page.
-	PageToken     string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	PageToken string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only orders with a cancellation request waiting for the store's answer.
+	CancellationRequested bool `protobuf:"varint,6,opt,name=cancellation_requested,json=cancellationRequested,proto3" json:"cancellation_requested,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *ListOrdersRequest) Reset() {
@@ -617,6 +619,13 @@ func (x *ListOrdersRequest) GetPageToken() string {
 		return x.PageToken
 	}
 	return ""
+}
+
+func (x *ListOrdersRequest) GetCancellationRequested() bool {
+	if x != nil {
+		return x.CancellationRequested
+	}
+	return false
 }
 
 // ListOrdersResponse is one page of orders, newest first.
@@ -2115,8 +2124,10 @@ type GetSellerStatsResponse struct {
 	OpenCancellationRequestCount int64 `protobuf:"varint,9,opt,name=open_cancellation_request_count,json=openCancellationRequestCount,proto3" json:"open_cancellation_request_count,omitempty"`
 	// How many disputes are open.
 	OpenDisputeCount int64 `protobuf:"varint,10,opt,name=open_dispute_count,json=openDisputeCount,proto3" json:"open_dispute_count,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The last 30 days (UTC), oldest first, each day present.
+	Days          []*DayFigures `protobuf:"bytes,11,rep,name=days,proto3" json:"days,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetSellerStatsResponse) Reset() {
@@ -2219,6 +2230,86 @@ func (x *GetSellerStatsResponse) GetOpenDisputeCount() int64 {
 	return 0
 }
 
+func (x *GetSellerStatsResponse) GetDays() []*DayFigures {
+	if x != nil {
+		return x.Days
+	}
+	return nil
+}
+
+// DayFigures are a store's orders and revenue of one day.
+type DayFigures struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The day (UTC), as YYYY-MM-DD.
+	Date string `protobuf:"bytes,1,opt,name=date,proto3" json:"date,omitempty"`
+	// Orders placed that day.
+	Orders int64 `protobuf:"varint,2,opt,name=orders,proto3" json:"orders,omitempty"`
+	// Orders paid that day.
+	PaidOrders int64 `protobuf:"varint,3,opt,name=paid_orders,json=paidOrders,proto3" json:"paid_orders,omitempty"`
+	// What they paid, one amount per currency.
+	Revenue       []*v1.Money `protobuf:"bytes,4,rep,name=revenue,proto3" json:"revenue,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DayFigures) Reset() {
+	*x = DayFigures{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DayFigures) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DayFigures) ProtoMessage() {}
+
+func (x *DayFigures) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DayFigures.ProtoReflect.Descriptor instead.
+func (*DayFigures) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *DayFigures) GetDate() string {
+	if x != nil {
+		return x.Date
+	}
+	return ""
+}
+
+func (x *DayFigures) GetOrders() int64 {
+	if x != nil {
+		return x.Orders
+	}
+	return 0
+}
+
+func (x *DayFigures) GetPaidOrders() int64 {
+	if x != nil {
+		return x.PaidOrders
+	}
+	return 0
+}
+
+func (x *DayFigures) GetRevenue() []*v1.Money {
+	if x != nil {
+		return x.Revenue
+	}
+	return nil
+}
+
 // ListEscalatedDisputesRequest pages the escalated disputes.
 type ListEscalatedDisputesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2232,7 +2323,7 @@ type ListEscalatedDisputesRequest struct {
 
 func (x *ListEscalatedDisputesRequest) Reset() {
 	*x = ListEscalatedDisputesRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[36]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2244,7 +2335,7 @@ func (x *ListEscalatedDisputesRequest) String() string {
 func (*ListEscalatedDisputesRequest) ProtoMessage() {}
 
 func (x *ListEscalatedDisputesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[36]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2257,7 +2348,7 @@ func (x *ListEscalatedDisputesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEscalatedDisputesRequest.ProtoReflect.Descriptor instead.
 func (*ListEscalatedDisputesRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{36}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListEscalatedDisputesRequest) GetPageSize() int32 {
@@ -2287,7 +2378,7 @@ type ListEscalatedDisputesResponse struct {
 
 func (x *ListEscalatedDisputesResponse) Reset() {
 	*x = ListEscalatedDisputesResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[37]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2299,7 +2390,7 @@ func (x *ListEscalatedDisputesResponse) String() string {
 func (*ListEscalatedDisputesResponse) ProtoMessage() {}
 
 func (x *ListEscalatedDisputesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[37]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2312,7 +2403,7 @@ func (x *ListEscalatedDisputesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEscalatedDisputesResponse.ProtoReflect.Descriptor instead.
 func (*ListEscalatedDisputesResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{37}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListEscalatedDisputesResponse) GetOrders() []*v1.Order {
@@ -2344,7 +2435,7 @@ type DecideDisputeRequest struct {
 
 func (x *DecideDisputeRequest) Reset() {
 	*x = DecideDisputeRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[38]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2356,7 +2447,7 @@ func (x *DecideDisputeRequest) String() string {
 func (*DecideDisputeRequest) ProtoMessage() {}
 
 func (x *DecideDisputeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[38]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2369,7 +2460,7 @@ func (x *DecideDisputeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecideDisputeRequest.ProtoReflect.Descriptor instead.
 func (*DecideDisputeRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{38}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *DecideDisputeRequest) GetOrderId() string {
@@ -2404,7 +2495,7 @@ type DecideDisputeResponse struct {
 
 func (x *DecideDisputeResponse) Reset() {
 	*x = DecideDisputeResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[39]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2416,7 +2507,7 @@ func (x *DecideDisputeResponse) String() string {
 func (*DecideDisputeResponse) ProtoMessage() {}
 
 func (x *DecideDisputeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[39]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2429,7 +2520,7 @@ func (x *DecideDisputeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecideDisputeResponse.ProtoReflect.Descriptor instead.
 func (*DecideDisputeResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{39}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *DecideDisputeResponse) GetOrder() *v1.Order {
@@ -2452,7 +2543,7 @@ type SendOrderMessageRequest struct {
 
 func (x *SendOrderMessageRequest) Reset() {
 	*x = SendOrderMessageRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[40]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2464,7 +2555,7 @@ func (x *SendOrderMessageRequest) String() string {
 func (*SendOrderMessageRequest) ProtoMessage() {}
 
 func (x *SendOrderMessageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[40]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2477,7 +2568,7 @@ func (x *SendOrderMessageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendOrderMessageRequest.ProtoReflect.Descriptor instead.
 func (*SendOrderMessageRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{40}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SendOrderMessageRequest) GetOrderId() string {
@@ -2505,7 +2596,7 @@ type SendOrderMessageResponse struct {
 
 func (x *SendOrderMessageResponse) Reset() {
 	*x = SendOrderMessageResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[41]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2517,7 +2608,7 @@ func (x *SendOrderMessageResponse) String() string {
 func (*SendOrderMessageResponse) ProtoMessage() {}
 
 func (x *SendOrderMessageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[41]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2530,7 +2621,7 @@ func (x *SendOrderMessageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendOrderMessageResponse.ProtoReflect.Descriptor instead.
 func (*SendOrderMessageResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{41}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *SendOrderMessageResponse) GetMessage() *v1.OrderMessage {
@@ -2555,7 +2646,7 @@ type ListOrderMessagesRequest struct {
 
 func (x *ListOrderMessagesRequest) Reset() {
 	*x = ListOrderMessagesRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[42]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2567,7 +2658,7 @@ func (x *ListOrderMessagesRequest) String() string {
 func (*ListOrderMessagesRequest) ProtoMessage() {}
 
 func (x *ListOrderMessagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[42]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2580,7 +2671,7 @@ func (x *ListOrderMessagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrderMessagesRequest.ProtoReflect.Descriptor instead.
 func (*ListOrderMessagesRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{42}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListOrderMessagesRequest) GetOrderId() string {
@@ -2617,7 +2708,7 @@ type ListOrderMessagesResponse struct {
 
 func (x *ListOrderMessagesResponse) Reset() {
 	*x = ListOrderMessagesResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[43]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2629,7 +2720,7 @@ func (x *ListOrderMessagesResponse) String() string {
 func (*ListOrderMessagesResponse) ProtoMessage() {}
 
 func (x *ListOrderMessagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[43]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2642,7 +2733,7 @@ func (x *ListOrderMessagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrderMessagesResponse.ProtoReflect.Descriptor instead.
 func (*ListOrderMessagesResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{43}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListOrderMessagesResponse) GetMessages() []*v1.OrderMessage {
@@ -2674,7 +2765,7 @@ type AnswerOfferRequest struct {
 
 func (x *AnswerOfferRequest) Reset() {
 	*x = AnswerOfferRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[44]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2686,7 +2777,7 @@ func (x *AnswerOfferRequest) String() string {
 func (*AnswerOfferRequest) ProtoMessage() {}
 
 func (x *AnswerOfferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[44]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2699,7 +2790,7 @@ func (x *AnswerOfferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnswerOfferRequest.ProtoReflect.Descriptor instead.
 func (*AnswerOfferRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{44}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *AnswerOfferRequest) GetOrderId() string {
@@ -2734,7 +2825,7 @@ type AnswerOfferResponse struct {
 
 func (x *AnswerOfferResponse) Reset() {
 	*x = AnswerOfferResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[45]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2746,7 +2837,7 @@ func (x *AnswerOfferResponse) String() string {
 func (*AnswerOfferResponse) ProtoMessage() {}
 
 func (x *AnswerOfferResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[45]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2759,7 +2850,7 @@ func (x *AnswerOfferResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnswerOfferResponse.ProtoReflect.Descriptor instead.
 func (*AnswerOfferResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{45}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *AnswerOfferResponse) GetOrder() *v1.Order {
@@ -2785,7 +2876,7 @@ type WatchOrderEventsRequest struct {
 
 func (x *WatchOrderEventsRequest) Reset() {
 	*x = WatchOrderEventsRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[46]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2797,7 +2888,7 @@ func (x *WatchOrderEventsRequest) String() string {
 func (*WatchOrderEventsRequest) ProtoMessage() {}
 
 func (x *WatchOrderEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[46]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2810,7 +2901,7 @@ func (x *WatchOrderEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchOrderEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchOrderEventsRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{46}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *WatchOrderEventsRequest) GetCursor() string {
@@ -2843,7 +2934,7 @@ type WatchOrderEventsResponse struct {
 
 func (x *WatchOrderEventsResponse) Reset() {
 	*x = WatchOrderEventsResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[47]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2855,7 +2946,7 @@ func (x *WatchOrderEventsResponse) String() string {
 func (*WatchOrderEventsResponse) ProtoMessage() {}
 
 func (x *WatchOrderEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[47]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2868,7 +2959,7 @@ func (x *WatchOrderEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchOrderEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchOrderEventsResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{47}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *WatchOrderEventsResponse) GetItem() isWatchOrderEventsResponse_Item {
@@ -2968,14 +3059,15 @@ const file_souk_seller_v1_seller_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\tpageToken\"s\n" +
 	"\x14ListProductsResponse\x123\n" +
 	"\bproducts\x18\x01 \x03(\v2\x17.souk.seller.v1.ProductR\bproducts\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa6\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xdd\x02\n" +
 	"\x11ListOrdersRequest\x12<\n" +
 	"\x06status\x18\x01 \x01(\x0e2\x1a.souk.order.v1.OrderStatusB\b\xbaH\x05\x82\x01\x02\x10\x01R\x06status\x12?\n" +
 	"\rcreated_after\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\fcreatedAfter\x12A\n" +
 	"\x0ecreated_before\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\rcreatedBefore\x12&\n" +
 	"\tpage_size\x18\x04 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x12'\n" +
 	"\n" +
-	"page_token\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\tpageToken\"j\n" +
+	"page_token\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\tpageToken\x125\n" +
+	"\x16cancellation_requested\x18\x06 \x01(\bR\x15cancellationRequested\"j\n" +
 	"\x12ListOrdersResponse\x12,\n" +
 	"\x06orders\x18\x01 \x03(\v2\x14.souk.order.v1.OrderR\x06orders\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"6\n" +
@@ -3063,7 +3155,7 @@ const file_souk_seller_v1_seller_proto_rawDesc = "" +
 	"\bOpenCase\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x16\n" +
 	"\x06detail\x18\x02 \x01(\tR\x06detail\x121\n" +
-	"\x06due_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\"\xee\x04\n" +
+	"\x06due_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\"\x9e\x05\n" +
 	"\x16GetSellerStatsResponse\x12E\n" +
 	"\x10orders_by_status\x18\x01 \x03(\v2\x1b.souk.seller.v1.StatusCountR\x0eordersByStatus\x12\x1f\n" +
 	"\vpaid_orders\x18\x02 \x01(\x03R\n" +
@@ -3076,7 +3168,15 @@ const file_souk_seller_v1_seller_proto_rawDesc = "" +
 	"\x19refunds_in_flight_amounts\x18\b \x03(\v2\x14.souk.order.v1.MoneyR\x16refundsInFlightAmounts\x12E\n" +
 	"\x1fopen_cancellation_request_count\x18\t \x01(\x03R\x1copenCancellationRequestCount\x12,\n" +
 	"\x12open_dispute_count\x18\n" +
-	" \x01(\x03R\x10openDisputeCount\"o\n" +
+	" \x01(\x03R\x10openDisputeCount\x12.\n" +
+	"\x04days\x18\v \x03(\v2\x1a.souk.seller.v1.DayFiguresR\x04days\"\x89\x01\n" +
+	"\n" +
+	"DayFigures\x12\x12\n" +
+	"\x04date\x18\x01 \x01(\tR\x04date\x12\x16\n" +
+	"\x06orders\x18\x02 \x01(\x03R\x06orders\x12\x1f\n" +
+	"\vpaid_orders\x18\x03 \x01(\x03R\n" +
+	"paidOrders\x12.\n" +
+	"\arevenue\x18\x04 \x03(\v2\x14.souk.order.v1.MoneyR\arevenue\"o\n" +
 	"\x1cListEscalatedDisputesRequest\x12&\n" +
 	"\tpage_size\x18\x01 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x12'\n" +
 	"\n" +
@@ -3157,7 +3257,7 @@ func file_souk_seller_v1_seller_proto_rawDescGZIP() []byte {
 	return file_souk_seller_v1_seller_proto_rawDescData
 }
 
-var file_souk_seller_v1_seller_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
+var file_souk_seller_v1_seller_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_souk_seller_v1_seller_proto_goTypes = []any{
 	(*Product)(nil),                       // 0: souk.seller.v1.Product
 	(*CreateProductRequest)(nil),          // 1: souk.seller.v1.CreateProductRequest
@@ -3195,123 +3295,126 @@ var file_souk_seller_v1_seller_proto_goTypes = []any{
 	(*StatusCount)(nil),                   // 33: souk.seller.v1.StatusCount
 	(*OpenCase)(nil),                      // 34: souk.seller.v1.OpenCase
 	(*GetSellerStatsResponse)(nil),        // 35: souk.seller.v1.GetSellerStatsResponse
-	(*ListEscalatedDisputesRequest)(nil),  // 36: souk.seller.v1.ListEscalatedDisputesRequest
-	(*ListEscalatedDisputesResponse)(nil), // 37: souk.seller.v1.ListEscalatedDisputesResponse
-	(*DecideDisputeRequest)(nil),          // 38: souk.seller.v1.DecideDisputeRequest
-	(*DecideDisputeResponse)(nil),         // 39: souk.seller.v1.DecideDisputeResponse
-	(*SendOrderMessageRequest)(nil),       // 40: souk.seller.v1.SendOrderMessageRequest
-	(*SendOrderMessageResponse)(nil),      // 41: souk.seller.v1.SendOrderMessageResponse
-	(*ListOrderMessagesRequest)(nil),      // 42: souk.seller.v1.ListOrderMessagesRequest
-	(*ListOrderMessagesResponse)(nil),     // 43: souk.seller.v1.ListOrderMessagesResponse
-	(*AnswerOfferRequest)(nil),            // 44: souk.seller.v1.AnswerOfferRequest
-	(*AnswerOfferResponse)(nil),           // 45: souk.seller.v1.AnswerOfferResponse
-	(*WatchOrderEventsRequest)(nil),       // 46: souk.seller.v1.WatchOrderEventsRequest
-	(*WatchOrderEventsResponse)(nil),      // 47: souk.seller.v1.WatchOrderEventsResponse
-	(*v1.Money)(nil),                      // 48: souk.order.v1.Money
-	(*timestamppb.Timestamp)(nil),         // 49: google.protobuf.Timestamp
-	(v1.OrderStatus)(0),                   // 50: souk.order.v1.OrderStatus
-	(*v1.Order)(nil),                      // 51: souk.order.v1.Order
-	(*v1.EvidenceInput)(nil),              // 52: souk.order.v1.EvidenceInput
-	(*v1.MessageInput)(nil),               // 53: souk.order.v1.MessageInput
-	(*v1.OrderMessage)(nil),               // 54: souk.order.v1.OrderMessage
-	(*v1.EventFilter)(nil),                // 55: souk.order.v1.EventFilter
-	(*v1.OrderEvent)(nil),                 // 56: souk.order.v1.OrderEvent
-	(*v1.EventHeartbeat)(nil),             // 57: souk.order.v1.EventHeartbeat
+	(*DayFigures)(nil),                    // 36: souk.seller.v1.DayFigures
+	(*ListEscalatedDisputesRequest)(nil),  // 37: souk.seller.v1.ListEscalatedDisputesRequest
+	(*ListEscalatedDisputesResponse)(nil), // 38: souk.seller.v1.ListEscalatedDisputesResponse
+	(*DecideDisputeRequest)(nil),          // 39: souk.seller.v1.DecideDisputeRequest
+	(*DecideDisputeResponse)(nil),         // 40: souk.seller.v1.DecideDisputeResponse
+	(*SendOrderMessageRequest)(nil),       // 41: souk.seller.v1.SendOrderMessageRequest
+	(*SendOrderMessageResponse)(nil),      // 42: souk.seller.v1.SendOrderMessageResponse
+	(*ListOrderMessagesRequest)(nil),      // 43: souk.seller.v1.ListOrderMessagesRequest
+	(*ListOrderMessagesResponse)(nil),     // 44: souk.seller.v1.ListOrderMessagesResponse
+	(*AnswerOfferRequest)(nil),            // 45: souk.seller.v1.AnswerOfferRequest
+	(*AnswerOfferResponse)(nil),           // 46: souk.seller.v1.AnswerOfferResponse
+	(*WatchOrderEventsRequest)(nil),       // 47: souk.seller.v1.WatchOrderEventsRequest
+	(*WatchOrderEventsResponse)(nil),      // 48: souk.seller.v1.WatchOrderEventsResponse
+	(*v1.Money)(nil),                      // 49: souk.order.v1.Money
+	(*timestamppb.Timestamp)(nil),         // 50: google.protobuf.Timestamp
+	(v1.OrderStatus)(0),                   // 51: souk.order.v1.OrderStatus
+	(*v1.Order)(nil),                      // 52: souk.order.v1.Order
+	(*v1.EvidenceInput)(nil),              // 53: souk.order.v1.EvidenceInput
+	(*v1.MessageInput)(nil),               // 54: souk.order.v1.MessageInput
+	(*v1.OrderMessage)(nil),               // 55: souk.order.v1.OrderMessage
+	(*v1.EventFilter)(nil),                // 56: souk.order.v1.EventFilter
+	(*v1.OrderEvent)(nil),                 // 57: souk.order.v1.OrderEvent
+	(*v1.EventHeartbeat)(nil),             // 58: souk.order.v1.EventHeartbeat
 }
 var file_souk_seller_v1_seller_proto_depIdxs = []int32{
-	48, // 0: souk.seller.v1.Product.price:type_name -> souk.order.v1.Money
-	48, // 1: souk.seller.v1.Product.shipping_fee:type_name -> souk.order.v1.Money
-	49, // 2: souk.seller.v1.Product.created_at:type_name -> google.protobuf.Timestamp
-	48, // 3: souk.seller.v1.CreateProductRequest.price:type_name -> souk.order.v1.Money
-	48, // 4: souk.seller.v1.CreateProductRequest.shipping_fee:type_name -> souk.order.v1.Money
+	49, // 0: souk.seller.v1.Product.price:type_name -> souk.order.v1.Money
+	49, // 1: souk.seller.v1.Product.shipping_fee:type_name -> souk.order.v1.Money
+	50, // 2: souk.seller.v1.Product.created_at:type_name -> google.protobuf.Timestamp
+	49, // 3: souk.seller.v1.CreateProductRequest.price:type_name -> souk.order.v1.Money
+	49, // 4: souk.seller.v1.CreateProductRequest.shipping_fee:type_name -> souk.order.v1.Money
 	0,  // 5: souk.seller.v1.CreateProductResponse.product:type_name -> souk.seller.v1.Product
-	48, // 6: souk.seller.v1.UpdateProductRequest.price:type_name -> souk.order.v1.Money
-	48, // 7: souk.seller.v1.UpdateProductRequest.shipping_fee:type_name -> souk.order.v1.Money
+	49, // 6: souk.seller.v1.UpdateProductRequest.price:type_name -> souk.order.v1.Money
+	49, // 7: souk.seller.v1.UpdateProductRequest.shipping_fee:type_name -> souk.order.v1.Money
 	0,  // 8: souk.seller.v1.UpdateProductResponse.product:type_name -> souk.seller.v1.Product
 	0,  // 9: souk.seller.v1.ListProductsResponse.products:type_name -> souk.seller.v1.Product
-	50, // 10: souk.seller.v1.ListOrdersRequest.status:type_name -> souk.order.v1.OrderStatus
-	49, // 11: souk.seller.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
-	49, // 12: souk.seller.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
-	51, // 13: souk.seller.v1.ListOrdersResponse.orders:type_name -> souk.order.v1.Order
-	51, // 14: souk.seller.v1.GetOrderResponse.order:type_name -> souk.order.v1.Order
-	48, // 15: souk.seller.v1.ItemPrice.unit_price:type_name -> souk.order.v1.Money
+	51, // 10: souk.seller.v1.ListOrdersRequest.status:type_name -> souk.order.v1.OrderStatus
+	50, // 11: souk.seller.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
+	50, // 12: souk.seller.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
+	52, // 13: souk.seller.v1.ListOrdersResponse.orders:type_name -> souk.order.v1.Order
+	52, // 14: souk.seller.v1.GetOrderResponse.order:type_name -> souk.order.v1.Order
+	49, // 15: souk.seller.v1.ItemPrice.unit_price:type_name -> souk.order.v1.Money
 	11, // 16: souk.seller.v1.AdjustOrderPriceRequest.item_prices:type_name -> souk.seller.v1.ItemPrice
-	48, // 17: souk.seller.v1.AdjustOrderPriceRequest.shipping_fee:type_name -> souk.order.v1.Money
-	51, // 18: souk.seller.v1.AdjustOrderPriceResponse.order:type_name -> souk.order.v1.Order
-	51, // 19: souk.seller.v1.ShipOrderResponse.order:type_name -> souk.order.v1.Order
+	49, // 17: souk.seller.v1.AdjustOrderPriceRequest.shipping_fee:type_name -> souk.order.v1.Money
+	52, // 18: souk.seller.v1.AdjustOrderPriceResponse.order:type_name -> souk.order.v1.Order
+	52, // 19: souk.seller.v1.ShipOrderResponse.order:type_name -> souk.order.v1.Order
 	16, // 20: souk.seller.v1.ReserveStockRequest.items:type_name -> souk.seller.v1.StockItem
 	0,  // 21: souk.seller.v1.ReserveStockResponse.products:type_name -> souk.seller.v1.Product
-	51, // 22: souk.seller.v1.AnswerCancellationResponse.order:type_name -> souk.order.v1.Order
-	51, // 23: souk.seller.v1.ExtendProtectionResponse.order:type_name -> souk.order.v1.Order
-	48, // 24: souk.seller.v1.CounterOffer.amount:type_name -> souk.order.v1.Money
-	52, // 25: souk.seller.v1.RejectDispute.evidence:type_name -> souk.order.v1.EvidenceInput
+	52, // 22: souk.seller.v1.AnswerCancellationResponse.order:type_name -> souk.order.v1.Order
+	52, // 23: souk.seller.v1.ExtendProtectionResponse.order:type_name -> souk.order.v1.Order
+	49, // 24: souk.seller.v1.CounterOffer.amount:type_name -> souk.order.v1.Money
+	53, // 25: souk.seller.v1.RejectDispute.evidence:type_name -> souk.order.v1.EvidenceInput
 	25, // 26: souk.seller.v1.AnswerDisputeRequest.accept:type_name -> souk.seller.v1.AcceptDispute
 	26, // 27: souk.seller.v1.AnswerDisputeRequest.counter_offer:type_name -> souk.seller.v1.CounterOffer
 	27, // 28: souk.seller.v1.AnswerDisputeRequest.reject:type_name -> souk.seller.v1.RejectDispute
-	51, // 29: souk.seller.v1.AnswerDisputeResponse.order:type_name -> souk.order.v1.Order
-	52, // 30: souk.seller.v1.AddDisputeEvidenceRequest.evidence:type_name -> souk.order.v1.EvidenceInput
-	51, // 31: souk.seller.v1.AddDisputeEvidenceResponse.order:type_name -> souk.order.v1.Order
-	50, // 32: souk.seller.v1.StatusCount.status:type_name -> souk.order.v1.OrderStatus
-	49, // 33: souk.seller.v1.OpenCase.due_at:type_name -> google.protobuf.Timestamp
+	52, // 29: souk.seller.v1.AnswerDisputeResponse.order:type_name -> souk.order.v1.Order
+	53, // 30: souk.seller.v1.AddDisputeEvidenceRequest.evidence:type_name -> souk.order.v1.EvidenceInput
+	52, // 31: souk.seller.v1.AddDisputeEvidenceResponse.order:type_name -> souk.order.v1.Order
+	51, // 32: souk.seller.v1.StatusCount.status:type_name -> souk.order.v1.OrderStatus
+	50, // 33: souk.seller.v1.OpenCase.due_at:type_name -> google.protobuf.Timestamp
 	33, // 34: souk.seller.v1.GetSellerStatsResponse.orders_by_status:type_name -> souk.seller.v1.StatusCount
 	34, // 35: souk.seller.v1.GetSellerStatsResponse.open_cancellation_requests:type_name -> souk.seller.v1.OpenCase
 	34, // 36: souk.seller.v1.GetSellerStatsResponse.open_disputes:type_name -> souk.seller.v1.OpenCase
-	48, // 37: souk.seller.v1.GetSellerStatsResponse.refunds_in_flight_amounts:type_name -> souk.order.v1.Money
-	51, // 38: souk.seller.v1.ListEscalatedDisputesResponse.orders:type_name -> souk.order.v1.Order
-	48, // 39: souk.seller.v1.DecideDisputeRequest.refund_amount:type_name -> souk.order.v1.Money
-	51, // 40: souk.seller.v1.DecideDisputeResponse.order:type_name -> souk.order.v1.Order
-	53, // 41: souk.seller.v1.SendOrderMessageRequest.message:type_name -> souk.order.v1.MessageInput
-	54, // 42: souk.seller.v1.SendOrderMessageResponse.message:type_name -> souk.order.v1.OrderMessage
-	54, // 43: souk.seller.v1.ListOrderMessagesResponse.messages:type_name -> souk.order.v1.OrderMessage
-	51, // 44: souk.seller.v1.AnswerOfferResponse.order:type_name -> souk.order.v1.Order
-	55, // 45: souk.seller.v1.WatchOrderEventsRequest.filter:type_name -> souk.order.v1.EventFilter
-	56, // 46: souk.seller.v1.WatchOrderEventsResponse.event:type_name -> souk.order.v1.OrderEvent
-	57, // 47: souk.seller.v1.WatchOrderEventsResponse.heartbeat:type_name -> souk.order.v1.EventHeartbeat
-	1,  // 48: souk.seller.v1.SellerService.CreateProduct:input_type -> souk.seller.v1.CreateProductRequest
-	3,  // 49: souk.seller.v1.SellerService.UpdateProduct:input_type -> souk.seller.v1.UpdateProductRequest
-	5,  // 50: souk.seller.v1.SellerService.ListProducts:input_type -> souk.seller.v1.ListProductsRequest
-	7,  // 51: souk.seller.v1.SellerService.ListOrders:input_type -> souk.seller.v1.ListOrdersRequest
-	9,  // 52: souk.seller.v1.SellerService.GetOrder:input_type -> souk.seller.v1.GetOrderRequest
-	12, // 53: souk.seller.v1.SellerService.AdjustOrderPrice:input_type -> souk.seller.v1.AdjustOrderPriceRequest
-	14, // 54: souk.seller.v1.SellerService.ShipOrder:input_type -> souk.seller.v1.ShipOrderRequest
-	21, // 55: souk.seller.v1.SellerService.AnswerCancellation:input_type -> souk.seller.v1.AnswerCancellationRequest
-	23, // 56: souk.seller.v1.SellerService.ExtendProtection:input_type -> souk.seller.v1.ExtendProtectionRequest
-	28, // 57: souk.seller.v1.SellerService.AnswerDispute:input_type -> souk.seller.v1.AnswerDisputeRequest
-	30, // 58: souk.seller.v1.SellerService.AddDisputeEvidence:input_type -> souk.seller.v1.AddDisputeEvidenceRequest
-	32, // 59: souk.seller.v1.SellerService.GetSellerStats:input_type -> souk.seller.v1.GetSellerStatsRequest
-	40, // 60: souk.seller.v1.SellerService.SendOrderMessage:input_type -> souk.seller.v1.SendOrderMessageRequest
-	42, // 61: souk.seller.v1.SellerService.ListOrderMessages:input_type -> souk.seller.v1.ListOrderMessagesRequest
-	44, // 62: souk.seller.v1.SellerService.AnswerOffer:input_type -> souk.seller.v1.AnswerOfferRequest
-	46, // 63: souk.seller.v1.SellerService.WatchOrderEvents:input_type -> souk.seller.v1.WatchOrderEventsRequest
-	36, // 64: souk.seller.v1.DisputeResolutionService.ListEscalatedDisputes:input_type -> souk.seller.v1.ListEscalatedDisputesRequest
-	38, // 65: souk.seller.v1.DisputeResolutionService.DecideDispute:input_type -> souk.seller.v1.DecideDisputeRequest
-	17, // 66: souk.seller.v1.CatalogService.ReserveStock:input_type -> souk.seller.v1.ReserveStockRequest
-	19, // 67: souk.seller.v1.CatalogService.ReleaseStock:input_type -> souk.seller.v1.ReleaseStockRequest
-	2,  // 68: souk.seller.v1.SellerService.CreateProduct:output_type -> souk.seller.v1.CreateProductResponse
-	4,  // 69: souk.seller.v1.SellerService.UpdateProduct:output_type -> souk.seller.v1.UpdateProductResponse
-	6,  // 70: souk.seller.v1.SellerService.ListProducts:output_type -> souk.seller.v1.ListProductsResponse
-	8,  // 71: souk.seller.v1.SellerService.ListOrders:output_type -> souk.seller.v1.ListOrdersResponse
-	10, // 72: souk.seller.v1.SellerService.GetOrder:output_type -> souk.seller.v1.GetOrderResponse
-	13, // 73: souk.seller.v1.SellerService.AdjustOrderPrice:output_type -> souk.seller.v1.AdjustOrderPriceResponse
-	15, // 74: souk.seller.v1.SellerService.ShipOrder:output_type -> souk.seller.v1.ShipOrderResponse
-	22, // 75: souk.seller.v1.SellerService.AnswerCancellation:output_type -> souk.seller.v1.AnswerCancellationResponse
-	24, // 76: souk.seller.v1.SellerService.ExtendProtection:output_type -> souk.seller.v1.ExtendProtectionResponse
-	29, // 77: souk.seller.v1.SellerService.AnswerDispute:output_type -> souk.seller.v1.AnswerDisputeResponse
-	31, // 78: souk.seller.v1.SellerService.AddDisputeEvidence:output_type -> souk.seller.v1.AddDisputeEvidenceResponse
-	35, // 79: souk.seller.v1.SellerService.GetSellerStats:output_type -> souk.seller.v1.GetSellerStatsResponse
-	41, // 80: souk.seller.v1.SellerService.SendOrderMessage:output_type -> souk.seller.v1.SendOrderMessageResponse
-	43, // 81: souk.seller.v1.SellerService.ListOrderMessages:output_type -> souk.seller.v1.ListOrderMessagesResponse
-	45, // 82: souk.seller.v1.SellerService.AnswerOffer:output_type -> souk.seller.v1.AnswerOfferResponse
-	47, // 83: souk.seller.v1.SellerService.WatchOrderEvents:output_type -> souk.seller.v1.WatchOrderEventsResponse
-	37, // 84: souk.seller.v1.DisputeResolutionService.ListEscalatedDisputes:output_type -> souk.seller.v1.ListEscalatedDisputesResponse
-	39, // 85: souk.seller.v1.DisputeResolutionService.DecideDispute:output_type -> souk.seller.v1.DecideDisputeResponse
-	18, // 86: souk.seller.v1.CatalogService.ReserveStock:output_type -> souk.seller.v1.ReserveStockResponse
-	20, // 87: souk.seller.v1.CatalogService.ReleaseStock:output_type -> souk.seller.v1.ReleaseStockResponse
-	68, // [68:88] is the sub-list for method output_type
-	48, // [48:68] is the sub-list for method input_type
-	48, // [48:48] is the sub-list for extension type_name
-	48, // [48:48] is the sub-list for extension extendee
-	0,  // [0:48] is the sub-list for field type_name
+	49, // 37: souk.seller.v1.GetSellerStatsResponse.refunds_in_flight_amounts:type_name -> souk.order.v1.Money
+	36, // 38: souk.seller.v1.GetSellerStatsResponse.days:type_name -> souk.seller.v1.DayFigures
+	49, // 39: souk.seller.v1.DayFigures.revenue:type_name -> souk.order.v1.Money
+	52, // 40: souk.seller.v1.ListEscalatedDisputesResponse.orders:type_name -> souk.order.v1.Order
+	49, // 41: souk.seller.v1.DecideDisputeRequest.refund_amount:type_name -> souk.order.v1.Money
+	52, // 42: souk.seller.v1.DecideDisputeResponse.order:type_name -> souk.order.v1.Order
+	54, // 43: souk.seller.v1.SendOrderMessageRequest.message:type_name -> souk.order.v1.MessageInput
+	55, // 44: souk.seller.v1.SendOrderMessageResponse.message:type_name -> souk.order.v1.OrderMessage
+	55, // 45: souk.seller.v1.ListOrderMessagesResponse.messages:type_name -> souk.order.v1.OrderMessage
+	52, // 46: souk.seller.v1.AnswerOfferResponse.order:type_name -> souk.order.v1.Order
+	56, // 47: souk.seller.v1.WatchOrderEventsRequest.filter:type_name -> souk.order.v1.EventFilter
+	57, // 48: souk.seller.v1.WatchOrderEventsResponse.event:type_name -> souk.order.v1.OrderEvent
+	58, // 49: souk.seller.v1.WatchOrderEventsResponse.heartbeat:type_name -> souk.order.v1.EventHeartbeat
+	1,  // 50: souk.seller.v1.SellerService.CreateProduct:input_type -> souk.seller.v1.CreateProductRequest
+	3,  // 51: souk.seller.v1.SellerService.UpdateProduct:input_type -> souk.seller.v1.UpdateProductRequest
+	5,  // 52: souk.seller.v1.SellerService.ListProducts:input_type -> souk.seller.v1.ListProductsRequest
+	7,  // 53: souk.seller.v1.SellerService.ListOrders:input_type -> souk.seller.v1.ListOrdersRequest
+	9,  // 54: souk.seller.v1.SellerService.GetOrder:input_type -> souk.seller.v1.GetOrderRequest
+	12, // 55: souk.seller.v1.SellerService.AdjustOrderPrice:input_type -> souk.seller.v1.AdjustOrderPriceRequest
+	14, // 56: souk.seller.v1.SellerService.ShipOrder:input_type -> souk.seller.v1.ShipOrderRequest
+	21, // 57: souk.seller.v1.SellerService.AnswerCancellation:input_type -> souk.seller.v1.AnswerCancellationRequest
+	23, // 58: souk.seller.v1.SellerService.ExtendProtection:input_type -> souk.seller.v1.ExtendProtectionRequest
+	28, // 59: souk.seller.v1.SellerService.AnswerDispute:input_type -> souk.seller.v1.AnswerDisputeRequest
+	30, // 60: souk.seller.v1.SellerService.AddDisputeEvidence:input_type -> souk.seller.v1.AddDisputeEvidenceRequest
+	32, // 61: souk.seller.v1.SellerService.GetSellerStats:input_type -> souk.seller.v1.GetSellerStatsRequest
+	41, // 62: souk.seller.v1.SellerService.SendOrderMessage:input_type -> souk.seller.v1.SendOrderMessageRequest
+	43, // 63: souk.seller.v1.SellerService.ListOrderMessages:input_type -> souk.seller.v1.ListOrderMessagesRequest
+	45, // 64: souk.seller.v1.SellerService.AnswerOffer:input_type -> souk.seller.v1.AnswerOfferRequest
+	47, // 65: souk.seller.v1.SellerService.WatchOrderEvents:input_type -> souk.seller.v1.WatchOrderEventsRequest
+	37, // 66: souk.seller.v1.DisputeResolutionService.ListEscalatedDisputes:input_type -> souk.seller.v1.ListEscalatedDisputesRequest
+	39, // 67: souk.seller.v1.DisputeResolutionService.DecideDispute:input_type -> souk.seller.v1.DecideDisputeRequest
+	17, // 68: souk.seller.v1.CatalogService.ReserveStock:input_type -> souk.seller.v1.ReserveStockRequest
+	19, // 69: souk.seller.v1.CatalogService.ReleaseStock:input_type -> souk.seller.v1.ReleaseStockRequest
+	2,  // 70: souk.seller.v1.SellerService.CreateProduct:output_type -> souk.seller.v1.CreateProductResponse
+	4,  // 71: souk.seller.v1.SellerService.UpdateProduct:output_type -> souk.seller.v1.UpdateProductResponse
+	6,  // 72: souk.seller.v1.SellerService.ListProducts:output_type -> souk.seller.v1.ListProductsResponse
+	8,  // 73: souk.seller.v1.SellerService.ListOrders:output_type -> souk.seller.v1.ListOrdersResponse
+	10, // 74: souk.seller.v1.SellerService.GetOrder:output_type -> souk.seller.v1.GetOrderResponse
+	13, // 75: souk.seller.v1.SellerService.AdjustOrderPrice:output_type -> souk.seller.v1.AdjustOrderPriceResponse
+	15, // 76: souk.seller.v1.SellerService.ShipOrder:output_type -> souk.seller.v1.ShipOrderResponse
+	22, // 77: souk.seller.v1.SellerService.AnswerCancellation:output_type -> souk.seller.v1.AnswerCancellationResponse
+	24, // 78: souk.seller.v1.SellerService.ExtendProtection:output_type -> souk.seller.v1.ExtendProtectionResponse
+	29, // 79: souk.seller.v1.SellerService.AnswerDispute:output_type -> souk.seller.v1.AnswerDisputeResponse
+	31, // 80: souk.seller.v1.SellerService.AddDisputeEvidence:output_type -> souk.seller.v1.AddDisputeEvidenceResponse
+	35, // 81: souk.seller.v1.SellerService.GetSellerStats:output_type -> souk.seller.v1.GetSellerStatsResponse
+	42, // 82: souk.seller.v1.SellerService.SendOrderMessage:output_type -> souk.seller.v1.SendOrderMessageResponse
+	44, // 83: souk.seller.v1.SellerService.ListOrderMessages:output_type -> souk.seller.v1.ListOrderMessagesResponse
+	46, // 84: souk.seller.v1.SellerService.AnswerOffer:output_type -> souk.seller.v1.AnswerOfferResponse
+	48, // 85: souk.seller.v1.SellerService.WatchOrderEvents:output_type -> souk.seller.v1.WatchOrderEventsResponse
+	38, // 86: souk.seller.v1.DisputeResolutionService.ListEscalatedDisputes:output_type -> souk.seller.v1.ListEscalatedDisputesResponse
+	40, // 87: souk.seller.v1.DisputeResolutionService.DecideDispute:output_type -> souk.seller.v1.DecideDisputeResponse
+	18, // 88: souk.seller.v1.CatalogService.ReserveStock:output_type -> souk.seller.v1.ReserveStockResponse
+	20, // 89: souk.seller.v1.CatalogService.ReleaseStock:output_type -> souk.seller.v1.ReleaseStockResponse
+	70, // [70:90] is the sub-list for method output_type
+	50, // [50:70] is the sub-list for method input_type
+	50, // [50:50] is the sub-list for extension type_name
+	50, // [50:50] is the sub-list for extension extendee
+	0,  // [0:50] is the sub-list for field type_name
 }
 
 func init() { file_souk_seller_v1_seller_proto_init() }
@@ -3326,7 +3429,7 @@ func file_souk_seller_v1_seller_proto_init() {
 		(*AnswerDisputeRequest_CounterOffer)(nil),
 		(*AnswerDisputeRequest_Reject)(nil),
 	}
-	file_souk_seller_v1_seller_proto_msgTypes[47].OneofWrappers = []any{
+	file_souk_seller_v1_seller_proto_msgTypes[48].OneofWrappers = []any{
 		(*WatchOrderEventsResponse_Event)(nil),
 		(*WatchOrderEventsResponse_Heartbeat)(nil),
 	}
@@ -3336,7 +3439,7 @@ func file_souk_seller_v1_seller_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_souk_seller_v1_seller_proto_rawDesc), len(file_souk_seller_v1_seller_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   48,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -1,0 +1,401 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+
+	buyerv1 "github.com/souk-dev/souk/gen/go/souk/buyer/v1"
+	orderv1 "github.com/souk-dev/souk/gen/go/souk/order/v1"
+	"github.com/souk-dev/souk/internal/app"
+	"github.com/souk-dev/souk/internal/auth"
+)
+
+// browser is a headless Chromium driving the dashboard. Any JavaScript
+// error, console error or failed request fails the test, unless the test
+// said it expects that request to fail (allow).
+type browser struct {
+	t     *testing.T
+	ctx   context.Context
+	mu    sync.Mutex
+	fails []string
+	allow []*regexp.Regexp
+	shots string
+}
+
+func newBrowser(t *testing.T) *browser {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatal("the dashboard tests need Debian's chromium (apt-get install chromium; make test installs it)")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900))
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(alloc)
+	b := &browser{t: t, ctx: ctx, shots: screenshotDir(t)}
+	chromedp.ListenTarget(ctx, func(ev any) {
+		switch e := ev.(type) {
+		case *runtime.EventExceptionThrown:
+			b.fail("JavaScript exception: " + e.ExceptionDetails.Error())
+		case *runtime.EventConsoleAPICalled:
+			if e.Type == runtime.APITypeError || e.Type == runtime.APITypeAssert {
+				var args []string
+				for _, a := range e.Args {
+					args = append(args, string(a.Value)+a.Description)
+				}
+				b.fail("console error: " + strings.Join(args, " "))
+			}
+		case *log.EventEntryAdded:
+			if e.Entry.Level == log.LevelError && !b.allowed(e.Entry.URL) {
+				b.fail(fmt.Sprintf("browser error: %s (%s)", e.Entry.Text, e.Entry.URL))
+			}
+		case *network.EventResponseReceived:
+			if e.Response.Status >= 400 && !b.allowed(e.Response.URL) {
+				b.fail(fmt.Sprintf("request failed: %d %s", e.Response.Status, e.Response.URL))
+			}
+		case *network.EventLoadingFailed:
+			if !e.Canceled {
+				b.fail("request failed: " + e.ErrorText)
+			}
+		}
+	})
+	if err := chromedp.Run(ctx, network.Enable(), log.Enable()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc()
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for _, f := range b.fails {
+			t.Error(f)
+		}
+	})
+	return b
+}
+
+// screenshotDir is where a test's screenshots go: .data/screenshots at the
+// root of the repository (git-ignored).
+func screenshotDir(t *testing.T) string {
+	dir, err := filepath.Abs(filepath.Join("..", "..", ".data", "screenshots"))
+	if err == nil {
+		err = os.MkdirAll(dir, 0o755)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func (b *browser) fail(msg string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.fails = append(b.fails, msg)
+}
+
+func (b *browser) allowed(url string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, re := range b.allow {
+		if re.MatchString(url) {
+			return true
+		}
+	}
+	return false
+}
+
+// expectFailure lets requests to URLs matching pattern fail (a form the
+// test submits wrong on purpose, a URL edited to another store's order).
+func (b *browser) expectFailure(pattern string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.allow = append(b.allow, regexp.MustCompile(pattern))
+}
+
+// do runs actions, failing the test after within.
+func (b *browser) do(what string, within time.Duration, actions ...chromedp.Action) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, within)
+	defer cancel()
+	if err := chromedp.Run(ctx, actions...); err != nil {
+		var shot []byte
+		_ = chromedp.Run(b.ctx, chromedp.FullScreenshot(&shot, 100))
+		_ = os.WriteFile(filepath.Join(b.shots, "failed.png"), shot, 0o644)
+		b.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// text returns an element's text.
+func (b *browser) text(sel string) string {
+	b.t.Helper()
+	var s string
+	b.do("read "+sel, 5*time.Second, chromedp.Text(sel, &s, chromedp.ByQuery))
+	return strings.TrimSpace(s)
+}
+
+// waitText waits until an element's text is want.
+func (b *browser) waitText(sel, want string, within time.Duration) {
+	b.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		var got string
+		ctx, cancel := context.WithTimeout(b.ctx, time.Second)
+		err := chromedp.Run(ctx, chromedp.Text(sel, &got, chromedp.ByQuery, chromedp.AtLeast(0)))
+		cancel()
+		if err == nil && strings.TrimSpace(got) == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("%s says %q, want %q", sel, strings.TrimSpace(got), want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// shoot saves the page at desktop and phone width.
+func (b *browser) shoot(name string) {
+	b.t.Helper()
+	for _, size := range []struct {
+		suffix string
+		w, h   int64
+		mobile bool
+	}{{"desktop", 1280, 900, false}, {"phone", 390, 844, true}} {
+		var png []byte
+		opts := []chromedp.EmulateViewportOption{chromedp.EmulateScale(1)}
+		if size.mobile {
+			opts = append(opts, chromedp.EmulateMobile)
+		}
+		b.do("screenshot "+name, 10*time.Second,
+			chromedp.EmulateViewport(size.w, size.h, opts...),
+			chromedp.Sleep(150*time.Millisecond),
+			chromedp.FullScreenshot(&png, 100))
+		if err := os.WriteFile(filepath.Join(b.shots, name+"-"+size.suffix+".png"), png, 0o644); err != nil {
+			b.t.Fatal(err)
+		}
+	}
+	b.do("desktop again", 5*time.Second, chromedp.EmulateViewport(1280, 900))
+}
+
+// submit fills a form's fields (name → value) and clicks one of its buttons.
+func (b *browser) submit(formLabel string, fields map[string]string, button string) {
+	b.t.Helper()
+	f := fmt.Sprintf(`form[aria-label=%q]`, formLabel)
+	actions := []chromedp.Action{chromedp.WaitVisible(f, chromedp.ByQuery)}
+	for name, v := range fields {
+		sel := fmt.Sprintf(`%s [name=%q]`, f, name)
+		if v == "" {
+			actions = append(actions, chromedp.Clear(sel, chromedp.ByQuery))
+			continue
+		}
+		actions = append(actions, chromedp.SetValue(sel, v, chromedp.ByQuery))
+	}
+	btn := f + ` button[type=submit]`
+	if button != "" {
+		btn = fmt.Sprintf(`%s button[value=%q]`, f, button)
+	}
+	actions = append(actions, chromedp.Click(btn, chromedp.ByQuery))
+	b.do("submit "+formLabel, 10*time.Second, actions...)
+}
+
+// TestDashboard drives the seller dashboard in Chromium through a store's
+// day: sign in, a new purchase order appears live, the shipping fee comes
+// down (with the API's validation message first), messages both ways, the
+// payment moves the order, a cancellation request is answered, the order
+// ships, a dispute gets a counter-offer; the catalog and the figures; and
+// another store's order stays invisible even by its URL.
+func TestDashboard(t *testing.T) {
+	s := startSystem(t, 1, nil)
+	lamp := s.product("store-x", "Lamp", 1000, 100, 100)
+	mug := s.product("store-z", "Mug", 500, 50, 100)
+	alice := as(s.token(auth.RoleBuyer, "alice"))
+	b := newBrowser(t)
+	base := "http://" + s.sellers[0].HTTPAddr()
+
+	// Sign in by pasting a token.
+	b.do("open", 15*time.Second, chromedp.Navigate(base+"/"), chromedp.WaitVisible(`textarea[name=token]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#demo`, chromedp.ByQuery))
+	b.shoot("signin")
+	b.submit("Sign in to your store", map[string]string{"token": s.token(auth.RoleSeller, "store-x")}, "")
+	b.do("orders", 10*time.Second, chromedp.WaitVisible(`[data-tab=PENDING_PAYMENT][aria-selected=true]`, chromedp.ByQuery))
+	b.waitText("#store", "store-x", 2*time.Second)
+	b.waitText("#live", "live", 5*time.Second)
+
+	// A checkout appears in "awaiting payment" within 2 s, counted.
+	o := s.checkout("alice", 2, lamp)[0]
+	start := time.Now()
+	b.do("the new order appears", 2*time.Second, chromedp.WaitVisible(fmt.Sprintf(`tr[data-order=%q]`, o.Id), chromedp.ByQuery))
+	t.Logf("the purchase order appeared %s after the checkout", time.Since(start).Round(time.Millisecond))
+	b.waitText(`[data-count=PENDING_PAYMENT]`, "1", 2*time.Second)
+	b.shoot("orders")
+
+	// The order page: lower the shipping fee; without a reason the API's
+	// field violation shows under the field.
+	b.do("open the order", 10*time.Second, chromedp.Click(fmt.Sprintf(`tr[data-order=%q] a`, o.Id), chromedp.ByQuery),
+		chromedp.WaitVisible(`#order-total`, chromedp.ByQuery))
+	b.waitText("#order-total", "$21.00", 2*time.Second)
+	b.expectFailure(`/v1/orders/` + o.Id + `:adjust-price$`)
+	b.submit("Adjust the price", map[string]string{"shipping_fee": "0.40", "reason": ""}, "")
+	b.do("the reason is required", 5*time.Second, chromedp.WaitVisible(`form[aria-label="Adjust the price"] .violation`, chromedp.ByQuery))
+	if v := b.text(`form[aria-label="Adjust the price"] .violation`); !strings.Contains(v, "character") && !strings.Contains(v, "required") {
+		t.Fatalf("the violation says %q", v)
+	}
+	b.submit("Adjust the price", map[string]string{"shipping_fee": "0.40", "reason": "cheaper post"}, "")
+	b.waitText("#shipping-fee", "$0.40", 5*time.Second)
+	b.waitText("#order-total", "$20.40", 2*time.Second)
+	if got := s.order("alice", o.Id).Total.AmountMinor; got != 2040 {
+		t.Fatalf("the buyer sees a total of %d, want 2040", got)
+	}
+
+	// Messages both ways, the buyer's arriving live.
+	b.submit("Conversation with the buyer", map[string]string{"text": "Thanks for your order!"}, "")
+	b.do("the seller's message", 5*time.Second, chromedp.WaitVisible(`#messages li.seller`, chromedp.ByQuery))
+	if _, err := s.buyer.SendOrderMessage(alice, &buyerv1.SendOrderMessageRequest{OrderId: o.Id, Message: &orderv1.MessageInput{Text: "Can you send it today?"}}); err != nil {
+		t.Fatal(err)
+	}
+	b.waitText(`#messages li.buyer div:nth-child(2)`, "Can you send it today?", 3*time.Second)
+
+	// The payment moves the order to "awaiting shipment", live.
+	s.pay(t, "alice", s.order("alice", o.Id), "4242424242424242", "dash-pay-"+o.Id)
+	b.waitText("#order-status", "awaiting shipment", 3*time.Second)
+	b.shoot("order")
+
+	// A cancellation request on another paid order, answered: rejected.
+	o2 := s.checkout("alice", 1, lamp)[0]
+	s.pay(t, "alice", o2, "4242424242424242", "dash-pay-"+o2.Id)
+	if _, err := s.buyer.RequestCancellation(alice, &buyerv1.RequestCancellationRequest{OrderId: o2.Id, Reason: "found_better_price"}); err != nil {
+		t.Fatal(err)
+	}
+	b.do("the requests tab", 10*time.Second, chromedp.Navigate(base+"/dashboard/#/orders"),
+		chromedp.Click(`[data-tab=CANCELLATION]`, chromedp.ByQuery),
+		chromedp.WaitVisible(fmt.Sprintf(`tr[data-order=%q]`, o2.Id), chromedp.ByQuery))
+	b.waitText(`[data-count=CANCELLATION]`, "1", 2*time.Second)
+	b.do("open the request", 10*time.Second, chromedp.Click(fmt.Sprintf(`tr[data-order=%q] a`, o2.Id), chromedp.ByQuery))
+	b.submit("Answer the cancellation request", map[string]string{"note": "Already packed and labelled"}, "reject")
+	b.do("the request is answered", 5*time.Second, chromedp.WaitVisible(`form[aria-label="Ship the order"]`, chromedp.ByQuery))
+	if r := s.order("alice", o2.Id).CancellationRequest; r.Status != "REJECTED" || r.Answer != "Already packed and labelled" {
+		t.Fatalf("the request: %v", r)
+	}
+
+	// Ship the first order, then answer the buyer's dispute with a counter-offer.
+	b.do("back to the first order", 10*time.Second, chromedp.Navigate(base+"/dashboard/#/orders/"+o.Id), chromedp.WaitVisible(`#order-total`, chromedp.ByQuery))
+	b.submit("Ship the order", map[string]string{"carrier": "Cainiao", "tracking_number": "LP00123456789CN"}, "")
+	b.waitText("#order-status", "shipped", 5*time.Second)
+	if _, err := s.buyer.OpenDispute(alice, &buyerv1.OpenDisputeRequest{OrderId: o.Id, Reason: "not_as_described", RefundAmount: usd(2040),
+		Evidence: &orderv1.EvidenceInput{Text: "It is blue, not red"}}); err != nil {
+		t.Fatal(err)
+	}
+	b.waitText("#order-status", "disputed", 3*time.Second)
+	b.do("choose a counter-offer", 5*time.Second, chromedp.Click(`#answer-counter`, chromedp.ByQuery))
+	b.submit("Answer the dispute", map[string]string{"amount": "5.00", "note": "Half the shipping and a part back"}, "")
+	b.do("the dispute is answered", 5*time.Second, chromedp.WaitNotPresent(`form[aria-label="Answer the dispute"]`, chromedp.ByQuery))
+	if d := s.order("alice", o.Id).Dispute; d.Status != "COUNTER_OFFERED" || d.CounterAmount.GetAmountMinor() != 500 {
+		t.Fatalf("the dispute: %v", d)
+	}
+
+	// Another store's order, by URL: not found, nothing of it shown.
+	other := s.checkout("bob", 1, mug)[0]
+	b.expectFailure(`/v1/orders/` + other.Id)
+	b.do("another store's order", 10*time.Second, chromedp.Navigate(base+"/dashboard/#/orders/"+other.Id),
+		chromedp.WaitVisible(`//h1[text()="Order not found"]`))
+	var html string
+	b.do("read the page", 5*time.Second, chromedp.OuterHTML("main", &html, chromedp.ByQuery))
+	if strings.Contains(html, "bob") || strings.Contains(html, "Mug") || strings.Contains(html, other.Id[:8]) {
+		t.Fatal("the page shows something of another store's order")
+	}
+
+	// The catalog: add a product, then change its stock.
+	b.do("catalog", 10*time.Second, chromedp.Navigate(base+"/dashboard/#/catalog"), chromedp.WaitVisible(`form[aria-label="New product"]`, chromedp.ByQuery))
+	b.submit("New product", map[string]string{"title": "Desk lamp", "price": "25.90", "shipping_fee": "3.50", "stock": "12", "handling_days": "2", "protection_days": "90"}, "")
+	b.do("the new product", 5*time.Second, chromedp.WaitVisible(`//td[text()="Desk lamp"]`))
+	b.do("edit it", 5*time.Second, chromedp.Click(`//tr[td[text()="Desk lamp"]]//button`), chromedp.WaitVisible(`form[aria-label="Edit Desk lamp"]`, chromedp.ByQuery))
+	b.submit("Edit Desk lamp", map[string]string{"stock": "40"}, "")
+	b.do("the stock changed", 5*time.Second, chromedp.WaitVisible(`//tr[td[text()="Desk lamp"]]/td[text()="40"]`))
+	b.shoot("catalog")
+
+	// The figures.
+	b.do("figures", 10*time.Second, chromedp.Navigate(base+"/dashboard/#/figures"), chromedp.WaitVisible(`svg.chart`, chromedp.ByQuery))
+	b.waitText("#cancel-rate", "0.00 %", 2*time.Second)
+	var bars int
+	b.do("count the bars", 5*time.Second, chromedp.Evaluate(`document.querySelectorAll('svg.chart rect').length`, &bars))
+	if bars != 30 {
+		t.Fatalf("%d days in the chart, want 30", bars)
+	}
+	b.shoot("figures")
+}
+
+// TestDashboardSignIn: with the development secret the demo store's button
+// signs in; without it the page offers none and /dev/token does not exist.
+func TestDashboardSignIn(t *testing.T) {
+	s := startSystem(t, 1, nil)
+	b := newBrowser(t)
+	b.do("demo sign-in", 15*time.Second, chromedp.Navigate("http://"+s.sellers[0].HTTPAddr()+"/dashboard/"),
+		chromedp.Click(`#demo`, chromedp.ByQuery), chromedp.WaitVisible(`[data-tab=PENDING_PAYMENT]`, chromedp.ByQuery))
+	b.waitText("#store", "demo-store", 2*time.Second)
+
+	prod := startSystem(t, 1, func(c *app.Config) { c.JWTSecret = strings.Repeat("p", 40) })
+	resp, err := http.Post("http://"+prod.sellers[0].HTTPAddr()+"/dev/token", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("/dev/token with a production secret: %d", resp.StatusCode)
+	}
+	code, body := jsonCall(t, "GET", "http://"+prod.sellers[0].HTTPAddr()+"/dashboard/config.json", "", nil)
+	if code != http.StatusOK || get(body, "demo_sign_in") != false {
+		t.Fatalf("config: %d %v", code, body)
+	}
+}
+
+// TestDashboardResumesAfterALostConnection: seller-svc goes away while the
+// order page is open; the buyer writes meanwhile; when seller-svc is back
+// the page picks up from its cursor and shows both messages, without a
+// reload.
+func TestDashboardResumesAfterALostConnection(t *testing.T) {
+	s := startSystem(t, 1, nil)
+	lamp := s.product("store-x", "Lamp", 1000, 100, 100)
+	o := s.checkout("alice", 1, lamp)[0]
+	alice := as(s.token(auth.RoleBuyer, "alice"))
+	b := newBrowser(t)
+	addr := s.sellers[0].HTTPAddr()
+	b.do("sign in", 15*time.Second, chromedp.Navigate("http://"+addr+"/dashboard/#/orders/"+o.Id), chromedp.WaitVisible(`textarea[name=token]`, chromedp.ByQuery))
+	b.submit("Sign in to your store", map[string]string{"token": s.token(auth.RoleSeller, "store-x")}, "")
+	b.do("the order", 10*time.Second, chromedp.WaitVisible(`#order-total`, chromedp.ByQuery), chromedp.Evaluate(`window.sameDocument = true`, nil))
+	b.waitText("#live", "live", 5*time.Second)
+
+	// While seller-svc is down the page's requests fail; that is the point.
+	b.expectFailure(`/v1/events`)
+	s.stopSeller(0)
+	b.waitText("#live", "reconnecting…", 5*time.Second)
+	for _, text := range []string{"Are you there?", "Still waiting"} {
+		if _, err := s.buyer.SendOrderMessage(alice, &buyerv1.SendOrderMessageRequest{OrderId: o.Id, Message: &orderv1.MessageInput{Text: text}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // published while nobody watches
+	s.startSellerAt(addr)
+	b.waitText("#live", "live", 10*time.Second)
+	b.waitText(`#messages li:nth-child(2) div:nth-child(2)`, "Still waiting", 5*time.Second)
+	b.waitText(`#messages li:nth-child(1) div:nth-child(2)`, "Are you there?", time.Second)
+	var same bool
+	b.do("no reload", 5*time.Second, chromedp.Evaluate(`window.sameDocument === true`, &same))
+	if !same {
+		t.Fatal("the page was reloaded")
+	}
+}
