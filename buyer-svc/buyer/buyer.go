@@ -5,6 +5,7 @@ package buyer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -26,7 +27,9 @@ type Config struct {
 	app.Config
 	GRPCAddr string
 	HTTPAddr string
-	// SellerAddr is seller-svc's gRPC address, for the CatalogService.
+	// InternalHTTPAddr serves Souk's own callers (/metrics).
+	InternalHTTPAddr string
+	// SellerAddr is seller-svc's internal gRPC address, for the CatalogService.
 	SellerAddr string
 	// WebhookSecret verifies (and, for the simulated provider, signs) the
 	// provider's events.
@@ -49,18 +52,23 @@ type Config struct {
 // process environment when nil), failing on any bad value.
 func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 	e := app.NewEnv(lookup)
+	shared := e.Load()
+	dev := shared.Env == app.Development
 	c := Config{
-		Config:     e.Load(),
-		GRPCAddr:   e.String("SOUK_BUYER_GRPC_ADDR", "127.0.0.1:50051"),
-		HTTPAddr:   e.String("SOUK_BUYER_HTTP_ADDR", "127.0.0.1:8081"),
-		SellerAddr: e.String("SOUK_SELLER_GRPC_ADDR", "127.0.0.1:50052"),
-		// The documented development secret, like the JWT's.
-		WebhookSecret:  e.String("SOUK_PROVIDER_WEBHOOK_SECRET", "souk-development-webhook-secret"),
-		CallbackURL:    e.String("SOUK_PROVIDER_CALLBACK_URL", ""),
-		SettleAfter:    e.Duration("SOUK_SIM_SETTLE_AFTER", 10*time.Second),
-		WorkerInterval: e.Duration("SOUK_WORKER_INTERVAL", time.Second),
-		// The documented development secret, like the JWT's.
-		FingerprintSecret: e.String("SOUK_FINGERPRINT_SECRET", "souk-development-fingerprint-secret"),
+		Config:           shared,
+		GRPCAddr:         e.String("SOUK_BUYER_GRPC_ADDR", "127.0.0.1:50051"),
+		HTTPAddr:         e.String("SOUK_BUYER_HTTP_ADDR", "127.0.0.1:8081"),
+		InternalHTTPAddr: e.String("SOUK_BUYER_INTERNAL_HTTP_ADDR", "127.0.0.1:9081"),
+		SellerAddr:       e.String("SOUK_SELLER_INTERNAL_GRPC_ADDR", "127.0.0.1:50062"),
+		// Documented development secrets, like the JWT's.
+		WebhookSecret:     e.Secret("SOUK_PROVIDER_WEBHOOK_SECRET", "souk-development-webhook-secret", dev),
+		CallbackURL:       e.String("SOUK_PROVIDER_CALLBACK_URL", ""),
+		SettleAfter:       e.Duration("SOUK_SIM_SETTLE_AFTER", 10*time.Second),
+		WorkerInterval:    e.Duration("SOUK_WORKER_INTERVAL", time.Second),
+		FingerprintSecret: e.Secret("SOUK_FINGERPRINT_SECRET", "souk-development-fingerprint-secret", dev),
+	}
+	if len(c.WebhookSecret) < 16 || len(c.FingerprintSecret) < 16 {
+		return c, errors.Join(e.Err(), errors.New("SOUK_PROVIDER_WEBHOOK_SECRET and SOUK_FINGERPRINT_SECRET: required, at least 16 bytes"))
 	}
 	return c, e.Err()
 }
@@ -132,6 +140,7 @@ func (m *Main) Open(ctx context.Context) error {
 			buyerv1.RegisterBuyerServiceHandlerFromEndpoint,
 			buyerv1.RegisterProviderCallbackServiceHandlerFromEndpoint,
 		},
+		Internal: server.Listeners{HTTPAddr: m.cfg.InternalHTTPAddr},
 	})
 	if err == nil {
 		err = m.srv.Open(ctx)
@@ -153,7 +162,7 @@ func (m *Main) Open(ctx context.Context) error {
 		}
 		pay.RunWorker(bg, m.cfg.WorkerInterval)
 	}()
-	m.log.Info("buyer-svc listening", "grpc", m.srv.GRPCAddr(), "http", m.srv.HTTPAddr())
+	m.log.Info("buyer-svc listening", "grpc", m.srv.GRPCAddr(), "http", m.srv.HTTPAddr(), "internal_http", m.srv.InternalHTTPAddr())
 	return nil
 }
 
@@ -162,6 +171,9 @@ func (m *Main) GRPCAddr() string { return m.srv.GRPCAddr() }
 
 // HTTPAddr returns the JSON gateway's address.
 func (m *Main) HTTPAddr() string { return m.srv.HTTPAddr() }
+
+// InternalHTTPAddr returns the internal HTTP address.
+func (m *Main) InternalHTTPAddr() string { return m.srv.InternalHTTPAddr() }
 
 // Close stops serving, letting calls in flight finish within ctx, and
 // closes the connections.

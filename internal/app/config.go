@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/souk-dev/souk/internal/auth"
 	"github.com/souk-dev/souk/internal/bankday"
 	"github.com/souk-dev/souk/internal/events"
 	"github.com/souk-dev/souk/internal/order"
@@ -19,16 +20,32 @@ import (
 // DefaultDatabaseURL is the database `make up` starts.
 const DefaultDatabaseURL = "postgres://souk:souk@127.0.0.1:55432/souk?sslmode=disable"
 
-// DevJWTSecret is the documented development secret; never use it in production.
-const DevJWTSecret = "souk-development-secret-do-not-use-in-production"
+// The documented development secrets: the services refuse them unless
+// SOUK_ENV=development.
+const (
+	DevJWTSecret        = "souk-development-secret-do-not-use-in-production"
+	DevServiceJWTSecret = "souk-development-service-secret-do-not-use-in-production"
+)
+
+// Development is the SOUK_ENV of make up and the tests: the development
+// secrets are allowed, and are the defaults.
+const Development = "development"
 
 // Config is what both services read from the environment.
 type Config struct {
-	DatabaseURL   string
-	RedisAddr     string
-	RedisDB       int
-	RedisPrefix   string
-	JWTSecret     string
+	DatabaseURL string
+	RedisAddr   string
+	RedisDB     int
+	RedisPrefix string
+	// Env is SOUK_ENV: "production" (the default) or "development".
+	Env string
+	// JWTSecret is the HS256 key of buyer and seller tokens (empty in
+	// production when they come from OIDC only); ServiceJWTSecret that of
+	// service and admin tokens.
+	JWTSecret        string
+	ServiceJWTSecret string
+	// OIDC verifies buyer and seller tokens from an identity provider.
+	OIDC          *auth.OIDC
 	LogLevel      slog.Level
 	Migrate       bool
 	PaymentWindow time.Duration
@@ -70,6 +87,25 @@ func (e *Env) String(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// Keys are the token keys the configuration names.
+func (c Config) Keys() auth.Keys {
+	return auth.Keys{User: c.JWTSecret, Service: c.ServiceJWTSecret, OIDC: c.OIDC}
+}
+
+// Secret returns a secret: in development, the documented development
+// value by default; otherwise it must be set, and the development value is
+// refused.
+func (e *Env) Secret(name, devValue string, dev bool) string {
+	if dev {
+		return e.String(name, devValue)
+	}
+	v := e.String(name, "")
+	if v == devValue {
+		e.errs = append(e.errs, fmt.Errorf("%s: the documented development secret is refused unless SOUK_ENV=development", name))
+	}
+	return v
 }
 
 // Int returns the variable as an integer, or def.
@@ -134,7 +170,7 @@ func (e *Env) Load() Config {
 		RedisAddr:      e.String("SOUK_REDIS_ADDR", "127.0.0.1:56379"),
 		RedisDB:        e.Int("SOUK_REDIS_DB", 0),
 		RedisPrefix:    e.String("SOUK_REDIS_PREFIX", "souk:"),
-		JWTSecret:      e.String("SOUK_JWT_SECRET", DevJWTSecret),
+		Env:            e.String("SOUK_ENV", "production"),
 		Migrate:        e.Bool("SOUK_MIGRATE", true),
 		PaymentWindow:  e.Duration("SOUK_PAYMENT_WINDOW", 20*24*time.Hour),
 		Deadlines:      e.Bool("SOUK_DEADLINES", true),
@@ -177,8 +213,28 @@ func (e *Env) Load() Config {
 	if err := c.LogLevel.UnmarshalText([]byte(e.String("SOUK_LOG_LEVEL", "info"))); err != nil {
 		e.errs = append(e.errs, fmt.Errorf("SOUK_LOG_LEVEL: %w", err))
 	}
-	if len(c.JWTSecret) < 32 {
+	dev := c.Env == Development
+	if !dev && c.Env != "production" {
+		e.errs = append(e.errs, errors.New("SOUK_ENV: must be production or development"))
+	}
+	c.JWTSecret = e.Secret("SOUK_JWT_SECRET", DevJWTSecret, dev)
+	c.ServiceJWTSecret = e.Secret("SOUK_SERVICE_JWT_SECRET", DevServiceJWTSecret, dev)
+	if iss := e.String("SOUK_OIDC_ISSUER", ""); iss != "" {
+		c.OIDC = &auth.OIDC{Issuer: iss, Audience: e.String("SOUK_OIDC_AUDIENCE", ""),
+			JWKSURL:   e.String("SOUK_OIDC_JWKS_URL", strings.TrimSuffix(iss, "/")+"/.well-known/jwks.json"),
+			RoleClaim: e.String("SOUK_OIDC_ROLE_CLAIM", "souk_role")}
+		if c.OIDC.Audience == "" {
+			e.errs = append(e.errs, errors.New("SOUK_OIDC_AUDIENCE: required with SOUK_OIDC_ISSUER"))
+		}
+	}
+	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
 		e.errs = append(e.errs, errors.New("SOUK_JWT_SECRET: must be at least 32 bytes"))
+	}
+	if c.JWTSecret == "" && c.OIDC == nil {
+		e.errs = append(e.errs, errors.New("SOUK_JWT_SECRET: required unless SOUK_OIDC_ISSUER is set (buyer and seller tokens need a key)"))
+	}
+	if len(c.ServiceJWTSecret) < 32 {
+		e.errs = append(e.errs, errors.New("SOUK_SERVICE_JWT_SECRET: required, at least 32 bytes"))
 	}
 	return c
 }

@@ -13,7 +13,7 @@ func lookup(env map[string]string) func(string) (string, bool) {
 }
 
 func TestLoadDefaults(t *testing.T) {
-	e := app.NewEnv(lookup(nil))
+	e := app.NewEnv(lookup(map[string]string{"SOUK_ENV": "development"}))
 	c := e.Load()
 	if err := e.Err(); err != nil {
 		t.Fatal(err)
@@ -24,7 +24,7 @@ func TestLoadDefaults(t *testing.T) {
 }
 
 func TestLoadParsesAndCollectsErrors(t *testing.T) {
-	e := app.NewEnv(lookup(map[string]string{"SOUK_PAYMENT_WINDOW": "3d", "SOUK_SWEEP_INTERVAL": "250ms"}))
+	e := app.NewEnv(lookup(map[string]string{"SOUK_ENV": "development", "SOUK_PAYMENT_WINDOW": "3d", "SOUK_SWEEP_INTERVAL": "250ms"}))
 	c := e.Load()
 	if e.Err() != nil || c.PaymentWindow != 72*time.Hour || c.SweepInterval != 250*time.Millisecond {
 		t.Fatalf("got %v %v %v", c.PaymentWindow, c.SweepInterval, e.Err())
@@ -39,5 +39,39 @@ func TestLoadParsesAndCollectsErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("error %v does not name %s", err, name)
 		}
+	}
+}
+
+// TestProductionRefusesDevelopmentSecrets: outside development the
+// documented development secrets are refused, and needed secrets must be
+// set; in development they are the defaults.
+func TestProductionRefusesDevelopmentSecrets(t *testing.T) {
+	e := app.NewEnv(lookup(map[string]string{"SOUK_JWT_SECRET": app.DevJWTSecret, "SOUK_SERVICE_JWT_SECRET": app.DevServiceJWTSecret}))
+	e.Load()
+	for _, name := range []string{"SOUK_JWT_SECRET", "SOUK_SERVICE_JWT_SECRET"} {
+		if err := e.Err(); err == nil || !strings.Contains(err.Error(), name+": the documented development secret is refused") {
+			t.Errorf("production with the development %s: %v", name, err)
+		}
+	}
+	e = app.NewEnv(lookup(nil))
+	e.Load()
+	if err := e.Err(); err == nil || !strings.Contains(err.Error(), "SOUK_SERVICE_JWT_SECRET: required") || !strings.Contains(err.Error(), "SOUK_JWT_SECRET: required") {
+		t.Errorf("production with no secrets: %v", err)
+	}
+	e = app.NewEnv(lookup(map[string]string{"SOUK_SERVICE_JWT_SECRET": strings.Repeat("s", 40), "SOUK_OIDC_ISSUER": "https://id.example",
+		"SOUK_OIDC_AUDIENCE": "souk"}))
+	c := e.Load()
+	if err := e.Err(); err != nil || c.JWTSecret != "" || c.OIDC.JWKSURL != "https://id.example/.well-known/jwks.json" {
+		t.Errorf("production with OIDC: %v %+v", err, c.OIDC)
+	}
+	e = app.NewEnv(lookup(map[string]string{"SOUK_ENV": "development"}))
+	c = e.Load()
+	if err := e.Err(); err != nil || c.JWTSecret != app.DevJWTSecret || c.ServiceJWTSecret != app.DevServiceJWTSecret {
+		t.Errorf("development: %v", err)
+	}
+	e = app.NewEnv(lookup(map[string]string{"SOUK_ENV": "staging"}))
+	e.Load()
+	if err := e.Err(); err == nil || !strings.Contains(err.Error(), "SOUK_ENV") {
+		t.Errorf("an unknown SOUK_ENV: %v", err)
 	}
 }

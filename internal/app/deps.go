@@ -43,22 +43,27 @@ func Now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 // Open connects to Postgres (migrating it if configured) and Redis, and
 // starts the deadline scheduler if configured.
 func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Deps, error) {
-	iss, err := auth.NewIssuer(cfg.JWTSecret)
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	iss, err := auth.NewIssuer(runCtx, cfg.Keys())
 	if err != nil {
+		cancel()
 		return nil, err
 	}
 	db, err := postgres.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
+		cancel()
 		return nil, err
 	}
 	if cfg.Migrate {
 		if err := db.Migrate(ctx); err != nil {
+			cancel()
 			db.Close()
 			return nil, err
 		}
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: cfg.RedisAddr, DB: cfg.RedisDB})
 	if err := rdb.Ping(ctx).Err(); err != nil {
+		cancel()
 		db.Close()
 		return nil, fmt.Errorf("ping redis: %w", err)
 	}
@@ -72,7 +77,6 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Deps, error) {
 	watch.Stream = EventStream(cfg)
 	// The hub's own client: Stop closes it to end its blocking reads at once.
 	d.Events = events.NewHub(redis.NewClient(&redis.Options{Addr: cfg.RedisAddr, DB: cfg.RedisDB}), watch, log)
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	d.cancel = cancel
 	var wg sync.WaitGroup
 	if cfg.Deadlines {

@@ -6,10 +6,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -37,50 +40,147 @@ type Principal struct {
 // String formats the principal as "role:subject", the actor in order history.
 func (p Principal) String() string { return string(p.Role) + ":" + p.Subject }
 
-type claims struct {
-	Role Role `json:"role"`
-	jwt.RegisteredClaims
+// Keys are what an Issuer signs and verifies with. Buyer and seller tokens
+// and service and admin tokens have separate keys, so that a leaked user
+// key cannot mint a service or an admin caller.
+type Keys struct {
+	// User is the HS256 key of buyer and seller tokens (development, and
+	// deployments without an identity provider); empty: none.
+	User string
+	// Service is the HS256 key of service and admin tokens.
+	Service string
+	// OIDC, when set, verifies buyer and seller tokens from the
+	// marketplace's identity provider.
+	OIDC *OIDC
 }
 
-// Issuer signs and verifies HS256 tokens with one secret.
+// OIDC is an identity provider whose tokens (RS256 or ES256, keys from its
+// JWKS, rotated keys fetched when a token names one not seen yet) speak for
+// buyers and sellers.
+type OIDC struct {
+	// Issuer is the tokens' "iss"; Audience must be in their "aud".
+	Issuer   string
+	Audience string
+	// JWKSURL is where its keys are published.
+	JWKSURL string
+	// RoleClaim names the claim holding "buyer" or "seller".
+	RoleClaim string
+}
+
+// issuerName is the "iss" of the tokens Souk signs itself.
+const issuerName = "souk"
+
+// Issuer signs Souk's own tokens and verifies every token.
 type Issuer struct {
-	secret []byte
+	user, service []byte
+	oidc          *OIDC
+	jwks          keyfunc.Keyfunc
 }
 
-// NewIssuer returns an Issuer for secret, which must be at least 32 bytes.
-func NewIssuer(secret string) (*Issuer, error) {
-	if len(secret) < 32 {
-		return nil, errors.New("the JWT secret must be at least 32 bytes")
+// NewIssuer returns an Issuer for k; the HS256 keys must be at least 32
+// bytes. With OIDC, it fetches the provider's keys until ctx ends.
+func NewIssuer(ctx context.Context, k Keys) (*Issuer, error) {
+	if len(k.Service) < 32 || (k.User != "" && len(k.User) < 32) {
+		return nil, errors.New("the JWT secrets must be at least 32 bytes")
 	}
-	return &Issuer{secret: []byte(secret)}, nil
+	if k.User != "" && k.User == k.Service {
+		return nil, errors.New("the user and the service JWT secrets must differ")
+	}
+	i := &Issuer{user: []byte(k.User), service: []byte(k.Service), oidc: k.OIDC}
+	if k.OIDC != nil {
+		if k.OIDC.Issuer == "" || k.OIDC.Audience == "" || k.OIDC.JWKSURL == "" {
+			return nil, errors.New("OIDC needs an issuer, an audience and a JWKS URL")
+		}
+		if k.OIDC.RoleClaim == "" {
+			k.OIDC.RoleClaim = "souk_role"
+		}
+		// A token naming an unknown key fetches the set again, at most
+		// every 10 s; a call never waits for that more than 100 ms, so
+		// tokens with made-up key ids cannot hold callers up.
+		jwks, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{k.OIDC.JWKSURL}, keyfunc.Override{
+			RefreshUnknownKID: rate.NewLimiter(rate.Every(10*time.Second), 1),
+			RateLimitWaitMax:  100 * time.Millisecond,
+			HTTPTimeout:       5 * time.Second,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("the identity provider's keys: %w", err)
+		}
+		i.jwks = jwks
+	}
+	return i, nil
 }
 
-// Sign returns a token for p that expires after ttl.
+// Sign returns a token for p that expires after ttl, with the key of its
+// role (a buyer or seller token needs the user key).
 func (i *Issuer) Sign(p Principal, ttl time.Duration) (string, error) {
+	key := i.service
+	if p.Role == RoleBuyer || p.Role == RoleSeller {
+		if len(i.user) == 0 {
+			return "", errors.New("no user key to sign buyer and seller tokens with")
+		}
+		key = i.user
+	}
 	now := time.Now()
-	c := claims{Role: p.Role, RegisteredClaims: jwt.RegisteredClaims{
-		Subject: p.Subject, Issuer: "souk", IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
-	}}
-	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(i.secret)
+	c := jwt.MapClaims{"role": string(p.Role), "sub": p.Subject, "iss": issuerName, "iat": now.Unix(), "exp": now.Add(ttl).Unix()}
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(key)
 }
 
-// Verify checks a token's signature and expiry and returns its principal.
+// key picks a token's verification key: Souk's own HS256 tokens by their
+// role, the identity provider's by their key id.
+func (i *Issuer) key(t *jwt.Token) (any, error) {
+	if t.Method.Alg() != "HS256" {
+		if i.jwks == nil {
+			return nil, errors.New("no identity provider is configured")
+		}
+		return i.jwks.Keyfunc(t)
+	}
+	role, _ := t.Claims.(jwt.MapClaims)["role"].(string)
+	switch Role(role) {
+	case RoleService, RoleAdmin:
+		return i.service, nil
+	case RoleBuyer, RoleSeller:
+		if len(i.user) == 0 {
+			return nil, errors.New("buyer and seller tokens come from the identity provider")
+		}
+		return i.user, nil
+	}
+	return nil, fmt.Errorf("unknown role %q", role)
+}
+
+// Verify checks a token's signature, expiry, issuer (and, from the
+// identity provider, audience) and returns its principal. The identity
+// provider's tokens speak for buyers and sellers only.
 func (i *Issuer) Verify(token string) (Principal, error) {
-	var c claims
-	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return i.secret, nil },
-		jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired(), jwt.WithIssuer("souk"))
+	c := jwt.MapClaims{}
+	t, err := jwt.ParseWithClaims(token, c, i.key, jwt.WithValidMethods([]string{"HS256", "RS256", "ES256"}), jwt.WithExpirationRequired())
 	if err != nil {
 		return Principal{}, err
 	}
-	switch c.Role {
-	case RoleBuyer, RoleSeller, RoleService, RoleAdmin:
-	default:
-		return Principal{}, fmt.Errorf("unknown role %q", c.Role)
+	iss, _ := c.GetIssuer()
+	roleClaim := "role"
+	if t.Method.Alg() == "HS256" {
+		if iss != issuerName {
+			return Principal{}, errors.New("not a token of Souk's")
+		}
+	} else {
+		aud, _ := c.GetAudience()
+		if iss != i.oidc.Issuer || !slices.Contains(aud, i.oidc.Audience) {
+			return Principal{}, errors.New("a token of another issuer or for another audience")
+		}
+		roleClaim = i.oidc.RoleClaim
 	}
-	if c.Subject == "" || len(c.Subject) > 128 {
+	role, _ := c[roleClaim].(string)
+	switch r := Role(role); {
+	case r == RoleBuyer, r == RoleSeller:
+	case (r == RoleService || r == RoleAdmin) && t.Method.Alg() == "HS256":
+	default:
+		return Principal{}, fmt.Errorf("role %q is not one a token of this kind may carry", role)
+	}
+	sub, _ := c.GetSubject()
+	if sub == "" || len(sub) > 128 {
 		return Principal{}, errors.New("token has no valid subject")
 	}
-	return Principal{Role: c.Role, Subject: c.Subject}, nil
+	return Principal{Role: Role(role), Subject: sub}, nil
 }
 
 type ctxKey struct{}

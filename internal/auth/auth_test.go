@@ -1,7 +1,18 @@
 package auth_test
 
 import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -10,36 +21,57 @@ import (
 	"github.com/souk-dev/souk/internal/auth"
 )
 
-const secret = "test-secret-test-secret-test-secret-0123"
+var (
+	userKey    = strings.Repeat("u", 40)
+	serviceKey = strings.Repeat("s", 40)
+)
+
+func issuer(t *testing.T, k auth.Keys) *auth.Issuer {
+	t.Helper()
+	iss, err := auth.NewIssuer(context.Background(), k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return iss
+}
 
 func TestSignVerifyRoundTrip(t *testing.T) {
-	iss, err := auth.NewIssuer(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := iss.Sign(auth.Principal{Role: auth.RoleSeller, Subject: "store-x"}, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := iss.Verify(tok)
-	if err != nil || p != (auth.Principal{Role: auth.RoleSeller, Subject: "store-x"}) {
-		t.Fatalf("verify = %+v, %v", p, err)
+	iss := issuer(t, auth.Keys{User: userKey, Service: serviceKey})
+	for _, p := range []auth.Principal{{Role: auth.RoleSeller, Subject: "store-x"}, {Role: auth.RoleService, Subject: "buyer-svc"}, {Role: auth.RoleAdmin, Subject: "ops"}} {
+		tok, err := iss.Sign(p, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := iss.Verify(tok); err != nil || got != p {
+			t.Fatalf("verify = %+v, %v; want %+v", got, err, p)
+		}
 	}
 }
 
 func TestVerifyRejects(t *testing.T) {
-	iss, _ := auth.NewIssuer(secret)
-	other, _ := auth.NewIssuer(strings.Repeat("z", 40))
+	iss := issuer(t, auth.Keys{User: userKey, Service: serviceKey})
+	other := issuer(t, auth.Keys{User: strings.Repeat("z", 40), Service: strings.Repeat("y", 40)})
 	expired, _ := iss.Sign(auth.Principal{Role: auth.RoleBuyer, Subject: "alice"}, -time.Minute)
 	forged, _ := other.Sign(auth.Principal{Role: auth.RoleBuyer, Subject: "alice"}, time.Minute)
+	forgedService, _ := other.Sign(auth.Principal{Role: auth.RoleService, Subject: "x"}, time.Minute)
 	noSubject, _ := iss.Sign(auth.Principal{Role: auth.RoleBuyer}, time.Minute)
-	badRole, _ := iss.Sign(auth.Principal{Role: "superuser", Subject: "alice"}, time.Minute)
-	none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{"role": "admin", "sub": "x", "iss": "souk",
-		"exp": time.Now().Add(time.Hour).Unix()}).SignedString(jwt.UnsafeAllowNoneSignatureType)
-	noExpiry, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"role": "admin", "sub": "x", "iss": "souk"}).SignedString([]byte(secret))
+	hs := func(key string, c jwt.MapClaims) string {
+		s, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString([]byte(key))
+		return s
+	}
+	exp := time.Now().Add(time.Hour).Unix()
+	none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{"role": "admin", "sub": "x", "iss": "souk", "exp": exp}).
+		SignedString(jwt.UnsafeAllowNoneSignatureType)
 	for name, tok := range map[string]string{
-		"expired": expired, "other secret": forged, "no subject": noSubject, "unknown role": badRole,
-		"alg none": none, "no expiry": noExpiry, "garbage": "not.a.token", "empty": "",
+		"expired": expired, "other user key": forged, "other service key": forgedService, "no subject": noSubject,
+		"unknown role":   hs(userKey, jwt.MapClaims{"role": "superuser", "sub": "x", "iss": "souk", "exp": exp}),
+		"alg none":       none,
+		"no expiry":      hs(serviceKey, jwt.MapClaims{"role": "admin", "sub": "x", "iss": "souk"}),
+		"another issuer": hs(userKey, jwt.MapClaims{"role": "buyer", "sub": "x", "iss": "elsewhere", "exp": exp}),
+		"garbage":        "not.a.token", "empty": "",
+		// A leaked user key must not mint a service or an admin caller.
+		"service by the user key": hs(userKey, jwt.MapClaims{"role": "service", "sub": "x", "iss": "souk", "exp": exp}),
+		"admin by the user key":   hs(userKey, jwt.MapClaims{"role": "admin", "sub": "x", "iss": "souk", "exp": exp}),
 	} {
 		if p, err := iss.Verify(tok); err == nil {
 			t.Errorf("%s: accepted as %+v", name, p)
@@ -47,8 +79,107 @@ func TestVerifyRejects(t *testing.T) {
 	}
 }
 
-func TestNewIssuerNeedsALongSecret(t *testing.T) {
-	if _, err := auth.NewIssuer("short"); err == nil {
-		t.Fatal("a 5-byte secret was accepted")
+func TestNewIssuerRefusesWeakKeys(t *testing.T) {
+	for name, k := range map[string]auth.Keys{
+		"short user key": {User: "short", Service: serviceKey}, "no service key": {User: userKey},
+		"one key for both": {User: userKey, Service: userKey},
+	} {
+		if _, err := auth.NewIssuer(context.Background(), k); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// jwks is an identity provider's key set, served by an in-process server.
+type jwks struct {
+	mu   sync.Mutex
+	keys []map[string]string
+}
+
+func (j *jwks) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"keys": j.keys})
+}
+
+func (j *jwks) publish(keys ...map[string]string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.keys = keys
+}
+
+var b64 = base64.RawURLEncoding.EncodeToString
+
+func rsaJWK(kid string, k *rsa.PrivateKey) map[string]string {
+	return map[string]string{"kty": "RSA", "kid": kid, "alg": "RS256", "use": "sig", "n": b64(k.N.Bytes()), "e": b64(big.NewInt(int64(k.E)).Bytes())}
+}
+
+func ecJWK(kid string, k *ecdsa.PrivateKey) map[string]string {
+	pad := func(b []byte) []byte { return append(make([]byte, 32-len(b)), b...) }
+	return map[string]string{"kty": "EC", "kid": kid, "alg": "ES256", "use": "sig", "crv": "P-256", "x": b64(pad(k.X.Bytes())), "y": b64(pad(k.Y.Bytes()))}
+}
+
+// TestOIDC: buyer and seller tokens from an identity provider (RS256 and
+// ES256 keys from its JWKS) are accepted with the right issuer and
+// audience; a rotated key is fetched when a token names it; a key the
+// provider never published, another audience or issuer, and a service or
+// admin role are refused.
+func TestOIDC(t *testing.T) {
+	k1, _ := rsa.GenerateKey(rand.Reader, 2048)
+	k2, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	k3, _ := rsa.GenerateKey(rand.Reader, 2048)
+	set := &jwks{}
+	set.publish(rsaJWK("k1", k1))
+	srv := httptest.NewServer(set)
+	defer srv.Close()
+	iss := issuer(t, auth.Keys{Service: serviceKey, OIDC: &auth.OIDC{Issuer: "https://id.example", Audience: "souk", JWKSURL: srv.URL, RoleClaim: "souk_role"}})
+
+	sign := func(m jwt.SigningMethod, kid string, key any, c jwt.MapClaims) string {
+		base := jwt.MapClaims{"iss": "https://id.example", "aud": []string{"souk", "other-app"}, "sub": "alice", "souk_role": "buyer",
+			"exp": time.Now().Add(time.Hour).Unix()}
+		for k, v := range c {
+			base[k] = v
+		}
+		tok := jwt.NewWithClaims(m, base)
+		tok.Header["kid"] = kid
+		s, err := tok.SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if p, err := iss.Verify(sign(jwt.SigningMethodRS256, "k1", k1, nil)); err != nil || p != (auth.Principal{Role: auth.RoleBuyer, Subject: "alice"}) {
+		t.Fatalf("a buyer's token from the provider: %+v, %v", p, err)
+	}
+	for name, tok := range map[string]string{
+		"another audience": sign(jwt.SigningMethodRS256, "k1", k1, jwt.MapClaims{"aud": "not-souk"}),
+		"another issuer":   sign(jwt.SigningMethodRS256, "k1", k1, jwt.MapClaims{"iss": "https://evil.example"}),
+		"an admin role":    sign(jwt.SigningMethodRS256, "k1", k1, jwt.MapClaims{"souk_role": "admin"}),
+		"a service role":   sign(jwt.SigningMethodRS256, "k1", k1, jwt.MapClaims{"souk_role": "service"}),
+		"no role":          sign(jwt.SigningMethodRS256, "k1", k1, jwt.MapClaims{"souk_role": nil}),
+		"expired":          sign(jwt.SigningMethodRS256, "k1", k1, jwt.MapClaims{"exp": time.Now().Add(-time.Minute).Unix()}),
+		"a key id lying":   sign(jwt.SigningMethodRS256, "k1", k3, nil),
+	} {
+		if p, err := iss.Verify(tok); err == nil {
+			t.Errorf("%s: accepted as %+v", name, p)
+		}
+	}
+	// Without a user key, Souk's own HS256 buyer tokens are refused.
+	hs, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"role": "buyer", "sub": "alice", "iss": "souk",
+		"exp": time.Now().Add(time.Hour).Unix()}).SignedString([]byte(userKey))
+	if _, err := iss.Verify(hs); err == nil {
+		t.Error("an HS256 buyer token was accepted without a user key")
+	}
+
+	// The provider rotates to an EC key: a token naming it is accepted.
+	set.publish(ecJWK("k2", k2))
+	if p, err := iss.Verify(sign(jwt.SigningMethodES256, "k2", k2, jwt.MapClaims{"sub": "store-x", "souk_role": "seller"})); err != nil ||
+		p != (auth.Principal{Role: auth.RoleSeller, Subject: "store-x"}) {
+		t.Fatalf("a token of the rotated key: %+v, %v", p, err)
+	}
+	// A key the provider never published.
+	if p, err := iss.Verify(sign(jwt.SigningMethodRS256, "k3", k3, nil)); err == nil {
+		t.Errorf("a token of an unknown key: accepted as %+v", p)
 	}
 }

@@ -13,6 +13,9 @@ $stack start
 set -a
 eval "$($stack env)"
 set +a
+# Development: the documented development secrets are allowed (and the
+# defaults); the services refuse them otherwise.
+export SOUK_ENV=development
 
 echo "building the services..."
 mkdir -p bin "$SOUK_DATA_DIR/logs"

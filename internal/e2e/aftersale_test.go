@@ -197,7 +197,7 @@ func TestDisputes(t *testing.T) {
 	lamp := s.product("store-x", "Lamp", 1000, 100, 100)
 	buyerTok := s.token(auth.RoleBuyer, "alice")
 	buyerCtx, sellerCtx := as(buyerTok), as(s.token(auth.RoleSeller, "store-x"))
-	admin := sellerv1.NewDisputeResolutionServiceClient(dial(t, s.sellers[0].GRPCAddr()))
+	admin := sellerv1.NewDisputeResolutionServiceClient(dial(t, s.sellers[0].InternalGRPCAddr()))
 	adminCtx := as(s.token(auth.RoleAdmin, "moderator-1"))
 
 	shippedOrder := func(t *testing.T) *orderv1.Order {

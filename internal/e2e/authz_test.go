@@ -41,7 +41,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"no token":  "",
 		"bad token": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.bm90LWEtc2lnbmF0dXJl",
 	}
-	badSecret, _ := auth.NewIssuer("another-secret-another-secret-another-secret")
+	badSecret, _ := auth.NewIssuer(context.Background(), auth.Keys{User: "another-secret-another-secret-another-secret", Service: strings.Repeat("s", 40)})
 	forged, _ := badSecret.Sign(auth.Principal{Role: auth.RoleBuyer, Subject: "alice"}, 3600e9)
 	callers["forged token"] = forged
 
@@ -158,11 +158,11 @@ func TestAuthorizationMatrix(t *testing.T) {
 			return err
 		}},
 		{"admin ListEscalatedDisputes", auth.RoleAdmin, "admin", "", codes.OK, func(ctx context.Context) error {
-			_, err := sellerv1.NewDisputeResolutionServiceClient(dial(t, s.sellers[0].GRPCAddr())).ListEscalatedDisputes(ctx, &sellerv1.ListEscalatedDisputesRequest{})
+			_, err := sellerv1.NewDisputeResolutionServiceClient(dial(t, s.sellers[0].InternalGRPCAddr())).ListEscalatedDisputes(ctx, &sellerv1.ListEscalatedDisputesRequest{})
 			return err
 		}},
 		{"admin DecideDispute", auth.RoleAdmin, "admin", "", codes.FailedPrecondition, func(ctx context.Context) error {
-			_, err := sellerv1.NewDisputeResolutionServiceClient(dial(t, s.sellers[0].GRPCAddr())).DecideDispute(ctx, &sellerv1.DecideDisputeRequest{OrderId: order.Id, RefundAmount: usd(0), Note: "x"})
+			_, err := sellerv1.NewDisputeResolutionServiceClient(dial(t, s.sellers[0].InternalGRPCAddr())).DecideDispute(ctx, &sellerv1.DecideDisputeRequest{OrderId: order.Id, RefundAmount: usd(0), Note: "x"})
 			return err
 		}},
 		{"seller CreateProduct", auth.RoleSeller, "seller X", "", codes.OK, func(ctx context.Context) error {

@@ -52,6 +52,7 @@ func TestBadInput(t *testing.T) {
 	order := s.checkout("alice", 1, lamp)[0]
 	buyerTok, sellerTok, serviceTok := s.token(auth.RoleBuyer, "alice"), s.token(auth.RoleSeller, "store-x"), s.token(auth.RoleService, "buyer-svc")
 	buyerConn, sellerConn := dial(t, s.buyers[0].GRPCAddr()), dial(t, s.sellers[0].GRPCAddr())
+	internalConn, internalURL := dial(t, s.sellers[0].InternalGRPCAddr()), "http://"+s.sellers[0].InternalHTTPAddr()
 
 	long := func(n int) string { return strings.Repeat("x", n) }
 	card := `"card":{"number":"4242424242424242","exp_month":12,"exp_year":2099,"cvc":"123"}`
@@ -195,9 +196,9 @@ func TestBadInput(t *testing.T) {
 			if strings.HasPrefix(c.method, "/souk.seller.v1.SellerService/") {
 				conn, tok, base = sellerConn, sellerTok, s.sellerURL("")
 			} else if strings.HasPrefix(c.method, "/souk.seller.v1.CatalogService/") {
-				conn, tok, base = sellerConn, serviceTok, s.sellerURL("")
+				conn, tok, base = internalConn, serviceTok, internalURL
 			} else if strings.HasPrefix(c.method, "/souk.seller.v1.DisputeResolutionService/") {
-				conn, tok, base = sellerConn, s.token(auth.RoleAdmin, "mod"), s.sellerURL("")
+				conn, tok, base = internalConn, s.token(auth.RoleAdmin, "mod"), internalURL
 			}
 			req, resp := messagesOf(t, c.method)
 			if err := protojson.Unmarshal([]byte(c.json), req); err != nil {

@@ -466,7 +466,7 @@ func TestEventConsumerGroups(t *testing.T) {
 	s := startSystem(t, 1, nil)
 	lamp := s.product("store-x", "Lamp", 1000, 100, 1000)
 	svcTok := s.token(auth.RoleService, "notifier")
-	client := eventsv1.NewOrderEventServiceClient(dial(t, s.sellers[0].GRPCAddr()))
+	client := eventsv1.NewOrderEventServiceClient(dial(t, s.sellers[0].InternalGRPCAddr()))
 	watch := func(group, consumer, cursor string) *feed {
 		return watchGRPC(t, func(ctx context.Context) (grpc.ServerStreamingClient[eventsv1.WatchOrderEventsResponse], error) {
 			return client.WatchOrderEvents(authorized(ctx, svcTok), &eventsv1.WatchOrderEventsRequest{Group: group, Consumer: consumer, Cursor: cursor})

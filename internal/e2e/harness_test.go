@@ -81,7 +81,7 @@ func startSystemWith(t testing.TB, replicas int, opts options) *system {
 	}
 	s := &system{t: t, cfg: cfg, opts: opts}
 	var err error
-	if s.issuer, err = auth.NewIssuer(cfg.JWTSecret); err != nil {
+	if s.issuer, err = auth.NewIssuer(context.Background(), cfg.Keys()); err != nil {
 		t.Fatal(err)
 	}
 	for range replicas {
@@ -100,8 +100,8 @@ func (s *system) dialClients() {
 	if len(s.buyers) > 0 {
 		s.buyer = buyerv1.NewBuyerServiceClient(dial(s.t, s.buyers[0].GRPCAddr()))
 	}
-	sc := dial(s.t, s.sellers[0].GRPCAddr())
-	s.seller, s.catalog = sellerv1.NewSellerServiceClient(sc), sellerv1.NewCatalogServiceClient(sc)
+	s.seller = sellerv1.NewSellerServiceClient(dial(s.t, s.sellers[0].GRPCAddr()))
+	s.catalog = sellerv1.NewCatalogServiceClient(dial(s.t, s.sellers[0].InternalGRPCAddr()))
 }
 
 // stopSeller stops seller-svc replica i (it stays in sellers).
@@ -145,7 +145,8 @@ func (s *system) startSeller() *seller.Main {
 // (a stopped replica's, for a browser to find again).
 func (s *system) startSellerAt(httpAddr string) *seller.Main {
 	s.t.Helper()
-	m := seller.New(seller.Config{Config: s.cfg, GRPCAddr: "127.0.0.1:0", HTTPAddr: httpAddr, ReservationTimeout: time.Minute}, testenv.Logger(s.t))
+	m := seller.New(seller.Config{Config: s.cfg, GRPCAddr: "127.0.0.1:0", HTTPAddr: httpAddr, InternalGRPCAddr: "127.0.0.1:0",
+		InternalHTTPAddr: "127.0.0.1:0", ReservationTimeout: time.Minute}, testenv.Logger(s.t))
 	if err := m.Open(context.Background()); err != nil {
 		s.t.Fatal(err)
 	}
@@ -157,7 +158,7 @@ func (s *system) startSellerAt(httpAddr string) *seller.Main {
 
 func (s *system) startBuyer() *buyer.Main {
 	s.t.Helper()
-	cfg := s.buyerConfig(s.sellers[len(s.buyers)%len(s.sellers)].GRPCAddr())
+	cfg := s.buyerConfig(s.sellers[len(s.buyers)%len(s.sellers)].InternalGRPCAddr())
 	var provider payment.Provider
 	var sim *payment.Simulated
 	if s.opts.provider != nil {
@@ -197,7 +198,7 @@ const webhookSecret = "test-webhook-secret-test-webhook-secret"
 // asynchronous payments settle after a second, the worker runs every 100ms.
 func (s *system) buyerConfig(sellerAddr string) buyer.Config {
 	c := buyer.Config{
-		Config: s.cfg, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", SellerAddr: sellerAddr,
+		Config: s.cfg, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", InternalHTTPAddr: "127.0.0.1:0", SellerAddr: sellerAddr,
 		WebhookSecret: webhookSecret, SettleAfter: time.Second, WorkerInterval: 100 * time.Millisecond,
 		FingerprintSecret: "test-fingerprint-secret",
 	}

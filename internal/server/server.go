@@ -52,6 +52,21 @@ type Config struct {
 	// Pages are served beside the gateway on the HTTP port, by pattern
 	// ("/dashboard/"): same origin as the JSON API.
 	Pages map[string]http.Handler
+	// Internal is the listener pair for the platform's own callers (other
+	// services, admins, Prometheus), apart from the public one.
+	Internal Listeners
+}
+
+// Listeners are the internal gRPC and HTTP listeners: the services only
+// Souk's own callers may reach, their gateway, and pages such as /metrics.
+// Empty addresses leave a listener off.
+type Listeners struct {
+	GRPCAddr string
+	HTTPAddr string
+	Services []string
+	Register func(*grpc.Server)
+	Gateway  []GatewayRegistrar
+	Pages    map[string]http.Handler
 }
 
 // Server serves one Souk service over gRPC and JSON.
@@ -62,6 +77,11 @@ type Server struct {
 	http    *http.Server
 	grpcLis net.Listener
 	httpLis net.Listener
+	// The internal listeners, when configured.
+	igrpc    *grpc.Server
+	ihttp    *http.Server
+	igrpcLis net.Listener
+	ihttpLis net.Listener
 }
 
 // New builds the gRPC server with its interceptors.
@@ -74,7 +94,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Log.ErrorContext(ctx, "panic", "panic", fmt.Sprint(p))
 		return status.Error(codes.Internal, "internal error")
 	})
-	g := grpc.NewServer(
+	opts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(
 			logInterceptor(cfg.Log),
 			recovery.UnaryServerInterceptor(panics),
@@ -89,29 +109,62 @@ func New(cfg Config) (*Server, error) {
 			validateStreamInterceptor(v),
 			streamErrorInterceptor(cfg.Log),
 		),
-	)
-	cfg.Register(g)
+	}
 	hs := health.NewServer()
+	g := grpc.NewServer(opts...)
+	cfg.Register(g)
 	healthpb.RegisterHealthServer(g, hs)
 	reflection.Register(g)
-	return &Server{cfg: cfg, grpc: g, health: hs}, nil
+	s := &Server{cfg: cfg, grpc: g, health: hs}
+	if cfg.Internal.Register != nil {
+		s.igrpc = grpc.NewServer(opts...)
+		cfg.Internal.Register(s.igrpc)
+		healthpb.RegisterHealthServer(s.igrpc, hs)
+		reflection.Register(s.igrpc)
+	}
+	return s, nil
 }
 
-// Open listens on both addresses and starts serving in the background.
+// Open listens on every configured address and starts serving in the
+// background.
 func (s *Server) Open(ctx context.Context) error {
 	var err error
-	if s.grpcLis, err = net.Listen("tcp", s.cfg.GRPCAddr); err != nil {
-		return fmt.Errorf("listen gRPC: %w", err)
+	if s.grpcLis, s.httpLis, s.http, err = s.serve(ctx, s.grpc, s.cfg.GRPCAddr, s.cfg.HTTPAddr, s.cfg.Gateway, s.cfg.Pages, true); err != nil {
+		return err
 	}
-	if s.httpLis, err = net.Listen("tcp", s.cfg.HTTPAddr); err != nil {
-		s.grpcLis.Close()
-		return fmt.Errorf("listen HTTP: %w", err)
-	}
-	go func() {
-		if err := s.grpc.Serve(s.grpcLis); err != nil {
-			s.cfg.Log.Error("gRPC server stopped", "err", err)
+	in := s.cfg.Internal
+	if in.HTTPAddr != "" || in.GRPCAddr != "" {
+		if s.igrpcLis, s.ihttpLis, s.ihttp, err = s.serve(ctx, s.igrpc, in.GRPCAddr, in.HTTPAddr, in.Gateway, in.Pages, false); err != nil {
+			s.grpcLis.Close()
+			s.httpLis.Close()
+			return fmt.Errorf("internal listeners: %w", err)
 		}
-	}()
+	}
+	for _, name := range append(append([]string{""}, s.cfg.Services...), in.Services...) {
+		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
+	return nil
+}
+
+// serve listens on a gRPC address (if g is set) and an HTTP one, serving g
+// and a gateway to it with pages beside.
+func (s *Server) serve(ctx context.Context, g *grpc.Server, grpcAddr, httpAddr string, gateway []GatewayRegistrar, pages map[string]http.Handler, openapi bool) (grpcLis, httpLis net.Listener, srv *http.Server, err error) {
+	if g != nil {
+		if grpcLis, err = net.Listen("tcp", grpcAddr); err != nil {
+			return nil, nil, nil, fmt.Errorf("listen gRPC: %w", err)
+		}
+		go func() {
+			if err := g.Serve(grpcLis); err != nil {
+				s.cfg.Log.Error("gRPC server stopped", "err", err)
+			}
+		}()
+	}
+	if httpLis, err = net.Listen("tcp", httpAddr); err != nil {
+		if grpcLis != nil {
+			grpcLis.Close()
+		}
+		return nil, nil, nil, fmt.Errorf("listen HTTP: %w", err)
+	}
 	mux := runtime.NewServeMux(
 		runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
 			if strings.EqualFold(key, RequestIDHeader) {
@@ -130,28 +183,30 @@ func (s *Server) Open(ctx context.Context) error {
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 		}),
 	)
-	for _, reg := range s.cfg.Gateway {
-		if err := reg(ctx, mux, s.grpcLis.Addr().String(), []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}); err != nil {
-			return fmt.Errorf("register gateway: %w", err)
+	for _, reg := range gateway {
+		if grpcLis == nil {
+			return nil, nil, nil, errors.New("a gateway needs a gRPC listener")
+		}
+		if err := reg(ctx, mux, grpcLis.Addr().String(), []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}); err != nil {
+			return nil, nil, nil, fmt.Errorf("register gateway: %w", err)
 		}
 	}
-	openapi, _ := fs.Sub(gen.OpenAPI, "openapi")
 	root := http.NewServeMux()
-	root.Handle("/openapi/", http.StripPrefix("/openapi/", http.FileServerFS(openapi)))
+	if openapi {
+		docs, _ := fs.Sub(gen.OpenAPI, "openapi")
+		root.Handle("/openapi/", http.StripPrefix("/openapi/", http.FileServerFS(docs)))
+	}
 	root.Handle("/", http.MaxBytesHandler(mux, 1<<20))
-	for pattern, h := range s.cfg.Pages {
+	for pattern, h := range pages {
 		root.Handle(pattern, h)
 	}
-	s.http = &http.Server{Handler: root, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second}
+	srv = &http.Server{Handler: root, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second}
 	go func() {
-		if err := s.http.Serve(s.httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.cfg.Log.Error("HTTP server stopped", "err", err)
 		}
 	}()
-	for _, name := range append([]string{""}, s.cfg.Services...) {
-		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
-	}
-	return nil
+	return grpcLis, httpLis, srv, nil
 }
 
 // GRPCAddr returns the address the gRPC server listens on.
@@ -160,20 +215,40 @@ func (s *Server) GRPCAddr() string { return s.grpcLis.Addr().String() }
 // HTTPAddr returns the address the JSON gateway listens on.
 func (s *Server) HTTPAddr() string { return s.httpLis.Addr().String() }
 
+// InternalGRPCAddr returns the internal gRPC address ("" when off).
+func (s *Server) InternalGRPCAddr() string { return addr(s.igrpcLis) }
+
+// InternalHTTPAddr returns the internal HTTP address ("" when off).
+func (s *Server) InternalHTTPAddr() string { return addr(s.ihttpLis) }
+
+func addr(l net.Listener) string {
+	if l == nil {
+		return ""
+	}
+	return l.Addr().String()
+}
+
 // Close stops taking calls and waits for the ones in flight, up to ctx's
 // deadline, then stops hard.
 func (s *Server) Close(ctx context.Context) error {
 	s.health.Shutdown()
-	var err error
-	if s.http != nil {
-		err = s.http.Shutdown(ctx)
+	var errs []error
+	for _, h := range []*http.Server{s.http, s.ihttp} {
+		if h != nil {
+			errs = append(errs, h.Shutdown(ctx))
+		}
 	}
-	done := make(chan struct{})
-	go func() { s.grpc.GracefulStop(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		s.grpc.Stop()
+	for _, g := range []*grpc.Server{s.grpc, s.igrpc} {
+		if g == nil {
+			continue
+		}
+		done := make(chan struct{})
+		go func() { g.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			g.Stop()
+		}
 	}
-	return err
+	return errors.Join(errs...)
 }

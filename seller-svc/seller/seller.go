@@ -22,6 +22,10 @@ type Config struct {
 	app.Config
 	GRPCAddr string
 	HTTPAddr string
+	// InternalGRPCAddr and InternalHTTPAddr serve Souk's own callers: the
+	// catalog and event services, the admins' dispute decisions, /metrics.
+	InternalGRPCAddr string
+	InternalHTTPAddr string
 	// ReservationTimeout is how old a reservation without orders must be
 	// before it is taken for abandoned and released.
 	ReservationTimeout time.Duration
@@ -35,6 +39,8 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 		Config:             e.Load(),
 		GRPCAddr:           e.String("SOUK_SELLER_GRPC_ADDR", "127.0.0.1:50052"),
 		HTTPAddr:           e.String("SOUK_SELLER_HTTP_ADDR", "127.0.0.1:8082"),
+		InternalGRPCAddr:   e.String("SOUK_SELLER_INTERNAL_GRPC_ADDR", "127.0.0.1:50062"),
+		InternalHTTPAddr:   e.String("SOUK_SELLER_INTERNAL_HTTP_ADDR", "127.0.0.1:9082"),
 		ReservationTimeout: e.Duration("SOUK_RESERVATION_TIMEOUT", 10*time.Minute),
 	}
 	return c, e.Err()
@@ -71,21 +77,28 @@ func (m *Main) Open(ctx context.Context) error {
 				eventsv1.OrderEventService_ServiceDesc.ServiceName:        {auth.RoleService},
 			},
 		},
-		Services: []string{sellerv1.SellerService_ServiceDesc.ServiceName, sellerv1.CatalogService_ServiceDesc.ServiceName,
-			sellerv1.DisputeResolutionService_ServiceDesc.ServiceName, eventsv1.OrderEventService_ServiceDesc.ServiceName},
+		Services: []string{sellerv1.SellerService_ServiceDesc.ServiceName},
 		Register: func(g *grpc.Server) {
 			sellerv1.RegisterSellerServiceServer(g, &sellerService{deps: deps})
-			sellerv1.RegisterCatalogServiceServer(g, &catalogService{deps: deps})
-			sellerv1.RegisterDisputeResolutionServiceServer(g, &disputeService{deps: deps})
-			eventsv1.RegisterOrderEventServiceServer(g, &eventService{deps: deps})
 		},
-		Gateway: []server.GatewayRegistrar{
-			sellerv1.RegisterSellerServiceHandlerFromEndpoint,
-			sellerv1.RegisterCatalogServiceHandlerFromEndpoint,
-			sellerv1.RegisterDisputeResolutionServiceHandlerFromEndpoint,
-			eventsv1.RegisterOrderEventServiceHandlerFromEndpoint,
+		Gateway: []server.GatewayRegistrar{sellerv1.RegisterSellerServiceHandlerFromEndpoint},
+		Pages:   m.pages(deps.Issuer),
+		// Internal, admin and event-consumer services never face the public.
+		Internal: server.Listeners{
+			GRPCAddr: m.cfg.InternalGRPCAddr, HTTPAddr: m.cfg.InternalHTTPAddr,
+			Services: []string{sellerv1.CatalogService_ServiceDesc.ServiceName, sellerv1.DisputeResolutionService_ServiceDesc.ServiceName,
+				eventsv1.OrderEventService_ServiceDesc.ServiceName},
+			Register: func(g *grpc.Server) {
+				sellerv1.RegisterCatalogServiceServer(g, &catalogService{deps: deps})
+				sellerv1.RegisterDisputeResolutionServiceServer(g, &disputeService{deps: deps})
+				eventsv1.RegisterOrderEventServiceServer(g, &eventService{deps: deps})
+			},
+			Gateway: []server.GatewayRegistrar{
+				sellerv1.RegisterCatalogServiceHandlerFromEndpoint,
+				sellerv1.RegisterDisputeResolutionServiceHandlerFromEndpoint,
+				eventsv1.RegisterOrderEventServiceHandlerFromEndpoint,
+			},
 		},
-		Pages: m.pages(deps.Issuer),
 	})
 	if err != nil {
 		deps.Close()
@@ -98,7 +111,8 @@ func (m *Main) Open(ctx context.Context) error {
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.cancel, m.done = cancel, make(chan struct{})
 	go m.releaseAbandoned(bg)
-	m.log.Info("seller-svc listening", "grpc", m.srv.GRPCAddr(), "http", m.srv.HTTPAddr())
+	m.log.Info("seller-svc listening", "grpc", m.srv.GRPCAddr(), "http", m.srv.HTTPAddr(),
+		"internal_grpc", m.srv.InternalGRPCAddr(), "internal_http", m.srv.InternalHTTPAddr())
 	return nil
 }
 
@@ -128,6 +142,12 @@ func (m *Main) GRPCAddr() string { return m.srv.GRPCAddr() }
 
 // HTTPAddr returns the JSON gateway's address.
 func (m *Main) HTTPAddr() string { return m.srv.HTTPAddr() }
+
+// InternalGRPCAddr returns the internal gRPC address.
+func (m *Main) InternalGRPCAddr() string { return m.srv.InternalGRPCAddr() }
+
+// InternalHTTPAddr returns the internal HTTP address.
+func (m *Main) InternalHTTPAddr() string { return m.srv.InternalHTTPAddr() }
 
 // Close stops serving, letting calls in flight finish within ctx, and
 // closes the connections.

@@ -37,12 +37,12 @@ func run() error {
 	if err := e.Err(); err != nil {
 		return err
 	}
-	iss, err := auth.NewIssuer(cfg.JWTSecret)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	iss, err := auth.NewIssuer(ctx, cfg.Keys())
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	for _, addr := range []string{sellerGRPC, buyerGRPC} {
 		if err := waitHealthy(ctx, addr); err != nil {
 			return err
@@ -101,8 +101,8 @@ Tokens (valid 30 days, signed with the development secret):
 
   export BUYER_TOKEN=%[5]s
   export SELLER_TOKEN=%[6]s
-  export ADMIN_TOKEN=%[12]s   # decides escalated disputes (DisputeResolutionService)
-  export SERVICE_TOKEN=%[13]s   # internal services: every order's events (OrderEventService)
+  export ADMIN_TOKEN=%[12]s   # decides escalated disputes (DisputeResolutionService, internal port 50062 / http://127.0.0.1:9082)
+  export SERVICE_TOKEN=%[13]s   # internal services: every order's events (OrderEventService, internal port 50062)
 
 Demo products of seller "demo-store": %[7]s (%[8]s, %[9]d %[10]s)%[11]s
 
