@@ -58,9 +58,13 @@ generate: ## Regenerate gen/ from proto/ (offline: buf and plugins are Go tools)
 	go tool buf generate
 
 .PHONY: lint
-lint: ## buf lint, buf format, go vet, gofmt
+lint: ## go mod tidy, buf lint, buf format, buf breaking (against the previous commit), go vet, gofmt
+	go mod tidy -diff
 	go tool buf lint
 	go tool buf format -d --exit-code
+	@if git rev-parse -q --verify HEAD~1 >/dev/null; then \
+		echo "go tool buf breaking --against '.git#ref=HEAD~1'"; go tool buf breaking --against '.git#ref=HEAD~1'; \
+	else echo "buf breaking: this clone has no previous commit (shallow); nothing to compare with"; fi
 	go vet ./...
 	test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/'))" || { gofmt -l $$(git ls-files '*.go' | grep -v '^gen/'); exit 1; }
 

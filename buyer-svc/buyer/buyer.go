@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"google.golang.org/grpc"
@@ -117,7 +118,7 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	pay := payflow.New(payflow.Config{
 		DB: deps.DB, Locker: deps.Locker, Provider: m.provider, Log: m.log, Now: deps.Now, Policy: deps.Config.Policy,
-		LockTTL: deps.Config.LockTTL, FingerprintKey: []byte(m.cfg.FingerprintSecret), Changed: deps.Changed,
+		LockTTL: deps.Config.LockTTL, FingerprintKey: []byte(m.cfg.FingerprintSecret), Changed: deps.Changed, Answered: deps.Metrics.Answered,
 	})
 	svc := &buyerService{
 		deps: deps, catalog: sellerv1.NewCatalogServiceClient(m.conn), pay: pay, window: m.cfg.PaymentWindow,
@@ -140,7 +141,9 @@ func (m *Main) Open(ctx context.Context) error {
 			buyerv1.RegisterBuyerServiceHandlerFromEndpoint,
 			buyerv1.RegisterProviderCallbackServiceHandlerFromEndpoint,
 		},
-		Internal: server.Listeners{HTTPAddr: m.cfg.InternalHTTPAddr},
+		Internal: server.Listeners{HTTPAddr: m.cfg.InternalHTTPAddr, Pages: map[string]http.Handler{"GET /metrics": deps.Metrics.Handler()}},
+		Metrics:  deps.Metrics.GRPC,
+		Ready:    deps.Ready,
 	})
 	if err == nil {
 		err = m.srv.Open(ctx)

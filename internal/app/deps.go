@@ -29,6 +29,8 @@ type Deps struct {
 	Issuer    *auth.Issuer
 	// Events serves watches of the event feed.
 	Events *events.Hub
+	// Metrics are the replica's Prometheus metrics.
+	Metrics *Metrics
 	// Now is the clock, in the microseconds Postgres keeps.
 	Now func() time.Time
 
@@ -73,6 +75,8 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Deps, error) {
 		Deadlines: deadline.New(rdb, cfg.RedisPrefix, db, cfg.Policy, Now, log),
 		done:      make(chan struct{}),
 	}
+	d.Metrics = newMetrics(db, rdb)
+	d.Deadlines.OnFiredDeadline(d.Metrics.DeadlineFired)
 	watch := cfg.Watch
 	watch.Stream = EventStream(cfg)
 	// The hub's own client: Stop closes it to end its blocking reads at once.
@@ -106,6 +110,17 @@ func (d *Deps) Changed(ctx context.Context, o *order.Order) {
 	if d.relay != nil {
 		d.relay.Wake()
 	}
+}
+
+// Ready says whether the replica can serve: PostgreSQL and Redis answer.
+func (d *Deps) Ready(ctx context.Context) error {
+	if err := d.DB.Pool().Ping(ctx); err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	if err := d.Redis.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
+	return nil
 }
 
 // Close stops the scheduler and closes the connections.

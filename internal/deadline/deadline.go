@@ -24,7 +24,7 @@ import (
 
 // Store is the part of the record the scheduler needs.
 type Store interface {
-	FireDeadline(ctx context.Context, id string, kind order.DeadlineKind, now time.Time, pol order.Policy, skipLocked bool) (*order.Order, bool, error)
+	FireDeadline(ctx context.Context, id string, kind order.DeadlineKind, now time.Time, pol order.Policy, skipLocked bool) (*order.Order, time.Time, error)
 	DueDeadlines(ctx context.Context, now time.Time, after postgres.Deadline, limit int) ([]postgres.Deadline, error)
 	OpenDeadlines(ctx context.Context, fn func([]postgres.Deadline) error) error
 }
@@ -48,7 +48,8 @@ type Scheduler struct {
 	now    func() time.Time
 	log    *slog.Logger
 	// fired, when set, is called with every order a deadline changed.
-	fired func(*order.Order)
+	fired         func(*order.Order)
+	firedDeadline func(kind order.DeadlineKind, path string, lag time.Duration)
 
 	// failures counts deadlines that could not be fired; reported holds
 	// when each failing one was last logged, so that a deadline that fails
@@ -130,19 +131,35 @@ func (s *Scheduler) RearmAll(ctx context.Context) (int, error) {
 // their deadline by a little, so only clock skew between replicas does
 // that) is left to the sweeper.
 func (s *Scheduler) Fire(ctx context.Context, orderID string, kind order.DeadlineKind) error {
-	o, changed, err := s.store.FireDeadline(ctx, orderID, kind, s.now(), s.policy, false)
+	now := s.now()
+	o, due, err := s.store.FireDeadline(ctx, orderID, kind, now, s.policy, false)
 	if err != nil {
 		return fmt.Errorf("fire %s deadline of order %s: %w", kind, orderID, err)
 	}
-	if changed {
-		s.done(ctx, o, "listener:"+string(kind))
+	if o != nil {
+		s.done(ctx, o, kind, PathListener, now.Sub(due))
 	}
 	return nil
 }
 
-func (s *Scheduler) done(ctx context.Context, o *order.Order, how string) {
-	s.log.InfoContext(ctx, "deadline fired", "order_id", o.ID(), "by", how, "status", o.Status())
+// The paths that fire deadlines, for the metrics.
+const (
+	PathListener = "listener"
+	PathSweeper  = "sweeper"
+)
+
+// OnFiredDeadline is called with every deadline fired: its kind, the path
+// that fired it and how late (fired − due).
+func (s *Scheduler) OnFiredDeadline(fn func(kind order.DeadlineKind, path string, lag time.Duration)) {
+	s.firedDeadline = fn
+}
+
+func (s *Scheduler) done(ctx context.Context, o *order.Order, kind order.DeadlineKind, path string, lag time.Duration) {
+	s.log.InfoContext(ctx, "deadline fired", "order_id", o.ID(), "kind", kind, "by", path, "lag_ms", lag.Milliseconds(), "status", o.Status())
 	s.Arm(ctx, o)
+	if s.firedDeadline != nil {
+		s.firedDeadline(kind, path, lag)
+	}
 	if s.fired != nil {
 		s.fired(o)
 	}
@@ -163,7 +180,7 @@ func (s *Scheduler) Sweep(ctx context.Context, batch int) (int, error) {
 			return total, fmt.Errorf("sweep deadlines: %w", err)
 		}
 		for _, d := range ds {
-			o, changed, err := s.store.FireDeadline(ctx, d.OrderID, d.Kind, now, s.policy, true)
+			o, due, err := s.store.FireDeadline(ctx, d.OrderID, d.Kind, now, s.policy, true)
 			if err != nil {
 				if ctx.Err() != nil {
 					return total, ctx.Err()
@@ -171,8 +188,8 @@ func (s *Scheduler) Sweep(ctx context.Context, batch int) (int, error) {
 				s.report(ctx, d, err)
 				continue
 			}
-			if changed {
-				s.done(ctx, o, "sweeper")
+			if o != nil {
+				s.done(ctx, o, d.Kind, PathSweeper, s.now().Sub(due))
 				total++
 			}
 		}

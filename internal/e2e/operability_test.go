@@ -2,15 +2,23 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net/http"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
 	eventsv1 "github.com/souk-dev/souk/gen/go/souk/events/v1"
 	sellerv1 "github.com/souk-dev/souk/gen/go/souk/seller/v1"
+	"github.com/souk-dev/souk/internal/app"
 	"github.com/souk-dev/souk/internal/auth"
+	"github.com/souk-dev/souk/internal/testenv"
 )
 
 // TestInternalRoutesAreNotPublic: the catalog, event and dispute-decision
@@ -54,4 +62,163 @@ func TestInternalRoutesAreNotPublic(t *testing.T) {
 		t.Errorf("the admin route on the internal gateway: HTTP %d", code)
 	}
 	_ = context.Background()
+}
+
+// scrape reads a /metrics page and returns the sum of the samples of name
+// whose labels include every pair of labels ("k", "v", …), and whether any
+// sample matched.
+func scrape(t *testing.T, addr, name string, labels ...string) (float64, bool) {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics: HTTP %d", resp.StatusCode)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	sum, found := 0.0, false
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, "#") || !strings.HasPrefix(line, name) {
+			continue
+		}
+		rest := line[len(name):]
+		if rest == "" || (rest[0] != '{' && rest[0] != ' ') {
+			continue
+		}
+		ok := true
+		for i := 0; i+1 < len(labels); i += 2 {
+			if !strings.Contains(rest, fmt.Sprintf(`%s=%q`, labels[i], labels[i+1])) {
+				ok = false
+			}
+		}
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest[strings.LastIndex(rest, "}")+1:])
+		if len(f) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			t.Fatalf("sample %q: %v", line, err)
+		}
+		sum, found = sum+v, true
+	}
+	return sum, found
+}
+
+// TestMetrics: after an end-to-end story (checkouts, an approved and a
+// declined payment, two unpaid orders whose windows pass), each service's
+// /metrics on its internal listener shows the RPCs by method and code, the
+// provider's answers by outcome and decline code, the deadline that fired
+// with its lag and path, the open deadlines, the pools and the outbox.
+func TestMetrics(t *testing.T) {
+	s := startSystem(t, 1, func(c *app.Config) { c.PaymentWindow = 3 * time.Second })
+	lamp := s.product("store-x", "Lamp", 1000, 100, 100)
+	buyerAddr, sellerAddr := s.buyers[0].InternalHTTPAddr(), s.sellers[0].InternalHTTPAddr()
+	before, _ := scrape(t, buyerAddr, "grpc_server_handled_total", "grpc_method", "Checkout", "grpc_code", "OK")
+
+	paid := s.checkout("alice", 1, lamp)[0]
+	s.pay(t, "alice", paid, "4242424242424242", "metrics-paid")
+	declined := s.checkout("alice", 1, lamp)[0]
+	s.pay(t, "alice", declined, "4000000000000002", "metrics-declined")
+	lapsing := s.checkout("alice", 1, lamp)[0]
+	testenv.Eventually(t, 10*time.Second, "the unpaid orders lapse", func() bool {
+		return s.order("alice", lapsing.Id).Status == cancelled && s.order("alice", declined.Id).Status == cancelled
+	})
+
+	if n, _ := scrape(t, buyerAddr, "grpc_server_handled_total", "grpc_method", "Checkout", "grpc_code", "OK"); n-before != 3 {
+		t.Errorf("buyer-svc counted %v checkouts, want 3", n-before)
+	}
+	if n, _ := scrape(t, sellerAddr, "grpc_server_handled_total", "grpc_service", "souk.seller.v1.CatalogService", "grpc_method", "ReserveStock", "grpc_code", "OK"); n < 3 {
+		t.Errorf("seller-svc counted %v reservations, want 3", n)
+	}
+	if _, ok := scrape(t, buyerAddr, "grpc_server_handling_seconds_bucket", "grpc_method", "PayOrder"); !ok {
+		t.Error("no latency histogram of PayOrder")
+	}
+	if n, _ := scrape(t, buyerAddr, "souk_payment_answers_total", "outcome", "succeeded"); n != 1 {
+		t.Errorf("%v approvals counted, want 1", n)
+	}
+	if n, _ := scrape(t, buyerAddr, "souk_payment_answers_total", "outcome", "declined", "decline_code", "do_not_honor"); n != 1 {
+		t.Errorf("%v declines counted, want 1", n)
+	}
+	var fired float64
+	for _, addr := range []string{buyerAddr, sellerAddr} {
+		n, _ := scrape(t, addr, "souk_deadline_lag_seconds_count", "kind", "payment")
+		fired += n
+	}
+	if fired != 2 {
+		t.Errorf("%v payment deadlines fired, want 2", fired)
+	}
+	if n, _ := scrape(t, sellerAddr, "souk_open_deadlines", "kind", "ship_by"); n != 1 {
+		t.Errorf("%v open ship-by deadlines, want 1", n)
+	}
+	for _, name := range []string{"souk_outbox_unpublished", "souk_outbox_lag_seconds", "souk_refunds_overdue", "souk_capture_worker_backlog"} {
+		if _, ok := scrape(t, sellerAddr, name); !ok {
+			t.Errorf("no %s", name)
+		}
+	}
+	if n, _ := scrape(t, buyerAddr, "souk_pg_pool_connections", "state", "total"); n < 1 {
+		t.Errorf("%v PostgreSQL connections", n)
+	}
+	if n, _ := scrape(t, buyerAddr, "souk_redis_pool_connections", "state", "total"); n < 1 {
+		t.Errorf("%v Redis connections", n)
+	}
+	if n, ok := scrape(t, sellerAddr, "souk_state_scrape_errors"); !ok || n != 0 {
+		t.Errorf("state scrape errors: %v", n)
+	}
+	// Not on the public port.
+	if resp, err := http.Get(s.sellerURL("/metrics")); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Errorf("/metrics on the public port: %v %v", resp.StatusCode, err)
+	}
+}
+
+// TestReadiness: readiness turns NOT_SERVING while PostgreSQL or Redis is
+// down and back when it returns, over gRPC health and /readyz; liveness
+// stays SERVING throughout.
+func TestReadiness(t *testing.T) {
+	pg, rd := testenv.StartPostgres(t), testenv.StartRedis(t)
+	cfg := testenv.ConfigOn(pg.Database("souk"), rd.Addr, "souk-ready:")
+	s := startSystemWith(t, 1, options{cfg: &cfg})
+	health := healthpb.NewHealthClient(dial(t, s.buyers[0].GRPCAddr()))
+	status := func(service string) healthpb.HealthCheckResponse_ServingStatus {
+		r, err := health.Check(context.Background(), &healthpb.HealthCheckRequest{Service: service})
+		if err != nil {
+			return healthpb.HealthCheckResponse_UNKNOWN
+		}
+		return r.Status
+	}
+	readyz := func() int {
+		resp, err := http.Get("http://" + s.sellers[0].InternalHTTPAddr() + "/readyz")
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	serving := healthpb.HealthCheckResponse_SERVING
+	expect := func(what string, ready bool) {
+		t.Helper()
+		testenv.Eventually(t, 10*time.Second, what, func() bool {
+			code := http.StatusServiceUnavailable
+			if ready {
+				code = http.StatusOK
+			}
+			return (status("") == serving) == ready && (status("souk.buyer.v1.BuyerService") == serving) == ready && readyz() == code
+		})
+		if status("liveness") != serving {
+			t.Fatalf("%s: liveness is %v", what, status("liveness"))
+		}
+	}
+	expect("ready at start", true)
+	pg.Stop()
+	expect("not ready without PostgreSQL", false)
+	pg.Start()
+	expect("ready again with PostgreSQL", true)
+	rd.Stop()
+	expect("not ready without Redis", false)
+	rd.Start()
+	expect("ready again with Redis", true)
 }

@@ -50,6 +50,10 @@ type Config struct {
 	FingerprintKey []byte
 	// Changed is called with every order the flow changed (to arm its deadlines).
 	Changed func(context.Context, *order.Order)
+	// Answered is called with every answer of the provider to a payment
+	// (paying, verifying, or reported later): its outcome ("succeeded",
+	// "declined", …, "no_answer", "refused") and decline code.
+	Answered func(outcome, declineCode string)
 }
 
 // Service runs payments, captures, reconciliation and refunds.
@@ -61,6 +65,9 @@ type Service struct {
 func New(cfg Config) *Service {
 	if cfg.Changed == nil {
 		cfg.Changed = func(context.Context, *order.Order) {}
+	}
+	if cfg.Answered == nil {
+		cfg.Answered = func(string, string) {}
 	}
 	return &Service{cfg: cfg}
 }
@@ -230,6 +237,7 @@ func (s *Service) pay(ctx context.Context, req PayRequest) (*order.Order, order.
 	})
 	switch {
 	case errors.Is(err, payment.ErrRefused):
+		s.cfg.Answered("refused", "processing_error")
 		s.cfg.Log.WarnContext(ctx, "payment provider refused the payment", "order_id", req.OrderID, "attempt_id", attempt.ID, "err", err)
 		return s.closeAttempt(ctx, req.OrderID, attempt.ID, payment.DeclineFor("processing_error"))
 	case err != nil:
@@ -238,6 +246,9 @@ func (s *Service) pay(ctx context.Context, req PayRequest) (*order.Order, order.
 		// reconciliation asks the provider what became of it.
 		s.cfg.Log.WarnContext(ctx, "payment provider gave no answer; the payment is being checked", "order_id", req.OrderID, "attempt_id", attempt.ID, "err", err)
 		res = order.Result{Kind: order.ResultProcessing}
+		s.cfg.Answered("no_answer", "")
+	default:
+		s.cfg.Answered(string(res.Kind), res.Decline.Code)
 	}
 	return s.record(ctx, req.OrderID, attempt.ID, fence, lk.Lost, res)
 }
@@ -403,6 +414,7 @@ func (s *Service) Verify(ctx context.Context, buyer, orderID, attemptID, code st
 	case err != nil:
 		return nil, order.Attempt{}, err
 	}
+	s.cfg.Answered(string(res.Kind), res.Decline.Code)
 	return s.record(ctx, orderID, attemptID, o.Version(), lk.Lost, res)
 }
 
@@ -419,6 +431,7 @@ func (s *Service) RecordEvent(ctx context.Context, orderID, attemptID string, re
 	case err != nil:
 		return err
 	}
+	s.cfg.Answered(string(res.Kind), res.Decline.Code)
 	if a, _ := o.Attempt(attemptID); a.Status == order.AttemptSucceeded && !a.Captured && o.PaidAttemptID() == a.ID {
 		s.capture(ctx, o, a, 0)
 	}

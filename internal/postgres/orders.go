@@ -413,28 +413,33 @@ func updateTx(ctx context.Context, tx pgx.Tx, id string, lock string, fn func(*o
 }
 
 // FireDeadline carries out one order's deadline of the given kind if it is
-// due at now, in a transaction of its own. It reports whether the order
-// changed; a deadline that is not due, already handled, or of an order
-// another transaction holds (skipLocked: the sweeper does not wait, the
-// holder's change re-arms it) changes nothing.
-func (db *DB) FireDeadline(ctx context.Context, id string, kind order.DeadlineKind, now time.Time, pol order.Policy, skipLocked bool) (*order.Order, bool, error) {
+// due at now, in a transaction of its own. It returns the changed order and
+// when the deadline was due, or a nil order: a deadline that is not due,
+// already handled, or of an order another transaction holds (skipLocked:
+// the sweeper does not wait, the holder's change re-arms it) changes
+// nothing.
+func (db *DB) FireDeadline(ctx context.Context, id string, kind order.DeadlineKind, now time.Time, pol order.Policy, skipLocked bool) (*order.Order, time.Time, error) {
 	lock := forUpdate
 	if skipLocked {
 		lock = forUpdateSkipLocked
 	}
 	var o *order.Order
+	var due time.Time
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
 		var err error
-		o, err = updateTx(ctx, tx, id, lock, func(o *order.Order) error { return o.FireDeadline(now, kind, pol) })
+		o, err = updateTx(ctx, tx, id, lock, func(o *order.Order) error {
+			due = o.Deadlines()[kind]
+			return o.FireDeadline(now, kind, pol)
+		})
 		return err
 	})
 	switch {
 	case errors.Is(err, order.ErrNotDue), errors.Is(err, order.ErrNotFound):
-		return nil, false, nil
+		return nil, time.Time{}, nil
 	case err != nil:
-		return nil, false, err
+		return nil, time.Time{}, err
 	}
-	return o, true, nil
+	return o, due, nil
 }
 
 // DueDeadlines returns up to limit deadlines due at now, in due order,

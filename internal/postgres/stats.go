@@ -180,3 +180,46 @@ func (db *DB) EscalatedDisputes(ctx context.Context, pageSize int, pageToken str
 	os, err := db.getMany(ctx, ids)
 	return os, next, err
 }
+
+// State is what the operators' metrics read of the record.
+type State struct {
+	OpenDeadlines     map[string]int64
+	RefundsPending    int64
+	RefundsOverdue    int64
+	RefundBacklog     int64
+	CaptureBacklog    int64
+	OutboxUnpublished int64
+	OutboxLag         time.Duration
+}
+
+// State counts open deadlines by kind, refunds pending, overdue and due for
+// a try, paid orders not captured yet, and the events not yet published
+// with the age of the oldest, in one round trip.
+func (db *DB) State(ctx context.Context) (State, error) {
+	st := State{OpenDeadlines: map[string]int64{}}
+	b := &pgx.Batch{}
+	b.Queue(`SELECT kind, count(*) FROM order_deadlines GROUP BY kind`).Query(func(rows pgx.Rows) error {
+		var kind string
+		var n int64
+		_, err := pgx.ForEachRow(rows, []any{&kind, &n}, func() error { st.OpenDeadlines[kind] = n; return nil })
+		return err
+	})
+	b.Queue(`SELECT count(*), count(*) FILTER (WHERE due_at < now()), count(*) FILTER (WHERE next_try_at <= now())
+		FROM refunds WHERE status IN ('PENDING', 'PROCESSING')`).QueryRow(func(r pgx.Row) error {
+		return r.Scan(&st.RefundsPending, &st.RefundsOverdue, &st.RefundBacklog)
+	})
+	b.Queue(`SELECT count(*) FROM payment_attempts a JOIN orders o ON o.paid_attempt_id = a.id
+		WHERE a.status = 'SUCCEEDED' AND NOT a.captured`).QueryRow(func(r pgx.Row) error { return r.Scan(&st.CaptureBacklog) })
+	b.Queue(`SELECT count(*), coalesce(extract(epoch FROM now() - min(occurred_at)), 0)::float8 FROM (
+		SELECT occurred_at FROM order_events WHERE stream_seq IS NULL
+		UNION ALL SELECT occurred_at FROM order_events WHERE published_at IS NULL AND stream_seq IS NOT NULL) u`).QueryRow(func(r pgx.Row) error {
+		var secs float64
+		err := r.Scan(&st.OutboxUnpublished, &secs)
+		st.OutboxLag = time.Duration(secs * float64(time.Second))
+		return err
+	})
+	if err := db.pool.SendBatch(ctx, b).Close(); err != nil {
+		return st, fmt.Errorf("state: %w", err)
+	}
+	return st, nil
+}

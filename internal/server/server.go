@@ -10,12 +10,15 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"buf.build/go/protovalidate"
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
@@ -55,7 +58,16 @@ type Config struct {
 	// Internal is the listener pair for the platform's own callers (other
 	// services, admins, Prometheus), apart from the public one.
 	Internal Listeners
+	// Metrics, if set, counts and times every call.
+	Metrics *grpcprom.ServerMetrics
+	// Ready, if set, is asked every second whether the replica can serve
+	// (its PostgreSQL and Redis answer): readiness follows it.
+	Ready func(context.Context) error
 }
+
+// Liveness is the health service name that says the process is up, apart
+// from readiness (the empty name and the services' names).
+const Liveness = "liveness"
 
 // Listeners are the internal gRPC and HTTP listeners: the services only
 // Souk's own callers may reach, their gateway, and pages such as /metrics.
@@ -82,6 +94,12 @@ type Server struct {
 	ihttp    *http.Server
 	igrpcLis net.Listener
 	ihttpLis net.Listener
+	// stopReady ends the readiness loop.
+	stopReady context.CancelFunc
+	readyDone chan struct{}
+	mu        sync.Mutex
+	ready     bool
+	stopping  bool
 }
 
 // New builds the gRPC server with its interceptors.
@@ -94,8 +112,13 @@ func New(cfg Config) (*Server, error) {
 		cfg.Log.ErrorContext(ctx, "panic", "panic", fmt.Sprint(p))
 		return status.Error(codes.Internal, "internal error")
 	})
+	unaryMetrics, streamMetrics := grpc.UnaryServerInterceptor(passUnary), grpc.StreamServerInterceptor(passStream)
+	if cfg.Metrics != nil {
+		unaryMetrics, streamMetrics = cfg.Metrics.UnaryServerInterceptor(), cfg.Metrics.StreamServerInterceptor()
+	}
 	opts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(
+			unaryMetrics,
 			logInterceptor(cfg.Log),
 			recovery.UnaryServerInterceptor(panics),
 			auth.UnaryServerInterceptor(cfg.Issuer, cfg.Policy),
@@ -103,6 +126,7 @@ func New(cfg Config) (*Server, error) {
 			errorInterceptor(cfg.Log),
 		),
 		grpc.ChainStreamInterceptor(
+			streamMetrics,
 			streamLogInterceptor(cfg.Log),
 			recovery.StreamServerInterceptor(panics),
 			auth.StreamServerInterceptor(cfg.Issuer, cfg.Policy),
@@ -122,7 +146,21 @@ func New(cfg Config) (*Server, error) {
 		healthpb.RegisterHealthServer(s.igrpc, hs)
 		reflection.Register(s.igrpc)
 	}
+	if cfg.Metrics != nil {
+		cfg.Metrics.InitializeMetrics(g)
+		if s.igrpc != nil {
+			cfg.Metrics.InitializeMetrics(s.igrpc)
+		}
+	}
 	return s, nil
+}
+
+func passUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	return h(ctx, req)
+}
+
+func passStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	return h(srv, ss)
 }
 
 // Open listens on every configured address and starts serving in the
@@ -134,16 +172,78 @@ func (s *Server) Open(ctx context.Context) error {
 	}
 	in := s.cfg.Internal
 	if in.HTTPAddr != "" || in.GRPCAddr != "" {
-		if s.igrpcLis, s.ihttpLis, s.ihttp, err = s.serve(ctx, s.igrpc, in.GRPCAddr, in.HTTPAddr, in.Gateway, in.Pages, false); err != nil {
+		pages := map[string]http.Handler{"GET /healthz": s.healthPage(Liveness), "GET /readyz": s.healthPage("")}
+		maps.Copy(pages, in.Pages)
+		if s.igrpcLis, s.ihttpLis, s.ihttp, err = s.serve(ctx, s.igrpc, in.GRPCAddr, in.HTTPAddr, in.Gateway, pages, false); err != nil {
 			s.grpcLis.Close()
 			s.httpLis.Close()
 			return fmt.Errorf("internal listeners: %w", err)
 		}
 	}
-	for _, name := range append(append([]string{""}, s.cfg.Services...), in.Services...) {
-		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
-	}
+	s.health.SetServingStatus(Liveness, healthpb.HealthCheckResponse_SERVING)
+	s.setReady(true)
+	ctx, s.stopReady = context.WithCancel(context.WithoutCancel(ctx))
+	s.readyDone = make(chan struct{})
+	go s.watchReady(ctx)
 	return nil
+}
+
+// setReady sets readiness: every service's health, and "" (not liveness).
+func (s *Server) setReady(ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping || ok == s.ready && s.readyDone != nil {
+		return
+	}
+	s.ready = ok
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if ok {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	for _, name := range append(append([]string{""}, s.cfg.Services...), s.cfg.Internal.Services...) {
+		s.health.SetServingStatus(name, st)
+	}
+}
+
+// watchReady asks cfg.Ready every second and sets readiness by its answer.
+func (s *Server) watchReady(ctx context.Context) {
+	defer close(s.readyDone)
+	if s.cfg.Ready == nil {
+		return
+	}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		check, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := s.cfg.Ready(check)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			s.mu.Lock()
+			was := s.ready
+			s.mu.Unlock()
+			if was {
+				s.cfg.Log.Warn("not ready", "err", err)
+			}
+		}
+		s.setReady(err == nil)
+	}
+}
+
+// healthPage answers 200 while the health service name is SERVING, else 503.
+func (s *Server) healthPage(name string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		resp, err := s.health.Check(r.Context(), &healthpb.HealthCheckRequest{Service: name})
+		if err != nil || resp.Status != healthpb.HealthCheckResponse_SERVING {
+			http.Error(w, "not serving", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
 }
 
 // serve listens on a gRPC address (if g is set) and an HTTP one, serving g
@@ -231,6 +331,13 @@ func addr(l net.Listener) string {
 // Close stops taking calls and waits for the ones in flight, up to ctx's
 // deadline, then stops hard.
 func (s *Server) Close(ctx context.Context) error {
+	s.mu.Lock()
+	s.stopping = true
+	s.mu.Unlock()
+	if s.stopReady != nil {
+		s.stopReady()
+		<-s.readyDone
+	}
 	s.health.Shutdown()
 	var errs []error
 	for _, h := range []*http.Server{s.http, s.ihttp} {

@@ -6,6 +6,7 @@ package seller
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"google.golang.org/grpc"
@@ -83,9 +84,12 @@ func (m *Main) Open(ctx context.Context) error {
 		},
 		Gateway: []server.GatewayRegistrar{sellerv1.RegisterSellerServiceHandlerFromEndpoint},
 		Pages:   m.pages(deps.Issuer),
+		Metrics: deps.Metrics.GRPC,
+		Ready:   deps.Ready,
 		// Internal, admin and event-consumer services never face the public.
 		Internal: server.Listeners{
 			GRPCAddr: m.cfg.InternalGRPCAddr, HTTPAddr: m.cfg.InternalHTTPAddr,
+			Pages: map[string]http.Handler{"GET /metrics": deps.Metrics.Handler()},
 			Services: []string{sellerv1.CatalogService_ServiceDesc.ServiceName, sellerv1.DisputeResolutionService_ServiceDesc.ServiceName,
 				eventsv1.OrderEventService_ServiceDesc.ServiceName},
 			Register: func(g *grpc.Server) {
