@@ -17,5 +17,5 @@ func main() {
 		app.Exit("buyer-svc", err)
 	}
 	log := server.NewLogger(os.Stdout, cfg.LogLevel).With("service", "buyer-svc")
-	app.Exit("buyer-svc", app.RunUntilSignal(log, buyer.New(cfg, log, nil)))
+	app.Main("buyer-svc", log, buyer.New(cfg, log, nil))
 }

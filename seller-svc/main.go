@@ -17,5 +17,5 @@ func main() {
 		app.Exit("seller-svc", err)
 	}
 	log := server.NewLogger(os.Stdout, cfg.LogLevel).With("service", "seller-svc")
-	app.Exit("seller-svc", app.RunUntilSignal(log, seller.New(cfg, log)))
+	app.Main("seller-svc", log, seller.New(cfg, log))
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -104,7 +105,7 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	m.deps = deps
 	m.conn, err = grpc.NewClient(m.cfg.SellerAddr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithStatsHandler(otelgrpc.NewClientHandler()),
 		grpc.WithPerRPCCredentials(auth.ServiceCredentials{Issuer: deps.Issuer, Subject: "buyer-svc"}))
 	if err != nil {
 		deps.Close()

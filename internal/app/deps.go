@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis/go-redis/extra/redisotel/v9"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/souk-dev/souk/internal/auth"
@@ -64,6 +65,12 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Deps, error) {
 		}
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: cfg.RedisAddr, DB: cfg.RedisDB})
+	// Traces: a span per Redis command.
+	if err := redisotel.InstrumentTracing(rdb); err != nil {
+		cancel()
+		db.Close()
+		return nil, fmt.Errorf("trace redis: %w", err)
+	}
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		cancel()
 		db.Close()

@@ -8,6 +8,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/souk-dev/souk/internal/telemetry"
 )
 
 // Service is a service's Main: Open starts it, Close stops it gracefully.
@@ -31,6 +33,22 @@ func RunUntilSignal(log *slog.Logger, svc Service) error {
 	shutdown, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
 	return svc.Close(shutdown)
+}
+
+// Main runs svc until SIGINT or SIGTERM, tracing as the OTEL_* variables
+// say, then flushes the traces and exits.
+func Main(name string, log *slog.Logger, svc Service) {
+	shutdown, err := telemetry.Setup(context.Background(), name)
+	if err != nil {
+		Exit(name, fmt.Errorf("tracing: %w", err))
+	}
+	err = RunUntilSignal(log, svc)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if serr := shutdown(ctx); serr != nil {
+		log.Warn("flush traces", "err", serr)
+	}
+	cancel()
+	Exit(name, err)
 }
 
 // Exit ends the process: status 0 for nil, else the error on stderr and 1.

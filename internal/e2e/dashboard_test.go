@@ -34,6 +34,7 @@ type browser struct {
 	fails []string
 	allow []*regexp.Regexp
 	shots string
+	urls  map[network.RequestID]string // what each request asked for
 }
 
 func newBrowser(t *testing.T) *browser {
@@ -48,7 +49,7 @@ func newBrowser(t *testing.T) *browser {
 		chromedp.WindowSize(1280, 900)) // a fresh profile in a temporary folder chromedp removes
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(alloc)
-	b := &browser{t: t, ctx: ctx, shots: screenshotDir(t)}
+	b := &browser{t: t, ctx: ctx, shots: screenshotDir(t), urls: map[network.RequestID]string{}}
 	chromedp.ListenTarget(ctx, func(ev any) {
 		switch e := ev.(type) {
 		case *runtime.EventExceptionThrown:
@@ -69,9 +70,16 @@ func newBrowser(t *testing.T) *browser {
 			if e.Response.Status >= 400 && !b.allowed(e.Response.URL) {
 				b.fail(fmt.Sprintf("request failed: %d %s", e.Response.Status, e.Response.URL))
 			}
+		case *network.EventRequestWillBeSent:
+			b.mu.Lock()
+			b.urls[e.RequestID] = e.Request.URL
+			b.mu.Unlock()
 		case *network.EventLoadingFailed:
-			if !e.Canceled {
-				b.fail("request failed: " + e.ErrorText)
+			b.mu.Lock()
+			url := b.urls[e.RequestID]
+			b.mu.Unlock()
+			if !e.Canceled && !b.allowed(url) {
+				b.fail("request failed: " + e.ErrorText + " " + url)
 			}
 		}
 	})
@@ -210,7 +218,19 @@ func (b *browser) submit(formLabel string, fields map[string]string, button stri
 		btn = fmt.Sprintf(`%s button[value=%q]`, f, button)
 	}
 	actions = append(actions, chromedp.Click(btn, chromedp.ByQuery))
-	b.do("submit "+formLabel, 10*time.Second, actions...)
+	// A live update may redraw the form between finding and using its
+	// fields (the values typed survive it): then fill it in again.
+	for try := 1; ; try++ {
+		ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+		err := chromedp.Run(ctx, actions...)
+		cancel()
+		if err == nil {
+			return
+		}
+		if try == 3 || !strings.Contains(err.Error(), "Could not find node") {
+			b.t.Fatalf("submit %s: %v", formLabel, err)
+		}
+	}
 }
 
 // TestDashboard drives the seller dashboard in Chromium through a store's

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"sync"
 	"testing"
@@ -23,6 +24,7 @@ import (
 	"github.com/souk-dev/souk/internal/app"
 	"github.com/souk-dev/souk/internal/auth"
 	"github.com/souk-dev/souk/internal/payment"
+	"github.com/souk-dev/souk/internal/server"
 	"github.com/souk-dev/souk/internal/testenv"
 	"github.com/souk-dev/souk/seller-svc/seller"
 )
@@ -59,6 +61,17 @@ type options struct {
 	// cfg, if set, is the configuration to start from (a test's private
 	// PostgreSQL and Redis) instead of the shared test servers.
 	cfg *app.Config
+	// logs, if set, gets the services' logs from level info up, as the
+	// services write them in production (JSON, with request and trace ids).
+	logs *logBuffer
+}
+
+// logger is the services' logger in a test.
+func (s *system) logger() *slog.Logger {
+	if s.opts.logs != nil {
+		return server.NewLogger(s.opts.logs, slog.LevelInfo)
+	}
+	return testenv.Logger(s.t)
 }
 
 // startSystem starts replicas of each service; tune adjusts the configuration.
@@ -146,7 +159,7 @@ func (s *system) startSeller() *seller.Main {
 func (s *system) startSellerAt(httpAddr string) *seller.Main {
 	s.t.Helper()
 	m := seller.New(seller.Config{Config: s.cfg, GRPCAddr: "127.0.0.1:0", HTTPAddr: httpAddr, InternalGRPCAddr: "127.0.0.1:0",
-		InternalHTTPAddr: "127.0.0.1:0", ReservationTimeout: time.Minute}, testenv.Logger(s.t))
+		InternalHTTPAddr: "127.0.0.1:0", ReservationTimeout: time.Minute}, s.logger())
 	if err := m.Open(context.Background()); err != nil {
 		s.t.Fatal(err)
 	}
@@ -171,7 +184,7 @@ func (s *system) startBuyer() *buyer.Main {
 			app.Now, testenv.Logger(s.t))
 		provider = s.opts.provider(sim)
 	}
-	m := buyer.New(cfg, testenv.Logger(s.t), provider)
+	m := buyer.New(cfg, s.logger(), provider)
 	if err := m.Open(context.Background()); err != nil {
 		s.t.Fatal(err)
 	}

@@ -16,6 +16,13 @@ import (
 
 	eventsv1 "github.com/souk-dev/souk/gen/go/souk/events/v1"
 	sellerv1 "github.com/souk-dev/souk/gen/go/souk/seller/v1"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/souk-dev/souk/internal/app"
 	"github.com/souk-dev/souk/internal/auth"
 	"github.com/souk-dev/souk/internal/testenv"
@@ -221,4 +228,72 @@ func TestReadiness(t *testing.T) {
 	expect("not ready without Redis", false)
 	rd.Start()
 	expect("ready again with Redis", true)
+}
+
+// TestTracing: with a tracer provider installed (an in-process span
+// recorder here, OTLP in production), one checkout over the gateway is one
+// trace that crosses both services: the gateway's HTTP span, buyer-svc's
+// Checkout, its call to seller-svc and seller-svc's ReserveStock, with the
+// SQL and Redis commands beneath; and the services' log lines carry its
+// trace id.
+func TestTracing(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	otel.SetTracerProvider(tp)
+	otel.SetTextMapPropagator(propagation.TraceContext{})
+	t.Cleanup(func() { otel.SetTracerProvider(tracenoop.NewTracerProvider()); _ = tp.Shutdown(context.Background()) })
+	logs := &logBuffer{}
+	s := startSystemWith(t, 1, options{logs: logs})
+	lamp := s.product("store-x", "Lamp", 1000, 100, 100)
+
+	code, body := jsonCall(t, "POST", s.buyerURL("/v1/checkout"), s.token(auth.RoleBuyer, "alice"),
+		map[string]any{"items": []map[string]any{{"product_id": lamp.Id, "quantity": 1}}})
+	if code != http.StatusOK {
+		t.Fatalf("checkout: %d %v", code, body)
+	}
+	var checkout trace.SpanContext
+	testenv.Eventually(t, 5*time.Second, "the checkout's server span", func() bool {
+		for _, sp := range rec.Ended() {
+			if sp.Name() == "souk.buyer.v1.BuyerService/Checkout" && sp.SpanKind() == trace.SpanKindServer {
+				checkout = sp.SpanContext()
+				return true
+			}
+		}
+		return false
+	})
+	want := map[string]bool{
+		"POST /v1/checkout": false, "souk.buyer.v1.BuyerService/Checkout": false,
+		"souk.seller.v1.CatalogService/ReserveStock": false, "sql": false, "redis": false,
+	}
+	kinds := map[string]trace.SpanKind{}
+	testenv.Eventually(t, 5*time.Second, "every span of the checkout", func() bool {
+		for _, sp := range rec.Ended() {
+			if sp.SpanContext().TraceID() != checkout.TraceID() {
+				continue
+			}
+			name := sp.Name()
+			switch {
+			case strings.HasPrefix(name, "query ") || strings.HasPrefix(name, "batch") || strings.HasPrefix(name, "INSERT") ||
+				strings.HasPrefix(name, "SELECT") || strings.HasPrefix(name, "UPDATE"):
+				name = "sql"
+			case sp.InstrumentationScope().Name == "github.com/redis/go-redis/extra/redisotel":
+				name = "redis"
+			}
+			if _, ok := want[name]; ok {
+				want[name] = true
+				if name == "souk.seller.v1.CatalogService/ReserveStock" && sp.SpanKind() == trace.SpanKindServer {
+					kinds[name] = sp.SpanKind()
+				}
+			}
+		}
+		for _, seen := range want {
+			if !seen {
+				return false
+			}
+		}
+		return kinds["souk.seller.v1.CatalogService/ReserveStock"] == trace.SpanKindServer
+	})
+	if !strings.Contains(logs.String(), `"trace_id":"`+checkout.TraceID().String()+`"`) {
+		t.Error("no log line carries the checkout's trace id")
+	}
 }

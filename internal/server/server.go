@@ -21,6 +21,8 @@ import (
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -117,6 +119,8 @@ func New(cfg Config) (*Server, error) {
 		unaryMetrics, streamMetrics = cfg.Metrics.UnaryServerInterceptor(), cfg.Metrics.StreamServerInterceptor()
 	}
 	opts := []grpc.ServerOption{
+		// Traces: a span per call, continuing the caller's trace.
+		grpc.StatsHandler(otelgrpc.NewServerHandler()),
 		grpc.ChainUnaryInterceptor(
 			unaryMetrics,
 			logInterceptor(cfg.Log),
@@ -287,7 +291,8 @@ func (s *Server) serve(ctx context.Context, g *grpc.Server, grpcAddr, httpAddr s
 		if grpcLis == nil {
 			return nil, nil, nil, errors.New("a gateway needs a gRPC listener")
 		}
-		if err := reg(ctx, mux, grpcLis.Addr().String(), []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}); err != nil {
+		if err := reg(ctx, mux, grpcLis.Addr().String(), []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithStatsHandler(otelgrpc.NewClientHandler())}); err != nil {
 			return nil, nil, nil, fmt.Errorf("register gateway: %w", err)
 		}
 	}
@@ -300,7 +305,10 @@ func (s *Server) serve(ctx context.Context, g *grpc.Server, grpcAddr, httpAddr s
 	for pattern, h := range pages {
 		root.Handle(pattern, h)
 	}
-	srv = &http.Server{Handler: root, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second}
+	handler := otelhttp.NewHandler(root, "gateway", otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
+		return r.Method + " " + r.URL.Path
+	}))
+	srv = &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second}
 	go func() {
 		if err := srv.Serve(httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.cfg.Log.Error("HTTP server stopped", "err", err)

@@ -294,6 +294,8 @@ function onFeed(msg) {
       appendMessage(r.event.message);
       return;
     }
+    // The order page already shows this version (or a later one): nothing to redraw.
+    if (v.name === 'order' && v.id === r.event.order_id && Number(r.event.version) <= (v.version || 0)) return;
     if (v.name === 'orders' || v.name === 'figures' || (v.name === 'order' && v.id === r.event.order_id)) refresh();
   }
 }
@@ -397,7 +399,8 @@ function showPageError(err) {
 // ---- one order ----
 
 async function orderPage(id) {
-  state.view = { name: 'order', id, reload: () => draw().catch(showPageError) };
+  const view = { name: 'order', id, version: 0, reload: () => draw().catch(showPageError) };
+  state.view = view;
   main.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
   let messages;
   async function draw() {
@@ -415,14 +418,34 @@ async function orderPage(id) {
       }
       throw err;
     }
+    view.version = Number(o.version);
+    const typed = keepTyped();
     main.replaceChildren(
       h('p', {}, h('a', { href: '#/orders' }, '← Orders')),
       h('h1', {}, `Order ${shortID(o.id)} `, h('span', { class: 'status', id: 'order-status' }, statusName(o.status))),
       h('div', { class: 'grid' }, summary(o), h('div', {}, ...actions(o))),
       h('div', { class: 'grid' }, conversation(o, messages || []), timeline(o)),
       h('div', { class: 'grid' }, attempts(o), refunds(o)));
+    typed();
   }
   await draw().catch(showPageError);
+}
+
+// keepTyped remembers what the seller typed in the page's forms; the
+// function it returns puts it back after a redraw (a live update must not
+// wipe out a half-written answer).
+function keepTyped() {
+  const values = new Map();
+  for (const el of main.querySelectorAll('form[aria-label] [name]')) {
+    if (el.type === 'radio' || el.type === 'checkbox') continue;
+    if (el.value !== el.defaultValue) values.set(el.form.getAttribute('aria-label') + '\u0000' + el.name, el.value);
+  }
+  return () => {
+    for (const el of main.querySelectorAll('form[aria-label] [name]')) {
+      const v = values.get(el.form.getAttribute('aria-label') + '\u0000' + el.name);
+      if (v !== undefined) el.value = v;
+    }
+  };
 }
 
 function summary(o) {
