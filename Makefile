@@ -9,7 +9,7 @@ STACK := internal/devenv/stack.sh
 TEST_STACK := SOUK_DATA_DIR=$(CURDIR)/.data/test SOUK_PG_PORT=55433 SOUK_REDIS_PORT=56380 \
 	SOUK_PG_OPTS="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 TEST_ENV := SOUK_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:55433/postgres?sslmode=disable" \
-	SOUK_TEST_REDIS_ADDR=127.0.0.1:56380
+	SOUK_TEST_REDIS_ADDR=127.0.0.1:56380 SOUK_TEST_REDIS_CLUSTER=127.0.0.1:46391,127.0.0.1:46392,127.0.0.1:46393
 
 .PHONY: help
 help: ## Describe the targets
@@ -31,6 +31,7 @@ down: ## Stop what make up started and delete its data
 .PHONY: test
 test: ## Run every test (unit, integration, end-to-end, the dashboard in Chromium) with -race on private Postgres and Redis
 	$(TEST_STACK) $(STACK) start
+	$(TEST_STACK) $(STACK) cluster
 	$(STACK) browser
 	redis-cli -p 56380 flushall >/dev/null
 	$(TEST_ENV) go test -race -count=1 -timeout 20m ./...

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/souk-dev/souk/internal/auth"
 	"github.com/souk-dev/souk/internal/bankday"
 	"github.com/souk-dev/souk/internal/events"
@@ -35,6 +37,9 @@ const Development = "development"
 type Config struct {
 	DatabaseURL string
 	RedisAddr   string
+	// RedisAddrs, with more than one address, are a Redis Cluster's seed
+	// nodes: the services use a cluster client instead of RedisAddr.
+	RedisAddrs  []string
 	RedisDB     int
 	RedisPrefix string
 	// Env is SOUK_ENV: "production" (the default) or "development".
@@ -87,6 +92,29 @@ func (e *Env) String(name, def string) string {
 		return v
 	}
 	return def
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// NewRedis returns a client of the configured Redis: a cluster client for
+// several addresses (SOUK_REDIS_ADDRS), else a client of RedisAddr.
+func (c Config) NewRedis() redis.UniversalClient {
+	if len(c.RedisAddrs) > 1 {
+		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.RedisAddrs})
+	}
+	addr := c.RedisAddr
+	if len(c.RedisAddrs) == 1 {
+		addr = c.RedisAddrs[0]
+	}
+	return redis.NewClient(&redis.Options{Addr: addr, DB: c.RedisDB})
 }
 
 // Keys are the token keys the configuration names.
@@ -169,6 +197,7 @@ func (e *Env) Load() Config {
 		DatabaseURL:    e.String("SOUK_DATABASE_URL", DefaultDatabaseURL),
 		RedisAddr:      e.String("SOUK_REDIS_ADDR", "127.0.0.1:56379"),
 		RedisDB:        e.Int("SOUK_REDIS_DB", 0),
+		RedisAddrs:     splitList(e.String("SOUK_REDIS_ADDRS", "")),
 		RedisPrefix:    e.String("SOUK_REDIS_PREFIX", "souk:"),
 		Env:            e.String("SOUK_ENV", "production"),
 		Migrate:        e.Bool("SOUK_MIGRATE", true),

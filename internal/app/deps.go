@@ -24,7 +24,7 @@ type Deps struct {
 	Config    Config
 	Log       *slog.Logger
 	DB        *postgres.DB
-	Redis     *redis.Client
+	Redis     redis.UniversalClient
 	Locker    *lock.Locker
 	Deadlines *deadline.Scheduler
 	Issuer    *auth.Issuer
@@ -64,7 +64,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Deps, error) {
 			return nil, err
 		}
 	}
-	rdb := redis.NewClient(&redis.Options{Addr: cfg.RedisAddr, DB: cfg.RedisDB})
+	rdb := cfg.NewRedis()
 	// Traces: a span per Redis command.
 	if err := redisotel.InstrumentTracing(rdb); err != nil {
 		cancel()
@@ -87,7 +87,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Deps, error) {
 	watch := cfg.Watch
 	watch.Stream = EventStream(cfg)
 	// The hub's own client: Stop closes it to end its blocking reads at once.
-	d.Events = events.NewHub(redis.NewClient(&redis.Options{Addr: cfg.RedisAddr, DB: cfg.RedisDB}), watch, log)
+	d.Events = events.NewHub(cfg.NewRedis(), watch, log)
 	d.cancel = cancel
 	var wg sync.WaitGroup
 	if cfg.Deadlines {

@@ -27,7 +27,7 @@ type Metrics struct {
 	answers     *prometheus.CounterVec
 }
 
-func newMetrics(db *postgres.DB, rdb *redis.Client) *Metrics {
+func newMetrics(db *postgres.DB, rdb redis.UniversalClient) *Metrics {
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
 		GRPC: grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
@@ -90,7 +90,7 @@ func init() {
 // poolCollector reports the connection pools' statistics.
 type poolCollector struct {
 	db  *postgres.DB
-	rdb *redis.Client
+	rdb redis.UniversalClient
 }
 
 func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {

@@ -41,7 +41,7 @@ type Config struct {
 
 // Scheduler arms, listens for and sweeps deadlines.
 type Scheduler struct {
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
 	prefix string
 	store  Store
 	policy order.Policy
@@ -61,7 +61,7 @@ type Scheduler struct {
 
 // New returns a Scheduler whose Redis keys start with prefix; pol holds the
 // rules the deadlines' actions follow (refund due dates, for one).
-func New(rdb *redis.Client, prefix string, store Store, pol order.Policy, now func() time.Time, log *slog.Logger) *Scheduler {
+func New(rdb redis.UniversalClient, prefix string, store Store, pol order.Policy, now func() time.Time, log *slog.Logger) *Scheduler {
 	return &Scheduler{rdb: rdb, prefix: prefix, store: store, policy: pol, now: now, log: log, reported: map[postgres.Deadline]time.Time{}}
 }
 
@@ -249,15 +249,76 @@ func (s *Scheduler) Run(ctx context.Context, cfg Config) error {
 	}
 }
 
-// listen fires deadlines as their keys expire, resubscribing after errors.
+// listen fires deadlines as their keys expire. A Redis Cluster notifies
+// expirations on the node where the key lived, so it listens on every
+// primary, following the topology: a primary added, or a replica promoted
+// by a failover, gets a listener within clusterPoll.
 func (s *Scheduler) listen(ctx context.Context) {
-	if err := enableExpiryEvents(ctx, s.rdb); err != nil {
-		s.log.WarnContext(ctx, "cannot enable expired-key notifications; the sweeper alone fires deadlines", "err", err)
+	switch c := s.rdb.(type) {
+	case *redis.ClusterClient:
+		s.listenCluster(ctx, c)
+	case *redis.Client:
+		s.listenNode(ctx, c)
+	default:
+		s.log.WarnContext(ctx, "no expired-key listener for this Redis client; the sweeper alone fires deadlines")
 	}
-	channel := "__keyevent@" + strconv.Itoa(s.rdb.Options().DB) + "__:expired"
+}
+
+// clusterPoll is how often the listener looks at the cluster's primaries.
+const clusterPoll = 5 * time.Second
+
+func (s *Scheduler) listenCluster(ctx context.Context, c *redis.ClusterClient) {
+	running := map[string]context.CancelFunc{}
+	defer func() {
+		for _, stop := range running {
+			stop()
+		}
+	}()
+	t := time.NewTicker(clusterPoll)
+	defer t.Stop()
+	for {
+		var mu sync.Mutex
+		primaries := map[string]*redis.Client{}
+		err := c.ForEachMaster(ctx, func(_ context.Context, node *redis.Client) error {
+			mu.Lock()
+			defer mu.Unlock()
+			primaries[node.Options().Addr] = node
+			return nil
+		})
+		if err != nil && ctx.Err() == nil {
+			s.log.WarnContext(ctx, "list the cluster's primaries", "err", err)
+		}
+		for addr, node := range primaries {
+			if _, ok := running[addr]; !ok {
+				nodeCtx, stop := context.WithCancel(ctx)
+				running[addr] = stop
+				go s.listenNode(nodeCtx, node)
+			}
+		}
+		for addr, stop := range running {
+			if _, ok := primaries[addr]; !ok && err == nil {
+				stop()
+				delete(running, addr)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			c.ReloadState(ctx)
+		}
+	}
+}
+
+// listenNode fires deadlines as their keys expire on one Redis node.
+func (s *Scheduler) listenNode(ctx context.Context, rdb *redis.Client) {
+	if err := enableExpiryEvents(ctx, rdb); err != nil {
+		s.log.WarnContext(ctx, "cannot enable expired-key notifications; the sweeper alone fires deadlines", "node", rdb.Options().Addr, "err", err)
+	}
+	channel := "__keyevent@" + strconv.Itoa(rdb.Options().DB) + "__:expired"
 	// go-redis re-subscribes by itself after a dropped connection; what
 	// expired meanwhile is the sweeper's.
-	sub := s.rdb.Subscribe(ctx, channel)
+	sub := rdb.Subscribe(ctx, channel)
 	defer func() { _ = sub.Close() }()
 	ch := sub.Channel()
 	for {

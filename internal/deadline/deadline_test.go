@@ -4,10 +4,12 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/souk-dev/souk/internal/catalog"
 	"github.com/souk-dev/souk/internal/deadline"
@@ -73,5 +75,102 @@ func TestSweepSkipsADeadlineItCannotFire(t *testing.T) {
 	var n int
 	if err := db.Pool().QueryRow(ctx, `SELECT count(*) FROM order_deadlines WHERE kind = 'from_a_newer_version'`).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("the unknown deadline is gone (%d, %v): it belongs to the newer version", n, err)
+	}
+}
+
+// TestListenerFiresOnEveryPrimary, on a single Redis and on a Redis
+// Cluster: with the sweeper out of the way, the expired-key listener fires
+// every deadline, including, on the cluster, keys that live on each of its
+// primaries (a cluster notifies an expiry only on the key's own node).
+func TestListenerFiresOnEveryPrimary(t *testing.T) {
+	for _, r := range testenv.Redises(t) {
+		t.Run(r.Name, func(t *testing.T) {
+			db := testenv.DB(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			now := time.Now().UTC().Truncate(time.Microsecond)
+			p := catalog.Product{ID: uuid.NewString(), SellerID: "store-x", Title: "Lamp", Currency: "USD", Price: 1000, Stock: 100, HandlingDays: 3,
+				ProtectionDays: 60, CreatedAt: now, UpdatedAt: now}
+			if err := db.CreateProduct(ctx, p); err != nil {
+				t.Fatal(err)
+			}
+			// Order ids until every primary holds two orders' keys.
+			primaryOf := func(string) string { return "the only one" }
+			if c, ok := r.Client.(*redis.ClusterClient); ok {
+				slots, err := c.ClusterSlots(ctx).Result()
+				if err != nil {
+					t.Fatal(err)
+				}
+				primaryOf = func(key string) string {
+					slot, err := c.ClusterKeySlot(ctx, key).Result()
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, s := range slots {
+						if int64(s.Start) <= slot && slot <= int64(s.End) {
+							return s.Nodes[0].Addr
+						}
+					}
+					t.Fatalf("slot %d has no primary", slot)
+					return ""
+				}
+			}
+			_, cluster := r.Client.(*redis.ClusterClient)
+			var orders []*order.Order
+			per := map[string]int{}
+			full := func() bool {
+				if !cluster {
+					return len(orders) == 4
+				}
+				return len(per) == 3 && per[primaryOf(r.Prefix+"deadline:{"+orders[0].ID()+"}:payment")] == 2 && len(orders) == 6
+			}
+			for len(orders) == 0 || !full() {
+				id := uuid.NewString()
+				node := primaryOf(r.Prefix + "deadline:{" + id + "}:payment")
+				if cluster && per[node] >= 2 {
+					continue
+				}
+				per[node]++
+				o, err := order.New(order.NewOrderParams{ID: id, CheckoutID: uuid.NewString(), BuyerID: "alice", SellerID: "store-x",
+					Currency: "USD", Items: []order.Item{{ProductID: p.ID, Quantity: 1, UnitPrice: 1000}}, HandlingDays: 3,
+					PaymentWindow: 2 * time.Second, Now: now})
+				if err != nil {
+					t.Fatal(err)
+				}
+				orders = append(orders, o)
+			}
+			if cluster && len(per) != 3 {
+				t.Fatalf("the orders' keys are on %d primaries, want 3", len(per))
+			}
+			if err := db.CreateOrders(ctx, orders); err != nil {
+				t.Fatal(err)
+			}
+			var mu sync.Mutex
+			paths := map[string]int{}
+			s := deadline.New(r.Client, r.Prefix, db, order.DefaultPolicy, func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
+				slog.New(slog.NewTextHandler(io.Discard, nil)))
+			s.OnFiredDeadline(func(kind order.DeadlineKind, path string, _ time.Duration) {
+				mu.Lock()
+				defer mu.Unlock()
+				paths[string(kind)+" by "+path]++
+			})
+			go func() { _ = s.Run(ctx, deadline.Config{Listen: true, SweepInterval: time.Hour}) }()
+			testenv.Eventually(t, 15*time.Second, "every payment window fired", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return paths["payment by listener"] == len(orders)
+			})
+			for _, o := range orders {
+				got, err := db.Get(ctx, o.ID())
+				if err != nil || got.Status() != order.StatusCancelled {
+					t.Fatalf("order %s: %v %v", o.ID(), got.Status(), err)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(paths) != 1 {
+				t.Fatalf("fired: %v; want only the listener's", paths)
+			}
+		})
 	}
 }

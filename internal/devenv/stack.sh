@@ -3,15 +3,17 @@
 # folder (git-ignored), on non-default ports, installing Redis from Debian's
 # packages when it is missing. Used by `make up`, `make test` and .ci/run.
 #
-#   stack.sh start|stop|purge|env
+#   stack.sh start|stop|purge|env|cluster|browser
 #
-# SOUK_DATA_DIR (default .data/dev), SOUK_PG_PORT (55432), SOUK_REDIS_PORT (56379).
+# SOUK_DATA_DIR (default .data/dev), SOUK_PG_PORT (55432), SOUK_REDIS_PORT (56379),
+# SOUK_CLUSTER_PORTS (the three primaries of `cluster`: 46391 46392 46393).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 dir=${SOUK_DATA_DIR:-$root/.data/dev}
 pg_port=${SOUK_PG_PORT:-55432}
 redis_port=${SOUK_REDIS_PORT:-56379}
+cluster_ports=${SOUK_CLUSTER_PORTS:-46391 46392 46393}
 pg_bin=${SOUK_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
 
 # PostgreSQL refuses to run as root, so as root it runs as the postgres
@@ -75,6 +77,32 @@ stop() {
 		as_postgres "$pg_bin/pg_ctl" -D "$pg" -m fast stop >/dev/null 2>&1 || true
 	fi
 	redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true
+	for port in $cluster_ports; do redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true; done
+}
+
+# cluster starts a small Redis Cluster (three primaries, no replicas) for
+# the tests that run against one, and empties it.
+cluster() {
+	local addrs=()
+	for port in $cluster_ports; do
+		local d="$dir/cluster/$port"
+		mkdir -p "$d"
+		if ! redis-cli -p "$port" ping >/dev/null 2>&1; then
+			rm -f "$d/nodes.conf"
+			redis-server --port "$port" --bind 127.0.0.1 --daemonize yes --dir "$d" --cluster-enabled yes \
+				--cluster-config-file "$d/nodes.conf" --pidfile "$d/redis.pid" --logfile "$d/redis.log" \
+				--save '' --appendonly no --notify-keyspace-events Ex >/dev/null
+			for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+		fi
+		addrs+=("127.0.0.1:$port")
+	done
+	local first=${cluster_ports%% *}
+	if ! redis-cli -p "$first" cluster info | grep -q 'cluster_state:ok'; then
+		redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes >/dev/null
+		for _ in $(seq 100); do redis-cli -p "$first" cluster info | grep -q 'cluster_state:ok' && break; sleep 0.1; done
+	fi
+	for port in $cluster_ports; do redis-cli -p "$port" flushall >/dev/null; done
+	redis-cli -p "$first" cluster info | grep -q 'cluster_state:ok' || { echo "the Redis Cluster did not come up" >&2; exit 1; }
 }
 
 # browser installs Debian's chromium for the dashboard's browser tests.
@@ -88,6 +116,7 @@ browser() {
 case "${1:-}" in
 start) start ;;
 browser) browser ;;
+cluster) cluster ;;
 stop) stop ;;
 purge)
 	stop
@@ -97,5 +126,5 @@ env)
 	echo "SOUK_DATABASE_URL=postgres://souk:souk@127.0.0.1:$pg_port/souk?sslmode=disable"
 	echo "SOUK_REDIS_ADDR=127.0.0.1:$redis_port"
 	;;
-*) echo "usage: $0 start|stop|purge|env|browser" >&2; exit 2 ;;
+*) echo "usage: $0 start|stop|purge|env|cluster|browser" >&2; exit 2 ;;
 esac

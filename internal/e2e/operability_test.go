@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
@@ -295,5 +297,32 @@ func TestTracing(t *testing.T) {
 	})
 	if !strings.Contains(logs.String(), `"trace_id":"`+checkout.TraceID().String()+`"`) {
 		t.Error("no log line carries the checkout's trace id")
+	}
+}
+
+// TestOnRedisCluster: the whole system on the test Redis Cluster (three
+// primaries): payments under the order lock, the event feed through the
+// relay's script and the watch, and a payment window that lapses.
+func TestOnRedisCluster(t *testing.T) {
+	addrs := strings.Split(os.Getenv("SOUK_TEST_REDIS_CLUSTER"), ",")
+	if len(addrs) < 2 {
+		t.Fatal("SOUK_TEST_REDIS_CLUSTER is not set: run the tests with make test, which starts a Redis Cluster")
+	}
+	s := startSystem(t, 2, func(c *app.Config) { c.RedisAddrs, c.PaymentWindow = addrs, 3*time.Second })
+	lamp := s.product("store-x", "Lamp", 1000, 100, 100)
+	storeTok := s.token(auth.RoleSeller, "store-x")
+	feed := watchGRPC(t, func(ctx context.Context) (grpc.ServerStreamingClient[sellerv1.WatchOrderEventsResponse], error) {
+		return s.seller.WatchOrderEvents(authorized(ctx, storeTok), &sellerv1.WatchOrderEventsRequest{})
+	})
+	feed.began()
+	paid := s.checkout("alice", 1, lamp)[0]
+	if r := s.pay(t, "alice", paid, "4242424242424242", "cluster-pay"); r.Order.Status != paidStatus {
+		t.Fatalf("pay: %s", r.Order.Status)
+	}
+	lapsing := s.checkout("bob", 1, lamp)[0]
+	feed.until(paid.Id, "paid", 5*time.Second)
+	feed.until(lapsing.Id, "cancelled", 10*time.Second)
+	if o := s.order("bob", lapsing.Id); o.Status != cancelled || o.CancelReason != "payment_timeout" {
+		t.Fatalf("the unpaid order: %s %s", o.Status, o.CancelReason)
 	}
 }

@@ -23,7 +23,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // stream is a test's event stream and a hub reading it.
 type stream struct {
 	t   *testing.T
-	rdb *redis.Client
+	rdb redis.UniversalClient
 	key string
 	hub *events.Hub
 	n   int64
@@ -31,6 +31,11 @@ type stream struct {
 
 func newStream(t *testing.T, cfg events.Config) *stream {
 	rdb, prefix := testenv.Redis(t)
+	return newStreamOn(t, rdb, prefix, cfg)
+}
+
+// newStreamOn is newStream on a given Redis (a cluster, say).
+func newStreamOn(t *testing.T, rdb redis.UniversalClient, prefix string, cfg events.Config) *stream {
 	cfg.Stream = prefix + "events"
 	s := &stream{t: t, rdb: rdb, key: cfg.Stream, hub: events.NewHub(rdb, cfg, quiet)}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -154,38 +159,42 @@ func TestSlowWatcherIsCutOff(t *testing.T) {
 // far the feed was read, past the events it left out, so that resuming
 // from a heartbeat's cursor starts after them.
 func TestFiltersAndHeartbeats(t *testing.T) {
-	s := newStream(t, events.Config{Heartbeat: 200 * time.Millisecond, Stall: time.Second})
-	c := &collector{}
-	s.watch(events.Filter{BuyerID: "alice", Kinds: []string{"reminder.*", "paid"}}, -1, c.send)
-	testenv.Eventually(t, 5*time.Second, "the watch began", func() bool { _, b := c.count(); return b > 0 })
-	s.add("o-1", "alice", "reminder.payment", 1)
-	s.add("o-1", "alice", "message_sent", 1)
-	s.add("o-2", "bob", "reminder.payment", 1)
-	s.add("o-1", "alice", "paid", 1)
-	s.add("o-1", "alice", "reminders", 1)
-	s.add("o-3", "bob", "paid", 3)
-	testenv.Eventually(t, 5*time.Second, "a heartbeat after the events", func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return len(c.beats) > 0 && c.beats[len(c.beats)-1] == s.n
-	})
-	c.mu.Lock()
-	var got []string
-	for _, e := range c.events {
-		got = append(got, fmt.Sprintf("%d %s", e.Cursor, e.Kind))
-	}
-	c.mu.Unlock()
-	if fmt.Sprint(got) != "[1 reminder.payment 4 paid]" {
-		t.Fatalf("got %v", got)
-	}
+	for _, r := range testenv.Redises(t) {
+		t.Run(r.Name, func(t *testing.T) {
+			s := newStreamOn(t, r.Client, r.Prefix, events.Config{Heartbeat: 200 * time.Millisecond, Stall: time.Second})
+			c := &collector{}
+			s.watch(events.Filter{BuyerID: "alice", Kinds: []string{"reminder.*", "paid"}}, -1, c.send)
+			testenv.Eventually(t, 5*time.Second, "the watch began", func() bool { _, b := c.count(); return b > 0 })
+			s.add("o-1", "alice", "reminder.payment", 1)
+			s.add("o-1", "alice", "message_sent", 1)
+			s.add("o-2", "bob", "reminder.payment", 1)
+			s.add("o-1", "alice", "paid", 1)
+			s.add("o-1", "alice", "reminders", 1)
+			s.add("o-3", "bob", "paid", 3)
+			testenv.Eventually(t, 5*time.Second, "a heartbeat after the events", func() bool {
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				return len(c.beats) > 0 && c.beats[len(c.beats)-1] == s.n
+			})
+			c.mu.Lock()
+			var got []string
+			for _, e := range c.events {
+				got = append(got, fmt.Sprintf("%d %s", e.Cursor, e.Kind))
+			}
+			c.mu.Unlock()
+			if fmt.Sprint(got) != "[1 reminder.payment 4 paid]" {
+				t.Fatalf("got %v", got)
+			}
 
-	// From the heartbeat's cursor: nothing old, then what comes.
-	again := &collector{}
-	s.watch(events.Filter{BuyerID: "alice"}, s.n, again.send)
-	s.add("o-1", "alice", "shipped", 1)
-	testenv.Eventually(t, 5*time.Second, "the new event", func() bool { n, _ := again.count(); return n == 1 })
-	if again.events[0].Kind != "shipped" {
-		t.Fatalf("resumed with %s", again.events[0].Kind)
+			// From the heartbeat's cursor: nothing old, then what comes.
+			again := &collector{}
+			s.watch(events.Filter{BuyerID: "alice"}, s.n, again.send)
+			s.add("o-1", "alice", "shipped", 1)
+			testenv.Eventually(t, 5*time.Second, "the new event", func() bool { n, _ := again.count(); return n == 1 })
+			if again.events[0].Kind != "shipped" {
+				t.Fatalf("resumed with %s", again.events[0].Kind)
+			}
+		})
 	}
 }
 
@@ -193,31 +202,35 @@ func TestFiltersAndHeartbeats(t *testing.T) {
 // is OUT_OF_RANGE; an emptied stream (Redis lost its data and the relay has
 // not refilled it yet) is UNAVAILABLE; "0" takes what is kept.
 func TestCursorOutOfRange(t *testing.T) {
-	s := newStream(t, events.Config{Heartbeat: time.Second, Stall: time.Second})
-	s.add("o-1", "alice", "message_sent", 10)
-	if err := s.rdb.XTrimMinID(context.Background(), s.key, "5-0").Err(); err != nil {
-		t.Fatal(err)
-	}
-	c := &collector{}
-	time.Sleep(200 * time.Millisecond) // the hub has read the stream
-	done, _ := s.watch(events.Filter{}, 2, c.send)
-	if err := <-done; status.Code(err) != codes.OutOfRange {
-		t.Fatalf("cursor 2 of a stream from 5: %v", err)
-	}
-	fine := &collector{}
-	s.watch(events.Filter{}, 4, fine.send)
-	all := &collector{}
-	s.watch(events.Filter{}, 0, all.send)
-	testenv.Eventually(t, 5*time.Second, "the kept events", func() bool {
-		a, _ := fine.count()
-		b, _ := all.count()
-		return a == 6 && b == 6
-	})
-	if err := s.rdb.Del(context.Background(), s.key).Err(); err != nil {
-		t.Fatal(err)
-	}
-	done, _ = s.watch(events.Filter{}, 5, (&collector{}).send)
-	if err := <-done; status.Code(err) != codes.Unavailable {
-		t.Fatalf("an emptied stream: %v", err)
+	for _, r := range testenv.Redises(t) {
+		t.Run(r.Name, func(t *testing.T) {
+			s := newStreamOn(t, r.Client, r.Prefix, events.Config{Heartbeat: time.Second, Stall: time.Second})
+			s.add("o-1", "alice", "message_sent", 10)
+			if err := s.rdb.XTrimMinID(context.Background(), s.key, "5-0").Err(); err != nil {
+				t.Fatal(err)
+			}
+			c := &collector{}
+			time.Sleep(200 * time.Millisecond) // the hub has read the stream
+			done, _ := s.watch(events.Filter{}, 2, c.send)
+			if err := <-done; status.Code(err) != codes.OutOfRange {
+				t.Fatalf("cursor 2 of a stream from 5: %v", err)
+			}
+			fine := &collector{}
+			s.watch(events.Filter{}, 4, fine.send)
+			all := &collector{}
+			s.watch(events.Filter{}, 0, all.send)
+			testenv.Eventually(t, 5*time.Second, "the kept events", func() bool {
+				a, _ := fine.count()
+				b, _ := all.count()
+				return a == 6 && b == 6
+			})
+			if err := s.rdb.Del(context.Background(), s.key).Err(); err != nil {
+				t.Fatal(err)
+			}
+			done, _ = s.watch(events.Filter{}, 5, (&collector{}).send)
+			if err := <-done; status.Code(err) != codes.Unavailable {
+				t.Fatalf("an emptied stream: %v", err)
+			}
+		})
 	}
 }

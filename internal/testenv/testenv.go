@@ -106,6 +106,48 @@ func Redis(tb testing.TB) (*redis.Client, string) {
 	return rdb, prefix
 }
 
+// RedisCluster returns a client of the test Redis Cluster (three primaries,
+// started by make test) and a key prefix no other test uses; the prefix's
+// keys are deleted when the test ends.
+func RedisCluster(tb testing.TB) (*redis.ClusterClient, string) {
+	tb.Helper()
+	addrs := strings.Split(env(tb, "SOUK_TEST_REDIS_CLUSTER"), ",")
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+	ctx := context.Background()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		tb.Fatalf("ping test redis cluster: %v", err)
+	}
+	prefix := "souk-test:" + uuid.NewString()[:8] + ":"
+	tb.Cleanup(func() {
+		defer rdb.Close()
+		_ = rdb.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+			iter := node.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+			for iter.Next(ctx) {
+				rdb.Del(ctx, iter.Val())
+			}
+			return nil
+		})
+	})
+	return rdb, prefix
+}
+
+// Redises are the test Redis and the test Redis Cluster, by name, for tests
+// that run against both.
+func Redises(tb testing.TB) []struct {
+	Name   string
+	Client redis.UniversalClient
+	Prefix string
+} {
+	tb.Helper()
+	single, p1 := Redis(tb)
+	cluster, p2 := RedisCluster(tb)
+	return []struct {
+		Name   string
+		Client redis.UniversalClient
+		Prefix string
+	}{{"single", single, p1}, {"cluster", cluster, p2}}
+}
+
 // Config returns a service configuration on a fresh database and a private
 // Redis prefix, with deadlines swept every 200ms.
 func Config(tb testing.TB) app.Config {
