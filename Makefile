@@ -59,7 +59,7 @@ generate: ## Regenerate gen/ from proto/ (offline: buf and plugins are Go tools)
 	go tool buf generate
 
 .PHONY: lint
-lint: ## go mod tidy, buf lint, buf format, buf breaking (against the previous commit), go vet, gofmt
+lint: ## go mod tidy, buf lint, buf format, buf breaking (against the previous commit), go vet, govulncheck, gofmt
 	go mod tidy -diff
 	go tool buf lint
 	go tool buf format -d --exit-code
@@ -67,7 +67,13 @@ lint: ## go mod tidy, buf lint, buf format, buf breaking (against the previous c
 		echo "go tool buf breaking --against '.git#ref=HEAD~1'"; go tool buf breaking --against '.git#ref=HEAD~1'; \
 	else echo "buf breaking: this clone has no previous commit (shallow); nothing to compare with"; fi
 	go vet ./...
+	@if getent hosts vuln.go.dev >/dev/null; then $(MAKE) --no-print-directory vulncheck; \
+	else echo "govulncheck: vuln.go.dev is not reachable from this machine; run make vulncheck where it is"; fi
 	test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/'))" || { gofmt -l $$(git ls-files '*.go' | grep -v '^gen/'); exit 1; }
+
+.PHONY: vulncheck
+vulncheck: ## govulncheck (pinned as a Go tool) against the Go vulnerability database
+	go tool govulncheck ./...
 
 .PHONY: checkgenerate
 checkgenerate: generate ## Fail if gen/ is not what the protos generate

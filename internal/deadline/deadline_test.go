@@ -48,7 +48,7 @@ func TestSweepSkipsADeadlineItCannotFire(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The poisoned deadline is due first.
-	if _, err := db.Pool().Exec(ctx, `INSERT INTO order_deadlines (order_id, kind, due_at) VALUES ($1, 'from_a_newer_version', $2)`,
+	if _, err := db.Pool().Exec(ctx, `INSERT INTO order_deadlines (order_id, kind, due_at, seller_id) VALUES ($1, 'from_a_newer_version', $2, 'store-x')`,
 		orders[0].ID(), now.Add(-2*time.Hour)); err != nil {
 		t.Fatal(err)
 	}

@@ -334,6 +334,15 @@ func TestWatchOrderEvents(t *testing.T) {
 	if e := offers.take(0, 300*time.Millisecond); len(e) != 0 {
 		t.Fatal("a kind ending in _* is a name, not a prefix")
 	}
+	// Every row an order owns carries the order's store (the distribution
+	// column of a sharded deployment).
+	for _, table := range []string{"order_events", "order_deadlines", "payment_attempts", "order_messages", "refunds"} {
+		var rows, wrong int
+		if err := s.db(t).QueryRow(context.Background(), `SELECT count(*), count(*) FILTER (WHERE c.seller_id IS DISTINCT FROM o.seller_id)
+			FROM `+table+` c JOIN orders o ON o.id = c.order_id`).Scan(&rows, &wrong); err != nil || wrong != 0 || (rows == 0 && table != "order_deadlines") {
+			t.Fatalf("%s: %d rows, %d without their order's store (%v)", table, rows, wrong, err)
+		}
+	}
 	stranger, err := s.buyer.WatchOrderEvents(as(s.token(auth.RoleBuyer, "mallory")), &buyerv1.WatchOrderEventsRequest{Filter: &orderv1.EventFilter{OrderId: o.Id}})
 	if err == nil {
 		_, err = stranger.Recv()

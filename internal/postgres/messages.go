@@ -17,8 +17,8 @@ func queueMessages(b *pgx.Batch, o *order.Order) {
 		if links == nil {
 			links = []string{}
 		}
-		b.Queue(`INSERT INTO order_messages (id, order_id, author, author_id, text, links, sent_at) VALUES ($1,$2,$3,$4,$5,$6,$7)`,
-			m.ID, o.ID(), string(m.Author), m.AuthorID, m.Text, links, m.SentAt)
+		b.Queue(`INSERT INTO order_messages (id, order_id, author, author_id, text, links, sent_at, seller_id) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)`,
+			m.ID, o.ID(), string(m.Author), m.AuthorID, m.Text, links, m.SentAt, o.SellerID())
 	}
 }
 

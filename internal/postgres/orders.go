@@ -314,7 +314,7 @@ func queueDetails(b *pgx.Batch, o *order.Order, s, old order.Stored, version int
 	if !sameDeadlines(old.Deadlines, s.Deadlines) {
 		b.Queue(`DELETE FROM order_deadlines WHERE order_id = $1`, s.ID)
 		for kind, due := range s.Deadlines {
-			b.Queue(`INSERT INTO order_deadlines (order_id, kind, due_at) VALUES ($1, $2, $3)`, s.ID, string(kind), due)
+			b.Queue(`INSERT INTO order_deadlines (order_id, kind, due_at, seller_id) VALUES ($1, $2, $3, $4)`, s.ID, string(kind), due, s.SellerID)
 		}
 	}
 	for _, a := range s.Attempts {
@@ -324,8 +324,8 @@ func queueDetails(b *pgx.Batch, o *order.Order, s, old order.Stored, version int
 		b.Queue(`INSERT INTO payment_attempts (id, order_id, idempotency_key, fingerprint, status,
 			amount_minor, currency, method, card_brand, card_last4, account, decline_code, decline_message,
 			decline_advice, decline_retryable, provider_ref, verification_failures, captured, created_at, updated_at,
-			capture_tries, next_capture_at)
-			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22)
+			capture_tries, next_capture_at, seller_id)
+			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23)
 			ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, decline_code = EXCLUDED.decline_code,
 			decline_message = EXCLUDED.decline_message, decline_advice = EXCLUDED.decline_advice,
 			decline_retryable = EXCLUDED.decline_retryable, provider_ref = EXCLUDED.provider_ref,
@@ -335,13 +335,14 @@ func queueDetails(b *pgx.Batch, o *order.Order, s, old order.Stored, version int
 			a.ID, s.ID, a.IdempotencyKey, a.Fingerprint, string(a.Status), a.Amount.Amount, a.Amount.Currency,
 			string(a.Method), a.CardBrand, a.CardLast4, a.Account, a.Decline.Code, a.Decline.Message, a.Decline.Advice,
 			a.Decline.Retryable, a.ProviderRef, a.VerificationFailures, a.Captured, a.CreatedAt, a.UpdatedAt,
-			a.CaptureTries, nullTime(a.NextCaptureAt))
+			a.CaptureTries, nullTime(a.NextCaptureAt), s.SellerID)
 	}
 	queueRefunds(b, s, old)
 	queueMessages(b, o)
 	for _, e := range o.NewEvents() {
-		b.Queue(`INSERT INTO order_events (order_id, sequence, kind, actor, occurred_at, note, adjustment, detail, status_after, version_after)
-			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)`, s.ID, e.Sequence, e.Kind, e.Actor, e.OccurredAt, e.Note, e.Adjustment, e.Detail, string(s.Status), version)
+		b.Queue(`INSERT INTO order_events (order_id, sequence, kind, actor, occurred_at, note, adjustment, detail, status_after, version_after, seller_id)
+			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)`, s.ID, e.Sequence, e.Kind, e.Actor, e.OccurredAt, e.Note, e.Adjustment, e.Detail, string(s.Status), version,
+			s.SellerID)
 	}
 	if o.ReleasesStock() {
 		queueRestock(b, s.Items)

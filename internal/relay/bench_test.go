@@ -23,8 +23,8 @@ func BenchmarkRelay(b *testing.B) {
 	const events = 20000
 	ids := newOrders(b, db, 20)
 	// The outbox rows, as 20 orders' conversations would write them.
-	if _, err := db.Pool().Exec(ctx, `INSERT INTO order_events (order_id, sequence, kind, actor, occurred_at, note, detail, status_after, version_after)
-		SELECT o.id, 1 + g, 'message_sent', 'buyer:alice', now(), 'm', '{"text":"hello there, is it still available?"}', 'PENDING_PAYMENT', 1 + g
+	if _, err := db.Pool().Exec(ctx, `INSERT INTO order_events (order_id, sequence, kind, actor, occurred_at, note, detail, status_after, version_after, seller_id)
+		SELECT o.id, 1 + g, 'message_sent', 'buyer:alice', now(), 'm', '{"text":"hello there, is it still available?"}', 'PENDING_PAYMENT', 1 + g, 'store-x'
 		FROM unnest($1::uuid[]) AS o(id), generate_series(1, $2::int) AS g`, ids, events/len(ids)); err != nil {
 		b.Fatal(err)
 	}

@@ -113,8 +113,8 @@ func TestLateCommitIsNotLost(t *testing.T) {
 	if _, err := tx.Exec(ctx, `SELECT 1 FROM orders WHERE id = $1 FOR UPDATE`, ids[0]); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO order_events (order_id, sequence, kind, actor, occurred_at, status_after, version_after)
-		VALUES ($1, 2, 'late', 'system', now(), 'PENDING_PAYMENT', 2)`, ids[0]); err != nil {
+	if _, err := tx.Exec(ctx, `INSERT INTO order_events (order_id, sequence, kind, actor, occurred_at, status_after, version_after, seller_id)
+		VALUES ($1, 2, 'late', 'system', now(), 'PENDING_PAYMENT', 2, 'store-x')`, ids[0]); err != nil {
 		t.Fatal(err)
 	}
 	// Later changes of the other order commit first and are published.
