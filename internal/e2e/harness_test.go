@@ -43,8 +43,8 @@ type system struct {
 	seller   sellerv1.SellerServiceClient
 	catalog  sellerv1.CatalogServiceClient
 	stops    []func()
-	// sellerStops stop each of sellers.
-	sellerStops []func()
+	// sellerStops and buyerStops stop each of sellers and buyers.
+	sellerStops, buyerStops []func()
 }
 
 // options adjust a system beyond its shared configuration.
@@ -125,7 +125,7 @@ func (s *system) stopAll() {
 	for _, stop := range s.stops {
 		stop()
 	}
-	s.stops, s.sellers, s.buyers, s.sellerStops = nil, nil, nil, nil
+	s.stops, s.sellers, s.buyers, s.sellerStops, s.buyerStops = nil, nil, nil, nil, nil
 }
 
 // restart starts n replicas of each service again on the same database and Redis.
@@ -199,7 +199,7 @@ func (s *system) startBuyer() *buyer.Main {
 	if s.provider == nil {
 		s.provider = sim
 	}
-	s.onStop(m.Close)
+	s.buyerStops = append(s.buyerStops, s.onStop(m.Close))
 	s.buyers = append(s.buyers, m)
 	return m
 }

@@ -16,6 +16,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	buyerv1 "github.com/souk-dev/souk/gen/go/souk/buyer/v1"
 	eventsv1 "github.com/souk-dev/souk/gen/go/souk/events/v1"
 	sellerv1 "github.com/souk-dev/souk/gen/go/souk/seller/v1"
 	"go.opentelemetry.io/otel"
@@ -27,6 +28,8 @@ import (
 
 	"github.com/souk-dev/souk/internal/app"
 	"github.com/souk-dev/souk/internal/auth"
+	"github.com/souk-dev/souk/internal/order"
+	"github.com/souk-dev/souk/internal/payment"
 	"github.com/souk-dev/souk/internal/testenv"
 )
 
@@ -324,5 +327,57 @@ func TestOnRedisCluster(t *testing.T) {
 	feed.until(lapsing.Id, "cancelled", 10*time.Second)
 	if o := s.order("bob", lapsing.Id); o.Status != cancelled || o.CancelReason != "payment_timeout" {
 		t.Fatalf("the unpaid order: %s %s", o.Status, o.CancelReason)
+	}
+}
+
+// TestStopDrains: a replica told to stop reports NOT_SERVING to health
+// watchers at once and ends their watches, lets a payment in flight finish
+// (the buyer gets the answer, the order is paid), then stops, well before
+// its shutdown deadline.
+func TestStopDrains(t *testing.T) {
+	started := make(chan struct{}, 1)
+	s := startSystemWith(t, 1, options{provider: func(sim *payment.Simulated) payment.Provider {
+		return &faultyProvider{Provider: sim, afterPay: func(_ payment.PaymentRequest, res order.Result, err error) (order.Result, error) {
+			started <- struct{}{}
+			time.Sleep(time.Second)
+			return res, err
+		}}
+	}})
+	lamp := s.product("store-x", "Lamp", 1000, 100, 100)
+	o := s.checkout("alice", 1, lamp)[0]
+	watch, err := healthpb.NewHealthClient(dial(t, s.buyers[0].GRPCAddr())).Watch(context.Background(), &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := watch.Recv(); err != nil || r.Status != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health before: %v %v", r, err)
+	}
+	paid := make(chan error, 1)
+	go func() {
+		_, err := s.buyer.PayOrder(as(s.token(auth.RoleBuyer, "alice")), &buyerv1.PayOrderRequest{OrderId: o.Id, ExpectedTotal: o.Total,
+			IdempotencyKey: "drain-pay", Method: &buyerv1.PayOrderRequest_Card{Card: &buyerv1.Card{Number: "4242424242424242", ExpMonth: 12, ExpYear: 2099, Cvc: "123"}}})
+		paid <- err
+	}()
+	<-started
+	start := time.Now()
+	stopped := make(chan struct{})
+	go func() { s.buyerStops[0](); close(stopped) }()
+	if r, err := watch.Recv(); err != nil || r.Status != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("health while stopping: %v %v", r, err)
+	}
+	if _, err := watch.Recv(); status.Code(err) != codes.Unavailable {
+		t.Fatalf("the health watch did not end: %v", err)
+	}
+	if err := <-paid; err != nil {
+		t.Fatalf("the payment in flight: %v", err)
+	}
+	<-stopped
+	if took := time.Since(start); took > 5*time.Second || took < 500*time.Millisecond {
+		t.Fatalf("stopping took %s; it should wait for the payment (about 1 s) and no longer", took)
+	}
+	db := s.db(t)
+	var state string
+	if err := db.QueryRow(context.Background(), `SELECT status FROM orders WHERE id = $1`, o.Id).Scan(&state); err != nil || state != "AWAITING_SHIPMENT" {
+		t.Fatalf("the order is %s (%v)", state, err)
 	}
 }

@@ -96,6 +96,8 @@ type Server struct {
 	ihttp    *http.Server
 	igrpcLis net.Listener
 	ihttpLis net.Listener
+	// healthEnd is closed when the server stops: health watches end.
+	healthEnd chan struct{}
 	// stopReady ends the readiness loop.
 	stopReady context.CancelFunc
 	readyDone chan struct{}
@@ -141,13 +143,15 @@ func New(cfg Config) (*Server, error) {
 	hs := health.NewServer()
 	g := grpc.NewServer(opts...)
 	cfg.Register(g)
-	healthpb.RegisterHealthServer(g, hs)
+	stopping := make(chan struct{})
+	watched := &endingHealth{Server: hs, stopping: stopping}
+	healthpb.RegisterHealthServer(g, watched)
 	reflection.Register(g)
-	s := &Server{cfg: cfg, grpc: g, health: hs}
+	s := &Server{cfg: cfg, grpc: g, health: hs, healthEnd: stopping}
 	if cfg.Internal.Register != nil {
 		s.igrpc = grpc.NewServer(opts...)
 		cfg.Internal.Register(s.igrpc)
-		healthpb.RegisterHealthServer(s.igrpc, hs)
+		healthpb.RegisterHealthServer(s.igrpc, watched)
 		reflection.Register(s.igrpc)
 	}
 	if cfg.Metrics != nil {
@@ -158,6 +162,37 @@ func New(cfg Config) (*Server, error) {
 	}
 	return s, nil
 }
+
+// endingHealth is the health service, whose Watch streams end when the
+// server stops (after they have been told NOT_SERVING).
+type endingHealth struct {
+	*health.Server
+	stopping <-chan struct{}
+}
+
+func (h *endingHealth) Watch(req *healthpb.HealthCheckRequest, stream healthpb.Health_WatchServer) error {
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	go func() {
+		select {
+		case <-h.stopping:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := h.Server.Watch(req, &healthStream{Health_WatchServer: stream, ctx: ctx})
+	if stream.Context().Err() == nil && ctx.Err() != nil {
+		return status.Error(codes.Unavailable, "the server is stopping")
+	}
+	return err
+}
+
+type healthStream struct {
+	healthpb.Health_WatchServer
+	ctx context.Context
+}
+
+func (s *healthStream) Context() context.Context { return s.ctx }
 
 func passUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	return h(ctx, req)
@@ -347,6 +382,10 @@ func (s *Server) Close(ctx context.Context) error {
 		<-s.readyDone
 	}
 	s.health.Shutdown()
+	// Health watchers have heard NOT_SERVING: end their streams, which would
+	// otherwise hold the graceful stop until its deadline.
+	time.Sleep(50 * time.Millisecond)
+	close(s.healthEnd)
 	var errs []error
 	for _, h := range []*http.Server{s.http, s.ihttp} {
 		if h != nil {
