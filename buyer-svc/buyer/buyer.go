@@ -104,9 +104,12 @@ func (m *Main) Open(ctx context.Context) error {
 		return err
 	}
 	m.deps = deps
-	m.conn, err = grpc.NewClient(m.cfg.SellerAddr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithStatsHandler(otelgrpc.NewClientHandler()),
-		grpc.WithPerRPCCredentials(auth.ServiceCredentials{Issuer: deps.Issuer, Subject: "buyer-svc"}))
+	dial := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(auth.ServiceCredentials{Issuer: deps.Issuer, Subject: "buyer-svc"})}
+	if m.cfg.Tracing {
+		dial = append(dial, grpc.WithStatsHandler(otelgrpc.NewClientHandler()))
+	}
+	m.conn, err = grpc.NewClient(m.cfg.SellerAddr, dial...)
 	if err != nil {
 		deps.Close()
 		return fmt.Errorf("dial seller-svc: %w", err)
@@ -145,6 +148,7 @@ func (m *Main) Open(ctx context.Context) error {
 		Internal: server.Listeners{HTTPAddr: m.cfg.InternalHTTPAddr, Pages: map[string]http.Handler{"GET /metrics": deps.Metrics.Handler()}},
 		Metrics:  deps.Metrics.GRPC,
 		Ready:    deps.Ready,
+		Tracing:  deps.Config.Tracing,
 	})
 	if err == nil {
 		err = m.srv.Open(ctx)

@@ -17,6 +17,7 @@ import (
 	"github.com/souk-dev/souk/internal/bankday"
 	"github.com/souk-dev/souk/internal/events"
 	"github.com/souk-dev/souk/internal/order"
+	"github.com/souk-dev/souk/internal/telemetry"
 )
 
 // DefaultDatabaseURL is the database `make up` starts.
@@ -49,6 +50,9 @@ type Config struct {
 	// service and admin tokens.
 	JWTSecret        string
 	ServiceJWTSecret string
+	// Tracing instruments calls, queries and Redis commands for
+	// OpenTelemetry; on when the OTEL_* variables ask for traces.
+	Tracing bool
 	// OIDC verifies buyer and seller tokens from an identity provider.
 	OIDC          *auth.OIDC
 	LogLevel      slog.Level
@@ -200,6 +204,7 @@ func (e *Env) Load() Config {
 		RedisAddrs:     splitList(e.String("SOUK_REDIS_ADDRS", "")),
 		RedisPrefix:    e.String("SOUK_REDIS_PREFIX", "souk:"),
 		Env:            e.String("SOUK_ENV", "production"),
+		Tracing:        telemetry.Enabled(),
 		Migrate:        e.Bool("SOUK_MIGRATE", true),
 		PaymentWindow:  e.Duration("SOUK_PAYMENT_WINDOW", 20*24*time.Hour),
 		Deadlines:      e.Bool("SOUK_DEADLINES", true),

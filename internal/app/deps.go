@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/extra/redisotel/v9"
 	"github.com/redis/go-redis/v9"
 
@@ -52,7 +53,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Deps, error) {
 		cancel()
 		return nil, err
 	}
-	db, err := postgres.Open(ctx, cfg.DatabaseURL)
+	var traced []func(*pgxpool.Config)
+	if cfg.Tracing {
+		traced = append(traced, postgres.Traced)
+	}
+	db, err := postgres.Open(ctx, cfg.DatabaseURL, traced...)
 	if err != nil {
 		cancel()
 		return nil, err
@@ -65,11 +70,13 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Deps, error) {
 		}
 	}
 	rdb := cfg.NewRedis()
-	// Traces: a span per Redis command.
-	if err := redisotel.InstrumentTracing(rdb); err != nil {
-		cancel()
-		db.Close()
-		return nil, fmt.Errorf("trace redis: %w", err)
+	if cfg.Tracing {
+		// Traces: a span per Redis command.
+		if err := redisotel.InstrumentTracing(rdb); err != nil {
+			cancel()
+			db.Close()
+			return nil, fmt.Errorf("trace redis: %w", err)
+		}
 	}
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		cancel()

@@ -248,7 +248,7 @@ func TestTracing(t *testing.T) {
 	otel.SetTextMapPropagator(propagation.TraceContext{})
 	t.Cleanup(func() { otel.SetTracerProvider(tracenoop.NewTracerProvider()); _ = tp.Shutdown(context.Background()) })
 	logs := &logBuffer{}
-	s := startSystemWith(t, 1, options{logs: logs})
+	s := startSystemWith(t, 1, options{logs: logs, tune: func(c *app.Config) { c.Tracing = true }})
 	lamp := s.product("store-x", "Lamp", 1000, 100, 100)
 
 	code, body := jsonCall(t, "POST", s.buyerURL("/v1/checkout"), s.token(auth.RoleBuyer, "alice"),

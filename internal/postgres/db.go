@@ -33,14 +33,22 @@ type DB struct {
 	pool *pgxpool.Pool
 }
 
-// Open connects to the database at url and checks that it answers.
-func Open(ctx context.Context, url string) (*DB, error) {
+// Traced makes Open trace every query (a span each, the SQL without its
+// arguments).
+func Traced(cfg *pgxpool.Config) {
+	cfg.ConnConfig.Tracer = otelpgx.NewTracer(otelpgx.WithTrimSQLInSpanName())
+}
+
+// Open connects to the database at url and checks that it answers; opts
+// adjust the pool's configuration (Traced).
+func Open(ctx context.Context, url string, opts ...func(*pgxpool.Config)) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	// Traces: a span per query (the SQL without its arguments).
-	cfg.ConnConfig.Tracer = otelpgx.NewTracer(otelpgx.WithTrimSQLInSpanName())
+	for _, o := range opts {
+		o(cfg)
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)

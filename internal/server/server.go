@@ -62,6 +62,9 @@ type Config struct {
 	Internal Listeners
 	// Metrics, if set, counts and times every call.
 	Metrics *grpcprom.ServerMetrics
+	// Tracing instruments the gRPC servers, the gateway and its calls
+	// (off: no instrumentation at all, not even no-op spans).
+	Tracing bool
 	// Ready, if set, is asked every second whether the replica can serve
 	// (its PostgreSQL and Redis answer): readiness follows it.
 	Ready func(context.Context) error
@@ -121,8 +124,6 @@ func New(cfg Config) (*Server, error) {
 		unaryMetrics, streamMetrics = cfg.Metrics.UnaryServerInterceptor(), cfg.Metrics.StreamServerInterceptor()
 	}
 	opts := []grpc.ServerOption{
-		// Traces: a span per call, continuing the caller's trace.
-		grpc.StatsHandler(otelgrpc.NewServerHandler()),
 		grpc.ChainUnaryInterceptor(
 			unaryMetrics,
 			logInterceptor(cfg.Log),
@@ -139,6 +140,10 @@ func New(cfg Config) (*Server, error) {
 			validateStreamInterceptor(v),
 			streamErrorInterceptor(cfg.Log),
 		),
+	}
+	if cfg.Tracing {
+		// Traces: a span per call, continuing the caller's trace.
+		opts = append(opts, grpc.StatsHandler(otelgrpc.NewServerHandler()))
 	}
 	hs := health.NewServer()
 	g := grpc.NewServer(opts...)
@@ -326,8 +331,11 @@ func (s *Server) serve(ctx context.Context, g *grpc.Server, grpcAddr, httpAddr s
 		if grpcLis == nil {
 			return nil, nil, nil, errors.New("a gateway needs a gRPC listener")
 		}
-		if err := reg(ctx, mux, grpcLis.Addr().String(), []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithStatsHandler(otelgrpc.NewClientHandler())}); err != nil {
+		dial := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+		if s.cfg.Tracing {
+			dial = append(dial, grpc.WithStatsHandler(otelgrpc.NewClientHandler()))
+		}
+		if err := reg(ctx, mux, grpcLis.Addr().String(), dial); err != nil {
 			return nil, nil, nil, fmt.Errorf("register gateway: %w", err)
 		}
 	}
@@ -340,9 +348,12 @@ func (s *Server) serve(ctx context.Context, g *grpc.Server, grpcAddr, httpAddr s
 	for pattern, h := range pages {
 		root.Handle(pattern, h)
 	}
-	handler := otelhttp.NewHandler(root, "gateway", otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
-		return r.Method + " " + r.URL.Path
-	}))
+	var handler http.Handler = root
+	if s.cfg.Tracing {
+		handler = otelhttp.NewHandler(root, "gateway", otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
+			return r.Method + " " + r.URL.Path
+		}))
+	}
 	srv = &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second}
 	go func() {
 		if err := srv.Serve(httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {

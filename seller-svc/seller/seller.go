@@ -86,6 +86,7 @@ func (m *Main) Open(ctx context.Context) error {
 		Pages:   m.pages(deps.Issuer),
 		Metrics: deps.Metrics.GRPC,
 		Ready:   deps.Ready,
+		Tracing: deps.Config.Tracing,
 		// Internal, admin and event-consumer services never face the public.
 		Internal: server.Listeners{
 			GRPCAddr: m.cfg.InternalGRPCAddr, HTTPAddr: m.cfg.InternalHTTPAddr,
