@@ -61,7 +61,9 @@ type Config struct {
 	Deadlines     bool
 	Listener      bool
 	SweepInterval time.Duration
-	LockTTL       time.Duration
+	// DeadlineHorizon: only deadlines due within it have Redis keys.
+	DeadlineHorizon time.Duration
+	LockTTL         time.Duration
 	// Relay runs the event relay (outbox to Redis stream) in this replica;
 	// RelayInterval is how often it looks for events, EventRetention how
 	// long the stream keeps them.
@@ -198,22 +200,23 @@ func (e *Env) Err() error { return errors.Join(e.errs...) }
 // Load reads the shared configuration.
 func (e *Env) Load() Config {
 	c := Config{
-		DatabaseURL:    e.String("SOUK_DATABASE_URL", DefaultDatabaseURL),
-		RedisAddr:      e.String("SOUK_REDIS_ADDR", "127.0.0.1:56379"),
-		RedisDB:        e.Int("SOUK_REDIS_DB", 0),
-		RedisAddrs:     splitList(e.String("SOUK_REDIS_ADDRS", "")),
-		RedisPrefix:    e.String("SOUK_REDIS_PREFIX", "souk:"),
-		Env:            e.String("SOUK_ENV", "production"),
-		Tracing:        telemetry.Enabled(),
-		Migrate:        e.Bool("SOUK_MIGRATE", true),
-		PaymentWindow:  e.Duration("SOUK_PAYMENT_WINDOW", 20*24*time.Hour),
-		Deadlines:      e.Bool("SOUK_DEADLINES", true),
-		Listener:       e.Bool("SOUK_EXPIRY_LISTENER", true),
-		SweepInterval:  e.Duration("SOUK_SWEEP_INTERVAL", 30*time.Second),
-		LockTTL:        e.Duration("SOUK_LOCK_TTL", 15*time.Second),
-		Relay:          e.Bool("SOUK_RELAY", true),
-		RelayInterval:  e.Duration("SOUK_RELAY_INTERVAL", 200*time.Millisecond),
-		EventRetention: e.Duration("SOUK_EVENT_RETENTION", 7*24*time.Hour),
+		DatabaseURL:     e.String("SOUK_DATABASE_URL", DefaultDatabaseURL),
+		RedisAddr:       e.String("SOUK_REDIS_ADDR", "127.0.0.1:56379"),
+		RedisDB:         e.Int("SOUK_REDIS_DB", 0),
+		RedisAddrs:      splitList(e.String("SOUK_REDIS_ADDRS", "")),
+		RedisPrefix:     e.String("SOUK_REDIS_PREFIX", "souk:"),
+		Env:             e.String("SOUK_ENV", "production"),
+		Tracing:         telemetry.Enabled(),
+		Migrate:         e.Bool("SOUK_MIGRATE", true),
+		PaymentWindow:   e.Duration("SOUK_PAYMENT_WINDOW", 20*24*time.Hour),
+		Deadlines:       e.Bool("SOUK_DEADLINES", true),
+		Listener:        e.Bool("SOUK_EXPIRY_LISTENER", true),
+		SweepInterval:   e.Duration("SOUK_SWEEP_INTERVAL", 30*time.Second),
+		DeadlineHorizon: e.Duration("SOUK_DEADLINE_HORIZON", time.Hour),
+		LockTTL:         e.Duration("SOUK_LOCK_TTL", 15*time.Second),
+		Relay:           e.Bool("SOUK_RELAY", true),
+		RelayInterval:   e.Duration("SOUK_RELAY_INTERVAL", 200*time.Millisecond),
+		EventRetention:  e.Duration("SOUK_EVENT_RETENTION", 7*24*time.Hour),
 		Watch: events.Config{
 			Heartbeat:  e.Duration("SOUK_WATCH_HEARTBEAT", 15*time.Second),
 			Stall:      e.Duration("SOUK_WATCH_STALL", 30*time.Second),

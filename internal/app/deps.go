@@ -89,6 +89,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Deps, error) {
 		Deadlines: deadline.New(rdb, cfg.RedisPrefix, db, cfg.Policy, Now, log),
 		done:      make(chan struct{}),
 	}
+	d.Deadlines.SetHorizon(cfg.DeadlineHorizon)
 	d.Metrics = newMetrics(db, rdb)
 	d.Deadlines.OnFiredDeadline(d.Metrics.DeadlineFired)
 	watch := cfg.Watch

@@ -26,7 +26,7 @@ import (
 type Store interface {
 	FireDeadline(ctx context.Context, id string, kind order.DeadlineKind, now time.Time, pol order.Policy, skipLocked bool) (*order.Order, time.Time, error)
 	DueDeadlines(ctx context.Context, now time.Time, after postgres.Deadline, limit int) ([]postgres.Deadline, error)
-	OpenDeadlines(ctx context.Context, fn func([]postgres.Deadline) error) error
+	OpenDeadlines(ctx context.Context, before time.Time, fn func([]postgres.Deadline) error) error
 }
 
 // Config tunes a Scheduler.
@@ -48,7 +48,9 @@ type Scheduler struct {
 	now    func() time.Time
 	log    *slog.Logger
 	// fired, when set, is called with every order a deadline changed.
-	fired         func(*order.Order)
+	fired func(*order.Order)
+	// horizon: only deadlines due within it have Redis keys (0: all).
+	horizon       time.Duration
 	firedDeadline func(kind order.DeadlineKind, path string, lag time.Duration)
 
 	// failures counts deadlines that could not be fired; reported holds
@@ -63,6 +65,16 @@ type Scheduler struct {
 // rules the deadlines' actions follow (refund due dates, for one).
 func New(rdb redis.UniversalClient, prefix string, store Store, pol order.Policy, now func() time.Time, log *slog.Logger) *Scheduler {
 	return &Scheduler{rdb: rdb, prefix: prefix, store: store, policy: pol, now: now, log: log, reported: map[postgres.Deadline]time.Time{}}
+}
+
+// SetHorizon makes Redis hold keys only for deadlines due within h (0:
+// every deadline); Run arms the next ones every h/2, ahead of time. Redis
+// memory then follows the near-term deadlines, not the 20-day windows.
+func (s *Scheduler) SetHorizon(h time.Duration) { s.horizon = h }
+
+// near reports whether a deadline due at due gets its key now.
+func (s *Scheduler) near(due time.Time) bool {
+	return s.horizon <= 0 || due.Sub(s.now()) <= s.horizon
 }
 
 // OnFired registers fn to be called with every order a deadline changed.
@@ -88,7 +100,7 @@ func (s *Scheduler) Arm(ctx context.Context, o *order.Order) {
 	open := o.Deadlines()
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, kind := range order.DeadlineKinds {
-			if due, ok := open[kind]; ok {
+			if due, ok := open[kind]; ok && s.near(due) {
 				p.Set(ctx, s.key(o.ID(), kind), due.UnixMilli(), s.ttl(due))
 			} else {
 				p.Del(ctx, s.key(o.ID(), kind))
@@ -107,11 +119,16 @@ func (s *Scheduler) ttl(due time.Time) time.Duration {
 	return max(due.Sub(s.now()), 0) + 20*time.Millisecond
 }
 
-// RearmAll sets a key for every open deadline in Postgres, for a Redis that
-// lost its keys or missed them while the services were down.
+// RearmAll sets a key for every open deadline in Postgres within the
+// horizon, for a Redis that lost its keys or missed them while the
+// services were down, and for the deadlines the horizon reached since.
 func (s *Scheduler) RearmAll(ctx context.Context) (int, error) {
 	n := 0
-	err := s.store.OpenDeadlines(ctx, func(ds []postgres.Deadline) error {
+	var before time.Time
+	if s.horizon > 0 {
+		before = s.now().Add(s.horizon)
+	}
+	err := s.store.OpenDeadlines(ctx, before, func(ds []postgres.Deadline) error {
 		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for _, d := range ds {
 				p.Set(ctx, s.key(d.OrderID, d.Kind), d.DueAt.UnixMilli(), s.ttl(d.DueAt))
@@ -235,6 +252,9 @@ func (s *Scheduler) Run(ctx context.Context, cfg Config) error {
 	if cfg.Listen {
 		go s.listen(ctx)
 	}
+	if s.horizon > 0 {
+		go s.armAhead(ctx)
+	}
 	t := time.NewTicker(cfg.SweepInterval)
 	defer t.Stop()
 	for {
@@ -245,6 +265,24 @@ func (s *Scheduler) Run(ctx context.Context, cfg Config) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		}
+	}
+}
+
+// armAhead arms, every half horizon, the keys of the deadlines the horizon
+// now reaches: each gets its key at least half a horizon before it is due.
+// Every replica does it; setting a key twice is harmless.
+func (s *Scheduler) armAhead(ctx context.Context) {
+	t := time.NewTicker(s.horizon / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := s.RearmAll(ctx); err != nil && ctx.Err() == nil {
+			s.log.WarnContext(ctx, "arm the next deadlines", "err", err)
 		}
 	}
 }

@@ -174,3 +174,65 @@ func TestListenerFiresOnEveryPrimary(t *testing.T) {
 		})
 	}
 }
+
+// TestHorizon: a deadline beyond the horizon has no Redis key (Redis holds
+// the near-term deadlines only); the horizon's arming gives it one ahead of
+// time, and the expired-key listener fires it.
+func TestHorizon(t *testing.T) {
+	db := testenv.DB(t)
+	rdb, prefix := testenv.Redis(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	p := catalog.Product{ID: uuid.NewString(), SellerID: "store-x", Title: "Lamp", Currency: "USD", Price: 1000, Stock: 10, HandlingDays: 3,
+		ProtectionDays: 60, CreatedAt: now, UpdatedAt: now}
+	if err := db.CreateProduct(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	var orders []*order.Order
+	for _, window := range []time.Duration{500 * time.Millisecond, 3 * time.Second} {
+		o, err := order.New(order.NewOrderParams{ID: uuid.NewString(), CheckoutID: uuid.NewString(), BuyerID: "alice", SellerID: "store-x",
+			Currency: "USD", Items: []order.Item{{ProductID: p.ID, Quantity: 1, UnitPrice: 1000}}, HandlingDays: 3, PaymentWindow: window, Now: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		orders = append(orders, o)
+	}
+	if err := db.CreateOrders(ctx, orders); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	paths := map[string]int{}
+	s := deadline.New(rdb, prefix, db, order.DefaultPolicy, func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s.SetHorizon(time.Second)
+	s.OnFiredDeadline(func(_ order.DeadlineKind, path string, _ time.Duration) { mu.Lock(); paths[path]++; mu.Unlock() })
+	near, far := orders[0], orders[1]
+	s.Arm(ctx, near)
+	s.Arm(ctx, far)
+	key := func(o *order.Order) string { return prefix + "deadline:{" + o.ID() + "}:payment" }
+	if n, _ := rdb.Exists(ctx, key(near)).Result(); n != 1 {
+		t.Fatal("the deadline within the horizon has no key")
+	}
+	if n, _ := rdb.Exists(ctx, key(far)).Result(); n != 0 {
+		t.Fatal("the deadline beyond the horizon has a key")
+	}
+	go func() { _ = s.Run(ctx, deadline.Config{Listen: true, SweepInterval: time.Hour}) }()
+	testenv.Eventually(t, 3*time.Second, "the far deadline gets its key ahead of time", func() bool {
+		n, _ := rdb.Exists(ctx, key(far)).Result()
+		return n == 1
+	})
+	if time.Now().After(far.Deadlines()[order.DeadlinePayment]) {
+		t.Fatal("the key came after the deadline")
+	}
+	testenv.Eventually(t, 10*time.Second, "both deadlines fired", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return paths[deadline.PathListener] == 2
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(paths) != 1 {
+		t.Fatalf("fired by %v; want the listener alone", paths)
+	}
+}

@@ -476,14 +476,17 @@ type Deadline struct {
 	DueAt   time.Time
 }
 
-// OpenDeadlines calls fn for every open deadline, in batches, so that the
-// Redis keys can be re-armed from the record.
-func (db *DB) OpenDeadlines(ctx context.Context, fn func([]Deadline) error) error {
+// OpenDeadlines calls fn with the open deadlines due before before (zero:
+// all of them), soonest first, in batches, so that the caller can re-arm
+// them without holding them all in memory.
+func (db *DB) OpenDeadlines(ctx context.Context, before time.Time, fn func([]Deadline) error) error {
 	const batch = 1000
-	afterID, afterKind := "00000000-0000-0000-0000-000000000000", ""
+	var after Deadline
+	after.OrderID = "00000000-0000-0000-0000-000000000000"
 	for {
 		rows, _ := db.pool.Query(ctx, `SELECT order_id::text, kind, due_at FROM order_deadlines
-			WHERE (order_id, kind) > ($1::uuid, $2) ORDER BY order_id, kind LIMIT $3`, afterID, afterKind, batch)
+			WHERE ($1::timestamptz IS NULL OR due_at < $1) AND (due_at, order_id, kind) > ($2, $3::uuid, $4)
+			ORDER BY due_at, order_id, kind LIMIT $5`, nullTime(before), after.DueAt, after.OrderID, string(after.Kind), batch)
 		ds, err := pgx.CollectRows(rows, scanDeadline)
 		if err != nil {
 			return fmt.Errorf("list open deadlines: %w", err)
@@ -494,8 +497,7 @@ func (db *DB) OpenDeadlines(ctx context.Context, fn func([]Deadline) error) erro
 		if err := fn(ds); err != nil {
 			return err
 		}
-		last := ds[len(ds)-1]
-		afterID, afterKind = last.OrderID, string(last.Kind)
+		after = ds[len(ds)-1]
 	}
 }
 

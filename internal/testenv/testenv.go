@@ -172,6 +172,7 @@ func ConfigOn(databaseURL, redisAddr, prefix string) app.Config {
 		Deadlines:        true,
 		Listener:         true,
 		SweepInterval:    200 * time.Millisecond,
+		DeadlineHorizon:  time.Hour,
 		LockTTL:          5 * time.Second,
 		Relay:            true,
 		RelayInterval:    100 * time.Millisecond,
