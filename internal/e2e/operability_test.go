@@ -73,7 +73,6 @@ func TestInternalRoutesAreNotPublic(t *testing.T) {
 	if code, _ := jsonCall(t, "GET", "http://"+s.sellers[0].InternalHTTPAddr()+"/admin/v1/disputes", s.token(auth.RoleAdmin, "ops"), nil); code != http.StatusOK {
 		t.Errorf("the admin route on the internal gateway: HTTP %d", code)
 	}
-	_ = context.Background()
 }
 
 // scrape reads a /metrics page and returns the sum of the samples of name
@@ -195,7 +194,7 @@ func TestReadiness(t *testing.T) {
 	cfg := testenv.ConfigOn(pg.Database("souk"), rd.Addr, "souk-ready:")
 	s := startSystemWith(t, 1, options{cfg: &cfg})
 	health := healthpb.NewHealthClient(dial(t, s.buyers[0].GRPCAddr()))
-	status := func(service string) healthpb.HealthCheckResponse_ServingStatus {
+	serving := func(service string) healthpb.HealthCheckResponse_ServingStatus {
 		r, err := health.Check(context.Background(), &healthpb.HealthCheckRequest{Service: service})
 		if err != nil {
 			return healthpb.HealthCheckResponse_UNKNOWN
@@ -210,7 +209,7 @@ func TestReadiness(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	serving := healthpb.HealthCheckResponse_SERVING
+	up := healthpb.HealthCheckResponse_SERVING
 	expect := func(what string, ready bool) {
 		t.Helper()
 		testenv.Eventually(t, 10*time.Second, what, func() bool {
@@ -218,10 +217,10 @@ func TestReadiness(t *testing.T) {
 			if ready {
 				code = http.StatusOK
 			}
-			return (status("") == serving) == ready && (status("souk.buyer.v1.BuyerService") == serving) == ready && readyz() == code
+			return (serving("") == up) == ready && (serving("souk.buyer.v1.BuyerService") == up) == ready && readyz() == code
 		})
-		if status("liveness") != serving {
-			t.Fatalf("%s: liveness is %v", what, status("liveness"))
+		if serving("liveness") != up {
+			t.Fatalf("%s: liveness is %v", what, serving("liveness"))
 		}
 	}
 	expect("ready at start", true)
