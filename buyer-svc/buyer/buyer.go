@@ -21,6 +21,7 @@ import (
 	"github.com/souk-dev/souk/internal/auth"
 	"github.com/souk-dev/souk/internal/payflow"
 	"github.com/souk-dev/souk/internal/payment"
+	"github.com/souk-dev/souk/internal/postgres"
 	"github.com/souk-dev/souk/internal/server"
 )
 
@@ -42,6 +43,9 @@ type Config struct {
 	// SettleAfter is how long the simulated provider keeps asynchronous
 	// payments processing.
 	SettleAfter time.Duration
+	// SimDatabaseURL, when set, keeps the simulated provider's ledger in a
+	// database of its own (the default is the service's).
+	SimDatabaseURL string
 	// WorkerInterval is how often the payment worker looks for refunds,
 	// captures and attempts whose answer was lost.
 	WorkerInterval time.Duration
@@ -66,6 +70,7 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 		WebhookSecret:     e.Secret("SOUK_PROVIDER_WEBHOOK_SECRET", "souk-development-webhook-secret", dev),
 		CallbackURL:       e.String("SOUK_PROVIDER_CALLBACK_URL", ""),
 		SettleAfter:       e.Duration("SOUK_SIM_SETTLE_AFTER", 10*time.Second),
+		SimDatabaseURL:    e.String("SOUK_SIM_DATABASE_URL", ""),
 		WorkerInterval:    e.Duration("SOUK_WORKER_INTERVAL", time.Second),
 		FingerprintSecret: e.Secret("SOUK_FINGERPRINT_SECRET", "souk-development-fingerprint-secret", dev),
 	}
@@ -81,6 +86,7 @@ type Main struct {
 	log       *slog.Logger
 	provider  payment.Provider
 	simulated *payment.Simulated
+	simDB     *postgres.DB
 	deps      *app.Deps
 	srv       *server.Server
 	conn      *grpc.ClientConn
@@ -115,7 +121,21 @@ func (m *Main) Open(ctx context.Context) error {
 		return fmt.Errorf("dial seller-svc: %w", err)
 	}
 	if m.provider == nil {
-		m.simulated = payment.NewSimulated(deps.DB.Pool(), payment.SimulatedConfig{
+		pool := deps.DB.Pool()
+		if m.cfg.SimDatabaseURL != "" {
+			// The simulated provider's ledger in a database of its own, so
+			// that the record's figures are Souk's alone.
+			if m.simDB, err = postgres.Open(ctx, m.cfg.SimDatabaseURL); err == nil {
+				err = m.simDB.Migrate(ctx)
+			}
+			if err != nil {
+				m.conn.Close()
+				deps.Close()
+				return fmt.Errorf("simulated provider's database: %w", err)
+			}
+			pool = m.simDB.Pool()
+		}
+		m.simulated = payment.NewSimulated(pool, payment.SimulatedConfig{
 			SettleAfter: m.cfg.SettleAfter, CallbackURL: m.cfg.CallbackURL, WebhookSecret: []byte(m.cfg.WebhookSecret),
 		}, app.Now, m.log)
 		m.provider = m.simulated
@@ -194,5 +214,8 @@ func (m *Main) Close(ctx context.Context) error {
 	<-m.done
 	m.conn.Close()
 	m.deps.Close()
+	if m.simDB != nil {
+		m.simDB.Close()
+	}
 	return err
 }

@@ -60,14 +60,19 @@ func (s *buyerService) Checkout(ctx context.Context, req *buyerv1.CheckoutReques
 	if req.IdempotencyKey == "" {
 		return s.checkout(ctx, buyer, checkoutID, req.Items, items)
 	}
-	if err := s.deps.DB.ClaimIdempotencyKey(ctx, "checkout:"+buyer, req.IdempotencyKey, s.pay.Fingerprint(parts...), s.deps.Now()); err != nil {
+	fresh, err := s.deps.DB.ClaimIdempotencyKey(ctx, "checkout:"+buyer, req.IdempotencyKey, s.pay.Fingerprint(parts...), s.deps.Now())
+	if err != nil {
 		return nil, err
 	}
 	checkoutID = uuid.NewSHA1(checkoutNamespace, []byte(buyer+"\x00"+req.IdempotencyKey)).String()
 	// Retries racing each other meet on the checkout id: the store replays
-	// a reservation made concurrently, and the orders are stored once.
-	if resp, err := s.storedCheckout(ctx, buyer, checkoutID); resp != nil || err != nil {
-		return resp, err
+	// a reservation made concurrently, and the orders are stored once. A
+	// key this request claimed first has no orders yet (and should a
+	// forgotten key's orders exist, storing them again says so).
+	if !fresh {
+		if resp, err := s.storedCheckout(ctx, buyer, checkoutID); resp != nil || err != nil {
+			return resp, err
+		}
 	}
 	return s.checkout(ctx, buyer, checkoutID, req.Items, items)
 }

@@ -100,7 +100,7 @@ func TestPaymentWindowExpires(t *testing.T) {
 			if got := s.stock(lamp); got != 50 {
 				t.Errorf("lamp stock later = %d, want 50", got)
 			}
-			if n := len(s.redis(t).Keys(context.Background(), s.cfg.RedisPrefix+"deadline:*").Val()); n != 0 {
+			if n := len(s.redis(t).Keys(context.Background(), s.cfg.RedisPrefix+"d[lt]:*").Val()); n != 0 {
 				t.Errorf("%d deadline keys left in Redis", n)
 			}
 		})

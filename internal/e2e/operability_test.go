@@ -247,7 +247,8 @@ func TestTracing(t *testing.T) {
 	otel.SetTextMapPropagator(propagation.TraceContext{})
 	t.Cleanup(func() { otel.SetTracerProvider(tracenoop.NewTracerProvider()); _ = tp.Shutdown(context.Background()) })
 	logs := &logBuffer{}
-	s := startSystemWith(t, 1, options{logs: logs, tune: func(c *app.Config) { c.Tracing = true }})
+	// A payment window within the deadline horizon: the checkout arms it in Redis.
+	s := startSystemWith(t, 1, options{logs: logs, tune: func(c *app.Config) { c.Tracing = true; c.PaymentWindow = 30 * time.Minute }})
 	lamp := s.product("store-x", "Lamp", 1000, 100, 100)
 
 	code, body := jsonCall(t, "POST", s.buyerURL("/v1/checkout"), s.token(auth.RoleBuyer, "alice"),

@@ -152,10 +152,13 @@ type Order struct {
 	// protectionDays is the buyer protection the order keeps from checkout.
 	protectionDays int
 	version        int64
-	createdAt      time.Time
-	updatedAt      time.Time
-	cancelReason   string
-	lastDecline    Decline
+	// prior holds the deadlines the order had before its last stored
+	// change, when the store says so.
+	prior        map[DeadlineKind]time.Time
+	createdAt    time.Time
+	updatedAt    time.Time
+	cancelReason string
+	lastDecline  Decline
 	// paymentDueAt is the end of the payment window. It outlives the
 	// payment deadline: a payment that fails after the window passed (it
 	// was being checked, or its capture was refused) cancels the order then.
@@ -317,6 +320,15 @@ func (o *Order) Shipment() *Shipment { return o.shipment }
 
 // Deadlines returns a copy of the open deadlines.
 func (o *Order) Deadlines() map[DeadlineKind]time.Time { return maps.Clone(o.deadlines) }
+
+// PriorDeadlines returns the deadlines the order had before the stored
+// change it was returned from (none for a new order): what the keys that
+// fire them were set for, so that only what changed is re-armed.
+func (o *Order) PriorDeadlines() map[DeadlineKind]time.Time { return maps.Clone(o.prior) }
+
+// SetPriorDeadlines records the deadlines the order had before the change
+// the store just wrote.
+func (o *Order) SetPriorDeadlines(d map[DeadlineKind]time.Time) { o.prior = maps.Clone(d) }
 
 // Attempts returns a copy of the payment attempts, oldest first.
 func (o *Order) Attempts() []Attempt { return slices.Clone(o.attempts) }

@@ -114,8 +114,14 @@ func (r PayRequest) parts() []string {
 // order. A definite decline is an answer, not an error; an ambiguous one
 // (the provider timed out) leaves the payment being checked.
 func (s *Service) Pay(ctx context.Context, req PayRequest) (*order.Order, order.Attempt, error) {
-	if err := s.ClaimKey(ctx, req.BuyerID, req.Key, append([]string{"pay"}, req.parts()...)...); err != nil {
+	// The key is claimed and the order's buyer read in one round trip.
+	owner, err := s.cfg.DB.ClaimIdempotencyKeyFor(ctx, "buyer:"+req.BuyerID, req.Key,
+		s.Fingerprint(append([]string{"pay"}, req.parts()...)...), s.cfg.Now(), req.OrderID)
+	if err != nil {
 		return nil, order.Attempt{}, err
+	}
+	if owner != req.BuyerID {
+		return nil, order.Attempt{}, order.NotYours(req.OrderID)
 	}
 	return s.pay(ctx, req)
 }
@@ -150,7 +156,12 @@ func (s *Service) PayMany(ctx context.Context, buyer, key string, m Method, orde
 	}
 	out := make([]Outcome, len(orders))
 	for i, ot := range orders {
-		o, a, err := s.pay(ctx, PayRequest{BuyerID: buyer, OrderID: ot.OrderID, Expected: ot.Expected, Method: m, Key: key})
+		var o *order.Order
+		var a order.Attempt
+		err := s.owned(ctx, buyer, ot.OrderID)
+		if err == nil {
+			o, a, err = s.pay(ctx, PayRequest{BuyerID: buyer, OrderID: ot.OrderID, Expected: ot.Expected, Method: m, Key: key})
+		}
 		out[i] = Outcome{Order: o, Attempt: a, Err: err}
 	}
 	return out, nil
@@ -159,7 +170,8 @@ func (s *Service) PayMany(ctx context.Context, buyer, key string, m Method, orde
 // ClaimKey records a buyer's idempotency key with a keyed hash of the
 // request's parts; the same key with other parts is refused.
 func (s *Service) ClaimKey(ctx context.Context, buyer, key string, parts ...string) error {
-	return s.cfg.DB.ClaimIdempotencyKey(ctx, "buyer:"+buyer, key, s.Fingerprint(parts...), s.cfg.Now())
+	_, err := s.cfg.DB.ClaimIdempotencyKey(ctx, "buyer:"+buyer, key, s.Fingerprint(parts...), s.cfg.Now())
+	return err
 }
 
 // owned checks that an order is the buyer's; another buyer's order is not
@@ -193,10 +205,8 @@ func (s *Service) update(ctx context.Context, buyer, orderID string, fn func(*or
 // errReplay says a payment request repeats an earlier one with its key.
 var errReplay = errors.New("replayed payment request")
 
+// pay runs a payment whose key is claimed, for the order's own buyer.
 func (s *Service) pay(ctx context.Context, req PayRequest) (*order.Order, order.Attempt, error) {
-	if err := s.owned(ctx, req.BuyerID, req.OrderID); err != nil {
-		return nil, order.Attempt{}, err
-	}
 	lk, err := s.cfg.Locker.Obtain(ctx, req.OrderID, LockWait)
 	if err != nil {
 		return nil, order.Attempt{}, err

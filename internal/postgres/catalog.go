@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -196,15 +197,19 @@ const releaseSQL = `WITH released AS (
 		RETURNING r.quantity)
 	SELECT coalesce(sum(quantity), 0)::bigint FROM restocked`
 
-// queueRestock queues giving the items' quantities back to their products,
-// locking the products in id order first: checkouts take them in that
-// order too, so the two cannot deadlock.
+// queueRestock queues giving the items' quantities back to their products
+// (summed per product: one row each, however many orders a batch gives
+// back), locking the products in id order first: checkouts take them in
+// that order too, so the two cannot deadlock.
 func queueRestock(b *pgx.Batch, items []order.Item) {
-	sorted := slices.Clone(items)
-	slices.SortFunc(sorted, func(a, b order.Item) int { return compareStrings(a.ProductID, b.ProductID) })
-	ids, qty := make([]string, len(sorted)), make([]int64, len(sorted))
-	for i, it := range sorted {
-		ids[i], qty[i] = it.ProductID, it.Quantity
+	sum := map[string]int64{}
+	for _, it := range items {
+		sum[it.ProductID] += it.Quantity
+	}
+	ids := slices.Sorted(maps.Keys(sum))
+	qty := make([]int64, len(ids))
+	for i, id := range ids {
+		qty[i] = sum[id]
 	}
 	b.Queue(`SELECT 1 FROM products WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`, ids)
 	b.Queue(`UPDATE products p SET stock = p.stock + v.quantity

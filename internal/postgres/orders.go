@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -76,15 +75,43 @@ type querier interface {
 // history in one round trip; lock ("", forUpdate or forUpdateSkipLocked)
 // locks the order's row first.
 func load(ctx context.Context, q querier, id string, lock string) (order.Stored, error) {
+	ss, err := loadMany(ctx, q, []string{id}, lock)
+	if err != nil {
+		return order.Stored{}, err
+	}
+	if len(ss) == 0 {
+		return order.Stored{}, fmt.Errorf("%w: order %s", order.ErrNotFound, id)
+	}
+	return ss[0], nil
+}
+
+// loadMany reads whole orders in one round trip, in the order of ids,
+// leaving out those that do not exist (or, with forUpdateSkipLocked, that
+// another transaction holds). Five statements read them, whatever their
+// number.
+func loadMany(ctx context.Context, q querier, ids []string, lock string) ([]order.Stored, error) {
+	valid := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if u, err := uuid.Parse(id); err == nil {
+			valid = append(valid, u.String())
+		}
+	}
+	if len(valid) == 0 {
+		return nil, nil
+	}
 	b := &pgx.Batch{}
-	s, found := queueLoad(b, id, lock)
+	found := queueLoad(b, valid, lock)
 	if err := q.SendBatch(ctx, b).Close(); err != nil {
-		return *s, fmt.Errorf("load order: %w", err)
+		return nil, fmt.Errorf("load orders: %w", err)
 	}
-	if !*found {
-		return *s, fmt.Errorf("%w: order %s", order.ErrNotFound, id)
+	out := make([]order.Stored, 0, len(valid))
+	for _, id := range valid {
+		if s, ok := found[id]; ok {
+			out = append(out, *s)
+			delete(found, id) // an id asked for twice is returned once
+		}
 	}
-	return *s, nil
+	return out, nil
 }
 
 // Row locks load can take.
@@ -93,62 +120,88 @@ const (
 	forUpdateSkipLocked = " FOR UPDATE SKIP LOCKED"
 )
 
-// queueLoad queues the reads of one order into b; once b is sent, *found
-// says whether the order exists and *s holds it.
-func queueLoad(b *pgx.Batch, id string, lock string) (*order.Stored, *bool) {
-	s, found := &order.Stored{}, new(bool)
-	b.Queue(`SELECT `+orderColumns+` FROM orders WHERE id = $1`+lock, id).QueryRow(func(row pgx.Row) error {
-		var err error
-		if *s, err = scanOrder(row); isNoRows(err) {
-			return nil
+// queueLoad queues the reads of the orders with the given (canonical) ids
+// into b; once b is sent, the map holds the orders found by id.
+func queueLoad(b *pgx.Batch, ids []string, lock string) map[string]*order.Stored {
+	found := make(map[string]*order.Stored, len(ids))
+	b.Queue(`SELECT `+orderColumns+` FROM orders WHERE id = ANY($1::uuid[]) ORDER BY id`+lock, ids).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			s, err := scanOrder(rows)
+			if err != nil {
+				return err
+			}
+			s.Deadlines = map[order.DeadlineKind]time.Time{}
+			found[s.ID] = &s
 		}
-		*found = err == nil
-		return err
+		return rows.Err()
 	})
-	b.Queue(`SELECT kind, due_at FROM order_deadlines WHERE order_id = $1`, id).Query(func(rows pgx.Rows) error {
-		s.Deadlines = map[order.DeadlineKind]time.Time{}
-		var kind string
+	// of returns the loaded order a child row belongs to, or nil for an
+	// order the lock skipped.
+	of := func(id string) *order.Stored { return found[id] }
+	b.Queue(`SELECT order_id::text, kind, due_at FROM order_deadlines WHERE order_id = ANY($1::uuid[])`, ids).Query(func(rows pgx.Rows) error {
+		var id, kind string
 		var due time.Time
-		_, err := pgx.ForEachRow(rows, []any{&kind, &due}, func() error { s.Deadlines[order.DeadlineKind(kind)] = due; return nil })
+		_, err := pgx.ForEachRow(rows, []any{&id, &kind, &due}, func() error {
+			if s := of(id); s != nil {
+				s.Deadlines[order.DeadlineKind(kind)] = due
+			}
+			return nil
+		})
 		return err
 	})
 	b.Queue(`SELECT id, idempotency_key, fingerprint, status, amount_minor, currency, method,
 		card_brand, card_last4, account, decline_code, decline_message, decline_advice, decline_retryable,
 		provider_ref, verification_failures, captured, created_at, updated_at, capture_tries,
-		coalesce(next_capture_at, 'epoch')
-		FROM payment_attempts WHERE order_id = $1 ORDER BY created_at, id`, id).Query(func(rows pgx.Rows) error {
-		var err error
-		s.Attempts, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (order.Attempt, error) {
+		coalesce(next_capture_at, 'epoch'), order_id::text
+		FROM payment_attempts WHERE order_id = ANY($1::uuid[]) ORDER BY order_id, created_at, id`, ids).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
 			var a order.Attempt
-			var status, method string
-			err := r.Scan(&a.ID, &a.IdempotencyKey, &a.Fingerprint, &status, &a.Amount.Amount, &a.Amount.Currency,
+			var status, method, id string
+			if err := rows.Scan(&a.ID, &a.IdempotencyKey, &a.Fingerprint, &status, &a.Amount.Amount, &a.Amount.Currency,
 				&method, &a.CardBrand, &a.CardLast4, &a.Account, &a.Decline.Code, &a.Decline.Message, &a.Decline.Advice,
 				&a.Decline.Retryable, &a.ProviderRef, &a.VerificationFailures, &a.Captured, &a.CreatedAt, &a.UpdatedAt,
-				&a.CaptureTries, &a.NextCaptureAt)
+				&a.CaptureTries, &a.NextCaptureAt, &id); err != nil {
+				return err
+			}
 			a.Status, a.Method = order.AttemptStatus(status), order.Method(method)
 			if a.NextCaptureAt.Equal(time.Unix(0, 0)) {
 				a.NextCaptureAt = time.Time{}
 			}
-			return a, err
-		})
-		return err
+			if s := of(id); s != nil {
+				s.Attempts = append(s.Attempts, a)
+			}
+		}
+		return rows.Err()
 	})
-	b.Queue(`SELECT `+refundColumns+` FROM refunds WHERE order_id = $1 ORDER BY created_at, id`, id).Query(func(rows pgx.Rows) error {
-		var err error
-		s.Refunds, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (order.Refund, error) { return scanRefund(r) })
-		return err
+	b.Queue(`SELECT `+refundColumns+`, order_id::text FROM refunds WHERE order_id = ANY($1::uuid[])
+		ORDER BY order_id, created_at, id`, ids).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var id string
+			r, err := scanRefund(rows, &id)
+			if err != nil {
+				return err
+			}
+			if s := of(id); s != nil {
+				s.Refunds = append(s.Refunds, r)
+			}
+		}
+		return rows.Err()
 	})
-	b.Queue(`SELECT sequence, kind, actor, occurred_at, note, adjustment, detail
-		FROM order_events WHERE order_id = $1 ORDER BY sequence`, id).Query(func(rows pgx.Rows) error {
-		var err error
-		s.History, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (order.Event, error) {
+	b.Queue(`SELECT sequence, kind, actor, occurred_at, note, adjustment, detail, order_id::text
+		FROM order_events WHERE order_id = ANY($1::uuid[]) ORDER BY order_id, sequence`, ids).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
 			var e order.Event
-			err := r.Scan(&e.Sequence, &e.Kind, &e.Actor, &e.OccurredAt, &e.Note, &e.Adjustment, &e.Detail)
-			return e, err
-		})
-		return err
+			var id string
+			if err := rows.Scan(&e.Sequence, &e.Kind, &e.Actor, &e.OccurredAt, &e.Note, &e.Adjustment, &e.Detail, &id); err != nil {
+				return err
+			}
+			if s := of(id); s != nil {
+				s.History = append(s.History, e)
+			}
+		}
+		return rows.Err()
 	})
-	return s, found
+	return found
 }
 
 func loadDeadlinesOf(ctx context.Context, q querier, ids []string) (map[string]map[order.DeadlineKind]time.Time, error) {
@@ -201,25 +254,13 @@ func (db *DB) Parties(ctx context.Context, id string) (buyerID, sellerID string,
 // getMany reads whole orders in one round trip, in the order of ids,
 // leaving out any that do not exist.
 func (db *DB) getMany(ctx context.Context, ids []string) ([]*order.Order, error) {
-	b := &pgx.Batch{}
-	type loaded struct {
-		s     *order.Stored
-		found *bool
+	ss, err := read(ctx, func() ([]order.Stored, error) { return loadMany(ctx, db.pool, ids, "") })
+	if err != nil {
+		return nil, err
 	}
-	ls := make([]loaded, len(ids))
-	for i, id := range ids {
-		ls[i].s, ls[i].found = queueLoad(b, id, "")
-	}
-	if len(ids) > 0 {
-		if err := db.pool.SendBatch(ctx, b).Close(); err != nil {
-			return nil, fmt.Errorf("load orders: %w", err)
-		}
-	}
-	out := make([]*order.Order, 0, len(ids))
-	for _, l := range ls {
-		if *l.found {
-			out = append(out, order.UnmarshalFromDatabase(*l.s))
-		}
+	out := make([]*order.Order, len(ss))
+	for i, s := range ss {
+		out[i] = order.UnmarshalFromDatabase(s)
 	}
 	return out, nil
 }
@@ -248,6 +289,7 @@ func (db *DB) CheckoutOrders(ctx context.Context, buyerID, checkoutID string) ([
 func (db *DB) CreateOrders(ctx context.Context, orders []*order.Order) error {
 	return db.inTx(ctx, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
+		cs := make([]change, 0, len(orders))
 		for _, o := range orders {
 			s := o.Stored()
 			b.Queue(`INSERT INTO orders (`+insertColumns+`, total_minor)
@@ -256,10 +298,11 @@ func (db *DB) CreateOrders(ctx context.Context, orders []*order.Order) error {
 				s.HandlingDays, 1, s.CreatedAt, s.UpdatedAt, s.CancelReason, s.LastDecline.Code, s.LastDecline.Message,
 				shipmentOf(s.Shipment), s.LastDecline.Advice, s.LastDecline.Retryable, string(s.CancelledBy),
 				s.Cancellation, s.Dispute, s.PaymentDueAt, s.ProtectionDays, s.Discount, s.Offer, nullUUID(s.PaidAttemptID), o.Total().Amount)
-			queueDetails(b, o, s, order.Stored{}, 1)
+			cs = append(cs, change{o: o, now: s})
 			// The orders now say what is held; the reservation has done its work.
 			b.Queue(`DELETE FROM stock_reservations WHERE checkout_id = $1`, s.CheckoutID)
 		}
+		queueDetails(b, cs)
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			var pgErr *pgconn.PgError
 			if errors.As(err, &pgErr) && pgErr.ConstraintName == "orders_checkout_seller_idx" {
@@ -306,49 +349,6 @@ func shipmentOf(s *order.Shipment) *shipmentJSON {
 	return &sj
 }
 
-// queueDetails queues the writes of what a change did besides the order
-// row: deadlines (when they changed), payment attempts and refunds (new or
-// changed since old), new history events and, when the order gives its
-// stock back, the release of its reservation.
-func queueDetails(b *pgx.Batch, o *order.Order, s, old order.Stored, version int64) {
-	if !sameDeadlines(old.Deadlines, s.Deadlines) {
-		b.Queue(`DELETE FROM order_deadlines WHERE order_id = $1`, s.ID)
-		for kind, due := range s.Deadlines {
-			b.Queue(`INSERT INTO order_deadlines (order_id, kind, due_at, seller_id) VALUES ($1, $2, $3, $4)`, s.ID, string(kind), due, s.SellerID)
-		}
-	}
-	for _, a := range s.Attempts {
-		if slices.Contains(old.Attempts, a) {
-			continue
-		}
-		b.Queue(`INSERT INTO payment_attempts (id, order_id, idempotency_key, fingerprint, status,
-			amount_minor, currency, method, card_brand, card_last4, account, decline_code, decline_message,
-			decline_advice, decline_retryable, provider_ref, verification_failures, captured, created_at, updated_at,
-			capture_tries, next_capture_at, seller_id)
-			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23)
-			ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, decline_code = EXCLUDED.decline_code,
-			decline_message = EXCLUDED.decline_message, decline_advice = EXCLUDED.decline_advice,
-			decline_retryable = EXCLUDED.decline_retryable, provider_ref = EXCLUDED.provider_ref,
-			verification_failures = EXCLUDED.verification_failures, captured = EXCLUDED.captured,
-			updated_at = EXCLUDED.updated_at, capture_tries = EXCLUDED.capture_tries,
-			next_capture_at = EXCLUDED.next_capture_at`,
-			a.ID, s.ID, a.IdempotencyKey, a.Fingerprint, string(a.Status), a.Amount.Amount, a.Amount.Currency,
-			string(a.Method), a.CardBrand, a.CardLast4, a.Account, a.Decline.Code, a.Decline.Message, a.Decline.Advice,
-			a.Decline.Retryable, a.ProviderRef, a.VerificationFailures, a.Captured, a.CreatedAt, a.UpdatedAt,
-			a.CaptureTries, nullTime(a.NextCaptureAt), s.SellerID)
-	}
-	queueRefunds(b, s, old)
-	queueMessages(b, o)
-	for _, e := range o.NewEvents() {
-		b.Queue(`INSERT INTO order_events (order_id, sequence, kind, actor, occurred_at, note, adjustment, detail, status_after, version_after, seller_id)
-			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)`, s.ID, e.Sequence, e.Kind, e.Actor, e.OccurredAt, e.Note, e.Adjustment, e.Detail, string(s.Status), version,
-			s.SellerID)
-	}
-	if o.ReleasesStock() {
-		queueRestock(b, s.Items)
-	}
-}
-
 func sameDeadlines(a, b map[order.DeadlineKind]time.Time) bool {
 	if len(a) != len(b) {
 		return false
@@ -389,20 +389,7 @@ func updateTx(ctx context.Context, tx pgx.Tx, id string, lock string, fn func(*o
 	n := o.Stored()
 	nameRefunds(n.Refunds)
 	b := &pgx.Batch{}
-	b.Queue(`UPDATE orders SET status = $3, items = $4, shipping_fee_minor = $5, total_minor = $6,
-		version = version + 1, updated_at = $7, cancel_reason = $8, last_decline_code = $9,
-		last_decline_message = $10, shipment = $11, last_decline_advice = $12, last_decline_retryable = $13,
-		cancelled_by = $14, cancellation = $15, dispute = $16, paid_attempt_id = $17, discount_minor = $18, offer = $19
-		WHERE id = $1 AND version = $2`,
-		n.ID, n.Version, string(n.Status), itemsJSON(n.Items), n.ShippingFee, o.Total().Amount, n.UpdatedAt,
-		n.CancelReason, n.LastDecline.Code, n.LastDecline.Message, shipmentOf(n.Shipment), n.LastDecline.Advice,
-		n.LastDecline.Retryable, string(n.CancelledBy), n.Cancellation, n.Dispute, nullUUID(n.PaidAttemptID), n.Discount, n.Offer).Exec(func(tag pgconn.CommandTag) error {
-		if tag.RowsAffected() != 1 {
-			return fmt.Errorf("%w: order %s changed", order.ErrConflict, id)
-		}
-		return nil
-	})
-	queueDetails(b, o, n, s, n.Version+1)
+	queueUpdates(b, []change{{o: o, old: s, now: n}})
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		if errors.Is(err, order.ErrConflict) {
 			return nil, err
@@ -410,7 +397,9 @@ func updateTx(ctx context.Context, tx pgx.Tx, id string, lock string, fn func(*o
 		return nil, fmt.Errorf("write order: %w", err)
 	}
 	n.Version++
-	return order.UnmarshalFromDatabase(n), nil
+	out := order.UnmarshalFromDatabase(n)
+	out.SetPriorDeadlines(s.Deadlines)
+	return out, nil
 }
 
 // FireDeadline carries out one order's deadline of the given kind if it is
@@ -441,6 +430,118 @@ func (db *DB) FireDeadline(ctx context.Context, id string, kind order.DeadlineKi
 		return nil, time.Time{}, err
 	}
 	return o, due, nil
+}
+
+// FiredDeadline is a deadline a batch carried out, with its order after
+// the change and when it was due.
+type FiredDeadline struct {
+	Deadline
+	Order *order.Order
+}
+
+// FailedDeadline is a deadline a batch could not carry out, and why.
+type FailedDeadline struct {
+	Deadline
+	Err error
+}
+
+// Fired is what FireDeadlines did: the deadlines it carried out, those of
+// orders another transaction held (Busy: not touched, to be tried again)
+// and those that cannot be carried out (Failed: their order is left as it
+// was). Deadlines that are not due, already handled, or of orders that do
+// not exist are in none of them.
+type Fired struct {
+	Fired  []FiredDeadline
+	Busy   []Deadline
+	Failed []FailedDeadline
+}
+
+// FireDeadlines carries out the given deadlines that are due at now, many
+// orders in one transaction: the orders are read and locked in one round
+// trip (skipping those another transaction holds), each goes through its
+// own domain method and version bump, and the writes go back in a fixed
+// number of statements (one per table, and one per product for the stock
+// given back). An error means nothing was written; the caller can then
+// fire the deadlines one by one to set the failing one apart.
+func (db *DB) FireDeadlines(ctx context.Context, ds []Deadline, now time.Time, pol order.Policy) (Fired, error) {
+	byOrder := map[string][]Deadline{}
+	var ids []string
+	for _, d := range ds {
+		u, err := uuid.Parse(d.OrderID)
+		if err != nil {
+			continue
+		}
+		d.OrderID = u.String()
+		if _, ok := byOrder[d.OrderID]; !ok {
+			ids = append(ids, d.OrderID)
+		}
+		byOrder[d.OrderID] = append(byOrder[d.OrderID], d)
+	}
+	var res Fired
+	var cs []change
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		res, cs = Fired{}, nil
+		ss, err := loadMany(ctx, tx, ids, forUpdateSkipLocked)
+		if err != nil {
+			return err
+		}
+		locked := make(map[string]bool, len(ss))
+		for _, s := range ss {
+			locked[s.ID] = true
+			o := order.UnmarshalFromDatabase(s)
+			var fired []FiredDeadline
+			var failed error
+			for _, d := range byOrder[s.ID] {
+				due, open := s.Deadlines[d.Kind]
+				err := o.FireDeadline(now, d.Kind, pol)
+				switch {
+				case errors.Is(err, order.ErrNotDue):
+				case err != nil:
+					res.Failed = append(res.Failed, FailedDeadline{Deadline: Deadline{OrderID: s.ID, Kind: d.Kind, DueAt: due}, Err: err})
+					failed = err
+				case open:
+					fired = append(fired, FiredDeadline{Deadline: Deadline{OrderID: s.ID, Kind: d.Kind, DueAt: due}})
+				}
+			}
+			if failed != nil || len(fired) == 0 {
+				continue // the order is written back only if all went well
+			}
+			n := o.Stored()
+			nameRefunds(n.Refunds)
+			cs = append(cs, change{o: o, old: s, now: n})
+			for _, f := range fired {
+				f.Order = o
+				res.Fired = append(res.Fired, f)
+			}
+		}
+		for _, id := range ids {
+			if !locked[id] {
+				res.Busy = append(res.Busy, byOrder[id]...)
+			}
+		}
+		if len(cs) == 0 {
+			return nil
+		}
+		b := &pgx.Batch{}
+		queueUpdates(b, cs)
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return Fired{}, fmt.Errorf("fire deadlines: %w", err)
+	}
+	// What the callers get: each order as stored, with the deadlines it had.
+	stored := make(map[*order.Order]*order.Order, len(cs))
+	for _, c := range cs {
+		n := c.now
+		n.Version++
+		out := order.UnmarshalFromDatabase(n)
+		out.SetPriorDeadlines(c.old.Deadlines)
+		stored[c.o] = out
+	}
+	for i := range res.Fired {
+		res.Fired[i].Order = stored[res.Fired[i].Order]
+	}
+	return res, nil
 }
 
 // DueDeadlines returns up to limit deadlines due at now, in due order,

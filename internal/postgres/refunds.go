@@ -148,28 +148,56 @@ func (db *DB) attemptRefs(ctx context.Context, whereOrder string, at time.Time, 
 // ClaimIdempotencyKey records that key was first used, in scope, for a
 // request with fingerprint; a key already used with another fingerprint is
 // refused with order.ErrIdempotencyKeyReused.
-func (db *DB) ClaimIdempotencyKey(ctx context.Context, scope, key, fingerprint string, now time.Time) error {
-	var stored string
-	var err error
+// It reports whether this call made the claim (fresh), rather than finding
+// the key claimed before.
+func (db *DB) ClaimIdempotencyKey(ctx context.Context, scope, key, fingerprint string, now time.Time) (fresh bool, err error) {
+	_, fresh, err = db.claimKey(ctx, scope, key, fingerprint, now, "")
+	return fresh, err
+}
+
+// ClaimIdempotencyKeyFor claims a key as ClaimIdempotencyKey does and, in
+// the same statement, returns the buyer of the order the request is for
+// ("" when there is no such order): a payment's two first checks in one
+// round trip.
+func (db *DB) ClaimIdempotencyKeyFor(ctx context.Context, scope, key, fingerprint string, now time.Time, orderID string) (string, error) {
+	buyer, _, err := db.claimKey(ctx, scope, key, fingerprint, now, orderID)
+	return buyer, err
+}
+
+func (db *DB) claimKey(ctx context.Context, scope, key, fingerprint string, now time.Time, orderID string) (buyerID string, fresh bool, err error) {
+	var stored, buyer *string
+	var inserted *bool
+	var id *string
+	if u, perr := uuid.Parse(orderID); perr == nil {
+		canonical := u.String()
+		id = &canonical
+	}
 	// A second try sees a row that a concurrent first use committed while
 	// this statement's snapshot was already taken.
 	for range 2 {
 		err = db.pool.QueryRow(ctx, `WITH ins AS (
 				INSERT INTO idempotency_keys (scope, key, fingerprint, created_at) VALUES ($1, $2, $3, $4)
 				ON CONFLICT (scope, key) DO NOTHING RETURNING fingerprint)
-			SELECT fingerprint FROM ins UNION ALL
-			SELECT fingerprint FROM idempotency_keys WHERE scope = $1 AND key = $2 LIMIT 1`, scope, key, fingerprint, now).Scan(&stored)
-		if !isNoRows(err) {
+			SELECT claim.fingerprint, claim.fresh, (SELECT buyer_id FROM orders WHERE id = $5::uuid)
+			FROM (SELECT 1) one LEFT JOIN LATERAL (
+				SELECT fingerprint, true AS fresh FROM ins UNION ALL
+				SELECT fingerprint, false FROM idempotency_keys WHERE scope = $1 AND key = $2 LIMIT 1) claim ON true`,
+			scope, key, fingerprint, now, id).Scan(&stored, &inserted, &buyer)
+		if err != nil || stored != nil {
 			break
 		}
 	}
-	if err != nil {
-		return fmt.Errorf("claim idempotency key: %w", err)
+	switch {
+	case err != nil:
+		return "", false, fmt.Errorf("claim idempotency key: %w", err)
+	case stored == nil:
+		return "", false, fmt.Errorf("claim idempotency key: %w", pgx.ErrNoRows)
+	case *stored != fingerprint:
+		return "", false, fmt.Errorf("%w: key %q was used for another request", order.ErrIdempotencyKeyReused, key)
+	case buyer == nil:
+		return "", *inserted, nil
 	}
-	if stored != fingerprint {
-		return fmt.Errorf("%w: key %q was used for another request", order.ErrIdempotencyKeyReused, key)
-	}
-	return nil
+	return *buyer, *inserted, nil
 }
 
 // ForgetIdempotencyKeys deletes keys created before before; they are kept

@@ -239,23 +239,31 @@ func TestListPagesNewestFirstWithFilters(t *testing.T) {
 func TestIdempotencyKeys(t *testing.T) {
 	db := testenv.DB(t)
 	ctx := context.Background()
-	if err := db.ClaimIdempotencyKey(ctx, "buyer:alice", "k1", "fp1", t0); err != nil {
-		t.Fatal(err)
+	if fresh, err := db.ClaimIdempotencyKey(ctx, "buyer:alice", "k1", "fp1", t0); err != nil || !fresh {
+		t.Fatalf("first use: fresh %v, %v", fresh, err)
 	}
-	if err := db.ClaimIdempotencyKey(ctx, "buyer:alice", "k1", "fp1", t0); err != nil {
-		t.Fatalf("the same request again: %v", err)
+	if fresh, err := db.ClaimIdempotencyKey(ctx, "buyer:alice", "k1", "fp1", t0); err != nil || fresh {
+		t.Fatalf("the same request again: fresh %v, %v", fresh, err)
 	}
-	if err := db.ClaimIdempotencyKey(ctx, "buyer:alice", "k1", "fp2", t0); !errors.Is(err, order.ErrIdempotencyKeyReused) {
+	if _, err := db.ClaimIdempotencyKey(ctx, "buyer:alice", "k1", "fp2", t0); !errors.Is(err, order.ErrIdempotencyKeyReused) {
 		t.Fatalf("another request with the key: %v", err)
 	}
-	if err := db.ClaimIdempotencyKey(ctx, "buyer:bob", "k1", "fp2", t0); err != nil {
-		t.Fatalf("another buyer's key: %v", err)
+	if fresh, err := db.ClaimIdempotencyKey(ctx, "buyer:bob", "k1", "fp2", t0); err != nil || !fresh {
+		t.Fatalf("another buyer's key: fresh %v, %v", fresh, err)
+	}
+	// A payment's claim reads the order's buyer in the same statement.
+	o := mustOrder(t, db, mustProduct(t, db, "store-x", 5), "alice", t0)
+	if buyer, err := db.ClaimIdempotencyKeyFor(ctx, "buyer:alice", "k2", "fp1", t0, o.ID()); err != nil || buyer != o.BuyerID() {
+		t.Fatalf("claim for order: buyer %q, %v", buyer, err)
+	}
+	if buyer, err := db.ClaimIdempotencyKeyFor(ctx, "buyer:alice", "k3", "fp1", t0, uuid.NewString()); err != nil || buyer != "" {
+		t.Fatalf("claim for no order: buyer %q, %v", buyer, err)
 	}
 	// Kept at least 24 hours; forgotten when older than asked.
 	if n, err := db.ForgetIdempotencyKeys(ctx, t0.Add(-24*time.Hour)); err != nil || n != 0 {
 		t.Fatalf("forgot %d, %v", n, err)
 	}
-	if n, err := db.ForgetIdempotencyKeys(ctx, t0.Add(time.Second)); err != nil || n != 2 {
-		t.Fatalf("forgot %d, %v; want 2", n, err)
+	if n, err := db.ForgetIdempotencyKeys(ctx, t0.Add(time.Second)); err != nil || n != 4 {
+		t.Fatalf("forgot %d, %v; want 4", n, err)
 	}
 }

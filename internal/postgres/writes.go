@@ -1,0 +1,202 @@
+package postgres
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/souk-dev/souk/internal/order"
+)
+
+// change is one order's write: the domain object after its change, the
+// order as it was read (old; empty for a new order) and as it now stands
+// (now), at the version it was read.
+type change struct {
+	o        *order.Order
+	old, now order.Stored
+}
+
+// orderRow is the part of an orders row a change can touch, as one element
+// of the JSON array that jsonb_to_recordset turns back into rows: one
+// statement updates every order of a batch, whatever their number.
+type orderRow struct {
+	ID               string                     `json:"id"`
+	Version          int64                      `json:"version"`
+	Status           string                     `json:"status"`
+	Items            []itemJSON                 `json:"items"`
+	ShippingFee      int64                      `json:"shipping_fee"`
+	Total            int64                      `json:"total"`
+	UpdatedAt        time.Time                  `json:"updated_at"`
+	CancelReason     string                     `json:"cancel_reason"`
+	DeclineCode      string                     `json:"decline_code"`
+	DeclineMessage   string                     `json:"decline_message"`
+	Shipment         *shipmentJSON              `json:"shipment"`
+	DeclineAdvice    string                     `json:"decline_advice"`
+	DeclineRetryable bool                       `json:"decline_retryable"`
+	CancelledBy      string                     `json:"cancelled_by"`
+	Cancellation     *order.CancellationRequest `json:"cancellation"`
+	Dispute          *order.Dispute             `json:"dispute"`
+	PaidAttemptID    *string                    `json:"paid_attempt_id"`
+	Discount         int64                      `json:"discount"`
+	Offer            *order.Offer               `json:"offer"`
+}
+
+// updateOrdersSQL writes orderRows back, each only at the version it was
+// read (the fencing check), and bumps the version.
+const updateOrdersSQL = `UPDATE orders o SET status = v.status, items = v.items, shipping_fee_minor = v.shipping_fee,
+	total_minor = v.total, version = o.version + 1, updated_at = v.updated_at, cancel_reason = v.cancel_reason,
+	last_decline_code = v.decline_code, last_decline_message = v.decline_message, shipment = nullif(v.shipment, 'null'),
+	last_decline_advice = v.decline_advice, last_decline_retryable = v.decline_retryable, cancelled_by = v.cancelled_by,
+	cancellation = nullif(v.cancellation, 'null'), dispute = nullif(v.dispute, 'null'), paid_attempt_id = v.paid_attempt_id,
+	discount_minor = v.discount, offer = nullif(v.offer, 'null')
+	FROM jsonb_to_recordset($1::jsonb) AS v(id uuid, version bigint, status text, items jsonb, shipping_fee bigint,
+		total bigint, updated_at timestamptz, cancel_reason text, decline_code text, decline_message text, shipment jsonb,
+		decline_advice text, decline_retryable boolean, cancelled_by text, cancellation jsonb, dispute jsonb,
+		paid_attempt_id uuid, discount bigint, offer jsonb)
+	WHERE o.id = v.id AND o.version = v.version`
+
+// deadlineRow and eventRow are rows of order_deadlines and order_events
+// in the same JSON form.
+type deadlineRow struct {
+	OrderID  string    `json:"order_id"`
+	Kind     string    `json:"kind"`
+	DueAt    time.Time `json:"due_at"`
+	SellerID string    `json:"seller_id"`
+}
+
+type eventRow struct {
+	OrderID      string                 `json:"order_id"`
+	Sequence     int64                  `json:"sequence"`
+	Kind         string                 `json:"kind"`
+	Actor        string                 `json:"actor"`
+	OccurredAt   time.Time              `json:"occurred_at"`
+	Note         string                 `json:"note"`
+	Adjustment   *order.PriceAdjustment `json:"adjustment"`
+	Detail       *order.Detail          `json:"detail"`
+	StatusAfter  string                 `json:"status_after"`
+	VersionAfter int64                  `json:"version_after"`
+	SellerID     string                 `json:"seller_id"`
+}
+
+// pgTime is t as PostgreSQL keeps it (microseconds), so that a value
+// written as JSON reads back equal to one written by pgx.
+func pgTime(t time.Time) time.Time { return t.Truncate(time.Microsecond) }
+
+func jsonParam(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Every value here is made of plain fields and strings.
+		panic(fmt.Sprintf("encode rows: %v", err))
+	}
+	return b
+}
+
+// queueUpdates queues the write-back of changed orders: one statement for
+// the order rows (failing with ErrConflict unless every one was still at
+// the version read), then queueDetails.
+func queueUpdates(b *pgx.Batch, cs []change) {
+	rows := make([]orderRow, len(cs))
+	for i, c := range cs {
+		n := c.now
+		rows[i] = orderRow{ID: n.ID, Version: n.Version, Status: string(n.Status), Items: itemsJSON(n.Items), ShippingFee: n.ShippingFee,
+			Total: c.o.Total().Amount, UpdatedAt: pgTime(n.UpdatedAt), CancelReason: n.CancelReason, DeclineCode: n.LastDecline.Code,
+			DeclineMessage: n.LastDecline.Message, Shipment: shipmentOf(n.Shipment), DeclineAdvice: n.LastDecline.Advice,
+			DeclineRetryable: n.LastDecline.Retryable, CancelledBy: string(n.CancelledBy), Cancellation: n.Cancellation,
+			Dispute: n.Dispute, PaidAttemptID: nullUUID(n.PaidAttemptID), Discount: n.Discount, Offer: n.Offer}
+	}
+	want := int64(len(cs))
+	b.Queue(updateOrdersSQL, jsonParam(rows)).Exec(func(tag pgconn.CommandTag) error {
+		if tag.RowsAffected() != want {
+			if want == 1 {
+				return fmt.Errorf("%w: order %s changed", order.ErrConflict, cs[0].now.ID)
+			}
+			return fmt.Errorf("%w: %d of %d orders changed", order.ErrConflict, want-tag.RowsAffected(), want)
+		}
+		return nil
+	})
+	queueDetails(b, cs)
+}
+
+// queueDetails queues the writes of what changes did besides the order
+// rows, in a fixed number of statements for the common parts: deadlines
+// (of the orders whose deadlines changed), new history events and the
+// stock given back (one statement per product, whatever the number of
+// orders); payment attempts, refunds and messages, rare in a batch, a
+// statement each. Events record the version the change gives its order.
+func queueDetails(b *pgx.Batch, cs []change) {
+	var (
+		replaced  []string
+		deadlines []deadlineRow
+		events    []eventRow
+		restock   []order.Item
+	)
+	for _, c := range cs {
+		s, old := c.now, c.old
+		if !sameDeadlines(old.Deadlines, s.Deadlines) {
+			if old.ID != "" {
+				replaced = append(replaced, s.ID)
+			}
+			for kind, due := range s.Deadlines {
+				deadlines = append(deadlines, deadlineRow{OrderID: s.ID, Kind: string(kind), DueAt: pgTime(due), SellerID: s.SellerID})
+			}
+		}
+		for _, e := range c.o.NewEvents() {
+			events = append(events, eventRow{OrderID: s.ID, Sequence: e.Sequence, Kind: e.Kind, Actor: e.Actor, OccurredAt: pgTime(e.OccurredAt),
+				Note: e.Note, Adjustment: e.Adjustment, Detail: e.Detail, StatusAfter: string(s.Status), VersionAfter: s.Version + 1,
+				SellerID: s.SellerID})
+		}
+		queueAttempts(b, s, old)
+		queueRefunds(b, s, old)
+		queueMessages(b, c.o)
+		if c.o.ReleasesStock() {
+			restock = append(restock, s.Items...)
+		}
+	}
+	if len(replaced) > 0 {
+		b.Queue(`DELETE FROM order_deadlines WHERE order_id = ANY($1::uuid[])`, replaced)
+	}
+	if len(deadlines) > 0 {
+		b.Queue(`INSERT INTO order_deadlines (order_id, kind, due_at, seller_id)
+			SELECT order_id, kind, due_at, seller_id FROM jsonb_to_recordset($1::jsonb)
+			AS v(order_id uuid, kind text, due_at timestamptz, seller_id text)`, jsonParam(deadlines))
+	}
+	if len(events) > 0 {
+		b.Queue(`INSERT INTO order_events (order_id, sequence, kind, actor, occurred_at, note, adjustment, detail, status_after, version_after, seller_id)
+			SELECT order_id, sequence, kind, actor, occurred_at, note, nullif(adjustment, 'null'), nullif(detail, 'null'), status_after,
+				version_after, seller_id
+			FROM jsonb_to_recordset($1::jsonb) AS v(order_id uuid, sequence bigint, kind text, actor text, occurred_at timestamptz,
+				note text, adjustment jsonb, detail jsonb, status_after text, version_after bigint, seller_id text)`, jsonParam(events))
+	}
+	if len(restock) > 0 {
+		queueRestock(b, restock)
+	}
+}
+
+// queueAttempts queues the insert of new payment attempts and the
+// write-back of changed ones.
+func queueAttempts(b *pgx.Batch, s, old order.Stored) {
+	for _, a := range s.Attempts {
+		if slices.Contains(old.Attempts, a) {
+			continue
+		}
+		b.Queue(`INSERT INTO payment_attempts (id, order_id, idempotency_key, fingerprint, status,
+			amount_minor, currency, method, card_brand, card_last4, account, decline_code, decline_message,
+			decline_advice, decline_retryable, provider_ref, verification_failures, captured, created_at, updated_at,
+			capture_tries, next_capture_at, seller_id)
+			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23)
+			ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, decline_code = EXCLUDED.decline_code,
+			decline_message = EXCLUDED.decline_message, decline_advice = EXCLUDED.decline_advice,
+			decline_retryable = EXCLUDED.decline_retryable, provider_ref = EXCLUDED.provider_ref,
+			verification_failures = EXCLUDED.verification_failures, captured = EXCLUDED.captured,
+			updated_at = EXCLUDED.updated_at, capture_tries = EXCLUDED.capture_tries,
+			next_capture_at = EXCLUDED.next_capture_at`,
+			a.ID, s.ID, a.IdempotencyKey, a.Fingerprint, string(a.Status), a.Amount.Amount, a.Amount.Currency,
+			string(a.Method), a.CardBrand, a.CardLast4, a.Account, a.Decline.Code, a.Decline.Message, a.Decline.Advice,
+			a.Decline.Retryable, a.ProviderRef, a.VerificationFailures, a.Captured, a.CreatedAt, a.UpdatedAt,
+			a.CaptureTries, nullTime(a.NextCaptureAt), s.SellerID)
+	}
+}
