@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/MicahParks/keyfunc/v3"
@@ -75,7 +76,26 @@ type Issuer struct {
 	user, service []byte
 	oidc          *OIDC
 	jwks          keyfunc.Keyfunc
+
+	// verified remembers tokens that passed Verify, so that a caller's
+	// every request does not parse and check its token again.
+	mu       sync.Mutex
+	verified map[string]verified
 }
+
+// verified is a token that passed, until when its verdict may be reused.
+type verified struct {
+	p     Principal
+	until time.Time
+}
+
+// How long, and for how many tokens, a verdict is reused: a token stays
+// good until it expires, but an OIDC key the provider withdrew should
+// stop working soon.
+const (
+	verifiedFor = time.Minute
+	verifiedMax = 10_000
+)
 
 // NewIssuer returns an Issuer for k; the HS256 keys must be at least 32
 // bytes. With OIDC, it fetches the provider's keys until ctx ends.
@@ -151,21 +171,47 @@ func (i *Issuer) key(t *jwt.Token) (any, error) {
 // identity provider, audience) and returns its principal. The identity
 // provider's tokens speak for buyers and sellers only.
 func (i *Issuer) Verify(token string) (Principal, error) {
+	now := time.Now()
+	i.mu.Lock()
+	v, ok := i.verified[token]
+	i.mu.Unlock()
+	if ok && now.Before(v.until) {
+		return v.p, nil
+	}
+	p, exp, err := i.verify(token)
+	if err != nil {
+		return Principal{}, err
+	}
+	i.mu.Lock()
+	if i.verified == nil || len(i.verified) >= verifiedMax {
+		i.verified = make(map[string]verified)
+	}
+	until := now.Add(verifiedFor)
+	if exp.Before(until) {
+		until = exp
+	}
+	i.verified[token] = verified{p: p, until: until}
+	i.mu.Unlock()
+	return p, nil
+}
+
+// verify checks a token and returns its principal and expiry.
+func (i *Issuer) verify(token string) (Principal, time.Time, error) {
 	c := jwt.MapClaims{}
 	t, err := jwt.ParseWithClaims(token, c, i.key, jwt.WithValidMethods([]string{"HS256", "RS256", "ES256"}), jwt.WithExpirationRequired())
 	if err != nil {
-		return Principal{}, err
+		return Principal{}, time.Time{}, err
 	}
 	iss, _ := c.GetIssuer()
 	roleClaim := "role"
 	if t.Method.Alg() == "HS256" {
 		if iss != issuerName {
-			return Principal{}, errors.New("not a token of Souk's")
+			return Principal{}, time.Time{}, errors.New("not a token of Souk's")
 		}
 	} else {
 		aud, _ := c.GetAudience()
 		if iss != i.oidc.Issuer || !slices.Contains(aud, i.oidc.Audience) {
-			return Principal{}, errors.New("a token of another issuer or for another audience")
+			return Principal{}, time.Time{}, errors.New("a token of another issuer or for another audience")
 		}
 		roleClaim = i.oidc.RoleClaim
 	}
@@ -174,13 +220,17 @@ func (i *Issuer) Verify(token string) (Principal, error) {
 	case r == RoleBuyer, r == RoleSeller:
 	case (r == RoleService || r == RoleAdmin) && t.Method.Alg() == "HS256":
 	default:
-		return Principal{}, fmt.Errorf("role %q is not one a token of this kind may carry", role)
+		return Principal{}, time.Time{}, fmt.Errorf("role %q is not one a token of this kind may carry", role)
 	}
 	sub, _ := c.GetSubject()
 	if sub == "" || len(sub) > 128 {
-		return Principal{}, errors.New("token has no valid subject")
+		return Principal{}, time.Time{}, errors.New("token has no valid subject")
 	}
-	return Principal{Role: Role(role), Subject: sub}, nil
+	exp, err := c.GetExpirationTime()
+	if err != nil || exp == nil {
+		return Principal{}, time.Time{}, errors.New("token has no expiry")
+	}
+	return Principal{Role: Role(role), Subject: sub}, exp.Time, nil
 }
 
 type ctxKey struct{}

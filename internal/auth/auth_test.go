@@ -48,6 +48,25 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 	}
 }
 
+// A verified token's verdict is reused, but never past the token's expiry.
+func TestVerifiedTokenStillExpires(t *testing.T) {
+	iss := issuer(t, auth.Keys{User: userKey, Service: serviceKey})
+	p := auth.Principal{Role: auth.RoleBuyer, Subject: "alice"}
+	tok, err := iss.Sign(p, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if got, err := iss.Verify(tok); err != nil || got != p {
+			t.Fatalf("verify = %+v, %v", got, err)
+		}
+	}
+	time.Sleep(2100 * time.Millisecond) // JWT expiry has second precision
+	if _, err := iss.Verify(tok); err == nil {
+		t.Fatal("an expired token passed (its earlier verdict was reused)")
+	}
+}
+
 func TestVerifyRejects(t *testing.T) {
 	iss := issuer(t, auth.Keys{User: userKey, Service: serviceKey})
 	other := issuer(t, auth.Keys{User: strings.Repeat("z", 40), Service: strings.Repeat("y", 40)})

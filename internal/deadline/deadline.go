@@ -52,6 +52,9 @@ type Config struct {
 	SweepInterval time.Duration
 	// Batch is how many deadlines one transaction fires at most (default 500).
 	Batch int
+	// Workers is how many batches of the listener's a replica fires at
+	// once (default 2: one is written while the next is read and changed).
+	Workers int
 }
 
 // Scheduler arms, listens for and sweeps deadlines.
@@ -415,9 +418,14 @@ func (s *Scheduler) Run(ctx context.Context, cfg Config) error {
 	} else {
 		s.log.InfoContext(ctx, "deadlines re-armed", "count", n)
 	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 2
+	}
 	if cfg.Listen {
 		q := &queue{wake: make(chan struct{}, 1)}
-		go s.fireQueued(ctx, q, cfg.Batch)
+		for range cfg.Workers {
+			go s.fireQueued(ctx, q, cfg.Batch)
+		}
 		go s.listen(ctx, q)
 		go s.poke(ctx)
 	}
@@ -460,6 +468,7 @@ func (q *queue) push(items ...queued) {
 	}
 }
 
+// take takes up to n deadlines; if more wait, it wakes another worker.
 func (q *queue) take(n int) []queued {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -468,6 +477,11 @@ func (q *queue) take(n int) []queued {
 	q.items = q.items[n:]
 	if len(q.items) == 0 {
 		q.items = nil
+	} else {
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
 	}
 	return out
 }

@@ -100,8 +100,14 @@ const txTries = 4
 // serialization conflict is run again from the start (fn must only read and
 // write through tx); if it keeps losing, the error wraps order.ErrConflict.
 func (db *DB) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return retryRace(ctx, func() error { return db.tx(ctx, fn) })
+}
+
+// retryRace runs a transaction (fn), again from the start while Postgres
+// aborts it to break a deadlock or a serialization conflict.
+func retryRace(ctx context.Context, fn func() error) error {
 	for try := 1; ; try++ {
-		err := db.tx(ctx, fn)
+		err := fn()
 		if !lostRace(err) {
 			return err
 		}

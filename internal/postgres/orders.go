@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/souk-dev/souk/internal/order"
 )
@@ -122,8 +123,13 @@ const (
 
 // queueLoad queues the reads of the orders with the given (canonical) ids
 // into b; once b is sent, the map holds the orders found by id.
-func queueLoad(b *pgx.Batch, ids []string, lock string) map[string]*order.Stored {
-	found := make(map[string]*order.Stored, len(ids))
+func queueLoad(b *pgx.Batch, canonical []string, lock string) map[string]*order.Stored {
+	found := make(map[string]*order.Stored, len(canonical))
+	// As pgtype.UUIDs: pgx encodes them without parsing text, five times over.
+	ids := make([]pgtype.UUID, len(canonical))
+	for i, id := range canonical {
+		ids[i] = pgtype.UUID{Bytes: uuid.MustParse(id), Valid: true}
+	}
 	b.Queue(`SELECT `+orderColumns+` FROM orders WHERE id = ANY($1::uuid[]) ORDER BY id`+lock, ids).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			s, err := scanOrder(rows)
@@ -366,36 +372,75 @@ func sameDeadlines(a, b map[order.DeadlineKind]time.Time) bool {
 // version increased, with its events, attempts and deadlines. Any error
 // from fn rolls everything back and is returned as it is.
 func (db *DB) Update(ctx context.Context, id string, fn func(*order.Order) error) (*order.Order, error) {
+	return db.update(ctx, id, forUpdate, fn)
+}
+
+// update is Update with the given row lock, in two round trips: BEGIN
+// travels with the reads, COMMIT with the writes (pgx's own transactions
+// would send each alone, four round trips in all). A connection left in
+// a transaction by an error is rolled back before it goes back to the pool.
+func (db *DB) update(ctx context.Context, id, lock string, fn func(*order.Order) error) (*order.Order, error) {
 	var out *order.Order
-	err := db.inTx(ctx, func(tx pgx.Tx) error {
+	err := retryRace(ctx, func() error {
 		var err error
-		out, err = updateTx(ctx, tx, id, forUpdate, fn)
+		out, err = db.updateOnce(ctx, id, lock, fn)
 		return err
 	})
 	return out, err
 }
 
-// updateTx reads the order FOR UPDATE (one round trip), applies fn and
-// writes the result back (another).
-func updateTx(ctx context.Context, tx pgx.Tx, id string, lock string, fn func(*order.Order) error) (*order.Order, error) {
-	s, err := load(ctx, tx, id, lock)
+func (db *DB) updateOnce(ctx context.Context, id, lock string, fn func(*order.Order) error) (*order.Order, error) {
+	u, err := uuid.Parse(id)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: order %s", order.ErrNotFound, id)
 	}
-	o := order.UnmarshalFromDatabase(s)
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	defer conn.Release()
+	done := false
+	defer func() {
+		if !done {
+			// Not ctx: a cancelled request must still give the connection back clean.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if _, err := conn.Exec(rctx, "ROLLBACK"); err != nil {
+				_ = conn.Conn().Close(rctx) // never back to the pool mid-transaction
+			}
+		}
+	}()
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	found := queueLoad(b, []string{u.String()}, lock)
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("load order: %w", err)
+	}
+	s, ok := found[u.String()]
+	if !ok {
+		return nil, fmt.Errorf("%w: order %s", order.ErrNotFound, id)
+	}
+	o := order.UnmarshalFromDatabase(*s)
 	if err := fn(o); err != nil {
 		return nil, err
 	}
 	n := o.Stored()
 	nameRefunds(n.Refunds)
-	b := &pgx.Batch{}
-	queueUpdates(b, []change{{o: o, old: s, now: n}})
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		if errors.Is(err, order.ErrConflict) {
+	b = &pgx.Batch{}
+	queueUpdates(b, []change{{o: o, old: *s, now: n}})
+	b.Queue("COMMIT").Exec(func(tag pgconn.CommandTag) error {
+		if tag.String() != "COMMIT" { // PostgreSQL answers COMMIT in a failed transaction with ROLLBACK
+			return fmt.Errorf("commit: %s", tag)
+		}
+		return nil
+	})
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		if errors.Is(err, order.ErrConflict) || lostRace(err) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("write order: %w", err)
 	}
+	done = true
 	n.Version++
 	out := order.UnmarshalFromDatabase(n)
 	out.SetPriorDeadlines(s.Deadlines)
@@ -413,15 +458,10 @@ func (db *DB) FireDeadline(ctx context.Context, id string, kind order.DeadlineKi
 	if skipLocked {
 		lock = forUpdateSkipLocked
 	}
-	var o *order.Order
 	var due time.Time
-	err := db.inTx(ctx, func(tx pgx.Tx) error {
-		var err error
-		o, err = updateTx(ctx, tx, id, lock, func(o *order.Order) error {
-			due = o.Deadlines()[kind]
-			return o.FireDeadline(now, kind, pol)
-		})
-		return err
+	o, err := db.update(ctx, id, lock, func(o *order.Order) error {
+		due = o.Deadlines()[kind]
+		return o.FireDeadline(now, kind, pol)
 	})
 	switch {
 	case errors.Is(err, order.ErrNotDue), errors.Is(err, order.ErrNotFound):

@@ -13,6 +13,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -216,7 +217,10 @@ func (s *Server) Open(ctx context.Context) error {
 	}
 	in := s.cfg.Internal
 	if in.HTTPAddr != "" || in.GRPCAddr != "" {
-		pages := map[string]http.Handler{"GET /healthz": s.healthPage(Liveness), "GET /readyz": s.healthPage("")}
+		pages := map[string]http.Handler{"GET /healthz": s.healthPage(Liveness), "GET /readyz": s.healthPage(""),
+			// Go's profiles, for the operators only.
+			"GET /debug/pprof/": http.HandlerFunc(pprof.Index), "GET /debug/pprof/profile": http.HandlerFunc(pprof.Profile),
+			"GET /debug/pprof/trace": http.HandlerFunc(pprof.Trace), "GET /debug/pprof/symbol": http.HandlerFunc(pprof.Symbol)}
 		maps.Copy(pages, in.Pages)
 		if s.igrpcLis, s.ihttpLis, s.ihttp, err = s.serve(ctx, s.igrpc, in.GRPCAddr, in.HTTPAddr, in.Gateway, pages, false); err != nil {
 			s.grpcLis.Close()
