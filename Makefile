@@ -46,7 +46,11 @@ test-down: ## Stop the tests' Postgres and Redis
 	$(TEST_STACK) $(STACK) stop
 
 .PHONY: bench
-bench: ## Run the benchmarks and print their figures
+bench: ## Measure Souk against this machine's limits on a stack of its own (BENCH_ARGS="-burst 20000 -duration 3s"); writes .data/bench/results.md
+	go run ./internal/devenv/bench $(BENCH_ARGS)
+
+.PHONY: bench-go
+bench-go: ## The Go benchmarks (checkout + payment, event latency, the relay) on the tests' Postgres and Redis
 	$(TEST_STACK) $(STACK) start
 	$(TEST_ENV) go test -run '^$$' -bench . -benchmem -count=1 ./...
 

@@ -6,14 +6,14 @@
 #   stack.sh start|stop|purge|env|cluster|browser
 #
 # SOUK_DATA_DIR (default .data/dev), SOUK_PG_PORT (55432), SOUK_REDIS_PORT (56379),
-# SOUK_CLUSTER_PORTS (the three primaries of `cluster`: 46391 46392 46393).
+# SOUK_CLUSTER_PORTS (the three primaries of `cluster`: 46391 46392 46393; empty: none).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 dir=${SOUK_DATA_DIR:-$root/.data/dev}
 pg_port=${SOUK_PG_PORT:-55432}
 redis_port=${SOUK_REDIS_PORT:-56379}
-cluster_ports=${SOUK_CLUSTER_PORTS:-46391 46392 46393}
+cluster_ports=${SOUK_CLUSTER_PORTS-46391 46392 46393}
 pg_bin=${SOUK_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
 
 # PostgreSQL refuses to run as root, so as root it runs as the postgres

@@ -33,6 +33,14 @@ func env(tb testing.TB, name string) string {
 	return v
 }
 
+// AdminURL is the test PostgreSQL's superuser URL, for a test that makes
+// its own databases.
+func AdminURL(tb testing.TB) string { return env(tb, "SOUK_TEST_DATABASE_URL") }
+
+// RedisAddr is the test Redis's address, for a test that hands it to
+// processes of its own (with a prefix from Redis).
+func RedisAddr(tb testing.TB) string { return env(tb, "SOUK_TEST_REDIS_ADDR") }
+
 // DatabaseURL creates a fresh database for the test, migrated, dropped when
 // the test ends, and returns its URL.
 func DatabaseURL(tb testing.TB) string {

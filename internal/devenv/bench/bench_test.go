@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/souk-dev/souk/internal/testenv"
+)
+
+type testLog struct{ t *testing.T }
+
+func (l testLog) Write(p []byte) (int, error) {
+	l.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// TestSmoke runs the bench itself, small: both services as processes over
+// real gRPC, every operation, pgbench, the deadline burst and trickle. It
+// keeps the program from rotting; its figures mean nothing here (the
+// other tests run beside it, and nothing is timed).
+func TestSmoke(t *testing.T) {
+	_, prefix := testenv.Redis(t)
+	admin := testenv.AdminURL(t)
+	root, err := filepath.Abs("../../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, Target{Root: root, Dir: t.TempDir(), AdminURL: admin, RedisAddr: testenv.RedisAddr(t), Prefix: prefix, Log: testLog{t}},
+		Plan{Duration: 300 * time.Millisecond, Concurrency: []int{2}, Burst: 200, Trickle: 20})
+	if res != nil {
+		t.Cleanup(func() {
+			conn, err := pgx.Connect(context.Background(), admin)
+			if err != nil {
+				return
+			}
+			defer conn.Close(context.Background())
+			for _, db := range res.Databases {
+				_, _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)")
+			}
+		})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := map[string]bool{}
+	for _, row := range res.Rows {
+		ops[row.Op] = true
+		if row.Count == 0 || row.Errors != 0 || row.RPS <= 0 || row.GRPC <= 0 || row.SQL <= 0 || row.Ratio <= 0 || row.P99 < row.P50 {
+			t.Errorf("%s at c=%d: %+v", row.Op, row.C, row)
+		}
+	}
+	for _, op := range []string{"GetOrder", "ListOrders", "Checkout (spread)", "Checkout (hot)", "AdjustOrderPrice", "PayOrder", "ShipOrder"} {
+		if !ops[op] {
+			t.Errorf("no row for %s", op)
+		}
+	}
+	for name, d := range map[string]*Deadlines{"burst": res.Burst, "trickle": res.Trickle} {
+		if d == nil {
+			t.Fatalf("no %s", name)
+		}
+		fired := 0.0
+		for _, v := range d.Paths {
+			fired += v[0]
+		}
+		if int(fired) != d.N || d.P99 < d.P50 {
+			t.Errorf("%s: %v fired of %d, lag p50 %v p99 %v", name, fired, d.N, d.P50, d.P99)
+		}
+	}
+	if res.Burst.Bare <= 0 || res.Burst.BytesPerDead <= 0 {
+		t.Errorf("burst: bare SQL took %v, %v bytes per deadline", res.Burst.Bare, res.Burst.BytesPerDead)
+	}
+	md := res.Markdown()
+	for _, want := range []string{"| PayOrder | 2 |", "## Deadline burst", "## Deadline trickle", "| listener |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("the table lacks %q:\n%s", want, md)
+		}
+	}
+}

@@ -1,0 +1,100 @@
+// Command bench measures Souk against the limits of the machine it runs on,
+// in one run (the machines are shared and noisy: only ratios taken in the
+// same run mean anything). It starts its own PostgreSQL (fsync on) and
+// Redis as `make up` does, runs both services as processes, and drives
+// them over gRPC with ghz's runner; for each operation and concurrency it
+// prints throughput, p50 and p99, PostgreSQL commits and Redis commands per
+// operation, and the limit held against: the no-op gRPC call and pgbench
+// running the operation's SQL, combined as 1/(1/grpc + 1/sql). Then a
+// burst of deadlines against the same cancellations as bare batched SQL, a
+// steady trickle of deadlines, and Redis bytes per armed deadline.
+//
+//	go run ./internal/devenv/bench [-burst 100000] [-trickle 600] [-duration 5s] [-c 1,16,64] [-ops GetOrder,PayOrder] [-pgpool 8]
+//
+// -burst 0 and -trickle 0 leave those parts out.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	root, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	var p Plan
+	var conc string
+	flag.IntVar(&p.Burst, "burst", 100_000, "unpaid orders whose payment windows end in the same second")
+	flag.IntVar(&p.Trickle, "trickle", 600, "deadlines spread over 30 seconds")
+	flag.DurationVar(&p.Duration, "duration", 5*time.Second, "how long each operation runs at each concurrency")
+	flag.StringVar(&conc, "c", "1,16,64", "concurrencies")
+	var ops string
+	flag.StringVar(&ops, "ops", "", "only these operations (comma-separated names, as in the table); none: all")
+	flag.IntVar(&p.PGPool, "pgpool", 0, "the services' PostgreSQL pool size (pool_max_conns; 0: their default)")
+	dir := flag.String("dir", filepath.Join(root, ".data", "bench"), "where the stack, the logs and the results go")
+	flag.Parse()
+	for _, c := range strings.Split(conc, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(c))
+		if err != nil || n < 1 {
+			return fmt.Errorf("bad concurrency %q", c)
+		}
+		p.Concurrency = append(p.Concurrency, n)
+	}
+	if ops != "" {
+		p.Ops = strings.Split(ops, ",")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+
+	// Its own PostgreSQL and Redis, fsync on, apart from make up's and the tests'.
+	const pgPort, redisPort = "55436", "56386"
+	stack := func(arg string) error {
+		cmd := exec.CommandContext(ctx, filepath.Join(root, "internal/devenv/stack.sh"), arg)
+		cmd.Env = append(os.Environ(), "SOUK_DATA_DIR="+filepath.Join(*dir, "stack"), "SOUK_PG_PORT="+pgPort, "SOUK_REDIS_PORT="+redisPort,
+			"SOUK_PG_OPTS=-c max_connections=300",
+			"SOUK_CLUSTER_PORTS=") // no Redis Cluster: stopping must leave the tests' alone
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		return cmd.Run()
+	}
+	if err := stack("start"); err != nil {
+		return err
+	}
+	defer func() { _ = stack("stop") }()
+	t := Target{
+		Root:      root,
+		Dir:       *dir,
+		AdminURL:  "postgres://postgres@127.0.0.1:" + pgPort + "/postgres?sslmode=disable",
+		RedisAddr: "127.0.0.1:" + redisPort,
+		Prefix:    "souk:",
+		Log:       os.Stderr,
+	}
+	res, err := Run(ctx, t, p)
+	if err != nil {
+		return err
+	}
+	out := filepath.Join(*dir, "results.md")
+	text := res.Markdown()
+	fmt.Print(text)
+	if err := os.WriteFile(out, []byte(text), 0o644); err != nil {
+		return err
+	}
+	fmt.Println("\nwritten to", out)
+	return nil
+}

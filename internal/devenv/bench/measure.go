@@ -1,0 +1,268 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// counters are the record's commits and Redis's commands so far.
+type counters struct {
+	at      time.Time
+	commits float64
+	redis   float64
+}
+
+func (b *bench) counters(ctx context.Context) (counters, error) {
+	c := counters{at: time.Now()}
+	if err := b.soukPool.QueryRow(ctx, `SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()`).Scan(&c.commits); err != nil {
+		return c, err
+	}
+	info, err := b.rdb.Info(ctx, "commandstats").Result()
+	if err != nil {
+		return c, err
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if _, rest, ok := strings.Cut(line, ":calls="); ok {
+			n, _ := strconv.ParseFloat(strings.SplitN(rest, ",", 2)[0], 64)
+			c.redis += n
+		}
+	}
+	return c, nil
+}
+
+// statsDelay is how long PostgreSQL may keep a backend's counts before
+// pg_stat_database shows them (an idle backend reports within 10 s).
+const statsDelay = 11 * time.Second
+
+// Row is one operation at one concurrency.
+type Row struct {
+	Op          string
+	C           int
+	Count       uint64
+	Errors      int
+	RPS         float64
+	P50, P99    time.Duration
+	CommitsOp   float64
+	RedisOp     float64
+	GRPC, SQL   float64 // the limits, requests per second
+	Combined    float64
+	Ratio       float64
+	ErrorSample string
+}
+
+// idle measures the record's commits and Redis's commands per second
+// while nothing is asked of Souk (its relay, sweeper and listeners), to
+// take them out of the operations' counts.
+func (b *bench) idle(ctx context.Context) (commits, redis float64, err error) {
+	span := time.Second
+	if b.p.Duration >= time.Second { // not a smoke run: wait for the seed's counts too
+		time.Sleep(statsDelay)
+		span = 3 * time.Second
+	}
+	c0, err := b.counters(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	time.Sleep(span)
+	c1, err := b.counters(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	s := c1.at.Sub(c0.at).Seconds()
+	return (c1.commits - c0.commits) / s, (c1.redis - c0.redis) / s, nil
+}
+
+func (b *bench) operations(ctx context.Context) error {
+	idleCommits, idleRedis, err := b.idle(ctx)
+	if err != nil {
+		return err
+	}
+	b.res.IdleCommits, b.res.IdleRedis = idleCommits, idleRedis
+	noop := make(map[int]float64)
+	type run struct{ base, count int }
+	runs := map[string]map[int]run{} // by operation and concurrency
+	for _, o := range b.ops() {
+		if len(b.p.Ops) > 0 && !slices.Contains(b.p.Ops, o.name) || o.follows != "" && runs[o.follows] == nil {
+			continue // not asked for, or the operation it follows did not run
+		}
+		used := 0 // orders of the op's pool taken by earlier runs
+		runs[o.name] = map[int]run{}
+		for _, c := range b.p.Concurrency {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			addr, token := b.buyerAddr, b.buyerTok
+			if o.seller {
+				addr, token = b.sellerAddr, b.sellerTok
+			}
+			before, err := b.counters(ctx)
+			if err != nil {
+				return err
+			}
+			base, total := used, 0
+			if o.follows != "" {
+				base, total = runs[o.follows][c].base, runs[o.follows][c].count
+			}
+			rep, err := b.load(o.call, addr, token, c, total, func(i int) proto.Message { return o.request(base, i) })
+			if err != nil {
+				return fmt.Errorf("%s: %w", o.name, err)
+			}
+			ended := time.Now()
+			runs[o.name][c] = run{base: base, count: int(rep.Count)}
+			used += int(rep.Count) + c
+			row := Row{Op: o.name, C: c, Count: rep.Count, RPS: rep.Rps}
+			for code, n := range rep.StatusCodeDist {
+				if code != "OK" {
+					row.Errors += n
+				}
+			}
+			for e := range rep.ErrorDist {
+				row.ErrorSample = e
+				break
+			}
+			for _, l := range rep.LatencyDistribution {
+				switch l.Percentage {
+				case 50:
+					row.P50 = l.Latency
+				case 99:
+					row.P99 = l.Latency
+				}
+			}
+			// The limits, while PostgreSQL gets round to reporting.
+			if _, ok := noop[c]; !ok {
+				r, err := b.load(healthpb.Health_Check_FullMethodName[1:], b.buyerAddr, "", c, 0, nil)
+				if err != nil {
+					return fmt.Errorf("no-op: %w", err)
+				}
+				noop[c] = r.Rps
+			}
+			row.GRPC = noop[c]
+			if row.SQL, err = b.pgbench(ctx, o.name, o.sql, c); err != nil {
+				return err
+			}
+			if wait := statsDelay - time.Since(ended); wait > 0 && b.p.Duration >= time.Second {
+				time.Sleep(wait)
+			}
+			after, err := b.counters(ctx)
+			if err != nil {
+				return err
+			}
+			secs := after.at.Sub(before.at).Seconds()
+			if rep.Count > 0 {
+				row.CommitsOp = (after.commits - before.commits - idleCommits*secs) / float64(rep.Count)
+				row.RedisOp = (after.redis - before.redis - idleRedis*secs) / float64(rep.Count)
+			}
+			if row.GRPC > 0 && row.SQL > 0 {
+				row.Combined = 1 / (1/row.GRPC + 1/row.SQL)
+				row.Ratio = row.RPS / row.Combined
+			}
+			b.log("%-18s c=%-3d %8.0f/s p50 %-8v p99 %-8v errors %d %s", row.Op, c, row.RPS, row.P50.Round(10*time.Microsecond),
+				row.P99.Round(10*time.Microsecond), row.Errors, row.ErrorSample)
+			b.res.Rows = append(b.res.Rows, row)
+		}
+	}
+	return nil
+}
+
+var tpsRE = regexp.MustCompile(`tps = ([0-9.]+)`)
+
+// pgbench runs script on the bench's copy of the record at concurrency c
+// and returns its transactions (one script run each) per second.
+func (b *bench) pgbench(ctx context.Context, name, script string, c int) (float64, error) {
+	f := filepath.Join(b.t.Dir, "pgbench-"+strings.NewReplacer(" ", "-", "(", "", ")", "").Replace(name)+".sql")
+	if err := os.WriteFile(f, []byte(script), 0o644); err != nil {
+		return 0, err
+	}
+	args := []string{"-n", "-M", "prepared", "-c", strconv.Itoa(c), "-j", strconv.Itoa(min(c, 2)), "-f", f}
+	if secs := int(math.Round(b.p.Duration.Seconds())); secs >= 1 {
+		args = append(args, "-T", strconv.Itoa(secs))
+	} else {
+		args = append(args, "-t", "20")
+	}
+	out, err := exec.CommandContext(ctx, pgbenchPath(), append(args, b.sql)...).CombinedOutput()
+	m := tpsRE.FindSubmatch(out)
+	if err != nil || m == nil || strings.Contains(string(out), "aborted") {
+		return 0, fmt.Errorf("pgbench %s: %v\n%s", name, err, out)
+	}
+	return strconv.ParseFloat(string(m[1]), 64)
+}
+
+func pgbenchPath() string {
+	if dir := os.Getenv("SOUK_PG_BIN"); dir != "" {
+		return filepath.Join(dir, "pgbench")
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pgbench")
+	if len(dirs) == 0 {
+		return "pgbench"
+	}
+	sort.Slice(dirs, func(i, j int) bool { return version(dirs[i]) < version(dirs[j]) })
+	return dirs[len(dirs)-1]
+}
+
+func version(path string) int {
+	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(path))))
+	return n
+}
+
+// fired reads the services' deadline metrics: how many deadlines each
+// path fired, and how many of those within a second of being due.
+func (b *bench) fired(ctx context.Context) (map[string][2]float64, error) {
+	out := map[string][2]float64{}
+	for _, u := range b.metricsURLs {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return nil, err
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		sc := bufio.NewScanner(res.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			if !strings.HasPrefix(line, "souk_deadline_lag_seconds_") {
+				continue
+			}
+			path := labelOf(line, "path")
+			v, _ := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+			cur := out[path]
+			switch {
+			case strings.HasPrefix(line, "souk_deadline_lag_seconds_count"):
+				cur[0] += v
+			case strings.HasPrefix(line, "souk_deadline_lag_seconds_bucket") && labelOf(line, "le") == "1":
+				cur[1] += v
+			}
+			out[path] = cur
+		}
+		res.Body.Close()
+		if err := sc.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func labelOf(line, name string) string {
+	_, rest, ok := strings.Cut(line, name+`="`)
+	if !ok {
+		return ""
+	}
+	v, _, _ := strings.Cut(rest, `"`)
+	return v
+}

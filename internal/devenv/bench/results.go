@@ -1,0 +1,79 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Results is what a run measured.
+type Results struct {
+	Plan                   Plan
+	Rows                   []Row
+	IdleCommits, IdleRedis float64 // per second, taken out of the rows' counts
+	Burst, Trickle         *Deadlines
+	Databases              []string // the run's own, left for a look
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
+
+// Markdown is the run's table, as printed and written to a file.
+func (r *Results) Markdown() string {
+	var s strings.Builder
+	fmt.Fprintf(&s, "# Souk bench, %s\n\n", time.Now().UTC().Format(time.RFC3339))
+	fmt.Fprintf(&s, "Each cell ran %v. Limit: the no-op gRPC call (health check) and pgbench running the operation's SQL, "+
+		"in the same run, combined as 1/(1/grpc + 1/sql). Commits and Redis commands are per operation, less what an idle "+
+		"Souk does (%.1f commits/s, %.1f Redis commands/s); the simulated provider's ledger is in a database of its own.\n\n",
+		r.Plan.Duration, r.IdleCommits, r.IdleRedis)
+	s.WriteString("| operation | c | ops/s | p50 | p99 | p99/p50 | errors | PG commits/op | Redis cmds/op | no-op gRPC/s | SQL/s | limit/s | ratio |\n")
+	s.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, row := range r.Rows {
+		spread := 0.0
+		if row.P50 > 0 {
+			spread = float64(row.P99) / float64(row.P50)
+		}
+		fmt.Fprintf(&s, "| %s | %d | %.0f | %s | %s | %.1f | %d | %.2f | %.2f | %.0f | %.0f | %.0f | %.2f |\n",
+			row.Op, row.C, row.RPS, ms(row.P50), ms(row.P99), spread, row.Errors, row.CommitsOp, row.RedisOp, row.GRPC, row.SQL,
+			row.Combined, row.Ratio)
+	}
+	if b := r.Burst; b != nil {
+		s.WriteString("\n## Deadline burst\n\n")
+		rate := float64(b.N) / b.Took.Seconds()
+		bare := float64(b.N) / b.Bare.Seconds()
+		fmt.Fprintf(&s, "%d payment windows ending in the same second: all cancelled %.2f s after they were due (%.0f/s); "+
+			"the same cancellations as bare batched SQL (1,000 a transaction): %.2f s (%.0f/s). Ratio %.2f.\n\n",
+			b.N, b.Took.Seconds(), rate, b.Bare.Seconds(), bare, rate/bare)
+		fmt.Fprintf(&s, "Redis memory per armed deadline: %.0f bytes.\n\n", b.BytesPerDead)
+		writeLag(&s, b)
+	}
+	if t := r.Trickle; t != nil {
+		s.WriteString("\n## Deadline trickle\n\n")
+		fmt.Fprintf(&s, "%d payment windows ending one after another, armed ahead by the horizon.\n\n", t.N)
+		writeLag(&s, t)
+	}
+	return s.String()
+}
+
+func writeLag(s *strings.Builder, d *Deadlines) {
+	fmt.Fprintf(s, "Lag (fired − due): p50 %s, p99 %s.\n\n", ms(d.P50), ms(d.P99))
+	s.WriteString("| path | fired | share | within 1 s |\n|---|---:|---:|---:|\n")
+	paths := make([]string, 0, len(d.Paths))
+	total := 0.0
+	for p, v := range d.Paths {
+		paths = append(paths, p)
+		total += v[0]
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		v := d.Paths[p]
+		share, within := 0.0, 0.0
+		if total > 0 {
+			share = v[0] / total
+		}
+		if v[0] > 0 {
+			within = v[1] / v[0]
+		}
+		fmt.Fprintf(s, "| %s | %.0f | %.1f%% | %.1f%% |\n", p, v[0], 100*share, 100*within)
+	}
+}

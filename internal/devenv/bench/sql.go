@@ -1,0 +1,133 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+)
+
+// The pgbench scripts of what each operation needs of PostgreSQL: the
+// statements Souk sends, with the same transactions and the same
+// pipelining (pgx sends BEGIN, a batch, and COMMIT as three round trips;
+// a batch is one pipeline), on the bench's copy of the record. Orders and
+// products are named as the seed names them: md5('o' || n)::uuid.
+
+// load is Souk's read of one order (the row, its deadlines, attempts,
+// refunds and history) in one pipeline; id is an SQL expression.
+func load(id, lock string) string {
+	return fmt.Sprintf(`\startpipeline
+SELECT * FROM orders WHERE id = %[1]s%[2]s;
+SELECT kind, due_at FROM order_deadlines WHERE order_id = %[1]s;
+SELECT * FROM payment_attempts WHERE order_id = %[1]s ORDER BY created_at, id;
+SELECT * FROM refunds WHERE order_id = %[1]s ORDER BY created_at, id;
+SELECT * FROM order_events WHERE order_id = %[1]s ORDER BY sequence;
+\endpipeline
+`, id, lock)
+}
+
+const orderID = "md5('o' || (:n)::int)::uuid"
+
+func pick(first, size int) string {
+	return fmt.Sprintf("\\set n random(%d, %d)\n", first, first+size-1)
+}
+
+// event is the insert of one history event of the order.
+func event(kind string) string {
+	return `INSERT INTO order_events (order_id, sequence, kind, actor, occurred_at, note, status_after, version_after, seller_id)
+  VALUES (` + orderID + `, nextval('bench_seq'), '` + kind + `', 'system', now(), '', 'PENDING_PAYMENT', 2, 'bench-store');
+`
+}
+
+// update is Souk's write-back of a changed order: the row at its version,
+// then writes in one pipeline, then the commit.
+func update(writes ...string) string {
+	return "BEGIN;\n" + load(orderID, " FOR UPDATE") + `\startpipeline
+UPDATE orders o SET version = o.version + 1, updated_at = now(), shipping_fee_minor = o.shipping_fee_minor
+  WHERE o.id = ` + orderID + `;
+` + strings.Join(writes, "") + `\endpipeline
+COMMIT;
+`
+}
+
+func replaceDeadlines(kinds ...string) string {
+	s := "DELETE FROM order_deadlines WHERE order_id = " + orderID + ";\n"
+	for _, k := range kinds {
+		s += "INSERT INTO order_deadlines (order_id, kind, due_at, seller_id) VALUES (" + orderID + ", '" + k + "', now() + interval '3 days', 'bench-store');\n"
+	}
+	return s
+}
+
+func getOrderSQL(first, size int) string { return pick(first, size) + load(orderID, "") }
+
+const listOrdersSQL = `SELECT id FROM orders WHERE buyer_id = 'bench-buyer' ORDER BY created_at DESC, id DESC LIMIT 21;
+` + `\startpipeline
+SELECT * FROM orders WHERE id = ANY(ARRAY(SELECT id FROM orders WHERE buyer_id = 'bench-buyer' ORDER BY created_at DESC, id DESC LIMIT 20));
+SELECT order_id, kind, due_at FROM order_deadlines WHERE order_id = ANY(ARRAY(SELECT id FROM orders WHERE buyer_id = 'bench-buyer' ORDER BY created_at DESC, id DESC LIMIT 20));
+SELECT * FROM payment_attempts WHERE order_id = ANY(ARRAY(SELECT id FROM orders WHERE buyer_id = 'bench-buyer' ORDER BY created_at DESC, id DESC LIMIT 20));
+SELECT * FROM refunds WHERE order_id = ANY(ARRAY(SELECT id FROM orders WHERE buyer_id = 'bench-buyer' ORDER BY created_at DESC, id DESC LIMIT 20));
+SELECT * FROM order_events WHERE order_id = ANY(ARRAY(SELECT id FROM orders WHERE buyer_id = 'bench-buyer' ORDER BY created_at DESC, id DESC LIMIT 20)) ORDER BY order_id, sequence;
+\endpipeline
+`
+
+// checkoutSQL: claim the key; reserve the stock (seller-svc's transaction);
+// store the order with its deadlines and history, dropping the reservation.
+func checkoutSQL(hot bool) string {
+	product := `\set p random(1, 1000)` + "\n"
+	if hot {
+		product = `\set p 0` + "\n"
+	}
+	return product + `\set c random(1, 9000000000000000000)
+INSERT INTO idempotency_keys (scope, key, fingerprint, created_at) VALUES ('checkout' || chr(58) || 'bench-buyer', 'k' || (:c)::bigint, 'fp', now())
+  ON CONFLICT (scope, key) DO NOTHING RETURNING fingerprint;
+BEGIN;
+SELECT pg_advisory_xact_lock(hashtextextended('reserve:' || (:c)::bigint, 0))::text = '',
+  EXISTS (SELECT 1 FROM stock_reservations WHERE checkout_id = md5('c' || (:c)::bigint)::uuid) OR EXISTS (SELECT 1 FROM orders WHERE checkout_id = md5('c' || (:c)::bigint)::uuid);
+UPDATE products SET stock = stock - 1 WHERE id = md5('p' || (:p)::int)::uuid AND stock >= 1 RETURNING *;
+INSERT INTO stock_reservations (checkout_id, product_id, quantity, created_at) VALUES (md5('c' || (:c)::bigint)::uuid, md5('p' || (:p)::int)::uuid, 1, now());
+COMMIT;
+BEGIN;
+\startpipeline
+INSERT INTO orders (id, checkout_id, buyer_id, seller_id, status, currency, items, shipping_fee_minor, total_minor, handling_days,
+  version, created_at, updated_at, payment_due_at)
+  VALUES (md5('x' || (:c)::bigint)::uuid, md5('c' || (:c)::bigint)::uuid, 'bench-buyer', 'bench-store', 'PENDING_PAYMENT', 'USD',
+  jsonb_build_array(jsonb_build_object('product_id', md5('p' || (:p)::int)::uuid, 'quantity', 1, 'unit_price', 1000)), 0, 1000, 3, 1, now(), now(),
+  now() + interval '20 days');
+DELETE FROM stock_reservations WHERE checkout_id = md5('c' || (:c)::bigint)::uuid;
+INSERT INTO order_deadlines (order_id, kind, due_at, seller_id)
+  SELECT order_id, kind, due_at, seller_id FROM jsonb_to_recordset(jsonb_build_array(
+    jsonb_build_object('order_id', md5('x' || (:c)::bigint)::uuid, 'kind', 'payment', 'due_at', now() + interval '20 days', 'seller_id', 'bench-store'),
+    jsonb_build_object('order_id', md5('x' || (:c)::bigint)::uuid, 'kind', 'remind_payment', 'due_at', now() + interval '19 days', 'seller_id', 'bench-store')))
+  AS v(order_id uuid, kind text, due_at timestamptz, seller_id text);
+INSERT INTO order_events (order_id, sequence, kind, actor, occurred_at, note, status_after, version_after, seller_id)
+  VALUES (md5('x' || (:c)::bigint)::uuid, 1, 'created', 'buyer', now(), '', 'PENDING_PAYMENT', 1, 'bench-store');
+\endpipeline
+COMMIT;
+`
+}
+
+// adjustSQL: the seller's ownership read, then the change.
+func adjustSQL(first, size int) string {
+	return pick(first, size) + `SELECT buyer_id, seller_id FROM orders WHERE id = ` + orderID + `;
+` + update(event("price_adjusted"))
+}
+
+// payOrderSQL: the key claimed with the order's buyer read; the attempt
+// opened; the provider's answer recorded (the payment deadlines give way
+// to shipping's); the capture recorded.
+func payOrderSQL(first, size int) string {
+	attempt := func(status string) string {
+		return `INSERT INTO payment_attempts (id, order_id, idempotency_key, fingerprint, status, amount_minor, currency, method, card_brand,
+  card_last4, created_at, updated_at, seller_id) VALUES (md5('a' || (:n)::int)::uuid, ` + orderID + `, 'k' || (:n)::int, 'fp', '` + status + `', 1000, 'USD', 'card', 'visa',
+  '4242', now(), now(), 'bench-store') ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, updated_at = EXCLUDED.updated_at;
+`
+	}
+	return pick(first, size) + `WITH ins AS (INSERT INTO idempotency_keys (scope, key, fingerprint, created_at)
+  VALUES ('buyer' || chr(58) || 'bench-buyer', 'k' || nextval('bench_seq'), 'fp', now()) ON CONFLICT (scope, key) DO NOTHING RETURNING fingerprint)
+  SELECT (SELECT fingerprint FROM ins), (SELECT buyer_id FROM orders WHERE id = ` + orderID + `);
+` + update(attempt("processing"), event("payment_started")) +
+		update(attempt("succeeded"), replaceDeadlines("ship_by", "remind_ship_by"), event("paid")) +
+		update(attempt("succeeded"), event("captured"))
+}
+
+func shipOrderSQL(first, size int) string {
+	return pick(first, size) + update(replaceDeadlines("protection"), event("shipped"))
+}
