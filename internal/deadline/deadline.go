@@ -50,7 +50,7 @@ type Config struct {
 	Listen bool
 	// SweepInterval is how often the sweeper looks for due deadlines.
 	SweepInterval time.Duration
-	// Batch is how many deadlines one transaction fires at most (default 500).
+	// Batch is how many deadlines one transaction fires at most (default 1,000).
 	Batch int
 	// Workers is how many batches of the listener's a replica fires at
 	// once (default 2: one is written while the next is read and changed).
@@ -74,9 +74,11 @@ type Scheduler struct {
 	// failures counts deadlines that could not be fired; reported holds
 	// when each failing one was last logged, so that a deadline that fails
 	// every sweep is reported once a minute, not flooded.
-	failures atomic.Int64
-	mu       sync.Mutex
-	reported map[postgres.Deadline]time.Time
+	// sweepGrace: the sweeper fires only deadlines due at least this long ago.
+	sweepGrace time.Duration
+	failures   atomic.Int64
+	mu         sync.Mutex
+	reported   map[postgres.Deadline]time.Time
 }
 
 // New returns a Scheduler whose Redis keys start with prefix; pol holds the
@@ -315,6 +317,10 @@ func (s *Scheduler) done(ctx context.Context, fs []postgres.FiredDeadline, path 
 			seen[f.Order] = true
 			orders = append(orders, f.Order)
 		}
+		if path == PathListener {
+			// Its member left Redis with the claimed bucket: nothing to remove.
+			f.Order.ForgetPriorDeadline(f.Kind)
+		}
 	}
 	s.log.InfoContext(ctx, "deadlines fired", "count", len(fs), "orders", len(orders), "by", path, "max_lag_ms", maxLag.Milliseconds())
 	s.Arm(ctx, orders...)
@@ -361,10 +367,12 @@ func (s *Scheduler) fireBatch(ctx context.Context, ds []postgres.Deadline, path 
 // kind written by a newer version, a constraint the change breaks) is
 // reported and skipped: it never holds up the others. Orders another
 // transaction holds are skipped too; the next sweep, or their holder's
-// change, takes them.
+// change, takes them. With the listener on, the sweeper leaves it the
+// deadlines due within the last sweep interval (at most a minute): it
+// takes what the listener missed, not what it is still working through.
 func (s *Scheduler) Sweep(ctx context.Context, batch int) (int, error) {
 	total := 0
-	now := s.now()
+	now := s.now().Add(-s.sweepGrace)
 	var after postgres.Deadline
 	for {
 		ds, err := s.store.DueDeadlines(ctx, now, after, batch)
@@ -411,7 +419,7 @@ func (s *Scheduler) Failures() int64 { return s.failures.Load() }
 // ends.
 func (s *Scheduler) Run(ctx context.Context, cfg Config) error {
 	if cfg.Batch <= 0 {
-		cfg.Batch = 500
+		cfg.Batch = 1000
 	}
 	if n, err := s.RearmAll(ctx); err != nil {
 		s.log.WarnContext(ctx, "re-arm deadlines", "err", err)
@@ -420,6 +428,9 @@ func (s *Scheduler) Run(ctx context.Context, cfg Config) error {
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = 2
+	}
+	if cfg.Listen {
+		s.sweepGrace = min(cfg.SweepInterval, time.Minute)
 	}
 	if cfg.Listen {
 		q := &queue{wake: make(chan struct{}, 1)}

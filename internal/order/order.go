@@ -330,6 +330,10 @@ func (o *Order) PriorDeadlines() map[DeadlineKind]time.Time { return maps.Clone(
 // the store just wrote.
 func (o *Order) SetPriorDeadlines(d map[DeadlineKind]time.Time) { o.prior = maps.Clone(d) }
 
+// ForgetPriorDeadline leaves a deadline out of PriorDeadlines: what fired
+// it already took it out of Redis.
+func (o *Order) ForgetPriorDeadline(kind DeadlineKind) { delete(o.prior, kind) }
+
 // Attempts returns a copy of the payment attempts, oldest first.
 func (o *Order) Attempts() []Attempt { return slices.Clone(o.attempts) }
 

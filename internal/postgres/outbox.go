@@ -82,15 +82,15 @@ func (db *DB) PublishEvents(ctx context.Context, limit int, publish func(last in
 	n := 0
 	var perr error
 	_, err := db.inRelayTx(ctx, func(tx pgx.Tx) error {
-		var last int64
-		if err := tx.QueryRow(ctx, `SELECT published_seq FROM event_relay WHERE id = 1 FOR UPDATE`).Scan(&last); err != nil {
+		var last, sent int64
+		if err := tx.QueryRow(ctx, `SELECT published_seq, sent_seq FROM event_relay WHERE id = 1 FOR UPDATE`).Scan(&last, &sent); err != nil {
 			return fmt.Errorf("relay state: %w", err)
 		}
 		rows, _ := tx.Query(ctx, `SELECT e.id, e.stream_seq, e.order_id::text, o.buyer_id, o.seller_id, e.sequence, e.kind, e.actor,
 			e.occurred_at, e.note, convert_to(e.adjustment::text, 'UTF8'), convert_to(e.detail::text, 'UTF8'), o.currency,
 			e.status_after, e.version_after
 			FROM order_events e JOIN orders o ON o.id = e.order_id
-			WHERE e.published_at IS NULL AND e.stream_seq IS NOT NULL ORDER BY e.stream_seq LIMIT $1`, limit)
+			WHERE e.stream_seq > $2 ORDER BY e.stream_seq LIMIT $1`, limit, sent)
 		evs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[OutboxEvent])
 		if err != nil || len(evs) == 0 {
 			return err
@@ -98,15 +98,10 @@ func (db *DB) PublishEvents(ctx context.Context, limit int, publish func(last in
 		if perr = publish(last, evs); perr != nil {
 			return perr
 		}
-		ids := make([]int64, len(evs))
-		for i, e := range evs {
-			ids[i] = e.ID
-		}
 		n = len(evs)
-		b := &pgx.Batch{}
-		b.Queue(`UPDATE order_events SET published_at = now() WHERE id = ANY($1)`, ids)
-		b.Queue(`UPDATE event_relay SET published_seq = $1 WHERE id = 1`, evs[len(evs)-1].StreamSeq)
-		return tx.SendBatch(ctx, b).Close()
+		top := evs[len(evs)-1].StreamSeq
+		_, err = tx.Exec(ctx, `UPDATE event_relay SET published_seq = $1, sent_seq = $1 WHERE id = 1`, top)
+		return err
 	})
 	if perr != nil {
 		return 0, perr
@@ -117,20 +112,18 @@ func (db *DB) PublishEvents(ctx context.Context, limit int, publish func(last in
 	return n, nil
 }
 
-// RepublishSince marks every event published since (or never published)
+// RepublishSince makes every event from the first that occurred since on
 // to be published again, in its place: the stream lost them (Redis lost
-// its data). It returns how many it marked.
+// its data). It returns how many that is.
 func (db *DB) RepublishSince(ctx context.Context, since time.Time) (int64, error) {
 	var n int64
 	_, err := db.inRelayTx(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE order_events SET published_at = NULL
-			WHERE stream_seq IS NOT NULL AND published_at IS NOT NULL AND occurred_at >= $1`, since)
-		if err != nil {
-			return err
-		}
-		n = tag.RowsAffected()
-		_, err = tx.Exec(ctx, `UPDATE event_relay SET published_seq = 0 WHERE id = 1`)
-		return err
+		// published_seq 0: the stream is not checked against what it held
+		// until the next publish.
+		return tx.QueryRow(ctx, `WITH first AS (SELECT min(stream_seq) AS seq FROM order_events WHERE occurred_at >= $1),
+			moved AS (UPDATE event_relay r SET published_seq = 0, sent_seq = coalesce((SELECT seq - 1 FROM first), r.sent_seq)
+				WHERE id = 1 RETURNING sent_seq)
+			SELECT count(*) FROM order_events WHERE stream_seq > (SELECT sent_seq FROM moved)`, since).Scan(&n)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("republish events: %w", err)

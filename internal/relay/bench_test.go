@@ -31,10 +31,10 @@ func BenchmarkRelay(b *testing.B) {
 	var relayRate, bareRate float64
 	for i := 0; b.Loop(); i++ {
 		if i > 0 {
-			if _, err := db.Pool().Exec(ctx, `UPDATE order_events SET stream_seq = NULL, published_at = NULL`); err != nil {
+			if _, err := db.Pool().Exec(ctx, `UPDATE order_events SET stream_seq = NULL`); err != nil {
 				b.Fatal(err)
 			}
-			if _, err := db.Pool().Exec(ctx, `UPDATE event_relay SET last_seq = 0, published_seq = 0`); err != nil {
+			if _, err := db.Pool().Exec(ctx, `UPDATE event_relay SET last_seq = 0, published_seq = 0, sent_seq = 0`); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -209,7 +209,7 @@ func TestRelayFaults(t *testing.T) {
 	}
 	testenv.Eventually(t, 20*time.Second, "every event is published", func() bool {
 		var left int
-		_ = db.Pool().QueryRow(ctx, `SELECT count(*) FROM order_events WHERE published_at IS NULL`).Scan(&left)
+		_ = db.Pool().QueryRow(ctx, `SELECT count(*) FROM order_events WHERE stream_seq IS NULL OR stream_seq > (SELECT sent_seq FROM event_relay)`).Scan(&left)
 		return left == 0
 	})
 	stop()
