@@ -270,20 +270,6 @@ func (s *Scheduler) RearmAll(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// Fire carries out one deadline if it is due, alone; one that is not is
-// left to the sweeper.
-func (s *Scheduler) Fire(ctx context.Context, orderID string, kind order.DeadlineKind) error {
-	now := s.now()
-	o, due, err := s.store.FireDeadline(ctx, orderID, kind, now, s.policy, false)
-	if err != nil {
-		return fmt.Errorf("fire %s deadline of order %s: %w", kind, orderID, err)
-	}
-	if o != nil {
-		s.done(ctx, []postgres.FiredDeadline{{Deadline: postgres.Deadline{OrderID: orderID, Kind: kind, DueAt: due}, Order: o}}, PathListener)
-	}
-	return nil
-}
-
 // The paths that fire deadlines, for the metrics.
 const (
 	PathListener = "listener"
