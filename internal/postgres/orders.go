@@ -532,14 +532,14 @@ func (db *DB) FireDeadlines(ctx context.Context, ds []Deadline, now time.Time, p
 			var fired []FiredDeadline
 			var failed error
 			for _, d := range byOrder[s.ID] {
-				due, open := s.Deadlines[d.Kind]
-				err := o.FireDeadline(now, d.Kind, pol)
-				switch {
+				due := s.Deadlines[d.Kind]
+				// A deadline that is not open (or not due) is ErrNotDue.
+				switch err := o.FireDeadline(now, d.Kind, pol); {
 				case errors.Is(err, order.ErrNotDue):
 				case err != nil:
 					res.Failed = append(res.Failed, FailedDeadline{Deadline: Deadline{OrderID: s.ID, Kind: d.Kind, DueAt: due}, Err: err})
 					failed = err
-				case open:
+				default:
 					fired = append(fired, FiredDeadline{Deadline: Deadline{OrderID: s.ID, Kind: d.Kind, DueAt: due}})
 				}
 			}
