@@ -83,3 +83,11 @@ func TestSmoke(t *testing.T) {
 		}
 	}
 }
+
+// A misspelt operation is refused before anything starts, naming the real ones.
+func TestUnknownOperation(t *testing.T) {
+	_, err := Run(context.Background(), Target{Dir: t.TempDir(), Log: testLog{t}}, Plan{Ops: []string{"GetOrders"}})
+	if err == nil || !strings.Contains(err.Error(), `no operation "GetOrders"`) || !strings.Contains(err.Error(), "GetOrder,") {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -46,7 +46,7 @@ func run() error {
 	flag.DurationVar(&p.Duration, "duration", 5*time.Second, "how long each operation runs at each concurrency")
 	flag.StringVar(&conc, "c", "1,16,64", "concurrencies")
 	var ops string
-	flag.StringVar(&ops, "ops", "", "only these operations (comma-separated names, as in the table); none: all")
+	flag.StringVar(&ops, "ops", "", "only these operations (comma-separated names, as in the table; \"none\" for none); empty: all")
 	flag.IntVar(&p.PGPool, "pgpool", 0, "the services' PostgreSQL pool size (pool_max_conns; 0: their default)")
 	dir := flag.String("dir", filepath.Join(root, ".data", "bench"), "where the stack, the logs and the results go")
 	flag.Parse()

@@ -179,6 +179,21 @@ func (b *bench) operations(ctx context.Context) error {
 	return nil
 }
 
+// checkOps refuses operation names the bench does not know ("none" runs
+// none), rather than print an empty table for a typo.
+func (b *bench) checkOps() error {
+	var known []string
+	for _, o := range b.ops() {
+		known = append(known, o.name)
+	}
+	for _, name := range b.p.Ops {
+		if name != "none" && !slices.Contains(known, name) {
+			return fmt.Errorf("no operation %q; the operations are %s, or none", name, strings.Join(known, ", "))
+		}
+	}
+	return nil
+}
+
 var tpsRE = regexp.MustCompile(`tps = ([0-9.]+)`)
 
 // pgbench runs script on the bench's copy of the record at concurrency c

@@ -87,7 +87,7 @@ type bench struct {
 	metricsURLs         []string
 	buyerTok, sellerTok string
 	pools               pools
-	procs               []*exec.Cmd
+	procs               []*proc
 	res                 *Results
 }
 
@@ -96,6 +96,9 @@ func Run(ctx context.Context, t Target, p Plan) (res *Results, err error) {
 	b := &bench{t: t, p: p, res: &Results{Plan: p}}
 	b.log = func(format string, args ...any) { fmt.Fprintf(t.Log, "bench: "+format+"\n", args...) }
 	defer b.close()
+	if err := b.checkOps(); err != nil {
+		return nil, err
+	}
 	steps := []struct {
 		name string
 		fn   func(context.Context) error
@@ -117,12 +120,7 @@ func Run(ctx context.Context, t Target, p Plan) (res *Results, err error) {
 }
 
 func (b *bench) close() {
-	for _, c := range b.procs {
-		_ = c.Process.Signal(os.Interrupt)
-	}
-	for _, c := range b.procs {
-		_ = c.Wait()
-	}
+	b.stop()
 	for _, p := range []*pgxpool.Pool{b.soukPool, b.sqlPool} {
 		if p != nil {
 			p.Close()
@@ -252,48 +250,22 @@ func (b *bench) services(ctx context.Context) error {
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("build: %w", err)
 	}
-	addrs := map[string]string{}
-	for _, name := range []string{"SOUK_BUYER_GRPC_ADDR", "SOUK_BUYER_HTTP_ADDR", "SOUK_BUYER_INTERNAL_HTTP_ADDR", "SOUK_SELLER_GRPC_ADDR",
-		"SOUK_SELLER_HTTP_ADDR", "SOUK_SELLER_INTERNAL_GRPC_ADDR", "SOUK_SELLER_INTERNAL_HTTP_ADDR"} {
-		a, err := freeAddr()
-		if err != nil {
-			return err
-		}
-		addrs[name] = a
-	}
-	souk := b.souk
-	if b.p.PGPool > 0 {
-		souk += "&pool_max_conns=" + strconv.Itoa(b.p.PGPool)
-	}
-	env := append(os.Environ(), "SOUK_ENV=development", "SOUK_DATABASE_URL="+souk, "SOUK_SIM_DATABASE_URL="+b.sim,
-		"SOUK_REDIS_ADDR="+b.t.RedisAddr, "SOUK_REDIS_PREFIX="+b.t.Prefix)
-	for k, v := range addrs {
-		env = append(env, k+"="+v)
-	}
 	logs := filepath.Join(b.t.Dir, "logs")
 	if err := os.MkdirAll(logs, 0o755); err != nil {
 		return err
 	}
-	for _, name := range []string{"seller-svc", "buyer-svc"} {
-		f, err := os.Create(filepath.Join(logs, name+".log"))
-		if err != nil {
-			return err
+	// The ports are chosen free, then handed to the services: another
+	// process may take one in between, and the service exits. Then again.
+	var err error
+	for try := 1; try <= 3; try++ {
+		var exited bool
+		if exited, err = b.start(ctx, bin, logs); err == nil || !exited {
+			break
 		}
-		cmd := exec.Command(filepath.Join(bin, name))
-		cmd.Env, cmd.Stdout, cmd.Stderr = env, f, f
-		if err := cmd.Start(); err != nil {
-			return err
-		}
-		b.procs = append(b.procs, cmd)
+		b.log("%v; starting again on other ports", err)
 	}
-	b.buyerAddr, b.sellerAddr = addrs["SOUK_BUYER_GRPC_ADDR"], addrs["SOUK_SELLER_GRPC_ADDR"]
-	b.metricsURLs = []string{"http://" + addrs["SOUK_BUYER_INTERNAL_HTTP_ADDR"] + "/metrics", "http://" + addrs["SOUK_SELLER_INTERNAL_HTTP_ADDR"] + "/metrics"}
-	b.log("buyer-svc: gRPC %s, internal %s; seller-svc: gRPC %s, internal %s (metrics and profiles: /metrics, /debug/pprof/)",
-		b.buyerAddr, addrs["SOUK_BUYER_INTERNAL_HTTP_ADDR"], b.sellerAddr, addrs["SOUK_SELLER_INTERNAL_HTTP_ADDR"])
-	for _, a := range []string{b.sellerAddr, b.buyerAddr} {
-		if err := waitServing(ctx, a); err != nil {
-			return fmt.Errorf("%s did not start (see %s): %w", a, logs, err)
-		}
+	if err != nil {
+		return err
 	}
 	cfg := app.NewEnv(func(k string) (string, bool) {
 		if k == "SOUK_ENV" {
@@ -312,7 +284,90 @@ func (b *bench) services(ctx context.Context) error {
 	return err
 }
 
-func waitServing(ctx context.Context, addr string) error {
+// proc is a service the bench runs; done is closed when it has exited.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// start starts both services on free ports and waits until they serve.
+// On failure it stops them again and says whether one exited by itself.
+func (b *bench) start(ctx context.Context, bin, logs string) (exited bool, err error) {
+	addrs := map[string]string{}
+	for _, name := range []string{"SOUK_BUYER_GRPC_ADDR", "SOUK_BUYER_HTTP_ADDR", "SOUK_BUYER_INTERNAL_HTTP_ADDR", "SOUK_SELLER_GRPC_ADDR",
+		"SOUK_SELLER_HTTP_ADDR", "SOUK_SELLER_INTERNAL_GRPC_ADDR", "SOUK_SELLER_INTERNAL_HTTP_ADDR"} {
+		a, err := freeAddr()
+		if err != nil {
+			return false, err
+		}
+		addrs[name] = a
+	}
+	souk := b.souk
+	if b.p.PGPool > 0 {
+		souk += "&pool_max_conns=" + strconv.Itoa(b.p.PGPool)
+	}
+	env := append(os.Environ(), "SOUK_ENV=development", "SOUK_DATABASE_URL="+souk, "SOUK_SIM_DATABASE_URL="+b.sim,
+		"SOUK_REDIS_ADDR="+b.t.RedisAddr, "SOUK_REDIS_PREFIX="+b.t.Prefix)
+	for k, v := range addrs {
+		env = append(env, k+"="+v)
+	}
+	defer func() {
+		if err != nil {
+			b.stop()
+		}
+	}()
+	for _, name := range []string{"seller-svc", "buyer-svc"} {
+		f, err := os.Create(filepath.Join(logs, name+".log"))
+		if err != nil {
+			return false, err
+		}
+		cmd := exec.Command(filepath.Join(bin, name))
+		cmd.Env, cmd.Stdout, cmd.Stderr = env, f, f
+		if err := cmd.Start(); err != nil {
+			f.Close()
+			return false, err
+		}
+		p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
+		go func() { _ = cmd.Wait(); f.Close(); close(p.done) }()
+		b.procs = append(b.procs, p)
+	}
+	b.buyerAddr, b.sellerAddr = addrs["SOUK_BUYER_GRPC_ADDR"], addrs["SOUK_SELLER_GRPC_ADDR"]
+	b.metricsURLs = []string{"http://" + addrs["SOUK_BUYER_INTERNAL_HTTP_ADDR"] + "/metrics", "http://" + addrs["SOUK_SELLER_INTERNAL_HTTP_ADDR"] + "/metrics"}
+	b.log("buyer-svc: gRPC %s, internal %s; seller-svc: gRPC %s, internal %s (metrics and profiles: /metrics, /debug/pprof/)",
+		b.buyerAddr, addrs["SOUK_BUYER_INTERNAL_HTTP_ADDR"], b.sellerAddr, addrs["SOUK_SELLER_INTERNAL_HTTP_ADDR"])
+	for _, p := range b.procs {
+		addr := map[string]string{"seller-svc": b.sellerAddr, "buyer-svc": b.buyerAddr}[p.name]
+		if err := waitServing(ctx, addr, p.done); err != nil {
+			tail, _ := os.ReadFile(filepath.Join(logs, p.name+".log"))
+			if len(tail) > 2000 {
+				tail = tail[len(tail)-2000:]
+			}
+			select {
+			case <-p.done:
+				exited = true
+			default:
+			}
+			return exited, fmt.Errorf("%s did not start on %s: %w; the end of its log:\n%s", p.name, addr, err, tail)
+		}
+	}
+	return false, nil
+}
+
+// stop stops the services and waits until they have exited.
+func (b *bench) stop() {
+	for _, p := range b.procs {
+		_ = p.cmd.Process.Signal(os.Interrupt)
+	}
+	for _, p := range b.procs {
+		<-p.done
+	}
+	b.procs = nil
+}
+
+// waitServing waits until the gRPC server at addr serves, or its process
+// has exited (exited closed).
+func waitServing(ctx context.Context, addr string, exited <-chan struct{}) error {
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return err
@@ -328,6 +383,8 @@ func waitServing(ctx context.Context, addr string) error {
 		select {
 		case <-ctx.Done():
 			return errors.Join(ctx.Err(), err)
+		case <-exited:
+			return errors.New("it exited")
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
