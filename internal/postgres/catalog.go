@@ -67,13 +67,13 @@ func (db *DB) UpdateProduct(ctx context.Context, id, sellerID string, fn func(*c
 // ListProducts returns one page of a seller's products, newest first, and
 // the token of the next page ("" on the last).
 func (db *DB) ListProducts(ctx context.Context, sellerID string, pageSize int, pageToken string) ([]catalog.Product, string, error) {
-	afterAt, afterID, err := pageAfter(pageToken)
-	if err != nil {
+	var f filter
+	f.and("seller_id = ?", sellerID)
+	if err := f.after(pageToken, "(created_at, id) < (?, ?::uuid)"); err != nil {
 		return nil, "", err
 	}
-	rows, _ := db.pool.Query(ctx, `SELECT `+productColumns+` FROM products WHERE seller_id = $1
-		AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))
-		ORDER BY created_at DESC, id DESC LIMIT $4`, sellerID, afterAt, afterID, pageSize+1)
+	where, args := f.where("ORDER BY created_at DESC, id DESC LIMIT ?", pageSize+1)
+	rows, _ := db.pool.Query(ctx, `SELECT `+productColumns+` FROM products `+where, args...)
 	ps, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (catalog.Product, error) { return scanProduct(r) })
 	if err != nil {
 		return nil, "", fmt.Errorf("list products: %w", err)

@@ -25,14 +25,14 @@ func queueMessages(b *pgx.Batch, o *order.Order) {
 // ListMessages returns one page of an order's conversation, oldest first,
 // and the token of the next page ("" on the last).
 func (db *DB) ListMessages(ctx context.Context, orderID string, pageSize int, pageToken string) ([]order.Message, string, error) {
-	afterAt, afterID, err := pageAfter(pageToken)
-	if err != nil {
+	var f filter
+	f.and("order_id = ?", orderID)
+	if err := f.after(pageToken, "(sent_at, id) > (?, ?::uuid)"); err != nil {
 		return nil, "", err
 	}
+	where, args := f.where("ORDER BY sent_at, id LIMIT ?", pageSize+1)
 	ms, err := read(ctx, func() ([]order.Message, error) {
-		rows, _ := db.pool.Query(ctx, `SELECT id::text, author, author_id, text, links, sent_at FROM order_messages
-			WHERE order_id = $1 AND ($2::timestamptz IS NULL OR (sent_at, id) > ($2, $3::uuid))
-			ORDER BY sent_at, id LIMIT $4`, orderID, afterAt, afterID, pageSize+1)
+		rows, _ := db.pool.Query(ctx, `SELECT id::text, author, author_id, text, links, sent_at FROM order_messages `+where, args...)
 		return pgx.CollectRows(rows, func(r pgx.CollectableRow) (order.Message, error) {
 			var m order.Message
 			var author string

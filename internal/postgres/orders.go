@@ -625,9 +625,13 @@ func (db *DB) OpenDeadlines(ctx context.Context, before time.Time, fn func([]Dea
 	var after Deadline
 	after.OrderID = "00000000-0000-0000-0000-000000000000"
 	for {
-		rows, _ := db.pool.Query(ctx, `SELECT order_id::text, kind, due_at FROM order_deadlines
-			WHERE ($1::timestamptz IS NULL OR due_at < $1) AND (due_at, order_id, kind) > ($2, $3::uuid, $4)
-			ORDER BY due_at, order_id, kind LIMIT $5`, nullTime(before), after.DueAt, after.OrderID, string(after.Kind), batch)
+		var f filter
+		if !before.IsZero() {
+			f.and("due_at < ?", before)
+		}
+		f.and("(due_at, order_id, kind) > (?, ?::uuid, ?)", after.DueAt, after.OrderID, string(after.Kind))
+		where, args := f.where("ORDER BY due_at, order_id, kind LIMIT ?", batch)
+		rows, _ := db.pool.Query(ctx, `SELECT order_id::text, kind, due_at FROM order_deadlines `+where, args...)
 		ds, err := pgx.CollectRows(rows, scanDeadline)
 		if err != nil {
 			return fmt.Errorf("list open deadlines: %w", err)
@@ -675,18 +679,25 @@ func (db *DB) List(ctx context.Context, q ListQuery) ([]*order.Order, string, er
 	if q.Party == Seller {
 		col = "seller_id"
 	}
-	afterAt, afterID, err := pageAfter(q.PageToken)
-	if err != nil {
+	var f filter
+	f.and(col+" = ?", q.PartyID)
+	if q.Status != "" {
+		f.and("status = ?", string(q.Status))
+	}
+	if !q.CreatedAfter.IsZero() {
+		f.and("created_at >= ?", q.CreatedAfter)
+	}
+	if !q.CreatedBefore.IsZero() {
+		f.and("created_at < ?", q.CreatedBefore)
+	}
+	if q.OpenCancellation {
+		f.and("cancellation->>'Status' = 'OPEN'")
+	}
+	if err := f.after(q.PageToken, "(created_at, id) < (?, ?::uuid)"); err != nil {
 		return nil, "", err
 	}
-	rows, _ := db.pool.Query(ctx, `SELECT `+orderColumns+` FROM orders WHERE `+col+` = $1
-		AND ($2 = '' OR status = $2)
-		AND ($3::timestamptz IS NULL OR created_at >= $3)
-		AND ($4::timestamptz IS NULL OR created_at < $4)
-		AND ($5::timestamptz IS NULL OR (created_at, id) < ($5, $6::uuid))
-		AND (NOT $8 OR cancellation->>'Status' = 'OPEN')
-		ORDER BY created_at DESC, id DESC LIMIT $7`,
-		q.PartyID, string(q.Status), nullTime(q.CreatedAfter), nullTime(q.CreatedBefore), afterAt, afterID, q.PageSize+1, q.OpenCancellation)
+	where, args := f.where("ORDER BY created_at DESC, id DESC LIMIT ?", q.PageSize+1)
+	rows, _ := db.pool.Query(ctx, `SELECT `+orderColumns+` FROM orders `+where, args...)
 	stored, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (order.Stored, error) { return scanOrder(r) })
 	if err != nil {
 		return nil, "", fmt.Errorf("list orders: %w", err)

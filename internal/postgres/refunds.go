@@ -89,13 +89,13 @@ type BuyerRefund struct {
 // ListRefunds returns one page of a buyer's refunds, newest first, and the
 // token of the next page ("" on the last).
 func (db *DB) ListRefunds(ctx context.Context, buyerID string, pageSize int, pageToken string) ([]BuyerRefund, string, error) {
-	afterAt, afterID, err := pageAfter(pageToken)
-	if err != nil {
+	var f filter
+	f.and("buyer_id = ?", buyerID)
+	if err := f.after(pageToken, "(created_at, id) < (?, ?::uuid)"); err != nil {
 		return nil, "", err
 	}
-	rows, _ := db.pool.Query(ctx, `SELECT `+refundColumns+`, order_id::text FROM refunds WHERE buyer_id = $1
-		AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))
-		ORDER BY created_at DESC, id DESC LIMIT $4`, buyerID, afterAt, afterID, pageSize+1)
+	where, args := f.where("ORDER BY created_at DESC, id DESC LIMIT ?", pageSize+1)
+	rows, _ := db.pool.Query(ctx, `SELECT `+refundColumns+`, order_id::text FROM refunds `+where, args...)
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (BuyerRefund, error) {
 		var br BuyerRefund
 		var err error

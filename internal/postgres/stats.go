@@ -156,18 +156,17 @@ func (db *DB) days(ctx context.Context, sellerID string, now time.Time) ([]DayFi
 // the platform, longest waiting first, and the next page's token ("" on
 // the last). The orders are read in one round trip.
 func (db *DB) EscalatedDisputes(ctx context.Context, pageSize int, pageToken string) ([]*order.Order, string, error) {
-	afterAt, afterID, err := pageAfter(pageToken)
-	if err != nil {
+	var f filter
+	f.and("status = 'DISPUTED' AND dispute->>'Status' = 'ESCALATED'")
+	if err := f.after(pageToken, "(updated_at, id) > (?, ?::uuid)"); err != nil {
 		return nil, "", err
 	}
+	where, args := f.where("ORDER BY updated_at, id LIMIT ?", pageSize+1)
 	type key struct {
 		ID        string
 		UpdatedAt time.Time
 	}
-	rows, _ := db.pool.Query(ctx, `SELECT id::text, updated_at FROM orders
-		WHERE status = 'DISPUTED' AND dispute->>'Status' = 'ESCALATED'
-		AND ($1::timestamptz IS NULL OR (updated_at, id) > ($1, $2::uuid))
-		ORDER BY updated_at, id LIMIT $3`, afterAt, afterID, pageSize+1)
+	rows, _ := db.pool.Query(ctx, `SELECT id::text, updated_at FROM orders `+where, args...)
 	keys, err := pgx.CollectRows(rows, pgx.RowToStructByPos[key])
 	if err != nil {
 		return nil, "", fmt.Errorf("escalated disputes: %w", err)

@@ -58,14 +58,10 @@ func replaceDeadlines(kinds ...string) string {
 
 func getOrderSQL(first, size int) string { return pick(first, size) + load(orderID, "") }
 
-const listOrdersSQL = `SELECT id FROM orders WHERE buyer_id = 'bench-buyer' ORDER BY created_at DESC, id DESC LIMIT 21;
-` + `\startpipeline
-SELECT * FROM orders WHERE id = ANY(ARRAY(SELECT id FROM orders WHERE buyer_id = 'bench-buyer' ORDER BY created_at DESC, id DESC LIMIT 20));
+// listOrdersSQL: a page of the buyer's orders (one more than the page, to
+// know whether another follows), then their deadlines.
+const listOrdersSQL = `SELECT * FROM orders WHERE buyer_id = 'bench-buyer' ORDER BY created_at DESC, id DESC LIMIT 21;
 SELECT order_id, kind, due_at FROM order_deadlines WHERE order_id = ANY(ARRAY(SELECT id FROM orders WHERE buyer_id = 'bench-buyer' ORDER BY created_at DESC, id DESC LIMIT 20));
-SELECT * FROM payment_attempts WHERE order_id = ANY(ARRAY(SELECT id FROM orders WHERE buyer_id = 'bench-buyer' ORDER BY created_at DESC, id DESC LIMIT 20));
-SELECT * FROM refunds WHERE order_id = ANY(ARRAY(SELECT id FROM orders WHERE buyer_id = 'bench-buyer' ORDER BY created_at DESC, id DESC LIMIT 20));
-SELECT * FROM order_events WHERE order_id = ANY(ARRAY(SELECT id FROM orders WHERE buyer_id = 'bench-buyer' ORDER BY created_at DESC, id DESC LIMIT 20)) ORDER BY order_id, sequence;
-\endpipeline
 `
 
 // checkoutSQL: claim the key; reserve the stock (seller-svc's transaction);

@@ -1,0 +1,52 @@
+package postgres
+
+import (
+	"strconv"
+	"strings"
+)
+
+// filter builds a WHERE clause of only the predicates that apply. Each
+// combination is then a statement of its own, whose generic plan fits it:
+// a catch-all "$2 IS NULL OR (created_at, id) < ($2, $3)" would share one
+// plan among all, and that plan cannot use the index for the part that is
+// optional (Open has statements run on generic plans).
+type filter struct {
+	preds []string
+	args  []any
+}
+
+// and adds a predicate; each ? in it stands for the next of args (the
+// jsonb ? operator is not to be used in one).
+func (f *filter) and(pred string, args ...any) {
+	f.preds = append(f.preds, f.number(pred, args))
+}
+
+// after adds the keyset predicate of a page token, if there is one:
+// keyset compares the ordering columns with (?, ?), the last row's time
+// and id.
+func (f *filter) after(token, keyset string) error {
+	at, id, err := pageAfter(token)
+	if err != nil || at == nil {
+		return err
+	}
+	f.and(keyset, *at, *id)
+	return nil
+}
+
+// where returns the clause ("WHERE …", or nothing for no predicates)
+// followed by tail, whose ? stand for args, and all the arguments.
+func (f *filter) where(tail string, args ...any) (string, []any) {
+	tail = f.number(tail, args)
+	if len(f.preds) == 0 {
+		return tail, f.args
+	}
+	return "WHERE " + strings.Join(f.preds, " AND ") + " " + tail, f.args
+}
+
+func (f *filter) number(sql string, args []any) string {
+	for _, a := range args {
+		f.args = append(f.args, a)
+		sql = strings.Replace(sql, "?", "$"+strconv.Itoa(len(f.args)), 1)
+	}
+	return sql
+}
