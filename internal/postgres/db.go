@@ -41,21 +41,10 @@ func Traced(cfg *pgxpool.Config) {
 
 // Open connects to the database at url and checks that it answers; opts
 // adjust the pool's configuration (Traced).
-//
-// Souk's prepared statements run on generic plans (plan_cache_mode
-// force_generic_plan) unless url says otherwise. They are lookups by key
-// whose best plan does not depend on the values, but PostgreSQL's default
-// replans some of them on every execution: a generic plan of
-// "id = ANY($1)" is costed for a ten-element array, dearer than the custom
-// plan of a one-id array, so the custom plan always wins. make bench
-// measured the replanning at over half of PostgreSQL's time in a read.
 func Open(ctx context.Context, url string, opts ...func(*pgxpool.Config)) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
-	}
-	if _, set := cfg.ConnConfig.RuntimeParams["plan_cache_mode"]; !set {
-		cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
 	}
 	for _, o := range opts {
 		o(cfg)

@@ -6,10 +6,11 @@ import (
 )
 
 // filter builds a WHERE clause of only the predicates that apply. Each
-// combination is then a statement of its own, whose generic plan fits it:
-// a catch-all "$2 IS NULL OR (created_at, id) < ($2, $3)" would share one
-// plan among all, and that plan cannot use the index for the part that is
-// optional (Open has statements run on generic plans).
+// combination is then a statement of its own, whose plan fits it: a
+// catch-all "$2 IS NULL OR (created_at, id) < ($2, $3)" shares one
+// prepared statement among all, and a generic plan of it (PostgreSQL's
+// choice once it finds one no dearer than planning anew) cannot use the
+// index for the part that is optional.
 type filter struct {
 	preds []string
 	args  []any

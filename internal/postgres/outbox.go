@@ -120,11 +120,10 @@ func (db *DB) RepublishSince(ctx context.Context, since time.Time) (int64, error
 	_, err := db.inRelayTx(ctx, func(tx pgx.Tx) error {
 		// published_seq 0: the stream is not checked against what it held
 		// until the next publish.
-		// Planned with the value of since (simpleProtocol): see FirstSeqSince.
 		return tx.QueryRow(ctx, `WITH first AS (SELECT min(stream_seq) AS seq FROM order_events WHERE occurred_at >= $1),
 			moved AS (UPDATE event_relay r SET published_seq = 0, sent_seq = coalesce((SELECT seq - 1 FROM first), r.sent_seq)
 				WHERE id = 1 RETURNING sent_seq)
-			SELECT count(*) FROM order_events WHERE stream_seq > (SELECT sent_seq FROM moved)`, simpleProtocol, since).Scan(&n)
+			SELECT count(*) FROM order_events WHERE stream_seq > (SELECT sent_seq FROM moved)`, since).Scan(&n)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("republish events: %w", err)
@@ -132,19 +131,11 @@ func (db *DB) RepublishSince(ctx context.Context, since time.Time) (int64, error
 	return n, nil
 }
 
-// simpleProtocol has pgx send a statement with its values in the text, so
-// that PostgreSQL plans it for them.
-const simpleProtocol = pgx.QueryExecModeSimpleProtocol
-
 // FirstSeqSince returns the stream place of the first event that occurred
 // at or after since (0 if none): the stream is trimmed below it.
 func (db *DB) FirstSeqSince(ctx context.Context, since time.Time) (int64, error) {
 	var seq *int64
-	// Planned with the value of since, not generically (Open): a generic
-	// plan guesses a third of the events occurred since, and may walk the
-	// stream_seq index from the oldest event, where since (a retention
-	// horizon) leaves a few recent ones to find by occurred_at.
-	if err := db.pool.QueryRow(ctx, `SELECT min(stream_seq) FROM order_events WHERE occurred_at >= $1`, simpleProtocol, since).Scan(&seq); err != nil {
+	if err := db.pool.QueryRow(ctx, `SELECT min(stream_seq) FROM order_events WHERE occurred_at >= $1`, since).Scan(&seq); err != nil {
 		return 0, fmt.Errorf("first retained event: %w", err)
 	}
 	if seq == nil {

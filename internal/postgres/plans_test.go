@@ -10,14 +10,17 @@ import (
 )
 
 // TestReadsAreNotReplanned reads one order ten times on one connection and
-// finds that PostgreSQL planned the order's statement once, generically,
-// rather than anew for every read: an "id = ANY($1)" statement's generic
-// plan looks dearer than a one-id custom plan, so by default PostgreSQL
-// plans it again on every execution (it cost the reads over half of
-// PostgreSQL's time in make bench).
+// finds that PostgreSQL settled on a generic plan of the order's statement
+// after its first five custom ones, rather than planning it anew for every
+// read (as it did for "id = ANY($1)" with one id, which cost the reads over
+// half of PostgreSQL's time in make bench).
 func TestReadsAreNotReplanned(t *testing.T) {
 	url := testenv.DatabaseURL(t)
-	db, err := postgres.Open(context.Background(), url+sep(url)+"pool_max_conns=1")
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	db, err := postgres.Open(context.Background(), url+sep+"pool_max_conns=1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,34 +32,24 @@ func TestReadsAreNotReplanned(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var generic, custom int64
-	err = db.Pool().QueryRow(context.Background(), `SELECT generic_plans, custom_plans FROM pg_prepared_statements
-		WHERE statement LIKE '%FROM orders WHERE id = ANY%'`).Scan(&generic, &custom)
+	rows, err := db.Pool().Query(context.Background(), `SELECT generic_plans, custom_plans FROM pg_prepared_statements
+		WHERE generic_plans + custom_plans = 10
+		AND (statement LIKE '%FROM orders WHERE id %' OR statement LIKE '%FROM payment_attempts WHERE order_id %')`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if custom != 0 || generic < 10 {
-		t.Fatalf("the order's read was planned %d times for itself and ran %d times on a generic plan; want 0 and at least 10", custom, generic)
+	n := 0
+	for rows.Next() {
+		var generic, custom int64
+		if err := rows.Scan(&generic, &custom); err != nil {
+			t.Fatal(err)
+		}
+		if custom > 5 || generic < 5 {
+			t.Errorf("a statement of the order's read was planned %d times for itself and ran %d times on a generic plan; want at most 5 and at least 5", custom, generic)
+		}
+		n++
 	}
-
-	// A URL that asks for PostgreSQL's own choice gets it.
-	auto, err := postgres.Open(context.Background(), url+sep(url)+"plan_cache_mode=auto")
-	if err != nil {
-		t.Fatal(err)
+	if rows.Err() != nil || n != 2 {
+		t.Fatalf("found %d of the read's two statements (%v)", n, rows.Err())
 	}
-	defer auto.Close()
-	var mode string
-	if err := auto.Pool().QueryRow(context.Background(), `SHOW plan_cache_mode`).Scan(&mode); err != nil {
-		t.Fatal(err)
-	}
-	if mode != "auto" {
-		t.Fatalf("plan_cache_mode = %q with plan_cache_mode=auto in the URL", mode)
-	}
-}
-
-func sep(url string) string {
-	if strings.Contains(url, "?") {
-		return "&"
-	}
-	return "?"
 }

@@ -157,7 +157,8 @@ func queueDetails(b *pgx.Batch, cs []change) {
 		}
 	}
 	if len(replaced) > 0 {
-		b.Queue(`DELETE FROM order_deadlines WHERE order_id = ANY($1::uuid[])`, replaced)
+		match, ids := keyIn(replaced)
+		b.Queue(`DELETE FROM order_deadlines WHERE order_id `+match, ids)
 	}
 	if len(deadlines) > 0 {
 		b.Queue(`INSERT INTO order_deadlines (order_id, kind, due_at, seller_id)
