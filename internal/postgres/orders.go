@@ -38,7 +38,9 @@ type shipmentJSON struct {
 	ShippedAt      time.Time `json:"shipped_at"`
 }
 
-func scanOrder(row pgx.Row) (order.Stored, error) {
+// scanOrder scans a row of orderColumns, followed by the columns extra
+// scans into.
+func scanOrder(row pgx.Row, extra ...any) (order.Stored, error) {
 	var (
 		s           order.Stored
 		status      string
@@ -46,10 +48,10 @@ func scanOrder(row pgx.Row) (order.Stored, error) {
 		items       []itemJSON
 		shipment    *shipmentJSON
 	)
-	err := row.Scan(&s.ID, &s.CheckoutID, &s.BuyerID, &s.SellerID, &status, &s.Currency, &items, &s.ShippingFee,
+	err := row.Scan(append([]any{&s.ID, &s.CheckoutID, &s.BuyerID, &s.SellerID, &status, &s.Currency, &items, &s.ShippingFee,
 		&s.HandlingDays, &s.Version, &s.CreatedAt, &s.UpdatedAt, &s.CancelReason, &s.LastDecline.Code,
 		&s.LastDecline.Message, &shipment, &s.LastDecline.Advice, &s.LastDecline.Retryable, &cancelledBy,
-		&s.Cancellation, &s.Dispute, &s.PaymentDueAt, &s.ProtectionDays, &s.Discount, &s.Offer, &s.PaidAttemptID)
+		&s.Cancellation, &s.Dispute, &s.PaymentDueAt, &s.ProtectionDays, &s.Discount, &s.Offer, &s.PaidAttemptID}, extra...)...)
 	s.CancelledBy = order.Party(cancelledBy)
 	if err != nil {
 		return s, err
@@ -222,27 +224,6 @@ func queueLoad(b *pgx.Batch, canonical []string, lock string) map[string]*order.
 		return rows.Err()
 	})
 	return found
-}
-
-func loadDeadlinesOf(ctx context.Context, q querier, ids []string) (map[string]map[order.DeadlineKind]time.Time, error) {
-	rows, err := q.Query(ctx, `SELECT order_id, kind, due_at FROM order_deadlines WHERE order_id = ANY($1)`, ids)
-	if err != nil {
-		return nil, fmt.Errorf("load deadlines: %w", err)
-	}
-	defer rows.Close()
-	out := make(map[string]map[order.DeadlineKind]time.Time, len(ids))
-	for rows.Next() {
-		var id, kind string
-		var due time.Time
-		if err := rows.Scan(&id, &kind, &due); err != nil {
-			return nil, fmt.Errorf("load deadlines: %w", err)
-		}
-		if out[id] == nil {
-			out[id] = map[order.DeadlineKind]time.Time{}
-		}
-		out[id][order.DeadlineKind(kind)] = due
-	}
-	return out, rows.Err()
 }
 
 // Get returns an order with its deadlines, payment attempts, refunds and history.
@@ -711,23 +692,29 @@ func (db *DB) List(ctx context.Context, q ListQuery) ([]*order.Order, string, er
 		return nil, "", err
 	}
 	where, args := f.where("ORDER BY created_at DESC, id DESC LIMIT ?", q.PageSize+1)
-	rows, _ := db.pool.Query(ctx, `SELECT `+orderColumns+` FROM orders `+where, args...)
-	stored, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (order.Stored, error) { return scanOrder(r) })
+	// The page's orders with their deadlines, in one statement (one round
+	// trip, one snapshot).
+	rows, _ := db.pool.Query(ctx, `SELECT `+orderColumns+`, d.kinds, d.dues FROM orders
+		LEFT JOIN LATERAL (SELECT array_agg(kind) AS kinds, array_agg(due_at) AS dues FROM order_deadlines WHERE order_id = orders.id) d
+		ON true `+where, args...)
+	stored, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (order.Stored, error) {
+		var kinds []string
+		var dues []time.Time
+		s, err := scanOrder(r, &kinds, &dues)
+		if err == nil && len(kinds) > 0 {
+			s.Deadlines = make(map[order.DeadlineKind]time.Time, len(kinds))
+			for i, k := range kinds {
+				s.Deadlines[order.DeadlineKind(k)] = dues[i]
+			}
+		}
+		return s, err
+	})
 	if err != nil {
 		return nil, "", fmt.Errorf("list orders: %w", err)
 	}
 	stored, next := trimPage(stored, q.PageSize, func(s order.Stored) (time.Time, string) { return s.CreatedAt, s.ID })
-	ids := make([]string, len(stored))
-	for i, s := range stored {
-		ids[i] = s.ID
-	}
-	deadlines, err := loadDeadlinesOf(ctx, db.pool, ids)
-	if err != nil {
-		return nil, "", err
-	}
 	out := make([]*order.Order, len(stored))
 	for i, s := range stored {
-		s.Deadlines = deadlines[s.ID]
 		out[i] = order.UnmarshalFromDatabase(s)
 	}
 	return out, next, nil

@@ -59,9 +59,10 @@ func replaceDeadlines(kinds ...string) string {
 func getOrderSQL(first, size int) string { return pick(first, size) + load(orderID, "") }
 
 // listOrdersSQL: a page of the buyer's orders (one more than the page, to
-// know whether another follows), then their deadlines.
-const listOrdersSQL = `SELECT * FROM orders WHERE buyer_id = 'bench-buyer' ORDER BY created_at DESC, id DESC LIMIT 21;
-SELECT order_id, kind, due_at FROM order_deadlines WHERE order_id = ANY(ARRAY(SELECT id FROM orders WHERE buyer_id = 'bench-buyer' ORDER BY created_at DESC, id DESC LIMIT 20));
+// know whether another follows) with their deadlines.
+const listOrdersSQL = `SELECT *, d.kinds, d.dues FROM orders
+  LEFT JOIN LATERAL (SELECT array_agg(kind) AS kinds, array_agg(due_at) AS dues FROM order_deadlines WHERE order_id = orders.id) d ON true
+  WHERE buyer_id = 'bench-buyer' ORDER BY created_at DESC, id DESC LIMIT 21;
 `
 
 // checkoutSQL: claim the key; reserve the stock (seller-svc's transaction);
