@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -38,6 +39,7 @@ func RunUntilSignal(log *slog.Logger, svc Service) error {
 // Main runs svc until SIGINT or SIGTERM, tracing as the OTEL_* variables
 // say, then flushes the traces and exits.
 func Main(name string, log *slog.Logger, svc Service) {
+	tuneGC()
 	shutdown, err := telemetry.Setup(context.Background(), name)
 	if err != nil {
 		Exit(name, fmt.Errorf("tracing: %w", err))
@@ -49,6 +51,20 @@ func Main(name string, log *slog.Logger, svc Service) {
 	}
 	cancel()
 	Exit(name, err)
+}
+
+// gcPercent is the services' GOGC unless the environment sets one. A
+// service's live heap is small (tens of MB) and turns over quickly, so
+// with Go's default of 100 it collected so often that a read spent about
+// 12% of its CPU in the collector (make bench: buyer-svc's CPU per GetOrder
+// fell from 160 to 139 µs at 400). The heap may grow to five times what is
+// live before a collection; GOMEMLIMIT caps it where memory is tight.
+const gcPercent = 400
+
+func tuneGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 }
 
 // Exit ends the process: status 0 for nil, else the error on stderr and 1.
