@@ -211,7 +211,8 @@ func queueRestock(b *pgx.Batch, items []order.Item) {
 	for i, id := range ids {
 		qty[i] = sum[id]
 	}
-	b.Queue(`SELECT 1 FROM products WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`, ids)
+	match, arg := keyIn(ids)
+	b.Queue(`SELECT 1 FROM products WHERE id `+match+` ORDER BY id FOR UPDATE`, arg)
 	b.Queue(`UPDATE products p SET stock = p.stock + v.quantity
 		FROM unnest($1::uuid[], $2::bigint[]) AS v(id, quantity) WHERE p.id = v.id`, ids, qty)
 }

@@ -22,15 +22,18 @@ func (f *filter) and(pred string, args ...any) {
 	f.preds = append(f.preds, f.number(pred, args))
 }
 
-// after adds the keyset predicate of a page token, if there is one:
-// keyset compares the ordering columns with (?, ?), the last row's time
-// and id.
+// after adds the keyset predicate of a page token (the first page has
+// none): keyset compares the ordering columns with (?, ?), the previous
+// page's last row's time and id.
 func (f *filter) after(token, keyset string) error {
-	at, id, err := pageAfter(token)
-	if err != nil || at == nil {
+	if token == "" {
+		return nil
+	}
+	at, id, err := decodeToken(token)
+	if err != nil {
 		return err
 	}
-	f.and(keyset, *at, *id)
+	f.and(keyset, at, id)
 	return nil
 }
 

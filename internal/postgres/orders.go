@@ -720,19 +720,6 @@ func (db *DB) List(ctx context.Context, q ListQuery) ([]*order.Order, string, er
 	return out, next, nil
 }
 
-// pageAfter decodes a page token into the keyset of the last row of the
-// previous page; the first page has none.
-func pageAfter(token string) (*time.Time, *string, error) {
-	if token == "" {
-		return nil, nil, nil
-	}
-	at, id, err := decodeToken(token)
-	if err != nil {
-		return nil, nil, err
-	}
-	return &at, &id, nil
-}
-
 // trimPage cuts a page fetched with one row more than size and returns the
 // next page's token ("" when there is no next page).
 func trimPage[T any](rows []T, size int, key func(T) (time.Time, string)) ([]T, string) {

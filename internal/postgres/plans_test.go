@@ -2,8 +2,9 @@ package postgres_test
 
 import (
 	"context"
-	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/souk-dev/souk/internal/postgres"
 	"github.com/souk-dev/souk/internal/testenv"
@@ -15,12 +16,7 @@ import (
 // read (as it did for "id = ANY($1)" with one id, which cost the reads over
 // half of PostgreSQL's time in make bench).
 func TestReadsAreNotReplanned(t *testing.T) {
-	url := testenv.DatabaseURL(t)
-	sep := "?"
-	if strings.Contains(url, "?") {
-		sep = "&"
-	}
-	db, err := postgres.Open(context.Background(), url+sep+"pool_max_conns=1")
+	db, err := postgres.Open(context.Background(), testenv.DatabaseURL(t), func(c *pgxpool.Config) { c.MaxConns = 1 })
 	if err != nil {
 		t.Fatal(err)
 	}
