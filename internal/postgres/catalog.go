@@ -72,7 +72,7 @@ func (db *DB) ListProducts(ctx context.Context, sellerID string, pageSize int, p
 	if err := f.after(pageToken, "(created_at, id) < (?, ?::uuid)"); err != nil {
 		return nil, "", err
 	}
-	where, args := f.where("ORDER BY created_at DESC, id DESC LIMIT ?", pageSize+1)
+	where, args := f.where("ORDER BY created_at DESC, id DESC", pageSize+1)
 	rows, _ := db.pool.Query(ctx, `SELECT `+productColumns+` FROM products `+where, args...)
 	ps, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (catalog.Product, error) { return scanProduct(r) })
 	if err != nil {

@@ -37,14 +37,15 @@ func (f *filter) after(token, keyset string) error {
 	return nil
 }
 
-// where returns the clause ("WHERE …", or nothing for no predicates)
-// followed by tail, whose ? stand for args, and all the arguments.
-func (f *filter) where(tail string, args ...any) (string, []any) {
-	tail = f.number(tail, args)
-	if len(f.preds) == 0 {
-		return tail, f.args
-	}
-	return "WHERE " + strings.Join(f.preds, " AND ") + " " + tail, f.args
+// where returns the clause ("WHERE …" and the given ORDER BY) with its
+// limit written into the statement, not passed as a parameter, and the
+// arguments. A generic plan does not know a parameter's limit and is
+// costed as if a tenth of the matching rows were wanted, so PostgreSQL
+// never chose one for a page of 20 of a buyer's orders and planned every
+// page anew. The limits are page sizes (at most 100) and batch sizes: a
+// few statements each, every one with a plan that fits.
+func (f *filter) where(orderBy string, limit int) (string, []any) {
+	return "WHERE " + strings.Join(f.preds, " AND ") + " " + orderBy + " LIMIT " + strconv.Itoa(limit), f.args
 }
 
 func (f *filter) number(sql string, args []any) string {

@@ -30,7 +30,7 @@ func (db *DB) ListMessages(ctx context.Context, orderID string, pageSize int, pa
 	if err := f.after(pageToken, "(sent_at, id) > (?, ?::uuid)"); err != nil {
 		return nil, "", err
 	}
-	where, args := f.where("ORDER BY sent_at, id LIMIT ?", pageSize+1)
+	where, args := f.where("ORDER BY sent_at, id", pageSize+1)
 	ms, err := read(ctx, func() ([]order.Message, error) {
 		rows, _ := db.pool.Query(ctx, `SELECT id::text, author, author_id, text, links, sent_at FROM order_messages `+where, args...)
 		return pgx.CollectRows(rows, func(r pgx.CollectableRow) (order.Message, error) {

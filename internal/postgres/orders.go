@@ -625,7 +625,7 @@ func (db *DB) OpenDeadlines(ctx context.Context, before time.Time, fn func([]Dea
 			f.and("due_at < ?", before)
 		}
 		f.and("(due_at, order_id, kind) > (?, ?::uuid, ?)", after.DueAt, after.OrderID, string(after.Kind))
-		where, args := f.where("ORDER BY due_at, order_id, kind LIMIT ?", batch)
+		where, args := f.where("ORDER BY due_at, order_id, kind", batch)
 		rows, _ := db.pool.Query(ctx, `SELECT order_id::text, kind, due_at FROM order_deadlines `+where, args...)
 		ds, err := pgx.CollectRows(rows, scanDeadline)
 		if err != nil {
@@ -691,7 +691,7 @@ func (db *DB) List(ctx context.Context, q ListQuery) ([]*order.Order, string, er
 	if err := f.after(q.PageToken, "(created_at, id) < (?, ?::uuid)"); err != nil {
 		return nil, "", err
 	}
-	where, args := f.where("ORDER BY created_at DESC, id DESC LIMIT ?", q.PageSize+1)
+	where, args := f.where("ORDER BY created_at DESC, id DESC", q.PageSize+1)
 	// The page's orders with their deadlines, in one statement (one round
 	// trip, one snapshot).
 	rows, _ := db.pool.Query(ctx, `SELECT `+orderColumns+`, d.kinds, d.dues FROM orders

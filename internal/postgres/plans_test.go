@@ -3,9 +3,12 @@ package postgres_test
 import (
 	"context"
 	"testing"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/souk-dev/souk/internal/order"
 	"github.com/souk-dev/souk/internal/postgres"
 	"github.com/souk-dev/souk/internal/testenv"
 )
@@ -47,5 +50,51 @@ func TestReadsAreNotReplanned(t *testing.T) {
 	}
 	if rows.Err() != nil || n != 2 {
 		t.Fatalf("found %d of the read's two statements (%v)", n, rows.Err())
+	}
+}
+
+// TestPagesAreNotReplanned lists a buyer's 300 orders ten times, a page of
+// 20 each, on one connection and finds that PostgreSQL settled on a
+// generic plan of the page's statement. With the page size as a parameter
+// ("LIMIT $2") it never did: a generic plan does not know the limit and is
+// costed for a tenth of the buyer's orders, so every page was planned anew
+// (and such a generic plan, dear enough, would even be compiled by JIT).
+func TestPagesAreNotReplanned(t *testing.T) {
+	ctx := context.Background()
+	db, err := postgres.Open(ctx, testenv.DatabaseURL(t), func(c *pgxpool.Config) { c.MaxConns = 1 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	p := mustProduct(t, db, "store-pages", 1000)
+	var orders []*order.Order
+	for i := range 300 {
+		o, err := order.New(order.NewOrderParams{ID: uuid.NewString(), CheckoutID: uuid.NewString(), BuyerID: "pager", SellerID: p.SellerID,
+			Currency: "USD", Items: []order.Item{{ProductID: p.ID, Title: p.Title, Quantity: 1, UnitPrice: p.Price}},
+			HandlingDays: 3, PaymentWindow: time.Hour, Now: t0.Add(time.Duration(i) * time.Second)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		orders = append(orders, o)
+	}
+	if err := db.CreateOrders(ctx, orders); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Pool().Exec(ctx, `ANALYZE orders`); err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		page, _, err := db.List(ctx, postgres.ListQuery{Party: postgres.Buyer, PartyID: "pager", PageSize: 20})
+		if err != nil || len(page) != 20 {
+			t.Fatalf("a page of %d orders (%v); want 20", len(page), err)
+		}
+	}
+	var generic, custom int64
+	if err := db.Pool().QueryRow(ctx, `SELECT generic_plans, custom_plans FROM pg_prepared_statements
+		WHERE statement LIKE '%LEFT JOIN LATERAL%' AND statement NOT LIKE '%pg_prepared_statements%'`).Scan(&generic, &custom); err != nil {
+		t.Fatal(err)
+	}
+	if custom > 5 || generic < 5 {
+		t.Errorf("the page's statement was planned %d times for itself and ran %d times on a generic plan; want at most 5 and at least 5", custom, generic)
 	}
 }

@@ -94,7 +94,7 @@ func (db *DB) ListRefunds(ctx context.Context, buyerID string, pageSize int, pag
 	if err := f.after(pageToken, "(created_at, id) < (?, ?::uuid)"); err != nil {
 		return nil, "", err
 	}
-	where, args := f.where("ORDER BY created_at DESC, id DESC LIMIT ?", pageSize+1)
+	where, args := f.where("ORDER BY created_at DESC, id DESC", pageSize+1)
 	rows, _ := db.pool.Query(ctx, `SELECT `+refundColumns+`, order_id::text FROM refunds `+where, args...)
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (BuyerRefund, error) {
 		var br BuyerRefund

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -72,7 +73,7 @@ func (db *DB) SellerStats(ctx context.Context, sellerID string, now time.Time) (
 		}
 		rows, _ := db.pool.Query(ctx, `SELECT o.id::text, `+detail+`, coalesce(d.due_at, 'epoch'::timestamptz)
 			FROM orders o LEFT JOIN order_deadlines d ON d.order_id = o.id AND d.kind = $2
-			WHERE o.seller_id = $1 AND `+where+` ORDER BY d.due_at NULLS LAST, o.id LIMIT $3`, sellerID, kind, MaxOpenCases)
+			WHERE o.seller_id = $1 AND `+where+` ORDER BY d.due_at NULLS LAST, o.id LIMIT `+strconv.Itoa(MaxOpenCases), sellerID, kind)
 		cases, err := pgx.CollectRows(rows, pgx.RowToStructByPos[OpenCase])
 		for i := range cases {
 			if cases[i].DueAt.Equal(time.Unix(0, 0)) {
@@ -161,7 +162,7 @@ func (db *DB) EscalatedDisputes(ctx context.Context, pageSize int, pageToken str
 	if err := f.after(pageToken, "(updated_at, id) > (?, ?::uuid)"); err != nil {
 		return nil, "", err
 	}
-	where, args := f.where("ORDER BY updated_at, id LIMIT ?", pageSize+1)
+	where, args := f.where("ORDER BY updated_at, id", pageSize+1)
 	type key struct {
 		ID        string
 		UpdatedAt time.Time
