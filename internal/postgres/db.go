@@ -183,5 +183,51 @@ func (db *DB) tx(ctx context.Context, fn func(pgx.Tx) error) error {
 	return nil
 }
 
+// pipelined is a connection held for a transaction sent as pipelines
+// (BEGIN queued with the first, COMMIT with the last), so that it takes
+// as few round trips as its reads allow; pgx's own transactions send
+// BEGIN and COMMIT each alone.
+type pipelined struct {
+	conn *pgxpool.Conn
+	// committed is set once COMMIT succeeded; until then, release rolls
+	// the transaction back.
+	committed bool
+}
+
+func (db *DB) pipelined(ctx context.Context) (*pipelined, error) {
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	return &pipelined{conn: conn}, nil
+}
+
+// queueCommit queues the COMMIT, which fails the batch unless PostgreSQL
+// committed (it answers COMMIT in a failed transaction with ROLLBACK).
+func (p *pipelined) queueCommit(b *pgx.Batch) {
+	b.Queue("COMMIT").Exec(func(tag pgconn.CommandTag) error {
+		if tag.String() != "COMMIT" {
+			return fmt.Errorf("commit: %s", tag)
+		}
+		p.committed = true
+		return nil
+	})
+}
+
+// release gives the connection back, rolled back first unless committed:
+// it never goes back to the pool mid-transaction.
+func (p *pipelined) release(ctx context.Context) {
+	defer p.conn.Release()
+	if p.committed {
+		return
+	}
+	// Not ctx: a cancelled request must still give the connection back clean.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := p.conn.Exec(rctx, "ROLLBACK"); err != nil {
+		_ = p.conn.Conn().Close(rctx)
+	}
+}
+
 // isNoRows reports whether err says a query found nothing.
 func isNoRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }

@@ -288,31 +288,42 @@ func (db *DB) CheckoutOrders(ctx context.Context, buyerID, checkoutID string) ([
 // items say what a cancellation gives back. A checkout stored before
 // returns ErrCheckoutExists.
 func (db *DB) CreateOrders(ctx context.Context, orders []*order.Order) error {
-	return db.inTx(ctx, func(tx pgx.Tx) error {
-		b := &pgx.Batch{}
-		cs := make([]change, 0, len(orders))
-		for _, o := range orders {
-			s := o.Stored()
-			b.Queue(`INSERT INTO orders (`+insertColumns+`, total_minor)
-				VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27)`,
-				s.ID, s.CheckoutID, s.BuyerID, s.SellerID, string(s.Status), s.Currency, itemsJSON(s.Items), s.ShippingFee,
-				s.HandlingDays, 1, s.CreatedAt, s.UpdatedAt, s.CancelReason, s.LastDecline.Code, s.LastDecline.Message,
-				shipmentOf(s.Shipment), s.LastDecline.Advice, s.LastDecline.Retryable, string(s.CancelledBy),
-				s.Cancellation, s.Dispute, s.PaymentDueAt, s.ProtectionDays, s.Discount, s.Offer, nullUUID(s.PaidAttemptID), o.Total().Amount)
-			cs = append(cs, change{o: o, now: s})
-			// The orders now say what is held; the reservation has done its work.
-			b.Queue(`DELETE FROM stock_reservations WHERE checkout_id = $1`, s.CheckoutID)
+	return retryRace(ctx, func() error { return db.createOrders(ctx, orders) })
+}
+
+// createOrders stores the orders in one round trip: BEGIN, the writes and
+// COMMIT in one pipeline.
+func (db *DB) createOrders(ctx context.Context, orders []*order.Order) error {
+	tx, err := db.pipelined(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.release(ctx)
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	cs := make([]change, 0, len(orders))
+	for _, o := range orders {
+		s := o.Stored()
+		b.Queue(`INSERT INTO orders (`+insertColumns+`, total_minor)
+			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27)`,
+			s.ID, s.CheckoutID, s.BuyerID, s.SellerID, string(s.Status), s.Currency, itemsJSON(s.Items), s.ShippingFee,
+			s.HandlingDays, 1, s.CreatedAt, s.UpdatedAt, s.CancelReason, s.LastDecline.Code, s.LastDecline.Message,
+			shipmentOf(s.Shipment), s.LastDecline.Advice, s.LastDecline.Retryable, string(s.CancelledBy),
+			s.Cancellation, s.Dispute, s.PaymentDueAt, s.ProtectionDays, s.Discount, s.Offer, nullUUID(s.PaidAttemptID), o.Total().Amount)
+		cs = append(cs, change{o: o, now: s})
+		// The orders now say what is held; the reservation has done its work.
+		b.Queue(`DELETE FROM stock_reservations WHERE checkout_id = $1`, s.CheckoutID)
+	}
+	queueDetails(b, cs)
+	tx.queueCommit(b)
+	if err := tx.conn.SendBatch(ctx, b).Close(); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.ConstraintName == "orders_checkout_seller_idx" {
+			return fmt.Errorf("%w: checkout %s is stored already", ErrCheckoutExists, orders[0].CheckoutID())
 		}
-		queueDetails(b, cs)
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			var pgErr *pgconn.PgError
-			if errors.As(err, &pgErr) && pgErr.ConstraintName == "orders_checkout_seller_idx" {
-				return fmt.Errorf("%w: checkout %s is stored already", ErrCheckoutExists, orders[0].CheckoutID())
-			}
-			return fmt.Errorf("insert orders: %w", err)
-		}
-		return nil
-	})
+		return fmt.Errorf("insert orders: %w", err)
+	}
+	return nil
 }
 
 // insertColumns are orderColumns as an INSERT names them.
@@ -389,26 +400,15 @@ func (db *DB) updateOnce(ctx context.Context, id, lock string, fn func(*order.Or
 	if err != nil {
 		return nil, fmt.Errorf("%w: order %s", order.ErrNotFound, id)
 	}
-	conn, err := db.pool.Acquire(ctx)
+	tx, err := db.pipelined(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("begin: %w", err)
+		return nil, err
 	}
-	defer conn.Release()
-	done := false
-	defer func() {
-		if !done {
-			// Not ctx: a cancelled request must still give the connection back clean.
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer cancel()
-			if _, err := conn.Exec(rctx, "ROLLBACK"); err != nil {
-				_ = conn.Conn().Close(rctx) // never back to the pool mid-transaction
-			}
-		}
-	}()
+	defer tx.release(ctx)
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	found := queueLoad(b, []string{u.String()}, lock)
-	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+	if err := tx.conn.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("load order: %w", err)
 	}
 	s, ok := found[u.String()]
@@ -423,19 +423,13 @@ func (db *DB) updateOnce(ctx context.Context, id, lock string, fn func(*order.Or
 	nameRefunds(n.Refunds)
 	b = &pgx.Batch{}
 	queueUpdates(b, []change{{o: o, old: *s, now: n}})
-	b.Queue("COMMIT").Exec(func(tag pgconn.CommandTag) error {
-		if tag.String() != "COMMIT" { // PostgreSQL answers COMMIT in a failed transaction with ROLLBACK
-			return fmt.Errorf("commit: %s", tag)
-		}
-		return nil
-	})
-	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+	tx.queueCommit(b)
+	if err := tx.conn.SendBatch(ctx, b).Close(); err != nil {
 		if errors.Is(err, order.ErrConflict) || lostRace(err) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("write order: %w", err)
 	}
-	done = true
 	n.Version++
 	out := order.UnmarshalFromDatabase(n)
 	out.SetPriorDeadlines(s.Deadlines)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/souk-dev/souk/internal/catalog"
 	"github.com/souk-dev/souk/internal/order"
@@ -275,5 +276,37 @@ func TestIdempotencyKeys(t *testing.T) {
 	}
 	if n, err := db.ForgetIdempotencyKeys(ctx, t0.Add(time.Second)); err != nil || n != 4 {
 		t.Fatalf("forgot %d, %v; want 4", n, err)
+	}
+}
+
+// TestRefusedOrdersLeaveNothing stores a checkout's orders again on a pool
+// of one connection: BEGIN, the writes and COMMIT travel in one pipeline,
+// so the refusal must leave none of the second order's rows and give the
+// connection back rolled back, ready for the next transaction.
+func TestRefusedOrdersLeaveNothing(t *testing.T) {
+	ctx := context.Background()
+	db, err := postgres.Open(ctx, testenv.DatabaseURL(t), func(c *pgxpool.Config) { c.MaxConns = 1 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	p := mustProduct(t, db, "store-refused", 10)
+	o := mustOrder(t, db, p, "alice", t0)
+	dup, err := order.New(order.NewOrderParams{ID: uuid.NewString(), CheckoutID: o.CheckoutID(), BuyerID: "alice", SellerID: p.SellerID,
+		Currency: "USD", Items: o.Items(), HandlingDays: 3, PaymentWindow: time.Hour, Now: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateOrders(ctx, []*order.Order{dup}); !errors.Is(err, postgres.ErrCheckoutExists) {
+		t.Fatalf("storing the checkout again: %v; want ErrCheckoutExists", err)
+	}
+	var rows int
+	if err := db.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM orders WHERE id = $1) + (SELECT count(*) FROM order_events WHERE order_id = $1)
+		+ (SELECT count(*) FROM order_deadlines WHERE order_id = $1)`, dup.ID()).Scan(&rows); err != nil || rows != 0 {
+		t.Fatalf("the refused order left %d rows (%v)", rows, err)
+	}
+	// The one connection is usable: the next checkout is stored.
+	if next := mustOrder(t, db, p, "alice", t0); next == nil {
+		t.Fatal("no order")
 	}
 }
