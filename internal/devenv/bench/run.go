@@ -193,8 +193,9 @@ func (b *bench) databases(ctx context.Context) error {
 // ample stock, and pools of unpaid orders for the reads, the price changes
 // and the payments (the paid ones then ship).
 func (b *bench) seed(ctx context.Context) error {
-	// Enough orders for every run of an operation at its best rate.
-	size := max(300, int(b.p.Duration.Seconds()*1500)*len(b.p.Concurrency))
+	// Enough orders for every run of an operation at its best rate (an
+	// update reached 2,200/s at c=64: a pool that runs out shows as errors).
+	size := max(300, int(b.p.Duration.Seconds()*3000)*len(b.p.Concurrency))
 	b.pools = pools{get: 1, adjust: 1_000_000, pay: 2_000_000, burst: 3_000_000, trickle: 4_000_000, size: size}
 	for _, db := range []*postgres.DB{b.soukDB, b.sqlDB} {
 		now := time.Now().UTC().Truncate(time.Microsecond)

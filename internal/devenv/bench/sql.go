@@ -7,21 +7,23 @@ import (
 
 // The pgbench scripts of what each operation needs of PostgreSQL: the
 // statements Souk sends, with the same transactions and the same
-// pipelining (pgx sends BEGIN, a batch, and COMMIT as three round trips;
-// a batch is one pipeline), on the bench's copy of the record. Orders and
-// products are named as the seed names them: md5('o' || n)::uuid.
+// pipelining (a batch is one pipeline; an update of an order sends BEGIN
+// with its reads and COMMIT with its writes, pgx's own transactions send
+// each alone), on the bench's copy of the record. Orders and products are
+// named as the seed names them: md5('o' || n)::uuid.
 
 // load is Souk's read of one order (the row, its deadlines, attempts,
-// refunds and history) in one pipeline; id is an SQL expression.
-func load(id, lock string) string {
+// refunds and history) in one pipeline, after first (BEGIN, or nothing);
+// id is an SQL expression.
+func load(first, id, lock string) string {
 	return fmt.Sprintf(`\startpipeline
-SELECT * FROM orders WHERE id = %[1]s%[2]s;
+%[3]sSELECT * FROM orders WHERE id = %[1]s%[2]s;
 SELECT kind, due_at FROM order_deadlines WHERE order_id = %[1]s;
 SELECT * FROM payment_attempts WHERE order_id = %[1]s ORDER BY created_at, id;
 SELECT * FROM refunds WHERE order_id = %[1]s ORDER BY created_at, id;
 SELECT * FROM order_events WHERE order_id = %[1]s ORDER BY sequence;
 \endpipeline
-`, id, lock)
+`, id, lock, first)
 }
 
 const orderID = "md5('o' || (:n)::int)::uuid"
@@ -37,14 +39,15 @@ func event(kind string) string {
 `
 }
 
-// update is Souk's write-back of a changed order: the row at its version,
-// then writes in one pipeline, then the commit.
+// update is Souk's change of an order in two round trips: BEGIN with the
+// reads (the row locked), then the row at its version, the other writes
+// and COMMIT.
 func update(writes ...string) string {
-	return "BEGIN;\n" + load(orderID, " FOR UPDATE") + `\startpipeline
+	return load("BEGIN;\n", orderID, " FOR UPDATE") + `\startpipeline
 UPDATE orders o SET version = o.version + 1, updated_at = now(), shipping_fee_minor = o.shipping_fee_minor
   WHERE o.id = ` + orderID + `;
-` + strings.Join(writes, "") + `\endpipeline
-COMMIT;
+` + strings.Join(writes, "") + `COMMIT;
+\endpipeline
 `
 }
 
@@ -56,7 +59,7 @@ func replaceDeadlines(kinds ...string) string {
 	return s
 }
 
-func getOrderSQL(first, size int) string { return pick(first, size) + load(orderID, "") }
+func getOrderSQL(first, size int) string { return pick(first, size) + load("", orderID, "") }
 
 // listOrdersSQL: a page of the buyer's orders (one more than the page, to
 // know whether another follows) with their deadlines.
@@ -66,7 +69,8 @@ const listOrdersSQL = `SELECT *, d.kinds, d.dues FROM orders
 `
 
 // checkoutSQL: claim the key; reserve the stock (seller-svc's transaction);
-// store the order with its deadlines and history, dropping the reservation.
+// store the order with its deadlines and history, dropping the
+// reservation, in one pipeline with its BEGIN and COMMIT.
 func checkoutSQL(hot bool) string {
 	product := `\set p random(1, 1000)` + "\n"
 	if hot {
@@ -81,8 +85,8 @@ SELECT pg_advisory_xact_lock(hashtextextended('reserve:' || (:c)::bigint, 0))::t
 UPDATE products SET stock = stock - 1 WHERE id = md5('p' || (:p)::int)::uuid AND stock >= 1 RETURNING *;
 INSERT INTO stock_reservations (checkout_id, product_id, quantity, created_at) VALUES (md5('c' || (:c)::bigint)::uuid, md5('p' || (:p)::int)::uuid, 1, now());
 COMMIT;
-BEGIN;
 \startpipeline
+BEGIN;
 INSERT INTO orders (id, checkout_id, buyer_id, seller_id, status, currency, items, shipping_fee_minor, total_minor, handling_days,
   version, created_at, updated_at, payment_due_at)
   VALUES (md5('x' || (:c)::bigint)::uuid, md5('c' || (:c)::bigint)::uuid, 'bench-buyer', 'bench-store', 'PENDING_PAYMENT', 'USD',
@@ -96,8 +100,8 @@ INSERT INTO order_deadlines (order_id, kind, due_at, seller_id)
   AS v(order_id uuid, kind text, due_at timestamptz, seller_id text);
 INSERT INTO order_events (order_id, sequence, kind, actor, occurred_at, note, status_after, version_after, seller_id)
   VALUES (md5('x' || (:c)::bigint)::uuid, 1, 'created', 'buyer', now(), '', 'PENDING_PAYMENT', 1, 'bench-store');
-\endpipeline
 COMMIT;
+\endpipeline
 `
 }
 
