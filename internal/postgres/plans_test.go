@@ -19,11 +19,7 @@ import (
 // read (as it did for "id = ANY($1)" with one id, which cost the reads over
 // half of PostgreSQL's time in make bench).
 func TestReadsAreNotReplanned(t *testing.T) {
-	db, err := postgres.Open(context.Background(), testenv.DatabaseURL(t), func(c *pgxpool.Config) { c.MaxConns = 1 })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := oneConnection(t)
 	p := mustProduct(t, db, "store-p", 5)
 	o := mustOrder(t, db, p, "alice", t0)
 	for range 10 {
@@ -61,11 +57,7 @@ func TestReadsAreNotReplanned(t *testing.T) {
 // (and such a generic plan, dear enough, would even be compiled by JIT).
 func TestPagesAreNotReplanned(t *testing.T) {
 	ctx := context.Background()
-	db, err := postgres.Open(ctx, testenv.DatabaseURL(t), func(c *pgxpool.Config) { c.MaxConns = 1 })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := oneConnection(t)
 	p := mustProduct(t, db, "store-pages", 1000)
 	var orders []*order.Order
 	for i := range 300 {
@@ -97,4 +89,16 @@ func TestPagesAreNotReplanned(t *testing.T) {
 	if custom > 5 || generic < 5 {
 		t.Errorf("the page's statement was planned %d times for itself and ran %d times on a generic plan; want at most 5 and at least 5", custom, generic)
 	}
+}
+
+// oneConnection opens a fresh database with a pool of one connection, so
+// that every statement runs on the same session.
+func oneConnection(t *testing.T) *postgres.DB {
+	t.Helper()
+	db, err := postgres.Open(context.Background(), testenv.DatabaseURL(t), func(c *pgxpool.Config) { c.MaxConns = 1 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	return db
 }

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/souk-dev/souk/internal/catalog"
 	"github.com/souk-dev/souk/internal/order"
@@ -285,11 +284,7 @@ func TestIdempotencyKeys(t *testing.T) {
 // connection back rolled back, ready for the next transaction.
 func TestRefusedOrdersLeaveNothing(t *testing.T) {
 	ctx := context.Background()
-	db, err := postgres.Open(ctx, testenv.DatabaseURL(t), func(c *pgxpool.Config) { c.MaxConns = 1 })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := oneConnection(t)
 	p := mustProduct(t, db, "store-refused", 10)
 	o := mustOrder(t, db, p, "alice", t0)
 	dup, err := order.New(order.NewOrderParams{ID: uuid.NewString(), CheckoutID: o.CheckoutID(), BuyerID: "alice", SellerID: p.SellerID,
