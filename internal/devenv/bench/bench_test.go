@@ -76,8 +76,16 @@ func TestSmoke(t *testing.T) {
 	if res.Burst.Bare <= 0 || res.Burst.BytesPerDead <= 0 {
 		t.Errorf("burst: bare SQL took %v, %v bytes per deadline", res.Burst.Bare, res.Burst.BytesPerDead)
 	}
+	// The tests' PostgreSQL counts planning (make test starts it so): none
+	// of Souk's statements may be planned anew on most of its calls.
+	if !res.PlansTracked {
+		t.Error("pg_stat_statements did not count planning: start the tests' PostgreSQL with make test")
+	}
+	for _, st := range res.Replanned {
+		t.Errorf("planned %d times in %d calls: %s", st.Plans, st.Calls, st.Query)
+	}
 	md := res.Markdown()
-	for _, want := range []string{"| PayOrder | 2 |", "## Deadline burst", "## Deadline trickle", "| listener |"} {
+	for _, want := range []string{"| PayOrder | 2 |", "## Plans", "## Deadline burst", "## Deadline trickle", "| listener |"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("the table lacks %q:\n%s", want, md)
 		}

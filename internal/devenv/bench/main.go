@@ -27,6 +27,10 @@ import (
 	"time"
 )
 
+// trackPlans loads pg_stat_statements with planning counted, for the
+// run's report of statements PostgreSQL plans anew on every call.
+const trackPlans = "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track_planning=on"
+
 func main() {
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -68,7 +72,7 @@ func run() error {
 	stack := func(arg string) error {
 		cmd := exec.CommandContext(ctx, filepath.Join(root, "internal/devenv/stack.sh"), arg)
 		cmd.Env = append(os.Environ(), "SOUK_DATA_DIR="+filepath.Join(*dir, "stack"), "SOUK_PG_PORT="+pgPort, "SOUK_REDIS_PORT="+redisPort,
-			"SOUK_PG_OPTS=-c max_connections=300",
+			"SOUK_PG_OPTS=-c max_connections=300 "+trackPlans,
 			"SOUK_CLUSTER_PORTS=") // no Redis Cluster: stopping must leave the tests' alone
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		return cmd.Run()

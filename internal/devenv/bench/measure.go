@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/proto"
 )
@@ -176,7 +177,8 @@ func (b *bench) operations(ctx context.Context) error {
 			b.res.Rows = append(b.res.Rows, row)
 		}
 	}
-	return nil
+	b.res.Replanned, b.res.PlansTracked, err = b.replanned(ctx)
+	return err
 }
 
 // checkOps refuses operation names the bench does not know ("none" runs
@@ -280,4 +282,32 @@ func labelOf(line, name string) string {
 	}
 	v, _, _ := strings.Cut(rest, `"`)
 	return v
+}
+
+// Replanned is a statement of Souk's that PostgreSQL planned anew on most
+// of its calls (pg_stat_statements): a statement whose generic plan never
+// wins, such as a one-id "= ANY($1)" or a parameter's LIMIT was.
+type Replanned struct {
+	Calls, Plans int64
+	Query        string
+}
+
+// replanned reads, from pg_stat_statements of Souk's database, the
+// statements called at least 200 times and planned on more than half of
+// their calls. (Every connection plans a statement up to six times before
+// PostgreSQL settles on a generic plan: some 50 plans over the services'
+// pools, which a short run's count must outgrow.) It reports false when the stack does not track planning
+// (PostgreSQL started without the module: a stack left running from
+// before).
+func (b *bench) replanned(ctx context.Context) ([]Replanned, bool, error) {
+	var tracked bool
+	if err := b.soukPool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_settings WHERE name = 'pg_stat_statements.track_planning' AND setting = 'on')
+		AND EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements')`).Scan(&tracked); err != nil || !tracked {
+		return nil, false, err
+	}
+	rows, _ := b.soukPool.Query(ctx, `SELECT calls, plans, regexp_replace(query, '\s+', ' ', 'g') FROM pg_stat_statements
+		WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND calls >= 200 AND plans * 2 > calls
+		ORDER BY plans DESC`)
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Replanned])
+	return out, true, err
 }

@@ -14,6 +14,10 @@ type Results struct {
 	IdleCommits, IdleRedis float64 // per second, taken out of the rows' counts
 	Burst, Trickle         *Deadlines
 	Databases              []string // the run's own, left for a look
+	// Replanned are Souk's statements PostgreSQL planned anew on most of
+	// their calls, if PlansTracked.
+	Replanned    []Replanned
+	PlansTracked bool
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
@@ -36,6 +40,22 @@ func (r *Results) Markdown() string {
 		fmt.Fprintf(&s, "| %s | %d | %.0f | %s | %s | %.1f | %d | %.2f | %.2f | %.0f | %.0f | %.0f | %.2f |\n",
 			row.Op, row.C, row.RPS, ms(row.P50), ms(row.P99), spread, row.Errors, row.CommitsOp, row.RedisOp, row.GRPC, row.SQL,
 			row.Combined, row.Ratio)
+	}
+	s.WriteString("\n## Plans\n\n")
+	switch {
+	case !r.PlansTracked:
+		s.WriteString("Not measured: PostgreSQL runs without pg_stat_statements tracking planning (a stack left running from before: make bench's own starts with it).\n")
+	case len(r.Replanned) == 0:
+		s.WriteString("No statement of Souk's called 200 times or more was planned anew on most of its calls (pg_stat_statements).\n")
+	default:
+		s.WriteString("Statements of Souk's planned anew on most of their calls (pg_stat_statements):\n\n| calls | plans | statement |\n|---:|---:|---|\n")
+		for _, st := range r.Replanned {
+			q := st.Query
+			if len(q) > 160 {
+				q = q[:160] + "…"
+			}
+			fmt.Fprintf(&s, "| %d | %d | `%s` |\n", st.Calls, st.Plans, strings.ReplaceAll(q, "|", "\\|"))
+		}
 	}
 	if b := r.Burst; b != nil {
 		s.WriteString("\n## Deadline burst\n\n")

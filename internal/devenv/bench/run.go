@@ -182,6 +182,10 @@ func (b *bench) databases(ctx context.Context) error {
 		}
 	}
 	b.soukPool, b.sqlPool = b.soukDB.Pool(), b.sqlDB.Pool()
+	// Which statements PostgreSQL plans anew (read when the module is loaded).
+	if _, err := b.soukPool.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_stat_statements`); err != nil {
+		return err
+	}
 	if _, err := b.sqlPool.Exec(ctx, `CREATE SEQUENCE bench_seq START 1000`); err != nil {
 		return err
 	}
