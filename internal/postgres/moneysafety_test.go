@@ -210,14 +210,7 @@ func TestReservationsEndWithTheirCheckout(t *testing.T) {
 	if err := db.Pool().QueryRow(ctx, `SELECT count(*) FROM stock_reservations`).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("%d reservations after the order was stored (%v)", n, err)
 	}
-	dup, err := order.New(order.NewOrderParams{ID: uuid.NewString(), CheckoutID: o.CheckoutID(), BuyerID: "alice", SellerID: p.SellerID,
-		Currency: "USD", Items: o.Items(), HandlingDays: 3, PaymentWindow: time.Hour, Now: t0})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.CreateOrders(ctx, []*order.Order{dup}); !errors.Is(err, postgres.ErrCheckoutExists) {
-		t.Fatalf("storing the checkout again: %v", err)
-	}
+	storeAgain(t, db, o)
 	if _, err := db.Update(ctx, o.ID(), func(o *order.Order) error { return o.Cancel(t0, "alice", "x") }); err != nil {
 		t.Fatal(err)
 	}

@@ -287,14 +287,7 @@ func TestRefusedOrdersLeaveNothing(t *testing.T) {
 	db := oneConnection(t)
 	p := mustProduct(t, db, "store-refused", 10)
 	o := mustOrder(t, db, p, "alice", t0)
-	dup, err := order.New(order.NewOrderParams{ID: uuid.NewString(), CheckoutID: o.CheckoutID(), BuyerID: "alice", SellerID: p.SellerID,
-		Currency: "USD", Items: o.Items(), HandlingDays: 3, PaymentWindow: time.Hour, Now: t0})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.CreateOrders(ctx, []*order.Order{dup}); !errors.Is(err, postgres.ErrCheckoutExists) {
-		t.Fatalf("storing the checkout again: %v; want ErrCheckoutExists", err)
-	}
+	dup := storeAgain(t, db, o)
 	var rows int
 	if err := db.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM orders WHERE id = $1) + (SELECT count(*) FROM order_events WHERE order_id = $1)
 		+ (SELECT count(*) FROM order_deadlines WHERE order_id = $1)`, dup.ID()).Scan(&rows); err != nil || rows != 0 {
@@ -304,4 +297,19 @@ func TestRefusedOrdersLeaveNothing(t *testing.T) {
 	if next := mustOrder(t, db, p, "alice", t0); next == nil {
 		t.Fatal("no order")
 	}
+}
+
+// storeAgain stores another order of o's checkout and expects it refused
+// as ErrCheckoutExists; it returns the refused order.
+func storeAgain(t *testing.T, db *postgres.DB, o *order.Order) *order.Order {
+	t.Helper()
+	dup, err := order.New(order.NewOrderParams{ID: uuid.NewString(), CheckoutID: o.CheckoutID(), BuyerID: o.BuyerID(), SellerID: o.SellerID(),
+		Currency: "USD", Items: o.Items(), HandlingDays: 3, PaymentWindow: time.Hour, Now: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateOrders(context.Background(), []*order.Order{dup}); !errors.Is(err, postgres.ErrCheckoutExists) {
+		t.Fatalf("storing the checkout again: %v; want ErrCheckoutExists", err)
+	}
+	return dup
 }
