@@ -43,7 +43,8 @@ func (f *filter) after(token, keyset string) error {
 // costed as if a tenth of the matching rows were wanted, so PostgreSQL
 // never chose one for a page of 20 of a buyer's orders and planned every
 // page anew. The limits are page sizes (at most 100) and batch sizes: a
-// few statements each, every one with a plan that fits.
+// few statements each, every one with a plan that fits. Every caller has
+// added a predicate (the party, the order, the status) before.
 func (f *filter) where(orderBy string, limit int) (string, []any) {
 	return "WHERE " + strings.Join(f.preds, " AND ") + " " + orderBy + " LIMIT " + strconv.Itoa(limit), f.args
 }

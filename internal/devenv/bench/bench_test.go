@@ -99,3 +99,18 @@ func TestUnknownOperation(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// The plan report says when it could not measure, and lists a replanned
+// statement as a table row whose | does not break the table.
+func TestPlansReport(t *testing.T) {
+	if md := (&Results{}).Markdown(); !strings.Contains(md, "Not measured") || !strings.Contains(md, "stack.sh stop") {
+		t.Errorf("untracked plans:\n%s", md)
+	}
+	md := (&Results{PlansTracked: true, Replanned: []Replanned{{Calls: 300, Plans: 299, Query: "SELECT a || b FROM t"}}}).Markdown()
+	if !strings.Contains(md, "| 300 | 299 | `SELECT a \\|\\| b FROM t` |") {
+		t.Errorf("a replanned statement:\n%s", md)
+	}
+	if md := (&Results{PlansTracked: true}).Markdown(); !strings.Contains(md, "No statement of Souk's") {
+		t.Errorf("none replanned:\n%s", md)
+	}
+}

@@ -296,9 +296,9 @@ type Replanned struct {
 // statements called at least 200 times and planned on more than half of
 // their calls. (Every connection plans a statement up to six times before
 // PostgreSQL settles on a generic plan: some 50 plans over the services'
-// pools, which a short run's count must outgrow.) It reports false when the stack does not track planning
-// (PostgreSQL started without the module: a stack left running from
-// before).
+// pools, which a short run's count must outgrow.) It reports false when
+// PostgreSQL does not track planning (started without the module: a stack
+// left running by an interrupted run).
 func (b *bench) replanned(ctx context.Context) ([]Replanned, bool, error) {
 	var tracked bool
 	if err := b.soukPool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_settings WHERE name = 'pg_stat_statements.track_planning' AND setting = 'on')

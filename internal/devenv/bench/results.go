@@ -44,7 +44,9 @@ func (r *Results) Markdown() string {
 	s.WriteString("\n## Plans\n\n")
 	switch {
 	case !r.PlansTracked:
-		s.WriteString("Not measured: PostgreSQL runs without pg_stat_statements tracking planning (a stack left running from before: make bench's own starts with it).\n")
+		s.WriteString("Not measured: PostgreSQL runs without pg_stat_statements tracking planning, a stack left running by an interrupted run " +
+			"(stop it, and make bench starts its own with the module: `SOUK_DATA_DIR=.data/bench/stack SOUK_PG_PORT=55436 SOUK_REDIS_PORT=56386 " +
+			"SOUK_CLUSTER_PORTS= internal/devenv/stack.sh stop`).\n")
 	case len(r.Replanned) == 0:
 		s.WriteString("No statement of Souk's called 200 times or more was planned anew on most of its calls (pg_stat_statements).\n")
 	default:
