@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -55,6 +56,11 @@ func TestSmoke(t *testing.T) {
 		if row.Count == 0 || row.Errors != 0 || row.RPS <= 0 || row.GRPC <= 0 || row.SQL <= 0 || row.Ratio <= 0 || row.P99 < row.P50 {
 			t.Errorf("%s at c=%d: %+v", row.Op, row.C, row)
 		}
+		// CPU is counted in ticks of 10 ms: a short cell's parts may show
+		// none, but Souk's cell as a whole used some.
+		if row.CPU.Total() <= 0 || row.NoopCPU == nil || row.SQLCPU == nil {
+			t.Errorf("%s at c=%d: CPU per operation %v, of the no-op %v, of pgbench's run %v", row.Op, row.C, row.CPU, row.NoopCPU, row.SQLCPU)
+		}
 	}
 	for _, op := range []string{"GetOrder", "ListOrders", "Checkout (spread)", "Checkout (hot)", "AdjustOrderPrice", "PayOrder", "ShipOrder"} {
 		if !ops[op] {
@@ -85,7 +91,7 @@ func TestSmoke(t *testing.T) {
 		t.Errorf("planned %d times in %d calls: %s", st.Plans, st.Calls, st.Query)
 	}
 	md := res.Markdown()
-	for _, want := range []string{"| PayOrder | 2 |", "## Plans", "## Deadline burst", "## Deadline trickle", "| listener |"} {
+	for _, want := range []string{"| PayOrder | 2 |", "## CPU per operation", "## Plans", "## Deadline burst", "## Deadline trickle", "| listener |"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("the table lacks %q:\n%s", want, md)
 		}
@@ -112,5 +118,38 @@ func TestPlansReport(t *testing.T) {
 	}
 	if md := (&Results{PlansTracked: true}).Markdown(); !strings.Contains(md, "No statement of Souk's") {
 		t.Errorf("none replanned:\n%s", md)
+	}
+}
+
+// procStat reads this process's parent and its CPU, which grows as it works.
+func TestProcStat(t *testing.T) {
+	ppid, before, _, err := procStat(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ppid != os.Getppid() {
+		t.Errorf("parent %d, want %d", ppid, os.Getppid())
+	}
+	for start := time.Now(); time.Since(start) < 100*time.Millisecond; {
+	}
+	if _, after, _, err := procStat(os.Getpid()); err != nil || after < before+50*time.Millisecond {
+		t.Errorf("CPU %v after 100 ms of work from %v (%v)", after, before, err)
+	}
+	if _, _, _, err := procStat(-1); err == nil {
+		t.Error("no error for a process that does not exist")
+	}
+}
+
+// Without CPU figures the table says so rather than print zeros.
+func TestCPUReport(t *testing.T) {
+	if md := (&Results{Rows: []Row{{Op: "GetOrder", C: 1}}}).Markdown(); !strings.Contains(md, "## CPU per operation\n\nNot measured") {
+		t.Errorf("no CPU figures:\n%s", md)
+	}
+	md := (&Results{Rows: []Row{{Op: "GetOrder", C: 16,
+		CPU:     CPU{partPostgres: 100 * time.Microsecond, partBuyer: 130 * time.Microsecond, partLoad: 100 * time.Microsecond},
+		NoopCPU: CPU{partBuyer: 30 * time.Microsecond, partLoad: 70 * time.Microsecond},
+		SQLCPU:  CPU{partPostgres: 85 * time.Microsecond, partPgbench: 15 * time.Microsecond}}}}).Markdown()
+	if !strings.Contains(md, "| GetOrder | 16 | 100 | 130 | 0 | 0 | 100 | 330 | 85 | 15 | 30 | 70 | 200 | 0.61 |") {
+		t.Errorf("a row of CPU figures:\n%s", md)
 	}
 }

@@ -64,6 +64,10 @@ type Row struct {
 	Combined    float64
 	Ratio       float64
 	ErrorSample string
+	// CPU per operation of Souk's run, and of the limit's two runs: the
+	// no-op call (buyer-svc and the load generator) and pgbench's
+	// (PostgreSQL and pgbench); nil where not measured.
+	CPU, NoopCPU, SQLCPU CPU
 }
 
 // idle measures the record's commits and Redis's commands per second
@@ -95,6 +99,7 @@ func (b *bench) operations(ctx context.Context) error {
 	}
 	b.res.IdleCommits, b.res.IdleRedis = idleCommits, idleRedis
 	noop := make(map[int]float64)
+	noopCPU := make(map[int]CPU)
 	type run struct{ base, count int }
 	runs := map[string]map[int]run{} // by operation and concurrency
 	for _, o := range b.ops() {
@@ -119,14 +124,17 @@ func (b *bench) operations(ctx context.Context) error {
 			if o.follows != "" {
 				base, total = runs[o.follows][c].base, runs[o.follows][c].count
 			}
+			row := Row{Op: o.name, C: c}
+			cpu0 := b.cpuNow(ctx)
 			rep, err := b.load(o.call, addr, token, c, total, func(i int) proto.Message { return o.request(base, i) })
 			if err != nil {
 				return fmt.Errorf("%s: %w", o.name, err)
 			}
 			ended := time.Now()
+			row.CPU = perOp(b.cpuSince(ctx, cpu0), float64(rep.Count))
 			runs[o.name][c] = run{base: base, count: int(rep.Count)}
 			used += int(rep.Count) + c
-			row := Row{Op: o.name, C: c, Count: rep.Count, RPS: rep.Rps}
+			row.Count, row.RPS = rep.Count, rep.Rps
 			for code, n := range rep.StatusCodeDist {
 				if code != "OK" {
 					row.Errors += n
@@ -146,15 +154,24 @@ func (b *bench) operations(ctx context.Context) error {
 			}
 			// The limits, while PostgreSQL gets round to reporting.
 			if _, ok := noop[c]; !ok {
+				cpu0 := b.cpuNow(ctx)
 				r, err := b.load(healthpb.Health_Check_FullMethodName[1:], b.buyerAddr, "", c, 0, nil)
 				if err != nil {
 					return fmt.Errorf("no-op: %w", err)
 				}
 				noop[c] = r.Rps
+				noopCPU[c] = perOp(b.cpuSince(ctx, cpu0).only(partBuyer, partLoad), float64(r.Count))
 			}
-			row.GRPC = noop[c]
-			if row.SQL, err = b.pgbench(ctx, o.name, o.sql, c); err != nil {
+			row.GRPC, row.NoopCPU = noop[c], noopCPU[c]
+			cpu0 = b.cpuNow(ctx)
+			var txns float64
+			var client time.Duration
+			if row.SQL, txns, client, err = b.pgbench(ctx, o.name, o.sql, c); err != nil {
 				return err
+			}
+			if used := b.cpuSince(ctx, cpu0).only(partPostgres); used != nil {
+				used[partPgbench] = client
+				row.SQLCPU = perOp(used, txns)
 			}
 			if wait := statsDelay - time.Since(ended); wait > 0 && b.p.Duration >= time.Second {
 				time.Sleep(wait)
@@ -196,14 +213,18 @@ func (b *bench) checkOps() error {
 	return nil
 }
 
-var tpsRE = regexp.MustCompile(`tps = ([0-9.]+)`)
+var (
+	tpsRE  = regexp.MustCompile(`tps = ([0-9.]+)`)
+	txnsRE = regexp.MustCompile(`number of transactions actually processed: ([0-9]+)`)
+)
 
 // pgbench runs script on the bench's copy of the record at concurrency c
-// and returns its transactions (one script run each) per second.
-func (b *bench) pgbench(ctx context.Context, name, script string, c int) (float64, error) {
+// and returns its transactions (one script run each) per second, how many
+// it ran, and the CPU pgbench itself used.
+func (b *bench) pgbench(ctx context.Context, name, script string, c int) (tps, txns float64, client time.Duration, err error) {
 	f := filepath.Join(b.t.Dir, "pgbench-"+strings.NewReplacer(" ", "-", "(", "", ")", "").Replace(name)+".sql")
 	if err := os.WriteFile(f, []byte(script), 0o644); err != nil {
-		return 0, err
+		return 0, 0, 0, err
 	}
 	args := []string{"-n", "-M", "prepared", "-c", strconv.Itoa(c), "-j", strconv.Itoa(min(c, 2)), "-f", f}
 	if secs := int(math.Round(b.p.Duration.Seconds())); secs >= 1 {
@@ -211,12 +232,15 @@ func (b *bench) pgbench(ctx context.Context, name, script string, c int) (float6
 	} else {
 		args = append(args, "-t", "20")
 	}
-	out, err := exec.CommandContext(ctx, pgbenchPath(), append(args, b.sql)...).CombinedOutput()
-	m := tpsRE.FindSubmatch(out)
-	if err != nil || m == nil || strings.Contains(string(out), "aborted") {
-		return 0, fmt.Errorf("pgbench %s: %v\n%s", name, err, out)
+	cmd := exec.CommandContext(ctx, pgbenchPath(), append(args, b.sql)...)
+	out, err := cmd.CombinedOutput()
+	m, n := tpsRE.FindSubmatch(out), txnsRE.FindSubmatch(out)
+	if err != nil || m == nil || n == nil || strings.Contains(string(out), "aborted") {
+		return 0, 0, 0, fmt.Errorf("pgbench %s: %v\n%s", name, err, out)
 	}
-	return strconv.ParseFloat(string(m[1]), 64)
+	tps, _ = strconv.ParseFloat(string(m[1]), 64)
+	txns, _ = strconv.ParseFloat(string(n[1]), 64)
+	return tps, txns, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), nil
 }
 
 func pgbenchPath() string {

@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -41,6 +43,7 @@ func (r *Results) Markdown() string {
 			row.Op, row.C, row.RPS, ms(row.P50), ms(row.P99), spread, row.Errors, row.CommitsOp, row.RedisOp, row.GRPC, row.SQL,
 			row.Combined, row.Ratio)
 	}
+	writeCPU(&s, r.Rows)
 	s.WriteString("\n## Plans\n\n")
 	switch {
 	case !r.PlansTracked:
@@ -97,5 +100,40 @@ func writeLag(s *strings.Builder, d *Deadlines) {
 			within = v[1] / v[0]
 		}
 		fmt.Fprintf(s, "| %s | %.0f | %.1f%% | %.1f%% |\n", p, v[0], 100*share, 100*within)
+	}
+}
+
+// writeCPU is the table of what each operation cost the machine's parts,
+// next to what the limit's runs cost: where Souk spends what the limit
+// leaves out.
+func writeCPU(s *strings.Builder, rows []Row) {
+	s.WriteString("\n## CPU per operation\n\n")
+	measured := slices.ContainsFunc(rows, func(r Row) bool { return r.CPU != nil })
+	if !measured {
+		s.WriteString("Not measured: the stack's processes could not be read from /proc.\n")
+		return
+	}
+	s.WriteString("Microseconds of CPU per operation, from /proc and Redis's INFO over each run: Souk's, pgbench's run of its SQL " +
+		"(per transaction), and the no-op call's (per call). The limit allows their sum; with every run using both cores, " +
+		"limit/Souk is about the ratio above.\n\n")
+	souk := []string{partPostgres, partBuyer, partSeller, partRedis, partLoad}
+	s.WriteString("| operation | c | " + strings.Join(souk, " | ") + " | Souk | SQL: PostgreSQL | pgbench | no-op: buyer-svc | load generator | limit | limit/Souk |\n")
+	s.WriteString("|---|---:" + strings.Repeat("|---:", len(souk)+8) + "|\n")
+	us := func(d time.Duration) string { return strconv.FormatInt(d.Microseconds(), 10) }
+	for _, r := range rows {
+		if r.CPU == nil {
+			continue
+		}
+		fmt.Fprintf(s, "| %s | %d", r.Op, r.C)
+		for _, p := range souk {
+			fmt.Fprintf(s, " | %s", us(r.CPU[p]))
+		}
+		limit := r.SQLCPU.Total() + r.NoopCPU.Total()
+		share := "–"
+		if limit > 0 && r.SQLCPU != nil && r.NoopCPU != nil && r.CPU.Total() > 0 {
+			share = fmt.Sprintf("%.2f", float64(limit)/float64(r.CPU.Total()))
+		}
+		fmt.Fprintf(s, " | %s | %s | %s | %s | %s | %s | %s |\n", us(r.CPU.Total()), us(r.SQLCPU[partPostgres]), us(r.SQLCPU[partPgbench]),
+			us(r.NoopCPU[partBuyer]), us(r.NoopCPU[partLoad]), us(limit), share)
 	}
 }

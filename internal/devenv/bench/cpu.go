@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The parts of the machine whose CPU a cell is charged with, in the order
+// of the CPU table.
+const (
+	partPostgres = "PostgreSQL"
+	partBuyer    = "buyer-svc"
+	partSeller   = "seller-svc"
+	partRedis    = "Redis"
+	partLoad     = "load generator"
+	partPgbench  = "pgbench"
+)
+
+// clockTick is the unit of /proc's CPU times (USER_HZ, 100 on Linux).
+const clockTick = 10 * time.Millisecond
+
+// cpuTimes is the CPU each part has used so far.
+type cpuTimes map[string]time.Duration
+
+// minus is what was used between then and now.
+func (now cpuTimes) minus(then cpuTimes) cpuTimes {
+	d := cpuTimes{}
+	for part, t := range now {
+		d[part] = t - then[part]
+	}
+	return d
+}
+
+// procStat reads a process's parent and CPU times from /proc/<pid>/stat:
+// its own (user and system) and its reaped children's.
+func procStat(pid int) (ppid int, own, children time.Duration, err error) {
+	raw, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	// The command name, in parentheses, may hold spaces; the fields follow it.
+	s := string(raw)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, 0, 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 15 {
+		return 0, 0, 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	// f[0] is field 3 (state): ppid is field 4, utime 14, stime 15, cutime 16, cstime 17.
+	n := make([]int64, 5)
+	for j, k := range []int{1, 11, 12, 13, 14} {
+		if n[j], err = strconv.ParseInt(f[k], 10, 64); err != nil {
+			return 0, 0, 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+		}
+	}
+	return int(n[0]), time.Duration(n[1]+n[2]) * clockTick, time.Duration(n[3]+n[4]) * clockTick, nil
+}
+
+// postgresCPU is the CPU of a PostgreSQL server and all its processes, the
+// ones that have exited (the backends of a pgbench run) included: the
+// postmaster's own, its reaped children's, and its live children's.
+func postgresCPU(postmaster int) (time.Duration, error) {
+	_, own, reaped, err := procStat(postmaster)
+	if err != nil {
+		return 0, err
+	}
+	total := own + reaped
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		if ppid, own, _, err := procStat(pid); err == nil && ppid == postmaster {
+			total += own // one that has just exited is gone from both: a tick at most
+		}
+	}
+	return total, nil
+}
+
+// cpu reads the CPU used so far by PostgreSQL, Redis, both services and
+// this process (ghz's runner, the load generator). Only a stack on this
+// machine can be read; elsewhere it fails.
+func (b *bench) cpu(ctx context.Context) (cpuTimes, error) {
+	t := cpuTimes{}
+	if b.postmaster == 0 {
+		var backend int
+		if err := b.soukPool.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&backend); err != nil {
+			return nil, err
+		}
+		ppid, _, _, err := procStat(backend)
+		if err != nil {
+			return nil, fmt.Errorf("PostgreSQL is not on this machine: %w", err)
+		}
+		b.postmaster = ppid
+	}
+	var err error
+	if t[partPostgres], err = postgresCPU(b.postmaster); err != nil {
+		return nil, err
+	}
+	info, err := b.rdb.Info(ctx, "cpu").Result()
+	if err != nil {
+		return nil, err
+	}
+	for _, line := range strings.Split(info, "\n") {
+		k, v, _ := strings.Cut(strings.TrimSpace(line), ":")
+		if k == "used_cpu_sys" || k == "used_cpu_user" {
+			secs, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return nil, fmt.Errorf("redis %s: %w", k, err)
+			}
+			t[partRedis] += time.Duration(secs * float64(time.Second))
+		}
+	}
+	for _, p := range b.procs {
+		if _, own, _, err := procStat(p.cmd.Process.Pid); err != nil {
+			return nil, err
+		} else {
+			t[p.name] = own
+		}
+	}
+	if _, own, _, err := procStat(os.Getpid()); err != nil {
+		return nil, err
+	} else {
+		t[partLoad] = own
+	}
+	return t, nil
+}
+
+// CPU is what one operation cost each part, on average over a cell.
+type CPU map[string]time.Duration
+
+// perOp divides a cell's CPU by the operations it did; nil if none.
+func perOp(used cpuTimes, ops float64) CPU {
+	if ops <= 0 || used == nil {
+		return nil
+	}
+	c := CPU{}
+	for part, t := range used {
+		if t > 0 {
+			c[part] = time.Duration(float64(t) / ops)
+		}
+	}
+	return c
+}
+
+// Total is the sum over the parts.
+func (c CPU) Total() time.Duration {
+	var t time.Duration
+	for _, d := range c {
+		t += d
+	}
+	return t
+}
+
+// cpuNow is cpu's reading, or nil where it cannot be read (the run goes
+// on without the CPU table).
+func (b *bench) cpuNow(ctx context.Context) cpuTimes {
+	t, err := b.cpu(ctx)
+	if err != nil {
+		if !b.cpuFailed {
+			b.log("no CPU table: %v", err)
+			b.cpuFailed = true
+		}
+		return nil
+	}
+	return t
+}
+
+// cpuSince is the CPU used since then (nil if either is unknown).
+func (b *bench) cpuSince(ctx context.Context, then cpuTimes) cpuTimes {
+	if then == nil {
+		return nil
+	}
+	now := b.cpuNow(ctx)
+	if now == nil {
+		return nil
+	}
+	return now.minus(then)
+}
+
+// only keeps the given parts (nil stays nil).
+func (t cpuTimes) only(parts ...string) cpuTimes {
+	if t == nil {
+		return nil
+	}
+	o := cpuTimes{}
+	for _, p := range parts {
+		o[p] = t[p]
+	}
+	return o
+}
