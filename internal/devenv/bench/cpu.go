@@ -81,8 +81,10 @@ func postgresCPU(postmaster int) (time.Duration, error) {
 		if err != nil {
 			continue
 		}
+		// An exited backend stays here until the postmaster reaps it; one
+		// reaped between the postmaster's read and this one is missed.
 		if ppid, own, _, err := procStat(pid); err == nil && ppid == postmaster {
-			total += own // one that has just exited is gone from both: a tick at most
+			total += own
 		}
 	}
 	return total, nil
@@ -122,17 +124,16 @@ func (b *bench) cpu(ctx context.Context) (cpuTimes, error) {
 			t[partRedis] += time.Duration(secs * float64(time.Second))
 		}
 	}
+	pids := map[string]int{partLoad: os.Getpid()}
 	for _, p := range b.procs {
-		if _, own, _, err := procStat(p.cmd.Process.Pid); err != nil {
-			return nil, err
-		} else {
-			t[p.name] = own
-		}
+		pids[p.name] = p.cmd.Process.Pid
 	}
-	if _, own, _, err := procStat(os.Getpid()); err != nil {
-		return nil, err
-	} else {
-		t[partLoad] = own
+	for part, pid := range pids {
+		_, own, _, err := procStat(pid)
+		if err != nil {
+			return nil, err
+		}
+		t[part] = own
 	}
 	return t, nil
 }
