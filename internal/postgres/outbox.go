@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -44,34 +45,26 @@ func (db *DB) inRelayTx(ctx context.Context, fn func(pgx.Tx) error) (ran bool, e
 	return ran, err
 }
 
-// SequenceEvents gives up to limit committed events without a stream place
-// the next places, in the order of their ids, and commits. Events of one
-// order commit in their sequence (each change holds the order's row), so
-// they get their places in that order; an event committed late (its id
-// taken long before) simply gets a later place: none is skipped. It
-// returns how many it sequenced.
+// SequenceEvents moves up to limit committed events from the queue of
+// events without a stream place to the next places, in the order of their
+// ids, and commits. Events of one order commit in their sequence (each
+// change holds the order's row), so they get their places in that order; an
+// event committed late (its id taken long before) simply gets a later
+// place: none is skipped. It returns how many it sequenced.
 func (db *DB) SequenceEvents(ctx context.Context, limit int) (int, error) {
 	n := 0
 	_, err := db.inRelayTx(ctx, func(tx pgx.Tx) error {
-		var last int64
-		if err := tx.QueryRow(ctx, `SELECT last_seq FROM event_relay WHERE id = 1 FOR UPDATE`).Scan(&last); err != nil {
-			return fmt.Errorf("relay state: %w", err)
-		}
 		// The limit is written in, as filter.where does, so that a generic
-		// plan knows it. (PublishEvents' read is planned anew all the same,
-		// by PostgreSQL's choice: a plan made for the stream place it is
-		// given knows that few events follow and looks cheaper.)
-		rows, _ := tx.Query(ctx, `SELECT id FROM order_events WHERE stream_seq IS NULL ORDER BY id LIMIT `+strconv.Itoa(limit))
-		ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-		if err != nil || len(ids) == 0 {
-			return err
-		}
-		b := &pgx.Batch{}
-		b.Queue(`UPDATE order_events e SET stream_seq = $1 + v.n FROM unnest($2::bigint[]) WITH ORDINALITY AS v(id, n)
-			WHERE e.id = v.id`, last, ids)
-		b.Queue(`UPDATE event_relay SET last_seq = $1 WHERE id = 1`, last+int64(len(ids)))
-		n = len(ids)
-		return tx.SendBatch(ctx, b).Close()
+		// plan knows it.
+		return tx.QueryRow(ctx, `WITH r AS (SELECT last_seq FROM event_relay WHERE id = 1 FOR UPDATE),
+			q AS (DELETE FROM event_queue WHERE event_id IN (SELECT event_id FROM event_queue ORDER BY event_id LIMIT `+strconv.Itoa(limit)+`)
+				RETURNING event_id, occurred_at),
+			p AS (INSERT INTO event_places (seq, event_id, occurred_at)
+				SELECT (SELECT last_seq FROM r) + row_number() OVER (ORDER BY event_id), event_id, occurred_at FROM q
+				RETURNING 1),
+			c AS (SELECT count(*) AS n FROM p),
+			u AS (UPDATE event_relay SET last_seq = last_seq + (SELECT n FROM c) WHERE id = 1 AND (SELECT n FROM c) > 0)
+			SELECT n FROM c`).Scan(&n)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("sequence events: %w", err)
@@ -91,11 +84,14 @@ func (db *DB) PublishEvents(ctx context.Context, limit int, publish func(last in
 		if err := tx.QueryRow(ctx, `SELECT published_seq, sent_seq FROM event_relay WHERE id = 1 FOR UPDATE`).Scan(&last, &sent); err != nil {
 			return fmt.Errorf("relay state: %w", err)
 		}
-		rows, _ := tx.Query(ctx, `SELECT e.id, e.stream_seq, e.order_id::text, o.buyer_id, o.seller_id, e.sequence, e.kind, e.actor,
+		// (This read is planned anew on most calls, by PostgreSQL's choice:
+		// a plan made for the stream place it is given knows that few places
+		// follow and looks cheaper than the generic one.)
+		rows, _ := tx.Query(ctx, `SELECT e.id, p.seq, e.order_id::text, o.buyer_id, o.seller_id, e.sequence, e.kind, e.actor,
 			e.occurred_at, e.note, convert_to(e.adjustment::text, 'UTF8'), convert_to(e.detail::text, 'UTF8'), o.currency,
 			e.status_after, e.version_after
-			FROM order_events e JOIN orders o ON o.id = e.order_id
-			WHERE e.stream_seq > $1 ORDER BY e.stream_seq LIMIT `+strconv.Itoa(limit), sent)
+			FROM event_places p JOIN order_events e ON e.id = p.event_id JOIN orders o ON o.id = e.order_id
+			WHERE p.seq > $1 ORDER BY p.seq LIMIT `+strconv.Itoa(limit), sent)
 		evs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[OutboxEvent])
 		if err != nil || len(evs) == 0 {
 			return err
@@ -125,10 +121,10 @@ func (db *DB) RepublishSince(ctx context.Context, since time.Time) (int64, error
 	_, err := db.inRelayTx(ctx, func(tx pgx.Tx) error {
 		// published_seq 0: the stream is not checked against what it held
 		// until the next publish.
-		return tx.QueryRow(ctx, `WITH first AS (SELECT min(stream_seq) AS seq FROM order_events WHERE occurred_at >= $1),
+		return tx.QueryRow(ctx, `WITH first AS (`+firstSince+`),
 			moved AS (UPDATE event_relay r SET published_seq = 0, sent_seq = coalesce((SELECT seq - 1 FROM first), r.sent_seq)
 				WHERE id = 1 RETURNING sent_seq)
-			SELECT count(*) FROM order_events WHERE stream_seq > (SELECT sent_seq FROM moved)`, since).Scan(&n)
+			SELECT count(*) FROM event_places WHERE seq > (SELECT sent_seq FROM moved)`, since).Scan(&n)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("republish events: %w", err)
@@ -136,15 +132,40 @@ func (db *DB) RepublishSince(ctx context.Context, since time.Time) (int64, error
 	return n, nil
 }
 
+// firstSince reads the stream place of the first event that occurred at
+// or after $1. Places follow the events' order closely, and those of
+// events trimmed from the stream are dropped, so the scan of places in
+// order stops at once.
+const firstSince = `SELECT seq FROM event_places WHERE occurred_at >= $1 ORDER BY seq LIMIT 1`
+
 // FirstSeqSince returns the stream place of the first event that occurred
 // at or after since (0 if none): the stream is trimmed below it.
 func (db *DB) FirstSeqSince(ctx context.Context, since time.Time) (int64, error) {
-	var seq *int64
-	if err := db.pool.QueryRow(ctx, `SELECT min(stream_seq) FROM order_events WHERE occurred_at >= $1`, since).Scan(&seq); err != nil {
+	var seq int64
+	err := db.pool.QueryRow(ctx, firstSince, since).Scan(&seq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	} else if err != nil {
 		return 0, fmt.Errorf("first retained event: %w", err)
 	}
-	if seq == nil {
-		return 0, nil
+	return seq, nil
+}
+
+// DropPlacesBelow drops up to limit places below seq that are published:
+// their events were trimmed from the stream. It returns how many it
+// dropped.
+func (db *DB) DropPlacesBelow(ctx context.Context, seq int64, limit int) (int64, error) {
+	var n int64
+	// Under the relay's lock, so that a republish never reads places
+	// half dropped.
+	_, err := db.inRelayTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM event_places WHERE seq IN (SELECT seq FROM event_places
+			WHERE seq < least($1, (SELECT sent_seq + 1 FROM event_relay WHERE id = 1)) ORDER BY seq LIMIT `+strconv.Itoa(limit)+`)`, seq)
+		n = tag.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("drop trimmed places: %w", err)
 	}
-	return *seq, nil
+	return n, nil
 }

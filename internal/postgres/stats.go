@@ -211,8 +211,8 @@ func (db *DB) State(ctx context.Context) (State, error) {
 	b.Queue(`SELECT count(*) FROM payment_attempts a JOIN orders o ON o.paid_attempt_id = a.id
 		WHERE a.status = 'SUCCEEDED' AND NOT a.captured`).QueryRow(func(r pgx.Row) error { return r.Scan(&st.CaptureBacklog) })
 	b.Queue(`SELECT count(*), coalesce(extract(epoch FROM now() - min(occurred_at)), 0)::float8 FROM (
-		SELECT occurred_at FROM order_events WHERE stream_seq IS NULL
-		UNION ALL SELECT occurred_at FROM order_events WHERE stream_seq > (SELECT sent_seq FROM event_relay WHERE id = 1)) u`).QueryRow(func(r pgx.Row) error {
+		SELECT occurred_at FROM event_queue
+		UNION ALL SELECT occurred_at FROM event_places WHERE seq > (SELECT sent_seq FROM event_relay WHERE id = 1)) u`).QueryRow(func(r pgx.Row) error {
 		var secs float64
 		err := r.Scan(&st.OutboxUnpublished, &secs)
 		st.OutboxLag = time.Duration(secs * float64(time.Second))

@@ -166,11 +166,16 @@ func queueDetails(b *pgx.Batch, cs []change) {
 			AS v(order_id uuid, kind text, due_at timestamptz, seller_id text)`, jsonParam(deadlines))
 	}
 	if len(events) > 0 {
-		b.Queue(`INSERT INTO order_events (order_id, sequence, kind, actor, occurred_at, note, adjustment, detail, status_after, version_after, seller_id)
+		// Each event joins the relay's queue of events without a stream
+		// place, in the same statement.
+		b.Queue(`WITH e AS (INSERT INTO order_events (order_id, sequence, kind, actor, occurred_at, note, adjustment, detail, status_after,
+				version_after, seller_id)
 			SELECT order_id, sequence, kind, actor, occurred_at, note, nullif(adjustment, 'null'), nullif(detail, 'null'), status_after,
 				version_after, seller_id
 			FROM jsonb_to_recordset($1::jsonb) AS v(order_id uuid, sequence bigint, kind text, actor text, occurred_at timestamptz,
-				note text, adjustment jsonb, detail jsonb, status_after text, version_after bigint, seller_id text)`, jsonParam(events))
+				note text, adjustment jsonb, detail jsonb, status_after text, version_after bigint, seller_id text)
+			RETURNING id, occurred_at)
+			INSERT INTO event_queue (event_id, occurred_at) SELECT id, occurred_at FROM e`, jsonParam(events))
 	}
 	if len(restock) > 0 {
 		queueRestock(b, restock)

@@ -3,8 +3,9 @@
 // each exactly once and in its order. Every replica runs a relay; one at a
 // time works (a Postgres advisory lock), the others stand by.
 //
-// Each event first gets its place in the stream (stream_seq), in a committed
-// step of its own; it is then added under the entry id "<stream_seq>-1" and
+// Each event first gets its place in the stream (moved from the queue of
+// events without one to event_places), in a committed step of its own; it
+// is then added under the entry id "<place>-1" and
 // marked published. A relay that dies between adding and marking adds it
 // again under the same id, which Redis refuses as not above the stream's
 // last: no event is lost and none is added twice. Events are added by a
@@ -200,5 +201,11 @@ func (r *Relay) Trim(ctx context.Context) error {
 	if err != nil || seq == 0 {
 		return err
 	}
-	return r.rdb.XTrimMinID(ctx, r.cfg.Stream, strconv.FormatInt(seq, 10)+"-0").Err()
+	if err := r.rdb.XTrimMinID(ctx, r.cfg.Stream, strconv.FormatInt(seq, 10)+"-0").Err(); err != nil {
+		return err
+	}
+	// The places of trimmed events, a batch a time: after an upgrade there
+	// may be many, and a trim runs every few minutes.
+	_, err = r.db.DropPlacesBelow(ctx, seq, 10000)
+	return err
 }

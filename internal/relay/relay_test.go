@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/souk-dev/souk/internal/order"
@@ -113,8 +114,9 @@ func TestLateCommitIsNotLost(t *testing.T) {
 	if _, err := tx.Exec(ctx, `SELECT 1 FROM orders WHERE id = $1 FOR UPDATE`, ids[0]); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO order_events (order_id, sequence, kind, actor, occurred_at, status_after, version_after, seller_id)
-		VALUES ($1, 2, 'late', 'system', now(), 'PENDING_PAYMENT', 2, 'store-x')`, ids[0]); err != nil {
+	if _, err := tx.Exec(ctx, `WITH e AS (INSERT INTO order_events (order_id, sequence, kind, actor, occurred_at, status_after, version_after, seller_id)
+		VALUES ($1, 2, 'late', 'system', now(), 'PENDING_PAYMENT', 2, 'store-x') RETURNING id, occurred_at)
+		INSERT INTO event_queue SELECT id, occurred_at FROM e`, ids[0]); err != nil {
 		t.Fatal(err)
 	}
 	// Later changes of the other order commit first and are published.
@@ -209,7 +211,7 @@ func TestRelayFaults(t *testing.T) {
 	}
 	testenv.Eventually(t, 20*time.Second, "every event is published", func() bool {
 		var left int
-		_ = db.Pool().QueryRow(ctx, `SELECT count(*) FROM order_events WHERE stream_seq IS NULL OR stream_seq > (SELECT sent_seq FROM event_relay)`).Scan(&left)
+		_ = db.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM event_queue) + (SELECT count(*) FROM event_places WHERE seq > (SELECT sent_seq FROM event_relay))`).Scan(&left)
 		return left == 0
 	})
 	stop()
@@ -244,5 +246,101 @@ func TestRelayFaults(t *testing.T) {
 	}
 	if got != 225 {
 		t.Fatalf("the consumer group received %d events, want 225", got)
+	}
+}
+
+// The relay gives events their places without writing the event rows:
+// each row is the one the change wrote (same physical place, same
+// inserting transaction), so it was written once.
+func TestRelayLeavesEventRowsAlone(t *testing.T) {
+	db := testenv.DB(t)
+	rdb, prefix := testenv.Redis(t)
+	ctx := context.Background()
+	ids := newOrders(t, db, 2)
+	for range 3 {
+		if err := message(db, ids[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows := func() map[string]string {
+		rows, _ := db.Pool().Query(ctx, `SELECT id::text, ctid::text || '/' || xmin::text FROM order_events`)
+		m := map[string]string{}
+		var id, at string
+		if _, err := pgx.ForEachRow(rows, []any{&id, &at}, func() error { m[id] = at; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	before := rows()
+	r := relay.New(db, rdb, relay.Config{Stream: prefix + "events", Retention: time.Hour, Interval: time.Second}, time.Now, quiet)
+	if _, err := r.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := checkStream(t, db, rdb, prefix+"events"); n != 5 {
+		t.Fatalf("%d events, want 5", n)
+	}
+	after := rows()
+	for id, at := range before {
+		if after[id] != at {
+			t.Errorf("event %s was written again by the relay: %s, then %s", id, at, after[id])
+		}
+	}
+	var queued int
+	if err := db.Pool().QueryRow(ctx, `SELECT count(*) FROM event_queue`).Scan(&queued); err != nil || queued != 0 {
+		t.Errorf("%d events still queued after the round (%v)", queued, err)
+	}
+}
+
+// Trimming the stream to the retention period drops the places of the
+// events trimmed, and keeps the rest: a later republish starts from them.
+func TestTrimDropsTrimmedPlaces(t *testing.T) {
+	db := testenv.DB(t)
+	rdb, prefix := testenv.Redis(t)
+	ctx := context.Background()
+	ids := newOrders(t, db, 2)
+	// The orders were placed three hours ago, and their conversation is now.
+	for _, sql := range []string{`UPDATE order_events SET occurred_at = now() - interval '3 hours'`,
+		`UPDATE event_queue SET occurred_at = now() - interval '3 hours'`} {
+		if _, err := db.Pool().Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3 {
+		if err := message(db, ids[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stream := prefix + "events"
+	r := relay.New(db, rdb, relay.Config{Stream: stream, Retention: time.Hour, Interval: time.Second}, time.Now, quiet)
+	if _, err := r.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Trim(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := rdb.XLen(ctx, stream).Result(); err != nil || n != 3 {
+		t.Fatalf("%d entries in the stream after the trim, want the 3 messages (%v)", n, err)
+	}
+	var first, n int64
+	if err := db.Pool().QueryRow(ctx, `SELECT min(seq), count(*) FROM event_places`).Scan(&first, &n); err != nil {
+		t.Fatal(err)
+	}
+	if first != 3 || n != 3 {
+		t.Errorf("places %d from %d after the trim, want 3 from 3", n, first)
+	}
+	// The stream loses its data: the retention period comes back under the
+	// same ids.
+	if err := rdb.Del(ctx, stream).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := message(db, ids[1]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := rdb.XRange(ctx, stream, "-", "+").Result()
+	if err != nil || len(entries) != 4 || entries[0].ID != "3-1" || entries[3].ID != "6-1" {
+		t.Fatalf("after the loss the stream holds %d entries (%v), want 3-1 … 6-1", len(entries), err)
 	}
 }

@@ -202,8 +202,10 @@ func bareCancel(ctx context.Context, pool *pgxpool.Pool) error {
 			b := &pgx.Batch{}
 			b.Queue(`UPDATE orders SET status = 'CANCELLED', version = version + 1, updated_at = now(), cancel_reason = 'payment_timeout',
 				cancelled_by = 'buyer' WHERE id = ANY($1::uuid[])`, locked)
-			b.Queue(`INSERT INTO order_events (order_id, sequence, kind, actor, occurred_at, note, status_after, version_after, seller_id)
-				SELECT id, 2, 'cancelled', 'system', now(), 'payment window ended', 'CANCELLED', 2, 'bench-store' FROM unnest($1::uuid[]) AS id`, locked)
+			b.Queue(`WITH e AS (INSERT INTO order_events (order_id, sequence, kind, actor, occurred_at, note, status_after, version_after, seller_id)
+				SELECT id, 2, 'cancelled', 'system', now(), 'payment window ended', 'CANCELLED', 2, 'bench-store' FROM unnest($1::uuid[]) AS id
+				RETURNING id, occurred_at)
+				INSERT INTO event_queue SELECT id, occurred_at FROM e`, locked)
 			b.Queue(`DELETE FROM order_deadlines WHERE order_id = ANY($1::uuid[])`, locked)
 			b.Queue(`UPDATE products p SET stock = p.stock + v.q FROM (SELECT (items->0->>'product_id')::uuid AS id, count(*) AS q
 				FROM orders WHERE id = ANY($1::uuid[]) GROUP BY 1) v WHERE p.id = v.id`, locked)

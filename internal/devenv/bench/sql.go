@@ -32,10 +32,12 @@ func pick(first, size int) string {
 	return fmt.Sprintf("\\set n random(%d, %d)\n", first, first+size-1)
 }
 
-// event is the insert of one history event of the order.
+// event is the insert of one history event of the order, queued for the
+// relay in the same statement, as Souk writes it.
 func event(kind string) string {
-	return `INSERT INTO order_events (order_id, sequence, kind, actor, occurred_at, note, status_after, version_after, seller_id)
-  VALUES (` + orderID + `, nextval('bench_seq'), '` + kind + `', 'system', now(), '', 'PENDING_PAYMENT', 2, 'bench-store');
+	return `WITH e AS (INSERT INTO order_events (order_id, sequence, kind, actor, occurred_at, note, status_after, version_after, seller_id)
+  VALUES (` + orderID + `, nextval('bench_seq'), '` + kind + `', 'system', now(), '', 'PENDING_PAYMENT', 2, 'bench-store') RETURNING id, occurred_at)
+  INSERT INTO event_queue SELECT id, occurred_at FROM e;
 `
 }
 
@@ -98,8 +100,9 @@ INSERT INTO order_deadlines (order_id, kind, due_at, seller_id)
     jsonb_build_object('order_id', md5('x' || (:c)::bigint)::uuid, 'kind', 'payment', 'due_at', now() + interval '20 days', 'seller_id', 'bench-store'),
     jsonb_build_object('order_id', md5('x' || (:c)::bigint)::uuid, 'kind', 'remind_payment', 'due_at', now() + interval '19 days', 'seller_id', 'bench-store')))
   AS v(order_id uuid, kind text, due_at timestamptz, seller_id text);
-INSERT INTO order_events (order_id, sequence, kind, actor, occurred_at, note, status_after, version_after, seller_id)
-  VALUES (md5('x' || (:c)::bigint)::uuid, 1, 'created', 'buyer', now(), '', 'PENDING_PAYMENT', 1, 'bench-store');
+WITH e AS (INSERT INTO order_events (order_id, sequence, kind, actor, occurred_at, note, status_after, version_after, seller_id)
+  VALUES (md5('x' || (:c)::bigint)::uuid, 1, 'created', 'buyer', now(), '', 'PENDING_PAYMENT', 1, 'bench-store') RETURNING id, occurred_at)
+  INSERT INTO event_queue SELECT id, occurred_at FROM e;
 COMMIT;
 \endpipeline
 `
