@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // relayLock is the advisory lock key that makes one relay at a time hand
@@ -54,22 +55,55 @@ func (db *DB) inRelayTx(ctx context.Context, fn func(pgx.Tx) error) (ran bool, e
 func (db *DB) SequenceEvents(ctx context.Context, limit int) (int, error) {
 	n := 0
 	_, err := db.inRelayTx(ctx, func(tx pgx.Tx) error {
-		// The limit is written in, as filter.where does, so that a generic
-		// plan knows it.
-		return tx.QueryRow(ctx, `WITH r AS (SELECT last_seq FROM event_relay WHERE id = 1 FOR UPDATE),
-			q AS (DELETE FROM event_queue WHERE event_id IN (SELECT event_id FROM event_queue ORDER BY event_id LIMIT `+strconv.Itoa(limit)+`)
-				RETURNING event_id, occurred_at),
-			p AS (INSERT INTO event_places (seq, event_id, occurred_at)
-				SELECT (SELECT last_seq FROM r) + row_number() OVER (ORDER BY event_id), event_id, occurred_at FROM q
-				RETURNING 1),
-			c AS (SELECT count(*) AS n FROM p),
-			u AS (UPDATE event_relay SET last_seq = last_seq + (SELECT n FROM c) WHERE id = 1 AND (SELECT n FROM c) > 0)
-			SELECT n FROM c`).Scan(&n)
+		// The queue is read by its key, never scanned: rows leave it as
+		// fast as they come, so its heap is mostly dead rows until a vacuum,
+		// and PostgreSQL, seeing few live rows, would read and sort all of
+		// it (1,000 buffers a round in make bench, against the index's
+		// few). The rows read are deleted where they are (by ctid), with
+		// no second search. The limit is written in, as filter.where does,
+		// so that a generic plan knows it.
+		var (
+			tids []pgtype.TID
+			ids  []int64
+			at   []time.Time
+		)
+		b := &pgx.Batch{}
+		b.Queue(`SET LOCAL enable_seqscan = off`)
+		b.Queue(`SELECT ctid, event_id, occurred_at FROM event_queue ORDER BY event_id LIMIT ` + strconv.Itoa(limit)).Query(func(rows pgx.Rows) error {
+			var tid pgtype.TID
+			var id int64
+			var t time.Time
+			_, err := pgx.ForEachRow(rows, []any{&tid, &id, &t}, func() error {
+				tids, ids, at = append(tids, tid), append(ids, id), append(at, t)
+				return nil
+			})
+			return err
+		})
+		if err := tx.SendBatch(ctx, b).Close(); err != nil || len(ids) == 0 {
+			return err
+		}
+		n = len(ids)
+		b = &pgx.Batch{}
+		b.Queue(`DELETE FROM event_queue WHERE ctid = ANY($1::tid[])`, tids)
+		b.Queue(`WITH r AS (UPDATE event_relay SET last_seq = last_seq + $3 WHERE id = 1 RETURNING last_seq - $3 AS last)
+			INSERT INTO event_places (seq, event_id, occurred_at)
+			SELECT (SELECT last FROM r) + v.n, v.id, v.at FROM unnest($1::bigint[], $2::timestamptz[]) WITH ORDINALITY AS v(id, at, n)`,
+			ids, at, n)
+		return tx.SendBatch(ctx, b).Close()
 	})
 	if err != nil {
 		return 0, fmt.Errorf("sequence events: %w", err)
 	}
 	return n, nil
+}
+
+// VacuumQueue vacuums the queue of events without a place, unless a
+// vacuum of it is already running.
+func (db *DB) VacuumQueue(ctx context.Context) error {
+	if _, err := db.pool.Exec(ctx, `VACUUM (SKIP_LOCKED) event_queue`); err != nil {
+		return fmt.Errorf("vacuum the event queue: %w", err)
+	}
+	return nil
 }
 
 // PublishEvents hands up to limit sequenced, unpublished events to publish

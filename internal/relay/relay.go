@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -49,7 +50,15 @@ type Relay struct {
 	now  func() time.Time
 	log  *slog.Logger
 	wake chan struct{}
+	// moved counts the events taken from the queue since its last vacuum.
+	moved atomic.Int64
 }
+
+// vacuumEvery is how many events leave the queue between the relay's
+// vacuums of it. Autovacuum visits a database once a minute at most; until
+// it does, every round's read of the queue walks the dead entries of all the
+// events taken since (at 1,500 events a second, 500 index pages a round).
+const vacuumEvery = 5000
 
 // New returns a Relay.
 func New(db *postgres.DB, rdb redis.UniversalClient, cfg Config, now func() time.Time, log *slog.Logger) *Relay {
@@ -108,8 +117,15 @@ func (r *Relay) Run(ctx context.Context) {
 func (r *Relay) Round(ctx context.Context) (int, error) {
 	total := 0
 	for {
-		if _, err := r.db.SequenceEvents(ctx, r.cfg.Batch); err != nil {
+		moved, err := r.db.SequenceEvents(ctx, r.cfg.Batch)
+		if err != nil {
 			return total, err
+		}
+		if r.moved.Add(int64(moved)) >= vacuumEvery {
+			r.moved.Store(0)
+			if err := r.db.VacuumQueue(ctx); err != nil {
+				r.log.WarnContext(ctx, "vacuuming the event queue", "err", err)
+			}
 		}
 		n, err := r.db.PublishEvents(ctx, r.cfg.Batch, func(last int64, evs []postgres.OutboxEvent) error {
 			return r.Publish(ctx, last, evs)
