@@ -118,9 +118,6 @@ func (db *DB) PublishEvents(ctx context.Context, limit int, publish func(last in
 		if err := tx.QueryRow(ctx, `SELECT published_seq, sent_seq FROM event_relay WHERE id = 1 FOR UPDATE`).Scan(&last, &sent); err != nil {
 			return fmt.Errorf("relay state: %w", err)
 		}
-		// (This read is planned anew on most calls, by PostgreSQL's choice:
-		// a plan made for the stream place it is given knows that few places
-		// follow and looks cheaper than the generic one.)
 		rows, _ := tx.Query(ctx, `SELECT e.id, p.seq, e.order_id::text, o.buyer_id, o.seller_id, e.sequence, e.kind, e.actor,
 			e.occurred_at, e.note, convert_to(e.adjustment::text, 'UTF8'), convert_to(e.detail::text, 'UTF8'), o.currency,
 			e.status_after, e.version_after

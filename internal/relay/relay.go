@@ -220,8 +220,12 @@ func (r *Relay) Trim(ctx context.Context) error {
 	if err := r.rdb.XTrimMinID(ctx, r.cfg.Stream, strconv.FormatInt(seq, 10)+"-0").Err(); err != nil {
 		return err
 	}
-	// The places of trimmed events, a batch a time: after an upgrade there
-	// may be many, and a trim runs every few minutes.
-	_, err = r.db.DropPlacesBelow(ctx, seq, 10000)
-	return err
+	// The places of trimmed events (a minute's worth, or after an upgrade
+	// all of the past), in short transactions of 10,000.
+	for {
+		n, err := r.db.DropPlacesBelow(ctx, seq, 10000)
+		if err != nil || n < 10000 {
+			return err
+		}
+	}
 }

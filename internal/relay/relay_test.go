@@ -348,3 +348,35 @@ func TestTrimDropsTrimmedPlaces(t *testing.T) {
 		t.Fatalf("after the loss the stream holds %d entries (%v), want 3-1 … 6-1", len(entries), err)
 	}
 }
+
+// A trim drops all the places of trimmed events, however many (after an
+// upgrade, every place of the past), not one batch of them.
+func TestTrimDropsManyPlaces(t *testing.T) {
+	db := testenv.DB(t)
+	rdb, prefix := testenv.Redis(t)
+	ctx := context.Background()
+	const old = 25000
+	for _, sql := range []string{
+		`INSERT INTO event_places (seq, event_id, occurred_at) SELECT g, g, now() - interval '3 hours' FROM generate_series(1, 25000) AS g`,
+		`UPDATE event_relay SET last_seq = 25000, sent_seq = 25000, published_seq = 0`,
+	} {
+		if _, err := db.Pool().Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	newOrders(t, db, 2)
+	r := relay.New(db, rdb, relay.Config{Stream: prefix + "events", Retention: time.Hour, Interval: time.Second}, time.Now, quiet)
+	if _, err := r.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Trim(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var first, n int64
+	if err := db.Pool().QueryRow(ctx, `SELECT min(seq), count(*) FROM event_places`).Scan(&first, &n); err != nil {
+		t.Fatal(err)
+	}
+	if first != old+1 || n != 2 {
+		t.Errorf("places %d from %d after the trim, want the 2 orders' from %d", n, first, old+1)
+	}
+}
