@@ -221,11 +221,14 @@ func (r *Relay) Trim(ctx context.Context) error {
 		return err
 	}
 	// The places of trimmed events (a minute's worth, or after an upgrade
-	// all of the past), in short transactions of 10,000.
+	// all of the past), in short transactions.
 	for {
-		n, err := r.db.DropPlacesBelow(ctx, seq, 10000)
-		if err != nil || n < 10000 {
+		n, err := r.db.DropPlacesBelow(ctx, seq, dropBatch)
+		if err != nil || n < dropBatch {
 			return err
 		}
 	}
 }
+
+// dropBatch is how many places of trimmed events one transaction drops.
+const dropBatch = 10000
