@@ -192,17 +192,8 @@ func (s *buyerService) GetOrder(ctx context.Context, req *buyerv1.GetOrderReques
 
 // update applies fn to one of the caller's orders and arms its deadlines.
 func (s *buyerService) update(ctx context.Context, buyer, id string, fn func(*order.Order) error) (*order.Order, error) {
-	o, err := s.deps.DB.Update(ctx, id, func(o *order.Order) error {
-		if err := o.CheckParty(order.PartyBuyer, buyer); err != nil {
-			return err
-		}
-		return fn(o)
-	})
-	if err != nil {
-		return nil, err
-	}
-	s.deps.Changed(ctx, o)
-	return o, nil
+	o, err := s.deps.DB.Update(ctx, id, order.AsParty(order.PartyBuyer, buyer, fn))
+	return s.deps.Stored(ctx, o, err)
 }
 
 // CancelOrder cancels an unpaid order; its stock is released in the same transaction.

@@ -127,6 +127,16 @@ func (d *Deps) Changed(ctx context.Context, o *order.Order) {
 	}
 }
 
+// Stored passes on the result of a change, calling Changed when it was
+// stored.
+func (d *Deps) Stored(ctx context.Context, o *order.Order, err error) (*order.Order, error) {
+	if err != nil {
+		return nil, err
+	}
+	d.Changed(ctx, o)
+	return o, nil
+}
+
 // Ready says whether the replica can serve: PostgreSQL and Redis answer.
 func (d *Deps) Ready(ctx context.Context) error {
 	if err := d.DB.Pool().Ping(ctx); err != nil {

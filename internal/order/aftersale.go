@@ -331,6 +331,17 @@ func (o *Order) AddEvidence(now time.Time, ev Evidence) error {
 // parties: as if it did not exist.
 func NotYours(id string) error { return fmt.Errorf("%w: order %s", ErrNotFound, id) }
 
+// AsParty returns fn preceded by the check that the order is id's, as
+// party p (CheckParty).
+func AsParty(p Party, id string, fn func(*Order) error) func(*Order) error {
+	return func(o *Order) error {
+		if err := o.CheckParty(p, id); err != nil {
+			return err
+		}
+		return fn(o)
+	}
+}
+
 // CheckParty returns NotYours unless id is the order's buyer (p is
 // PartyBuyer) or its seller (PartySeller).
 func (o *Order) CheckParty(p Party, id string) error {

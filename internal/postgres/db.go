@@ -202,6 +202,18 @@ func (db *DB) pipelined(ctx context.Context) (*pipelined, error) {
 	return &pipelined{conn: conn}, nil
 }
 
+// begin is pipelined with a batch that opens the transaction: BEGIN
+// travels with what is queued after it.
+func (db *DB) begin(ctx context.Context) (*pipelined, *pgx.Batch, error) {
+	tx, err := db.pipelined(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	return tx, b, nil
+}
+
 // queueCommit queues the COMMIT, which fails the batch unless PostgreSQL
 // committed (it answers COMMIT in a failed transaction with ROLLBACK).
 func (p *pipelined) queueCommit(b *pgx.Batch) {

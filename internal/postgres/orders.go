@@ -395,18 +395,80 @@ func (db *DB) update(ctx context.Context, id, lock string, fn func(*order.Order)
 	return out, err
 }
 
+// Seen is an order as read outside any transaction: whose it is, and the
+// version a change decided from it is written at (UpdateSeen).
+type Seen struct{ s order.Stored }
+
+// SellerID returns the seller of the order seen.
+func (sn *Seen) SellerID() string { return sn.s.SellerID }
+
+// See reads an order whole, outside any transaction, for an ownership
+// check before the order's lock is taken and a change made from it after
+// (UpdateSeen): one read serves both.
+func (db *DB) See(ctx context.Context, id string) (*Seen, error) {
+	s, err := read(ctx, func() (order.Stored, error) { return load(ctx, db.pool, id, "") })
+	if err != nil {
+		return nil, err
+	}
+	return &Seen{s: s}, nil
+}
+
+// UpdateSeen applies fn to the order as seen and writes the result at the
+// seen version: BEGIN, the writes and COMMIT in one round trip, with no
+// read in the transaction. If the order moved on since it was seen,
+// nothing is written and the change is made as Update makes it, on the
+// order read anew FOR UPDATE; so is a change fn refuses, which the order
+// as it is now may allow. fn may run twice.
+func (db *DB) UpdateSeen(ctx context.Context, seen *Seen, fn func(*order.Order) error) (*order.Order, error) {
+	o := order.UnmarshalFromDatabase(seen.s)
+	if err := fn(o); err != nil {
+		return db.Update(ctx, seen.s.ID, fn)
+	}
+	out, err := db.writeSeen(ctx, o, seen.s)
+	if lostRace(err) {
+		return db.Update(ctx, seen.s.ID, fn)
+	}
+	return out, err
+}
+
+func (db *DB) writeSeen(ctx context.Context, o *order.Order, seen order.Stored) (*order.Order, error) {
+	tx, b, err := db.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.release(ctx)
+	return writeChange(ctx, tx, b, o, seen)
+}
+
+// writeChange queues the writes of o's change from old and COMMIT after
+// what b holds, sends them, and returns the order as stored.
+func writeChange(ctx context.Context, tx *pipelined, b *pgx.Batch, o *order.Order, old order.Stored) (*order.Order, error) {
+	n := o.Stored()
+	nameRefunds(n.Refunds)
+	queueUpdates(b, []change{{o: o, old: old, now: n}})
+	tx.queueCommit(b)
+	if err := tx.conn.SendBatch(ctx, b).Close(); err != nil {
+		if lostRace(err) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("write order: %w", err)
+	}
+	n.Version++
+	out := order.UnmarshalFromDatabase(n)
+	out.SetPriorDeadlines(old.Deadlines)
+	return out, nil
+}
+
 func (db *DB) updateOnce(ctx context.Context, id, lock string, fn func(*order.Order) error) (*order.Order, error) {
 	u, err := uuid.Parse(id)
 	if err != nil {
 		return nil, fmt.Errorf("%w: order %s", order.ErrNotFound, id)
 	}
-	tx, err := db.pipelined(ctx)
+	tx, b, err := db.begin(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer tx.release(ctx)
-	b := &pgx.Batch{}
-	b.Queue("BEGIN")
 	found := queueLoad(b, []string{u.String()}, lock)
 	if err := tx.conn.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("load order: %w", err)
@@ -419,21 +481,7 @@ func (db *DB) updateOnce(ctx context.Context, id, lock string, fn func(*order.Or
 	if err := fn(o); err != nil {
 		return nil, err
 	}
-	n := o.Stored()
-	nameRefunds(n.Refunds)
-	b = &pgx.Batch{}
-	queueUpdates(b, []change{{o: o, old: *s, now: n}})
-	tx.queueCommit(b)
-	if err := tx.conn.SendBatch(ctx, b).Close(); err != nil {
-		if errors.Is(err, order.ErrConflict) || lostRace(err) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("write order: %w", err)
-	}
-	n.Version++
-	out := order.UnmarshalFromDatabase(n)
-	out.SetPriorDeadlines(s.Deadlines)
-	return out, nil
+	return writeChange(ctx, tx, &pgx.Batch{}, o, *s)
 }
 
 // FireDeadline carries out one order's deadline of the given kind if it is

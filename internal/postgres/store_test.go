@@ -93,17 +93,23 @@ func TestUpdateExactlyOneWins(t *testing.T) {
 // TestUpdateLosesNoUpdate raises the shipping fee by one from 20 goroutines.
 func TestUpdateLosesNoUpdate(t *testing.T) {
 	db := testenv.DB(t)
+	raiseFeeAtOnce(t, db, func(id string) error {
+		_, err := db.Update(context.Background(), id, raiseFee)
+		return err
+	})
+}
+
+// raiseFeeAtOnce raises a new order's shipping fee by one from 20
+// goroutines, each through raise, and expects every raise stored once.
+func raiseFeeAtOnce(t *testing.T, db *postgres.DB, raise func(id string) error) {
+	t.Helper()
 	o := mustOrder(t, db, mustProduct(t, db, "store-x", 5), "alice", t0)
 	var wg sync.WaitGroup
 	for range 20 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := db.Update(context.Background(), o.ID(), func(o *order.Order) error {
-				fee := order.Money{Amount: o.ShippingFee() + 1, Currency: "USD"}
-				return o.AdjustPrice(t0, order.PriceChange{ShippingFee: &fee, Reason: "+1"})
-			})
-			if err != nil {
+			if err := raise(o.ID()); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -312,4 +318,62 @@ func storeAgain(t *testing.T, db *postgres.DB, o *order.Order) *order.Order {
 		t.Fatalf("storing the checkout again: %v; want ErrCheckoutExists", err)
 	}
 	return dup
+}
+
+// raiseFee is a change that adds one to the order's shipping fee.
+func raiseFee(o *order.Order) error {
+	fee := order.Money{Amount: o.ShippingFee() + 1, Currency: "USD"}
+	return o.AdjustPrice(t0, order.PriceChange{ShippingFee: &fee, Reason: "+1"})
+}
+
+// TestUpdateSeenLosesNoUpdate changes one order from 20 goroutines, each
+// from the order as it saw it before: the changes made from an order seen
+// at an old version are made again on the order as it is, none is lost
+// and none is made twice.
+func TestUpdateSeenLosesNoUpdate(t *testing.T) {
+	db := testenv.DB(t)
+	raiseFeeAtOnce(t, db, func(id string) error {
+		seen, err := db.See(context.Background(), id)
+		if err != nil {
+			return err
+		}
+		_, err = db.UpdateSeen(context.Background(), seen, raiseFee)
+		return err
+	})
+}
+
+// TestUpdateSeenWritesNothingAtAnOldVersion moves an order on after it was
+// seen by a write that leaves no event (nothing else then stands in the
+// way of the change's own event): the change made from the old version
+// must write nothing, not its event without the order, and is made again
+// on the order as it is.
+func TestUpdateSeenWritesNothingAtAnOldVersion(t *testing.T) {
+	ctx := context.Background()
+	db := testenv.DB(t)
+	o := mustOrder(t, db, mustProduct(t, db, "store-x", 5), "alice", t0)
+	seen, err := db.See(ctx, o.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seen.SellerID() != "store-x" {
+		t.Fatalf("seen seller %q, want store-x", seen.SellerID())
+	}
+	if _, err := db.Pool().Exec(ctx, `UPDATE orders SET version = version + 1, shipping_fee_minor = 150 WHERE id = $1`, o.ID()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.UpdateSeen(ctx, seen, raiseFee)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ShippingFee() != 151 || got.Version() != 3 {
+		t.Fatalf("the change gave fee %d at version %d; want 151 at 3 (made on the order as it is)", got.ShippingFee(), got.Version())
+	}
+	stored, _ := db.Get(ctx, o.ID())
+	var events int
+	if err := db.Pool().QueryRow(ctx, `SELECT count(*) FROM order_events WHERE order_id = $1`, o.ID()).Scan(&events); err != nil {
+		t.Fatal(err)
+	}
+	if stored.ShippingFee() != 151 || stored.Version() != 3 || events != 2 {
+		t.Fatalf("stored fee %d, version %d, %d events; want 151, 3, 2", stored.ShippingFee(), stored.Version(), events)
+	}
 }

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/souk-dev/souk/internal/order"
 )
@@ -47,7 +46,7 @@ type orderRow struct {
 
 // updateOrdersSQL writes orderRows back, each only at the version it was
 // read (the fencing check), and bumps the version.
-const updateOrdersSQL = `UPDATE orders o SET status = v.status, items = v.items, shipping_fee_minor = v.shipping_fee,
+const updateOrdersSQL = `WITH changed AS (UPDATE orders o SET status = v.status, items = v.items, shipping_fee_minor = v.shipping_fee,
 	total_minor = v.total, version = o.version + 1, updated_at = v.updated_at, cancel_reason = v.cancel_reason,
 	last_decline_code = v.decline_code, last_decline_message = v.decline_message, shipment = nullif(v.shipment, 'null'),
 	last_decline_advice = v.decline_advice, last_decline_retryable = v.decline_retryable, cancelled_by = v.cancelled_by,
@@ -57,7 +56,8 @@ const updateOrdersSQL = `UPDATE orders o SET status = v.status, items = v.items,
 		total bigint, updated_at timestamptz, cancel_reason text, decline_code text, decline_message text, shipment jsonb,
 		decline_advice text, decline_retryable boolean, cancelled_by text, cancellation jsonb, dispute jsonb,
 		paid_attempt_id uuid, discount bigint, offer jsonb)
-	WHERE o.id = v.id AND o.version = v.version`
+	WHERE o.id = v.id AND o.version = v.version RETURNING 1)
+	SELECT souk_expect_changed(count(*), $2) FROM changed`
 
 // deadlineRow and eventRow are rows of order_deadlines and order_events
 // in the same JSON form.
@@ -96,8 +96,8 @@ func jsonParam(v any) []byte {
 }
 
 // queueUpdates queues the write-back of changed orders: one statement for
-// the order rows (failing with ErrConflict unless every one was still at
-// the version read), then queueDetails.
+// the order rows (aborting the transaction as a serialization failure
+// unless every one was still at the version read), then queueDetails.
 func queueUpdates(b *pgx.Batch, cs []change) {
 	rows := make([]orderRow, len(cs))
 	for i, c := range cs {
@@ -108,16 +108,9 @@ func queueUpdates(b *pgx.Batch, cs []change) {
 			DeclineRetryable: n.LastDecline.Retryable, CancelledBy: string(n.CancelledBy), Cancellation: n.Cancellation,
 			Dispute: n.Dispute, PaidAttemptID: nullUUID(n.PaidAttemptID), Discount: n.Discount, Offer: n.Offer}
 	}
-	want := int64(len(cs))
-	b.Queue(updateOrdersSQL, jsonParam(rows)).Exec(func(tag pgconn.CommandTag) error {
-		if tag.RowsAffected() != want {
-			if want == 1 {
-				return fmt.Errorf("%w: order %s changed", order.ErrConflict, cs[0].now.ID)
-			}
-			return fmt.Errorf("%w: %d of %d orders changed", order.ErrConflict, want-tag.RowsAffected(), want)
-		}
-		return nil
-	})
+	// An order that moved on since it was read aborts the transaction
+	// (souk_expect_changed): the writes queued after it must not commit.
+	b.Queue(updateOrdersSQL, jsonParam(rows), len(cs))
 	queueDetails(b, cs)
 }
 

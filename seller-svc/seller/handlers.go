@@ -126,28 +126,23 @@ func (s *sellerService) GetOrder(ctx context.Context, req *sellerv1.GetOrderRequ
 
 // update applies fn to one of the caller's orders and arms its deadlines.
 func (s *sellerService) update(ctx context.Context, id string, fn func(*order.Order) error) (*order.Order, error) {
-	seller := sellerID(ctx)
-	o, err := s.deps.DB.Update(ctx, id, func(o *order.Order) error {
-		if err := o.CheckParty(order.PartySeller, seller); err != nil {
-			return err
-		}
-		return fn(o)
-	})
-	if err != nil {
-		return nil, err
-	}
-	s.deps.Changed(ctx, o)
-	return o, nil
+	o, err := s.deps.DB.Update(ctx, id, order.AsParty(order.PartySeller, sellerID(ctx), fn))
+	return s.deps.Stored(ctx, o, err)
 }
 
 // locked applies fn to one of the caller's unpaid orders under the order's
 // lock, so that a price change waits for, or is refused during, a payment
 // instead of racing it. Ownership is checked first: another store's seller
-// must never hold the lock.
+// must never hold the lock. The order read for that check is the one the
+// change is made from and written at its version, in one more round trip;
+// if it moved on meanwhile (a payment the lock waited for), the change is
+// made again on the order as it is (UpdateSeen).
 func (s *sellerService) locked(ctx context.Context, id string, fn func(*order.Order) error) (*order.Order, error) {
-	if _, seller, err := s.deps.DB.Parties(ctx, id); err != nil {
+	seller := sellerID(ctx)
+	seen, err := s.deps.DB.See(ctx, id)
+	if err != nil {
 		return nil, err
-	} else if seller != sellerID(ctx) {
+	} else if seen.SellerID() != seller {
 		return nil, order.NotYours(id)
 	}
 	lk, err := s.deps.Locker.Obtain(ctx, id, adjustLockWait)
@@ -155,7 +150,8 @@ func (s *sellerService) locked(ctx context.Context, id string, fn func(*order.Or
 		return nil, err
 	}
 	defer lk.Release(ctx)
-	return s.update(ctx, id, fn)
+	o, err := s.deps.DB.UpdateSeen(ctx, seen, order.AsParty(order.PartySeller, seller, fn))
+	return s.deps.Stored(ctx, o, err)
 }
 
 // AnswerOffer accepts or declines the buyer's open offer, under the order's lock.

@@ -42,12 +42,19 @@ func event(kind string) string {
 }
 
 // update is Souk's change of an order in two round trips: BEGIN with the
-// reads (the row locked), then the row at its version, the other writes
-// and COMMIT.
+// reads (the row locked), then write.
 func update(writes ...string) string {
-	return load("BEGIN;\n", orderID, " FOR UPDATE") + `\startpipeline
-UPDATE orders o SET version = o.version + 1, updated_at = now(), shipping_fee_minor = o.shipping_fee_minor
-  WHERE o.id = ` + orderID + `;
+	return load("BEGIN;\n", orderID, " FOR UPDATE") + write("", writes...)
+}
+
+// write is the second round trip of a change, after first: the row at its
+// version (checked by souk_expect_changed, as Souk checks it), the other
+// writes and COMMIT.
+func write(first string, writes ...string) string {
+	return `\startpipeline
+` + first + `WITH changed AS (UPDATE orders o SET version = o.version + 1, updated_at = now(), shipping_fee_minor = o.shipping_fee_minor
+  WHERE o.id = ` + orderID + ` RETURNING 1)
+  SELECT souk_expect_changed(count(*), 1) FROM changed;
 ` + strings.Join(writes, "") + `COMMIT;
 \endpipeline
 `
@@ -108,10 +115,11 @@ COMMIT;
 `
 }
 
-// adjustSQL: the seller's ownership read, then the change.
+// adjustSQL: the order read whole outside a transaction (the seller's
+// ownership check before the lock), then the change written at the
+// version read, with its BEGIN.
 func adjustSQL(first, size int) string {
-	return pick(first, size) + `SELECT buyer_id, seller_id FROM orders WHERE id = ` + orderID + `;
-` + update(event("price_adjusted"))
+	return pick(first, size) + load("", orderID, "") + write("BEGIN;\n", event("price_adjusted"))
 }
 
 // payOrderSQL: the key claimed with the order's buyer read; the attempt
