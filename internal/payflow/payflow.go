@@ -202,19 +202,6 @@ func (s *Service) update(ctx context.Context, buyer, orderID string, fn func(*or
 	return o, nil
 }
 
-// updateFrom applies fn to o, an order this flow read or stored whole,
-// without reading it again: the change is written at o's version, and made
-// again on the order as it is if that moved on (UpdateSeen). Under the
-// order's lock it rarely has.
-func (s *Service) updateFrom(ctx context.Context, o *order.Order, fn func(*order.Order) error) (*order.Order, error) {
-	changed, err := s.cfg.DB.UpdateSeen(ctx, postgres.SeenAs(o), fn)
-	if err != nil {
-		return nil, err
-	}
-	s.cfg.Changed(ctx, changed)
-	return changed, nil
-}
-
 // errReplay says a payment request repeats an earlier one with its key.
 var errReplay = errors.New("replayed payment request")
 
@@ -254,6 +241,7 @@ func (s *Service) pay(ctx context.Context, req PayRequest) (*order.Order, order.
 	// the buyer is still waiting.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), providerTimeout)
 	defer cancel()
+	fence := o.Version()
 	res, err := s.cfg.Provider.Pay(ctx, payment.PaymentRequest{
 		Key: attempt.ID, OrderID: req.OrderID, Amount: attempt.Amount, Method: req.Method.Kind, Card: req.Method.Card, Account: req.Method.Account,
 	})
@@ -272,7 +260,7 @@ func (s *Service) pay(ctx context.Context, req PayRequest) (*order.Order, order.
 	default:
 		s.cfg.Answered(string(res.Kind), res.Decline.Code)
 	}
-	return s.record(ctx, o, attempt.ID, lk.Lost, res)
+	return s.record(ctx, req.OrderID, attempt.ID, fence, lk.Lost, res)
 }
 
 func newAttempt(req PayRequest, fingerprint string) order.Attempt {
@@ -289,12 +277,11 @@ func newAttempt(req PayRequest, fingerprint string) order.Attempt {
 var errFenced = errors.New("order changed during the payment")
 
 // record writes the provider's answer back under the fence: the version
-// of seen, the order as it stood when the attempt was driven, and the lock
-// still held. Past the fence it settles the answer with what the order has
-// become (settleFenced). A success not yet captured is then captured.
-func (s *Service) record(ctx context.Context, seen *order.Order, attemptID string, lost func() bool, res order.Result) (*order.Order, order.Attempt, error) {
-	orderID, fence := seen.ID(), seen.Version()
-	o, err := s.updateFrom(ctx, seen, func(o *order.Order) error {
+// read when the attempt opened, and the lock still held. Past the fence it
+// settles the answer with what the order has become (settleFenced). A
+// success not yet captured is then captured.
+func (s *Service) record(ctx context.Context, orderID, attemptID string, fence int64, lost func() bool, res order.Result) (*order.Order, order.Attempt, error) {
+	o, err := s.update(ctx, "", orderID, func(o *order.Order) error {
 		if o.Version() != fence || lost() {
 			return errFenced
 		}
@@ -385,7 +372,7 @@ func (s *Service) capture(ctx context.Context, o *order.Order, a order.Attempt, 
 		s.cfg.Log.WarnContext(ctx, "capture; the worker will retry", "order_id", o.ID(), "attempt_id", a.ID, "err", err)
 		return o
 	}
-	changed, uerr := s.updateFrom(ctx, o, fn)
+	changed, uerr := s.update(ctx, "", o.ID(), fn)
 	switch {
 	case uerr == nil:
 		return changed
@@ -438,7 +425,7 @@ func (s *Service) Verify(ctx context.Context, buyer, orderID, attemptID, code st
 		return nil, order.Attempt{}, err
 	}
 	s.cfg.Answered(string(res.Kind), res.Decline.Code)
-	return s.record(ctx, o, attemptID, lk.Lost, res)
+	return s.record(ctx, orderID, attemptID, o.Version(), lk.Lost, res)
 }
 
 // RecordEvent records the outcome of an asynchronous payment that the

@@ -203,7 +203,7 @@ func (s *Service) reconcile(ctx context.Context, orderID, attemptID string) erro
 	case !found:
 		_, _, err = s.closeAttempt(ctx, orderID, attemptID, payment.DeclineFor("processing_error"))
 	default:
-		_, _, err = s.record(ctx, o, attemptID, lk.Lost, res)
+		_, _, err = s.record(ctx, orderID, attemptID, o.Version(), lk.Lost, res)
 	}
 	return err
 }

@@ -399,11 +399,6 @@ func (db *DB) update(ctx context.Context, id, lock string, fn func(*order.Order)
 // version a change decided from it is written at (UpdateSeen).
 type Seen struct{ s order.Stored }
 
-// SeenAs returns o, an order read or stored whole (by Get, Update or
-// UpdateSeen), as seen: a change made from it is written at its version,
-// without reading it again.
-func SeenAs(o *order.Order) *Seen { return &Seen{s: o.Stored()} }
-
 // SellerID returns the seller of the order seen.
 func (sn *Seen) SellerID() string { return sn.s.SellerID }
 
