@@ -349,12 +349,7 @@ func TestUpdateSeenLosesNoUpdate(t *testing.T) {
 // on the order as it is.
 func TestUpdateSeenWritesNothingAtAnOldVersion(t *testing.T) {
 	ctx := context.Background()
-	db := testenv.DB(t)
-	o := mustOrder(t, db, mustProduct(t, db, "store-x", 5), "alice", t0)
-	seen, err := db.See(ctx, o.ID())
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, o, seen := seenOrder(t)
 	if seen.SellerID() != "store-x" {
 		t.Fatalf("seen seller %q, want store-x", seen.SellerID())
 	}
@@ -376,4 +371,36 @@ func TestUpdateSeenWritesNothingAtAnOldVersion(t *testing.T) {
 	if stored.ShippingFee() != 151 || stored.Version() != 3 || events != 2 {
 		t.Fatalf("stored fee %d, version %d, %d events; want 151, 3, 2", stored.ShippingFee(), stored.Version(), events)
 	}
+}
+
+// TestUpdateSeenAsksTheOrderAsItIs answers an offer that the buyer made
+// after the seller's read: the order as seen has no offer and refuses the
+// answer, the order as it is allows it, and the answer stands.
+func TestUpdateSeenAsksTheOrderAsItIs(t *testing.T) {
+	ctx := context.Background()
+	db, o, seen := seenOrder(t)
+	if _, err := db.Update(ctx, o.ID(), func(o *order.Order) error {
+		return o.MakeOffer(t0, order.OfferTotal, order.Money{Amount: 900, Currency: "USD"}, "", order.DefaultPolicy)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.UpdateSeen(ctx, seen, func(o *order.Order) error { return o.AnswerOffer(t0, true, "") })
+	if err != nil {
+		t.Fatalf("answering the offer made after the read: %v", err)
+	}
+	if got.Total().Amount != 900 || got.Version() != 3 {
+		t.Fatalf("total %d at version %d; want 900 at 3", got.Total().Amount, got.Version())
+	}
+}
+
+// seenOrder stores a new order of store-x and reads it as seen.
+func seenOrder(t *testing.T) (*postgres.DB, *order.Order, *postgres.Seen) {
+	t.Helper()
+	db := testenv.DB(t)
+	o := mustOrder(t, db, mustProduct(t, db, "store-x", 5), "alice", t0)
+	seen, err := db.See(context.Background(), o.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, o, seen
 }

@@ -45,7 +45,8 @@ type orderRow struct {
 }
 
 // updateOrdersSQL writes orderRows back, each only at the version it was
-// read (the fencing check), and bumps the version.
+// read (the fencing check), and bumps the version; $2 is how many rows
+// must change, or souk_expect_changed aborts the transaction.
 const updateOrdersSQL = `WITH changed AS (UPDATE orders o SET status = v.status, items = v.items, shipping_fee_minor = v.shipping_fee,
 	total_minor = v.total, version = o.version + 1, updated_at = v.updated_at, cancel_reason = v.cancel_reason,
 	last_decline_code = v.decline_code, last_decline_message = v.decline_message, shipment = nullif(v.shipment, 'null'),
