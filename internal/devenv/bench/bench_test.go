@@ -34,7 +34,7 @@ func TestSmoke(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	res, err := Run(ctx, Target{Root: root, Dir: t.TempDir(), AdminURL: admin, RedisAddr: testenv.RedisAddr(t), Prefix: prefix, Log: testLog{t}},
-		Plan{Duration: 300 * time.Millisecond, Concurrency: []int{2}, Burst: 200, Trickle: 20})
+		Plan{Duration: 300 * time.Millisecond, Concurrency: []int{2}, Burst: 200, Trickle: 20, Floor: true})
 	if res != nil {
 		t.Cleanup(func() {
 			conn, err := pgx.Connect(context.Background(), admin)
@@ -67,6 +67,20 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("no row for %s", op)
 		}
 	}
+	// The floor server ran GetOrder and the price change, as many requests
+	// as Souk, without an error: the price change's writes held.
+	floors := 0
+	for _, row := range res.Rows {
+		if f := row.Floor; f != nil {
+			floors++
+			if f.Count != row.Count || f.Errors != 0 || f.RPS <= 0 || f.CPU.Total() <= 0 {
+				t.Errorf("%s at c=%d on the floor: %+v (Souk's run: %d requests)", row.Op, row.C, f, row.Count)
+			}
+		}
+	}
+	if floors != 2 {
+		t.Errorf("%d floor runs, want GetOrder's and AdjustOrderPrice's", floors)
+	}
 	for name, d := range map[string]*Deadlines{"burst": res.Burst, "trickle": res.Trickle} {
 		if d == nil {
 			t.Fatalf("no %s", name)
@@ -91,7 +105,7 @@ func TestSmoke(t *testing.T) {
 		t.Errorf("planned %d times in %d calls: %s", st.Plans, st.Calls, st.Query)
 	}
 	md := res.Markdown()
-	for _, want := range []string{"| PayOrder | 2 |", "## CPU per operation", "## Plans", "## Deadline burst", "## Deadline trickle", "| listener |"} {
+	for _, want := range []string{"| PayOrder | 2 |", "## CPU per operation", "## Plans", "## Deadline burst", "## Deadline trickle", "| listener |", "## Floor", "| AdjustOrderPrice | 2 |"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("the table lacks %q:\n%s", want, md)
 		}

@@ -19,6 +19,7 @@ const (
 	partRedis    = "Redis"
 	partLoad     = "load generator"
 	partPgbench  = "pgbench"
+	partFloor    = "floor"
 )
 
 // clockTick is the unit of /proc's CPU times (USER_HZ, 100 on Linux).

@@ -52,6 +52,7 @@ func run() error {
 	var ops string
 	flag.StringVar(&ops, "ops", "", "only these operations (comma-separated names, as in the table; \"none\" for none); empty: all")
 	flag.IntVar(&p.PGPool, "pgpool", 0, "the services' PostgreSQL pool size (pool_max_conns; 0: their default)")
+	flag.BoolVar(&p.Floor, "floor", true, "also run GetOrder and AdjustOrderPrice on the floor server: the same SQL and lock, nothing else")
 	dir := flag.String("dir", filepath.Join(root, ".data", "bench"), "where the stack, the logs and the results go")
 	flag.Parse()
 	for _, c := range strings.Split(conc, ",") {

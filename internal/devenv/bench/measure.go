@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bojand/ghz/runner"
 	"github.com/jackc/pgx/v5"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/proto"
@@ -52,22 +53,64 @@ const statsDelay = 11 * time.Second
 
 // Row is one operation at one concurrency.
 type Row struct {
-	Op          string
-	C           int
-	Count       uint64
-	Errors      int
-	RPS         float64
-	P50, P99    time.Duration
-	CommitsOp   float64
-	RedisOp     float64
-	GRPC, SQL   float64 // the limits, requests per second
-	Combined    float64
-	Ratio       float64
-	ErrorSample string
+	Op string
+	C  int
+	Cell
+	CommitsOp float64
+	RedisOp   float64
+	GRPC, SQL float64 // the limits, requests per second
+	Combined  float64
+	Ratio     float64
 	// CPU per operation of Souk's run, and of the limit's two runs: the
 	// no-op call (buyer-svc and the load generator) and pgbench's
 	// (PostgreSQL and pgbench); nil where not measured.
 	CPU, NoopCPU, SQLCPU CPU
+	// Floor is the floor server's run of the operation, if it has one.
+	Floor *Floor
+}
+
+// Cell is what a load generator's run saw.
+type Cell struct {
+	Count       uint64
+	Errors      int
+	RPS         float64
+	P50, P99    time.Duration
+	ErrorSample string
+}
+
+func (c Cell) String() string {
+	return fmt.Sprintf("%8.0f/s p50 %-8v p99 %-8v errors %d %s", c.RPS, c.P50.Round(10*time.Microsecond), c.P99.Round(10*time.Microsecond),
+		c.Errors, c.ErrorSample)
+}
+
+// cellOf reads a run's report.
+func cellOf(rep *runner.Report) Cell {
+	c := Cell{Count: rep.Count, RPS: rep.Rps}
+	for code, n := range rep.StatusCodeDist {
+		if code != "OK" {
+			c.Errors += n
+		}
+	}
+	for e := range rep.ErrorDist {
+		c.ErrorSample = e
+		break
+	}
+	for _, l := range rep.LatencyDistribution {
+		switch l.Percentage {
+		case 50:
+			c.P50 = l.Latency
+		case 99:
+			c.P99 = l.Latency
+		}
+	}
+	return c
+}
+
+// Floor is the floor server's run of an operation: as many requests, on
+// the same orders, right after Souk's.
+type Floor struct {
+	Cell
+	CPU CPU // PostgreSQL, the floor server, Redis and the load generator
 }
 
 // idle measures the record's commits and Redis's commands per second
@@ -134,24 +177,7 @@ func (b *bench) operations(ctx context.Context) error {
 			row.CPU = perOp(b.cpuSince(ctx, cpu0), float64(rep.Count))
 			runs[o.name][c] = run{base: base, count: int(rep.Count)}
 			used += int(rep.Count) + c
-			row.Count, row.RPS = rep.Count, rep.Rps
-			for code, n := range rep.StatusCodeDist {
-				if code != "OK" {
-					row.Errors += n
-				}
-			}
-			for e := range rep.ErrorDist {
-				row.ErrorSample = e
-				break
-			}
-			for _, l := range rep.LatencyDistribution {
-				switch l.Percentage {
-				case 50:
-					row.P50 = l.Latency
-				case 99:
-					row.P99 = l.Latency
-				}
-			}
+			row.Cell = cellOf(rep)
 			// The limits, while PostgreSQL gets round to reporting.
 			if _, ok := noop[c]; !ok {
 				cpu0 := b.cpuNow(ctx)
@@ -189,8 +215,19 @@ func (b *bench) operations(ctx context.Context) error {
 				row.Combined = 1 / (1/row.GRPC + 1/row.SQL)
 				row.Ratio = row.RPS / row.Combined
 			}
-			b.log("%-18s c=%-3d %8.0f/s p50 %-8v p99 %-8v errors %d %s", row.Op, c, row.RPS, row.P50.Round(10*time.Microsecond),
-				row.P99.Round(10*time.Microsecond), row.Errors, row.ErrorSample)
+			b.log("%-18s c=%-3d %s", row.Op, c, row.Cell)
+			// The floor last, on the orders Souk's run took, as many: its
+			// commits and Redis commands stay out of Souk's counts.
+			if o.floor && b.p.Floor {
+				cpu0 := b.cpuNow(ctx)
+				rep, err := b.load(o.call, b.floorAddr, "", c, int(row.Count), func(i int) proto.Message { return o.request(base, i) })
+				if err != nil {
+					return fmt.Errorf("%s on the floor: %w", o.name, err)
+				}
+				row.Floor = &Floor{Cell: cellOf(rep)}
+				row.Floor.CPU = perOp(b.cpuSince(ctx, cpu0).only(partPostgres, partFloor, partRedis, partLoad), float64(rep.Count))
+				b.log("%-18s c=%-3d %s (floor)", row.Op, c, row.Floor.Cell)
+			}
 			b.res.Rows = append(b.res.Rows, row)
 		}
 	}

@@ -44,6 +44,7 @@ func (r *Results) Markdown() string {
 			row.Combined, row.Ratio)
 	}
 	writeCPU(&s, r.Rows)
+	writeFloor(&s, r.Rows)
 	s.WriteString("\n## Plans\n\n")
 	switch {
 	case !r.PlansTracked:
@@ -135,5 +136,39 @@ func writeCPU(s *strings.Builder, rows []Row) {
 		}
 		fmt.Fprintf(s, " | %s | %s | %s | %s | %s | %s | %s |\n", us(r.CPU.Total()), us(r.SQLCPU[partPostgres]), us(r.SQLCPU[partPgbench]),
 			us(r.NoopCPU[partBuyer]), us(r.NoopCPU[partLoad]), us(limit), share)
+	}
+}
+
+// writeFloor is the table of the floor server's runs beside Souk's: what
+// Souk's own work costs on top of the stack, and how near the limit the
+// stack alone comes.
+func writeFloor(s *strings.Builder, rows []Row) {
+	if !slices.ContainsFunc(rows, func(r Row) bool { return r.Floor != nil }) {
+		return
+	}
+	s.WriteString("\n## Floor\n\n")
+	s.WriteString("The floor server (internal/devenv/bench/floor) answers the same requests over the same gRPC, pgx and go-redis, " +
+		"with pgbench's SQL (and, for the price change, a Redis lock), and nothing else: no authentication, validation or logs, " +
+		"no rows decoded, a reply made once. Its run follows Souk's, as many requests on the same orders. Souk/floor is what " +
+		"Souk's own work leaves of the stack's speed; floor/limit is how near the limit the stack alone comes.\n\n")
+	s.WriteString("| operation | c | Souk ops/s | floor ops/s | Souk/floor | floor/limit | floor p50 | floor p99 | errors | " +
+		"floor CPU/op: PostgreSQL | floor | Redis | load generator | total | Souk's total |\n")
+	s.WriteString("|---|---:" + strings.Repeat("|---:", 14) + "|\n")
+	us := func(d time.Duration) string { return strconv.FormatInt(d.Microseconds(), 10) }
+	for _, r := range rows {
+		f := r.Floor
+		if f == nil {
+			continue
+		}
+		share, near := 0.0, 0.0
+		if f.RPS > 0 {
+			share = r.RPS / f.RPS
+		}
+		if r.Combined > 0 {
+			near = f.RPS / r.Combined
+		}
+		fmt.Fprintf(s, "| %s | %d | %.0f | %.0f | %.2f | %.2f | %s | %s | %d | %s | %s | %s | %s | %s | %s |\n", r.Op, r.C, r.RPS, f.RPS,
+			share, near, ms(f.P50), ms(f.P99), f.Errors, us(f.CPU[partPostgres]), us(f.CPU[partFloor]), us(f.CPU[partRedis]),
+			us(f.CPU[partLoad]), us(f.CPU.Total()), us(r.CPU.Total()))
 	}
 }

@@ -57,6 +57,9 @@ type Plan struct {
 	Trickle     int
 	Ops         []string // only these operations (none: all)
 	PGPool      int      // the services' pool_max_conns (0: their default)
+	// Floor also runs the operations that have one on the floor server
+	// (internal/devenv/bench/floor): the same SQL and lock, nothing else.
+	Floor bool
 }
 
 // The bench's parties, and its ids: md5 of a name, as pgbench makes them
@@ -88,6 +91,7 @@ type bench struct {
 	rdb                 *redis.Client
 	buyerAddr           string
 	sellerAddr          string
+	floorAddr           string
 	metricsURLs         []string
 	buyerTok, sellerTok string
 	pools               pools
@@ -263,7 +267,7 @@ func freeAddr() (string, error) {
 // services builds both and starts them as processes, as make up does.
 func (b *bench) services(ctx context.Context) error {
 	bin := filepath.Join(b.t.Dir, "bin")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin+"/", "./buyer-svc", "./seller-svc")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin+"/", "./buyer-svc", "./seller-svc", "./internal/devenv/bench/floor")
 	build.Dir, build.Stdout, build.Stderr = b.t.Root, b.t.Log, b.t.Log
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("build: %w", err)
@@ -314,7 +318,7 @@ type proc struct {
 func (b *bench) start(ctx context.Context, bin, logs string) (exited bool, err error) {
 	addrs := map[string]string{}
 	for _, name := range []string{"SOUK_BUYER_GRPC_ADDR", "SOUK_BUYER_HTTP_ADDR", "SOUK_BUYER_INTERNAL_HTTP_ADDR", "SOUK_SELLER_GRPC_ADDR",
-		"SOUK_SELLER_HTTP_ADDR", "SOUK_SELLER_INTERNAL_GRPC_ADDR", "SOUK_SELLER_INTERNAL_HTTP_ADDR"} {
+		"SOUK_SELLER_HTTP_ADDR", "SOUK_SELLER_INTERNAL_GRPC_ADDR", "SOUK_SELLER_INTERNAL_HTTP_ADDR", "SOUK_FLOOR_ADDR"} {
 		a, err := freeAddr()
 		if err != nil {
 			return false, err
@@ -335,7 +339,7 @@ func (b *bench) start(ctx context.Context, bin, logs string) (exited bool, err e
 			b.stop()
 		}
 	}()
-	for _, name := range []string{"seller-svc", "buyer-svc"} {
+	for _, name := range []string{"seller-svc", "buyer-svc", partFloor} {
 		f, err := os.Create(filepath.Join(logs, name+".log"))
 		if err != nil {
 			return false, err
@@ -350,12 +354,12 @@ func (b *bench) start(ctx context.Context, bin, logs string) (exited bool, err e
 		go func() { _ = cmd.Wait(); f.Close(); close(p.done) }()
 		b.procs = append(b.procs, p)
 	}
-	b.buyerAddr, b.sellerAddr = addrs["SOUK_BUYER_GRPC_ADDR"], addrs["SOUK_SELLER_GRPC_ADDR"]
+	b.buyerAddr, b.sellerAddr, b.floorAddr = addrs["SOUK_BUYER_GRPC_ADDR"], addrs["SOUK_SELLER_GRPC_ADDR"], addrs["SOUK_FLOOR_ADDR"]
 	b.metricsURLs = []string{"http://" + addrs["SOUK_BUYER_INTERNAL_HTTP_ADDR"] + "/metrics", "http://" + addrs["SOUK_SELLER_INTERNAL_HTTP_ADDR"] + "/metrics"}
 	b.log("buyer-svc: gRPC %s, internal %s; seller-svc: gRPC %s, internal %s (metrics and profiles: /metrics, /debug/pprof/)",
 		b.buyerAddr, addrs["SOUK_BUYER_INTERNAL_HTTP_ADDR"], b.sellerAddr, addrs["SOUK_SELLER_INTERNAL_HTTP_ADDR"])
 	for _, p := range b.procs {
-		addr := map[string]string{"seller-svc": b.sellerAddr, "buyer-svc": b.buyerAddr}[p.name]
+		addr := map[string]string{"seller-svc": b.sellerAddr, "buyer-svc": b.buyerAddr, partFloor: b.floorAddr}[p.name]
 		if err := waitServing(ctx, addr, p.done); err != nil {
 			tail, _ := os.ReadFile(filepath.Join(logs, p.name+".log"))
 			if len(tail) > 2000 {
@@ -425,12 +429,14 @@ type op struct {
 	follows string
 	// sql is the pgbench script of the SQL it needs.
 	sql string
+	// floor: the floor server answers it too.
+	floor bool
 }
 
 func (b *bench) ops() []op {
 	money := &orderv1.Money{AmountMinor: 1000, Currency: "USD"}
 	return []op{
-		{name: "GetOrder", call: "souk.buyer.v1.BuyerService.GetOrder", sql: getOrderSQL(b.pools.get, b.pools.size),
+		{name: "GetOrder", call: "souk.buyer.v1.BuyerService.GetOrder", sql: getOrderSQL(b.pools.get, b.pools.size), floor: true,
 			request: func(_, i int) proto.Message {
 				return &buyerv1.GetOrderRequest{OrderId: benchID("o", b.pools.get+i%b.pools.size)}
 			}},
@@ -446,7 +452,7 @@ func (b *bench) ops() []op {
 				return &buyerv1.CheckoutRequest{IdempotencyKey: fmt.Sprintf("bench-h-%d", base+i),
 					Items: []*buyerv1.CheckoutItem{{ProductId: benchID("p", 0), Quantity: 1}}}
 			}},
-		{name: "AdjustOrderPrice", call: "souk.seller.v1.SellerService.AdjustOrderPrice", seller: true, pool: b.pools.adjust,
+		{name: "AdjustOrderPrice", call: "souk.seller.v1.SellerService.AdjustOrderPrice", seller: true, pool: b.pools.adjust, floor: true,
 			sql: adjustSQL(b.pools.adjust, b.pools.size),
 			request: func(base, i int) proto.Message {
 				return &sellerv1.AdjustOrderPriceRequest{OrderId: benchID("o", b.pools.adjust+base+i), Reason: "bulk discount",
