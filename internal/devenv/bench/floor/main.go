@@ -11,7 +11,9 @@
 // floor is what Souk's own work costs on top of the stack it is built on.
 //
 // It serves on SOUK_FLOOR_ADDR, with SOUK_DATABASE_URL, SOUK_REDIS_ADDR and
-// SOUK_REDIS_PREFIX as the services take them.
+// SOUK_REDIS_PREFIX as the services take them. The bench points it at
+// pgbench's copy of the record, so that its commits and events stay out of
+// Souk's counts and off Souk's relay.
 package main
 
 import (
