@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
@@ -35,6 +36,7 @@ type browser struct {
 	allow []*regexp.Regexp
 	shots string
 	urls  map[network.RequestID]string // what each request asked for
+	lists int                          // pages of orders the page has received
 }
 
 func newBrowser(t *testing.T) *browser {
@@ -73,6 +75,12 @@ func newBrowser(t *testing.T) *browser {
 		case *network.EventRequestWillBeSent:
 			b.mu.Lock()
 			b.urls[e.RequestID] = e.Request.URL
+			b.mu.Unlock()
+		case *network.EventLoadingFinished:
+			b.mu.Lock()
+			if strings.Contains(b.urls[e.RequestID], "/v1/orders?") {
+				b.lists++
+			}
 			b.mu.Unlock()
 		case *network.EventLoadingFailed:
 			b.mu.Lock()
@@ -418,4 +426,55 @@ func TestDashboardResumesAfterALostConnection(t *testing.T) {
 	if !same {
 		t.Fatal("the page was reloaded")
 	}
+}
+
+// TestDashboardKeepsAClickThroughALiveRedraw: a live update that redraws the
+// orders list while the seller is pressing an order's link waits for the
+// release, so the click still opens the order. Replacing the link between
+// the press and the release would swallow the click.
+func TestDashboardKeepsAClickThroughALiveRedraw(t *testing.T) {
+	s := startSystem(t, 1, nil)
+	lamp := s.product("store-x", "Lamp", 1000, 100, 100)
+	o := s.checkout("alice", 1, lamp)[0]
+	b := newBrowser(t)
+	b.do("open", 15*time.Second, chromedp.Navigate("http://"+s.sellers[0].HTTPAddr()+"/"),
+		chromedp.WaitVisible(`textarea[name=token]`, chromedp.ByQuery))
+	b.submit("Sign in to your store", map[string]string{"token": s.token(auth.RoleSeller, "store-x")}, "")
+	link := fmt.Sprintf(`tr[data-order=%q] a`, o.Id)
+	b.do("the order is listed", 10*time.Second, chromedp.WaitVisible(link, chromedp.ByQuery))
+	b.waitText("#live", "live", 5*time.Second)
+
+	var at []float64
+	b.do("find the link", 5*time.Second, chromedp.Evaluate(fmt.Sprintf(
+		`(() => { const r = document.querySelector(%q).getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()`, link), &at))
+	b.mu.Lock()
+	lists := b.lists
+	b.mu.Unlock()
+	b.do("press", 5*time.Second, chromedp.MouseEvent(input.MousePressed, at[0], at[1], chromedp.ButtonLeft, chromedp.ClickCount(1)))
+	// Another order is placed: the list fetches itself again, live.
+	s.checkout("bob", 1, lamp)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b.mu.Lock()
+		fetched := b.lists > lists
+		b.mu.Unlock()
+		if fetched {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the list did not fetch itself again after a new order")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // what the page does with the answer, it has done
+	b.do("release", 5*time.Second, chromedp.MouseEvent(input.MouseReleased, at[0], at[1], chromedp.ButtonLeft, chromedp.ClickCount(1)))
+	b.do("the order opens", 5*time.Second, chromedp.WaitVisible(`#order-status`, chromedp.ByQuery))
+	var hash string
+	b.do("read the address", 5*time.Second, chromedp.Evaluate(`location.hash`, &hash))
+	if hash != "#/orders/"+o.Id {
+		t.Fatalf("opened %q, want the order pressed, %s", hash, o.Id)
+	}
+	// The redraw that waited did not paint the list over the order.
+	time.Sleep(500 * time.Millisecond)
+	b.do("still the order", 2*time.Second, chromedp.WaitVisible(`#order-status`, chromedp.ByQuery))
 }

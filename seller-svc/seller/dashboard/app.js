@@ -17,6 +17,26 @@ const state = {
 
 // ---- DOM and formatting helpers ----
 
+// A live redraw waits while a pointer is down: replacing what was pressed
+// before its release would swallow the click (the press and the release
+// on different elements make none).
+let pressed = false;
+let onRelease = [];
+document.addEventListener('pointerdown', () => { pressed = true; }, true);
+for (const kind of ['pointerup', 'pointercancel']) {
+  document.addEventListener(kind, () => {
+    if (!pressed) return;
+    pressed = false;
+    const waiting = onRelease;
+    onRelease = [];
+    // In a task of its own: the click this release makes comes first.
+    setTimeout(() => waiting.forEach((go) => go()));
+  }, true);
+}
+function released() {
+  return pressed ? new Promise((go) => onRelease.push(go)) : Promise.resolve();
+}
+
 function h(tag, props, ...kids) {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(props || {})) {
@@ -355,6 +375,8 @@ function ordersPage() {
     if (state.before) q.set('created_before', new Date(new Date(state.before + 'T00:00:00Z').getTime() + 86400000).toISOString());
     if (state.pages[state.page]) q.set('page_token', state.pages[state.page]);
     const [stats, page] = await Promise.all([api('GET', '/v1/stats'), api('GET', '/v1/orders?' + q)]);
+    await released();
+    if (state.view !== view) return; // the seller went elsewhere meanwhile
     const by = Object.fromEntries((stats.orders_by_status || []).map((c) => [c.status.replace('ORDER_STATUS_', ''), Number(c.count)]));
     by.CANCELLATION = Number(stats.open_cancellation_request_count || 0);
     tabBar.replaceChildren(...tabs.map(([key, label]) => h('button', {
@@ -387,7 +409,8 @@ function ordersPage() {
         .map((c, i) => h('th', { class: i === 3 || i === 4 ? 'num' : null, scope: 'col' }, c)))), h('tbody', {}, rows))
       : h('p', { class: 'muted', id: 'empty' }, 'No orders here.'), pager);
   }
-  state.view = { name: 'orders', reload: () => load().catch(showPageError) };
+  const view = { name: 'orders', reload: () => load().catch(showPageError) };
+  state.view = view;
   load().catch(showPageError);
 }
 
@@ -418,6 +441,8 @@ async function orderPage(id) {
       }
       throw err;
     }
+    await released();
+    if (state.view !== view) return; // the seller went elsewhere meanwhile
     view.version = Number(o.version);
     const typed = keepTyped();
     main.replaceChildren(
