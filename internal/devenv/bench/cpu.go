@@ -22,6 +22,10 @@ const (
 	partFloor    = "floor"
 )
 
+// soukParts are the parts a cell of Souk's is charged with, in the CPU
+// table's order; the floor server, idle then, is not one of them.
+var soukParts = []string{partPostgres, partBuyer, partSeller, partRedis, partLoad}
+
 // clockTick is the unit of /proc's CPU times (USER_HZ, 100 on Linux).
 const clockTick = 10 * time.Millisecond
 
@@ -91,8 +95,8 @@ func postgresCPU(postmaster int) (time.Duration, error) {
 	return total, nil
 }
 
-// cpu reads the CPU used so far by PostgreSQL, Redis, both services and
-// this process (ghz's runner, the load generator). Only a stack on this
+// cpu reads the CPU used so far by PostgreSQL, Redis, both services, the
+// floor server and this process (ghz's runner, the load generator). Only a stack on this
 // machine can be read; elsewhere it fails.
 func (b *bench) cpu(ctx context.Context) (cpuTimes, error) {
 	t := cpuTimes{}

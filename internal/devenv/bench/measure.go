@@ -174,7 +174,7 @@ func (b *bench) operations(ctx context.Context) error {
 				return fmt.Errorf("%s: %w", o.name, err)
 			}
 			ended := time.Now()
-			row.CPU = perOp(b.cpuSince(ctx, cpu0), float64(rep.Count))
+			row.CPU = perOp(b.cpuSince(ctx, cpu0).only(soukParts...), float64(rep.Count))
 			runs[o.name][c] = run{base: base, count: int(rep.Count)}
 			used += int(rep.Count) + c
 			row.Cell = cellOf(rep)

@@ -117,16 +117,15 @@ func writeCPU(s *strings.Builder, rows []Row) {
 	s.WriteString("Microseconds of CPU per operation, from /proc and Redis's INFO over each run: Souk's, pgbench's run of its SQL " +
 		"(per transaction), and the no-op call's (per call). The limit allows their sum; with every run using both cores, " +
 		"limit/Souk is about the ratio above.\n\n")
-	souk := []string{partPostgres, partBuyer, partSeller, partRedis, partLoad}
-	s.WriteString("| operation | c | " + strings.Join(souk, " | ") + " | Souk | SQL: PostgreSQL | pgbench | no-op: buyer-svc | load generator | limit | limit/Souk |\n")
-	s.WriteString("|---|---:" + strings.Repeat("|---:", len(souk)+8) + "|\n")
+	s.WriteString("| operation | c | " + strings.Join(soukParts, " | ") + " | Souk | SQL: PostgreSQL | pgbench | no-op: buyer-svc | load generator | limit | limit/Souk |\n")
+	s.WriteString("|---|---:" + strings.Repeat("|---:", len(soukParts)+8) + "|\n")
 	us := func(d time.Duration) string { return strconv.FormatInt(d.Microseconds(), 10) }
 	for _, r := range rows {
 		if r.CPU == nil {
 			continue
 		}
 		fmt.Fprintf(s, "| %s | %d", r.Op, r.C)
-		for _, p := range souk {
+		for _, p := range soukParts {
 			fmt.Fprintf(s, " | %s", us(r.CPU[p]))
 		}
 		limit := r.SQLCPU.Total() + r.NoopCPU.Total()

@@ -363,8 +363,8 @@ func (b *bench) start(ctx context.Context, bin, logs string) (exited bool, err e
 	}
 	b.buyerAddr, b.sellerAddr, b.floorAddr = addrs["SOUK_BUYER_GRPC_ADDR"], addrs["SOUK_SELLER_GRPC_ADDR"], addrs["SOUK_FLOOR_ADDR"]
 	b.metricsURLs = []string{"http://" + addrs["SOUK_BUYER_INTERNAL_HTTP_ADDR"] + "/metrics", "http://" + addrs["SOUK_SELLER_INTERNAL_HTTP_ADDR"] + "/metrics"}
-	b.log("buyer-svc: gRPC %s, internal %s; seller-svc: gRPC %s, internal %s (metrics and profiles: /metrics, /debug/pprof/)",
-		b.buyerAddr, addrs["SOUK_BUYER_INTERNAL_HTTP_ADDR"], b.sellerAddr, addrs["SOUK_SELLER_INTERNAL_HTTP_ADDR"])
+	b.log("buyer-svc: gRPC %s, internal %s; seller-svc: gRPC %s, internal %s (metrics and profiles: /metrics, /debug/pprof/); floor: gRPC %s",
+		b.buyerAddr, addrs["SOUK_BUYER_INTERNAL_HTTP_ADDR"], b.sellerAddr, addrs["SOUK_SELLER_INTERNAL_HTTP_ADDR"], b.floorAddr)
 	for _, p := range b.procs {
 		addr := map[string]string{"seller-svc": b.sellerAddr, "buyer-svc": b.buyerAddr, partFloor: b.floorAddr}[p.name]
 		if err := waitServing(ctx, addr, p.done); err != nil {

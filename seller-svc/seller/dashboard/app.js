@@ -23,16 +23,17 @@ const state = {
 let pressed = false;
 let onRelease = [];
 document.addEventListener('pointerdown', () => { pressed = true; }, true);
-for (const kind of ['pointerup', 'pointercancel']) {
-  document.addEventListener(kind, () => {
-    if (!pressed) return;
-    pressed = false;
-    const waiting = onRelease;
-    onRelease = [];
-    // In a task of its own: the click this release makes comes first.
-    setTimeout(() => waiting.forEach((go) => go()));
-  }, true);
+function release() {
+  if (!pressed) return;
+  pressed = false;
+  const waiting = onRelease;
+  onRelease = [];
+  // In a task of its own: the click this release makes comes first.
+  setTimeout(() => waiting.forEach((go) => go()));
 }
+document.addEventListener('pointerup', release, true);
+document.addEventListener('pointercancel', release, true);
+window.addEventListener('blur', release); // a release the page never saw must not hold redraws back
 function released() {
   return pressed ? new Promise((go) => onRelease.push(go)) : Promise.resolve();
 }
