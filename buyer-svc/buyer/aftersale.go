@@ -4,6 +4,7 @@ import (
 	"context"
 
 	buyerv1 "github.com/souk-dev/souk/gen/go/souk/buyer/v1"
+	"github.com/souk-dev/souk/internal/app"
 	"github.com/souk-dev/souk/internal/order"
 	"github.com/souk-dev/souk/internal/protoconv"
 )
@@ -41,11 +42,12 @@ func (s *buyerService) AskProtectionExtension(ctx context.Context, req *buyerv1.
 
 // OpenDispute opens a dispute on a shipped order.
 func (s *buyerService) OpenDispute(ctx context.Context, req *buyerv1.OpenDisputeRequest) (*buyerv1.OpenDisputeResponse, error) {
+	ctx = app.WithRequestID(ctx, req.RequestId, req)
 	ev := protoconv.Evidence(order.PartyBuyer, req.Evidence)
+	if err := s.deps.DB.CheckMessages(ctx, req.OrderId, ev.MessageIDs); err != nil {
+		return nil, err
+	}
 	o, err := s.update(ctx, buyerID(ctx), req.OrderId, func(o *order.Order) error {
-		if err := s.deps.DB.CheckMessages(ctx, o.ID(), ev.MessageIDs); err != nil {
-			return err
-		}
 		return o.OpenDispute(s.deps.Now(), req.Reason, protoconv.FromMoney(req.RefundAmount), ev, s.deps.Config.Policy)
 	})
 	if err != nil {
@@ -56,11 +58,12 @@ func (s *buyerService) OpenDispute(ctx context.Context, req *buyerv1.OpenDispute
 
 // AddDisputeEvidence adds the buyer's evidence.
 func (s *buyerService) AddDisputeEvidence(ctx context.Context, req *buyerv1.AddDisputeEvidenceRequest) (*buyerv1.AddDisputeEvidenceResponse, error) {
+	ctx = app.WithRequestID(ctx, req.RequestId, req)
 	ev := protoconv.Evidence(order.PartyBuyer, req.Evidence)
+	if err := s.deps.DB.CheckMessages(ctx, req.OrderId, ev.MessageIDs); err != nil {
+		return nil, err
+	}
 	o, err := s.update(ctx, buyerID(ctx), req.OrderId, func(o *order.Order) error {
-		if err := s.deps.DB.CheckMessages(ctx, o.ID(), ev.MessageIDs); err != nil {
-			return err
-		}
 		return o.AddEvidence(s.deps.Now(), ev)
 	})
 	if err != nil {

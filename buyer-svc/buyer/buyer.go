@@ -52,6 +52,10 @@ type Config struct {
 	// FingerprintSecret keys the hashes that tell a retried payment from a
 	// reused idempotency key.
 	FingerprintSecret string
+	// ProviderTimeout bounds a call to the payment provider with the
+	// recording of its answer; reconciliation waits for it (and half as
+	// long again) before asking the provider about an unanswered attempt.
+	ProviderTimeout time.Duration
 }
 
 // LoadConfig reads the configuration from the environment (lookup, or the
@@ -73,6 +77,7 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 		SimDatabaseURL:    e.String("SOUK_SIM_DATABASE_URL", ""),
 		WorkerInterval:    e.Duration("SOUK_WORKER_INTERVAL", time.Second),
 		FingerprintSecret: e.Secret("SOUK_FINGERPRINT_SECRET", "souk-development-fingerprint-secret", dev),
+		ProviderTimeout:   e.Duration("SOUK_PROVIDER_TIMEOUT", payflow.DefaultProviderTimeout),
 	}
 	if len(c.WebhookSecret) < 16 || len(c.FingerprintSecret) < 16 {
 		return c, errors.Join(e.Err(), errors.New("SOUK_PROVIDER_WEBHOOK_SECRET and SOUK_FINGERPRINT_SECRET: required, at least 16 bytes"))
@@ -142,7 +147,7 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	pay := payflow.New(payflow.Config{
 		DB: deps.DB, Locker: deps.Locker, Provider: m.provider, Log: m.log, Now: deps.Now, Policy: deps.Config.Policy,
-		LockTTL: deps.Config.LockTTL, FingerprintKey: []byte(m.cfg.FingerprintSecret), Changed: deps.Changed, Answered: deps.Metrics.Answered,
+		ProviderTimeout: m.cfg.ProviderTimeout, FingerprintKey: []byte(m.cfg.FingerprintSecret), Changed: deps.Changed, Answered: deps.Metrics.Answered,
 	})
 	svc := &buyerService{
 		deps: deps, catalog: sellerv1.NewCatalogServiceClient(m.conn), pay: pay, window: m.cfg.PaymentWindow,
@@ -153,22 +158,17 @@ func (m *Main) Open(ctx context.Context) error {
 		Policy: auth.Policy{
 			Public: []string{"grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"},
 			Roles:  map[string][]auth.Role{buyerv1.BuyerService_ServiceDesc.ServiceName: {auth.RoleBuyer}},
-			// Provider events carry their own HMAC signature instead of a token.
-			Signed: []string{buyerv1.ProviderCallbackService_ServiceDesc.ServiceName},
 		},
-		Services: []string{buyerv1.BuyerService_ServiceDesc.ServiceName, buyerv1.ProviderCallbackService_ServiceDesc.ServiceName},
-		Register: func(g *grpc.Server) {
-			buyerv1.RegisterBuyerServiceServer(g, svc)
-			buyerv1.RegisterProviderCallbackServiceServer(g, &callbackService{svc: svc})
-		},
-		Gateway: []server.GatewayRegistrar{
-			buyerv1.RegisterBuyerServiceHandlerFromEndpoint,
-			buyerv1.RegisterProviderCallbackServiceHandlerFromEndpoint,
-		},
+		Services: []string{buyerv1.BuyerService_ServiceDesc.ServiceName},
+		Register: func(g *grpc.Server) { buyerv1.RegisterBuyerServiceServer(g, svc) },
+		Gateway:  []server.GatewayRegistrar{buyerv1.RegisterBuyerServiceHandlerFromEndpoint},
+		// The provider's webhook: its signature covers the raw body.
+		Pages:    map[string]http.Handler{"POST /v1/provider/events": http.HandlerFunc(svc.webhook)},
 		Internal: server.Listeners{HTTPAddr: m.cfg.InternalHTTPAddr, Pages: map[string]http.Handler{"GET /metrics": deps.Metrics.Handler()}},
 		Metrics:  deps.Metrics.GRPC,
 		Ready:    deps.Ready,
 		Tracing:  deps.Config.Tracing,
+		Profiles: deps.Config.Profiles,
 	})
 	if err == nil {
 		err = m.srv.Open(ctx)

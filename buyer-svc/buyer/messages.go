@@ -3,21 +3,25 @@ package buyer
 import (
 	"context"
 
-	"github.com/google/uuid"
-
 	buyerv1 "github.com/souk-dev/souk/gen/go/souk/buyer/v1"
+	"github.com/souk-dev/souk/internal/app"
 	"github.com/souk-dev/souk/internal/order"
 	"github.com/souk-dev/souk/internal/protoconv"
 )
 
 // SendOrderMessage adds the buyer's message to the order's conversation.
 func (s *buyerService) SendOrderMessage(ctx context.Context, req *buyerv1.SendOrderMessageRequest) (*buyerv1.SendOrderMessageResponse, error) {
-	var m order.Message
+	ctx = app.WithRequestID(ctx, req.RequestId, req)
+	// A retry's message has the first one's id, and is read back.
+	m := order.Message{ID: app.RequestScopedID(ctx, req.RequestId)}
 	_, err := s.update(ctx, buyerID(ctx), req.OrderId, func(o *order.Order) error {
 		var err error
-		m, err = o.SendMessage(s.deps.Now(), uuid.NewString(), order.PartyBuyer, req.Message.Text, req.Message.Links)
+		m, err = o.SendMessage(s.deps.Now(), m.ID, order.PartyBuyer, req.Message.Text, req.Message.Links)
 		return err
 	})
+	if err == nil && m.Text == "" {
+		m, err = s.deps.DB.Message(ctx, req.OrderId, m.ID)
+	}
 	if err != nil {
 		return nil, err
 	}

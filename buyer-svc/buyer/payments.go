@@ -54,6 +54,8 @@ func (s *buyerService) PayOrders(ctx context.Context, req *buyerv1.PayOrdersRequ
 		r := &buyerv1.OrderPaymentResult{OrderId: orders[i].OrderID}
 		if out.Err != nil {
 			st := status.Convert(server.ToStatus(ctx, s.deps.Log, out.Err))
+			r.Status = st.Proto()
+			// The deprecated fields are still filled for older clients.
 			r.ErrorCode, r.ErrorMessage = code.Code_name[int32(st.Code())], st.Message()
 		} else {
 			r.Order, r.Attempt = protoconv.Order(out.Order, true), protoconv.Attempt(out.Attempt)
@@ -83,36 +85,4 @@ func (s *buyerService) ListRefunds(ctx context.Context, req *buyerv1.ListRefunds
 		resp.Refunds = append(resp.Refunds, protoconv.Refund(r.OrderID, r.Refund))
 	}
 	return resp, nil
-}
-
-// callbackService implements ProviderCallbackService: the provider's
-// signed reports of asynchronous outcomes.
-type callbackService struct {
-	buyerv1.UnimplementedProviderCallbackServiceServer
-	svc *buyerService
-}
-
-var outcomes = map[string]order.ResultKind{
-	"succeeded": order.ResultSucceeded,
-	"declined":  order.ResultDeclined,
-	"failed":    order.ResultFailed,
-}
-
-// ReportPaymentEvent checks an event's signature and records its outcome.
-// An event for an attempt that already has its outcome is acknowledged.
-func (c *callbackService) ReportPaymentEvent(ctx context.Context, req *buyerv1.ReportPaymentEventRequest) (*buyerv1.ReportPaymentEventResponse, error) {
-	s := c.svc
-	ev := payment.Event{OrderID: req.OrderId, AttemptID: req.AttemptId, ProviderRef: req.ProviderRef, Outcome: req.Outcome,
-		DeclineCode: req.DeclineCode, Timestamp: req.Timestamp, Signature: req.Signature}
-	if err := ev.Verify(s.webhookSecret, s.deps.Now()); err != nil {
-		return nil, err
-	}
-	res := order.Result{Kind: outcomes[req.Outcome], ProviderRef: req.ProviderRef, Captured: req.Outcome == "succeeded"}
-	if res.Kind != order.ResultSucceeded {
-		res.Decline = payment.DeclineFor(req.DeclineCode)
-	}
-	if err := s.pay.RecordEvent(ctx, req.OrderId, req.AttemptId, res); err != nil {
-		return nil, err
-	}
-	return &buyerv1.ReportPaymentEventResponse{}, nil
 }

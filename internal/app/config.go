@@ -17,6 +17,7 @@ import (
 	"github.com/souk-dev/souk/internal/bankday"
 	"github.com/souk-dev/souk/internal/events"
 	"github.com/souk-dev/souk/internal/order"
+	"github.com/souk-dev/souk/internal/postgres"
 	"github.com/souk-dev/souk/internal/telemetry"
 )
 
@@ -28,6 +29,8 @@ const DefaultDatabaseURL = "postgres://souk:souk@127.0.0.1:55432/souk?sslmode=di
 const (
 	DevJWTSecret        = "souk-development-secret-do-not-use-in-production"
 	DevServiceJWTSecret = "souk-development-service-secret-do-not-use-in-production"
+	// DevAdminJWTSecret is the documented development key of admin tokens.
+	DevAdminJWTSecret = "souk-development-admin-secret-do-not-use-in-production"
 )
 
 // Development is the SOUK_ENV of make up and the tests: the development
@@ -50,6 +53,10 @@ type Config struct {
 	// service and admin tokens.
 	JWTSecret        string
 	ServiceJWTSecret string
+	// AdminJWTSecret is the key of admin tokens (SOUK_ADMIN_JWT_SECRET):
+	// seller-svc, which serves the admin APIs on its internal listener,
+	// loads it (LoadAdminKey); buyer-svc never does.
+	AdminJWTSecret string
 	// Tracing instruments calls, queries and Redis commands for
 	// OpenTelemetry; on when the OTEL_* variables ask for traces.
 	Tracing bool
@@ -64,6 +71,11 @@ type Config struct {
 	// DeadlineHorizon: only deadlines due within it have Redis keys.
 	DeadlineHorizon time.Duration
 	LockTTL         time.Duration
+	// Profiles serves Go's profiles on the internal HTTP listener.
+	Profiles bool
+	// Unpaid bounds the unpaid orders, and the units in them, that one
+	// buyer may hold (zero: no bound).
+	Unpaid postgres.UnpaidLimits
 	// Relay runs the event relay (outbox to Redis stream) in this replica;
 	// RelayInterval is how often it looks for events, EventRetention how
 	// long the stream keeps them.
@@ -125,7 +137,7 @@ func (c Config) NewRedis() redis.UniversalClient {
 
 // Keys are the token keys the configuration names.
 func (c Config) Keys() auth.Keys {
-	return auth.Keys{User: c.JWTSecret, Service: c.ServiceJWTSecret, OIDC: c.OIDC}
+	return auth.Keys{User: c.JWTSecret, Service: c.ServiceJWTSecret, Admin: c.AdminJWTSecret, OIDC: c.OIDC}
 }
 
 // Secret returns a secret: in development, the documented development
@@ -194,6 +206,16 @@ func cutSuffix(s, suffix string) (string, bool) {
 	return s, false
 }
 
+// LoadAdminKey reads the key of admin tokens into c: required, at least 32
+// bytes, and other than the service key (in development, the documented
+// development key by default).
+func (e *Env) LoadAdminKey(c *Config) {
+	c.AdminJWTSecret = e.Secret("SOUK_ADMIN_JWT_SECRET", DevAdminJWTSecret, c.Env == Development)
+	if len(c.AdminJWTSecret) < 32 || c.AdminJWTSecret == c.ServiceJWTSecret || c.AdminJWTSecret == c.JWTSecret {
+		e.errs = append(e.errs, errors.New("SOUK_ADMIN_JWT_SECRET: required, at least 32 bytes, and not the service or user key"))
+	}
+}
+
 // Err returns every error met so far, or nil.
 func (e *Env) Err() error { return errors.Join(e.errs...) }
 
@@ -214,13 +236,20 @@ func (e *Env) Load() Config {
 		SweepInterval:   e.Duration("SOUK_SWEEP_INTERVAL", 30*time.Second),
 		DeadlineHorizon: e.Duration("SOUK_DEADLINE_HORIZON", time.Hour),
 		LockTTL:         e.Duration("SOUK_LOCK_TTL", 15*time.Second),
-		Relay:           e.Bool("SOUK_RELAY", true),
-		RelayInterval:   e.Duration("SOUK_RELAY_INTERVAL", 200*time.Millisecond),
-		EventRetention:  e.Duration("SOUK_EVENT_RETENTION", 7*24*time.Hour),
+		Profiles:        e.Bool("SOUK_PPROF", false),
+		Unpaid: postgres.UnpaidLimits{
+			Orders: int64(e.Int("SOUK_MAX_UNPAID_ORDERS", 100)),
+			Units:  int64(e.Int("SOUK_MAX_UNPAID_UNITS", 1000)),
+		},
+		Relay:          e.Bool("SOUK_RELAY", true),
+		RelayInterval:  e.Duration("SOUK_RELAY_INTERVAL", 200*time.Millisecond),
+		EventRetention: e.Duration("SOUK_EVENT_RETENTION", 7*24*time.Hour),
 		Watch: events.Config{
 			Heartbeat:  e.Duration("SOUK_WATCH_HEARTBEAT", 15*time.Second),
 			Stall:      e.Duration("SOUK_WATCH_STALL", 30*time.Second),
 			Buffer:     e.Int("SOUK_WATCH_BUFFER", 256),
+			PerCaller:  e.Int("SOUK_WATCHES_PER_CALLER", 20),
+			PerReplica: e.Int("SOUK_WATCHES_PER_REPLICA", 10000),
 			ClaimAfter: e.Duration("SOUK_EVENT_CLAIM_AFTER", time.Minute),
 		},
 	}
@@ -244,6 +273,9 @@ func (e *Env) Load() Config {
 		e.errs = append(e.errs, fmt.Errorf("SOUK_HOLIDAYS: %w", err))
 	}
 	c.Policy.Calendar = cal
+	if c.Unpaid.Orders < 0 || c.Unpaid.Units < 0 {
+		e.errs = append(e.errs, errors.New("SOUK_MAX_UNPAID_ORDERS and SOUK_MAX_UNPAID_UNITS: must be 0 (no limit) or more"))
+	}
 	if c.Policy.MaxVerificationFailures < 1 {
 		e.errs = append(e.errs, errors.New("SOUK_MAX_VERIFICATION_FAILURES: must be at least 1"))
 	}

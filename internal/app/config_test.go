@@ -75,3 +75,26 @@ func TestProductionRefusesDevelopmentSecrets(t *testing.T) {
 		t.Errorf("an unknown SOUK_ENV: %v", err)
 	}
 }
+
+// The admin key is read only where asked for (seller-svc): required in
+// production, never the service key; buyer-svc's shared configuration has
+// none.
+func TestAdminKey(t *testing.T) {
+	service := strings.Repeat("s", 40)
+	e := app.NewEnv(lookup(map[string]string{"SOUK_SERVICE_JWT_SECRET": service, "SOUK_JWT_SECRET": strings.Repeat("u", 40)}))
+	c := e.Load()
+	if err := e.Err(); err != nil || c.AdminJWTSecret != "" {
+		t.Fatalf("the shared configuration: %v, admin key %q", err, c.AdminJWTSecret)
+	}
+	e.LoadAdminKey(&c)
+	if err := e.Err(); err == nil || !strings.Contains(err.Error(), "SOUK_ADMIN_JWT_SECRET") {
+		t.Fatalf("production without an admin key: %v", err)
+	}
+	e = app.NewEnv(lookup(map[string]string{"SOUK_SERVICE_JWT_SECRET": service, "SOUK_JWT_SECRET": strings.Repeat("u", 40),
+		"SOUK_ADMIN_JWT_SECRET": service}))
+	c = e.Load()
+	e.LoadAdminKey(&c)
+	if err := e.Err(); err == nil {
+		t.Fatal("the service key as the admin key was accepted")
+	}
+}

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -62,6 +63,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Deps, error) {
 		cancel()
 		return nil, err
 	}
+	db.LimitUnpaid(cfg.Unpaid)
 	if cfg.Migrate {
 		if err := db.Migrate(ctx); err != nil {
 			cancel()
@@ -96,6 +98,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Deps, error) {
 	watch.Stream = EventStream(cfg)
 	// The hub's own client: Stop closes it to end its blocking reads at once.
 	d.Events = events.NewHub(cfg.NewRedis(), watch, log)
+	d.Events.SetGroupPositions(db)
 	d.cancel = cancel
 	var wg sync.WaitGroup
 	if cfg.Deadlines {
@@ -130,6 +133,9 @@ func (d *Deps) Changed(ctx context.Context, o *order.Order) {
 // Stored passes on the result of a change, calling Changed when it was
 // stored.
 func (d *Deps) Stored(ctx context.Context, o *order.Order, err error) (*order.Order, error) {
+	if errors.Is(err, postgres.ErrReplayed) {
+		return o, nil // a retried request: the order as it stands
+	}
 	if err != nil {
 		return nil, err
 	}

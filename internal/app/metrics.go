@@ -126,6 +126,7 @@ var (
 	openDeadlines   = prometheus.NewDesc("souk_open_deadlines", "Open deadlines, by kind.", []string{"kind"}, nil)
 	refundsPending  = prometheus.NewDesc("souk_refunds_pending", "Refunds owed and not yet confirmed by the provider.", nil, nil)
 	refundsOverdue  = prometheus.NewDesc("souk_refunds_overdue", "Pending refunds past their due date (alert on any).", nil, nil)
+	refundsFailed   = prometheus.NewDesc("souk_refunds_failed", "Refunds the provider refused for good: money owed to buyers until an admin retries or settles them (alert on any).", nil, nil)
 	refundBacklog   = prometheus.NewDesc("souk_refund_worker_backlog", "Pending refunds whose next try is due now: the refund worker's backlog.", nil, nil)
 	captureBacklog  = prometheus.NewDesc("souk_capture_worker_backlog", "Paid orders whose payment is not captured yet.", nil, nil)
 	outboxUnsent    = prometheus.NewDesc("souk_outbox_unpublished", "Order events not yet in the event stream.", nil, nil)
@@ -138,7 +139,7 @@ var (
 type stateCollector struct{ db *postgres.DB }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{openDeadlines, refundsPending, refundsOverdue, refundBacklog, captureBacklog, outboxUnsent, outboxLag, stateScrapeFail} {
+	for _, d := range []*prometheus.Desc{openDeadlines, refundsPending, refundsOverdue, refundsFailed, refundBacklog, captureBacklog, outboxUnsent, outboxLag, stateScrapeFail} {
 		ch <- d
 	}
 }
@@ -156,6 +157,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		for d, v := range map[*prometheus.Desc]float64{
 			refundsPending: float64(st.RefundsPending), refundsOverdue: float64(st.RefundsOverdue), refundBacklog: float64(st.RefundBacklog),
+			refundsFailed:  float64(st.RefundsFailed),
 			captureBacklog: float64(st.CaptureBacklog), outboxUnsent: float64(st.OutboxUnpublished), outboxLag: st.OutboxLag.Seconds(),
 		} {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v)

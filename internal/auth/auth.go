@@ -48,8 +48,12 @@ type Keys struct {
 	// User is the HS256 key of buyer and seller tokens (development, and
 	// deployments without an identity provider); empty: none.
 	User string
-	// Service is the HS256 key of service and admin tokens.
+	// Service is the HS256 key of service tokens.
 	Service string
+	// Admin is the HS256 key of admin tokens; empty: this process neither
+	// accepts nor signs them (buyer-svc, which faces the internet, never
+	// holds it).
+	Admin string
 	// OIDC, when set, verifies buyer and seller tokens from the
 	// marketplace's identity provider.
 	OIDC *OIDC
@@ -73,9 +77,9 @@ const issuerName = "souk"
 
 // Issuer signs Souk's own tokens and verifies every token.
 type Issuer struct {
-	user, service []byte
-	oidc          *OIDC
-	jwks          keyfunc.Keyfunc
+	user, service, admin []byte
+	oidc                 *OIDC
+	jwks                 keyfunc.Keyfunc
 
 	// verified remembers tokens that passed Verify, so that a caller's
 	// every request does not parse and check its token again.
@@ -106,7 +110,10 @@ func NewIssuer(ctx context.Context, k Keys) (*Issuer, error) {
 	if k.User != "" && k.User == k.Service {
 		return nil, errors.New("the user and the service JWT secrets must differ")
 	}
-	i := &Issuer{user: []byte(k.User), service: []byte(k.Service), oidc: k.OIDC}
+	if k.Admin != "" && (len(k.Admin) < 32 || k.Admin == k.Service || k.Admin == k.User) {
+		return nil, errors.New("the admin JWT secret must be at least 32 bytes and differ from the others")
+	}
+	i := &Issuer{user: []byte(k.User), service: []byte(k.Service), admin: []byte(k.Admin), oidc: k.OIDC}
 	if k.OIDC != nil {
 		if k.OIDC.Issuer == "" || k.OIDC.Audience == "" || k.OIDC.JWKSURL == "" {
 			return nil, errors.New("OIDC needs an issuer, an audience and a JWKS URL")
@@ -134,11 +141,17 @@ func NewIssuer(ctx context.Context, k Keys) (*Issuer, error) {
 // role (a buyer or seller token needs the user key).
 func (i *Issuer) Sign(p Principal, ttl time.Duration) (string, error) {
 	key := i.service
-	if p.Role == RoleBuyer || p.Role == RoleSeller {
+	switch p.Role {
+	case RoleBuyer, RoleSeller:
 		if len(i.user) == 0 {
 			return "", errors.New("no user key to sign buyer and seller tokens with")
 		}
 		key = i.user
+	case RoleAdmin:
+		if len(i.admin) == 0 {
+			return "", errors.New("no admin key to sign admin tokens with")
+		}
+		key = i.admin
 	}
 	now := time.Now()
 	c := jwt.MapClaims{"role": string(p.Role), "sub": p.Subject, "iss": issuerName, "iat": now.Unix(), "exp": now.Add(ttl).Unix()}
@@ -156,8 +169,13 @@ func (i *Issuer) key(t *jwt.Token) (any, error) {
 	}
 	role, _ := t.Claims.(jwt.MapClaims)["role"].(string)
 	switch Role(role) {
-	case RoleService, RoleAdmin:
+	case RoleService:
 		return i.service, nil
+	case RoleAdmin:
+		if len(i.admin) == 0 {
+			return nil, errors.New("admin tokens are not accepted here")
+		}
+		return i.admin, nil
 	case RoleBuyer, RoleSeller:
 		if len(i.user) == 0 {
 			return nil, errors.New("buyer and seller tokens come from the identity provider")
@@ -248,17 +266,15 @@ func FromContext(ctx context.Context) (Principal, bool) {
 
 // Policy says which roles may call which gRPC services. Keys are full
 // service names ("souk.buyer.v1.BuyerService"); services listed in Public
-// need no token, nor do those in Signed, whose handlers check a signature
-// on every message instead. A service in none is refused to everyone.
+// need no token. A service in neither is refused to everyone.
 type Policy struct {
 	Public []string
-	Signed []string
 	Roles  map[string][]Role
 }
 
 func (pol Policy) check(fullMethod string, ctx context.Context, iss *Issuer) (context.Context, error) {
 	svc, _, _ := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
-	for _, p := range append(pol.Public, pol.Signed...) {
+	for _, p := range pol.Public {
 		if svc == p {
 			return ctx, nil
 		}

@@ -24,6 +24,7 @@ import (
 var (
 	userKey    = strings.Repeat("u", 40)
 	serviceKey = strings.Repeat("s", 40)
+	adminKey   = strings.Repeat("a", 40)
 )
 
 func issuer(t *testing.T, k auth.Keys) *auth.Issuer {
@@ -36,7 +37,7 @@ func issuer(t *testing.T, k auth.Keys) *auth.Issuer {
 }
 
 func TestSignVerifyRoundTrip(t *testing.T) {
-	iss := issuer(t, auth.Keys{User: userKey, Service: serviceKey})
+	iss := issuer(t, auth.Keys{User: userKey, Service: serviceKey, Admin: adminKey})
 	for _, p := range []auth.Principal{{Role: auth.RoleSeller, Subject: "store-x"}, {Role: auth.RoleService, Subject: "buyer-svc"}, {Role: auth.RoleAdmin, Subject: "ops"}} {
 		tok, err := iss.Sign(p, time.Minute)
 		if err != nil {
@@ -200,5 +201,32 @@ func TestOIDC(t *testing.T) {
 	// A key the provider never published.
 	if p, err := iss.Verify(sign(jwt.SigningMethodRS256, "k3", k3, nil)); err == nil {
 		t.Errorf("a token of an unknown key: accepted as %+v", p)
+	}
+}
+
+// Round two, point 19: admin tokens have a key of their own. A process
+// without it (buyer-svc) can neither sign nor accept them, and a token
+// that claims the admin role under the service key is refused.
+func TestAdminTokensHaveTheirOwnKey(t *testing.T) {
+	seller := issuer(t, auth.Keys{User: userKey, Service: serviceKey, Admin: adminKey})
+	buyer := issuer(t, auth.Keys{User: userKey, Service: serviceKey})
+	admin := auth.Principal{Role: auth.RoleAdmin, Subject: "ops"}
+	if _, err := buyer.Sign(admin, time.Minute); err == nil {
+		t.Fatal("a process without the admin key signed an admin token")
+	}
+	tok, err := seller.Sign(admin, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := buyer.Verify(tok); err == nil {
+		t.Fatal("a process without the admin key accepted an admin token")
+	}
+	forged, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"role": "admin", "sub": "ops", "iss": "souk",
+		"exp": time.Now().Add(time.Hour).Unix()}).SignedString([]byte(serviceKey))
+	if _, err := seller.Verify(forged); err == nil {
+		t.Fatal("an admin token signed with the service key was accepted")
+	}
+	if _, err := auth.NewIssuer(context.Background(), auth.Keys{User: userKey, Service: serviceKey, Admin: serviceKey}); err == nil {
+		t.Fatal("the admin key may be the service key")
 	}
 }

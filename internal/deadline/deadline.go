@@ -264,10 +264,40 @@ func (s *Scheduler) RearmAll(ctx context.Context) (int, error) {
 		n += len(ds)
 		return err
 	})
+	if err == nil {
+		// Armed: a Redis found without this key has lost its data since.
+		err = s.rdb.Set(ctx, s.armedKey(), "1", 0).Err()
+	}
 	if err != nil {
 		return n, fmt.Errorf("re-arm deadlines: %w", err)
 	}
 	return n, nil
+}
+
+// armedKey is set, without a TTL, once the deadlines are armed.
+func (s *Scheduler) armedKey() string { return s.prefix + "deadlines:armed" }
+
+// lossCheck is how often a replica checks that Redis still holds its
+// deadlines' keys.
+const lossCheck = time.Second
+
+// watchLoss re-arms every deadline within the horizon at once when Redis
+// lost its data (a restart without persistence, a failover to an empty
+// replica): its keys would otherwise be missing until the next re-arm, half
+// a horizon later, and only the sweeper would fire them, a sweep late. The
+// sign is armedKey gone. On a Redis Cluster the key lives on one primary,
+// so it tells of that primary's loss only.
+func (s *Scheduler) watchLoss(ctx context.Context) {
+	every(ctx, lossCheck, func() {
+		n, err := s.rdb.Exists(ctx, s.armedKey()).Result()
+		if err != nil || n > 0 {
+			return
+		}
+		s.log.WarnContext(ctx, "Redis lost the deadlines' keys; re-arming them now")
+		if _, err := s.RearmAll(ctx); err != nil && ctx.Err() == nil {
+			s.log.WarnContext(ctx, "re-arm deadlines", "err", err)
+		}
+	})
 }
 
 // The paths that fire deadlines, for the metrics.
@@ -345,7 +375,10 @@ func (s *Scheduler) fireBatch(ctx context.Context, ds []postgres.Deadline, path 
 		s.report(ctx, f.Deadline, f.Err)
 	}
 	s.done(ctx, res.Fired, path)
-	return len(res.Fired), res.Busy, nil
+	// A deadline claimed before the database's clock says it is due (this
+	// replica's clock runs ahead) is tried again like one whose order was
+	// held, and left to the sweeper after that.
+	return len(res.Fired), append(res.Busy, res.Early...), nil
 }
 
 // Sweep fires every deadline that is due, many orders per transaction, and
@@ -429,6 +462,7 @@ func (s *Scheduler) Run(ctx context.Context, cfg Config) error {
 	if s.horizon > 0 {
 		go s.armAhead(ctx)
 	}
+	go s.watchLoss(ctx)
 	t := time.NewTicker(cfg.SweepInterval)
 	defer t.Stop()
 	for {

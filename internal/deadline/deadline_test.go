@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -427,5 +428,87 @@ func TestHandOverJustBeforeDue(t *testing.T) {
 		if got, err := db.Get(ctx, o.ID()); err != nil || got.Status() != order.StatusCancelled || got.Version() != 2 {
 			t.Fatalf("order %s: %v, version %d (%v); want cancelled once", o.ID(), got.Status(), got.Version(), err)
 		}
+	}
+}
+
+// Money safety, round two, point 6: a replica whose clock runs an hour
+// ahead fires no payment window early, by the sweeper or by its listener;
+// the database's clock decides. A replica with the right clock then fires
+// the deadline when it is due.
+func TestSkewedClockFiresNothingEarly(t *testing.T) {
+	db := testenv.DB(t)
+	rdb, prefix := testenv.Redis(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, orders := store(t, db, 2, 1500*time.Millisecond)
+	var fired atomic.Int32
+	ahead := deadline.New(rdb, prefix, db, order.DefaultPolicy, func() time.Time { return time.Now().UTC().Add(time.Hour).Truncate(time.Microsecond) },
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ahead.OnFired(func(*order.Order) { fired.Add(1) })
+	if n, err := ahead.Sweep(ctx, 10); err != nil || n != 0 {
+		t.Fatalf("a sweep by a clock an hour ahead fired %d (%v), want none", n, err)
+	}
+	// Its listener gets the deadlines at once (its clock says they are
+	// past): the database's clock refuses them.
+	ahead.Arm(ctx, orders...)
+	go func() { _ = ahead.Run(ctx, deadline.Config{Listen: true, SweepInterval: 200 * time.Millisecond}) }()
+	time.Sleep(time.Second)
+	for _, o := range orders {
+		got, err := db.Get(ctx, o.ID())
+		if err != nil || got.Status() != order.StatusPendingPayment {
+			t.Fatalf("order %s is %v (%v) before its payment window ended", o.ID(), got.Status(), err)
+		}
+	}
+	if fired.Load() != 0 {
+		t.Fatalf("the skewed replica fired %d", fired.Load())
+	}
+	// Once the windows really end, they fire.
+	testenv.Eventually(t, 10*time.Second, "the windows end and fire", func() bool {
+		for _, o := range orders {
+			if got, err := db.Get(ctx, o.ID()); err != nil || got.Status() != order.StatusCancelled {
+				return false
+			}
+		}
+		return true
+	})
+	for _, o := range orders {
+		got, _ := db.Get(ctx, o.ID())
+		for _, e := range got.History() {
+			if e.Kind == "cancelled" && e.OccurredAt.Before(o.Deadlines()[order.DeadlinePayment]) {
+				t.Fatalf("order %s cancelled at %s, before its window ended at %s", o.ID(), e.OccurredAt, o.Deadlines()[order.DeadlinePayment])
+			}
+		}
+	}
+}
+
+// Money safety, round two, point 8: when Redis loses its data, the
+// deadlines' keys are armed again at once, so the listener still fires them
+// on time instead of leaving them to a sweep (here an hour away) or to the
+// next re-arm half a horizon later.
+func TestDeadlinesAreRearmedAfterRedisLostItsData(t *testing.T) {
+	db := testenv.DB(t)
+	rdb, prefix := testenv.Redis(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, orders := store(t, db, 1, 3*time.Second)
+	var c counter
+	s := scheduler(db, rdb, prefix)
+	s.SetHorizon(time.Hour)
+	s.OnFiredDeadline(c.fired)
+	go func() { _ = s.Run(ctx, deadline.Config{Listen: true, SweepInterval: time.Hour}) }()
+	o := orders[0]
+	due := o.Deadlines()[order.DeadlinePayment]
+	testenv.Eventually(t, 2*time.Second, "the deadline is armed", func() bool { return s.Armed(ctx, o.ID(), order.DeadlinePayment, due) })
+	keys, err := rdb.Keys(ctx, prefix+"*").Result()
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("keys %v, %v", keys, err)
+	}
+	if err := rdb.Del(ctx, keys...).Err(); err != nil { // Redis restarted empty
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 3*time.Second, "the deadline is armed again", func() bool { return s.Armed(ctx, o.ID(), order.DeadlinePayment, due) })
+	testenv.Eventually(t, 10*time.Second, "the listener fires it", func() bool { return c.get(deadline.PathListener) == 1 })
+	if late := time.Since(due); late > 2*time.Second {
+		t.Fatalf("fired %s after it was due", late)
 	}
 }

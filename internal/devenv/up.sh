@@ -22,16 +22,24 @@ mkdir -p bin "$SOUK_DATA_DIR/logs"
 go build -o bin/ ./buyer-svc ./seller-svc ./internal/devenv/seed
 
 pids=()
+stopping=0
+# cleanup runs once, as the EXIT trap, whatever ended the script. No trap
+# is changed inside a trap: bash ("run_pending_traps: bad value in
+# trap_list") could then skip the rest of the handler and leave PostgreSQL
+# and Redis running. A signal during the clean-up is ignored, and the
+# stack is stopped in a session of its own, so a second Ctrl-C (sent to the
+# whole foreground group) cannot cut it short.
 cleanup() {
-	trap - INT TERM EXIT
+	stopping=1
 	echo
 	echo "stopping..."
 	for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
 	wait "${pids[@]}" 2>/dev/null || true
-	$stack stop
+	setsid -w "$stack" stop
 	echo "stopped. (make down also deletes the demo data)"
 }
-trap 'cleanup; exit 0' INT TERM
+on_signal() { [ "$stopping" = 1 ] || exit 0; }
+trap on_signal INT TERM
 trap cleanup EXIT
 
 bin/seller-svc >"$SOUK_DATA_DIR/logs/seller-svc.log" 2>&1 &

@@ -175,12 +175,13 @@ func TestShipByAndProtection(t *testing.T) {
 		if _, err := s.buyer.AskProtectionExtension(as(s.token(auth.RoleBuyer, "alice")), &buyerv1.AskProtectionExtensionRequest{OrderId: o.Id, Days: 7, Note: "customs"}); err != nil {
 			t.Fatal(err)
 		}
-		e, err := s.seller.ExtendProtection(sellerCtx, &sellerv1.ExtendProtectionRequest{OrderId: o.Id, Days: 7, Reason: "customs delay"})
+		e, err := s.seller.ExtendProtection(sellerCtx, &sellerv1.ExtendProtectionRequest{OrderId: o.Id, Days: 90, Reason: "customs delay"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if moved := deadline(e.Order, "protection").Sub(before); moved != 7*24*time.Hour {
-			t.Fatalf("the deadline moved %s, want 7 days", moved)
+		// Protection days as configured (SOUK_PROTECTION_DAY), not 24 hours.
+		if moved := deadline(e.Order, "protection").Sub(before); moved != 90*s.cfg.Policy.ProtectionDay {
+			t.Fatalf("the deadline moved %s, want 90 protection days (%s)", moved, 90*s.cfg.Policy.ProtectionDay)
 		}
 		time.Sleep(2500 * time.Millisecond) // past the original end
 		if got := s.order("alice", o.Id); got.Status != shipped {
@@ -207,13 +208,14 @@ func TestDisputes(t *testing.T) {
 		}
 		return o
 	}
-	open := func(t *testing.T, o *orderv1.Order, amount int64) {
+	open := func(t *testing.T, o *orderv1.Order, amount int64) *orderv1.Order {
 		t.Helper()
 		r, err := s.buyer.OpenDispute(buyerCtx, &buyerv1.OpenDisputeRequest{OrderId: o.Id, Reason: "damaged", RefundAmount: usd(amount),
 			Evidence: &orderv1.EvidenceInput{Text: "the lamp arrived broken", Links: []string{"https://img.example/1.jpg"}}})
 		if err != nil || r.Order.Status != disputed || r.Order.Dispute.Status != "OPEN" || deadline(r.Order, "dispute_answer").IsZero() || !deadline(r.Order, "protection").IsZero() {
 			t.Fatalf("open dispute: %v %v", r, err)
 		}
+		return r.Order
 	}
 	refundOf := func(t *testing.T, o *orderv1.Order, amount int64) *orderv1.Order {
 		t.Helper()
@@ -308,13 +310,20 @@ func TestDisputes(t *testing.T) {
 	t.Run("withdraw restores protection", func(t *testing.T) {
 		o := shippedOrder(t)
 		before := deadline(s.order("alice", o.Id), "protection")
-		open(t, o, 100)
+		opened := open(t, o, 100)
 		if _, err := s.buyer.AddDisputeEvidence(buyerCtx, &buyerv1.AddDisputeEvidenceRequest{OrderId: o.Id, Evidence: &orderv1.EvidenceInput{Text: "another photo"}}); err != nil {
 			t.Fatal(err)
 		}
+		time.Sleep(300 * time.Millisecond) // days in the dispute
 		r, err := s.buyer.WithdrawDispute(buyerCtx, &buyerv1.WithdrawDisputeRequest{OrderId: o.Id})
-		if err != nil || r.Order.Status != shipped || !deadline(r.Order, "protection").Equal(before) || len(r.Order.Dispute.Evidence) != 2 {
+		if err != nil || r.Order.Status != shipped || len(r.Order.Dispute.Evidence) != 2 {
 			t.Fatalf("withdraw: %v %v", r, err)
+		}
+		// The protection left when the dispute opened runs on from the
+		// withdrawal: the days in the dispute are not lost.
+		left := before.Sub(opened.Dispute.OpenedAt.AsTime())
+		if got, want := deadline(r.Order, "protection"), r.Order.Dispute.ResolvedAt.AsTime().Add(left); !got.Equal(want) {
+			t.Fatalf("protection ends %s after the withdrawal, want %s (%s left when it opened)", got, want, left)
 		}
 	})
 }

@@ -101,7 +101,8 @@ func TestRandomFaults(t *testing.T) {
 	c.s = s
 	c.env = []string{"SOUK_PAYMENT_WINDOW=6s", "SOUK_PROCESSING_TIMEOUT=8s", "SOUK_VERIFICATION_TTL=4s", "SOUK_HANDLING_DAY=3s",
 		"SOUK_PROTECTION_DAY=83333us", "SOUK_DISPUTE_ANSWER_WINDOW=3s", "SOUK_REFUND_BANKING_DAYS=1", "SOUK_REFUND_LEASE=5s", "SOUK_SIM_SETTLE_AFTER=1s",
-		"SOUK_LOG_LEVEL=warn", "SOUK_FINGERPRINT_SECRET=test-fingerprint-secret"}
+		"SOUK_LOG_LEVEL=warn", "SOUK_FINGERPRINT_SECRET=test-fingerprint-secret", "SOUK_PROVIDER_TIMEOUT=2s",
+		"SOUK_MAX_UNPAID_ORDERS=0", "SOUK_MAX_UNPAID_UNITS=0"}
 	for range 2 {
 		r := &chaosReplica{grpcAddr: freeAddr(t), httpAddr: freeAddr(t)}
 		c.start(r)
@@ -119,6 +120,13 @@ func TestRandomFaults(t *testing.T) {
 			c.initial[p.Id] = 300
 		}
 	}
+
+	// An internal consumer that lags behind reads the feed throughout.
+	audit := &auditor{seen: map[string]bool{}}
+	auditCtx, stopAudit := context.WithCancel(context.Background())
+	auditDone := make(chan struct{})
+	go func() { defer close(auditDone); audit.run(auditCtx, s) }()
+	defer func() { stopAudit(); <-auditDone }()
 
 	ctx, stop := context.WithTimeout(context.Background(), chaosTraffic)
 	defer stop()
@@ -138,6 +146,7 @@ func TestRandomFaults(t *testing.T) {
 	c.judgeTransient()
 	c.settle()
 	c.check()
+	audit.check(t, s.cfg.DatabaseURL)
 
 	c.mu.Lock()
 	keys := make([]string, 0, len(c.counts))
@@ -488,6 +497,22 @@ func (c *chaos) pay(r *rand.Rand, o chaosOrder, got *orderv1.Order, tok string) 
 		}
 		req.Method = &buyerv1.PayOrderRequest_Card{Card: &buyerv1.Card{Number: number, ExpMonth: 12, ExpYear: 2099, Cvc: "123"}}
 	}
+	// Half the payments meet a message of the seller's while the provider
+	// answers: the order's version moves, the payment must not care.
+	var talk sync.WaitGroup
+	if r.IntN(2) == 0 {
+		sellerTok, seller := c.s.token(auth.RoleSeller, o.seller), c.seller(r)
+		talk.Add(1)
+		go func() {
+			defer talk.Done()
+			_ = c.call("message during payment", func(ctx context.Context) error {
+				_, err := seller.SendOrderMessage(withToken(ctx, sellerTok), &sellerv1.SendOrderMessageRequest{OrderId: o.id,
+					Message: &orderv1.MessageInput{Text: "thanks, packing it"}})
+				return err
+			})
+		}()
+	}
+	defer talk.Wait()
 	for try := range 3 {
 		err := c.call("pay", func(ctx context.Context) error {
 			_, err := c.buyer(r).PayOrder(withToken(ctx, tok), req)

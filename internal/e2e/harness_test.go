@@ -208,12 +208,17 @@ func (s *system) startBuyer() *buyer.Main {
 const webhookSecret = "test-webhook-secret-test-webhook-secret"
 
 // buyerConfig is the configuration of a buyer-svc replica in tests:
-// asynchronous payments settle after a second, the worker runs every 100ms.
+// asynchronous payments settle after a second, the worker runs every 100ms,
+// a provider call has 3 s.
 func (s *system) buyerConfig(sellerAddr string) buyer.Config {
+	shared := s.cfg
+	shared.AdminJWTSecret = "" // buyer-svc never holds the admin key
 	c := buyer.Config{
-		Config: s.cfg, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", InternalHTTPAddr: "127.0.0.1:0", SellerAddr: sellerAddr,
+		Config: shared, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", InternalHTTPAddr: "127.0.0.1:0", SellerAddr: sellerAddr,
 		WebhookSecret: webhookSecret, SettleAfter: time.Second, WorkerInterval: 100 * time.Millisecond,
 		FingerprintSecret: "test-fingerprint-secret",
+		// Reconciliation asks about an unanswered attempt 4.5 s on.
+		ProviderTimeout: 3 * time.Second,
 	}
 	if s.opts.buyer != nil {
 		s.opts.buyer(&c)

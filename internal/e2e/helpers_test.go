@@ -104,6 +104,17 @@ func (s *system) pay(t *testing.T, buyer string, o *orderv1.Order, card, key str
 	return resp
 }
 
+// payTransfer pays an order by bank transfer from account.
+func (s *system) payTransfer(t *testing.T, buyer string, o *orderv1.Order, account, key string) *buyerv1.PayOrderResponse {
+	t.Helper()
+	resp, err := s.buyer.PayOrder(as(s.token(auth.RoleBuyer, buyer)), &buyerv1.PayOrderRequest{OrderId: o.Id, ExpectedTotal: o.Total,
+		IdempotencyKey: key, Method: &buyerv1.PayOrderRequest_BankTransfer{BankTransfer: &buyerv1.BankTransfer{AccountNumber: account}}})
+	if err != nil {
+		t.Fatalf("pay by transfer: %v", err)
+	}
+	return resp
+}
+
 // db opens a pool on the system's database, for a test to inspect or
 // change the record as an operator (or a fault) would.
 func (s *system) db(t *testing.T) *pgxpool.Pool {

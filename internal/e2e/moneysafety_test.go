@@ -29,6 +29,11 @@ import (
 // the edge: hooks run around its calls.
 type faultyProvider struct {
 	payment.Provider
+	// beforePay, if set, runs before every Pay reaches the provider.
+	beforePay func(req payment.PaymentRequest)
+	// detached, if set, lets a Pay reach the provider after its caller gave
+	// up (a request still on its way when the caller's time-out fired).
+	detached bool
 	// afterPay, if set, sees every Pay's answer and may change it.
 	afterPay func(req payment.PaymentRequest, res order.Result, err error) (order.Result, error)
 	// beforeCapture, if set, runs before every Capture.
@@ -45,6 +50,12 @@ func (p *faultyProvider) Lookup(ctx context.Context, key string) (order.Result, 
 }
 
 func (p *faultyProvider) Pay(ctx context.Context, req payment.PaymentRequest) (order.Result, error) {
+	if p.beforePay != nil {
+		p.beforePay(req)
+	}
+	if p.detached {
+		ctx = context.WithoutCancel(ctx)
+	}
 	res, err := p.Provider.Pay(ctx, req)
 	if p.afterPay != nil {
 		return p.afterPay(req, res, err)
@@ -282,7 +293,8 @@ func TestAmbiguousProviderErrorIsCheckedNotDeclined(t *testing.T) {
 	var lose atomic.Bool
 	lose.Store(true)
 	s := startSystemWith(t, 1, options{
-		tune: func(c *app.Config) { c.LockTTL = time.Second },
+		tune:  func(c *app.Config) { c.LockTTL = time.Second },
+		buyer: func(c *buyer.Config) { c.ProviderTimeout = time.Second },
 		provider: func(p *payment.Simulated) payment.Provider {
 			return &faultyProvider{Provider: p, afterPay: func(_ payment.PaymentRequest, res order.Result, err error) (order.Result, error) {
 				if err == nil && lose.Load() {
@@ -319,7 +331,8 @@ func TestAmbiguousPaymentOfACancelledOrderIsReconciled(t *testing.T) {
 	var lookupDown atomic.Bool
 	lookupDown.Store(true)
 	s := startSystemWith(t, 1, options{
-		tune: func(c *app.Config) { c.LockTTL = time.Second },
+		tune:  func(c *app.Config) { c.LockTTL = time.Second },
+		buyer: func(c *buyer.Config) { c.ProviderTimeout = time.Second },
 		provider: func(p *payment.Simulated) payment.Provider {
 			return &faultyProvider{Provider: p, lookupDown: &lookupDown,
 				afterPay: func(_ payment.PaymentRequest, res order.Result, err error) (order.Result, error) {
@@ -546,5 +559,38 @@ func TestPrivacyAndLinks(t *testing.T) {
 	}
 	if n != 2 {
 		t.Fatalf("%d fingerprints, want the key's and the attempt's", n)
+	}
+}
+
+// Round two, point 18: a seller sees that a payment was declined, not why:
+// the decline is the buyer's business, in the seller's order, list, history
+// and event feed alike.
+func TestSellerSeesADeclineNotItsReason(t *testing.T) {
+	s := startSystem(t, 1, nil)
+	lamp := s.product("store-x", "Lamp", 1000, 100, 10)
+	sellerCtx := as(s.token(auth.RoleSeller, "store-x"))
+	o := s.checkout("alice", 1, lamp)[0]
+	resp := s.pay(t, "alice", o, "4000000000009995", "declined-for-seller")
+	if resp.Order.LastDecline.GetCode() != "insufficient_funds" {
+		t.Fatalf("the buyer's decline: %v", resp.Order.LastDecline)
+	}
+	got, err := s.seller.GetOrder(sellerCtx, &sellerv1.GetOrderRequest{OrderId: o.Id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := s.seller.ListOrders(sellerCtx, &sellerv1.ListOrdersRequest{})
+	if err != nil || len(list.Orders) != 1 {
+		t.Fatalf("list: %v %v", list, err)
+	}
+	if got.Order.LastDecline != nil || list.Orders[0].LastDecline != nil || got.Order.PaymentAttempts[0].Decline != nil {
+		t.Fatalf("the seller sees the decline: %v / %v / %v", got.Order.LastDecline, list.Orders[0].LastDecline, got.Order.PaymentAttempts[0].Decline)
+	}
+	if got.Order.PaymentAttempts[0].Status != aDeclined || countKinds(got.Order)["payment_declined"] != 1 {
+		t.Fatalf("the seller does not see that the payment was declined: %v", got.Order.PaymentAttempts[0].Status)
+	}
+	for _, h := range got.Order.History {
+		if strings.Contains(h.Note, "insufficient") || strings.Contains(h.Note, "funds") {
+			t.Fatalf("the seller's history tells why: %q", h.Note)
+		}
 	}
 }

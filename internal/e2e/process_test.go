@@ -103,7 +103,7 @@ func (s *system) startBuyerProcessAt(t *testing.T, logs *logBuffer, grpcAddr, ht
 		"SOUK_DATABASE_URL="+s.cfg.DatabaseURL, "SOUK_REDIS_ADDR="+s.cfg.RedisAddr, "SOUK_REDIS_PREFIX="+s.cfg.RedisPrefix,
 		"SOUK_ENV="+s.cfg.Env, "SOUK_JWT_SECRET="+s.cfg.JWTSecret, "SOUK_SERVICE_JWT_SECRET="+s.cfg.ServiceJWTSecret, "SOUK_BUYER_GRPC_ADDR="+p.grpcAddr, "SOUK_BUYER_HTTP_ADDR="+httpAddr,
 		"SOUK_SELLER_INTERNAL_GRPC_ADDR="+s.sellers[0].InternalGRPCAddr(), "SOUK_BUYER_INTERNAL_HTTP_ADDR=127.0.0.1:0", "SOUK_PROVIDER_WEBHOOK_SECRET="+webhookSecret,
-		"SOUK_LOCK_TTL=1s", "SOUK_WORKER_INTERVAL=200ms", "SOUK_SWEEP_INTERVAL=200ms", "SOUK_LOG_LEVEL=debug")
+		"SOUK_LOCK_TTL=1s", "SOUK_PROVIDER_TIMEOUT=1s", "SOUK_WORKER_INTERVAL=200ms", "SOUK_SWEEP_INTERVAL=200ms", "SOUK_LOG_LEVEL=debug")
 	p.cmd.Env = append(p.cmd.Env, extra...)
 	p.cmd.Stdout, p.cmd.Stderr = logs, logs
 	if err := p.cmd.Start(); err != nil {

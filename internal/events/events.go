@@ -27,9 +27,11 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/souk-dev/souk/internal/auth"
 	"github.com/souk-dev/souk/internal/order"
 )
 
@@ -46,6 +48,10 @@ type Config struct {
 	// ClaimAfter is how long an event a group's consumer took stays
 	// unacknowledged before another consumer of the group gets it.
 	ClaimAfter time.Duration
+	// PerCaller bounds the watches one caller (a token's role and
+	// subject) has open on a replica at once, and PerReplica all of them;
+	// one more is RESOURCE_EXHAUSTED (zero: 20 and 10,000).
+	PerCaller, PerReplica int
 }
 
 // Event is an order event as the stream carries it.
@@ -77,6 +83,24 @@ type Filter struct {
 	OrderID  string
 	// Kinds are event kinds; one ending in ".*" takes every kind it begins.
 	Kinds []string
+}
+
+// check refuses a filter that names a kind no event has (a typo would
+// leave the watch silent for ever): INVALID_ARGUMENT naming the field.
+func (f Filter) check() error {
+	for i, k := range f.Kinds {
+		if order.IsEventKindFilter(k) {
+			continue
+		}
+		field := fmt.Sprintf("filter.kinds[%d]", i)
+		st := status.New(codes.InvalidArgument, fmt.Sprintf("%s: %q is not a kind of order event (see order.EventKinds)", field, k))
+		if d, err := st.WithDetails(&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
+			{Field: field, Description: fmt.Sprintf("%q is not a kind of order event", k)}}}); err == nil {
+			st = d
+		}
+		return st.Err()
+	}
+	return nil
 }
 
 func (f Filter) match(e *Event) bool {
@@ -161,6 +185,42 @@ type Hub struct {
 	mu       sync.Mutex
 	pos      int64 // the last place read and handed out
 	subs     map[*sub]struct{}
+	// positions, if set, keeps the consumer groups' positions.
+	positions GroupPositions
+	// open counts the watches open per caller, and all of them.
+	open    map[string]int
+	openAll int
+}
+
+// admit checks a watch's filter and counts the watch of ctx's caller in,
+// or refuses it past the bounds; the returned func counts it out.
+func (h *Hub) admit(ctx context.Context, f Filter) (func(), error) {
+	if err := f.check(); err != nil {
+		return nil, err
+	}
+	p, _ := auth.FromContext(ctx)
+	caller := string(p.Role) + ":" + p.Subject
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case h.openAll >= h.cfg.PerReplica:
+		return nil, status.Errorf(codes.ResourceExhausted, "this replica serves %d watches already: watch again in a moment", h.cfg.PerReplica)
+	case h.open[caller] >= h.cfg.PerCaller:
+		return nil, status.Errorf(codes.ResourceExhausted, "you have %d watches open already: end one, or filter one watch instead of opening many", h.cfg.PerCaller)
+	}
+	if h.open == nil {
+		h.open = map[string]int{}
+	}
+	h.open[caller]++
+	h.openAll++
+	return func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.openAll--
+		if h.open[caller]--; h.open[caller] == 0 {
+			delete(h.open, caller)
+		}
+	}, nil
 }
 
 // sub is one watch's live feed.
@@ -184,6 +244,12 @@ func NewHub(rdb redis.UniversalClient, cfg Config, log *slog.Logger) *Hub {
 	}
 	if cfg.ClaimAfter <= 0 {
 		cfg.ClaimAfter = time.Minute
+	}
+	if cfg.PerCaller <= 0 {
+		cfg.PerCaller = 20
+	}
+	if cfg.PerReplica <= 0 {
+		cfg.PerReplica = 10000
 	}
 	return &Hub{rdb: rdb, cfg: cfg, log: log, ready: make(chan struct{}), stop: make(chan struct{}), subs: map[*sub]struct{}{}}
 }
@@ -326,6 +392,11 @@ func (h *Hub) readTo(s *sub) int64 {
 // then live ones, with heartbeats, until ctx ends or send fails. A watcher
 // that takes nothing for Config.Stall is cut off with RESOURCE_EXHAUSTED.
 func (h *Hub) Watch(ctx context.Context, f Filter, after int64, send func(Item) error) error {
+	done, err := h.admit(ctx, f)
+	if err != nil {
+		return err
+	}
+	defer done()
 	return h.ended(h.watch(ctx, f, after, send))
 }
 
@@ -344,15 +415,21 @@ func (h *Hub) watch(ctx context.Context, f Filter, after int64, send func(Item) 
 		if last < 0 {
 			last = pos
 		}
-		if last < pos {
-			if last, err = h.catchUp(ctx, f, last, pos, w); err != nil {
+		if !began {
+			// Every watch begins with a heartbeat at its cursor, resumed
+			// or not; a cursor past the feed's end is refused.
+			began = true
+			if err := h.checkCursor(ctx, last, pos); err != nil {
+				h.unsubscribe(s)
+				return err
+			}
+			if err := w.put(Item{Cursor: last}); err != nil {
 				h.unsubscribe(s)
 				return err
 			}
 		}
-		if !began {
-			began = true
-			if err := w.put(Item{Cursor: last}); err != nil {
+		if last < pos {
+			if last, err = h.catchUp(ctx, f, last, pos, w); err != nil {
 				h.unsubscribe(s)
 				return err
 			}
@@ -429,6 +506,50 @@ func (h *Hub) catchUp(ctx context.Context, f Filter, from, to int64, w *writer) 
 		}
 	}
 	return cur, nil
+}
+
+// checkCursor refuses, before the watch begins, a cursor whose next place
+// the stream no longer has (OUT_OF_RANGE, as catchUp would find later) and
+// a cursor beyond the newest place of the stream (a cursor from a restored
+// backup or a reset store): its watcher would wait for places that were
+// handed out again, and miss them. pos is how far this replica read;
+// another may be ahead of it, so the stream itself decides.
+func (h *Hub) checkCursor(ctx context.Context, cursor, pos int64) error {
+	if cursor < pos && cursor > 0 {
+		next, err := h.rdb.XRangeN(ctx, h.cfg.Stream, "("+entryID(cursor), "+", 1).Result()
+		if err != nil {
+			return status.Errorf(codes.Unavailable, "read the event feed: %v", err)
+		}
+		if e, perr := parseFirst(next); perr != nil || e.Cursor != cursor+1 {
+			return h.gone(ctx, cursor)
+		}
+	}
+	if cursor <= pos {
+		return nil
+	}
+	top, err := h.rdb.XRevRangeN(ctx, h.cfg.Stream, "+", "-", 1).Result()
+	if err != nil {
+		return status.Errorf(codes.Unavailable, "read the event feed: %v", err)
+	}
+	if len(top) == 0 {
+		return status.Error(codes.Unavailable, "the event feed is being refilled; watch again from the same cursor")
+	}
+	e, err := Parse(top[0])
+	if err != nil {
+		return status.Errorf(codes.Unavailable, "read the event feed: %v", err)
+	}
+	if cursor > e.Cursor {
+		return status.Errorf(codes.OutOfRange, "cursor %d is past the end of the event feed (its newest place is %d): read the order list again, then watch from now on (no cursor)", cursor, e.Cursor)
+	}
+	return nil
+}
+
+// parseFirst parses the first of msgs.
+func parseFirst(msgs []redis.XMessage) (*Event, error) {
+	if len(msgs) == 0 {
+		return nil, errors.New("no entry")
+	}
+	return Parse(msgs[0])
 }
 
 // gone explains why the events after place cur are not in the stream.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/souk-dev/souk/internal/auth"
 	"github.com/souk-dev/souk/internal/events"
 	"github.com/souk-dev/souk/internal/testenv"
 )
@@ -233,4 +235,157 @@ func TestCursorOutOfRange(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Round two, points 9 and 16: a cursor past the feed's end is OUT_OF_RANGE
+// (the watcher would otherwise wait for places handed out again, and miss
+// them), and every watch, resumed or not, begins with a heartbeat at its
+// cursor before the events it missed.
+func TestCursorPastTheEndAndFirstHeartbeat(t *testing.T) {
+	s := newStream(t, events.Config{Heartbeat: time.Second, Stall: time.Second})
+	s.add("o-1", "alice", "message_sent", 5)
+	time.Sleep(200 * time.Millisecond) // the hub has read the stream
+	done, _ := s.watch(events.Filter{}, 9000000000, (&collector{}).send)
+	select {
+	case err := <-done:
+		if status.Code(err) != codes.OutOfRange {
+			t.Fatalf("a cursor past the end: %v, want OUT_OF_RANGE", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a watch from a cursor past the end is still waiting, deaf")
+	}
+	var mu sync.Mutex
+	var items []events.Item
+	s.watch(events.Filter{}, 2, func(it events.Item) error { mu.Lock(); items = append(items, it); mu.Unlock(); return nil })
+	testenv.Eventually(t, 5*time.Second, "the missed events", func() bool { mu.Lock(); defer mu.Unlock(); return len(items) >= 4 })
+	mu.Lock()
+	defer mu.Unlock()
+	if items[0].Event != nil || items[0].Cursor != 2 {
+		t.Fatalf("a resumed watch began with %+v, want a heartbeat at cursor 2", items[0])
+	}
+	for i, it := range items[1:4] {
+		if it.Event == nil || it.Event.Cursor != int64(3+i) {
+			t.Fatalf("item %d: %+v, want event %d", i+1, it, 3+i)
+		}
+	}
+	// The end itself is a fine cursor.
+	at := &collector{}
+	s.watch(events.Filter{}, s.n, at.send)
+	testenv.Eventually(t, 5*time.Second, "a watch from the end begins", func() bool { _, b := at.count(); return b > 0 })
+}
+
+// Round two, point 10: a consumer group Redis lost (a restart without
+// persistence) is made again from its last acknowledged place, kept in
+// PostgreSQL, not from the stream's end: the events the relay publishes
+// again under their ids reach it again, so every event arrives at least
+// once.
+func TestConsumerGroupSurvivesARedisLoss(t *testing.T) {
+	s := newStream(t, events.Config{Heartbeat: 200 * time.Millisecond, Stall: time.Second, ClaimAfter: time.Minute})
+	s.hub.SetGroupPositions(testenv.DB(t))
+	s.add("o-1", "alice", "message_sent", 5)
+	ctx := context.Background()
+	first := &collector{}
+	_, stop := s.watchGroup("billing", "c1", 0, first.send)
+	testenv.Eventually(t, 5*time.Second, "the group's first five", func() bool { n, _ := first.count(); return n == 5 })
+	stop()
+	if _, err := s.hub.Ack(ctx, "billing", []int64{1, 2, 3}); err != nil {
+		t.Fatal(err)
+	}
+	// Redis loses everything; the relay publishes the kept events again,
+	// under the same ids, and three more happen.
+	if err := s.rdb.Del(ctx, s.key).Err(); err != nil {
+		t.Fatal(err)
+	}
+	s.n = 0
+	s.add("o-1", "alice", "message_sent", 8)
+	again := &collector{}
+	s.watchGroup("billing", "c1", -1, again.send) // "-1": a new group would start at the end
+	testenv.Eventually(t, 5*time.Second, "events 4 to 8 again", func() bool { n, _ := again.count(); return n == 5 })
+	again.mu.Lock()
+	defer again.mu.Unlock()
+	for i, e := range again.events {
+		if e.Cursor != int64(4+i) {
+			t.Fatalf("event %d is place %d, want %d", i, e.Cursor, 4+i)
+		}
+	}
+}
+
+// watchGroup runs a group watch in the background.
+func (s *stream) watchGroup(group, consumer string, start int64, send func(events.Item) error) (<-chan error, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.t.Cleanup(cancel)
+	done := make(chan error, 1)
+	go func() { done <- s.hub.WatchGroup(ctx, events.Filter{}, group, consumer, start, send) }()
+	return done, func() { cancel(); <-done }
+}
+
+// Round two, point 16: a filter naming a kind no event has is refused
+// (INVALID_ARGUMENT naming the field), not a watch that stays silent; kinds
+// and families that exist are fine.
+func TestUnknownKindsAreRefused(t *testing.T) {
+	s := newStream(t, events.Config{Heartbeat: time.Second, Stall: time.Second})
+	for _, kinds := range [][]string{{"payed"}, {"paid", "reminders.*"}, {"nothing.*"}} {
+		err := s.hub.Watch(context.Background(), events.Filter{Kinds: kinds}, -1, func(events.Item) error { return nil })
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "filter.kinds[") {
+			t.Fatalf("kinds %v: %v, want INVALID_ARGUMENT naming the field", kinds, err)
+		}
+	}
+	c := &collector{}
+	s.watch(events.Filter{Kinds: []string{"paid", "reminder.*"}}, -1, c.send)
+	testenv.Eventually(t, 5*time.Second, "a watch of known kinds begins", func() bool { _, b := c.count(); return b > 0 })
+}
+
+// Round two, point 11: watches are bounded per caller and per replica
+// (RESOURCE_EXHAUSTED beyond), and a watch that ends gives its place back.
+func TestWatchesAreBounded(t *testing.T) {
+	s := newStream(t, events.Config{Heartbeat: time.Second, Stall: time.Second, PerCaller: 2, PerReplica: 3})
+	as := func(subject string) context.Context {
+		return auth.WithPrincipal(context.Background(), auth.Principal{Role: auth.RoleBuyer, Subject: subject})
+	}
+	open := func(ctx context.Context) (chan error, context.CancelFunc) {
+		ctx, cancel := context.WithCancel(ctx)
+		t.Cleanup(cancel)
+		began := make(chan struct{}, 1)
+		done := make(chan error, 1)
+		go func() {
+			done <- s.hub.Watch(ctx, events.Filter{}, -1, func(events.Item) error {
+				select {
+				case began <- struct{}{}:
+				default:
+				}
+				return nil
+			})
+		}()
+		select {
+		case <-began:
+		case err := <-done:
+			done <- err
+		case <-time.After(5 * time.Second):
+			t.Fatal("a watch neither began nor ended")
+		}
+		return done, cancel
+	}
+	refused := func(done chan error) bool {
+		select {
+		case err := <-done:
+			return status.Code(err) == codes.ResourceExhausted
+		case <-time.After(200 * time.Millisecond):
+			return false
+		}
+	}
+	_, endFirst := open(as("mallory"))
+	open(as("mallory"))
+	if d, _ := open(as("mallory")); !refused(d) {
+		t.Fatal("a third watch of one caller was not refused")
+	}
+	open(as("alice"))
+	if d, _ := open(as("bob")); !refused(d) {
+		t.Fatal("a fourth watch on the replica was not refused")
+	}
+	endFirst()
+	testenv.Eventually(t, 5*time.Second, "the ended watch's place is free", func() bool {
+		d, cancel := open(as("bob"))
+		defer cancel()
+		return !refused(d)
+	})
 }

@@ -3,6 +3,8 @@ package events
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,6 +20,11 @@ import (
 // unacknowledged for Config.ClaimAfter, then new events. Events f leaves
 // out are acknowledged at once.
 func (h *Hub) WatchGroup(ctx context.Context, f Filter, group, consumer string, start int64, send func(Item) error) error {
+	done, err := h.admit(ctx, f)
+	if err != nil {
+		return err
+	}
+	defer done()
 	return h.ended(h.watchGroup(ctx, f, group, consumer, start, send))
 }
 
@@ -29,9 +36,8 @@ func (h *Hub) watchGroup(ctx context.Context, f Filter, group, consumer string, 
 			from = "0"
 		}
 	}
-	err := h.rdb.XGroupCreateMkStream(ctx, h.cfg.Stream, group, from).Err()
-	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
-		return status.Errorf(codes.Unavailable, "make consumer group: %v", err)
+	if err := h.makeGroup(ctx, group, from); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -97,6 +103,102 @@ func (h *Hub) watchGroup(ctx context.Context, f Filter, group, consumer string, 
 	}
 }
 
+// GroupPositions keeps each consumer group's position (the place up to
+// which it acknowledged every event) outside Redis, so that a group Redis
+// lost is made again where it was (PostgreSQL's, in Souk).
+type GroupPositions interface {
+	GroupPosition(ctx context.Context, group string) (pos int64, known bool, err error)
+	SaveGroupPosition(ctx context.Context, group string, pos int64) error
+}
+
+// SetGroupPositions makes the Hub keep its groups' positions in p.
+func (h *Hub) SetGroupPositions(p GroupPositions) { h.positions = p }
+
+// makeGroup makes group, unless it exists, starting after from. A group
+// made anew that the positions know is one Redis lost: it starts after its
+// last acknowledged place instead, and the events the relay published again
+// since then are delivered again (at least once).
+func (h *Hub) makeGroup(ctx context.Context, group, from string) error {
+	err := h.rdb.XGroupCreateMkStream(ctx, h.cfg.Stream, group, from).Err()
+	switch {
+	case err != nil && strings.HasPrefix(err.Error(), "BUSYGROUP"):
+		return nil
+	case err != nil:
+		return status.Errorf(codes.Unavailable, "make consumer group: %v", err)
+	case h.positions == nil:
+		return nil
+	}
+	pos, known, err := h.positions.GroupPosition(ctx, group)
+	if err != nil {
+		return status.Errorf(codes.Unavailable, "read the group's position: %v", err)
+	}
+	if !known {
+		// A new group: its position is where it starts.
+		start, serr := h.groupPosition(ctx, group)
+		if serr == nil {
+			serr = h.positions.SaveGroupPosition(ctx, group, start)
+		}
+		if serr != nil {
+			return status.Errorf(codes.Unavailable, "save the group's position: %v", serr)
+		}
+		return nil
+	}
+	h.log.WarnContext(ctx, "event feed: a consumer group Redis lost is made again from its last acknowledged place", "group", group, "after", pos)
+	if err := h.rdb.XGroupSetID(ctx, h.cfg.Stream, group, entryIDOrStart(pos)).Err(); err != nil {
+		return status.Errorf(codes.Unavailable, "place the consumer group: %v", err)
+	}
+	return nil
+}
+
+func entryIDOrStart(pos int64) string {
+	if pos <= 0 {
+		return "0"
+	}
+	return entryID(pos)
+}
+
+// groupPosition returns the place up to which group acknowledged every
+// event: before its oldest pending event, or its last delivered one.
+func (h *Hub) groupPosition(ctx context.Context, group string) (int64, error) {
+	pending, err := h.rdb.XPending(ctx, h.cfg.Stream, group).Result()
+	if err != nil {
+		return 0, err
+	}
+	if pending.Count > 0 {
+		seq, _, _ := strings.Cut(pending.Lower, "-")
+		n, err := strconv.ParseInt(seq, 10, 64)
+		return n - 1, err
+	}
+	groups, err := h.rdb.XInfoGroups(ctx, h.cfg.Stream).Result()
+	if err != nil {
+		return 0, err
+	}
+	for _, g := range groups {
+		if g.Name == group {
+			seq, _, _ := strings.Cut(g.LastDeliveredID, "-")
+			n, err := strconv.ParseInt(seq, 10, 64)
+			return n, err
+		}
+	}
+	return 0, fmt.Errorf("no consumer group %s", group)
+}
+
+// saveGroupPosition records how far group acknowledged every event. A
+// position not saved only lags: the group would get more again after a
+// loss, never less, so the acknowledgement stands.
+func (h *Hub) saveGroupPosition(ctx context.Context, group string) {
+	if h.positions == nil {
+		return
+	}
+	pos, err := h.groupPosition(ctx, group)
+	if err == nil {
+		err = h.positions.SaveGroupPosition(ctx, group, pos)
+	}
+	if err != nil && ctx.Err() == nil {
+		h.log.WarnContext(ctx, "event feed: save a consumer group's position", "group", group, "err", err)
+	}
+}
+
 type groupWatch struct {
 	h               *Hub
 	f               Filter
@@ -127,6 +229,7 @@ func (g *groupWatch) deliver(ctx context.Context, msgs []redis.XMessage) error {
 		if err := g.h.rdb.XAck(ctx, g.h.cfg.Stream, g.group, skip...).Err(); err != nil {
 			return status.Errorf(codes.Unavailable, "acknowledge events: %v", err)
 		}
+		g.h.saveGroupPosition(ctx, g.group)
 	}
 	return nil
 }
@@ -142,5 +245,6 @@ func (h *Hub) Ack(ctx context.Context, group string, cursors []int64) (int64, er
 	if err != nil {
 		return 0, status.Errorf(codes.Unavailable, "acknowledge events: %v", err)
 	}
+	h.saveGroupPosition(ctx, group)
 	return n, nil
 }

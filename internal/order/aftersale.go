@@ -74,10 +74,10 @@ func (o *Order) RequestCancellation(now time.Time, reason, note string, pol Poli
 	}
 	by, ok := CancelReasons[reason]
 	if !ok {
-		return fmt.Errorf("%w: unknown cancellation reason %q", ErrInvalid, reason)
+		return invalid("reason", "unknown cancellation reason %q", reason)
 	}
 	if reason == "other" && note == "" {
-		return fmt.Errorf("%w: the reason \"other\" needs a note", ErrInvalid)
+		return invalid("note", "the reason \"other\" needs a note")
 	}
 	if o.cancellation != nil && o.cancellation.Status == RequestOpen {
 		return fmt.Errorf("%w: a cancellation request is already open", ErrIllegalTransition)
@@ -136,7 +136,7 @@ func (o *Order) AnswerCancellation(now time.Time, accept bool, note string, pol 
 		return nil
 	}
 	if note == "" {
-		return fmt.Errorf("%w: rejecting a cancellation request needs a note for the buyer", ErrInvalid)
+		return invalid("note", "rejecting a cancellation request needs a note for the buyer")
 	}
 	o.closeCancellation(now, RequestRejected, note)
 	o.record(now, "cancellation_rejected", "seller:"+o.sellerID, note, nil)
@@ -190,14 +190,14 @@ const MaxExtensionDays = 90
 
 // ExtendProtection moves the end of buyer protection of a shipped order
 // days later, at the seller's word.
-func (o *Order) ExtendProtection(now time.Time, days int, reason string) error {
+func (o *Order) ExtendProtection(now time.Time, days int, reason string, pol Policy) error {
 	if o.status != StatusShipped {
 		return o.illegal("extend the protection of")
 	}
 	if days < 1 || days > MaxExtensionDays {
-		return fmt.Errorf("%w: an extension is 1 to %d days", ErrInvalid, MaxExtensionDays)
+		return invalid("days", "an extension is 1 to %d days", MaxExtensionDays)
 	}
-	o.deadlines[DeadlineProtection] = o.deadlines[DeadlineProtection].Add(time.Duration(days) * 24 * time.Hour)
+	o.deadlines[DeadlineProtection] = o.deadlines[DeadlineProtection].Add(time.Duration(days) * pol.ProtectionDay)
 	o.record(now, "protection_extended", "seller:"+o.sellerID, fmt.Sprintf("%d days%s", days, notePart(reason)), nil)
 	return nil
 }
@@ -209,7 +209,7 @@ func (o *Order) AskProtectionExtension(now time.Time, days int, note string) err
 		return o.illegal("ask for more protection time on")
 	}
 	if days < 1 || days > MaxExtensionDays {
-		return fmt.Errorf("%w: an extension is 1 to %d days", ErrInvalid, MaxExtensionDays)
+		return invalid("days", "an extension is 1 to %d days", MaxExtensionDays)
 	}
 	o.record(now, "protection_extension_asked", "buyer:"+o.buyerID, fmt.Sprintf("%d days%s", days, notePart(note)), nil)
 	return nil
@@ -277,7 +277,7 @@ func (o *Order) OpenDispute(now time.Time, reason string, amount Money, ev Evide
 		return o.illegal("open a dispute on")
 	}
 	if !slices.Contains(DisputeReasons, reason) {
-		return fmt.Errorf("%w: unknown dispute reason %q", ErrInvalid, reason)
+		return invalid("reason", "unknown dispute reason %q", reason)
 	}
 	if err := o.checkRefundAmount(amount, false); err != nil {
 		return err
@@ -301,7 +301,7 @@ func (o *Order) checkRefundAmount(amount Money, allowZero bool) error {
 	}
 	left := a.Amount.Amount - o.refunded(a.ID)
 	if amount.Currency != a.Amount.Currency || amount.Amount < 0 || amount.Amount > left || (amount.Amount == 0 && !allowZero) {
-		return fmt.Errorf("%w: the refund must be between %d and %d %s", ErrInvalid, map[bool]int64{true: 0, false: 1}[allowZero], left, a.Amount.Currency)
+		return invalid("refund_amount", "the refund must be between %d and %d %s", map[bool]int64{true: 0, false: 1}[allowZero], left, a.Amount.Currency)
 	}
 	return nil
 }
@@ -313,13 +313,20 @@ func (o *Order) activeDispute(statuses ...DisputeStatus) error {
 	return nil
 }
 
+// MaxEvidence is how many items of evidence a dispute holds, both sides'
+// together: the dispute is loaded with its order.
+const MaxEvidence = 30
+
 // AddEvidence adds a side's evidence to an unresolved dispute.
 func (o *Order) AddEvidence(now time.Time, ev Evidence) error {
 	if err := o.activeDispute(DisputeOpen, DisputeCounterOffered, DisputeEscalated); err != nil {
 		return err
 	}
 	if ev.Text == "" && len(ev.Links) == 0 {
-		return fmt.Errorf("%w: evidence needs text or links", ErrInvalid)
+		return invalid("evidence", "evidence needs text or links")
+	}
+	if len(o.dispute.Evidence) >= MaxEvidence {
+		return fmt.Errorf("%w: a dispute holds at most %d items of evidence", ErrTooMany, MaxEvidence)
 	}
 	ev.At = now
 	o.dispute.Evidence = append(o.dispute.Evidence, ev)
@@ -370,7 +377,9 @@ func (o *Order) WithdrawDispute(now time.Time) error {
 	o.dispute.Status, o.dispute.ResolvedAt = DisputeWithdrawn, now
 	o.status = StatusShipped
 	delete(o.deadlines, DeadlineDisputeAnswer)
-	o.deadlines[DeadlineProtection] = o.dispute.ProtectionEnd
+	// The days the dispute took are not the buyer's loss: protection runs
+	// on from now for as long as it had left when the dispute opened.
+	o.deadlines[DeadlineProtection] = now.Add(max(o.dispute.ProtectionEnd.Sub(o.dispute.OpenedAt), 0))
 	o.record(now, "dispute_withdrawn", "buyer:"+o.buyerID, "", nil)
 	return nil
 }
@@ -419,7 +428,7 @@ func (o *Order) RejectDispute(now time.Time, ev Evidence) error {
 		return err
 	}
 	if ev.Text == "" {
-		return fmt.Errorf("%w: rejecting a dispute needs the seller's evidence", ErrInvalid)
+		return invalid("reject.evidence", "rejecting a dispute needs the seller's evidence")
 	}
 	ev.Party, ev.At = PartySeller, now
 	o.dispute.Evidence = append(o.dispute.Evidence, ev)

@@ -1,6 +1,9 @@
 package order
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // The domain's sentinel errors. Callers wrap them with detail; the server
 // maps each to one gRPC code in one table (internal/server).
@@ -26,3 +29,40 @@ var (
 	// ErrNotDue means a deadline fired before it was due, or no longer applies.
 	ErrNotDue = errors.New("deadline not due")
 )
+
+// FieldError is an ErrInvalid refusal of one field of the input: Field
+// names it as the request does ("message.text", "amount.currency"), so
+// that a client can show the error beside it (google.rpc.BadRequest).
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return ErrInvalid.Error() + ": " + e.Field + ": " + e.Msg }
+
+// Unwrap makes a FieldError an ErrInvalid.
+func (e *FieldError) Unwrap() error { return ErrInvalid }
+
+// invalid returns a FieldError for field.
+func invalid(field, format string, args ...any) error {
+	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Reasons a client acts on, beside the error's code (google.rpc.ErrorInfo).
+var (
+	// ErrOfferOpen refuses a second offer while one is open.
+	ErrOfferOpen = fmt.Errorf("%w: an offer is open", ErrIllegalTransition)
+)
+
+// TotalChangedError refuses a payment whose expected total is not the
+// order's: Total is the total now, for the buyer to confirm.
+type TotalChangedError struct {
+	Expected, Total Money
+}
+
+func (e *TotalChangedError) Error() string {
+	return fmt.Sprintf("%v: you expected %s but the order's total is now %s", ErrTotalMismatch, e.Expected, e.Total)
+}
+
+// Unwrap makes a TotalChangedError an ErrTotalMismatch.
+func (e *TotalChangedError) Unwrap() error { return ErrTotalMismatch }

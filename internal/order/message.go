@@ -1,6 +1,7 @@
 package order
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -10,6 +11,14 @@ import (
 
 // MaxMessageLength is how long a message's text may be, in characters.
 const MaxMessageLength = 2000
+
+// MaxMessagesPerDay is how many messages one party may send in one order's
+// conversation in 24 hours: a conversation is for agreeing on a price or a
+// delivery, and an order loads its history with every change.
+const MaxMessagesPerDay = 100
+
+// ErrTooMany refuses what exceeds a cap (messages a day, evidence items).
+var ErrTooMany = errors.New("too many")
 
 // Message is one message of an order's conversation between its buyer and
 // its seller. Messages are not loaded with the order: the order records
@@ -31,15 +40,24 @@ func (o *Order) SendMessage(now time.Time, id string, from Party, text string, l
 	case from != PartyBuyer && from != PartySeller:
 		return Message{}, fmt.Errorf("%w: only the buyer and the seller write in an order's conversation", ErrInvalid)
 	case text == "" && len(links) == 0:
-		return Message{}, fmt.Errorf("%w: a message needs a text or a link", ErrInvalid)
+		return Message{}, invalid("message.text", "a message needs a text or a link")
 	case utf8.RuneCountInString(text) > MaxMessageLength:
-		return Message{}, fmt.Errorf("%w: a message is at most %d characters", ErrInvalid, MaxMessageLength)
+		return Message{}, invalid("message.text", "a message is at most %d characters", MaxMessageLength)
 	case len(links) > 10:
-		return Message{}, fmt.Errorf("%w: a message has at most 10 links", ErrInvalid)
+		return Message{}, invalid("message.links", "a message has at most 10 links")
 	}
-	for _, l := range links {
+	actor, sent := string(from)+":"+o.partyID(from), 0
+	for _, e := range o.History() {
+		if e.Kind == "message_sent" && e.Actor == actor && now.Sub(e.OccurredAt) < 24*time.Hour {
+			sent++
+		}
+	}
+	if sent >= MaxMessagesPerDay {
+		return Message{}, fmt.Errorf("%w: %d messages in 24 hours is the most one party may send on an order; write again later", ErrTooMany, MaxMessagesPerDay)
+	}
+	for i, l := range links {
 		if u, err := url.Parse(l); err != nil || (!strings.EqualFold(u.Scheme, "http") && !strings.EqualFold(u.Scheme, "https")) || u.Host == "" {
-			return Message{}, fmt.Errorf("%w: link %q is not an http or https URL", ErrInvalid, l)
+			return Message{}, invalid(fmt.Sprintf("message.links[%d]", i), "link %q is not an http or https URL with a host", l)
 		}
 	}
 	m := Message{ID: id, Author: from, AuthorID: o.partyID(from), Text: text, Links: append([]string(nil), links...), SentAt: now}

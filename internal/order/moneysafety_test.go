@@ -194,3 +194,116 @@ func TestCancelledOrderIsNotCaptured(t *testing.T) {
 		t.Fatalf("after cancelling: capture due %v, refunded %d; want no capture and the authorization owed back", a.NextCaptureAt, refundedPerAttempt(o)["a-k1"])
 	}
 }
+
+// Round two, point 1: a capture is claimed by one worker at a time, until
+// its lease runs out or its outcome is recorded.
+func TestClaimCapture(t *testing.T) {
+	pol := order.DefaultPolicy
+	o := opened(t)
+	must(t, o.ApplyResult(t0, "a-k1", order.Result{Kind: order.ResultSucceeded, ProviderRef: "card-1"}, pol))
+	if _, err := o.ClaimCapture(t0, "a-k1", time.Minute); !errors.Is(err, order.ErrNotDue) {
+		t.Fatalf("a claim within the grace of the call that authorized: %v, want ErrNotDue", err)
+	}
+	at := t0.Add(order.CaptureGrace)
+	a, err := o.ClaimCapture(at, "a-k1", time.Minute)
+	if err != nil || a.ProviderRef != "card-1" {
+		t.Fatalf("claim: %+v %v", a, err)
+	}
+	if _, err := o.ClaimCapture(at.Add(59*time.Second), "a-k1", time.Minute); !errors.Is(err, order.ErrNotDue) {
+		t.Fatalf("a second claim within the lease: %v, want ErrNotDue", err)
+	}
+	if _, err := o.ClaimCapture(at.Add(time.Minute), "a-k1", time.Minute); err != nil {
+		t.Fatalf("a claim after the lease ran out: %v", err)
+	}
+	must(t, o.MarkCaptured(at.Add(time.Minute), "a-k1"))
+	if _, err := o.ClaimCapture(at.Add(time.Hour), "a-k1", time.Minute); !errors.Is(err, order.ErrIllegalTransition) {
+		t.Fatalf("a claim of a captured payment: %v, want ErrIllegalTransition", err)
+	}
+}
+
+// Round two, point 2: an answer is awaited while its attempt is open and the
+// total is what it was made for, whatever else moved the order's version.
+func TestAwaitsAnswer(t *testing.T) {
+	pol := order.DefaultPolicy
+	o := opened(t)
+	if !o.AwaitsAnswer("a-k1") || o.AwaitsAnswer("a-nope") {
+		t.Fatal("an open attempt is not awaited, or an unknown one is")
+	}
+	must(t, o.ApplyResult(t0, "a-k1", order.Result{Kind: order.ResultProcessing, ProviderRef: "bank-1"}, pol))
+	if !o.AwaitsAnswer("a-k1") {
+		t.Fatal("a payment being checked is not awaited")
+	}
+	must(t, o.ApplyResult(t0, "a-k1", order.Result{Kind: order.ResultDeclined, Decline: order.Decline{Code: "do_not_honor"}}, pol))
+	if o.AwaitsAnswer("a-k1") {
+		t.Fatal("a declined attempt is still awaited")
+	}
+}
+
+// Round two, point 3: an attempt the provider had no record of is failed,
+// and looked at once more: money that landed meanwhile is owed back, and a
+// second "not found" is final.
+func TestUnreceivedAttemptIsRechecked(t *testing.T) {
+	pol := order.DefaultPolicy
+	for _, tc := range []struct {
+		name       string
+		res        order.Result
+		found      bool
+		wantRefund bool
+	}{
+		{"landed", order.Result{Kind: order.ResultSucceeded, ProviderRef: "wallet-1", Captured: true}, true, true},
+		{"never came", order.Result{}, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := opened(t)
+			must(t, o.FailUnreceived(t0, "a-k1", t0.Add(time.Minute)))
+			if a, _ := o.Attempt("a-k1"); a.Status != order.AttemptFailed || a.Decline.Code != order.DeclineNotReceived.Code || !a.RecheckAt.Equal(t0.Add(time.Minute)) {
+				t.Fatalf("attempt %+v", a)
+			}
+			if o.Status() != order.StatusPendingPayment {
+				t.Fatalf("order %s, want waiting for payment", o.Status())
+			}
+			must(t, o.RecordLateAnswer(t0.Add(time.Minute), "a-k1", tc.res, tc.found, pol))
+			a, _ := o.Attempt("a-k1")
+			if !a.RecheckAt.IsZero() {
+				t.Fatal("the second look is not final")
+			}
+			if got := refundedPerAttempt(o)["a-k1"] > 0; got != tc.wantRefund {
+				t.Fatalf("refund owed %v, want %v", got, tc.wantRefund)
+			}
+			if err := o.RecordLateAnswer(t0.Add(time.Hour), "a-k1", tc.res, tc.found, pol); !errors.Is(err, order.ErrAlreadyFinal) {
+				t.Fatalf("a third look: %v, want ErrAlreadyFinal", err)
+			}
+		})
+	}
+}
+
+// shippedOrder is a paid, captured order shipped at t0 under pol.
+func shippedOrder(t *testing.T, pol order.Policy) *order.Order {
+	t.Helper()
+	o := opened(t)
+	must(t, o.ApplyResult(t0, "a-k1", order.Result{Kind: order.ResultSucceeded, ProviderRef: "card-1", Captured: true}, pol))
+	must(t, o.Ship(t0, order.Shipment{Carrier: "DHL", TrackingNumber: "JD0001"}, pol))
+	return o
+}
+
+// Round two, point 7: a withdrawn dispute gives back the protection that
+// was left when it opened, counted from the withdrawal; an extension counts
+// in protection days as configured, not in 24-hour days.
+func TestDisputeWithdrawalAndExtensionKeepProtection(t *testing.T) {
+	pol := order.DefaultPolicy
+	pol.ProtectionDay = time.Hour // a short day, as SOUK_PROTECTION_DAY sets for demos
+	o := shippedOrder(t, pol)
+	end := o.Deadlines()[order.DeadlineProtection]
+	left := end.Sub(t0.Add(10 * time.Hour))
+	must(t, o.OpenDispute(t0.Add(10*time.Hour), "damaged", order.Money{Amount: 100, Currency: "USD"}, order.Evidence{Text: "broken"}, pol))
+	withdrawn := t0.Add(40 * time.Hour) // the dispute took 30 hours
+	must(t, o.WithdrawDispute(withdrawn))
+	if got := o.Deadlines()[order.DeadlineProtection]; !got.Equal(withdrawn.Add(left)) {
+		t.Fatalf("protection ends at %s after the withdrawal, want %s (the %s left when the dispute opened)", got, withdrawn.Add(left), left)
+	}
+	before := o.Deadlines()[order.DeadlineProtection]
+	must(t, o.ExtendProtection(withdrawn, 7, "customs", pol))
+	if got := o.Deadlines()[order.DeadlineProtection]; !got.Equal(before.Add(7 * pol.ProtectionDay)) {
+		t.Fatalf("an extension of 7 days moved protection by %s, want 7 protection days (%s)", got.Sub(before), 7*pol.ProtectionDay)
+	}
+}

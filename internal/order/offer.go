@@ -69,22 +69,22 @@ func (o *Order) MakeOffer(now time.Time, kind OfferKind, amount Money, note stri
 		return fmt.Errorf("%w: wait for the payment to finish before making an offer", ErrPaymentInProgress)
 	}
 	if o.offer != nil && o.offer.Status == OfferOpen {
-		return fmt.Errorf("%w: an offer is already open", ErrIllegalTransition)
+		return fmt.Errorf("%w: answer or wait for it before making another", ErrOfferOpen)
 	}
 	if amount.Currency != o.currency {
-		return fmt.Errorf("%w: the order is in %s, not %s", ErrInvalid, o.currency, amount.Currency)
+		return invalid("amount.currency", "the order is in %s, not %s", o.currency, amount.Currency)
 	}
 	switch kind {
 	case OfferTotal:
 		if amount.Amount < 0 || amount.Amount >= o.Total().Amount {
-			return fmt.Errorf("%w: an offered total must be below the order's total of %s", ErrInvalid, o.Total())
+			return invalid("amount", "an offered total must be below the order's total of %s", o.Total())
 		}
 	case OfferShippingFee:
 		if amount.Amount < 0 || amount.Amount >= o.shippingFee {
-			return fmt.Errorf("%w: an offered shipping fee must be below the fee of %d", ErrInvalid, o.shippingFee)
+			return invalid("amount", "an offered shipping fee must be below the fee of %d", o.shippingFee)
 		}
 	default:
-		return fmt.Errorf("%w: unknown offer kind %q", ErrInvalid, kind)
+		return invalid("kind", "unknown offer kind %q", kind)
 	}
 	o.offer = &Offer{Kind: kind, AmountMinor: amount.Amount, Currency: amount.Currency, Note: note, Status: OfferOpen, MadeAt: now}
 	due := now.Add(pol.OfferTTL)
@@ -113,7 +113,7 @@ func (o *Order) AnswerOffer(now time.Time, accept bool, note string) error {
 	}
 	if !accept {
 		if note == "" {
-			return fmt.Errorf("%w: declining an offer needs a note", ErrInvalid)
+			return invalid("note", "declining an offer needs a note")
 		}
 		o.closeOffer(now, OfferDeclined, note)
 		return nil

@@ -225,7 +225,7 @@ func New(p NewOrderParams) (*Order, error) {
 			return nil, fmt.Errorf("%w: item %q needs a positive quantity and a price", ErrInvalid, it.ProductID)
 		}
 		if seen[it.ProductID] {
-			return nil, fmt.Errorf("%w: product %s appears twice", ErrInvalid, it.ProductID)
+			return nil, invalid("items", "product %s appears twice", it.ProductID)
 		}
 		seen[it.ProductID] = true
 	}
@@ -515,7 +515,7 @@ func (o *Order) adjustPrice(now time.Time, c PriceChange, discount int64, propos
 		return fmt.Errorf("%w: the price cannot change during a payment", ErrPaymentInProgress)
 	}
 	if c.Reason == "" {
-		return fmt.Errorf("%w: a price adjustment needs a reason", ErrInvalid)
+		return invalid("reason", "a price adjustment needs a reason")
 	}
 	items := slices.Clone(o.items)
 	for pid, price := range c.UnitPrices {

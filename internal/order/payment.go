@@ -78,8 +78,12 @@ type Attempt struct {
 	// when it may try again (each attempt backs off on its own).
 	CaptureTries  int
 	NextCaptureAt time.Time
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	// RecheckAt is set on an attempt failed because the provider had no
+	// record of it: a request still on its way may land after all, so the
+	// provider is asked once more then (RecordLateAnswer).
+	RecheckAt time.Time
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Open reports whether the attempt still waits for the provider or the buyer.
@@ -194,12 +198,23 @@ func (o *Order) BeginPayment(now time.Time, expected Money, a Attempt) error {
 		return fmt.Errorf("%w: another payment attempt is open", ErrPaymentInProgress)
 	}
 	if total := o.Total(); expected != total {
-		return fmt.Errorf("%w: you expected %s but the order's total is now %s", ErrTotalMismatch, expected, total)
+		return &TotalChangedError{Expected: expected, Total: total}
 	}
 	a.Status, a.Amount, a.CreatedAt, a.UpdatedAt = AttemptProcessing, o.Total(), now, now
 	o.attempts = append(o.attempts, a)
 	o.updatedAt = now
 	return nil
+}
+
+// AwaitsAnswer reports whether the order still waits for the provider's
+// answer to an attempt: the attempt is open and the order's total is the
+// amount it was made for. A payment's answer is recorded under this fence,
+// not under the order's version: a message, a reminder or an offer that
+// lapses moves the version without touching what the payment depends on.
+func (o *Order) AwaitsAnswer(attemptID string) bool {
+	a := o.attempt(attemptID)
+	return a != nil && a.Open() && a.Amount == o.Total() &&
+		(o.status == StatusPendingPayment || o.status == StatusPaymentProcessing)
 }
 
 // ApplyResult records the provider's answer for an attempt: a success pays
@@ -285,7 +300,14 @@ func (o *Order) reopen(now time.Time, kind string, d Decline) {
 	if now.Before(o.paymentDueAt) {
 		o.deadlines[DeadlinePayment] = o.paymentDueAt
 	}
-	o.record(now, kind, "system", d.Code+": "+d.Message, nil)
+	// The history and the event feed are the seller's to read too: why a
+	// payment did not go through (insufficient funds, a bank's refusal) is
+	// the buyer's business, shown on the attempt and as last_decline.
+	note := "the payment was declined"
+	if kind != "payment_declined" {
+		note = "the payment did not go through"
+	}
+	o.record(now, kind, "system", note, nil)
 	if !now.Before(o.paymentDueAt) {
 		o.cancel(now, "system", ReasonPaymentTimeout, PartyBuyer)
 	}
@@ -338,19 +360,37 @@ func (o *Order) RequireVerification(attemptID string) (Attempt, error) {
 	return *a, nil
 }
 
+// FailUnreceived closes an open attempt that the provider has no record
+// of, long after its call ended: the order waits for payment again, and the
+// provider is asked once more at recheckAt, in case the request lands late.
+func (o *Order) FailUnreceived(now time.Time, attemptID string, recheckAt time.Time) error {
+	if err := o.FailPayment(now, attemptID, DeclineNotReceived); err != nil {
+		return err
+	}
+	o.attempt(attemptID).RecheckAt = recheckAt
+	return nil
+}
+
 // RecordLateAnswer records what reconciliation learnt from the provider
 // about an attempt the order stopped waiting for before any answer came (it
-// was cancelled while the answer was unknown): money taken is owed back
-// (as by ApplyResult); anything else is kept on the attempt, so that it is
-// not asked about again. found is false when the provider never got it.
+// was cancelled while the answer was unknown, or failed as never received
+// and due for its second look): money taken is owed back (as by
+// ApplyResult); anything else is kept on the attempt, so that it is not
+// asked about again. found is false when the provider never got it.
 func (o *Order) RecordLateAnswer(now time.Time, attemptID string, r Result, found bool, pol Policy) error {
 	a := o.attempt(attemptID)
-	if a == nil || a.Status != AttemptCanceled || a.ProviderRef != "" || a.Decline.Code != "" {
+	recheck := a != nil && a.Status == AttemptFailed && !a.RecheckAt.IsZero()
+	if a == nil || !recheck && (a.Status != AttemptCanceled || a.ProviderRef != "" || a.Decline.Code != "") {
 		return fmt.Errorf("%w: attempt %s has its answer", ErrAlreadyFinal, attemptID)
 	}
+	a.RecheckAt = time.Time{}
 	switch {
 	case found && r.Kind == ResultSucceeded:
 		return o.ApplyResult(now, attemptID, r, pol)
+	case recheck:
+		// Still not paid: the attempt keeps its decline. A payment the
+		// provider is still deciding is settled by its event.
+		a.ProviderRef = r.ProviderRef
 	case found && (r.Kind == ResultDeclined || r.Kind == ResultFailed):
 		a.ProviderRef, a.Decline = r.ProviderRef, r.Decline
 	case found && r.ProviderRef != "":
@@ -361,6 +401,21 @@ func (o *Order) RecordLateAnswer(now time.Time, attemptID string, r Result, foun
 	}
 	a.UpdatedAt = now
 	return nil
+}
+
+// ClaimCapture claims the capture of a succeeded, uncaptured attempt for
+// one worker until now+lease, and returns the attempt: a capture not yet due
+// (another worker holds it, or it backs off) is ErrNotDue.
+func (o *Order) ClaimCapture(now time.Time, attemptID string, lease time.Duration) (Attempt, error) {
+	a := o.attempt(attemptID)
+	if a == nil || a.Status != AttemptSucceeded || a.Captured {
+		return Attempt{}, fmt.Errorf("%w: attempt %s is not waiting for its capture", ErrIllegalTransition, attemptID)
+	}
+	if now.Before(a.NextCaptureAt) {
+		return Attempt{}, fmt.Errorf("%w: the capture of attempt %s is due at %s", ErrNotDue, attemptID, a.NextCaptureAt)
+	}
+	a.NextCaptureAt, a.UpdatedAt = now.Add(lease), now
+	return *a, nil
 }
 
 // CaptureRetryLater records a capture that did not go through (the provider

@@ -31,12 +31,18 @@ type Refund struct {
 	// Tries counts the worker's calls to the provider.
 	Tries int
 	// NextTryAt is when the worker may (re)try: the end of a lease, or of a back-off.
-	NextTryAt   time.Time
-	LastError   string
-	RefundRef   string // the refund's reference at the provider
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
-	CompletedAt time.Time
+	NextTryAt time.Time
+	// LastError is why the last try failed; for a FAILED refund, why the
+	// provider refused it, which buyer and seller both see.
+	LastError string
+	RefundRef string // the refund's reference at the provider
+	// SettledBy names the admin who recorded the refund as paid by other
+	// means (a bank transfer, a voucher), with why in SettlementNote.
+	SettledBy      string
+	SettlementNote string
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+	CompletedAt    time.Time
 }
 
 // Refunds returns a copy of the order's refunds, oldest first.
@@ -120,6 +126,48 @@ func (o *Order) FailRefund(now time.Time, id, reason string) error {
 	o.record(now, "refund_failed", "system", reason, nil)
 	o.detail(Detail{Amount: r.Amount.Amount, RefundID: r.ID, AttemptID: r.AttemptID})
 	return nil
+}
+
+// RetryRefund hands a refund the provider refused for good back to the
+// worker, as an admin asked (the cause was mended: a card reissued, an
+// account reopened). It is refused if the payment's other refunds have
+// since taken what it would pay back.
+func (o *Order) RetryRefund(now time.Time, id, admin, note string) error {
+	r, err := o.failedRefund(id)
+	if err != nil {
+		return err
+	}
+	if a, ok := o.Attempt(r.AttemptID); !ok || o.refunded(a.ID)+r.Amount.Amount > a.Amount.Amount {
+		return fmt.Errorf("%w: the payment's other refunds leave less than %s to pay back", ErrIllegalTransition, r.Amount)
+	}
+	r.Status, r.NextTryAt, r.Tries, r.UpdatedAt = RefundPending, now, 0, now
+	o.record(now, "refund_retried", "admin:"+admin, fmt.Sprintf("%s: %s", r.Amount, note), nil)
+	o.detail(Detail{Amount: r.Amount.Amount, RefundID: r.ID, AttemptID: r.AttemptID})
+	return nil
+}
+
+// SettleRefund records that a refund the provider refused for good was
+// paid by other means, by whom and why: the money is no longer owed.
+func (o *Order) SettleRefund(now time.Time, id, admin, note string) error {
+	r, err := o.failedRefund(id)
+	if err != nil {
+		return err
+	}
+	r.Status, r.SettledBy, r.SettlementNote, r.CompletedAt, r.UpdatedAt = RefundSucceeded, "admin:"+admin, note, now, now
+	o.record(now, "refund_settled", "admin:"+admin, fmt.Sprintf("%s paid by other means: %s", r.Amount, note), nil)
+	o.detail(Detail{Amount: r.Amount.Amount, RefundID: r.ID, AttemptID: r.AttemptID})
+	return nil
+}
+
+func (o *Order) failedRefund(id string) (*Refund, error) {
+	r := o.refund(id)
+	switch {
+	case r == nil:
+		return nil, fmt.Errorf("%w: refund %s on order %s", ErrNotFound, id, o.id)
+	case r.Status != RefundFailed:
+		return nil, fmt.Errorf("%w: refund %s is %s, not failed", ErrIllegalTransition, id, r.Status)
+	}
+	return r, nil
 }
 
 // CancelPaid cancels a paid order that has not shipped: its stock goes

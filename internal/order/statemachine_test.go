@@ -78,7 +78,7 @@ func TestEveryStatusAndAction(t *testing.T) {
 		{"cancel paid", shipping, nil, func(o *order.Order) error {
 			return o.CancelPaid(t0, "system", order.ReasonShipByMissed, order.PartySeller, pol)
 		}},
-		{"extend protection", shippedOnly, nil, func(o *order.Order) error { return o.ExtendProtection(t0, 7, "customs") }},
+		{"extend protection", shippedOnly, nil, func(o *order.Order) error { return o.ExtendProtection(t0, 7, "customs", order.DefaultPolicy) }},
 		{"ask for protection", shippedOnly, nil, func(o *order.Order) error { return o.AskProtectionExtension(t0, 7, "customs") }},
 		{"open dispute", shippedOnly, nil, func(o *order.Order) error { return o.OpenDispute(t0, "damaged", usd(500), ev, pol) }},
 		{"add evidence", disputedOnly, dispute(order.DisputeOpen), func(o *order.Order) error {
@@ -108,6 +108,11 @@ func TestEveryStatusAndAction(t *testing.T) {
 					}
 					if reflect.DeepEqual(before, o.Stored()) {
 						t.Fatal("the allowed action changed nothing")
+					}
+					for _, e := range o.NewEvents() {
+						if !order.IsEventKindFilter(e.Kind) {
+							t.Fatalf("the action recorded %q, which order.EventKinds does not list", e.Kind)
+						}
 					}
 					return
 				}

@@ -29,9 +29,9 @@ const (
 	// LockWait is how long a payment waits for another operation on the
 	// order (a price adjustment, a retry of itself) to let go of the lock.
 	LockWait = 2 * time.Second
-	// providerTimeout bounds the provider call and the write-back, which
-	// run on even if the buyer hangs up: an open attempt must be closed.
-	providerTimeout = 30 * time.Second
+	// DefaultProviderTimeout bounds the provider call and the write-back,
+	// which run on even if the buyer hangs up: an open attempt must be closed.
+	DefaultProviderTimeout = 30 * time.Second
 )
 
 // Config is what a Service runs on.
@@ -42,9 +42,12 @@ type Config struct {
 	Log      *slog.Logger
 	Now      func() time.Time
 	Policy   order.Policy
-	// LockTTL is the order locks' time to live: reconciliation leaves an
-	// attempt this long to the call that made it.
-	LockTTL time.Duration
+	// ProviderTimeout bounds a provider call with its write-back
+	// (DefaultProviderTimeout when zero). Reconciliation leaves an attempt
+	// to the call that made it for this long and half as long again: a call
+	// still in flight may yet land at the provider, and a "not found" before
+	// it ends would fail a payment that is then taken.
+	ProviderTimeout time.Duration
 	// FingerprintKey keys the hashes that tell a retry from a reused
 	// idempotency key, so that no fingerprint reveals a card's details.
 	FingerprintKey []byte
@@ -68,6 +71,9 @@ func New(cfg Config) *Service {
 	}
 	if cfg.Answered == nil {
 		cfg.Answered = func(string, string) {}
+	}
+	if cfg.ProviderTimeout <= 0 {
+		cfg.ProviderTimeout = DefaultProviderTimeout
 	}
 	return &Service{cfg: cfg}
 }
@@ -239,9 +245,8 @@ func (s *Service) pay(ctx context.Context, req PayRequest) (*order.Order, order.
 
 	// From here on the attempt is open and must be closed, whether or not
 	// the buyer is still waiting.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), providerTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ProviderTimeout)
 	defer cancel()
-	fence := o.Version()
 	res, err := s.cfg.Provider.Pay(ctx, payment.PaymentRequest{
 		Key: attempt.ID, OrderID: req.OrderID, Amount: attempt.Amount, Method: req.Method.Kind, Card: req.Method.Card, Account: req.Method.Account,
 	})
@@ -260,7 +265,7 @@ func (s *Service) pay(ctx context.Context, req PayRequest) (*order.Order, order.
 	default:
 		s.cfg.Answered(string(res.Kind), res.Decline.Code)
 	}
-	return s.record(ctx, req.OrderID, attempt.ID, fence, lk.Lost, res)
+	return s.record(ctx, req.OrderID, attempt.ID, res)
 }
 
 func newAttempt(req PayRequest, fingerprint string) order.Attempt {
@@ -273,16 +278,20 @@ func newAttempt(req PayRequest, fingerprint string) order.Attempt {
 	return a
 }
 
-// errFenced says the order moved past the version an answer was fenced by.
+// errFenced says the order stopped waiting for the answer being recorded.
 var errFenced = errors.New("order changed during the payment")
 
-// record writes the provider's answer back under the fence: the version
-// read when the attempt opened, and the lock still held. Past the fence it
-// settles the answer with what the order has become (settleFenced). A
-// success not yet captured is then captured.
-func (s *Service) record(ctx context.Context, orderID, attemptID string, fence int64, lost func() bool, res order.Result) (*order.Order, order.Attempt, error) {
+// record writes the provider's answer back under the fence: the attempt is
+// still the open one and the amount to pay unchanged (order.AwaitsAnswer).
+// Neither the order's version (a message or a reminder moves it) nor the
+// lock (lost with Redis's data, while the domain still refuses every change
+// of the amount during an open attempt) is the fence: voiding a good
+// authorization for either leaves the buyer a hold that looks like a double
+// charge. Past the fence it settles the answer with what the order has
+// become (settleFenced). A success not yet captured is then captured.
+func (s *Service) record(ctx context.Context, orderID, attemptID string, res order.Result) (*order.Order, order.Attempt, error) {
 	o, err := s.update(ctx, "", orderID, func(o *order.Order) error {
-		if o.Version() != fence || lost() {
+		if !o.AwaitsAnswer(attemptID) {
 			return errFenced
 		}
 		return o.ApplyResult(s.cfg.Now(), attemptID, res, s.cfg.Policy)
@@ -361,8 +370,24 @@ func (s *Service) capture(ctx context.Context, o *order.Order, a order.Attempt, 
 	case err == nil:
 		fn = func(o *order.Order) error { return o.MarkCaptured(now, a.ID) }
 	case errors.Is(err, payment.ErrRefused):
-		s.cfg.Log.WarnContext(ctx, "capture refused; the order waits for payment again", "order_id", o.ID(), "attempt_id", a.ID, "err", err)
-		fn = func(o *order.Order) error { return o.CaptureRefused(now, a.ID, order.DeclineCaptureRefused) }
+		// A refusal is not final by itself: a capture whose first answer
+		// was lost, or another worker's, is refused as "already captured".
+		// The provider's own record of the payment decides.
+		res, found, lerr := s.cfg.Provider.Lookup(ctx, a.ID)
+		switch {
+		case lerr == nil && found && res.Kind == order.ResultSucceeded && res.Captured:
+			fn = func(o *order.Order) error { return o.MarkCaptured(now, a.ID) }
+		case lerr == nil && found && (res.Kind == order.ResultFailed || res.Kind == order.ResultDeclined):
+			s.cfg.Log.WarnContext(ctx, "capture refused; the order waits for payment again", "order_id", o.ID(), "attempt_id", a.ID, "err", err)
+			fn = func(o *order.Order) error { return o.CaptureRefused(now, a.ID, order.DeclineCaptureRefused) }
+		default:
+			// The refusal cannot be explained yet: try again later.
+			s.cfg.Log.ErrorContext(ctx, "capture refused but the payment is not voided; will retry", "order_id", o.ID(), "attempt_id", a.ID,
+				"err", err, "lookup_err", lerr, "found", found, "provider_result", string(res.Kind))
+			fn = func(o *order.Order) error {
+				return o.CaptureRetryLater(now, a.ID, now.Add(backoff(max(retryBase, order.CaptureGrace), a.CaptureTries+1)))
+			}
+		}
 	case retryBase > 0:
 		s.cfg.Log.WarnContext(ctx, "capture; will retry", "order_id", o.ID(), "attempt_id", a.ID, "tries", a.CaptureTries+1, "err", err)
 		fn = func(o *order.Order) error {
@@ -403,7 +428,7 @@ func (s *Service) Verify(ctx context.Context, buyer, orderID, attemptID, code st
 	if _, err := o.RequireVerification(attemptID); err != nil {
 		return nil, order.Attempt{}, err
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), providerTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ProviderTimeout)
 	defer cancel()
 	res, err := s.cfg.Provider.Verify(ctx, attemptID, code)
 	switch {
@@ -425,23 +450,47 @@ func (s *Service) Verify(ctx context.Context, buyer, orderID, attemptID, code st
 		return nil, order.Attempt{}, err
 	}
 	s.cfg.Answered(string(res.Kind), res.Decline.Code)
-	return s.record(ctx, orderID, attemptID, o.Version(), lk.Lost, res)
+	return s.record(ctx, orderID, attemptID, res)
 }
 
-// RecordEvent records the outcome of an asynchronous payment that the
-// provider reported (the caller checked its signature). An outcome the
-// attempt already has changes nothing.
-func (s *Service) RecordEvent(ctx context.Context, orderID, attemptID string, res order.Result) error {
-	o, err := s.update(ctx, "", orderID, func(o *order.Order) error {
-		return o.ApplyResult(s.cfg.Now(), attemptID, res, s.cfg.Policy)
-	})
-	switch {
-	case errors.Is(err, order.ErrAlreadyFinal):
-		return nil
-	case err != nil:
+// RecordEvent records what the provider reported of a payment in a signed
+// event (the caller checked its signature), once per event id: an event
+// seen before, or an outcome the attempt already has, changes nothing. An
+// authorization is captured; only a capture makes the order shippable.
+func (s *Service) RecordEvent(ctx context.Context, ev payment.Event) error {
+	if seen, err := s.cfg.DB.ProviderEventSeen(ctx, ev.ID); err != nil || seen {
 		return err
 	}
-	s.cfg.Answered(string(res.Kind), res.Decline.Code)
+	orderID, attemptID := ev.Data.OrderID, ev.Data.AttemptID
+	res, answers := ev.Result()
+	var o *order.Order
+	var err error
+	if answers {
+		o, err = s.update(ctx, "", orderID, func(o *order.Order) error {
+			if res.Captured {
+				// A capture reported for an attempt that already succeeded.
+				if a, ok := o.Attempt(attemptID); ok && a.Status == order.AttemptSucceeded {
+					return o.MarkCaptured(s.cfg.Now(), attemptID)
+				}
+			}
+			return o.ApplyResult(s.cfg.Now(), attemptID, res, s.cfg.Policy)
+		})
+	}
+	switch {
+	case errors.Is(err, order.ErrAlreadyFinal):
+		err = nil
+	case err == nil && answers:
+		s.cfg.Answered(string(res.Kind), res.Decline.Code)
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.cfg.DB.ProviderEventHandled(ctx, ev.ID, string(ev.Type), orderID, s.cfg.Now()); err != nil {
+		return err
+	}
+	if o == nil {
+		return nil
+	}
 	if a, _ := o.Attempt(attemptID); a.Status == order.AttemptSucceeded && !a.Captured && o.PaidAttemptID() == a.ID {
 		s.capture(ctx, o, a, 0)
 	}

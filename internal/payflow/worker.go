@@ -39,6 +39,12 @@ func (s *Service) RunWorker(ctx context.Context, interval time.Duration) {
 			if _, err := s.cfg.DB.ForgetIdempotencyKeys(ctx, now.Add(-keyRetention)); err != nil {
 				s.logWorker(ctx, "forget old idempotency keys", err)
 			}
+			if _, err := s.cfg.DB.ForgetProviderEvents(ctx, now.Add(-keyRetention)); err != nil {
+				s.logWorker(ctx, "forget old provider events", err)
+			}
+			if _, err := s.cfg.DB.ForgetRequests(ctx, now.Add(-keyRetention)); err != nil {
+				s.logWorker(ctx, "forget old request ids", err)
+			}
 			purged = now
 		}
 		select {
@@ -144,25 +150,37 @@ func (s *Service) CaptureDue(ctx context.Context, base time.Duration) {
 		return
 	}
 	for _, ref := range refs {
-		o, err := s.cfg.DB.Get(ctx, ref.OrderID)
-		if err != nil {
-			s.logWorker(ctx, "load order", err)
+		// The capture is claimed under the order's row lock before the
+		// provider is called, so that one replica captures an attempt at a
+		// time; a replica that dies mid-capture lets its lease run out.
+		var a order.Attempt
+		o, err := s.update(ctx, "", ref.OrderID, func(o *order.Order) error {
+			var err error
+			a, err = o.ClaimCapture(s.cfg.Now(), ref.AttemptID, s.captureLease())
+			return err
+		})
+		switch {
+		case errors.Is(err, order.ErrNotDue), errors.Is(err, order.ErrIllegalTransition):
+			continue
+		case err != nil:
+			s.logWorker(ctx, "claim capture", err)
 			continue
 		}
-		if a, ok := o.Attempt(ref.AttemptID); ok && a.Status == order.AttemptSucceeded && !a.Captured {
-			s.capture(ctx, o, a, base)
-		}
+		s.capture(ctx, o, a, base)
 	}
 }
 
 // Reconcile settles attempts whose provider answer was lost (a time-out, a
 // broken connection, a service that stopped mid-call): the provider's
 // ledger says what it did with the attempt's key. If it never got the
-// request, the attempt fails and the order can be paid again.
+// request, the attempt fails and the order can be paid again; the provider
+// is asked once more later, and a payment that landed after all is owed
+// back.
 func (s *Service) Reconcile(ctx context.Context) {
-	// A call still waiting for its answer holds the order's lock (which
-	// reconcile tries first); one that is gone let its lock lapse.
-	refs, err := s.cfg.DB.UnansweredAttempts(ctx, s.cfg.Now().Add(-s.cfg.LockTTL), 20)
+	// Only attempts older than any call still running: a lock is no guide
+	// (Redis may have lost it while the call goes on).
+	now := s.cfg.Now()
+	refs, err := s.cfg.DB.UnansweredAttempts(ctx, now, now.Add(-s.reconcileAfter()), 20)
 	if err != nil {
 		s.logWorker(ctx, "list unanswered attempts", err)
 		return
@@ -185,15 +203,18 @@ func (s *Service) reconcile(ctx context.Context, orderID, attemptID string) erro
 		return err
 	}
 	a, ok := o.Attempt(attemptID)
-	if !ok || a.ProviderRef != "" || a.Status != order.AttemptProcessing && a.Status != order.AttemptCanceled {
+	late := a.Status == order.AttemptCanceled || !a.RecheckAt.IsZero()
+	if !ok || a.ProviderRef != "" && a.RecheckAt.IsZero() || a.Status != order.AttemptProcessing && !late {
 		return nil
 	}
 	res, found, err := s.cfg.Provider.Lookup(ctx, attemptID)
 	switch {
 	case err != nil:
 		return nil // the provider is unreachable: next round
-	case a.Status == order.AttemptCanceled:
-		// The order was cancelled before the answer came: money taken is owed back.
+	case late:
+		// The order stopped waiting before the answer came (it was
+		// cancelled, or the provider had no record of the payment the first
+		// time it was asked): money taken is owed back.
 		_, err = s.update(ctx, "", orderID, func(o *order.Order) error {
 			return o.RecordLateAnswer(s.cfg.Now(), attemptID, res, found, s.cfg.Policy)
 		})
@@ -201,12 +222,28 @@ func (s *Service) reconcile(ctx context.Context, orderID, attemptID string) erro
 			err = nil
 		}
 	case !found:
-		_, _, err = s.closeAttempt(ctx, orderID, attemptID, payment.DeclineFor("processing_error"))
+		_, err = s.update(ctx, "", orderID, func(o *order.Order) error {
+			now := s.cfg.Now()
+			return o.FailUnreceived(now, attemptID, now.Add(2*s.reconcileAfter()))
+		})
+		if errors.Is(err, order.ErrIllegalTransition) {
+			err = nil
+		}
 	default:
-		_, _, err = s.record(ctx, orderID, attemptID, o.Version(), lk.Lost, res)
+		_, _, err = s.record(ctx, orderID, attemptID, res)
 	}
 	return err
 }
+
+// captureLease is how long a worker that claimed a capture has to record
+// its outcome before another may try: it outlasts the provider call, so
+// that two workers never capture one payment at once.
+func (s *Service) captureLease() time.Duration { return 2 * s.cfg.ProviderTimeout }
+
+// reconcileAfter is how long an attempt without an answer is left to the
+// call that made it: the call's time-out (past which nothing it sent can be
+// recorded) and half as much again for clocks and the network.
+func (s *Service) reconcileAfter() time.Duration { return s.cfg.ProviderTimeout * 3 / 2 }
 
 func (s *Service) logWorker(ctx context.Context, what string, err error) {
 	if ctx.Err() == nil {

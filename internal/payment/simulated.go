@@ -3,6 +3,8 @@ package payment
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,7 +26,10 @@ type TestCard struct {
 	Number string
 	// Scenario is "approve", a decline code (processing_error among them),
 	// "verification_required", "slow_approve", "slow_decline" or
-	// "answer_lost" (approved, but the answer never reaches the caller).
+	// "answer_lost" (approved, but the answer never reaches the caller),
+	// "capture_answer_lost" (approved; the first capture takes the money
+	// but its answer never reaches the caller) or "slow_authorize" (being
+	// checked, then authorized but not captured, as a risk review does).
 	Scenario string
 }
 
@@ -44,6 +49,8 @@ var TestCards = []TestCard{
 	{"4000000000000077", "slow_approve"},
 	{"4000000000000341", "slow_decline"},
 	{"4000000000002014", "answer_lost"},
+	{"4000000000000259", "capture_answer_lost"},
+	{"4000000000000358", "slow_authorize"},
 }
 
 // The simulated provider's test wallet and bank accounts (see README).
@@ -188,13 +195,13 @@ func (s *Simulated) Pay(ctx context.Context, req PaymentRequest) (order.Result, 
 		p = simPayment{ref: "pay_" + uuid.NewString()}
 		var settleAt *time.Time
 		switch scenario {
-		case "approve", "answer_lost":
+		case "approve", "answer_lost", "capture_answer_lost":
 			p.status = "authorized"
 		case "wallet_approve":
 			p.status = "captured"
 		case "verification_required":
 			p.status = "requires_verification"
-		case "slow_approve", "slow_decline", "bank_confirm", "bank_fail":
+		case "slow_approve", "slow_decline", "bank_confirm", "bank_fail", "slow_authorize":
 			p.status = "processing"
 			at := now.Add(s.cfg.SettleAfter)
 			settleAt = &at
@@ -310,9 +317,36 @@ func (s *Simulated) transition(ctx context.Context, ref, to string, already stri
 	return nil
 }
 
-// Capture takes an authorized payment's money.
+// Capture takes an authorized payment's money. As a real provider does,
+// it refuses a second capture ("already captured"): a caller whose first
+// capture's answer was lost must look the payment up to learn that it holds
+// the money.
 func (s *Simulated) Capture(ctx context.Context, ref string) error {
-	return s.transition(ctx, ref, "captured", "captured", "authorized")
+	if err := s.down(); err != nil {
+		return err
+	}
+	var scenario string
+	err := s.pool.QueryRow(ctx, `UPDATE sim_payments SET status = 'captured', updated_at = $2
+		WHERE ref = $1 AND status = 'authorized' RETURNING scenario`, ref, s.now()).Scan(&scenario)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		var status string
+		err := s.pool.QueryRow(ctx, `SELECT status FROM sim_payments WHERE ref = $1`, ref).Scan(&status)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return fmt.Errorf("%w: no payment %s", ErrRefused, ref)
+		case err != nil:
+			return fmt.Errorf("%w: %w", ErrTransient, err)
+		case status == "captured" || status == "succeeded":
+			return fmt.Errorf("%w: payment %s is already captured", ErrRefused, ref)
+		}
+		return fmt.Errorf("%w: payment %s is %s", ErrRefused, ref, status)
+	case err != nil:
+		return fmt.Errorf("%w: %w", ErrTransient, err)
+	case scenario == "capture_answer_lost":
+		return fmt.Errorf("%w: the connection was reset before the capture's answer arrived", ErrTransient)
+	}
+	return nil
 }
 
 // Void cancels an authorization.
@@ -396,6 +430,8 @@ func (s *Simulated) settle(ctx context.Context) error {
 				switch d.Scenario {
 				case "slow_approve", "bank_confirm":
 					d.Status = "succeeded"
+				case "slow_authorize":
+					d.Status = "authorized"
 				case "slow_decline":
 					d.Status, d.Code = "declined", "do_not_honor"
 				default:
@@ -406,7 +442,8 @@ func (s *Simulated) settle(ctx context.Context) error {
 					return err
 				}
 			}
-			events = append(events, Event{OrderID: d.OrderID, AttemptID: d.Key, ProviderRef: d.Ref, Outcome: d.Status, DeclineCode: d.Code})
+			events = append(events, Event{ID: eventID(d.Key, d.Status), Type: eventTypes[d.Status], Created: s.now().Unix(),
+				Data: EventData{OrderID: d.OrderID, AttemptID: d.Key, ProviderRef: d.Ref, DeclineCode: d.Code}})
 		}
 		return nil
 	})
@@ -415,24 +452,36 @@ func (s *Simulated) settle(ctx context.Context) error {
 	}
 	for _, ev := range events {
 		if err := s.deliver(ctx, ev); err != nil {
-			s.log.WarnContext(ctx, "simulated provider: report event", "attempt_id", ev.AttemptID, "err", err)
+			s.log.WarnContext(ctx, "simulated provider: report event", "attempt_id", ev.Data.AttemptID, "err", err)
 			continue
 		}
-		if _, err := s.pool.Exec(ctx, `UPDATE sim_payments SET notified_at = $2 WHERE key = $1`, ev.AttemptID, s.now()); err != nil {
+		if _, err := s.pool.Exec(ctx, `UPDATE sim_payments SET notified_at = $2 WHERE key = $1`, ev.Data.AttemptID, s.now()); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// eventTypes names the event of each settled status.
+var eventTypes = map[string]EventType{
+	"succeeded": EventCaptured, "authorized": EventAuthorized, "declined": EventDeclined, "failed": EventFailed,
+}
+
+// eventID names the event of a payment's settled status: the same event
+// keeps its id however often it is delivered.
+func eventID(key, status string) string {
+	sum := sha256.Sum256([]byte(key + "." + status))
+	return "evt_" + hex.EncodeToString(sum[:12])
+}
+
 func (s *Simulated) deliver(ctx context.Context, ev Event) error {
-	ev.Sign(s.cfg.WebhookSecret, s.now())
 	body, _ := json.Marshal(ev)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.CallbackURL, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(SignatureHeader, Sign(s.cfg.WebhookSecret, body, s.now()))
 	resp, err := s.client.Do(req)
 	if err != nil {
 		return err

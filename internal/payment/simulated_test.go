@@ -2,10 +2,12 @@ package payment_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -39,6 +41,7 @@ func TestSimulatedTestCards(t *testing.T) {
 	want := map[string]order.ResultKind{
 		"approve": order.ResultSucceeded, "verification_required": order.ResultRequiresVerification,
 		"slow_approve": order.ResultProcessing, "slow_decline": order.ResultProcessing, "processing_error": order.ResultFailed,
+		"capture_answer_lost": order.ResultSucceeded, "slow_authorize": order.ResultProcessing,
 	}
 	for _, tc := range payment.TestCards {
 		t.Run(tc.Scenario+"/"+tc.Number, func(t *testing.T) {
@@ -98,8 +101,12 @@ func TestSimulatedVerifyCaptureVoidRefund(t *testing.T) {
 	if err := sim.Capture(ctx, res.ProviderRef); err != nil {
 		t.Fatal(err)
 	}
-	if err := sim.Capture(ctx, res.ProviderRef); err != nil {
-		t.Fatalf("second capture: %v", err)
+	// As a real provider, a second capture is refused: the money is taken.
+	if err := sim.Capture(ctx, res.ProviderRef); !errors.Is(err, payment.ErrRefused) || !strings.Contains(err.Error(), "already captured") {
+		t.Fatalf("second capture: %v, want refused as already captured", err)
+	}
+	if got, found, err := sim.Lookup(ctx, req.Key); err != nil || !found || !got.Captured {
+		t.Fatalf("lookup of a captured payment: %+v %v %v", got, found, err)
 	}
 	if err := sim.Void(ctx, res.ProviderRef); !errors.Is(err, payment.ErrRefused) {
 		t.Fatalf("void after capture: %v", err)
@@ -133,26 +140,34 @@ func TestSimulatedVerifyCaptureVoidRefund(t *testing.T) {
 }
 
 // TestSimulatedReportsAsynchronousOutcomes checks the signed events of
-// bank transfers and slow cards, retried until acknowledged.
+// bank transfers and slow cards: each says what happened (an authorization
+// is not a capture), keeps its id when delivered again, and is retried
+// until acknowledged.
 func TestSimulatedReportsAsynchronousOutcomes(t *testing.T) {
 	var mu sync.Mutex
 	got := map[string]payment.Event{}
+	ids := map[string]map[string]bool{}
 	fails := 2
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var ev payment.Event
-		if err := json.NewDecoder(r.Body).Decode(&ev); err != nil || ev.Verify(secret, time.Now()) != nil {
+		body, _ := io.ReadAll(r.Body)
+		ev, err := payment.ParseEvent(secret, body, r.Header.Get(payment.SignatureHeader), time.Now())
+		if err != nil {
 			t.Errorf("bad event: %v", err)
 			w.WriteHeader(http.StatusBadRequest)
 			return
 		}
 		mu.Lock()
 		defer mu.Unlock()
+		if ids[ev.Data.AttemptID] == nil {
+			ids[ev.Data.AttemptID] = map[string]bool{}
+		}
+		ids[ev.Data.AttemptID][ev.ID] = true
 		if fails > 0 { // the first deliveries fail: the provider must retry
 			fails--
 			w.WriteHeader(http.StatusServiceUnavailable)
 			return
 		}
-		got[ev.AttemptID] = ev
+		got[ev.Data.AttemptID] = ev
 	}))
 	defer srv.Close()
 	sim := newSim(t, srv.URL)
@@ -160,53 +175,85 @@ func TestSimulatedReportsAsynchronousOutcomes(t *testing.T) {
 	defer cancel()
 	go sim.Run(ctx)
 
-	want := map[string]string{}
-	for _, r := range []payment.PaymentRequest{
-		cardReq("4000000000000077"), cardReq("4000000000000341"),
-		{Key: uuid.NewString(), OrderID: uuid.NewString(), Amount: order.Money{Amount: 5, Currency: "EUR"}, Method: order.MethodBankTransfer, Account: "DE0012345678"},
-		{Key: uuid.NewString(), OrderID: uuid.NewString(), Amount: order.Money{Amount: 5, Currency: "EUR"}, Method: order.MethodBankTransfer, Account: "TESTFAIL0001"},
+	bank := func(account string) payment.PaymentRequest {
+		return payment.PaymentRequest{Key: uuid.NewString(), OrderID: uuid.NewString(), Amount: order.Money{Amount: 5, Currency: "EUR"},
+			Method: order.MethodBankTransfer, Account: account}
+	}
+	want := map[string]payment.EventType{}
+	for r, typ := range map[payment.PaymentRequest]payment.EventType{
+		cardReq("4000000000000077"): payment.EventCaptured, cardReq("4000000000000341"): payment.EventDeclined,
+		cardReq("4000000000000358"): payment.EventAuthorized,
+		bank("DE0012345678"):        payment.EventCaptured, bank("TESTFAIL0001"): payment.EventFailed,
 	} {
 		if res, err := sim.Pay(ctx, r); err != nil || res.Kind != order.ResultProcessing {
 			t.Fatalf("pay: %+v %v", res, err)
 		}
-		want[r.Key] = map[bool]string{true: "succeeded", false: ""}[r.Method == order.MethodBankTransfer && r.Account != "TESTFAIL0001" || r.Card.Number == "4000000000000077"]
+		want[r.Key] = typ
 	}
-	testenv.Eventually(t, 5*time.Second, "all four events delivered", func() bool {
+	testenv.Eventually(t, 5*time.Second, "all events delivered", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(got) == 4
+		return len(got) == len(want)
 	})
 	mu.Lock()
 	defer mu.Unlock()
-	for key, outcome := range want {
-		ev := got[key]
-		if outcome == "succeeded" && ev.Outcome != "succeeded" || outcome == "" && ev.Outcome == "succeeded" {
-			t.Errorf("attempt %s: outcome %q (code %q)", key, ev.Outcome, ev.DeclineCode)
+	for key, typ := range want {
+		if ev := got[key]; ev.Type != typ || !strings.HasPrefix(ev.ID, "evt_") || len(ids[key]) != 1 {
+			t.Errorf("attempt %s: event %+v (ids %v), want %s under one id", key, ev, ids[key], typ)
 		}
 	}
+	if res, ok := got[firstKey(want, payment.EventAuthorized)].Result(); !ok || res.Kind != order.ResultSucceeded || res.Captured {
+		t.Errorf("an authorization reads as %+v, want succeeded and not captured", res)
+	}
+}
+
+func firstKey(m map[string]payment.EventType, typ payment.EventType) string {
+	for k, v := range m {
+		if v == typ {
+			return k
+		}
+	}
+	return ""
 }
 
 func TestEventSignature(t *testing.T) {
 	now := time.Now()
-	ev := payment.Event{OrderID: "o", AttemptID: "a", ProviderRef: "p", Outcome: "succeeded"}
-	ev.Sign(secret, now)
-	if err := ev.Verify(secret, now); err != nil {
-		t.Fatal(err)
+	body := []byte(`{"id":"evt_1","type":"payment.captured","created":1,"data":{"order_id":"o","attempt_id":"a","provider_ref":"p"}}`)
+	header := payment.Sign(secret, body, now)
+	ev, err := payment.ParseEvent(secret, body, header, now)
+	if err != nil || ev.ID != "evt_1" || ev.Type != payment.EventCaptured || ev.Data.ProviderRef != "p" {
+		t.Fatalf("parse: %+v %v", ev, err)
 	}
-	for name, bad := range map[string]func(e *payment.Event){
-		"other outcome": func(e *payment.Event) { e.Outcome = "failed" },
-		"other order":   func(e *payment.Event) { e.OrderID = "x" },
-		"old":           func(e *payment.Event) { e.Timestamp -= 3600 },
-		"garbage":       func(e *payment.Event) { e.Signature = "zz" },
+	rotated := header + ",v1=" + strings.Repeat("ab", 32) // an old secret's signature beside the new one
+	if _, err := payment.ParseEvent(secret, body, rotated, now); err != nil {
+		t.Fatalf("a header with two signatures: %v", err)
+	}
+	for name, tc := range map[string]struct {
+		body   []byte
+		header string
+		now    time.Time
+	}{
+		"other body":      {[]byte(strings.Replace(string(body), "captured", "authorized", 1)), header, now},
+		"old":             {body, header, now.Add(time.Hour)},
+		"future":          {body, header, now.Add(-time.Hour)},
+		"garbage":         {body, "t=1,v1=zz", now},
+		"no header":       {body, "", now},
+		"other secret":    {body, payment.Sign([]byte("other"), body, now), now},
+		"timestamp moved": {body, strings.Replace(header, fmt.Sprintf("t=%d", now.Unix()), fmt.Sprintf("t=%d", now.Unix()-1), 1), now},
 	} {
-		e := ev
-		bad(&e)
-		if e.Verify(secret, now) == nil {
-			t.Errorf("%s: accepted", name)
+		if _, err := payment.ParseEvent(secret, tc.body, tc.header, tc.now); !errors.Is(err, payment.ErrBadSignature) {
+			t.Errorf("%s: %v, want ErrBadSignature", name, err)
 		}
 	}
-	if ev.Verify([]byte("other"), now) == nil {
-		t.Error("accepted under another secret")
+	for name, bad := range map[string]string{
+		"not JSON":     `{"id":`,
+		"no id":        `{"type":"payment.captured","data":{"order_id":"o","attempt_id":"a","provider_ref":"p"}}`,
+		"unknown type": `{"id":"evt_2","type":"payment.maybe","data":{"order_id":"o","attempt_id":"a","provider_ref":"p"}}`,
+		"no attempt":   `{"id":"evt_3","type":"payment.failed","data":{"order_id":"o","provider_ref":"p"}}`,
+	} {
+		if _, err := payment.ParseEvent(secret, []byte(bad), payment.Sign(secret, []byte(bad), now), now); !errors.Is(err, payment.ErrBadEvent) {
+			t.Errorf("%s: %v, want ErrBadEvent", name, err)
+		}
 	}
 }
 
@@ -227,5 +274,26 @@ func TestCardNeverPrintsItsNumber(t *testing.T) {
 	}
 	if got := payment.MaskAccount("DE0012345678"); got != "****5678" {
 		t.Errorf("masked account = %s", got)
+	}
+}
+
+// A capture whose answer is lost has taken the money: the caller sees a
+// transient error, a second capture is refused, and Lookup says captured.
+func TestSimulatedCaptureAnswerLost(t *testing.T) {
+	sim := newSim(t, "")
+	ctx := context.Background()
+	req := cardReq("4000000000000259")
+	res, err := sim.Pay(ctx, req)
+	if err != nil || res.Kind != order.ResultSucceeded || res.Captured {
+		t.Fatalf("authorized: %+v %v", res, err)
+	}
+	if err := sim.Capture(ctx, res.ProviderRef); !errors.Is(err, payment.ErrTransient) {
+		t.Fatalf("first capture: %v, want its answer lost", err)
+	}
+	if err := sim.Capture(ctx, res.ProviderRef); !errors.Is(err, payment.ErrRefused) {
+		t.Fatalf("second capture: %v, want refused", err)
+	}
+	if got, found, err := sim.Lookup(ctx, req.Key); err != nil || !found || got.Kind != order.ResultSucceeded || !got.Captured {
+		t.Fatalf("lookup: %+v %v %v, want captured", got, found, err)
 	}
 }

@@ -30,7 +30,8 @@ var migrations embed.FS
 
 // DB is a pool of connections to Souk's database.
 type DB struct {
-	pool *pgxpool.Pool
+	pool   *pgxpool.Pool
+	unpaid UnpaidLimits
 }
 
 // Traced makes Open trace every query (a span each, the SQL without its

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -20,6 +21,21 @@ func queueMessages(b *pgx.Batch, o *order.Order) {
 		b.Queue(`INSERT INTO order_messages (id, order_id, author, author_id, text, links, sent_at, seller_id) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)`,
 			m.ID, o.ID(), string(m.Author), m.AuthorID, m.Text, links, m.SentAt, o.SellerID())
 	}
+}
+
+// Message returns one message of an order's conversation.
+func (db *DB) Message(ctx context.Context, orderID, id string) (order.Message, error) {
+	var m order.Message
+	var author string
+	err := db.pool.QueryRow(ctx, `SELECT id::text, author, author_id, text, links, sent_at FROM order_messages WHERE order_id = $1 AND id = $2`,
+		orderID, id).Scan(&m.ID, &author, &m.AuthorID, &m.Text, &m.Links, &m.SentAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return m, fmt.Errorf("%w: message %s", order.ErrNotFound, id)
+	} else if err != nil {
+		return m, fmt.Errorf("read message: %w", err)
+	}
+	m.Author = order.Party(author)
+	return m, nil
 }
 
 // ListMessages returns one page of an order's conversation, oldest first,
@@ -48,8 +64,11 @@ func (db *DB) ListMessages(ctx context.Context, orderID string, pageSize int, pa
 	return ms, next, nil
 }
 
-// CheckMessages reports an error unless every id is a message of the order
-// (messages are never deleted, so the answer stays true).
+// CheckMessages reports an error unless every id is a message of the order.
+// Messages are never deleted or moved, so the answer stays true: callers
+// check before they lock the order, never inside the locked transaction,
+// where a second connection of the pool could wait on the first (with the
+// pool exhausted by such transactions, none would go on).
 func (db *DB) CheckMessages(ctx context.Context, orderID string, ids []string) error {
 	if len(ids) == 0 {
 		return nil

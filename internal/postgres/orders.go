@@ -174,7 +174,7 @@ func queueLoad(b *pgx.Batch, canonical []string, lock string) map[string]*order.
 	b.Queue(`SELECT id, idempotency_key, fingerprint, status, amount_minor, currency, method,
 		card_brand, card_last4, account, decline_code, decline_message, decline_advice, decline_retryable,
 		provider_ref, verification_failures, captured, created_at, updated_at, capture_tries,
-		coalesce(next_capture_at, 'epoch'), order_id::text
+		coalesce(next_capture_at, 'epoch'), coalesce(recheck_at, 'epoch'), order_id::text
 		FROM payment_attempts WHERE order_id `+match+` ORDER BY order_id, created_at, id`, ids).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var a order.Attempt
@@ -182,13 +182,11 @@ func queueLoad(b *pgx.Batch, canonical []string, lock string) map[string]*order.
 			if err := rows.Scan(&a.ID, &a.IdempotencyKey, &a.Fingerprint, &status, &a.Amount.Amount, &a.Amount.Currency,
 				&method, &a.CardBrand, &a.CardLast4, &a.Account, &a.Decline.Code, &a.Decline.Message, &a.Decline.Advice,
 				&a.Decline.Retryable, &a.ProviderRef, &a.VerificationFailures, &a.Captured, &a.CreatedAt, &a.UpdatedAt,
-				&a.CaptureTries, &a.NextCaptureAt, &id); err != nil {
+				&a.CaptureTries, &a.NextCaptureAt, &a.RecheckAt, &id); err != nil {
 				return err
 			}
 			a.Status, a.Method = order.AttemptStatus(status), order.Method(method)
-			if a.NextCaptureAt.Equal(time.Unix(0, 0)) {
-				a.NextCaptureAt = time.Time{}
-			}
+			a.NextCaptureAt, a.RecheckAt = notEpoch(a.NextCaptureAt), notEpoch(a.RecheckAt)
 			if s := of(id); s != nil {
 				s.Attempts = append(s.Attempts, a)
 			}
@@ -209,7 +207,9 @@ func queueLoad(b *pgx.Batch, canonical []string, lock string) map[string]*order.
 		}
 		return rows.Err()
 	})
-	b.Queue(`SELECT sequence, kind, actor, occurred_at, note, adjustment, detail, order_id::text
+	// A message's text and links stay out of the order's load: the
+	// conversation is read where it is shown (ListOrderMessages).
+	b.Queue(`SELECT sequence, kind, actor, occurred_at, note, adjustment, detail - 'text' - 'links', order_id::text
 		FROM order_events WHERE order_id `+match+` ORDER BY order_id, sequence`, ids).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var e order.Event
@@ -315,16 +315,47 @@ func (db *DB) createOrders(ctx context.Context, orders []*order.Order) error {
 		b.Queue(`DELETE FROM stock_reservations WHERE checkout_id = $1`, s.CheckoutID)
 	}
 	queueDetails(b, cs)
+	if l := db.unpaid; l.Orders > 0 || l.Units > 0 {
+		b.Queue(`SELECT souk_check_unpaid($1, $2, $3)`, orders[0].BuyerID(), l.Orders, l.Units)
+	}
 	tx.queueCommit(b)
 	if err := tx.conn.SendBatch(ctx, b).Close(); err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.ConstraintName == "orders_checkout_seller_idx" {
 			return fmt.Errorf("%w: checkout %s is stored already", ErrCheckoutExists, orders[0].CheckoutID())
 		}
+		if errors.As(err, &pgErr) && pgErr.Code == "SK001" {
+			return &UnpaidLimitError{Limits: db.unpaid}
+		}
 		return fmt.Errorf("insert orders: %w", err)
 	}
 	return nil
 }
+
+// UnpaidLimits bound what one buyer may hold unpaid: orders waiting for
+// payment (or being checked) and the units in them; zero is no limit.
+type UnpaidLimits struct {
+	Orders int64
+	Units  int64
+}
+
+// LimitUnpaid makes CreateOrders refuse a checkout that would leave its
+// buyer over l.
+func (db *DB) LimitUnpaid(l UnpaidLimits) { db.unpaid = l }
+
+// UnpaidLimitError is a checkout refused because its buyer would hold more
+// unpaid orders or units than the limits allow.
+type UnpaidLimitError struct {
+	Limits UnpaidLimits
+}
+
+func (e *UnpaidLimitError) Error() string {
+	return fmt.Sprintf("%s: a buyer may hold at most %d unpaid orders and %d units in them; pay or cancel some first",
+		order.ErrIllegalTransition, e.Limits.Orders, e.Limits.Units)
+}
+
+// Unwrap makes the refusal a FAILED_PRECONDITION.
+func (e *UnpaidLimitError) Unwrap() error { return order.ErrIllegalTransition }
 
 // insertColumns are orderColumns as an INSERT names them.
 var insertColumns = strings.Replace(orderColumns, "coalesce(paid_attempt_id::text, '')", "paid_attempt_id", 1)
@@ -377,8 +408,18 @@ func sameDeadlines(a, b map[order.DeadlineKind]time.Time) bool {
 // reads the order FOR UPDATE, calls fn, and writes the result back with its
 // version increased, with its events, attempts and deadlines. Any error
 // from fn rolls everything back and is returned as it is.
+//
+// With a request (WithRequest) seen before, it changes nothing and returns
+// the order as it stands with ErrReplayed.
 func (db *DB) Update(ctx context.Context, id string, fn func(*order.Order) error) (*order.Order, error) {
-	return db.update(ctx, id, forUpdate, fn)
+	if o, seen, err := db.replayed(ctx, id); seen {
+		return o, err
+	}
+	o, err := db.update(ctx, id, forUpdate, fn)
+	if isRequestRepeat(err) {
+		o, _, err = db.replayed(ctx, id)
+	}
+	return o, err
 }
 
 // update is Update with the given row lock, in two round trips: BEGIN
@@ -420,6 +461,9 @@ func (db *DB) See(ctx context.Context, id string) (*Seen, error) {
 // order read anew FOR UPDATE; so is a change fn refuses, which the order
 // as it is now may allow. fn may run twice.
 func (db *DB) UpdateSeen(ctx context.Context, seen *Seen, fn func(*order.Order) error) (*order.Order, error) {
+	if o, found, err := db.replayed(ctx, seen.s.ID); found {
+		return o, err
+	}
 	o := order.UnmarshalFromDatabase(seen.s)
 	if err := fn(o); err != nil {
 		return db.Update(ctx, seen.s.ID, fn)
@@ -427,6 +471,9 @@ func (db *DB) UpdateSeen(ctx context.Context, seen *Seen, fn func(*order.Order) 
 	out, err := db.writeSeen(ctx, o, seen.s)
 	if lostRace(err) {
 		return db.Update(ctx, seen.s.ID, fn)
+	}
+	if isRequestRepeat(err) {
+		out, _, err = db.replayed(ctx, seen.s.ID)
 	}
 	return out, err
 }
@@ -445,6 +492,9 @@ func (db *DB) writeSeen(ctx context.Context, o *order.Order, seen order.Stored) 
 func writeChange(ctx context.Context, tx *pipelined, b *pgx.Batch, o *order.Order, old order.Stored) (*order.Order, error) {
 	n := o.Stored()
 	nameRefunds(n.Refunds)
+	// The request's record goes first: a retry racing the first request
+	// fails on it, not on what the request created (a message's id).
+	queueRequest(ctx, b, n.ID, n.UpdatedAt)
 	queueUpdates(b, []change{{o: o, old: old, now: n}})
 	tx.queueCommit(b)
 	if err := tx.conn.SendBatch(ctx, b).Close(); err != nil {
@@ -491,6 +541,10 @@ func (db *DB) updateOnce(ctx context.Context, id, lock string, fn func(*order.Or
 // the sweeper does not wait, the holder's change re-arms it) changes
 // nothing.
 func (db *DB) FireDeadline(ctx context.Context, id string, kind order.DeadlineKind, now time.Time, pol order.Policy, skipLocked bool) (*order.Order, time.Time, error) {
+	now, err := db.notAfterClock(ctx, now)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
 	lock := forUpdate
 	if skipLocked {
 		lock = forUpdateSkipLocked
@@ -523,14 +577,30 @@ type FailedDeadline struct {
 }
 
 // Fired is what FireDeadlines did: the deadlines it carried out, those of
-// orders another transaction held (Busy: not touched, to be tried again)
-// and those that cannot be carried out (Failed: their order is left as it
-// was). Deadlines that are not due, already handled, or of orders that do
-// not exist are in none of them.
+// orders another transaction held (Busy: not touched, to be tried again),
+// those not due yet by the database's clock (Early: the caller's clock runs
+// ahead) and those that cannot be carried out (Failed: their order is left
+// as it was). Deadlines already handled, or of orders that do not exist,
+// are in none of them.
 type Fired struct {
 	Fired  []FiredDeadline
 	Busy   []Deadline
+	Early  []Deadline
 	Failed []FailedDeadline
+}
+
+// notAfterClock returns now, or PostgreSQL's clock if that is earlier: a
+// replica whose clock runs ahead must not fire a payment window or a
+// ship-by date early. The database's clock is the one every replica shares.
+func (db *DB) notAfterClock(ctx context.Context, now time.Time) (time.Time, error) {
+	var dbNow time.Time
+	if err := db.pool.QueryRow(ctx, `SELECT now()`).Scan(&dbNow); err != nil {
+		return time.Time{}, fmt.Errorf("read the database's clock: %w", err)
+	}
+	if dbNow.Before(now) {
+		return dbNow.UTC(), nil
+	}
+	return now, nil
 }
 
 // FireDeadlines carries out the given deadlines that are due at now, many
@@ -538,9 +608,15 @@ type Fired struct {
 // trip (skipping those another transaction holds), each goes through its
 // own domain method and version bump, and the writes go back in a fixed
 // number of statements (one per table, and one per product for the stock
-// given back). An error means nothing was written; the caller can then
-// fire the deadlines one by one to set the failing one apart.
+// given back). now is never taken past PostgreSQL's clock: a deadline due
+// by the caller's clock but not by the database's is Early. An error means
+// nothing was written; the caller can then fire the deadlines one by one
+// to set the failing one apart.
 func (db *DB) FireDeadlines(ctx context.Context, ds []Deadline, now time.Time, pol order.Policy) (Fired, error) {
+	now, err := db.notAfterClock(ctx, now)
+	if err != nil {
+		return Fired{}, fmt.Errorf("fire deadlines: %w", err)
+	}
 	byOrder := map[string][]Deadline{}
 	var ids []string
 	for _, d := range ds {
@@ -556,7 +632,7 @@ func (db *DB) FireDeadlines(ctx context.Context, ds []Deadline, now time.Time, p
 	}
 	var res Fired
 	var cs []change
-	err := db.inTx(ctx, func(tx pgx.Tx) error {
+	err = db.inTx(ctx, func(tx pgx.Tx) error {
 		res, cs = Fired{}, nil
 		ss, err := loadMany(ctx, tx, ids, forUpdateSkipLocked)
 		if err != nil {
@@ -572,6 +648,8 @@ func (db *DB) FireDeadlines(ctx context.Context, ds []Deadline, now time.Time, p
 				due := s.Deadlines[d.Kind]
 				// A deadline that is not open (or not due) is ErrNotDue.
 				switch err := o.FireDeadline(now, d.Kind, pol); {
+				case errors.Is(err, order.ErrNotDue) && now.Before(due):
+					res.Early = append(res.Early, Deadline{OrderID: s.ID, Kind: d.Kind, DueAt: due})
 				case errors.Is(err, order.ErrNotDue):
 				case err != nil:
 					res.Failed = append(res.Failed, FailedDeadline{Deadline: Deadline{OrderID: s.ID, Kind: d.Kind, DueAt: due}, Err: err})
@@ -787,4 +865,13 @@ func decodeToken(tok string) (time.Time, string, error) {
 		return time.Time{}, "", ErrBadPageToken
 	}
 	return time.UnixMicro(us), id, nil
+}
+
+// notEpoch is t, or the zero time for the epoch that stands for NULL in a
+// coalesced column.
+func notEpoch(t time.Time) time.Time {
+	if t.Equal(time.Unix(0, 0)) {
+		return time.Time{}
+	}
+	return t
 }

@@ -13,7 +13,7 @@ import (
 )
 
 const refundColumns = `id, attempt_id, amount_minor, currency, method, provider_ref, status, reason, due_at, tries,
-	next_try_at, last_error, refund_ref, created_at, updated_at, completed_at`
+	next_try_at, last_error, refund_ref, created_at, updated_at, completed_at, settled_by, settlement_note`
 
 // scanRefund reads refundColumns, then any extra columns into extra.
 func scanRefund(row pgx.Row, extra ...any) (order.Refund, error) {
@@ -21,7 +21,8 @@ func scanRefund(row pgx.Row, extra ...any) (order.Refund, error) {
 	var method, status string
 	var completed *time.Time
 	err := row.Scan(append([]any{&r.ID, &r.AttemptID, &r.Amount.Amount, &r.Amount.Currency, &method, &r.ProviderRef, &status, &r.Reason,
-		&r.DueAt, &r.Tries, &r.NextTryAt, &r.LastError, &r.RefundRef, &r.CreatedAt, &r.UpdatedAt, &completed}, extra...)...)
+		&r.DueAt, &r.Tries, &r.NextTryAt, &r.LastError, &r.RefundRef, &r.CreatedAt, &r.UpdatedAt, &completed, &r.SettledBy,
+		&r.SettlementNote}, extra...)...)
 	r.Method, r.Status = order.Method(method), order.RefundStatus(status)
 	if completed != nil {
 		r.CompletedAt = *completed
@@ -52,13 +53,14 @@ func queueRefunds(b *pgx.Batch, s, old order.Stored) {
 			completed = &r.CompletedAt
 		}
 		b.Queue(`INSERT INTO refunds (`+refundColumns+`, order_id, buyer_id, seller_id)
-			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)
+			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21)
 			ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, tries = EXCLUDED.tries,
 			next_try_at = EXCLUDED.next_try_at, last_error = EXCLUDED.last_error, refund_ref = EXCLUDED.refund_ref,
-			updated_at = EXCLUDED.updated_at, completed_at = EXCLUDED.completed_at`,
+			updated_at = EXCLUDED.updated_at, completed_at = EXCLUDED.completed_at, settled_by = EXCLUDED.settled_by,
+			settlement_note = EXCLUDED.settlement_note`,
 			r.ID, r.AttemptID, r.Amount.Amount, r.Amount.Currency, string(r.Method), r.ProviderRef, string(r.Status), r.Reason,
-			r.DueAt, r.Tries, r.NextTryAt, r.LastError, r.RefundRef, r.CreatedAt, r.UpdatedAt, completed,
-			s.ID, s.BuyerID, s.SellerID)
+			r.DueAt, r.Tries, r.NextTryAt, r.LastError, r.RefundRef, r.CreatedAt, r.UpdatedAt, completed, r.SettledBy,
+			r.SettlementNote, s.ID, s.BuyerID, s.SellerID)
 	}
 }
 
@@ -80,6 +82,34 @@ func (db *DB) DueRefunds(ctx context.Context, now time.Time, limit int) ([]Refun
 	return refs, nil
 }
 
+// FailedRefunds returns one page of the refunds the provider refused for
+// good, oldest first, and the token of the next page ("" on the last).
+func (db *DB) FailedRefunds(ctx context.Context, pageSize int, pageToken string) ([]BuyerRefund, string, error) {
+	var f filter
+	f.and("status = 'FAILED'")
+	if err := f.after(pageToken, "(updated_at, id) > (?, ?::uuid)"); err != nil {
+		return nil, "", err
+	}
+	where, args := f.where("ORDER BY updated_at, id", pageSize+1)
+	out, err := db.refundsWhere(ctx, where, args)
+	if err != nil {
+		return nil, "", fmt.Errorf("failed refunds: %w", err)
+	}
+	out, next := trimPage(out, pageSize, func(r BuyerRefund) (time.Time, string) { return r.UpdatedAt, r.ID })
+	return out, next, nil
+}
+
+// refundsWhere reads the refunds a filter's clause picks, with their orders.
+func (db *DB) refundsWhere(ctx context.Context, where string, args []any) ([]BuyerRefund, error) {
+	rows, _ := db.pool.Query(ctx, `SELECT `+refundColumns+`, order_id::text FROM refunds `+where, args...)
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (BuyerRefund, error) {
+		var br BuyerRefund
+		var err error
+		br.Refund, err = scanRefund(r, &br.OrderID)
+		return br, err
+	})
+}
+
 // BuyerRefund is a refund with its order, for the buyer's list.
 type BuyerRefund struct {
 	OrderID string
@@ -95,13 +125,7 @@ func (db *DB) ListRefunds(ctx context.Context, buyerID string, pageSize int, pag
 		return nil, "", err
 	}
 	where, args := f.where("ORDER BY created_at DESC, id DESC", pageSize+1)
-	rows, _ := db.pool.Query(ctx, `SELECT `+refundColumns+`, order_id::text FROM refunds `+where, args...)
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (BuyerRefund, error) {
-		var br BuyerRefund
-		var err error
-		br.Refund, err = scanRefund(r, &br.OrderID)
-		return br, err
-	})
+	out, err := db.refundsWhere(ctx, where, args)
 	if err != nil {
 		return nil, "", fmt.Errorf("list refunds: %w", err)
 	}
@@ -119,24 +143,26 @@ type AttemptRef struct {
 // are due for a capture at now, the longest waiting first. Each backs off
 // on its own (NextCaptureAt), so failing ones do not starve the others.
 func (db *DB) UncapturedAttempts(ctx context.Context, now time.Time, limit int) ([]AttemptRef, error) {
-	return db.attemptRefs(ctx, `status = 'SUCCEEDED' AND NOT captured AND next_capture_at <= $1
-		ORDER BY next_capture_at`, now, limit)
+	return db.attemptRefs(ctx, `payment_attempts WHERE status = 'SUCCEEDED' AND NOT captured AND next_capture_at <= $1
+		ORDER BY next_capture_at`, limit, now)
 }
 
 // UnansweredAttempts returns up to limit attempts without a provider
 // answer since before: still PROCESSING, or CANCELED with their order
 // before the answer came. The answer was lost (a time-out, a broken
 // connection, a stopped service), so reconciliation asks the provider what
-// became of them.
-func (db *DB) UnansweredAttempts(ctx context.Context, before time.Time, limit int) ([]AttemptRef, error) {
-	return db.attemptRefs(ctx, `provider_ref = '' AND (status = 'PROCESSING' OR status = 'CANCELED' AND decline_code = '')
-		AND updated_at < $1 ORDER BY updated_at`, before, limit)
+// became of them. Attempts failed as never received whose second look is
+// due at now come with them.
+func (db *DB) UnansweredAttempts(ctx context.Context, now, before time.Time, limit int) ([]AttemptRef, error) {
+	return db.attemptRefs(ctx, `(SELECT order_id, id, updated_at AS at FROM payment_attempts
+		WHERE provider_ref = '' AND (status = 'PROCESSING' OR status = 'CANCELED' AND decline_code = '') AND updated_at < $2
+		UNION ALL SELECT order_id, id, recheck_at FROM payment_attempts WHERE recheck_at <= $1) a ORDER BY at`, limit, now, before)
 }
 
-func (db *DB) attemptRefs(ctx context.Context, whereOrder string, at time.Time, limit int) ([]AttemptRef, error) {
+func (db *DB) attemptRefs(ctx context.Context, fromOrder string, limit int, args ...any) ([]AttemptRef, error) {
 	refs, err := read(ctx, func() ([]AttemptRef, error) {
-		rows, _ := db.pool.Query(ctx, `SELECT order_id::text, id::text FROM payment_attempts a WHERE `+whereOrder+`
-			LIMIT $2`, at, limit)
+		rows, _ := db.pool.Query(ctx, `SELECT order_id::text, id::text FROM `+fromOrder+`
+			LIMIT `+fmt.Sprint(limit), args...)
 		return pgx.CollectRows(rows, pgx.RowToStructByPos[AttemptRef])
 	})
 	if err != nil {

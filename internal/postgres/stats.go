@@ -187,6 +187,7 @@ type State struct {
 	RefundsPending    int64
 	RefundsOverdue    int64
 	RefundBacklog     int64
+	RefundsFailed     int64
 	CaptureBacklog    int64
 	OutboxUnpublished int64
 	OutboxLag         time.Duration
@@ -208,6 +209,7 @@ func (db *DB) State(ctx context.Context) (State, error) {
 		FROM refunds WHERE status IN ('PENDING', 'PROCESSING')`).QueryRow(func(r pgx.Row) error {
 		return r.Scan(&st.RefundsPending, &st.RefundsOverdue, &st.RefundBacklog)
 	})
+	b.Queue(`SELECT count(*) FROM refunds WHERE status = 'FAILED'`).QueryRow(func(r pgx.Row) error { return r.Scan(&st.RefundsFailed) })
 	b.Queue(`SELECT count(*) FROM payment_attempts a JOIN orders o ON o.paid_attempt_id = a.id
 		WHERE a.status = 'SUCCEEDED' AND NOT a.captured`).QueryRow(func(r pgx.Row) error { return r.Scan(&st.CaptureBacklog) })
 	b.Queue(`SELECT count(*), coalesce(extract(epoch FROM now() - min(occurred_at)), 0)::float8 FROM (

@@ -186,17 +186,17 @@ func queueAttempts(b *pgx.Batch, s, old order.Stored) {
 		b.Queue(`INSERT INTO payment_attempts (id, order_id, idempotency_key, fingerprint, status,
 			amount_minor, currency, method, card_brand, card_last4, account, decline_code, decline_message,
 			decline_advice, decline_retryable, provider_ref, verification_failures, captured, created_at, updated_at,
-			capture_tries, next_capture_at, seller_id)
-			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23)
+			capture_tries, next_capture_at, seller_id, recheck_at)
+			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24)
 			ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, decline_code = EXCLUDED.decline_code,
 			decline_message = EXCLUDED.decline_message, decline_advice = EXCLUDED.decline_advice,
 			decline_retryable = EXCLUDED.decline_retryable, provider_ref = EXCLUDED.provider_ref,
 			verification_failures = EXCLUDED.verification_failures, captured = EXCLUDED.captured,
 			updated_at = EXCLUDED.updated_at, capture_tries = EXCLUDED.capture_tries,
-			next_capture_at = EXCLUDED.next_capture_at`,
+			next_capture_at = EXCLUDED.next_capture_at, recheck_at = EXCLUDED.recheck_at`,
 			a.ID, s.ID, a.IdempotencyKey, a.Fingerprint, string(a.Status), a.Amount.Amount, a.Amount.Currency,
 			string(a.Method), a.CardBrand, a.CardLast4, a.Account, a.Decline.Code, a.Decline.Message, a.Decline.Advice,
 			a.Decline.Retryable, a.ProviderRef, a.VerificationFailures, a.Captured, a.CreatedAt, a.UpdatedAt,
-			a.CaptureTries, nullTime(a.NextCaptureAt), s.SellerID)
+			a.CaptureTries, nullTime(a.NextCaptureAt), s.SellerID, nullTime(a.RecheckAt))
 	}
 }

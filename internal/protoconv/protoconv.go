@@ -145,8 +145,11 @@ func Order(o *order.Order, full bool) *orderv1.Order {
 // know that an order is paid, not with what.
 func SellerOrder(o *order.Order) *orderv1.Order {
 	p := Order(o, true)
+	// A seller sees that a payment was declined, not how it was made nor
+	// why it was declined: both are the buyer's business.
+	p.LastDecline = nil
 	for _, a := range p.PaymentAttempts {
-		a.CardBrand, a.CardLast4, a.Account = "", "", ""
+		a.CardBrand, a.CardLast4, a.Account, a.Decline = "", "", "", nil
 	}
 	return p
 }
@@ -208,11 +211,25 @@ func Attempt(a order.Attempt) *orderv1.PaymentAttempt {
 
 // Refund translates a refund of an order.
 func Refund(orderID string, r order.Refund) *orderv1.Refund {
-	return &orderv1.Refund{
+	p := &orderv1.Refund{
 		Id: r.ID, OrderId: orderID, PaymentAttemptId: r.AttemptID, Amount: Money(r.Amount.Amount, r.Amount.Currency),
 		Method: methods[r.Method], Status: refundStatuses[r.Status], Reason: r.Reason, DueAt: Time(r.DueAt),
-		CreatedAt: Time(r.CreatedAt), CompletedAt: Time(r.CompletedAt),
+		CreatedAt: Time(r.CreatedAt), CompletedAt: Time(r.CompletedAt), SettledBy: r.SettledBy, SettlementNote: r.SettlementNote,
 	}
+	if r.Status == order.RefundFailed {
+		p.FailureReason = r.LastError
+	}
+	return p
+}
+
+// SellerOrders translates a list of a store's orders without their
+// details, and without what is the buyer's business (SellerOrder).
+func SellerOrders(os []*order.Order) []*orderv1.Order {
+	out := Orders(os)
+	for _, p := range out {
+		p.LastDecline = nil
+	}
+	return out
 }
 
 // Orders translates a list of orders without their details.

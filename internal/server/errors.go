@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/protobuf/protoadapt"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"google.golang.org/grpc"
@@ -37,9 +39,11 @@ var errorCodes = []struct {
 	{catalog.ErrOutOfStock, codes.FailedPrecondition},
 	{order.ErrAlreadyFinal, codes.FailedPrecondition},
 	{order.ErrConflict, codes.Aborted},
+	{order.ErrTooMany, codes.ResourceExhausted},
 	{payment.ErrTransient, codes.Unavailable},
 	{payment.ErrRefused, codes.FailedPrecondition},
 	{payment.ErrBadSignature, codes.Unauthenticated},
+	{payment.ErrBadEvent, codes.InvalidArgument},
 	{context.DeadlineExceeded, codes.DeadlineExceeded},
 	{context.Canceled, codes.Canceled},
 }
@@ -100,10 +104,71 @@ func ToStatus(ctx context.Context, log *slog.Logger, err error) error {
 		return st.Err()
 	}
 	if c := Code(err); c != codes.Internal {
-		return status.Error(c, err.Error())
+		return withDetails(status.New(c, err.Error()), err).Err()
 	}
 	log.ErrorContext(ctx, "internal error", "err", err)
 	return status.Error(codes.Internal, "internal error")
+}
+
+// reasons are the stable reasons of the refusals a client acts on
+// (google.rpc.ErrorInfo), the first match winning: a client branches on
+// these, never on a message's words.
+var reasons = []struct {
+	err    error
+	reason string
+}{
+	{order.ErrTotalMismatch, "TOTAL_CHANGED"},
+	{order.ErrOfferOpen, "OFFER_OPEN"},
+	{order.ErrPaymentInProgress, "PAYMENT_OPEN"},
+	{order.ErrIdempotencyKeyReused, "IDEMPOTENCY_KEY_REUSED"},
+	{catalog.ErrOutOfStock, "OUT_OF_STOCK"},
+	{order.ErrConflict, "CONFLICT"},
+	{order.ErrTooMany, "TOO_MANY"},
+	{order.ErrIllegalTransition, "ILLEGAL_TRANSITION"},
+	{payment.ErrTransient, "PROVIDER_UNAVAILABLE"},
+	{payment.ErrRefused, "PROVIDER_REFUSED"},
+}
+
+// ErrorDomain is the domain of Souk's google.rpc.ErrorInfo reasons.
+const ErrorDomain = "souk.dev"
+
+// withDetails adds what a client acts on to st: the field of an invalid
+// input (google.rpc.BadRequest) and a stable reason (google.rpc.ErrorInfo),
+// with the order's current total for TOTAL_CHANGED.
+func withDetails(st *status.Status, err error) *status.Status {
+	var details []protoadapt.MessageV1
+	var fe *order.FieldError
+	if errors.As(err, &fe) {
+		details = append(details, &errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: fe.Field, Description: fe.Msg}}})
+	}
+	var unpaid *postgres.UnpaidLimitError
+	info := &errdetails.ErrorInfo{Domain: ErrorDomain}
+	switch {
+	case errors.As(err, &unpaid):
+		info.Reason = "UNPAID_LIMIT"
+		info.Metadata = map[string]string{"max_orders": strconv.FormatInt(unpaid.Limits.Orders, 10), "max_units": strconv.FormatInt(unpaid.Limits.Units, 10)}
+	default:
+		for _, r := range reasons {
+			if errors.Is(err, r.err) {
+				info.Reason = r.reason
+				break
+			}
+		}
+	}
+	var total *order.TotalChangedError
+	if errors.As(err, &total) {
+		info.Metadata = map[string]string{"total_minor": strconv.FormatInt(total.Total.Amount, 10), "currency": total.Total.Currency}
+	}
+	if info.Reason != "" {
+		details = append(details, info)
+	}
+	if len(details) == 0 {
+		return st
+	}
+	if d, derr := st.WithDetails(details...); derr == nil {
+		return d
+	}
+	return st
 }
 
 // errorInterceptor applies the error table to every unary call.

@@ -29,6 +29,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -66,6 +67,9 @@ type Config struct {
 	// Tracing instruments the gRPC servers, the gateway and its calls
 	// (off: no instrumentation at all, not even no-op spans).
 	Tracing bool
+	// Profiles serves Go's profiles (/debug/pprof/) on the internal HTTP
+	// listener (SOUK_PPROF); off by default.
+	Profiles bool
 	// Ready, if set, is asked every second whether the replica can serve
 	// (its PostgreSQL and Redis answer): readiness follows it.
 	Ready func(context.Context) error
@@ -146,6 +150,13 @@ func New(cfg Config) (*Server, error) {
 			streamErrorInterceptor(cfg.Log),
 		),
 	}
+	// Limits of one connection: concurrent calls, and pings (a client may
+	// ping every 20 s, also with no call open, as mobile apps keep their
+	// watches alive; more often is answered with GOAWAY). The server pings
+	// an idle connection after a minute and drops it if no answer comes.
+	opts = append(opts, grpc.MaxConcurrentStreams(maxConcurrentStreams),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 20 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: time.Minute, Timeout: 20 * time.Second}))
 	// Calls run on long-lived goroutines (up to streamWorkers at once; more
 	// get goroutines of their own), whose stacks stay grown: a goroutine a
 	// call spent about 6% of a read's CPU growing its stack (make bench).
@@ -158,7 +169,7 @@ func New(cfg Config) (*Server, error) {
 	g := grpc.NewServer(opts...)
 	cfg.Register(g)
 	stopping := make(chan struct{})
-	watched := &endingHealth{Server: hs, stopping: stopping}
+	watched := &endingHealth{Server: hs, stopping: stopping, slots: make(chan struct{}, maxHealthWatches)}
 	healthpb.RegisterHealthServer(g, watched)
 	reflection.Register(g)
 	s := &Server{cfg: cfg, grpc: g, health: hs, healthEnd: stopping}
@@ -182,9 +193,27 @@ func New(cfg Config) (*Server, error) {
 type endingHealth struct {
 	*health.Server
 	stopping <-chan struct{}
+	// slots bound the health watches open at once: they need no token, so
+	// anyone could otherwise hold any number of streams open.
+	slots chan struct{}
 }
 
+// Limits of a replica's gRPC servers.
+const (
+	// maxConcurrentStreams bounds the calls open at once on one connection.
+	maxConcurrentStreams = 1000
+	// maxHealthWatches bounds the health watches open at once (they need
+	// no token); one more is RESOURCE_EXHAUSTED.
+	maxHealthWatches = 64
+)
+
 func (h *endingHealth) Watch(req *healthpb.HealthCheckRequest, stream healthpb.Health_WatchServer) error {
+	select {
+	case h.slots <- struct{}{}:
+		defer func() { <-h.slots }()
+	default:
+		return status.Errorf(codes.ResourceExhausted, "%d health watches are open on this replica already; use Check, or watch later", maxHealthWatches)
+	}
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
 	go func() {
@@ -225,10 +254,13 @@ func (s *Server) Open(ctx context.Context) error {
 	}
 	in := s.cfg.Internal
 	if in.HTTPAddr != "" || in.GRPCAddr != "" {
-		pages := map[string]http.Handler{"GET /healthz": s.healthPage(Liveness), "GET /readyz": s.healthPage(""),
-			// Go's profiles, for the operators only.
-			"GET /debug/pprof/": http.HandlerFunc(pprof.Index), "GET /debug/pprof/profile": http.HandlerFunc(pprof.Profile),
-			"GET /debug/pprof/trace": http.HandlerFunc(pprof.Trace), "GET /debug/pprof/symbol": http.HandlerFunc(pprof.Symbol)}
+		pages := map[string]http.Handler{"GET /healthz": s.healthPage(Liveness), "GET /readyz": s.healthPage("")}
+		if s.cfg.Profiles {
+			// Go's profiles, for the operators only, when asked for.
+			maps.Copy(pages, map[string]http.Handler{"GET /debug/pprof/": http.HandlerFunc(pprof.Index),
+				"GET /debug/pprof/profile": http.HandlerFunc(pprof.Profile), "GET /debug/pprof/trace": http.HandlerFunc(pprof.Trace),
+				"GET /debug/pprof/symbol": http.HandlerFunc(pprof.Symbol)})
+		}
 		maps.Copy(pages, in.Pages)
 		if s.igrpcLis, s.ihttpLis, s.ihttp, err = s.serve(ctx, s.igrpc, in.GRPCAddr, in.HTTPAddr, in.Gateway, pages, false); err != nil {
 			s.grpcLis.Close()

@@ -174,6 +174,7 @@ func ConfigOn(databaseURL, redisAddr, prefix string) app.Config {
 		Env:              app.Development,
 		JWTSecret:        app.DevJWTSecret,
 		ServiceJWTSecret: app.DevServiceJWTSecret,
+		AdminJWTSecret:   app.DevAdminJWTSecret,
 		LogLevel:         slog.LevelWarn,
 		Migrate:          true,
 		PaymentWindow:    20 * 24 * time.Hour,

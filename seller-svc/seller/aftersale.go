@@ -27,7 +27,7 @@ func (s *sellerService) AnswerCancellation(ctx context.Context, req *sellerv1.An
 // ExtendProtection extends buyer protection on a shipped order.
 func (s *sellerService) ExtendProtection(ctx context.Context, req *sellerv1.ExtendProtectionRequest) (*sellerv1.ExtendProtectionResponse, error) {
 	o, err := s.update(ctx, req.OrderId, func(o *order.Order) error {
-		return o.ExtendProtection(s.deps.Now(), int(req.Days), req.Reason)
+		return o.ExtendProtection(s.deps.Now(), int(req.Days), req.Reason, s.deps.Config.Policy)
 	})
 	if err != nil {
 		return nil, err
@@ -38,6 +38,11 @@ func (s *sellerService) ExtendProtection(ctx context.Context, req *sellerv1.Exte
 // AnswerDispute accepts, counters or rejects the buyer's dispute.
 func (s *sellerService) AnswerDispute(ctx context.Context, req *sellerv1.AnswerDisputeRequest) (*sellerv1.AnswerDisputeResponse, error) {
 	pol := s.deps.Config.Policy
+	if r, ok := req.Answer.(*sellerv1.AnswerDisputeRequest_Reject); ok {
+		if err := s.deps.DB.CheckMessages(ctx, req.OrderId, protoconv.Evidence(order.PartySeller, r.Reject.Evidence).MessageIDs); err != nil {
+			return nil, err
+		}
+	}
 	o, err := s.update(ctx, req.OrderId, func(o *order.Order) error {
 		now := s.deps.Now()
 		switch a := req.Answer.(type) {
@@ -46,11 +51,7 @@ func (s *sellerService) AnswerDispute(ctx context.Context, req *sellerv1.AnswerD
 		case *sellerv1.AnswerDisputeRequest_CounterOffer:
 			return o.CounterOffer(now, protoconv.FromMoney(a.CounterOffer.Amount), a.CounterOffer.Note, pol)
 		case *sellerv1.AnswerDisputeRequest_Reject:
-			ev := protoconv.Evidence(order.PartySeller, a.Reject.Evidence)
-			if err := s.deps.DB.CheckMessages(ctx, o.ID(), ev.MessageIDs); err != nil {
-				return err
-			}
-			return o.RejectDispute(now, ev)
+			return o.RejectDispute(now, protoconv.Evidence(order.PartySeller, a.Reject.Evidence))
 		}
 		return fmt.Errorf("%w: an answer is required", order.ErrInvalid)
 	})
@@ -62,11 +63,12 @@ func (s *sellerService) AnswerDispute(ctx context.Context, req *sellerv1.AnswerD
 
 // AddDisputeEvidence adds the seller's evidence.
 func (s *sellerService) AddDisputeEvidence(ctx context.Context, req *sellerv1.AddDisputeEvidenceRequest) (*sellerv1.AddDisputeEvidenceResponse, error) {
+	ctx = app.WithRequestID(ctx, req.RequestId, req)
 	ev := protoconv.Evidence(order.PartySeller, req.Evidence)
+	if err := s.deps.DB.CheckMessages(ctx, req.OrderId, ev.MessageIDs); err != nil {
+		return nil, err
+	}
 	o, err := s.update(ctx, req.OrderId, func(o *order.Order) error {
-		if err := s.deps.DB.CheckMessages(ctx, o.ID(), ev.MessageIDs); err != nil {
-			return err
-		}
 		return o.AddEvidence(s.deps.Now(), ev)
 	})
 	if err != nil {
@@ -133,13 +135,65 @@ func (d *disputeService) ListEscalatedDisputes(ctx context.Context, req *sellerv
 
 // DecideDispute records the platform's decision on an escalated dispute.
 func (d *disputeService) DecideDispute(ctx context.Context, req *sellerv1.DecideDisputeRequest) (*sellerv1.DecideDisputeResponse, error) {
+	ctx = app.WithRequestID(ctx, req.RequestId, req)
 	admin, _ := auth.FromContext(ctx)
 	o, err := d.deps.DB.Update(ctx, req.OrderId, func(o *order.Order) error {
 		return o.DecideDispute(d.deps.Now(), admin.Subject, protoconv.FromMoney(req.RefundAmount), req.Note, d.deps.Config.Policy)
 	})
+	if o, err = d.deps.Stored(ctx, o, err); err != nil {
+		return nil, err
+	}
+	return &sellerv1.DecideDisputeResponse{Order: protoconv.Order(o, true)}, nil
+}
+
+// refundService implements RefundResolutionService for the platform's admins.
+type refundService struct {
+	sellerv1.UnimplementedRefundResolutionServiceServer
+	deps *app.Deps
+}
+
+// ListFailedRefunds lists the refunds the provider refused for good.
+func (r *refundService) ListFailedRefunds(ctx context.Context, req *sellerv1.ListFailedRefundsRequest) (*sellerv1.ListFailedRefundsResponse, error) {
+	rs, next, err := r.deps.DB.FailedRefunds(ctx, protoconv.PageSize(req.PageSize, 20), req.PageToken)
 	if err != nil {
 		return nil, err
 	}
-	d.deps.Changed(ctx, o)
-	return &sellerv1.DecideDisputeResponse{Order: protoconv.Order(o, true)}, nil
+	resp := &sellerv1.ListFailedRefundsResponse{NextPageToken: next}
+	for _, f := range rs {
+		resp.Refunds = append(resp.Refunds, protoconv.Refund(f.OrderID, f.Refund))
+	}
+	return resp, nil
+}
+
+// RetryRefund hands a failed refund back to buyer-svc's refund worker.
+func (r *refundService) RetryRefund(ctx context.Context, req *sellerv1.RetryRefundRequest) (*sellerv1.RetryRefundResponse, error) {
+	o, err := r.update(ctx, req.OrderId, func(o *order.Order, now time.Time, admin string) error {
+		return o.RetryRefund(now, req.RefundId, admin, req.Note)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &sellerv1.RetryRefundResponse{Order: protoconv.Order(o, true)}, nil
+}
+
+// SettleRefund records a failed refund as paid by other means.
+func (r *refundService) SettleRefund(ctx context.Context, req *sellerv1.SettleRefundRequest) (*sellerv1.SettleRefundResponse, error) {
+	o, err := r.update(ctx, req.OrderId, func(o *order.Order, now time.Time, admin string) error {
+		return o.SettleRefund(now, req.RefundId, admin, req.Note)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &sellerv1.SettleRefundResponse{Order: protoconv.Order(o, true)}, nil
+}
+
+// update applies an admin's change to an order.
+func (r *refundService) update(ctx context.Context, orderID string, fn func(o *order.Order, now time.Time, admin string) error) (*order.Order, error) {
+	admin, _ := auth.FromContext(ctx)
+	o, err := r.deps.DB.Update(ctx, orderID, func(o *order.Order) error { return fn(o, r.deps.Now(), admin.Subject) })
+	if err != nil {
+		return nil, err
+	}
+	r.deps.Changed(ctx, o)
+	return o, nil
 }

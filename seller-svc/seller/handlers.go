@@ -100,7 +100,7 @@ func (s *sellerService) ListOrders(ctx context.Context, req *sellerv1.ListOrders
 	if err != nil {
 		return nil, err
 	}
-	return &sellerv1.ListOrdersResponse{Orders: protoconv.Orders(os), NextPageToken: next}, nil
+	return &sellerv1.ListOrdersResponse{Orders: protoconv.SellerOrders(os), NextPageToken: next}, nil
 }
 
 // owned reads one of the store's orders; another store's is not found.
@@ -165,6 +165,7 @@ func (s *sellerService) AnswerOffer(ctx context.Context, req *sellerv1.AnswerOff
 
 // AdjustOrderPrice reprices an unpaid order, under the order's lock.
 func (s *sellerService) AdjustOrderPrice(ctx context.Context, req *sellerv1.AdjustOrderPriceRequest) (*sellerv1.AdjustOrderPriceResponse, error) {
+	ctx = app.WithRequestID(ctx, req.RequestId, req)
 	change := order.PriceChange{UnitPrices: map[string]order.Money{}, Reason: req.Reason}
 	for _, ip := range req.ItemPrices {
 		if _, dup := change.UnitPrices[ip.ProductId]; dup {
@@ -185,6 +186,7 @@ func (s *sellerService) AdjustOrderPrice(ctx context.Context, req *sellerv1.Adju
 
 // ShipOrder records the shipment of a paid order.
 func (s *sellerService) ShipOrder(ctx context.Context, req *sellerv1.ShipOrderRequest) (*sellerv1.ShipOrderResponse, error) {
+	ctx = app.WithRequestID(ctx, req.RequestId, req)
 	o, err := s.update(ctx, req.OrderId, func(o *order.Order) error {
 		return o.Ship(s.deps.Now(), order.Shipment{Carrier: req.Carrier, TrackingNumber: req.TrackingNumber, TrackingURL: req.TrackingUrl}, s.deps.Config.Policy)
 	})

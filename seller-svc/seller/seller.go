@@ -44,6 +44,7 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 		InternalHTTPAddr:   e.String("SOUK_SELLER_INTERNAL_HTTP_ADDR", "127.0.0.1:9082"),
 		ReservationTimeout: e.Duration("SOUK_RESERVATION_TIMEOUT", 10*time.Minute),
 	}
+	e.LoadAdminKey(&c.Config)
 	return c, e.Err()
 }
 
@@ -75,6 +76,7 @@ func (m *Main) Open(ctx context.Context) error {
 				sellerv1.SellerService_ServiceDesc.ServiceName:            {auth.RoleSeller},
 				sellerv1.CatalogService_ServiceDesc.ServiceName:           {auth.RoleService},
 				sellerv1.DisputeResolutionService_ServiceDesc.ServiceName: {auth.RoleAdmin},
+				sellerv1.RefundResolutionService_ServiceDesc.ServiceName:  {auth.RoleAdmin},
 				eventsv1.OrderEventService_ServiceDesc.ServiceName:        {auth.RoleService},
 			},
 		},
@@ -82,25 +84,28 @@ func (m *Main) Open(ctx context.Context) error {
 		Register: func(g *grpc.Server) {
 			sellerv1.RegisterSellerServiceServer(g, &sellerService{deps: deps})
 		},
-		Gateway: []server.GatewayRegistrar{sellerv1.RegisterSellerServiceHandlerFromEndpoint},
-		Pages:   m.pages(deps.Issuer),
-		Metrics: deps.Metrics.GRPC,
-		Ready:   deps.Ready,
-		Tracing: deps.Config.Tracing,
+		Gateway:  []server.GatewayRegistrar{sellerv1.RegisterSellerServiceHandlerFromEndpoint},
+		Pages:    m.pages(deps.Issuer),
+		Metrics:  deps.Metrics.GRPC,
+		Ready:    deps.Ready,
+		Tracing:  deps.Config.Tracing,
+		Profiles: deps.Config.Profiles,
 		// Internal, admin and event-consumer services never face the public.
 		Internal: server.Listeners{
 			GRPCAddr: m.cfg.InternalGRPCAddr, HTTPAddr: m.cfg.InternalHTTPAddr,
 			Pages: map[string]http.Handler{"GET /metrics": deps.Metrics.Handler()},
 			Services: []string{sellerv1.CatalogService_ServiceDesc.ServiceName, sellerv1.DisputeResolutionService_ServiceDesc.ServiceName,
-				eventsv1.OrderEventService_ServiceDesc.ServiceName},
+				sellerv1.RefundResolutionService_ServiceDesc.ServiceName, eventsv1.OrderEventService_ServiceDesc.ServiceName},
 			Register: func(g *grpc.Server) {
 				sellerv1.RegisterCatalogServiceServer(g, &catalogService{deps: deps})
 				sellerv1.RegisterDisputeResolutionServiceServer(g, &disputeService{deps: deps})
+				sellerv1.RegisterRefundResolutionServiceServer(g, &refundService{deps: deps})
 				eventsv1.RegisterOrderEventServiceServer(g, &eventService{deps: deps})
 			},
 			Gateway: []server.GatewayRegistrar{
 				sellerv1.RegisterCatalogServiceHandlerFromEndpoint,
 				sellerv1.RegisterDisputeResolutionServiceHandlerFromEndpoint,
+				sellerv1.RegisterRefundResolutionServiceHandlerFromEndpoint,
 				eventsv1.RegisterOrderEventServiceHandlerFromEndpoint,
 			},
 		},

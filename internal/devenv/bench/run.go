@@ -332,7 +332,9 @@ func (b *bench) start(ctx context.Context, bin, logs string) (exited bool, err e
 		sql += "&pool_max_conns=" + strconv.Itoa(b.p.PGPool)
 	}
 	env := append(os.Environ(), "SOUK_ENV=development", "SOUK_DATABASE_URL="+souk, "SOUK_SIM_DATABASE_URL="+b.sim,
-		"SOUK_REDIS_ADDR="+b.t.RedisAddr, "SOUK_REDIS_PREFIX="+b.t.Prefix)
+		"SOUK_REDIS_ADDR="+b.t.RedisAddr, "SOUK_REDIS_PREFIX="+b.t.Prefix,
+		// The load generator is one buyer with many unpaid orders.
+		"SOUK_MAX_UNPAID_ORDERS=0", "SOUK_MAX_UNPAID_UNITS=0", "SOUK_PPROF=true")
 	for k, v := range addrs {
 		env = append(env, k+"="+v)
 	}

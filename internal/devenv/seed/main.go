@@ -30,6 +30,7 @@ func main() {
 func run() error {
 	e := app.NewEnv(nil)
 	cfg := e.Load()
+	e.LoadAdminKey(&cfg) // the demo's admin token
 	buyerGRPC := e.String("SOUK_BUYER_GRPC_ADDR", "127.0.0.1:50051")
 	buyerHTTP := e.String("SOUK_BUYER_HTTP_ADDR", "127.0.0.1:8081")
 	sellerGRPC := e.String("SOUK_SELLER_GRPC_ADDR", "127.0.0.1:50052")

@@ -10,6 +10,7 @@ import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	v1 "github.com/souk-dev/souk/gen/go/souk/order/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
+	status "google.golang.org/genproto/googleapis/rpc/status"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -1081,10 +1082,18 @@ type OrderPaymentResult struct {
 	// The attempt made for it (unset if error_code is set).
 	Attempt *v1.PaymentAttempt `protobuf:"bytes,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	// Set when the order could not be paid at all: the gRPC code name, for
-	// example "FAILED_PRECONDITION".
+	// example "FAILED_PRECONDITION". Deprecated: read status.
+	//
+	// Deprecated: Marked as deprecated in souk/buyer/v1/buyer.proto.
 	ErrorCode string `protobuf:"bytes,4,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
-	// What went wrong, when error_code is set.
-	ErrorMessage  string `protobuf:"bytes,5,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	// What went wrong, when error_code is set. Deprecated: read status.
+	//
+	// Deprecated: Marked as deprecated in souk/buyer/v1/buyer.proto.
+	ErrorMessage string `protobuf:"bytes,5,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	// Set when the order could not be paid at all: the code, message and
+	// details (google.rpc.BadRequest, google.rpc.ErrorInfo such as
+	// TOTAL_CHANGED with the order's total) that PayOrder would have answered.
+	Status        *status.Status `protobuf:"bytes,6,opt,name=status,proto3" json:"status,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1140,6 +1149,7 @@ func (x *OrderPaymentResult) GetAttempt() *v1.PaymentAttempt {
 	return nil
 }
 
+// Deprecated: Marked as deprecated in souk/buyer/v1/buyer.proto.
 func (x *OrderPaymentResult) GetErrorCode() string {
 	if x != nil {
 		return x.ErrorCode
@@ -1147,11 +1157,19 @@ func (x *OrderPaymentResult) GetErrorCode() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in souk/buyer/v1/buyer.proto.
 func (x *OrderPaymentResult) GetErrorMessage() string {
 	if x != nil {
 		return x.ErrorMessage
 	}
 	return ""
+}
+
+func (x *OrderPaymentResult) GetStatus() *status.Status {
+	if x != nil {
+		return x.Status
+	}
+	return nil
 }
 
 // PayOrdersResponse has one result per order, in the request's order.
@@ -1825,7 +1843,11 @@ type OpenDisputeRequest struct {
 	// What the buyer asks back, up to what was paid.
 	RefundAmount *v1.Money `protobuf:"bytes,3,opt,name=refund_amount,json=refundAmount,proto3" json:"refund_amount,omitempty"`
 	// The buyer's evidence.
-	Evidence      *v1.EvidenceInput `protobuf:"bytes,4,opt,name=evidence,proto3" json:"evidence,omitempty"`
+	Evidence *v1.EvidenceInput `protobuf:"bytes,4,opt,name=evidence,proto3" json:"evidence,omitempty"`
+	// A client's id for this request (up to 128 characters), so that a retry
+	// changes nothing twice: the same id with the same parameters answers
+	// with the outcome as it stands; with other parameters it is refused.
+	RequestId     string `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1888,6 +1910,13 @@ func (x *OpenDisputeRequest) GetEvidence() *v1.EvidenceInput {
 	return nil
 }
 
+func (x *OpenDisputeRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
 // OpenDisputeResponse holds the disputed order.
 type OpenDisputeResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1940,7 +1969,11 @@ type AddDisputeEvidenceRequest struct {
 	// The order's id.
 	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	// The evidence.
-	Evidence      *v1.EvidenceInput `protobuf:"bytes,2,opt,name=evidence,proto3" json:"evidence,omitempty"`
+	Evidence *v1.EvidenceInput `protobuf:"bytes,2,opt,name=evidence,proto3" json:"evidence,omitempty"`
+	// A client's id for this request (up to 128 characters), so that a retry
+	// changes nothing twice: the same id with the same parameters answers
+	// with the outcome as it stands; with other parameters it is refused.
+	RequestId     string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1987,6 +2020,13 @@ func (x *AddDisputeEvidenceRequest) GetEvidence() *v1.EvidenceInput {
 		return x.Evidence
 	}
 	return nil
+}
+
+func (x *AddDisputeEvidenceRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
 }
 
 // AddDisputeEvidenceResponse holds the order.
@@ -2371,7 +2411,11 @@ type SendOrderMessageRequest struct {
 	// The order's id.
 	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	// The message.
-	Message       *v1.MessageInput `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Message *v1.MessageInput `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// A client's id for this request (up to 128 characters), so that a retry
+	// changes nothing twice: the same id with the same parameters answers
+	// with the outcome as it stands; with other parameters it is refused.
+	RequestId     string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2418,6 +2462,13 @@ func (x *SendOrderMessageRequest) GetMessage() *v1.MessageInput {
 		return x.Message
 	}
 	return nil
+}
+
+func (x *SendOrderMessageRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
 }
 
 // SendOrderMessageResponse holds the message as sent.
@@ -2595,7 +2646,11 @@ type MakeOfferRequest struct {
 	// The proposed total or shipping fee, below the current one.
 	Amount *v1.Money `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
 	// A note for the seller.
-	Note          string `protobuf:"bytes,4,opt,name=note,proto3" json:"note,omitempty"`
+	Note string `protobuf:"bytes,4,opt,name=note,proto3" json:"note,omitempty"`
+	// A client's id for this request (up to 128 characters), so that a retry
+	// changes nothing twice: the same id with the same parameters answers
+	// with the outcome as it stands; with other parameters it is refused.
+	RequestId     string `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2654,6 +2709,13 @@ func (x *MakeOfferRequest) GetAmount() *v1.Money {
 func (x *MakeOfferRequest) GetNote() string {
 	if x != nil {
 		return x.Note
+	}
+	return ""
+}
+
+func (x *MakeOfferRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
 	}
 	return ""
 }
@@ -2853,7 +2915,7 @@ var File_souk_buyer_v1_buyer_proto protoreflect.FileDescriptor
 
 const file_souk_buyer_v1_buyer_proto_rawDesc = "" +
 	"\n" +
-	"\x19souk/buyer/v1/buyer.proto\x12\rsouk.buyer.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19souk/order/v1/order.proto\"_\n" +
+	"\x19souk/buyer/v1/buyer.proto\x12\rsouk.buyer.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x19souk/order/v1/order.proto\"_\n" +
 	"\fCheckoutItem\x12'\n" +
 	"\n" +
 	"product_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tproductId\x12&\n" +
@@ -2919,14 +2981,15 @@ const file_souk_buyer_v1_buyer_proto_rawDesc = "" +
 	"\x04card\x18\x03 \x01(\v2\x13.souk.buyer.v1.CardH\x00R\x04card\x12/\n" +
 	"\x06wallet\x18\x04 \x01(\v2\x15.souk.buyer.v1.WalletH\x00R\x06wallet\x12B\n" +
 	"\rbank_transfer\x18\x05 \x01(\v2\x1b.souk.buyer.v1.BankTransferH\x00R\fbankTransferB\x0f\n" +
-	"\x06method\x12\x05\xbaH\x02\b\x01\"\xd8\x01\n" +
+	"\x06method\x12\x05\xbaH\x02\b\x01\"\x8c\x02\n" +
 	"\x12OrderPaymentResult\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12*\n" +
 	"\x05order\x18\x02 \x01(\v2\x14.souk.order.v1.OrderR\x05order\x127\n" +
-	"\aattempt\x18\x03 \x01(\v2\x1d.souk.order.v1.PaymentAttemptR\aattempt\x12\x1d\n" +
+	"\aattempt\x18\x03 \x01(\v2\x1d.souk.order.v1.PaymentAttemptR\aattempt\x12!\n" +
 	"\n" +
-	"error_code\x18\x04 \x01(\tR\terrorCode\x12#\n" +
-	"\rerror_message\x18\x05 \x01(\tR\ferrorMessage\"P\n" +
+	"error_code\x18\x04 \x01(\tB\x02\x18\x01R\terrorCode\x12'\n" +
+	"\rerror_message\x18\x05 \x01(\tB\x02\x18\x01R\ferrorMessage\x12*\n" +
+	"\x06status\x18\x06 \x01(\v2\x12.google.rpc.StatusR\x06status\"P\n" +
 	"\x11PayOrdersResponse\x12;\n" +
 	"\aresults\x18\x01 \x03(\v2!.souk.buyer.v1.OrderPaymentResultR\aresults\"e\n" +
 	"\x12ListRefundsRequest\x12&\n" +
@@ -2961,17 +3024,21 @@ const file_souk_buyer_v1_buyer_proto_rawDesc = "" +
 	"\x04days\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x18Z(\x01R\x04days\x12\x1c\n" +
 	"\x04note\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\xf4\x03R\x04note\"L\n" +
 	"\x1eAskProtectionExtensionResponse\x12*\n" +
-	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"\xa6\x02\n" +
+	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"\xcf\x02\n" +
 	"\x12OpenDisputeRequest\x12#\n" +
 	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12f\n" +
 	"\x06reason\x18\x02 \x01(\tBN\xbaHKrIR\x17no_tracking_informationR\fnot_receivedR\x10not_as_describedR\adamagedR\x05otherR\x06reason\x12A\n" +
 	"\rrefund_amount\x18\x03 \x01(\v2\x14.souk.order.v1.MoneyB\x06\xbaH\x03\xc8\x01\x01R\frefundAmount\x12@\n" +
-	"\bevidence\x18\x04 \x01(\v2\x1c.souk.order.v1.EvidenceInputB\x06\xbaH\x03\xc8\x01\x01R\bevidence\"A\n" +
+	"\bevidence\x18\x04 \x01(\v2\x1c.souk.order.v1.EvidenceInputB\x06\xbaH\x03\xc8\x01\x01R\bevidence\x12'\n" +
+	"\n" +
+	"request_id\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\trequestId\"A\n" +
 	"\x13OpenDisputeResponse\x12*\n" +
-	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"\x82\x01\n" +
+	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"\xab\x01\n" +
 	"\x19AddDisputeEvidenceRequest\x12#\n" +
 	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12@\n" +
-	"\bevidence\x18\x02 \x01(\v2\x1c.souk.order.v1.EvidenceInputB\x06\xbaH\x03\xc8\x01\x01R\bevidence\"H\n" +
+	"\bevidence\x18\x02 \x01(\v2\x1c.souk.order.v1.EvidenceInputB\x06\xbaH\x03\xc8\x01\x01R\bevidence\x12'\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\trequestId\"H\n" +
 	"\x1aAddDisputeEvidenceResponse\x12*\n" +
 	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"=\n" +
 	"\x16WithdrawDisputeRequest\x12#\n" +
@@ -2992,10 +3059,12 @@ const file_souk_buyer_v1_buyer_proto_rawDesc = "" +
 	"\fdecline_code\x18\x05 \x01(\tB\a\xbaH\x04r\x02\x18@R\vdeclineCode\x12%\n" +
 	"\ttimestamp\x18\x06 \x01(\x03B\a\xbaH\x04\"\x02 \x00R\ttimestamp\x123\n" +
 	"\tsignature\x18\a \x01(\tB\x15\xbaH\x12r\x102\x0e^[0-9a-f]{64}$R\tsignature\"\x1c\n" +
-	"\x1aReportPaymentEventResponse\"}\n" +
+	"\x1aReportPaymentEventResponse\"\xa6\x01\n" +
 	"\x17SendOrderMessageRequest\x12#\n" +
 	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12=\n" +
-	"\amessage\x18\x02 \x01(\v2\x1b.souk.order.v1.MessageInputB\x06\xbaH\x03\xc8\x01\x01R\amessage\"Q\n" +
+	"\amessage\x18\x02 \x01(\v2\x1b.souk.order.v1.MessageInputB\x06\xbaH\x03\xc8\x01\x01R\amessage\x12'\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\trequestId\"Q\n" +
 	"\x18SendOrderMessageResponse\x125\n" +
 	"\amessage\x18\x01 \x01(\v2\x1b.souk.order.v1.OrderMessageR\amessage\"\x91\x01\n" +
 	"\x18ListOrderMessagesRequest\x12#\n" +
@@ -3006,13 +3075,15 @@ const file_souk_buyer_v1_buyer_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\tpageToken\"|\n" +
 	"\x19ListOrderMessagesResponse\x127\n" +
 	"\bmessages\x18\x01 \x03(\v2\x1b.souk.order.v1.OrderMessageR\bmessages\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc5\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xee\x01\n" +
 	"\x10MakeOfferRequest\x12#\n" +
 	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x128\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x18.souk.order.v1.OfferKindB\n" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x04kind\x124\n" +
 	"\x06amount\x18\x03 \x01(\v2\x14.souk.order.v1.MoneyB\x06\xbaH\x03\xc8\x01\x01R\x06amount\x12\x1c\n" +
-	"\x04note\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\xf4\x03R\x04note\"?\n" +
+	"\x04note\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\xf4\x03R\x04note\x12'\n" +
+	"\n" +
+	"request_id\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\trequestId\"?\n" +
 	"\x11MakeOfferResponse\x12*\n" +
 	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"{\n" +
 	"\x17WatchOrderEventsRequest\x12,\n" +
@@ -3045,9 +3116,9 @@ const file_souk_buyer_v1_buyer_proto_rawDesc = "" +
 	"\x11ListOrderMessages\x12'.souk.buyer.v1.ListOrderMessagesRequest\x1a(.souk.buyer.v1.ListOrderMessagesResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/v1/orders/{order_id}/messages\x12v\n" +
 	"\tMakeOffer\x12\x1f.souk.buyer.v1.MakeOfferRequest\x1a .souk.buyer.v1.MakeOfferResponse\"&\x82\xd3\xe4\x93\x02 :\x01*\"\x1b/v1/orders/{order_id}/offer\x12y\n" +
 	"\x10WatchOrderEvents\x12&.souk.buyer.v1.WatchOrderEventsRequest\x1a'.souk.buyer.v1.WatchOrderEventsResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
-	"/v1/events0\x012\xa5\x01\n" +
-	"\x17ProviderCallbackService\x12\x89\x01\n" +
-	"\x12ReportPaymentEvent\x12(.souk.buyer.v1.ReportPaymentEventRequest\x1a).souk.buyer.v1.ReportPaymentEventResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/provider/eventsB7Z5github.com/souk-dev/souk/gen/go/souk/buyer/v1;buyerv1b\x06proto3"
+	"/v1/events0\x012\x8e\x01\n" +
+	"\x17ProviderCallbackService\x12n\n" +
+	"\x12ReportPaymentEvent\x12(.souk.buyer.v1.ReportPaymentEventRequest\x1a).souk.buyer.v1.ReportPaymentEventResponse\"\x03\x88\x02\x01\x1a\x03\x88\x02\x01B7Z5github.com/souk-dev/souk/gen/go/souk/buyer/v1;buyerv1b\x06proto3"
 
 var (
 	file_souk_buyer_v1_buyer_proto_rawDescOnce sync.Once
@@ -3116,14 +3187,15 @@ var file_souk_buyer_v1_buyer_proto_goTypes = []any{
 	(*timestamppb.Timestamp)(nil),          // 50: google.protobuf.Timestamp
 	(*v1.Money)(nil),                       // 51: souk.order.v1.Money
 	(*v1.PaymentAttempt)(nil),              // 52: souk.order.v1.PaymentAttempt
-	(*v1.Refund)(nil),                      // 53: souk.order.v1.Refund
-	(*v1.EvidenceInput)(nil),               // 54: souk.order.v1.EvidenceInput
-	(*v1.MessageInput)(nil),                // 55: souk.order.v1.MessageInput
-	(*v1.OrderMessage)(nil),                // 56: souk.order.v1.OrderMessage
-	(v1.OfferKind)(0),                      // 57: souk.order.v1.OfferKind
-	(*v1.EventFilter)(nil),                 // 58: souk.order.v1.EventFilter
-	(*v1.OrderEvent)(nil),                  // 59: souk.order.v1.OrderEvent
-	(*v1.EventHeartbeat)(nil),              // 60: souk.order.v1.EventHeartbeat
+	(*status.Status)(nil),                  // 53: google.rpc.Status
+	(*v1.Refund)(nil),                      // 54: souk.order.v1.Refund
+	(*v1.EvidenceInput)(nil),               // 55: souk.order.v1.EvidenceInput
+	(*v1.MessageInput)(nil),                // 56: souk.order.v1.MessageInput
+	(*v1.OrderMessage)(nil),                // 57: souk.order.v1.OrderMessage
+	(v1.OfferKind)(0),                      // 58: souk.order.v1.OfferKind
+	(*v1.EventFilter)(nil),                 // 59: souk.order.v1.EventFilter
+	(*v1.OrderEvent)(nil),                  // 60: souk.order.v1.OrderEvent
+	(*v1.EventHeartbeat)(nil),              // 61: souk.order.v1.EventHeartbeat
 }
 var file_souk_buyer_v1_buyer_proto_depIdxs = []int32{
 	0,  // 0: souk.buyer.v1.CheckoutRequest.items:type_name -> souk.buyer.v1.CheckoutItem
@@ -3148,76 +3220,77 @@ var file_souk_buyer_v1_buyer_proto_depIdxs = []int32{
 	10, // 19: souk.buyer.v1.PayOrdersRequest.bank_transfer:type_name -> souk.buyer.v1.BankTransfer
 	48, // 20: souk.buyer.v1.OrderPaymentResult.order:type_name -> souk.order.v1.Order
 	52, // 21: souk.buyer.v1.OrderPaymentResult.attempt:type_name -> souk.order.v1.PaymentAttempt
-	16, // 22: souk.buyer.v1.PayOrdersResponse.results:type_name -> souk.buyer.v1.OrderPaymentResult
-	53, // 23: souk.buyer.v1.ListRefundsResponse.refunds:type_name -> souk.order.v1.Refund
-	48, // 24: souk.buyer.v1.CancelOrderResponse.order:type_name -> souk.order.v1.Order
-	48, // 25: souk.buyer.v1.ConfirmReceiptResponse.order:type_name -> souk.order.v1.Order
-	48, // 26: souk.buyer.v1.RequestCancellationResponse.order:type_name -> souk.order.v1.Order
-	48, // 27: souk.buyer.v1.WithdrawCancellationResponse.order:type_name -> souk.order.v1.Order
-	48, // 28: souk.buyer.v1.AskProtectionExtensionResponse.order:type_name -> souk.order.v1.Order
-	51, // 29: souk.buyer.v1.OpenDisputeRequest.refund_amount:type_name -> souk.order.v1.Money
-	54, // 30: souk.buyer.v1.OpenDisputeRequest.evidence:type_name -> souk.order.v1.EvidenceInput
-	48, // 31: souk.buyer.v1.OpenDisputeResponse.order:type_name -> souk.order.v1.Order
-	54, // 32: souk.buyer.v1.AddDisputeEvidenceRequest.evidence:type_name -> souk.order.v1.EvidenceInput
-	48, // 33: souk.buyer.v1.AddDisputeEvidenceResponse.order:type_name -> souk.order.v1.Order
-	48, // 34: souk.buyer.v1.WithdrawDisputeResponse.order:type_name -> souk.order.v1.Order
-	48, // 35: souk.buyer.v1.AnswerCounterOfferResponse.order:type_name -> souk.order.v1.Order
-	55, // 36: souk.buyer.v1.SendOrderMessageRequest.message:type_name -> souk.order.v1.MessageInput
-	56, // 37: souk.buyer.v1.SendOrderMessageResponse.message:type_name -> souk.order.v1.OrderMessage
-	56, // 38: souk.buyer.v1.ListOrderMessagesResponse.messages:type_name -> souk.order.v1.OrderMessage
-	57, // 39: souk.buyer.v1.MakeOfferRequest.kind:type_name -> souk.order.v1.OfferKind
-	51, // 40: souk.buyer.v1.MakeOfferRequest.amount:type_name -> souk.order.v1.Money
-	48, // 41: souk.buyer.v1.MakeOfferResponse.order:type_name -> souk.order.v1.Order
-	58, // 42: souk.buyer.v1.WatchOrderEventsRequest.filter:type_name -> souk.order.v1.EventFilter
-	59, // 43: souk.buyer.v1.WatchOrderEventsResponse.event:type_name -> souk.order.v1.OrderEvent
-	60, // 44: souk.buyer.v1.WatchOrderEventsResponse.heartbeat:type_name -> souk.order.v1.EventHeartbeat
-	1,  // 45: souk.buyer.v1.BuyerService.Checkout:input_type -> souk.buyer.v1.CheckoutRequest
-	3,  // 46: souk.buyer.v1.BuyerService.ListOrders:input_type -> souk.buyer.v1.ListOrdersRequest
-	5,  // 47: souk.buyer.v1.BuyerService.GetOrder:input_type -> souk.buyer.v1.GetOrderRequest
-	8,  // 48: souk.buyer.v1.BuyerService.PayOrder:input_type -> souk.buyer.v1.PayOrderRequest
-	20, // 49: souk.buyer.v1.BuyerService.CancelOrder:input_type -> souk.buyer.v1.CancelOrderRequest
-	12, // 50: souk.buyer.v1.BuyerService.VerifyPayment:input_type -> souk.buyer.v1.VerifyPaymentRequest
-	15, // 51: souk.buyer.v1.BuyerService.PayOrders:input_type -> souk.buyer.v1.PayOrdersRequest
-	18, // 52: souk.buyer.v1.BuyerService.ListRefunds:input_type -> souk.buyer.v1.ListRefundsRequest
-	24, // 53: souk.buyer.v1.BuyerService.RequestCancellation:input_type -> souk.buyer.v1.RequestCancellationRequest
-	26, // 54: souk.buyer.v1.BuyerService.WithdrawCancellation:input_type -> souk.buyer.v1.WithdrawCancellationRequest
-	28, // 55: souk.buyer.v1.BuyerService.AskProtectionExtension:input_type -> souk.buyer.v1.AskProtectionExtensionRequest
-	30, // 56: souk.buyer.v1.BuyerService.OpenDispute:input_type -> souk.buyer.v1.OpenDisputeRequest
-	32, // 57: souk.buyer.v1.BuyerService.AddDisputeEvidence:input_type -> souk.buyer.v1.AddDisputeEvidenceRequest
-	34, // 58: souk.buyer.v1.BuyerService.WithdrawDispute:input_type -> souk.buyer.v1.WithdrawDisputeRequest
-	36, // 59: souk.buyer.v1.BuyerService.AnswerCounterOffer:input_type -> souk.buyer.v1.AnswerCounterOfferRequest
-	22, // 60: souk.buyer.v1.BuyerService.ConfirmReceipt:input_type -> souk.buyer.v1.ConfirmReceiptRequest
-	40, // 61: souk.buyer.v1.BuyerService.SendOrderMessage:input_type -> souk.buyer.v1.SendOrderMessageRequest
-	42, // 62: souk.buyer.v1.BuyerService.ListOrderMessages:input_type -> souk.buyer.v1.ListOrderMessagesRequest
-	44, // 63: souk.buyer.v1.BuyerService.MakeOffer:input_type -> souk.buyer.v1.MakeOfferRequest
-	46, // 64: souk.buyer.v1.BuyerService.WatchOrderEvents:input_type -> souk.buyer.v1.WatchOrderEventsRequest
-	38, // 65: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:input_type -> souk.buyer.v1.ReportPaymentEventRequest
-	2,  // 66: souk.buyer.v1.BuyerService.Checkout:output_type -> souk.buyer.v1.CheckoutResponse
-	4,  // 67: souk.buyer.v1.BuyerService.ListOrders:output_type -> souk.buyer.v1.ListOrdersResponse
-	6,  // 68: souk.buyer.v1.BuyerService.GetOrder:output_type -> souk.buyer.v1.GetOrderResponse
-	11, // 69: souk.buyer.v1.BuyerService.PayOrder:output_type -> souk.buyer.v1.PayOrderResponse
-	21, // 70: souk.buyer.v1.BuyerService.CancelOrder:output_type -> souk.buyer.v1.CancelOrderResponse
-	13, // 71: souk.buyer.v1.BuyerService.VerifyPayment:output_type -> souk.buyer.v1.VerifyPaymentResponse
-	17, // 72: souk.buyer.v1.BuyerService.PayOrders:output_type -> souk.buyer.v1.PayOrdersResponse
-	19, // 73: souk.buyer.v1.BuyerService.ListRefunds:output_type -> souk.buyer.v1.ListRefundsResponse
-	25, // 74: souk.buyer.v1.BuyerService.RequestCancellation:output_type -> souk.buyer.v1.RequestCancellationResponse
-	27, // 75: souk.buyer.v1.BuyerService.WithdrawCancellation:output_type -> souk.buyer.v1.WithdrawCancellationResponse
-	29, // 76: souk.buyer.v1.BuyerService.AskProtectionExtension:output_type -> souk.buyer.v1.AskProtectionExtensionResponse
-	31, // 77: souk.buyer.v1.BuyerService.OpenDispute:output_type -> souk.buyer.v1.OpenDisputeResponse
-	33, // 78: souk.buyer.v1.BuyerService.AddDisputeEvidence:output_type -> souk.buyer.v1.AddDisputeEvidenceResponse
-	35, // 79: souk.buyer.v1.BuyerService.WithdrawDispute:output_type -> souk.buyer.v1.WithdrawDisputeResponse
-	37, // 80: souk.buyer.v1.BuyerService.AnswerCounterOffer:output_type -> souk.buyer.v1.AnswerCounterOfferResponse
-	23, // 81: souk.buyer.v1.BuyerService.ConfirmReceipt:output_type -> souk.buyer.v1.ConfirmReceiptResponse
-	41, // 82: souk.buyer.v1.BuyerService.SendOrderMessage:output_type -> souk.buyer.v1.SendOrderMessageResponse
-	43, // 83: souk.buyer.v1.BuyerService.ListOrderMessages:output_type -> souk.buyer.v1.ListOrderMessagesResponse
-	45, // 84: souk.buyer.v1.BuyerService.MakeOffer:output_type -> souk.buyer.v1.MakeOfferResponse
-	47, // 85: souk.buyer.v1.BuyerService.WatchOrderEvents:output_type -> souk.buyer.v1.WatchOrderEventsResponse
-	39, // 86: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:output_type -> souk.buyer.v1.ReportPaymentEventResponse
-	66, // [66:87] is the sub-list for method output_type
-	45, // [45:66] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	53, // 22: souk.buyer.v1.OrderPaymentResult.status:type_name -> google.rpc.Status
+	16, // 23: souk.buyer.v1.PayOrdersResponse.results:type_name -> souk.buyer.v1.OrderPaymentResult
+	54, // 24: souk.buyer.v1.ListRefundsResponse.refunds:type_name -> souk.order.v1.Refund
+	48, // 25: souk.buyer.v1.CancelOrderResponse.order:type_name -> souk.order.v1.Order
+	48, // 26: souk.buyer.v1.ConfirmReceiptResponse.order:type_name -> souk.order.v1.Order
+	48, // 27: souk.buyer.v1.RequestCancellationResponse.order:type_name -> souk.order.v1.Order
+	48, // 28: souk.buyer.v1.WithdrawCancellationResponse.order:type_name -> souk.order.v1.Order
+	48, // 29: souk.buyer.v1.AskProtectionExtensionResponse.order:type_name -> souk.order.v1.Order
+	51, // 30: souk.buyer.v1.OpenDisputeRequest.refund_amount:type_name -> souk.order.v1.Money
+	55, // 31: souk.buyer.v1.OpenDisputeRequest.evidence:type_name -> souk.order.v1.EvidenceInput
+	48, // 32: souk.buyer.v1.OpenDisputeResponse.order:type_name -> souk.order.v1.Order
+	55, // 33: souk.buyer.v1.AddDisputeEvidenceRequest.evidence:type_name -> souk.order.v1.EvidenceInput
+	48, // 34: souk.buyer.v1.AddDisputeEvidenceResponse.order:type_name -> souk.order.v1.Order
+	48, // 35: souk.buyer.v1.WithdrawDisputeResponse.order:type_name -> souk.order.v1.Order
+	48, // 36: souk.buyer.v1.AnswerCounterOfferResponse.order:type_name -> souk.order.v1.Order
+	56, // 37: souk.buyer.v1.SendOrderMessageRequest.message:type_name -> souk.order.v1.MessageInput
+	57, // 38: souk.buyer.v1.SendOrderMessageResponse.message:type_name -> souk.order.v1.OrderMessage
+	57, // 39: souk.buyer.v1.ListOrderMessagesResponse.messages:type_name -> souk.order.v1.OrderMessage
+	58, // 40: souk.buyer.v1.MakeOfferRequest.kind:type_name -> souk.order.v1.OfferKind
+	51, // 41: souk.buyer.v1.MakeOfferRequest.amount:type_name -> souk.order.v1.Money
+	48, // 42: souk.buyer.v1.MakeOfferResponse.order:type_name -> souk.order.v1.Order
+	59, // 43: souk.buyer.v1.WatchOrderEventsRequest.filter:type_name -> souk.order.v1.EventFilter
+	60, // 44: souk.buyer.v1.WatchOrderEventsResponse.event:type_name -> souk.order.v1.OrderEvent
+	61, // 45: souk.buyer.v1.WatchOrderEventsResponse.heartbeat:type_name -> souk.order.v1.EventHeartbeat
+	1,  // 46: souk.buyer.v1.BuyerService.Checkout:input_type -> souk.buyer.v1.CheckoutRequest
+	3,  // 47: souk.buyer.v1.BuyerService.ListOrders:input_type -> souk.buyer.v1.ListOrdersRequest
+	5,  // 48: souk.buyer.v1.BuyerService.GetOrder:input_type -> souk.buyer.v1.GetOrderRequest
+	8,  // 49: souk.buyer.v1.BuyerService.PayOrder:input_type -> souk.buyer.v1.PayOrderRequest
+	20, // 50: souk.buyer.v1.BuyerService.CancelOrder:input_type -> souk.buyer.v1.CancelOrderRequest
+	12, // 51: souk.buyer.v1.BuyerService.VerifyPayment:input_type -> souk.buyer.v1.VerifyPaymentRequest
+	15, // 52: souk.buyer.v1.BuyerService.PayOrders:input_type -> souk.buyer.v1.PayOrdersRequest
+	18, // 53: souk.buyer.v1.BuyerService.ListRefunds:input_type -> souk.buyer.v1.ListRefundsRequest
+	24, // 54: souk.buyer.v1.BuyerService.RequestCancellation:input_type -> souk.buyer.v1.RequestCancellationRequest
+	26, // 55: souk.buyer.v1.BuyerService.WithdrawCancellation:input_type -> souk.buyer.v1.WithdrawCancellationRequest
+	28, // 56: souk.buyer.v1.BuyerService.AskProtectionExtension:input_type -> souk.buyer.v1.AskProtectionExtensionRequest
+	30, // 57: souk.buyer.v1.BuyerService.OpenDispute:input_type -> souk.buyer.v1.OpenDisputeRequest
+	32, // 58: souk.buyer.v1.BuyerService.AddDisputeEvidence:input_type -> souk.buyer.v1.AddDisputeEvidenceRequest
+	34, // 59: souk.buyer.v1.BuyerService.WithdrawDispute:input_type -> souk.buyer.v1.WithdrawDisputeRequest
+	36, // 60: souk.buyer.v1.BuyerService.AnswerCounterOffer:input_type -> souk.buyer.v1.AnswerCounterOfferRequest
+	22, // 61: souk.buyer.v1.BuyerService.ConfirmReceipt:input_type -> souk.buyer.v1.ConfirmReceiptRequest
+	40, // 62: souk.buyer.v1.BuyerService.SendOrderMessage:input_type -> souk.buyer.v1.SendOrderMessageRequest
+	42, // 63: souk.buyer.v1.BuyerService.ListOrderMessages:input_type -> souk.buyer.v1.ListOrderMessagesRequest
+	44, // 64: souk.buyer.v1.BuyerService.MakeOffer:input_type -> souk.buyer.v1.MakeOfferRequest
+	46, // 65: souk.buyer.v1.BuyerService.WatchOrderEvents:input_type -> souk.buyer.v1.WatchOrderEventsRequest
+	38, // 66: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:input_type -> souk.buyer.v1.ReportPaymentEventRequest
+	2,  // 67: souk.buyer.v1.BuyerService.Checkout:output_type -> souk.buyer.v1.CheckoutResponse
+	4,  // 68: souk.buyer.v1.BuyerService.ListOrders:output_type -> souk.buyer.v1.ListOrdersResponse
+	6,  // 69: souk.buyer.v1.BuyerService.GetOrder:output_type -> souk.buyer.v1.GetOrderResponse
+	11, // 70: souk.buyer.v1.BuyerService.PayOrder:output_type -> souk.buyer.v1.PayOrderResponse
+	21, // 71: souk.buyer.v1.BuyerService.CancelOrder:output_type -> souk.buyer.v1.CancelOrderResponse
+	13, // 72: souk.buyer.v1.BuyerService.VerifyPayment:output_type -> souk.buyer.v1.VerifyPaymentResponse
+	17, // 73: souk.buyer.v1.BuyerService.PayOrders:output_type -> souk.buyer.v1.PayOrdersResponse
+	19, // 74: souk.buyer.v1.BuyerService.ListRefunds:output_type -> souk.buyer.v1.ListRefundsResponse
+	25, // 75: souk.buyer.v1.BuyerService.RequestCancellation:output_type -> souk.buyer.v1.RequestCancellationResponse
+	27, // 76: souk.buyer.v1.BuyerService.WithdrawCancellation:output_type -> souk.buyer.v1.WithdrawCancellationResponse
+	29, // 77: souk.buyer.v1.BuyerService.AskProtectionExtension:output_type -> souk.buyer.v1.AskProtectionExtensionResponse
+	31, // 78: souk.buyer.v1.BuyerService.OpenDispute:output_type -> souk.buyer.v1.OpenDisputeResponse
+	33, // 79: souk.buyer.v1.BuyerService.AddDisputeEvidence:output_type -> souk.buyer.v1.AddDisputeEvidenceResponse
+	35, // 80: souk.buyer.v1.BuyerService.WithdrawDispute:output_type -> souk.buyer.v1.WithdrawDisputeResponse
+	37, // 81: souk.buyer.v1.BuyerService.AnswerCounterOffer:output_type -> souk.buyer.v1.AnswerCounterOfferResponse
+	23, // 82: souk.buyer.v1.BuyerService.ConfirmReceipt:output_type -> souk.buyer.v1.ConfirmReceiptResponse
+	41, // 83: souk.buyer.v1.BuyerService.SendOrderMessage:output_type -> souk.buyer.v1.SendOrderMessageResponse
+	43, // 84: souk.buyer.v1.BuyerService.ListOrderMessages:output_type -> souk.buyer.v1.ListOrderMessagesResponse
+	45, // 85: souk.buyer.v1.BuyerService.MakeOffer:output_type -> souk.buyer.v1.MakeOfferResponse
+	47, // 86: souk.buyer.v1.BuyerService.WatchOrderEvents:output_type -> souk.buyer.v1.WatchOrderEventsResponse
+	39, // 87: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:output_type -> souk.buyer.v1.ReportPaymentEventResponse
+	67, // [67:88] is the sub-list for method output_type
+	46, // [46:67] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_souk_buyer_v1_buyer_proto_init() }

@@ -709,6 +709,8 @@ func local_request_BuyerService_ConfirmReceipt_0(ctx context.Context, marshaler 
 	return msg, metadata, err
 }
 
+var filter_BuyerService_SendOrderMessage_0 = &utilities.DoubleArray{Encoding: map[string]int{"message": 0, "order_id": 1}, Base: []int{1, 1, 2, 0, 0}, Check: []int{0, 1, 1, 2, 3}}
+
 func request_BuyerService_SendOrderMessage_0(ctx context.Context, marshaler runtime.Marshaler, client BuyerServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
 		protoReq SendOrderMessageRequest
@@ -725,6 +727,12 @@ func request_BuyerService_SendOrderMessage_0(ctx context.Context, marshaler runt
 	protoReq.OrderId, err = runtime.String(val)
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "order_id", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_BuyerService_SendOrderMessage_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	if req.Body != nil {
 		_, _ = io.Copy(io.Discard, req.Body)
@@ -749,6 +757,12 @@ func local_request_BuyerService_SendOrderMessage_0(ctx context.Context, marshale
 	protoReq.OrderId, err = runtime.String(val)
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "order_id", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_BuyerService_SendOrderMessage_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	msg, err := server.SendOrderMessage(ctx, &protoReq)
 	return msg, metadata, err
@@ -878,33 +892,6 @@ func request_BuyerService_WatchOrderEvents_0(ctx context.Context, marshaler runt
 	}
 	metadata.HeaderMD = header
 	return stream, metadata, nil
-}
-
-func request_ProviderCallbackService_ReportPaymentEvent_0(ctx context.Context, marshaler runtime.Marshaler, client ProviderCallbackServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
-	var (
-		protoReq ReportPaymentEventRequest
-		metadata runtime.ServerMetadata
-	)
-	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
-	}
-	if req.Body != nil {
-		_, _ = io.Copy(io.Discard, req.Body)
-	}
-	msg, err := client.ReportPaymentEvent(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
-	return msg, metadata, err
-}
-
-func local_request_ProviderCallbackService_ReportPaymentEvent_0(ctx context.Context, marshaler runtime.Marshaler, server ProviderCallbackServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
-	var (
-		protoReq ReportPaymentEventRequest
-		metadata runtime.ServerMetadata
-	)
-	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
-	}
-	msg, err := server.ReportPaymentEvent(ctx, &protoReq)
-	return msg, metadata, err
 }
 
 // RegisterBuyerServiceHandlerServer registers the http handlers for service BuyerService to "mux".
@@ -1299,36 +1286,6 @@ func RegisterBuyerServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 		_, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
 		runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 		return
-	})
-
-	return nil
-}
-
-// RegisterProviderCallbackServiceHandlerServer registers the http handlers for service ProviderCallbackService to "mux".
-// UnaryRPC     :call ProviderCallbackServiceServer directly.
-// StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
-// Note that using this registration option will cause many gRPC library features to stop working. Consider using RegisterProviderCallbackServiceHandlerFromEndpoint instead.
-// GRPC interceptors will not work for this type of registration. To use interceptors, you must use the "runtime.WithMiddlewares" option in the "runtime.NewServeMux" call.
-func RegisterProviderCallbackServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux, server ProviderCallbackServiceServer) error {
-	mux.Handle(http.MethodPost, pattern_ProviderCallbackService_ReportPaymentEvent_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
-		ctx, cancel := context.WithCancel(req.Context())
-		defer cancel()
-		var stream runtime.ServerTransportStream
-		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
-		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/souk.buyer.v1.ProviderCallbackService/ReportPaymentEvent", runtime.WithHTTPPathPattern("/v1/provider/events"))
-		if err != nil {
-			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
-			return
-		}
-		resp, md, err := local_request_ProviderCallbackService_ReportPaymentEvent_0(annotatedContext, inboundMarshaler, server, req, pathParams)
-		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
-		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
-		if err != nil {
-			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
-			return
-		}
-		forward_ProviderCallbackService_ReportPaymentEvent_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
 
 	return nil
@@ -1757,68 +1714,4 @@ var (
 	forward_BuyerService_ListOrderMessages_0      = runtime.ForwardResponseMessage
 	forward_BuyerService_MakeOffer_0              = runtime.ForwardResponseMessage
 	forward_BuyerService_WatchOrderEvents_0       = runtime.ForwardResponseStream
-)
-
-// RegisterProviderCallbackServiceHandlerFromEndpoint is same as RegisterProviderCallbackServiceHandler but
-// automatically dials to "endpoint" and closes the connection when "ctx" gets done.
-func RegisterProviderCallbackServiceHandlerFromEndpoint(ctx context.Context, mux *runtime.ServeMux, endpoint string, opts []grpc.DialOption) (err error) {
-	conn, err := grpc.NewClient(endpoint, opts...)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			if cerr := conn.Close(); cerr != nil {
-				grpclog.Errorf("Failed to close conn to %s: %v", endpoint, cerr)
-			}
-			return
-		}
-		go func() {
-			<-ctx.Done()
-			if cerr := conn.Close(); cerr != nil {
-				grpclog.Errorf("Failed to close conn to %s: %v", endpoint, cerr)
-			}
-		}()
-	}()
-	return RegisterProviderCallbackServiceHandler(ctx, mux, conn)
-}
-
-// RegisterProviderCallbackServiceHandler registers the http handlers for service ProviderCallbackService to "mux".
-// The handlers forward requests to the grpc endpoint over "conn".
-func RegisterProviderCallbackServiceHandler(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {
-	return RegisterProviderCallbackServiceHandlerClient(ctx, mux, NewProviderCallbackServiceClient(conn))
-}
-
-// RegisterProviderCallbackServiceHandlerClient registers the http handlers for service ProviderCallbackService
-// to "mux". The handlers forward requests to the grpc endpoint over the given implementation of "ProviderCallbackServiceClient".
-// Note: the gRPC framework executes interceptors within the gRPC handler. If the passed in "ProviderCallbackServiceClient"
-// doesn't go through the normal gRPC flow (creating a gRPC client etc.) then it will be up to the passed in
-// "ProviderCallbackServiceClient" to call the correct interceptors. This client ignores the HTTP middlewares.
-func RegisterProviderCallbackServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux, client ProviderCallbackServiceClient) error {
-	mux.Handle(http.MethodPost, pattern_ProviderCallbackService_ReportPaymentEvent_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
-		ctx, cancel := context.WithCancel(req.Context())
-		defer cancel()
-		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/souk.buyer.v1.ProviderCallbackService/ReportPaymentEvent", runtime.WithHTTPPathPattern("/v1/provider/events"))
-		if err != nil {
-			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
-			return
-		}
-		resp, md, err := request_ProviderCallbackService_ReportPaymentEvent_0(annotatedContext, inboundMarshaler, client, req, pathParams)
-		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
-		if err != nil {
-			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
-			return
-		}
-		forward_ProviderCallbackService_ReportPaymentEvent_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
-	})
-	return nil
-}
-
-var (
-	pattern_ProviderCallbackService_ReportPaymentEvent_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "provider", "events"}, ""))
-)
-
-var (
-	forward_ProviderCallbackService_ReportPaymentEvent_0 = runtime.ForwardResponseMessage
 )

@@ -928,13 +928,17 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// ProviderCallbackService receives the payment provider's reports of
-// asynchronous outcomes (a bank transfer confirmed, a risk check passed). It
-// needs no token: every event carries an HMAC signature made with the
-// provider's webhook secret, checked before anything else.
+// ProviderCallbackService was the payment provider's way to report
+// asynchronous outcomes. Deprecated: buyer-svc no longer serves it. Its
+// signature covered decoded fields, not the body the provider sent, and its
+// one "succeeded" outcome could not tell an authorization from a capture.
+// The provider now posts events to the webhook `POST /v1/provider/events`,
+// signed over the raw body in the `Souk-Signature` header (see the README).
+//
+// Deprecated: Do not use.
 type ProviderCallbackServiceClient interface {
-	// ReportPaymentEvent records the outcome of an attempt. Repeating an event
-	// is harmless.
+	// Deprecated: Do not use.
+	// ReportPaymentEvent recorded the outcome of an attempt. Deprecated: not served.
 	ReportPaymentEvent(ctx context.Context, in *ReportPaymentEventRequest, opts ...grpc.CallOption) (*ReportPaymentEventResponse, error)
 }
 
@@ -942,10 +946,12 @@ type providerCallbackServiceClient struct {
 	cc grpc.ClientConnInterface
 }
 
+// Deprecated: Do not use.
 func NewProviderCallbackServiceClient(cc grpc.ClientConnInterface) ProviderCallbackServiceClient {
 	return &providerCallbackServiceClient{cc}
 }
 
+// Deprecated: Do not use.
 func (c *providerCallbackServiceClient) ReportPaymentEvent(ctx context.Context, in *ReportPaymentEventRequest, opts ...grpc.CallOption) (*ReportPaymentEventResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ReportPaymentEventResponse)
@@ -960,13 +966,17 @@ func (c *providerCallbackServiceClient) ReportPaymentEvent(ctx context.Context, 
 // All implementations must embed UnimplementedProviderCallbackServiceServer
 // for forward compatibility.
 //
-// ProviderCallbackService receives the payment provider's reports of
-// asynchronous outcomes (a bank transfer confirmed, a risk check passed). It
-// needs no token: every event carries an HMAC signature made with the
-// provider's webhook secret, checked before anything else.
+// ProviderCallbackService was the payment provider's way to report
+// asynchronous outcomes. Deprecated: buyer-svc no longer serves it. Its
+// signature covered decoded fields, not the body the provider sent, and its
+// one "succeeded" outcome could not tell an authorization from a capture.
+// The provider now posts events to the webhook `POST /v1/provider/events`,
+// signed over the raw body in the `Souk-Signature` header (see the README).
+//
+// Deprecated: Do not use.
 type ProviderCallbackServiceServer interface {
-	// ReportPaymentEvent records the outcome of an attempt. Repeating an event
-	// is harmless.
+	// Deprecated: Do not use.
+	// ReportPaymentEvent recorded the outcome of an attempt. Deprecated: not served.
 	ReportPaymentEvent(context.Context, *ReportPaymentEventRequest) (*ReportPaymentEventResponse, error)
 	mustEmbedUnimplementedProviderCallbackServiceServer()
 }
@@ -992,6 +1002,7 @@ type UnsafeProviderCallbackServiceServer interface {
 	mustEmbedUnimplementedProviderCallbackServiceServer()
 }
 
+// Deprecated: Do not use.
 func RegisterProviderCallbackServiceServer(s grpc.ServiceRegistrar, srv ProviderCallbackServiceServer) {
 	// If the following call panics, it indicates UnimplementedProviderCallbackServiceServer was
 	// embedded by pointer and is nil.  This will cause panics if an

@@ -781,10 +781,17 @@ type Refund struct {
 	DueAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=due_at,json=dueAt,proto3" json:"due_at,omitempty"`
 	// When it was owed.
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	// When the provider confirmed it.
-	CompletedAt   *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=completed_at,json=completedAt,proto3" json:"completed_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// When the provider confirmed it (or an admin recorded it as paid).
+	CompletedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=completed_at,json=completedAt,proto3" json:"completed_at,omitempty"`
+	// Why the provider refused it, for a FAILED refund: the money is still
+	// owed until an admin retries it or records it as paid by other means.
+	FailureReason string `protobuf:"bytes,11,opt,name=failure_reason,json=failureReason,proto3" json:"failure_reason,omitempty"`
+	// The admin who recorded it as paid by other means ("admin:<id>"), if one did.
+	SettledBy string `protobuf:"bytes,12,opt,name=settled_by,json=settledBy,proto3" json:"settled_by,omitempty"`
+	// How it was paid, as that admin wrote it.
+	SettlementNote string `protobuf:"bytes,13,opt,name=settlement_note,json=settlementNote,proto3" json:"settlement_note,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Refund) Reset() {
@@ -885,6 +892,27 @@ func (x *Refund) GetCompletedAt() *timestamppb.Timestamp {
 		return x.CompletedAt
 	}
 	return nil
+}
+
+func (x *Refund) GetFailureReason() string {
+	if x != nil {
+		return x.FailureReason
+	}
+	return ""
+}
+
+func (x *Refund) GetSettledBy() string {
+	if x != nil {
+		return x.SettledBy
+	}
+	return ""
+}
+
+func (x *Refund) GetSettlementNote() string {
+	if x != nil {
+		return x.SettlementNote
+	}
+	return ""
 }
 
 // PriceAdjustment is a change of an unpaid order's prices by the seller.
@@ -2616,7 +2644,7 @@ const file_souk_order_v1_order_proto_rawDesc = "" +
 	"created_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xbf\x03\n" +
+	"updated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xae\x04\n" +
 	"\x06Refund\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\tR\aorderId\x12,\n" +
@@ -2629,7 +2657,11 @@ const file_souk_order_v1_order_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12=\n" +
 	"\fcompleted_at\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\vcompletedAt\"\xb0\x02\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\vcompletedAt\x12%\n" +
+	"\x0efailure_reason\x18\v \x01(\tR\rfailureReason\x12\x1d\n" +
+	"\n" +
+	"settled_by\x18\f \x01(\tR\tsettledBy\x12'\n" +
+	"\x0fsettlement_note\x18\r \x01(\tR\x0esettlementNote\"\xb0\x02\n" +
 	"\x0fPriceAdjustment\x121\n" +
 	"\told_total\x18\x01 \x01(\v2\x14.souk.order.v1.MoneyR\boldTotal\x121\n" +
 	"\tnew_total\x18\x02 \x01(\v2\x14.souk.order.v1.MoneyR\bnewTotal\x12>\n" +

@@ -840,7 +840,11 @@ type AdjustOrderPriceRequest struct {
 	// A new shipping fee (zero for free shipping).
 	ShippingFee *v1.Money `protobuf:"bytes,3,opt,name=shipping_fee,json=shippingFee,proto3" json:"shipping_fee,omitempty"`
 	// Why, shown to the buyer: "bulk discount", "custom size".
-	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	// A client's id for this request (up to 128 characters), so that a retry
+	// changes nothing twice: the same id with the same parameters answers
+	// with the outcome as it stands; with other parameters it is refused.
+	RequestId     string `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -903,6 +907,13 @@ func (x *AdjustOrderPriceRequest) GetReason() string {
 	return ""
 }
 
+func (x *AdjustOrderPriceRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
 // AdjustOrderPriceResponse holds the repriced order.
 type AdjustOrderPriceResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -959,7 +970,11 @@ type ShipOrderRequest struct {
 	// The carrier's tracking number.
 	TrackingNumber string `protobuf:"bytes,3,opt,name=tracking_number,json=trackingNumber,proto3" json:"tracking_number,omitempty"`
 	// Where to follow the parcel (optional; http or https only).
-	TrackingUrl   string `protobuf:"bytes,4,opt,name=tracking_url,json=trackingUrl,proto3" json:"tracking_url,omitempty"`
+	TrackingUrl string `protobuf:"bytes,4,opt,name=tracking_url,json=trackingUrl,proto3" json:"tracking_url,omitempty"`
+	// A client's id for this request (up to 128 characters), so that a retry
+	// changes nothing twice: the same id with the same parameters answers
+	// with the outcome as it stands; with other parameters it is refused.
+	RequestId     string `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1018,6 +1033,13 @@ func (x *ShipOrderRequest) GetTrackingNumber() string {
 func (x *ShipOrderRequest) GetTrackingUrl() string {
 	if x != nil {
 		return x.TrackingUrl
+	}
+	return ""
+}
+
+func (x *ShipOrderRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
 	}
 	return ""
 }
@@ -1848,7 +1870,11 @@ type AddDisputeEvidenceRequest struct {
 	// The order's id.
 	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	// The evidence.
-	Evidence      *v1.EvidenceInput `protobuf:"bytes,2,opt,name=evidence,proto3" json:"evidence,omitempty"`
+	Evidence *v1.EvidenceInput `protobuf:"bytes,2,opt,name=evidence,proto3" json:"evidence,omitempty"`
+	// A client's id for this request (up to 128 characters), so that a retry
+	// changes nothing twice: the same id with the same parameters answers
+	// with the outcome as it stands; with other parameters it is refused.
+	RequestId     string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1895,6 +1921,13 @@ func (x *AddDisputeEvidenceRequest) GetEvidence() *v1.EvidenceInput {
 		return x.Evidence
 	}
 	return nil
+}
+
+func (x *AddDisputeEvidenceRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
 }
 
 // AddDisputeEvidenceResponse holds the order.
@@ -2428,7 +2461,11 @@ type DecideDisputeRequest struct {
 	// What is paid back: zero up to what is left of the payment.
 	RefundAmount *v1.Money `protobuf:"bytes,2,opt,name=refund_amount,json=refundAmount,proto3" json:"refund_amount,omitempty"`
 	// The reasoning, for both sides.
-	Note          string `protobuf:"bytes,3,opt,name=note,proto3" json:"note,omitempty"`
+	Note string `protobuf:"bytes,3,opt,name=note,proto3" json:"note,omitempty"`
+	// A client's id for this request (up to 128 characters), so that a retry
+	// changes nothing twice: the same id with the same parameters answers
+	// with the outcome as it stands; with other parameters it is refused.
+	RequestId     string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2480,6 +2517,13 @@ func (x *DecideDisputeRequest) GetRefundAmount() *v1.Money {
 func (x *DecideDisputeRequest) GetNote() string {
 	if x != nil {
 		return x.Note
+	}
+	return ""
+}
+
+func (x *DecideDisputeRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
 	}
 	return ""
 }
@@ -2536,7 +2580,11 @@ type SendOrderMessageRequest struct {
 	// The order's id.
 	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	// The message.
-	Message       *v1.MessageInput `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Message *v1.MessageInput `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// A client's id for this request (up to 128 characters), so that a retry
+	// changes nothing twice: the same id with the same parameters answers
+	// with the outcome as it stands; with other parameters it is refused.
+	RequestId     string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2583,6 +2631,13 @@ func (x *SendOrderMessageRequest) GetMessage() *v1.MessageInput {
 		return x.Message
 	}
 	return nil
+}
+
+func (x *SendOrderMessageRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
 }
 
 // SendOrderMessageResponse holds the message as sent.
@@ -3005,6 +3060,337 @@ func (*WatchOrderEventsResponse_Event) isWatchOrderEventsResponse_Item() {}
 
 func (*WatchOrderEventsResponse_Heartbeat) isWatchOrderEventsResponse_Item() {}
 
+// ListFailedRefundsRequest pages the refunds the provider refused.
+type ListFailedRefundsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many (default 20, at most 100).
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; empty for the first.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListFailedRefundsRequest) Reset() {
+	*x = ListFailedRefundsRequest{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListFailedRefundsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListFailedRefundsRequest) ProtoMessage() {}
+
+func (x *ListFailedRefundsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListFailedRefundsRequest.ProtoReflect.Descriptor instead.
+func (*ListFailedRefundsRequest) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *ListFailedRefundsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListFailedRefundsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListFailedRefundsResponse lists failed refunds.
+type ListFailedRefundsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The refunds, each with its order's id and why it failed.
+	Refunds []*v1.Refund `protobuf:"bytes,1,rep,name=refunds,proto3" json:"refunds,omitempty"`
+	// The token of the next page; empty on the last.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListFailedRefundsResponse) Reset() {
+	*x = ListFailedRefundsResponse{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListFailedRefundsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListFailedRefundsResponse) ProtoMessage() {}
+
+func (x *ListFailedRefundsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListFailedRefundsResponse.ProtoReflect.Descriptor instead.
+func (*ListFailedRefundsResponse) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *ListFailedRefundsResponse) GetRefunds() []*v1.Refund {
+	if x != nil {
+		return x.Refunds
+	}
+	return nil
+}
+
+func (x *ListFailedRefundsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// RetryRefundRequest names a failed refund to try again.
+type RetryRefundRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order's id.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// The refund's id.
+	RefundId string `protobuf:"bytes,2,opt,name=refund_id,json=refundId,proto3" json:"refund_id,omitempty"`
+	// Why it can succeed now, kept in the order's history.
+	Note          string `protobuf:"bytes,3,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryRefundRequest) Reset() {
+	*x = RetryRefundRequest{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryRefundRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryRefundRequest) ProtoMessage() {}
+
+func (x *RetryRefundRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryRefundRequest.ProtoReflect.Descriptor instead.
+func (*RetryRefundRequest) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *RetryRefundRequest) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *RetryRefundRequest) GetRefundId() string {
+	if x != nil {
+		return x.RefundId
+	}
+	return ""
+}
+
+func (x *RetryRefundRequest) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+// RetryRefundResponse holds the order.
+type RetryRefundResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order.
+	Order         *v1.Order `protobuf:"bytes,1,opt,name=order,proto3" json:"order,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryRefundResponse) Reset() {
+	*x = RetryRefundResponse{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryRefundResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryRefundResponse) ProtoMessage() {}
+
+func (x *RetryRefundResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryRefundResponse.ProtoReflect.Descriptor instead.
+func (*RetryRefundResponse) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *RetryRefundResponse) GetOrder() *v1.Order {
+	if x != nil {
+		return x.Order
+	}
+	return nil
+}
+
+// SettleRefundRequest records a failed refund as paid by other means.
+type SettleRefundRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order's id.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// The refund's id.
+	RefundId string `protobuf:"bytes,2,opt,name=refund_id,json=refundId,proto3" json:"refund_id,omitempty"`
+	// How it was paid (a bank transfer's reference, a voucher), kept on the
+	// refund and in the order's history.
+	Note          string `protobuf:"bytes,3,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SettleRefundRequest) Reset() {
+	*x = SettleRefundRequest{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SettleRefundRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SettleRefundRequest) ProtoMessage() {}
+
+func (x *SettleRefundRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SettleRefundRequest.ProtoReflect.Descriptor instead.
+func (*SettleRefundRequest) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *SettleRefundRequest) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *SettleRefundRequest) GetRefundId() string {
+	if x != nil {
+		return x.RefundId
+	}
+	return ""
+}
+
+func (x *SettleRefundRequest) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+// SettleRefundResponse holds the order.
+type SettleRefundResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order.
+	Order         *v1.Order `protobuf:"bytes,1,opt,name=order,proto3" json:"order,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SettleRefundResponse) Reset() {
+	*x = SettleRefundResponse{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SettleRefundResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SettleRefundResponse) ProtoMessage() {}
+
+func (x *SettleRefundResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SettleRefundResponse.ProtoReflect.Descriptor instead.
+func (*SettleRefundResponse) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *SettleRefundResponse) GetOrder() *v1.Order {
+	if x != nil {
+		return x.Order
+	}
+	return nil
+}
+
 var File_souk_seller_v1_seller_proto protoreflect.FileDescriptor
 
 const file_souk_seller_v1_seller_proto_rawDesc = "" +
@@ -3079,22 +3465,26 @@ const file_souk_seller_v1_seller_proto_rawDesc = "" +
 	"\n" +
 	"product_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tproductId\x12;\n" +
 	"\n" +
-	"unit_price\x18\x02 \x01(\v2\x14.souk.order.v1.MoneyB\x06\xbaH\x03\xc8\x01\x01R\tunitPrice\"\xd8\x02\n" +
+	"unit_price\x18\x02 \x01(\v2\x14.souk.order.v1.MoneyB\x06\xbaH\x03\xc8\x01\x01R\tunitPrice\"\x81\x03\n" +
 	"\x17AdjustOrderPriceRequest\x12#\n" +
 	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12D\n" +
 	"\vitem_prices\x18\x02 \x03(\v2\x19.souk.seller.v1.ItemPriceB\b\xbaH\x05\x92\x01\x02\x10dR\n" +
 	"itemPrices\x127\n" +
 	"\fshipping_fee\x18\x03 \x01(\v2\x14.souk.order.v1.MoneyR\vshippingFee\x12\"\n" +
 	"\x06reason\x18\x04 \x01(\tB\n" +
-	"\xbaH\ar\x05\x10\x01\x18\xf4\x03R\x06reason:u\xbaHr\x1ap\n" +
+	"\xbaH\ar\x05\x10\x01\x18\xf4\x03R\x06reason\x12'\n" +
+	"\n" +
+	"request_id\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\trequestId:u\xbaHr\x1ap\n" +
 	"\x10adjust_something\x12%set item_prices, shipping_fee or both\x1a5this.item_prices.size() > 0 || has(this.shipping_fee)\"F\n" +
 	"\x18AdjustOrderPriceResponse\x12*\n" +
-	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"\xe4\x01\n" +
+	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"\x8d\x02\n" +
 	"\x10ShipOrderRequest\x12#\n" +
 	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12#\n" +
 	"\acarrier\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18dR\acarrier\x12C\n" +
 	"\x0ftracking_number\x18\x03 \x01(\tB\x1a\xbaH\x17r\x15\x10\x04\x18@2\x0f^[A-Za-z0-9-]+$R\x0etrackingNumber\x12A\n" +
-	"\ftracking_url\x18\x04 \x01(\tB\x1e\xbaH\x1b\xd8\x01\x01r\x16\x18\xf4\x032\x0e^(?i)https?://\x88\x01\x01R\vtrackingUrl\"?\n" +
+	"\ftracking_url\x18\x04 \x01(\tB\x1e\xbaH\x1b\xd8\x01\x01r\x16\x18\xf4\x032\x0e^(?i)https?://\x88\x01\x01R\vtrackingUrl\x12'\n" +
+	"\n" +
+	"request_id\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\trequestId\"?\n" +
 	"\x11ShipOrderResponse\x12*\n" +
 	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"\\\n" +
 	"\tStockItem\x12'\n" +
@@ -3142,10 +3532,12 @@ const file_souk_seller_v1_seller_proto_rawDesc = "" +
 	"\x06reject\x18\x04 \x01(\v2\x1d.souk.seller.v1.RejectDisputeH\x00R\x06rejectB\x0f\n" +
 	"\x06answer\x12\x05\xbaH\x02\b\x01\"C\n" +
 	"\x15AnswerDisputeResponse\x12*\n" +
-	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"\x82\x01\n" +
+	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"\xab\x01\n" +
 	"\x19AddDisputeEvidenceRequest\x12#\n" +
 	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12@\n" +
-	"\bevidence\x18\x02 \x01(\v2\x1c.souk.order.v1.EvidenceInputB\x06\xbaH\x03\xc8\x01\x01R\bevidence\"H\n" +
+	"\bevidence\x18\x02 \x01(\v2\x1c.souk.order.v1.EvidenceInputB\x06\xbaH\x03\xc8\x01\x01R\bevidence\x12'\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\trequestId\"H\n" +
 	"\x1aAddDisputeEvidenceResponse\x12*\n" +
 	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"\x17\n" +
 	"\x15GetSellerStatsRequest\"W\n" +
@@ -3183,17 +3575,21 @@ const file_souk_seller_v1_seller_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\tpageToken\"u\n" +
 	"\x1dListEscalatedDisputesResponse\x12,\n" +
 	"\x06orders\x18\x01 \x03(\v2\x14.souk.order.v1.OrderR\x06orders\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9e\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc7\x01\n" +
 	"\x14DecideDisputeRequest\x12#\n" +
 	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12A\n" +
 	"\rrefund_amount\x18\x02 \x01(\v2\x14.souk.order.v1.MoneyB\x06\xbaH\x03\xc8\x01\x01R\frefundAmount\x12\x1e\n" +
 	"\x04note\x18\x03 \x01(\tB\n" +
-	"\xbaH\ar\x05\x10\x01\x18\xd0\x0fR\x04note\"C\n" +
+	"\xbaH\ar\x05\x10\x01\x18\xd0\x0fR\x04note\x12'\n" +
+	"\n" +
+	"request_id\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\trequestId\"C\n" +
 	"\x15DecideDisputeResponse\x12*\n" +
-	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"}\n" +
+	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"\xa6\x01\n" +
 	"\x17SendOrderMessageRequest\x12#\n" +
 	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12=\n" +
-	"\amessage\x18\x02 \x01(\v2\x1b.souk.order.v1.MessageInputB\x06\xbaH\x03\xc8\x01\x01R\amessage\"Q\n" +
+	"\amessage\x18\x02 \x01(\v2\x1b.souk.order.v1.MessageInputB\x06\xbaH\x03\xc8\x01\x01R\amessage\x12'\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\trequestId\"Q\n" +
 	"\x18SendOrderMessageResponse\x125\n" +
 	"\amessage\x18\x01 \x01(\v2\x1b.souk.order.v1.OrderMessageR\amessage\"\x91\x01\n" +
 	"\x18ListOrderMessagesRequest\x12#\n" +
@@ -3217,7 +3613,28 @@ const file_souk_seller_v1_seller_proto_rawDesc = "" +
 	"\x18WatchOrderEventsResponse\x121\n" +
 	"\x05event\x18\x01 \x01(\v2\x19.souk.order.v1.OrderEventH\x00R\x05event\x12=\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x1d.souk.order.v1.EventHeartbeatH\x00R\theartbeatB\x06\n" +
-	"\x04item2\xfd\x10\n" +
+	"\x04item\"k\n" +
+	"\x18ListFailedRefundsRequest\x12&\n" +
+	"\tpage_size\x18\x01 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\tpageToken\"t\n" +
+	"\x19ListFailedRefundsResponse\x12/\n" +
+	"\arefunds\x18\x01 \x03(\v2\x15.souk.order.v1.RefundR\arefunds\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x80\x01\n" +
+	"\x12RetryRefundRequest\x12#\n" +
+	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12%\n" +
+	"\trefund_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\brefundId\x12\x1e\n" +
+	"\x04note\x18\x03 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\xd0\x0fR\x04note\"A\n" +
+	"\x13RetryRefundResponse\x12*\n" +
+	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"\x81\x01\n" +
+	"\x13SettleRefundRequest\x12#\n" +
+	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12%\n" +
+	"\trefund_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\brefundId\x12\x1e\n" +
+	"\x04note\x18\x03 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\xd0\x0fR\x04note\"B\n" +
+	"\x14SettleRefundResponse\x12*\n" +
+	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order2\xfd\x10\n" +
 	"\rSellerService\x12u\n" +
 	"\rCreateProduct\x12$.souk.seller.v1.CreateProductRequest\x1a%.souk.seller.v1.CreateProductResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/products\x12\x82\x01\n" +
 	"\rUpdateProduct\x12$.souk.seller.v1.UpdateProductRequest\x1a%.souk.seller.v1.UpdateProductResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*2\x19/v1/products/{product_id}\x12o\n" +
@@ -3240,7 +3657,11 @@ const file_souk_seller_v1_seller_proto_rawDesc = "" +
 	"/v1/events0\x012\xc3\x02\n" +
 	"\x18DisputeResolutionService\x12\x90\x01\n" +
 	"\x15ListEscalatedDisputes\x12,.souk.seller.v1.ListEscalatedDisputesRequest\x1a-.souk.seller.v1.ListEscalatedDisputesResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/admin/v1/disputes\x12\x93\x01\n" +
-	"\rDecideDispute\x12$.souk.seller.v1.DecideDisputeRequest\x1a%.souk.seller.v1.DecideDisputeResponse\"5\x82\xd3\xe4\x93\x02/:\x01*\"*/admin/v1/orders/{order_id}/dispute:decide2\xa9\x02\n" +
+	"\rDecideDispute\x12$.souk.seller.v1.DecideDisputeRequest\x1a%.souk.seller.v1.DecideDisputeResponse\"5\x82\xd3\xe4\x93\x02/:\x01*\"*/admin/v1/orders/{order_id}/dispute:decide2\xe0\x03\n" +
+	"\x17RefundResolutionService\x12\x8a\x01\n" +
+	"\x11ListFailedRefunds\x12(.souk.seller.v1.ListFailedRefundsRequest\x1a).souk.seller.v1.ListFailedRefundsResponse\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/admin/v1/refunds/failed\x12\x98\x01\n" +
+	"\vRetryRefund\x12\".souk.seller.v1.RetryRefundRequest\x1a#.souk.seller.v1.RetryRefundResponse\"@\x82\xd3\xe4\x93\x02::\x01*\"5/admin/v1/orders/{order_id}/refunds/{refund_id}:retry\x12\x9c\x01\n" +
+	"\fSettleRefund\x12#.souk.seller.v1.SettleRefundRequest\x1a$.souk.seller.v1.SettleRefundResponse\"A\x82\xd3\xe4\x93\x02;:\x01*\"6/admin/v1/orders/{order_id}/refunds/{refund_id}:settle2\xa9\x02\n" +
 	"\x0eCatalogService\x12\x7f\n" +
 	"\fReserveStock\x12#.souk.seller.v1.ReserveStockRequest\x1a$.souk.seller.v1.ReserveStockResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*\"\x19/internal/v1/reservations\x12\x95\x01\n" +
 	"\fReleaseStock\x12#.souk.seller.v1.ReleaseStockRequest\x1a$.souk.seller.v1.ReleaseStockResponse\":\x82\xd3\xe4\x93\x024:\x01*\"//internal/v1/reservations/{checkout_id}:releaseB9Z7github.com/souk-dev/souk/gen/go/souk/seller/v1;sellerv1b\x06proto3"
@@ -3257,7 +3678,7 @@ func file_souk_seller_v1_seller_proto_rawDescGZIP() []byte {
 	return file_souk_seller_v1_seller_proto_rawDescData
 }
 
-var file_souk_seller_v1_seller_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
+var file_souk_seller_v1_seller_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
 var file_souk_seller_v1_seller_proto_goTypes = []any{
 	(*Product)(nil),                       // 0: souk.seller.v1.Product
 	(*CreateProductRequest)(nil),          // 1: souk.seller.v1.CreateProductRequest
@@ -3308,113 +3729,129 @@ var file_souk_seller_v1_seller_proto_goTypes = []any{
 	(*AnswerOfferResponse)(nil),           // 46: souk.seller.v1.AnswerOfferResponse
 	(*WatchOrderEventsRequest)(nil),       // 47: souk.seller.v1.WatchOrderEventsRequest
 	(*WatchOrderEventsResponse)(nil),      // 48: souk.seller.v1.WatchOrderEventsResponse
-	(*v1.Money)(nil),                      // 49: souk.order.v1.Money
-	(*timestamppb.Timestamp)(nil),         // 50: google.protobuf.Timestamp
-	(v1.OrderStatus)(0),                   // 51: souk.order.v1.OrderStatus
-	(*v1.Order)(nil),                      // 52: souk.order.v1.Order
-	(*v1.EvidenceInput)(nil),              // 53: souk.order.v1.EvidenceInput
-	(*v1.MessageInput)(nil),               // 54: souk.order.v1.MessageInput
-	(*v1.OrderMessage)(nil),               // 55: souk.order.v1.OrderMessage
-	(*v1.EventFilter)(nil),                // 56: souk.order.v1.EventFilter
-	(*v1.OrderEvent)(nil),                 // 57: souk.order.v1.OrderEvent
-	(*v1.EventHeartbeat)(nil),             // 58: souk.order.v1.EventHeartbeat
+	(*ListFailedRefundsRequest)(nil),      // 49: souk.seller.v1.ListFailedRefundsRequest
+	(*ListFailedRefundsResponse)(nil),     // 50: souk.seller.v1.ListFailedRefundsResponse
+	(*RetryRefundRequest)(nil),            // 51: souk.seller.v1.RetryRefundRequest
+	(*RetryRefundResponse)(nil),           // 52: souk.seller.v1.RetryRefundResponse
+	(*SettleRefundRequest)(nil),           // 53: souk.seller.v1.SettleRefundRequest
+	(*SettleRefundResponse)(nil),          // 54: souk.seller.v1.SettleRefundResponse
+	(*v1.Money)(nil),                      // 55: souk.order.v1.Money
+	(*timestamppb.Timestamp)(nil),         // 56: google.protobuf.Timestamp
+	(v1.OrderStatus)(0),                   // 57: souk.order.v1.OrderStatus
+	(*v1.Order)(nil),                      // 58: souk.order.v1.Order
+	(*v1.EvidenceInput)(nil),              // 59: souk.order.v1.EvidenceInput
+	(*v1.MessageInput)(nil),               // 60: souk.order.v1.MessageInput
+	(*v1.OrderMessage)(nil),               // 61: souk.order.v1.OrderMessage
+	(*v1.EventFilter)(nil),                // 62: souk.order.v1.EventFilter
+	(*v1.OrderEvent)(nil),                 // 63: souk.order.v1.OrderEvent
+	(*v1.EventHeartbeat)(nil),             // 64: souk.order.v1.EventHeartbeat
+	(*v1.Refund)(nil),                     // 65: souk.order.v1.Refund
 }
 var file_souk_seller_v1_seller_proto_depIdxs = []int32{
-	49, // 0: souk.seller.v1.Product.price:type_name -> souk.order.v1.Money
-	49, // 1: souk.seller.v1.Product.shipping_fee:type_name -> souk.order.v1.Money
-	50, // 2: souk.seller.v1.Product.created_at:type_name -> google.protobuf.Timestamp
-	49, // 3: souk.seller.v1.CreateProductRequest.price:type_name -> souk.order.v1.Money
-	49, // 4: souk.seller.v1.CreateProductRequest.shipping_fee:type_name -> souk.order.v1.Money
+	55, // 0: souk.seller.v1.Product.price:type_name -> souk.order.v1.Money
+	55, // 1: souk.seller.v1.Product.shipping_fee:type_name -> souk.order.v1.Money
+	56, // 2: souk.seller.v1.Product.created_at:type_name -> google.protobuf.Timestamp
+	55, // 3: souk.seller.v1.CreateProductRequest.price:type_name -> souk.order.v1.Money
+	55, // 4: souk.seller.v1.CreateProductRequest.shipping_fee:type_name -> souk.order.v1.Money
 	0,  // 5: souk.seller.v1.CreateProductResponse.product:type_name -> souk.seller.v1.Product
-	49, // 6: souk.seller.v1.UpdateProductRequest.price:type_name -> souk.order.v1.Money
-	49, // 7: souk.seller.v1.UpdateProductRequest.shipping_fee:type_name -> souk.order.v1.Money
+	55, // 6: souk.seller.v1.UpdateProductRequest.price:type_name -> souk.order.v1.Money
+	55, // 7: souk.seller.v1.UpdateProductRequest.shipping_fee:type_name -> souk.order.v1.Money
 	0,  // 8: souk.seller.v1.UpdateProductResponse.product:type_name -> souk.seller.v1.Product
 	0,  // 9: souk.seller.v1.ListProductsResponse.products:type_name -> souk.seller.v1.Product
-	51, // 10: souk.seller.v1.ListOrdersRequest.status:type_name -> souk.order.v1.OrderStatus
-	50, // 11: souk.seller.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
-	50, // 12: souk.seller.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
-	52, // 13: souk.seller.v1.ListOrdersResponse.orders:type_name -> souk.order.v1.Order
-	52, // 14: souk.seller.v1.GetOrderResponse.order:type_name -> souk.order.v1.Order
-	49, // 15: souk.seller.v1.ItemPrice.unit_price:type_name -> souk.order.v1.Money
+	57, // 10: souk.seller.v1.ListOrdersRequest.status:type_name -> souk.order.v1.OrderStatus
+	56, // 11: souk.seller.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
+	56, // 12: souk.seller.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
+	58, // 13: souk.seller.v1.ListOrdersResponse.orders:type_name -> souk.order.v1.Order
+	58, // 14: souk.seller.v1.GetOrderResponse.order:type_name -> souk.order.v1.Order
+	55, // 15: souk.seller.v1.ItemPrice.unit_price:type_name -> souk.order.v1.Money
 	11, // 16: souk.seller.v1.AdjustOrderPriceRequest.item_prices:type_name -> souk.seller.v1.ItemPrice
-	49, // 17: souk.seller.v1.AdjustOrderPriceRequest.shipping_fee:type_name -> souk.order.v1.Money
-	52, // 18: souk.seller.v1.AdjustOrderPriceResponse.order:type_name -> souk.order.v1.Order
-	52, // 19: souk.seller.v1.ShipOrderResponse.order:type_name -> souk.order.v1.Order
+	55, // 17: souk.seller.v1.AdjustOrderPriceRequest.shipping_fee:type_name -> souk.order.v1.Money
+	58, // 18: souk.seller.v1.AdjustOrderPriceResponse.order:type_name -> souk.order.v1.Order
+	58, // 19: souk.seller.v1.ShipOrderResponse.order:type_name -> souk.order.v1.Order
 	16, // 20: souk.seller.v1.ReserveStockRequest.items:type_name -> souk.seller.v1.StockItem
 	0,  // 21: souk.seller.v1.ReserveStockResponse.products:type_name -> souk.seller.v1.Product
-	52, // 22: souk.seller.v1.AnswerCancellationResponse.order:type_name -> souk.order.v1.Order
-	52, // 23: souk.seller.v1.ExtendProtectionResponse.order:type_name -> souk.order.v1.Order
-	49, // 24: souk.seller.v1.CounterOffer.amount:type_name -> souk.order.v1.Money
-	53, // 25: souk.seller.v1.RejectDispute.evidence:type_name -> souk.order.v1.EvidenceInput
+	58, // 22: souk.seller.v1.AnswerCancellationResponse.order:type_name -> souk.order.v1.Order
+	58, // 23: souk.seller.v1.ExtendProtectionResponse.order:type_name -> souk.order.v1.Order
+	55, // 24: souk.seller.v1.CounterOffer.amount:type_name -> souk.order.v1.Money
+	59, // 25: souk.seller.v1.RejectDispute.evidence:type_name -> souk.order.v1.EvidenceInput
 	25, // 26: souk.seller.v1.AnswerDisputeRequest.accept:type_name -> souk.seller.v1.AcceptDispute
 	26, // 27: souk.seller.v1.AnswerDisputeRequest.counter_offer:type_name -> souk.seller.v1.CounterOffer
 	27, // 28: souk.seller.v1.AnswerDisputeRequest.reject:type_name -> souk.seller.v1.RejectDispute
-	52, // 29: souk.seller.v1.AnswerDisputeResponse.order:type_name -> souk.order.v1.Order
-	53, // 30: souk.seller.v1.AddDisputeEvidenceRequest.evidence:type_name -> souk.order.v1.EvidenceInput
-	52, // 31: souk.seller.v1.AddDisputeEvidenceResponse.order:type_name -> souk.order.v1.Order
-	51, // 32: souk.seller.v1.StatusCount.status:type_name -> souk.order.v1.OrderStatus
-	50, // 33: souk.seller.v1.OpenCase.due_at:type_name -> google.protobuf.Timestamp
+	58, // 29: souk.seller.v1.AnswerDisputeResponse.order:type_name -> souk.order.v1.Order
+	59, // 30: souk.seller.v1.AddDisputeEvidenceRequest.evidence:type_name -> souk.order.v1.EvidenceInput
+	58, // 31: souk.seller.v1.AddDisputeEvidenceResponse.order:type_name -> souk.order.v1.Order
+	57, // 32: souk.seller.v1.StatusCount.status:type_name -> souk.order.v1.OrderStatus
+	56, // 33: souk.seller.v1.OpenCase.due_at:type_name -> google.protobuf.Timestamp
 	33, // 34: souk.seller.v1.GetSellerStatsResponse.orders_by_status:type_name -> souk.seller.v1.StatusCount
 	34, // 35: souk.seller.v1.GetSellerStatsResponse.open_cancellation_requests:type_name -> souk.seller.v1.OpenCase
 	34, // 36: souk.seller.v1.GetSellerStatsResponse.open_disputes:type_name -> souk.seller.v1.OpenCase
-	49, // 37: souk.seller.v1.GetSellerStatsResponse.refunds_in_flight_amounts:type_name -> souk.order.v1.Money
+	55, // 37: souk.seller.v1.GetSellerStatsResponse.refunds_in_flight_amounts:type_name -> souk.order.v1.Money
 	36, // 38: souk.seller.v1.GetSellerStatsResponse.days:type_name -> souk.seller.v1.DayFigures
-	49, // 39: souk.seller.v1.DayFigures.revenue:type_name -> souk.order.v1.Money
-	52, // 40: souk.seller.v1.ListEscalatedDisputesResponse.orders:type_name -> souk.order.v1.Order
-	49, // 41: souk.seller.v1.DecideDisputeRequest.refund_amount:type_name -> souk.order.v1.Money
-	52, // 42: souk.seller.v1.DecideDisputeResponse.order:type_name -> souk.order.v1.Order
-	54, // 43: souk.seller.v1.SendOrderMessageRequest.message:type_name -> souk.order.v1.MessageInput
-	55, // 44: souk.seller.v1.SendOrderMessageResponse.message:type_name -> souk.order.v1.OrderMessage
-	55, // 45: souk.seller.v1.ListOrderMessagesResponse.messages:type_name -> souk.order.v1.OrderMessage
-	52, // 46: souk.seller.v1.AnswerOfferResponse.order:type_name -> souk.order.v1.Order
-	56, // 47: souk.seller.v1.WatchOrderEventsRequest.filter:type_name -> souk.order.v1.EventFilter
-	57, // 48: souk.seller.v1.WatchOrderEventsResponse.event:type_name -> souk.order.v1.OrderEvent
-	58, // 49: souk.seller.v1.WatchOrderEventsResponse.heartbeat:type_name -> souk.order.v1.EventHeartbeat
-	1,  // 50: souk.seller.v1.SellerService.CreateProduct:input_type -> souk.seller.v1.CreateProductRequest
-	3,  // 51: souk.seller.v1.SellerService.UpdateProduct:input_type -> souk.seller.v1.UpdateProductRequest
-	5,  // 52: souk.seller.v1.SellerService.ListProducts:input_type -> souk.seller.v1.ListProductsRequest
-	7,  // 53: souk.seller.v1.SellerService.ListOrders:input_type -> souk.seller.v1.ListOrdersRequest
-	9,  // 54: souk.seller.v1.SellerService.GetOrder:input_type -> souk.seller.v1.GetOrderRequest
-	12, // 55: souk.seller.v1.SellerService.AdjustOrderPrice:input_type -> souk.seller.v1.AdjustOrderPriceRequest
-	14, // 56: souk.seller.v1.SellerService.ShipOrder:input_type -> souk.seller.v1.ShipOrderRequest
-	21, // 57: souk.seller.v1.SellerService.AnswerCancellation:input_type -> souk.seller.v1.AnswerCancellationRequest
-	23, // 58: souk.seller.v1.SellerService.ExtendProtection:input_type -> souk.seller.v1.ExtendProtectionRequest
-	28, // 59: souk.seller.v1.SellerService.AnswerDispute:input_type -> souk.seller.v1.AnswerDisputeRequest
-	30, // 60: souk.seller.v1.SellerService.AddDisputeEvidence:input_type -> souk.seller.v1.AddDisputeEvidenceRequest
-	32, // 61: souk.seller.v1.SellerService.GetSellerStats:input_type -> souk.seller.v1.GetSellerStatsRequest
-	41, // 62: souk.seller.v1.SellerService.SendOrderMessage:input_type -> souk.seller.v1.SendOrderMessageRequest
-	43, // 63: souk.seller.v1.SellerService.ListOrderMessages:input_type -> souk.seller.v1.ListOrderMessagesRequest
-	45, // 64: souk.seller.v1.SellerService.AnswerOffer:input_type -> souk.seller.v1.AnswerOfferRequest
-	47, // 65: souk.seller.v1.SellerService.WatchOrderEvents:input_type -> souk.seller.v1.WatchOrderEventsRequest
-	37, // 66: souk.seller.v1.DisputeResolutionService.ListEscalatedDisputes:input_type -> souk.seller.v1.ListEscalatedDisputesRequest
-	39, // 67: souk.seller.v1.DisputeResolutionService.DecideDispute:input_type -> souk.seller.v1.DecideDisputeRequest
-	17, // 68: souk.seller.v1.CatalogService.ReserveStock:input_type -> souk.seller.v1.ReserveStockRequest
-	19, // 69: souk.seller.v1.CatalogService.ReleaseStock:input_type -> souk.seller.v1.ReleaseStockRequest
-	2,  // 70: souk.seller.v1.SellerService.CreateProduct:output_type -> souk.seller.v1.CreateProductResponse
-	4,  // 71: souk.seller.v1.SellerService.UpdateProduct:output_type -> souk.seller.v1.UpdateProductResponse
-	6,  // 72: souk.seller.v1.SellerService.ListProducts:output_type -> souk.seller.v1.ListProductsResponse
-	8,  // 73: souk.seller.v1.SellerService.ListOrders:output_type -> souk.seller.v1.ListOrdersResponse
-	10, // 74: souk.seller.v1.SellerService.GetOrder:output_type -> souk.seller.v1.GetOrderResponse
-	13, // 75: souk.seller.v1.SellerService.AdjustOrderPrice:output_type -> souk.seller.v1.AdjustOrderPriceResponse
-	15, // 76: souk.seller.v1.SellerService.ShipOrder:output_type -> souk.seller.v1.ShipOrderResponse
-	22, // 77: souk.seller.v1.SellerService.AnswerCancellation:output_type -> souk.seller.v1.AnswerCancellationResponse
-	24, // 78: souk.seller.v1.SellerService.ExtendProtection:output_type -> souk.seller.v1.ExtendProtectionResponse
-	29, // 79: souk.seller.v1.SellerService.AnswerDispute:output_type -> souk.seller.v1.AnswerDisputeResponse
-	31, // 80: souk.seller.v1.SellerService.AddDisputeEvidence:output_type -> souk.seller.v1.AddDisputeEvidenceResponse
-	35, // 81: souk.seller.v1.SellerService.GetSellerStats:output_type -> souk.seller.v1.GetSellerStatsResponse
-	42, // 82: souk.seller.v1.SellerService.SendOrderMessage:output_type -> souk.seller.v1.SendOrderMessageResponse
-	44, // 83: souk.seller.v1.SellerService.ListOrderMessages:output_type -> souk.seller.v1.ListOrderMessagesResponse
-	46, // 84: souk.seller.v1.SellerService.AnswerOffer:output_type -> souk.seller.v1.AnswerOfferResponse
-	48, // 85: souk.seller.v1.SellerService.WatchOrderEvents:output_type -> souk.seller.v1.WatchOrderEventsResponse
-	38, // 86: souk.seller.v1.DisputeResolutionService.ListEscalatedDisputes:output_type -> souk.seller.v1.ListEscalatedDisputesResponse
-	40, // 87: souk.seller.v1.DisputeResolutionService.DecideDispute:output_type -> souk.seller.v1.DecideDisputeResponse
-	18, // 88: souk.seller.v1.CatalogService.ReserveStock:output_type -> souk.seller.v1.ReserveStockResponse
-	20, // 89: souk.seller.v1.CatalogService.ReleaseStock:output_type -> souk.seller.v1.ReleaseStockResponse
-	70, // [70:90] is the sub-list for method output_type
-	50, // [50:70] is the sub-list for method input_type
-	50, // [50:50] is the sub-list for extension type_name
-	50, // [50:50] is the sub-list for extension extendee
-	0,  // [0:50] is the sub-list for field type_name
+	55, // 39: souk.seller.v1.DayFigures.revenue:type_name -> souk.order.v1.Money
+	58, // 40: souk.seller.v1.ListEscalatedDisputesResponse.orders:type_name -> souk.order.v1.Order
+	55, // 41: souk.seller.v1.DecideDisputeRequest.refund_amount:type_name -> souk.order.v1.Money
+	58, // 42: souk.seller.v1.DecideDisputeResponse.order:type_name -> souk.order.v1.Order
+	60, // 43: souk.seller.v1.SendOrderMessageRequest.message:type_name -> souk.order.v1.MessageInput
+	61, // 44: souk.seller.v1.SendOrderMessageResponse.message:type_name -> souk.order.v1.OrderMessage
+	61, // 45: souk.seller.v1.ListOrderMessagesResponse.messages:type_name -> souk.order.v1.OrderMessage
+	58, // 46: souk.seller.v1.AnswerOfferResponse.order:type_name -> souk.order.v1.Order
+	62, // 47: souk.seller.v1.WatchOrderEventsRequest.filter:type_name -> souk.order.v1.EventFilter
+	63, // 48: souk.seller.v1.WatchOrderEventsResponse.event:type_name -> souk.order.v1.OrderEvent
+	64, // 49: souk.seller.v1.WatchOrderEventsResponse.heartbeat:type_name -> souk.order.v1.EventHeartbeat
+	65, // 50: souk.seller.v1.ListFailedRefundsResponse.refunds:type_name -> souk.order.v1.Refund
+	58, // 51: souk.seller.v1.RetryRefundResponse.order:type_name -> souk.order.v1.Order
+	58, // 52: souk.seller.v1.SettleRefundResponse.order:type_name -> souk.order.v1.Order
+	1,  // 53: souk.seller.v1.SellerService.CreateProduct:input_type -> souk.seller.v1.CreateProductRequest
+	3,  // 54: souk.seller.v1.SellerService.UpdateProduct:input_type -> souk.seller.v1.UpdateProductRequest
+	5,  // 55: souk.seller.v1.SellerService.ListProducts:input_type -> souk.seller.v1.ListProductsRequest
+	7,  // 56: souk.seller.v1.SellerService.ListOrders:input_type -> souk.seller.v1.ListOrdersRequest
+	9,  // 57: souk.seller.v1.SellerService.GetOrder:input_type -> souk.seller.v1.GetOrderRequest
+	12, // 58: souk.seller.v1.SellerService.AdjustOrderPrice:input_type -> souk.seller.v1.AdjustOrderPriceRequest
+	14, // 59: souk.seller.v1.SellerService.ShipOrder:input_type -> souk.seller.v1.ShipOrderRequest
+	21, // 60: souk.seller.v1.SellerService.AnswerCancellation:input_type -> souk.seller.v1.AnswerCancellationRequest
+	23, // 61: souk.seller.v1.SellerService.ExtendProtection:input_type -> souk.seller.v1.ExtendProtectionRequest
+	28, // 62: souk.seller.v1.SellerService.AnswerDispute:input_type -> souk.seller.v1.AnswerDisputeRequest
+	30, // 63: souk.seller.v1.SellerService.AddDisputeEvidence:input_type -> souk.seller.v1.AddDisputeEvidenceRequest
+	32, // 64: souk.seller.v1.SellerService.GetSellerStats:input_type -> souk.seller.v1.GetSellerStatsRequest
+	41, // 65: souk.seller.v1.SellerService.SendOrderMessage:input_type -> souk.seller.v1.SendOrderMessageRequest
+	43, // 66: souk.seller.v1.SellerService.ListOrderMessages:input_type -> souk.seller.v1.ListOrderMessagesRequest
+	45, // 67: souk.seller.v1.SellerService.AnswerOffer:input_type -> souk.seller.v1.AnswerOfferRequest
+	47, // 68: souk.seller.v1.SellerService.WatchOrderEvents:input_type -> souk.seller.v1.WatchOrderEventsRequest
+	37, // 69: souk.seller.v1.DisputeResolutionService.ListEscalatedDisputes:input_type -> souk.seller.v1.ListEscalatedDisputesRequest
+	39, // 70: souk.seller.v1.DisputeResolutionService.DecideDispute:input_type -> souk.seller.v1.DecideDisputeRequest
+	49, // 71: souk.seller.v1.RefundResolutionService.ListFailedRefunds:input_type -> souk.seller.v1.ListFailedRefundsRequest
+	51, // 72: souk.seller.v1.RefundResolutionService.RetryRefund:input_type -> souk.seller.v1.RetryRefundRequest
+	53, // 73: souk.seller.v1.RefundResolutionService.SettleRefund:input_type -> souk.seller.v1.SettleRefundRequest
+	17, // 74: souk.seller.v1.CatalogService.ReserveStock:input_type -> souk.seller.v1.ReserveStockRequest
+	19, // 75: souk.seller.v1.CatalogService.ReleaseStock:input_type -> souk.seller.v1.ReleaseStockRequest
+	2,  // 76: souk.seller.v1.SellerService.CreateProduct:output_type -> souk.seller.v1.CreateProductResponse
+	4,  // 77: souk.seller.v1.SellerService.UpdateProduct:output_type -> souk.seller.v1.UpdateProductResponse
+	6,  // 78: souk.seller.v1.SellerService.ListProducts:output_type -> souk.seller.v1.ListProductsResponse
+	8,  // 79: souk.seller.v1.SellerService.ListOrders:output_type -> souk.seller.v1.ListOrdersResponse
+	10, // 80: souk.seller.v1.SellerService.GetOrder:output_type -> souk.seller.v1.GetOrderResponse
+	13, // 81: souk.seller.v1.SellerService.AdjustOrderPrice:output_type -> souk.seller.v1.AdjustOrderPriceResponse
+	15, // 82: souk.seller.v1.SellerService.ShipOrder:output_type -> souk.seller.v1.ShipOrderResponse
+	22, // 83: souk.seller.v1.SellerService.AnswerCancellation:output_type -> souk.seller.v1.AnswerCancellationResponse
+	24, // 84: souk.seller.v1.SellerService.ExtendProtection:output_type -> souk.seller.v1.ExtendProtectionResponse
+	29, // 85: souk.seller.v1.SellerService.AnswerDispute:output_type -> souk.seller.v1.AnswerDisputeResponse
+	31, // 86: souk.seller.v1.SellerService.AddDisputeEvidence:output_type -> souk.seller.v1.AddDisputeEvidenceResponse
+	35, // 87: souk.seller.v1.SellerService.GetSellerStats:output_type -> souk.seller.v1.GetSellerStatsResponse
+	42, // 88: souk.seller.v1.SellerService.SendOrderMessage:output_type -> souk.seller.v1.SendOrderMessageResponse
+	44, // 89: souk.seller.v1.SellerService.ListOrderMessages:output_type -> souk.seller.v1.ListOrderMessagesResponse
+	46, // 90: souk.seller.v1.SellerService.AnswerOffer:output_type -> souk.seller.v1.AnswerOfferResponse
+	48, // 91: souk.seller.v1.SellerService.WatchOrderEvents:output_type -> souk.seller.v1.WatchOrderEventsResponse
+	38, // 92: souk.seller.v1.DisputeResolutionService.ListEscalatedDisputes:output_type -> souk.seller.v1.ListEscalatedDisputesResponse
+	40, // 93: souk.seller.v1.DisputeResolutionService.DecideDispute:output_type -> souk.seller.v1.DecideDisputeResponse
+	50, // 94: souk.seller.v1.RefundResolutionService.ListFailedRefunds:output_type -> souk.seller.v1.ListFailedRefundsResponse
+	52, // 95: souk.seller.v1.RefundResolutionService.RetryRefund:output_type -> souk.seller.v1.RetryRefundResponse
+	54, // 96: souk.seller.v1.RefundResolutionService.SettleRefund:output_type -> souk.seller.v1.SettleRefundResponse
+	18, // 97: souk.seller.v1.CatalogService.ReserveStock:output_type -> souk.seller.v1.ReserveStockResponse
+	20, // 98: souk.seller.v1.CatalogService.ReleaseStock:output_type -> souk.seller.v1.ReleaseStockResponse
+	76, // [76:99] is the sub-list for method output_type
+	53, // [53:76] is the sub-list for method input_type
+	53, // [53:53] is the sub-list for extension type_name
+	53, // [53:53] is the sub-list for extension extendee
+	0,  // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_souk_seller_v1_seller_proto_init() }
@@ -3439,9 +3876,9 @@ func file_souk_seller_v1_seller_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_souk_seller_v1_seller_proto_rawDesc), len(file_souk_seller_v1_seller_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   49,
+			NumMessages:   55,
 			NumExtensions: 0,
-			NumServices:   3,
+			NumServices:   4,
 		},
 		GoTypes:           file_souk_seller_v1_seller_proto_goTypes,
 		DependencyIndexes: file_souk_seller_v1_seller_proto_depIdxs,

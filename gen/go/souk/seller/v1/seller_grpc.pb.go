@@ -912,6 +912,199 @@ var DisputeResolutionService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
+	RefundResolutionService_ListFailedRefunds_FullMethodName = "/souk.seller.v1.RefundResolutionService/ListFailedRefunds"
+	RefundResolutionService_RetryRefund_FullMethodName       = "/souk.seller.v1.RefundResolutionService/RetryRefund"
+	RefundResolutionService_SettleRefund_FullMethodName      = "/souk.seller.v1.RefundResolutionService/SettleRefund"
+)
+
+// RefundResolutionServiceClient is the client API for RefundResolutionService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// RefundResolutionService is the platform's (an admin token): refunds the
+// payment provider refused for good are money still owed to buyers, which
+// an admin retries or records as paid by other means.
+type RefundResolutionServiceClient interface {
+	// ListFailedRefunds lists the refunds the provider refused, oldest first.
+	ListFailedRefunds(ctx context.Context, in *ListFailedRefundsRequest, opts ...grpc.CallOption) (*ListFailedRefundsResponse, error)
+	// RetryRefund hands a failed refund back to the refund worker.
+	RetryRefund(ctx context.Context, in *RetryRefundRequest, opts ...grpc.CallOption) (*RetryRefundResponse, error)
+	// SettleRefund records a failed refund as paid by other means.
+	SettleRefund(ctx context.Context, in *SettleRefundRequest, opts ...grpc.CallOption) (*SettleRefundResponse, error)
+}
+
+type refundResolutionServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewRefundResolutionServiceClient(cc grpc.ClientConnInterface) RefundResolutionServiceClient {
+	return &refundResolutionServiceClient{cc}
+}
+
+func (c *refundResolutionServiceClient) ListFailedRefunds(ctx context.Context, in *ListFailedRefundsRequest, opts ...grpc.CallOption) (*ListFailedRefundsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListFailedRefundsResponse)
+	err := c.cc.Invoke(ctx, RefundResolutionService_ListFailedRefunds_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *refundResolutionServiceClient) RetryRefund(ctx context.Context, in *RetryRefundRequest, opts ...grpc.CallOption) (*RetryRefundResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RetryRefundResponse)
+	err := c.cc.Invoke(ctx, RefundResolutionService_RetryRefund_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *refundResolutionServiceClient) SettleRefund(ctx context.Context, in *SettleRefundRequest, opts ...grpc.CallOption) (*SettleRefundResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SettleRefundResponse)
+	err := c.cc.Invoke(ctx, RefundResolutionService_SettleRefund_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RefundResolutionServiceServer is the server API for RefundResolutionService service.
+// All implementations must embed UnimplementedRefundResolutionServiceServer
+// for forward compatibility.
+//
+// RefundResolutionService is the platform's (an admin token): refunds the
+// payment provider refused for good are money still owed to buyers, which
+// an admin retries or records as paid by other means.
+type RefundResolutionServiceServer interface {
+	// ListFailedRefunds lists the refunds the provider refused, oldest first.
+	ListFailedRefunds(context.Context, *ListFailedRefundsRequest) (*ListFailedRefundsResponse, error)
+	// RetryRefund hands a failed refund back to the refund worker.
+	RetryRefund(context.Context, *RetryRefundRequest) (*RetryRefundResponse, error)
+	// SettleRefund records a failed refund as paid by other means.
+	SettleRefund(context.Context, *SettleRefundRequest) (*SettleRefundResponse, error)
+	mustEmbedUnimplementedRefundResolutionServiceServer()
+}
+
+// UnimplementedRefundResolutionServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedRefundResolutionServiceServer struct{}
+
+func (UnimplementedRefundResolutionServiceServer) ListFailedRefunds(context.Context, *ListFailedRefundsRequest) (*ListFailedRefundsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListFailedRefunds not implemented")
+}
+func (UnimplementedRefundResolutionServiceServer) RetryRefund(context.Context, *RetryRefundRequest) (*RetryRefundResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RetryRefund not implemented")
+}
+func (UnimplementedRefundResolutionServiceServer) SettleRefund(context.Context, *SettleRefundRequest) (*SettleRefundResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SettleRefund not implemented")
+}
+func (UnimplementedRefundResolutionServiceServer) mustEmbedUnimplementedRefundResolutionServiceServer() {
+}
+func (UnimplementedRefundResolutionServiceServer) testEmbeddedByValue() {}
+
+// UnsafeRefundResolutionServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to RefundResolutionServiceServer will
+// result in compilation errors.
+type UnsafeRefundResolutionServiceServer interface {
+	mustEmbedUnimplementedRefundResolutionServiceServer()
+}
+
+func RegisterRefundResolutionServiceServer(s grpc.ServiceRegistrar, srv RefundResolutionServiceServer) {
+	// If the following call panics, it indicates UnimplementedRefundResolutionServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&RefundResolutionService_ServiceDesc, srv)
+}
+
+func _RefundResolutionService_ListFailedRefunds_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListFailedRefundsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RefundResolutionServiceServer).ListFailedRefunds(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RefundResolutionService_ListFailedRefunds_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RefundResolutionServiceServer).ListFailedRefunds(ctx, req.(*ListFailedRefundsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RefundResolutionService_RetryRefund_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RetryRefundRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RefundResolutionServiceServer).RetryRefund(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RefundResolutionService_RetryRefund_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RefundResolutionServiceServer).RetryRefund(ctx, req.(*RetryRefundRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RefundResolutionService_SettleRefund_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SettleRefundRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RefundResolutionServiceServer).SettleRefund(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RefundResolutionService_SettleRefund_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RefundResolutionServiceServer).SettleRefund(ctx, req.(*SettleRefundRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// RefundResolutionService_ServiceDesc is the grpc.ServiceDesc for RefundResolutionService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var RefundResolutionService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "souk.seller.v1.RefundResolutionService",
+	HandlerType: (*RefundResolutionServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "ListFailedRefunds",
+			Handler:    _RefundResolutionService_ListFailedRefunds_Handler,
+		},
+		{
+			MethodName: "RetryRefund",
+			Handler:    _RefundResolutionService_RetryRefund_Handler,
+		},
+		{
+			MethodName: "SettleRefund",
+			Handler:    _RefundResolutionService_SettleRefund_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "souk/seller/v1/seller.proto",
+}
+
+const (
 	CatalogService_ReserveStock_FullMethodName = "/souk.seller.v1.CatalogService/ReserveStock"
 	CatalogService_ReleaseStock_FullMethodName = "/souk.seller.v1.CatalogService/ReleaseStock"
 )
