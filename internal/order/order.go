@@ -176,7 +176,10 @@ type Order struct {
 	dispute      *Dispute
 	offer        *Offer
 
-	history     []Event
+	history []Event
+	// lastSeq is the sequence of the last stored event (the history may
+	// not have been loaded).
+	lastSeq     int64
 	newEvents   []Event
 	newMessages []Message
 	// releaseStock is set when a change gives the order's stock back; the
@@ -349,7 +352,7 @@ func (o *Order) ReleasesStock() bool { return o.releaseStock }
 
 // record appends an event to the order's history and stamps the change.
 func (o *Order) record(now time.Time, kind, actor, note string, adj *PriceAdjustment) {
-	seq := int64(len(o.history) + len(o.newEvents) + 1)
+	seq := o.lastSeq + int64(len(o.newEvents)) + 1
 	o.newEvents = append(o.newEvents, Event{Sequence: seq, Kind: kind, Actor: actor, OccurredAt: now, Note: note, Adjustment: adj})
 	o.updatedAt = now
 	o.syncReminders(now)
@@ -555,8 +558,13 @@ func UnmarshalFromDatabase(s Stored) *Order {
 	if deadlines == nil {
 		deadlines = map[DeadlineKind]time.Time{}
 	}
+	lastSeq := s.LastSequence
+	if n := len(s.History); n > 0 {
+		lastSeq = max(lastSeq, s.History[n-1].Sequence)
+	}
 	return &Order{
-		id: s.ID, checkoutID: s.CheckoutID, buyerID: s.BuyerID, sellerID: s.SellerID,
+		lastSeq: lastSeq,
+		id:      s.ID, checkoutID: s.CheckoutID, buyerID: s.BuyerID, sellerID: s.SellerID,
 		status: s.Status, currency: s.Currency, items: slices.Clone(s.Items), shippingFee: s.ShippingFee,
 		handlingDays: s.HandlingDays, protectionDays: s.ProtectionDays, version: s.Version, createdAt: s.CreatedAt, updatedAt: s.UpdatedAt,
 		cancelReason: s.CancelReason, lastDecline: s.LastDecline, shipment: s.Shipment,
@@ -586,11 +594,14 @@ type Stored struct {
 	Attempts                          []Attempt
 	Refunds                           []Refund
 	History                           []Event
-	CancelledBy                       Party
-	Cancellation                      *CancellationRequest
-	Dispute                           *Dispute
-	Offer                             *Offer
-	Discount                          int64
+	// LastSequence is the sequence of the last stored event; a store that
+	// leaves the history out (a batch of deadlines) sets it instead.
+	LastSequence int64
+	CancelledBy  Party
+	Cancellation *CancellationRequest
+	Dispute      *Dispute
+	Offer        *Offer
+	Discount     int64
 }
 
 // Stored returns the order's fields as the store keeps them, with the
@@ -602,7 +613,7 @@ func (o *Order) Stored() Stored {
 		HandlingDays: o.handlingDays, ProtectionDays: o.protectionDays, Version: o.version, CreatedAt: o.createdAt, UpdatedAt: o.updatedAt,
 		CancelReason: o.cancelReason, LastDecline: o.lastDecline, Shipment: o.shipment,
 		PaymentDueAt: o.paymentDueAt, PaidAttemptID: o.paidAttemptID, Deadlines: maps.Clone(o.deadlines), Attempts: slices.Clone(o.attempts), Refunds: slices.Clone(o.refunds),
-		History: o.History(), CancelledBy: o.cancelledBy, Cancellation: cloneCancellation(o.cancellation),
+		History: o.History(), LastSequence: o.lastSeq, CancelledBy: o.cancelledBy, Cancellation: cloneCancellation(o.cancellation),
 		Dispute: cloneDispute(o.dispute), Offer: cloneOffer(o.offer), Discount: o.discount,
 	}
 }

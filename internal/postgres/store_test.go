@@ -404,3 +404,39 @@ func seenOrder(t *testing.T) (*postgres.DB, *order.Order, *postgres.Seen) {
 	}
 	return db, o, seen
 }
+
+// A batch of deadlines loads its orders without their history (only the
+// last event's sequence): the event it records follows the history
+// without a gap, and the history read afterwards is whole.
+func TestDeadlineBatchNumbersEventsWithoutTheHistory(t *testing.T) {
+	db := testenv.DB(t)
+	ctx := context.Background()
+	p := mustProduct(t, db, "store-x", 5)
+	o := mustOrder(t, db, p, "alice", t0)
+	for i := range 3 {
+		if _, err := db.Update(ctx, o.ID(), func(o *order.Order) error {
+			_, err := o.SendMessage(t0.Add(time.Duration(i)*time.Minute), uuid.NewString(), order.PartyBuyer, "hello", nil)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	due := o.Deadlines()[order.DeadlinePayment]
+	res, err := db.FireDeadlines(ctx, []postgres.Deadline{{OrderID: o.ID(), Kind: order.DeadlinePayment, DueAt: due}}, due, order.DefaultPolicy)
+	if err != nil || len(res.Fired) != 1 {
+		t.Fatalf("fire: %+v %v", res, err)
+	}
+	got, err := db.Get(ctx, o.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := got.History()
+	for i, e := range h {
+		if e.Sequence != int64(i+1) {
+			t.Fatalf("event %d has sequence %d: %v", i, e.Sequence, h)
+		}
+	}
+	if last := h[len(h)-1]; last.Kind != "cancelled" || len(h) != 5 {
+		t.Fatalf("history %v, want created, three messages and the cancellation", h)
+	}
+}
