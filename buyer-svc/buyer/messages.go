@@ -43,3 +43,16 @@ func (s *buyerService) ListOrderMessages(ctx context.Context, req *buyerv1.ListO
 	}
 	return resp, nil
 }
+
+// ListOrderEvents pages the history of one of the buyer's orders.
+func (s *buyerService) ListOrderEvents(ctx context.Context, req *buyerv1.ListOrderEventsRequest) (*buyerv1.ListOrderEventsResponse, error) {
+	o, err := s.owned(ctx, req.OrderId)
+	if err != nil {
+		return nil, err
+	}
+	evs, next, err := s.deps.DB.ListHistory(ctx, req.OrderId, protoconv.PageSize(req.PageSize, 50), req.PageToken)
+	if err != nil {
+		return nil, err
+	}
+	return &buyerv1.ListOrderEventsResponse{Events: protoconv.History(evs, o.Currency()), NextPageToken: next}, nil
+}

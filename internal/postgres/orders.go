@@ -1,10 +1,12 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -223,10 +225,16 @@ func queueLoad(b *pgx.Batch, canonical []string, lock string, history bool) map[
 		})
 		return found
 	}
-	// A message's text and links stay out of the order's load: the
+	// Each order's latest HistoryWindow events, newest first (the rest
+	// are paged by ListHistory); a message's text and links stay out: the
 	// conversation is read where it is shown (ListOrderMessages).
-	b.Queue(`SELECT sequence, kind, actor, occurred_at, note, adjustment, detail - 'text' - 'links', order_id::text
-		FROM order_events WHERE order_id `+match+` ORDER BY order_id, sequence`, ids).Query(func(rows pgx.Rows) error {
+	keys := "(SELECT $1::uuid AS id) k"
+	if match != "= $1::uuid" {
+		keys = "unnest($1::uuid[]) AS k(id)"
+	}
+	b.Queue(`SELECT e.sequence, e.kind, e.actor, e.occurred_at, e.note, e.adjustment, e.detail, k.id::text FROM `+keys+`
+		CROSS JOIN LATERAL (SELECT sequence, kind, actor, occurred_at, note, adjustment, detail - 'text' - 'links' AS detail
+			FROM order_events WHERE order_id = k.id ORDER BY sequence DESC LIMIT `+strconv.Itoa(HistoryWindow)+`) e`, ids).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var e order.Event
 			var id string
@@ -237,9 +245,48 @@ func queueLoad(b *pgx.Batch, canonical []string, lock string, history bool) map[
 				s.History = append(s.History, e)
 			}
 		}
+		for _, s := range found {
+			slices.SortFunc(s.History, func(a, b order.Event) int { return cmp.Compare(a.Sequence, b.Sequence) })
+		}
 		return rows.Err()
 	})
 	return found
+}
+
+// HistoryWindow is how many of its latest events an order is loaded with:
+// what an order shows, and what its changes may look back on. Older ones
+// are paged with ListHistory.
+const HistoryWindow = 200
+
+// ListHistory returns one page of an order's history, oldest first, and
+// the token of the next page ("" on the last).
+func (db *DB) ListHistory(ctx context.Context, orderID string, pageSize int, pageToken string) ([]order.Event, string, error) {
+	var after int64
+	if pageToken != "" {
+		n, err := strconv.ParseInt(pageToken, 10, 64)
+		if err != nil || n < 0 {
+			return nil, "", fmt.Errorf("%w: page_token is not one this list gave", order.ErrInvalid)
+		}
+		after = n
+	}
+	evs, err := read(ctx, func() ([]order.Event, error) {
+		rows, _ := db.pool.Query(ctx, `SELECT sequence, kind, actor, occurred_at, note, adjustment FROM order_events
+			WHERE order_id = $1 AND sequence > $2 ORDER BY sequence LIMIT `+strconv.Itoa(pageSize+1), orderID, after)
+		return pgx.CollectRows(rows, func(r pgx.CollectableRow) (order.Event, error) {
+			var e order.Event
+			err := r.Scan(&e.Sequence, &e.Kind, &e.Actor, &e.OccurredAt, &e.Note, &e.Adjustment)
+			return e, err
+		})
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("list history: %w", err)
+	}
+	next := ""
+	if len(evs) > pageSize {
+		evs = evs[:pageSize]
+		next = strconv.FormatInt(evs[len(evs)-1].Sequence, 10)
+	}
+	return evs, next, nil
 }
 
 // Get returns an order with its deadlines, payment attempts, refunds and history.

@@ -132,12 +132,21 @@ func Order(o *order.Order, full bool) *orderv1.Order {
 	for _, a := range o.Attempts() {
 		p.PaymentAttempts = append(p.PaymentAttempts, Attempt(a))
 	}
-	for _, e := range o.History() {
-		h := &orderv1.HistoryEntry{Sequence: e.Sequence, Kind: e.Kind, Actor: e.Actor, OccurredAt: Time(e.OccurredAt), Note: e.Note}
-		h.PriceAdjustment = Adjustment(e.Adjustment, cur)
-		p.History = append(p.History, h)
-	}
+	p.History = History(o.History(), cur)
+	// An order is loaded with its latest entries only (the rest are paged
+	// by ListOrderEvents); sequences start at 1.
+	p.HistoryTruncated = len(p.History) > 0 && p.History[0].Sequence > 1
 	return p
+}
+
+// History translates history entries of an order in currency cur.
+func History(evs []order.Event, cur string) []*orderv1.HistoryEntry {
+	out := make([]*orderv1.HistoryEntry, 0, len(evs))
+	for _, e := range evs {
+		out = append(out, &orderv1.HistoryEntry{Sequence: e.Sequence, Kind: e.Kind, Actor: e.Actor, OccurredAt: Time(e.OccurredAt), Note: e.Note,
+			PriceAdjustment: Adjustment(e.Adjustment, cur)})
+	}
+	return out
 }
 
 // SellerOrder translates an order as its seller sees it: in full, except

@@ -43,3 +43,16 @@ func (s *sellerService) ListOrderMessages(ctx context.Context, req *sellerv1.Lis
 	}
 	return resp, nil
 }
+
+// ListOrderEvents pages the history of one of the store's orders.
+func (s *sellerService) ListOrderEvents(ctx context.Context, req *sellerv1.ListOrderEventsRequest) (*sellerv1.ListOrderEventsResponse, error) {
+	o, err := s.owned(ctx, req.OrderId)
+	if err != nil {
+		return nil, err
+	}
+	evs, next, err := s.deps.DB.ListHistory(ctx, req.OrderId, protoconv.PageSize(req.PageSize, 50), req.PageToken)
+	if err != nil {
+		return nil, err
+	}
+	return &sellerv1.ListOrderEventsResponse{Events: protoconv.History(evs, o.Currency()), NextPageToken: next}, nil
+}

@@ -2911,6 +2911,125 @@ func (*WatchOrderEventsResponse_Event) isWatchOrderEventsResponse_Item() {}
 
 func (*WatchOrderEventsResponse_Heartbeat) isWatchOrderEventsResponse_Item() {}
 
+// ListOrderEventsRequest pages an order's history.
+type ListOrderEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order's id.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// At most this many (default 50, at most 200).
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; empty for the first.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOrderEventsRequest) Reset() {
+	*x = ListOrderEventsRequest{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOrderEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOrderEventsRequest) ProtoMessage() {}
+
+func (x *ListOrderEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOrderEventsRequest.ProtoReflect.Descriptor instead.
+func (*ListOrderEventsRequest) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *ListOrderEventsRequest) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *ListOrderEventsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListOrderEventsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListOrderEventsResponse is one page of an order's history.
+type ListOrderEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The entries, oldest first.
+	Events []*v1.HistoryEntry `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// The token of the next page; empty on the last.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOrderEventsResponse) Reset() {
+	*x = ListOrderEventsResponse{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOrderEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOrderEventsResponse) ProtoMessage() {}
+
+func (x *ListOrderEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOrderEventsResponse.ProtoReflect.Descriptor instead.
+func (*ListOrderEventsResponse) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *ListOrderEventsResponse) GetEvents() []*v1.HistoryEntry {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *ListOrderEventsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_souk_buyer_v1_buyer_proto protoreflect.FileDescriptor
 
 const file_souk_buyer_v1_buyer_proto_rawDesc = "" +
@@ -3092,7 +3211,16 @@ const file_souk_buyer_v1_buyer_proto_rawDesc = "" +
 	"\x18WatchOrderEventsResponse\x121\n" +
 	"\x05event\x18\x01 \x01(\v2\x19.souk.order.v1.OrderEventH\x00R\x05event\x12=\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x1d.souk.order.v1.EventHeartbeatH\x00R\theartbeatB\x06\n" +
-	"\x04item2\xb7\x15\n" +
+	"\x04item\"\x8f\x01\n" +
+	"\x16ListOrderEventsRequest\x12#\n" +
+	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12'\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xc8\x01(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\tpageToken\"v\n" +
+	"\x17ListOrderEventsResponse\x123\n" +
+	"\x06events\x18\x01 \x03(\v2\x1b.souk.order.v1.HistoryEntryR\x06events\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xc1\x16\n" +
 	"\fBuyerService\x12d\n" +
 	"\bCheckout\x12\x1e.souk.buyer.v1.CheckoutRequest\x1a\x1f.souk.buyer.v1.CheckoutResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/checkout\x12e\n" +
 	"\n" +
@@ -3113,7 +3241,8 @@ const file_souk_buyer_v1_buyer_proto_rawDesc = "" +
 	"\x12AnswerCounterOffer\x12(.souk.buyer.v1.AnswerCounterOfferRequest\x1a).souk.buyer.v1.AnswerCounterOfferResponse\"5\x82\xd3\xe4\x93\x02/:\x01*\"*/v1/orders/{order_id}/dispute:answer-offer\x12\x8f\x01\n" +
 	"\x0eConfirmReceipt\x12$.souk.buyer.v1.ConfirmReceiptRequest\x1a%.souk.buyer.v1.ConfirmReceiptResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\"%/v1/orders/{order_id}:confirm-receipt\x12\x94\x01\n" +
 	"\x10SendOrderMessage\x12&.souk.buyer.v1.SendOrderMessageRequest\x1a'.souk.buyer.v1.SendOrderMessageResponse\"/\x82\xd3\xe4\x93\x02):\amessage\"\x1e/v1/orders/{order_id}/messages\x12\x8e\x01\n" +
-	"\x11ListOrderMessages\x12'.souk.buyer.v1.ListOrderMessagesRequest\x1a(.souk.buyer.v1.ListOrderMessagesResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/v1/orders/{order_id}/messages\x12v\n" +
+	"\x11ListOrderMessages\x12'.souk.buyer.v1.ListOrderMessagesRequest\x1a(.souk.buyer.v1.ListOrderMessagesResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/v1/orders/{order_id}/messages\x12\x87\x01\n" +
+	"\x0fListOrderEvents\x12%.souk.buyer.v1.ListOrderEventsRequest\x1a&.souk.buyer.v1.ListOrderEventsResponse\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/orders/{order_id}/history\x12v\n" +
 	"\tMakeOffer\x12\x1f.souk.buyer.v1.MakeOfferRequest\x1a .souk.buyer.v1.MakeOfferResponse\"&\x82\xd3\xe4\x93\x02 :\x01*\"\x1b/v1/orders/{order_id}/offer\x12y\n" +
 	"\x10WatchOrderEvents\x12&.souk.buyer.v1.WatchOrderEventsRequest\x1a'.souk.buyer.v1.WatchOrderEventsResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
 	"/v1/events0\x012\x8e\x01\n" +
@@ -3132,7 +3261,7 @@ func file_souk_buyer_v1_buyer_proto_rawDescGZIP() []byte {
 	return file_souk_buyer_v1_buyer_proto_rawDescData
 }
 
-var file_souk_buyer_v1_buyer_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
+var file_souk_buyer_v1_buyer_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_souk_buyer_v1_buyer_proto_goTypes = []any{
 	(*CheckoutItem)(nil),                   // 0: souk.buyer.v1.CheckoutItem
 	(*CheckoutRequest)(nil),                // 1: souk.buyer.v1.CheckoutRequest
@@ -3182,115 +3311,121 @@ var file_souk_buyer_v1_buyer_proto_goTypes = []any{
 	(*MakeOfferResponse)(nil),              // 45: souk.buyer.v1.MakeOfferResponse
 	(*WatchOrderEventsRequest)(nil),        // 46: souk.buyer.v1.WatchOrderEventsRequest
 	(*WatchOrderEventsResponse)(nil),       // 47: souk.buyer.v1.WatchOrderEventsResponse
-	(*v1.Order)(nil),                       // 48: souk.order.v1.Order
-	(v1.OrderStatus)(0),                    // 49: souk.order.v1.OrderStatus
-	(*timestamppb.Timestamp)(nil),          // 50: google.protobuf.Timestamp
-	(*v1.Money)(nil),                       // 51: souk.order.v1.Money
-	(*v1.PaymentAttempt)(nil),              // 52: souk.order.v1.PaymentAttempt
-	(*status.Status)(nil),                  // 53: google.rpc.Status
-	(*v1.Refund)(nil),                      // 54: souk.order.v1.Refund
-	(*v1.EvidenceInput)(nil),               // 55: souk.order.v1.EvidenceInput
-	(*v1.MessageInput)(nil),                // 56: souk.order.v1.MessageInput
-	(*v1.OrderMessage)(nil),                // 57: souk.order.v1.OrderMessage
-	(v1.OfferKind)(0),                      // 58: souk.order.v1.OfferKind
-	(*v1.EventFilter)(nil),                 // 59: souk.order.v1.EventFilter
-	(*v1.OrderEvent)(nil),                  // 60: souk.order.v1.OrderEvent
-	(*v1.EventHeartbeat)(nil),              // 61: souk.order.v1.EventHeartbeat
+	(*ListOrderEventsRequest)(nil),         // 48: souk.buyer.v1.ListOrderEventsRequest
+	(*ListOrderEventsResponse)(nil),        // 49: souk.buyer.v1.ListOrderEventsResponse
+	(*v1.Order)(nil),                       // 50: souk.order.v1.Order
+	(v1.OrderStatus)(0),                    // 51: souk.order.v1.OrderStatus
+	(*timestamppb.Timestamp)(nil),          // 52: google.protobuf.Timestamp
+	(*v1.Money)(nil),                       // 53: souk.order.v1.Money
+	(*v1.PaymentAttempt)(nil),              // 54: souk.order.v1.PaymentAttempt
+	(*status.Status)(nil),                  // 55: google.rpc.Status
+	(*v1.Refund)(nil),                      // 56: souk.order.v1.Refund
+	(*v1.EvidenceInput)(nil),               // 57: souk.order.v1.EvidenceInput
+	(*v1.MessageInput)(nil),                // 58: souk.order.v1.MessageInput
+	(*v1.OrderMessage)(nil),                // 59: souk.order.v1.OrderMessage
+	(v1.OfferKind)(0),                      // 60: souk.order.v1.OfferKind
+	(*v1.EventFilter)(nil),                 // 61: souk.order.v1.EventFilter
+	(*v1.OrderEvent)(nil),                  // 62: souk.order.v1.OrderEvent
+	(*v1.EventHeartbeat)(nil),              // 63: souk.order.v1.EventHeartbeat
+	(*v1.HistoryEntry)(nil),                // 64: souk.order.v1.HistoryEntry
 }
 var file_souk_buyer_v1_buyer_proto_depIdxs = []int32{
 	0,  // 0: souk.buyer.v1.CheckoutRequest.items:type_name -> souk.buyer.v1.CheckoutItem
-	48, // 1: souk.buyer.v1.CheckoutResponse.orders:type_name -> souk.order.v1.Order
-	49, // 2: souk.buyer.v1.ListOrdersRequest.status:type_name -> souk.order.v1.OrderStatus
-	50, // 3: souk.buyer.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
-	50, // 4: souk.buyer.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
-	48, // 5: souk.buyer.v1.ListOrdersResponse.orders:type_name -> souk.order.v1.Order
-	48, // 6: souk.buyer.v1.GetOrderResponse.order:type_name -> souk.order.v1.Order
-	51, // 7: souk.buyer.v1.PayOrderRequest.expected_total:type_name -> souk.order.v1.Money
+	50, // 1: souk.buyer.v1.CheckoutResponse.orders:type_name -> souk.order.v1.Order
+	51, // 2: souk.buyer.v1.ListOrdersRequest.status:type_name -> souk.order.v1.OrderStatus
+	52, // 3: souk.buyer.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
+	52, // 4: souk.buyer.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
+	50, // 5: souk.buyer.v1.ListOrdersResponse.orders:type_name -> souk.order.v1.Order
+	50, // 6: souk.buyer.v1.GetOrderResponse.order:type_name -> souk.order.v1.Order
+	53, // 7: souk.buyer.v1.PayOrderRequest.expected_total:type_name -> souk.order.v1.Money
 	7,  // 8: souk.buyer.v1.PayOrderRequest.card:type_name -> souk.buyer.v1.Card
 	9,  // 9: souk.buyer.v1.PayOrderRequest.wallet:type_name -> souk.buyer.v1.Wallet
 	10, // 10: souk.buyer.v1.PayOrderRequest.bank_transfer:type_name -> souk.buyer.v1.BankTransfer
-	48, // 11: souk.buyer.v1.PayOrderResponse.order:type_name -> souk.order.v1.Order
-	52, // 12: souk.buyer.v1.PayOrderResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
-	48, // 13: souk.buyer.v1.VerifyPaymentResponse.order:type_name -> souk.order.v1.Order
-	52, // 14: souk.buyer.v1.VerifyPaymentResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
-	51, // 15: souk.buyer.v1.OrderPayment.expected_total:type_name -> souk.order.v1.Money
+	50, // 11: souk.buyer.v1.PayOrderResponse.order:type_name -> souk.order.v1.Order
+	54, // 12: souk.buyer.v1.PayOrderResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
+	50, // 13: souk.buyer.v1.VerifyPaymentResponse.order:type_name -> souk.order.v1.Order
+	54, // 14: souk.buyer.v1.VerifyPaymentResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
+	53, // 15: souk.buyer.v1.OrderPayment.expected_total:type_name -> souk.order.v1.Money
 	14, // 16: souk.buyer.v1.PayOrdersRequest.orders:type_name -> souk.buyer.v1.OrderPayment
 	7,  // 17: souk.buyer.v1.PayOrdersRequest.card:type_name -> souk.buyer.v1.Card
 	9,  // 18: souk.buyer.v1.PayOrdersRequest.wallet:type_name -> souk.buyer.v1.Wallet
 	10, // 19: souk.buyer.v1.PayOrdersRequest.bank_transfer:type_name -> souk.buyer.v1.BankTransfer
-	48, // 20: souk.buyer.v1.OrderPaymentResult.order:type_name -> souk.order.v1.Order
-	52, // 21: souk.buyer.v1.OrderPaymentResult.attempt:type_name -> souk.order.v1.PaymentAttempt
-	53, // 22: souk.buyer.v1.OrderPaymentResult.status:type_name -> google.rpc.Status
+	50, // 20: souk.buyer.v1.OrderPaymentResult.order:type_name -> souk.order.v1.Order
+	54, // 21: souk.buyer.v1.OrderPaymentResult.attempt:type_name -> souk.order.v1.PaymentAttempt
+	55, // 22: souk.buyer.v1.OrderPaymentResult.status:type_name -> google.rpc.Status
 	16, // 23: souk.buyer.v1.PayOrdersResponse.results:type_name -> souk.buyer.v1.OrderPaymentResult
-	54, // 24: souk.buyer.v1.ListRefundsResponse.refunds:type_name -> souk.order.v1.Refund
-	48, // 25: souk.buyer.v1.CancelOrderResponse.order:type_name -> souk.order.v1.Order
-	48, // 26: souk.buyer.v1.ConfirmReceiptResponse.order:type_name -> souk.order.v1.Order
-	48, // 27: souk.buyer.v1.RequestCancellationResponse.order:type_name -> souk.order.v1.Order
-	48, // 28: souk.buyer.v1.WithdrawCancellationResponse.order:type_name -> souk.order.v1.Order
-	48, // 29: souk.buyer.v1.AskProtectionExtensionResponse.order:type_name -> souk.order.v1.Order
-	51, // 30: souk.buyer.v1.OpenDisputeRequest.refund_amount:type_name -> souk.order.v1.Money
-	55, // 31: souk.buyer.v1.OpenDisputeRequest.evidence:type_name -> souk.order.v1.EvidenceInput
-	48, // 32: souk.buyer.v1.OpenDisputeResponse.order:type_name -> souk.order.v1.Order
-	55, // 33: souk.buyer.v1.AddDisputeEvidenceRequest.evidence:type_name -> souk.order.v1.EvidenceInput
-	48, // 34: souk.buyer.v1.AddDisputeEvidenceResponse.order:type_name -> souk.order.v1.Order
-	48, // 35: souk.buyer.v1.WithdrawDisputeResponse.order:type_name -> souk.order.v1.Order
-	48, // 36: souk.buyer.v1.AnswerCounterOfferResponse.order:type_name -> souk.order.v1.Order
-	56, // 37: souk.buyer.v1.SendOrderMessageRequest.message:type_name -> souk.order.v1.MessageInput
-	57, // 38: souk.buyer.v1.SendOrderMessageResponse.message:type_name -> souk.order.v1.OrderMessage
-	57, // 39: souk.buyer.v1.ListOrderMessagesResponse.messages:type_name -> souk.order.v1.OrderMessage
-	58, // 40: souk.buyer.v1.MakeOfferRequest.kind:type_name -> souk.order.v1.OfferKind
-	51, // 41: souk.buyer.v1.MakeOfferRequest.amount:type_name -> souk.order.v1.Money
-	48, // 42: souk.buyer.v1.MakeOfferResponse.order:type_name -> souk.order.v1.Order
-	59, // 43: souk.buyer.v1.WatchOrderEventsRequest.filter:type_name -> souk.order.v1.EventFilter
-	60, // 44: souk.buyer.v1.WatchOrderEventsResponse.event:type_name -> souk.order.v1.OrderEvent
-	61, // 45: souk.buyer.v1.WatchOrderEventsResponse.heartbeat:type_name -> souk.order.v1.EventHeartbeat
-	1,  // 46: souk.buyer.v1.BuyerService.Checkout:input_type -> souk.buyer.v1.CheckoutRequest
-	3,  // 47: souk.buyer.v1.BuyerService.ListOrders:input_type -> souk.buyer.v1.ListOrdersRequest
-	5,  // 48: souk.buyer.v1.BuyerService.GetOrder:input_type -> souk.buyer.v1.GetOrderRequest
-	8,  // 49: souk.buyer.v1.BuyerService.PayOrder:input_type -> souk.buyer.v1.PayOrderRequest
-	20, // 50: souk.buyer.v1.BuyerService.CancelOrder:input_type -> souk.buyer.v1.CancelOrderRequest
-	12, // 51: souk.buyer.v1.BuyerService.VerifyPayment:input_type -> souk.buyer.v1.VerifyPaymentRequest
-	15, // 52: souk.buyer.v1.BuyerService.PayOrders:input_type -> souk.buyer.v1.PayOrdersRequest
-	18, // 53: souk.buyer.v1.BuyerService.ListRefunds:input_type -> souk.buyer.v1.ListRefundsRequest
-	24, // 54: souk.buyer.v1.BuyerService.RequestCancellation:input_type -> souk.buyer.v1.RequestCancellationRequest
-	26, // 55: souk.buyer.v1.BuyerService.WithdrawCancellation:input_type -> souk.buyer.v1.WithdrawCancellationRequest
-	28, // 56: souk.buyer.v1.BuyerService.AskProtectionExtension:input_type -> souk.buyer.v1.AskProtectionExtensionRequest
-	30, // 57: souk.buyer.v1.BuyerService.OpenDispute:input_type -> souk.buyer.v1.OpenDisputeRequest
-	32, // 58: souk.buyer.v1.BuyerService.AddDisputeEvidence:input_type -> souk.buyer.v1.AddDisputeEvidenceRequest
-	34, // 59: souk.buyer.v1.BuyerService.WithdrawDispute:input_type -> souk.buyer.v1.WithdrawDisputeRequest
-	36, // 60: souk.buyer.v1.BuyerService.AnswerCounterOffer:input_type -> souk.buyer.v1.AnswerCounterOfferRequest
-	22, // 61: souk.buyer.v1.BuyerService.ConfirmReceipt:input_type -> souk.buyer.v1.ConfirmReceiptRequest
-	40, // 62: souk.buyer.v1.BuyerService.SendOrderMessage:input_type -> souk.buyer.v1.SendOrderMessageRequest
-	42, // 63: souk.buyer.v1.BuyerService.ListOrderMessages:input_type -> souk.buyer.v1.ListOrderMessagesRequest
-	44, // 64: souk.buyer.v1.BuyerService.MakeOffer:input_type -> souk.buyer.v1.MakeOfferRequest
-	46, // 65: souk.buyer.v1.BuyerService.WatchOrderEvents:input_type -> souk.buyer.v1.WatchOrderEventsRequest
-	38, // 66: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:input_type -> souk.buyer.v1.ReportPaymentEventRequest
-	2,  // 67: souk.buyer.v1.BuyerService.Checkout:output_type -> souk.buyer.v1.CheckoutResponse
-	4,  // 68: souk.buyer.v1.BuyerService.ListOrders:output_type -> souk.buyer.v1.ListOrdersResponse
-	6,  // 69: souk.buyer.v1.BuyerService.GetOrder:output_type -> souk.buyer.v1.GetOrderResponse
-	11, // 70: souk.buyer.v1.BuyerService.PayOrder:output_type -> souk.buyer.v1.PayOrderResponse
-	21, // 71: souk.buyer.v1.BuyerService.CancelOrder:output_type -> souk.buyer.v1.CancelOrderResponse
-	13, // 72: souk.buyer.v1.BuyerService.VerifyPayment:output_type -> souk.buyer.v1.VerifyPaymentResponse
-	17, // 73: souk.buyer.v1.BuyerService.PayOrders:output_type -> souk.buyer.v1.PayOrdersResponse
-	19, // 74: souk.buyer.v1.BuyerService.ListRefunds:output_type -> souk.buyer.v1.ListRefundsResponse
-	25, // 75: souk.buyer.v1.BuyerService.RequestCancellation:output_type -> souk.buyer.v1.RequestCancellationResponse
-	27, // 76: souk.buyer.v1.BuyerService.WithdrawCancellation:output_type -> souk.buyer.v1.WithdrawCancellationResponse
-	29, // 77: souk.buyer.v1.BuyerService.AskProtectionExtension:output_type -> souk.buyer.v1.AskProtectionExtensionResponse
-	31, // 78: souk.buyer.v1.BuyerService.OpenDispute:output_type -> souk.buyer.v1.OpenDisputeResponse
-	33, // 79: souk.buyer.v1.BuyerService.AddDisputeEvidence:output_type -> souk.buyer.v1.AddDisputeEvidenceResponse
-	35, // 80: souk.buyer.v1.BuyerService.WithdrawDispute:output_type -> souk.buyer.v1.WithdrawDisputeResponse
-	37, // 81: souk.buyer.v1.BuyerService.AnswerCounterOffer:output_type -> souk.buyer.v1.AnswerCounterOfferResponse
-	23, // 82: souk.buyer.v1.BuyerService.ConfirmReceipt:output_type -> souk.buyer.v1.ConfirmReceiptResponse
-	41, // 83: souk.buyer.v1.BuyerService.SendOrderMessage:output_type -> souk.buyer.v1.SendOrderMessageResponse
-	43, // 84: souk.buyer.v1.BuyerService.ListOrderMessages:output_type -> souk.buyer.v1.ListOrderMessagesResponse
-	45, // 85: souk.buyer.v1.BuyerService.MakeOffer:output_type -> souk.buyer.v1.MakeOfferResponse
-	47, // 86: souk.buyer.v1.BuyerService.WatchOrderEvents:output_type -> souk.buyer.v1.WatchOrderEventsResponse
-	39, // 87: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:output_type -> souk.buyer.v1.ReportPaymentEventResponse
-	67, // [67:88] is the sub-list for method output_type
-	46, // [46:67] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	56, // 24: souk.buyer.v1.ListRefundsResponse.refunds:type_name -> souk.order.v1.Refund
+	50, // 25: souk.buyer.v1.CancelOrderResponse.order:type_name -> souk.order.v1.Order
+	50, // 26: souk.buyer.v1.ConfirmReceiptResponse.order:type_name -> souk.order.v1.Order
+	50, // 27: souk.buyer.v1.RequestCancellationResponse.order:type_name -> souk.order.v1.Order
+	50, // 28: souk.buyer.v1.WithdrawCancellationResponse.order:type_name -> souk.order.v1.Order
+	50, // 29: souk.buyer.v1.AskProtectionExtensionResponse.order:type_name -> souk.order.v1.Order
+	53, // 30: souk.buyer.v1.OpenDisputeRequest.refund_amount:type_name -> souk.order.v1.Money
+	57, // 31: souk.buyer.v1.OpenDisputeRequest.evidence:type_name -> souk.order.v1.EvidenceInput
+	50, // 32: souk.buyer.v1.OpenDisputeResponse.order:type_name -> souk.order.v1.Order
+	57, // 33: souk.buyer.v1.AddDisputeEvidenceRequest.evidence:type_name -> souk.order.v1.EvidenceInput
+	50, // 34: souk.buyer.v1.AddDisputeEvidenceResponse.order:type_name -> souk.order.v1.Order
+	50, // 35: souk.buyer.v1.WithdrawDisputeResponse.order:type_name -> souk.order.v1.Order
+	50, // 36: souk.buyer.v1.AnswerCounterOfferResponse.order:type_name -> souk.order.v1.Order
+	58, // 37: souk.buyer.v1.SendOrderMessageRequest.message:type_name -> souk.order.v1.MessageInput
+	59, // 38: souk.buyer.v1.SendOrderMessageResponse.message:type_name -> souk.order.v1.OrderMessage
+	59, // 39: souk.buyer.v1.ListOrderMessagesResponse.messages:type_name -> souk.order.v1.OrderMessage
+	60, // 40: souk.buyer.v1.MakeOfferRequest.kind:type_name -> souk.order.v1.OfferKind
+	53, // 41: souk.buyer.v1.MakeOfferRequest.amount:type_name -> souk.order.v1.Money
+	50, // 42: souk.buyer.v1.MakeOfferResponse.order:type_name -> souk.order.v1.Order
+	61, // 43: souk.buyer.v1.WatchOrderEventsRequest.filter:type_name -> souk.order.v1.EventFilter
+	62, // 44: souk.buyer.v1.WatchOrderEventsResponse.event:type_name -> souk.order.v1.OrderEvent
+	63, // 45: souk.buyer.v1.WatchOrderEventsResponse.heartbeat:type_name -> souk.order.v1.EventHeartbeat
+	64, // 46: souk.buyer.v1.ListOrderEventsResponse.events:type_name -> souk.order.v1.HistoryEntry
+	1,  // 47: souk.buyer.v1.BuyerService.Checkout:input_type -> souk.buyer.v1.CheckoutRequest
+	3,  // 48: souk.buyer.v1.BuyerService.ListOrders:input_type -> souk.buyer.v1.ListOrdersRequest
+	5,  // 49: souk.buyer.v1.BuyerService.GetOrder:input_type -> souk.buyer.v1.GetOrderRequest
+	8,  // 50: souk.buyer.v1.BuyerService.PayOrder:input_type -> souk.buyer.v1.PayOrderRequest
+	20, // 51: souk.buyer.v1.BuyerService.CancelOrder:input_type -> souk.buyer.v1.CancelOrderRequest
+	12, // 52: souk.buyer.v1.BuyerService.VerifyPayment:input_type -> souk.buyer.v1.VerifyPaymentRequest
+	15, // 53: souk.buyer.v1.BuyerService.PayOrders:input_type -> souk.buyer.v1.PayOrdersRequest
+	18, // 54: souk.buyer.v1.BuyerService.ListRefunds:input_type -> souk.buyer.v1.ListRefundsRequest
+	24, // 55: souk.buyer.v1.BuyerService.RequestCancellation:input_type -> souk.buyer.v1.RequestCancellationRequest
+	26, // 56: souk.buyer.v1.BuyerService.WithdrawCancellation:input_type -> souk.buyer.v1.WithdrawCancellationRequest
+	28, // 57: souk.buyer.v1.BuyerService.AskProtectionExtension:input_type -> souk.buyer.v1.AskProtectionExtensionRequest
+	30, // 58: souk.buyer.v1.BuyerService.OpenDispute:input_type -> souk.buyer.v1.OpenDisputeRequest
+	32, // 59: souk.buyer.v1.BuyerService.AddDisputeEvidence:input_type -> souk.buyer.v1.AddDisputeEvidenceRequest
+	34, // 60: souk.buyer.v1.BuyerService.WithdrawDispute:input_type -> souk.buyer.v1.WithdrawDisputeRequest
+	36, // 61: souk.buyer.v1.BuyerService.AnswerCounterOffer:input_type -> souk.buyer.v1.AnswerCounterOfferRequest
+	22, // 62: souk.buyer.v1.BuyerService.ConfirmReceipt:input_type -> souk.buyer.v1.ConfirmReceiptRequest
+	40, // 63: souk.buyer.v1.BuyerService.SendOrderMessage:input_type -> souk.buyer.v1.SendOrderMessageRequest
+	42, // 64: souk.buyer.v1.BuyerService.ListOrderMessages:input_type -> souk.buyer.v1.ListOrderMessagesRequest
+	48, // 65: souk.buyer.v1.BuyerService.ListOrderEvents:input_type -> souk.buyer.v1.ListOrderEventsRequest
+	44, // 66: souk.buyer.v1.BuyerService.MakeOffer:input_type -> souk.buyer.v1.MakeOfferRequest
+	46, // 67: souk.buyer.v1.BuyerService.WatchOrderEvents:input_type -> souk.buyer.v1.WatchOrderEventsRequest
+	38, // 68: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:input_type -> souk.buyer.v1.ReportPaymentEventRequest
+	2,  // 69: souk.buyer.v1.BuyerService.Checkout:output_type -> souk.buyer.v1.CheckoutResponse
+	4,  // 70: souk.buyer.v1.BuyerService.ListOrders:output_type -> souk.buyer.v1.ListOrdersResponse
+	6,  // 71: souk.buyer.v1.BuyerService.GetOrder:output_type -> souk.buyer.v1.GetOrderResponse
+	11, // 72: souk.buyer.v1.BuyerService.PayOrder:output_type -> souk.buyer.v1.PayOrderResponse
+	21, // 73: souk.buyer.v1.BuyerService.CancelOrder:output_type -> souk.buyer.v1.CancelOrderResponse
+	13, // 74: souk.buyer.v1.BuyerService.VerifyPayment:output_type -> souk.buyer.v1.VerifyPaymentResponse
+	17, // 75: souk.buyer.v1.BuyerService.PayOrders:output_type -> souk.buyer.v1.PayOrdersResponse
+	19, // 76: souk.buyer.v1.BuyerService.ListRefunds:output_type -> souk.buyer.v1.ListRefundsResponse
+	25, // 77: souk.buyer.v1.BuyerService.RequestCancellation:output_type -> souk.buyer.v1.RequestCancellationResponse
+	27, // 78: souk.buyer.v1.BuyerService.WithdrawCancellation:output_type -> souk.buyer.v1.WithdrawCancellationResponse
+	29, // 79: souk.buyer.v1.BuyerService.AskProtectionExtension:output_type -> souk.buyer.v1.AskProtectionExtensionResponse
+	31, // 80: souk.buyer.v1.BuyerService.OpenDispute:output_type -> souk.buyer.v1.OpenDisputeResponse
+	33, // 81: souk.buyer.v1.BuyerService.AddDisputeEvidence:output_type -> souk.buyer.v1.AddDisputeEvidenceResponse
+	35, // 82: souk.buyer.v1.BuyerService.WithdrawDispute:output_type -> souk.buyer.v1.WithdrawDisputeResponse
+	37, // 83: souk.buyer.v1.BuyerService.AnswerCounterOffer:output_type -> souk.buyer.v1.AnswerCounterOfferResponse
+	23, // 84: souk.buyer.v1.BuyerService.ConfirmReceipt:output_type -> souk.buyer.v1.ConfirmReceiptResponse
+	41, // 85: souk.buyer.v1.BuyerService.SendOrderMessage:output_type -> souk.buyer.v1.SendOrderMessageResponse
+	43, // 86: souk.buyer.v1.BuyerService.ListOrderMessages:output_type -> souk.buyer.v1.ListOrderMessagesResponse
+	49, // 87: souk.buyer.v1.BuyerService.ListOrderEvents:output_type -> souk.buyer.v1.ListOrderEventsResponse
+	45, // 88: souk.buyer.v1.BuyerService.MakeOffer:output_type -> souk.buyer.v1.MakeOfferResponse
+	47, // 89: souk.buyer.v1.BuyerService.WatchOrderEvents:output_type -> souk.buyer.v1.WatchOrderEventsResponse
+	39, // 90: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:output_type -> souk.buyer.v1.ReportPaymentEventResponse
+	69, // [69:91] is the sub-list for method output_type
+	47, // [47:69] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_souk_buyer_v1_buyer_proto_init() }
@@ -3318,7 +3453,7 @@ func file_souk_buyer_v1_buyer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_souk_buyer_v1_buyer_proto_rawDesc), len(file_souk_buyer_v1_buyer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   48,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -37,6 +37,7 @@ const (
 	BuyerService_ConfirmReceipt_FullMethodName         = "/souk.buyer.v1.BuyerService/ConfirmReceipt"
 	BuyerService_SendOrderMessage_FullMethodName       = "/souk.buyer.v1.BuyerService/SendOrderMessage"
 	BuyerService_ListOrderMessages_FullMethodName      = "/souk.buyer.v1.BuyerService/ListOrderMessages"
+	BuyerService_ListOrderEvents_FullMethodName        = "/souk.buyer.v1.BuyerService/ListOrderEvents"
 	BuyerService_MakeOffer_FullMethodName              = "/souk.buyer.v1.BuyerService/MakeOffer"
 	BuyerService_WatchOrderEvents_FullMethodName       = "/souk.buyer.v1.BuyerService/WatchOrderEvents"
 )
@@ -93,6 +94,10 @@ type BuyerServiceClient interface {
 	SendOrderMessage(ctx context.Context, in *SendOrderMessageRequest, opts ...grpc.CallOption) (*SendOrderMessageResponse, error)
 	// ListOrderMessages pages the order's conversation, oldest first.
 	ListOrderMessages(ctx context.Context, in *ListOrderMessagesRequest, opts ...grpc.CallOption) (*ListOrderMessagesResponse, error)
+	// ListOrderEvents pages the history of one of your orders, oldest first.
+	// An order shows its latest 200 entries (history_truncated says when
+	// there are more); the rest are read here.
+	ListOrderEvents(ctx context.Context, in *ListOrderEventsRequest, opts ...grpc.CallOption) (*ListOrderEventsResponse, error)
 	// MakeOffer proposes a lower total or shipping fee for an unpaid order,
 	// with a note; the seller accepts or declines it. One offer is open at a
 	// time; it lapses after 48 hours or with the payment window.
@@ -292,6 +297,16 @@ func (c *buyerServiceClient) ListOrderMessages(ctx context.Context, in *ListOrde
 	return out, nil
 }
 
+func (c *buyerServiceClient) ListOrderEvents(ctx context.Context, in *ListOrderEventsRequest, opts ...grpc.CallOption) (*ListOrderEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListOrderEventsResponse)
+	err := c.cc.Invoke(ctx, BuyerService_ListOrderEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *buyerServiceClient) MakeOffer(ctx context.Context, in *MakeOfferRequest, opts ...grpc.CallOption) (*MakeOfferResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(MakeOfferResponse)
@@ -373,6 +388,10 @@ type BuyerServiceServer interface {
 	SendOrderMessage(context.Context, *SendOrderMessageRequest) (*SendOrderMessageResponse, error)
 	// ListOrderMessages pages the order's conversation, oldest first.
 	ListOrderMessages(context.Context, *ListOrderMessagesRequest) (*ListOrderMessagesResponse, error)
+	// ListOrderEvents pages the history of one of your orders, oldest first.
+	// An order shows its latest 200 entries (history_truncated says when
+	// there are more); the rest are read here.
+	ListOrderEvents(context.Context, *ListOrderEventsRequest) (*ListOrderEventsResponse, error)
 	// MakeOffer proposes a lower total or shipping fee for an unpaid order,
 	// with a note; the seller accepts or declines it. One offer is open at a
 	// time; it lapses after 48 hours or with the payment window.
@@ -445,6 +464,9 @@ func (UnimplementedBuyerServiceServer) SendOrderMessage(context.Context, *SendOr
 }
 func (UnimplementedBuyerServiceServer) ListOrderMessages(context.Context, *ListOrderMessagesRequest) (*ListOrderMessagesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListOrderMessages not implemented")
+}
+func (UnimplementedBuyerServiceServer) ListOrderEvents(context.Context, *ListOrderEventsRequest) (*ListOrderEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListOrderEvents not implemented")
 }
 func (UnimplementedBuyerServiceServer) MakeOffer(context.Context, *MakeOfferRequest) (*MakeOfferResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method MakeOffer not implemented")
@@ -797,6 +819,24 @@ func _BuyerService_ListOrderMessages_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _BuyerService_ListOrderEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListOrderEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BuyerServiceServer).ListOrderEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BuyerService_ListOrderEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BuyerServiceServer).ListOrderEvents(ctx, req.(*ListOrderEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _BuyerService_MakeOffer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(MakeOfferRequest)
 	if err := dec(in); err != nil {
@@ -904,6 +944,10 @@ var BuyerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListOrderMessages",
 			Handler:    _BuyerService_ListOrderMessages_Handler,
+		},
+		{
+			MethodName: "ListOrderEvents",
+			Handler:    _BuyerService_ListOrderEvents_Handler,
 		},
 		{
 			MethodName: "MakeOffer",

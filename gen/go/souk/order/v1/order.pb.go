@@ -1211,9 +1211,12 @@ type Order struct {
 	Offer *Offer `protobuf:"bytes,25,opt,name=offer,proto3" json:"offer,omitempty"`
 	// What an accepted offer of a lower total took off items and shipping
 	// (total = items_total + shipping_fee - discount).
-	Discount      *Money `protobuf:"bytes,26,opt,name=discount,proto3" json:"discount,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Discount *Money `protobuf:"bytes,26,opt,name=discount,proto3" json:"discount,omitempty"`
+	// Set when history holds only the latest 200 entries: the rest are read
+	// with ListOrderEvents.
+	HistoryTruncated bool `protobuf:"varint,27,opt,name=history_truncated,json=historyTruncated,proto3" json:"history_truncated,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Order) Reset() {
@@ -1419,6 +1422,13 @@ func (x *Order) GetDiscount() *Money {
 		return x.Discount
 	}
 	return nil
+}
+
+func (x *Order) GetHistoryTruncated() bool {
+	if x != nil {
+		return x.HistoryTruncated
+	}
+	return false
 }
 
 // CancellationRequest is a buyer's request to cancel a paid order.
@@ -2680,7 +2690,7 @@ const file_souk_order_v1_order_proto_rawDesc = "" +
 	"\x10price_adjustment\x18\x06 \x01(\v2\x1e.souk.order.v1.PriceAdjustmentR\x0fpriceAdjustment\"Q\n" +
 	"\bDeadline\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x121\n" +
-	"\x06due_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\"\xb0\t\n" +
+	"\x06due_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\"\xdd\t\n" +
 	"\x05Order\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vcheckout_id\x18\x02 \x01(\tR\n" +
@@ -2711,7 +2721,8 @@ const file_souk_order_v1_order_proto_rawDesc = "" +
 	"\adispute\x18\x17 \x01(\v2\x16.souk.order.v1.DisputeR\adispute\x12'\n" +
 	"\x0fprotection_days\x18\x18 \x01(\x05R\x0eprotectionDays\x12*\n" +
 	"\x05offer\x18\x19 \x01(\v2\x14.souk.order.v1.OfferR\x05offer\x120\n" +
-	"\bdiscount\x18\x1a \x01(\v2\x14.souk.order.v1.MoneyR\bdiscount\"\x92\x02\n" +
+	"\bdiscount\x18\x1a \x01(\v2\x14.souk.order.v1.MoneyR\bdiscount\x12+\n" +
+	"\x11history_truncated\x18\x1b \x01(\bR\x10historyTruncated\"\x92\x02\n" +
 	"\x13CancellationRequest\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x12\n" +
 	"\x04note\x18\x02 \x01(\tR\x04note\x12#\n" +

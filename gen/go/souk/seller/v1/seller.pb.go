@@ -3391,6 +3391,125 @@ func (x *SettleRefundResponse) GetOrder() *v1.Order {
 	return nil
 }
 
+// ListOrderEventsRequest pages an order's history.
+type ListOrderEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order's id.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// At most this many (default 50, at most 200).
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; empty for the first.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOrderEventsRequest) Reset() {
+	*x = ListOrderEventsRequest{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOrderEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOrderEventsRequest) ProtoMessage() {}
+
+func (x *ListOrderEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOrderEventsRequest.ProtoReflect.Descriptor instead.
+func (*ListOrderEventsRequest) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *ListOrderEventsRequest) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *ListOrderEventsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListOrderEventsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListOrderEventsResponse is one page of an order's history.
+type ListOrderEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The entries, oldest first.
+	Events []*v1.HistoryEntry `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// The token of the next page; empty on the last.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOrderEventsResponse) Reset() {
+	*x = ListOrderEventsResponse{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOrderEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOrderEventsResponse) ProtoMessage() {}
+
+func (x *ListOrderEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOrderEventsResponse.ProtoReflect.Descriptor instead.
+func (*ListOrderEventsResponse) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *ListOrderEventsResponse) GetEvents() []*v1.HistoryEntry {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *ListOrderEventsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_souk_seller_v1_seller_proto protoreflect.FileDescriptor
 
 const file_souk_seller_v1_seller_proto_rawDesc = "" +
@@ -3634,7 +3753,16 @@ const file_souk_seller_v1_seller_proto_rawDesc = "" +
 	"\x04note\x18\x03 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\xd0\x0fR\x04note\"B\n" +
 	"\x14SettleRefundResponse\x12*\n" +
-	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order2\xfd\x10\n" +
+	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\"\x8f\x01\n" +
+	"\x16ListOrderEventsRequest\x12#\n" +
+	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12'\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xc8\x01(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\tpageToken\"v\n" +
+	"\x17ListOrderEventsResponse\x123\n" +
+	"\x06events\x18\x01 \x03(\v2\x1b.souk.order.v1.HistoryEntryR\x06events\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\x89\x12\n" +
 	"\rSellerService\x12u\n" +
 	"\rCreateProduct\x12$.souk.seller.v1.CreateProductRequest\x1a%.souk.seller.v1.CreateProductResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/products\x12\x82\x01\n" +
 	"\rUpdateProduct\x12$.souk.seller.v1.UpdateProductRequest\x1a%.souk.seller.v1.UpdateProductResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*2\x19/v1/products/{product_id}\x12o\n" +
@@ -3651,7 +3779,8 @@ const file_souk_seller_v1_seller_proto_rawDesc = "" +
 	"\x12AddDisputeEvidence\x12).souk.seller.v1.AddDisputeEvidenceRequest\x1a*.souk.seller.v1.AddDisputeEvidenceResponse\"5\x82\xd3\xe4\x93\x02/:\x01*\"*/v1/orders/{order_id}/dispute:add-evidence\x12r\n" +
 	"\x0eGetSellerStats\x12%.souk.seller.v1.GetSellerStatsRequest\x1a&.souk.seller.v1.GetSellerStatsResponse\"\x11\x82\xd3\xe4\x93\x02\v\x12\t/v1/stats\x12\x96\x01\n" +
 	"\x10SendOrderMessage\x12'.souk.seller.v1.SendOrderMessageRequest\x1a(.souk.seller.v1.SendOrderMessageResponse\"/\x82\xd3\xe4\x93\x02):\amessage\"\x1e/v1/orders/{order_id}/messages\x12\x90\x01\n" +
-	"\x11ListOrderMessages\x12(.souk.seller.v1.ListOrderMessagesRequest\x1a).souk.seller.v1.ListOrderMessagesResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/v1/orders/{order_id}/messages\x12\x85\x01\n" +
+	"\x11ListOrderMessages\x12(.souk.seller.v1.ListOrderMessagesRequest\x1a).souk.seller.v1.ListOrderMessagesResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/v1/orders/{order_id}/messages\x12\x89\x01\n" +
+	"\x0fListOrderEvents\x12&.souk.seller.v1.ListOrderEventsRequest\x1a'.souk.seller.v1.ListOrderEventsResponse\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/orders/{order_id}/history\x12\x85\x01\n" +
 	"\vAnswerOffer\x12\".souk.seller.v1.AnswerOfferRequest\x1a#.souk.seller.v1.AnswerOfferResponse\"-\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/orders/{order_id}/offer:answer\x12{\n" +
 	"\x10WatchOrderEvents\x12'.souk.seller.v1.WatchOrderEventsRequest\x1a(.souk.seller.v1.WatchOrderEventsResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
 	"/v1/events0\x012\xc3\x02\n" +
@@ -3678,7 +3807,7 @@ func file_souk_seller_v1_seller_proto_rawDescGZIP() []byte {
 	return file_souk_seller_v1_seller_proto_rawDescData
 }
 
-var file_souk_seller_v1_seller_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
+var file_souk_seller_v1_seller_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
 var file_souk_seller_v1_seller_proto_goTypes = []any{
 	(*Product)(nil),                       // 0: souk.seller.v1.Product
 	(*CreateProductRequest)(nil),          // 1: souk.seller.v1.CreateProductRequest
@@ -3735,123 +3864,129 @@ var file_souk_seller_v1_seller_proto_goTypes = []any{
 	(*RetryRefundResponse)(nil),           // 52: souk.seller.v1.RetryRefundResponse
 	(*SettleRefundRequest)(nil),           // 53: souk.seller.v1.SettleRefundRequest
 	(*SettleRefundResponse)(nil),          // 54: souk.seller.v1.SettleRefundResponse
-	(*v1.Money)(nil),                      // 55: souk.order.v1.Money
-	(*timestamppb.Timestamp)(nil),         // 56: google.protobuf.Timestamp
-	(v1.OrderStatus)(0),                   // 57: souk.order.v1.OrderStatus
-	(*v1.Order)(nil),                      // 58: souk.order.v1.Order
-	(*v1.EvidenceInput)(nil),              // 59: souk.order.v1.EvidenceInput
-	(*v1.MessageInput)(nil),               // 60: souk.order.v1.MessageInput
-	(*v1.OrderMessage)(nil),               // 61: souk.order.v1.OrderMessage
-	(*v1.EventFilter)(nil),                // 62: souk.order.v1.EventFilter
-	(*v1.OrderEvent)(nil),                 // 63: souk.order.v1.OrderEvent
-	(*v1.EventHeartbeat)(nil),             // 64: souk.order.v1.EventHeartbeat
-	(*v1.Refund)(nil),                     // 65: souk.order.v1.Refund
+	(*ListOrderEventsRequest)(nil),        // 55: souk.seller.v1.ListOrderEventsRequest
+	(*ListOrderEventsResponse)(nil),       // 56: souk.seller.v1.ListOrderEventsResponse
+	(*v1.Money)(nil),                      // 57: souk.order.v1.Money
+	(*timestamppb.Timestamp)(nil),         // 58: google.protobuf.Timestamp
+	(v1.OrderStatus)(0),                   // 59: souk.order.v1.OrderStatus
+	(*v1.Order)(nil),                      // 60: souk.order.v1.Order
+	(*v1.EvidenceInput)(nil),              // 61: souk.order.v1.EvidenceInput
+	(*v1.MessageInput)(nil),               // 62: souk.order.v1.MessageInput
+	(*v1.OrderMessage)(nil),               // 63: souk.order.v1.OrderMessage
+	(*v1.EventFilter)(nil),                // 64: souk.order.v1.EventFilter
+	(*v1.OrderEvent)(nil),                 // 65: souk.order.v1.OrderEvent
+	(*v1.EventHeartbeat)(nil),             // 66: souk.order.v1.EventHeartbeat
+	(*v1.Refund)(nil),                     // 67: souk.order.v1.Refund
+	(*v1.HistoryEntry)(nil),               // 68: souk.order.v1.HistoryEntry
 }
 var file_souk_seller_v1_seller_proto_depIdxs = []int32{
-	55, // 0: souk.seller.v1.Product.price:type_name -> souk.order.v1.Money
-	55, // 1: souk.seller.v1.Product.shipping_fee:type_name -> souk.order.v1.Money
-	56, // 2: souk.seller.v1.Product.created_at:type_name -> google.protobuf.Timestamp
-	55, // 3: souk.seller.v1.CreateProductRequest.price:type_name -> souk.order.v1.Money
-	55, // 4: souk.seller.v1.CreateProductRequest.shipping_fee:type_name -> souk.order.v1.Money
+	57, // 0: souk.seller.v1.Product.price:type_name -> souk.order.v1.Money
+	57, // 1: souk.seller.v1.Product.shipping_fee:type_name -> souk.order.v1.Money
+	58, // 2: souk.seller.v1.Product.created_at:type_name -> google.protobuf.Timestamp
+	57, // 3: souk.seller.v1.CreateProductRequest.price:type_name -> souk.order.v1.Money
+	57, // 4: souk.seller.v1.CreateProductRequest.shipping_fee:type_name -> souk.order.v1.Money
 	0,  // 5: souk.seller.v1.CreateProductResponse.product:type_name -> souk.seller.v1.Product
-	55, // 6: souk.seller.v1.UpdateProductRequest.price:type_name -> souk.order.v1.Money
-	55, // 7: souk.seller.v1.UpdateProductRequest.shipping_fee:type_name -> souk.order.v1.Money
+	57, // 6: souk.seller.v1.UpdateProductRequest.price:type_name -> souk.order.v1.Money
+	57, // 7: souk.seller.v1.UpdateProductRequest.shipping_fee:type_name -> souk.order.v1.Money
 	0,  // 8: souk.seller.v1.UpdateProductResponse.product:type_name -> souk.seller.v1.Product
 	0,  // 9: souk.seller.v1.ListProductsResponse.products:type_name -> souk.seller.v1.Product
-	57, // 10: souk.seller.v1.ListOrdersRequest.status:type_name -> souk.order.v1.OrderStatus
-	56, // 11: souk.seller.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
-	56, // 12: souk.seller.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
-	58, // 13: souk.seller.v1.ListOrdersResponse.orders:type_name -> souk.order.v1.Order
-	58, // 14: souk.seller.v1.GetOrderResponse.order:type_name -> souk.order.v1.Order
-	55, // 15: souk.seller.v1.ItemPrice.unit_price:type_name -> souk.order.v1.Money
+	59, // 10: souk.seller.v1.ListOrdersRequest.status:type_name -> souk.order.v1.OrderStatus
+	58, // 11: souk.seller.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
+	58, // 12: souk.seller.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
+	60, // 13: souk.seller.v1.ListOrdersResponse.orders:type_name -> souk.order.v1.Order
+	60, // 14: souk.seller.v1.GetOrderResponse.order:type_name -> souk.order.v1.Order
+	57, // 15: souk.seller.v1.ItemPrice.unit_price:type_name -> souk.order.v1.Money
 	11, // 16: souk.seller.v1.AdjustOrderPriceRequest.item_prices:type_name -> souk.seller.v1.ItemPrice
-	55, // 17: souk.seller.v1.AdjustOrderPriceRequest.shipping_fee:type_name -> souk.order.v1.Money
-	58, // 18: souk.seller.v1.AdjustOrderPriceResponse.order:type_name -> souk.order.v1.Order
-	58, // 19: souk.seller.v1.ShipOrderResponse.order:type_name -> souk.order.v1.Order
+	57, // 17: souk.seller.v1.AdjustOrderPriceRequest.shipping_fee:type_name -> souk.order.v1.Money
+	60, // 18: souk.seller.v1.AdjustOrderPriceResponse.order:type_name -> souk.order.v1.Order
+	60, // 19: souk.seller.v1.ShipOrderResponse.order:type_name -> souk.order.v1.Order
 	16, // 20: souk.seller.v1.ReserveStockRequest.items:type_name -> souk.seller.v1.StockItem
 	0,  // 21: souk.seller.v1.ReserveStockResponse.products:type_name -> souk.seller.v1.Product
-	58, // 22: souk.seller.v1.AnswerCancellationResponse.order:type_name -> souk.order.v1.Order
-	58, // 23: souk.seller.v1.ExtendProtectionResponse.order:type_name -> souk.order.v1.Order
-	55, // 24: souk.seller.v1.CounterOffer.amount:type_name -> souk.order.v1.Money
-	59, // 25: souk.seller.v1.RejectDispute.evidence:type_name -> souk.order.v1.EvidenceInput
+	60, // 22: souk.seller.v1.AnswerCancellationResponse.order:type_name -> souk.order.v1.Order
+	60, // 23: souk.seller.v1.ExtendProtectionResponse.order:type_name -> souk.order.v1.Order
+	57, // 24: souk.seller.v1.CounterOffer.amount:type_name -> souk.order.v1.Money
+	61, // 25: souk.seller.v1.RejectDispute.evidence:type_name -> souk.order.v1.EvidenceInput
 	25, // 26: souk.seller.v1.AnswerDisputeRequest.accept:type_name -> souk.seller.v1.AcceptDispute
 	26, // 27: souk.seller.v1.AnswerDisputeRequest.counter_offer:type_name -> souk.seller.v1.CounterOffer
 	27, // 28: souk.seller.v1.AnswerDisputeRequest.reject:type_name -> souk.seller.v1.RejectDispute
-	58, // 29: souk.seller.v1.AnswerDisputeResponse.order:type_name -> souk.order.v1.Order
-	59, // 30: souk.seller.v1.AddDisputeEvidenceRequest.evidence:type_name -> souk.order.v1.EvidenceInput
-	58, // 31: souk.seller.v1.AddDisputeEvidenceResponse.order:type_name -> souk.order.v1.Order
-	57, // 32: souk.seller.v1.StatusCount.status:type_name -> souk.order.v1.OrderStatus
-	56, // 33: souk.seller.v1.OpenCase.due_at:type_name -> google.protobuf.Timestamp
+	60, // 29: souk.seller.v1.AnswerDisputeResponse.order:type_name -> souk.order.v1.Order
+	61, // 30: souk.seller.v1.AddDisputeEvidenceRequest.evidence:type_name -> souk.order.v1.EvidenceInput
+	60, // 31: souk.seller.v1.AddDisputeEvidenceResponse.order:type_name -> souk.order.v1.Order
+	59, // 32: souk.seller.v1.StatusCount.status:type_name -> souk.order.v1.OrderStatus
+	58, // 33: souk.seller.v1.OpenCase.due_at:type_name -> google.protobuf.Timestamp
 	33, // 34: souk.seller.v1.GetSellerStatsResponse.orders_by_status:type_name -> souk.seller.v1.StatusCount
 	34, // 35: souk.seller.v1.GetSellerStatsResponse.open_cancellation_requests:type_name -> souk.seller.v1.OpenCase
 	34, // 36: souk.seller.v1.GetSellerStatsResponse.open_disputes:type_name -> souk.seller.v1.OpenCase
-	55, // 37: souk.seller.v1.GetSellerStatsResponse.refunds_in_flight_amounts:type_name -> souk.order.v1.Money
+	57, // 37: souk.seller.v1.GetSellerStatsResponse.refunds_in_flight_amounts:type_name -> souk.order.v1.Money
 	36, // 38: souk.seller.v1.GetSellerStatsResponse.days:type_name -> souk.seller.v1.DayFigures
-	55, // 39: souk.seller.v1.DayFigures.revenue:type_name -> souk.order.v1.Money
-	58, // 40: souk.seller.v1.ListEscalatedDisputesResponse.orders:type_name -> souk.order.v1.Order
-	55, // 41: souk.seller.v1.DecideDisputeRequest.refund_amount:type_name -> souk.order.v1.Money
-	58, // 42: souk.seller.v1.DecideDisputeResponse.order:type_name -> souk.order.v1.Order
-	60, // 43: souk.seller.v1.SendOrderMessageRequest.message:type_name -> souk.order.v1.MessageInput
-	61, // 44: souk.seller.v1.SendOrderMessageResponse.message:type_name -> souk.order.v1.OrderMessage
-	61, // 45: souk.seller.v1.ListOrderMessagesResponse.messages:type_name -> souk.order.v1.OrderMessage
-	58, // 46: souk.seller.v1.AnswerOfferResponse.order:type_name -> souk.order.v1.Order
-	62, // 47: souk.seller.v1.WatchOrderEventsRequest.filter:type_name -> souk.order.v1.EventFilter
-	63, // 48: souk.seller.v1.WatchOrderEventsResponse.event:type_name -> souk.order.v1.OrderEvent
-	64, // 49: souk.seller.v1.WatchOrderEventsResponse.heartbeat:type_name -> souk.order.v1.EventHeartbeat
-	65, // 50: souk.seller.v1.ListFailedRefundsResponse.refunds:type_name -> souk.order.v1.Refund
-	58, // 51: souk.seller.v1.RetryRefundResponse.order:type_name -> souk.order.v1.Order
-	58, // 52: souk.seller.v1.SettleRefundResponse.order:type_name -> souk.order.v1.Order
-	1,  // 53: souk.seller.v1.SellerService.CreateProduct:input_type -> souk.seller.v1.CreateProductRequest
-	3,  // 54: souk.seller.v1.SellerService.UpdateProduct:input_type -> souk.seller.v1.UpdateProductRequest
-	5,  // 55: souk.seller.v1.SellerService.ListProducts:input_type -> souk.seller.v1.ListProductsRequest
-	7,  // 56: souk.seller.v1.SellerService.ListOrders:input_type -> souk.seller.v1.ListOrdersRequest
-	9,  // 57: souk.seller.v1.SellerService.GetOrder:input_type -> souk.seller.v1.GetOrderRequest
-	12, // 58: souk.seller.v1.SellerService.AdjustOrderPrice:input_type -> souk.seller.v1.AdjustOrderPriceRequest
-	14, // 59: souk.seller.v1.SellerService.ShipOrder:input_type -> souk.seller.v1.ShipOrderRequest
-	21, // 60: souk.seller.v1.SellerService.AnswerCancellation:input_type -> souk.seller.v1.AnswerCancellationRequest
-	23, // 61: souk.seller.v1.SellerService.ExtendProtection:input_type -> souk.seller.v1.ExtendProtectionRequest
-	28, // 62: souk.seller.v1.SellerService.AnswerDispute:input_type -> souk.seller.v1.AnswerDisputeRequest
-	30, // 63: souk.seller.v1.SellerService.AddDisputeEvidence:input_type -> souk.seller.v1.AddDisputeEvidenceRequest
-	32, // 64: souk.seller.v1.SellerService.GetSellerStats:input_type -> souk.seller.v1.GetSellerStatsRequest
-	41, // 65: souk.seller.v1.SellerService.SendOrderMessage:input_type -> souk.seller.v1.SendOrderMessageRequest
-	43, // 66: souk.seller.v1.SellerService.ListOrderMessages:input_type -> souk.seller.v1.ListOrderMessagesRequest
-	45, // 67: souk.seller.v1.SellerService.AnswerOffer:input_type -> souk.seller.v1.AnswerOfferRequest
-	47, // 68: souk.seller.v1.SellerService.WatchOrderEvents:input_type -> souk.seller.v1.WatchOrderEventsRequest
-	37, // 69: souk.seller.v1.DisputeResolutionService.ListEscalatedDisputes:input_type -> souk.seller.v1.ListEscalatedDisputesRequest
-	39, // 70: souk.seller.v1.DisputeResolutionService.DecideDispute:input_type -> souk.seller.v1.DecideDisputeRequest
-	49, // 71: souk.seller.v1.RefundResolutionService.ListFailedRefunds:input_type -> souk.seller.v1.ListFailedRefundsRequest
-	51, // 72: souk.seller.v1.RefundResolutionService.RetryRefund:input_type -> souk.seller.v1.RetryRefundRequest
-	53, // 73: souk.seller.v1.RefundResolutionService.SettleRefund:input_type -> souk.seller.v1.SettleRefundRequest
-	17, // 74: souk.seller.v1.CatalogService.ReserveStock:input_type -> souk.seller.v1.ReserveStockRequest
-	19, // 75: souk.seller.v1.CatalogService.ReleaseStock:input_type -> souk.seller.v1.ReleaseStockRequest
-	2,  // 76: souk.seller.v1.SellerService.CreateProduct:output_type -> souk.seller.v1.CreateProductResponse
-	4,  // 77: souk.seller.v1.SellerService.UpdateProduct:output_type -> souk.seller.v1.UpdateProductResponse
-	6,  // 78: souk.seller.v1.SellerService.ListProducts:output_type -> souk.seller.v1.ListProductsResponse
-	8,  // 79: souk.seller.v1.SellerService.ListOrders:output_type -> souk.seller.v1.ListOrdersResponse
-	10, // 80: souk.seller.v1.SellerService.GetOrder:output_type -> souk.seller.v1.GetOrderResponse
-	13, // 81: souk.seller.v1.SellerService.AdjustOrderPrice:output_type -> souk.seller.v1.AdjustOrderPriceResponse
-	15, // 82: souk.seller.v1.SellerService.ShipOrder:output_type -> souk.seller.v1.ShipOrderResponse
-	22, // 83: souk.seller.v1.SellerService.AnswerCancellation:output_type -> souk.seller.v1.AnswerCancellationResponse
-	24, // 84: souk.seller.v1.SellerService.ExtendProtection:output_type -> souk.seller.v1.ExtendProtectionResponse
-	29, // 85: souk.seller.v1.SellerService.AnswerDispute:output_type -> souk.seller.v1.AnswerDisputeResponse
-	31, // 86: souk.seller.v1.SellerService.AddDisputeEvidence:output_type -> souk.seller.v1.AddDisputeEvidenceResponse
-	35, // 87: souk.seller.v1.SellerService.GetSellerStats:output_type -> souk.seller.v1.GetSellerStatsResponse
-	42, // 88: souk.seller.v1.SellerService.SendOrderMessage:output_type -> souk.seller.v1.SendOrderMessageResponse
-	44, // 89: souk.seller.v1.SellerService.ListOrderMessages:output_type -> souk.seller.v1.ListOrderMessagesResponse
-	46, // 90: souk.seller.v1.SellerService.AnswerOffer:output_type -> souk.seller.v1.AnswerOfferResponse
-	48, // 91: souk.seller.v1.SellerService.WatchOrderEvents:output_type -> souk.seller.v1.WatchOrderEventsResponse
-	38, // 92: souk.seller.v1.DisputeResolutionService.ListEscalatedDisputes:output_type -> souk.seller.v1.ListEscalatedDisputesResponse
-	40, // 93: souk.seller.v1.DisputeResolutionService.DecideDispute:output_type -> souk.seller.v1.DecideDisputeResponse
-	50, // 94: souk.seller.v1.RefundResolutionService.ListFailedRefunds:output_type -> souk.seller.v1.ListFailedRefundsResponse
-	52, // 95: souk.seller.v1.RefundResolutionService.RetryRefund:output_type -> souk.seller.v1.RetryRefundResponse
-	54, // 96: souk.seller.v1.RefundResolutionService.SettleRefund:output_type -> souk.seller.v1.SettleRefundResponse
-	18, // 97: souk.seller.v1.CatalogService.ReserveStock:output_type -> souk.seller.v1.ReserveStockResponse
-	20, // 98: souk.seller.v1.CatalogService.ReleaseStock:output_type -> souk.seller.v1.ReleaseStockResponse
-	76, // [76:99] is the sub-list for method output_type
-	53, // [53:76] is the sub-list for method input_type
-	53, // [53:53] is the sub-list for extension type_name
-	53, // [53:53] is the sub-list for extension extendee
-	0,  // [0:53] is the sub-list for field type_name
+	57, // 39: souk.seller.v1.DayFigures.revenue:type_name -> souk.order.v1.Money
+	60, // 40: souk.seller.v1.ListEscalatedDisputesResponse.orders:type_name -> souk.order.v1.Order
+	57, // 41: souk.seller.v1.DecideDisputeRequest.refund_amount:type_name -> souk.order.v1.Money
+	60, // 42: souk.seller.v1.DecideDisputeResponse.order:type_name -> souk.order.v1.Order
+	62, // 43: souk.seller.v1.SendOrderMessageRequest.message:type_name -> souk.order.v1.MessageInput
+	63, // 44: souk.seller.v1.SendOrderMessageResponse.message:type_name -> souk.order.v1.OrderMessage
+	63, // 45: souk.seller.v1.ListOrderMessagesResponse.messages:type_name -> souk.order.v1.OrderMessage
+	60, // 46: souk.seller.v1.AnswerOfferResponse.order:type_name -> souk.order.v1.Order
+	64, // 47: souk.seller.v1.WatchOrderEventsRequest.filter:type_name -> souk.order.v1.EventFilter
+	65, // 48: souk.seller.v1.WatchOrderEventsResponse.event:type_name -> souk.order.v1.OrderEvent
+	66, // 49: souk.seller.v1.WatchOrderEventsResponse.heartbeat:type_name -> souk.order.v1.EventHeartbeat
+	67, // 50: souk.seller.v1.ListFailedRefundsResponse.refunds:type_name -> souk.order.v1.Refund
+	60, // 51: souk.seller.v1.RetryRefundResponse.order:type_name -> souk.order.v1.Order
+	60, // 52: souk.seller.v1.SettleRefundResponse.order:type_name -> souk.order.v1.Order
+	68, // 53: souk.seller.v1.ListOrderEventsResponse.events:type_name -> souk.order.v1.HistoryEntry
+	1,  // 54: souk.seller.v1.SellerService.CreateProduct:input_type -> souk.seller.v1.CreateProductRequest
+	3,  // 55: souk.seller.v1.SellerService.UpdateProduct:input_type -> souk.seller.v1.UpdateProductRequest
+	5,  // 56: souk.seller.v1.SellerService.ListProducts:input_type -> souk.seller.v1.ListProductsRequest
+	7,  // 57: souk.seller.v1.SellerService.ListOrders:input_type -> souk.seller.v1.ListOrdersRequest
+	9,  // 58: souk.seller.v1.SellerService.GetOrder:input_type -> souk.seller.v1.GetOrderRequest
+	12, // 59: souk.seller.v1.SellerService.AdjustOrderPrice:input_type -> souk.seller.v1.AdjustOrderPriceRequest
+	14, // 60: souk.seller.v1.SellerService.ShipOrder:input_type -> souk.seller.v1.ShipOrderRequest
+	21, // 61: souk.seller.v1.SellerService.AnswerCancellation:input_type -> souk.seller.v1.AnswerCancellationRequest
+	23, // 62: souk.seller.v1.SellerService.ExtendProtection:input_type -> souk.seller.v1.ExtendProtectionRequest
+	28, // 63: souk.seller.v1.SellerService.AnswerDispute:input_type -> souk.seller.v1.AnswerDisputeRequest
+	30, // 64: souk.seller.v1.SellerService.AddDisputeEvidence:input_type -> souk.seller.v1.AddDisputeEvidenceRequest
+	32, // 65: souk.seller.v1.SellerService.GetSellerStats:input_type -> souk.seller.v1.GetSellerStatsRequest
+	41, // 66: souk.seller.v1.SellerService.SendOrderMessage:input_type -> souk.seller.v1.SendOrderMessageRequest
+	43, // 67: souk.seller.v1.SellerService.ListOrderMessages:input_type -> souk.seller.v1.ListOrderMessagesRequest
+	55, // 68: souk.seller.v1.SellerService.ListOrderEvents:input_type -> souk.seller.v1.ListOrderEventsRequest
+	45, // 69: souk.seller.v1.SellerService.AnswerOffer:input_type -> souk.seller.v1.AnswerOfferRequest
+	47, // 70: souk.seller.v1.SellerService.WatchOrderEvents:input_type -> souk.seller.v1.WatchOrderEventsRequest
+	37, // 71: souk.seller.v1.DisputeResolutionService.ListEscalatedDisputes:input_type -> souk.seller.v1.ListEscalatedDisputesRequest
+	39, // 72: souk.seller.v1.DisputeResolutionService.DecideDispute:input_type -> souk.seller.v1.DecideDisputeRequest
+	49, // 73: souk.seller.v1.RefundResolutionService.ListFailedRefunds:input_type -> souk.seller.v1.ListFailedRefundsRequest
+	51, // 74: souk.seller.v1.RefundResolutionService.RetryRefund:input_type -> souk.seller.v1.RetryRefundRequest
+	53, // 75: souk.seller.v1.RefundResolutionService.SettleRefund:input_type -> souk.seller.v1.SettleRefundRequest
+	17, // 76: souk.seller.v1.CatalogService.ReserveStock:input_type -> souk.seller.v1.ReserveStockRequest
+	19, // 77: souk.seller.v1.CatalogService.ReleaseStock:input_type -> souk.seller.v1.ReleaseStockRequest
+	2,  // 78: souk.seller.v1.SellerService.CreateProduct:output_type -> souk.seller.v1.CreateProductResponse
+	4,  // 79: souk.seller.v1.SellerService.UpdateProduct:output_type -> souk.seller.v1.UpdateProductResponse
+	6,  // 80: souk.seller.v1.SellerService.ListProducts:output_type -> souk.seller.v1.ListProductsResponse
+	8,  // 81: souk.seller.v1.SellerService.ListOrders:output_type -> souk.seller.v1.ListOrdersResponse
+	10, // 82: souk.seller.v1.SellerService.GetOrder:output_type -> souk.seller.v1.GetOrderResponse
+	13, // 83: souk.seller.v1.SellerService.AdjustOrderPrice:output_type -> souk.seller.v1.AdjustOrderPriceResponse
+	15, // 84: souk.seller.v1.SellerService.ShipOrder:output_type -> souk.seller.v1.ShipOrderResponse
+	22, // 85: souk.seller.v1.SellerService.AnswerCancellation:output_type -> souk.seller.v1.AnswerCancellationResponse
+	24, // 86: souk.seller.v1.SellerService.ExtendProtection:output_type -> souk.seller.v1.ExtendProtectionResponse
+	29, // 87: souk.seller.v1.SellerService.AnswerDispute:output_type -> souk.seller.v1.AnswerDisputeResponse
+	31, // 88: souk.seller.v1.SellerService.AddDisputeEvidence:output_type -> souk.seller.v1.AddDisputeEvidenceResponse
+	35, // 89: souk.seller.v1.SellerService.GetSellerStats:output_type -> souk.seller.v1.GetSellerStatsResponse
+	42, // 90: souk.seller.v1.SellerService.SendOrderMessage:output_type -> souk.seller.v1.SendOrderMessageResponse
+	44, // 91: souk.seller.v1.SellerService.ListOrderMessages:output_type -> souk.seller.v1.ListOrderMessagesResponse
+	56, // 92: souk.seller.v1.SellerService.ListOrderEvents:output_type -> souk.seller.v1.ListOrderEventsResponse
+	46, // 93: souk.seller.v1.SellerService.AnswerOffer:output_type -> souk.seller.v1.AnswerOfferResponse
+	48, // 94: souk.seller.v1.SellerService.WatchOrderEvents:output_type -> souk.seller.v1.WatchOrderEventsResponse
+	38, // 95: souk.seller.v1.DisputeResolutionService.ListEscalatedDisputes:output_type -> souk.seller.v1.ListEscalatedDisputesResponse
+	40, // 96: souk.seller.v1.DisputeResolutionService.DecideDispute:output_type -> souk.seller.v1.DecideDisputeResponse
+	50, // 97: souk.seller.v1.RefundResolutionService.ListFailedRefunds:output_type -> souk.seller.v1.ListFailedRefundsResponse
+	52, // 98: souk.seller.v1.RefundResolutionService.RetryRefund:output_type -> souk.seller.v1.RetryRefundResponse
+	54, // 99: souk.seller.v1.RefundResolutionService.SettleRefund:output_type -> souk.seller.v1.SettleRefundResponse
+	18, // 100: souk.seller.v1.CatalogService.ReserveStock:output_type -> souk.seller.v1.ReserveStockResponse
+	20, // 101: souk.seller.v1.CatalogService.ReleaseStock:output_type -> souk.seller.v1.ReleaseStockResponse
+	78, // [78:102] is the sub-list for method output_type
+	54, // [54:78] is the sub-list for method input_type
+	54, // [54:54] is the sub-list for extension type_name
+	54, // [54:54] is the sub-list for extension extendee
+	0,  // [0:54] is the sub-list for field type_name
 }
 
 func init() { file_souk_seller_v1_seller_proto_init() }
@@ -3876,7 +4011,7 @@ func file_souk_seller_v1_seller_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_souk_seller_v1_seller_proto_rawDesc), len(file_souk_seller_v1_seller_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   55,
+			NumMessages:   57,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

@@ -33,6 +33,7 @@ const (
 	SellerService_GetSellerStats_FullMethodName     = "/souk.seller.v1.SellerService/GetSellerStats"
 	SellerService_SendOrderMessage_FullMethodName   = "/souk.seller.v1.SellerService/SendOrderMessage"
 	SellerService_ListOrderMessages_FullMethodName  = "/souk.seller.v1.SellerService/ListOrderMessages"
+	SellerService_ListOrderEvents_FullMethodName    = "/souk.seller.v1.SellerService/ListOrderEvents"
 	SellerService_AnswerOffer_FullMethodName        = "/souk.seller.v1.SellerService/AnswerOffer"
 	SellerService_WatchOrderEvents_FullMethodName   = "/souk.seller.v1.SellerService/WatchOrderEvents"
 )
@@ -79,6 +80,10 @@ type SellerServiceClient interface {
 	SendOrderMessage(ctx context.Context, in *SendOrderMessageRequest, opts ...grpc.CallOption) (*SendOrderMessageResponse, error)
 	// ListOrderMessages pages the order's conversation, oldest first.
 	ListOrderMessages(ctx context.Context, in *ListOrderMessagesRequest, opts ...grpc.CallOption) (*ListOrderMessagesResponse, error)
+	// ListOrderEvents pages the history of one of your orders, oldest first.
+	// An order shows its latest 200 entries (history_truncated says when
+	// there are more); the rest are read here.
+	ListOrderEvents(ctx context.Context, in *ListOrderEventsRequest, opts ...grpc.CallOption) (*ListOrderEventsResponse, error)
 	// AnswerOffer accepts the buyer's open offer (it becomes a price
 	// adjustment) or declines it with a note. Refused while the buyer is paying.
 	AnswerOffer(ctx context.Context, in *AnswerOfferRequest, opts ...grpc.CallOption) (*AnswerOfferResponse, error)
@@ -238,6 +243,16 @@ func (c *sellerServiceClient) ListOrderMessages(ctx context.Context, in *ListOrd
 	return out, nil
 }
 
+func (c *sellerServiceClient) ListOrderEvents(ctx context.Context, in *ListOrderEventsRequest, opts ...grpc.CallOption) (*ListOrderEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListOrderEventsResponse)
+	err := c.cc.Invoke(ctx, SellerService_ListOrderEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *sellerServiceClient) AnswerOffer(ctx context.Context, in *AnswerOfferRequest, opts ...grpc.CallOption) (*AnswerOfferResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(AnswerOfferResponse)
@@ -309,6 +324,10 @@ type SellerServiceServer interface {
 	SendOrderMessage(context.Context, *SendOrderMessageRequest) (*SendOrderMessageResponse, error)
 	// ListOrderMessages pages the order's conversation, oldest first.
 	ListOrderMessages(context.Context, *ListOrderMessagesRequest) (*ListOrderMessagesResponse, error)
+	// ListOrderEvents pages the history of one of your orders, oldest first.
+	// An order shows its latest 200 entries (history_truncated says when
+	// there are more); the rest are read here.
+	ListOrderEvents(context.Context, *ListOrderEventsRequest) (*ListOrderEventsResponse, error)
 	// AnswerOffer accepts the buyer's open offer (it becomes a price
 	// adjustment) or declines it with a note. Refused while the buyer is paying.
 	AnswerOffer(context.Context, *AnswerOfferRequest) (*AnswerOfferResponse, error)
@@ -369,6 +388,9 @@ func (UnimplementedSellerServiceServer) SendOrderMessage(context.Context, *SendO
 }
 func (UnimplementedSellerServiceServer) ListOrderMessages(context.Context, *ListOrderMessagesRequest) (*ListOrderMessagesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListOrderMessages not implemented")
+}
+func (UnimplementedSellerServiceServer) ListOrderEvents(context.Context, *ListOrderEventsRequest) (*ListOrderEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListOrderEvents not implemented")
 }
 func (UnimplementedSellerServiceServer) AnswerOffer(context.Context, *AnswerOfferRequest) (*AnswerOfferResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AnswerOffer not implemented")
@@ -649,6 +671,24 @@ func _SellerService_ListOrderMessages_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SellerService_ListOrderEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListOrderEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SellerServiceServer).ListOrderEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SellerService_ListOrderEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SellerServiceServer).ListOrderEvents(ctx, req.(*ListOrderEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _SellerService_AnswerOffer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(AnswerOfferRequest)
 	if err := dec(in); err != nil {
@@ -740,6 +780,10 @@ var SellerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListOrderMessages",
 			Handler:    _SellerService_ListOrderMessages_Handler,
+		},
+		{
+			MethodName: "ListOrderEvents",
+			Handler:    _SellerService_ListOrderEvents_Handler,
 		},
 		{
 			MethodName: "AnswerOffer",
