@@ -21,7 +21,7 @@ func load(first, id, lock string) string {
 SELECT kind, due_at FROM order_deadlines WHERE order_id = %[1]s;
 SELECT * FROM payment_attempts WHERE order_id = %[1]s ORDER BY created_at, id;
 SELECT * FROM refunds WHERE order_id = %[1]s ORDER BY created_at, id;
-SELECT * FROM order_events WHERE order_id = %[1]s ORDER BY sequence;
+SELECT * FROM (SELECT * FROM order_events WHERE order_id = %[1]s ORDER BY sequence DESC LIMIT 200) e;
 \endpipeline
 `, id, lock, first)
 }

@@ -50,7 +50,7 @@ var read = []string{
 	`SELECT kind, due_at FROM order_deadlines WHERE order_id = $1::uuid`,
 	`SELECT * FROM payment_attempts WHERE order_id = $1::uuid ORDER BY created_at, id`,
 	`SELECT * FROM refunds WHERE order_id = $1::uuid ORDER BY created_at, id`,
-	`SELECT * FROM order_events WHERE order_id = $1::uuid ORDER BY sequence`,
+	`SELECT * FROM order_events WHERE order_id = $1::uuid ORDER BY sequence DESC LIMIT 200`,
 }
 
 const (
