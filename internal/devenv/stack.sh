@@ -77,7 +77,12 @@ stop() {
 		as_postgres "$pg_bin/pg_ctl" -D "$pg" -m fast stop >/dev/null 2>&1 || true
 	fi
 	redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true
-	for port in $cluster_ports; do redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true; done
+	# Only the cluster this data directory started: `make up`'s stack must
+	# never stop the tests' cluster.
+	for port in $cluster_ports; do
+		[ -d "$dir/cluster/$port" ] || continue
+		redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
+	done
 }
 
 # cluster starts a small Redis Cluster (three primaries, no replicas) for
