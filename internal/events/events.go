@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -190,6 +191,8 @@ type Hub struct {
 	// open counts the watches open per caller, and all of them.
 	open    map[string]int
 	openAll int
+	// replayed counts the entries watches read to catch up.
+	replayed atomic.Int64
 }
 
 // admit checks a watch's filter and counts the watch of ctx's caller in,
@@ -477,17 +480,43 @@ func (h *Hub) live(ctx context.Context, s *sub, last *int64, beat *time.Ticker, 
 }
 
 // catchUp sends the events matching f from place from (excluded) to place
-// to (included), read from the stream, and returns to.
+// to (included), and returns to. A watch of one party (a buyer's or a
+// store's) reads that party's index of places and only its entries, so its
+// replay costs what the party's events cost, not the whole stream's; the
+// places before the index began (published by a relay that kept none) are
+// scanned.
 func (h *Hub) catchUp(ctx context.Context, f Filter, from, to int64, w *writer) (int64, error) {
+	key := f.index(h.cfg.Stream)
+	if key == "" {
+		return h.scan(ctx, f, from, to, w)
+	}
+	start, err := h.rdb.HGet(ctx, IndexStartKey(h.cfg.Stream), "from").Int64()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return h.scan(ctx, f, from, to, w)
+	case err != nil:
+		return from, status.Errorf(codes.Unavailable, "read the event feed: %v", err)
+	case from+1 < start:
+		if from, err = h.scan(ctx, f, from, min(to, start-1), w); err != nil || from >= to {
+			return from, err
+		}
+	}
+	return h.indexed(ctx, f, key, from, to, w)
+}
+
+// scan sends the events matching f from place from (excluded) to place to
+// (included), reading every entry between them.
+func (h *Hub) scan(ctx context.Context, f Filter, from, to int64, w *writer) (int64, error) {
 	cur := from
 	for cur < to {
-		msgs, err := h.rdb.XRangeN(ctx, h.cfg.Stream, "("+entryID(cur), entryID(to), 500).Result()
+		msgs, err := h.rdb.XRangeN(ctx, h.cfg.Stream, "("+entryID(cur), entryID(to), replayBatch).Result()
 		if err != nil {
 			return cur, status.Errorf(codes.Unavailable, "read the event feed: %v", err)
 		}
 		if len(msgs) == 0 {
 			return cur, h.gone(ctx, cur)
 		}
+		h.replayed.Add(int64(len(msgs)))
 		for i, m := range msgs {
 			e, err := Parse(m)
 			if err != nil {
@@ -506,6 +535,101 @@ func (h *Hub) catchUp(ctx context.Context, f Filter, from, to int64, w *writer) 
 		}
 	}
 	return cur, nil
+}
+
+// replayBatch is how many entries (or indexed places) one read of a replay takes.
+const replayBatch = 500
+
+// indexed sends the events matching f from place from (excluded) to place
+// to (included), reading the places of the party's index key and only
+// their entries. The relay indexes an event in the script that adds it, so
+// every entry up to to is in the index; an entry the stream no longer has
+// was trimmed, and the cursor is OUT_OF_RANGE as in a scan.
+func (h *Hub) indexed(ctx context.Context, f Filter, key string, from, to int64, w *writer) (int64, error) {
+	if from > 0 {
+		head, err := h.rdb.XRangeN(ctx, h.cfg.Stream, "-", "+", 1).Result()
+		if err != nil {
+			return from, status.Errorf(codes.Unavailable, "read the event feed: %v", err)
+		}
+		if e, perr := parseFirst(head); perr != nil || e.Cursor > from+1 {
+			return from, h.gone(ctx, from)
+		}
+	}
+	cur := from
+	for cur < to {
+		places, err := h.rdb.ZRangeByScore(ctx, key, &redis.ZRangeBy{
+			Min: "(" + strconv.FormatInt(cur, 10), Max: strconv.FormatInt(to, 10), Count: replayBatch}).Result()
+		if err != nil {
+			return cur, status.Errorf(codes.Unavailable, "read the event feed: %v", err)
+		}
+		if len(places) == 0 {
+			return to, nil
+		}
+		pipe := h.rdb.Pipeline()
+		reads := make([]*redis.XMessageSliceCmd, len(places))
+		for i, p := range places {
+			reads[i] = pipe.XRangeN(ctx, h.cfg.Stream, p+"-1", p+"-1", 1)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return cur, status.Errorf(codes.Unavailable, "read the event feed: %v", err)
+		}
+		h.replayed.Add(int64(len(places)))
+		for _, r := range reads {
+			e, err := parseFirst(r.Val())
+			if err != nil {
+				// Trimmed since the index was read.
+				return cur, h.gone(ctx, cur)
+			}
+			if f.match(e) {
+				if err := w.put(Item{Event: e}); err != nil {
+					return cur, err
+				}
+			}
+			cur = e.Cursor
+		}
+		if len(places) < replayBatch {
+			return to, nil
+		}
+	}
+	return to, nil
+}
+
+// Replayed is how many stream entries the Hub's watches have read to catch
+// up since it started (an entry read by two watches counts twice).
+func (h *Hub) Replayed() int64 { return h.replayed.Load() }
+
+// IndexKey is the key of the index of a party's places in stream: a sorted
+// set of places, scored by place, that the relay keeps beside the stream,
+// in the stream's hash slot (its name carries the stream's hash tag, or
+// the stream's name as one). role is "b" for a buyer, "s" for a store.
+func IndexKey(stream, role, id string) string { return slotted(stream) + ":" + role + ":" + id }
+
+// IndexStartKey is a hash of the places the indexes cover: from its field
+// "from" on (those before were published without them, by an older relay,
+// and are scanned) to its field "to".
+func IndexStartKey(stream string) string { return slotted(stream) + ":indexed-from" }
+
+// slotted is stream followed by its hash tag, if it has none of its own:
+// a key it begins is in the stream's hash slot (Redis Cluster runs the
+// relay's script only on keys of one slot).
+func slotted(stream string) string {
+	if i := strings.IndexByte(stream, '{'); i >= 0 {
+		if j := strings.IndexByte(stream[i+1:], '}'); j > 0 {
+			return stream
+		}
+	}
+	return stream + "{" + stream + "}"
+}
+
+// index is the index key a watch with f reads, if f names a party.
+func (f Filter) index(stream string) string {
+	switch {
+	case f.SellerID != "":
+		return IndexKey(stream, "s", f.SellerID)
+	case f.BuyerID != "":
+		return IndexKey(stream, "b", f.BuyerID)
+	}
+	return ""
 }
 
 // checkCursor refuses, before the watch begins, a cursor whose next place

@@ -17,6 +17,8 @@ import (
 
 	"github.com/souk-dev/souk/internal/auth"
 	"github.com/souk-dev/souk/internal/events"
+	"github.com/souk-dev/souk/internal/postgres"
+	"github.com/souk-dev/souk/internal/relay"
 	"github.com/souk-dev/souk/internal/testenv"
 )
 
@@ -47,15 +49,40 @@ func newStreamOn(t *testing.T, rdb redis.UniversalClient, prefix string, cfg eve
 	return s
 }
 
-// add appends events as the relay does: place n under id "<n>-1".
+// add appends events of store-x as the relay does: place n under id
+// "<n>-1", indexed by buyer and store.
 func (s *stream) add(orderID, buyer, kind string, count int) {
+	s.t.Helper()
+	s.addOf("store-x", orderID, buyer, kind, count)
+}
+
+// addOf is add for a given store, through the relay's own Publish.
+func (s *stream) addOf(store, orderID, buyer, kind string, count int) {
+	s.t.Helper()
+	pub := relay.New(nil, s.rdb, relay.Config{Stream: s.key, Retention: time.Hour}, time.Now, quiet)
+	for count > 0 {
+		evs := make([]postgres.OutboxEvent, min(count, 500))
+		for i := range evs {
+			s.n++
+			evs[i] = postgres.OutboxEvent{ID: s.n, StreamSeq: s.n, OrderID: orderID, BuyerID: buyer, SellerID: store,
+				Sequence: s.n, Kind: kind, Actor: "system", OccurredAt: time.Now(), Status: "PENDING_PAYMENT", Version: 1, Currency: "USD"}
+		}
+		if err := pub.Publish(context.Background(), 0, evs); err != nil {
+			s.t.Fatal(err)
+		}
+		count -= len(evs)
+	}
+}
+
+// addUnindexed appends events as a relay that kept no indexes did.
+func (s *stream) addUnindexed(store, orderID, buyer, kind string, count int) {
 	s.t.Helper()
 	ctx := context.Background()
 	pipe := s.rdb.Pipeline()
 	for range count {
 		s.n++
 		pipe.XAdd(ctx, &redis.XAddArgs{Stream: s.key, ID: strconv.FormatInt(s.n, 10) + "-1", Values: []any{
-			"event_id", strconv.FormatInt(s.n, 10), "order_id", orderID, "buyer_id", buyer, "seller_id", "store-x",
+			"event_id", strconv.FormatInt(s.n, 10), "order_id", orderID, "buyer_id", buyer, "seller_id", store,
 			"sequence", strconv.FormatInt(s.n, 10), "kind", kind, "actor", "system", "occurred_at", time.Now().UTC().Format(time.RFC3339Nano),
 			"note", "", "status", "PENDING_PAYMENT", "version", "1", "currency", "USD"}})
 	}
@@ -388,4 +415,80 @@ func TestWatchesAreBounded(t *testing.T) {
 		defer cancel()
 		return !refused(d)
 	})
+}
+
+// Round two, point 11: a party's replay reads that party's entries only
+// (its index), not the whole stream: a store's and a buyer's watch from
+// cursor 0 among thousands of other events read what they are sent; a
+// watch of every order reads them all; places an older relay published
+// without indexes are scanned, then the index takes over; and the index
+// follows the stream's trimming. On a single Redis and on the Cluster (the
+// indexes live in the stream's hash slot).
+func TestReplayCostsWhatThePartysEventsCost(t *testing.T) {
+	for _, r := range testenv.Redises(t) {
+		t.Run(r.Name, func(t *testing.T) {
+			s := newStreamOn(t, r.Client, r.Prefix, events.Config{Heartbeat: time.Second, Stall: 5 * time.Second})
+			s.addUnindexed("store-a", "o-old", "bob", "message_sent", 2)
+			s.addUnindexed("store-b", "o-x", "carol", "message_sent", 300)
+			s.addOf("store-a", "o-1", "alice", "order_placed", 2)
+			s.addOf("store-b", "o-2", "carol", "message_sent", 3000)
+			s.addOf("store-a", "o-3", "bob", "paid", 2)
+			s.addOf("store-b", "o-4", "carol", "message_sent", 1000)
+			time.Sleep(200 * time.Millisecond) // the hub has read the stream
+
+			replay := func(f events.Filter, after int64, want int) (places []int64, read int64) {
+				t.Helper()
+				before := s.hub.Replayed()
+				c := &collector{}
+				_, cancel := s.watch(f, after, c.send)
+				defer cancel()
+				testenv.Eventually(t, 10*time.Second, fmt.Sprintf("%d events of %+v", want, f), func() bool { n, _ := c.count(); return n >= want })
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				for _, e := range c.events {
+					places = append(places, e.Cursor)
+				}
+				return places, s.hub.Replayed() - before
+			}
+			// From after the unindexed places: the index alone.
+			got, read := replay(events.Filter{SellerID: "store-a"}, 302, 4)
+			if fmt.Sprint(got) != "[303 304 3305 3306]" || read != 4 {
+				t.Fatalf("store-a's replay: places %v, %d entries read; want [303 304 3305 3306] and 4", got, read)
+			}
+			got, read = replay(events.Filter{BuyerID: "bob"}, 302, 2)
+			if fmt.Sprint(got) != "[3305 3306]" || read != 2 {
+				t.Fatalf("bob's replay: places %v, %d entries read; want [3305 3306] and 2", got, read)
+			}
+			// From 0: the 302 places published without indexes are scanned.
+			got, read = replay(events.Filter{SellerID: "store-a"}, 0, 6)
+			if fmt.Sprint(got) != "[1 2 303 304 3305 3306]" || read != 302+4 {
+				t.Fatalf("store-a's replay from 0: places %v, %d entries read; want [1 2 303 304 3305 3306] and 306", got, read)
+			}
+			// Every order's watch reads every entry.
+			if _, read = replay(events.Filter{}, 302, 4004); read != 4004 {
+				t.Fatalf("a watch of every order read %d entries, want 4004", read)
+			}
+
+			// Trimmed places leave the indexes at the next publish, and an
+			// index lives on after its last event by the retention at most.
+			ctx := context.Background()
+			if err := s.rdb.XTrimMinID(ctx, s.key, "3306-0").Err(); err != nil {
+				t.Fatal(err)
+			}
+			s.addOf("store-a", "o-5", "alice", "paid", 1)
+			key := events.IndexKey(s.key, "s", "store-a")
+			if places, err := s.rdb.ZRange(ctx, key, 0, -1).Result(); err != nil || fmt.Sprint(places) != "[3306 4307]" {
+				t.Fatalf("store-a's index after the trim: %v %v, want [3306 4307]", places, err)
+			}
+			if ttl, err := s.rdb.PTTL(ctx, key).Result(); err != nil || ttl <= time.Hour || ttl > 2*time.Hour {
+				t.Fatalf("store-a's index lives %v (%v), want the retention and an hour", ttl, err)
+			}
+			// A cursor the index still reaches but the stream trimmed is
+			// OUT_OF_RANGE, as in a scan.
+			done, _ := s.watch(events.Filter{SellerID: "store-a"}, 303, (&collector{}).send)
+			if err := <-done; status.Code(err) != codes.OutOfRange {
+				t.Fatalf("store-a from a trimmed cursor: %v, want OUT_OF_RANGE", err)
+			}
+		})
+	}
 }

@@ -27,6 +27,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/souk-dev/souk/internal/events"
 	"github.com/souk-dev/souk/internal/postgres"
 )
 
@@ -148,42 +149,85 @@ func (r *Relay) Round(ctx context.Context) (int, error) {
 // errLost says the stream ends before the last event published: Redis lost its data.
 var errLost = errors.New("the event stream lost its data")
 
-// addScript adds entries (ARGV[2], JSON: [[id, field, value, …], …]) to the
-// stream KEYS[1], skipping those already there, unless the stream ends
-// before place ARGV[1] (the last published), which means it lost its data.
+// addScript adds entries to the stream KEYS[1], skipping those already
+// there, unless the stream ends before place ARGV[1] (the last published),
+// which means it lost its data. ARGV[2] is JSON, an entry a pair:
+// [[index of a party's index key in KEYS, …], [id, field, value, …]]. Each
+// entry's place goes into its parties' indexes before the entry into the
+// stream, so that an index has every place the stream has. KEYS[2] is a hash
+// of the places the indexes cover, "from" and "to": a stream that grew past
+// "to" without them (an older relay published meanwhile) moves "from" up to
+// this batch. The indexes touched drop the places the
+// stream no longer has and live ARGV[3] ms after their last entry (a
+// party's index outlives its events by the retention period at most).
 var addScript = redis.NewScript(`
 local last = tonumber(ARGV[1])
-if last > 0 then
-  local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-  if #top == 0 or tonumber(string.match(top[1][1], '^(%d+)')) < last then
-    return redis.error_reply('SOUKLOST the stream ends before the last event published')
-  end
+local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local topPlace = 0
+if #top > 0 then topPlace = tonumber(string.match(top[1][1], '^(%d+)')) end
+if last > 0 and topPlace < last then
+  return redis.error_reply('SOUKLOST the stream ends before the last event published')
+end
+local entries = cjson.decode(ARGV[2])
+if #entries == 0 then return 0 end
+local first = tonumber(string.match(entries[1][2][1], '^(%d+)'))
+local indexedTo = tonumber(redis.call('HGET', KEYS[2], 'to') or '0')
+if topPlace > indexedTo or redis.call('HEXISTS', KEYS[2], 'from') == 0 then
+  -- The first run, or places were added without their indexes (an older
+  -- relay): the indexes cover the places from this batch's first on.
+  redis.call('HSET', KEYS[2], 'from', first)
 end
 local added = 0
-for _, e in ipairs(cjson.decode(ARGV[2])) do
-  local ok = redis.pcall('XADD', KEYS[1], unpack(e))
+local place = first
+for _, e in ipairs(entries) do
+  place = tonumber(string.match(e[2][1], '^(%d+)'))
+  for _, k in ipairs(e[1]) do
+    redis.call('ZADD', KEYS[k], place, place)
+  end
+  local ok = redis.pcall('XADD', KEYS[1], unpack(e[2]))
   if type(ok) == 'table' and ok.err then
     if not string.find(ok.err, 'equal or smaller') then return ok end
   else
     added = added + 1
   end
 end
+redis.call('HSET', KEYS[2], 'to', math.max(place, indexedTo))
+local head = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
+for k = 3, #KEYS do
+  if #head > 0 then
+    redis.call('ZREMRANGEBYSCORE', KEYS[k], '-inf', '(' .. string.match(head[1][1], '^(%d+)'))
+  end
+  redis.call('PEXPIRE', KEYS[k], ARGV[3])
+end
 return added`)
 
-// Publish adds events to the stream in their order, unless the stream ends
-// before place last (the last event published), which means Redis lost its
-// data. An event already in the stream (a relay died before marking it) is
-// skipped.
+// Publish adds events to the stream in their order, and their places to
+// their buyer's and store's indexes (events.IndexKey), unless the stream
+// ends before place last (the last event published), which means Redis
+// lost its data. An event already in the stream (a relay died before
+// marking it) is skipped.
 func (r *Relay) Publish(ctx context.Context, last int64, evs []postgres.OutboxEvent) error {
+	keys := []string{r.cfg.Stream, events.IndexStartKey(r.cfg.Stream)}
+	slot := map[string]int{}
+	at := func(k string) int {
+		if i, ok := slot[k]; ok {
+			return i
+		}
+		keys = append(keys, k)
+		slot[k] = len(keys) // Lua counts from 1
+		return len(keys)
+	}
 	entries := make([][]any, len(evs))
 	for i, e := range evs {
-		entries[i] = append([]any{EntryID(e.StreamSeq)}, fields(e)...)
+		parties := []int{at(events.IndexKey(r.cfg.Stream, "b", e.BuyerID)), at(events.IndexKey(r.cfg.Stream, "s", e.SellerID))}
+		entries[i] = []any{parties, append([]any{EntryID(e.StreamSeq)}, fields(e)...)}
 	}
 	raw, err := json.Marshal(entries)
 	if err != nil {
 		return err
 	}
-	err = addScript.Run(ctx, r.rdb, []string{r.cfg.Stream}, last, raw).Err()
+	keep := r.cfg.Retention + time.Hour
+	err = addScript.Run(ctx, r.rdb, keys, last, raw, keep.Milliseconds()).Err()
 	if err != nil && strings.HasPrefix(err.Error(), "SOUKLOST") {
 		return errLost
 	}
