@@ -5,7 +5,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
-export SOUK_DATA_DIR="$root/.data/dev"
+export SOUK_DATA_DIR="${SOUK_DATA_DIR:-$root/.data/dev}"
 stack=internal/devenv/stack.sh
 
 echo "starting PostgreSQL and Redis..."
