@@ -125,7 +125,7 @@ func (o *Order) AnswerOffer(now time.Time, accept bool, note string) error {
 		fee := f.Amount()
 		change.ShippingFee = &fee
 	case OfferTotal:
-		discount = o.ItemsTotal() + o.shippingFee - f.AmountMinor
+		discount = o.ItemsTotal() - o.CouponDiscount() + o.shippingFee - f.AmountMinor
 	}
 	o.closeOffer(now, OfferAccepted, note)
 	return o.adjustPrice(now, change, discount, "buyer:"+o.buyerID)

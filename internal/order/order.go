@@ -81,10 +81,25 @@ type Item struct {
 	Quantity  int64
 	// UnitPrice is in minor units of the order's currency.
 	UnitPrice int64
+	// Discounts are the coupons' shares of the line, in the order they
+	// were applied (the store's, then the platform's).
+	Discounts []Discount
 }
 
 // Subtotal is UnitPrice × Quantity; New and AdjustPrice keep it in range.
 func (i Item) Subtotal() int64 { return i.UnitPrice * i.Quantity }
+
+// Off is what the line's coupons take off it.
+func (i Item) Off() int64 {
+	var off int64
+	for _, d := range i.Discounts {
+		off += d.Amount
+	}
+	return off
+}
+
+// Net is what the line costs after its coupons.
+func (i Item) Net() int64 { return i.Subtotal() - i.Off() }
 
 // Shipment is how and when an order was shipped.
 type Shipment struct {
@@ -133,6 +148,9 @@ type Detail struct {
 	MessageID string   `json:"message_id,omitempty"`
 	Text      string   `json:"text,omitempty"`
 	Links     []string `json:"links,omitempty"`
+	// Coupon is the code of a coupon_* event's coupon, CouponID its id.
+	Coupon   string `json:"coupon,omitempty"`
+	CouponID string `json:"coupon_id,omitempty"`
 }
 
 // Order is what one buyer bought from one seller in one checkout.
@@ -175,6 +193,9 @@ type Order struct {
 	cancellation *CancellationRequest
 	dispute      *Dispute
 	offer        *Offer
+	// coupons are the coupons the order's lines use, with where each
+	// stands.
+	coupons []CouponHold
 
 	history []Event
 	// lastSeq is the sequence of the last stored event (the history may
@@ -202,6 +223,8 @@ type NewOrderParams struct {
 	ProtectionDays int
 	PaymentWindow  time.Duration
 	Now            time.Time
+	// Coupons are the coupons the items' discounts come from (ApplyCoupons).
+	Coupons []Coupon
 }
 
 // New validates p and returns a PENDING_PAYMENT order with its payment
@@ -231,6 +254,14 @@ func New(p NewOrderParams) (*Order, error) {
 			return nil, invalid("items", "product %s appears twice", it.ProductID)
 		}
 		seen[it.ProductID] = true
+		for _, d := range it.Discounts {
+			if d.Amount <= 0 || !slices.ContainsFunc(p.Coupons, func(c Coupon) bool { return c.ID == d.CouponID }) {
+				return nil, invalid("items", "product %s has a discount of no coupon of the order", it.ProductID)
+			}
+		}
+		if it.Off() > it.UnitPrice*it.Quantity {
+			return nil, invalid("items", "the coupons take more than product %s costs", it.ProductID)
+		}
 	}
 	o := &Order{
 		id: p.ID, checkoutID: p.CheckoutID, buyerID: p.BuyerID, sellerID: p.SellerID,
@@ -243,6 +274,10 @@ func New(p NewOrderParams) (*Order, error) {
 		return nil, err
 	}
 	o.record(p.Now, "created", "buyer:"+p.BuyerID, "", nil)
+	for _, c := range p.Coupons {
+		o.coupons = append(o.coupons, CouponHold{Coupon: c, State: HoldReserved})
+		o.recordCoupon(p.Now, "coupon_reserved", "buyer:"+p.BuyerID, c, "")
+	}
 	return o, nil
 }
 
@@ -291,10 +326,19 @@ func (o *Order) ItemsTotal() int64 {
 // Discount returns what an accepted offer took off items and shipping.
 func (o *Order) Discount() int64 { return o.discount }
 
-// Total returns what the buyer pays: the items plus shipping, less the
-// discount.
+// CouponDiscount returns what coupons take off the items.
+func (o *Order) CouponDiscount() int64 {
+	var off int64
+	for _, it := range o.items {
+		off += it.Off()
+	}
+	return off
+}
+
+// Total returns what the buyer pays: the items less their coupons, plus
+// shipping, less an accepted offer's discount.
 func (o *Order) Total() Money {
-	return Money{Amount: o.ItemsTotal() + o.shippingFee - o.discount, Currency: o.currency}
+	return Money{Amount: o.ItemsTotal() - o.CouponDiscount() + o.shippingFee - o.discount, Currency: o.currency}
 }
 
 // Version returns the order's version, which every change increases by one.
@@ -373,7 +417,7 @@ func (o *Order) checkedTotal(items []Item, shipping, discount int64) (int64, err
 		if err != nil {
 			return 0, fmt.Errorf("item %s: %w", it.ProductID, err)
 		}
-		if total, err = addAmount(total, sub); err != nil {
+		if total, err = addAmount(total, sub-it.Off()); err != nil {
 			return 0, err
 		}
 	}
@@ -408,6 +452,9 @@ func (o *Order) cancel(now time.Time, actor, reason string, by Party) {
 	clear(o.deadlines)
 	o.releaseStock = true
 	o.record(now, "cancelled", actor, reason, nil)
+	if o.paidAttemptID == "" {
+		o.releaseCoupons(now)
+	}
 }
 
 // Cancel cancels an unpaid order at the buyer's request. It needs no
@@ -531,6 +578,7 @@ func (o *Order) adjustPrice(now time.Time, c PriceChange, discount int64, propos
 		}
 		items[i].UnitPrice = price.Amount
 	}
+	items = o.resplit(items)
 	shipping := o.shippingFee
 	if c.ShippingFee != nil {
 		if c.ShippingFee.Currency != o.currency {
@@ -570,7 +618,7 @@ func UnmarshalFromDatabase(s Stored) *Order {
 		cancelReason: s.CancelReason, lastDecline: s.LastDecline, shipment: s.Shipment,
 		paymentDueAt: s.PaymentDueAt, paidAttemptID: s.PaidAttemptID, deadlines: deadlines, attempts: slices.Clone(s.Attempts), refunds: slices.Clone(s.Refunds),
 		history: slices.Clone(s.History), cancelledBy: s.CancelledBy, cancellation: cloneCancellation(s.Cancellation),
-		dispute: cloneDispute(s.Dispute), offer: cloneOffer(s.Offer), discount: s.Discount,
+		dispute: cloneDispute(s.Dispute), offer: cloneOffer(s.Offer), discount: s.Discount, coupons: slices.Clone(s.Coupons),
 	}
 }
 
@@ -602,6 +650,9 @@ type Stored struct {
 	Dispute      *Dispute
 	Offer        *Offer
 	Discount     int64
+	// Coupons are the coupons the order holds; the store reads each one's
+	// State and Shared under a lock of the checkout's redemption.
+	Coupons []CouponHold
 }
 
 // Stored returns the order's fields as the store keeps them, with the
@@ -614,6 +665,6 @@ func (o *Order) Stored() Stored {
 		CancelReason: o.cancelReason, LastDecline: o.lastDecline, Shipment: o.shipment,
 		PaymentDueAt: o.paymentDueAt, PaidAttemptID: o.paidAttemptID, Deadlines: maps.Clone(o.deadlines), Attempts: slices.Clone(o.attempts), Refunds: slices.Clone(o.refunds),
 		History: o.History(), LastSequence: o.lastSeq, CancelledBy: o.cancelledBy, Cancellation: cloneCancellation(o.cancellation),
-		Dispute: cloneDispute(o.dispute), Offer: cloneOffer(o.offer), Discount: o.discount,
+		Dispute: cloneDispute(o.dispute), Offer: cloneOffer(o.offer), Discount: o.discount, Coupons: slices.Clone(o.coupons),
 	}
 }

@@ -262,6 +262,7 @@ func (o *Order) ApplyResult(now time.Time, attemptID string, r Result, pol Polic
 		// The history is the seller's to read too: it names the method only.
 		o.record(now, "paid", "buyer:"+o.buyerID, fmt.Sprintf("%s by %s", a.Amount, a.Method), nil)
 		o.detail(Detail{Amount: a.Amount.Amount, AttemptID: a.ID, Method: string(a.Method)})
+		o.consumeCoupons(now)
 	case ResultDeclined, ResultFailed:
 		a.Status, a.Decline = AttemptDeclined, r.Decline
 		kind := "payment_declined"

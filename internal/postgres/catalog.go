@@ -256,3 +256,38 @@ func (db *DB) ReleaseAbandoned(ctx context.Context, before time.Time) (int64, er
 	}
 	return total, nil
 }
+
+// Quote reads products as Reserve would price them, reserving nothing: a
+// product that does not exist is catalog.ErrNotFound, one with fewer units
+// than asked catalog.ErrOutOfStock.
+func (db *DB) Quote(ctx context.Context, items []StockItem) ([]catalog.Product, error) {
+	ids := make([]string, len(items))
+	for i, it := range items {
+		ids[i] = it.ProductID
+	}
+	rows, _ := db.pool.Query(ctx, `SELECT `+productColumns+` FROM products WHERE id = ANY($1::uuid[])`, ids)
+	byID := map[string]catalog.Product{}
+	for rows.Next() {
+		p, err := scanProduct(rows)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		byID[p.ID] = p
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("quote products: %w", err)
+	}
+	out := make([]catalog.Product, len(items))
+	for i, it := range items {
+		p, ok := byID[it.ProductID]
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("%w: %s", catalog.ErrNotFound, it.ProductID)
+		case p.Stock < it.Quantity:
+			return nil, fmt.Errorf("%w: product %s has fewer than %d units left", catalog.ErrOutOfStock, it.ProductID, it.Quantity)
+		}
+		out[i] = p
+	}
+	return out, nil
+}

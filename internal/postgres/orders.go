@@ -30,6 +30,8 @@ type itemJSON struct {
 	Title     string `json:"title"`
 	Quantity  int64  `json:"quantity"`
 	UnitPrice int64  `json:"unit_price"`
+	// Discounts are the line's coupon shares.
+	Discounts []order.Discount `json:"discounts,omitempty"`
 }
 
 // shipmentJSON is how a shipment is kept in the shipment column.
@@ -92,9 +94,10 @@ func load(ctx context.Context, q querier, id string, lock string) (order.Stored,
 
 // loadMany reads whole orders in one round trip, in the order of ids,
 // leaving out those that do not exist (or, with forUpdateSkipLocked, that
-// another transaction holds). Five statements read them, whatever their
-// number. Without history, the orders come with the sequence of their last
-// event instead of their events (order.Stored.LastSequence).
+// another transaction holds). Six statements read them, whatever their
+// number (seven with a lock, which locks the redemptions of their coupons
+// first). Without history, the orders come with the sequence of their
+// last event instead of their events (order.Stored.LastSequence).
 func loadMany(ctx context.Context, q querier, ids []string, lock string, history bool) ([]order.Stored, error) {
 	valid := make([]string, 0, len(ids))
 	for _, id := range ids {
@@ -161,6 +164,7 @@ func queueLoad(b *pgx.Batch, canonical []string, lock string, history bool) map[
 		}
 		return rows.Err()
 	})
+	queueHolds(b, match, ids, lock != "", found)
 	// of returns the loaded order a child row belongs to, or nil for an
 	// order the lock skipped.
 	of := func(id string) *order.Stored { return found[id] }
@@ -377,6 +381,7 @@ func (db *DB) createOrders(ctx context.Context, orders []*order.Order) error {
 		// The orders now say what is held; the reservation has done its work.
 		b.Queue(`DELETE FROM stock_reservations WHERE checkout_id = $1`, s.CheckoutID)
 	}
+	queueRedemptions(b, orders)
 	queueDetails(b, cs)
 	if l := db.unpaid; l.Orders > 0 || l.Units > 0 {
 		b.Queue(`SELECT souk_check_unpaid($1, $2, $3)`, orders[0].BuyerID(), l.Orders, l.Units)
@@ -389,6 +394,9 @@ func (db *DB) createOrders(ctx context.Context, orders []*order.Order) error {
 		}
 		if errors.As(err, &pgErr) && pgErr.Code == "SK001" {
 			return &UnpaidLimitError{Limits: db.unpaid}
+		}
+		if refused := couponRefusal(err); refused != nil {
+			return refused
 		}
 		return fmt.Errorf("insert orders: %w", err)
 	}
@@ -704,6 +712,12 @@ func (db *DB) FireDeadlines(ctx context.Context, ds []Deadline, now time.Time, p
 			return err
 		}
 		locked := make(map[string]bool, len(ss))
+		type firing struct {
+			o     *order.Order
+			s     order.Stored
+			fired []FiredDeadline
+		}
+		var done []firing
 		for _, s := range ss {
 			locked[s.ID] = true
 			o := order.UnmarshalFromDatabase(s)
@@ -726,12 +740,24 @@ func (db *DB) FireDeadlines(ctx context.Context, ds []Deadline, now time.Time, p
 			if failed != nil || len(fired) == 0 {
 				continue // the order is written back only if all went well
 			}
-			n := o.Stored()
+			done = append(done, firing{o, s, fired})
+		}
+		// Orders of one checkout that expired together each read the
+		// others as waiting: the coupons they shared are released once.
+		cancelled := map[string]bool{}
+		for _, f := range done {
+			if f.o.Status() == order.StatusCancelled {
+				cancelled[f.o.ID()] = true
+			}
+		}
+		for _, f := range done {
+			f.o.OthersCancelled(now, cancelled)
+			n := f.o.Stored()
 			nameRefunds(n.Refunds)
-			cs = append(cs, change{o: o, old: s, now: n})
-			for _, f := range fired {
-				f.Order = o
-				res.Fired = append(res.Fired, f)
+			cs = append(cs, change{o: f.o, old: f.s, now: n})
+			for _, fd := range f.fired {
+				fd.Order = f.o
+				res.Fired = append(res.Fired, fd)
 			}
 		}
 		for _, id := range ids {

@@ -36,6 +36,9 @@ type SellerStats struct {
 	OpenDisputeCount      int64
 	RefundsInFlight       int64
 	RefundAmounts         []order.Money
+	// StoreFunded is what the store's own coupons took off its paid
+	// orders, per currency.
+	StoreFunded []order.Money
 	// Days are the last StatsDays days (UTC), oldest first, each present.
 	Days []DayFigures
 }
@@ -101,6 +104,21 @@ func (db *DB) SellerStats(ctx context.Context, sellerID string, now time.Time) (
 	})
 	if err != nil {
 		return st, fmt.Errorf("refunds in flight: %w", err)
+	}
+	// From the store's coupons to the orders holding them, not through
+	// every paid order.
+	rows, _ = db.pool.Query(ctx, `SELECT o.currency, sum((d ->> 'amount')::bigint)::bigint
+		FROM coupons c JOIN order_coupons oc ON oc.coupon_id = c.id JOIN orders o ON o.id = oc.order_id
+		CROSS JOIN LATERAL jsonb_array_elements(o.items) i
+		CROSS JOIN LATERAL jsonb_array_elements(coalesce(i -> 'discounts', '[]')) d
+		WHERE c.seller_id = $1 AND o.paid_attempt_id IS NOT NULL AND d ->> 'coupon_id' = c.id::text
+		GROUP BY o.currency ORDER BY o.currency`, sellerID)
+	_, err = pgx.ForEachRow(rows, []any{&cur, &sum}, func() error {
+		st.StoreFunded = append(st.StoreFunded, order.Money{Amount: sum, Currency: cur})
+		return nil
+	})
+	if err != nil {
+		return st, fmt.Errorf("store-funded discounts: %w", err)
 	}
 	if st.Days, err = db.days(ctx, sellerID, now); err != nil {
 		return st, fmt.Errorf("daily figures: %w", err)

@@ -143,6 +143,9 @@ func queueDetails(b *pgx.Batch, cs []change) {
 				Note: e.Note, Adjustment: e.Adjustment, Detail: e.Detail, StatusAfter: string(s.Status), VersionAfter: s.Version + 1,
 				SellerID: s.SellerID})
 		}
+		if old.ID != "" {
+			queueHoldChanges(b, s, old)
+		}
 		queueAttempts(b, s, old)
 		queueRefunds(b, s, old)
 		queueMessages(b, c.o)

@@ -12,13 +12,25 @@ import (
 // each alone), on the bench's copy of the record. Orders and products are
 // named as the seed names them: md5('o' || n)::uuid.
 
-// load is Souk's read of one order (the row, its deadlines, attempts,
+// load is Souk's read of one order (the row, the coupons it holds, with
+// their redemptions locked first in a change, its deadlines, attempts,
 // refunds and history) in one pipeline, after first (BEGIN, or nothing);
 // id is an SQL expression.
 func load(first, id, lock string) string {
+	holds := ""
+	if lock != "" {
+		holds = `SELECT 1 FROM coupon_redemptions WHERE (coupon_id, checkout_id) IN
+  (SELECT coupon_id, checkout_id FROM order_coupons WHERE order_id = %[1]s) ORDER BY coupon_id, checkout_id FOR UPDATE;
+`
+	}
+	holds += `SELECT oc.order_id, r.state, r.terms, c.ends_at, ARRAY(SELECT o2.order_id FROM order_coupons o2 JOIN orders x ON x.id = o2.order_id
+  WHERE o2.coupon_id = oc.coupon_id AND o2.checkout_id = oc.checkout_id AND o2.order_id <> oc.order_id AND x.status <> 'CANCELLED')
+  FROM order_coupons oc JOIN coupon_redemptions r ON r.coupon_id = oc.coupon_id AND r.checkout_id = oc.checkout_id
+  JOIN coupons c ON c.id = oc.coupon_id WHERE oc.order_id = %[1]s;
+`
 	return fmt.Sprintf(`\startpipeline
 %[3]sSELECT * FROM orders WHERE id = %[1]s%[2]s;
-SELECT kind, due_at FROM order_deadlines WHERE order_id = %[1]s;
+`+holds+`SELECT kind, due_at FROM order_deadlines WHERE order_id = %[1]s;
 SELECT * FROM payment_attempts WHERE order_id = %[1]s ORDER BY created_at, id;
 SELECT * FROM refunds WHERE order_id = %[1]s ORDER BY created_at, id;
 SELECT * FROM (SELECT * FROM order_events WHERE order_id = %[1]s ORDER BY sequence DESC LIMIT 200) e;
@@ -76,6 +88,23 @@ const listOrdersSQL = `SELECT *, d.kinds, d.dues FROM orders
   LEFT JOIN LATERAL (SELECT array_agg(kind) AS kinds, array_agg(due_at) AS dues FROM order_deadlines WHERE order_id = orders.id) d ON true
   WHERE buyer_id = 'bench-buyer' ORDER BY created_at DESC, id DESC LIMIT 21;
 `
+
+// hotCoupon is the code of the platform coupon of "Checkout (hot coupon)".
+const hotCoupon = "BENCHHOT"
+
+// checkoutCouponSQL is checkoutSQL (spread) with the hot coupon: read by
+// its code first, redeemed under its row lock and held by the order in the
+// order's transaction.
+var checkoutCouponSQL = strings.Replace(strings.Replace(checkoutSQL(false), "BEGIN;\nSELECT pg_advisory",
+	"SELECT "+strings.ReplaceAll(couponCols, "\n", " ")+" FROM coupons WHERE seller_id = '' AND upper(code) = upper('"+hotCoupon+"');\nBEGIN;\nSELECT pg_advisory", 1),
+	"DELETE FROM stock_reservations", `SELECT souk_redeem_coupon(md5('hot-coupon')::uuid, md5('c' || (:c)::bigint)::uuid, 'bench-buyer', 100,
+  '{"code": "`+hotCoupon+`", "source": "PLATFORM", "kind": "AMOUNT_OFF", "currency": "USD", "amount": 100}'::jsonb);
+INSERT INTO order_coupons (order_id, coupon_id, checkout_id) VALUES (md5('x' || (:c)::bigint)::uuid, md5('hot-coupon')::uuid, md5('c' || (:c)::bigint)::uuid);
+DELETE FROM stock_reservations`, 1)
+
+// couponCols are the columns Souk reads of a coupon.
+const couponCols = `id, code, source, seller_id, kind, currency, amount_minor, percent, cap_minor, min_subtotal_minor,
+starts_at, ends_at, redemption_limit, per_buyer_limit, first_order_only, granted_only, product_ids, seller_ids, paused`
 
 // checkoutSQL: claim the key; reserve the stock (seller-svc's transaction);
 // store the order with its deadlines and history, dropping the

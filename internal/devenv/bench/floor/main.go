@@ -2,7 +2,7 @@
 // for two of Souk's operations, measured beside Souk in the same run.
 //
 // It answers GetOrder and AdjustOrderPrice over the same gRPC, pgx and
-// go-redis, with the same SQL as pgbench's run of each: the order's five
+// go-redis, with the same SQL as pgbench's run of each: the order's six
 // statements in one pipeline, and for the price change a Redis lock (SET
 // NX, released by a compare-and-delete) and the version-checked write with
 // its event in one pipeline. It does nothing else: no authentication,
@@ -47,6 +47,10 @@ import (
 // read is the whole order, as pgbench reads it.
 var read = []string{
 	`SELECT * FROM orders WHERE id = $1::uuid`,
+	`SELECT oc.order_id, r.state, r.terms, c.ends_at, ARRAY(SELECT o2.order_id FROM order_coupons o2 JOIN orders x ON x.id = o2.order_id
+  WHERE o2.coupon_id = oc.coupon_id AND o2.checkout_id = oc.checkout_id AND o2.order_id <> oc.order_id AND x.status <> 'CANCELLED')
+  FROM order_coupons oc JOIN coupon_redemptions r ON r.coupon_id = oc.coupon_id AND r.checkout_id = oc.checkout_id
+  JOIN coupons c ON c.id = oc.coupon_id WHERE oc.order_id = $1::uuid`,
 	`SELECT kind, due_at FROM order_deadlines WHERE order_id = $1::uuid`,
 	`SELECT * FROM payment_attempts WHERE order_id = $1::uuid ORDER BY created_at, id`,
 	`SELECT * FROM refunds WHERE order_id = $1::uuid ORDER BY created_at, id`,
