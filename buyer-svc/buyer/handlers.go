@@ -57,8 +57,10 @@ func (s *buyerService) Checkout(ctx context.Context, req *buyerv1.CheckoutReques
 		items[i] = &sellerv1.StockItem{ProductId: it.ProductId, Quantity: it.Quantity}
 		parts = append(parts, fmt.Sprintf("%s:%d", it.ProductId, it.Quantity))
 	}
+	named := namedCoupons{platform: req.PlatformCoupon, stores: req.StoreCoupons}
+	parts = append(parts, named.parts()...)
 	if req.IdempotencyKey == "" {
-		return s.checkout(ctx, buyer, checkoutID, req.Items, items)
+		return s.checkout(ctx, buyer, checkoutID, req.Items, items, named)
 	}
 	fresh, err := s.deps.DB.ClaimIdempotencyKey(ctx, "checkout:"+buyer, req.IdempotencyKey, s.pay.Fingerprint(parts...), s.deps.Now())
 	if err != nil {
@@ -74,16 +76,22 @@ func (s *buyerService) Checkout(ctx context.Context, req *buyerv1.CheckoutReques
 			return resp, err
 		}
 	}
-	return s.checkout(ctx, buyer, checkoutID, req.Items, items)
+	return s.checkout(ctx, buyer, checkoutID, req.Items, items, named)
 }
 
-// checkout reserves a cart's stock under checkoutID and stores its orders.
-func (s *buyerService) checkout(ctx context.Context, buyer, checkoutID string, cart []*buyerv1.CheckoutItem, items []*sellerv1.StockItem) (*buyerv1.CheckoutResponse, error) {
+// checkout reserves a cart's stock under checkoutID and stores its orders
+// with the coupons named (reserved in the same transaction).
+func (s *buyerService) checkout(ctx context.Context, buyer, checkoutID string, cart []*buyerv1.CheckoutItem, items []*sellerv1.StockItem,
+	named namedCoupons) (*buyerv1.CheckoutResponse, error) {
+	coupons, err := s.resolveCoupons(ctx, named)
+	if err != nil {
+		return nil, err
+	}
 	res, err := s.catalog.ReserveStock(ctx, &sellerv1.ReserveStockRequest{CheckoutId: checkoutID, Items: items})
 	if err != nil {
 		return nil, err
 	}
-	orders, err := s.buildOrders(buyer, checkoutID, cart, res.Products)
+	orders, err := s.buildOrders(buyer, checkoutID, cart, res.Products, coupons)
 	if err == nil {
 		err = s.deps.DB.CreateOrders(ctx, orders)
 	}
@@ -124,7 +132,7 @@ func (s *buyerService) storedCheckout(ctx context.Context, buyer, checkoutID str
 // buildOrders groups the cart by seller. An order's shipping fee is the
 // highest of its products' fees, and its handling time and buyer
 // protection the longest.
-func (s *buyerService) buildOrders(buyer, checkoutID string, cart []*buyerv1.CheckoutItem, products []*sellerv1.Product) ([]*order.Order, error) {
+func (s *buyerService) buildOrders(buyer, checkoutID string, cart []*buyerv1.CheckoutItem, products []*sellerv1.Product, coupons cartCoupons) ([]*order.Order, error) {
 	if len(products) != len(cart) {
 		return nil, fmt.Errorf("catalog answered %d products for %d items", len(products), len(cart))
 	}
@@ -148,6 +156,9 @@ func (s *buyerService) buildOrders(buyer, checkoutID string, cart []*buyerv1.Che
 		g.ShippingFee = max(g.ShippingFee, p.ShippingFee.AmountMinor)
 		g.HandlingDays = max(g.HandlingDays, int(p.HandlingDays))
 		g.ProtectionDays = max(g.ProtectionDays, int(p.ProtectionDays))
+	}
+	if err := coupons.apply(sellers, groups); err != nil {
+		return nil, err
 	}
 	orders := make([]*order.Order, 0, len(sellers))
 	for _, sid := range sellers {

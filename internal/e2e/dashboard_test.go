@@ -478,3 +478,60 @@ func TestDashboardKeepsAClickThroughALiveRedraw(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	b.do("still the order", 2*time.Second, chromedp.WaitVisible(`#order-status`, chromedp.ByQuery))
 }
+
+// TestDashboardCoupons: a store creates a coupon in the dashboard, pauses
+// it (a buyer's checkout naming it is refused) and resumes it; a buyer's
+// checkout uses it, and the order page shows the discount on its line,
+// funded by the store; the coupon list counts the checkout holding it.
+func TestDashboardCoupons(t *testing.T) {
+	s := startSystem(t, 1, nil)
+	lamp := s.product("store-c", "Lamp", 1500, 200, 100)
+	b := newBrowser(t)
+	base := "http://" + s.sellers[0].HTTPAddr()
+	b.do("open", 15*time.Second, chromedp.Navigate(base+"/"), chromedp.WaitVisible(`textarea[name=token]`, chromedp.ByQuery))
+	b.submit("Sign in to your store", map[string]string{"token": s.token(auth.RoleSeller, "store-c")}, "")
+	b.do("orders", 10*time.Second, chromedp.WaitVisible(`[data-tab=PENDING_PAYMENT]`, chromedp.ByQuery))
+
+	b.do("the coupons page", 10*time.Second, chromedp.Click(`a[data-nav=coupons]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`form[aria-label="New coupon"]`, chromedp.ByQuery))
+	b.submit("New coupon", map[string]string{"code": "WELCOME10", "percent": "10", "per_buyer_limit": "1"}, "")
+	b.do("the coupon is listed", 10*time.Second, chromedp.WaitVisible(`tr[data-coupon=WELCOME10]`, chromedp.ByQuery))
+	b.waitText(`tr[data-coupon=WELCOME10] .coupon-state`, "active", 2*time.Second)
+	b.shoot("coupons")
+
+	checkout := func() (*buyerv1.CheckoutResponse, error) {
+		return s.buyer.Checkout(as(s.token(auth.RoleBuyer, "alice")), &buyerv1.CheckoutRequest{
+			Items: []*buyerv1.CheckoutItem{{ProductId: lamp.Id, Quantity: 1}}, StoreCoupons: map[string]string{"store-c": "welcome10"}})
+	}
+	b.do("pause it", 5*time.Second, chromedp.Click(`button[data-toggle=WELCOME10]`, chromedp.ByQuery))
+	b.waitText(`tr[data-coupon=WELCOME10] .coupon-state`, "paused", 5*time.Second)
+	if _, err := checkout(); reasonOf(err).Reason != "COUPON_NOT_APPLICABLE" {
+		t.Fatalf("a checkout naming a paused coupon: %v", err)
+	}
+	b.do("resume it", 5*time.Second, chromedp.Click(`button[data-toggle=WELCOME10]`, chromedp.ByQuery))
+	b.waitText(`tr[data-coupon=WELCOME10] .coupon-state`, "active", 5*time.Second)
+	resp, err := checkout()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := resp.Orders[0]
+	if o.Total.AmountMinor != 1500-150+200 {
+		t.Fatalf("total %v, want 15.00 - 1.50 + 2.00", o.Total)
+	}
+
+	b.do("the order page", 10*time.Second, chromedp.Navigate(base+"/dashboard/#/orders/"+o.Id),
+		chromedp.WaitVisible(`tr.discount[data-coupon=WELCOME10]`, chromedp.ByQuery))
+	if got := b.text(`tr.discount[data-coupon=WELCOME10] td.num`); got != "−$1.50" {
+		t.Fatalf("the line's discount shows %q", got)
+	}
+	if got := b.text(`tr.discount[data-coupon=WELCOME10] td`); !strings.Contains(got, "funded by your store") {
+		t.Fatalf("the line's discount says %q", got)
+	}
+	b.waitText("#coupon-discount", "−$1.50", 2*time.Second)
+	b.waitText("#order-total", "$15.50", 2*time.Second)
+	b.shoot("order-coupon")
+
+	b.do("back to the coupons", 10*time.Second, chromedp.Navigate(base+"/dashboard/#/coupons"),
+		chromedp.WaitVisible(`tr[data-coupon=WELCOME10]`, chromedp.ByQuery))
+	b.waitText(`tr[data-coupon=WELCOME10] .reserved`, "1", 3*time.Second)
+}

@@ -110,11 +110,10 @@ func Order(o *order.Order, full bool) *orderv1.Order {
 				AddedAt: Time(ev.At), MessageIds: ev.MessageIDs})
 		}
 	}
-	for _, it := range o.Items() {
-		p.Items = append(p.Items, &orderv1.LineItem{
-			ProductId: it.ProductID, Title: it.Title, Quantity: it.Quantity,
-			UnitPrice: Money(it.UnitPrice, cur), Subtotal: Money(it.Subtotal(), cur),
-		})
+	p.Items = LineItems(o.Items(), cur)
+	if d := o.CouponDiscount(); d > 0 {
+		p.CouponDiscount, p.StoreFunded = Money(d, cur), Money(o.StoreFunded(), cur)
+		p.Coupons = OrderCoupons(o, cur)
 	}
 	if s := o.Shipment(); s != nil {
 		p.Shipment = &orderv1.Shipment{Carrier: s.Carrier, TrackingNumber: s.TrackingNumber, TrackingUrl: s.TrackingURL, ShippedAt: Time(s.ShippedAt)}
@@ -351,6 +350,8 @@ func FeedEvent(e *events.Event) *orderv1.OrderEvent {
 	case strings.HasPrefix(e.Kind, "refund_"):
 		p.Detail = &orderv1.OrderEvent_Refund{Refund: &orderv1.RefundEventDetail{RefundId: d.RefundID,
 			Amount: Money(d.Amount, cur), PaymentAttemptId: d.AttemptID}}
+	case strings.HasPrefix(e.Kind, "coupon_"):
+		p.Detail = &orderv1.OrderEvent_Coupon{Coupon: &orderv1.CouponEventDetail{CouponId: d.CouponID, Code: d.Coupon, Amount: Money(d.Amount, cur)}}
 	case e.Kind == "offer_made":
 		p.Detail = &orderv1.OrderEvent_Offer{Offer: &orderv1.OfferEventDetail{Kind: offerKinds[order.OfferKind(d.OfferKind)],
 			Amount: Money(d.Amount, cur), Note: d.Text}}

@@ -124,6 +124,7 @@ var reasons = []struct {
 	{catalog.ErrOutOfStock, "OUT_OF_STOCK"},
 	{order.ErrConflict, "CONFLICT"},
 	{order.ErrTooMany, "TOO_MANY"},
+	{order.ErrCouponNotApplicable, "COUPON_NOT_APPLICABLE"},
 	{order.ErrIllegalTransition, "ILLEGAL_TRANSITION"},
 	{payment.ErrTransient, "PROVIDER_UNAVAILABLE"},
 	{payment.ErrRefused, "PROVIDER_REFUSED"},
@@ -142,8 +143,12 @@ func withDetails(st *status.Status, err error) *status.Status {
 		details = append(details, &errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: fe.Field, Description: fe.Msg}}})
 	}
 	var unpaid *postgres.UnpaidLimitError
+	var coupon *postgres.CouponRefusedError
 	info := &errdetails.ErrorInfo{Domain: ErrorDomain}
 	switch {
+	case errors.As(err, &coupon):
+		// COUPON_EXHAUSTED, COUPON_PER_BUYER, COUPON_ENDED, ...
+		info.Reason = "COUPON_" + strings.ToUpper(coupon.Reason)
 	case errors.As(err, &unpaid):
 		info.Reason = "UNPAID_LIMIT"
 		info.Metadata = map[string]string{"max_orders": strconv.FormatInt(unpaid.Limits.Orders, 10), "max_units": strconv.FormatInt(unpaid.Limits.Units, 10)}

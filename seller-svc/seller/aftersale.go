@@ -101,6 +101,9 @@ func (s *sellerService) GetSellerStats(ctx context.Context, _ *sellerv1.GetSelle
 		return out
 	}
 	resp.OpenCancellationRequests, resp.OpenDisputes = cases(st.OpenCancellations), cases(st.OpenDisputes)
+	for _, m := range st.StoreFunded {
+		resp.StoreFundedDiscounts = append(resp.StoreFundedDiscounts, protoconv.Money(m.Amount, m.Currency))
+	}
 	for _, m := range st.RefundAmounts {
 		resp.RefundsInFlightAmounts = append(resp.RefundsInFlightAmounts, protoconv.Money(m.Amount, m.Currency))
 	}

@@ -204,19 +204,36 @@ type catalogService struct {
 
 // ReserveStock takes stock for a checkout, all or nothing.
 func (c *catalogService) ReserveStock(ctx context.Context, req *sellerv1.ReserveStockRequest) (*sellerv1.ReserveStockResponse, error) {
-	items := make([]postgres.StockItem, len(req.Items))
-	for i, it := range req.Items {
-		items[i] = postgres.StockItem{ProductID: it.ProductId, Quantity: it.Quantity}
-	}
-	ps, err := c.deps.DB.Reserve(ctx, req.CheckoutId, items, c.deps.Now())
+	ps, err := c.deps.DB.Reserve(ctx, req.CheckoutId, stockItems(req.Items), c.deps.Now())
 	if err != nil {
 		return nil, err
 	}
-	resp := &sellerv1.ReserveStockResponse{}
-	for _, p := range ps {
-		resp.Products = append(resp.Products, protoconv.Product(p))
+	return &sellerv1.ReserveStockResponse{Products: products(ps)}, nil
+}
+
+// QuoteProducts prices products without reserving them.
+func (c *catalogService) QuoteProducts(ctx context.Context, req *sellerv1.QuoteProductsRequest) (*sellerv1.QuoteProductsResponse, error) {
+	ps, err := c.deps.DB.Quote(ctx, stockItems(req.Items))
+	if err != nil {
+		return nil, err
 	}
-	return resp, nil
+	return &sellerv1.QuoteProductsResponse{Products: products(ps)}, nil
+}
+
+func stockItems(req []*sellerv1.StockItem) []postgres.StockItem {
+	items := make([]postgres.StockItem, len(req))
+	for i, it := range req {
+		items[i] = postgres.StockItem{ProductID: it.ProductId, Quantity: it.Quantity}
+	}
+	return items
+}
+
+func products(ps []catalog.Product) []*sellerv1.Product {
+	out := make([]*sellerv1.Product, len(ps))
+	for i, p := range ps {
+		out[i] = protoconv.Product(p)
+	}
+	return out
 }
 
 // ReleaseStock gives a checkout's reserved stock back.

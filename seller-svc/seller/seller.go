@@ -77,6 +77,7 @@ func (m *Main) Open(ctx context.Context) error {
 				sellerv1.CatalogService_ServiceDesc.ServiceName:           {auth.RoleService},
 				sellerv1.DisputeResolutionService_ServiceDesc.ServiceName: {auth.RoleAdmin},
 				sellerv1.RefundResolutionService_ServiceDesc.ServiceName:  {auth.RoleAdmin},
+				sellerv1.CouponAdminService_ServiceDesc.ServiceName:       {auth.RoleAdmin},
 				eventsv1.OrderEventService_ServiceDesc.ServiceName:        {auth.RoleService},
 			},
 		},
@@ -95,17 +96,20 @@ func (m *Main) Open(ctx context.Context) error {
 			GRPCAddr: m.cfg.InternalGRPCAddr, HTTPAddr: m.cfg.InternalHTTPAddr,
 			Pages: map[string]http.Handler{"GET /metrics": deps.Metrics.Handler()},
 			Services: []string{sellerv1.CatalogService_ServiceDesc.ServiceName, sellerv1.DisputeResolutionService_ServiceDesc.ServiceName,
-				sellerv1.RefundResolutionService_ServiceDesc.ServiceName, eventsv1.OrderEventService_ServiceDesc.ServiceName},
+				sellerv1.RefundResolutionService_ServiceDesc.ServiceName, sellerv1.CouponAdminService_ServiceDesc.ServiceName,
+				eventsv1.OrderEventService_ServiceDesc.ServiceName},
 			Register: func(g *grpc.Server) {
 				sellerv1.RegisterCatalogServiceServer(g, &catalogService{deps: deps})
 				sellerv1.RegisterDisputeResolutionServiceServer(g, &disputeService{deps: deps})
 				sellerv1.RegisterRefundResolutionServiceServer(g, &refundService{deps: deps})
+				sellerv1.RegisterCouponAdminServiceServer(g, &couponAdmin{deps: deps})
 				eventsv1.RegisterOrderEventServiceServer(g, &eventService{deps: deps})
 			},
 			Gateway: []server.GatewayRegistrar{
 				sellerv1.RegisterCatalogServiceHandlerFromEndpoint,
 				sellerv1.RegisterDisputeResolutionServiceHandlerFromEndpoint,
 				sellerv1.RegisterRefundResolutionServiceHandlerFromEndpoint,
+				sellerv1.RegisterCouponAdminServiceHandlerFromEndpoint,
 				eventsv1.RegisterOrderEventServiceHandlerFromEndpoint,
 			},
 		},

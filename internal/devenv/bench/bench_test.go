@@ -62,7 +62,7 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("%s at c=%d: CPU per operation %v, of the no-op %v, of pgbench's run %v", row.Op, row.C, row.CPU, row.NoopCPU, row.SQLCPU)
 		}
 	}
-	for _, op := range []string{"GetOrder", "ListOrders", "Checkout (spread)", "Checkout (hot)", "AdjustOrderPrice", "PayOrder", "ShipOrder"} {
+	for _, op := range []string{"GetOrder", "ListOrders", "Checkout (spread)", "Checkout (hot)", "Checkout (hot coupon)", "AdjustOrderPrice", "PayOrder", "ShipOrder"} {
 		if !ops[op] {
 			t.Errorf("no row for %s", op)
 		}

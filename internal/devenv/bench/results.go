@@ -45,6 +45,7 @@ func (r *Results) Markdown() string {
 	}
 	writeCPU(&s, r.Rows)
 	writeFloor(&s, r.Rows)
+	writeCoupon(&s, r.Rows)
 	s.WriteString("\n## Plans\n\n")
 	switch {
 	case !r.PlansTracked:
@@ -79,6 +80,30 @@ func (r *Results) Markdown() string {
 		writeLag(&s, t)
 	}
 	return s.String()
+}
+
+// writeCoupon compares checkouts that all redeem one platform coupon with
+// checkouts of no coupon, at each concurrency.
+func writeCoupon(s *strings.Builder, rows []Row) {
+	plain := map[int]Row{}
+	for _, r := range rows {
+		if r.Op == "Checkout (spread)" {
+			plain[r.C] = r
+		}
+	}
+	first := true
+	for _, r := range rows {
+		p, ok := plain[r.C]
+		if r.Op != "Checkout (hot coupon)" || !ok || p.RPS <= 0 {
+			continue
+		}
+		if first {
+			s.WriteString("\n## One hot coupon\n\nCheckouts that all redeem the same platform coupon (its row locked in each order's " +
+				"transaction) against checkouts without one, same products:\n\n| c | with the coupon ops/s | without ops/s | ratio | p99 with | p99 without |\n|---:|---:|---:|---:|---:|---:|\n")
+			first = false
+		}
+		fmt.Fprintf(s, "| %d | %.0f | %.0f | %.2f | %s | %s |\n", r.C, r.RPS, p.RPS, r.RPS/p.RPS, ms(r.P99), ms(p.P99))
+	}
 }
 
 func writeLag(s *strings.Builder, d *Deadlines) {

@@ -216,6 +216,13 @@ func (b *bench) seed(ctx context.Context) error {
 				return err
 			}
 		}
+		// One platform coupon every "hot coupon" checkout redeems: each
+		// locks its row in the transaction that stores the order.
+		if _, err := db.Pool().Exec(ctx, `INSERT INTO coupons (id, code, source, kind, currency, amount_minor, starts_at, ends_at)
+			VALUES (md5('hot-coupon')::uuid, $1, 'PLATFORM', 'AMOUNT_OFF', 'USD', 100, now() - interval '1 hour', now() + interval '30 days')`,
+			hotCoupon); err != nil {
+			return err
+		}
 		for _, first := range []int{b.pools.get, b.pools.adjust, b.pools.pay} {
 			if err := makeOrders(ctx, db, first, size, 20*24*time.Hour); err != nil {
 				return err
@@ -460,6 +467,11 @@ func (b *bench) ops() []op {
 			request: func(base, i int) proto.Message {
 				return &buyerv1.CheckoutRequest{IdempotencyKey: fmt.Sprintf("bench-h-%d", base+i),
 					Items: []*buyerv1.CheckoutItem{{ProductId: benchID("p", 0), Quantity: 1}}}
+			}},
+		{name: "Checkout (hot coupon)", call: "souk.buyer.v1.BuyerService.Checkout", sql: checkoutCouponSQL,
+			request: func(base, i int) proto.Message {
+				return &buyerv1.CheckoutRequest{IdempotencyKey: fmt.Sprintf("bench-hc-%d", base+i), PlatformCoupon: hotCoupon,
+					Items: []*buyerv1.CheckoutItem{{ProductId: benchID("p", 1+(base+i)%spread), Quantity: 1}}}
 			}},
 		{name: "AdjustOrderPrice", call: "souk.seller.v1.SellerService.AdjustOrderPrice", seller: true, pool: b.pools.adjust, floor: true,
 			sql: adjustSQL(b.pools.adjust, b.pools.size),

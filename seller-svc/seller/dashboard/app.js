@@ -338,6 +338,7 @@ function route() {
   }
   if (name === 'orders' && id) orderPage(id);
   else if (name === 'catalog') catalogPage();
+  else if (name === 'coupons') couponsPage();
   else if (name === 'figures') figuresPage();
   else ordersPage();
 }
@@ -480,11 +481,18 @@ function summary(o) {
     h('p', {}, 'Buyer ', h('strong', {}, o.buyer_id), ' · placed ', when(o.created_at)),
     h('table', {}, h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Item'), h('th', { class: 'num', scope: 'col' }, 'Qty'),
       h('th', { class: 'num', scope: 'col' }, 'Unit price'), h('th', { class: 'num', scope: 'col' }, 'Subtotal'))),
-    h('tbody', {}, (o.items || []).map((it) => h('tr', {}, h('td', {}, it.title), h('td', { class: 'num' }, it.quantity),
-      h('td', { class: 'num' }, money(it.unit_price)), h('td', { class: 'num' }, money(it.subtotal)))))),
+    h('tbody', {}, (o.items || []).flatMap((it) => [h('tr', {}, h('td', {}, it.title), h('td', { class: 'num' }, it.quantity),
+      h('td', { class: 'num' }, money(it.unit_price)), h('td', { class: 'num' }, money(it.subtotal))),
+    ...(it.discounts || []).map((d) => h('tr', { class: 'discount', 'data-coupon': d.code },
+      h('td', { colspan: 3 }, `Coupon ${d.code} `, h('span', { class: 'muted' }, d.source === 'COUPON_SOURCE_STORE' ? '(funded by your store)' : '(funded by the platform)')),
+      h('td', { class: 'num' }, '−' + money(d.amount))))]))),
     h('div', { class: 'totals' },
       h('div', {}, h('span', {}, 'Items'), h('span', {}, money(o.items_total))),
       h('div', {}, h('span', {}, 'Shipping'), h('span', { id: 'shipping-fee' }, money(o.shipping_fee))),
+      o.coupon_discount && Number(o.coupon_discount.amount_minor) ? h('div', {}, h('span', {}, 'Coupons'),
+        h('span', { id: 'coupon-discount' }, '−' + money(o.coupon_discount))) : null,
+      o.store_funded && Number(o.store_funded.amount_minor) ? h('div', { class: 'muted' }, h('span', {}, 'of which your store funds'),
+        h('span', { id: 'store-funded' }, money(o.store_funded))) : null,
       o.discount && Number(o.discount.amount_minor) ? h('div', {}, h('span', {}, 'Discount'), h('span', {}, '−' + money(o.discount))) : null,
       h('div', { class: 'total' }, h('span', {}, 'Total'), h('span', { id: 'order-total' }, money(o.total)))),
     (o.deadlines || []).length ? h('ul', { class: 'deadlines' }, o.deadlines.map((d) => h('li', {}, countdown(d)))) : null,
@@ -673,6 +681,115 @@ async function catalogPage() {
   await load().catch(showPageError);
 }
 
+// ---- coupons ----
+
+const localTime = (ts) => {
+  const d = new Date(ts);
+  return new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+};
+
+function couponValue(c) {
+  if (c.kind === 'COUPON_KIND_PERCENT_OFF') return `${c.percent} % off` + (c.cap ? ` (at most ${money(c.cap)})` : '');
+  return money(c.amount) + ' off';
+}
+
+function couponState(c) {
+  if (c.paused) return 'paused';
+  const now = Date.now();
+  if (now < new Date(c.starts_at).getTime()) return 'scheduled';
+  if (now >= new Date(c.ends_at).getTime()) return 'ended';
+  return 'active';
+}
+
+async function couponsPage() {
+  state.view = { name: 'coupons', reload: () => {} };
+  let editing = null;
+  let products = [];
+  const list = h('div', { class: 'card' });
+  const holder = h('div');
+  main.replaceChildren(h('h1', {}, 'Coupons'), holder, list);
+  async function load() {
+    const r = await api('GET', '/v1/coupons');
+    const uses = r.coupons || [];
+    list.replaceChildren(uses.length ? h('table', { class: 'orders', 'aria-label': 'Your coupons' },
+      h('thead', {}, h('tr', {}, ...['Code', 'Takes', 'Valid', 'Limit', 'Holding', 'Used', 'Given back', 'Cost', 'State', ''].map((c) => h('th', { scope: 'col' }, c)))),
+      h('tbody', {}, uses.map((u) => {
+        const c = u.coupon;
+        const st = couponState(c);
+        return h('tr', { 'data-coupon': c.code },
+          h('td', { 'data-label': 'Code' }, h('strong', {}, c.code)), h('td', { 'data-label': 'Takes' }, couponValue(c)),
+          h('td', { 'data-label': 'Valid' }, when(c.starts_at), ' – ', when(c.ends_at)),
+          h('td', { 'data-label': 'Limit' }, Number(c.redemption_limit || 0) ? c.redemption_limit : 'none',
+            Number(c.per_buyer_limit || 0) ? ` (${c.per_buyer_limit} a buyer)` : ''),
+          h('td', { 'data-label': 'Holding', class: 'reserved' }, u.reserved || '0'), h('td', { 'data-label': 'Used', class: 'consumed' }, u.consumed || '0'),
+          h('td', { 'data-label': 'Given back' }, u.released || '0'), h('td', { 'data-label': 'Cost' }, money(u.cost)),
+          h('td', { 'data-label': 'State' }, h('span', { class: 'status coupon-state' }, st)),
+          h('td', {}, h('button', { type: 'button', class: 'link', onclick: () => { editing = c; draw(); } }, 'Edit ', h('span', { class: 'visually-hidden' }, c.code)),
+            ' ', h('button', { type: 'button', class: 'link', 'data-toggle': c.code, onclick: async () => {
+              await api('PATCH', '/v1/coupons/' + c.id, { coupon: { ...c, paused: !c.paused } });
+              load();
+            } }, c.paused ? 'Resume' : 'Pause', h('span', { class: 'visually-hidden' }, ' ' + c.code))));
+      }))) : h('p', { class: 'muted' }, 'No coupons yet.'));
+  }
+  function draw() {
+    const c = editing;
+    const cur = c ? c.amount.currency : 'USD';
+    const percent = !c || c.kind === 'COUPON_KIND_PERCENT_OFF';
+    const now = new Date();
+    holder.replaceChildren(form({
+      title: c ? `Edit ${c.code}` : 'New coupon',
+      act: async (v) => {
+        const currency = v.currency || cur;
+        const kind = v.kind;
+        const coupon = {
+          code: c ? c.code : v.code.trim(), kind,
+          percent: kind === 'COUPON_KIND_PERCENT_OFF' ? Number(v.percent) : 0,
+          amount: kind === 'COUPON_KIND_AMOUNT_OFF' ? toMoney(v.amount, currency, 'coupon.amount') : { amount_minor: '0', currency },
+          min_subtotal: toMoney(v.min_subtotal || '0', currency, 'coupon.min_subtotal'),
+          starts_at: new Date(v.starts_at).toISOString(), ends_at: new Date(v.ends_at).toISOString(),
+          redemption_limit: v.redemption_limit || '0', per_buyer_limit: v.per_buyer_limit || '0',
+          first_order_only: v.first_order_only === 'on', paused: c ? c.paused : false,
+          product_ids: Object.keys(v).filter((k) => k.startsWith('product:')).map((k) => k.slice(8)),
+        };
+        if (kind === 'COUPON_KIND_PERCENT_OFF' && v.cap) coupon.cap = toMoney(v.cap, currency, 'coupon.cap');
+        if (c) await api('PATCH', '/v1/coupons/' + c.id, { coupon: { ...coupon, id: c.id } });
+        else await api('POST', '/v1/coupons', { coupon });
+        editing = null; draw(); load();
+      },
+      buttons: [h('button', { type: 'submit' }, c ? 'Save' : 'Create the coupon'),
+        c ? h('button', { type: 'button', class: 'secondary', onclick: () => { editing = null; draw(); } }, 'Cancel') : null].filter(Boolean),
+    },
+    h('div', { class: 'row' },
+      field('Code', input('code', { field: 'coupon.code', required: true, value: c ? c.code : '', disabled: !!c, autocapitalize: 'characters' })),
+      field('Takes', h('select', { name: 'kind', 'data-field': 'coupon.kind' },
+        h('option', { value: 'COUPON_KIND_PERCENT_OFF', selected: percent }, 'a percentage off'),
+        h('option', { value: 'COUPON_KIND_AMOUNT_OFF', selected: !percent }, 'an amount off'))),
+      c ? null : field('Currency', h('select', { name: 'currency', 'data-field': 'coupon.amount.currency' }, ...['USD', 'EUR', 'GBP', 'JPY', 'CNY', 'RUB', 'BRL'].map((x) => h('option', { value: x }, x))))),
+    h('div', { class: 'row' },
+      field('Percent (1–100)', input('percent', { field: 'coupon.percent', type: 'number', min: 1, max: 100, value: c ? c.percent : 10 })),
+      field('Amount', input('amount', { field: 'coupon.amount', inputmode: 'decimal', value: c && !percent ? decimal(c.amount) : '' })),
+      field('At most (optional)', input('cap', { field: 'coupon.cap', inputmode: 'decimal', value: c && c.cap ? decimal(c.cap) : '' })),
+      field('Minimum order', input('min_subtotal', { field: 'coupon.min_subtotal', inputmode: 'decimal', value: c && c.min_subtotal ? decimal(c.min_subtotal) : '0' }))),
+    h('div', { class: 'row' },
+      field('From', input('starts_at', { field: 'coupon.starts_at', type: 'datetime-local', required: true, value: localTime(c ? c.starts_at : now) })),
+      field('Until', input('ends_at', { field: 'coupon.ends_at', type: 'datetime-local', required: true,
+        value: localTime(c ? c.ends_at : new Date(now.getTime() + 7 * 864e5)) })),
+      field('Uses in all (0: no limit)', input('redemption_limit', { field: 'coupon.redemption_limit', type: 'number', min: 0, value: c ? c.redemption_limit || 0 : 0 })),
+      field('Uses a buyer (0: no limit)', input('per_buyer_limit', { field: 'coupon.per_buyer_limit', type: 'number', min: 0, value: c ? c.per_buyer_limit || 0 : 1 }))),
+    h('div', { class: 'field' }, h('label', { class: 'check' }, input('first_order_only', { type: 'checkbox', checked: !!(c && c.first_order_only) }), ' First order only')),
+    products.length ? h('fieldset', { class: 'field' }, h('legend', {}, 'Products (none ticked: the whole store)'),
+      ...products.map((p) => h('label', { class: 'check' }, input('product:' + p.id, { type: 'checkbox', checked: !!(c && (c.product_ids || []).includes(p.id)) }), ' ', p.title))) : null));
+  }
+  try {
+    products = (await api('GET', '/v1/products?page_size=50')).products || [];
+  } catch (err) {
+    showPageError(err);
+    return;
+  }
+  draw();
+  await load().catch(showPageError);
+}
+
 // ---- figures ----
 
 async function figuresPage() {
@@ -688,7 +805,9 @@ async function figuresPage() {
           h('p', {}, 'Cancellation rate (your fault): ', h('strong', { id: 'cancel-rate' }, (Number(st.cancellation_rate_bp || 0) / 100).toFixed(2) + ' %'),
             h('span', { class: 'muted' }, ` of ${st.paid_orders || 0} paid orders`)),
           h('p', {}, 'Open cancellation requests: ', st.open_cancellation_request_count || 0, ' · open disputes: ', st.open_dispute_count || 0),
-          h('p', {}, 'Refunds in flight: ', st.refunds_in_flight || 0, ' ', (st.refunds_in_flight_amounts || []).map(money).join(', ')))),
+          h('p', {}, 'Refunds in flight: ', st.refunds_in_flight || 0, ' ', (st.refunds_in_flight_amounts || []).map(money).join(', ')),
+          h('p', {}, 'Your coupons took off paid orders: ', h('span', { id: 'store-funded-total' },
+            (st.store_funded_discounts || []).map(money).join(', ') || 'nothing')))),
       h('section', { class: 'card', 'aria-label': 'Last 30 days' }, h('h2', {}, 'Orders and revenue, last 30 days'),
         chart(days, cur),
         h('table', { class: 'visually-hidden' }, h('tbody', {}, days.map((d) => h('tr', {}, h('td', {}, d.date), h('td', {}, d.orders || 0), h('td', {}, (d.revenue || []).map(money).join(', '))))))));

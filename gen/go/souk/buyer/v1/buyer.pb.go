@@ -91,8 +91,15 @@ type CheckoutRequest struct {
 	// (and reserving stock for) them again. The same key with another cart
 	// is refused.
 	IdempotencyKey string `protobuf:"bytes,2,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// A platform coupon's code (or a granted coupon's), at most one per
+	// checkout.
+	PlatformCoupon string `protobuf:"bytes,3,opt,name=platform_coupon,json=platformCoupon,proto3" json:"platform_coupon,omitempty"`
+	// A store coupon's code per store (seller id to code), at most one per
+	// order. Coupons apply in a fixed order whatever order they are named
+	// in: the store's, then the platform's.
+	StoreCoupons  map[string]string `protobuf:"bytes,4,rep,name=store_coupons,json=storeCoupons,proto3" json:"store_coupons,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CheckoutRequest) Reset() {
@@ -137,6 +144,20 @@ func (x *CheckoutRequest) GetIdempotencyKey() string {
 		return x.IdempotencyKey
 	}
 	return ""
+}
+
+func (x *CheckoutRequest) GetPlatformCoupon() string {
+	if x != nil {
+		return x.PlatformCoupon
+	}
+	return ""
+}
+
+func (x *CheckoutRequest) GetStoreCoupons() map[string]string {
+	if x != nil {
+		return x.StoreCoupons
+	}
+	return nil
 }
 
 // CheckoutResponse holds the orders the checkout created, one per seller.
@@ -194,6 +215,348 @@ func (x *CheckoutResponse) GetOrders() []*v1.Order {
 	return nil
 }
 
+// PreviewCheckoutRequest is a cart and its coupons, to be priced.
+type PreviewCheckoutRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The items, each product at most once.
+	Items []*CheckoutItem `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	// A platform coupon's code (or a granted coupon's), at most one per
+	// checkout.
+	PlatformCoupon string `protobuf:"bytes,3,opt,name=platform_coupon,json=platformCoupon,proto3" json:"platform_coupon,omitempty"`
+	// A store coupon's code per store (seller id to code), at most one per
+	// order. Coupons apply in a fixed order whatever order they are named
+	// in: the store's, then the platform's.
+	StoreCoupons  map[string]string `protobuf:"bytes,4,rep,name=store_coupons,json=storeCoupons,proto3" json:"store_coupons,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PreviewCheckoutRequest) Reset() {
+	*x = PreviewCheckoutRequest{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PreviewCheckoutRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PreviewCheckoutRequest) ProtoMessage() {}
+
+func (x *PreviewCheckoutRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PreviewCheckoutRequest.ProtoReflect.Descriptor instead.
+func (*PreviewCheckoutRequest) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *PreviewCheckoutRequest) GetItems() []*CheckoutItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+func (x *PreviewCheckoutRequest) GetPlatformCoupon() string {
+	if x != nil {
+		return x.PlatformCoupon
+	}
+	return ""
+}
+
+func (x *PreviewCheckoutRequest) GetStoreCoupons() map[string]string {
+	if x != nil {
+		return x.StoreCoupons
+	}
+	return nil
+}
+
+// PreviewOrder is one store's order as Checkout would create it.
+type PreviewOrder struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The store.
+	SellerId string `protobuf:"bytes,1,opt,name=seller_id,json=sellerId,proto3" json:"seller_id,omitempty"`
+	// The lines, with their discounts.
+	Items []*v1.LineItem `protobuf:"bytes,2,rep,name=items,proto3" json:"items,omitempty"`
+	// The shipping fee.
+	ShippingFee *v1.Money `protobuf:"bytes,3,opt,name=shipping_fee,json=shippingFee,proto3" json:"shipping_fee,omitempty"`
+	// The sum of the lines' subtotals.
+	ItemsTotal *v1.Money `protobuf:"bytes,4,opt,name=items_total,json=itemsTotal,proto3" json:"items_total,omitempty"`
+	// What coupons take off.
+	CouponDiscount *v1.Money `protobuf:"bytes,5,opt,name=coupon_discount,json=couponDiscount,proto3" json:"coupon_discount,omitempty"`
+	// What the buyer would pay.
+	Total         *v1.Money `protobuf:"bytes,6,opt,name=total,proto3" json:"total,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PreviewOrder) Reset() {
+	*x = PreviewOrder{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PreviewOrder) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PreviewOrder) ProtoMessage() {}
+
+func (x *PreviewOrder) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PreviewOrder.ProtoReflect.Descriptor instead.
+func (*PreviewOrder) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *PreviewOrder) GetSellerId() string {
+	if x != nil {
+		return x.SellerId
+	}
+	return ""
+}
+
+func (x *PreviewOrder) GetItems() []*v1.LineItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+func (x *PreviewOrder) GetShippingFee() *v1.Money {
+	if x != nil {
+		return x.ShippingFee
+	}
+	return nil
+}
+
+func (x *PreviewOrder) GetItemsTotal() *v1.Money {
+	if x != nil {
+		return x.ItemsTotal
+	}
+	return nil
+}
+
+func (x *PreviewOrder) GetCouponDiscount() *v1.Money {
+	if x != nil {
+		return x.CouponDiscount
+	}
+	return nil
+}
+
+func (x *PreviewOrder) GetTotal() *v1.Money {
+	if x != nil {
+		return x.Total
+	}
+	return nil
+}
+
+// PreviewCheckoutResponse is the priced cart.
+type PreviewCheckoutResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One order per store, in the order the cart first names them.
+	Orders        []*PreviewOrder `protobuf:"bytes,1,rep,name=orders,proto3" json:"orders,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PreviewCheckoutResponse) Reset() {
+	*x = PreviewCheckoutResponse{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PreviewCheckoutResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PreviewCheckoutResponse) ProtoMessage() {}
+
+func (x *PreviewCheckoutResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PreviewCheckoutResponse.ProtoReflect.Descriptor instead.
+func (*PreviewCheckoutResponse) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *PreviewCheckoutResponse) GetOrders() []*PreviewOrder {
+	if x != nil {
+		return x.Orders
+	}
+	return nil
+}
+
+// ListMyCouponsRequest asks for the buyer's granted coupons.
+type ListMyCouponsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListMyCouponsRequest) Reset() {
+	*x = ListMyCouponsRequest{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListMyCouponsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListMyCouponsRequest) ProtoMessage() {}
+
+func (x *ListMyCouponsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListMyCouponsRequest.ProtoReflect.Descriptor instead.
+func (*ListMyCouponsRequest) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{6}
+}
+
+// MyCoupon is a coupon granted to the buyer.
+type MyCoupon struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The coupon.
+	Coupon *v1.Coupon `protobuf:"bytes,1,opt,name=coupon,proto3" json:"coupon,omitempty"`
+	// How many of the buyer's checkouts hold or used it.
+	Uses          int64 `protobuf:"varint,2,opt,name=uses,proto3" json:"uses,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MyCoupon) Reset() {
+	*x = MyCoupon{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MyCoupon) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MyCoupon) ProtoMessage() {}
+
+func (x *MyCoupon) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MyCoupon.ProtoReflect.Descriptor instead.
+func (*MyCoupon) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *MyCoupon) GetCoupon() *v1.Coupon {
+	if x != nil {
+		return x.Coupon
+	}
+	return nil
+}
+
+func (x *MyCoupon) GetUses() int64 {
+	if x != nil {
+		return x.Uses
+	}
+	return 0
+}
+
+// ListMyCouponsResponse is the buyer's coupons.
+type ListMyCouponsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The coupons.
+	Coupons       []*MyCoupon `protobuf:"bytes,1,rep,name=coupons,proto3" json:"coupons,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListMyCouponsResponse) Reset() {
+	*x = ListMyCouponsResponse{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListMyCouponsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListMyCouponsResponse) ProtoMessage() {}
+
+func (x *ListMyCouponsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListMyCouponsResponse.ProtoReflect.Descriptor instead.
+func (*ListMyCouponsResponse) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ListMyCouponsResponse) GetCoupons() []*MyCoupon {
+	if x != nil {
+		return x.Coupons
+	}
+	return nil
+}
+
 // ListOrdersRequest filters and pages the buyer's orders.
 type ListOrdersRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -213,7 +576,7 @@ type ListOrdersRequest struct {
 
 func (x *ListOrdersRequest) Reset() {
 	*x = ListOrdersRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[3]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -225,7 +588,7 @@ func (x *ListOrdersRequest) String() string {
 func (*ListOrdersRequest) ProtoMessage() {}
 
 func (x *ListOrdersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[3]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -238,7 +601,7 @@ func (x *ListOrdersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrdersRequest.ProtoReflect.Descriptor instead.
 func (*ListOrdersRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{3}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListOrdersRequest) GetStatus() v1.OrderStatus {
@@ -289,7 +652,7 @@ type ListOrdersResponse struct {
 
 func (x *ListOrdersResponse) Reset() {
 	*x = ListOrdersResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[4]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -301,7 +664,7 @@ func (x *ListOrdersResponse) String() string {
 func (*ListOrdersResponse) ProtoMessage() {}
 
 func (x *ListOrdersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[4]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -314,7 +677,7 @@ func (x *ListOrdersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrdersResponse.ProtoReflect.Descriptor instead.
 func (*ListOrdersResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{4}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListOrdersResponse) GetOrders() []*v1.Order {
@@ -342,7 +705,7 @@ type GetOrderRequest struct {
 
 func (x *GetOrderRequest) Reset() {
 	*x = GetOrderRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[5]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -354,7 +717,7 @@ func (x *GetOrderRequest) String() string {
 func (*GetOrderRequest) ProtoMessage() {}
 
 func (x *GetOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[5]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -367,7 +730,7 @@ func (x *GetOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOrderRequest.ProtoReflect.Descriptor instead.
 func (*GetOrderRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{5}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetOrderRequest) GetOrderId() string {
@@ -388,7 +751,7 @@ type GetOrderResponse struct {
 
 func (x *GetOrderResponse) Reset() {
 	*x = GetOrderResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[6]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -400,7 +763,7 @@ func (x *GetOrderResponse) String() string {
 func (*GetOrderResponse) ProtoMessage() {}
 
 func (x *GetOrderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[6]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -413,7 +776,7 @@ func (x *GetOrderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOrderResponse.ProtoReflect.Descriptor instead.
 func (*GetOrderResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{6}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetOrderResponse) GetOrder() *v1.Order {
@@ -441,7 +804,7 @@ type Card struct {
 
 func (x *Card) Reset() {
 	*x = Card{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[7]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -453,7 +816,7 @@ func (x *Card) String() string {
 func (*Card) ProtoMessage() {}
 
 func (x *Card) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[7]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -466,7 +829,7 @@ func (x *Card) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Card.ProtoReflect.Descriptor instead.
 func (*Card) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{7}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Card) GetNumber() string {
@@ -520,7 +883,7 @@ type PayOrderRequest struct {
 
 func (x *PayOrderRequest) Reset() {
 	*x = PayOrderRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[8]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -532,7 +895,7 @@ func (x *PayOrderRequest) String() string {
 func (*PayOrderRequest) ProtoMessage() {}
 
 func (x *PayOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[8]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -545,7 +908,7 @@ func (x *PayOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PayOrderRequest.ProtoReflect.Descriptor instead.
 func (*PayOrderRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{8}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PayOrderRequest) GetOrderId() string {
@@ -639,7 +1002,7 @@ type Wallet struct {
 
 func (x *Wallet) Reset() {
 	*x = Wallet{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[9]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -651,7 +1014,7 @@ func (x *Wallet) String() string {
 func (*Wallet) ProtoMessage() {}
 
 func (x *Wallet) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[9]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -664,7 +1027,7 @@ func (x *Wallet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Wallet.ProtoReflect.Descriptor instead.
 func (*Wallet) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{9}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Wallet) GetAccount() string {
@@ -685,7 +1048,7 @@ type BankTransfer struct {
 
 func (x *BankTransfer) Reset() {
 	*x = BankTransfer{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[10]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -697,7 +1060,7 @@ func (x *BankTransfer) String() string {
 func (*BankTransfer) ProtoMessage() {}
 
 func (x *BankTransfer) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[10]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -710,7 +1073,7 @@ func (x *BankTransfer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BankTransfer.ProtoReflect.Descriptor instead.
 func (*BankTransfer) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{10}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *BankTransfer) GetAccountNumber() string {
@@ -734,7 +1097,7 @@ type PayOrderResponse struct {
 
 func (x *PayOrderResponse) Reset() {
 	*x = PayOrderResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[11]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -746,7 +1109,7 @@ func (x *PayOrderResponse) String() string {
 func (*PayOrderResponse) ProtoMessage() {}
 
 func (x *PayOrderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[11]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -759,7 +1122,7 @@ func (x *PayOrderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PayOrderResponse.ProtoReflect.Descriptor instead.
 func (*PayOrderResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{11}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PayOrderResponse) GetOrder() *v1.Order {
@@ -791,7 +1154,7 @@ type VerifyPaymentRequest struct {
 
 func (x *VerifyPaymentRequest) Reset() {
 	*x = VerifyPaymentRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[12]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -803,7 +1166,7 @@ func (x *VerifyPaymentRequest) String() string {
 func (*VerifyPaymentRequest) ProtoMessage() {}
 
 func (x *VerifyPaymentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[12]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -816,7 +1179,7 @@ func (x *VerifyPaymentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyPaymentRequest.ProtoReflect.Descriptor instead.
 func (*VerifyPaymentRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{12}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *VerifyPaymentRequest) GetOrderId() string {
@@ -853,7 +1216,7 @@ type VerifyPaymentResponse struct {
 
 func (x *VerifyPaymentResponse) Reset() {
 	*x = VerifyPaymentResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[13]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -865,7 +1228,7 @@ func (x *VerifyPaymentResponse) String() string {
 func (*VerifyPaymentResponse) ProtoMessage() {}
 
 func (x *VerifyPaymentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[13]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -878,7 +1241,7 @@ func (x *VerifyPaymentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyPaymentResponse.ProtoReflect.Descriptor instead.
 func (*VerifyPaymentResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{13}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *VerifyPaymentResponse) GetOrder() *v1.Order {
@@ -908,7 +1271,7 @@ type OrderPayment struct {
 
 func (x *OrderPayment) Reset() {
 	*x = OrderPayment{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[14]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -920,7 +1283,7 @@ func (x *OrderPayment) String() string {
 func (*OrderPayment) ProtoMessage() {}
 
 func (x *OrderPayment) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[14]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -933,7 +1296,7 @@ func (x *OrderPayment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderPayment.ProtoReflect.Descriptor instead.
 func (*OrderPayment) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{14}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *OrderPayment) GetOrderId() string {
@@ -971,7 +1334,7 @@ type PayOrdersRequest struct {
 
 func (x *PayOrdersRequest) Reset() {
 	*x = PayOrdersRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[15]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -983,7 +1346,7 @@ func (x *PayOrdersRequest) String() string {
 func (*PayOrdersRequest) ProtoMessage() {}
 
 func (x *PayOrdersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[15]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -996,7 +1359,7 @@ func (x *PayOrdersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PayOrdersRequest.ProtoReflect.Descriptor instead.
 func (*PayOrdersRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{15}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PayOrdersRequest) GetOrders() []*OrderPayment {
@@ -1100,7 +1463,7 @@ type OrderPaymentResult struct {
 
 func (x *OrderPaymentResult) Reset() {
 	*x = OrderPaymentResult{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[16]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1112,7 +1475,7 @@ func (x *OrderPaymentResult) String() string {
 func (*OrderPaymentResult) ProtoMessage() {}
 
 func (x *OrderPaymentResult) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[16]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1125,7 +1488,7 @@ func (x *OrderPaymentResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderPaymentResult.ProtoReflect.Descriptor instead.
 func (*OrderPaymentResult) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{16}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *OrderPaymentResult) GetOrderId() string {
@@ -1183,7 +1546,7 @@ type PayOrdersResponse struct {
 
 func (x *PayOrdersResponse) Reset() {
 	*x = PayOrdersResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[17]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1195,7 +1558,7 @@ func (x *PayOrdersResponse) String() string {
 func (*PayOrdersResponse) ProtoMessage() {}
 
 func (x *PayOrdersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[17]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1208,7 +1571,7 @@ func (x *PayOrdersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PayOrdersResponse.ProtoReflect.Descriptor instead.
 func (*PayOrdersResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{17}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PayOrdersResponse) GetResults() []*OrderPaymentResult {
@@ -1231,7 +1594,7 @@ type ListRefundsRequest struct {
 
 func (x *ListRefundsRequest) Reset() {
 	*x = ListRefundsRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[18]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1243,7 +1606,7 @@ func (x *ListRefundsRequest) String() string {
 func (*ListRefundsRequest) ProtoMessage() {}
 
 func (x *ListRefundsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[18]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1256,7 +1619,7 @@ func (x *ListRefundsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRefundsRequest.ProtoReflect.Descriptor instead.
 func (*ListRefundsRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{18}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListRefundsRequest) GetPageSize() int32 {
@@ -1286,7 +1649,7 @@ type ListRefundsResponse struct {
 
 func (x *ListRefundsResponse) Reset() {
 	*x = ListRefundsResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[19]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1298,7 +1661,7 @@ func (x *ListRefundsResponse) String() string {
 func (*ListRefundsResponse) ProtoMessage() {}
 
 func (x *ListRefundsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[19]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1311,7 +1674,7 @@ func (x *ListRefundsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRefundsResponse.ProtoReflect.Descriptor instead.
 func (*ListRefundsResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{19}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListRefundsResponse) GetRefunds() []*v1.Refund {
@@ -1341,7 +1704,7 @@ type CancelOrderRequest struct {
 
 func (x *CancelOrderRequest) Reset() {
 	*x = CancelOrderRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[20]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1353,7 +1716,7 @@ func (x *CancelOrderRequest) String() string {
 func (*CancelOrderRequest) ProtoMessage() {}
 
 func (x *CancelOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[20]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1366,7 +1729,7 @@ func (x *CancelOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelOrderRequest.ProtoReflect.Descriptor instead.
 func (*CancelOrderRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{20}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CancelOrderRequest) GetOrderId() string {
@@ -1394,7 +1757,7 @@ type CancelOrderResponse struct {
 
 func (x *CancelOrderResponse) Reset() {
 	*x = CancelOrderResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[21]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1406,7 +1769,7 @@ func (x *CancelOrderResponse) String() string {
 func (*CancelOrderResponse) ProtoMessage() {}
 
 func (x *CancelOrderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[21]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1419,7 +1782,7 @@ func (x *CancelOrderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelOrderResponse.ProtoReflect.Descriptor instead.
 func (*CancelOrderResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{21}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CancelOrderResponse) GetOrder() *v1.Order {
@@ -1440,7 +1803,7 @@ type ConfirmReceiptRequest struct {
 
 func (x *ConfirmReceiptRequest) Reset() {
 	*x = ConfirmReceiptRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[22]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1452,7 +1815,7 @@ func (x *ConfirmReceiptRequest) String() string {
 func (*ConfirmReceiptRequest) ProtoMessage() {}
 
 func (x *ConfirmReceiptRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[22]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1465,7 +1828,7 @@ func (x *ConfirmReceiptRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmReceiptRequest.ProtoReflect.Descriptor instead.
 func (*ConfirmReceiptRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{22}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ConfirmReceiptRequest) GetOrderId() string {
@@ -1486,7 +1849,7 @@ type ConfirmReceiptResponse struct {
 
 func (x *ConfirmReceiptResponse) Reset() {
 	*x = ConfirmReceiptResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[23]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1498,7 +1861,7 @@ func (x *ConfirmReceiptResponse) String() string {
 func (*ConfirmReceiptResponse) ProtoMessage() {}
 
 func (x *ConfirmReceiptResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[23]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1511,7 +1874,7 @@ func (x *ConfirmReceiptResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmReceiptResponse.ProtoReflect.Descriptor instead.
 func (*ConfirmReceiptResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{23}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ConfirmReceiptResponse) GetOrder() *v1.Order {
@@ -1536,7 +1899,7 @@ type RequestCancellationRequest struct {
 
 func (x *RequestCancellationRequest) Reset() {
 	*x = RequestCancellationRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[24]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1548,7 +1911,7 @@ func (x *RequestCancellationRequest) String() string {
 func (*RequestCancellationRequest) ProtoMessage() {}
 
 func (x *RequestCancellationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[24]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1561,7 +1924,7 @@ func (x *RequestCancellationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestCancellationRequest.ProtoReflect.Descriptor instead.
 func (*RequestCancellationRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{24}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RequestCancellationRequest) GetOrderId() string {
@@ -1596,7 +1959,7 @@ type RequestCancellationResponse struct {
 
 func (x *RequestCancellationResponse) Reset() {
 	*x = RequestCancellationResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[25]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1608,7 +1971,7 @@ func (x *RequestCancellationResponse) String() string {
 func (*RequestCancellationResponse) ProtoMessage() {}
 
 func (x *RequestCancellationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[25]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1621,7 +1984,7 @@ func (x *RequestCancellationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestCancellationResponse.ProtoReflect.Descriptor instead.
 func (*RequestCancellationResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{25}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RequestCancellationResponse) GetOrder() *v1.Order {
@@ -1642,7 +2005,7 @@ type WithdrawCancellationRequest struct {
 
 func (x *WithdrawCancellationRequest) Reset() {
 	*x = WithdrawCancellationRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[26]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1654,7 +2017,7 @@ func (x *WithdrawCancellationRequest) String() string {
 func (*WithdrawCancellationRequest) ProtoMessage() {}
 
 func (x *WithdrawCancellationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[26]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1667,7 +2030,7 @@ func (x *WithdrawCancellationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WithdrawCancellationRequest.ProtoReflect.Descriptor instead.
 func (*WithdrawCancellationRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{26}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *WithdrawCancellationRequest) GetOrderId() string {
@@ -1688,7 +2051,7 @@ type WithdrawCancellationResponse struct {
 
 func (x *WithdrawCancellationResponse) Reset() {
 	*x = WithdrawCancellationResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[27]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1700,7 +2063,7 @@ func (x *WithdrawCancellationResponse) String() string {
 func (*WithdrawCancellationResponse) ProtoMessage() {}
 
 func (x *WithdrawCancellationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[27]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1713,7 +2076,7 @@ func (x *WithdrawCancellationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WithdrawCancellationResponse.ProtoReflect.Descriptor instead.
 func (*WithdrawCancellationResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{27}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *WithdrawCancellationResponse) GetOrder() *v1.Order {
@@ -1738,7 +2101,7 @@ type AskProtectionExtensionRequest struct {
 
 func (x *AskProtectionExtensionRequest) Reset() {
 	*x = AskProtectionExtensionRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[28]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1750,7 +2113,7 @@ func (x *AskProtectionExtensionRequest) String() string {
 func (*AskProtectionExtensionRequest) ProtoMessage() {}
 
 func (x *AskProtectionExtensionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[28]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1763,7 +2126,7 @@ func (x *AskProtectionExtensionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AskProtectionExtensionRequest.ProtoReflect.Descriptor instead.
 func (*AskProtectionExtensionRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{28}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *AskProtectionExtensionRequest) GetOrderId() string {
@@ -1798,7 +2161,7 @@ type AskProtectionExtensionResponse struct {
 
 func (x *AskProtectionExtensionResponse) Reset() {
 	*x = AskProtectionExtensionResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[29]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1810,7 +2173,7 @@ func (x *AskProtectionExtensionResponse) String() string {
 func (*AskProtectionExtensionResponse) ProtoMessage() {}
 
 func (x *AskProtectionExtensionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[29]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1823,7 +2186,7 @@ func (x *AskProtectionExtensionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AskProtectionExtensionResponse.ProtoReflect.Descriptor instead.
 func (*AskProtectionExtensionResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{29}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *AskProtectionExtensionResponse) GetOrder() *v1.Order {
@@ -1854,7 +2217,7 @@ type OpenDisputeRequest struct {
 
 func (x *OpenDisputeRequest) Reset() {
 	*x = OpenDisputeRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[30]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1866,7 +2229,7 @@ func (x *OpenDisputeRequest) String() string {
 func (*OpenDisputeRequest) ProtoMessage() {}
 
 func (x *OpenDisputeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[30]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1879,7 +2242,7 @@ func (x *OpenDisputeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenDisputeRequest.ProtoReflect.Descriptor instead.
 func (*OpenDisputeRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{30}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *OpenDisputeRequest) GetOrderId() string {
@@ -1928,7 +2291,7 @@ type OpenDisputeResponse struct {
 
 func (x *OpenDisputeResponse) Reset() {
 	*x = OpenDisputeResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[31]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1940,7 +2303,7 @@ func (x *OpenDisputeResponse) String() string {
 func (*OpenDisputeResponse) ProtoMessage() {}
 
 func (x *OpenDisputeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[31]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1953,7 +2316,7 @@ func (x *OpenDisputeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenDisputeResponse.ProtoReflect.Descriptor instead.
 func (*OpenDisputeResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{31}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *OpenDisputeResponse) GetOrder() *v1.Order {
@@ -1980,7 +2343,7 @@ type AddDisputeEvidenceRequest struct {
 
 func (x *AddDisputeEvidenceRequest) Reset() {
 	*x = AddDisputeEvidenceRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[32]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1992,7 +2355,7 @@ func (x *AddDisputeEvidenceRequest) String() string {
 func (*AddDisputeEvidenceRequest) ProtoMessage() {}
 
 func (x *AddDisputeEvidenceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[32]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2005,7 +2368,7 @@ func (x *AddDisputeEvidenceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddDisputeEvidenceRequest.ProtoReflect.Descriptor instead.
 func (*AddDisputeEvidenceRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{32}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *AddDisputeEvidenceRequest) GetOrderId() string {
@@ -2040,7 +2403,7 @@ type AddDisputeEvidenceResponse struct {
 
 func (x *AddDisputeEvidenceResponse) Reset() {
 	*x = AddDisputeEvidenceResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[33]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2052,7 +2415,7 @@ func (x *AddDisputeEvidenceResponse) String() string {
 func (*AddDisputeEvidenceResponse) ProtoMessage() {}
 
 func (x *AddDisputeEvidenceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[33]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2065,7 +2428,7 @@ func (x *AddDisputeEvidenceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddDisputeEvidenceResponse.ProtoReflect.Descriptor instead.
 func (*AddDisputeEvidenceResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{33}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *AddDisputeEvidenceResponse) GetOrder() *v1.Order {
@@ -2086,7 +2449,7 @@ type WithdrawDisputeRequest struct {
 
 func (x *WithdrawDisputeRequest) Reset() {
 	*x = WithdrawDisputeRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[34]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2098,7 +2461,7 @@ func (x *WithdrawDisputeRequest) String() string {
 func (*WithdrawDisputeRequest) ProtoMessage() {}
 
 func (x *WithdrawDisputeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[34]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2111,7 +2474,7 @@ func (x *WithdrawDisputeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WithdrawDisputeRequest.ProtoReflect.Descriptor instead.
 func (*WithdrawDisputeRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{34}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *WithdrawDisputeRequest) GetOrderId() string {
@@ -2132,7 +2495,7 @@ type WithdrawDisputeResponse struct {
 
 func (x *WithdrawDisputeResponse) Reset() {
 	*x = WithdrawDisputeResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[35]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2144,7 +2507,7 @@ func (x *WithdrawDisputeResponse) String() string {
 func (*WithdrawDisputeResponse) ProtoMessage() {}
 
 func (x *WithdrawDisputeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[35]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2157,7 +2520,7 @@ func (x *WithdrawDisputeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WithdrawDisputeResponse.ProtoReflect.Descriptor instead.
 func (*WithdrawDisputeResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{35}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *WithdrawDisputeResponse) GetOrder() *v1.Order {
@@ -2180,7 +2543,7 @@ type AnswerCounterOfferRequest struct {
 
 func (x *AnswerCounterOfferRequest) Reset() {
 	*x = AnswerCounterOfferRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[36]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2192,7 +2555,7 @@ func (x *AnswerCounterOfferRequest) String() string {
 func (*AnswerCounterOfferRequest) ProtoMessage() {}
 
 func (x *AnswerCounterOfferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[36]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2205,7 +2568,7 @@ func (x *AnswerCounterOfferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnswerCounterOfferRequest.ProtoReflect.Descriptor instead.
 func (*AnswerCounterOfferRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{36}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *AnswerCounterOfferRequest) GetOrderId() string {
@@ -2233,7 +2596,7 @@ type AnswerCounterOfferResponse struct {
 
 func (x *AnswerCounterOfferResponse) Reset() {
 	*x = AnswerCounterOfferResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[37]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2245,7 +2608,7 @@ func (x *AnswerCounterOfferResponse) String() string {
 func (*AnswerCounterOfferResponse) ProtoMessage() {}
 
 func (x *AnswerCounterOfferResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[37]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2258,7 +2621,7 @@ func (x *AnswerCounterOfferResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnswerCounterOfferResponse.ProtoReflect.Descriptor instead.
 func (*AnswerCounterOfferResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{37}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *AnswerCounterOfferResponse) GetOrder() *v1.Order {
@@ -2291,7 +2654,7 @@ type ReportPaymentEventRequest struct {
 
 func (x *ReportPaymentEventRequest) Reset() {
 	*x = ReportPaymentEventRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[38]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2303,7 +2666,7 @@ func (x *ReportPaymentEventRequest) String() string {
 func (*ReportPaymentEventRequest) ProtoMessage() {}
 
 func (x *ReportPaymentEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[38]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2316,7 +2679,7 @@ func (x *ReportPaymentEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportPaymentEventRequest.ProtoReflect.Descriptor instead.
 func (*ReportPaymentEventRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{38}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ReportPaymentEventRequest) GetOrderId() string {
@@ -2377,7 +2740,7 @@ type ReportPaymentEventResponse struct {
 
 func (x *ReportPaymentEventResponse) Reset() {
 	*x = ReportPaymentEventResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[39]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2389,7 +2752,7 @@ func (x *ReportPaymentEventResponse) String() string {
 func (*ReportPaymentEventResponse) ProtoMessage() {}
 
 func (x *ReportPaymentEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[39]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2402,7 +2765,7 @@ func (x *ReportPaymentEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportPaymentEventResponse.ProtoReflect.Descriptor instead.
 func (*ReportPaymentEventResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{39}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{45}
 }
 
 // SendOrderMessageRequest is a message for an order's conversation.
@@ -2422,7 +2785,7 @@ type SendOrderMessageRequest struct {
 
 func (x *SendOrderMessageRequest) Reset() {
 	*x = SendOrderMessageRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[40]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2434,7 +2797,7 @@ func (x *SendOrderMessageRequest) String() string {
 func (*SendOrderMessageRequest) ProtoMessage() {}
 
 func (x *SendOrderMessageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[40]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2447,7 +2810,7 @@ func (x *SendOrderMessageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendOrderMessageRequest.ProtoReflect.Descriptor instead.
 func (*SendOrderMessageRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{40}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *SendOrderMessageRequest) GetOrderId() string {
@@ -2482,7 +2845,7 @@ type SendOrderMessageResponse struct {
 
 func (x *SendOrderMessageResponse) Reset() {
 	*x = SendOrderMessageResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[41]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2494,7 +2857,7 @@ func (x *SendOrderMessageResponse) String() string {
 func (*SendOrderMessageResponse) ProtoMessage() {}
 
 func (x *SendOrderMessageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[41]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2507,7 +2870,7 @@ func (x *SendOrderMessageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendOrderMessageResponse.ProtoReflect.Descriptor instead.
 func (*SendOrderMessageResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{41}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *SendOrderMessageResponse) GetMessage() *v1.OrderMessage {
@@ -2532,7 +2895,7 @@ type ListOrderMessagesRequest struct {
 
 func (x *ListOrderMessagesRequest) Reset() {
 	*x = ListOrderMessagesRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[42]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2544,7 +2907,7 @@ func (x *ListOrderMessagesRequest) String() string {
 func (*ListOrderMessagesRequest) ProtoMessage() {}
 
 func (x *ListOrderMessagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[42]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2557,7 +2920,7 @@ func (x *ListOrderMessagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrderMessagesRequest.ProtoReflect.Descriptor instead.
 func (*ListOrderMessagesRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{42}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ListOrderMessagesRequest) GetOrderId() string {
@@ -2594,7 +2957,7 @@ type ListOrderMessagesResponse struct {
 
 func (x *ListOrderMessagesResponse) Reset() {
 	*x = ListOrderMessagesResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[43]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2606,7 +2969,7 @@ func (x *ListOrderMessagesResponse) String() string {
 func (*ListOrderMessagesResponse) ProtoMessage() {}
 
 func (x *ListOrderMessagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[43]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2619,7 +2982,7 @@ func (x *ListOrderMessagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrderMessagesResponse.ProtoReflect.Descriptor instead.
 func (*ListOrderMessagesResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{43}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ListOrderMessagesResponse) GetMessages() []*v1.OrderMessage {
@@ -2657,7 +3020,7 @@ type MakeOfferRequest struct {
 
 func (x *MakeOfferRequest) Reset() {
 	*x = MakeOfferRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[44]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2669,7 +3032,7 @@ func (x *MakeOfferRequest) String() string {
 func (*MakeOfferRequest) ProtoMessage() {}
 
 func (x *MakeOfferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[44]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2682,7 +3045,7 @@ func (x *MakeOfferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MakeOfferRequest.ProtoReflect.Descriptor instead.
 func (*MakeOfferRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{44}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *MakeOfferRequest) GetOrderId() string {
@@ -2731,7 +3094,7 @@ type MakeOfferResponse struct {
 
 func (x *MakeOfferResponse) Reset() {
 	*x = MakeOfferResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[45]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2743,7 +3106,7 @@ func (x *MakeOfferResponse) String() string {
 func (*MakeOfferResponse) ProtoMessage() {}
 
 func (x *MakeOfferResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[45]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2756,7 +3119,7 @@ func (x *MakeOfferResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MakeOfferResponse.ProtoReflect.Descriptor instead.
 func (*MakeOfferResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{45}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *MakeOfferResponse) GetOrder() *v1.Order {
@@ -2782,7 +3145,7 @@ type WatchOrderEventsRequest struct {
 
 func (x *WatchOrderEventsRequest) Reset() {
 	*x = WatchOrderEventsRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[46]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2794,7 +3157,7 @@ func (x *WatchOrderEventsRequest) String() string {
 func (*WatchOrderEventsRequest) ProtoMessage() {}
 
 func (x *WatchOrderEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[46]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2807,7 +3170,7 @@ func (x *WatchOrderEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchOrderEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchOrderEventsRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{46}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *WatchOrderEventsRequest) GetCursor() string {
@@ -2840,7 +3203,7 @@ type WatchOrderEventsResponse struct {
 
 func (x *WatchOrderEventsResponse) Reset() {
 	*x = WatchOrderEventsResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[47]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2852,7 +3215,7 @@ func (x *WatchOrderEventsResponse) String() string {
 func (*WatchOrderEventsResponse) ProtoMessage() {}
 
 func (x *WatchOrderEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[47]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2865,7 +3228,7 @@ func (x *WatchOrderEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchOrderEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchOrderEventsResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{47}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *WatchOrderEventsResponse) GetItem() isWatchOrderEventsResponse_Item {
@@ -2926,7 +3289,7 @@ type ListOrderEventsRequest struct {
 
 func (x *ListOrderEventsRequest) Reset() {
 	*x = ListOrderEventsRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[48]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2938,7 +3301,7 @@ func (x *ListOrderEventsRequest) String() string {
 func (*ListOrderEventsRequest) ProtoMessage() {}
 
 func (x *ListOrderEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[48]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2951,7 +3314,7 @@ func (x *ListOrderEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrderEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListOrderEventsRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{48}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ListOrderEventsRequest) GetOrderId() string {
@@ -2988,7 +3351,7 @@ type ListOrderEventsResponse struct {
 
 func (x *ListOrderEventsResponse) Reset() {
 	*x = ListOrderEventsResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[49]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3000,7 +3363,7 @@ func (x *ListOrderEventsResponse) String() string {
 func (*ListOrderEventsResponse) ProtoMessage() {}
 
 func (x *ListOrderEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[49]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3013,7 +3376,7 @@ func (x *ListOrderEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrderEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListOrderEventsResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{49}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ListOrderEventsResponse) GetEvents() []*v1.HistoryEntry {
@@ -3039,15 +3402,46 @@ const file_souk_buyer_v1_buyer_proto_rawDesc = "" +
 	"\n" +
 	"product_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tproductId\x12&\n" +
 	"\bquantity\x18\x02 \x01(\x03B\n" +
-	"\xbaH\a\"\x05\x18\xe8\a \x00R\bquantity\"\x9c\x01\n" +
+	"\xbaH\a\"\x05\x18\xe8\a \x00R\bquantity\"\xf8\x02\n" +
 	"\x0fCheckoutRequest\x12=\n" +
 	"\x05items\x18\x01 \x03(\v2\x1b.souk.buyer.v1.CheckoutItemB\n" +
 	"\xbaH\a\x92\x01\x04\b\x01\x10dR\x05items\x12J\n" +
-	"\x0fidempotency_key\x18\x02 \x01(\tB!\xbaH\x1e\xd8\x01\x01r\x19\x10\b\x18\x80\x012\x12^[A-Za-z0-9_.:-]+$R\x0eidempotencyKey\"a\n" +
+	"\x0fidempotency_key\x18\x02 \x01(\tB!\xbaH\x1e\xd8\x01\x01r\x19\x10\b\x18\x80\x012\x12^[A-Za-z0-9_.:-]+$R\x0eidempotencyKey\x120\n" +
+	"\x0fplatform_coupon\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18(R\x0eplatformCoupon\x12g\n" +
+	"\rstore_coupons\x18\x04 \x03(\v20.souk.buyer.v1.CheckoutRequest.StoreCouponsEntryB\x10\xbaH\r\x9a\x01\n" +
+	"\x10d*\x06r\x04\x10\x01\x18(R\fstoreCoupons\x1a?\n" +
+	"\x11StoreCouponsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"a\n" +
 	"\x10CheckoutResponse\x12\x1f\n" +
 	"\vcheckout_id\x18\x01 \x01(\tR\n" +
 	"checkoutId\x12,\n" +
-	"\x06orders\x18\x02 \x03(\v2\x14.souk.order.v1.OrderR\x06orders\"\xa6\x02\n" +
+	"\x06orders\x18\x02 \x03(\v2\x14.souk.order.v1.OrderR\x06orders\"\xba\x02\n" +
+	"\x16PreviewCheckoutRequest\x12=\n" +
+	"\x05items\x18\x01 \x03(\v2\x1b.souk.buyer.v1.CheckoutItemB\n" +
+	"\xbaH\a\x92\x01\x04\b\x01\x10dR\x05items\x120\n" +
+	"\x0fplatform_coupon\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18(R\x0eplatformCoupon\x12n\n" +
+	"\rstore_coupons\x18\x04 \x03(\v27.souk.buyer.v1.PreviewCheckoutRequest.StoreCouponsEntryB\x10\xbaH\r\x9a\x01\n" +
+	"\x10d*\x06r\x04\x10\x01\x18(R\fstoreCoupons\x1a?\n" +
+	"\x11StoreCouponsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb5\x02\n" +
+	"\fPreviewOrder\x12\x1b\n" +
+	"\tseller_id\x18\x01 \x01(\tR\bsellerId\x12-\n" +
+	"\x05items\x18\x02 \x03(\v2\x17.souk.order.v1.LineItemR\x05items\x127\n" +
+	"\fshipping_fee\x18\x03 \x01(\v2\x14.souk.order.v1.MoneyR\vshippingFee\x125\n" +
+	"\vitems_total\x18\x04 \x01(\v2\x14.souk.order.v1.MoneyR\n" +
+	"itemsTotal\x12=\n" +
+	"\x0fcoupon_discount\x18\x05 \x01(\v2\x14.souk.order.v1.MoneyR\x0ecouponDiscount\x12*\n" +
+	"\x05total\x18\x06 \x01(\v2\x14.souk.order.v1.MoneyR\x05total\"N\n" +
+	"\x17PreviewCheckoutResponse\x123\n" +
+	"\x06orders\x18\x01 \x03(\v2\x1b.souk.buyer.v1.PreviewOrderR\x06orders\"\x16\n" +
+	"\x14ListMyCouponsRequest\"M\n" +
+	"\bMyCoupon\x12-\n" +
+	"\x06coupon\x18\x01 \x01(\v2\x15.souk.order.v1.CouponR\x06coupon\x12\x12\n" +
+	"\x04uses\x18\x02 \x01(\x03R\x04uses\"J\n" +
+	"\x15ListMyCouponsResponse\x121\n" +
+	"\acoupons\x18\x01 \x03(\v2\x17.souk.buyer.v1.MyCouponR\acoupons\"\xa6\x02\n" +
 	"\x11ListOrdersRequest\x12<\n" +
 	"\x06status\x18\x01 \x01(\x0e2\x1a.souk.order.v1.OrderStatusB\b\xbaH\x05\x82\x01\x02\x10\x01R\x06status\x12?\n" +
 	"\rcreated_after\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\fcreatedAfter\x12A\n" +
@@ -3220,7 +3614,7 @@ const file_souk_buyer_v1_buyer_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\tpageToken\"v\n" +
 	"\x17ListOrderEventsResponse\x123\n" +
 	"\x06events\x18\x01 \x03(\v2\x1b.souk.order.v1.HistoryEntryR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xc1\x16\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xb6\x18\n" +
 	"\fBuyerService\x12d\n" +
 	"\bCheckout\x12\x1e.souk.buyer.v1.CheckoutRequest\x1a\x1f.souk.buyer.v1.CheckoutResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/checkout\x12e\n" +
 	"\n" +
@@ -3245,7 +3639,9 @@ const file_souk_buyer_v1_buyer_proto_rawDesc = "" +
 	"\x0fListOrderEvents\x12%.souk.buyer.v1.ListOrderEventsRequest\x1a&.souk.buyer.v1.ListOrderEventsResponse\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/orders/{order_id}/history\x12v\n" +
 	"\tMakeOffer\x12\x1f.souk.buyer.v1.MakeOfferRequest\x1a .souk.buyer.v1.MakeOfferResponse\"&\x82\xd3\xe4\x93\x02 :\x01*\"\x1b/v1/orders/{order_id}/offer\x12y\n" +
 	"\x10WatchOrderEvents\x12&.souk.buyer.v1.WatchOrderEventsRequest\x1a'.souk.buyer.v1.WatchOrderEventsResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
-	"/v1/events0\x012\x8e\x01\n" +
+	"/v1/events0\x01\x12\x81\x01\n" +
+	"\x0fPreviewCheckout\x12%.souk.buyer.v1.PreviewCheckoutRequest\x1a&.souk.buyer.v1.PreviewCheckoutResponse\"\x1f\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/v1/checkout:preview\x12o\n" +
+	"\rListMyCoupons\x12#.souk.buyer.v1.ListMyCouponsRequest\x1a$.souk.buyer.v1.ListMyCouponsResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\v/v1/coupons2\x8e\x01\n" +
 	"\x17ProviderCallbackService\x12n\n" +
 	"\x12ReportPaymentEvent\x12(.souk.buyer.v1.ReportPaymentEventRequest\x1a).souk.buyer.v1.ReportPaymentEventResponse\"\x03\x88\x02\x01\x1a\x03\x88\x02\x01B7Z5github.com/souk-dev/souk/gen/go/souk/buyer/v1;buyerv1b\x06proto3"
 
@@ -3261,171 +3657,196 @@ func file_souk_buyer_v1_buyer_proto_rawDescGZIP() []byte {
 	return file_souk_buyer_v1_buyer_proto_rawDescData
 }
 
-var file_souk_buyer_v1_buyer_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
+var file_souk_buyer_v1_buyer_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
 var file_souk_buyer_v1_buyer_proto_goTypes = []any{
 	(*CheckoutItem)(nil),                   // 0: souk.buyer.v1.CheckoutItem
 	(*CheckoutRequest)(nil),                // 1: souk.buyer.v1.CheckoutRequest
 	(*CheckoutResponse)(nil),               // 2: souk.buyer.v1.CheckoutResponse
-	(*ListOrdersRequest)(nil),              // 3: souk.buyer.v1.ListOrdersRequest
-	(*ListOrdersResponse)(nil),             // 4: souk.buyer.v1.ListOrdersResponse
-	(*GetOrderRequest)(nil),                // 5: souk.buyer.v1.GetOrderRequest
-	(*GetOrderResponse)(nil),               // 6: souk.buyer.v1.GetOrderResponse
-	(*Card)(nil),                           // 7: souk.buyer.v1.Card
-	(*PayOrderRequest)(nil),                // 8: souk.buyer.v1.PayOrderRequest
-	(*Wallet)(nil),                         // 9: souk.buyer.v1.Wallet
-	(*BankTransfer)(nil),                   // 10: souk.buyer.v1.BankTransfer
-	(*PayOrderResponse)(nil),               // 11: souk.buyer.v1.PayOrderResponse
-	(*VerifyPaymentRequest)(nil),           // 12: souk.buyer.v1.VerifyPaymentRequest
-	(*VerifyPaymentResponse)(nil),          // 13: souk.buyer.v1.VerifyPaymentResponse
-	(*OrderPayment)(nil),                   // 14: souk.buyer.v1.OrderPayment
-	(*PayOrdersRequest)(nil),               // 15: souk.buyer.v1.PayOrdersRequest
-	(*OrderPaymentResult)(nil),             // 16: souk.buyer.v1.OrderPaymentResult
-	(*PayOrdersResponse)(nil),              // 17: souk.buyer.v1.PayOrdersResponse
-	(*ListRefundsRequest)(nil),             // 18: souk.buyer.v1.ListRefundsRequest
-	(*ListRefundsResponse)(nil),            // 19: souk.buyer.v1.ListRefundsResponse
-	(*CancelOrderRequest)(nil),             // 20: souk.buyer.v1.CancelOrderRequest
-	(*CancelOrderResponse)(nil),            // 21: souk.buyer.v1.CancelOrderResponse
-	(*ConfirmReceiptRequest)(nil),          // 22: souk.buyer.v1.ConfirmReceiptRequest
-	(*ConfirmReceiptResponse)(nil),         // 23: souk.buyer.v1.ConfirmReceiptResponse
-	(*RequestCancellationRequest)(nil),     // 24: souk.buyer.v1.RequestCancellationRequest
-	(*RequestCancellationResponse)(nil),    // 25: souk.buyer.v1.RequestCancellationResponse
-	(*WithdrawCancellationRequest)(nil),    // 26: souk.buyer.v1.WithdrawCancellationRequest
-	(*WithdrawCancellationResponse)(nil),   // 27: souk.buyer.v1.WithdrawCancellationResponse
-	(*AskProtectionExtensionRequest)(nil),  // 28: souk.buyer.v1.AskProtectionExtensionRequest
-	(*AskProtectionExtensionResponse)(nil), // 29: souk.buyer.v1.AskProtectionExtensionResponse
-	(*OpenDisputeRequest)(nil),             // 30: souk.buyer.v1.OpenDisputeRequest
-	(*OpenDisputeResponse)(nil),            // 31: souk.buyer.v1.OpenDisputeResponse
-	(*AddDisputeEvidenceRequest)(nil),      // 32: souk.buyer.v1.AddDisputeEvidenceRequest
-	(*AddDisputeEvidenceResponse)(nil),     // 33: souk.buyer.v1.AddDisputeEvidenceResponse
-	(*WithdrawDisputeRequest)(nil),         // 34: souk.buyer.v1.WithdrawDisputeRequest
-	(*WithdrawDisputeResponse)(nil),        // 35: souk.buyer.v1.WithdrawDisputeResponse
-	(*AnswerCounterOfferRequest)(nil),      // 36: souk.buyer.v1.AnswerCounterOfferRequest
-	(*AnswerCounterOfferResponse)(nil),     // 37: souk.buyer.v1.AnswerCounterOfferResponse
-	(*ReportPaymentEventRequest)(nil),      // 38: souk.buyer.v1.ReportPaymentEventRequest
-	(*ReportPaymentEventResponse)(nil),     // 39: souk.buyer.v1.ReportPaymentEventResponse
-	(*SendOrderMessageRequest)(nil),        // 40: souk.buyer.v1.SendOrderMessageRequest
-	(*SendOrderMessageResponse)(nil),       // 41: souk.buyer.v1.SendOrderMessageResponse
-	(*ListOrderMessagesRequest)(nil),       // 42: souk.buyer.v1.ListOrderMessagesRequest
-	(*ListOrderMessagesResponse)(nil),      // 43: souk.buyer.v1.ListOrderMessagesResponse
-	(*MakeOfferRequest)(nil),               // 44: souk.buyer.v1.MakeOfferRequest
-	(*MakeOfferResponse)(nil),              // 45: souk.buyer.v1.MakeOfferResponse
-	(*WatchOrderEventsRequest)(nil),        // 46: souk.buyer.v1.WatchOrderEventsRequest
-	(*WatchOrderEventsResponse)(nil),       // 47: souk.buyer.v1.WatchOrderEventsResponse
-	(*ListOrderEventsRequest)(nil),         // 48: souk.buyer.v1.ListOrderEventsRequest
-	(*ListOrderEventsResponse)(nil),        // 49: souk.buyer.v1.ListOrderEventsResponse
-	(*v1.Order)(nil),                       // 50: souk.order.v1.Order
-	(v1.OrderStatus)(0),                    // 51: souk.order.v1.OrderStatus
-	(*timestamppb.Timestamp)(nil),          // 52: google.protobuf.Timestamp
-	(*v1.Money)(nil),                       // 53: souk.order.v1.Money
-	(*v1.PaymentAttempt)(nil),              // 54: souk.order.v1.PaymentAttempt
-	(*status.Status)(nil),                  // 55: google.rpc.Status
-	(*v1.Refund)(nil),                      // 56: souk.order.v1.Refund
-	(*v1.EvidenceInput)(nil),               // 57: souk.order.v1.EvidenceInput
-	(*v1.MessageInput)(nil),                // 58: souk.order.v1.MessageInput
-	(*v1.OrderMessage)(nil),                // 59: souk.order.v1.OrderMessage
-	(v1.OfferKind)(0),                      // 60: souk.order.v1.OfferKind
-	(*v1.EventFilter)(nil),                 // 61: souk.order.v1.EventFilter
-	(*v1.OrderEvent)(nil),                  // 62: souk.order.v1.OrderEvent
-	(*v1.EventHeartbeat)(nil),              // 63: souk.order.v1.EventHeartbeat
-	(*v1.HistoryEntry)(nil),                // 64: souk.order.v1.HistoryEntry
+	(*PreviewCheckoutRequest)(nil),         // 3: souk.buyer.v1.PreviewCheckoutRequest
+	(*PreviewOrder)(nil),                   // 4: souk.buyer.v1.PreviewOrder
+	(*PreviewCheckoutResponse)(nil),        // 5: souk.buyer.v1.PreviewCheckoutResponse
+	(*ListMyCouponsRequest)(nil),           // 6: souk.buyer.v1.ListMyCouponsRequest
+	(*MyCoupon)(nil),                       // 7: souk.buyer.v1.MyCoupon
+	(*ListMyCouponsResponse)(nil),          // 8: souk.buyer.v1.ListMyCouponsResponse
+	(*ListOrdersRequest)(nil),              // 9: souk.buyer.v1.ListOrdersRequest
+	(*ListOrdersResponse)(nil),             // 10: souk.buyer.v1.ListOrdersResponse
+	(*GetOrderRequest)(nil),                // 11: souk.buyer.v1.GetOrderRequest
+	(*GetOrderResponse)(nil),               // 12: souk.buyer.v1.GetOrderResponse
+	(*Card)(nil),                           // 13: souk.buyer.v1.Card
+	(*PayOrderRequest)(nil),                // 14: souk.buyer.v1.PayOrderRequest
+	(*Wallet)(nil),                         // 15: souk.buyer.v1.Wallet
+	(*BankTransfer)(nil),                   // 16: souk.buyer.v1.BankTransfer
+	(*PayOrderResponse)(nil),               // 17: souk.buyer.v1.PayOrderResponse
+	(*VerifyPaymentRequest)(nil),           // 18: souk.buyer.v1.VerifyPaymentRequest
+	(*VerifyPaymentResponse)(nil),          // 19: souk.buyer.v1.VerifyPaymentResponse
+	(*OrderPayment)(nil),                   // 20: souk.buyer.v1.OrderPayment
+	(*PayOrdersRequest)(nil),               // 21: souk.buyer.v1.PayOrdersRequest
+	(*OrderPaymentResult)(nil),             // 22: souk.buyer.v1.OrderPaymentResult
+	(*PayOrdersResponse)(nil),              // 23: souk.buyer.v1.PayOrdersResponse
+	(*ListRefundsRequest)(nil),             // 24: souk.buyer.v1.ListRefundsRequest
+	(*ListRefundsResponse)(nil),            // 25: souk.buyer.v1.ListRefundsResponse
+	(*CancelOrderRequest)(nil),             // 26: souk.buyer.v1.CancelOrderRequest
+	(*CancelOrderResponse)(nil),            // 27: souk.buyer.v1.CancelOrderResponse
+	(*ConfirmReceiptRequest)(nil),          // 28: souk.buyer.v1.ConfirmReceiptRequest
+	(*ConfirmReceiptResponse)(nil),         // 29: souk.buyer.v1.ConfirmReceiptResponse
+	(*RequestCancellationRequest)(nil),     // 30: souk.buyer.v1.RequestCancellationRequest
+	(*RequestCancellationResponse)(nil),    // 31: souk.buyer.v1.RequestCancellationResponse
+	(*WithdrawCancellationRequest)(nil),    // 32: souk.buyer.v1.WithdrawCancellationRequest
+	(*WithdrawCancellationResponse)(nil),   // 33: souk.buyer.v1.WithdrawCancellationResponse
+	(*AskProtectionExtensionRequest)(nil),  // 34: souk.buyer.v1.AskProtectionExtensionRequest
+	(*AskProtectionExtensionResponse)(nil), // 35: souk.buyer.v1.AskProtectionExtensionResponse
+	(*OpenDisputeRequest)(nil),             // 36: souk.buyer.v1.OpenDisputeRequest
+	(*OpenDisputeResponse)(nil),            // 37: souk.buyer.v1.OpenDisputeResponse
+	(*AddDisputeEvidenceRequest)(nil),      // 38: souk.buyer.v1.AddDisputeEvidenceRequest
+	(*AddDisputeEvidenceResponse)(nil),     // 39: souk.buyer.v1.AddDisputeEvidenceResponse
+	(*WithdrawDisputeRequest)(nil),         // 40: souk.buyer.v1.WithdrawDisputeRequest
+	(*WithdrawDisputeResponse)(nil),        // 41: souk.buyer.v1.WithdrawDisputeResponse
+	(*AnswerCounterOfferRequest)(nil),      // 42: souk.buyer.v1.AnswerCounterOfferRequest
+	(*AnswerCounterOfferResponse)(nil),     // 43: souk.buyer.v1.AnswerCounterOfferResponse
+	(*ReportPaymentEventRequest)(nil),      // 44: souk.buyer.v1.ReportPaymentEventRequest
+	(*ReportPaymentEventResponse)(nil),     // 45: souk.buyer.v1.ReportPaymentEventResponse
+	(*SendOrderMessageRequest)(nil),        // 46: souk.buyer.v1.SendOrderMessageRequest
+	(*SendOrderMessageResponse)(nil),       // 47: souk.buyer.v1.SendOrderMessageResponse
+	(*ListOrderMessagesRequest)(nil),       // 48: souk.buyer.v1.ListOrderMessagesRequest
+	(*ListOrderMessagesResponse)(nil),      // 49: souk.buyer.v1.ListOrderMessagesResponse
+	(*MakeOfferRequest)(nil),               // 50: souk.buyer.v1.MakeOfferRequest
+	(*MakeOfferResponse)(nil),              // 51: souk.buyer.v1.MakeOfferResponse
+	(*WatchOrderEventsRequest)(nil),        // 52: souk.buyer.v1.WatchOrderEventsRequest
+	(*WatchOrderEventsResponse)(nil),       // 53: souk.buyer.v1.WatchOrderEventsResponse
+	(*ListOrderEventsRequest)(nil),         // 54: souk.buyer.v1.ListOrderEventsRequest
+	(*ListOrderEventsResponse)(nil),        // 55: souk.buyer.v1.ListOrderEventsResponse
+	nil,                                    // 56: souk.buyer.v1.CheckoutRequest.StoreCouponsEntry
+	nil,                                    // 57: souk.buyer.v1.PreviewCheckoutRequest.StoreCouponsEntry
+	(*v1.Order)(nil),                       // 58: souk.order.v1.Order
+	(*v1.LineItem)(nil),                    // 59: souk.order.v1.LineItem
+	(*v1.Money)(nil),                       // 60: souk.order.v1.Money
+	(*v1.Coupon)(nil),                      // 61: souk.order.v1.Coupon
+	(v1.OrderStatus)(0),                    // 62: souk.order.v1.OrderStatus
+	(*timestamppb.Timestamp)(nil),          // 63: google.protobuf.Timestamp
+	(*v1.PaymentAttempt)(nil),              // 64: souk.order.v1.PaymentAttempt
+	(*status.Status)(nil),                  // 65: google.rpc.Status
+	(*v1.Refund)(nil),                      // 66: souk.order.v1.Refund
+	(*v1.EvidenceInput)(nil),               // 67: souk.order.v1.EvidenceInput
+	(*v1.MessageInput)(nil),                // 68: souk.order.v1.MessageInput
+	(*v1.OrderMessage)(nil),                // 69: souk.order.v1.OrderMessage
+	(v1.OfferKind)(0),                      // 70: souk.order.v1.OfferKind
+	(*v1.EventFilter)(nil),                 // 71: souk.order.v1.EventFilter
+	(*v1.OrderEvent)(nil),                  // 72: souk.order.v1.OrderEvent
+	(*v1.EventHeartbeat)(nil),              // 73: souk.order.v1.EventHeartbeat
+	(*v1.HistoryEntry)(nil),                // 74: souk.order.v1.HistoryEntry
 }
 var file_souk_buyer_v1_buyer_proto_depIdxs = []int32{
 	0,  // 0: souk.buyer.v1.CheckoutRequest.items:type_name -> souk.buyer.v1.CheckoutItem
-	50, // 1: souk.buyer.v1.CheckoutResponse.orders:type_name -> souk.order.v1.Order
-	51, // 2: souk.buyer.v1.ListOrdersRequest.status:type_name -> souk.order.v1.OrderStatus
-	52, // 3: souk.buyer.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
-	52, // 4: souk.buyer.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
-	50, // 5: souk.buyer.v1.ListOrdersResponse.orders:type_name -> souk.order.v1.Order
-	50, // 6: souk.buyer.v1.GetOrderResponse.order:type_name -> souk.order.v1.Order
-	53, // 7: souk.buyer.v1.PayOrderRequest.expected_total:type_name -> souk.order.v1.Money
-	7,  // 8: souk.buyer.v1.PayOrderRequest.card:type_name -> souk.buyer.v1.Card
-	9,  // 9: souk.buyer.v1.PayOrderRequest.wallet:type_name -> souk.buyer.v1.Wallet
-	10, // 10: souk.buyer.v1.PayOrderRequest.bank_transfer:type_name -> souk.buyer.v1.BankTransfer
-	50, // 11: souk.buyer.v1.PayOrderResponse.order:type_name -> souk.order.v1.Order
-	54, // 12: souk.buyer.v1.PayOrderResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
-	50, // 13: souk.buyer.v1.VerifyPaymentResponse.order:type_name -> souk.order.v1.Order
-	54, // 14: souk.buyer.v1.VerifyPaymentResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
-	53, // 15: souk.buyer.v1.OrderPayment.expected_total:type_name -> souk.order.v1.Money
-	14, // 16: souk.buyer.v1.PayOrdersRequest.orders:type_name -> souk.buyer.v1.OrderPayment
-	7,  // 17: souk.buyer.v1.PayOrdersRequest.card:type_name -> souk.buyer.v1.Card
-	9,  // 18: souk.buyer.v1.PayOrdersRequest.wallet:type_name -> souk.buyer.v1.Wallet
-	10, // 19: souk.buyer.v1.PayOrdersRequest.bank_transfer:type_name -> souk.buyer.v1.BankTransfer
-	50, // 20: souk.buyer.v1.OrderPaymentResult.order:type_name -> souk.order.v1.Order
-	54, // 21: souk.buyer.v1.OrderPaymentResult.attempt:type_name -> souk.order.v1.PaymentAttempt
-	55, // 22: souk.buyer.v1.OrderPaymentResult.status:type_name -> google.rpc.Status
-	16, // 23: souk.buyer.v1.PayOrdersResponse.results:type_name -> souk.buyer.v1.OrderPaymentResult
-	56, // 24: souk.buyer.v1.ListRefundsResponse.refunds:type_name -> souk.order.v1.Refund
-	50, // 25: souk.buyer.v1.CancelOrderResponse.order:type_name -> souk.order.v1.Order
-	50, // 26: souk.buyer.v1.ConfirmReceiptResponse.order:type_name -> souk.order.v1.Order
-	50, // 27: souk.buyer.v1.RequestCancellationResponse.order:type_name -> souk.order.v1.Order
-	50, // 28: souk.buyer.v1.WithdrawCancellationResponse.order:type_name -> souk.order.v1.Order
-	50, // 29: souk.buyer.v1.AskProtectionExtensionResponse.order:type_name -> souk.order.v1.Order
-	53, // 30: souk.buyer.v1.OpenDisputeRequest.refund_amount:type_name -> souk.order.v1.Money
-	57, // 31: souk.buyer.v1.OpenDisputeRequest.evidence:type_name -> souk.order.v1.EvidenceInput
-	50, // 32: souk.buyer.v1.OpenDisputeResponse.order:type_name -> souk.order.v1.Order
-	57, // 33: souk.buyer.v1.AddDisputeEvidenceRequest.evidence:type_name -> souk.order.v1.EvidenceInput
-	50, // 34: souk.buyer.v1.AddDisputeEvidenceResponse.order:type_name -> souk.order.v1.Order
-	50, // 35: souk.buyer.v1.WithdrawDisputeResponse.order:type_name -> souk.order.v1.Order
-	50, // 36: souk.buyer.v1.AnswerCounterOfferResponse.order:type_name -> souk.order.v1.Order
-	58, // 37: souk.buyer.v1.SendOrderMessageRequest.message:type_name -> souk.order.v1.MessageInput
-	59, // 38: souk.buyer.v1.SendOrderMessageResponse.message:type_name -> souk.order.v1.OrderMessage
-	59, // 39: souk.buyer.v1.ListOrderMessagesResponse.messages:type_name -> souk.order.v1.OrderMessage
-	60, // 40: souk.buyer.v1.MakeOfferRequest.kind:type_name -> souk.order.v1.OfferKind
-	53, // 41: souk.buyer.v1.MakeOfferRequest.amount:type_name -> souk.order.v1.Money
-	50, // 42: souk.buyer.v1.MakeOfferResponse.order:type_name -> souk.order.v1.Order
-	61, // 43: souk.buyer.v1.WatchOrderEventsRequest.filter:type_name -> souk.order.v1.EventFilter
-	62, // 44: souk.buyer.v1.WatchOrderEventsResponse.event:type_name -> souk.order.v1.OrderEvent
-	63, // 45: souk.buyer.v1.WatchOrderEventsResponse.heartbeat:type_name -> souk.order.v1.EventHeartbeat
-	64, // 46: souk.buyer.v1.ListOrderEventsResponse.events:type_name -> souk.order.v1.HistoryEntry
-	1,  // 47: souk.buyer.v1.BuyerService.Checkout:input_type -> souk.buyer.v1.CheckoutRequest
-	3,  // 48: souk.buyer.v1.BuyerService.ListOrders:input_type -> souk.buyer.v1.ListOrdersRequest
-	5,  // 49: souk.buyer.v1.BuyerService.GetOrder:input_type -> souk.buyer.v1.GetOrderRequest
-	8,  // 50: souk.buyer.v1.BuyerService.PayOrder:input_type -> souk.buyer.v1.PayOrderRequest
-	20, // 51: souk.buyer.v1.BuyerService.CancelOrder:input_type -> souk.buyer.v1.CancelOrderRequest
-	12, // 52: souk.buyer.v1.BuyerService.VerifyPayment:input_type -> souk.buyer.v1.VerifyPaymentRequest
-	15, // 53: souk.buyer.v1.BuyerService.PayOrders:input_type -> souk.buyer.v1.PayOrdersRequest
-	18, // 54: souk.buyer.v1.BuyerService.ListRefunds:input_type -> souk.buyer.v1.ListRefundsRequest
-	24, // 55: souk.buyer.v1.BuyerService.RequestCancellation:input_type -> souk.buyer.v1.RequestCancellationRequest
-	26, // 56: souk.buyer.v1.BuyerService.WithdrawCancellation:input_type -> souk.buyer.v1.WithdrawCancellationRequest
-	28, // 57: souk.buyer.v1.BuyerService.AskProtectionExtension:input_type -> souk.buyer.v1.AskProtectionExtensionRequest
-	30, // 58: souk.buyer.v1.BuyerService.OpenDispute:input_type -> souk.buyer.v1.OpenDisputeRequest
-	32, // 59: souk.buyer.v1.BuyerService.AddDisputeEvidence:input_type -> souk.buyer.v1.AddDisputeEvidenceRequest
-	34, // 60: souk.buyer.v1.BuyerService.WithdrawDispute:input_type -> souk.buyer.v1.WithdrawDisputeRequest
-	36, // 61: souk.buyer.v1.BuyerService.AnswerCounterOffer:input_type -> souk.buyer.v1.AnswerCounterOfferRequest
-	22, // 62: souk.buyer.v1.BuyerService.ConfirmReceipt:input_type -> souk.buyer.v1.ConfirmReceiptRequest
-	40, // 63: souk.buyer.v1.BuyerService.SendOrderMessage:input_type -> souk.buyer.v1.SendOrderMessageRequest
-	42, // 64: souk.buyer.v1.BuyerService.ListOrderMessages:input_type -> souk.buyer.v1.ListOrderMessagesRequest
-	48, // 65: souk.buyer.v1.BuyerService.ListOrderEvents:input_type -> souk.buyer.v1.ListOrderEventsRequest
-	44, // 66: souk.buyer.v1.BuyerService.MakeOffer:input_type -> souk.buyer.v1.MakeOfferRequest
-	46, // 67: souk.buyer.v1.BuyerService.WatchOrderEvents:input_type -> souk.buyer.v1.WatchOrderEventsRequest
-	38, // 68: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:input_type -> souk.buyer.v1.ReportPaymentEventRequest
-	2,  // 69: souk.buyer.v1.BuyerService.Checkout:output_type -> souk.buyer.v1.CheckoutResponse
-	4,  // 70: souk.buyer.v1.BuyerService.ListOrders:output_type -> souk.buyer.v1.ListOrdersResponse
-	6,  // 71: souk.buyer.v1.BuyerService.GetOrder:output_type -> souk.buyer.v1.GetOrderResponse
-	11, // 72: souk.buyer.v1.BuyerService.PayOrder:output_type -> souk.buyer.v1.PayOrderResponse
-	21, // 73: souk.buyer.v1.BuyerService.CancelOrder:output_type -> souk.buyer.v1.CancelOrderResponse
-	13, // 74: souk.buyer.v1.BuyerService.VerifyPayment:output_type -> souk.buyer.v1.VerifyPaymentResponse
-	17, // 75: souk.buyer.v1.BuyerService.PayOrders:output_type -> souk.buyer.v1.PayOrdersResponse
-	19, // 76: souk.buyer.v1.BuyerService.ListRefunds:output_type -> souk.buyer.v1.ListRefundsResponse
-	25, // 77: souk.buyer.v1.BuyerService.RequestCancellation:output_type -> souk.buyer.v1.RequestCancellationResponse
-	27, // 78: souk.buyer.v1.BuyerService.WithdrawCancellation:output_type -> souk.buyer.v1.WithdrawCancellationResponse
-	29, // 79: souk.buyer.v1.BuyerService.AskProtectionExtension:output_type -> souk.buyer.v1.AskProtectionExtensionResponse
-	31, // 80: souk.buyer.v1.BuyerService.OpenDispute:output_type -> souk.buyer.v1.OpenDisputeResponse
-	33, // 81: souk.buyer.v1.BuyerService.AddDisputeEvidence:output_type -> souk.buyer.v1.AddDisputeEvidenceResponse
-	35, // 82: souk.buyer.v1.BuyerService.WithdrawDispute:output_type -> souk.buyer.v1.WithdrawDisputeResponse
-	37, // 83: souk.buyer.v1.BuyerService.AnswerCounterOffer:output_type -> souk.buyer.v1.AnswerCounterOfferResponse
-	23, // 84: souk.buyer.v1.BuyerService.ConfirmReceipt:output_type -> souk.buyer.v1.ConfirmReceiptResponse
-	41, // 85: souk.buyer.v1.BuyerService.SendOrderMessage:output_type -> souk.buyer.v1.SendOrderMessageResponse
-	43, // 86: souk.buyer.v1.BuyerService.ListOrderMessages:output_type -> souk.buyer.v1.ListOrderMessagesResponse
-	49, // 87: souk.buyer.v1.BuyerService.ListOrderEvents:output_type -> souk.buyer.v1.ListOrderEventsResponse
-	45, // 88: souk.buyer.v1.BuyerService.MakeOffer:output_type -> souk.buyer.v1.MakeOfferResponse
-	47, // 89: souk.buyer.v1.BuyerService.WatchOrderEvents:output_type -> souk.buyer.v1.WatchOrderEventsResponse
-	39, // 90: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:output_type -> souk.buyer.v1.ReportPaymentEventResponse
-	69, // [69:91] is the sub-list for method output_type
-	47, // [47:69] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	56, // 1: souk.buyer.v1.CheckoutRequest.store_coupons:type_name -> souk.buyer.v1.CheckoutRequest.StoreCouponsEntry
+	58, // 2: souk.buyer.v1.CheckoutResponse.orders:type_name -> souk.order.v1.Order
+	0,  // 3: souk.buyer.v1.PreviewCheckoutRequest.items:type_name -> souk.buyer.v1.CheckoutItem
+	57, // 4: souk.buyer.v1.PreviewCheckoutRequest.store_coupons:type_name -> souk.buyer.v1.PreviewCheckoutRequest.StoreCouponsEntry
+	59, // 5: souk.buyer.v1.PreviewOrder.items:type_name -> souk.order.v1.LineItem
+	60, // 6: souk.buyer.v1.PreviewOrder.shipping_fee:type_name -> souk.order.v1.Money
+	60, // 7: souk.buyer.v1.PreviewOrder.items_total:type_name -> souk.order.v1.Money
+	60, // 8: souk.buyer.v1.PreviewOrder.coupon_discount:type_name -> souk.order.v1.Money
+	60, // 9: souk.buyer.v1.PreviewOrder.total:type_name -> souk.order.v1.Money
+	4,  // 10: souk.buyer.v1.PreviewCheckoutResponse.orders:type_name -> souk.buyer.v1.PreviewOrder
+	61, // 11: souk.buyer.v1.MyCoupon.coupon:type_name -> souk.order.v1.Coupon
+	7,  // 12: souk.buyer.v1.ListMyCouponsResponse.coupons:type_name -> souk.buyer.v1.MyCoupon
+	62, // 13: souk.buyer.v1.ListOrdersRequest.status:type_name -> souk.order.v1.OrderStatus
+	63, // 14: souk.buyer.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
+	63, // 15: souk.buyer.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
+	58, // 16: souk.buyer.v1.ListOrdersResponse.orders:type_name -> souk.order.v1.Order
+	58, // 17: souk.buyer.v1.GetOrderResponse.order:type_name -> souk.order.v1.Order
+	60, // 18: souk.buyer.v1.PayOrderRequest.expected_total:type_name -> souk.order.v1.Money
+	13, // 19: souk.buyer.v1.PayOrderRequest.card:type_name -> souk.buyer.v1.Card
+	15, // 20: souk.buyer.v1.PayOrderRequest.wallet:type_name -> souk.buyer.v1.Wallet
+	16, // 21: souk.buyer.v1.PayOrderRequest.bank_transfer:type_name -> souk.buyer.v1.BankTransfer
+	58, // 22: souk.buyer.v1.PayOrderResponse.order:type_name -> souk.order.v1.Order
+	64, // 23: souk.buyer.v1.PayOrderResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
+	58, // 24: souk.buyer.v1.VerifyPaymentResponse.order:type_name -> souk.order.v1.Order
+	64, // 25: souk.buyer.v1.VerifyPaymentResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
+	60, // 26: souk.buyer.v1.OrderPayment.expected_total:type_name -> souk.order.v1.Money
+	20, // 27: souk.buyer.v1.PayOrdersRequest.orders:type_name -> souk.buyer.v1.OrderPayment
+	13, // 28: souk.buyer.v1.PayOrdersRequest.card:type_name -> souk.buyer.v1.Card
+	15, // 29: souk.buyer.v1.PayOrdersRequest.wallet:type_name -> souk.buyer.v1.Wallet
+	16, // 30: souk.buyer.v1.PayOrdersRequest.bank_transfer:type_name -> souk.buyer.v1.BankTransfer
+	58, // 31: souk.buyer.v1.OrderPaymentResult.order:type_name -> souk.order.v1.Order
+	64, // 32: souk.buyer.v1.OrderPaymentResult.attempt:type_name -> souk.order.v1.PaymentAttempt
+	65, // 33: souk.buyer.v1.OrderPaymentResult.status:type_name -> google.rpc.Status
+	22, // 34: souk.buyer.v1.PayOrdersResponse.results:type_name -> souk.buyer.v1.OrderPaymentResult
+	66, // 35: souk.buyer.v1.ListRefundsResponse.refunds:type_name -> souk.order.v1.Refund
+	58, // 36: souk.buyer.v1.CancelOrderResponse.order:type_name -> souk.order.v1.Order
+	58, // 37: souk.buyer.v1.ConfirmReceiptResponse.order:type_name -> souk.order.v1.Order
+	58, // 38: souk.buyer.v1.RequestCancellationResponse.order:type_name -> souk.order.v1.Order
+	58, // 39: souk.buyer.v1.WithdrawCancellationResponse.order:type_name -> souk.order.v1.Order
+	58, // 40: souk.buyer.v1.AskProtectionExtensionResponse.order:type_name -> souk.order.v1.Order
+	60, // 41: souk.buyer.v1.OpenDisputeRequest.refund_amount:type_name -> souk.order.v1.Money
+	67, // 42: souk.buyer.v1.OpenDisputeRequest.evidence:type_name -> souk.order.v1.EvidenceInput
+	58, // 43: souk.buyer.v1.OpenDisputeResponse.order:type_name -> souk.order.v1.Order
+	67, // 44: souk.buyer.v1.AddDisputeEvidenceRequest.evidence:type_name -> souk.order.v1.EvidenceInput
+	58, // 45: souk.buyer.v1.AddDisputeEvidenceResponse.order:type_name -> souk.order.v1.Order
+	58, // 46: souk.buyer.v1.WithdrawDisputeResponse.order:type_name -> souk.order.v1.Order
+	58, // 47: souk.buyer.v1.AnswerCounterOfferResponse.order:type_name -> souk.order.v1.Order
+	68, // 48: souk.buyer.v1.SendOrderMessageRequest.message:type_name -> souk.order.v1.MessageInput
+	69, // 49: souk.buyer.v1.SendOrderMessageResponse.message:type_name -> souk.order.v1.OrderMessage
+	69, // 50: souk.buyer.v1.ListOrderMessagesResponse.messages:type_name -> souk.order.v1.OrderMessage
+	70, // 51: souk.buyer.v1.MakeOfferRequest.kind:type_name -> souk.order.v1.OfferKind
+	60, // 52: souk.buyer.v1.MakeOfferRequest.amount:type_name -> souk.order.v1.Money
+	58, // 53: souk.buyer.v1.MakeOfferResponse.order:type_name -> souk.order.v1.Order
+	71, // 54: souk.buyer.v1.WatchOrderEventsRequest.filter:type_name -> souk.order.v1.EventFilter
+	72, // 55: souk.buyer.v1.WatchOrderEventsResponse.event:type_name -> souk.order.v1.OrderEvent
+	73, // 56: souk.buyer.v1.WatchOrderEventsResponse.heartbeat:type_name -> souk.order.v1.EventHeartbeat
+	74, // 57: souk.buyer.v1.ListOrderEventsResponse.events:type_name -> souk.order.v1.HistoryEntry
+	1,  // 58: souk.buyer.v1.BuyerService.Checkout:input_type -> souk.buyer.v1.CheckoutRequest
+	9,  // 59: souk.buyer.v1.BuyerService.ListOrders:input_type -> souk.buyer.v1.ListOrdersRequest
+	11, // 60: souk.buyer.v1.BuyerService.GetOrder:input_type -> souk.buyer.v1.GetOrderRequest
+	14, // 61: souk.buyer.v1.BuyerService.PayOrder:input_type -> souk.buyer.v1.PayOrderRequest
+	26, // 62: souk.buyer.v1.BuyerService.CancelOrder:input_type -> souk.buyer.v1.CancelOrderRequest
+	18, // 63: souk.buyer.v1.BuyerService.VerifyPayment:input_type -> souk.buyer.v1.VerifyPaymentRequest
+	21, // 64: souk.buyer.v1.BuyerService.PayOrders:input_type -> souk.buyer.v1.PayOrdersRequest
+	24, // 65: souk.buyer.v1.BuyerService.ListRefunds:input_type -> souk.buyer.v1.ListRefundsRequest
+	30, // 66: souk.buyer.v1.BuyerService.RequestCancellation:input_type -> souk.buyer.v1.RequestCancellationRequest
+	32, // 67: souk.buyer.v1.BuyerService.WithdrawCancellation:input_type -> souk.buyer.v1.WithdrawCancellationRequest
+	34, // 68: souk.buyer.v1.BuyerService.AskProtectionExtension:input_type -> souk.buyer.v1.AskProtectionExtensionRequest
+	36, // 69: souk.buyer.v1.BuyerService.OpenDispute:input_type -> souk.buyer.v1.OpenDisputeRequest
+	38, // 70: souk.buyer.v1.BuyerService.AddDisputeEvidence:input_type -> souk.buyer.v1.AddDisputeEvidenceRequest
+	40, // 71: souk.buyer.v1.BuyerService.WithdrawDispute:input_type -> souk.buyer.v1.WithdrawDisputeRequest
+	42, // 72: souk.buyer.v1.BuyerService.AnswerCounterOffer:input_type -> souk.buyer.v1.AnswerCounterOfferRequest
+	28, // 73: souk.buyer.v1.BuyerService.ConfirmReceipt:input_type -> souk.buyer.v1.ConfirmReceiptRequest
+	46, // 74: souk.buyer.v1.BuyerService.SendOrderMessage:input_type -> souk.buyer.v1.SendOrderMessageRequest
+	48, // 75: souk.buyer.v1.BuyerService.ListOrderMessages:input_type -> souk.buyer.v1.ListOrderMessagesRequest
+	54, // 76: souk.buyer.v1.BuyerService.ListOrderEvents:input_type -> souk.buyer.v1.ListOrderEventsRequest
+	50, // 77: souk.buyer.v1.BuyerService.MakeOffer:input_type -> souk.buyer.v1.MakeOfferRequest
+	52, // 78: souk.buyer.v1.BuyerService.WatchOrderEvents:input_type -> souk.buyer.v1.WatchOrderEventsRequest
+	3,  // 79: souk.buyer.v1.BuyerService.PreviewCheckout:input_type -> souk.buyer.v1.PreviewCheckoutRequest
+	6,  // 80: souk.buyer.v1.BuyerService.ListMyCoupons:input_type -> souk.buyer.v1.ListMyCouponsRequest
+	44, // 81: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:input_type -> souk.buyer.v1.ReportPaymentEventRequest
+	2,  // 82: souk.buyer.v1.BuyerService.Checkout:output_type -> souk.buyer.v1.CheckoutResponse
+	10, // 83: souk.buyer.v1.BuyerService.ListOrders:output_type -> souk.buyer.v1.ListOrdersResponse
+	12, // 84: souk.buyer.v1.BuyerService.GetOrder:output_type -> souk.buyer.v1.GetOrderResponse
+	17, // 85: souk.buyer.v1.BuyerService.PayOrder:output_type -> souk.buyer.v1.PayOrderResponse
+	27, // 86: souk.buyer.v1.BuyerService.CancelOrder:output_type -> souk.buyer.v1.CancelOrderResponse
+	19, // 87: souk.buyer.v1.BuyerService.VerifyPayment:output_type -> souk.buyer.v1.VerifyPaymentResponse
+	23, // 88: souk.buyer.v1.BuyerService.PayOrders:output_type -> souk.buyer.v1.PayOrdersResponse
+	25, // 89: souk.buyer.v1.BuyerService.ListRefunds:output_type -> souk.buyer.v1.ListRefundsResponse
+	31, // 90: souk.buyer.v1.BuyerService.RequestCancellation:output_type -> souk.buyer.v1.RequestCancellationResponse
+	33, // 91: souk.buyer.v1.BuyerService.WithdrawCancellation:output_type -> souk.buyer.v1.WithdrawCancellationResponse
+	35, // 92: souk.buyer.v1.BuyerService.AskProtectionExtension:output_type -> souk.buyer.v1.AskProtectionExtensionResponse
+	37, // 93: souk.buyer.v1.BuyerService.OpenDispute:output_type -> souk.buyer.v1.OpenDisputeResponse
+	39, // 94: souk.buyer.v1.BuyerService.AddDisputeEvidence:output_type -> souk.buyer.v1.AddDisputeEvidenceResponse
+	41, // 95: souk.buyer.v1.BuyerService.WithdrawDispute:output_type -> souk.buyer.v1.WithdrawDisputeResponse
+	43, // 96: souk.buyer.v1.BuyerService.AnswerCounterOffer:output_type -> souk.buyer.v1.AnswerCounterOfferResponse
+	29, // 97: souk.buyer.v1.BuyerService.ConfirmReceipt:output_type -> souk.buyer.v1.ConfirmReceiptResponse
+	47, // 98: souk.buyer.v1.BuyerService.SendOrderMessage:output_type -> souk.buyer.v1.SendOrderMessageResponse
+	49, // 99: souk.buyer.v1.BuyerService.ListOrderMessages:output_type -> souk.buyer.v1.ListOrderMessagesResponse
+	55, // 100: souk.buyer.v1.BuyerService.ListOrderEvents:output_type -> souk.buyer.v1.ListOrderEventsResponse
+	51, // 101: souk.buyer.v1.BuyerService.MakeOffer:output_type -> souk.buyer.v1.MakeOfferResponse
+	53, // 102: souk.buyer.v1.BuyerService.WatchOrderEvents:output_type -> souk.buyer.v1.WatchOrderEventsResponse
+	5,  // 103: souk.buyer.v1.BuyerService.PreviewCheckout:output_type -> souk.buyer.v1.PreviewCheckoutResponse
+	8,  // 104: souk.buyer.v1.BuyerService.ListMyCoupons:output_type -> souk.buyer.v1.ListMyCouponsResponse
+	45, // 105: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:output_type -> souk.buyer.v1.ReportPaymentEventResponse
+	82, // [82:106] is the sub-list for method output_type
+	58, // [58:82] is the sub-list for method input_type
+	58, // [58:58] is the sub-list for extension type_name
+	58, // [58:58] is the sub-list for extension extendee
+	0,  // [0:58] is the sub-list for field type_name
 }
 
 func init() { file_souk_buyer_v1_buyer_proto_init() }
@@ -3433,17 +3854,17 @@ func file_souk_buyer_v1_buyer_proto_init() {
 	if File_souk_buyer_v1_buyer_proto != nil {
 		return
 	}
-	file_souk_buyer_v1_buyer_proto_msgTypes[8].OneofWrappers = []any{
+	file_souk_buyer_v1_buyer_proto_msgTypes[14].OneofWrappers = []any{
 		(*PayOrderRequest_Card)(nil),
 		(*PayOrderRequest_Wallet)(nil),
 		(*PayOrderRequest_BankTransfer)(nil),
 	}
-	file_souk_buyer_v1_buyer_proto_msgTypes[15].OneofWrappers = []any{
+	file_souk_buyer_v1_buyer_proto_msgTypes[21].OneofWrappers = []any{
 		(*PayOrdersRequest_Card)(nil),
 		(*PayOrdersRequest_Wallet)(nil),
 		(*PayOrdersRequest_BankTransfer)(nil),
 	}
-	file_souk_buyer_v1_buyer_proto_msgTypes[47].OneofWrappers = []any{
+	file_souk_buyer_v1_buyer_proto_msgTypes[53].OneofWrappers = []any{
 		(*WatchOrderEventsResponse_Event)(nil),
 		(*WatchOrderEventsResponse_Heartbeat)(nil),
 	}
@@ -3453,7 +3874,7 @@ func file_souk_buyer_v1_buyer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_souk_buyer_v1_buyer_proto_rawDesc), len(file_souk_buyer_v1_buyer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   50,
+			NumMessages:   58,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -40,6 +40,8 @@ const (
 	BuyerService_ListOrderEvents_FullMethodName        = "/souk.buyer.v1.BuyerService/ListOrderEvents"
 	BuyerService_MakeOffer_FullMethodName              = "/souk.buyer.v1.BuyerService/MakeOffer"
 	BuyerService_WatchOrderEvents_FullMethodName       = "/souk.buyer.v1.BuyerService/WatchOrderEvents"
+	BuyerService_PreviewCheckout_FullMethodName        = "/souk.buyer.v1.BuyerService/PreviewCheckout"
+	BuyerService_ListMyCoupons_FullMethodName          = "/souk.buyer.v1.BuyerService/ListMyCoupons"
 )
 
 // BuyerServiceClient is the client API for BuyerService service.
@@ -107,6 +109,12 @@ type BuyerServiceClient interface {
 	// heartbeat, resumes after a cursor, and ends with RESOURCE_EXHAUSTED if
 	// the watcher reads too slowly (watch again from the last cursor).
 	WatchOrderEvents(ctx context.Context, in *WatchOrderEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchOrderEventsResponse], error)
+	// PreviewCheckout prices a cart with its coupons as Checkout would,
+	// reserving nothing: the same lines, discounts and totals.
+	PreviewCheckout(ctx context.Context, in *PreviewCheckoutRequest, opts ...grpc.CallOption) (*PreviewCheckoutResponse, error)
+	// ListMyCoupons lists the platform coupons granted to the buyer that
+	// have not ended, those ending first first.
+	ListMyCoupons(ctx context.Context, in *ListMyCouponsRequest, opts ...grpc.CallOption) (*ListMyCouponsResponse, error)
 }
 
 type buyerServiceClient struct {
@@ -336,6 +344,26 @@ func (c *buyerServiceClient) WatchOrderEvents(ctx context.Context, in *WatchOrde
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type BuyerService_WatchOrderEventsClient = grpc.ServerStreamingClient[WatchOrderEventsResponse]
 
+func (c *buyerServiceClient) PreviewCheckout(ctx context.Context, in *PreviewCheckoutRequest, opts ...grpc.CallOption) (*PreviewCheckoutResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PreviewCheckoutResponse)
+	err := c.cc.Invoke(ctx, BuyerService_PreviewCheckout_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *buyerServiceClient) ListMyCoupons(ctx context.Context, in *ListMyCouponsRequest, opts ...grpc.CallOption) (*ListMyCouponsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListMyCouponsResponse)
+	err := c.cc.Invoke(ctx, BuyerService_ListMyCoupons_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BuyerServiceServer is the server API for BuyerService service.
 // All implementations must embed UnimplementedBuyerServiceServer
 // for forward compatibility.
@@ -401,6 +429,12 @@ type BuyerServiceServer interface {
 	// heartbeat, resumes after a cursor, and ends with RESOURCE_EXHAUSTED if
 	// the watcher reads too slowly (watch again from the last cursor).
 	WatchOrderEvents(*WatchOrderEventsRequest, grpc.ServerStreamingServer[WatchOrderEventsResponse]) error
+	// PreviewCheckout prices a cart with its coupons as Checkout would,
+	// reserving nothing: the same lines, discounts and totals.
+	PreviewCheckout(context.Context, *PreviewCheckoutRequest) (*PreviewCheckoutResponse, error)
+	// ListMyCoupons lists the platform coupons granted to the buyer that
+	// have not ended, those ending first first.
+	ListMyCoupons(context.Context, *ListMyCouponsRequest) (*ListMyCouponsResponse, error)
 	mustEmbedUnimplementedBuyerServiceServer()
 }
 
@@ -473,6 +507,12 @@ func (UnimplementedBuyerServiceServer) MakeOffer(context.Context, *MakeOfferRequ
 }
 func (UnimplementedBuyerServiceServer) WatchOrderEvents(*WatchOrderEventsRequest, grpc.ServerStreamingServer[WatchOrderEventsResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchOrderEvents not implemented")
+}
+func (UnimplementedBuyerServiceServer) PreviewCheckout(context.Context, *PreviewCheckoutRequest) (*PreviewCheckoutResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PreviewCheckout not implemented")
+}
+func (UnimplementedBuyerServiceServer) ListMyCoupons(context.Context, *ListMyCouponsRequest) (*ListMyCouponsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListMyCoupons not implemented")
 }
 func (UnimplementedBuyerServiceServer) mustEmbedUnimplementedBuyerServiceServer() {}
 func (UnimplementedBuyerServiceServer) testEmbeddedByValue()                      {}
@@ -866,6 +906,42 @@ func _BuyerService_WatchOrderEvents_Handler(srv interface{}, stream grpc.ServerS
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type BuyerService_WatchOrderEventsServer = grpc.ServerStreamingServer[WatchOrderEventsResponse]
 
+func _BuyerService_PreviewCheckout_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PreviewCheckoutRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BuyerServiceServer).PreviewCheckout(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BuyerService_PreviewCheckout_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BuyerServiceServer).PreviewCheckout(ctx, req.(*PreviewCheckoutRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BuyerService_ListMyCoupons_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListMyCouponsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BuyerServiceServer).ListMyCoupons(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BuyerService_ListMyCoupons_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BuyerServiceServer).ListMyCoupons(ctx, req.(*ListMyCouponsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // BuyerService_ServiceDesc is the grpc.ServiceDesc for BuyerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -952,6 +1028,14 @@ var BuyerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "MakeOffer",
 			Handler:    _BuyerService_MakeOffer_Handler,
+		},
+		{
+			MethodName: "PreviewCheckout",
+			Handler:    _BuyerService_PreviewCheckout_Handler,
+		},
+		{
+			MethodName: "ListMyCoupons",
+			Handler:    _BuyerService_ListMyCoupons_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

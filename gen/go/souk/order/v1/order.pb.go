@@ -96,6 +96,174 @@ func (OrderStatus) EnumDescriptor() ([]byte, []int) {
 	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{0}
 }
 
+// CouponSource is who issued a coupon, and so who pays for it.
+type CouponSource int32
+
+const (
+	// Not set.
+	CouponSource_COUPON_SOURCE_UNSPECIFIED CouponSource = 0
+	// The marketplace: the store is paid as if there were no coupon.
+	CouponSource_COUPON_SOURCE_PLATFORM CouponSource = 1
+	// The store: what it takes off, the store is paid less.
+	CouponSource_COUPON_SOURCE_STORE CouponSource = 2
+)
+
+// Enum value maps for CouponSource.
+var (
+	CouponSource_name = map[int32]string{
+		0: "COUPON_SOURCE_UNSPECIFIED",
+		1: "COUPON_SOURCE_PLATFORM",
+		2: "COUPON_SOURCE_STORE",
+	}
+	CouponSource_value = map[string]int32{
+		"COUPON_SOURCE_UNSPECIFIED": 0,
+		"COUPON_SOURCE_PLATFORM":    1,
+		"COUPON_SOURCE_STORE":       2,
+	}
+)
+
+func (x CouponSource) Enum() *CouponSource {
+	p := new(CouponSource)
+	*p = x
+	return p
+}
+
+func (x CouponSource) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CouponSource) Descriptor() protoreflect.EnumDescriptor {
+	return file_souk_order_v1_order_proto_enumTypes[1].Descriptor()
+}
+
+func (CouponSource) Type() protoreflect.EnumType {
+	return &file_souk_order_v1_order_proto_enumTypes[1]
+}
+
+func (x CouponSource) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CouponSource.Descriptor instead.
+func (CouponSource) EnumDescriptor() ([]byte, []int) {
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{1}
+}
+
+// CouponKind is how a coupon takes its value.
+type CouponKind int32
+
+const (
+	// Not set.
+	CouponKind_COUPON_KIND_UNSPECIFIED CouponKind = 0
+	// A fixed amount off, in the coupon's currency.
+	CouponKind_COUPON_KIND_AMOUNT_OFF CouponKind = 1
+	// A percentage of the eligible subtotal off, up to an optional cap.
+	CouponKind_COUPON_KIND_PERCENT_OFF CouponKind = 2
+)
+
+// Enum value maps for CouponKind.
+var (
+	CouponKind_name = map[int32]string{
+		0: "COUPON_KIND_UNSPECIFIED",
+		1: "COUPON_KIND_AMOUNT_OFF",
+		2: "COUPON_KIND_PERCENT_OFF",
+	}
+	CouponKind_value = map[string]int32{
+		"COUPON_KIND_UNSPECIFIED": 0,
+		"COUPON_KIND_AMOUNT_OFF":  1,
+		"COUPON_KIND_PERCENT_OFF": 2,
+	}
+)
+
+func (x CouponKind) Enum() *CouponKind {
+	p := new(CouponKind)
+	*p = x
+	return p
+}
+
+func (x CouponKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CouponKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_souk_order_v1_order_proto_enumTypes[2].Descriptor()
+}
+
+func (CouponKind) Type() protoreflect.EnumType {
+	return &file_souk_order_v1_order_proto_enumTypes[2]
+}
+
+func (x CouponKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CouponKind.Descriptor instead.
+func (CouponKind) EnumDescriptor() ([]byte, []int) {
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{2}
+}
+
+// CouponHoldState is where a checkout's use of a coupon stands.
+type CouponHoldState int32
+
+const (
+	// Not set.
+	CouponHoldState_COUPON_HOLD_STATE_UNSPECIFIED CouponHoldState = 0
+	// Held by the checkout's unpaid orders; it counts against the coupon's limits.
+	CouponHoldState_COUPON_HOLD_STATE_RESERVED CouponHoldState = 1
+	// One of the orders was paid: used for good.
+	CouponHoldState_COUPON_HOLD_STATE_CONSUMED CouponHoldState = 2
+	// Every order that held it was cancelled unpaid while it was valid: it
+	// can be used again.
+	CouponHoldState_COUPON_HOLD_STATE_RELEASED CouponHoldState = 3
+	// Every order that held it was cancelled unpaid after it ended: gone.
+	CouponHoldState_COUPON_HOLD_STATE_LAPSED CouponHoldState = 4
+)
+
+// Enum value maps for CouponHoldState.
+var (
+	CouponHoldState_name = map[int32]string{
+		0: "COUPON_HOLD_STATE_UNSPECIFIED",
+		1: "COUPON_HOLD_STATE_RESERVED",
+		2: "COUPON_HOLD_STATE_CONSUMED",
+		3: "COUPON_HOLD_STATE_RELEASED",
+		4: "COUPON_HOLD_STATE_LAPSED",
+	}
+	CouponHoldState_value = map[string]int32{
+		"COUPON_HOLD_STATE_UNSPECIFIED": 0,
+		"COUPON_HOLD_STATE_RESERVED":    1,
+		"COUPON_HOLD_STATE_CONSUMED":    2,
+		"COUPON_HOLD_STATE_RELEASED":    3,
+		"COUPON_HOLD_STATE_LAPSED":      4,
+	}
+)
+
+func (x CouponHoldState) Enum() *CouponHoldState {
+	p := new(CouponHoldState)
+	*p = x
+	return p
+}
+
+func (x CouponHoldState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CouponHoldState) Descriptor() protoreflect.EnumDescriptor {
+	return file_souk_order_v1_order_proto_enumTypes[3].Descriptor()
+}
+
+func (CouponHoldState) Type() protoreflect.EnumType {
+	return &file_souk_order_v1_order_proto_enumTypes[3]
+}
+
+func (x CouponHoldState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CouponHoldState.Descriptor instead.
+func (CouponHoldState) EnumDescriptor() ([]byte, []int) {
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{3}
+}
+
 // PaymentMethod is how a buyer pays.
 type PaymentMethod int32
 
@@ -137,11 +305,11 @@ func (x PaymentMethod) String() string {
 }
 
 func (PaymentMethod) Descriptor() protoreflect.EnumDescriptor {
-	return file_souk_order_v1_order_proto_enumTypes[1].Descriptor()
+	return file_souk_order_v1_order_proto_enumTypes[4].Descriptor()
 }
 
 func (PaymentMethod) Type() protoreflect.EnumType {
-	return &file_souk_order_v1_order_proto_enumTypes[1]
+	return &file_souk_order_v1_order_proto_enumTypes[4]
 }
 
 func (x PaymentMethod) Number() protoreflect.EnumNumber {
@@ -150,7 +318,7 @@ func (x PaymentMethod) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PaymentMethod.Descriptor instead.
 func (PaymentMethod) EnumDescriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{1}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{4}
 }
 
 // PaymentAttemptStatus is where a payment attempt stands, as in a payment intent.
@@ -207,11 +375,11 @@ func (x PaymentAttemptStatus) String() string {
 }
 
 func (PaymentAttemptStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_souk_order_v1_order_proto_enumTypes[2].Descriptor()
+	return file_souk_order_v1_order_proto_enumTypes[5].Descriptor()
 }
 
 func (PaymentAttemptStatus) Type() protoreflect.EnumType {
-	return &file_souk_order_v1_order_proto_enumTypes[2]
+	return &file_souk_order_v1_order_proto_enumTypes[5]
 }
 
 func (x PaymentAttemptStatus) Number() protoreflect.EnumNumber {
@@ -220,7 +388,7 @@ func (x PaymentAttemptStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PaymentAttemptStatus.Descriptor instead.
 func (PaymentAttemptStatus) EnumDescriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{2}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{5}
 }
 
 // RefundStatus is where a refund stands.
@@ -268,11 +436,11 @@ func (x RefundStatus) String() string {
 }
 
 func (RefundStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_souk_order_v1_order_proto_enumTypes[3].Descriptor()
+	return file_souk_order_v1_order_proto_enumTypes[6].Descriptor()
 }
 
 func (RefundStatus) Type() protoreflect.EnumType {
-	return &file_souk_order_v1_order_proto_enumTypes[3]
+	return &file_souk_order_v1_order_proto_enumTypes[6]
 }
 
 func (x RefundStatus) Number() protoreflect.EnumNumber {
@@ -281,7 +449,7 @@ func (x RefundStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RefundStatus.Descriptor instead.
 func (RefundStatus) EnumDescriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{3}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{6}
 }
 
 // OfferKind is what a buyer's offer proposes.
@@ -321,11 +489,11 @@ func (x OfferKind) String() string {
 }
 
 func (OfferKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_souk_order_v1_order_proto_enumTypes[4].Descriptor()
+	return file_souk_order_v1_order_proto_enumTypes[7].Descriptor()
 }
 
 func (OfferKind) Type() protoreflect.EnumType {
-	return &file_souk_order_v1_order_proto_enumTypes[4]
+	return &file_souk_order_v1_order_proto_enumTypes[7]
 }
 
 func (x OfferKind) Number() protoreflect.EnumNumber {
@@ -334,7 +502,7 @@ func (x OfferKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use OfferKind.Descriptor instead.
 func (OfferKind) EnumDescriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{4}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{7}
 }
 
 // Money is an exact amount: an integer number of minor units (cents, fen,
@@ -407,7 +575,12 @@ type LineItem struct {
 	// The price of one unit.
 	UnitPrice *Money `protobuf:"bytes,4,opt,name=unit_price,json=unitPrice,proto3" json:"unit_price,omitempty"`
 	// unit_price × quantity.
-	Subtotal      *Money `protobuf:"bytes,5,opt,name=subtotal,proto3" json:"subtotal,omitempty"`
+	Subtotal *Money `protobuf:"bytes,5,opt,name=subtotal,proto3" json:"subtotal,omitempty"`
+	// What coupons take off this line, in the order they were applied (the
+	// store's, then the platform's).
+	Discounts []*LineDiscount `protobuf:"bytes,6,rep,name=discounts,proto3" json:"discounts,omitempty"`
+	// subtotal less the discounts: what the line costs the buyer.
+	Net           *Money `protobuf:"bytes,7,opt,name=net,proto3" json:"net,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -477,6 +650,540 @@ func (x *LineItem) GetSubtotal() *Money {
 	return nil
 }
 
+func (x *LineItem) GetDiscounts() []*LineDiscount {
+	if x != nil {
+		return x.Discounts
+	}
+	return nil
+}
+
+func (x *LineItem) GetNet() *Money {
+	if x != nil {
+		return x.Net
+	}
+	return nil
+}
+
+// LineDiscount is one coupon's share of one order line.
+type LineDiscount struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The coupon.
+	CouponId string `protobuf:"bytes,1,opt,name=coupon_id,json=couponId,proto3" json:"coupon_id,omitempty"`
+	// Its code.
+	Code string `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	// Who issued it, and so who funds this share.
+	Source CouponSource `protobuf:"varint,3,opt,name=source,proto3,enum=souk.order.v1.CouponSource" json:"source,omitempty"`
+	// The share.
+	Amount        *Money `protobuf:"bytes,4,opt,name=amount,proto3" json:"amount,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LineDiscount) Reset() {
+	*x = LineDiscount{}
+	mi := &file_souk_order_v1_order_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LineDiscount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LineDiscount) ProtoMessage() {}
+
+func (x *LineDiscount) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_order_v1_order_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LineDiscount.ProtoReflect.Descriptor instead.
+func (*LineDiscount) Descriptor() ([]byte, []int) {
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *LineDiscount) GetCouponId() string {
+	if x != nil {
+		return x.CouponId
+	}
+	return ""
+}
+
+func (x *LineDiscount) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *LineDiscount) GetSource() CouponSource {
+	if x != nil {
+		return x.Source
+	}
+	return CouponSource_COUPON_SOURCE_UNSPECIFIED
+}
+
+func (x *LineDiscount) GetAmount() *Money {
+	if x != nil {
+		return x.Amount
+	}
+	return nil
+}
+
+// CouponEventDetail is the coupon of a coupon_* event.
+type CouponEventDetail struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The coupon.
+	CouponId string `protobuf:"bytes,1,opt,name=coupon_id,json=couponId,proto3" json:"coupon_id,omitempty"`
+	// Its code.
+	Code string `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	// What it takes off the order.
+	Amount        *Money `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CouponEventDetail) Reset() {
+	*x = CouponEventDetail{}
+	mi := &file_souk_order_v1_order_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CouponEventDetail) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CouponEventDetail) ProtoMessage() {}
+
+func (x *CouponEventDetail) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_order_v1_order_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CouponEventDetail.ProtoReflect.Descriptor instead.
+func (*CouponEventDetail) Descriptor() ([]byte, []int) {
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *CouponEventDetail) GetCouponId() string {
+	if x != nil {
+		return x.CouponId
+	}
+	return ""
+}
+
+func (x *CouponEventDetail) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *CouponEventDetail) GetAmount() *Money {
+	if x != nil {
+		return x.Amount
+	}
+	return nil
+}
+
+// OrderCoupon is a coupon an order's lines use.
+type OrderCoupon struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The coupon.
+	CouponId string `protobuf:"bytes,1,opt,name=coupon_id,json=couponId,proto3" json:"coupon_id,omitempty"`
+	// Its code.
+	Code string `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	// Who issued and funds it.
+	Source CouponSource `protobuf:"varint,3,opt,name=source,proto3,enum=souk.order.v1.CouponSource" json:"source,omitempty"`
+	// Where the checkout's use of it stands.
+	State CouponHoldState `protobuf:"varint,4,opt,name=state,proto3,enum=souk.order.v1.CouponHoldState" json:"state,omitempty"`
+	// What it takes off this order.
+	Amount        *Money `protobuf:"bytes,5,opt,name=amount,proto3" json:"amount,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrderCoupon) Reset() {
+	*x = OrderCoupon{}
+	mi := &file_souk_order_v1_order_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrderCoupon) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrderCoupon) ProtoMessage() {}
+
+func (x *OrderCoupon) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_order_v1_order_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrderCoupon.ProtoReflect.Descriptor instead.
+func (*OrderCoupon) Descriptor() ([]byte, []int) {
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *OrderCoupon) GetCouponId() string {
+	if x != nil {
+		return x.CouponId
+	}
+	return ""
+}
+
+func (x *OrderCoupon) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *OrderCoupon) GetSource() CouponSource {
+	if x != nil {
+		return x.Source
+	}
+	return CouponSource_COUPON_SOURCE_UNSPECIFIED
+}
+
+func (x *OrderCoupon) GetState() CouponHoldState {
+	if x != nil {
+		return x.State
+	}
+	return CouponHoldState_COUPON_HOLD_STATE_UNSPECIFIED
+}
+
+func (x *OrderCoupon) GetAmount() *Money {
+	if x != nil {
+		return x.Amount
+	}
+	return nil
+}
+
+// Coupon is a discount as its issuer defines it.
+type Coupon struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The coupon's id (set by Souk).
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The code a buyer types, unique per issuer whatever its case.
+	Code string `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	// Who issued it (set by Souk from the caller).
+	Source CouponSource `protobuf:"varint,3,opt,name=source,proto3,enum=souk.order.v1.CouponSource" json:"source,omitempty"`
+	// The store of a store's coupon (set by Souk from the caller).
+	SellerId string `protobuf:"bytes,4,opt,name=seller_id,json=sellerId,proto3" json:"seller_id,omitempty"`
+	// How it takes its value.
+	Kind CouponKind `protobuf:"varint,5,opt,name=kind,proto3,enum=souk.order.v1.CouponKind" json:"kind,omitempty"`
+	// AMOUNT_OFF: the amount; its currency is the coupon's (set it on
+	// PERCENT_OFF too, amount 0: a coupon applies to orders in its currency).
+	Amount *Money `protobuf:"bytes,6,opt,name=amount,proto3" json:"amount,omitempty"`
+	// PERCENT_OFF: 1 to 100.
+	Percent int32 `protobuf:"varint,7,opt,name=percent,proto3" json:"percent,omitempty"`
+	// PERCENT_OFF: the most it takes off (zero or unset: no cap).
+	Cap *Money `protobuf:"bytes,8,opt,name=cap,proto3" json:"cap,omitempty"`
+	// The eligible subtotal (after earlier coupons, never shipping) a
+	// checkout needs.
+	MinSubtotal *Money `protobuf:"bytes,9,opt,name=min_subtotal,json=minSubtotal,proto3" json:"min_subtotal,omitempty"`
+	// When it can be used, from starts_at to before ends_at.
+	StartsAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=starts_at,json=startsAt,proto3" json:"starts_at,omitempty"`
+	// When it ends.
+	EndsAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=ends_at,json=endsAt,proto3" json:"ends_at,omitempty"`
+	// How many checkouts may hold or use it (0: no limit).
+	RedemptionLimit int64 `protobuf:"varint,12,opt,name=redemption_limit,json=redemptionLimit,proto3" json:"redemption_limit,omitempty"`
+	// How many of one buyer's checkouts may (0: no limit).
+	PerBuyerLimit int64 `protobuf:"varint,13,opt,name=per_buyer_limit,json=perBuyerLimit,proto3" json:"per_buyer_limit,omitempty"`
+	// Only for a buyer who has never paid an order.
+	FirstOrderOnly bool `protobuf:"varint,14,opt,name=first_order_only,json=firstOrderOnly,proto3" json:"first_order_only,omitempty"`
+	// A platform coupon only the buyers it was granted to may use.
+	GrantedOnly bool `protobuf:"varint,15,opt,name=granted_only,json=grantedOnly,proto3" json:"granted_only,omitempty"`
+	// A store's coupon: the products it applies to (empty: all).
+	ProductIds []string `protobuf:"bytes,16,rep,name=product_ids,json=productIds,proto3" json:"product_ids,omitempty"`
+	// A platform coupon: the stores it applies to (empty: any).
+	SellerIds []string `protobuf:"bytes,17,rep,name=seller_ids,json=sellerIds,proto3" json:"seller_ids,omitempty"`
+	// A paused coupon cannot be used; its holds stay.
+	Paused bool `protobuf:"varint,18,opt,name=paused,proto3" json:"paused,omitempty"`
+	// How many checkouts hold or used it (set by Souk).
+	Used          int64 `protobuf:"varint,19,opt,name=used,proto3" json:"used,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Coupon) Reset() {
+	*x = Coupon{}
+	mi := &file_souk_order_v1_order_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Coupon) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Coupon) ProtoMessage() {}
+
+func (x *Coupon) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_order_v1_order_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Coupon.ProtoReflect.Descriptor instead.
+func (*Coupon) Descriptor() ([]byte, []int) {
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Coupon) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Coupon) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *Coupon) GetSource() CouponSource {
+	if x != nil {
+		return x.Source
+	}
+	return CouponSource_COUPON_SOURCE_UNSPECIFIED
+}
+
+func (x *Coupon) GetSellerId() string {
+	if x != nil {
+		return x.SellerId
+	}
+	return ""
+}
+
+func (x *Coupon) GetKind() CouponKind {
+	if x != nil {
+		return x.Kind
+	}
+	return CouponKind_COUPON_KIND_UNSPECIFIED
+}
+
+func (x *Coupon) GetAmount() *Money {
+	if x != nil {
+		return x.Amount
+	}
+	return nil
+}
+
+func (x *Coupon) GetPercent() int32 {
+	if x != nil {
+		return x.Percent
+	}
+	return 0
+}
+
+func (x *Coupon) GetCap() *Money {
+	if x != nil {
+		return x.Cap
+	}
+	return nil
+}
+
+func (x *Coupon) GetMinSubtotal() *Money {
+	if x != nil {
+		return x.MinSubtotal
+	}
+	return nil
+}
+
+func (x *Coupon) GetStartsAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartsAt
+	}
+	return nil
+}
+
+func (x *Coupon) GetEndsAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndsAt
+	}
+	return nil
+}
+
+func (x *Coupon) GetRedemptionLimit() int64 {
+	if x != nil {
+		return x.RedemptionLimit
+	}
+	return 0
+}
+
+func (x *Coupon) GetPerBuyerLimit() int64 {
+	if x != nil {
+		return x.PerBuyerLimit
+	}
+	return 0
+}
+
+func (x *Coupon) GetFirstOrderOnly() bool {
+	if x != nil {
+		return x.FirstOrderOnly
+	}
+	return false
+}
+
+func (x *Coupon) GetGrantedOnly() bool {
+	if x != nil {
+		return x.GrantedOnly
+	}
+	return false
+}
+
+func (x *Coupon) GetProductIds() []string {
+	if x != nil {
+		return x.ProductIds
+	}
+	return nil
+}
+
+func (x *Coupon) GetSellerIds() []string {
+	if x != nil {
+		return x.SellerIds
+	}
+	return nil
+}
+
+func (x *Coupon) GetPaused() bool {
+	if x != nil {
+		return x.Paused
+	}
+	return false
+}
+
+func (x *Coupon) GetUsed() int64 {
+	if x != nil {
+		return x.Used
+	}
+	return 0
+}
+
+// CouponUse is what a coupon's redemptions came to.
+type CouponUse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The coupon.
+	Coupon *Coupon `protobuf:"bytes,1,opt,name=coupon,proto3" json:"coupon,omitempty"`
+	// Checkouts holding it unpaid.
+	Reserved int64 `protobuf:"varint,2,opt,name=reserved,proto3" json:"reserved,omitempty"`
+	// Checkouts that paid with it.
+	Consumed int64 `protobuf:"varint,3,opt,name=consumed,proto3" json:"consumed,omitempty"`
+	// Checkouts that gave it back (cancelled unpaid while it was valid).
+	Released int64 `protobuf:"varint,4,opt,name=released,proto3" json:"released,omitempty"`
+	// Checkouts cancelled unpaid after it ended.
+	Lapsed int64 `protobuf:"varint,5,opt,name=lapsed,proto3" json:"lapsed,omitempty"`
+	// What the consumed uses took off: the coupon's cost to its issuer.
+	Cost          *Money `protobuf:"bytes,6,opt,name=cost,proto3" json:"cost,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CouponUse) Reset() {
+	*x = CouponUse{}
+	mi := &file_souk_order_v1_order_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CouponUse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CouponUse) ProtoMessage() {}
+
+func (x *CouponUse) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_order_v1_order_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CouponUse.ProtoReflect.Descriptor instead.
+func (*CouponUse) Descriptor() ([]byte, []int) {
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *CouponUse) GetCoupon() *Coupon {
+	if x != nil {
+		return x.Coupon
+	}
+	return nil
+}
+
+func (x *CouponUse) GetReserved() int64 {
+	if x != nil {
+		return x.Reserved
+	}
+	return 0
+}
+
+func (x *CouponUse) GetConsumed() int64 {
+	if x != nil {
+		return x.Consumed
+	}
+	return 0
+}
+
+func (x *CouponUse) GetReleased() int64 {
+	if x != nil {
+		return x.Released
+	}
+	return 0
+}
+
+func (x *CouponUse) GetLapsed() int64 {
+	if x != nil {
+		return x.Lapsed
+	}
+	return 0
+}
+
+func (x *CouponUse) GetCost() *Money {
+	if x != nil {
+		return x.Cost
+	}
+	return nil
+}
+
 // Shipment is how and when the seller shipped an order.
 type Shipment struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -494,7 +1201,7 @@ type Shipment struct {
 
 func (x *Shipment) Reset() {
 	*x = Shipment{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[2]
+	mi := &file_souk_order_v1_order_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -506,7 +1213,7 @@ func (x *Shipment) String() string {
 func (*Shipment) ProtoMessage() {}
 
 func (x *Shipment) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[2]
+	mi := &file_souk_order_v1_order_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -519,7 +1226,7 @@ func (x *Shipment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Shipment.ProtoReflect.Descriptor instead.
 func (*Shipment) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{2}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Shipment) GetCarrier() string {
@@ -567,7 +1274,7 @@ type Decline struct {
 
 func (x *Decline) Reset() {
 	*x = Decline{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[3]
+	mi := &file_souk_order_v1_order_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -579,7 +1286,7 @@ func (x *Decline) String() string {
 func (*Decline) ProtoMessage() {}
 
 func (x *Decline) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[3]
+	mi := &file_souk_order_v1_order_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -592,7 +1299,7 @@ func (x *Decline) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Decline.ProtoReflect.Descriptor instead.
 func (*Decline) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{3}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Decline) GetCode() string {
@@ -655,7 +1362,7 @@ type PaymentAttempt struct {
 
 func (x *PaymentAttempt) Reset() {
 	*x = PaymentAttempt{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[4]
+	mi := &file_souk_order_v1_order_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -667,7 +1374,7 @@ func (x *PaymentAttempt) String() string {
 func (*PaymentAttempt) ProtoMessage() {}
 
 func (x *PaymentAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[4]
+	mi := &file_souk_order_v1_order_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -680,7 +1387,7 @@ func (x *PaymentAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PaymentAttempt.ProtoReflect.Descriptor instead.
 func (*PaymentAttempt) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{4}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PaymentAttempt) GetId() string {
@@ -796,7 +1503,7 @@ type Refund struct {
 
 func (x *Refund) Reset() {
 	*x = Refund{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[5]
+	mi := &file_souk_order_v1_order_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -808,7 +1515,7 @@ func (x *Refund) String() string {
 func (*Refund) ProtoMessage() {}
 
 func (x *Refund) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[5]
+	mi := &file_souk_order_v1_order_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -821,7 +1528,7 @@ func (x *Refund) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Refund.ProtoReflect.Descriptor instead.
 func (*Refund) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{5}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Refund) GetId() string {
@@ -938,7 +1645,7 @@ type PriceAdjustment struct {
 
 func (x *PriceAdjustment) Reset() {
 	*x = PriceAdjustment{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[6]
+	mi := &file_souk_order_v1_order_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -950,7 +1657,7 @@ func (x *PriceAdjustment) String() string {
 func (*PriceAdjustment) ProtoMessage() {}
 
 func (x *PriceAdjustment) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[6]
+	mi := &file_souk_order_v1_order_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -963,7 +1670,7 @@ func (x *PriceAdjustment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PriceAdjustment.ProtoReflect.Descriptor instead.
 func (*PriceAdjustment) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{6}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PriceAdjustment) GetOldTotal() *Money {
@@ -1030,7 +1737,7 @@ type HistoryEntry struct {
 
 func (x *HistoryEntry) Reset() {
 	*x = HistoryEntry{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[7]
+	mi := &file_souk_order_v1_order_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1042,7 +1749,7 @@ func (x *HistoryEntry) String() string {
 func (*HistoryEntry) ProtoMessage() {}
 
 func (x *HistoryEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[7]
+	mi := &file_souk_order_v1_order_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1055,7 +1762,7 @@ func (x *HistoryEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryEntry.ProtoReflect.Descriptor instead.
 func (*HistoryEntry) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{7}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *HistoryEntry) GetSequence() int64 {
@@ -1114,7 +1821,7 @@ type Deadline struct {
 
 func (x *Deadline) Reset() {
 	*x = Deadline{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[8]
+	mi := &file_souk_order_v1_order_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1126,7 +1833,7 @@ func (x *Deadline) String() string {
 func (*Deadline) ProtoMessage() {}
 
 func (x *Deadline) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[8]
+	mi := &file_souk_order_v1_order_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1139,7 +1846,7 @@ func (x *Deadline) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Deadline.ProtoReflect.Descriptor instead.
 func (*Deadline) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{8}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Deadline) GetKind() string {
@@ -1215,13 +1922,21 @@ type Order struct {
 	// Set when history holds only the latest 200 entries: the rest are read
 	// with ListOrderEvents.
 	HistoryTruncated bool `protobuf:"varint,27,opt,name=history_truncated,json=historyTruncated,proto3" json:"history_truncated,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// What coupons take off the items (total = items_total - coupon_discount
+	// + shipping_fee - discount).
+	CouponDiscount *Money `protobuf:"bytes,28,opt,name=coupon_discount,json=couponDiscount,proto3" json:"coupon_discount,omitempty"`
+	// The part of coupon_discount the store pays for (its own coupons): the
+	// store is paid total + coupon_discount - store_funded.
+	StoreFunded *Money `protobuf:"bytes,29,opt,name=store_funded,json=storeFunded,proto3" json:"store_funded,omitempty"`
+	// The coupons the order holds.
+	Coupons       []*OrderCoupon `protobuf:"bytes,30,rep,name=coupons,proto3" json:"coupons,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Order) Reset() {
 	*x = Order{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[9]
+	mi := &file_souk_order_v1_order_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1233,7 +1948,7 @@ func (x *Order) String() string {
 func (*Order) ProtoMessage() {}
 
 func (x *Order) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[9]
+	mi := &file_souk_order_v1_order_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1246,7 +1961,7 @@ func (x *Order) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Order.ProtoReflect.Descriptor instead.
 func (*Order) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{9}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Order) GetId() string {
@@ -1431,6 +2146,27 @@ func (x *Order) GetHistoryTruncated() bool {
 	return false
 }
 
+func (x *Order) GetCouponDiscount() *Money {
+	if x != nil {
+		return x.CouponDiscount
+	}
+	return nil
+}
+
+func (x *Order) GetStoreFunded() *Money {
+	if x != nil {
+		return x.StoreFunded
+	}
+	return nil
+}
+
+func (x *Order) GetCoupons() []*OrderCoupon {
+	if x != nil {
+		return x.Coupons
+	}
+	return nil
+}
+
 // CancellationRequest is a buyer's request to cancel a paid order.
 type CancellationRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1456,7 +2192,7 @@ type CancellationRequest struct {
 
 func (x *CancellationRequest) Reset() {
 	*x = CancellationRequest{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[10]
+	mi := &file_souk_order_v1_order_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1468,7 +2204,7 @@ func (x *CancellationRequest) String() string {
 func (*CancellationRequest) ProtoMessage() {}
 
 func (x *CancellationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[10]
+	mi := &file_souk_order_v1_order_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1481,7 +2217,7 @@ func (x *CancellationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancellationRequest.ProtoReflect.Descriptor instead.
 func (*CancellationRequest) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{10}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CancellationRequest) GetReason() string {
@@ -1552,7 +2288,7 @@ type Evidence struct {
 
 func (x *Evidence) Reset() {
 	*x = Evidence{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[11]
+	mi := &file_souk_order_v1_order_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1564,7 +2300,7 @@ func (x *Evidence) String() string {
 func (*Evidence) ProtoMessage() {}
 
 func (x *Evidence) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[11]
+	mi := &file_souk_order_v1_order_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1577,7 +2313,7 @@ func (x *Evidence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Evidence.ProtoReflect.Descriptor instead.
 func (*Evidence) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{11}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Evidence) GetParty() string {
@@ -1630,7 +2366,7 @@ type EvidenceInput struct {
 
 func (x *EvidenceInput) Reset() {
 	*x = EvidenceInput{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[12]
+	mi := &file_souk_order_v1_order_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1642,7 +2378,7 @@ func (x *EvidenceInput) String() string {
 func (*EvidenceInput) ProtoMessage() {}
 
 func (x *EvidenceInput) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[12]
+	mi := &file_souk_order_v1_order_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1655,7 +2391,7 @@ func (x *EvidenceInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvidenceInput.ProtoReflect.Descriptor instead.
 func (*EvidenceInput) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{12}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *EvidenceInput) GetText() string {
@@ -1703,7 +2439,7 @@ type OrderMessage struct {
 
 func (x *OrderMessage) Reset() {
 	*x = OrderMessage{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[13]
+	mi := &file_souk_order_v1_order_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1715,7 +2451,7 @@ func (x *OrderMessage) String() string {
 func (*OrderMessage) ProtoMessage() {}
 
 func (x *OrderMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[13]
+	mi := &file_souk_order_v1_order_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1728,7 +2464,7 @@ func (x *OrderMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderMessage.ProtoReflect.Descriptor instead.
 func (*OrderMessage) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{13}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *OrderMessage) GetId() string {
@@ -1793,7 +2529,7 @@ type MessageInput struct {
 
 func (x *MessageInput) Reset() {
 	*x = MessageInput{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[14]
+	mi := &file_souk_order_v1_order_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1805,7 +2541,7 @@ func (x *MessageInput) String() string {
 func (*MessageInput) ProtoMessage() {}
 
 func (x *MessageInput) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[14]
+	mi := &file_souk_order_v1_order_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1818,7 +2554,7 @@ func (x *MessageInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageInput.ProtoReflect.Descriptor instead.
 func (*MessageInput) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{14}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *MessageInput) GetText() string {
@@ -1863,7 +2599,7 @@ type Dispute struct {
 
 func (x *Dispute) Reset() {
 	*x = Dispute{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[15]
+	mi := &file_souk_order_v1_order_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1875,7 +2611,7 @@ func (x *Dispute) String() string {
 func (*Dispute) ProtoMessage() {}
 
 func (x *Dispute) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[15]
+	mi := &file_souk_order_v1_order_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1888,7 +2624,7 @@ func (x *Dispute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Dispute.ProtoReflect.Descriptor instead.
 func (*Dispute) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{15}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Dispute) GetReason() string {
@@ -1979,7 +2715,7 @@ type Offer struct {
 
 func (x *Offer) Reset() {
 	*x = Offer{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[16]
+	mi := &file_souk_order_v1_order_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1991,7 +2727,7 @@ func (x *Offer) String() string {
 func (*Offer) ProtoMessage() {}
 
 func (x *Offer) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[16]
+	mi := &file_souk_order_v1_order_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2004,7 +2740,7 @@ func (x *Offer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Offer.ProtoReflect.Descriptor instead.
 func (*Offer) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{16}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Offer) GetKind() OfferKind {
@@ -2096,6 +2832,7 @@ type OrderEvent struct {
 	//	*OrderEvent_Payment
 	//	*OrderEvent_Refund
 	//	*OrderEvent_Offer
+	//	*OrderEvent_Coupon
 	Detail        isOrderEvent_Detail `protobuf_oneof:"detail"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2103,7 +2840,7 @@ type OrderEvent struct {
 
 func (x *OrderEvent) Reset() {
 	*x = OrderEvent{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[17]
+	mi := &file_souk_order_v1_order_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2115,7 +2852,7 @@ func (x *OrderEvent) String() string {
 func (*OrderEvent) ProtoMessage() {}
 
 func (x *OrderEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[17]
+	mi := &file_souk_order_v1_order_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2128,7 +2865,7 @@ func (x *OrderEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderEvent.ProtoReflect.Descriptor instead.
 func (*OrderEvent) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{17}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *OrderEvent) GetCursor() string {
@@ -2267,6 +3004,15 @@ func (x *OrderEvent) GetOffer() *OfferEventDetail {
 	return nil
 }
 
+func (x *OrderEvent) GetCoupon() *CouponEventDetail {
+	if x != nil {
+		if x, ok := x.Detail.(*OrderEvent_Coupon); ok {
+			return x.Coupon
+		}
+	}
+	return nil
+}
+
 type isOrderEvent_Detail interface {
 	isOrderEvent_Detail()
 }
@@ -2296,6 +3042,12 @@ type OrderEvent_Offer struct {
 	Offer *OfferEventDetail `protobuf:"bytes,24,opt,name=offer,proto3,oneof"`
 }
 
+type OrderEvent_Coupon struct {
+	// coupon_reserved, coupon_consumed, coupon_released: the coupon and
+	// the order's share of it.
+	Coupon *CouponEventDetail `protobuf:"bytes,25,opt,name=coupon,proto3,oneof"`
+}
+
 func (*OrderEvent_PriceAdjustment) isOrderEvent_Detail() {}
 
 func (*OrderEvent_Message) isOrderEvent_Detail() {}
@@ -2305,6 +3057,8 @@ func (*OrderEvent_Payment) isOrderEvent_Detail() {}
 func (*OrderEvent_Refund) isOrderEvent_Detail() {}
 
 func (*OrderEvent_Offer) isOrderEvent_Detail() {}
+
+func (*OrderEvent_Coupon) isOrderEvent_Detail() {}
 
 // PaymentEventDetail is the payment of a "paid" event.
 type PaymentEventDetail struct {
@@ -2321,7 +3075,7 @@ type PaymentEventDetail struct {
 
 func (x *PaymentEventDetail) Reset() {
 	*x = PaymentEventDetail{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[18]
+	mi := &file_souk_order_v1_order_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2333,7 +3087,7 @@ func (x *PaymentEventDetail) String() string {
 func (*PaymentEventDetail) ProtoMessage() {}
 
 func (x *PaymentEventDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[18]
+	mi := &file_souk_order_v1_order_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2346,7 +3100,7 @@ func (x *PaymentEventDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PaymentEventDetail.ProtoReflect.Descriptor instead.
 func (*PaymentEventDetail) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{18}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PaymentEventDetail) GetPaymentAttemptId() string {
@@ -2385,7 +3139,7 @@ type RefundEventDetail struct {
 
 func (x *RefundEventDetail) Reset() {
 	*x = RefundEventDetail{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[19]
+	mi := &file_souk_order_v1_order_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2397,7 +3151,7 @@ func (x *RefundEventDetail) String() string {
 func (*RefundEventDetail) ProtoMessage() {}
 
 func (x *RefundEventDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[19]
+	mi := &file_souk_order_v1_order_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2410,7 +3164,7 @@ func (x *RefundEventDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefundEventDetail.ProtoReflect.Descriptor instead.
 func (*RefundEventDetail) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{19}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RefundEventDetail) GetRefundId() string {
@@ -2449,7 +3203,7 @@ type OfferEventDetail struct {
 
 func (x *OfferEventDetail) Reset() {
 	*x = OfferEventDetail{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[20]
+	mi := &file_souk_order_v1_order_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2461,7 +3215,7 @@ func (x *OfferEventDetail) String() string {
 func (*OfferEventDetail) ProtoMessage() {}
 
 func (x *OfferEventDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[20]
+	mi := &file_souk_order_v1_order_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2474,7 +3228,7 @@ func (x *OfferEventDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OfferEventDetail.ProtoReflect.Descriptor instead.
 func (*OfferEventDetail) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{20}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *OfferEventDetail) GetKind() OfferKind {
@@ -2513,7 +3267,7 @@ type EventHeartbeat struct {
 
 func (x *EventHeartbeat) Reset() {
 	*x = EventHeartbeat{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[21]
+	mi := &file_souk_order_v1_order_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2525,7 +3279,7 @@ func (x *EventHeartbeat) String() string {
 func (*EventHeartbeat) ProtoMessage() {}
 
 func (x *EventHeartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[21]
+	mi := &file_souk_order_v1_order_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2538,7 +3292,7 @@ func (x *EventHeartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventHeartbeat.ProtoReflect.Descriptor instead.
 func (*EventHeartbeat) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{21}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *EventHeartbeat) GetCursor() string {
@@ -2569,7 +3323,7 @@ type EventFilter struct {
 
 func (x *EventFilter) Reset() {
 	*x = EventFilter{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[22]
+	mi := &file_souk_order_v1_order_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2581,7 +3335,7 @@ func (x *EventFilter) String() string {
 func (*EventFilter) ProtoMessage() {}
 
 func (x *EventFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[22]
+	mi := &file_souk_order_v1_order_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2594,7 +3348,7 @@ func (x *EventFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventFilter.ProtoReflect.Descriptor instead.
 func (*EventFilter) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{22}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *EventFilter) GetOrderId() string {
@@ -2618,7 +3372,7 @@ const file_souk_order_v1_order_proto_rawDesc = "" +
 	"\x19souk/order/v1/order.proto\x12\rsouk.order.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc7\x01\n" +
 	"\x05Money\x121\n" +
 	"\famount_minor\x18\x01 \x01(\x03B\x0e\xbaH\v\"\t\x18\x80\xa0\x94\xa5\x8d\x1d(\x00R\vamountMinor\x12\x8a\x01\n" +
-	"\bcurrency\x18\x02 \x01(\tBn\xbaHkriR\x03USDR\x03EURR\x03GBPR\x03CNYR\x03JPYR\x03RUBR\x03BRLR\x03KRWR\x03INRR\x03TRYR\x03PLNR\x03MXNR\x03CADR\x03AUDR\x03CHFR\x03SEKR\x03AEDR\x03SARR\x03ILSR\x03UAHR\x03KZTR\bcurrency\"\xc2\x01\n" +
+	"\bcurrency\x18\x02 \x01(\tBn\xbaHkriR\x03USDR\x03EURR\x03GBPR\x03CNYR\x03JPYR\x03RUBR\x03BRLR\x03KRWR\x03INRR\x03TRYR\x03PLNR\x03MXNR\x03CADR\x03AUDR\x03CHFR\x03SEKR\x03AEDR\x03SARR\x03ILSR\x03UAHR\x03KZTR\bcurrency\"\xa5\x02\n" +
 	"\bLineItem\x12\x1d\n" +
 	"\n" +
 	"product_id\x18\x01 \x01(\tR\tproductId\x12\x14\n" +
@@ -2626,7 +3380,55 @@ const file_souk_order_v1_order_proto_rawDesc = "" +
 	"\bquantity\x18\x03 \x01(\x03R\bquantity\x123\n" +
 	"\n" +
 	"unit_price\x18\x04 \x01(\v2\x14.souk.order.v1.MoneyR\tunitPrice\x120\n" +
-	"\bsubtotal\x18\x05 \x01(\v2\x14.souk.order.v1.MoneyR\bsubtotal\"\xab\x01\n" +
+	"\bsubtotal\x18\x05 \x01(\v2\x14.souk.order.v1.MoneyR\bsubtotal\x129\n" +
+	"\tdiscounts\x18\x06 \x03(\v2\x1b.souk.order.v1.LineDiscountR\tdiscounts\x12&\n" +
+	"\x03net\x18\a \x01(\v2\x14.souk.order.v1.MoneyR\x03net\"\xa2\x01\n" +
+	"\fLineDiscount\x12\x1b\n" +
+	"\tcoupon_id\x18\x01 \x01(\tR\bcouponId\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\tR\x04code\x123\n" +
+	"\x06source\x18\x03 \x01(\x0e2\x1b.souk.order.v1.CouponSourceR\x06source\x12,\n" +
+	"\x06amount\x18\x04 \x01(\v2\x14.souk.order.v1.MoneyR\x06amount\"r\n" +
+	"\x11CouponEventDetail\x12\x1b\n" +
+	"\tcoupon_id\x18\x01 \x01(\tR\bcouponId\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\tR\x04code\x12,\n" +
+	"\x06amount\x18\x03 \x01(\v2\x14.souk.order.v1.MoneyR\x06amount\"\xd7\x01\n" +
+	"\vOrderCoupon\x12\x1b\n" +
+	"\tcoupon_id\x18\x01 \x01(\tR\bcouponId\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\tR\x04code\x123\n" +
+	"\x06source\x18\x03 \x01(\x0e2\x1b.souk.order.v1.CouponSourceR\x06source\x124\n" +
+	"\x05state\x18\x04 \x01(\x0e2\x1e.souk.order.v1.CouponHoldStateR\x05state\x12,\n" +
+	"\x06amount\x18\x05 \x01(\v2\x14.souk.order.v1.MoneyR\x06amount\"\xc4\x06\n" +
+	"\x06Coupon\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12/\n" +
+	"\x04code\x18\x02 \x01(\tB\x1b\xbaH\x18r\x16\x10\x01\x18(2\x10^[A-Za-z0-9_-]+$R\x04code\x123\n" +
+	"\x06source\x18\x03 \x01(\x0e2\x1b.souk.order.v1.CouponSourceR\x06source\x12\x1b\n" +
+	"\tseller_id\x18\x04 \x01(\tR\bsellerId\x129\n" +
+	"\x04kind\x18\x05 \x01(\x0e2\x19.souk.order.v1.CouponKindB\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x04kind\x124\n" +
+	"\x06amount\x18\x06 \x01(\v2\x14.souk.order.v1.MoneyB\x06\xbaH\x03\xc8\x01\x01R\x06amount\x12#\n" +
+	"\apercent\x18\a \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\apercent\x12&\n" +
+	"\x03cap\x18\b \x01(\v2\x14.souk.order.v1.MoneyR\x03cap\x127\n" +
+	"\fmin_subtotal\x18\t \x01(\v2\x14.souk.order.v1.MoneyR\vminSubtotal\x12?\n" +
+	"\tstarts_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\bstartsAt\x12;\n" +
+	"\aends_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\x06endsAt\x122\n" +
+	"\x10redemption_limit\x18\f \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x0fredemptionLimit\x12/\n" +
+	"\x0fper_buyer_limit\x18\r \x01(\x03B\a\xbaH\x04\"\x02(\x00R\rperBuyerLimit\x12(\n" +
+	"\x10first_order_only\x18\x0e \x01(\bR\x0efirstOrderOnly\x12!\n" +
+	"\fgranted_only\x18\x0f \x01(\bR\vgrantedOnly\x12*\n" +
+	"\vproduct_ids\x18\x10 \x03(\tB\t\xbaH\x06\x92\x01\x03\x10\xf4\x03R\n" +
+	"productIds\x12(\n" +
+	"\n" +
+	"seller_ids\x18\x11 \x03(\tB\t\xbaH\x06\x92\x01\x03\x10\xf4\x03R\tsellerIds\x12\x16\n" +
+	"\x06paused\x18\x12 \x01(\bR\x06paused\x12\x12\n" +
+	"\x04used\x18\x13 \x01(\x03R\x04used\"\xd0\x01\n" +
+	"\tCouponUse\x12-\n" +
+	"\x06coupon\x18\x01 \x01(\v2\x15.souk.order.v1.CouponR\x06coupon\x12\x1a\n" +
+	"\breserved\x18\x02 \x01(\x03R\breserved\x12\x1a\n" +
+	"\bconsumed\x18\x03 \x01(\x03R\bconsumed\x12\x1a\n" +
+	"\breleased\x18\x04 \x01(\x03R\breleased\x12\x16\n" +
+	"\x06lapsed\x18\x05 \x01(\x03R\x06lapsed\x12(\n" +
+	"\x04cost\x18\x06 \x01(\v2\x14.souk.order.v1.MoneyR\x04cost\"\xab\x01\n" +
 	"\bShipment\x12\x18\n" +
 	"\acarrier\x18\x01 \x01(\tR\acarrier\x12'\n" +
 	"\x0ftracking_number\x18\x02 \x01(\tR\x0etrackingNumber\x12!\n" +
@@ -2690,7 +3492,7 @@ const file_souk_order_v1_order_proto_rawDesc = "" +
 	"\x10price_adjustment\x18\x06 \x01(\v2\x1e.souk.order.v1.PriceAdjustmentR\x0fpriceAdjustment\"Q\n" +
 	"\bDeadline\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x121\n" +
-	"\x06due_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\"\xdd\t\n" +
+	"\x06due_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\"\x8b\v\n" +
 	"\x05Order\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vcheckout_id\x18\x02 \x01(\tR\n" +
@@ -2722,7 +3524,10 @@ const file_souk_order_v1_order_proto_rawDesc = "" +
 	"\x0fprotection_days\x18\x18 \x01(\x05R\x0eprotectionDays\x12*\n" +
 	"\x05offer\x18\x19 \x01(\v2\x14.souk.order.v1.OfferR\x05offer\x120\n" +
 	"\bdiscount\x18\x1a \x01(\v2\x14.souk.order.v1.MoneyR\bdiscount\x12+\n" +
-	"\x11history_truncated\x18\x1b \x01(\bR\x10historyTruncated\"\x92\x02\n" +
+	"\x11history_truncated\x18\x1b \x01(\bR\x10historyTruncated\x12=\n" +
+	"\x0fcoupon_discount\x18\x1c \x01(\v2\x14.souk.order.v1.MoneyR\x0ecouponDiscount\x127\n" +
+	"\fstore_funded\x18\x1d \x01(\v2\x14.souk.order.v1.MoneyR\vstoreFunded\x124\n" +
+	"\acoupons\x18\x1e \x03(\v2\x1a.souk.order.v1.OrderCouponR\acoupons\"\x92\x02\n" +
 	"\x13CancellationRequest\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x12\n" +
 	"\x04note\x18\x02 \x01(\tR\x04note\x12#\n" +
@@ -2780,7 +3585,7 @@ const file_souk_order_v1_order_proto_rawDesc = "" +
 	"\amade_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x06madeAt\x12;\n" +
 	"\vanswered_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"answeredAt\x12\x16\n" +
-	"\x06answer\x18\a \x01(\tR\x06answer\"\xbb\x05\n" +
+	"\x06answer\x18\a \x01(\tR\x06answer\"\xf7\x05\n" +
 	"\n" +
 	"OrderEvent\x12\x16\n" +
 	"\x06cursor\x18\x01 \x01(\tR\x06cursor\x12\x19\n" +
@@ -2801,7 +3606,8 @@ const file_souk_order_v1_order_proto_rawDesc = "" +
 	"\amessage\x18\x15 \x01(\v2\x1b.souk.order.v1.OrderMessageH\x00R\amessage\x12=\n" +
 	"\apayment\x18\x16 \x01(\v2!.souk.order.v1.PaymentEventDetailH\x00R\apayment\x12:\n" +
 	"\x06refund\x18\x17 \x01(\v2 .souk.order.v1.RefundEventDetailH\x00R\x06refund\x127\n" +
-	"\x05offer\x18\x18 \x01(\v2\x1f.souk.order.v1.OfferEventDetailH\x00R\x05offerB\b\n" +
+	"\x05offer\x18\x18 \x01(\v2\x1f.souk.order.v1.OfferEventDetailH\x00R\x05offer\x12:\n" +
+	"\x06coupon\x18\x19 \x01(\v2 .souk.order.v1.CouponEventDetailH\x00R\x06couponB\b\n" +
 	"\x06detail\"\xa6\x01\n" +
 	"\x12PaymentEventDetail\x12,\n" +
 	"\x12payment_attempt_id\x18\x01 \x01(\tR\x10paymentAttemptId\x12,\n" +
@@ -2830,7 +3636,22 @@ const file_souk_order_v1_order_proto_rawDesc = "" +
 	"\x14ORDER_STATUS_SHIPPED\x10\x04\x12\x19\n" +
 	"\x15ORDER_STATUS_DISPUTED\x10\x05\x12\x1a\n" +
 	"\x16ORDER_STATUS_COMPLETED\x10\x06\x12\x1a\n" +
-	"\x16ORDER_STATUS_CANCELLED\x10\a*\x85\x01\n" +
+	"\x16ORDER_STATUS_CANCELLED\x10\a*b\n" +
+	"\fCouponSource\x12\x1d\n" +
+	"\x19COUPON_SOURCE_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16COUPON_SOURCE_PLATFORM\x10\x01\x12\x17\n" +
+	"\x13COUPON_SOURCE_STORE\x10\x02*b\n" +
+	"\n" +
+	"CouponKind\x12\x1b\n" +
+	"\x17COUPON_KIND_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16COUPON_KIND_AMOUNT_OFF\x10\x01\x12\x1b\n" +
+	"\x17COUPON_KIND_PERCENT_OFF\x10\x02*\xb2\x01\n" +
+	"\x0fCouponHoldState\x12!\n" +
+	"\x1dCOUPON_HOLD_STATE_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aCOUPON_HOLD_STATE_RESERVED\x10\x01\x12\x1e\n" +
+	"\x1aCOUPON_HOLD_STATE_CONSUMED\x10\x02\x12\x1e\n" +
+	"\x1aCOUPON_HOLD_STATE_RELEASED\x10\x03\x12\x1c\n" +
+	"\x18COUPON_HOLD_STATE_LAPSED\x10\x04*\x85\x01\n" +
 	"\rPaymentMethod\x12\x1e\n" +
 	"\x1aPAYMENT_METHOD_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13PAYMENT_METHOD_CARD\x10\x01\x12\x19\n" +
@@ -2867,111 +3688,140 @@ func file_souk_order_v1_order_proto_rawDescGZIP() []byte {
 	return file_souk_order_v1_order_proto_rawDescData
 }
 
-var file_souk_order_v1_order_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_souk_order_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_souk_order_v1_order_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
+var file_souk_order_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_souk_order_v1_order_proto_goTypes = []any{
 	(OrderStatus)(0),              // 0: souk.order.v1.OrderStatus
-	(PaymentMethod)(0),            // 1: souk.order.v1.PaymentMethod
-	(PaymentAttemptStatus)(0),     // 2: souk.order.v1.PaymentAttemptStatus
-	(RefundStatus)(0),             // 3: souk.order.v1.RefundStatus
-	(OfferKind)(0),                // 4: souk.order.v1.OfferKind
-	(*Money)(nil),                 // 5: souk.order.v1.Money
-	(*LineItem)(nil),              // 6: souk.order.v1.LineItem
-	(*Shipment)(nil),              // 7: souk.order.v1.Shipment
-	(*Decline)(nil),               // 8: souk.order.v1.Decline
-	(*PaymentAttempt)(nil),        // 9: souk.order.v1.PaymentAttempt
-	(*Refund)(nil),                // 10: souk.order.v1.Refund
-	(*PriceAdjustment)(nil),       // 11: souk.order.v1.PriceAdjustment
-	(*HistoryEntry)(nil),          // 12: souk.order.v1.HistoryEntry
-	(*Deadline)(nil),              // 13: souk.order.v1.Deadline
-	(*Order)(nil),                 // 14: souk.order.v1.Order
-	(*CancellationRequest)(nil),   // 15: souk.order.v1.CancellationRequest
-	(*Evidence)(nil),              // 16: souk.order.v1.Evidence
-	(*EvidenceInput)(nil),         // 17: souk.order.v1.EvidenceInput
-	(*OrderMessage)(nil),          // 18: souk.order.v1.OrderMessage
-	(*MessageInput)(nil),          // 19: souk.order.v1.MessageInput
-	(*Dispute)(nil),               // 20: souk.order.v1.Dispute
-	(*Offer)(nil),                 // 21: souk.order.v1.Offer
-	(*OrderEvent)(nil),            // 22: souk.order.v1.OrderEvent
-	(*PaymentEventDetail)(nil),    // 23: souk.order.v1.PaymentEventDetail
-	(*RefundEventDetail)(nil),     // 24: souk.order.v1.RefundEventDetail
-	(*OfferEventDetail)(nil),      // 25: souk.order.v1.OfferEventDetail
-	(*EventHeartbeat)(nil),        // 26: souk.order.v1.EventHeartbeat
-	(*EventFilter)(nil),           // 27: souk.order.v1.EventFilter
-	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
+	(CouponSource)(0),             // 1: souk.order.v1.CouponSource
+	(CouponKind)(0),               // 2: souk.order.v1.CouponKind
+	(CouponHoldState)(0),          // 3: souk.order.v1.CouponHoldState
+	(PaymentMethod)(0),            // 4: souk.order.v1.PaymentMethod
+	(PaymentAttemptStatus)(0),     // 5: souk.order.v1.PaymentAttemptStatus
+	(RefundStatus)(0),             // 6: souk.order.v1.RefundStatus
+	(OfferKind)(0),                // 7: souk.order.v1.OfferKind
+	(*Money)(nil),                 // 8: souk.order.v1.Money
+	(*LineItem)(nil),              // 9: souk.order.v1.LineItem
+	(*LineDiscount)(nil),          // 10: souk.order.v1.LineDiscount
+	(*CouponEventDetail)(nil),     // 11: souk.order.v1.CouponEventDetail
+	(*OrderCoupon)(nil),           // 12: souk.order.v1.OrderCoupon
+	(*Coupon)(nil),                // 13: souk.order.v1.Coupon
+	(*CouponUse)(nil),             // 14: souk.order.v1.CouponUse
+	(*Shipment)(nil),              // 15: souk.order.v1.Shipment
+	(*Decline)(nil),               // 16: souk.order.v1.Decline
+	(*PaymentAttempt)(nil),        // 17: souk.order.v1.PaymentAttempt
+	(*Refund)(nil),                // 18: souk.order.v1.Refund
+	(*PriceAdjustment)(nil),       // 19: souk.order.v1.PriceAdjustment
+	(*HistoryEntry)(nil),          // 20: souk.order.v1.HistoryEntry
+	(*Deadline)(nil),              // 21: souk.order.v1.Deadline
+	(*Order)(nil),                 // 22: souk.order.v1.Order
+	(*CancellationRequest)(nil),   // 23: souk.order.v1.CancellationRequest
+	(*Evidence)(nil),              // 24: souk.order.v1.Evidence
+	(*EvidenceInput)(nil),         // 25: souk.order.v1.EvidenceInput
+	(*OrderMessage)(nil),          // 26: souk.order.v1.OrderMessage
+	(*MessageInput)(nil),          // 27: souk.order.v1.MessageInput
+	(*Dispute)(nil),               // 28: souk.order.v1.Dispute
+	(*Offer)(nil),                 // 29: souk.order.v1.Offer
+	(*OrderEvent)(nil),            // 30: souk.order.v1.OrderEvent
+	(*PaymentEventDetail)(nil),    // 31: souk.order.v1.PaymentEventDetail
+	(*RefundEventDetail)(nil),     // 32: souk.order.v1.RefundEventDetail
+	(*OfferEventDetail)(nil),      // 33: souk.order.v1.OfferEventDetail
+	(*EventHeartbeat)(nil),        // 34: souk.order.v1.EventHeartbeat
+	(*EventFilter)(nil),           // 35: souk.order.v1.EventFilter
+	(*timestamppb.Timestamp)(nil), // 36: google.protobuf.Timestamp
 }
 var file_souk_order_v1_order_proto_depIdxs = []int32{
-	5,  // 0: souk.order.v1.LineItem.unit_price:type_name -> souk.order.v1.Money
-	5,  // 1: souk.order.v1.LineItem.subtotal:type_name -> souk.order.v1.Money
-	28, // 2: souk.order.v1.Shipment.shipped_at:type_name -> google.protobuf.Timestamp
-	2,  // 3: souk.order.v1.PaymentAttempt.status:type_name -> souk.order.v1.PaymentAttemptStatus
-	5,  // 4: souk.order.v1.PaymentAttempt.amount:type_name -> souk.order.v1.Money
-	1,  // 5: souk.order.v1.PaymentAttempt.method:type_name -> souk.order.v1.PaymentMethod
-	8,  // 6: souk.order.v1.PaymentAttempt.decline:type_name -> souk.order.v1.Decline
-	28, // 7: souk.order.v1.PaymentAttempt.created_at:type_name -> google.protobuf.Timestamp
-	28, // 8: souk.order.v1.PaymentAttempt.updated_at:type_name -> google.protobuf.Timestamp
-	5,  // 9: souk.order.v1.Refund.amount:type_name -> souk.order.v1.Money
-	1,  // 10: souk.order.v1.Refund.method:type_name -> souk.order.v1.PaymentMethod
-	3,  // 11: souk.order.v1.Refund.status:type_name -> souk.order.v1.RefundStatus
-	28, // 12: souk.order.v1.Refund.due_at:type_name -> google.protobuf.Timestamp
-	28, // 13: souk.order.v1.Refund.created_at:type_name -> google.protobuf.Timestamp
-	28, // 14: souk.order.v1.Refund.completed_at:type_name -> google.protobuf.Timestamp
-	5,  // 15: souk.order.v1.PriceAdjustment.old_total:type_name -> souk.order.v1.Money
-	5,  // 16: souk.order.v1.PriceAdjustment.new_total:type_name -> souk.order.v1.Money
-	5,  // 17: souk.order.v1.PriceAdjustment.old_shipping_fee:type_name -> souk.order.v1.Money
-	5,  // 18: souk.order.v1.PriceAdjustment.new_shipping_fee:type_name -> souk.order.v1.Money
-	28, // 19: souk.order.v1.HistoryEntry.occurred_at:type_name -> google.protobuf.Timestamp
-	11, // 20: souk.order.v1.HistoryEntry.price_adjustment:type_name -> souk.order.v1.PriceAdjustment
-	28, // 21: souk.order.v1.Deadline.due_at:type_name -> google.protobuf.Timestamp
-	0,  // 22: souk.order.v1.Order.status:type_name -> souk.order.v1.OrderStatus
-	6,  // 23: souk.order.v1.Order.items:type_name -> souk.order.v1.LineItem
-	5,  // 24: souk.order.v1.Order.shipping_fee:type_name -> souk.order.v1.Money
-	5,  // 25: souk.order.v1.Order.items_total:type_name -> souk.order.v1.Money
-	5,  // 26: souk.order.v1.Order.total:type_name -> souk.order.v1.Money
-	28, // 27: souk.order.v1.Order.created_at:type_name -> google.protobuf.Timestamp
-	28, // 28: souk.order.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
-	8,  // 29: souk.order.v1.Order.last_decline:type_name -> souk.order.v1.Decline
-	7,  // 30: souk.order.v1.Order.shipment:type_name -> souk.order.v1.Shipment
-	13, // 31: souk.order.v1.Order.deadlines:type_name -> souk.order.v1.Deadline
-	9,  // 32: souk.order.v1.Order.payment_attempts:type_name -> souk.order.v1.PaymentAttempt
-	12, // 33: souk.order.v1.Order.history:type_name -> souk.order.v1.HistoryEntry
-	10, // 34: souk.order.v1.Order.refunds:type_name -> souk.order.v1.Refund
-	15, // 35: souk.order.v1.Order.cancellation_request:type_name -> souk.order.v1.CancellationRequest
-	20, // 36: souk.order.v1.Order.dispute:type_name -> souk.order.v1.Dispute
-	21, // 37: souk.order.v1.Order.offer:type_name -> souk.order.v1.Offer
-	5,  // 38: souk.order.v1.Order.discount:type_name -> souk.order.v1.Money
-	28, // 39: souk.order.v1.CancellationRequest.requested_at:type_name -> google.protobuf.Timestamp
-	28, // 40: souk.order.v1.CancellationRequest.answered_at:type_name -> google.protobuf.Timestamp
-	28, // 41: souk.order.v1.Evidence.added_at:type_name -> google.protobuf.Timestamp
-	28, // 42: souk.order.v1.OrderMessage.sent_at:type_name -> google.protobuf.Timestamp
-	5,  // 43: souk.order.v1.Dispute.requested_amount:type_name -> souk.order.v1.Money
-	5,  // 44: souk.order.v1.Dispute.counter_amount:type_name -> souk.order.v1.Money
-	5,  // 45: souk.order.v1.Dispute.refund_amount:type_name -> souk.order.v1.Money
-	16, // 46: souk.order.v1.Dispute.evidence:type_name -> souk.order.v1.Evidence
-	28, // 47: souk.order.v1.Dispute.opened_at:type_name -> google.protobuf.Timestamp
-	28, // 48: souk.order.v1.Dispute.resolved_at:type_name -> google.protobuf.Timestamp
-	4,  // 49: souk.order.v1.Offer.kind:type_name -> souk.order.v1.OfferKind
-	5,  // 50: souk.order.v1.Offer.amount:type_name -> souk.order.v1.Money
-	28, // 51: souk.order.v1.Offer.made_at:type_name -> google.protobuf.Timestamp
-	28, // 52: souk.order.v1.Offer.answered_at:type_name -> google.protobuf.Timestamp
-	28, // 53: souk.order.v1.OrderEvent.occurred_at:type_name -> google.protobuf.Timestamp
-	0,  // 54: souk.order.v1.OrderEvent.status:type_name -> souk.order.v1.OrderStatus
-	11, // 55: souk.order.v1.OrderEvent.price_adjustment:type_name -> souk.order.v1.PriceAdjustment
-	18, // 56: souk.order.v1.OrderEvent.message:type_name -> souk.order.v1.OrderMessage
-	23, // 57: souk.order.v1.OrderEvent.payment:type_name -> souk.order.v1.PaymentEventDetail
-	24, // 58: souk.order.v1.OrderEvent.refund:type_name -> souk.order.v1.RefundEventDetail
-	25, // 59: souk.order.v1.OrderEvent.offer:type_name -> souk.order.v1.OfferEventDetail
-	5,  // 60: souk.order.v1.PaymentEventDetail.amount:type_name -> souk.order.v1.Money
-	1,  // 61: souk.order.v1.PaymentEventDetail.method:type_name -> souk.order.v1.PaymentMethod
-	5,  // 62: souk.order.v1.RefundEventDetail.amount:type_name -> souk.order.v1.Money
-	4,  // 63: souk.order.v1.OfferEventDetail.kind:type_name -> souk.order.v1.OfferKind
-	5,  // 64: souk.order.v1.OfferEventDetail.amount:type_name -> souk.order.v1.Money
-	28, // 65: souk.order.v1.EventHeartbeat.sent_at:type_name -> google.protobuf.Timestamp
-	66, // [66:66] is the sub-list for method output_type
-	66, // [66:66] is the sub-list for method input_type
-	66, // [66:66] is the sub-list for extension type_name
-	66, // [66:66] is the sub-list for extension extendee
-	0,  // [0:66] is the sub-list for field type_name
+	8,  // 0: souk.order.v1.LineItem.unit_price:type_name -> souk.order.v1.Money
+	8,  // 1: souk.order.v1.LineItem.subtotal:type_name -> souk.order.v1.Money
+	10, // 2: souk.order.v1.LineItem.discounts:type_name -> souk.order.v1.LineDiscount
+	8,  // 3: souk.order.v1.LineItem.net:type_name -> souk.order.v1.Money
+	1,  // 4: souk.order.v1.LineDiscount.source:type_name -> souk.order.v1.CouponSource
+	8,  // 5: souk.order.v1.LineDiscount.amount:type_name -> souk.order.v1.Money
+	8,  // 6: souk.order.v1.CouponEventDetail.amount:type_name -> souk.order.v1.Money
+	1,  // 7: souk.order.v1.OrderCoupon.source:type_name -> souk.order.v1.CouponSource
+	3,  // 8: souk.order.v1.OrderCoupon.state:type_name -> souk.order.v1.CouponHoldState
+	8,  // 9: souk.order.v1.OrderCoupon.amount:type_name -> souk.order.v1.Money
+	1,  // 10: souk.order.v1.Coupon.source:type_name -> souk.order.v1.CouponSource
+	2,  // 11: souk.order.v1.Coupon.kind:type_name -> souk.order.v1.CouponKind
+	8,  // 12: souk.order.v1.Coupon.amount:type_name -> souk.order.v1.Money
+	8,  // 13: souk.order.v1.Coupon.cap:type_name -> souk.order.v1.Money
+	8,  // 14: souk.order.v1.Coupon.min_subtotal:type_name -> souk.order.v1.Money
+	36, // 15: souk.order.v1.Coupon.starts_at:type_name -> google.protobuf.Timestamp
+	36, // 16: souk.order.v1.Coupon.ends_at:type_name -> google.protobuf.Timestamp
+	13, // 17: souk.order.v1.CouponUse.coupon:type_name -> souk.order.v1.Coupon
+	8,  // 18: souk.order.v1.CouponUse.cost:type_name -> souk.order.v1.Money
+	36, // 19: souk.order.v1.Shipment.shipped_at:type_name -> google.protobuf.Timestamp
+	5,  // 20: souk.order.v1.PaymentAttempt.status:type_name -> souk.order.v1.PaymentAttemptStatus
+	8,  // 21: souk.order.v1.PaymentAttempt.amount:type_name -> souk.order.v1.Money
+	4,  // 22: souk.order.v1.PaymentAttempt.method:type_name -> souk.order.v1.PaymentMethod
+	16, // 23: souk.order.v1.PaymentAttempt.decline:type_name -> souk.order.v1.Decline
+	36, // 24: souk.order.v1.PaymentAttempt.created_at:type_name -> google.protobuf.Timestamp
+	36, // 25: souk.order.v1.PaymentAttempt.updated_at:type_name -> google.protobuf.Timestamp
+	8,  // 26: souk.order.v1.Refund.amount:type_name -> souk.order.v1.Money
+	4,  // 27: souk.order.v1.Refund.method:type_name -> souk.order.v1.PaymentMethod
+	6,  // 28: souk.order.v1.Refund.status:type_name -> souk.order.v1.RefundStatus
+	36, // 29: souk.order.v1.Refund.due_at:type_name -> google.protobuf.Timestamp
+	36, // 30: souk.order.v1.Refund.created_at:type_name -> google.protobuf.Timestamp
+	36, // 31: souk.order.v1.Refund.completed_at:type_name -> google.protobuf.Timestamp
+	8,  // 32: souk.order.v1.PriceAdjustment.old_total:type_name -> souk.order.v1.Money
+	8,  // 33: souk.order.v1.PriceAdjustment.new_total:type_name -> souk.order.v1.Money
+	8,  // 34: souk.order.v1.PriceAdjustment.old_shipping_fee:type_name -> souk.order.v1.Money
+	8,  // 35: souk.order.v1.PriceAdjustment.new_shipping_fee:type_name -> souk.order.v1.Money
+	36, // 36: souk.order.v1.HistoryEntry.occurred_at:type_name -> google.protobuf.Timestamp
+	19, // 37: souk.order.v1.HistoryEntry.price_adjustment:type_name -> souk.order.v1.PriceAdjustment
+	36, // 38: souk.order.v1.Deadline.due_at:type_name -> google.protobuf.Timestamp
+	0,  // 39: souk.order.v1.Order.status:type_name -> souk.order.v1.OrderStatus
+	9,  // 40: souk.order.v1.Order.items:type_name -> souk.order.v1.LineItem
+	8,  // 41: souk.order.v1.Order.shipping_fee:type_name -> souk.order.v1.Money
+	8,  // 42: souk.order.v1.Order.items_total:type_name -> souk.order.v1.Money
+	8,  // 43: souk.order.v1.Order.total:type_name -> souk.order.v1.Money
+	36, // 44: souk.order.v1.Order.created_at:type_name -> google.protobuf.Timestamp
+	36, // 45: souk.order.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
+	16, // 46: souk.order.v1.Order.last_decline:type_name -> souk.order.v1.Decline
+	15, // 47: souk.order.v1.Order.shipment:type_name -> souk.order.v1.Shipment
+	21, // 48: souk.order.v1.Order.deadlines:type_name -> souk.order.v1.Deadline
+	17, // 49: souk.order.v1.Order.payment_attempts:type_name -> souk.order.v1.PaymentAttempt
+	20, // 50: souk.order.v1.Order.history:type_name -> souk.order.v1.HistoryEntry
+	18, // 51: souk.order.v1.Order.refunds:type_name -> souk.order.v1.Refund
+	23, // 52: souk.order.v1.Order.cancellation_request:type_name -> souk.order.v1.CancellationRequest
+	28, // 53: souk.order.v1.Order.dispute:type_name -> souk.order.v1.Dispute
+	29, // 54: souk.order.v1.Order.offer:type_name -> souk.order.v1.Offer
+	8,  // 55: souk.order.v1.Order.discount:type_name -> souk.order.v1.Money
+	8,  // 56: souk.order.v1.Order.coupon_discount:type_name -> souk.order.v1.Money
+	8,  // 57: souk.order.v1.Order.store_funded:type_name -> souk.order.v1.Money
+	12, // 58: souk.order.v1.Order.coupons:type_name -> souk.order.v1.OrderCoupon
+	36, // 59: souk.order.v1.CancellationRequest.requested_at:type_name -> google.protobuf.Timestamp
+	36, // 60: souk.order.v1.CancellationRequest.answered_at:type_name -> google.protobuf.Timestamp
+	36, // 61: souk.order.v1.Evidence.added_at:type_name -> google.protobuf.Timestamp
+	36, // 62: souk.order.v1.OrderMessage.sent_at:type_name -> google.protobuf.Timestamp
+	8,  // 63: souk.order.v1.Dispute.requested_amount:type_name -> souk.order.v1.Money
+	8,  // 64: souk.order.v1.Dispute.counter_amount:type_name -> souk.order.v1.Money
+	8,  // 65: souk.order.v1.Dispute.refund_amount:type_name -> souk.order.v1.Money
+	24, // 66: souk.order.v1.Dispute.evidence:type_name -> souk.order.v1.Evidence
+	36, // 67: souk.order.v1.Dispute.opened_at:type_name -> google.protobuf.Timestamp
+	36, // 68: souk.order.v1.Dispute.resolved_at:type_name -> google.protobuf.Timestamp
+	7,  // 69: souk.order.v1.Offer.kind:type_name -> souk.order.v1.OfferKind
+	8,  // 70: souk.order.v1.Offer.amount:type_name -> souk.order.v1.Money
+	36, // 71: souk.order.v1.Offer.made_at:type_name -> google.protobuf.Timestamp
+	36, // 72: souk.order.v1.Offer.answered_at:type_name -> google.protobuf.Timestamp
+	36, // 73: souk.order.v1.OrderEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	0,  // 74: souk.order.v1.OrderEvent.status:type_name -> souk.order.v1.OrderStatus
+	19, // 75: souk.order.v1.OrderEvent.price_adjustment:type_name -> souk.order.v1.PriceAdjustment
+	26, // 76: souk.order.v1.OrderEvent.message:type_name -> souk.order.v1.OrderMessage
+	31, // 77: souk.order.v1.OrderEvent.payment:type_name -> souk.order.v1.PaymentEventDetail
+	32, // 78: souk.order.v1.OrderEvent.refund:type_name -> souk.order.v1.RefundEventDetail
+	33, // 79: souk.order.v1.OrderEvent.offer:type_name -> souk.order.v1.OfferEventDetail
+	11, // 80: souk.order.v1.OrderEvent.coupon:type_name -> souk.order.v1.CouponEventDetail
+	8,  // 81: souk.order.v1.PaymentEventDetail.amount:type_name -> souk.order.v1.Money
+	4,  // 82: souk.order.v1.PaymentEventDetail.method:type_name -> souk.order.v1.PaymentMethod
+	8,  // 83: souk.order.v1.RefundEventDetail.amount:type_name -> souk.order.v1.Money
+	7,  // 84: souk.order.v1.OfferEventDetail.kind:type_name -> souk.order.v1.OfferKind
+	8,  // 85: souk.order.v1.OfferEventDetail.amount:type_name -> souk.order.v1.Money
+	36, // 86: souk.order.v1.EventHeartbeat.sent_at:type_name -> google.protobuf.Timestamp
+	87, // [87:87] is the sub-list for method output_type
+	87, // [87:87] is the sub-list for method input_type
+	87, // [87:87] is the sub-list for extension type_name
+	87, // [87:87] is the sub-list for extension extendee
+	0,  // [0:87] is the sub-list for field type_name
 }
 
 func init() { file_souk_order_v1_order_proto_init() }
@@ -2979,20 +3829,21 @@ func file_souk_order_v1_order_proto_init() {
 	if File_souk_order_v1_order_proto != nil {
 		return
 	}
-	file_souk_order_v1_order_proto_msgTypes[17].OneofWrappers = []any{
+	file_souk_order_v1_order_proto_msgTypes[22].OneofWrappers = []any{
 		(*OrderEvent_PriceAdjustment)(nil),
 		(*OrderEvent_Message)(nil),
 		(*OrderEvent_Payment)(nil),
 		(*OrderEvent_Refund)(nil),
 		(*OrderEvent_Offer)(nil),
+		(*OrderEvent_Coupon)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_souk_order_v1_order_proto_rawDesc), len(file_souk_order_v1_order_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   23,
+			NumEnums:      8,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1246,6 +1246,98 @@ func (x *ReserveStockResponse) GetProducts() []*Product {
 	return nil
 }
 
+// QuoteProductsRequest names products to price.
+type QuoteProductsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The products and how many of each (more than the stock is refused).
+	Items         []*StockItem `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuoteProductsRequest) Reset() {
+	*x = QuoteProductsRequest{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuoteProductsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuoteProductsRequest) ProtoMessage() {}
+
+func (x *QuoteProductsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuoteProductsRequest.ProtoReflect.Descriptor instead.
+func (*QuoteProductsRequest) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *QuoteProductsRequest) GetItems() []*StockItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+// QuoteProductsResponse holds the products as priced now.
+type QuoteProductsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The products, in the order of the request's items.
+	Products      []*Product `protobuf:"bytes,1,rep,name=products,proto3" json:"products,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuoteProductsResponse) Reset() {
+	*x = QuoteProductsResponse{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuoteProductsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuoteProductsResponse) ProtoMessage() {}
+
+func (x *QuoteProductsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuoteProductsResponse.ProtoReflect.Descriptor instead.
+func (*QuoteProductsResponse) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *QuoteProductsResponse) GetProducts() []*Product {
+	if x != nil {
+		return x.Products
+	}
+	return nil
+}
+
 // ReleaseStockRequest gives reserved stock back.
 type ReleaseStockRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1259,7 +1351,7 @@ type ReleaseStockRequest struct {
 
 func (x *ReleaseStockRequest) Reset() {
 	*x = ReleaseStockRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[19]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1271,7 +1363,7 @@ func (x *ReleaseStockRequest) String() string {
 func (*ReleaseStockRequest) ProtoMessage() {}
 
 func (x *ReleaseStockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[19]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1284,7 +1376,7 @@ func (x *ReleaseStockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseStockRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseStockRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{19}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ReleaseStockRequest) GetCheckoutId() string {
@@ -1312,7 +1404,7 @@ type ReleaseStockResponse struct {
 
 func (x *ReleaseStockResponse) Reset() {
 	*x = ReleaseStockResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[20]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1324,7 +1416,7 @@ func (x *ReleaseStockResponse) String() string {
 func (*ReleaseStockResponse) ProtoMessage() {}
 
 func (x *ReleaseStockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[20]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1337,7 +1429,7 @@ func (x *ReleaseStockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseStockResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseStockResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{20}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ReleaseStockResponse) GetReleasedUnits() int64 {
@@ -1362,7 +1454,7 @@ type AnswerCancellationRequest struct {
 
 func (x *AnswerCancellationRequest) Reset() {
 	*x = AnswerCancellationRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[21]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1374,7 +1466,7 @@ func (x *AnswerCancellationRequest) String() string {
 func (*AnswerCancellationRequest) ProtoMessage() {}
 
 func (x *AnswerCancellationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[21]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1387,7 +1479,7 @@ func (x *AnswerCancellationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnswerCancellationRequest.ProtoReflect.Descriptor instead.
 func (*AnswerCancellationRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{21}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *AnswerCancellationRequest) GetOrderId() string {
@@ -1422,7 +1514,7 @@ type AnswerCancellationResponse struct {
 
 func (x *AnswerCancellationResponse) Reset() {
 	*x = AnswerCancellationResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[22]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1434,7 +1526,7 @@ func (x *AnswerCancellationResponse) String() string {
 func (*AnswerCancellationResponse) ProtoMessage() {}
 
 func (x *AnswerCancellationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[22]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1447,7 +1539,7 @@ func (x *AnswerCancellationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnswerCancellationResponse.ProtoReflect.Descriptor instead.
 func (*AnswerCancellationResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{22}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *AnswerCancellationResponse) GetOrder() *v1.Order {
@@ -1472,7 +1564,7 @@ type ExtendProtectionRequest struct {
 
 func (x *ExtendProtectionRequest) Reset() {
 	*x = ExtendProtectionRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[23]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1484,7 +1576,7 @@ func (x *ExtendProtectionRequest) String() string {
 func (*ExtendProtectionRequest) ProtoMessage() {}
 
 func (x *ExtendProtectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[23]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1497,7 +1589,7 @@ func (x *ExtendProtectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExtendProtectionRequest.ProtoReflect.Descriptor instead.
 func (*ExtendProtectionRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{23}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ExtendProtectionRequest) GetOrderId() string {
@@ -1532,7 +1624,7 @@ type ExtendProtectionResponse struct {
 
 func (x *ExtendProtectionResponse) Reset() {
 	*x = ExtendProtectionResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[24]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1544,7 +1636,7 @@ func (x *ExtendProtectionResponse) String() string {
 func (*ExtendProtectionResponse) ProtoMessage() {}
 
 func (x *ExtendProtectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[24]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1557,7 +1649,7 @@ func (x *ExtendProtectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExtendProtectionResponse.ProtoReflect.Descriptor instead.
 func (*ExtendProtectionResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{24}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ExtendProtectionResponse) GetOrder() *v1.Order {
@@ -1576,7 +1668,7 @@ type AcceptDispute struct {
 
 func (x *AcceptDispute) Reset() {
 	*x = AcceptDispute{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[25]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1588,7 +1680,7 @@ func (x *AcceptDispute) String() string {
 func (*AcceptDispute) ProtoMessage() {}
 
 func (x *AcceptDispute) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[25]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1601,7 +1693,7 @@ func (x *AcceptDispute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptDispute.ProtoReflect.Descriptor instead.
 func (*AcceptDispute) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{25}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{27}
 }
 
 // CounterOffer proposes another amount.
@@ -1617,7 +1709,7 @@ type CounterOffer struct {
 
 func (x *CounterOffer) Reset() {
 	*x = CounterOffer{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[26]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1629,7 +1721,7 @@ func (x *CounterOffer) String() string {
 func (*CounterOffer) ProtoMessage() {}
 
 func (x *CounterOffer) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[26]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1642,7 +1734,7 @@ func (x *CounterOffer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CounterOffer.ProtoReflect.Descriptor instead.
 func (*CounterOffer) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{26}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CounterOffer) GetAmount() *v1.Money {
@@ -1670,7 +1762,7 @@ type RejectDispute struct {
 
 func (x *RejectDispute) Reset() {
 	*x = RejectDispute{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[27]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1682,7 +1774,7 @@ func (x *RejectDispute) String() string {
 func (*RejectDispute) ProtoMessage() {}
 
 func (x *RejectDispute) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[27]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1695,7 +1787,7 @@ func (x *RejectDispute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectDispute.ProtoReflect.Descriptor instead.
 func (*RejectDispute) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{27}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RejectDispute) GetEvidence() *v1.EvidenceInput {
@@ -1724,7 +1816,7 @@ type AnswerDisputeRequest struct {
 
 func (x *AnswerDisputeRequest) Reset() {
 	*x = AnswerDisputeRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[28]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1736,7 +1828,7 @@ func (x *AnswerDisputeRequest) String() string {
 func (*AnswerDisputeRequest) ProtoMessage() {}
 
 func (x *AnswerDisputeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[28]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1749,7 +1841,7 @@ func (x *AnswerDisputeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnswerDisputeRequest.ProtoReflect.Descriptor instead.
 func (*AnswerDisputeRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{28}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *AnswerDisputeRequest) GetOrderId() string {
@@ -1829,7 +1921,7 @@ type AnswerDisputeResponse struct {
 
 func (x *AnswerDisputeResponse) Reset() {
 	*x = AnswerDisputeResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[29]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1841,7 +1933,7 @@ func (x *AnswerDisputeResponse) String() string {
 func (*AnswerDisputeResponse) ProtoMessage() {}
 
 func (x *AnswerDisputeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[29]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1854,7 +1946,7 @@ func (x *AnswerDisputeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnswerDisputeResponse.ProtoReflect.Descriptor instead.
 func (*AnswerDisputeResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{29}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *AnswerDisputeResponse) GetOrder() *v1.Order {
@@ -1881,7 +1973,7 @@ type AddDisputeEvidenceRequest struct {
 
 func (x *AddDisputeEvidenceRequest) Reset() {
 	*x = AddDisputeEvidenceRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[30]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1893,7 +1985,7 @@ func (x *AddDisputeEvidenceRequest) String() string {
 func (*AddDisputeEvidenceRequest) ProtoMessage() {}
 
 func (x *AddDisputeEvidenceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[30]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1906,7 +1998,7 @@ func (x *AddDisputeEvidenceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddDisputeEvidenceRequest.ProtoReflect.Descriptor instead.
 func (*AddDisputeEvidenceRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{30}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *AddDisputeEvidenceRequest) GetOrderId() string {
@@ -1941,7 +2033,7 @@ type AddDisputeEvidenceResponse struct {
 
 func (x *AddDisputeEvidenceResponse) Reset() {
 	*x = AddDisputeEvidenceResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[31]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1953,7 +2045,7 @@ func (x *AddDisputeEvidenceResponse) String() string {
 func (*AddDisputeEvidenceResponse) ProtoMessage() {}
 
 func (x *AddDisputeEvidenceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[31]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1966,7 +2058,7 @@ func (x *AddDisputeEvidenceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddDisputeEvidenceResponse.ProtoReflect.Descriptor instead.
 func (*AddDisputeEvidenceResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{31}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *AddDisputeEvidenceResponse) GetOrder() *v1.Order {
@@ -1985,7 +2077,7 @@ type GetSellerStatsRequest struct {
 
 func (x *GetSellerStatsRequest) Reset() {
 	*x = GetSellerStatsRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[32]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1997,7 +2089,7 @@ func (x *GetSellerStatsRequest) String() string {
 func (*GetSellerStatsRequest) ProtoMessage() {}
 
 func (x *GetSellerStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[32]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2010,7 +2102,7 @@ func (x *GetSellerStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSellerStatsRequest.ProtoReflect.Descriptor instead.
 func (*GetSellerStatsRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{32}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{34}
 }
 
 // StatusCount is how many orders are in a status.
@@ -2026,7 +2118,7 @@ type StatusCount struct {
 
 func (x *StatusCount) Reset() {
 	*x = StatusCount{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[33]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2038,7 +2130,7 @@ func (x *StatusCount) String() string {
 func (*StatusCount) ProtoMessage() {}
 
 func (x *StatusCount) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[33]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2051,7 +2143,7 @@ func (x *StatusCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusCount.ProtoReflect.Descriptor instead.
 func (*StatusCount) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{33}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *StatusCount) GetStatus() v1.OrderStatus {
@@ -2083,7 +2175,7 @@ type OpenCase struct {
 
 func (x *OpenCase) Reset() {
 	*x = OpenCase{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[34]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2095,7 +2187,7 @@ func (x *OpenCase) String() string {
 func (*OpenCase) ProtoMessage() {}
 
 func (x *OpenCase) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[34]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2108,7 +2200,7 @@ func (x *OpenCase) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenCase.ProtoReflect.Descriptor instead.
 func (*OpenCase) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{34}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *OpenCase) GetOrderId() string {
@@ -2158,14 +2250,16 @@ type GetSellerStatsResponse struct {
 	// How many disputes are open.
 	OpenDisputeCount int64 `protobuf:"varint,10,opt,name=open_dispute_count,json=openDisputeCount,proto3" json:"open_dispute_count,omitempty"`
 	// The last 30 days (UTC), oldest first, each day present.
-	Days          []*DayFigures `protobuf:"bytes,11,rep,name=days,proto3" json:"days,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Days []*DayFigures `protobuf:"bytes,11,rep,name=days,proto3" json:"days,omitempty"`
+	// What the store's own coupons took off its paid orders, one per currency.
+	StoreFundedDiscounts []*v1.Money `protobuf:"bytes,12,rep,name=store_funded_discounts,json=storeFundedDiscounts,proto3" json:"store_funded_discounts,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *GetSellerStatsResponse) Reset() {
 	*x = GetSellerStatsResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[35]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2177,7 +2271,7 @@ func (x *GetSellerStatsResponse) String() string {
 func (*GetSellerStatsResponse) ProtoMessage() {}
 
 func (x *GetSellerStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[35]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2190,7 +2284,7 @@ func (x *GetSellerStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSellerStatsResponse.ProtoReflect.Descriptor instead.
 func (*GetSellerStatsResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{35}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetSellerStatsResponse) GetOrdersByStatus() []*StatusCount {
@@ -2270,6 +2364,639 @@ func (x *GetSellerStatsResponse) GetDays() []*DayFigures {
 	return nil
 }
 
+func (x *GetSellerStatsResponse) GetStoreFundedDiscounts() []*v1.Money {
+	if x != nil {
+		return x.StoreFundedDiscounts
+	}
+	return nil
+}
+
+// CreateCouponRequest is a new coupon.
+type CreateCouponRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The coupon; id, source, seller_id and used are set by Souk.
+	Coupon        *v1.Coupon `protobuf:"bytes,1,opt,name=coupon,proto3" json:"coupon,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateCouponRequest) Reset() {
+	*x = CreateCouponRequest{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateCouponRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateCouponRequest) ProtoMessage() {}
+
+func (x *CreateCouponRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateCouponRequest.ProtoReflect.Descriptor instead.
+func (*CreateCouponRequest) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *CreateCouponRequest) GetCoupon() *v1.Coupon {
+	if x != nil {
+		return x.Coupon
+	}
+	return nil
+}
+
+// CreateCouponResponse is the coupon created.
+type CreateCouponResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The coupon, with its id.
+	Coupon        *v1.Coupon `protobuf:"bytes,1,opt,name=coupon,proto3" json:"coupon,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateCouponResponse) Reset() {
+	*x = CreateCouponResponse{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateCouponResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateCouponResponse) ProtoMessage() {}
+
+func (x *CreateCouponResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateCouponResponse.ProtoReflect.Descriptor instead.
+func (*CreateCouponResponse) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *CreateCouponResponse) GetCoupon() *v1.Coupon {
+	if x != nil {
+		return x.Coupon
+	}
+	return nil
+}
+
+// UpdateCouponRequest is a coupon's new terms, named by coupon.id.
+type UpdateCouponRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The coupon as it should be; its code must stay.
+	Coupon        *v1.Coupon `protobuf:"bytes,1,opt,name=coupon,proto3" json:"coupon,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateCouponRequest) Reset() {
+	*x = UpdateCouponRequest{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateCouponRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateCouponRequest) ProtoMessage() {}
+
+func (x *UpdateCouponRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateCouponRequest.ProtoReflect.Descriptor instead.
+func (*UpdateCouponRequest) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *UpdateCouponRequest) GetCoupon() *v1.Coupon {
+	if x != nil {
+		return x.Coupon
+	}
+	return nil
+}
+
+// UpdateCouponResponse is the coupon as it now is.
+type UpdateCouponResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The coupon.
+	Coupon        *v1.Coupon `protobuf:"bytes,1,opt,name=coupon,proto3" json:"coupon,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateCouponResponse) Reset() {
+	*x = UpdateCouponResponse{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateCouponResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateCouponResponse) ProtoMessage() {}
+
+func (x *UpdateCouponResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateCouponResponse.ProtoReflect.Descriptor instead.
+func (*UpdateCouponResponse) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *UpdateCouponResponse) GetCoupon() *v1.Coupon {
+	if x != nil {
+		return x.Coupon
+	}
+	return nil
+}
+
+// ListCouponsRequest asks for the store's coupons.
+type ListCouponsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCouponsRequest) Reset() {
+	*x = ListCouponsRequest{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCouponsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCouponsRequest) ProtoMessage() {}
+
+func (x *ListCouponsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCouponsRequest.ProtoReflect.Descriptor instead.
+func (*ListCouponsRequest) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{42}
+}
+
+// ListCouponsResponse is the store's coupons and their use.
+type ListCouponsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Each coupon with its use.
+	Coupons       []*v1.CouponUse `protobuf:"bytes,1,rep,name=coupons,proto3" json:"coupons,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCouponsResponse) Reset() {
+	*x = ListCouponsResponse{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCouponsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCouponsResponse) ProtoMessage() {}
+
+func (x *ListCouponsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCouponsResponse.ProtoReflect.Descriptor instead.
+func (*ListCouponsResponse) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *ListCouponsResponse) GetCoupons() []*v1.CouponUse {
+	if x != nil {
+		return x.Coupons
+	}
+	return nil
+}
+
+// CreatePlatformCouponRequest is a new platform coupon.
+type CreatePlatformCouponRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The coupon; id, source, seller_id and used are set by Souk.
+	Coupon        *v1.Coupon `protobuf:"bytes,1,opt,name=coupon,proto3" json:"coupon,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreatePlatformCouponRequest) Reset() {
+	*x = CreatePlatformCouponRequest{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreatePlatformCouponRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreatePlatformCouponRequest) ProtoMessage() {}
+
+func (x *CreatePlatformCouponRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreatePlatformCouponRequest.ProtoReflect.Descriptor instead.
+func (*CreatePlatformCouponRequest) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *CreatePlatformCouponRequest) GetCoupon() *v1.Coupon {
+	if x != nil {
+		return x.Coupon
+	}
+	return nil
+}
+
+// CreatePlatformCouponResponse is the coupon created.
+type CreatePlatformCouponResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The coupon, with its id.
+	Coupon        *v1.Coupon `protobuf:"bytes,1,opt,name=coupon,proto3" json:"coupon,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreatePlatformCouponResponse) Reset() {
+	*x = CreatePlatformCouponResponse{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreatePlatformCouponResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreatePlatformCouponResponse) ProtoMessage() {}
+
+func (x *CreatePlatformCouponResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreatePlatformCouponResponse.ProtoReflect.Descriptor instead.
+func (*CreatePlatformCouponResponse) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *CreatePlatformCouponResponse) GetCoupon() *v1.Coupon {
+	if x != nil {
+		return x.Coupon
+	}
+	return nil
+}
+
+// UpdatePlatformCouponRequest is a platform coupon's new terms.
+type UpdatePlatformCouponRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The coupon as it should be; its code must stay.
+	Coupon        *v1.Coupon `protobuf:"bytes,1,opt,name=coupon,proto3" json:"coupon,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdatePlatformCouponRequest) Reset() {
+	*x = UpdatePlatformCouponRequest{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdatePlatformCouponRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdatePlatformCouponRequest) ProtoMessage() {}
+
+func (x *UpdatePlatformCouponRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdatePlatformCouponRequest.ProtoReflect.Descriptor instead.
+func (*UpdatePlatformCouponRequest) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *UpdatePlatformCouponRequest) GetCoupon() *v1.Coupon {
+	if x != nil {
+		return x.Coupon
+	}
+	return nil
+}
+
+// UpdatePlatformCouponResponse is the coupon as it now is.
+type UpdatePlatformCouponResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The coupon.
+	Coupon        *v1.Coupon `protobuf:"bytes,1,opt,name=coupon,proto3" json:"coupon,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdatePlatformCouponResponse) Reset() {
+	*x = UpdatePlatformCouponResponse{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdatePlatformCouponResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdatePlatformCouponResponse) ProtoMessage() {}
+
+func (x *UpdatePlatformCouponResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdatePlatformCouponResponse.ProtoReflect.Descriptor instead.
+func (*UpdatePlatformCouponResponse) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *UpdatePlatformCouponResponse) GetCoupon() *v1.Coupon {
+	if x != nil {
+		return x.Coupon
+	}
+	return nil
+}
+
+// GrantCouponRequest grants a platform coupon to a buyer.
+type GrantCouponRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The coupon.
+	CouponId string `protobuf:"bytes,1,opt,name=coupon_id,json=couponId,proto3" json:"coupon_id,omitempty"`
+	// The buyer.
+	BuyerId       string `protobuf:"bytes,2,opt,name=buyer_id,json=buyerId,proto3" json:"buyer_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GrantCouponRequest) Reset() {
+	*x = GrantCouponRequest{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GrantCouponRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GrantCouponRequest) ProtoMessage() {}
+
+func (x *GrantCouponRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GrantCouponRequest.ProtoReflect.Descriptor instead.
+func (*GrantCouponRequest) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *GrantCouponRequest) GetCouponId() string {
+	if x != nil {
+		return x.CouponId
+	}
+	return ""
+}
+
+func (x *GrantCouponRequest) GetBuyerId() string {
+	if x != nil {
+		return x.BuyerId
+	}
+	return ""
+}
+
+// GrantCouponResponse confirms the grant.
+type GrantCouponResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GrantCouponResponse) Reset() {
+	*x = GrantCouponResponse{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GrantCouponResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GrantCouponResponse) ProtoMessage() {}
+
+func (x *GrantCouponResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GrantCouponResponse.ProtoReflect.Descriptor instead.
+func (*GrantCouponResponse) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{49}
+}
+
+// GetCouponReportRequest asks for the platform coupons' report.
+type GetCouponReportRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCouponReportRequest) Reset() {
+	*x = GetCouponReportRequest{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCouponReportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCouponReportRequest) ProtoMessage() {}
+
+func (x *GetCouponReportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCouponReportRequest.ProtoReflect.Descriptor instead.
+func (*GetCouponReportRequest) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{50}
+}
+
+// GetCouponReportResponse is each platform coupon's use and cost.
+type GetCouponReportResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The coupons, newest first.
+	Coupons       []*v1.CouponUse `protobuf:"bytes,1,rep,name=coupons,proto3" json:"coupons,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCouponReportResponse) Reset() {
+	*x = GetCouponReportResponse{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCouponReportResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCouponReportResponse) ProtoMessage() {}
+
+func (x *GetCouponReportResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCouponReportResponse.ProtoReflect.Descriptor instead.
+func (*GetCouponReportResponse) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *GetCouponReportResponse) GetCoupons() []*v1.CouponUse {
+	if x != nil {
+		return x.Coupons
+	}
+	return nil
+}
+
 // DayFigures are a store's orders and revenue of one day.
 type DayFigures struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2287,7 +3014,7 @@ type DayFigures struct {
 
 func (x *DayFigures) Reset() {
 	*x = DayFigures{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[36]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2299,7 +3026,7 @@ func (x *DayFigures) String() string {
 func (*DayFigures) ProtoMessage() {}
 
 func (x *DayFigures) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[36]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2312,7 +3039,7 @@ func (x *DayFigures) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DayFigures.ProtoReflect.Descriptor instead.
 func (*DayFigures) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{36}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *DayFigures) GetDate() string {
@@ -2356,7 +3083,7 @@ type ListEscalatedDisputesRequest struct {
 
 func (x *ListEscalatedDisputesRequest) Reset() {
 	*x = ListEscalatedDisputesRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[37]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2368,7 +3095,7 @@ func (x *ListEscalatedDisputesRequest) String() string {
 func (*ListEscalatedDisputesRequest) ProtoMessage() {}
 
 func (x *ListEscalatedDisputesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[37]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2381,7 +3108,7 @@ func (x *ListEscalatedDisputesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEscalatedDisputesRequest.ProtoReflect.Descriptor instead.
 func (*ListEscalatedDisputesRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{37}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ListEscalatedDisputesRequest) GetPageSize() int32 {
@@ -2411,7 +3138,7 @@ type ListEscalatedDisputesResponse struct {
 
 func (x *ListEscalatedDisputesResponse) Reset() {
 	*x = ListEscalatedDisputesResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[38]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2423,7 +3150,7 @@ func (x *ListEscalatedDisputesResponse) String() string {
 func (*ListEscalatedDisputesResponse) ProtoMessage() {}
 
 func (x *ListEscalatedDisputesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[38]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2436,7 +3163,7 @@ func (x *ListEscalatedDisputesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEscalatedDisputesResponse.ProtoReflect.Descriptor instead.
 func (*ListEscalatedDisputesResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{38}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ListEscalatedDisputesResponse) GetOrders() []*v1.Order {
@@ -2472,7 +3199,7 @@ type DecideDisputeRequest struct {
 
 func (x *DecideDisputeRequest) Reset() {
 	*x = DecideDisputeRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[39]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2484,7 +3211,7 @@ func (x *DecideDisputeRequest) String() string {
 func (*DecideDisputeRequest) ProtoMessage() {}
 
 func (x *DecideDisputeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[39]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2497,7 +3224,7 @@ func (x *DecideDisputeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecideDisputeRequest.ProtoReflect.Descriptor instead.
 func (*DecideDisputeRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{39}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *DecideDisputeRequest) GetOrderId() string {
@@ -2539,7 +3266,7 @@ type DecideDisputeResponse struct {
 
 func (x *DecideDisputeResponse) Reset() {
 	*x = DecideDisputeResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[40]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2551,7 +3278,7 @@ func (x *DecideDisputeResponse) String() string {
 func (*DecideDisputeResponse) ProtoMessage() {}
 
 func (x *DecideDisputeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[40]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2564,7 +3291,7 @@ func (x *DecideDisputeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecideDisputeResponse.ProtoReflect.Descriptor instead.
 func (*DecideDisputeResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{40}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *DecideDisputeResponse) GetOrder() *v1.Order {
@@ -2591,7 +3318,7 @@ type SendOrderMessageRequest struct {
 
 func (x *SendOrderMessageRequest) Reset() {
 	*x = SendOrderMessageRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[41]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2603,7 +3330,7 @@ func (x *SendOrderMessageRequest) String() string {
 func (*SendOrderMessageRequest) ProtoMessage() {}
 
 func (x *SendOrderMessageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[41]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2616,7 +3343,7 @@ func (x *SendOrderMessageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendOrderMessageRequest.ProtoReflect.Descriptor instead.
 func (*SendOrderMessageRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{41}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *SendOrderMessageRequest) GetOrderId() string {
@@ -2651,7 +3378,7 @@ type SendOrderMessageResponse struct {
 
 func (x *SendOrderMessageResponse) Reset() {
 	*x = SendOrderMessageResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[42]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2663,7 +3390,7 @@ func (x *SendOrderMessageResponse) String() string {
 func (*SendOrderMessageResponse) ProtoMessage() {}
 
 func (x *SendOrderMessageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[42]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2676,7 +3403,7 @@ func (x *SendOrderMessageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendOrderMessageResponse.ProtoReflect.Descriptor instead.
 func (*SendOrderMessageResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{42}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *SendOrderMessageResponse) GetMessage() *v1.OrderMessage {
@@ -2701,7 +3428,7 @@ type ListOrderMessagesRequest struct {
 
 func (x *ListOrderMessagesRequest) Reset() {
 	*x = ListOrderMessagesRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[43]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2713,7 +3440,7 @@ func (x *ListOrderMessagesRequest) String() string {
 func (*ListOrderMessagesRequest) ProtoMessage() {}
 
 func (x *ListOrderMessagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[43]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2726,7 +3453,7 @@ func (x *ListOrderMessagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrderMessagesRequest.ProtoReflect.Descriptor instead.
 func (*ListOrderMessagesRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{43}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ListOrderMessagesRequest) GetOrderId() string {
@@ -2763,7 +3490,7 @@ type ListOrderMessagesResponse struct {
 
 func (x *ListOrderMessagesResponse) Reset() {
 	*x = ListOrderMessagesResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[44]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2775,7 +3502,7 @@ func (x *ListOrderMessagesResponse) String() string {
 func (*ListOrderMessagesResponse) ProtoMessage() {}
 
 func (x *ListOrderMessagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[44]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2788,7 +3515,7 @@ func (x *ListOrderMessagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrderMessagesResponse.ProtoReflect.Descriptor instead.
 func (*ListOrderMessagesResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{44}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ListOrderMessagesResponse) GetMessages() []*v1.OrderMessage {
@@ -2820,7 +3547,7 @@ type AnswerOfferRequest struct {
 
 func (x *AnswerOfferRequest) Reset() {
 	*x = AnswerOfferRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[45]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2832,7 +3559,7 @@ func (x *AnswerOfferRequest) String() string {
 func (*AnswerOfferRequest) ProtoMessage() {}
 
 func (x *AnswerOfferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[45]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2845,7 +3572,7 @@ func (x *AnswerOfferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnswerOfferRequest.ProtoReflect.Descriptor instead.
 func (*AnswerOfferRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{45}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *AnswerOfferRequest) GetOrderId() string {
@@ -2880,7 +3607,7 @@ type AnswerOfferResponse struct {
 
 func (x *AnswerOfferResponse) Reset() {
 	*x = AnswerOfferResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[46]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2892,7 +3619,7 @@ func (x *AnswerOfferResponse) String() string {
 func (*AnswerOfferResponse) ProtoMessage() {}
 
 func (x *AnswerOfferResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[46]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2905,7 +3632,7 @@ func (x *AnswerOfferResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnswerOfferResponse.ProtoReflect.Descriptor instead.
 func (*AnswerOfferResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{46}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *AnswerOfferResponse) GetOrder() *v1.Order {
@@ -2931,7 +3658,7 @@ type WatchOrderEventsRequest struct {
 
 func (x *WatchOrderEventsRequest) Reset() {
 	*x = WatchOrderEventsRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[47]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2943,7 +3670,7 @@ func (x *WatchOrderEventsRequest) String() string {
 func (*WatchOrderEventsRequest) ProtoMessage() {}
 
 func (x *WatchOrderEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[47]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2956,7 +3683,7 @@ func (x *WatchOrderEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchOrderEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchOrderEventsRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{47}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *WatchOrderEventsRequest) GetCursor() string {
@@ -2989,7 +3716,7 @@ type WatchOrderEventsResponse struct {
 
 func (x *WatchOrderEventsResponse) Reset() {
 	*x = WatchOrderEventsResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[48]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3001,7 +3728,7 @@ func (x *WatchOrderEventsResponse) String() string {
 func (*WatchOrderEventsResponse) ProtoMessage() {}
 
 func (x *WatchOrderEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[48]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3014,7 +3741,7 @@ func (x *WatchOrderEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchOrderEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchOrderEventsResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{48}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *WatchOrderEventsResponse) GetItem() isWatchOrderEventsResponse_Item {
@@ -3073,7 +3800,7 @@ type ListFailedRefundsRequest struct {
 
 func (x *ListFailedRefundsRequest) Reset() {
 	*x = ListFailedRefundsRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[49]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3085,7 +3812,7 @@ func (x *ListFailedRefundsRequest) String() string {
 func (*ListFailedRefundsRequest) ProtoMessage() {}
 
 func (x *ListFailedRefundsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[49]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3098,7 +3825,7 @@ func (x *ListFailedRefundsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFailedRefundsRequest.ProtoReflect.Descriptor instead.
 func (*ListFailedRefundsRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{49}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *ListFailedRefundsRequest) GetPageSize() int32 {
@@ -3128,7 +3855,7 @@ type ListFailedRefundsResponse struct {
 
 func (x *ListFailedRefundsResponse) Reset() {
 	*x = ListFailedRefundsResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[50]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3140,7 +3867,7 @@ func (x *ListFailedRefundsResponse) String() string {
 func (*ListFailedRefundsResponse) ProtoMessage() {}
 
 func (x *ListFailedRefundsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[50]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3153,7 +3880,7 @@ func (x *ListFailedRefundsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFailedRefundsResponse.ProtoReflect.Descriptor instead.
 func (*ListFailedRefundsResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{50}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *ListFailedRefundsResponse) GetRefunds() []*v1.Refund {
@@ -3185,7 +3912,7 @@ type RetryRefundRequest struct {
 
 func (x *RetryRefundRequest) Reset() {
 	*x = RetryRefundRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[51]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3197,7 +3924,7 @@ func (x *RetryRefundRequest) String() string {
 func (*RetryRefundRequest) ProtoMessage() {}
 
 func (x *RetryRefundRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[51]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3210,7 +3937,7 @@ func (x *RetryRefundRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryRefundRequest.ProtoReflect.Descriptor instead.
 func (*RetryRefundRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{51}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *RetryRefundRequest) GetOrderId() string {
@@ -3245,7 +3972,7 @@ type RetryRefundResponse struct {
 
 func (x *RetryRefundResponse) Reset() {
 	*x = RetryRefundResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[52]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3257,7 +3984,7 @@ func (x *RetryRefundResponse) String() string {
 func (*RetryRefundResponse) ProtoMessage() {}
 
 func (x *RetryRefundResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[52]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3270,7 +3997,7 @@ func (x *RetryRefundResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryRefundResponse.ProtoReflect.Descriptor instead.
 func (*RetryRefundResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{52}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *RetryRefundResponse) GetOrder() *v1.Order {
@@ -3296,7 +4023,7 @@ type SettleRefundRequest struct {
 
 func (x *SettleRefundRequest) Reset() {
 	*x = SettleRefundRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[53]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3308,7 +4035,7 @@ func (x *SettleRefundRequest) String() string {
 func (*SettleRefundRequest) ProtoMessage() {}
 
 func (x *SettleRefundRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[53]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3321,7 +4048,7 @@ func (x *SettleRefundRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SettleRefundRequest.ProtoReflect.Descriptor instead.
 func (*SettleRefundRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{53}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *SettleRefundRequest) GetOrderId() string {
@@ -3356,7 +4083,7 @@ type SettleRefundResponse struct {
 
 func (x *SettleRefundResponse) Reset() {
 	*x = SettleRefundResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[54]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3368,7 +4095,7 @@ func (x *SettleRefundResponse) String() string {
 func (*SettleRefundResponse) ProtoMessage() {}
 
 func (x *SettleRefundResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[54]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3381,7 +4108,7 @@ func (x *SettleRefundResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SettleRefundResponse.ProtoReflect.Descriptor instead.
 func (*SettleRefundResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{54}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *SettleRefundResponse) GetOrder() *v1.Order {
@@ -3406,7 +4133,7 @@ type ListOrderEventsRequest struct {
 
 func (x *ListOrderEventsRequest) Reset() {
 	*x = ListOrderEventsRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[55]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3418,7 +4145,7 @@ func (x *ListOrderEventsRequest) String() string {
 func (*ListOrderEventsRequest) ProtoMessage() {}
 
 func (x *ListOrderEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[55]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3431,7 +4158,7 @@ func (x *ListOrderEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrderEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListOrderEventsRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{55}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ListOrderEventsRequest) GetOrderId() string {
@@ -3468,7 +4195,7 @@ type ListOrderEventsResponse struct {
 
 func (x *ListOrderEventsResponse) Reset() {
 	*x = ListOrderEventsResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[56]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3480,7 +4207,7 @@ func (x *ListOrderEventsResponse) String() string {
 func (*ListOrderEventsResponse) ProtoMessage() {}
 
 func (x *ListOrderEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[56]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3493,7 +4220,7 @@ func (x *ListOrderEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrderEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListOrderEventsResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{56}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *ListOrderEventsResponse) GetEvents() []*v1.HistoryEntry {
@@ -3617,6 +4344,11 @@ const file_souk_seller_v1_seller_proto_rawDesc = "" +
 	"\x05items\x18\x02 \x03(\v2\x19.souk.seller.v1.StockItemB\n" +
 	"\xbaH\a\x92\x01\x04\b\x01\x10dR\x05items\"K\n" +
 	"\x14ReserveStockResponse\x123\n" +
+	"\bproducts\x18\x01 \x03(\v2\x17.souk.seller.v1.ProductR\bproducts\"S\n" +
+	"\x14QuoteProductsRequest\x12;\n" +
+	"\x05items\x18\x01 \x03(\v2\x19.souk.seller.v1.StockItemB\n" +
+	"\xbaH\a\x92\x01\x04\b\x01\x10dR\x05items\"L\n" +
+	"\x15QuoteProductsResponse\x123\n" +
 	"\bproducts\x18\x01 \x03(\v2\x17.souk.seller.v1.ProductR\bproducts\"p\n" +
 	"\x13ReleaseStockRequest\x12)\n" +
 	"\vcheckout_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\n" +
@@ -3666,7 +4398,7 @@ const file_souk_seller_v1_seller_proto_rawDesc = "" +
 	"\bOpenCase\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x16\n" +
 	"\x06detail\x18\x02 \x01(\tR\x06detail\x121\n" +
-	"\x06due_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\"\x9e\x05\n" +
+	"\x06due_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\"\xea\x05\n" +
 	"\x16GetSellerStatsResponse\x12E\n" +
 	"\x10orders_by_status\x18\x01 \x03(\v2\x1b.souk.seller.v1.StatusCountR\x0eordersByStatus\x12\x1f\n" +
 	"\vpaid_orders\x18\x02 \x01(\x03R\n" +
@@ -3680,7 +4412,35 @@ const file_souk_seller_v1_seller_proto_rawDesc = "" +
 	"\x1fopen_cancellation_request_count\x18\t \x01(\x03R\x1copenCancellationRequestCount\x12,\n" +
 	"\x12open_dispute_count\x18\n" +
 	" \x01(\x03R\x10openDisputeCount\x12.\n" +
-	"\x04days\x18\v \x03(\v2\x1a.souk.seller.v1.DayFiguresR\x04days\"\x89\x01\n" +
+	"\x04days\x18\v \x03(\v2\x1a.souk.seller.v1.DayFiguresR\x04days\x12J\n" +
+	"\x16store_funded_discounts\x18\f \x03(\v2\x14.souk.order.v1.MoneyR\x14storeFundedDiscounts\"L\n" +
+	"\x13CreateCouponRequest\x125\n" +
+	"\x06coupon\x18\x01 \x01(\v2\x15.souk.order.v1.CouponB\x06\xbaH\x03\xc8\x01\x01R\x06coupon\"E\n" +
+	"\x14CreateCouponResponse\x12-\n" +
+	"\x06coupon\x18\x01 \x01(\v2\x15.souk.order.v1.CouponR\x06coupon\"L\n" +
+	"\x13UpdateCouponRequest\x125\n" +
+	"\x06coupon\x18\x01 \x01(\v2\x15.souk.order.v1.CouponB\x06\xbaH\x03\xc8\x01\x01R\x06coupon\"E\n" +
+	"\x14UpdateCouponResponse\x12-\n" +
+	"\x06coupon\x18\x01 \x01(\v2\x15.souk.order.v1.CouponR\x06coupon\"\x14\n" +
+	"\x12ListCouponsRequest\"I\n" +
+	"\x13ListCouponsResponse\x122\n" +
+	"\acoupons\x18\x01 \x03(\v2\x18.souk.order.v1.CouponUseR\acoupons\"T\n" +
+	"\x1bCreatePlatformCouponRequest\x125\n" +
+	"\x06coupon\x18\x01 \x01(\v2\x15.souk.order.v1.CouponB\x06\xbaH\x03\xc8\x01\x01R\x06coupon\"M\n" +
+	"\x1cCreatePlatformCouponResponse\x12-\n" +
+	"\x06coupon\x18\x01 \x01(\v2\x15.souk.order.v1.CouponR\x06coupon\"T\n" +
+	"\x1bUpdatePlatformCouponRequest\x125\n" +
+	"\x06coupon\x18\x01 \x01(\v2\x15.souk.order.v1.CouponB\x06\xbaH\x03\xc8\x01\x01R\x06coupon\"M\n" +
+	"\x1cUpdatePlatformCouponResponse\x12-\n" +
+	"\x06coupon\x18\x01 \x01(\v2\x15.souk.order.v1.CouponR\x06coupon\"b\n" +
+	"\x12GrantCouponRequest\x12%\n" +
+	"\tcoupon_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\bcouponId\x12%\n" +
+	"\bbuyer_id\x18\x02 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\abuyerId\"\x15\n" +
+	"\x13GrantCouponResponse\"\x18\n" +
+	"\x16GetCouponReportRequest\"M\n" +
+	"\x17GetCouponReportResponse\x122\n" +
+	"\acoupons\x18\x01 \x03(\v2\x18.souk.order.v1.CouponUseR\acoupons\"\x89\x01\n" +
 	"\n" +
 	"DayFigures\x12\x12\n" +
 	"\x04date\x18\x01 \x01(\tR\x04date\x12\x16\n" +
@@ -3762,7 +4522,7 @@ const file_souk_seller_v1_seller_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\tpageToken\"v\n" +
 	"\x17ListOrderEventsResponse\x123\n" +
 	"\x06events\x18\x01 \x03(\v2\x1b.souk.order.v1.HistoryEntryR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\x89\x12\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xe8\x14\n" +
 	"\rSellerService\x12u\n" +
 	"\rCreateProduct\x12$.souk.seller.v1.CreateProductRequest\x1a%.souk.seller.v1.CreateProductResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/products\x12\x82\x01\n" +
 	"\rUpdateProduct\x12$.souk.seller.v1.UpdateProductRequest\x1a%.souk.seller.v1.UpdateProductResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*2\x19/v1/products/{product_id}\x12o\n" +
@@ -3781,7 +4541,10 @@ const file_souk_seller_v1_seller_proto_rawDesc = "" +
 	"\x10SendOrderMessage\x12'.souk.seller.v1.SendOrderMessageRequest\x1a(.souk.seller.v1.SendOrderMessageResponse\"/\x82\xd3\xe4\x93\x02):\amessage\"\x1e/v1/orders/{order_id}/messages\x12\x90\x01\n" +
 	"\x11ListOrderMessages\x12(.souk.seller.v1.ListOrderMessagesRequest\x1a).souk.seller.v1.ListOrderMessagesResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/v1/orders/{order_id}/messages\x12\x89\x01\n" +
 	"\x0fListOrderEvents\x12&.souk.seller.v1.ListOrderEventsRequest\x1a'.souk.seller.v1.ListOrderEventsResponse\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/orders/{order_id}/history\x12\x85\x01\n" +
-	"\vAnswerOffer\x12\".souk.seller.v1.AnswerOfferRequest\x1a#.souk.seller.v1.AnswerOfferResponse\"-\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/orders/{order_id}/offer:answer\x12{\n" +
+	"\vAnswerOffer\x12\".souk.seller.v1.AnswerOfferRequest\x1a#.souk.seller.v1.AnswerOfferResponse\"-\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/orders/{order_id}/offer:answer\x12q\n" +
+	"\fCreateCoupon\x12#.souk.seller.v1.CreateCouponRequest\x1a$.souk.seller.v1.CreateCouponResponse\"\x16\x82\xd3\xe4\x93\x02\x10:\x01*\"\v/v1/coupons\x12}\n" +
+	"\fUpdateCoupon\x12#.souk.seller.v1.UpdateCouponRequest\x1a$.souk.seller.v1.UpdateCouponResponse\"\"\x82\xd3\xe4\x93\x02\x1c:\x01*2\x17/v1/coupons/{coupon.id}\x12k\n" +
+	"\vListCoupons\x12\".souk.seller.v1.ListCouponsRequest\x1a#.souk.seller.v1.ListCouponsResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\v/v1/coupons\x12{\n" +
 	"\x10WatchOrderEvents\x12'.souk.seller.v1.WatchOrderEventsRequest\x1a(.souk.seller.v1.WatchOrderEventsResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
 	"/v1/events0\x012\xc3\x02\n" +
 	"\x18DisputeResolutionService\x12\x90\x01\n" +
@@ -3790,10 +4553,16 @@ const file_souk_seller_v1_seller_proto_rawDesc = "" +
 	"\x17RefundResolutionService\x12\x8a\x01\n" +
 	"\x11ListFailedRefunds\x12(.souk.seller.v1.ListFailedRefundsRequest\x1a).souk.seller.v1.ListFailedRefundsResponse\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/admin/v1/refunds/failed\x12\x98\x01\n" +
 	"\vRetryRefund\x12\".souk.seller.v1.RetryRefundRequest\x1a#.souk.seller.v1.RetryRefundResponse\"@\x82\xd3\xe4\x93\x02::\x01*\"5/admin/v1/orders/{order_id}/refunds/{refund_id}:retry\x12\x9c\x01\n" +
-	"\fSettleRefund\x12#.souk.seller.v1.SettleRefundRequest\x1a$.souk.seller.v1.SettleRefundResponse\"A\x82\xd3\xe4\x93\x02;:\x01*\"6/admin/v1/orders/{order_id}/refunds/{refund_id}:settle2\xa9\x02\n" +
+	"\fSettleRefund\x12#.souk.seller.v1.SettleRefundRequest\x1a$.souk.seller.v1.SettleRefundResponse\"A\x82\xd3\xe4\x93\x02;:\x01*\"6/admin/v1/orders/{order_id}/refunds/{refund_id}:settle2\xd4\x04\n" +
+	"\x12CouponAdminService\x12\x8f\x01\n" +
+	"\x14CreatePlatformCoupon\x12+.souk.seller.v1.CreatePlatformCouponRequest\x1a,.souk.seller.v1.CreatePlatformCouponResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/admin/v1/coupons\x12\x9b\x01\n" +
+	"\x14UpdatePlatformCoupon\x12+.souk.seller.v1.UpdatePlatformCouponRequest\x1a,.souk.seller.v1.UpdatePlatformCouponResponse\"(\x82\xd3\xe4\x93\x02\":\x01*2\x1d/admin/v1/coupons/{coupon.id}\x12\x86\x01\n" +
+	"\vGrantCoupon\x12\".souk.seller.v1.GrantCouponRequest\x1a#.souk.seller.v1.GrantCouponResponse\".\x82\xd3\xe4\x93\x02(:\x01*\"#/admin/v1/coupons/{coupon_id}:grant\x12\x84\x01\n" +
+	"\x0fGetCouponReport\x12&.souk.seller.v1.GetCouponReportRequest\x1a'.souk.seller.v1.GetCouponReportResponse\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/admin/v1/coupons/report2\xb0\x03\n" +
 	"\x0eCatalogService\x12\x7f\n" +
 	"\fReserveStock\x12#.souk.seller.v1.ReserveStockRequest\x1a$.souk.seller.v1.ReserveStockResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*\"\x19/internal/v1/reservations\x12\x95\x01\n" +
-	"\fReleaseStock\x12#.souk.seller.v1.ReleaseStockRequest\x1a$.souk.seller.v1.ReleaseStockResponse\":\x82\xd3\xe4\x93\x024:\x01*\"//internal/v1/reservations/{checkout_id}:releaseB9Z7github.com/souk-dev/souk/gen/go/souk/seller/v1;sellerv1b\x06proto3"
+	"\fReleaseStock\x12#.souk.seller.v1.ReleaseStockRequest\x1a$.souk.seller.v1.ReleaseStockResponse\":\x82\xd3\xe4\x93\x024:\x01*\"//internal/v1/reservations/{checkout_id}:release\x12\x84\x01\n" +
+	"\rQuoteProducts\x12$.souk.seller.v1.QuoteProductsRequest\x1a%.souk.seller.v1.QuoteProductsResponse\"&\x82\xd3\xe4\x93\x02 :\x01*\"\x1b/internal/v1/products:quoteB9Z7github.com/souk-dev/souk/gen/go/souk/seller/v1;sellerv1b\x06proto3"
 
 var (
 	file_souk_seller_v1_seller_proto_rawDescOnce sync.Once
@@ -3807,7 +4576,7 @@ func file_souk_seller_v1_seller_proto_rawDescGZIP() []byte {
 	return file_souk_seller_v1_seller_proto_rawDescData
 }
 
-var file_souk_seller_v1_seller_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
+var file_souk_seller_v1_seller_proto_msgTypes = make([]protoimpl.MessageInfo, 73)
 var file_souk_seller_v1_seller_proto_goTypes = []any{
 	(*Product)(nil),                       // 0: souk.seller.v1.Product
 	(*CreateProductRequest)(nil),          // 1: souk.seller.v1.CreateProductRequest
@@ -3828,165 +4597,212 @@ var file_souk_seller_v1_seller_proto_goTypes = []any{
 	(*StockItem)(nil),                     // 16: souk.seller.v1.StockItem
 	(*ReserveStockRequest)(nil),           // 17: souk.seller.v1.ReserveStockRequest
 	(*ReserveStockResponse)(nil),          // 18: souk.seller.v1.ReserveStockResponse
-	(*ReleaseStockRequest)(nil),           // 19: souk.seller.v1.ReleaseStockRequest
-	(*ReleaseStockResponse)(nil),          // 20: souk.seller.v1.ReleaseStockResponse
-	(*AnswerCancellationRequest)(nil),     // 21: souk.seller.v1.AnswerCancellationRequest
-	(*AnswerCancellationResponse)(nil),    // 22: souk.seller.v1.AnswerCancellationResponse
-	(*ExtendProtectionRequest)(nil),       // 23: souk.seller.v1.ExtendProtectionRequest
-	(*ExtendProtectionResponse)(nil),      // 24: souk.seller.v1.ExtendProtectionResponse
-	(*AcceptDispute)(nil),                 // 25: souk.seller.v1.AcceptDispute
-	(*CounterOffer)(nil),                  // 26: souk.seller.v1.CounterOffer
-	(*RejectDispute)(nil),                 // 27: souk.seller.v1.RejectDispute
-	(*AnswerDisputeRequest)(nil),          // 28: souk.seller.v1.AnswerDisputeRequest
-	(*AnswerDisputeResponse)(nil),         // 29: souk.seller.v1.AnswerDisputeResponse
-	(*AddDisputeEvidenceRequest)(nil),     // 30: souk.seller.v1.AddDisputeEvidenceRequest
-	(*AddDisputeEvidenceResponse)(nil),    // 31: souk.seller.v1.AddDisputeEvidenceResponse
-	(*GetSellerStatsRequest)(nil),         // 32: souk.seller.v1.GetSellerStatsRequest
-	(*StatusCount)(nil),                   // 33: souk.seller.v1.StatusCount
-	(*OpenCase)(nil),                      // 34: souk.seller.v1.OpenCase
-	(*GetSellerStatsResponse)(nil),        // 35: souk.seller.v1.GetSellerStatsResponse
-	(*DayFigures)(nil),                    // 36: souk.seller.v1.DayFigures
-	(*ListEscalatedDisputesRequest)(nil),  // 37: souk.seller.v1.ListEscalatedDisputesRequest
-	(*ListEscalatedDisputesResponse)(nil), // 38: souk.seller.v1.ListEscalatedDisputesResponse
-	(*DecideDisputeRequest)(nil),          // 39: souk.seller.v1.DecideDisputeRequest
-	(*DecideDisputeResponse)(nil),         // 40: souk.seller.v1.DecideDisputeResponse
-	(*SendOrderMessageRequest)(nil),       // 41: souk.seller.v1.SendOrderMessageRequest
-	(*SendOrderMessageResponse)(nil),      // 42: souk.seller.v1.SendOrderMessageResponse
-	(*ListOrderMessagesRequest)(nil),      // 43: souk.seller.v1.ListOrderMessagesRequest
-	(*ListOrderMessagesResponse)(nil),     // 44: souk.seller.v1.ListOrderMessagesResponse
-	(*AnswerOfferRequest)(nil),            // 45: souk.seller.v1.AnswerOfferRequest
-	(*AnswerOfferResponse)(nil),           // 46: souk.seller.v1.AnswerOfferResponse
-	(*WatchOrderEventsRequest)(nil),       // 47: souk.seller.v1.WatchOrderEventsRequest
-	(*WatchOrderEventsResponse)(nil),      // 48: souk.seller.v1.WatchOrderEventsResponse
-	(*ListFailedRefundsRequest)(nil),      // 49: souk.seller.v1.ListFailedRefundsRequest
-	(*ListFailedRefundsResponse)(nil),     // 50: souk.seller.v1.ListFailedRefundsResponse
-	(*RetryRefundRequest)(nil),            // 51: souk.seller.v1.RetryRefundRequest
-	(*RetryRefundResponse)(nil),           // 52: souk.seller.v1.RetryRefundResponse
-	(*SettleRefundRequest)(nil),           // 53: souk.seller.v1.SettleRefundRequest
-	(*SettleRefundResponse)(nil),          // 54: souk.seller.v1.SettleRefundResponse
-	(*ListOrderEventsRequest)(nil),        // 55: souk.seller.v1.ListOrderEventsRequest
-	(*ListOrderEventsResponse)(nil),       // 56: souk.seller.v1.ListOrderEventsResponse
-	(*v1.Money)(nil),                      // 57: souk.order.v1.Money
-	(*timestamppb.Timestamp)(nil),         // 58: google.protobuf.Timestamp
-	(v1.OrderStatus)(0),                   // 59: souk.order.v1.OrderStatus
-	(*v1.Order)(nil),                      // 60: souk.order.v1.Order
-	(*v1.EvidenceInput)(nil),              // 61: souk.order.v1.EvidenceInput
-	(*v1.MessageInput)(nil),               // 62: souk.order.v1.MessageInput
-	(*v1.OrderMessage)(nil),               // 63: souk.order.v1.OrderMessage
-	(*v1.EventFilter)(nil),                // 64: souk.order.v1.EventFilter
-	(*v1.OrderEvent)(nil),                 // 65: souk.order.v1.OrderEvent
-	(*v1.EventHeartbeat)(nil),             // 66: souk.order.v1.EventHeartbeat
-	(*v1.Refund)(nil),                     // 67: souk.order.v1.Refund
-	(*v1.HistoryEntry)(nil),               // 68: souk.order.v1.HistoryEntry
+	(*QuoteProductsRequest)(nil),          // 19: souk.seller.v1.QuoteProductsRequest
+	(*QuoteProductsResponse)(nil),         // 20: souk.seller.v1.QuoteProductsResponse
+	(*ReleaseStockRequest)(nil),           // 21: souk.seller.v1.ReleaseStockRequest
+	(*ReleaseStockResponse)(nil),          // 22: souk.seller.v1.ReleaseStockResponse
+	(*AnswerCancellationRequest)(nil),     // 23: souk.seller.v1.AnswerCancellationRequest
+	(*AnswerCancellationResponse)(nil),    // 24: souk.seller.v1.AnswerCancellationResponse
+	(*ExtendProtectionRequest)(nil),       // 25: souk.seller.v1.ExtendProtectionRequest
+	(*ExtendProtectionResponse)(nil),      // 26: souk.seller.v1.ExtendProtectionResponse
+	(*AcceptDispute)(nil),                 // 27: souk.seller.v1.AcceptDispute
+	(*CounterOffer)(nil),                  // 28: souk.seller.v1.CounterOffer
+	(*RejectDispute)(nil),                 // 29: souk.seller.v1.RejectDispute
+	(*AnswerDisputeRequest)(nil),          // 30: souk.seller.v1.AnswerDisputeRequest
+	(*AnswerDisputeResponse)(nil),         // 31: souk.seller.v1.AnswerDisputeResponse
+	(*AddDisputeEvidenceRequest)(nil),     // 32: souk.seller.v1.AddDisputeEvidenceRequest
+	(*AddDisputeEvidenceResponse)(nil),    // 33: souk.seller.v1.AddDisputeEvidenceResponse
+	(*GetSellerStatsRequest)(nil),         // 34: souk.seller.v1.GetSellerStatsRequest
+	(*StatusCount)(nil),                   // 35: souk.seller.v1.StatusCount
+	(*OpenCase)(nil),                      // 36: souk.seller.v1.OpenCase
+	(*GetSellerStatsResponse)(nil),        // 37: souk.seller.v1.GetSellerStatsResponse
+	(*CreateCouponRequest)(nil),           // 38: souk.seller.v1.CreateCouponRequest
+	(*CreateCouponResponse)(nil),          // 39: souk.seller.v1.CreateCouponResponse
+	(*UpdateCouponRequest)(nil),           // 40: souk.seller.v1.UpdateCouponRequest
+	(*UpdateCouponResponse)(nil),          // 41: souk.seller.v1.UpdateCouponResponse
+	(*ListCouponsRequest)(nil),            // 42: souk.seller.v1.ListCouponsRequest
+	(*ListCouponsResponse)(nil),           // 43: souk.seller.v1.ListCouponsResponse
+	(*CreatePlatformCouponRequest)(nil),   // 44: souk.seller.v1.CreatePlatformCouponRequest
+	(*CreatePlatformCouponResponse)(nil),  // 45: souk.seller.v1.CreatePlatformCouponResponse
+	(*UpdatePlatformCouponRequest)(nil),   // 46: souk.seller.v1.UpdatePlatformCouponRequest
+	(*UpdatePlatformCouponResponse)(nil),  // 47: souk.seller.v1.UpdatePlatformCouponResponse
+	(*GrantCouponRequest)(nil),            // 48: souk.seller.v1.GrantCouponRequest
+	(*GrantCouponResponse)(nil),           // 49: souk.seller.v1.GrantCouponResponse
+	(*GetCouponReportRequest)(nil),        // 50: souk.seller.v1.GetCouponReportRequest
+	(*GetCouponReportResponse)(nil),       // 51: souk.seller.v1.GetCouponReportResponse
+	(*DayFigures)(nil),                    // 52: souk.seller.v1.DayFigures
+	(*ListEscalatedDisputesRequest)(nil),  // 53: souk.seller.v1.ListEscalatedDisputesRequest
+	(*ListEscalatedDisputesResponse)(nil), // 54: souk.seller.v1.ListEscalatedDisputesResponse
+	(*DecideDisputeRequest)(nil),          // 55: souk.seller.v1.DecideDisputeRequest
+	(*DecideDisputeResponse)(nil),         // 56: souk.seller.v1.DecideDisputeResponse
+	(*SendOrderMessageRequest)(nil),       // 57: souk.seller.v1.SendOrderMessageRequest
+	(*SendOrderMessageResponse)(nil),      // 58: souk.seller.v1.SendOrderMessageResponse
+	(*ListOrderMessagesRequest)(nil),      // 59: souk.seller.v1.ListOrderMessagesRequest
+	(*ListOrderMessagesResponse)(nil),     // 60: souk.seller.v1.ListOrderMessagesResponse
+	(*AnswerOfferRequest)(nil),            // 61: souk.seller.v1.AnswerOfferRequest
+	(*AnswerOfferResponse)(nil),           // 62: souk.seller.v1.AnswerOfferResponse
+	(*WatchOrderEventsRequest)(nil),       // 63: souk.seller.v1.WatchOrderEventsRequest
+	(*WatchOrderEventsResponse)(nil),      // 64: souk.seller.v1.WatchOrderEventsResponse
+	(*ListFailedRefundsRequest)(nil),      // 65: souk.seller.v1.ListFailedRefundsRequest
+	(*ListFailedRefundsResponse)(nil),     // 66: souk.seller.v1.ListFailedRefundsResponse
+	(*RetryRefundRequest)(nil),            // 67: souk.seller.v1.RetryRefundRequest
+	(*RetryRefundResponse)(nil),           // 68: souk.seller.v1.RetryRefundResponse
+	(*SettleRefundRequest)(nil),           // 69: souk.seller.v1.SettleRefundRequest
+	(*SettleRefundResponse)(nil),          // 70: souk.seller.v1.SettleRefundResponse
+	(*ListOrderEventsRequest)(nil),        // 71: souk.seller.v1.ListOrderEventsRequest
+	(*ListOrderEventsResponse)(nil),       // 72: souk.seller.v1.ListOrderEventsResponse
+	(*v1.Money)(nil),                      // 73: souk.order.v1.Money
+	(*timestamppb.Timestamp)(nil),         // 74: google.protobuf.Timestamp
+	(v1.OrderStatus)(0),                   // 75: souk.order.v1.OrderStatus
+	(*v1.Order)(nil),                      // 76: souk.order.v1.Order
+	(*v1.EvidenceInput)(nil),              // 77: souk.order.v1.EvidenceInput
+	(*v1.Coupon)(nil),                     // 78: souk.order.v1.Coupon
+	(*v1.CouponUse)(nil),                  // 79: souk.order.v1.CouponUse
+	(*v1.MessageInput)(nil),               // 80: souk.order.v1.MessageInput
+	(*v1.OrderMessage)(nil),               // 81: souk.order.v1.OrderMessage
+	(*v1.EventFilter)(nil),                // 82: souk.order.v1.EventFilter
+	(*v1.OrderEvent)(nil),                 // 83: souk.order.v1.OrderEvent
+	(*v1.EventHeartbeat)(nil),             // 84: souk.order.v1.EventHeartbeat
+	(*v1.Refund)(nil),                     // 85: souk.order.v1.Refund
+	(*v1.HistoryEntry)(nil),               // 86: souk.order.v1.HistoryEntry
 }
 var file_souk_seller_v1_seller_proto_depIdxs = []int32{
-	57, // 0: souk.seller.v1.Product.price:type_name -> souk.order.v1.Money
-	57, // 1: souk.seller.v1.Product.shipping_fee:type_name -> souk.order.v1.Money
-	58, // 2: souk.seller.v1.Product.created_at:type_name -> google.protobuf.Timestamp
-	57, // 3: souk.seller.v1.CreateProductRequest.price:type_name -> souk.order.v1.Money
-	57, // 4: souk.seller.v1.CreateProductRequest.shipping_fee:type_name -> souk.order.v1.Money
+	73, // 0: souk.seller.v1.Product.price:type_name -> souk.order.v1.Money
+	73, // 1: souk.seller.v1.Product.shipping_fee:type_name -> souk.order.v1.Money
+	74, // 2: souk.seller.v1.Product.created_at:type_name -> google.protobuf.Timestamp
+	73, // 3: souk.seller.v1.CreateProductRequest.price:type_name -> souk.order.v1.Money
+	73, // 4: souk.seller.v1.CreateProductRequest.shipping_fee:type_name -> souk.order.v1.Money
 	0,  // 5: souk.seller.v1.CreateProductResponse.product:type_name -> souk.seller.v1.Product
-	57, // 6: souk.seller.v1.UpdateProductRequest.price:type_name -> souk.order.v1.Money
-	57, // 7: souk.seller.v1.UpdateProductRequest.shipping_fee:type_name -> souk.order.v1.Money
+	73, // 6: souk.seller.v1.UpdateProductRequest.price:type_name -> souk.order.v1.Money
+	73, // 7: souk.seller.v1.UpdateProductRequest.shipping_fee:type_name -> souk.order.v1.Money
 	0,  // 8: souk.seller.v1.UpdateProductResponse.product:type_name -> souk.seller.v1.Product
 	0,  // 9: souk.seller.v1.ListProductsResponse.products:type_name -> souk.seller.v1.Product
-	59, // 10: souk.seller.v1.ListOrdersRequest.status:type_name -> souk.order.v1.OrderStatus
-	58, // 11: souk.seller.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
-	58, // 12: souk.seller.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
-	60, // 13: souk.seller.v1.ListOrdersResponse.orders:type_name -> souk.order.v1.Order
-	60, // 14: souk.seller.v1.GetOrderResponse.order:type_name -> souk.order.v1.Order
-	57, // 15: souk.seller.v1.ItemPrice.unit_price:type_name -> souk.order.v1.Money
+	75, // 10: souk.seller.v1.ListOrdersRequest.status:type_name -> souk.order.v1.OrderStatus
+	74, // 11: souk.seller.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
+	74, // 12: souk.seller.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
+	76, // 13: souk.seller.v1.ListOrdersResponse.orders:type_name -> souk.order.v1.Order
+	76, // 14: souk.seller.v1.GetOrderResponse.order:type_name -> souk.order.v1.Order
+	73, // 15: souk.seller.v1.ItemPrice.unit_price:type_name -> souk.order.v1.Money
 	11, // 16: souk.seller.v1.AdjustOrderPriceRequest.item_prices:type_name -> souk.seller.v1.ItemPrice
-	57, // 17: souk.seller.v1.AdjustOrderPriceRequest.shipping_fee:type_name -> souk.order.v1.Money
-	60, // 18: souk.seller.v1.AdjustOrderPriceResponse.order:type_name -> souk.order.v1.Order
-	60, // 19: souk.seller.v1.ShipOrderResponse.order:type_name -> souk.order.v1.Order
+	73, // 17: souk.seller.v1.AdjustOrderPriceRequest.shipping_fee:type_name -> souk.order.v1.Money
+	76, // 18: souk.seller.v1.AdjustOrderPriceResponse.order:type_name -> souk.order.v1.Order
+	76, // 19: souk.seller.v1.ShipOrderResponse.order:type_name -> souk.order.v1.Order
 	16, // 20: souk.seller.v1.ReserveStockRequest.items:type_name -> souk.seller.v1.StockItem
 	0,  // 21: souk.seller.v1.ReserveStockResponse.products:type_name -> souk.seller.v1.Product
-	60, // 22: souk.seller.v1.AnswerCancellationResponse.order:type_name -> souk.order.v1.Order
-	60, // 23: souk.seller.v1.ExtendProtectionResponse.order:type_name -> souk.order.v1.Order
-	57, // 24: souk.seller.v1.CounterOffer.amount:type_name -> souk.order.v1.Money
-	61, // 25: souk.seller.v1.RejectDispute.evidence:type_name -> souk.order.v1.EvidenceInput
-	25, // 26: souk.seller.v1.AnswerDisputeRequest.accept:type_name -> souk.seller.v1.AcceptDispute
-	26, // 27: souk.seller.v1.AnswerDisputeRequest.counter_offer:type_name -> souk.seller.v1.CounterOffer
-	27, // 28: souk.seller.v1.AnswerDisputeRequest.reject:type_name -> souk.seller.v1.RejectDispute
-	60, // 29: souk.seller.v1.AnswerDisputeResponse.order:type_name -> souk.order.v1.Order
-	61, // 30: souk.seller.v1.AddDisputeEvidenceRequest.evidence:type_name -> souk.order.v1.EvidenceInput
-	60, // 31: souk.seller.v1.AddDisputeEvidenceResponse.order:type_name -> souk.order.v1.Order
-	59, // 32: souk.seller.v1.StatusCount.status:type_name -> souk.order.v1.OrderStatus
-	58, // 33: souk.seller.v1.OpenCase.due_at:type_name -> google.protobuf.Timestamp
-	33, // 34: souk.seller.v1.GetSellerStatsResponse.orders_by_status:type_name -> souk.seller.v1.StatusCount
-	34, // 35: souk.seller.v1.GetSellerStatsResponse.open_cancellation_requests:type_name -> souk.seller.v1.OpenCase
-	34, // 36: souk.seller.v1.GetSellerStatsResponse.open_disputes:type_name -> souk.seller.v1.OpenCase
-	57, // 37: souk.seller.v1.GetSellerStatsResponse.refunds_in_flight_amounts:type_name -> souk.order.v1.Money
-	36, // 38: souk.seller.v1.GetSellerStatsResponse.days:type_name -> souk.seller.v1.DayFigures
-	57, // 39: souk.seller.v1.DayFigures.revenue:type_name -> souk.order.v1.Money
-	60, // 40: souk.seller.v1.ListEscalatedDisputesResponse.orders:type_name -> souk.order.v1.Order
-	57, // 41: souk.seller.v1.DecideDisputeRequest.refund_amount:type_name -> souk.order.v1.Money
-	60, // 42: souk.seller.v1.DecideDisputeResponse.order:type_name -> souk.order.v1.Order
-	62, // 43: souk.seller.v1.SendOrderMessageRequest.message:type_name -> souk.order.v1.MessageInput
-	63, // 44: souk.seller.v1.SendOrderMessageResponse.message:type_name -> souk.order.v1.OrderMessage
-	63, // 45: souk.seller.v1.ListOrderMessagesResponse.messages:type_name -> souk.order.v1.OrderMessage
-	60, // 46: souk.seller.v1.AnswerOfferResponse.order:type_name -> souk.order.v1.Order
-	64, // 47: souk.seller.v1.WatchOrderEventsRequest.filter:type_name -> souk.order.v1.EventFilter
-	65, // 48: souk.seller.v1.WatchOrderEventsResponse.event:type_name -> souk.order.v1.OrderEvent
-	66, // 49: souk.seller.v1.WatchOrderEventsResponse.heartbeat:type_name -> souk.order.v1.EventHeartbeat
-	67, // 50: souk.seller.v1.ListFailedRefundsResponse.refunds:type_name -> souk.order.v1.Refund
-	60, // 51: souk.seller.v1.RetryRefundResponse.order:type_name -> souk.order.v1.Order
-	60, // 52: souk.seller.v1.SettleRefundResponse.order:type_name -> souk.order.v1.Order
-	68, // 53: souk.seller.v1.ListOrderEventsResponse.events:type_name -> souk.order.v1.HistoryEntry
-	1,  // 54: souk.seller.v1.SellerService.CreateProduct:input_type -> souk.seller.v1.CreateProductRequest
-	3,  // 55: souk.seller.v1.SellerService.UpdateProduct:input_type -> souk.seller.v1.UpdateProductRequest
-	5,  // 56: souk.seller.v1.SellerService.ListProducts:input_type -> souk.seller.v1.ListProductsRequest
-	7,  // 57: souk.seller.v1.SellerService.ListOrders:input_type -> souk.seller.v1.ListOrdersRequest
-	9,  // 58: souk.seller.v1.SellerService.GetOrder:input_type -> souk.seller.v1.GetOrderRequest
-	12, // 59: souk.seller.v1.SellerService.AdjustOrderPrice:input_type -> souk.seller.v1.AdjustOrderPriceRequest
-	14, // 60: souk.seller.v1.SellerService.ShipOrder:input_type -> souk.seller.v1.ShipOrderRequest
-	21, // 61: souk.seller.v1.SellerService.AnswerCancellation:input_type -> souk.seller.v1.AnswerCancellationRequest
-	23, // 62: souk.seller.v1.SellerService.ExtendProtection:input_type -> souk.seller.v1.ExtendProtectionRequest
-	28, // 63: souk.seller.v1.SellerService.AnswerDispute:input_type -> souk.seller.v1.AnswerDisputeRequest
-	30, // 64: souk.seller.v1.SellerService.AddDisputeEvidence:input_type -> souk.seller.v1.AddDisputeEvidenceRequest
-	32, // 65: souk.seller.v1.SellerService.GetSellerStats:input_type -> souk.seller.v1.GetSellerStatsRequest
-	41, // 66: souk.seller.v1.SellerService.SendOrderMessage:input_type -> souk.seller.v1.SendOrderMessageRequest
-	43, // 67: souk.seller.v1.SellerService.ListOrderMessages:input_type -> souk.seller.v1.ListOrderMessagesRequest
-	55, // 68: souk.seller.v1.SellerService.ListOrderEvents:input_type -> souk.seller.v1.ListOrderEventsRequest
-	45, // 69: souk.seller.v1.SellerService.AnswerOffer:input_type -> souk.seller.v1.AnswerOfferRequest
-	47, // 70: souk.seller.v1.SellerService.WatchOrderEvents:input_type -> souk.seller.v1.WatchOrderEventsRequest
-	37, // 71: souk.seller.v1.DisputeResolutionService.ListEscalatedDisputes:input_type -> souk.seller.v1.ListEscalatedDisputesRequest
-	39, // 72: souk.seller.v1.DisputeResolutionService.DecideDispute:input_type -> souk.seller.v1.DecideDisputeRequest
-	49, // 73: souk.seller.v1.RefundResolutionService.ListFailedRefunds:input_type -> souk.seller.v1.ListFailedRefundsRequest
-	51, // 74: souk.seller.v1.RefundResolutionService.RetryRefund:input_type -> souk.seller.v1.RetryRefundRequest
-	53, // 75: souk.seller.v1.RefundResolutionService.SettleRefund:input_type -> souk.seller.v1.SettleRefundRequest
-	17, // 76: souk.seller.v1.CatalogService.ReserveStock:input_type -> souk.seller.v1.ReserveStockRequest
-	19, // 77: souk.seller.v1.CatalogService.ReleaseStock:input_type -> souk.seller.v1.ReleaseStockRequest
-	2,  // 78: souk.seller.v1.SellerService.CreateProduct:output_type -> souk.seller.v1.CreateProductResponse
-	4,  // 79: souk.seller.v1.SellerService.UpdateProduct:output_type -> souk.seller.v1.UpdateProductResponse
-	6,  // 80: souk.seller.v1.SellerService.ListProducts:output_type -> souk.seller.v1.ListProductsResponse
-	8,  // 81: souk.seller.v1.SellerService.ListOrders:output_type -> souk.seller.v1.ListOrdersResponse
-	10, // 82: souk.seller.v1.SellerService.GetOrder:output_type -> souk.seller.v1.GetOrderResponse
-	13, // 83: souk.seller.v1.SellerService.AdjustOrderPrice:output_type -> souk.seller.v1.AdjustOrderPriceResponse
-	15, // 84: souk.seller.v1.SellerService.ShipOrder:output_type -> souk.seller.v1.ShipOrderResponse
-	22, // 85: souk.seller.v1.SellerService.AnswerCancellation:output_type -> souk.seller.v1.AnswerCancellationResponse
-	24, // 86: souk.seller.v1.SellerService.ExtendProtection:output_type -> souk.seller.v1.ExtendProtectionResponse
-	29, // 87: souk.seller.v1.SellerService.AnswerDispute:output_type -> souk.seller.v1.AnswerDisputeResponse
-	31, // 88: souk.seller.v1.SellerService.AddDisputeEvidence:output_type -> souk.seller.v1.AddDisputeEvidenceResponse
-	35, // 89: souk.seller.v1.SellerService.GetSellerStats:output_type -> souk.seller.v1.GetSellerStatsResponse
-	42, // 90: souk.seller.v1.SellerService.SendOrderMessage:output_type -> souk.seller.v1.SendOrderMessageResponse
-	44, // 91: souk.seller.v1.SellerService.ListOrderMessages:output_type -> souk.seller.v1.ListOrderMessagesResponse
-	56, // 92: souk.seller.v1.SellerService.ListOrderEvents:output_type -> souk.seller.v1.ListOrderEventsResponse
-	46, // 93: souk.seller.v1.SellerService.AnswerOffer:output_type -> souk.seller.v1.AnswerOfferResponse
-	48, // 94: souk.seller.v1.SellerService.WatchOrderEvents:output_type -> souk.seller.v1.WatchOrderEventsResponse
-	38, // 95: souk.seller.v1.DisputeResolutionService.ListEscalatedDisputes:output_type -> souk.seller.v1.ListEscalatedDisputesResponse
-	40, // 96: souk.seller.v1.DisputeResolutionService.DecideDispute:output_type -> souk.seller.v1.DecideDisputeResponse
-	50, // 97: souk.seller.v1.RefundResolutionService.ListFailedRefunds:output_type -> souk.seller.v1.ListFailedRefundsResponse
-	52, // 98: souk.seller.v1.RefundResolutionService.RetryRefund:output_type -> souk.seller.v1.RetryRefundResponse
-	54, // 99: souk.seller.v1.RefundResolutionService.SettleRefund:output_type -> souk.seller.v1.SettleRefundResponse
-	18, // 100: souk.seller.v1.CatalogService.ReserveStock:output_type -> souk.seller.v1.ReserveStockResponse
-	20, // 101: souk.seller.v1.CatalogService.ReleaseStock:output_type -> souk.seller.v1.ReleaseStockResponse
-	78, // [78:102] is the sub-list for method output_type
-	54, // [54:78] is the sub-list for method input_type
-	54, // [54:54] is the sub-list for extension type_name
-	54, // [54:54] is the sub-list for extension extendee
-	0,  // [0:54] is the sub-list for field type_name
+	16, // 22: souk.seller.v1.QuoteProductsRequest.items:type_name -> souk.seller.v1.StockItem
+	0,  // 23: souk.seller.v1.QuoteProductsResponse.products:type_name -> souk.seller.v1.Product
+	76, // 24: souk.seller.v1.AnswerCancellationResponse.order:type_name -> souk.order.v1.Order
+	76, // 25: souk.seller.v1.ExtendProtectionResponse.order:type_name -> souk.order.v1.Order
+	73, // 26: souk.seller.v1.CounterOffer.amount:type_name -> souk.order.v1.Money
+	77, // 27: souk.seller.v1.RejectDispute.evidence:type_name -> souk.order.v1.EvidenceInput
+	27, // 28: souk.seller.v1.AnswerDisputeRequest.accept:type_name -> souk.seller.v1.AcceptDispute
+	28, // 29: souk.seller.v1.AnswerDisputeRequest.counter_offer:type_name -> souk.seller.v1.CounterOffer
+	29, // 30: souk.seller.v1.AnswerDisputeRequest.reject:type_name -> souk.seller.v1.RejectDispute
+	76, // 31: souk.seller.v1.AnswerDisputeResponse.order:type_name -> souk.order.v1.Order
+	77, // 32: souk.seller.v1.AddDisputeEvidenceRequest.evidence:type_name -> souk.order.v1.EvidenceInput
+	76, // 33: souk.seller.v1.AddDisputeEvidenceResponse.order:type_name -> souk.order.v1.Order
+	75, // 34: souk.seller.v1.StatusCount.status:type_name -> souk.order.v1.OrderStatus
+	74, // 35: souk.seller.v1.OpenCase.due_at:type_name -> google.protobuf.Timestamp
+	35, // 36: souk.seller.v1.GetSellerStatsResponse.orders_by_status:type_name -> souk.seller.v1.StatusCount
+	36, // 37: souk.seller.v1.GetSellerStatsResponse.open_cancellation_requests:type_name -> souk.seller.v1.OpenCase
+	36, // 38: souk.seller.v1.GetSellerStatsResponse.open_disputes:type_name -> souk.seller.v1.OpenCase
+	73, // 39: souk.seller.v1.GetSellerStatsResponse.refunds_in_flight_amounts:type_name -> souk.order.v1.Money
+	52, // 40: souk.seller.v1.GetSellerStatsResponse.days:type_name -> souk.seller.v1.DayFigures
+	73, // 41: souk.seller.v1.GetSellerStatsResponse.store_funded_discounts:type_name -> souk.order.v1.Money
+	78, // 42: souk.seller.v1.CreateCouponRequest.coupon:type_name -> souk.order.v1.Coupon
+	78, // 43: souk.seller.v1.CreateCouponResponse.coupon:type_name -> souk.order.v1.Coupon
+	78, // 44: souk.seller.v1.UpdateCouponRequest.coupon:type_name -> souk.order.v1.Coupon
+	78, // 45: souk.seller.v1.UpdateCouponResponse.coupon:type_name -> souk.order.v1.Coupon
+	79, // 46: souk.seller.v1.ListCouponsResponse.coupons:type_name -> souk.order.v1.CouponUse
+	78, // 47: souk.seller.v1.CreatePlatformCouponRequest.coupon:type_name -> souk.order.v1.Coupon
+	78, // 48: souk.seller.v1.CreatePlatformCouponResponse.coupon:type_name -> souk.order.v1.Coupon
+	78, // 49: souk.seller.v1.UpdatePlatformCouponRequest.coupon:type_name -> souk.order.v1.Coupon
+	78, // 50: souk.seller.v1.UpdatePlatformCouponResponse.coupon:type_name -> souk.order.v1.Coupon
+	79, // 51: souk.seller.v1.GetCouponReportResponse.coupons:type_name -> souk.order.v1.CouponUse
+	73, // 52: souk.seller.v1.DayFigures.revenue:type_name -> souk.order.v1.Money
+	76, // 53: souk.seller.v1.ListEscalatedDisputesResponse.orders:type_name -> souk.order.v1.Order
+	73, // 54: souk.seller.v1.DecideDisputeRequest.refund_amount:type_name -> souk.order.v1.Money
+	76, // 55: souk.seller.v1.DecideDisputeResponse.order:type_name -> souk.order.v1.Order
+	80, // 56: souk.seller.v1.SendOrderMessageRequest.message:type_name -> souk.order.v1.MessageInput
+	81, // 57: souk.seller.v1.SendOrderMessageResponse.message:type_name -> souk.order.v1.OrderMessage
+	81, // 58: souk.seller.v1.ListOrderMessagesResponse.messages:type_name -> souk.order.v1.OrderMessage
+	76, // 59: souk.seller.v1.AnswerOfferResponse.order:type_name -> souk.order.v1.Order
+	82, // 60: souk.seller.v1.WatchOrderEventsRequest.filter:type_name -> souk.order.v1.EventFilter
+	83, // 61: souk.seller.v1.WatchOrderEventsResponse.event:type_name -> souk.order.v1.OrderEvent
+	84, // 62: souk.seller.v1.WatchOrderEventsResponse.heartbeat:type_name -> souk.order.v1.EventHeartbeat
+	85, // 63: souk.seller.v1.ListFailedRefundsResponse.refunds:type_name -> souk.order.v1.Refund
+	76, // 64: souk.seller.v1.RetryRefundResponse.order:type_name -> souk.order.v1.Order
+	76, // 65: souk.seller.v1.SettleRefundResponse.order:type_name -> souk.order.v1.Order
+	86, // 66: souk.seller.v1.ListOrderEventsResponse.events:type_name -> souk.order.v1.HistoryEntry
+	1,  // 67: souk.seller.v1.SellerService.CreateProduct:input_type -> souk.seller.v1.CreateProductRequest
+	3,  // 68: souk.seller.v1.SellerService.UpdateProduct:input_type -> souk.seller.v1.UpdateProductRequest
+	5,  // 69: souk.seller.v1.SellerService.ListProducts:input_type -> souk.seller.v1.ListProductsRequest
+	7,  // 70: souk.seller.v1.SellerService.ListOrders:input_type -> souk.seller.v1.ListOrdersRequest
+	9,  // 71: souk.seller.v1.SellerService.GetOrder:input_type -> souk.seller.v1.GetOrderRequest
+	12, // 72: souk.seller.v1.SellerService.AdjustOrderPrice:input_type -> souk.seller.v1.AdjustOrderPriceRequest
+	14, // 73: souk.seller.v1.SellerService.ShipOrder:input_type -> souk.seller.v1.ShipOrderRequest
+	23, // 74: souk.seller.v1.SellerService.AnswerCancellation:input_type -> souk.seller.v1.AnswerCancellationRequest
+	25, // 75: souk.seller.v1.SellerService.ExtendProtection:input_type -> souk.seller.v1.ExtendProtectionRequest
+	30, // 76: souk.seller.v1.SellerService.AnswerDispute:input_type -> souk.seller.v1.AnswerDisputeRequest
+	32, // 77: souk.seller.v1.SellerService.AddDisputeEvidence:input_type -> souk.seller.v1.AddDisputeEvidenceRequest
+	34, // 78: souk.seller.v1.SellerService.GetSellerStats:input_type -> souk.seller.v1.GetSellerStatsRequest
+	57, // 79: souk.seller.v1.SellerService.SendOrderMessage:input_type -> souk.seller.v1.SendOrderMessageRequest
+	59, // 80: souk.seller.v1.SellerService.ListOrderMessages:input_type -> souk.seller.v1.ListOrderMessagesRequest
+	71, // 81: souk.seller.v1.SellerService.ListOrderEvents:input_type -> souk.seller.v1.ListOrderEventsRequest
+	61, // 82: souk.seller.v1.SellerService.AnswerOffer:input_type -> souk.seller.v1.AnswerOfferRequest
+	38, // 83: souk.seller.v1.SellerService.CreateCoupon:input_type -> souk.seller.v1.CreateCouponRequest
+	40, // 84: souk.seller.v1.SellerService.UpdateCoupon:input_type -> souk.seller.v1.UpdateCouponRequest
+	42, // 85: souk.seller.v1.SellerService.ListCoupons:input_type -> souk.seller.v1.ListCouponsRequest
+	63, // 86: souk.seller.v1.SellerService.WatchOrderEvents:input_type -> souk.seller.v1.WatchOrderEventsRequest
+	53, // 87: souk.seller.v1.DisputeResolutionService.ListEscalatedDisputes:input_type -> souk.seller.v1.ListEscalatedDisputesRequest
+	55, // 88: souk.seller.v1.DisputeResolutionService.DecideDispute:input_type -> souk.seller.v1.DecideDisputeRequest
+	65, // 89: souk.seller.v1.RefundResolutionService.ListFailedRefunds:input_type -> souk.seller.v1.ListFailedRefundsRequest
+	67, // 90: souk.seller.v1.RefundResolutionService.RetryRefund:input_type -> souk.seller.v1.RetryRefundRequest
+	69, // 91: souk.seller.v1.RefundResolutionService.SettleRefund:input_type -> souk.seller.v1.SettleRefundRequest
+	44, // 92: souk.seller.v1.CouponAdminService.CreatePlatformCoupon:input_type -> souk.seller.v1.CreatePlatformCouponRequest
+	46, // 93: souk.seller.v1.CouponAdminService.UpdatePlatformCoupon:input_type -> souk.seller.v1.UpdatePlatformCouponRequest
+	48, // 94: souk.seller.v1.CouponAdminService.GrantCoupon:input_type -> souk.seller.v1.GrantCouponRequest
+	50, // 95: souk.seller.v1.CouponAdminService.GetCouponReport:input_type -> souk.seller.v1.GetCouponReportRequest
+	17, // 96: souk.seller.v1.CatalogService.ReserveStock:input_type -> souk.seller.v1.ReserveStockRequest
+	21, // 97: souk.seller.v1.CatalogService.ReleaseStock:input_type -> souk.seller.v1.ReleaseStockRequest
+	19, // 98: souk.seller.v1.CatalogService.QuoteProducts:input_type -> souk.seller.v1.QuoteProductsRequest
+	2,  // 99: souk.seller.v1.SellerService.CreateProduct:output_type -> souk.seller.v1.CreateProductResponse
+	4,  // 100: souk.seller.v1.SellerService.UpdateProduct:output_type -> souk.seller.v1.UpdateProductResponse
+	6,  // 101: souk.seller.v1.SellerService.ListProducts:output_type -> souk.seller.v1.ListProductsResponse
+	8,  // 102: souk.seller.v1.SellerService.ListOrders:output_type -> souk.seller.v1.ListOrdersResponse
+	10, // 103: souk.seller.v1.SellerService.GetOrder:output_type -> souk.seller.v1.GetOrderResponse
+	13, // 104: souk.seller.v1.SellerService.AdjustOrderPrice:output_type -> souk.seller.v1.AdjustOrderPriceResponse
+	15, // 105: souk.seller.v1.SellerService.ShipOrder:output_type -> souk.seller.v1.ShipOrderResponse
+	24, // 106: souk.seller.v1.SellerService.AnswerCancellation:output_type -> souk.seller.v1.AnswerCancellationResponse
+	26, // 107: souk.seller.v1.SellerService.ExtendProtection:output_type -> souk.seller.v1.ExtendProtectionResponse
+	31, // 108: souk.seller.v1.SellerService.AnswerDispute:output_type -> souk.seller.v1.AnswerDisputeResponse
+	33, // 109: souk.seller.v1.SellerService.AddDisputeEvidence:output_type -> souk.seller.v1.AddDisputeEvidenceResponse
+	37, // 110: souk.seller.v1.SellerService.GetSellerStats:output_type -> souk.seller.v1.GetSellerStatsResponse
+	58, // 111: souk.seller.v1.SellerService.SendOrderMessage:output_type -> souk.seller.v1.SendOrderMessageResponse
+	60, // 112: souk.seller.v1.SellerService.ListOrderMessages:output_type -> souk.seller.v1.ListOrderMessagesResponse
+	72, // 113: souk.seller.v1.SellerService.ListOrderEvents:output_type -> souk.seller.v1.ListOrderEventsResponse
+	62, // 114: souk.seller.v1.SellerService.AnswerOffer:output_type -> souk.seller.v1.AnswerOfferResponse
+	39, // 115: souk.seller.v1.SellerService.CreateCoupon:output_type -> souk.seller.v1.CreateCouponResponse
+	41, // 116: souk.seller.v1.SellerService.UpdateCoupon:output_type -> souk.seller.v1.UpdateCouponResponse
+	43, // 117: souk.seller.v1.SellerService.ListCoupons:output_type -> souk.seller.v1.ListCouponsResponse
+	64, // 118: souk.seller.v1.SellerService.WatchOrderEvents:output_type -> souk.seller.v1.WatchOrderEventsResponse
+	54, // 119: souk.seller.v1.DisputeResolutionService.ListEscalatedDisputes:output_type -> souk.seller.v1.ListEscalatedDisputesResponse
+	56, // 120: souk.seller.v1.DisputeResolutionService.DecideDispute:output_type -> souk.seller.v1.DecideDisputeResponse
+	66, // 121: souk.seller.v1.RefundResolutionService.ListFailedRefunds:output_type -> souk.seller.v1.ListFailedRefundsResponse
+	68, // 122: souk.seller.v1.RefundResolutionService.RetryRefund:output_type -> souk.seller.v1.RetryRefundResponse
+	70, // 123: souk.seller.v1.RefundResolutionService.SettleRefund:output_type -> souk.seller.v1.SettleRefundResponse
+	45, // 124: souk.seller.v1.CouponAdminService.CreatePlatformCoupon:output_type -> souk.seller.v1.CreatePlatformCouponResponse
+	47, // 125: souk.seller.v1.CouponAdminService.UpdatePlatformCoupon:output_type -> souk.seller.v1.UpdatePlatformCouponResponse
+	49, // 126: souk.seller.v1.CouponAdminService.GrantCoupon:output_type -> souk.seller.v1.GrantCouponResponse
+	51, // 127: souk.seller.v1.CouponAdminService.GetCouponReport:output_type -> souk.seller.v1.GetCouponReportResponse
+	18, // 128: souk.seller.v1.CatalogService.ReserveStock:output_type -> souk.seller.v1.ReserveStockResponse
+	22, // 129: souk.seller.v1.CatalogService.ReleaseStock:output_type -> souk.seller.v1.ReleaseStockResponse
+	20, // 130: souk.seller.v1.CatalogService.QuoteProducts:output_type -> souk.seller.v1.QuoteProductsResponse
+	99, // [99:131] is the sub-list for method output_type
+	67, // [67:99] is the sub-list for method input_type
+	67, // [67:67] is the sub-list for extension type_name
+	67, // [67:67] is the sub-list for extension extendee
+	0,  // [0:67] is the sub-list for field type_name
 }
 
 func init() { file_souk_seller_v1_seller_proto_init() }
@@ -3996,12 +4812,12 @@ func file_souk_seller_v1_seller_proto_init() {
 	}
 	file_souk_seller_v1_seller_proto_msgTypes[1].OneofWrappers = []any{}
 	file_souk_seller_v1_seller_proto_msgTypes[3].OneofWrappers = []any{}
-	file_souk_seller_v1_seller_proto_msgTypes[28].OneofWrappers = []any{
+	file_souk_seller_v1_seller_proto_msgTypes[30].OneofWrappers = []any{
 		(*AnswerDisputeRequest_Accept)(nil),
 		(*AnswerDisputeRequest_CounterOffer)(nil),
 		(*AnswerDisputeRequest_Reject)(nil),
 	}
-	file_souk_seller_v1_seller_proto_msgTypes[48].OneofWrappers = []any{
+	file_souk_seller_v1_seller_proto_msgTypes[64].OneofWrappers = []any{
 		(*WatchOrderEventsResponse_Event)(nil),
 		(*WatchOrderEventsResponse_Heartbeat)(nil),
 	}
@@ -4011,9 +4827,9 @@ func file_souk_seller_v1_seller_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_souk_seller_v1_seller_proto_rawDesc), len(file_souk_seller_v1_seller_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   57,
+			NumMessages:   73,
 			NumExtensions: 0,
-			NumServices:   4,
+			NumServices:   5,
 		},
 		GoTypes:           file_souk_seller_v1_seller_proto_goTypes,
 		DependencyIndexes: file_souk_seller_v1_seller_proto_depIdxs,

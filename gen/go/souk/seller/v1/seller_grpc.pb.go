@@ -35,6 +35,9 @@ const (
 	SellerService_ListOrderMessages_FullMethodName  = "/souk.seller.v1.SellerService/ListOrderMessages"
 	SellerService_ListOrderEvents_FullMethodName    = "/souk.seller.v1.SellerService/ListOrderEvents"
 	SellerService_AnswerOffer_FullMethodName        = "/souk.seller.v1.SellerService/AnswerOffer"
+	SellerService_CreateCoupon_FullMethodName       = "/souk.seller.v1.SellerService/CreateCoupon"
+	SellerService_UpdateCoupon_FullMethodName       = "/souk.seller.v1.SellerService/UpdateCoupon"
+	SellerService_ListCoupons_FullMethodName        = "/souk.seller.v1.SellerService/ListCoupons"
 	SellerService_WatchOrderEvents_FullMethodName   = "/souk.seller.v1.SellerService/WatchOrderEvents"
 )
 
@@ -87,6 +90,14 @@ type SellerServiceClient interface {
 	// AnswerOffer accepts the buyer's open offer (it becomes a price
 	// adjustment) or declines it with a note. Refused while the buyer is paying.
 	AnswerOffer(ctx context.Context, in *AnswerOfferRequest, opts ...grpc.CallOption) (*AnswerOfferResponse, error)
+	// CreateCoupon creates a coupon of the store, funded by the store.
+	CreateCoupon(ctx context.Context, in *CreateCouponRequest, opts ...grpc.CallOption) (*CreateCouponResponse, error)
+	// UpdateCoupon changes a coupon of the store (its code stays): pausing
+	// it, moving its dates, its limits. Checkouts that hold it keep the
+	// terms they were made with.
+	UpdateCoupon(ctx context.Context, in *UpdateCouponRequest, opts ...grpc.CallOption) (*UpdateCouponResponse, error)
+	// ListCoupons lists the store's coupons with their use, newest first.
+	ListCoupons(ctx context.Context, in *ListCouponsRequest, opts ...grpc.CallOption) (*ListCouponsResponse, error)
 	// WatchOrderEvents streams the events of the store's orders as they
 	// happen, a new purchase order at once (through the gateway:
 	// newline-delimited JSON). It starts with a heartbeat, resumes after a
@@ -263,6 +274,36 @@ func (c *sellerServiceClient) AnswerOffer(ctx context.Context, in *AnswerOfferRe
 	return out, nil
 }
 
+func (c *sellerServiceClient) CreateCoupon(ctx context.Context, in *CreateCouponRequest, opts ...grpc.CallOption) (*CreateCouponResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateCouponResponse)
+	err := c.cc.Invoke(ctx, SellerService_CreateCoupon_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sellerServiceClient) UpdateCoupon(ctx context.Context, in *UpdateCouponRequest, opts ...grpc.CallOption) (*UpdateCouponResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateCouponResponse)
+	err := c.cc.Invoke(ctx, SellerService_UpdateCoupon_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sellerServiceClient) ListCoupons(ctx context.Context, in *ListCouponsRequest, opts ...grpc.CallOption) (*ListCouponsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListCouponsResponse)
+	err := c.cc.Invoke(ctx, SellerService_ListCoupons_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *sellerServiceClient) WatchOrderEvents(ctx context.Context, in *WatchOrderEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchOrderEventsResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &SellerService_ServiceDesc.Streams[0], SellerService_WatchOrderEvents_FullMethodName, cOpts...)
@@ -331,6 +372,14 @@ type SellerServiceServer interface {
 	// AnswerOffer accepts the buyer's open offer (it becomes a price
 	// adjustment) or declines it with a note. Refused while the buyer is paying.
 	AnswerOffer(context.Context, *AnswerOfferRequest) (*AnswerOfferResponse, error)
+	// CreateCoupon creates a coupon of the store, funded by the store.
+	CreateCoupon(context.Context, *CreateCouponRequest) (*CreateCouponResponse, error)
+	// UpdateCoupon changes a coupon of the store (its code stays): pausing
+	// it, moving its dates, its limits. Checkouts that hold it keep the
+	// terms they were made with.
+	UpdateCoupon(context.Context, *UpdateCouponRequest) (*UpdateCouponResponse, error)
+	// ListCoupons lists the store's coupons with their use, newest first.
+	ListCoupons(context.Context, *ListCouponsRequest) (*ListCouponsResponse, error)
 	// WatchOrderEvents streams the events of the store's orders as they
 	// happen, a new purchase order at once (through the gateway:
 	// newline-delimited JSON). It starts with a heartbeat, resumes after a
@@ -394,6 +443,15 @@ func (UnimplementedSellerServiceServer) ListOrderEvents(context.Context, *ListOr
 }
 func (UnimplementedSellerServiceServer) AnswerOffer(context.Context, *AnswerOfferRequest) (*AnswerOfferResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AnswerOffer not implemented")
+}
+func (UnimplementedSellerServiceServer) CreateCoupon(context.Context, *CreateCouponRequest) (*CreateCouponResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateCoupon not implemented")
+}
+func (UnimplementedSellerServiceServer) UpdateCoupon(context.Context, *UpdateCouponRequest) (*UpdateCouponResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateCoupon not implemented")
+}
+func (UnimplementedSellerServiceServer) ListCoupons(context.Context, *ListCouponsRequest) (*ListCouponsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListCoupons not implemented")
 }
 func (UnimplementedSellerServiceServer) WatchOrderEvents(*WatchOrderEventsRequest, grpc.ServerStreamingServer[WatchOrderEventsResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchOrderEvents not implemented")
@@ -707,6 +765,60 @@ func _SellerService_AnswerOffer_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SellerService_CreateCoupon_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateCouponRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SellerServiceServer).CreateCoupon(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SellerService_CreateCoupon_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SellerServiceServer).CreateCoupon(ctx, req.(*CreateCouponRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SellerService_UpdateCoupon_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateCouponRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SellerServiceServer).UpdateCoupon(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SellerService_UpdateCoupon_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SellerServiceServer).UpdateCoupon(ctx, req.(*UpdateCouponRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SellerService_ListCoupons_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListCouponsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SellerServiceServer).ListCoupons(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SellerService_ListCoupons_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SellerServiceServer).ListCoupons(ctx, req.(*ListCouponsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _SellerService_WatchOrderEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(WatchOrderEventsRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -788,6 +900,18 @@ var SellerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "AnswerOffer",
 			Handler:    _SellerService_AnswerOffer_Handler,
+		},
+		{
+			MethodName: "CreateCoupon",
+			Handler:    _SellerService_CreateCoupon_Handler,
+		},
+		{
+			MethodName: "UpdateCoupon",
+			Handler:    _SellerService_UpdateCoupon_Handler,
+		},
+		{
+			MethodName: "ListCoupons",
+			Handler:    _SellerService_ListCoupons_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
@@ -1149,8 +1273,241 @@ var RefundResolutionService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	CatalogService_ReserveStock_FullMethodName = "/souk.seller.v1.CatalogService/ReserveStock"
-	CatalogService_ReleaseStock_FullMethodName = "/souk.seller.v1.CatalogService/ReleaseStock"
+	CouponAdminService_CreatePlatformCoupon_FullMethodName = "/souk.seller.v1.CouponAdminService/CreatePlatformCoupon"
+	CouponAdminService_UpdatePlatformCoupon_FullMethodName = "/souk.seller.v1.CouponAdminService/UpdatePlatformCoupon"
+	CouponAdminService_GrantCoupon_FullMethodName          = "/souk.seller.v1.CouponAdminService/GrantCoupon"
+	CouponAdminService_GetCouponReport_FullMethodName      = "/souk.seller.v1.CouponAdminService/GetCouponReport"
+)
+
+// CouponAdminServiceClient is the client API for CouponAdminService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// CouponAdminService is the platform's (an admin token): coupons the
+// marketplace funds, granted to buyers or claimed by code, and what they
+// cost.
+type CouponAdminServiceClient interface {
+	// CreatePlatformCoupon creates a coupon the platform funds.
+	CreatePlatformCoupon(ctx context.Context, in *CreatePlatformCouponRequest, opts ...grpc.CallOption) (*CreatePlatformCouponResponse, error)
+	// UpdatePlatformCoupon changes a platform coupon (its code stays).
+	UpdatePlatformCoupon(ctx context.Context, in *UpdatePlatformCouponRequest, opts ...grpc.CallOption) (*UpdatePlatformCouponResponse, error)
+	// GrantCoupon grants a platform coupon to a buyer (their "my coupons").
+	GrantCoupon(ctx context.Context, in *GrantCouponRequest, opts ...grpc.CallOption) (*GrantCouponResponse, error)
+	// GetCouponReport lists each platform coupon's use and cost.
+	GetCouponReport(ctx context.Context, in *GetCouponReportRequest, opts ...grpc.CallOption) (*GetCouponReportResponse, error)
+}
+
+type couponAdminServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewCouponAdminServiceClient(cc grpc.ClientConnInterface) CouponAdminServiceClient {
+	return &couponAdminServiceClient{cc}
+}
+
+func (c *couponAdminServiceClient) CreatePlatformCoupon(ctx context.Context, in *CreatePlatformCouponRequest, opts ...grpc.CallOption) (*CreatePlatformCouponResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreatePlatformCouponResponse)
+	err := c.cc.Invoke(ctx, CouponAdminService_CreatePlatformCoupon_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *couponAdminServiceClient) UpdatePlatformCoupon(ctx context.Context, in *UpdatePlatformCouponRequest, opts ...grpc.CallOption) (*UpdatePlatformCouponResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdatePlatformCouponResponse)
+	err := c.cc.Invoke(ctx, CouponAdminService_UpdatePlatformCoupon_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *couponAdminServiceClient) GrantCoupon(ctx context.Context, in *GrantCouponRequest, opts ...grpc.CallOption) (*GrantCouponResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GrantCouponResponse)
+	err := c.cc.Invoke(ctx, CouponAdminService_GrantCoupon_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *couponAdminServiceClient) GetCouponReport(ctx context.Context, in *GetCouponReportRequest, opts ...grpc.CallOption) (*GetCouponReportResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetCouponReportResponse)
+	err := c.cc.Invoke(ctx, CouponAdminService_GetCouponReport_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CouponAdminServiceServer is the server API for CouponAdminService service.
+// All implementations must embed UnimplementedCouponAdminServiceServer
+// for forward compatibility.
+//
+// CouponAdminService is the platform's (an admin token): coupons the
+// marketplace funds, granted to buyers or claimed by code, and what they
+// cost.
+type CouponAdminServiceServer interface {
+	// CreatePlatformCoupon creates a coupon the platform funds.
+	CreatePlatformCoupon(context.Context, *CreatePlatformCouponRequest) (*CreatePlatformCouponResponse, error)
+	// UpdatePlatformCoupon changes a platform coupon (its code stays).
+	UpdatePlatformCoupon(context.Context, *UpdatePlatformCouponRequest) (*UpdatePlatformCouponResponse, error)
+	// GrantCoupon grants a platform coupon to a buyer (their "my coupons").
+	GrantCoupon(context.Context, *GrantCouponRequest) (*GrantCouponResponse, error)
+	// GetCouponReport lists each platform coupon's use and cost.
+	GetCouponReport(context.Context, *GetCouponReportRequest) (*GetCouponReportResponse, error)
+	mustEmbedUnimplementedCouponAdminServiceServer()
+}
+
+// UnimplementedCouponAdminServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedCouponAdminServiceServer struct{}
+
+func (UnimplementedCouponAdminServiceServer) CreatePlatformCoupon(context.Context, *CreatePlatformCouponRequest) (*CreatePlatformCouponResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreatePlatformCoupon not implemented")
+}
+func (UnimplementedCouponAdminServiceServer) UpdatePlatformCoupon(context.Context, *UpdatePlatformCouponRequest) (*UpdatePlatformCouponResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdatePlatformCoupon not implemented")
+}
+func (UnimplementedCouponAdminServiceServer) GrantCoupon(context.Context, *GrantCouponRequest) (*GrantCouponResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GrantCoupon not implemented")
+}
+func (UnimplementedCouponAdminServiceServer) GetCouponReport(context.Context, *GetCouponReportRequest) (*GetCouponReportResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetCouponReport not implemented")
+}
+func (UnimplementedCouponAdminServiceServer) mustEmbedUnimplementedCouponAdminServiceServer() {}
+func (UnimplementedCouponAdminServiceServer) testEmbeddedByValue()                            {}
+
+// UnsafeCouponAdminServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to CouponAdminServiceServer will
+// result in compilation errors.
+type UnsafeCouponAdminServiceServer interface {
+	mustEmbedUnimplementedCouponAdminServiceServer()
+}
+
+func RegisterCouponAdminServiceServer(s grpc.ServiceRegistrar, srv CouponAdminServiceServer) {
+	// If the following call panics, it indicates UnimplementedCouponAdminServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&CouponAdminService_ServiceDesc, srv)
+}
+
+func _CouponAdminService_CreatePlatformCoupon_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreatePlatformCouponRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CouponAdminServiceServer).CreatePlatformCoupon(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CouponAdminService_CreatePlatformCoupon_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CouponAdminServiceServer).CreatePlatformCoupon(ctx, req.(*CreatePlatformCouponRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CouponAdminService_UpdatePlatformCoupon_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdatePlatformCouponRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CouponAdminServiceServer).UpdatePlatformCoupon(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CouponAdminService_UpdatePlatformCoupon_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CouponAdminServiceServer).UpdatePlatformCoupon(ctx, req.(*UpdatePlatformCouponRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CouponAdminService_GrantCoupon_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GrantCouponRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CouponAdminServiceServer).GrantCoupon(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CouponAdminService_GrantCoupon_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CouponAdminServiceServer).GrantCoupon(ctx, req.(*GrantCouponRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CouponAdminService_GetCouponReport_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetCouponReportRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CouponAdminServiceServer).GetCouponReport(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CouponAdminService_GetCouponReport_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CouponAdminServiceServer).GetCouponReport(ctx, req.(*GetCouponReportRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// CouponAdminService_ServiceDesc is the grpc.ServiceDesc for CouponAdminService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var CouponAdminService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "souk.seller.v1.CouponAdminService",
+	HandlerType: (*CouponAdminServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "CreatePlatformCoupon",
+			Handler:    _CouponAdminService_CreatePlatformCoupon_Handler,
+		},
+		{
+			MethodName: "UpdatePlatformCoupon",
+			Handler:    _CouponAdminService_UpdatePlatformCoupon_Handler,
+		},
+		{
+			MethodName: "GrantCoupon",
+			Handler:    _CouponAdminService_GrantCoupon_Handler,
+		},
+		{
+			MethodName: "GetCouponReport",
+			Handler:    _CouponAdminService_GetCouponReport_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "souk/seller/v1/seller.proto",
+}
+
+const (
+	CatalogService_ReserveStock_FullMethodName  = "/souk.seller.v1.CatalogService/ReserveStock"
+	CatalogService_ReleaseStock_FullMethodName  = "/souk.seller.v1.CatalogService/ReleaseStock"
+	CatalogService_QuoteProducts_FullMethodName = "/souk.seller.v1.CatalogService/QuoteProducts"
 )
 
 // CatalogServiceClient is the client API for CatalogService service.
@@ -1167,6 +1524,9 @@ type CatalogServiceClient interface {
 	// ReleaseStock gives back what a checkout reserved (all of it, or the
 	// products named). Releasing twice is harmless.
 	ReleaseStock(ctx context.Context, in *ReleaseStockRequest, opts ...grpc.CallOption) (*ReleaseStockResponse, error)
+	// QuoteProducts prices products as ReserveStock would, reserving
+	// nothing (a checkout's preview).
+	QuoteProducts(ctx context.Context, in *QuoteProductsRequest, opts ...grpc.CallOption) (*QuoteProductsResponse, error)
 }
 
 type catalogServiceClient struct {
@@ -1197,6 +1557,16 @@ func (c *catalogServiceClient) ReleaseStock(ctx context.Context, in *ReleaseStoc
 	return out, nil
 }
 
+func (c *catalogServiceClient) QuoteProducts(ctx context.Context, in *QuoteProductsRequest, opts ...grpc.CallOption) (*QuoteProductsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(QuoteProductsResponse)
+	err := c.cc.Invoke(ctx, CatalogService_QuoteProducts_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CatalogServiceServer is the server API for CatalogService service.
 // All implementations must embed UnimplementedCatalogServiceServer
 // for forward compatibility.
@@ -1211,6 +1581,9 @@ type CatalogServiceServer interface {
 	// ReleaseStock gives back what a checkout reserved (all of it, or the
 	// products named). Releasing twice is harmless.
 	ReleaseStock(context.Context, *ReleaseStockRequest) (*ReleaseStockResponse, error)
+	// QuoteProducts prices products as ReserveStock would, reserving
+	// nothing (a checkout's preview).
+	QuoteProducts(context.Context, *QuoteProductsRequest) (*QuoteProductsResponse, error)
 	mustEmbedUnimplementedCatalogServiceServer()
 }
 
@@ -1226,6 +1599,9 @@ func (UnimplementedCatalogServiceServer) ReserveStock(context.Context, *ReserveS
 }
 func (UnimplementedCatalogServiceServer) ReleaseStock(context.Context, *ReleaseStockRequest) (*ReleaseStockResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReleaseStock not implemented")
+}
+func (UnimplementedCatalogServiceServer) QuoteProducts(context.Context, *QuoteProductsRequest) (*QuoteProductsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method QuoteProducts not implemented")
 }
 func (UnimplementedCatalogServiceServer) mustEmbedUnimplementedCatalogServiceServer() {}
 func (UnimplementedCatalogServiceServer) testEmbeddedByValue()                        {}
@@ -1284,6 +1660,24 @@ func _CatalogService_ReleaseStock_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CatalogService_QuoteProducts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(QuoteProductsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).QuoteProducts(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_QuoteProducts_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).QuoteProducts(ctx, req.(*QuoteProductsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // CatalogService_ServiceDesc is the grpc.ServiceDesc for CatalogService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1298,6 +1692,10 @@ var CatalogService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReleaseStock",
 			Handler:    _CatalogService_ReleaseStock_Handler,
+		},
+		{
+			MethodName: "QuoteProducts",
+			Handler:    _CatalogService_QuoteProducts_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
