@@ -6,10 +6,12 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	buyerv1 "github.com/souk-dev/souk/gen/go/souk/buyer/v1"
 	orderv1 "github.com/souk-dev/souk/gen/go/souk/order/v1"
@@ -47,6 +49,12 @@ func TestAuthorizationMatrix(t *testing.T) {
 	declined := s.checkout("alice", 1, lamp)[0]
 	declinedAttempt := s.pay(t, "alice", declined, "4000000000000002", "authz-declined").Attempt
 	checkout := uuid.NewString()
+	xc, err := s.seller.CreateCoupon(as(callers["seller X"]), &sellerv1.CreateCouponRequest{Coupon: &orderv1.Coupon{Code: "X5",
+		Kind: orderv1.CouponKind_COUPON_KIND_PERCENT_OFF, Percent: 5, Amount: usd(0), StartsAt: timestamppb.Now(), EndsAt: timestamppb.New(time.Now().Add(time.Hour))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	xCoupon := xc.Coupon
 	type rpc struct {
 		name string
 		// role may call; owner is the caller that owns the target, other the
@@ -209,6 +217,36 @@ func TestAuthorizationMatrix(t *testing.T) {
 		}},
 		{"seller ShipOrder", auth.RoleSeller, "seller X", "seller Y", codes.FailedPrecondition, func(ctx context.Context) error {
 			_, err := s.seller.ShipOrder(ctx, &sellerv1.ShipOrderRequest{OrderId: order.Id, Carrier: "DHL", TrackingNumber: "JD0001"})
+			return err
+		}},
+		{"buyer PreviewCheckout", auth.RoleBuyer, "buyer A", "", codes.OK, func(ctx context.Context) error {
+			_, err := s.buyer.PreviewCheckout(ctx, &buyerv1.PreviewCheckoutRequest{Items: []*buyerv1.CheckoutItem{{ProductId: lamp.Id, Quantity: 1}}})
+			return err
+		}},
+		{"buyer ListMyCoupons", auth.RoleBuyer, "buyer A", "", codes.OK, func(ctx context.Context) error {
+			_, err := s.buyer.ListMyCoupons(ctx, &buyerv1.ListMyCouponsRequest{})
+			return err
+		}},
+		{"seller CreateCoupon", auth.RoleSeller, "seller X", "", codes.OK, func(ctx context.Context) error {
+			_, err := s.seller.CreateCoupon(ctx, &sellerv1.CreateCouponRequest{Coupon: &orderv1.Coupon{Code: "AUTHZ", Kind: orderv1.CouponKind_COUPON_KIND_PERCENT_OFF,
+				Percent: 5, Amount: usd(0), StartsAt: timestamppb.Now(), EndsAt: timestamppb.New(time.Now().Add(time.Hour))}})
+			return err
+		}},
+		{"seller UpdateCoupon", auth.RoleSeller, "seller X", "seller Y", codes.OK, func(ctx context.Context) error {
+			_, err := s.seller.UpdateCoupon(ctx, &sellerv1.UpdateCouponRequest{Coupon: xCoupon})
+			return err
+		}},
+		{"seller ListCoupons", auth.RoleSeller, "seller X", "", codes.OK, func(ctx context.Context) error {
+			_, err := s.seller.ListCoupons(ctx, &sellerv1.ListCouponsRequest{})
+			return err
+		}},
+		{"seller RefundItems", auth.RoleSeller, "seller X", "seller Y", codes.FailedPrecondition, func(ctx context.Context) error {
+			_, err := s.seller.RefundItems(ctx, &sellerv1.RefundItemsRequest{OrderId: order.Id, Reason: "torn",
+				Items: []*sellerv1.RefundItem{{ProductId: lamp.Id, Quantity: 1}}})
+			return err
+		}},
+		{"catalog QuoteProducts", auth.RoleService, "service", "", codes.OK, func(ctx context.Context) error {
+			_, err := s.catalog.QuoteProducts(ctx, &sellerv1.QuoteProductsRequest{Items: []*sellerv1.StockItem{{ProductId: lamp.Id, Quantity: 1}}})
 			return err
 		}},
 		{"catalog ReserveStock", auth.RoleService, "service", "", codes.OK, func(ctx context.Context) error {

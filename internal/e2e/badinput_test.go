@@ -246,7 +246,7 @@ func hasViolation(st *status.Status, field string) bool {
 // messagesOf returns empty request and response messages of a method.
 func messagesOf(t *testing.T, method string) (proto.Message, proto.Message) {
 	t.Helper()
-	for _, sd := range []grpc.ServiceDesc{buyerv1.BuyerService_ServiceDesc, buyerv1.ProviderCallbackService_ServiceDesc, sellerv1.SellerService_ServiceDesc, sellerv1.CatalogService_ServiceDesc, sellerv1.DisputeResolutionService_ServiceDesc} {
+	for _, sd := range []grpc.ServiceDesc{buyerv1.BuyerService_ServiceDesc, buyerv1.ProviderCallbackService_ServiceDesc, sellerv1.SellerService_ServiceDesc, sellerv1.CatalogService_ServiceDesc, sellerv1.DisputeResolutionService_ServiceDesc, sellerv1.CouponAdminService_ServiceDesc} {
 		for _, m := range sd.Methods {
 			if "/"+sd.ServiceName+"/"+m.MethodName != method {
 				continue

@@ -260,6 +260,45 @@ func TestCouponsEndToEnd(t *testing.T) {
 		report.Coupons[1].Cost.AmountMinor != 1000 {
 		t.Fatalf("report at the end: %v %v", report, err)
 	}
+	// Units of a line refunded by the store: each at its share of the
+	// line's net (5,900 for 3 rugs after B100's 100), the last carrying
+	// the rounding: 1,966 + 1,966 + 1,968.
+	bTok := s.token(auth.RoleSeller, "store-b")
+	if _, err := s.seller.CreateCoupon(as(bTok), &sellerv1.CreateCouponRequest{Coupon: &orderv1.Coupon{Code: "B100",
+		Kind: orderv1.CouponKind_COUPON_KIND_AMOUNT_OFF, Amount: usd(100), StartsAt: timestamppb.New(now.Add(-time.Minute)),
+		EndsAt: timestamppb.New(now.Add(time.Hour))}}); err != nil {
+		t.Fatal(err)
+	}
+	rugs, err := s.buyer.Checkout(as(s.token(auth.RoleBuyer, "dave")), &buyerv1.CheckoutRequest{Items: []*buyerv1.CheckoutItem{{ProductId: rug.Id, Quantity: 3}},
+		StoreCoupons: map[string]string{"store-b": "B100"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	three := rugs.Orders[0]
+	s.pay(t, "dave", three, "4242424242424242", "pay-dave-0001")
+	for _, step := range []struct {
+		units, want int64
+	}{{2, 3932}, {1, 1968}} {
+		code, body := jsonCall(t, "POST", s.sellerURL("/v1/orders/"+three.Id+":refund-items"), bTok, map[string]any{
+			"items": []any{map[string]any{"product_id": rug.Id, "quantity": step.units}}, "reason": "two arrived torn"})
+		if code != http.StatusOK || num(t, body, "amount", "amount_minor") != step.want {
+			t.Fatalf("refund %d rugs: %d %v, want %d", step.units, code, body, step.want)
+		}
+	}
+	code, body = jsonCall(t, "POST", s.sellerURL("/v1/orders/"+three.Id+":refund-items"), bTok, map[string]any{
+		"items": []any{map[string]any{"product_id": rug.Id, "quantity": 1}}, "reason": "again"})
+	if code != http.StatusBadRequest || str(body, "details", 0, "field_violations", 0, "field") != "items" {
+		t.Fatalf("a fourth rug of three: %d %v", code, body)
+	}
+	testenv.Eventually(t, 15*time.Second, "the rugs' refunds are paid", func() bool {
+		o := s.order("dave", three.Id)
+		return len(o.Refunds) == 2 && o.Refunds[0].Status == orderv1.RefundStatus_REFUND_STATUS_SUCCEEDED &&
+			o.Refunds[1].Status == orderv1.RefundStatus_REFUND_STATUS_SUCCEEDED
+	})
+	if l := s.order("dave", three.Id).Items[0]; l.RefundedUnits != 3 || l.Refunded.AmountMinor != 5900 || l.Net.AmountMinor != 5900 {
+		t.Fatalf("the rugs' line: %v", l)
+	}
+
 	stats, err := s.seller.GetSellerStats(as(storeTok), &sellerv1.GetSellerStatsRequest{})
 	if err != nil || len(stats.StoreFundedDiscounts) != 1 || stats.StoreFundedDiscounts[0].AmountMinor != 300 {
 		t.Fatalf("store-a funded 300 of bob's paid order: %v %v", stats.GetStoreFundedDiscounts(), err)

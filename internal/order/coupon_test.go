@@ -386,3 +386,52 @@ func TestCouponHolds(t *testing.T) {
 		}
 	})
 }
+
+// TestRefundItemsNeverPayOutACoupon: a line's units are refunded at their
+// share of its net (after its coupons), the last unit carrying the
+// rounding: the line refunded in full gives back exactly its net.
+func TestRefundItemsNeverPayOutACoupon(t *testing.T) {
+	o := couponOrder(t)
+	// p1: 2000 - 200 (store) - 435 (platform) = 1365 for 2 units; p2: 300 - 30 - 65 = 205.
+	nets := map[string]int64{}
+	for _, it := range o.Items() {
+		nets[it.ProductID] = it.Net()
+	}
+	if nets["p1"] != 1365 || nets["p2"] != 205 {
+		t.Fatalf("nets %v", nets)
+	}
+	if _, err := o.RefundItems(t0, map[string]int64{"p1": 1}, "missing", order.DefaultPolicy); !errors.Is(err, order.ErrIllegalTransition) {
+		t.Fatalf("an unpaid order's items: %v", err)
+	}
+	must(t, o.BeginPayment(t0, o.Total(), attempt("k1")))
+	must(t, o.ApplyResult(t0, "a-k1", order.Result{Kind: order.ResultSucceeded, Captured: true}, order.DefaultPolicy))
+	for _, step := range []struct {
+		units map[string]int64
+		want  int64
+		err   error
+	}{
+		{map[string]int64{"p1": 1}, 682, nil},
+		{map[string]int64{"p1": 1}, 683, nil}, // the last unit carries the rounding
+		{map[string]int64{"p1": 1}, 0, order.ErrInvalid},
+		{map[string]int64{"nope": 1}, 0, order.ErrInvalid},
+		{map[string]int64{"p2": 1}, 205, nil},
+	} {
+		got, err := o.RefundItems(t0, step.units, "missing", order.DefaultPolicy)
+		if step.err != nil {
+			if !errors.Is(err, step.err) {
+				t.Fatalf("%v: %v, want %v", step.units, err, step.err)
+			}
+			continue
+		}
+		if err != nil || got.Amount != step.want {
+			t.Fatalf("%v: %v %v, want %d", step.units, got, err, step.want)
+		}
+	}
+	var owed int64
+	for _, r := range o.Refunds() {
+		owed += r.Amount.Amount
+	}
+	if owed != 1365+205 || owed > o.Total().Amount {
+		t.Fatalf("owed %d back; want the lines' nets, 1570, of 2070 paid", owed)
+	}
+}

@@ -84,6 +84,10 @@ type Item struct {
 	// Discounts are the coupons' shares of the line, in the order they
 	// were applied (the store's, then the platform's).
 	Discounts []Discount
+	// RefundedUnits of the line were refunded (RefundItems), for Refunded
+	// in all.
+	RefundedUnits int64
+	Refunded      int64
 }
 
 // Subtotal is UnitPrice × Quantity; New and AdjustPrice keep it in range.

@@ -2,6 +2,7 @@ package order
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -207,4 +208,63 @@ func (o *Order) refunded(attemptID string) int64 {
 		}
 	}
 	return n
+}
+
+// RefundItems owes back units of some of a paid order's lines (units maps
+// a product to how many): a seller who cannot send them all, or took them
+// back. Each unit is refunded at its share of what the line cost after its
+// coupons (the net divided by the quantity, rounded down), the last unit
+// of a line carrying the rounding, so that a line refunded in full gives
+// back exactly its net: a coupon is never paid out, and thresholds are not
+// checked again. Never more than is left of the payment (with an accepted
+// offer's discount, that is what bounds it). It returns what is owed.
+func (o *Order) RefundItems(now time.Time, units map[string]int64, reason string, pol Policy) (Money, error) {
+	if o.status != StatusAwaitingShipment && o.status != StatusShipped {
+		return Money{}, o.illegal("refund items of")
+	}
+	if reason == "" {
+		return Money{}, invalid("reason", "a refund of items needs a reason")
+	}
+	if len(units) == 0 {
+		return Money{}, invalid("items", "name the items to refund")
+	}
+	a, ok := o.paidAttempt()
+	if !ok {
+		return Money{}, o.illegal("refund items of")
+	}
+	items := slices.Clone(o.items)
+	var total int64
+	for i := range items {
+		it := &items[i]
+		n, named := units[it.ProductID]
+		if !named {
+			continue
+		}
+		if n <= 0 || it.RefundedUnits+n > it.Quantity {
+			return Money{}, invalid("items", "product %s: %d of %d units are refunded already; %d more cannot be", it.ProductID,
+				it.RefundedUnits, it.Quantity, n)
+		}
+		amount := it.Net() / it.Quantity * n
+		if it.RefundedUnits+n == it.Quantity {
+			amount = it.Net() - it.Refunded
+		}
+		it.RefundedUnits += n
+		it.Refunded += amount
+		total += amount
+	}
+	for pid := range units {
+		if !slices.ContainsFunc(items, func(it Item) bool { return it.ProductID == pid }) {
+			return Money{}, invalid("items", "product %s is not in order %s", pid, o.id)
+		}
+	}
+	if left := a.Amount.Amount - o.refunded(a.ID); total > left {
+		return Money{}, fmt.Errorf("%w: the items come to %s and only %d of the payment is left to refund", ErrIllegalTransition,
+			Money{Amount: total, Currency: o.currency}, left)
+	}
+	o.items = items
+	amount := Money{Amount: total, Currency: o.currency}
+	if total > 0 {
+		o.oweRefundOf(now, a, amount, reason, pol)
+	}
+	return amount, nil
 }

@@ -32,6 +32,9 @@ type itemJSON struct {
 	UnitPrice int64  `json:"unit_price"`
 	// Discounts are the line's coupon shares.
 	Discounts []order.Discount `json:"discounts,omitempty"`
+	// RefundedUnits were refunded, for Refunded in all.
+	RefundedUnits int64 `json:"refunded_units,omitempty"`
+	Refunded      int64 `json:"refunded,omitempty"`
 }
 
 // shipmentJSON is how a shipment is kept in the shipment column.

@@ -29,6 +29,9 @@ func LineItems(items []order.Item, cur string) []*orderv1.LineItem {
 	for i, it := range items {
 		l := &orderv1.LineItem{ProductId: it.ProductID, Title: it.Title, Quantity: it.Quantity,
 			UnitPrice: Money(it.UnitPrice, cur), Subtotal: Money(it.Subtotal(), cur), Net: Money(it.Net(), cur)}
+		if it.RefundedUnits > 0 {
+			l.RefundedUnits, l.Refunded = it.RefundedUnits, Money(it.Refunded, cur)
+		}
 		for _, d := range it.Discounts {
 			l.Discounts = append(l.Discounts, &orderv1.LineDiscount{CouponId: d.CouponID, Code: d.Code, Source: couponSources[d.Source],
 				Amount: Money(d.Amount, cur)})

@@ -244,3 +244,29 @@ func (c *catalogService) ReleaseStock(ctx context.Context, req *sellerv1.Release
 	}
 	return &sellerv1.ReleaseStockResponse{ReleasedUnits: n}, nil
 }
+
+// RefundItems refunds units of some of a paid order's lines.
+func (s *sellerService) RefundItems(ctx context.Context, req *sellerv1.RefundItemsRequest) (*sellerv1.RefundItemsResponse, error) {
+	ctx = app.WithRequestID(ctx, req.RequestId, req)
+	units := make(map[string]int64, len(req.Items))
+	for _, it := range req.Items {
+		if _, dup := units[it.ProductId]; dup {
+			return nil, &order.FieldError{Field: "items", Msg: "product " + it.ProductId + " appears twice"}
+		}
+		units[it.ProductId] = it.Quantity
+	}
+	var owed order.Money
+	o, err := s.update(ctx, req.OrderId, func(o *order.Order) error {
+		var err error
+		owed, err = o.RefundItems(s.deps.Now(), units, req.Reason, s.deps.Config.Policy)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	resp := &sellerv1.RefundItemsResponse{Order: protoconv.SellerOrder(o)}
+	if owed.Currency != "" { // a retry answers with the order as it stands
+		resp.Amount = protoconv.Money(owed.Amount, owed.Currency)
+	}
+	return resp, nil
+}

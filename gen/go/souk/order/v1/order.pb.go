@@ -580,7 +580,11 @@ type LineItem struct {
 	// store's, then the platform's).
 	Discounts []*LineDiscount `protobuf:"bytes,6,rep,name=discounts,proto3" json:"discounts,omitempty"`
 	// subtotal less the discounts: what the line costs the buyer.
-	Net           *Money `protobuf:"bytes,7,opt,name=net,proto3" json:"net,omitempty"`
+	Net *Money `protobuf:"bytes,7,opt,name=net,proto3" json:"net,omitempty"`
+	// Units of the line refunded (RefundItems), and what they gave back.
+	RefundedUnits int64 `protobuf:"varint,8,opt,name=refunded_units,json=refundedUnits,proto3" json:"refunded_units,omitempty"`
+	// What the refunded units gave back.
+	Refunded      *Money `protobuf:"bytes,9,opt,name=refunded,proto3" json:"refunded,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -660,6 +664,20 @@ func (x *LineItem) GetDiscounts() []*LineDiscount {
 func (x *LineItem) GetNet() *Money {
 	if x != nil {
 		return x.Net
+	}
+	return nil
+}
+
+func (x *LineItem) GetRefundedUnits() int64 {
+	if x != nil {
+		return x.RefundedUnits
+	}
+	return 0
+}
+
+func (x *LineItem) GetRefunded() *Money {
+	if x != nil {
+		return x.Refunded
 	}
 	return nil
 }
@@ -3372,7 +3390,7 @@ const file_souk_order_v1_order_proto_rawDesc = "" +
 	"\x19souk/order/v1/order.proto\x12\rsouk.order.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc7\x01\n" +
 	"\x05Money\x121\n" +
 	"\famount_minor\x18\x01 \x01(\x03B\x0e\xbaH\v\"\t\x18\x80\xa0\x94\xa5\x8d\x1d(\x00R\vamountMinor\x12\x8a\x01\n" +
-	"\bcurrency\x18\x02 \x01(\tBn\xbaHkriR\x03USDR\x03EURR\x03GBPR\x03CNYR\x03JPYR\x03RUBR\x03BRLR\x03KRWR\x03INRR\x03TRYR\x03PLNR\x03MXNR\x03CADR\x03AUDR\x03CHFR\x03SEKR\x03AEDR\x03SARR\x03ILSR\x03UAHR\x03KZTR\bcurrency\"\xa5\x02\n" +
+	"\bcurrency\x18\x02 \x01(\tBn\xbaHkriR\x03USDR\x03EURR\x03GBPR\x03CNYR\x03JPYR\x03RUBR\x03BRLR\x03KRWR\x03INRR\x03TRYR\x03PLNR\x03MXNR\x03CADR\x03AUDR\x03CHFR\x03SEKR\x03AEDR\x03SARR\x03ILSR\x03UAHR\x03KZTR\bcurrency\"\xfe\x02\n" +
 	"\bLineItem\x12\x1d\n" +
 	"\n" +
 	"product_id\x18\x01 \x01(\tR\tproductId\x12\x14\n" +
@@ -3382,7 +3400,9 @@ const file_souk_order_v1_order_proto_rawDesc = "" +
 	"unit_price\x18\x04 \x01(\v2\x14.souk.order.v1.MoneyR\tunitPrice\x120\n" +
 	"\bsubtotal\x18\x05 \x01(\v2\x14.souk.order.v1.MoneyR\bsubtotal\x129\n" +
 	"\tdiscounts\x18\x06 \x03(\v2\x1b.souk.order.v1.LineDiscountR\tdiscounts\x12&\n" +
-	"\x03net\x18\a \x01(\v2\x14.souk.order.v1.MoneyR\x03net\"\xa2\x01\n" +
+	"\x03net\x18\a \x01(\v2\x14.souk.order.v1.MoneyR\x03net\x12%\n" +
+	"\x0erefunded_units\x18\b \x01(\x03R\rrefundedUnits\x120\n" +
+	"\brefunded\x18\t \x01(\v2\x14.souk.order.v1.MoneyR\brefunded\"\xa2\x01\n" +
 	"\fLineDiscount\x12\x1b\n" +
 	"\tcoupon_id\x18\x01 \x01(\tR\bcouponId\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\tR\x04code\x123\n" +
@@ -3734,94 +3754,95 @@ var file_souk_order_v1_order_proto_depIdxs = []int32{
 	8,  // 1: souk.order.v1.LineItem.subtotal:type_name -> souk.order.v1.Money
 	10, // 2: souk.order.v1.LineItem.discounts:type_name -> souk.order.v1.LineDiscount
 	8,  // 3: souk.order.v1.LineItem.net:type_name -> souk.order.v1.Money
-	1,  // 4: souk.order.v1.LineDiscount.source:type_name -> souk.order.v1.CouponSource
-	8,  // 5: souk.order.v1.LineDiscount.amount:type_name -> souk.order.v1.Money
-	8,  // 6: souk.order.v1.CouponEventDetail.amount:type_name -> souk.order.v1.Money
-	1,  // 7: souk.order.v1.OrderCoupon.source:type_name -> souk.order.v1.CouponSource
-	3,  // 8: souk.order.v1.OrderCoupon.state:type_name -> souk.order.v1.CouponHoldState
-	8,  // 9: souk.order.v1.OrderCoupon.amount:type_name -> souk.order.v1.Money
-	1,  // 10: souk.order.v1.Coupon.source:type_name -> souk.order.v1.CouponSource
-	2,  // 11: souk.order.v1.Coupon.kind:type_name -> souk.order.v1.CouponKind
-	8,  // 12: souk.order.v1.Coupon.amount:type_name -> souk.order.v1.Money
-	8,  // 13: souk.order.v1.Coupon.cap:type_name -> souk.order.v1.Money
-	8,  // 14: souk.order.v1.Coupon.min_subtotal:type_name -> souk.order.v1.Money
-	36, // 15: souk.order.v1.Coupon.starts_at:type_name -> google.protobuf.Timestamp
-	36, // 16: souk.order.v1.Coupon.ends_at:type_name -> google.protobuf.Timestamp
-	13, // 17: souk.order.v1.CouponUse.coupon:type_name -> souk.order.v1.Coupon
-	8,  // 18: souk.order.v1.CouponUse.cost:type_name -> souk.order.v1.Money
-	36, // 19: souk.order.v1.Shipment.shipped_at:type_name -> google.protobuf.Timestamp
-	5,  // 20: souk.order.v1.PaymentAttempt.status:type_name -> souk.order.v1.PaymentAttemptStatus
-	8,  // 21: souk.order.v1.PaymentAttempt.amount:type_name -> souk.order.v1.Money
-	4,  // 22: souk.order.v1.PaymentAttempt.method:type_name -> souk.order.v1.PaymentMethod
-	16, // 23: souk.order.v1.PaymentAttempt.decline:type_name -> souk.order.v1.Decline
-	36, // 24: souk.order.v1.PaymentAttempt.created_at:type_name -> google.protobuf.Timestamp
-	36, // 25: souk.order.v1.PaymentAttempt.updated_at:type_name -> google.protobuf.Timestamp
-	8,  // 26: souk.order.v1.Refund.amount:type_name -> souk.order.v1.Money
-	4,  // 27: souk.order.v1.Refund.method:type_name -> souk.order.v1.PaymentMethod
-	6,  // 28: souk.order.v1.Refund.status:type_name -> souk.order.v1.RefundStatus
-	36, // 29: souk.order.v1.Refund.due_at:type_name -> google.protobuf.Timestamp
-	36, // 30: souk.order.v1.Refund.created_at:type_name -> google.protobuf.Timestamp
-	36, // 31: souk.order.v1.Refund.completed_at:type_name -> google.protobuf.Timestamp
-	8,  // 32: souk.order.v1.PriceAdjustment.old_total:type_name -> souk.order.v1.Money
-	8,  // 33: souk.order.v1.PriceAdjustment.new_total:type_name -> souk.order.v1.Money
-	8,  // 34: souk.order.v1.PriceAdjustment.old_shipping_fee:type_name -> souk.order.v1.Money
-	8,  // 35: souk.order.v1.PriceAdjustment.new_shipping_fee:type_name -> souk.order.v1.Money
-	36, // 36: souk.order.v1.HistoryEntry.occurred_at:type_name -> google.protobuf.Timestamp
-	19, // 37: souk.order.v1.HistoryEntry.price_adjustment:type_name -> souk.order.v1.PriceAdjustment
-	36, // 38: souk.order.v1.Deadline.due_at:type_name -> google.protobuf.Timestamp
-	0,  // 39: souk.order.v1.Order.status:type_name -> souk.order.v1.OrderStatus
-	9,  // 40: souk.order.v1.Order.items:type_name -> souk.order.v1.LineItem
-	8,  // 41: souk.order.v1.Order.shipping_fee:type_name -> souk.order.v1.Money
-	8,  // 42: souk.order.v1.Order.items_total:type_name -> souk.order.v1.Money
-	8,  // 43: souk.order.v1.Order.total:type_name -> souk.order.v1.Money
-	36, // 44: souk.order.v1.Order.created_at:type_name -> google.protobuf.Timestamp
-	36, // 45: souk.order.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
-	16, // 46: souk.order.v1.Order.last_decline:type_name -> souk.order.v1.Decline
-	15, // 47: souk.order.v1.Order.shipment:type_name -> souk.order.v1.Shipment
-	21, // 48: souk.order.v1.Order.deadlines:type_name -> souk.order.v1.Deadline
-	17, // 49: souk.order.v1.Order.payment_attempts:type_name -> souk.order.v1.PaymentAttempt
-	20, // 50: souk.order.v1.Order.history:type_name -> souk.order.v1.HistoryEntry
-	18, // 51: souk.order.v1.Order.refunds:type_name -> souk.order.v1.Refund
-	23, // 52: souk.order.v1.Order.cancellation_request:type_name -> souk.order.v1.CancellationRequest
-	28, // 53: souk.order.v1.Order.dispute:type_name -> souk.order.v1.Dispute
-	29, // 54: souk.order.v1.Order.offer:type_name -> souk.order.v1.Offer
-	8,  // 55: souk.order.v1.Order.discount:type_name -> souk.order.v1.Money
-	8,  // 56: souk.order.v1.Order.coupon_discount:type_name -> souk.order.v1.Money
-	8,  // 57: souk.order.v1.Order.store_funded:type_name -> souk.order.v1.Money
-	12, // 58: souk.order.v1.Order.coupons:type_name -> souk.order.v1.OrderCoupon
-	36, // 59: souk.order.v1.CancellationRequest.requested_at:type_name -> google.protobuf.Timestamp
-	36, // 60: souk.order.v1.CancellationRequest.answered_at:type_name -> google.protobuf.Timestamp
-	36, // 61: souk.order.v1.Evidence.added_at:type_name -> google.protobuf.Timestamp
-	36, // 62: souk.order.v1.OrderMessage.sent_at:type_name -> google.protobuf.Timestamp
-	8,  // 63: souk.order.v1.Dispute.requested_amount:type_name -> souk.order.v1.Money
-	8,  // 64: souk.order.v1.Dispute.counter_amount:type_name -> souk.order.v1.Money
-	8,  // 65: souk.order.v1.Dispute.refund_amount:type_name -> souk.order.v1.Money
-	24, // 66: souk.order.v1.Dispute.evidence:type_name -> souk.order.v1.Evidence
-	36, // 67: souk.order.v1.Dispute.opened_at:type_name -> google.protobuf.Timestamp
-	36, // 68: souk.order.v1.Dispute.resolved_at:type_name -> google.protobuf.Timestamp
-	7,  // 69: souk.order.v1.Offer.kind:type_name -> souk.order.v1.OfferKind
-	8,  // 70: souk.order.v1.Offer.amount:type_name -> souk.order.v1.Money
-	36, // 71: souk.order.v1.Offer.made_at:type_name -> google.protobuf.Timestamp
-	36, // 72: souk.order.v1.Offer.answered_at:type_name -> google.protobuf.Timestamp
-	36, // 73: souk.order.v1.OrderEvent.occurred_at:type_name -> google.protobuf.Timestamp
-	0,  // 74: souk.order.v1.OrderEvent.status:type_name -> souk.order.v1.OrderStatus
-	19, // 75: souk.order.v1.OrderEvent.price_adjustment:type_name -> souk.order.v1.PriceAdjustment
-	26, // 76: souk.order.v1.OrderEvent.message:type_name -> souk.order.v1.OrderMessage
-	31, // 77: souk.order.v1.OrderEvent.payment:type_name -> souk.order.v1.PaymentEventDetail
-	32, // 78: souk.order.v1.OrderEvent.refund:type_name -> souk.order.v1.RefundEventDetail
-	33, // 79: souk.order.v1.OrderEvent.offer:type_name -> souk.order.v1.OfferEventDetail
-	11, // 80: souk.order.v1.OrderEvent.coupon:type_name -> souk.order.v1.CouponEventDetail
-	8,  // 81: souk.order.v1.PaymentEventDetail.amount:type_name -> souk.order.v1.Money
-	4,  // 82: souk.order.v1.PaymentEventDetail.method:type_name -> souk.order.v1.PaymentMethod
-	8,  // 83: souk.order.v1.RefundEventDetail.amount:type_name -> souk.order.v1.Money
-	7,  // 84: souk.order.v1.OfferEventDetail.kind:type_name -> souk.order.v1.OfferKind
-	8,  // 85: souk.order.v1.OfferEventDetail.amount:type_name -> souk.order.v1.Money
-	36, // 86: souk.order.v1.EventHeartbeat.sent_at:type_name -> google.protobuf.Timestamp
-	87, // [87:87] is the sub-list for method output_type
-	87, // [87:87] is the sub-list for method input_type
-	87, // [87:87] is the sub-list for extension type_name
-	87, // [87:87] is the sub-list for extension extendee
-	0,  // [0:87] is the sub-list for field type_name
+	8,  // 4: souk.order.v1.LineItem.refunded:type_name -> souk.order.v1.Money
+	1,  // 5: souk.order.v1.LineDiscount.source:type_name -> souk.order.v1.CouponSource
+	8,  // 6: souk.order.v1.LineDiscount.amount:type_name -> souk.order.v1.Money
+	8,  // 7: souk.order.v1.CouponEventDetail.amount:type_name -> souk.order.v1.Money
+	1,  // 8: souk.order.v1.OrderCoupon.source:type_name -> souk.order.v1.CouponSource
+	3,  // 9: souk.order.v1.OrderCoupon.state:type_name -> souk.order.v1.CouponHoldState
+	8,  // 10: souk.order.v1.OrderCoupon.amount:type_name -> souk.order.v1.Money
+	1,  // 11: souk.order.v1.Coupon.source:type_name -> souk.order.v1.CouponSource
+	2,  // 12: souk.order.v1.Coupon.kind:type_name -> souk.order.v1.CouponKind
+	8,  // 13: souk.order.v1.Coupon.amount:type_name -> souk.order.v1.Money
+	8,  // 14: souk.order.v1.Coupon.cap:type_name -> souk.order.v1.Money
+	8,  // 15: souk.order.v1.Coupon.min_subtotal:type_name -> souk.order.v1.Money
+	36, // 16: souk.order.v1.Coupon.starts_at:type_name -> google.protobuf.Timestamp
+	36, // 17: souk.order.v1.Coupon.ends_at:type_name -> google.protobuf.Timestamp
+	13, // 18: souk.order.v1.CouponUse.coupon:type_name -> souk.order.v1.Coupon
+	8,  // 19: souk.order.v1.CouponUse.cost:type_name -> souk.order.v1.Money
+	36, // 20: souk.order.v1.Shipment.shipped_at:type_name -> google.protobuf.Timestamp
+	5,  // 21: souk.order.v1.PaymentAttempt.status:type_name -> souk.order.v1.PaymentAttemptStatus
+	8,  // 22: souk.order.v1.PaymentAttempt.amount:type_name -> souk.order.v1.Money
+	4,  // 23: souk.order.v1.PaymentAttempt.method:type_name -> souk.order.v1.PaymentMethod
+	16, // 24: souk.order.v1.PaymentAttempt.decline:type_name -> souk.order.v1.Decline
+	36, // 25: souk.order.v1.PaymentAttempt.created_at:type_name -> google.protobuf.Timestamp
+	36, // 26: souk.order.v1.PaymentAttempt.updated_at:type_name -> google.protobuf.Timestamp
+	8,  // 27: souk.order.v1.Refund.amount:type_name -> souk.order.v1.Money
+	4,  // 28: souk.order.v1.Refund.method:type_name -> souk.order.v1.PaymentMethod
+	6,  // 29: souk.order.v1.Refund.status:type_name -> souk.order.v1.RefundStatus
+	36, // 30: souk.order.v1.Refund.due_at:type_name -> google.protobuf.Timestamp
+	36, // 31: souk.order.v1.Refund.created_at:type_name -> google.protobuf.Timestamp
+	36, // 32: souk.order.v1.Refund.completed_at:type_name -> google.protobuf.Timestamp
+	8,  // 33: souk.order.v1.PriceAdjustment.old_total:type_name -> souk.order.v1.Money
+	8,  // 34: souk.order.v1.PriceAdjustment.new_total:type_name -> souk.order.v1.Money
+	8,  // 35: souk.order.v1.PriceAdjustment.old_shipping_fee:type_name -> souk.order.v1.Money
+	8,  // 36: souk.order.v1.PriceAdjustment.new_shipping_fee:type_name -> souk.order.v1.Money
+	36, // 37: souk.order.v1.HistoryEntry.occurred_at:type_name -> google.protobuf.Timestamp
+	19, // 38: souk.order.v1.HistoryEntry.price_adjustment:type_name -> souk.order.v1.PriceAdjustment
+	36, // 39: souk.order.v1.Deadline.due_at:type_name -> google.protobuf.Timestamp
+	0,  // 40: souk.order.v1.Order.status:type_name -> souk.order.v1.OrderStatus
+	9,  // 41: souk.order.v1.Order.items:type_name -> souk.order.v1.LineItem
+	8,  // 42: souk.order.v1.Order.shipping_fee:type_name -> souk.order.v1.Money
+	8,  // 43: souk.order.v1.Order.items_total:type_name -> souk.order.v1.Money
+	8,  // 44: souk.order.v1.Order.total:type_name -> souk.order.v1.Money
+	36, // 45: souk.order.v1.Order.created_at:type_name -> google.protobuf.Timestamp
+	36, // 46: souk.order.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
+	16, // 47: souk.order.v1.Order.last_decline:type_name -> souk.order.v1.Decline
+	15, // 48: souk.order.v1.Order.shipment:type_name -> souk.order.v1.Shipment
+	21, // 49: souk.order.v1.Order.deadlines:type_name -> souk.order.v1.Deadline
+	17, // 50: souk.order.v1.Order.payment_attempts:type_name -> souk.order.v1.PaymentAttempt
+	20, // 51: souk.order.v1.Order.history:type_name -> souk.order.v1.HistoryEntry
+	18, // 52: souk.order.v1.Order.refunds:type_name -> souk.order.v1.Refund
+	23, // 53: souk.order.v1.Order.cancellation_request:type_name -> souk.order.v1.CancellationRequest
+	28, // 54: souk.order.v1.Order.dispute:type_name -> souk.order.v1.Dispute
+	29, // 55: souk.order.v1.Order.offer:type_name -> souk.order.v1.Offer
+	8,  // 56: souk.order.v1.Order.discount:type_name -> souk.order.v1.Money
+	8,  // 57: souk.order.v1.Order.coupon_discount:type_name -> souk.order.v1.Money
+	8,  // 58: souk.order.v1.Order.store_funded:type_name -> souk.order.v1.Money
+	12, // 59: souk.order.v1.Order.coupons:type_name -> souk.order.v1.OrderCoupon
+	36, // 60: souk.order.v1.CancellationRequest.requested_at:type_name -> google.protobuf.Timestamp
+	36, // 61: souk.order.v1.CancellationRequest.answered_at:type_name -> google.protobuf.Timestamp
+	36, // 62: souk.order.v1.Evidence.added_at:type_name -> google.protobuf.Timestamp
+	36, // 63: souk.order.v1.OrderMessage.sent_at:type_name -> google.protobuf.Timestamp
+	8,  // 64: souk.order.v1.Dispute.requested_amount:type_name -> souk.order.v1.Money
+	8,  // 65: souk.order.v1.Dispute.counter_amount:type_name -> souk.order.v1.Money
+	8,  // 66: souk.order.v1.Dispute.refund_amount:type_name -> souk.order.v1.Money
+	24, // 67: souk.order.v1.Dispute.evidence:type_name -> souk.order.v1.Evidence
+	36, // 68: souk.order.v1.Dispute.opened_at:type_name -> google.protobuf.Timestamp
+	36, // 69: souk.order.v1.Dispute.resolved_at:type_name -> google.protobuf.Timestamp
+	7,  // 70: souk.order.v1.Offer.kind:type_name -> souk.order.v1.OfferKind
+	8,  // 71: souk.order.v1.Offer.amount:type_name -> souk.order.v1.Money
+	36, // 72: souk.order.v1.Offer.made_at:type_name -> google.protobuf.Timestamp
+	36, // 73: souk.order.v1.Offer.answered_at:type_name -> google.protobuf.Timestamp
+	36, // 74: souk.order.v1.OrderEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	0,  // 75: souk.order.v1.OrderEvent.status:type_name -> souk.order.v1.OrderStatus
+	19, // 76: souk.order.v1.OrderEvent.price_adjustment:type_name -> souk.order.v1.PriceAdjustment
+	26, // 77: souk.order.v1.OrderEvent.message:type_name -> souk.order.v1.OrderMessage
+	31, // 78: souk.order.v1.OrderEvent.payment:type_name -> souk.order.v1.PaymentEventDetail
+	32, // 79: souk.order.v1.OrderEvent.refund:type_name -> souk.order.v1.RefundEventDetail
+	33, // 80: souk.order.v1.OrderEvent.offer:type_name -> souk.order.v1.OfferEventDetail
+	11, // 81: souk.order.v1.OrderEvent.coupon:type_name -> souk.order.v1.CouponEventDetail
+	8,  // 82: souk.order.v1.PaymentEventDetail.amount:type_name -> souk.order.v1.Money
+	4,  // 83: souk.order.v1.PaymentEventDetail.method:type_name -> souk.order.v1.PaymentMethod
+	8,  // 84: souk.order.v1.RefundEventDetail.amount:type_name -> souk.order.v1.Money
+	7,  // 85: souk.order.v1.OfferEventDetail.kind:type_name -> souk.order.v1.OfferKind
+	8,  // 86: souk.order.v1.OfferEventDetail.amount:type_name -> souk.order.v1.Money
+	36, // 87: souk.order.v1.EventHeartbeat.sent_at:type_name -> google.protobuf.Timestamp
+	88, // [88:88] is the sub-list for method output_type
+	88, // [88:88] is the sub-list for method input_type
+	88, // [88:88] is the sub-list for extension type_name
+	88, // [88:88] is the sub-list for extension extendee
+	0,  // [0:88] is the sub-list for field type_name
 }
 
 func init() { file_souk_order_v1_order_proto_init() }

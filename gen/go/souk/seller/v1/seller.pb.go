@@ -2371,6 +2371,189 @@ func (x *GetSellerStatsResponse) GetStoreFundedDiscounts() []*v1.Money {
 	return nil
 }
 
+// RefundItem is how many units of a line to refund.
+type RefundItem struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The line's product.
+	ProductId string `protobuf:"bytes,1,opt,name=product_id,json=productId,proto3" json:"product_id,omitempty"`
+	// How many units.
+	Quantity      int64 `protobuf:"varint,2,opt,name=quantity,proto3" json:"quantity,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefundItem) Reset() {
+	*x = RefundItem{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefundItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefundItem) ProtoMessage() {}
+
+func (x *RefundItem) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefundItem.ProtoReflect.Descriptor instead.
+func (*RefundItem) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *RefundItem) GetProductId() string {
+	if x != nil {
+		return x.ProductId
+	}
+	return ""
+}
+
+func (x *RefundItem) GetQuantity() int64 {
+	if x != nil {
+		return x.Quantity
+	}
+	return 0
+}
+
+// RefundItemsRequest refunds units of an order's lines.
+type RefundItemsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order's id.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// The units, each product at most once.
+	Items []*RefundItem `protobuf:"bytes,2,rep,name=items,proto3" json:"items,omitempty"`
+	// Why, shown to the buyer.
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// A client's id for this request, so that a retry refunds once.
+	RequestId     string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefundItemsRequest) Reset() {
+	*x = RefundItemsRequest{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefundItemsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefundItemsRequest) ProtoMessage() {}
+
+func (x *RefundItemsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefundItemsRequest.ProtoReflect.Descriptor instead.
+func (*RefundItemsRequest) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *RefundItemsRequest) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *RefundItemsRequest) GetItems() []*RefundItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+func (x *RefundItemsRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *RefundItemsRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+// RefundItemsResponse is the order with the refund owed.
+type RefundItemsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order.
+	Order *v1.Order `protobuf:"bytes,1,opt,name=order,proto3" json:"order,omitempty"`
+	// What is owed back for the units.
+	Amount        *v1.Money `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefundItemsResponse) Reset() {
+	*x = RefundItemsResponse{}
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefundItemsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefundItemsResponse) ProtoMessage() {}
+
+func (x *RefundItemsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefundItemsResponse.ProtoReflect.Descriptor instead.
+func (*RefundItemsResponse) Descriptor() ([]byte, []int) {
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *RefundItemsResponse) GetOrder() *v1.Order {
+	if x != nil {
+		return x.Order
+	}
+	return nil
+}
+
+func (x *RefundItemsResponse) GetAmount() *v1.Money {
+	if x != nil {
+		return x.Amount
+	}
+	return nil
+}
+
 // CreateCouponRequest is a new coupon.
 type CreateCouponRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2382,7 +2565,7 @@ type CreateCouponRequest struct {
 
 func (x *CreateCouponRequest) Reset() {
 	*x = CreateCouponRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[38]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2394,7 +2577,7 @@ func (x *CreateCouponRequest) String() string {
 func (*CreateCouponRequest) ProtoMessage() {}
 
 func (x *CreateCouponRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[38]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2407,7 +2590,7 @@ func (x *CreateCouponRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCouponRequest.ProtoReflect.Descriptor instead.
 func (*CreateCouponRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{38}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *CreateCouponRequest) GetCoupon() *v1.Coupon {
@@ -2428,7 +2611,7 @@ type CreateCouponResponse struct {
 
 func (x *CreateCouponResponse) Reset() {
 	*x = CreateCouponResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[39]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2440,7 +2623,7 @@ func (x *CreateCouponResponse) String() string {
 func (*CreateCouponResponse) ProtoMessage() {}
 
 func (x *CreateCouponResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[39]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2453,7 +2636,7 @@ func (x *CreateCouponResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCouponResponse.ProtoReflect.Descriptor instead.
 func (*CreateCouponResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{39}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *CreateCouponResponse) GetCoupon() *v1.Coupon {
@@ -2474,7 +2657,7 @@ type UpdateCouponRequest struct {
 
 func (x *UpdateCouponRequest) Reset() {
 	*x = UpdateCouponRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[40]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2486,7 +2669,7 @@ func (x *UpdateCouponRequest) String() string {
 func (*UpdateCouponRequest) ProtoMessage() {}
 
 func (x *UpdateCouponRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[40]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2499,7 +2682,7 @@ func (x *UpdateCouponRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateCouponRequest.ProtoReflect.Descriptor instead.
 func (*UpdateCouponRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{40}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *UpdateCouponRequest) GetCoupon() *v1.Coupon {
@@ -2520,7 +2703,7 @@ type UpdateCouponResponse struct {
 
 func (x *UpdateCouponResponse) Reset() {
 	*x = UpdateCouponResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[41]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2532,7 +2715,7 @@ func (x *UpdateCouponResponse) String() string {
 func (*UpdateCouponResponse) ProtoMessage() {}
 
 func (x *UpdateCouponResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[41]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2545,7 +2728,7 @@ func (x *UpdateCouponResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateCouponResponse.ProtoReflect.Descriptor instead.
 func (*UpdateCouponResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{41}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *UpdateCouponResponse) GetCoupon() *v1.Coupon {
@@ -2564,7 +2747,7 @@ type ListCouponsRequest struct {
 
 func (x *ListCouponsRequest) Reset() {
 	*x = ListCouponsRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[42]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2576,7 +2759,7 @@ func (x *ListCouponsRequest) String() string {
 func (*ListCouponsRequest) ProtoMessage() {}
 
 func (x *ListCouponsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[42]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2589,7 +2772,7 @@ func (x *ListCouponsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCouponsRequest.ProtoReflect.Descriptor instead.
 func (*ListCouponsRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{42}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{45}
 }
 
 // ListCouponsResponse is the store's coupons and their use.
@@ -2603,7 +2786,7 @@ type ListCouponsResponse struct {
 
 func (x *ListCouponsResponse) Reset() {
 	*x = ListCouponsResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[43]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2615,7 +2798,7 @@ func (x *ListCouponsResponse) String() string {
 func (*ListCouponsResponse) ProtoMessage() {}
 
 func (x *ListCouponsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[43]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2628,7 +2811,7 @@ func (x *ListCouponsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCouponsResponse.ProtoReflect.Descriptor instead.
 func (*ListCouponsResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{43}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListCouponsResponse) GetCoupons() []*v1.CouponUse {
@@ -2649,7 +2832,7 @@ type CreatePlatformCouponRequest struct {
 
 func (x *CreatePlatformCouponRequest) Reset() {
 	*x = CreatePlatformCouponRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[44]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2661,7 +2844,7 @@ func (x *CreatePlatformCouponRequest) String() string {
 func (*CreatePlatformCouponRequest) ProtoMessage() {}
 
 func (x *CreatePlatformCouponRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[44]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2674,7 +2857,7 @@ func (x *CreatePlatformCouponRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePlatformCouponRequest.ProtoReflect.Descriptor instead.
 func (*CreatePlatformCouponRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{44}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *CreatePlatformCouponRequest) GetCoupon() *v1.Coupon {
@@ -2695,7 +2878,7 @@ type CreatePlatformCouponResponse struct {
 
 func (x *CreatePlatformCouponResponse) Reset() {
 	*x = CreatePlatformCouponResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[45]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2707,7 +2890,7 @@ func (x *CreatePlatformCouponResponse) String() string {
 func (*CreatePlatformCouponResponse) ProtoMessage() {}
 
 func (x *CreatePlatformCouponResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[45]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2720,7 +2903,7 @@ func (x *CreatePlatformCouponResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePlatformCouponResponse.ProtoReflect.Descriptor instead.
 func (*CreatePlatformCouponResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{45}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *CreatePlatformCouponResponse) GetCoupon() *v1.Coupon {
@@ -2741,7 +2924,7 @@ type UpdatePlatformCouponRequest struct {
 
 func (x *UpdatePlatformCouponRequest) Reset() {
 	*x = UpdatePlatformCouponRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[46]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2753,7 +2936,7 @@ func (x *UpdatePlatformCouponRequest) String() string {
 func (*UpdatePlatformCouponRequest) ProtoMessage() {}
 
 func (x *UpdatePlatformCouponRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[46]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2766,7 +2949,7 @@ func (x *UpdatePlatformCouponRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdatePlatformCouponRequest.ProtoReflect.Descriptor instead.
 func (*UpdatePlatformCouponRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{46}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *UpdatePlatformCouponRequest) GetCoupon() *v1.Coupon {
@@ -2787,7 +2970,7 @@ type UpdatePlatformCouponResponse struct {
 
 func (x *UpdatePlatformCouponResponse) Reset() {
 	*x = UpdatePlatformCouponResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[47]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2799,7 +2982,7 @@ func (x *UpdatePlatformCouponResponse) String() string {
 func (*UpdatePlatformCouponResponse) ProtoMessage() {}
 
 func (x *UpdatePlatformCouponResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[47]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2812,7 +2995,7 @@ func (x *UpdatePlatformCouponResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdatePlatformCouponResponse.ProtoReflect.Descriptor instead.
 func (*UpdatePlatformCouponResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{47}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *UpdatePlatformCouponResponse) GetCoupon() *v1.Coupon {
@@ -2835,7 +3018,7 @@ type GrantCouponRequest struct {
 
 func (x *GrantCouponRequest) Reset() {
 	*x = GrantCouponRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[48]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2847,7 +3030,7 @@ func (x *GrantCouponRequest) String() string {
 func (*GrantCouponRequest) ProtoMessage() {}
 
 func (x *GrantCouponRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[48]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2860,7 +3043,7 @@ func (x *GrantCouponRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantCouponRequest.ProtoReflect.Descriptor instead.
 func (*GrantCouponRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{48}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *GrantCouponRequest) GetCouponId() string {
@@ -2886,7 +3069,7 @@ type GrantCouponResponse struct {
 
 func (x *GrantCouponResponse) Reset() {
 	*x = GrantCouponResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[49]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2898,7 +3081,7 @@ func (x *GrantCouponResponse) String() string {
 func (*GrantCouponResponse) ProtoMessage() {}
 
 func (x *GrantCouponResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[49]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2911,7 +3094,7 @@ func (x *GrantCouponResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantCouponResponse.ProtoReflect.Descriptor instead.
 func (*GrantCouponResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{49}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{52}
 }
 
 // GetCouponReportRequest asks for the platform coupons' report.
@@ -2923,7 +3106,7 @@ type GetCouponReportRequest struct {
 
 func (x *GetCouponReportRequest) Reset() {
 	*x = GetCouponReportRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[50]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2935,7 +3118,7 @@ func (x *GetCouponReportRequest) String() string {
 func (*GetCouponReportRequest) ProtoMessage() {}
 
 func (x *GetCouponReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[50]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2948,7 +3131,7 @@ func (x *GetCouponReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCouponReportRequest.ProtoReflect.Descriptor instead.
 func (*GetCouponReportRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{50}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{53}
 }
 
 // GetCouponReportResponse is each platform coupon's use and cost.
@@ -2962,7 +3145,7 @@ type GetCouponReportResponse struct {
 
 func (x *GetCouponReportResponse) Reset() {
 	*x = GetCouponReportResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[51]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2974,7 +3157,7 @@ func (x *GetCouponReportResponse) String() string {
 func (*GetCouponReportResponse) ProtoMessage() {}
 
 func (x *GetCouponReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[51]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2987,7 +3170,7 @@ func (x *GetCouponReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCouponReportResponse.ProtoReflect.Descriptor instead.
 func (*GetCouponReportResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{51}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *GetCouponReportResponse) GetCoupons() []*v1.CouponUse {
@@ -3014,7 +3197,7 @@ type DayFigures struct {
 
 func (x *DayFigures) Reset() {
 	*x = DayFigures{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[52]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3026,7 +3209,7 @@ func (x *DayFigures) String() string {
 func (*DayFigures) ProtoMessage() {}
 
 func (x *DayFigures) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[52]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3039,7 +3222,7 @@ func (x *DayFigures) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DayFigures.ProtoReflect.Descriptor instead.
 func (*DayFigures) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{52}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *DayFigures) GetDate() string {
@@ -3083,7 +3266,7 @@ type ListEscalatedDisputesRequest struct {
 
 func (x *ListEscalatedDisputesRequest) Reset() {
 	*x = ListEscalatedDisputesRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[53]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3095,7 +3278,7 @@ func (x *ListEscalatedDisputesRequest) String() string {
 func (*ListEscalatedDisputesRequest) ProtoMessage() {}
 
 func (x *ListEscalatedDisputesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[53]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3108,7 +3291,7 @@ func (x *ListEscalatedDisputesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEscalatedDisputesRequest.ProtoReflect.Descriptor instead.
 func (*ListEscalatedDisputesRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{53}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ListEscalatedDisputesRequest) GetPageSize() int32 {
@@ -3138,7 +3321,7 @@ type ListEscalatedDisputesResponse struct {
 
 func (x *ListEscalatedDisputesResponse) Reset() {
 	*x = ListEscalatedDisputesResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[54]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3150,7 +3333,7 @@ func (x *ListEscalatedDisputesResponse) String() string {
 func (*ListEscalatedDisputesResponse) ProtoMessage() {}
 
 func (x *ListEscalatedDisputesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[54]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3163,7 +3346,7 @@ func (x *ListEscalatedDisputesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEscalatedDisputesResponse.ProtoReflect.Descriptor instead.
 func (*ListEscalatedDisputesResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{54}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ListEscalatedDisputesResponse) GetOrders() []*v1.Order {
@@ -3199,7 +3382,7 @@ type DecideDisputeRequest struct {
 
 func (x *DecideDisputeRequest) Reset() {
 	*x = DecideDisputeRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[55]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3211,7 +3394,7 @@ func (x *DecideDisputeRequest) String() string {
 func (*DecideDisputeRequest) ProtoMessage() {}
 
 func (x *DecideDisputeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[55]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3224,7 +3407,7 @@ func (x *DecideDisputeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecideDisputeRequest.ProtoReflect.Descriptor instead.
 func (*DecideDisputeRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{55}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *DecideDisputeRequest) GetOrderId() string {
@@ -3266,7 +3449,7 @@ type DecideDisputeResponse struct {
 
 func (x *DecideDisputeResponse) Reset() {
 	*x = DecideDisputeResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[56]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3278,7 +3461,7 @@ func (x *DecideDisputeResponse) String() string {
 func (*DecideDisputeResponse) ProtoMessage() {}
 
 func (x *DecideDisputeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[56]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3291,7 +3474,7 @@ func (x *DecideDisputeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecideDisputeResponse.ProtoReflect.Descriptor instead.
 func (*DecideDisputeResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{56}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *DecideDisputeResponse) GetOrder() *v1.Order {
@@ -3318,7 +3501,7 @@ type SendOrderMessageRequest struct {
 
 func (x *SendOrderMessageRequest) Reset() {
 	*x = SendOrderMessageRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[57]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3330,7 +3513,7 @@ func (x *SendOrderMessageRequest) String() string {
 func (*SendOrderMessageRequest) ProtoMessage() {}
 
 func (x *SendOrderMessageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[57]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3343,7 +3526,7 @@ func (x *SendOrderMessageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendOrderMessageRequest.ProtoReflect.Descriptor instead.
 func (*SendOrderMessageRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{57}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *SendOrderMessageRequest) GetOrderId() string {
@@ -3378,7 +3561,7 @@ type SendOrderMessageResponse struct {
 
 func (x *SendOrderMessageResponse) Reset() {
 	*x = SendOrderMessageResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[58]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3390,7 +3573,7 @@ func (x *SendOrderMessageResponse) String() string {
 func (*SendOrderMessageResponse) ProtoMessage() {}
 
 func (x *SendOrderMessageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[58]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3403,7 +3586,7 @@ func (x *SendOrderMessageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendOrderMessageResponse.ProtoReflect.Descriptor instead.
 func (*SendOrderMessageResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{58}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *SendOrderMessageResponse) GetMessage() *v1.OrderMessage {
@@ -3428,7 +3611,7 @@ type ListOrderMessagesRequest struct {
 
 func (x *ListOrderMessagesRequest) Reset() {
 	*x = ListOrderMessagesRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[59]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3440,7 +3623,7 @@ func (x *ListOrderMessagesRequest) String() string {
 func (*ListOrderMessagesRequest) ProtoMessage() {}
 
 func (x *ListOrderMessagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[59]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3453,7 +3636,7 @@ func (x *ListOrderMessagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrderMessagesRequest.ProtoReflect.Descriptor instead.
 func (*ListOrderMessagesRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{59}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ListOrderMessagesRequest) GetOrderId() string {
@@ -3490,7 +3673,7 @@ type ListOrderMessagesResponse struct {
 
 func (x *ListOrderMessagesResponse) Reset() {
 	*x = ListOrderMessagesResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[60]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3502,7 +3685,7 @@ func (x *ListOrderMessagesResponse) String() string {
 func (*ListOrderMessagesResponse) ProtoMessage() {}
 
 func (x *ListOrderMessagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[60]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3515,7 +3698,7 @@ func (x *ListOrderMessagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrderMessagesResponse.ProtoReflect.Descriptor instead.
 func (*ListOrderMessagesResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{60}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ListOrderMessagesResponse) GetMessages() []*v1.OrderMessage {
@@ -3547,7 +3730,7 @@ type AnswerOfferRequest struct {
 
 func (x *AnswerOfferRequest) Reset() {
 	*x = AnswerOfferRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[61]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3559,7 +3742,7 @@ func (x *AnswerOfferRequest) String() string {
 func (*AnswerOfferRequest) ProtoMessage() {}
 
 func (x *AnswerOfferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[61]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3572,7 +3755,7 @@ func (x *AnswerOfferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnswerOfferRequest.ProtoReflect.Descriptor instead.
 func (*AnswerOfferRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{61}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *AnswerOfferRequest) GetOrderId() string {
@@ -3607,7 +3790,7 @@ type AnswerOfferResponse struct {
 
 func (x *AnswerOfferResponse) Reset() {
 	*x = AnswerOfferResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[62]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3619,7 +3802,7 @@ func (x *AnswerOfferResponse) String() string {
 func (*AnswerOfferResponse) ProtoMessage() {}
 
 func (x *AnswerOfferResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[62]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3632,7 +3815,7 @@ func (x *AnswerOfferResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnswerOfferResponse.ProtoReflect.Descriptor instead.
 func (*AnswerOfferResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{62}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *AnswerOfferResponse) GetOrder() *v1.Order {
@@ -3658,7 +3841,7 @@ type WatchOrderEventsRequest struct {
 
 func (x *WatchOrderEventsRequest) Reset() {
 	*x = WatchOrderEventsRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[63]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3670,7 +3853,7 @@ func (x *WatchOrderEventsRequest) String() string {
 func (*WatchOrderEventsRequest) ProtoMessage() {}
 
 func (x *WatchOrderEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[63]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3683,7 +3866,7 @@ func (x *WatchOrderEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchOrderEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchOrderEventsRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{63}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *WatchOrderEventsRequest) GetCursor() string {
@@ -3716,7 +3899,7 @@ type WatchOrderEventsResponse struct {
 
 func (x *WatchOrderEventsResponse) Reset() {
 	*x = WatchOrderEventsResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[64]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3728,7 +3911,7 @@ func (x *WatchOrderEventsResponse) String() string {
 func (*WatchOrderEventsResponse) ProtoMessage() {}
 
 func (x *WatchOrderEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[64]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3741,7 +3924,7 @@ func (x *WatchOrderEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchOrderEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchOrderEventsResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{64}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *WatchOrderEventsResponse) GetItem() isWatchOrderEventsResponse_Item {
@@ -3800,7 +3983,7 @@ type ListFailedRefundsRequest struct {
 
 func (x *ListFailedRefundsRequest) Reset() {
 	*x = ListFailedRefundsRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[65]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3812,7 +3995,7 @@ func (x *ListFailedRefundsRequest) String() string {
 func (*ListFailedRefundsRequest) ProtoMessage() {}
 
 func (x *ListFailedRefundsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[65]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3825,7 +4008,7 @@ func (x *ListFailedRefundsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFailedRefundsRequest.ProtoReflect.Descriptor instead.
 func (*ListFailedRefundsRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{65}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ListFailedRefundsRequest) GetPageSize() int32 {
@@ -3855,7 +4038,7 @@ type ListFailedRefundsResponse struct {
 
 func (x *ListFailedRefundsResponse) Reset() {
 	*x = ListFailedRefundsResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[66]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3867,7 +4050,7 @@ func (x *ListFailedRefundsResponse) String() string {
 func (*ListFailedRefundsResponse) ProtoMessage() {}
 
 func (x *ListFailedRefundsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[66]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3880,7 +4063,7 @@ func (x *ListFailedRefundsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFailedRefundsResponse.ProtoReflect.Descriptor instead.
 func (*ListFailedRefundsResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{66}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *ListFailedRefundsResponse) GetRefunds() []*v1.Refund {
@@ -3912,7 +4095,7 @@ type RetryRefundRequest struct {
 
 func (x *RetryRefundRequest) Reset() {
 	*x = RetryRefundRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[67]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3924,7 +4107,7 @@ func (x *RetryRefundRequest) String() string {
 func (*RetryRefundRequest) ProtoMessage() {}
 
 func (x *RetryRefundRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[67]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3937,7 +4120,7 @@ func (x *RetryRefundRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryRefundRequest.ProtoReflect.Descriptor instead.
 func (*RetryRefundRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{67}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *RetryRefundRequest) GetOrderId() string {
@@ -3972,7 +4155,7 @@ type RetryRefundResponse struct {
 
 func (x *RetryRefundResponse) Reset() {
 	*x = RetryRefundResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[68]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3984,7 +4167,7 @@ func (x *RetryRefundResponse) String() string {
 func (*RetryRefundResponse) ProtoMessage() {}
 
 func (x *RetryRefundResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[68]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3997,7 +4180,7 @@ func (x *RetryRefundResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryRefundResponse.ProtoReflect.Descriptor instead.
 func (*RetryRefundResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{68}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *RetryRefundResponse) GetOrder() *v1.Order {
@@ -4023,7 +4206,7 @@ type SettleRefundRequest struct {
 
 func (x *SettleRefundRequest) Reset() {
 	*x = SettleRefundRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[69]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4035,7 +4218,7 @@ func (x *SettleRefundRequest) String() string {
 func (*SettleRefundRequest) ProtoMessage() {}
 
 func (x *SettleRefundRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[69]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4048,7 +4231,7 @@ func (x *SettleRefundRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SettleRefundRequest.ProtoReflect.Descriptor instead.
 func (*SettleRefundRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{69}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *SettleRefundRequest) GetOrderId() string {
@@ -4083,7 +4266,7 @@ type SettleRefundResponse struct {
 
 func (x *SettleRefundResponse) Reset() {
 	*x = SettleRefundResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[70]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4095,7 +4278,7 @@ func (x *SettleRefundResponse) String() string {
 func (*SettleRefundResponse) ProtoMessage() {}
 
 func (x *SettleRefundResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[70]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4108,7 +4291,7 @@ func (x *SettleRefundResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SettleRefundResponse.ProtoReflect.Descriptor instead.
 func (*SettleRefundResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{70}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *SettleRefundResponse) GetOrder() *v1.Order {
@@ -4133,7 +4316,7 @@ type ListOrderEventsRequest struct {
 
 func (x *ListOrderEventsRequest) Reset() {
 	*x = ListOrderEventsRequest{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[71]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4145,7 +4328,7 @@ func (x *ListOrderEventsRequest) String() string {
 func (*ListOrderEventsRequest) ProtoMessage() {}
 
 func (x *ListOrderEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[71]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4158,7 +4341,7 @@ func (x *ListOrderEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrderEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListOrderEventsRequest) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{71}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *ListOrderEventsRequest) GetOrderId() string {
@@ -4195,7 +4378,7 @@ type ListOrderEventsResponse struct {
 
 func (x *ListOrderEventsResponse) Reset() {
 	*x = ListOrderEventsResponse{}
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[72]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4207,7 +4390,7 @@ func (x *ListOrderEventsResponse) String() string {
 func (*ListOrderEventsResponse) ProtoMessage() {}
 
 func (x *ListOrderEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_seller_v1_seller_proto_msgTypes[72]
+	mi := &file_souk_seller_v1_seller_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4220,7 +4403,7 @@ func (x *ListOrderEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrderEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListOrderEventsResponse) Descriptor() ([]byte, []int) {
-	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{72}
+	return file_souk_seller_v1_seller_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *ListOrderEventsResponse) GetEvents() []*v1.HistoryEntry {
@@ -4413,7 +4596,24 @@ const file_souk_seller_v1_seller_proto_rawDesc = "" +
 	"\x12open_dispute_count\x18\n" +
 	" \x01(\x03R\x10openDisputeCount\x12.\n" +
 	"\x04days\x18\v \x03(\v2\x1a.souk.seller.v1.DayFiguresR\x04days\x12J\n" +
-	"\x16store_funded_discounts\x18\f \x03(\v2\x14.souk.order.v1.MoneyR\x14storeFundedDiscounts\"L\n" +
+	"\x16store_funded_discounts\x18\f \x03(\v2\x14.souk.order.v1.MoneyR\x14storeFundedDiscounts\"]\n" +
+	"\n" +
+	"RefundItem\x12'\n" +
+	"\n" +
+	"product_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tproductId\x12&\n" +
+	"\bquantity\x18\x02 \x01(\x03B\n" +
+	"\xbaH\a\"\x05\x18\xe8\a \x00R\bquantity\"\xc4\x01\n" +
+	"\x12RefundItemsRequest\x12#\n" +
+	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12<\n" +
+	"\x05items\x18\x02 \x03(\v2\x1a.souk.seller.v1.RefundItemB\n" +
+	"\xbaH\a\x92\x01\x04\b\x01\x10dR\x05items\x12\"\n" +
+	"\x06reason\x18\x03 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\xf4\x03R\x06reason\x12'\n" +
+	"\n" +
+	"request_id\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\trequestId\"o\n" +
+	"\x13RefundItemsResponse\x12*\n" +
+	"\x05order\x18\x01 \x01(\v2\x14.souk.order.v1.OrderR\x05order\x12,\n" +
+	"\x06amount\x18\x02 \x01(\v2\x14.souk.order.v1.MoneyR\x06amount\"L\n" +
 	"\x13CreateCouponRequest\x125\n" +
 	"\x06coupon\x18\x01 \x01(\v2\x15.souk.order.v1.CouponB\x06\xbaH\x03\xc8\x01\x01R\x06coupon\"E\n" +
 	"\x14CreateCouponResponse\x12-\n" +
@@ -4522,7 +4722,7 @@ const file_souk_seller_v1_seller_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\tpageToken\"v\n" +
 	"\x17ListOrderEventsResponse\x123\n" +
 	"\x06events\x18\x01 \x03(\v2\x1b.souk.order.v1.HistoryEntryR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xe8\x14\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xf0\x15\n" +
 	"\rSellerService\x12u\n" +
 	"\rCreateProduct\x12$.souk.seller.v1.CreateProductRequest\x1a%.souk.seller.v1.CreateProductResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/products\x12\x82\x01\n" +
 	"\rUpdateProduct\x12$.souk.seller.v1.UpdateProductRequest\x1a%.souk.seller.v1.UpdateProductResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*2\x19/v1/products/{product_id}\x12o\n" +
@@ -4541,7 +4741,8 @@ const file_souk_seller_v1_seller_proto_rawDesc = "" +
 	"\x10SendOrderMessage\x12'.souk.seller.v1.SendOrderMessageRequest\x1a(.souk.seller.v1.SendOrderMessageResponse\"/\x82\xd3\xe4\x93\x02):\amessage\"\x1e/v1/orders/{order_id}/messages\x12\x90\x01\n" +
 	"\x11ListOrderMessages\x12(.souk.seller.v1.ListOrderMessagesRequest\x1a).souk.seller.v1.ListOrderMessagesResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/v1/orders/{order_id}/messages\x12\x89\x01\n" +
 	"\x0fListOrderEvents\x12&.souk.seller.v1.ListOrderEventsRequest\x1a'.souk.seller.v1.ListOrderEventsResponse\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/orders/{order_id}/history\x12\x85\x01\n" +
-	"\vAnswerOffer\x12\".souk.seller.v1.AnswerOfferRequest\x1a#.souk.seller.v1.AnswerOfferResponse\"-\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/orders/{order_id}/offer:answer\x12q\n" +
+	"\vAnswerOffer\x12\".souk.seller.v1.AnswerOfferRequest\x1a#.souk.seller.v1.AnswerOfferResponse\"-\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/orders/{order_id}/offer:answer\x12\x85\x01\n" +
+	"\vRefundItems\x12\".souk.seller.v1.RefundItemsRequest\x1a#.souk.seller.v1.RefundItemsResponse\"-\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/orders/{order_id}:refund-items\x12q\n" +
 	"\fCreateCoupon\x12#.souk.seller.v1.CreateCouponRequest\x1a$.souk.seller.v1.CreateCouponResponse\"\x16\x82\xd3\xe4\x93\x02\x10:\x01*\"\v/v1/coupons\x12}\n" +
 	"\fUpdateCoupon\x12#.souk.seller.v1.UpdateCouponRequest\x1a$.souk.seller.v1.UpdateCouponResponse\"\"\x82\xd3\xe4\x93\x02\x1c:\x01*2\x17/v1/coupons/{coupon.id}\x12k\n" +
 	"\vListCoupons\x12\".souk.seller.v1.ListCouponsRequest\x1a#.souk.seller.v1.ListCouponsResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\v/v1/coupons\x12{\n" +
@@ -4576,7 +4777,7 @@ func file_souk_seller_v1_seller_proto_rawDescGZIP() []byte {
 	return file_souk_seller_v1_seller_proto_rawDescData
 }
 
-var file_souk_seller_v1_seller_proto_msgTypes = make([]protoimpl.MessageInfo, 73)
+var file_souk_seller_v1_seller_proto_msgTypes = make([]protoimpl.MessageInfo, 76)
 var file_souk_seller_v1_seller_proto_goTypes = []any{
 	(*Product)(nil),                       // 0: souk.seller.v1.Product
 	(*CreateProductRequest)(nil),          // 1: souk.seller.v1.CreateProductRequest
@@ -4616,193 +4817,201 @@ var file_souk_seller_v1_seller_proto_goTypes = []any{
 	(*StatusCount)(nil),                   // 35: souk.seller.v1.StatusCount
 	(*OpenCase)(nil),                      // 36: souk.seller.v1.OpenCase
 	(*GetSellerStatsResponse)(nil),        // 37: souk.seller.v1.GetSellerStatsResponse
-	(*CreateCouponRequest)(nil),           // 38: souk.seller.v1.CreateCouponRequest
-	(*CreateCouponResponse)(nil),          // 39: souk.seller.v1.CreateCouponResponse
-	(*UpdateCouponRequest)(nil),           // 40: souk.seller.v1.UpdateCouponRequest
-	(*UpdateCouponResponse)(nil),          // 41: souk.seller.v1.UpdateCouponResponse
-	(*ListCouponsRequest)(nil),            // 42: souk.seller.v1.ListCouponsRequest
-	(*ListCouponsResponse)(nil),           // 43: souk.seller.v1.ListCouponsResponse
-	(*CreatePlatformCouponRequest)(nil),   // 44: souk.seller.v1.CreatePlatformCouponRequest
-	(*CreatePlatformCouponResponse)(nil),  // 45: souk.seller.v1.CreatePlatformCouponResponse
-	(*UpdatePlatformCouponRequest)(nil),   // 46: souk.seller.v1.UpdatePlatformCouponRequest
-	(*UpdatePlatformCouponResponse)(nil),  // 47: souk.seller.v1.UpdatePlatformCouponResponse
-	(*GrantCouponRequest)(nil),            // 48: souk.seller.v1.GrantCouponRequest
-	(*GrantCouponResponse)(nil),           // 49: souk.seller.v1.GrantCouponResponse
-	(*GetCouponReportRequest)(nil),        // 50: souk.seller.v1.GetCouponReportRequest
-	(*GetCouponReportResponse)(nil),       // 51: souk.seller.v1.GetCouponReportResponse
-	(*DayFigures)(nil),                    // 52: souk.seller.v1.DayFigures
-	(*ListEscalatedDisputesRequest)(nil),  // 53: souk.seller.v1.ListEscalatedDisputesRequest
-	(*ListEscalatedDisputesResponse)(nil), // 54: souk.seller.v1.ListEscalatedDisputesResponse
-	(*DecideDisputeRequest)(nil),          // 55: souk.seller.v1.DecideDisputeRequest
-	(*DecideDisputeResponse)(nil),         // 56: souk.seller.v1.DecideDisputeResponse
-	(*SendOrderMessageRequest)(nil),       // 57: souk.seller.v1.SendOrderMessageRequest
-	(*SendOrderMessageResponse)(nil),      // 58: souk.seller.v1.SendOrderMessageResponse
-	(*ListOrderMessagesRequest)(nil),      // 59: souk.seller.v1.ListOrderMessagesRequest
-	(*ListOrderMessagesResponse)(nil),     // 60: souk.seller.v1.ListOrderMessagesResponse
-	(*AnswerOfferRequest)(nil),            // 61: souk.seller.v1.AnswerOfferRequest
-	(*AnswerOfferResponse)(nil),           // 62: souk.seller.v1.AnswerOfferResponse
-	(*WatchOrderEventsRequest)(nil),       // 63: souk.seller.v1.WatchOrderEventsRequest
-	(*WatchOrderEventsResponse)(nil),      // 64: souk.seller.v1.WatchOrderEventsResponse
-	(*ListFailedRefundsRequest)(nil),      // 65: souk.seller.v1.ListFailedRefundsRequest
-	(*ListFailedRefundsResponse)(nil),     // 66: souk.seller.v1.ListFailedRefundsResponse
-	(*RetryRefundRequest)(nil),            // 67: souk.seller.v1.RetryRefundRequest
-	(*RetryRefundResponse)(nil),           // 68: souk.seller.v1.RetryRefundResponse
-	(*SettleRefundRequest)(nil),           // 69: souk.seller.v1.SettleRefundRequest
-	(*SettleRefundResponse)(nil),          // 70: souk.seller.v1.SettleRefundResponse
-	(*ListOrderEventsRequest)(nil),        // 71: souk.seller.v1.ListOrderEventsRequest
-	(*ListOrderEventsResponse)(nil),       // 72: souk.seller.v1.ListOrderEventsResponse
-	(*v1.Money)(nil),                      // 73: souk.order.v1.Money
-	(*timestamppb.Timestamp)(nil),         // 74: google.protobuf.Timestamp
-	(v1.OrderStatus)(0),                   // 75: souk.order.v1.OrderStatus
-	(*v1.Order)(nil),                      // 76: souk.order.v1.Order
-	(*v1.EvidenceInput)(nil),              // 77: souk.order.v1.EvidenceInput
-	(*v1.Coupon)(nil),                     // 78: souk.order.v1.Coupon
-	(*v1.CouponUse)(nil),                  // 79: souk.order.v1.CouponUse
-	(*v1.MessageInput)(nil),               // 80: souk.order.v1.MessageInput
-	(*v1.OrderMessage)(nil),               // 81: souk.order.v1.OrderMessage
-	(*v1.EventFilter)(nil),                // 82: souk.order.v1.EventFilter
-	(*v1.OrderEvent)(nil),                 // 83: souk.order.v1.OrderEvent
-	(*v1.EventHeartbeat)(nil),             // 84: souk.order.v1.EventHeartbeat
-	(*v1.Refund)(nil),                     // 85: souk.order.v1.Refund
-	(*v1.HistoryEntry)(nil),               // 86: souk.order.v1.HistoryEntry
+	(*RefundItem)(nil),                    // 38: souk.seller.v1.RefundItem
+	(*RefundItemsRequest)(nil),            // 39: souk.seller.v1.RefundItemsRequest
+	(*RefundItemsResponse)(nil),           // 40: souk.seller.v1.RefundItemsResponse
+	(*CreateCouponRequest)(nil),           // 41: souk.seller.v1.CreateCouponRequest
+	(*CreateCouponResponse)(nil),          // 42: souk.seller.v1.CreateCouponResponse
+	(*UpdateCouponRequest)(nil),           // 43: souk.seller.v1.UpdateCouponRequest
+	(*UpdateCouponResponse)(nil),          // 44: souk.seller.v1.UpdateCouponResponse
+	(*ListCouponsRequest)(nil),            // 45: souk.seller.v1.ListCouponsRequest
+	(*ListCouponsResponse)(nil),           // 46: souk.seller.v1.ListCouponsResponse
+	(*CreatePlatformCouponRequest)(nil),   // 47: souk.seller.v1.CreatePlatformCouponRequest
+	(*CreatePlatformCouponResponse)(nil),  // 48: souk.seller.v1.CreatePlatformCouponResponse
+	(*UpdatePlatformCouponRequest)(nil),   // 49: souk.seller.v1.UpdatePlatformCouponRequest
+	(*UpdatePlatformCouponResponse)(nil),  // 50: souk.seller.v1.UpdatePlatformCouponResponse
+	(*GrantCouponRequest)(nil),            // 51: souk.seller.v1.GrantCouponRequest
+	(*GrantCouponResponse)(nil),           // 52: souk.seller.v1.GrantCouponResponse
+	(*GetCouponReportRequest)(nil),        // 53: souk.seller.v1.GetCouponReportRequest
+	(*GetCouponReportResponse)(nil),       // 54: souk.seller.v1.GetCouponReportResponse
+	(*DayFigures)(nil),                    // 55: souk.seller.v1.DayFigures
+	(*ListEscalatedDisputesRequest)(nil),  // 56: souk.seller.v1.ListEscalatedDisputesRequest
+	(*ListEscalatedDisputesResponse)(nil), // 57: souk.seller.v1.ListEscalatedDisputesResponse
+	(*DecideDisputeRequest)(nil),          // 58: souk.seller.v1.DecideDisputeRequest
+	(*DecideDisputeResponse)(nil),         // 59: souk.seller.v1.DecideDisputeResponse
+	(*SendOrderMessageRequest)(nil),       // 60: souk.seller.v1.SendOrderMessageRequest
+	(*SendOrderMessageResponse)(nil),      // 61: souk.seller.v1.SendOrderMessageResponse
+	(*ListOrderMessagesRequest)(nil),      // 62: souk.seller.v1.ListOrderMessagesRequest
+	(*ListOrderMessagesResponse)(nil),     // 63: souk.seller.v1.ListOrderMessagesResponse
+	(*AnswerOfferRequest)(nil),            // 64: souk.seller.v1.AnswerOfferRequest
+	(*AnswerOfferResponse)(nil),           // 65: souk.seller.v1.AnswerOfferResponse
+	(*WatchOrderEventsRequest)(nil),       // 66: souk.seller.v1.WatchOrderEventsRequest
+	(*WatchOrderEventsResponse)(nil),      // 67: souk.seller.v1.WatchOrderEventsResponse
+	(*ListFailedRefundsRequest)(nil),      // 68: souk.seller.v1.ListFailedRefundsRequest
+	(*ListFailedRefundsResponse)(nil),     // 69: souk.seller.v1.ListFailedRefundsResponse
+	(*RetryRefundRequest)(nil),            // 70: souk.seller.v1.RetryRefundRequest
+	(*RetryRefundResponse)(nil),           // 71: souk.seller.v1.RetryRefundResponse
+	(*SettleRefundRequest)(nil),           // 72: souk.seller.v1.SettleRefundRequest
+	(*SettleRefundResponse)(nil),          // 73: souk.seller.v1.SettleRefundResponse
+	(*ListOrderEventsRequest)(nil),        // 74: souk.seller.v1.ListOrderEventsRequest
+	(*ListOrderEventsResponse)(nil),       // 75: souk.seller.v1.ListOrderEventsResponse
+	(*v1.Money)(nil),                      // 76: souk.order.v1.Money
+	(*timestamppb.Timestamp)(nil),         // 77: google.protobuf.Timestamp
+	(v1.OrderStatus)(0),                   // 78: souk.order.v1.OrderStatus
+	(*v1.Order)(nil),                      // 79: souk.order.v1.Order
+	(*v1.EvidenceInput)(nil),              // 80: souk.order.v1.EvidenceInput
+	(*v1.Coupon)(nil),                     // 81: souk.order.v1.Coupon
+	(*v1.CouponUse)(nil),                  // 82: souk.order.v1.CouponUse
+	(*v1.MessageInput)(nil),               // 83: souk.order.v1.MessageInput
+	(*v1.OrderMessage)(nil),               // 84: souk.order.v1.OrderMessage
+	(*v1.EventFilter)(nil),                // 85: souk.order.v1.EventFilter
+	(*v1.OrderEvent)(nil),                 // 86: souk.order.v1.OrderEvent
+	(*v1.EventHeartbeat)(nil),             // 87: souk.order.v1.EventHeartbeat
+	(*v1.Refund)(nil),                     // 88: souk.order.v1.Refund
+	(*v1.HistoryEntry)(nil),               // 89: souk.order.v1.HistoryEntry
 }
 var file_souk_seller_v1_seller_proto_depIdxs = []int32{
-	73, // 0: souk.seller.v1.Product.price:type_name -> souk.order.v1.Money
-	73, // 1: souk.seller.v1.Product.shipping_fee:type_name -> souk.order.v1.Money
-	74, // 2: souk.seller.v1.Product.created_at:type_name -> google.protobuf.Timestamp
-	73, // 3: souk.seller.v1.CreateProductRequest.price:type_name -> souk.order.v1.Money
-	73, // 4: souk.seller.v1.CreateProductRequest.shipping_fee:type_name -> souk.order.v1.Money
-	0,  // 5: souk.seller.v1.CreateProductResponse.product:type_name -> souk.seller.v1.Product
-	73, // 6: souk.seller.v1.UpdateProductRequest.price:type_name -> souk.order.v1.Money
-	73, // 7: souk.seller.v1.UpdateProductRequest.shipping_fee:type_name -> souk.order.v1.Money
-	0,  // 8: souk.seller.v1.UpdateProductResponse.product:type_name -> souk.seller.v1.Product
-	0,  // 9: souk.seller.v1.ListProductsResponse.products:type_name -> souk.seller.v1.Product
-	75, // 10: souk.seller.v1.ListOrdersRequest.status:type_name -> souk.order.v1.OrderStatus
-	74, // 11: souk.seller.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
-	74, // 12: souk.seller.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
-	76, // 13: souk.seller.v1.ListOrdersResponse.orders:type_name -> souk.order.v1.Order
-	76, // 14: souk.seller.v1.GetOrderResponse.order:type_name -> souk.order.v1.Order
-	73, // 15: souk.seller.v1.ItemPrice.unit_price:type_name -> souk.order.v1.Money
-	11, // 16: souk.seller.v1.AdjustOrderPriceRequest.item_prices:type_name -> souk.seller.v1.ItemPrice
-	73, // 17: souk.seller.v1.AdjustOrderPriceRequest.shipping_fee:type_name -> souk.order.v1.Money
-	76, // 18: souk.seller.v1.AdjustOrderPriceResponse.order:type_name -> souk.order.v1.Order
-	76, // 19: souk.seller.v1.ShipOrderResponse.order:type_name -> souk.order.v1.Order
-	16, // 20: souk.seller.v1.ReserveStockRequest.items:type_name -> souk.seller.v1.StockItem
-	0,  // 21: souk.seller.v1.ReserveStockResponse.products:type_name -> souk.seller.v1.Product
-	16, // 22: souk.seller.v1.QuoteProductsRequest.items:type_name -> souk.seller.v1.StockItem
-	0,  // 23: souk.seller.v1.QuoteProductsResponse.products:type_name -> souk.seller.v1.Product
-	76, // 24: souk.seller.v1.AnswerCancellationResponse.order:type_name -> souk.order.v1.Order
-	76, // 25: souk.seller.v1.ExtendProtectionResponse.order:type_name -> souk.order.v1.Order
-	73, // 26: souk.seller.v1.CounterOffer.amount:type_name -> souk.order.v1.Money
-	77, // 27: souk.seller.v1.RejectDispute.evidence:type_name -> souk.order.v1.EvidenceInput
-	27, // 28: souk.seller.v1.AnswerDisputeRequest.accept:type_name -> souk.seller.v1.AcceptDispute
-	28, // 29: souk.seller.v1.AnswerDisputeRequest.counter_offer:type_name -> souk.seller.v1.CounterOffer
-	29, // 30: souk.seller.v1.AnswerDisputeRequest.reject:type_name -> souk.seller.v1.RejectDispute
-	76, // 31: souk.seller.v1.AnswerDisputeResponse.order:type_name -> souk.order.v1.Order
-	77, // 32: souk.seller.v1.AddDisputeEvidenceRequest.evidence:type_name -> souk.order.v1.EvidenceInput
-	76, // 33: souk.seller.v1.AddDisputeEvidenceResponse.order:type_name -> souk.order.v1.Order
-	75, // 34: souk.seller.v1.StatusCount.status:type_name -> souk.order.v1.OrderStatus
-	74, // 35: souk.seller.v1.OpenCase.due_at:type_name -> google.protobuf.Timestamp
-	35, // 36: souk.seller.v1.GetSellerStatsResponse.orders_by_status:type_name -> souk.seller.v1.StatusCount
-	36, // 37: souk.seller.v1.GetSellerStatsResponse.open_cancellation_requests:type_name -> souk.seller.v1.OpenCase
-	36, // 38: souk.seller.v1.GetSellerStatsResponse.open_disputes:type_name -> souk.seller.v1.OpenCase
-	73, // 39: souk.seller.v1.GetSellerStatsResponse.refunds_in_flight_amounts:type_name -> souk.order.v1.Money
-	52, // 40: souk.seller.v1.GetSellerStatsResponse.days:type_name -> souk.seller.v1.DayFigures
-	73, // 41: souk.seller.v1.GetSellerStatsResponse.store_funded_discounts:type_name -> souk.order.v1.Money
-	78, // 42: souk.seller.v1.CreateCouponRequest.coupon:type_name -> souk.order.v1.Coupon
-	78, // 43: souk.seller.v1.CreateCouponResponse.coupon:type_name -> souk.order.v1.Coupon
-	78, // 44: souk.seller.v1.UpdateCouponRequest.coupon:type_name -> souk.order.v1.Coupon
-	78, // 45: souk.seller.v1.UpdateCouponResponse.coupon:type_name -> souk.order.v1.Coupon
-	79, // 46: souk.seller.v1.ListCouponsResponse.coupons:type_name -> souk.order.v1.CouponUse
-	78, // 47: souk.seller.v1.CreatePlatformCouponRequest.coupon:type_name -> souk.order.v1.Coupon
-	78, // 48: souk.seller.v1.CreatePlatformCouponResponse.coupon:type_name -> souk.order.v1.Coupon
-	78, // 49: souk.seller.v1.UpdatePlatformCouponRequest.coupon:type_name -> souk.order.v1.Coupon
-	78, // 50: souk.seller.v1.UpdatePlatformCouponResponse.coupon:type_name -> souk.order.v1.Coupon
-	79, // 51: souk.seller.v1.GetCouponReportResponse.coupons:type_name -> souk.order.v1.CouponUse
-	73, // 52: souk.seller.v1.DayFigures.revenue:type_name -> souk.order.v1.Money
-	76, // 53: souk.seller.v1.ListEscalatedDisputesResponse.orders:type_name -> souk.order.v1.Order
-	73, // 54: souk.seller.v1.DecideDisputeRequest.refund_amount:type_name -> souk.order.v1.Money
-	76, // 55: souk.seller.v1.DecideDisputeResponse.order:type_name -> souk.order.v1.Order
-	80, // 56: souk.seller.v1.SendOrderMessageRequest.message:type_name -> souk.order.v1.MessageInput
-	81, // 57: souk.seller.v1.SendOrderMessageResponse.message:type_name -> souk.order.v1.OrderMessage
-	81, // 58: souk.seller.v1.ListOrderMessagesResponse.messages:type_name -> souk.order.v1.OrderMessage
-	76, // 59: souk.seller.v1.AnswerOfferResponse.order:type_name -> souk.order.v1.Order
-	82, // 60: souk.seller.v1.WatchOrderEventsRequest.filter:type_name -> souk.order.v1.EventFilter
-	83, // 61: souk.seller.v1.WatchOrderEventsResponse.event:type_name -> souk.order.v1.OrderEvent
-	84, // 62: souk.seller.v1.WatchOrderEventsResponse.heartbeat:type_name -> souk.order.v1.EventHeartbeat
-	85, // 63: souk.seller.v1.ListFailedRefundsResponse.refunds:type_name -> souk.order.v1.Refund
-	76, // 64: souk.seller.v1.RetryRefundResponse.order:type_name -> souk.order.v1.Order
-	76, // 65: souk.seller.v1.SettleRefundResponse.order:type_name -> souk.order.v1.Order
-	86, // 66: souk.seller.v1.ListOrderEventsResponse.events:type_name -> souk.order.v1.HistoryEntry
-	1,  // 67: souk.seller.v1.SellerService.CreateProduct:input_type -> souk.seller.v1.CreateProductRequest
-	3,  // 68: souk.seller.v1.SellerService.UpdateProduct:input_type -> souk.seller.v1.UpdateProductRequest
-	5,  // 69: souk.seller.v1.SellerService.ListProducts:input_type -> souk.seller.v1.ListProductsRequest
-	7,  // 70: souk.seller.v1.SellerService.ListOrders:input_type -> souk.seller.v1.ListOrdersRequest
-	9,  // 71: souk.seller.v1.SellerService.GetOrder:input_type -> souk.seller.v1.GetOrderRequest
-	12, // 72: souk.seller.v1.SellerService.AdjustOrderPrice:input_type -> souk.seller.v1.AdjustOrderPriceRequest
-	14, // 73: souk.seller.v1.SellerService.ShipOrder:input_type -> souk.seller.v1.ShipOrderRequest
-	23, // 74: souk.seller.v1.SellerService.AnswerCancellation:input_type -> souk.seller.v1.AnswerCancellationRequest
-	25, // 75: souk.seller.v1.SellerService.ExtendProtection:input_type -> souk.seller.v1.ExtendProtectionRequest
-	30, // 76: souk.seller.v1.SellerService.AnswerDispute:input_type -> souk.seller.v1.AnswerDisputeRequest
-	32, // 77: souk.seller.v1.SellerService.AddDisputeEvidence:input_type -> souk.seller.v1.AddDisputeEvidenceRequest
-	34, // 78: souk.seller.v1.SellerService.GetSellerStats:input_type -> souk.seller.v1.GetSellerStatsRequest
-	57, // 79: souk.seller.v1.SellerService.SendOrderMessage:input_type -> souk.seller.v1.SendOrderMessageRequest
-	59, // 80: souk.seller.v1.SellerService.ListOrderMessages:input_type -> souk.seller.v1.ListOrderMessagesRequest
-	71, // 81: souk.seller.v1.SellerService.ListOrderEvents:input_type -> souk.seller.v1.ListOrderEventsRequest
-	61, // 82: souk.seller.v1.SellerService.AnswerOffer:input_type -> souk.seller.v1.AnswerOfferRequest
-	38, // 83: souk.seller.v1.SellerService.CreateCoupon:input_type -> souk.seller.v1.CreateCouponRequest
-	40, // 84: souk.seller.v1.SellerService.UpdateCoupon:input_type -> souk.seller.v1.UpdateCouponRequest
-	42, // 85: souk.seller.v1.SellerService.ListCoupons:input_type -> souk.seller.v1.ListCouponsRequest
-	63, // 86: souk.seller.v1.SellerService.WatchOrderEvents:input_type -> souk.seller.v1.WatchOrderEventsRequest
-	53, // 87: souk.seller.v1.DisputeResolutionService.ListEscalatedDisputes:input_type -> souk.seller.v1.ListEscalatedDisputesRequest
-	55, // 88: souk.seller.v1.DisputeResolutionService.DecideDispute:input_type -> souk.seller.v1.DecideDisputeRequest
-	65, // 89: souk.seller.v1.RefundResolutionService.ListFailedRefunds:input_type -> souk.seller.v1.ListFailedRefundsRequest
-	67, // 90: souk.seller.v1.RefundResolutionService.RetryRefund:input_type -> souk.seller.v1.RetryRefundRequest
-	69, // 91: souk.seller.v1.RefundResolutionService.SettleRefund:input_type -> souk.seller.v1.SettleRefundRequest
-	44, // 92: souk.seller.v1.CouponAdminService.CreatePlatformCoupon:input_type -> souk.seller.v1.CreatePlatformCouponRequest
-	46, // 93: souk.seller.v1.CouponAdminService.UpdatePlatformCoupon:input_type -> souk.seller.v1.UpdatePlatformCouponRequest
-	48, // 94: souk.seller.v1.CouponAdminService.GrantCoupon:input_type -> souk.seller.v1.GrantCouponRequest
-	50, // 95: souk.seller.v1.CouponAdminService.GetCouponReport:input_type -> souk.seller.v1.GetCouponReportRequest
-	17, // 96: souk.seller.v1.CatalogService.ReserveStock:input_type -> souk.seller.v1.ReserveStockRequest
-	21, // 97: souk.seller.v1.CatalogService.ReleaseStock:input_type -> souk.seller.v1.ReleaseStockRequest
-	19, // 98: souk.seller.v1.CatalogService.QuoteProducts:input_type -> souk.seller.v1.QuoteProductsRequest
-	2,  // 99: souk.seller.v1.SellerService.CreateProduct:output_type -> souk.seller.v1.CreateProductResponse
-	4,  // 100: souk.seller.v1.SellerService.UpdateProduct:output_type -> souk.seller.v1.UpdateProductResponse
-	6,  // 101: souk.seller.v1.SellerService.ListProducts:output_type -> souk.seller.v1.ListProductsResponse
-	8,  // 102: souk.seller.v1.SellerService.ListOrders:output_type -> souk.seller.v1.ListOrdersResponse
-	10, // 103: souk.seller.v1.SellerService.GetOrder:output_type -> souk.seller.v1.GetOrderResponse
-	13, // 104: souk.seller.v1.SellerService.AdjustOrderPrice:output_type -> souk.seller.v1.AdjustOrderPriceResponse
-	15, // 105: souk.seller.v1.SellerService.ShipOrder:output_type -> souk.seller.v1.ShipOrderResponse
-	24, // 106: souk.seller.v1.SellerService.AnswerCancellation:output_type -> souk.seller.v1.AnswerCancellationResponse
-	26, // 107: souk.seller.v1.SellerService.ExtendProtection:output_type -> souk.seller.v1.ExtendProtectionResponse
-	31, // 108: souk.seller.v1.SellerService.AnswerDispute:output_type -> souk.seller.v1.AnswerDisputeResponse
-	33, // 109: souk.seller.v1.SellerService.AddDisputeEvidence:output_type -> souk.seller.v1.AddDisputeEvidenceResponse
-	37, // 110: souk.seller.v1.SellerService.GetSellerStats:output_type -> souk.seller.v1.GetSellerStatsResponse
-	58, // 111: souk.seller.v1.SellerService.SendOrderMessage:output_type -> souk.seller.v1.SendOrderMessageResponse
-	60, // 112: souk.seller.v1.SellerService.ListOrderMessages:output_type -> souk.seller.v1.ListOrderMessagesResponse
-	72, // 113: souk.seller.v1.SellerService.ListOrderEvents:output_type -> souk.seller.v1.ListOrderEventsResponse
-	62, // 114: souk.seller.v1.SellerService.AnswerOffer:output_type -> souk.seller.v1.AnswerOfferResponse
-	39, // 115: souk.seller.v1.SellerService.CreateCoupon:output_type -> souk.seller.v1.CreateCouponResponse
-	41, // 116: souk.seller.v1.SellerService.UpdateCoupon:output_type -> souk.seller.v1.UpdateCouponResponse
-	43, // 117: souk.seller.v1.SellerService.ListCoupons:output_type -> souk.seller.v1.ListCouponsResponse
-	64, // 118: souk.seller.v1.SellerService.WatchOrderEvents:output_type -> souk.seller.v1.WatchOrderEventsResponse
-	54, // 119: souk.seller.v1.DisputeResolutionService.ListEscalatedDisputes:output_type -> souk.seller.v1.ListEscalatedDisputesResponse
-	56, // 120: souk.seller.v1.DisputeResolutionService.DecideDispute:output_type -> souk.seller.v1.DecideDisputeResponse
-	66, // 121: souk.seller.v1.RefundResolutionService.ListFailedRefunds:output_type -> souk.seller.v1.ListFailedRefundsResponse
-	68, // 122: souk.seller.v1.RefundResolutionService.RetryRefund:output_type -> souk.seller.v1.RetryRefundResponse
-	70, // 123: souk.seller.v1.RefundResolutionService.SettleRefund:output_type -> souk.seller.v1.SettleRefundResponse
-	45, // 124: souk.seller.v1.CouponAdminService.CreatePlatformCoupon:output_type -> souk.seller.v1.CreatePlatformCouponResponse
-	47, // 125: souk.seller.v1.CouponAdminService.UpdatePlatformCoupon:output_type -> souk.seller.v1.UpdatePlatformCouponResponse
-	49, // 126: souk.seller.v1.CouponAdminService.GrantCoupon:output_type -> souk.seller.v1.GrantCouponResponse
-	51, // 127: souk.seller.v1.CouponAdminService.GetCouponReport:output_type -> souk.seller.v1.GetCouponReportResponse
-	18, // 128: souk.seller.v1.CatalogService.ReserveStock:output_type -> souk.seller.v1.ReserveStockResponse
-	22, // 129: souk.seller.v1.CatalogService.ReleaseStock:output_type -> souk.seller.v1.ReleaseStockResponse
-	20, // 130: souk.seller.v1.CatalogService.QuoteProducts:output_type -> souk.seller.v1.QuoteProductsResponse
-	99, // [99:131] is the sub-list for method output_type
-	67, // [67:99] is the sub-list for method input_type
-	67, // [67:67] is the sub-list for extension type_name
-	67, // [67:67] is the sub-list for extension extendee
-	0,  // [0:67] is the sub-list for field type_name
+	76,  // 0: souk.seller.v1.Product.price:type_name -> souk.order.v1.Money
+	76,  // 1: souk.seller.v1.Product.shipping_fee:type_name -> souk.order.v1.Money
+	77,  // 2: souk.seller.v1.Product.created_at:type_name -> google.protobuf.Timestamp
+	76,  // 3: souk.seller.v1.CreateProductRequest.price:type_name -> souk.order.v1.Money
+	76,  // 4: souk.seller.v1.CreateProductRequest.shipping_fee:type_name -> souk.order.v1.Money
+	0,   // 5: souk.seller.v1.CreateProductResponse.product:type_name -> souk.seller.v1.Product
+	76,  // 6: souk.seller.v1.UpdateProductRequest.price:type_name -> souk.order.v1.Money
+	76,  // 7: souk.seller.v1.UpdateProductRequest.shipping_fee:type_name -> souk.order.v1.Money
+	0,   // 8: souk.seller.v1.UpdateProductResponse.product:type_name -> souk.seller.v1.Product
+	0,   // 9: souk.seller.v1.ListProductsResponse.products:type_name -> souk.seller.v1.Product
+	78,  // 10: souk.seller.v1.ListOrdersRequest.status:type_name -> souk.order.v1.OrderStatus
+	77,  // 11: souk.seller.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
+	77,  // 12: souk.seller.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
+	79,  // 13: souk.seller.v1.ListOrdersResponse.orders:type_name -> souk.order.v1.Order
+	79,  // 14: souk.seller.v1.GetOrderResponse.order:type_name -> souk.order.v1.Order
+	76,  // 15: souk.seller.v1.ItemPrice.unit_price:type_name -> souk.order.v1.Money
+	11,  // 16: souk.seller.v1.AdjustOrderPriceRequest.item_prices:type_name -> souk.seller.v1.ItemPrice
+	76,  // 17: souk.seller.v1.AdjustOrderPriceRequest.shipping_fee:type_name -> souk.order.v1.Money
+	79,  // 18: souk.seller.v1.AdjustOrderPriceResponse.order:type_name -> souk.order.v1.Order
+	79,  // 19: souk.seller.v1.ShipOrderResponse.order:type_name -> souk.order.v1.Order
+	16,  // 20: souk.seller.v1.ReserveStockRequest.items:type_name -> souk.seller.v1.StockItem
+	0,   // 21: souk.seller.v1.ReserveStockResponse.products:type_name -> souk.seller.v1.Product
+	16,  // 22: souk.seller.v1.QuoteProductsRequest.items:type_name -> souk.seller.v1.StockItem
+	0,   // 23: souk.seller.v1.QuoteProductsResponse.products:type_name -> souk.seller.v1.Product
+	79,  // 24: souk.seller.v1.AnswerCancellationResponse.order:type_name -> souk.order.v1.Order
+	79,  // 25: souk.seller.v1.ExtendProtectionResponse.order:type_name -> souk.order.v1.Order
+	76,  // 26: souk.seller.v1.CounterOffer.amount:type_name -> souk.order.v1.Money
+	80,  // 27: souk.seller.v1.RejectDispute.evidence:type_name -> souk.order.v1.EvidenceInput
+	27,  // 28: souk.seller.v1.AnswerDisputeRequest.accept:type_name -> souk.seller.v1.AcceptDispute
+	28,  // 29: souk.seller.v1.AnswerDisputeRequest.counter_offer:type_name -> souk.seller.v1.CounterOffer
+	29,  // 30: souk.seller.v1.AnswerDisputeRequest.reject:type_name -> souk.seller.v1.RejectDispute
+	79,  // 31: souk.seller.v1.AnswerDisputeResponse.order:type_name -> souk.order.v1.Order
+	80,  // 32: souk.seller.v1.AddDisputeEvidenceRequest.evidence:type_name -> souk.order.v1.EvidenceInput
+	79,  // 33: souk.seller.v1.AddDisputeEvidenceResponse.order:type_name -> souk.order.v1.Order
+	78,  // 34: souk.seller.v1.StatusCount.status:type_name -> souk.order.v1.OrderStatus
+	77,  // 35: souk.seller.v1.OpenCase.due_at:type_name -> google.protobuf.Timestamp
+	35,  // 36: souk.seller.v1.GetSellerStatsResponse.orders_by_status:type_name -> souk.seller.v1.StatusCount
+	36,  // 37: souk.seller.v1.GetSellerStatsResponse.open_cancellation_requests:type_name -> souk.seller.v1.OpenCase
+	36,  // 38: souk.seller.v1.GetSellerStatsResponse.open_disputes:type_name -> souk.seller.v1.OpenCase
+	76,  // 39: souk.seller.v1.GetSellerStatsResponse.refunds_in_flight_amounts:type_name -> souk.order.v1.Money
+	55,  // 40: souk.seller.v1.GetSellerStatsResponse.days:type_name -> souk.seller.v1.DayFigures
+	76,  // 41: souk.seller.v1.GetSellerStatsResponse.store_funded_discounts:type_name -> souk.order.v1.Money
+	38,  // 42: souk.seller.v1.RefundItemsRequest.items:type_name -> souk.seller.v1.RefundItem
+	79,  // 43: souk.seller.v1.RefundItemsResponse.order:type_name -> souk.order.v1.Order
+	76,  // 44: souk.seller.v1.RefundItemsResponse.amount:type_name -> souk.order.v1.Money
+	81,  // 45: souk.seller.v1.CreateCouponRequest.coupon:type_name -> souk.order.v1.Coupon
+	81,  // 46: souk.seller.v1.CreateCouponResponse.coupon:type_name -> souk.order.v1.Coupon
+	81,  // 47: souk.seller.v1.UpdateCouponRequest.coupon:type_name -> souk.order.v1.Coupon
+	81,  // 48: souk.seller.v1.UpdateCouponResponse.coupon:type_name -> souk.order.v1.Coupon
+	82,  // 49: souk.seller.v1.ListCouponsResponse.coupons:type_name -> souk.order.v1.CouponUse
+	81,  // 50: souk.seller.v1.CreatePlatformCouponRequest.coupon:type_name -> souk.order.v1.Coupon
+	81,  // 51: souk.seller.v1.CreatePlatformCouponResponse.coupon:type_name -> souk.order.v1.Coupon
+	81,  // 52: souk.seller.v1.UpdatePlatformCouponRequest.coupon:type_name -> souk.order.v1.Coupon
+	81,  // 53: souk.seller.v1.UpdatePlatformCouponResponse.coupon:type_name -> souk.order.v1.Coupon
+	82,  // 54: souk.seller.v1.GetCouponReportResponse.coupons:type_name -> souk.order.v1.CouponUse
+	76,  // 55: souk.seller.v1.DayFigures.revenue:type_name -> souk.order.v1.Money
+	79,  // 56: souk.seller.v1.ListEscalatedDisputesResponse.orders:type_name -> souk.order.v1.Order
+	76,  // 57: souk.seller.v1.DecideDisputeRequest.refund_amount:type_name -> souk.order.v1.Money
+	79,  // 58: souk.seller.v1.DecideDisputeResponse.order:type_name -> souk.order.v1.Order
+	83,  // 59: souk.seller.v1.SendOrderMessageRequest.message:type_name -> souk.order.v1.MessageInput
+	84,  // 60: souk.seller.v1.SendOrderMessageResponse.message:type_name -> souk.order.v1.OrderMessage
+	84,  // 61: souk.seller.v1.ListOrderMessagesResponse.messages:type_name -> souk.order.v1.OrderMessage
+	79,  // 62: souk.seller.v1.AnswerOfferResponse.order:type_name -> souk.order.v1.Order
+	85,  // 63: souk.seller.v1.WatchOrderEventsRequest.filter:type_name -> souk.order.v1.EventFilter
+	86,  // 64: souk.seller.v1.WatchOrderEventsResponse.event:type_name -> souk.order.v1.OrderEvent
+	87,  // 65: souk.seller.v1.WatchOrderEventsResponse.heartbeat:type_name -> souk.order.v1.EventHeartbeat
+	88,  // 66: souk.seller.v1.ListFailedRefundsResponse.refunds:type_name -> souk.order.v1.Refund
+	79,  // 67: souk.seller.v1.RetryRefundResponse.order:type_name -> souk.order.v1.Order
+	79,  // 68: souk.seller.v1.SettleRefundResponse.order:type_name -> souk.order.v1.Order
+	89,  // 69: souk.seller.v1.ListOrderEventsResponse.events:type_name -> souk.order.v1.HistoryEntry
+	1,   // 70: souk.seller.v1.SellerService.CreateProduct:input_type -> souk.seller.v1.CreateProductRequest
+	3,   // 71: souk.seller.v1.SellerService.UpdateProduct:input_type -> souk.seller.v1.UpdateProductRequest
+	5,   // 72: souk.seller.v1.SellerService.ListProducts:input_type -> souk.seller.v1.ListProductsRequest
+	7,   // 73: souk.seller.v1.SellerService.ListOrders:input_type -> souk.seller.v1.ListOrdersRequest
+	9,   // 74: souk.seller.v1.SellerService.GetOrder:input_type -> souk.seller.v1.GetOrderRequest
+	12,  // 75: souk.seller.v1.SellerService.AdjustOrderPrice:input_type -> souk.seller.v1.AdjustOrderPriceRequest
+	14,  // 76: souk.seller.v1.SellerService.ShipOrder:input_type -> souk.seller.v1.ShipOrderRequest
+	23,  // 77: souk.seller.v1.SellerService.AnswerCancellation:input_type -> souk.seller.v1.AnswerCancellationRequest
+	25,  // 78: souk.seller.v1.SellerService.ExtendProtection:input_type -> souk.seller.v1.ExtendProtectionRequest
+	30,  // 79: souk.seller.v1.SellerService.AnswerDispute:input_type -> souk.seller.v1.AnswerDisputeRequest
+	32,  // 80: souk.seller.v1.SellerService.AddDisputeEvidence:input_type -> souk.seller.v1.AddDisputeEvidenceRequest
+	34,  // 81: souk.seller.v1.SellerService.GetSellerStats:input_type -> souk.seller.v1.GetSellerStatsRequest
+	60,  // 82: souk.seller.v1.SellerService.SendOrderMessage:input_type -> souk.seller.v1.SendOrderMessageRequest
+	62,  // 83: souk.seller.v1.SellerService.ListOrderMessages:input_type -> souk.seller.v1.ListOrderMessagesRequest
+	74,  // 84: souk.seller.v1.SellerService.ListOrderEvents:input_type -> souk.seller.v1.ListOrderEventsRequest
+	64,  // 85: souk.seller.v1.SellerService.AnswerOffer:input_type -> souk.seller.v1.AnswerOfferRequest
+	39,  // 86: souk.seller.v1.SellerService.RefundItems:input_type -> souk.seller.v1.RefundItemsRequest
+	41,  // 87: souk.seller.v1.SellerService.CreateCoupon:input_type -> souk.seller.v1.CreateCouponRequest
+	43,  // 88: souk.seller.v1.SellerService.UpdateCoupon:input_type -> souk.seller.v1.UpdateCouponRequest
+	45,  // 89: souk.seller.v1.SellerService.ListCoupons:input_type -> souk.seller.v1.ListCouponsRequest
+	66,  // 90: souk.seller.v1.SellerService.WatchOrderEvents:input_type -> souk.seller.v1.WatchOrderEventsRequest
+	56,  // 91: souk.seller.v1.DisputeResolutionService.ListEscalatedDisputes:input_type -> souk.seller.v1.ListEscalatedDisputesRequest
+	58,  // 92: souk.seller.v1.DisputeResolutionService.DecideDispute:input_type -> souk.seller.v1.DecideDisputeRequest
+	68,  // 93: souk.seller.v1.RefundResolutionService.ListFailedRefunds:input_type -> souk.seller.v1.ListFailedRefundsRequest
+	70,  // 94: souk.seller.v1.RefundResolutionService.RetryRefund:input_type -> souk.seller.v1.RetryRefundRequest
+	72,  // 95: souk.seller.v1.RefundResolutionService.SettleRefund:input_type -> souk.seller.v1.SettleRefundRequest
+	47,  // 96: souk.seller.v1.CouponAdminService.CreatePlatformCoupon:input_type -> souk.seller.v1.CreatePlatformCouponRequest
+	49,  // 97: souk.seller.v1.CouponAdminService.UpdatePlatformCoupon:input_type -> souk.seller.v1.UpdatePlatformCouponRequest
+	51,  // 98: souk.seller.v1.CouponAdminService.GrantCoupon:input_type -> souk.seller.v1.GrantCouponRequest
+	53,  // 99: souk.seller.v1.CouponAdminService.GetCouponReport:input_type -> souk.seller.v1.GetCouponReportRequest
+	17,  // 100: souk.seller.v1.CatalogService.ReserveStock:input_type -> souk.seller.v1.ReserveStockRequest
+	21,  // 101: souk.seller.v1.CatalogService.ReleaseStock:input_type -> souk.seller.v1.ReleaseStockRequest
+	19,  // 102: souk.seller.v1.CatalogService.QuoteProducts:input_type -> souk.seller.v1.QuoteProductsRequest
+	2,   // 103: souk.seller.v1.SellerService.CreateProduct:output_type -> souk.seller.v1.CreateProductResponse
+	4,   // 104: souk.seller.v1.SellerService.UpdateProduct:output_type -> souk.seller.v1.UpdateProductResponse
+	6,   // 105: souk.seller.v1.SellerService.ListProducts:output_type -> souk.seller.v1.ListProductsResponse
+	8,   // 106: souk.seller.v1.SellerService.ListOrders:output_type -> souk.seller.v1.ListOrdersResponse
+	10,  // 107: souk.seller.v1.SellerService.GetOrder:output_type -> souk.seller.v1.GetOrderResponse
+	13,  // 108: souk.seller.v1.SellerService.AdjustOrderPrice:output_type -> souk.seller.v1.AdjustOrderPriceResponse
+	15,  // 109: souk.seller.v1.SellerService.ShipOrder:output_type -> souk.seller.v1.ShipOrderResponse
+	24,  // 110: souk.seller.v1.SellerService.AnswerCancellation:output_type -> souk.seller.v1.AnswerCancellationResponse
+	26,  // 111: souk.seller.v1.SellerService.ExtendProtection:output_type -> souk.seller.v1.ExtendProtectionResponse
+	31,  // 112: souk.seller.v1.SellerService.AnswerDispute:output_type -> souk.seller.v1.AnswerDisputeResponse
+	33,  // 113: souk.seller.v1.SellerService.AddDisputeEvidence:output_type -> souk.seller.v1.AddDisputeEvidenceResponse
+	37,  // 114: souk.seller.v1.SellerService.GetSellerStats:output_type -> souk.seller.v1.GetSellerStatsResponse
+	61,  // 115: souk.seller.v1.SellerService.SendOrderMessage:output_type -> souk.seller.v1.SendOrderMessageResponse
+	63,  // 116: souk.seller.v1.SellerService.ListOrderMessages:output_type -> souk.seller.v1.ListOrderMessagesResponse
+	75,  // 117: souk.seller.v1.SellerService.ListOrderEvents:output_type -> souk.seller.v1.ListOrderEventsResponse
+	65,  // 118: souk.seller.v1.SellerService.AnswerOffer:output_type -> souk.seller.v1.AnswerOfferResponse
+	40,  // 119: souk.seller.v1.SellerService.RefundItems:output_type -> souk.seller.v1.RefundItemsResponse
+	42,  // 120: souk.seller.v1.SellerService.CreateCoupon:output_type -> souk.seller.v1.CreateCouponResponse
+	44,  // 121: souk.seller.v1.SellerService.UpdateCoupon:output_type -> souk.seller.v1.UpdateCouponResponse
+	46,  // 122: souk.seller.v1.SellerService.ListCoupons:output_type -> souk.seller.v1.ListCouponsResponse
+	67,  // 123: souk.seller.v1.SellerService.WatchOrderEvents:output_type -> souk.seller.v1.WatchOrderEventsResponse
+	57,  // 124: souk.seller.v1.DisputeResolutionService.ListEscalatedDisputes:output_type -> souk.seller.v1.ListEscalatedDisputesResponse
+	59,  // 125: souk.seller.v1.DisputeResolutionService.DecideDispute:output_type -> souk.seller.v1.DecideDisputeResponse
+	69,  // 126: souk.seller.v1.RefundResolutionService.ListFailedRefunds:output_type -> souk.seller.v1.ListFailedRefundsResponse
+	71,  // 127: souk.seller.v1.RefundResolutionService.RetryRefund:output_type -> souk.seller.v1.RetryRefundResponse
+	73,  // 128: souk.seller.v1.RefundResolutionService.SettleRefund:output_type -> souk.seller.v1.SettleRefundResponse
+	48,  // 129: souk.seller.v1.CouponAdminService.CreatePlatformCoupon:output_type -> souk.seller.v1.CreatePlatformCouponResponse
+	50,  // 130: souk.seller.v1.CouponAdminService.UpdatePlatformCoupon:output_type -> souk.seller.v1.UpdatePlatformCouponResponse
+	52,  // 131: souk.seller.v1.CouponAdminService.GrantCoupon:output_type -> souk.seller.v1.GrantCouponResponse
+	54,  // 132: souk.seller.v1.CouponAdminService.GetCouponReport:output_type -> souk.seller.v1.GetCouponReportResponse
+	18,  // 133: souk.seller.v1.CatalogService.ReserveStock:output_type -> souk.seller.v1.ReserveStockResponse
+	22,  // 134: souk.seller.v1.CatalogService.ReleaseStock:output_type -> souk.seller.v1.ReleaseStockResponse
+	20,  // 135: souk.seller.v1.CatalogService.QuoteProducts:output_type -> souk.seller.v1.QuoteProductsResponse
+	103, // [103:136] is the sub-list for method output_type
+	70,  // [70:103] is the sub-list for method input_type
+	70,  // [70:70] is the sub-list for extension type_name
+	70,  // [70:70] is the sub-list for extension extendee
+	0,   // [0:70] is the sub-list for field type_name
 }
 
 func init() { file_souk_seller_v1_seller_proto_init() }
@@ -4817,7 +5026,7 @@ func file_souk_seller_v1_seller_proto_init() {
 		(*AnswerDisputeRequest_CounterOffer)(nil),
 		(*AnswerDisputeRequest_Reject)(nil),
 	}
-	file_souk_seller_v1_seller_proto_msgTypes[64].OneofWrappers = []any{
+	file_souk_seller_v1_seller_proto_msgTypes[67].OneofWrappers = []any{
 		(*WatchOrderEventsResponse_Event)(nil),
 		(*WatchOrderEventsResponse_Heartbeat)(nil),
 	}
@@ -4827,7 +5036,7 @@ func file_souk_seller_v1_seller_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_souk_seller_v1_seller_proto_rawDesc), len(file_souk_seller_v1_seller_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   73,
+			NumMessages:   76,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

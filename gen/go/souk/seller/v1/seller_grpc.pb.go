@@ -35,6 +35,7 @@ const (
 	SellerService_ListOrderMessages_FullMethodName  = "/souk.seller.v1.SellerService/ListOrderMessages"
 	SellerService_ListOrderEvents_FullMethodName    = "/souk.seller.v1.SellerService/ListOrderEvents"
 	SellerService_AnswerOffer_FullMethodName        = "/souk.seller.v1.SellerService/AnswerOffer"
+	SellerService_RefundItems_FullMethodName        = "/souk.seller.v1.SellerService/RefundItems"
 	SellerService_CreateCoupon_FullMethodName       = "/souk.seller.v1.SellerService/CreateCoupon"
 	SellerService_UpdateCoupon_FullMethodName       = "/souk.seller.v1.SellerService/UpdateCoupon"
 	SellerService_ListCoupons_FullMethodName        = "/souk.seller.v1.SellerService/ListCoupons"
@@ -90,6 +91,10 @@ type SellerServiceClient interface {
 	// AnswerOffer accepts the buyer's open offer (it becomes a price
 	// adjustment) or declines it with a note. Refused while the buyer is paying.
 	AnswerOffer(ctx context.Context, in *AnswerOfferRequest, opts ...grpc.CallOption) (*AnswerOfferResponse, error)
+	// RefundItems refunds units of some of a paid order's lines (items the
+	// store cannot send, or took back), each at its share of what its line
+	// cost after its coupons, the last unit of a line carrying the rounding.
+	RefundItems(ctx context.Context, in *RefundItemsRequest, opts ...grpc.CallOption) (*RefundItemsResponse, error)
 	// CreateCoupon creates a coupon of the store, funded by the store.
 	CreateCoupon(ctx context.Context, in *CreateCouponRequest, opts ...grpc.CallOption) (*CreateCouponResponse, error)
 	// UpdateCoupon changes a coupon of the store (its code stays): pausing
@@ -274,6 +279,16 @@ func (c *sellerServiceClient) AnswerOffer(ctx context.Context, in *AnswerOfferRe
 	return out, nil
 }
 
+func (c *sellerServiceClient) RefundItems(ctx context.Context, in *RefundItemsRequest, opts ...grpc.CallOption) (*RefundItemsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RefundItemsResponse)
+	err := c.cc.Invoke(ctx, SellerService_RefundItems_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *sellerServiceClient) CreateCoupon(ctx context.Context, in *CreateCouponRequest, opts ...grpc.CallOption) (*CreateCouponResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CreateCouponResponse)
@@ -372,6 +387,10 @@ type SellerServiceServer interface {
 	// AnswerOffer accepts the buyer's open offer (it becomes a price
 	// adjustment) or declines it with a note. Refused while the buyer is paying.
 	AnswerOffer(context.Context, *AnswerOfferRequest) (*AnswerOfferResponse, error)
+	// RefundItems refunds units of some of a paid order's lines (items the
+	// store cannot send, or took back), each at its share of what its line
+	// cost after its coupons, the last unit of a line carrying the rounding.
+	RefundItems(context.Context, *RefundItemsRequest) (*RefundItemsResponse, error)
 	// CreateCoupon creates a coupon of the store, funded by the store.
 	CreateCoupon(context.Context, *CreateCouponRequest) (*CreateCouponResponse, error)
 	// UpdateCoupon changes a coupon of the store (its code stays): pausing
@@ -443,6 +462,9 @@ func (UnimplementedSellerServiceServer) ListOrderEvents(context.Context, *ListOr
 }
 func (UnimplementedSellerServiceServer) AnswerOffer(context.Context, *AnswerOfferRequest) (*AnswerOfferResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AnswerOffer not implemented")
+}
+func (UnimplementedSellerServiceServer) RefundItems(context.Context, *RefundItemsRequest) (*RefundItemsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RefundItems not implemented")
 }
 func (UnimplementedSellerServiceServer) CreateCoupon(context.Context, *CreateCouponRequest) (*CreateCouponResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateCoupon not implemented")
@@ -765,6 +787,24 @@ func _SellerService_AnswerOffer_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SellerService_RefundItems_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RefundItemsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SellerServiceServer).RefundItems(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SellerService_RefundItems_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SellerServiceServer).RefundItems(ctx, req.(*RefundItemsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _SellerService_CreateCoupon_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CreateCouponRequest)
 	if err := dec(in); err != nil {
@@ -900,6 +940,10 @@ var SellerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "AnswerOffer",
 			Handler:    _SellerService_AnswerOffer_Handler,
+		},
+		{
+			MethodName: "RefundItems",
+			Handler:    _SellerService_RefundItems_Handler,
 		},
 		{
 			MethodName: "CreateCoupon",
