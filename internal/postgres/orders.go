@@ -19,11 +19,6 @@ import (
 	"github.com/souk-dev/souk/internal/order"
 )
 
-const orderColumns = `id, checkout_id, buyer_id, seller_id, status, currency, items, shipping_fee_minor,
-	handling_days, version, created_at, updated_at, cancel_reason, last_decline_code, last_decline_message, shipment,
-	last_decline_advice, last_decline_retryable, cancelled_by, cancellation, dispute, payment_due_at,
-	protection_days, discount_minor, offer, coalesce(paid_attempt_id::text, '')`
-
 // itemJSON is how an order's items are kept in its items column.
 type itemJSON struct {
 	ProductID string `json:"product_id"`
@@ -43,35 +38,6 @@ type shipmentJSON struct {
 	TrackingNumber string    `json:"tracking_number"`
 	TrackingURL    string    `json:"tracking_url"`
 	ShippedAt      time.Time `json:"shipped_at"`
-}
-
-// scanOrder scans a row of orderColumns, followed by the columns extra
-// scans into.
-func scanOrder(row pgx.Row, extra ...any) (order.Stored, error) {
-	var (
-		s           order.Stored
-		status      string
-		cancelledBy string
-		items       []itemJSON
-		shipment    *shipmentJSON
-	)
-	err := row.Scan(append([]any{&s.ID, &s.CheckoutID, &s.BuyerID, &s.SellerID, &status, &s.Currency, &items, &s.ShippingFee,
-		&s.HandlingDays, &s.Version, &s.CreatedAt, &s.UpdatedAt, &s.CancelReason, &s.LastDecline.Code,
-		&s.LastDecline.Message, &shipment, &s.LastDecline.Advice, &s.LastDecline.Retryable, &cancelledBy,
-		&s.Cancellation, &s.Dispute, &s.PaymentDueAt, &s.ProtectionDays, &s.Discount, &s.Offer, &s.PaidAttemptID}, extra...)...)
-	s.CancelledBy = order.Party(cancelledBy)
-	if err != nil {
-		return s, err
-	}
-	s.Status = order.Status(status)
-	for _, it := range items {
-		s.Items = append(s.Items, order.Item(it))
-	}
-	if shipment != nil {
-		sh := order.Shipment(*shipment)
-		s.Shipment = &sh
-	}
-	return s, nil
 }
 
 // querier is what both a pool and a transaction offer.
@@ -373,16 +339,11 @@ func (db *DB) createOrders(ctx context.Context, orders []*order.Order) error {
 	b.Queue("BEGIN")
 	cs := make([]change, 0, len(orders))
 	for _, o := range orders {
-		s := o.Stored()
-		b.Queue(`INSERT INTO orders (`+insertColumns+`, total_minor)
-			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27)`,
-			s.ID, s.CheckoutID, s.BuyerID, s.SellerID, string(s.Status), s.Currency, itemsJSON(s.Items), s.ShippingFee,
-			s.HandlingDays, 1, s.CreatedAt, s.UpdatedAt, s.CancelReason, s.LastDecline.Code, s.LastDecline.Message,
-			shipmentOf(s.Shipment), s.LastDecline.Advice, s.LastDecline.Retryable, string(s.CancelledBy),
-			s.Cancellation, s.Dispute, s.PaymentDueAt, s.ProtectionDays, s.Discount, s.Offer, nullUUID(s.PaidAttemptID), o.Total().Amount)
-		cs = append(cs, change{o: o, now: s})
+		c := change{o: o, now: o.Stored()}
+		b.Queue(insertOrderSQL, insertArgs(&c)...)
+		cs = append(cs, c)
 		// The orders now say what is held; the reservation has done its work.
-		b.Queue(`DELETE FROM stock_reservations WHERE checkout_id = $1`, s.CheckoutID)
+		b.Queue(`DELETE FROM stock_reservations WHERE checkout_id = $1`, c.now.CheckoutID)
 	}
 	queueRedemptions(b, orders)
 	queueDetails(b, cs)
@@ -430,9 +391,6 @@ func (e *UnpaidLimitError) Error() string {
 
 // Unwrap makes the refusal a FAILED_PRECONDITION.
 func (e *UnpaidLimitError) Unwrap() error { return order.ErrIllegalTransition }
-
-// insertColumns are orderColumns as an INSERT names them.
-var insertColumns = strings.Replace(orderColumns, "coalesce(paid_attempt_id::text, '')", "paid_attempt_id", 1)
 
 // nullTime is NULL for the zero time.
 func nullTime(t time.Time) *time.Time {

@@ -19,47 +19,6 @@ type change struct {
 	old, now order.Stored
 }
 
-// orderRow is the part of an orders row a change can touch, as one element
-// of the JSON array that jsonb_to_recordset turns back into rows: one
-// statement updates every order of a batch, whatever their number.
-type orderRow struct {
-	ID               string                     `json:"id"`
-	Version          int64                      `json:"version"`
-	Status           string                     `json:"status"`
-	Items            []itemJSON                 `json:"items"`
-	ShippingFee      int64                      `json:"shipping_fee"`
-	Total            int64                      `json:"total"`
-	UpdatedAt        time.Time                  `json:"updated_at"`
-	CancelReason     string                     `json:"cancel_reason"`
-	DeclineCode      string                     `json:"decline_code"`
-	DeclineMessage   string                     `json:"decline_message"`
-	Shipment         *shipmentJSON              `json:"shipment"`
-	DeclineAdvice    string                     `json:"decline_advice"`
-	DeclineRetryable bool                       `json:"decline_retryable"`
-	CancelledBy      string                     `json:"cancelled_by"`
-	Cancellation     *order.CancellationRequest `json:"cancellation"`
-	Dispute          *order.Dispute             `json:"dispute"`
-	PaidAttemptID    *string                    `json:"paid_attempt_id"`
-	Discount         int64                      `json:"discount"`
-	Offer            *order.Offer               `json:"offer"`
-}
-
-// updateOrdersSQL writes orderRows back, each only at the version it was
-// read (the fencing check), and bumps the version; $2 is how many rows
-// must change, or souk_expect_changed aborts the transaction.
-const updateOrdersSQL = `WITH changed AS (UPDATE orders o SET status = v.status, items = v.items, shipping_fee_minor = v.shipping_fee,
-	total_minor = v.total, version = o.version + 1, updated_at = v.updated_at, cancel_reason = v.cancel_reason,
-	last_decline_code = v.decline_code, last_decline_message = v.decline_message, shipment = nullif(v.shipment, 'null'),
-	last_decline_advice = v.decline_advice, last_decline_retryable = v.decline_retryable, cancelled_by = v.cancelled_by,
-	cancellation = nullif(v.cancellation, 'null'), dispute = nullif(v.dispute, 'null'), paid_attempt_id = v.paid_attempt_id,
-	discount_minor = v.discount, offer = nullif(v.offer, 'null')
-	FROM jsonb_to_recordset($1::jsonb) AS v(id uuid, version bigint, status text, items jsonb, shipping_fee bigint,
-		total bigint, updated_at timestamptz, cancel_reason text, decline_code text, decline_message text, shipment jsonb,
-		decline_advice text, decline_retryable boolean, cancelled_by text, cancellation jsonb, dispute jsonb,
-		paid_attempt_id uuid, discount bigint, offer jsonb)
-	WHERE o.id = v.id AND o.version = v.version RETURNING 1)
-	SELECT souk_expect_changed(count(*), $2) FROM changed`
-
 // deadlineRow and eventRow are rows of order_deadlines and order_events
 // in the same JSON form.
 type deadlineRow struct {
@@ -83,10 +42,6 @@ type eventRow struct {
 	SellerID     string                 `json:"seller_id"`
 }
 
-// pgTime is t as PostgreSQL keeps it (microseconds), so that a value
-// written as JSON reads back equal to one written by pgx.
-func pgTime(t time.Time) time.Time { return t.Truncate(time.Microsecond) }
-
 func jsonParam(v any) []byte {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -100,18 +55,9 @@ func jsonParam(v any) []byte {
 // the order rows (aborting the transaction as a serialization failure
 // unless every one was still at the version read), then queueDetails.
 func queueUpdates(b *pgx.Batch, cs []change) {
-	rows := make([]orderRow, len(cs))
-	for i, c := range cs {
-		n := c.now
-		rows[i] = orderRow{ID: n.ID, Version: n.Version, Status: string(n.Status), Items: itemsJSON(n.Items), ShippingFee: n.ShippingFee,
-			Total: c.o.Total().Amount, UpdatedAt: pgTime(n.UpdatedAt), CancelReason: n.CancelReason, DeclineCode: n.LastDecline.Code,
-			DeclineMessage: n.LastDecline.Message, Shipment: shipmentOf(n.Shipment), DeclineAdvice: n.LastDecline.Advice,
-			DeclineRetryable: n.LastDecline.Retryable, CancelledBy: string(n.CancelledBy), Cancellation: n.Cancellation,
-			Dispute: n.Dispute, PaidAttemptID: nullUUID(n.PaidAttemptID), Discount: n.Discount, Offer: n.Offer}
-	}
 	// An order that moved on since it was read aborts the transaction
 	// (souk_expect_changed): the writes queued after it must not commit.
-	b.Queue(updateOrdersSQL, jsonParam(rows), len(cs))
+	b.Queue(updateOrdersSQL, updateRows(cs), len(cs))
 	queueDetails(b, cs)
 }
 
