@@ -345,11 +345,13 @@ func (db *DB) createOrders(ctx context.Context, orders []*order.Order) error {
 		// The orders now say what is held; the reservation has done its work.
 		b.Queue(`DELETE FROM stock_reservations WHERE checkout_id = $1`, c.now.CheckoutID)
 	}
-	queueRedemptions(b, orders)
 	queueDetails(b, cs)
 	if l := db.unpaid; l.Orders > 0 || l.Units > 0 {
 		b.Queue(`SELECT souk_check_unpaid($1, $2, $3)`, orders[0].BuyerID(), l.Orders, l.Units)
 	}
+	// Last before COMMIT: a coupon's row lock, which every checkout of a
+	// sale's coupon waits for, is held for the commit alone.
+	queueRedemptions(b, orders)
 	tx.queueCommit(b)
 	if err := tx.conn.SendBatch(ctx, b).Close(); err != nil {
 		var pgErr *pgconn.PgError

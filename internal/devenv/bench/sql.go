@@ -97,10 +97,11 @@ const hotCoupon = "BENCHHOT"
 // order's transaction.
 var checkoutCouponSQL = strings.Replace(strings.Replace(checkoutSQL(false), "BEGIN;\nSELECT pg_advisory",
 	"SELECT "+strings.ReplaceAll(couponCols, "\n", " ")+" FROM coupons WHERE seller_id = '' AND upper(code) = upper('"+hotCoupon+"');\nBEGIN;\nSELECT pg_advisory", 1),
-	"DELETE FROM stock_reservations", `SELECT souk_redeem_coupon(md5('hot-coupon')::uuid, md5('c' || (:c)::bigint)::uuid, 'bench-buyer', 100,
+	"COMMIT;\n\\endpipeline", `SELECT souk_redeem_coupon(md5('hot-coupon')::uuid, md5('c' || (:c)::bigint)::uuid, 'bench-buyer', 100,
   '{"code": "`+hotCoupon+`", "source": "PLATFORM", "kind": "AMOUNT_OFF", "currency": "USD", "amount": 100}'::jsonb);
 INSERT INTO order_coupons (order_id, coupon_id, checkout_id) VALUES (md5('x' || (:c)::bigint)::uuid, md5('hot-coupon')::uuid, md5('c' || (:c)::bigint)::uuid);
-DELETE FROM stock_reservations`, 1)
+COMMIT;
+\endpipeline`, 1)
 
 // couponCols are the columns Souk reads of a coupon.
 const couponCols = `id, code, source, seller_id, kind, currency, amount_minor, percent, cap_minor, min_subtotal_minor,
