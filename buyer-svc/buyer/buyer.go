@@ -4,6 +4,7 @@
 package buyer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"github.com/souk-dev/souk/internal/payflow"
 	"github.com/souk-dev/souk/internal/payment"
 	"github.com/souk-dev/souk/internal/postgres"
+	"github.com/souk-dev/souk/internal/rates"
 	"github.com/souk-dev/souk/internal/server"
 )
 
@@ -56,6 +58,12 @@ type Config struct {
 	// recording of its answer; reconciliation waits for it (and half as
 	// long again) before asking the provider about an unanswered attempt.
 	ProviderTimeout time.Duration
+	// QuoteTTL is how long an exchange-rate quote prices an order
+	// (SOUK_QUOTE_TTL, 24 hours).
+	QuoteTTL time.Duration
+	// Rates is where exchange rates come from; nil: the built-in
+	// development table (rates.Builtin).
+	Rates rates.Source
 }
 
 // LoadConfig reads the configuration from the environment (lookup, or the
@@ -78,6 +86,7 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 		WorkerInterval:    e.Duration("SOUK_WORKER_INTERVAL", time.Second),
 		FingerprintSecret: e.Secret("SOUK_FINGERPRINT_SECRET", "souk-development-fingerprint-secret", dev),
 		ProviderTimeout:   e.Duration("SOUK_PROVIDER_TIMEOUT", payflow.DefaultProviderTimeout),
+		QuoteTTL:          e.Duration("SOUK_QUOTE_TTL", 24*time.Hour),
 	}
 	if len(c.WebhookSecret) < 16 || len(c.FingerprintSecret) < 16 {
 		return c, errors.Join(e.Err(), errors.New("SOUK_PROVIDER_WEBHOOK_SECRET and SOUK_FINGERPRINT_SECRET: required, at least 16 bytes"))
@@ -145,13 +154,19 @@ func (m *Main) Open(ctx context.Context) error {
 		}, app.Now, m.log)
 		m.provider = m.simulated
 	}
+	src := m.cfg.Rates
+	if src == nil {
+		src = rates.Builtin()
+	}
+	quoter := rates.Quoter{Source: src, TTL: cmp.Or(m.cfg.QuoteTTL, 24*time.Hour)}
 	pay := payflow.New(payflow.Config{
 		DB: deps.DB, Locker: deps.Locker, Provider: m.provider, Log: m.log, Now: deps.Now, Policy: deps.Config.Policy,
 		ProviderTimeout: m.cfg.ProviderTimeout, FingerprintKey: []byte(m.cfg.FingerprintSecret), Changed: deps.Changed, Answered: deps.Metrics.Answered,
+		Quote: quoter.Quote,
 	})
 	svc := &buyerService{
 		deps: deps, catalog: sellerv1.NewCatalogServiceClient(m.conn), pay: pay, window: m.cfg.PaymentWindow,
-		webhookSecret: []byte(m.cfg.WebhookSecret),
+		webhookSecret: []byte(m.cfg.WebhookSecret), quoter: quoter,
 	}
 	m.srv, err = server.New(server.Config{
 		GRPCAddr: m.cfg.GRPCAddr, HTTPAddr: m.cfg.HTTPAddr, Log: m.log, Issuer: deps.Issuer,

@@ -18,12 +18,23 @@ import (
 type namedCoupons struct {
 	platform string
 	stores   map[string]string
+	// currency is the buyer's, if not the stores' (it is no coupon, but
+	// makes another checkout just as much).
+	currency string
 }
 
-// parts are the codes for the checkout's fingerprint: a retry with other
-// coupons is another checkout.
+// parts are the codes (and currency) for the checkout's fingerprint: a
+// retry with other coupons is another checkout.
 func (n namedCoupons) parts() []string {
-	out := []string{"platform:" + n.platform}
+	// Nothing for a checkout that names none: its fingerprint stays what
+	// it was before coupons and currencies (a retry across an upgrade).
+	var out []string
+	if n.platform != "" {
+		out = append(out, "platform:"+n.platform)
+	}
+	if n.currency != "" {
+		out = append(out, "currency:"+n.currency)
+	}
 	sellers := make([]string, 0, len(n.stores))
 	for s := range n.stores {
 		sellers = append(sellers, s)
@@ -130,7 +141,7 @@ func (c cartCoupons) byID(id string) *order.Coupon {
 // grant) is refused here too, as it stands now.
 func (s *buyerService) PreviewCheckout(ctx context.Context, req *buyerv1.PreviewCheckoutRequest) (*buyerv1.PreviewCheckoutResponse, error) {
 	buyer := buyerID(ctx)
-	named := namedCoupons{platform: req.PlatformCoupon, stores: req.StoreCoupons}
+	named := namedCoupons{platform: req.PlatformCoupon, stores: req.StoreCoupons, currency: req.Currency}
 	coupons, err := s.resolveCoupons(ctx, named)
 	if err != nil {
 		return nil, err
@@ -143,7 +154,7 @@ func (s *buyerService) PreviewCheckout(ctx context.Context, req *buyerv1.Preview
 	if err != nil {
 		return nil, err
 	}
-	orders, err := s.buildOrders(buyer, "preview", req.Items, res.Products, coupons)
+	orders, err := s.buildOrders(ctx, buyer, "preview", req.Items, res.Products, coupons, named.currency)
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +173,8 @@ func (s *buyerService) PreviewCheckout(ctx context.Context, req *buyerv1.Preview
 		cur := o.Currency()
 		resp.Orders = append(resp.Orders, &buyerv1.PreviewOrder{SellerId: o.SellerID(), Items: protoconv.LineItems(o.Items(), cur),
 			ShippingFee: protoconv.Money(o.ShippingFee(), cur), ItemsTotal: protoconv.Money(o.ItemsTotal(), cur),
-			CouponDiscount: protoconv.Money(o.CouponDiscount(), cur), Total: protoconv.Money(o.Total().Amount, cur)})
+			CouponDiscount: protoconv.Money(o.CouponDiscount(), cur), Total: protoconv.Money(o.Total().Amount, cur),
+			Presentment: protoconv.Presentment(o)})
 	}
 	return resp, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/souk-dev/souk/internal/payflow"
 	"github.com/souk-dev/souk/internal/postgres"
 	"github.com/souk-dev/souk/internal/protoconv"
+	"github.com/souk-dev/souk/internal/rates"
 )
 
 // buyerService implements BuyerService for the buyer in each call's token.
@@ -28,6 +29,9 @@ type buyerService struct {
 	window time.Duration
 	// webhookSecret verifies the provider's signed events.
 	webhookSecret []byte
+	// quoter fixes the exchange rates of orders a buyer pays in another
+	// currency than the store's.
+	quoter rates.Quoter
 }
 
 func buyerID(ctx context.Context) string {
@@ -57,7 +61,7 @@ func (s *buyerService) Checkout(ctx context.Context, req *buyerv1.CheckoutReques
 		items[i] = &sellerv1.StockItem{ProductId: it.ProductId, Quantity: it.Quantity}
 		parts = append(parts, fmt.Sprintf("%s:%d", it.ProductId, it.Quantity))
 	}
-	named := namedCoupons{platform: req.PlatformCoupon, stores: req.StoreCoupons}
+	named := namedCoupons{platform: req.PlatformCoupon, stores: req.StoreCoupons, currency: req.Currency}
 	parts = append(parts, named.parts()...)
 	if req.IdempotencyKey == "" {
 		return s.checkout(ctx, buyer, checkoutID, req.Items, items, named)
@@ -91,7 +95,7 @@ func (s *buyerService) checkout(ctx context.Context, buyer, checkoutID string, c
 	if err != nil {
 		return nil, err
 	}
-	orders, err := s.buildOrders(buyer, checkoutID, cart, res.Products, coupons)
+	orders, err := s.buildOrders(ctx, buyer, checkoutID, cart, res.Products, coupons, named.currency)
 	if err == nil {
 		err = s.deps.DB.CreateOrders(ctx, orders)
 	}
@@ -132,7 +136,8 @@ func (s *buyerService) storedCheckout(ctx context.Context, buyer, checkoutID str
 // buildOrders groups the cart by seller. An order's shipping fee is the
 // highest of its products' fees, and its handling time and buyer
 // protection the longest.
-func (s *buyerService) buildOrders(buyer, checkoutID string, cart []*buyerv1.CheckoutItem, products []*sellerv1.Product, coupons cartCoupons) ([]*order.Order, error) {
+func (s *buyerService) buildOrders(ctx context.Context, buyer, checkoutID string, cart []*buyerv1.CheckoutItem, products []*sellerv1.Product,
+	coupons cartCoupons, currency string) ([]*order.Order, error) {
 	if len(products) != len(cart) {
 		return nil, fmt.Errorf("catalog answered %d products for %d items", len(products), len(cart))
 	}
@@ -159,6 +164,17 @@ func (s *buyerService) buildOrders(buyer, checkoutID string, cart []*buyerv1.Che
 	}
 	if err := coupons.apply(sellers, groups); err != nil {
 		return nil, err
+	}
+	// A buyer paying in another currency gets each order quoted in it,
+	// from its store's.
+	for _, sid := range sellers {
+		if g := groups[sid]; currency != "" && currency != g.Currency {
+			q, err := s.quoter.Quote(ctx, g.Currency, currency, now)
+			if err != nil {
+				return nil, err
+			}
+			g.Quote = &q
+		}
 	}
 	orders := make([]*order.Order, 0, len(sellers))
 	for _, sid := range sellers {

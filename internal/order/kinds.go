@@ -18,7 +18,7 @@ var EventKinds = []string{
 	"dispute_opened", "dispute_evidence_added", "dispute_counter_offered", "dispute_escalated", "dispute_resolved", "dispute_withdrawn",
 	"refund_owed", "refund_succeeded", "refund_failed", "refund_retried", "refund_settled",
 	"reminder.payment", "reminder.cancel_answer", "reminder.ship_by", "reminder.dispute_answer",
-	"coupon_reserved", "coupon_consumed", "coupon_released",
+	"coupon_reserved", "coupon_consumed", "coupon_released", "quote_renewed",
 }
 
 // IsEventKindFilter reports whether a watch's filter names event kinds: a

@@ -155,6 +155,22 @@ type Detail struct {
 	// Coupon is the code of a coupon_* event's coupon, CouponID its id.
 	Coupon   string `json:"coupon,omitempty"`
 	CouponID string `json:"coupon_id,omitempty"`
+	// Currency is Amount's when it is not the order's (a payment or a
+	// refund in the buyer's currency).
+	Currency string `json:"currency,omitempty"`
+	// Credited is what a payment credits the store, in the order's
+	// currency, when the buyer paid in another.
+	Credited int64 `json:"credited,omitempty"`
+}
+
+// moneyDetail is a payment's or refund's amount as an event's detail:
+// its currency named when it is not the order's.
+func (o *Order) moneyDetail(m Money) Detail {
+	d := Detail{Amount: m.Amount}
+	if m.Currency != o.currency {
+		d.Currency = m.Currency
+	}
+	return d
 }
 
 // Order is what one buyer bought from one seller in one checkout.
@@ -200,6 +216,9 @@ type Order struct {
 	// coupons are the coupons the order's lines use, with where each
 	// stands.
 	coupons []CouponHold
+	// quote prices the order in the buyer's currency; nil: the buyer pays
+	// in the store's.
+	quote *Quote
 
 	history []Event
 	// lastSeq is the sequence of the last stored event (the history may
@@ -229,6 +248,9 @@ type NewOrderParams struct {
 	Now            time.Time
 	// Coupons are the coupons the items' discounts come from (ApplyCoupons).
 	Coupons []Coupon
+	// Quote, if the buyer pays in another currency than Currency, fixes
+	// the rate (its Base is Currency).
+	Quote *Quote
 }
 
 // New validates p and returns a PENDING_PAYMENT order with its payment
@@ -248,6 +270,9 @@ func New(p NewOrderParams) (*Order, error) {
 	}
 	if p.ProtectionDays == 0 {
 		p.ProtectionDays = DefaultProtectionDays
+	}
+	if q := p.Quote; q != nil && (q.Base != p.Currency || len(q.Currency) != 3 || q.Rate.IsZero() || !q.ExpiresAt.After(p.Now)) {
+		return nil, invalid("quote", "a quote from %s, valid at checkout, is needed", p.Currency)
 	}
 	seen := make(map[string]bool, len(p.Items))
 	for _, it := range p.Items {
@@ -276,6 +301,10 @@ func New(p NewOrderParams) (*Order, error) {
 	}
 	if _, err := o.checkedTotal(o.items, o.shippingFee, 0); err != nil {
 		return nil, err
+	}
+	if p.Quote != nil && p.Quote.Currency != p.Currency {
+		q := *p.Quote
+		o.quote = &q
 	}
 	o.record(p.Now, "created", "buyer:"+p.BuyerID, "", nil)
 	for _, c := range p.Coupons {
@@ -623,7 +652,16 @@ func UnmarshalFromDatabase(s Stored) *Order {
 		paymentDueAt: s.PaymentDueAt, paidAttemptID: s.PaidAttemptID, deadlines: deadlines, attempts: slices.Clone(s.Attempts), refunds: slices.Clone(s.Refunds),
 		history: slices.Clone(s.History), cancelledBy: s.CancelledBy, cancellation: cloneCancellation(s.Cancellation),
 		dispute: cloneDispute(s.Dispute), offer: cloneOffer(s.Offer), discount: s.Discount, coupons: slices.Clone(s.Coupons),
+		quote: cloneQuote(s.Quote),
 	}
+}
+
+func cloneQuote(q *Quote) *Quote {
+	if q == nil {
+		return nil
+	}
+	c := *q
+	return &c
 }
 
 // Stored is an order's fields as the store keeps them.
@@ -657,6 +695,8 @@ type Stored struct {
 	// Coupons are the coupons the order holds; the store reads each one's
 	// State and Shared under a lock of the checkout's redemption.
 	Coupons []CouponHold
+	// Quote prices the order in the buyer's currency (nil: the store's).
+	Quote *Quote
 }
 
 // Stored returns the order's fields as the store keeps them, with the
@@ -670,5 +710,6 @@ func (o *Order) Stored() Stored {
 		PaymentDueAt: o.paymentDueAt, PaidAttemptID: o.paidAttemptID, Deadlines: maps.Clone(o.deadlines), Attempts: slices.Clone(o.attempts), Refunds: slices.Clone(o.refunds),
 		History: o.History(), LastSequence: o.lastSeq, CancelledBy: o.cancelledBy, Cancellation: cloneCancellation(o.cancellation),
 		Dispute: cloneDispute(o.dispute), Offer: cloneOffer(o.offer), Discount: o.discount, Coupons: slices.Clone(o.coupons),
+		Quote: cloneQuote(o.quote),
 	}
 }

@@ -183,10 +183,11 @@ func (o *Order) Attempt(id string) (Attempt, bool) {
 	return Attempt{}, false
 }
 
-// BeginPayment opens a payment attempt for the order's current total. It is
-// refused when the buyer expected another total (so nobody is charged an
-// amount they did not see), when another attempt is open, and when the
-// order is not waiting for payment.
+// BeginPayment opens a payment attempt for what the order is due (its
+// total, in the buyer's currency when it has a quote). It is refused when
+// the buyer expected another total (so nobody is charged an amount they
+// did not see), when the quote expired (quote again first), when another
+// attempt is open, and when the order is not waiting for payment.
 func (o *Order) BeginPayment(now time.Time, expected Money, a Attempt) error {
 	if prev, ok := o.AttemptByKey(a.IdempotencyKey); ok && prev.Fingerprint != a.Fingerprint {
 		return fmt.Errorf("%w: key %q", ErrIdempotencyKeyReused, a.IdempotencyKey)
@@ -197,10 +198,13 @@ func (o *Order) BeginPayment(now time.Time, expected Money, a Attempt) error {
 	if o.openAttempt() != nil {
 		return fmt.Errorf("%w: another payment attempt is open", ErrPaymentInProgress)
 	}
-	if total := o.Total(); expected != total {
-		return &TotalChangedError{Expected: expected, Total: total}
+	if o.QuoteExpired(now) {
+		return fmt.Errorf("%w: quoted until %s", ErrQuoteExpired, o.quote.ExpiresAt.UTC().Format(time.RFC3339))
 	}
-	a.Status, a.Amount, a.CreatedAt, a.UpdatedAt = AttemptProcessing, o.Total(), now, now
+	if due := o.Due(); expected != due {
+		return &TotalChangedError{Expected: expected, Total: due}
+	}
+	a.Status, a.Amount, a.CreatedAt, a.UpdatedAt = AttemptProcessing, o.Due(), now, now
 	o.attempts = append(o.attempts, a)
 	o.updatedAt = now
 	return nil
@@ -213,7 +217,7 @@ func (o *Order) BeginPayment(now time.Time, expected Money, a Attempt) error {
 // lapses moves the version without touching what the payment depends on.
 func (o *Order) AwaitsAnswer(attemptID string) bool {
 	a := o.attempt(attemptID)
-	return a != nil && a.Open() && a.Amount == o.Total() &&
+	return a != nil && a.Open() && a.Amount == o.Due() &&
 		(o.status == StatusPendingPayment || o.status == StatusPaymentProcessing)
 }
 
@@ -261,7 +265,12 @@ func (o *Order) ApplyResult(now time.Time, attemptID string, r Result, pol Polic
 		o.deadlines[DeadlineShipBy] = now.Add(time.Duration(max(o.handlingDays, 1)) * pol.HandlingDay)
 		// The history is the seller's to read too: it names the method only.
 		o.record(now, "paid", "buyer:"+o.buyerID, fmt.Sprintf("%s by %s", a.Amount, a.Method), nil)
-		o.detail(Detail{Amount: a.Amount.Amount, AttemptID: a.ID, Method: string(a.Method)})
+		d := o.moneyDetail(a.Amount)
+		d.AttemptID, d.Method = a.ID, string(a.Method)
+		if d.Currency != "" {
+			d.Credited = o.Total().Amount
+		}
+		o.detail(d)
 		o.consumeCoupons(now)
 	case ResultDeclined, ResultFailed:
 		a.Status, a.Decline = AttemptDeclined, r.Decline

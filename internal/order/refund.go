@@ -68,7 +68,9 @@ func (o *Order) oweRefundOf(now time.Time, a Attempt, amount Money, reason strin
 		NextTryAt: now, CreatedAt: now, UpdatedAt: now,
 	})
 	o.record(now, "refund_owed", "system", fmt.Sprintf("%s owed back: %s", amount, reason), nil)
-	o.detail(Detail{Amount: amount.Amount, AttemptID: a.ID})
+	d := o.moneyDetail(amount)
+	d.AttemptID = a.ID
+	o.detail(d)
 }
 
 func (o *Order) refund(id string) *Refund {
@@ -113,7 +115,7 @@ func (o *Order) CompleteRefund(now time.Time, id, refundRef string) error {
 	}
 	r.Status, r.RefundRef, r.CompletedAt, r.UpdatedAt, r.LastError = RefundSucceeded, refundRef, now, now, ""
 	o.record(now, "refund_succeeded", "system", fmt.Sprintf("%s refunded", r.Amount), nil)
-	o.detail(Detail{Amount: r.Amount.Amount, RefundID: r.ID, AttemptID: r.AttemptID})
+	o.refundDetail(*r)
 	return nil
 }
 
@@ -125,7 +127,7 @@ func (o *Order) FailRefund(now time.Time, id, reason string) error {
 	}
 	r.Status, r.LastError, r.UpdatedAt = RefundFailed, reason, now
 	o.record(now, "refund_failed", "system", reason, nil)
-	o.detail(Detail{Amount: r.Amount.Amount, RefundID: r.ID, AttemptID: r.AttemptID})
+	o.refundDetail(*r)
 	return nil
 }
 
@@ -143,7 +145,7 @@ func (o *Order) RetryRefund(now time.Time, id, admin, note string) error {
 	}
 	r.Status, r.NextTryAt, r.Tries, r.UpdatedAt = RefundPending, now, 0, now
 	o.record(now, "refund_retried", "admin:"+admin, fmt.Sprintf("%s: %s", r.Amount, note), nil)
-	o.detail(Detail{Amount: r.Amount.Amount, RefundID: r.ID, AttemptID: r.AttemptID})
+	o.refundDetail(*r)
 	return nil
 }
 
@@ -156,7 +158,7 @@ func (o *Order) SettleRefund(now time.Time, id, admin, note string) error {
 	}
 	r.Status, r.SettledBy, r.SettlementNote, r.CompletedAt, r.UpdatedAt = RefundSucceeded, "admin:"+admin, note, now, now
 	o.record(now, "refund_settled", "admin:"+admin, fmt.Sprintf("%s paid by other means: %s", r.Amount, note), nil)
-	o.detail(Detail{Amount: r.Amount.Amount, RefundID: r.ID, AttemptID: r.AttemptID})
+	o.refundDetail(*r)
 	return nil
 }
 
@@ -216,8 +218,10 @@ func (o *Order) refunded(attemptID string) int64 {
 // coupons (the net divided by the quantity, rounded down), the last unit
 // of a line carrying the rounding, so that a line refunded in full gives
 // back exactly its net: a coupon is never paid out, and thresholds are not
-// checked again. Never more than is left of the payment (with an accepted
-// offer's discount, that is what bounds it). It returns what is owed.
+// checked again. The net is the one the buyer paid, in the currency
+// charged (a foreign buyer's converted line), and so is Item.Refunded.
+// Never more than is left of the payment (with an accepted offer's
+// discount, that is what bounds it). It returns what is owed.
 func (o *Order) RefundItems(now time.Time, units map[string]int64, reason string, pol Policy) (Money, error) {
 	if o.status != StatusAwaitingShipment && o.status != StatusShipped {
 		return Money{}, o.illegal("refund items of")
@@ -233,6 +237,7 @@ func (o *Order) RefundItems(now time.Time, units map[string]int64, reason string
 		return Money{}, o.illegal("refund items of")
 	}
 	items := slices.Clone(o.items)
+	presented := o.Presented()
 	var total int64
 	for i := range items {
 		it := &items[i]
@@ -244,9 +249,10 @@ func (o *Order) RefundItems(now time.Time, units map[string]int64, reason string
 			return Money{}, invalid("items", "product %s: %d of %d units are refunded already; %d more cannot be", it.ProductID,
 				it.RefundedUnits, it.Quantity, n)
 		}
-		amount := it.Net() / it.Quantity * n
+		net := presented.Lines[i].Net
+		amount := net / it.Quantity * n
 		if it.RefundedUnits+n == it.Quantity {
-			amount = it.Net() - it.Refunded
+			amount = net - it.Refunded
 		}
 		it.RefundedUnits += n
 		it.Refunded += amount
@@ -259,12 +265,19 @@ func (o *Order) RefundItems(now time.Time, units map[string]int64, reason string
 	}
 	if left := a.Amount.Amount - o.refunded(a.ID); total > left {
 		return Money{}, fmt.Errorf("%w: the items come to %s and only %d of the payment is left to refund", ErrIllegalTransition,
-			Money{Amount: total, Currency: o.currency}, left)
+			Money{Amount: total, Currency: a.Amount.Currency}, left)
 	}
 	o.items = items
-	amount := Money{Amount: total, Currency: o.currency}
+	amount := Money{Amount: total, Currency: a.Amount.Currency}
 	if total > 0 {
 		o.oweRefundOf(now, a, amount, reason, pol)
 	}
 	return amount, nil
+}
+
+// refundDetail attaches a refund's amount and ids to the event just recorded.
+func (o *Order) refundDetail(r Refund) {
+	d := o.moneyDetail(r.Amount)
+	d.RefundID, d.AttemptID = r.ID, r.AttemptID
+	o.detail(d)
 }

@@ -57,6 +57,9 @@ type Config struct {
 	// (paying, verifying, or reported later): its outcome ("succeeded",
 	// "declined", …, "no_answer", "refused") and decline code.
 	Answered func(outcome, declineCode string)
+	// Quote fixes a new exchange-rate quote (from the store's currency to
+	// the buyer's) for an order whose quote expired before its payment.
+	Quote func(ctx context.Context, base, currency string, now time.Time) (order.Quote, error)
 }
 
 // Service runs payments, captures, reconciliation and refunds.
@@ -208,6 +211,30 @@ func (s *Service) update(ctx context.Context, buyer, orderID string, fn func(*or
 	return o, nil
 }
 
+// requote fixes a new quote for an order whose quote expired (unless
+// another request did meanwhile).
+func (s *Service) requote(ctx context.Context, buyer, orderID string) error {
+	o, err := s.cfg.DB.Get(ctx, orderID)
+	if err != nil {
+		return err
+	}
+	old := o.Quote()
+	if old == nil || s.cfg.Quote == nil {
+		return order.ErrQuoteExpired
+	}
+	q, err := s.cfg.Quote(ctx, old.Base, old.Currency, s.cfg.Now())
+	if err != nil {
+		return err
+	}
+	_, err = s.update(ctx, buyer, orderID, func(o *order.Order) error {
+		if !o.QuoteExpired(s.cfg.Now()) {
+			return nil
+		}
+		return o.Requote(s.cfg.Now(), q)
+	})
+	return err
+}
+
 // errReplay says a payment request repeats an earlier one with its key.
 var errReplay = errors.New("replayed payment request")
 
@@ -221,13 +248,22 @@ func (s *Service) pay(ctx context.Context, req PayRequest) (*order.Order, order.
 
 	attempt := newAttempt(req, s.Fingerprint(req.parts()...))
 	replay := false
-	o, err := s.update(ctx, req.BuyerID, req.OrderID, func(o *order.Order) error {
+	begin := func(o *order.Order) error {
 		if prev, ok := o.AttemptByKey(req.Key); ok && prev.Fingerprint == attempt.Fingerprint {
 			attempt, replay = prev, true
 			return errReplay
 		}
 		return o.BeginPayment(s.cfg.Now(), req.Expected, attempt)
-	})
+	}
+	o, err := s.update(ctx, req.BuyerID, req.OrderID, begin)
+	if errors.Is(err, order.ErrQuoteExpired) {
+		// Quoted again in a change of its own (the buyer sees the new
+		// total whatever happens next), then paid if the buyer expected
+		// it: otherwise TOTAL_CHANGED names it.
+		if err = s.requote(ctx, req.BuyerID, req.OrderID); err == nil {
+			o, err = s.update(ctx, req.BuyerID, req.OrderID, begin)
+		}
+	}
 	if errors.Is(err, errReplay) {
 		o, err = s.cfg.DB.Get(ctx, req.OrderID)
 	}

@@ -41,6 +41,7 @@ type orderScan struct {
 	cancelledBy string
 	items       []itemJSON
 	shipment    *shipmentJSON
+	quote       *quoteJSON
 }
 
 // done is the order as read.
@@ -54,7 +55,29 @@ func (r *orderScan) done() order.Stored {
 		sh := order.Shipment(*r.shipment)
 		s.Shipment = &sh
 	}
+	if q := r.quote; q != nil {
+		rate, _ := order.ParseRate(q.Rate) // written from an order.Rate
+		s.Quote = &order.Quote{ID: q.ID, Base: q.Base, Currency: q.Currency, Rate: rate, Source: q.Source, QuotedAt: q.QuotedAt, ExpiresAt: q.ExpiresAt}
+	}
 	return s
+}
+
+// quoteJSON is an order's exchange-rate quote as its column keeps it.
+type quoteJSON struct {
+	ID        string    `json:"id"`
+	Base      string    `json:"base"`
+	Currency  string    `json:"currency"`
+	Rate      string    `json:"rate"`
+	Source    string    `json:"source"`
+	QuotedAt  time.Time `json:"quoted_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+func quoteOf(q *order.Quote) *quoteJSON {
+	if q == nil {
+		return nil
+	}
+	return &quoteJSON{ID: q.ID, Base: q.Base, Currency: q.Currency, Rate: q.Rate.String(), Source: q.Source, QuotedAt: q.QuotedAt, ExpiresAt: q.ExpiresAt}
 }
 
 // orderTable is the orders table, column by column, in the order a SELECT
@@ -107,6 +130,7 @@ var orderTable = []orderColumn{
 	{name: "offer", typ: "jsonb", nullJSON: true, scan: func(r *orderScan) any { return &r.s.Offer }, value: func(c *change) any { return c.now.Offer }},
 	{name: "paid_attempt_id", typ: "uuid", read: "coalesce(paid_attempt_id::text, '')", scan: func(r *orderScan) any { return &r.s.PaidAttemptID },
 		value: func(c *change) any { return nullUUID(c.now.PaidAttemptID) }},
+	{name: "quote", typ: "jsonb", nullJSON: true, scan: func(r *orderScan) any { return &r.quote }, value: func(c *change) any { return quoteOf(c.now.Quote) }},
 	// What the buyer pays, for SQL's eyes (reports, plans): the domain
 	// computes it, never reads it.
 	{name: "total_minor", typ: "bigint", value: func(c *change) any { return c.o.Total().Amount }},

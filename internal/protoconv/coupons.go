@@ -97,3 +97,30 @@ func CouponUses(us []postgres.CouponUse) []*orderv1.CouponUse {
 	}
 	return out
 }
+
+// Presentment translates an order's figures in the buyer's currency, with
+// its quote; nil when the buyer pays in the store's currency.
+func Presentment(o *order.Order) *orderv1.Presentment {
+	q := o.Quote()
+	if q == nil {
+		return nil
+	}
+	p := o.Presented()
+	cur := p.Currency
+	out := &orderv1.Presentment{Currency: cur, ShippingFee: Money(p.ShippingFee, cur), ItemsTotal: Money(p.ItemsTotal, cur),
+		CouponDiscount: Money(p.CouponDiscount, cur), Discount: Money(p.Discount, cur), Total: Money(p.Total, cur),
+		Quote: &orderv1.ExchangeQuote{Id: q.ID, Base: q.Base, Quote: q.Currency, Rate: q.Rate.String(), Source: q.Source,
+			QuotedAt: Time(q.QuotedAt), ExpiresAt: Time(q.ExpiresAt)}}
+	items := o.Items()
+	for i, l := range p.Lines {
+		it := items[i]
+		li := &orderv1.LineItem{ProductId: it.ProductID, Title: it.Title, Quantity: it.Quantity, UnitPrice: Money(l.UnitPrice, cur),
+			Subtotal: Money(l.Subtotal, cur), Net: Money(l.Net, cur)}
+		for j, d := range it.Discounts {
+			li.Discounts = append(li.Discounts, &orderv1.LineDiscount{CouponId: d.CouponID, Code: d.Code, Source: couponSources[d.Source],
+				Amount: Money(l.Discounts[j], cur)})
+		}
+		out.Items = append(out.Items, li)
+	}
+	return out
+}

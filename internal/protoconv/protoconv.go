@@ -3,6 +3,7 @@
 package protoconv
 
 import (
+	"cmp"
 	"slices"
 	"strconv"
 	"strings"
@@ -111,6 +112,7 @@ func Order(o *order.Order, full bool) *orderv1.Order {
 		}
 	}
 	p.Items = LineItems(o.Items(), cur)
+	p.Presentment = Presentment(o)
 	if d := o.CouponDiscount(); d > 0 {
 		p.CouponDiscount, p.StoreFunded = Money(d, cur), Money(o.StoreFunded(), cur)
 		p.Coupons = OrderCoupons(o, cur)
@@ -345,11 +347,15 @@ func FeedEvent(e *events.Event) *orderv1.OrderEvent {
 		p.Detail = &orderv1.OrderEvent_Message{Message: &orderv1.OrderMessage{Id: d.MessageID, OrderId: e.OrderID,
 			Author: author, AuthorId: id, Text: d.Text, Links: d.Links, SentAt: Time(e.OccurredAt)}}
 	case e.Kind == "paid":
-		p.Detail = &orderv1.OrderEvent_Payment{Payment: &orderv1.PaymentEventDetail{PaymentAttemptId: d.AttemptID,
-			Amount: Money(d.Amount, cur), Method: methods[order.Method(d.Method)]}}
+		pd := &orderv1.PaymentEventDetail{PaymentAttemptId: d.AttemptID, Amount: Money(d.Amount, cmp.Or(d.Currency, cur)),
+			Method: methods[order.Method(d.Method)]}
+		if d.Currency != "" {
+			pd.Credited = Money(d.Credited, cur)
+		}
+		p.Detail = &orderv1.OrderEvent_Payment{Payment: pd}
 	case strings.HasPrefix(e.Kind, "refund_"):
 		p.Detail = &orderv1.OrderEvent_Refund{Refund: &orderv1.RefundEventDetail{RefundId: d.RefundID,
-			Amount: Money(d.Amount, cur), PaymentAttemptId: d.AttemptID}}
+			Amount: Money(d.Amount, cmp.Or(d.Currency, cur)), PaymentAttemptId: d.AttemptID}}
 	case strings.HasPrefix(e.Kind, "coupon_"):
 		p.Detail = &orderv1.OrderEvent_Coupon{Coupon: &orderv1.CouponEventDetail{CouponId: d.CouponID, Code: d.Coupon, Amount: Money(d.Amount, cur)}}
 	case e.Kind == "offer_made":

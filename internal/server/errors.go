@@ -125,6 +125,7 @@ var reasons = []struct {
 	{order.ErrConflict, "CONFLICT"},
 	{order.ErrTooMany, "TOO_MANY"},
 	{order.ErrCouponNotApplicable, "COUPON_NOT_APPLICABLE"},
+	{order.ErrQuoteExpired, "QUOTE_EXPIRED"},
 	{order.ErrIllegalTransition, "ILLEGAL_TRANSITION"},
 	{payment.ErrTransient, "PROVIDER_UNAVAILABLE"},
 	{payment.ErrRefused, "PROVIDER_REFUSED"},

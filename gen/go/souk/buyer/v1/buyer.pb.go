@@ -94,6 +94,9 @@ type CheckoutRequest struct {
 	// A platform coupon's code (or a granted coupon's), at most one per
 	// checkout.
 	PlatformCoupon string `protobuf:"bytes,3,opt,name=platform_coupon,json=platformCoupon,proto3" json:"platform_coupon,omitempty"`
+	// The currency the buyer pays in (ISO 4217), if not the stores': each
+	// order's amounts are quoted in it at checkout (Order.presentment).
+	Currency string `protobuf:"bytes,5,opt,name=currency,proto3" json:"currency,omitempty"`
 	// A store coupon's code per store (seller id to code), at most one per
 	// order. Coupons apply in a fixed order whatever order they are named
 	// in: the store's, then the platform's.
@@ -149,6 +152,13 @@ func (x *CheckoutRequest) GetIdempotencyKey() string {
 func (x *CheckoutRequest) GetPlatformCoupon() string {
 	if x != nil {
 		return x.PlatformCoupon
+	}
+	return ""
+}
+
+func (x *CheckoutRequest) GetCurrency() string {
+	if x != nil {
+		return x.Currency
 	}
 	return ""
 }
@@ -226,7 +236,9 @@ type PreviewCheckoutRequest struct {
 	// A store coupon's code per store (seller id to code), at most one per
 	// order. Coupons apply in a fixed order whatever order they are named
 	// in: the store's, then the platform's.
-	StoreCoupons  map[string]string `protobuf:"bytes,4,rep,name=store_coupons,json=storeCoupons,proto3" json:"store_coupons,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	StoreCoupons map[string]string `protobuf:"bytes,4,rep,name=store_coupons,json=storeCoupons,proto3" json:"store_coupons,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The currency the buyer pays in, as Checkout's.
+	Currency      string `protobuf:"bytes,5,opt,name=currency,proto3" json:"currency,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -282,6 +294,13 @@ func (x *PreviewCheckoutRequest) GetStoreCoupons() map[string]string {
 	return nil
 }
 
+func (x *PreviewCheckoutRequest) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
 // PreviewOrder is one store's order as Checkout would create it.
 type PreviewOrder struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -296,7 +315,9 @@ type PreviewOrder struct {
 	// What coupons take off.
 	CouponDiscount *v1.Money `protobuf:"bytes,5,opt,name=coupon_discount,json=couponDiscount,proto3" json:"coupon_discount,omitempty"`
 	// What the buyer would pay.
-	Total         *v1.Money `protobuf:"bytes,6,opt,name=total,proto3" json:"total,omitempty"`
+	Total *v1.Money `protobuf:"bytes,6,opt,name=total,proto3" json:"total,omitempty"`
+	// The order in the buyer's currency, when it is not the store's.
+	Presentment   *v1.Presentment `protobuf:"bytes,7,opt,name=presentment,proto3" json:"presentment,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -369,6 +390,13 @@ func (x *PreviewOrder) GetCouponDiscount() *v1.Money {
 func (x *PreviewOrder) GetTotal() *v1.Money {
 	if x != nil {
 		return x.Total
+	}
+	return nil
+}
+
+func (x *PreviewOrder) GetPresentment() *v1.Presentment {
+	if x != nil {
+		return x.Presentment
 	}
 	return nil
 }
@@ -3402,12 +3430,14 @@ const file_souk_buyer_v1_buyer_proto_rawDesc = "" +
 	"\n" +
 	"product_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tproductId\x12&\n" +
 	"\bquantity\x18\x02 \x01(\x03B\n" +
-	"\xbaH\a\"\x05\x18\xe8\a \x00R\bquantity\"\xf8\x02\n" +
+	"\xbaH\a\"\x05\x18\xe8\a \x00R\bquantity\"\xaa\x03\n" +
 	"\x0fCheckoutRequest\x12=\n" +
 	"\x05items\x18\x01 \x03(\v2\x1b.souk.buyer.v1.CheckoutItemB\n" +
 	"\xbaH\a\x92\x01\x04\b\x01\x10dR\x05items\x12J\n" +
 	"\x0fidempotency_key\x18\x02 \x01(\tB!\xbaH\x1e\xd8\x01\x01r\x19\x10\b\x18\x80\x012\x12^[A-Za-z0-9_.:-]+$R\x0eidempotencyKey\x120\n" +
-	"\x0fplatform_coupon\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18(R\x0eplatformCoupon\x12g\n" +
+	"\x0fplatform_coupon\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18(R\x0eplatformCoupon\x120\n" +
+	"\bcurrency\x18\x05 \x01(\tB\x14\xbaH\x11\xd8\x01\x01r\f2\n" +
+	"^[A-Z]{3}$R\bcurrency\x12g\n" +
 	"\rstore_coupons\x18\x04 \x03(\v20.souk.buyer.v1.CheckoutRequest.StoreCouponsEntryB\x10\xbaH\r\x9a\x01\n" +
 	"\x10d*\x06r\x04\x10\x01\x18(R\fstoreCoupons\x1a?\n" +
 	"\x11StoreCouponsEntry\x12\x10\n" +
@@ -3416,16 +3446,18 @@ const file_souk_buyer_v1_buyer_proto_rawDesc = "" +
 	"\x10CheckoutResponse\x12\x1f\n" +
 	"\vcheckout_id\x18\x01 \x01(\tR\n" +
 	"checkoutId\x12,\n" +
-	"\x06orders\x18\x02 \x03(\v2\x14.souk.order.v1.OrderR\x06orders\"\xba\x02\n" +
+	"\x06orders\x18\x02 \x03(\v2\x14.souk.order.v1.OrderR\x06orders\"\xec\x02\n" +
 	"\x16PreviewCheckoutRequest\x12=\n" +
 	"\x05items\x18\x01 \x03(\v2\x1b.souk.buyer.v1.CheckoutItemB\n" +
 	"\xbaH\a\x92\x01\x04\b\x01\x10dR\x05items\x120\n" +
 	"\x0fplatform_coupon\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18(R\x0eplatformCoupon\x12n\n" +
 	"\rstore_coupons\x18\x04 \x03(\v27.souk.buyer.v1.PreviewCheckoutRequest.StoreCouponsEntryB\x10\xbaH\r\x9a\x01\n" +
-	"\x10d*\x06r\x04\x10\x01\x18(R\fstoreCoupons\x1a?\n" +
+	"\x10d*\x06r\x04\x10\x01\x18(R\fstoreCoupons\x120\n" +
+	"\bcurrency\x18\x05 \x01(\tB\x14\xbaH\x11\xd8\x01\x01r\f2\n" +
+	"^[A-Z]{3}$R\bcurrency\x1a?\n" +
 	"\x11StoreCouponsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb5\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf3\x02\n" +
 	"\fPreviewOrder\x12\x1b\n" +
 	"\tseller_id\x18\x01 \x01(\tR\bsellerId\x12-\n" +
 	"\x05items\x18\x02 \x03(\v2\x17.souk.order.v1.LineItemR\x05items\x127\n" +
@@ -3433,7 +3465,8 @@ const file_souk_buyer_v1_buyer_proto_rawDesc = "" +
 	"\vitems_total\x18\x04 \x01(\v2\x14.souk.order.v1.MoneyR\n" +
 	"itemsTotal\x12=\n" +
 	"\x0fcoupon_discount\x18\x05 \x01(\v2\x14.souk.order.v1.MoneyR\x0ecouponDiscount\x12*\n" +
-	"\x05total\x18\x06 \x01(\v2\x14.souk.order.v1.MoneyR\x05total\"N\n" +
+	"\x05total\x18\x06 \x01(\v2\x14.souk.order.v1.MoneyR\x05total\x12<\n" +
+	"\vpresentment\x18\a \x01(\v2\x1a.souk.order.v1.PresentmentR\vpresentment\"N\n" +
 	"\x17PreviewCheckoutResponse\x123\n" +
 	"\x06orders\x18\x01 \x03(\v2\x1b.souk.buyer.v1.PreviewOrderR\x06orders\"\x16\n" +
 	"\x14ListMyCouponsRequest\"M\n" +
@@ -3720,20 +3753,21 @@ var file_souk_buyer_v1_buyer_proto_goTypes = []any{
 	(*v1.Order)(nil),                       // 58: souk.order.v1.Order
 	(*v1.LineItem)(nil),                    // 59: souk.order.v1.LineItem
 	(*v1.Money)(nil),                       // 60: souk.order.v1.Money
-	(*v1.Coupon)(nil),                      // 61: souk.order.v1.Coupon
-	(v1.OrderStatus)(0),                    // 62: souk.order.v1.OrderStatus
-	(*timestamppb.Timestamp)(nil),          // 63: google.protobuf.Timestamp
-	(*v1.PaymentAttempt)(nil),              // 64: souk.order.v1.PaymentAttempt
-	(*status.Status)(nil),                  // 65: google.rpc.Status
-	(*v1.Refund)(nil),                      // 66: souk.order.v1.Refund
-	(*v1.EvidenceInput)(nil),               // 67: souk.order.v1.EvidenceInput
-	(*v1.MessageInput)(nil),                // 68: souk.order.v1.MessageInput
-	(*v1.OrderMessage)(nil),                // 69: souk.order.v1.OrderMessage
-	(v1.OfferKind)(0),                      // 70: souk.order.v1.OfferKind
-	(*v1.EventFilter)(nil),                 // 71: souk.order.v1.EventFilter
-	(*v1.OrderEvent)(nil),                  // 72: souk.order.v1.OrderEvent
-	(*v1.EventHeartbeat)(nil),              // 73: souk.order.v1.EventHeartbeat
-	(*v1.HistoryEntry)(nil),                // 74: souk.order.v1.HistoryEntry
+	(*v1.Presentment)(nil),                 // 61: souk.order.v1.Presentment
+	(*v1.Coupon)(nil),                      // 62: souk.order.v1.Coupon
+	(v1.OrderStatus)(0),                    // 63: souk.order.v1.OrderStatus
+	(*timestamppb.Timestamp)(nil),          // 64: google.protobuf.Timestamp
+	(*v1.PaymentAttempt)(nil),              // 65: souk.order.v1.PaymentAttempt
+	(*status.Status)(nil),                  // 66: google.rpc.Status
+	(*v1.Refund)(nil),                      // 67: souk.order.v1.Refund
+	(*v1.EvidenceInput)(nil),               // 68: souk.order.v1.EvidenceInput
+	(*v1.MessageInput)(nil),                // 69: souk.order.v1.MessageInput
+	(*v1.OrderMessage)(nil),                // 70: souk.order.v1.OrderMessage
+	(v1.OfferKind)(0),                      // 71: souk.order.v1.OfferKind
+	(*v1.EventFilter)(nil),                 // 72: souk.order.v1.EventFilter
+	(*v1.OrderEvent)(nil),                  // 73: souk.order.v1.OrderEvent
+	(*v1.EventHeartbeat)(nil),              // 74: souk.order.v1.EventHeartbeat
+	(*v1.HistoryEntry)(nil),                // 75: souk.order.v1.HistoryEntry
 }
 var file_souk_buyer_v1_buyer_proto_depIdxs = []int32{
 	0,  // 0: souk.buyer.v1.CheckoutRequest.items:type_name -> souk.buyer.v1.CheckoutItem
@@ -3746,107 +3780,108 @@ var file_souk_buyer_v1_buyer_proto_depIdxs = []int32{
 	60, // 7: souk.buyer.v1.PreviewOrder.items_total:type_name -> souk.order.v1.Money
 	60, // 8: souk.buyer.v1.PreviewOrder.coupon_discount:type_name -> souk.order.v1.Money
 	60, // 9: souk.buyer.v1.PreviewOrder.total:type_name -> souk.order.v1.Money
-	4,  // 10: souk.buyer.v1.PreviewCheckoutResponse.orders:type_name -> souk.buyer.v1.PreviewOrder
-	61, // 11: souk.buyer.v1.MyCoupon.coupon:type_name -> souk.order.v1.Coupon
-	7,  // 12: souk.buyer.v1.ListMyCouponsResponse.coupons:type_name -> souk.buyer.v1.MyCoupon
-	62, // 13: souk.buyer.v1.ListOrdersRequest.status:type_name -> souk.order.v1.OrderStatus
-	63, // 14: souk.buyer.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
-	63, // 15: souk.buyer.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
-	58, // 16: souk.buyer.v1.ListOrdersResponse.orders:type_name -> souk.order.v1.Order
-	58, // 17: souk.buyer.v1.GetOrderResponse.order:type_name -> souk.order.v1.Order
-	60, // 18: souk.buyer.v1.PayOrderRequest.expected_total:type_name -> souk.order.v1.Money
-	13, // 19: souk.buyer.v1.PayOrderRequest.card:type_name -> souk.buyer.v1.Card
-	15, // 20: souk.buyer.v1.PayOrderRequest.wallet:type_name -> souk.buyer.v1.Wallet
-	16, // 21: souk.buyer.v1.PayOrderRequest.bank_transfer:type_name -> souk.buyer.v1.BankTransfer
-	58, // 22: souk.buyer.v1.PayOrderResponse.order:type_name -> souk.order.v1.Order
-	64, // 23: souk.buyer.v1.PayOrderResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
-	58, // 24: souk.buyer.v1.VerifyPaymentResponse.order:type_name -> souk.order.v1.Order
-	64, // 25: souk.buyer.v1.VerifyPaymentResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
-	60, // 26: souk.buyer.v1.OrderPayment.expected_total:type_name -> souk.order.v1.Money
-	20, // 27: souk.buyer.v1.PayOrdersRequest.orders:type_name -> souk.buyer.v1.OrderPayment
-	13, // 28: souk.buyer.v1.PayOrdersRequest.card:type_name -> souk.buyer.v1.Card
-	15, // 29: souk.buyer.v1.PayOrdersRequest.wallet:type_name -> souk.buyer.v1.Wallet
-	16, // 30: souk.buyer.v1.PayOrdersRequest.bank_transfer:type_name -> souk.buyer.v1.BankTransfer
-	58, // 31: souk.buyer.v1.OrderPaymentResult.order:type_name -> souk.order.v1.Order
-	64, // 32: souk.buyer.v1.OrderPaymentResult.attempt:type_name -> souk.order.v1.PaymentAttempt
-	65, // 33: souk.buyer.v1.OrderPaymentResult.status:type_name -> google.rpc.Status
-	22, // 34: souk.buyer.v1.PayOrdersResponse.results:type_name -> souk.buyer.v1.OrderPaymentResult
-	66, // 35: souk.buyer.v1.ListRefundsResponse.refunds:type_name -> souk.order.v1.Refund
-	58, // 36: souk.buyer.v1.CancelOrderResponse.order:type_name -> souk.order.v1.Order
-	58, // 37: souk.buyer.v1.ConfirmReceiptResponse.order:type_name -> souk.order.v1.Order
-	58, // 38: souk.buyer.v1.RequestCancellationResponse.order:type_name -> souk.order.v1.Order
-	58, // 39: souk.buyer.v1.WithdrawCancellationResponse.order:type_name -> souk.order.v1.Order
-	58, // 40: souk.buyer.v1.AskProtectionExtensionResponse.order:type_name -> souk.order.v1.Order
-	60, // 41: souk.buyer.v1.OpenDisputeRequest.refund_amount:type_name -> souk.order.v1.Money
-	67, // 42: souk.buyer.v1.OpenDisputeRequest.evidence:type_name -> souk.order.v1.EvidenceInput
-	58, // 43: souk.buyer.v1.OpenDisputeResponse.order:type_name -> souk.order.v1.Order
-	67, // 44: souk.buyer.v1.AddDisputeEvidenceRequest.evidence:type_name -> souk.order.v1.EvidenceInput
-	58, // 45: souk.buyer.v1.AddDisputeEvidenceResponse.order:type_name -> souk.order.v1.Order
-	58, // 46: souk.buyer.v1.WithdrawDisputeResponse.order:type_name -> souk.order.v1.Order
-	58, // 47: souk.buyer.v1.AnswerCounterOfferResponse.order:type_name -> souk.order.v1.Order
-	68, // 48: souk.buyer.v1.SendOrderMessageRequest.message:type_name -> souk.order.v1.MessageInput
-	69, // 49: souk.buyer.v1.SendOrderMessageResponse.message:type_name -> souk.order.v1.OrderMessage
-	69, // 50: souk.buyer.v1.ListOrderMessagesResponse.messages:type_name -> souk.order.v1.OrderMessage
-	70, // 51: souk.buyer.v1.MakeOfferRequest.kind:type_name -> souk.order.v1.OfferKind
-	60, // 52: souk.buyer.v1.MakeOfferRequest.amount:type_name -> souk.order.v1.Money
-	58, // 53: souk.buyer.v1.MakeOfferResponse.order:type_name -> souk.order.v1.Order
-	71, // 54: souk.buyer.v1.WatchOrderEventsRequest.filter:type_name -> souk.order.v1.EventFilter
-	72, // 55: souk.buyer.v1.WatchOrderEventsResponse.event:type_name -> souk.order.v1.OrderEvent
-	73, // 56: souk.buyer.v1.WatchOrderEventsResponse.heartbeat:type_name -> souk.order.v1.EventHeartbeat
-	74, // 57: souk.buyer.v1.ListOrderEventsResponse.events:type_name -> souk.order.v1.HistoryEntry
-	1,  // 58: souk.buyer.v1.BuyerService.Checkout:input_type -> souk.buyer.v1.CheckoutRequest
-	9,  // 59: souk.buyer.v1.BuyerService.ListOrders:input_type -> souk.buyer.v1.ListOrdersRequest
-	11, // 60: souk.buyer.v1.BuyerService.GetOrder:input_type -> souk.buyer.v1.GetOrderRequest
-	14, // 61: souk.buyer.v1.BuyerService.PayOrder:input_type -> souk.buyer.v1.PayOrderRequest
-	26, // 62: souk.buyer.v1.BuyerService.CancelOrder:input_type -> souk.buyer.v1.CancelOrderRequest
-	18, // 63: souk.buyer.v1.BuyerService.VerifyPayment:input_type -> souk.buyer.v1.VerifyPaymentRequest
-	21, // 64: souk.buyer.v1.BuyerService.PayOrders:input_type -> souk.buyer.v1.PayOrdersRequest
-	24, // 65: souk.buyer.v1.BuyerService.ListRefunds:input_type -> souk.buyer.v1.ListRefundsRequest
-	30, // 66: souk.buyer.v1.BuyerService.RequestCancellation:input_type -> souk.buyer.v1.RequestCancellationRequest
-	32, // 67: souk.buyer.v1.BuyerService.WithdrawCancellation:input_type -> souk.buyer.v1.WithdrawCancellationRequest
-	34, // 68: souk.buyer.v1.BuyerService.AskProtectionExtension:input_type -> souk.buyer.v1.AskProtectionExtensionRequest
-	36, // 69: souk.buyer.v1.BuyerService.OpenDispute:input_type -> souk.buyer.v1.OpenDisputeRequest
-	38, // 70: souk.buyer.v1.BuyerService.AddDisputeEvidence:input_type -> souk.buyer.v1.AddDisputeEvidenceRequest
-	40, // 71: souk.buyer.v1.BuyerService.WithdrawDispute:input_type -> souk.buyer.v1.WithdrawDisputeRequest
-	42, // 72: souk.buyer.v1.BuyerService.AnswerCounterOffer:input_type -> souk.buyer.v1.AnswerCounterOfferRequest
-	28, // 73: souk.buyer.v1.BuyerService.ConfirmReceipt:input_type -> souk.buyer.v1.ConfirmReceiptRequest
-	46, // 74: souk.buyer.v1.BuyerService.SendOrderMessage:input_type -> souk.buyer.v1.SendOrderMessageRequest
-	48, // 75: souk.buyer.v1.BuyerService.ListOrderMessages:input_type -> souk.buyer.v1.ListOrderMessagesRequest
-	54, // 76: souk.buyer.v1.BuyerService.ListOrderEvents:input_type -> souk.buyer.v1.ListOrderEventsRequest
-	50, // 77: souk.buyer.v1.BuyerService.MakeOffer:input_type -> souk.buyer.v1.MakeOfferRequest
-	52, // 78: souk.buyer.v1.BuyerService.WatchOrderEvents:input_type -> souk.buyer.v1.WatchOrderEventsRequest
-	3,  // 79: souk.buyer.v1.BuyerService.PreviewCheckout:input_type -> souk.buyer.v1.PreviewCheckoutRequest
-	6,  // 80: souk.buyer.v1.BuyerService.ListMyCoupons:input_type -> souk.buyer.v1.ListMyCouponsRequest
-	44, // 81: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:input_type -> souk.buyer.v1.ReportPaymentEventRequest
-	2,  // 82: souk.buyer.v1.BuyerService.Checkout:output_type -> souk.buyer.v1.CheckoutResponse
-	10, // 83: souk.buyer.v1.BuyerService.ListOrders:output_type -> souk.buyer.v1.ListOrdersResponse
-	12, // 84: souk.buyer.v1.BuyerService.GetOrder:output_type -> souk.buyer.v1.GetOrderResponse
-	17, // 85: souk.buyer.v1.BuyerService.PayOrder:output_type -> souk.buyer.v1.PayOrderResponse
-	27, // 86: souk.buyer.v1.BuyerService.CancelOrder:output_type -> souk.buyer.v1.CancelOrderResponse
-	19, // 87: souk.buyer.v1.BuyerService.VerifyPayment:output_type -> souk.buyer.v1.VerifyPaymentResponse
-	23, // 88: souk.buyer.v1.BuyerService.PayOrders:output_type -> souk.buyer.v1.PayOrdersResponse
-	25, // 89: souk.buyer.v1.BuyerService.ListRefunds:output_type -> souk.buyer.v1.ListRefundsResponse
-	31, // 90: souk.buyer.v1.BuyerService.RequestCancellation:output_type -> souk.buyer.v1.RequestCancellationResponse
-	33, // 91: souk.buyer.v1.BuyerService.WithdrawCancellation:output_type -> souk.buyer.v1.WithdrawCancellationResponse
-	35, // 92: souk.buyer.v1.BuyerService.AskProtectionExtension:output_type -> souk.buyer.v1.AskProtectionExtensionResponse
-	37, // 93: souk.buyer.v1.BuyerService.OpenDispute:output_type -> souk.buyer.v1.OpenDisputeResponse
-	39, // 94: souk.buyer.v1.BuyerService.AddDisputeEvidence:output_type -> souk.buyer.v1.AddDisputeEvidenceResponse
-	41, // 95: souk.buyer.v1.BuyerService.WithdrawDispute:output_type -> souk.buyer.v1.WithdrawDisputeResponse
-	43, // 96: souk.buyer.v1.BuyerService.AnswerCounterOffer:output_type -> souk.buyer.v1.AnswerCounterOfferResponse
-	29, // 97: souk.buyer.v1.BuyerService.ConfirmReceipt:output_type -> souk.buyer.v1.ConfirmReceiptResponse
-	47, // 98: souk.buyer.v1.BuyerService.SendOrderMessage:output_type -> souk.buyer.v1.SendOrderMessageResponse
-	49, // 99: souk.buyer.v1.BuyerService.ListOrderMessages:output_type -> souk.buyer.v1.ListOrderMessagesResponse
-	55, // 100: souk.buyer.v1.BuyerService.ListOrderEvents:output_type -> souk.buyer.v1.ListOrderEventsResponse
-	51, // 101: souk.buyer.v1.BuyerService.MakeOffer:output_type -> souk.buyer.v1.MakeOfferResponse
-	53, // 102: souk.buyer.v1.BuyerService.WatchOrderEvents:output_type -> souk.buyer.v1.WatchOrderEventsResponse
-	5,  // 103: souk.buyer.v1.BuyerService.PreviewCheckout:output_type -> souk.buyer.v1.PreviewCheckoutResponse
-	8,  // 104: souk.buyer.v1.BuyerService.ListMyCoupons:output_type -> souk.buyer.v1.ListMyCouponsResponse
-	45, // 105: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:output_type -> souk.buyer.v1.ReportPaymentEventResponse
-	82, // [82:106] is the sub-list for method output_type
-	58, // [58:82] is the sub-list for method input_type
-	58, // [58:58] is the sub-list for extension type_name
-	58, // [58:58] is the sub-list for extension extendee
-	0,  // [0:58] is the sub-list for field type_name
+	61, // 10: souk.buyer.v1.PreviewOrder.presentment:type_name -> souk.order.v1.Presentment
+	4,  // 11: souk.buyer.v1.PreviewCheckoutResponse.orders:type_name -> souk.buyer.v1.PreviewOrder
+	62, // 12: souk.buyer.v1.MyCoupon.coupon:type_name -> souk.order.v1.Coupon
+	7,  // 13: souk.buyer.v1.ListMyCouponsResponse.coupons:type_name -> souk.buyer.v1.MyCoupon
+	63, // 14: souk.buyer.v1.ListOrdersRequest.status:type_name -> souk.order.v1.OrderStatus
+	64, // 15: souk.buyer.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
+	64, // 16: souk.buyer.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
+	58, // 17: souk.buyer.v1.ListOrdersResponse.orders:type_name -> souk.order.v1.Order
+	58, // 18: souk.buyer.v1.GetOrderResponse.order:type_name -> souk.order.v1.Order
+	60, // 19: souk.buyer.v1.PayOrderRequest.expected_total:type_name -> souk.order.v1.Money
+	13, // 20: souk.buyer.v1.PayOrderRequest.card:type_name -> souk.buyer.v1.Card
+	15, // 21: souk.buyer.v1.PayOrderRequest.wallet:type_name -> souk.buyer.v1.Wallet
+	16, // 22: souk.buyer.v1.PayOrderRequest.bank_transfer:type_name -> souk.buyer.v1.BankTransfer
+	58, // 23: souk.buyer.v1.PayOrderResponse.order:type_name -> souk.order.v1.Order
+	65, // 24: souk.buyer.v1.PayOrderResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
+	58, // 25: souk.buyer.v1.VerifyPaymentResponse.order:type_name -> souk.order.v1.Order
+	65, // 26: souk.buyer.v1.VerifyPaymentResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
+	60, // 27: souk.buyer.v1.OrderPayment.expected_total:type_name -> souk.order.v1.Money
+	20, // 28: souk.buyer.v1.PayOrdersRequest.orders:type_name -> souk.buyer.v1.OrderPayment
+	13, // 29: souk.buyer.v1.PayOrdersRequest.card:type_name -> souk.buyer.v1.Card
+	15, // 30: souk.buyer.v1.PayOrdersRequest.wallet:type_name -> souk.buyer.v1.Wallet
+	16, // 31: souk.buyer.v1.PayOrdersRequest.bank_transfer:type_name -> souk.buyer.v1.BankTransfer
+	58, // 32: souk.buyer.v1.OrderPaymentResult.order:type_name -> souk.order.v1.Order
+	65, // 33: souk.buyer.v1.OrderPaymentResult.attempt:type_name -> souk.order.v1.PaymentAttempt
+	66, // 34: souk.buyer.v1.OrderPaymentResult.status:type_name -> google.rpc.Status
+	22, // 35: souk.buyer.v1.PayOrdersResponse.results:type_name -> souk.buyer.v1.OrderPaymentResult
+	67, // 36: souk.buyer.v1.ListRefundsResponse.refunds:type_name -> souk.order.v1.Refund
+	58, // 37: souk.buyer.v1.CancelOrderResponse.order:type_name -> souk.order.v1.Order
+	58, // 38: souk.buyer.v1.ConfirmReceiptResponse.order:type_name -> souk.order.v1.Order
+	58, // 39: souk.buyer.v1.RequestCancellationResponse.order:type_name -> souk.order.v1.Order
+	58, // 40: souk.buyer.v1.WithdrawCancellationResponse.order:type_name -> souk.order.v1.Order
+	58, // 41: souk.buyer.v1.AskProtectionExtensionResponse.order:type_name -> souk.order.v1.Order
+	60, // 42: souk.buyer.v1.OpenDisputeRequest.refund_amount:type_name -> souk.order.v1.Money
+	68, // 43: souk.buyer.v1.OpenDisputeRequest.evidence:type_name -> souk.order.v1.EvidenceInput
+	58, // 44: souk.buyer.v1.OpenDisputeResponse.order:type_name -> souk.order.v1.Order
+	68, // 45: souk.buyer.v1.AddDisputeEvidenceRequest.evidence:type_name -> souk.order.v1.EvidenceInput
+	58, // 46: souk.buyer.v1.AddDisputeEvidenceResponse.order:type_name -> souk.order.v1.Order
+	58, // 47: souk.buyer.v1.WithdrawDisputeResponse.order:type_name -> souk.order.v1.Order
+	58, // 48: souk.buyer.v1.AnswerCounterOfferResponse.order:type_name -> souk.order.v1.Order
+	69, // 49: souk.buyer.v1.SendOrderMessageRequest.message:type_name -> souk.order.v1.MessageInput
+	70, // 50: souk.buyer.v1.SendOrderMessageResponse.message:type_name -> souk.order.v1.OrderMessage
+	70, // 51: souk.buyer.v1.ListOrderMessagesResponse.messages:type_name -> souk.order.v1.OrderMessage
+	71, // 52: souk.buyer.v1.MakeOfferRequest.kind:type_name -> souk.order.v1.OfferKind
+	60, // 53: souk.buyer.v1.MakeOfferRequest.amount:type_name -> souk.order.v1.Money
+	58, // 54: souk.buyer.v1.MakeOfferResponse.order:type_name -> souk.order.v1.Order
+	72, // 55: souk.buyer.v1.WatchOrderEventsRequest.filter:type_name -> souk.order.v1.EventFilter
+	73, // 56: souk.buyer.v1.WatchOrderEventsResponse.event:type_name -> souk.order.v1.OrderEvent
+	74, // 57: souk.buyer.v1.WatchOrderEventsResponse.heartbeat:type_name -> souk.order.v1.EventHeartbeat
+	75, // 58: souk.buyer.v1.ListOrderEventsResponse.events:type_name -> souk.order.v1.HistoryEntry
+	1,  // 59: souk.buyer.v1.BuyerService.Checkout:input_type -> souk.buyer.v1.CheckoutRequest
+	9,  // 60: souk.buyer.v1.BuyerService.ListOrders:input_type -> souk.buyer.v1.ListOrdersRequest
+	11, // 61: souk.buyer.v1.BuyerService.GetOrder:input_type -> souk.buyer.v1.GetOrderRequest
+	14, // 62: souk.buyer.v1.BuyerService.PayOrder:input_type -> souk.buyer.v1.PayOrderRequest
+	26, // 63: souk.buyer.v1.BuyerService.CancelOrder:input_type -> souk.buyer.v1.CancelOrderRequest
+	18, // 64: souk.buyer.v1.BuyerService.VerifyPayment:input_type -> souk.buyer.v1.VerifyPaymentRequest
+	21, // 65: souk.buyer.v1.BuyerService.PayOrders:input_type -> souk.buyer.v1.PayOrdersRequest
+	24, // 66: souk.buyer.v1.BuyerService.ListRefunds:input_type -> souk.buyer.v1.ListRefundsRequest
+	30, // 67: souk.buyer.v1.BuyerService.RequestCancellation:input_type -> souk.buyer.v1.RequestCancellationRequest
+	32, // 68: souk.buyer.v1.BuyerService.WithdrawCancellation:input_type -> souk.buyer.v1.WithdrawCancellationRequest
+	34, // 69: souk.buyer.v1.BuyerService.AskProtectionExtension:input_type -> souk.buyer.v1.AskProtectionExtensionRequest
+	36, // 70: souk.buyer.v1.BuyerService.OpenDispute:input_type -> souk.buyer.v1.OpenDisputeRequest
+	38, // 71: souk.buyer.v1.BuyerService.AddDisputeEvidence:input_type -> souk.buyer.v1.AddDisputeEvidenceRequest
+	40, // 72: souk.buyer.v1.BuyerService.WithdrawDispute:input_type -> souk.buyer.v1.WithdrawDisputeRequest
+	42, // 73: souk.buyer.v1.BuyerService.AnswerCounterOffer:input_type -> souk.buyer.v1.AnswerCounterOfferRequest
+	28, // 74: souk.buyer.v1.BuyerService.ConfirmReceipt:input_type -> souk.buyer.v1.ConfirmReceiptRequest
+	46, // 75: souk.buyer.v1.BuyerService.SendOrderMessage:input_type -> souk.buyer.v1.SendOrderMessageRequest
+	48, // 76: souk.buyer.v1.BuyerService.ListOrderMessages:input_type -> souk.buyer.v1.ListOrderMessagesRequest
+	54, // 77: souk.buyer.v1.BuyerService.ListOrderEvents:input_type -> souk.buyer.v1.ListOrderEventsRequest
+	50, // 78: souk.buyer.v1.BuyerService.MakeOffer:input_type -> souk.buyer.v1.MakeOfferRequest
+	52, // 79: souk.buyer.v1.BuyerService.WatchOrderEvents:input_type -> souk.buyer.v1.WatchOrderEventsRequest
+	3,  // 80: souk.buyer.v1.BuyerService.PreviewCheckout:input_type -> souk.buyer.v1.PreviewCheckoutRequest
+	6,  // 81: souk.buyer.v1.BuyerService.ListMyCoupons:input_type -> souk.buyer.v1.ListMyCouponsRequest
+	44, // 82: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:input_type -> souk.buyer.v1.ReportPaymentEventRequest
+	2,  // 83: souk.buyer.v1.BuyerService.Checkout:output_type -> souk.buyer.v1.CheckoutResponse
+	10, // 84: souk.buyer.v1.BuyerService.ListOrders:output_type -> souk.buyer.v1.ListOrdersResponse
+	12, // 85: souk.buyer.v1.BuyerService.GetOrder:output_type -> souk.buyer.v1.GetOrderResponse
+	17, // 86: souk.buyer.v1.BuyerService.PayOrder:output_type -> souk.buyer.v1.PayOrderResponse
+	27, // 87: souk.buyer.v1.BuyerService.CancelOrder:output_type -> souk.buyer.v1.CancelOrderResponse
+	19, // 88: souk.buyer.v1.BuyerService.VerifyPayment:output_type -> souk.buyer.v1.VerifyPaymentResponse
+	23, // 89: souk.buyer.v1.BuyerService.PayOrders:output_type -> souk.buyer.v1.PayOrdersResponse
+	25, // 90: souk.buyer.v1.BuyerService.ListRefunds:output_type -> souk.buyer.v1.ListRefundsResponse
+	31, // 91: souk.buyer.v1.BuyerService.RequestCancellation:output_type -> souk.buyer.v1.RequestCancellationResponse
+	33, // 92: souk.buyer.v1.BuyerService.WithdrawCancellation:output_type -> souk.buyer.v1.WithdrawCancellationResponse
+	35, // 93: souk.buyer.v1.BuyerService.AskProtectionExtension:output_type -> souk.buyer.v1.AskProtectionExtensionResponse
+	37, // 94: souk.buyer.v1.BuyerService.OpenDispute:output_type -> souk.buyer.v1.OpenDisputeResponse
+	39, // 95: souk.buyer.v1.BuyerService.AddDisputeEvidence:output_type -> souk.buyer.v1.AddDisputeEvidenceResponse
+	41, // 96: souk.buyer.v1.BuyerService.WithdrawDispute:output_type -> souk.buyer.v1.WithdrawDisputeResponse
+	43, // 97: souk.buyer.v1.BuyerService.AnswerCounterOffer:output_type -> souk.buyer.v1.AnswerCounterOfferResponse
+	29, // 98: souk.buyer.v1.BuyerService.ConfirmReceipt:output_type -> souk.buyer.v1.ConfirmReceiptResponse
+	47, // 99: souk.buyer.v1.BuyerService.SendOrderMessage:output_type -> souk.buyer.v1.SendOrderMessageResponse
+	49, // 100: souk.buyer.v1.BuyerService.ListOrderMessages:output_type -> souk.buyer.v1.ListOrderMessagesResponse
+	55, // 101: souk.buyer.v1.BuyerService.ListOrderEvents:output_type -> souk.buyer.v1.ListOrderEventsResponse
+	51, // 102: souk.buyer.v1.BuyerService.MakeOffer:output_type -> souk.buyer.v1.MakeOfferResponse
+	53, // 103: souk.buyer.v1.BuyerService.WatchOrderEvents:output_type -> souk.buyer.v1.WatchOrderEventsResponse
+	5,  // 104: souk.buyer.v1.BuyerService.PreviewCheckout:output_type -> souk.buyer.v1.PreviewCheckoutResponse
+	8,  // 105: souk.buyer.v1.BuyerService.ListMyCoupons:output_type -> souk.buyer.v1.ListMyCouponsResponse
+	45, // 106: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:output_type -> souk.buyer.v1.ReportPaymentEventResponse
+	83, // [83:107] is the sub-list for method output_type
+	59, // [59:83] is the sub-list for method input_type
+	59, // [59:59] is the sub-list for extension type_name
+	59, // [59:59] is the sub-list for extension extendee
+	0,  // [0:59] is the sub-list for field type_name
 }
 
 func init() { file_souk_buyer_v1_buyer_proto_init() }

@@ -1947,7 +1947,11 @@ type Order struct {
 	// store is paid total + coupon_discount - store_funded.
 	StoreFunded *Money `protobuf:"bytes,29,opt,name=store_funded,json=storeFunded,proto3" json:"store_funded,omitempty"`
 	// The coupons the order holds.
-	Coupons       []*OrderCoupon `protobuf:"bytes,30,rep,name=coupons,proto3" json:"coupons,omitempty"`
+	Coupons []*OrderCoupon `protobuf:"bytes,30,rep,name=coupons,proto3" json:"coupons,omitempty"`
+	// The order in the buyer's currency, when the buyer pays in another
+	// currency than the store's (the figures above are the store's): what
+	// the buyer sees and is charged, and the quote it comes from.
+	Presentment   *Presentment `protobuf:"bytes,31,opt,name=presentment,proto3" json:"presentment,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2185,6 +2189,227 @@ func (x *Order) GetCoupons() []*OrderCoupon {
 	return nil
 }
 
+func (x *Order) GetPresentment() *Presentment {
+	if x != nil {
+		return x.Presentment
+	}
+	return nil
+}
+
+// Presentment is an order's figures in the buyer's currency: each line's
+// subtotal and discounts converted on their own and rounded once (half to
+// even, to the currency's minor unit); every total a sum of converted
+// figures, never a converted total.
+type Presentment struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The buyer's currency.
+	Currency string `protobuf:"bytes,1,opt,name=currency,proto3" json:"currency,omitempty"`
+	// The lines, as the order's (unit_price, subtotal, discounts, net).
+	Items []*LineItem `protobuf:"bytes,2,rep,name=items,proto3" json:"items,omitempty"`
+	// The shipping fee.
+	ShippingFee *Money `protobuf:"bytes,3,opt,name=shipping_fee,json=shippingFee,proto3" json:"shipping_fee,omitempty"`
+	// The sum of the lines' subtotals.
+	ItemsTotal *Money `protobuf:"bytes,4,opt,name=items_total,json=itemsTotal,proto3" json:"items_total,omitempty"`
+	// What coupons take off.
+	CouponDiscount *Money `protobuf:"bytes,5,opt,name=coupon_discount,json=couponDiscount,proto3" json:"coupon_discount,omitempty"`
+	// An accepted offer's discount.
+	Discount *Money `protobuf:"bytes,6,opt,name=discount,proto3" json:"discount,omitempty"`
+	// What the buyer pays: PayOrder's expected_total.
+	Total *Money `protobuf:"bytes,7,opt,name=total,proto3" json:"total,omitempty"`
+	// The exchange rate the figures come from.
+	Quote         *ExchangeQuote `protobuf:"bytes,8,opt,name=quote,proto3" json:"quote,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Presentment) Reset() {
+	*x = Presentment{}
+	mi := &file_souk_order_v1_order_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Presentment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Presentment) ProtoMessage() {}
+
+func (x *Presentment) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_order_v1_order_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Presentment.ProtoReflect.Descriptor instead.
+func (*Presentment) Descriptor() ([]byte, []int) {
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Presentment) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
+func (x *Presentment) GetItems() []*LineItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+func (x *Presentment) GetShippingFee() *Money {
+	if x != nil {
+		return x.ShippingFee
+	}
+	return nil
+}
+
+func (x *Presentment) GetItemsTotal() *Money {
+	if x != nil {
+		return x.ItemsTotal
+	}
+	return nil
+}
+
+func (x *Presentment) GetCouponDiscount() *Money {
+	if x != nil {
+		return x.CouponDiscount
+	}
+	return nil
+}
+
+func (x *Presentment) GetDiscount() *Money {
+	if x != nil {
+		return x.Discount
+	}
+	return nil
+}
+
+func (x *Presentment) GetTotal() *Money {
+	if x != nil {
+		return x.Total
+	}
+	return nil
+}
+
+func (x *Presentment) GetQuote() *ExchangeQuote {
+	if x != nil {
+		return x.Quote
+	}
+	return nil
+}
+
+// ExchangeQuote is an exchange rate fixed for an order at checkout (and
+// again when it expires before payment).
+type ExchangeQuote struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The quote's id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The store's currency.
+	Base string `protobuf:"bytes,2,opt,name=base,proto3" json:"base,omitempty"`
+	// The buyer's currency.
+	Quote string `protobuf:"bytes,3,opt,name=quote,proto3" json:"quote,omitempty"`
+	// Units of quote one unit of base buys, as an exact decimal ("0.9215").
+	Rate string `protobuf:"bytes,4,opt,name=rate,proto3" json:"rate,omitempty"`
+	// Where the rate comes from.
+	Source string `protobuf:"bytes,5,opt,name=source,proto3" json:"source,omitempty"`
+	// When it was fixed.
+	QuotedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=quoted_at,json=quotedAt,proto3" json:"quoted_at,omitempty"`
+	// When it stops pricing a payment: paying after it quotes again, and
+	// the new total must be confirmed.
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExchangeQuote) Reset() {
+	*x = ExchangeQuote{}
+	mi := &file_souk_order_v1_order_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExchangeQuote) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExchangeQuote) ProtoMessage() {}
+
+func (x *ExchangeQuote) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_order_v1_order_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExchangeQuote.ProtoReflect.Descriptor instead.
+func (*ExchangeQuote) Descriptor() ([]byte, []int) {
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ExchangeQuote) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ExchangeQuote) GetBase() string {
+	if x != nil {
+		return x.Base
+	}
+	return ""
+}
+
+func (x *ExchangeQuote) GetQuote() string {
+	if x != nil {
+		return x.Quote
+	}
+	return ""
+}
+
+func (x *ExchangeQuote) GetRate() string {
+	if x != nil {
+		return x.Rate
+	}
+	return ""
+}
+
+func (x *ExchangeQuote) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *ExchangeQuote) GetQuotedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.QuotedAt
+	}
+	return nil
+}
+
+func (x *ExchangeQuote) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
 // CancellationRequest is a buyer's request to cancel a paid order.
 type CancellationRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2210,7 +2435,7 @@ type CancellationRequest struct {
 
 func (x *CancellationRequest) Reset() {
 	*x = CancellationRequest{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[15]
+	mi := &file_souk_order_v1_order_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2222,7 +2447,7 @@ func (x *CancellationRequest) String() string {
 func (*CancellationRequest) ProtoMessage() {}
 
 func (x *CancellationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[15]
+	mi := &file_souk_order_v1_order_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2235,7 +2460,7 @@ func (x *CancellationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancellationRequest.ProtoReflect.Descriptor instead.
 func (*CancellationRequest) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{15}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CancellationRequest) GetReason() string {
@@ -2306,7 +2531,7 @@ type Evidence struct {
 
 func (x *Evidence) Reset() {
 	*x = Evidence{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[16]
+	mi := &file_souk_order_v1_order_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2318,7 +2543,7 @@ func (x *Evidence) String() string {
 func (*Evidence) ProtoMessage() {}
 
 func (x *Evidence) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[16]
+	mi := &file_souk_order_v1_order_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2331,7 +2556,7 @@ func (x *Evidence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Evidence.ProtoReflect.Descriptor instead.
 func (*Evidence) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{16}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Evidence) GetParty() string {
@@ -2384,7 +2609,7 @@ type EvidenceInput struct {
 
 func (x *EvidenceInput) Reset() {
 	*x = EvidenceInput{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[17]
+	mi := &file_souk_order_v1_order_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2396,7 +2621,7 @@ func (x *EvidenceInput) String() string {
 func (*EvidenceInput) ProtoMessage() {}
 
 func (x *EvidenceInput) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[17]
+	mi := &file_souk_order_v1_order_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2409,7 +2634,7 @@ func (x *EvidenceInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvidenceInput.ProtoReflect.Descriptor instead.
 func (*EvidenceInput) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{17}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *EvidenceInput) GetText() string {
@@ -2457,7 +2682,7 @@ type OrderMessage struct {
 
 func (x *OrderMessage) Reset() {
 	*x = OrderMessage{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[18]
+	mi := &file_souk_order_v1_order_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2469,7 +2694,7 @@ func (x *OrderMessage) String() string {
 func (*OrderMessage) ProtoMessage() {}
 
 func (x *OrderMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[18]
+	mi := &file_souk_order_v1_order_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2482,7 +2707,7 @@ func (x *OrderMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderMessage.ProtoReflect.Descriptor instead.
 func (*OrderMessage) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{18}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *OrderMessage) GetId() string {
@@ -2547,7 +2772,7 @@ type MessageInput struct {
 
 func (x *MessageInput) Reset() {
 	*x = MessageInput{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[19]
+	mi := &file_souk_order_v1_order_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2559,7 +2784,7 @@ func (x *MessageInput) String() string {
 func (*MessageInput) ProtoMessage() {}
 
 func (x *MessageInput) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[19]
+	mi := &file_souk_order_v1_order_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2572,7 +2797,7 @@ func (x *MessageInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageInput.ProtoReflect.Descriptor instead.
 func (*MessageInput) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{19}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *MessageInput) GetText() string {
@@ -2617,7 +2842,7 @@ type Dispute struct {
 
 func (x *Dispute) Reset() {
 	*x = Dispute{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[20]
+	mi := &file_souk_order_v1_order_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2629,7 +2854,7 @@ func (x *Dispute) String() string {
 func (*Dispute) ProtoMessage() {}
 
 func (x *Dispute) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[20]
+	mi := &file_souk_order_v1_order_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2642,7 +2867,7 @@ func (x *Dispute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Dispute.ProtoReflect.Descriptor instead.
 func (*Dispute) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{20}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Dispute) GetReason() string {
@@ -2733,7 +2958,7 @@ type Offer struct {
 
 func (x *Offer) Reset() {
 	*x = Offer{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[21]
+	mi := &file_souk_order_v1_order_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2745,7 +2970,7 @@ func (x *Offer) String() string {
 func (*Offer) ProtoMessage() {}
 
 func (x *Offer) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[21]
+	mi := &file_souk_order_v1_order_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2758,7 +2983,7 @@ func (x *Offer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Offer.ProtoReflect.Descriptor instead.
 func (*Offer) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{21}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Offer) GetKind() OfferKind {
@@ -2858,7 +3083,7 @@ type OrderEvent struct {
 
 func (x *OrderEvent) Reset() {
 	*x = OrderEvent{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[22]
+	mi := &file_souk_order_v1_order_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2870,7 +3095,7 @@ func (x *OrderEvent) String() string {
 func (*OrderEvent) ProtoMessage() {}
 
 func (x *OrderEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[22]
+	mi := &file_souk_order_v1_order_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2883,7 +3108,7 @@ func (x *OrderEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderEvent.ProtoReflect.Descriptor instead.
 func (*OrderEvent) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{22}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *OrderEvent) GetCursor() string {
@@ -3083,17 +3308,20 @@ type PaymentEventDetail struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The payment attempt that paid.
 	PaymentAttemptId string `protobuf:"bytes,1,opt,name=payment_attempt_id,json=paymentAttemptId,proto3" json:"payment_attempt_id,omitempty"`
-	// What it paid.
+	// What it paid, in the currency charged (the buyer's).
 	Amount *Money `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
 	// How.
-	Method        PaymentMethod `protobuf:"varint,3,opt,name=method,proto3,enum=souk.order.v1.PaymentMethod" json:"method,omitempty"`
+	Method PaymentMethod `protobuf:"varint,3,opt,name=method,proto3,enum=souk.order.v1.PaymentMethod" json:"method,omitempty"`
+	// What it credits the store, in the order's currency, when the buyer
+	// paid in another.
+	Credited      *Money `protobuf:"bytes,4,opt,name=credited,proto3" json:"credited,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PaymentEventDetail) Reset() {
 	*x = PaymentEventDetail{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[23]
+	mi := &file_souk_order_v1_order_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3105,7 +3333,7 @@ func (x *PaymentEventDetail) String() string {
 func (*PaymentEventDetail) ProtoMessage() {}
 
 func (x *PaymentEventDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[23]
+	mi := &file_souk_order_v1_order_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3118,7 +3346,7 @@ func (x *PaymentEventDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PaymentEventDetail.ProtoReflect.Descriptor instead.
 func (*PaymentEventDetail) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{23}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PaymentEventDetail) GetPaymentAttemptId() string {
@@ -3142,6 +3370,13 @@ func (x *PaymentEventDetail) GetMethod() PaymentMethod {
 	return PaymentMethod_PAYMENT_METHOD_UNSPECIFIED
 }
 
+func (x *PaymentEventDetail) GetCredited() *Money {
+	if x != nil {
+		return x.Credited
+	}
+	return nil
+}
+
 // RefundEventDetail is the refund of a refund event.
 type RefundEventDetail struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3157,7 +3392,7 @@ type RefundEventDetail struct {
 
 func (x *RefundEventDetail) Reset() {
 	*x = RefundEventDetail{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[24]
+	mi := &file_souk_order_v1_order_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3169,7 +3404,7 @@ func (x *RefundEventDetail) String() string {
 func (*RefundEventDetail) ProtoMessage() {}
 
 func (x *RefundEventDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[24]
+	mi := &file_souk_order_v1_order_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3182,7 +3417,7 @@ func (x *RefundEventDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefundEventDetail.ProtoReflect.Descriptor instead.
 func (*RefundEventDetail) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{24}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RefundEventDetail) GetRefundId() string {
@@ -3221,7 +3456,7 @@ type OfferEventDetail struct {
 
 func (x *OfferEventDetail) Reset() {
 	*x = OfferEventDetail{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[25]
+	mi := &file_souk_order_v1_order_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3233,7 +3468,7 @@ func (x *OfferEventDetail) String() string {
 func (*OfferEventDetail) ProtoMessage() {}
 
 func (x *OfferEventDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[25]
+	mi := &file_souk_order_v1_order_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3246,7 +3481,7 @@ func (x *OfferEventDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OfferEventDetail.ProtoReflect.Descriptor instead.
 func (*OfferEventDetail) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{25}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *OfferEventDetail) GetKind() OfferKind {
@@ -3285,7 +3520,7 @@ type EventHeartbeat struct {
 
 func (x *EventHeartbeat) Reset() {
 	*x = EventHeartbeat{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[26]
+	mi := &file_souk_order_v1_order_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3297,7 +3532,7 @@ func (x *EventHeartbeat) String() string {
 func (*EventHeartbeat) ProtoMessage() {}
 
 func (x *EventHeartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[26]
+	mi := &file_souk_order_v1_order_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3310,7 +3545,7 @@ func (x *EventHeartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventHeartbeat.ProtoReflect.Descriptor instead.
 func (*EventHeartbeat) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{26}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *EventHeartbeat) GetCursor() string {
@@ -3341,7 +3576,7 @@ type EventFilter struct {
 
 func (x *EventFilter) Reset() {
 	*x = EventFilter{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[27]
+	mi := &file_souk_order_v1_order_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3353,7 +3588,7 @@ func (x *EventFilter) String() string {
 func (*EventFilter) ProtoMessage() {}
 
 func (x *EventFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[27]
+	mi := &file_souk_order_v1_order_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3366,7 +3601,7 @@ func (x *EventFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventFilter.ProtoReflect.Descriptor instead.
 func (*EventFilter) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{27}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *EventFilter) GetOrderId() string {
@@ -3387,10 +3622,10 @@ var File_souk_order_v1_order_proto protoreflect.FileDescriptor
 
 const file_souk_order_v1_order_proto_rawDesc = "" +
 	"\n" +
-	"\x19souk/order/v1/order.proto\x12\rsouk.order.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc7\x01\n" +
+	"\x19souk/order/v1/order.proto\x12\rsouk.order.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcc\x01\n" +
 	"\x05Money\x121\n" +
-	"\famount_minor\x18\x01 \x01(\x03B\x0e\xbaH\v\"\t\x18\x80\xa0\x94\xa5\x8d\x1d(\x00R\vamountMinor\x12\x8a\x01\n" +
-	"\bcurrency\x18\x02 \x01(\tBn\xbaHkriR\x03USDR\x03EURR\x03GBPR\x03CNYR\x03JPYR\x03RUBR\x03BRLR\x03KRWR\x03INRR\x03TRYR\x03PLNR\x03MXNR\x03CADR\x03AUDR\x03CHFR\x03SEKR\x03AEDR\x03SARR\x03ILSR\x03UAHR\x03KZTR\bcurrency\"\xfe\x02\n" +
+	"\famount_minor\x18\x01 \x01(\x03B\x0e\xbaH\v\"\t\x18\x80\xa0\x94\xa5\x8d\x1d(\x00R\vamountMinor\x12\x8f\x01\n" +
+	"\bcurrency\x18\x02 \x01(\tBs\xbaHprnR\x03USDR\x03EURR\x03GBPR\x03CNYR\x03JPYR\x03RUBR\x03BRLR\x03KRWR\x03INRR\x03TRYR\x03PLNR\x03MXNR\x03CADR\x03AUDR\x03CHFR\x03SEKR\x03AEDR\x03SARR\x03ILSR\x03UAHR\x03KZTR\x03KWDR\bcurrency\"\xfe\x02\n" +
 	"\bLineItem\x12\x1d\n" +
 	"\n" +
 	"product_id\x18\x01 \x01(\tR\tproductId\x12\x14\n" +
@@ -3512,7 +3747,7 @@ const file_souk_order_v1_order_proto_rawDesc = "" +
 	"\x10price_adjustment\x18\x06 \x01(\v2\x1e.souk.order.v1.PriceAdjustmentR\x0fpriceAdjustment\"Q\n" +
 	"\bDeadline\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x121\n" +
-	"\x06due_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\"\x8b\v\n" +
+	"\x06due_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\"\xc9\v\n" +
 	"\x05Order\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vcheckout_id\x18\x02 \x01(\tR\n" +
@@ -3547,7 +3782,27 @@ const file_souk_order_v1_order_proto_rawDesc = "" +
 	"\x11history_truncated\x18\x1b \x01(\bR\x10historyTruncated\x12=\n" +
 	"\x0fcoupon_discount\x18\x1c \x01(\v2\x14.souk.order.v1.MoneyR\x0ecouponDiscount\x127\n" +
 	"\fstore_funded\x18\x1d \x01(\v2\x14.souk.order.v1.MoneyR\vstoreFunded\x124\n" +
-	"\acoupons\x18\x1e \x03(\v2\x1a.souk.order.v1.OrderCouponR\acoupons\"\x92\x02\n" +
+	"\acoupons\x18\x1e \x03(\v2\x1a.souk.order.v1.OrderCouponR\acoupons\x12<\n" +
+	"\vpresentment\x18\x1f \x01(\v2\x1a.souk.order.v1.PresentmentR\vpresentment\"\x99\x03\n" +
+	"\vPresentment\x12\x1a\n" +
+	"\bcurrency\x18\x01 \x01(\tR\bcurrency\x12-\n" +
+	"\x05items\x18\x02 \x03(\v2\x17.souk.order.v1.LineItemR\x05items\x127\n" +
+	"\fshipping_fee\x18\x03 \x01(\v2\x14.souk.order.v1.MoneyR\vshippingFee\x125\n" +
+	"\vitems_total\x18\x04 \x01(\v2\x14.souk.order.v1.MoneyR\n" +
+	"itemsTotal\x12=\n" +
+	"\x0fcoupon_discount\x18\x05 \x01(\v2\x14.souk.order.v1.MoneyR\x0ecouponDiscount\x120\n" +
+	"\bdiscount\x18\x06 \x01(\v2\x14.souk.order.v1.MoneyR\bdiscount\x12*\n" +
+	"\x05total\x18\a \x01(\v2\x14.souk.order.v1.MoneyR\x05total\x122\n" +
+	"\x05quote\x18\b \x01(\v2\x1c.souk.order.v1.ExchangeQuoteR\x05quote\"\xe9\x01\n" +
+	"\rExchangeQuote\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04base\x18\x02 \x01(\tR\x04base\x12\x14\n" +
+	"\x05quote\x18\x03 \x01(\tR\x05quote\x12\x12\n" +
+	"\x04rate\x18\x04 \x01(\tR\x04rate\x12\x16\n" +
+	"\x06source\x18\x05 \x01(\tR\x06source\x127\n" +
+	"\tquoted_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bquotedAt\x129\n" +
+	"\n" +
+	"expires_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\x92\x02\n" +
 	"\x13CancellationRequest\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x12\n" +
 	"\x04note\x18\x02 \x01(\tR\x04note\x12#\n" +
@@ -3628,11 +3883,12 @@ const file_souk_order_v1_order_proto_rawDesc = "" +
 	"\x06refund\x18\x17 \x01(\v2 .souk.order.v1.RefundEventDetailH\x00R\x06refund\x127\n" +
 	"\x05offer\x18\x18 \x01(\v2\x1f.souk.order.v1.OfferEventDetailH\x00R\x05offer\x12:\n" +
 	"\x06coupon\x18\x19 \x01(\v2 .souk.order.v1.CouponEventDetailH\x00R\x06couponB\b\n" +
-	"\x06detail\"\xa6\x01\n" +
+	"\x06detail\"\xd8\x01\n" +
 	"\x12PaymentEventDetail\x12,\n" +
 	"\x12payment_attempt_id\x18\x01 \x01(\tR\x10paymentAttemptId\x12,\n" +
 	"\x06amount\x18\x02 \x01(\v2\x14.souk.order.v1.MoneyR\x06amount\x124\n" +
-	"\x06method\x18\x03 \x01(\x0e2\x1c.souk.order.v1.PaymentMethodR\x06method\"\x8c\x01\n" +
+	"\x06method\x18\x03 \x01(\x0e2\x1c.souk.order.v1.PaymentMethodR\x06method\x120\n" +
+	"\bcredited\x18\x04 \x01(\v2\x14.souk.order.v1.MoneyR\bcredited\"\x8c\x01\n" +
 	"\x11RefundEventDetail\x12\x1b\n" +
 	"\trefund_id\x18\x01 \x01(\tR\brefundId\x12,\n" +
 	"\x06amount\x18\x02 \x01(\v2\x14.souk.order.v1.MoneyR\x06amount\x12,\n" +
@@ -3709,7 +3965,7 @@ func file_souk_order_v1_order_proto_rawDescGZIP() []byte {
 }
 
 var file_souk_order_v1_order_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_souk_order_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_souk_order_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_souk_order_v1_order_proto_goTypes = []any{
 	(OrderStatus)(0),              // 0: souk.order.v1.OrderStatus
 	(CouponSource)(0),             // 1: souk.order.v1.CouponSource
@@ -3734,20 +3990,22 @@ var file_souk_order_v1_order_proto_goTypes = []any{
 	(*HistoryEntry)(nil),          // 20: souk.order.v1.HistoryEntry
 	(*Deadline)(nil),              // 21: souk.order.v1.Deadline
 	(*Order)(nil),                 // 22: souk.order.v1.Order
-	(*CancellationRequest)(nil),   // 23: souk.order.v1.CancellationRequest
-	(*Evidence)(nil),              // 24: souk.order.v1.Evidence
-	(*EvidenceInput)(nil),         // 25: souk.order.v1.EvidenceInput
-	(*OrderMessage)(nil),          // 26: souk.order.v1.OrderMessage
-	(*MessageInput)(nil),          // 27: souk.order.v1.MessageInput
-	(*Dispute)(nil),               // 28: souk.order.v1.Dispute
-	(*Offer)(nil),                 // 29: souk.order.v1.Offer
-	(*OrderEvent)(nil),            // 30: souk.order.v1.OrderEvent
-	(*PaymentEventDetail)(nil),    // 31: souk.order.v1.PaymentEventDetail
-	(*RefundEventDetail)(nil),     // 32: souk.order.v1.RefundEventDetail
-	(*OfferEventDetail)(nil),      // 33: souk.order.v1.OfferEventDetail
-	(*EventHeartbeat)(nil),        // 34: souk.order.v1.EventHeartbeat
-	(*EventFilter)(nil),           // 35: souk.order.v1.EventFilter
-	(*timestamppb.Timestamp)(nil), // 36: google.protobuf.Timestamp
+	(*Presentment)(nil),           // 23: souk.order.v1.Presentment
+	(*ExchangeQuote)(nil),         // 24: souk.order.v1.ExchangeQuote
+	(*CancellationRequest)(nil),   // 25: souk.order.v1.CancellationRequest
+	(*Evidence)(nil),              // 26: souk.order.v1.Evidence
+	(*EvidenceInput)(nil),         // 27: souk.order.v1.EvidenceInput
+	(*OrderMessage)(nil),          // 28: souk.order.v1.OrderMessage
+	(*MessageInput)(nil),          // 29: souk.order.v1.MessageInput
+	(*Dispute)(nil),               // 30: souk.order.v1.Dispute
+	(*Offer)(nil),                 // 31: souk.order.v1.Offer
+	(*OrderEvent)(nil),            // 32: souk.order.v1.OrderEvent
+	(*PaymentEventDetail)(nil),    // 33: souk.order.v1.PaymentEventDetail
+	(*RefundEventDetail)(nil),     // 34: souk.order.v1.RefundEventDetail
+	(*OfferEventDetail)(nil),      // 35: souk.order.v1.OfferEventDetail
+	(*EventHeartbeat)(nil),        // 36: souk.order.v1.EventHeartbeat
+	(*EventFilter)(nil),           // 37: souk.order.v1.EventFilter
+	(*timestamppb.Timestamp)(nil), // 38: google.protobuf.Timestamp
 }
 var file_souk_order_v1_order_proto_depIdxs = []int32{
 	8,  // 0: souk.order.v1.LineItem.unit_price:type_name -> souk.order.v1.Money
@@ -3766,83 +4024,94 @@ var file_souk_order_v1_order_proto_depIdxs = []int32{
 	8,  // 13: souk.order.v1.Coupon.amount:type_name -> souk.order.v1.Money
 	8,  // 14: souk.order.v1.Coupon.cap:type_name -> souk.order.v1.Money
 	8,  // 15: souk.order.v1.Coupon.min_subtotal:type_name -> souk.order.v1.Money
-	36, // 16: souk.order.v1.Coupon.starts_at:type_name -> google.protobuf.Timestamp
-	36, // 17: souk.order.v1.Coupon.ends_at:type_name -> google.protobuf.Timestamp
+	38, // 16: souk.order.v1.Coupon.starts_at:type_name -> google.protobuf.Timestamp
+	38, // 17: souk.order.v1.Coupon.ends_at:type_name -> google.protobuf.Timestamp
 	13, // 18: souk.order.v1.CouponUse.coupon:type_name -> souk.order.v1.Coupon
 	8,  // 19: souk.order.v1.CouponUse.cost:type_name -> souk.order.v1.Money
-	36, // 20: souk.order.v1.Shipment.shipped_at:type_name -> google.protobuf.Timestamp
+	38, // 20: souk.order.v1.Shipment.shipped_at:type_name -> google.protobuf.Timestamp
 	5,  // 21: souk.order.v1.PaymentAttempt.status:type_name -> souk.order.v1.PaymentAttemptStatus
 	8,  // 22: souk.order.v1.PaymentAttempt.amount:type_name -> souk.order.v1.Money
 	4,  // 23: souk.order.v1.PaymentAttempt.method:type_name -> souk.order.v1.PaymentMethod
 	16, // 24: souk.order.v1.PaymentAttempt.decline:type_name -> souk.order.v1.Decline
-	36, // 25: souk.order.v1.PaymentAttempt.created_at:type_name -> google.protobuf.Timestamp
-	36, // 26: souk.order.v1.PaymentAttempt.updated_at:type_name -> google.protobuf.Timestamp
+	38, // 25: souk.order.v1.PaymentAttempt.created_at:type_name -> google.protobuf.Timestamp
+	38, // 26: souk.order.v1.PaymentAttempt.updated_at:type_name -> google.protobuf.Timestamp
 	8,  // 27: souk.order.v1.Refund.amount:type_name -> souk.order.v1.Money
 	4,  // 28: souk.order.v1.Refund.method:type_name -> souk.order.v1.PaymentMethod
 	6,  // 29: souk.order.v1.Refund.status:type_name -> souk.order.v1.RefundStatus
-	36, // 30: souk.order.v1.Refund.due_at:type_name -> google.protobuf.Timestamp
-	36, // 31: souk.order.v1.Refund.created_at:type_name -> google.protobuf.Timestamp
-	36, // 32: souk.order.v1.Refund.completed_at:type_name -> google.protobuf.Timestamp
+	38, // 30: souk.order.v1.Refund.due_at:type_name -> google.protobuf.Timestamp
+	38, // 31: souk.order.v1.Refund.created_at:type_name -> google.protobuf.Timestamp
+	38, // 32: souk.order.v1.Refund.completed_at:type_name -> google.protobuf.Timestamp
 	8,  // 33: souk.order.v1.PriceAdjustment.old_total:type_name -> souk.order.v1.Money
 	8,  // 34: souk.order.v1.PriceAdjustment.new_total:type_name -> souk.order.v1.Money
 	8,  // 35: souk.order.v1.PriceAdjustment.old_shipping_fee:type_name -> souk.order.v1.Money
 	8,  // 36: souk.order.v1.PriceAdjustment.new_shipping_fee:type_name -> souk.order.v1.Money
-	36, // 37: souk.order.v1.HistoryEntry.occurred_at:type_name -> google.protobuf.Timestamp
+	38, // 37: souk.order.v1.HistoryEntry.occurred_at:type_name -> google.protobuf.Timestamp
 	19, // 38: souk.order.v1.HistoryEntry.price_adjustment:type_name -> souk.order.v1.PriceAdjustment
-	36, // 39: souk.order.v1.Deadline.due_at:type_name -> google.protobuf.Timestamp
+	38, // 39: souk.order.v1.Deadline.due_at:type_name -> google.protobuf.Timestamp
 	0,  // 40: souk.order.v1.Order.status:type_name -> souk.order.v1.OrderStatus
 	9,  // 41: souk.order.v1.Order.items:type_name -> souk.order.v1.LineItem
 	8,  // 42: souk.order.v1.Order.shipping_fee:type_name -> souk.order.v1.Money
 	8,  // 43: souk.order.v1.Order.items_total:type_name -> souk.order.v1.Money
 	8,  // 44: souk.order.v1.Order.total:type_name -> souk.order.v1.Money
-	36, // 45: souk.order.v1.Order.created_at:type_name -> google.protobuf.Timestamp
-	36, // 46: souk.order.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
+	38, // 45: souk.order.v1.Order.created_at:type_name -> google.protobuf.Timestamp
+	38, // 46: souk.order.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
 	16, // 47: souk.order.v1.Order.last_decline:type_name -> souk.order.v1.Decline
 	15, // 48: souk.order.v1.Order.shipment:type_name -> souk.order.v1.Shipment
 	21, // 49: souk.order.v1.Order.deadlines:type_name -> souk.order.v1.Deadline
 	17, // 50: souk.order.v1.Order.payment_attempts:type_name -> souk.order.v1.PaymentAttempt
 	20, // 51: souk.order.v1.Order.history:type_name -> souk.order.v1.HistoryEntry
 	18, // 52: souk.order.v1.Order.refunds:type_name -> souk.order.v1.Refund
-	23, // 53: souk.order.v1.Order.cancellation_request:type_name -> souk.order.v1.CancellationRequest
-	28, // 54: souk.order.v1.Order.dispute:type_name -> souk.order.v1.Dispute
-	29, // 55: souk.order.v1.Order.offer:type_name -> souk.order.v1.Offer
+	25, // 53: souk.order.v1.Order.cancellation_request:type_name -> souk.order.v1.CancellationRequest
+	30, // 54: souk.order.v1.Order.dispute:type_name -> souk.order.v1.Dispute
+	31, // 55: souk.order.v1.Order.offer:type_name -> souk.order.v1.Offer
 	8,  // 56: souk.order.v1.Order.discount:type_name -> souk.order.v1.Money
 	8,  // 57: souk.order.v1.Order.coupon_discount:type_name -> souk.order.v1.Money
 	8,  // 58: souk.order.v1.Order.store_funded:type_name -> souk.order.v1.Money
 	12, // 59: souk.order.v1.Order.coupons:type_name -> souk.order.v1.OrderCoupon
-	36, // 60: souk.order.v1.CancellationRequest.requested_at:type_name -> google.protobuf.Timestamp
-	36, // 61: souk.order.v1.CancellationRequest.answered_at:type_name -> google.protobuf.Timestamp
-	36, // 62: souk.order.v1.Evidence.added_at:type_name -> google.protobuf.Timestamp
-	36, // 63: souk.order.v1.OrderMessage.sent_at:type_name -> google.protobuf.Timestamp
-	8,  // 64: souk.order.v1.Dispute.requested_amount:type_name -> souk.order.v1.Money
-	8,  // 65: souk.order.v1.Dispute.counter_amount:type_name -> souk.order.v1.Money
-	8,  // 66: souk.order.v1.Dispute.refund_amount:type_name -> souk.order.v1.Money
-	24, // 67: souk.order.v1.Dispute.evidence:type_name -> souk.order.v1.Evidence
-	36, // 68: souk.order.v1.Dispute.opened_at:type_name -> google.protobuf.Timestamp
-	36, // 69: souk.order.v1.Dispute.resolved_at:type_name -> google.protobuf.Timestamp
-	7,  // 70: souk.order.v1.Offer.kind:type_name -> souk.order.v1.OfferKind
-	8,  // 71: souk.order.v1.Offer.amount:type_name -> souk.order.v1.Money
-	36, // 72: souk.order.v1.Offer.made_at:type_name -> google.protobuf.Timestamp
-	36, // 73: souk.order.v1.Offer.answered_at:type_name -> google.protobuf.Timestamp
-	36, // 74: souk.order.v1.OrderEvent.occurred_at:type_name -> google.protobuf.Timestamp
-	0,  // 75: souk.order.v1.OrderEvent.status:type_name -> souk.order.v1.OrderStatus
-	19, // 76: souk.order.v1.OrderEvent.price_adjustment:type_name -> souk.order.v1.PriceAdjustment
-	26, // 77: souk.order.v1.OrderEvent.message:type_name -> souk.order.v1.OrderMessage
-	31, // 78: souk.order.v1.OrderEvent.payment:type_name -> souk.order.v1.PaymentEventDetail
-	32, // 79: souk.order.v1.OrderEvent.refund:type_name -> souk.order.v1.RefundEventDetail
-	33, // 80: souk.order.v1.OrderEvent.offer:type_name -> souk.order.v1.OfferEventDetail
-	11, // 81: souk.order.v1.OrderEvent.coupon:type_name -> souk.order.v1.CouponEventDetail
-	8,  // 82: souk.order.v1.PaymentEventDetail.amount:type_name -> souk.order.v1.Money
-	4,  // 83: souk.order.v1.PaymentEventDetail.method:type_name -> souk.order.v1.PaymentMethod
-	8,  // 84: souk.order.v1.RefundEventDetail.amount:type_name -> souk.order.v1.Money
-	7,  // 85: souk.order.v1.OfferEventDetail.kind:type_name -> souk.order.v1.OfferKind
-	8,  // 86: souk.order.v1.OfferEventDetail.amount:type_name -> souk.order.v1.Money
-	36, // 87: souk.order.v1.EventHeartbeat.sent_at:type_name -> google.protobuf.Timestamp
-	88, // [88:88] is the sub-list for method output_type
-	88, // [88:88] is the sub-list for method input_type
-	88, // [88:88] is the sub-list for extension type_name
-	88, // [88:88] is the sub-list for extension extendee
-	0,  // [0:88] is the sub-list for field type_name
+	23, // 60: souk.order.v1.Order.presentment:type_name -> souk.order.v1.Presentment
+	9,  // 61: souk.order.v1.Presentment.items:type_name -> souk.order.v1.LineItem
+	8,  // 62: souk.order.v1.Presentment.shipping_fee:type_name -> souk.order.v1.Money
+	8,  // 63: souk.order.v1.Presentment.items_total:type_name -> souk.order.v1.Money
+	8,  // 64: souk.order.v1.Presentment.coupon_discount:type_name -> souk.order.v1.Money
+	8,  // 65: souk.order.v1.Presentment.discount:type_name -> souk.order.v1.Money
+	8,  // 66: souk.order.v1.Presentment.total:type_name -> souk.order.v1.Money
+	24, // 67: souk.order.v1.Presentment.quote:type_name -> souk.order.v1.ExchangeQuote
+	38, // 68: souk.order.v1.ExchangeQuote.quoted_at:type_name -> google.protobuf.Timestamp
+	38, // 69: souk.order.v1.ExchangeQuote.expires_at:type_name -> google.protobuf.Timestamp
+	38, // 70: souk.order.v1.CancellationRequest.requested_at:type_name -> google.protobuf.Timestamp
+	38, // 71: souk.order.v1.CancellationRequest.answered_at:type_name -> google.protobuf.Timestamp
+	38, // 72: souk.order.v1.Evidence.added_at:type_name -> google.protobuf.Timestamp
+	38, // 73: souk.order.v1.OrderMessage.sent_at:type_name -> google.protobuf.Timestamp
+	8,  // 74: souk.order.v1.Dispute.requested_amount:type_name -> souk.order.v1.Money
+	8,  // 75: souk.order.v1.Dispute.counter_amount:type_name -> souk.order.v1.Money
+	8,  // 76: souk.order.v1.Dispute.refund_amount:type_name -> souk.order.v1.Money
+	26, // 77: souk.order.v1.Dispute.evidence:type_name -> souk.order.v1.Evidence
+	38, // 78: souk.order.v1.Dispute.opened_at:type_name -> google.protobuf.Timestamp
+	38, // 79: souk.order.v1.Dispute.resolved_at:type_name -> google.protobuf.Timestamp
+	7,  // 80: souk.order.v1.Offer.kind:type_name -> souk.order.v1.OfferKind
+	8,  // 81: souk.order.v1.Offer.amount:type_name -> souk.order.v1.Money
+	38, // 82: souk.order.v1.Offer.made_at:type_name -> google.protobuf.Timestamp
+	38, // 83: souk.order.v1.Offer.answered_at:type_name -> google.protobuf.Timestamp
+	38, // 84: souk.order.v1.OrderEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	0,  // 85: souk.order.v1.OrderEvent.status:type_name -> souk.order.v1.OrderStatus
+	19, // 86: souk.order.v1.OrderEvent.price_adjustment:type_name -> souk.order.v1.PriceAdjustment
+	28, // 87: souk.order.v1.OrderEvent.message:type_name -> souk.order.v1.OrderMessage
+	33, // 88: souk.order.v1.OrderEvent.payment:type_name -> souk.order.v1.PaymentEventDetail
+	34, // 89: souk.order.v1.OrderEvent.refund:type_name -> souk.order.v1.RefundEventDetail
+	35, // 90: souk.order.v1.OrderEvent.offer:type_name -> souk.order.v1.OfferEventDetail
+	11, // 91: souk.order.v1.OrderEvent.coupon:type_name -> souk.order.v1.CouponEventDetail
+	8,  // 92: souk.order.v1.PaymentEventDetail.amount:type_name -> souk.order.v1.Money
+	4,  // 93: souk.order.v1.PaymentEventDetail.method:type_name -> souk.order.v1.PaymentMethod
+	8,  // 94: souk.order.v1.PaymentEventDetail.credited:type_name -> souk.order.v1.Money
+	8,  // 95: souk.order.v1.RefundEventDetail.amount:type_name -> souk.order.v1.Money
+	7,  // 96: souk.order.v1.OfferEventDetail.kind:type_name -> souk.order.v1.OfferKind
+	8,  // 97: souk.order.v1.OfferEventDetail.amount:type_name -> souk.order.v1.Money
+	38, // 98: souk.order.v1.EventHeartbeat.sent_at:type_name -> google.protobuf.Timestamp
+	99, // [99:99] is the sub-list for method output_type
+	99, // [99:99] is the sub-list for method input_type
+	99, // [99:99] is the sub-list for extension type_name
+	99, // [99:99] is the sub-list for extension extendee
+	0,  // [0:99] is the sub-list for field type_name
 }
 
 func init() { file_souk_order_v1_order_proto_init() }
@@ -3850,7 +4119,7 @@ func file_souk_order_v1_order_proto_init() {
 	if File_souk_order_v1_order_proto != nil {
 		return
 	}
-	file_souk_order_v1_order_proto_msgTypes[22].OneofWrappers = []any{
+	file_souk_order_v1_order_proto_msgTypes[24].OneofWrappers = []any{
 		(*OrderEvent_PriceAdjustment)(nil),
 		(*OrderEvent_Message)(nil),
 		(*OrderEvent_Payment)(nil),
@@ -3864,7 +4133,7 @@ func file_souk_order_v1_order_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_souk_order_v1_order_proto_rawDesc), len(file_souk_order_v1_order_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   28,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
