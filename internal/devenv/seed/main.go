@@ -10,9 +10,12 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	orderv1 "github.com/souk-dev/souk/gen/go/souk/order/v1"
 	sellerv1 "github.com/souk-dev/souk/gen/go/souk/seller/v1"
@@ -89,6 +92,14 @@ func run() error {
 			products = append(products, resp.Product)
 		}
 	}
+	// The demo store's welcome coupon (there already after a restart).
+	now := time.Now()
+	_, err = seller.CreateCoupon(sctx, &sellerv1.CreateCouponRequest{Coupon: &orderv1.Coupon{Code: "WELCOME10",
+		Kind: orderv1.CouponKind_COUPON_KIND_PERCENT_OFF, Percent: 10, Amount: &orderv1.Money{Currency: "USD"}, PerBuyerLimit: 1,
+		StartsAt: timestamppb.New(now.Add(-time.Hour)), EndsAt: timestamppb.New(now.AddDate(1, 0, 0))}})
+	if err != nil && status.Code(err) != codes.Aborted {
+		return fmt.Errorf("create coupon: %w", err)
+	}
 	p := products[0]
 	fmt.Printf(`
 Souk is running.
@@ -112,6 +123,11 @@ Try it:
   # the buyer checks out two "%[8]s" (retrying with the same key returns the same orders)
   curl -s -X POST http://%[2]s/v1/checkout -H "Authorization: Bearer $BUYER_TOKEN" \
     -d '{"items":[{"product_id":"%[7]s","quantity":2}],"idempotency_key":"demo-cart-1"}'
+
+  # the store's coupon WELCOME10 (10%% off, once a buyer) and the price in euros, quoted without
+  # reserving anything; Checkout takes the same "store_coupons" and "currency"
+  curl -s -X POST http://%[2]s/v1/checkout:preview -H "Authorization: Bearer $BUYER_TOKEN" \
+    -d '{"items":[{"product_id":"%[7]s","quantity":2}],"store_coupons":{"demo-store":"WELCOME10"},"currency":"EUR"}'
 
   # the seller sees the new purchase order at once: in the list, and live on the event feed
   # (in another terminal, before the checkout; one JSON object a line, a heartbeat every 15 s)
