@@ -15,8 +15,10 @@ import (
 )
 
 // methodOf reads the request's payment method (protovalidate made sure one is set).
-func methodOf(card *buyerv1.Card, wallet *buyerv1.Wallet, bank *buyerv1.BankTransfer) payflow.Method {
+func methodOf(card *buyerv1.Card, wallet *buyerv1.Wallet, bank *buyerv1.BankTransfer, later *buyerv1.PayLater) payflow.Method {
 	switch {
+	case later != nil:
+		return payflow.Method{Kind: order.MethodPayLater, Account: later.Account}
 	case wallet != nil:
 		return payflow.Method{Kind: order.MethodWallet, Account: wallet.Account}
 	case bank != nil:
@@ -31,7 +33,7 @@ func methodOf(card *buyerv1.Card, wallet *buyerv1.Wallet, bank *buyerv1.BankTran
 func (s *buyerService) PayOrder(ctx context.Context, req *buyerv1.PayOrderRequest) (*buyerv1.PayOrderResponse, error) {
 	o, a, err := s.pay.Pay(ctx, payflow.PayRequest{
 		BuyerID: buyerID(ctx), OrderID: req.OrderId, Expected: protoconv.FromMoney(req.ExpectedTotal),
-		Method: methodOf(req.GetCard(), req.GetWallet(), req.GetBankTransfer()), Key: req.IdempotencyKey,
+		Method: methodOf(req.GetCard(), req.GetWallet(), req.GetBankTransfer(), req.GetPayLater()), Key: req.IdempotencyKey,
 	})
 	if err != nil {
 		return nil, err
@@ -45,7 +47,7 @@ func (s *buyerService) PayOrders(ctx context.Context, req *buyerv1.PayOrdersRequ
 	for i, op := range req.Orders {
 		orders[i] = payflow.OrderTotal{OrderID: op.OrderId, Expected: protoconv.FromMoney(op.ExpectedTotal)}
 	}
-	outcomes, err := s.pay.PayMany(ctx, buyerID(ctx), req.IdempotencyKey, methodOf(req.GetCard(), req.GetWallet(), req.GetBankTransfer()), orders)
+	outcomes, err := s.pay.PayMany(ctx, buyerID(ctx), req.IdempotencyKey, methodOf(req.GetCard(), req.GetWallet(), req.GetBankTransfer(), req.GetPayLater()), orders)
 	if err != nil {
 		return nil, err
 	}

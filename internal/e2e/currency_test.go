@@ -72,6 +72,16 @@ func TestForeignCurrencyEndToEnd(t *testing.T) {
 		t.Fatalf("paying the new total: %v %v", paid, err)
 	}
 
+	// The store's figures are in its currency: the order's USD total.
+	st, err := s.seller.GetSellerStats(as(s.token(auth.RoleSeller, "store-u")), &sellerv1.GetSellerStatsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	today := st.Days[len(st.Days)-1]
+	if len(today.Revenue) != 1 || today.Revenue[0].Currency != "USD" || today.Revenue[0].AmountMinor != 4497 {
+		t.Fatalf("today's revenue %v, want 44.97 USD", today.Revenue)
+	}
+
 	// One of the two lamps is refunded: half the line's EUR net (3798 / 2).
 	r, err := s.seller.RefundItems(as(s.token(auth.RoleSeller, "store-u")), &sellerv1.RefundItemsRequest{OrderId: id, Reason: "one arrived broken",
 		Items: []*sellerv1.RefundItem{{ProductId: lamp.Id, Quantity: 1}}})
@@ -98,5 +108,52 @@ func TestForeignCurrencyEndToEnd(t *testing.T) {
 	}
 	if found != 1 {
 		t.Fatalf("%d payments of the order in the provider's ledger, want 1", found)
+	}
+}
+
+// TestPayLater (#24, point 3): buy now, pay later is one payment for Souk:
+// the provider's credit check approves and pays the whole amount at once
+// (captured), or declines with its own reasons: a refused account
+// (pay_later_declined) and a purchase above the account's limit
+// (pay_later_limit), which the buyer sees with advice and may pay another
+// way.
+func TestPayLater(t *testing.T) {
+	s := startSystem(t, 1, nil)
+	lamp := s.product("store-l", "Lamp", 2500, 500, 100)
+	tv := s.product("store-l", "Television", 150000, 0, 10)
+	buyerCtx := as(s.token(auth.RoleBuyer, "alice"))
+	payLater := func(o *orderv1.Order, account, key string) (*buyerv1.PayOrderResponse, error) {
+		return s.buyer.PayOrder(buyerCtx, &buyerv1.PayOrderRequest{OrderId: o.Id, ExpectedTotal: o.Total, IdempotencyKey: key,
+			Method: &buyerv1.PayOrderRequest_PayLater{PayLater: &buyerv1.PayLater{Account: account, Instalments: 4}}})
+	}
+	o := s.checkout("alice", 1, lamp)[0]
+	r, err := payLater(o, "decline-me@paylater.test", "paylater-0001")
+	if err != nil || r.Attempt.Decline.GetCode() != "pay_later_declined" || r.Attempt.Decline.GetAdvice() == "" ||
+		r.Order.Status != orderv1.OrderStatus_ORDER_STATUS_PENDING_PAYMENT {
+		t.Fatalf("a refused account: %v %v", r, err)
+	}
+	r, err = payLater(o, "alice@paylater.test", "paylater-0002")
+	if err != nil || r.Order.Status != orderv1.OrderStatus_ORDER_STATUS_AWAITING_SHIPMENT || r.Attempt.Method != orderv1.PaymentMethod_PAYMENT_METHOD_PAY_LATER {
+		t.Fatalf("an approved account: %v %v", r, err)
+	}
+	big := s.checkout("alice", 1, tv)[0]
+	if r, err := payLater(big, "alice@paylater.test", "paylater-0003"); err != nil || r.Attempt.Decline.GetCode() != "pay_later_limit" {
+		t.Fatalf("above the limit: %v %v", r, err)
+	}
+	ledger, err := s.provider.Ledger(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var captured int
+	for _, p := range ledger {
+		if p.OrderID == o.Id && p.Status == "captured" {
+			captured++
+			if p.Amount != 3000 {
+				t.Fatalf("the provider paid %d, want the whole 3000 at once", p.Amount)
+			}
+		}
+	}
+	if captured != 1 {
+		t.Fatalf("%d captured pay-later payments of the order, want 1", captured)
 	}
 }

@@ -15,6 +15,9 @@ const (
 	MethodCard         Method = "card"
 	MethodWallet       Method = "wallet"
 	MethodBankTransfer Method = "bank_transfer"
+	// MethodPayLater is buy now, pay later: the provider pays the whole
+	// amount at once and collects instalments from the buyer itself.
+	MethodPayLater Method = "pay_later"
 )
 
 // AttemptStatus is where a payment attempt stands, as in a payment intent.

@@ -93,6 +93,8 @@ var declines = map[string]order.Decline{
 	"processing_error":   {Message: "The payment could not be processed.", Advice: "Try again in a moment.", Retryable: true},
 	"wallet_rejected":    {Message: "The wallet rejected the payment.", Advice: "Check the wallet app or use another payment method."},
 	"transfer_failed":    {Message: "The bank transfer failed.", Advice: "Check the account details or use another payment method.", Retryable: true},
+	"pay_later_declined": {Message: "The pay-later provider did not approve the purchase.", Advice: "Use another payment method."},
+	"pay_later_limit":    {Message: "The purchase is above your pay-later spending limit.", Advice: "Pay part of your orders another way, or use another payment method."},
 }
 
 // DeclineFor returns the decline of a code, with its message and advice.

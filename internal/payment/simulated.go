@@ -59,6 +59,12 @@ const (
 	WalletApprove = "approve@wallet.test"
 	// WalletReject rejects (wallet_rejected).
 	WalletReject = "reject@wallet.test"
+	// PayLaterDecline starts pay-later accounts the provider's credit check
+	// refuses (pay_later_declined); any other account is approved for up
+	// to PayLaterLimit minor units (above it: pay_later_limit), paid to
+	// Souk at once.
+	PayLaterDecline = "decline"
+	PayLaterLimit   = 100_000
 	// BankFailPrefix starts bank accounts whose transfer fails
 	// (transfer_failed) once settled; any other account's transfer succeeds.
 	BankFailPrefix = "TESTFAIL"
@@ -124,6 +130,14 @@ func (s *Simulated) scenario(req PaymentRequest) string {
 			return "wallet_approve"
 		}
 		return "wallet_rejected"
+	case order.MethodPayLater:
+		switch {
+		case strings.HasPrefix(req.Account, PayLaterDecline):
+			return "pay_later_declined"
+		case req.Amount.Amount > PayLaterLimit:
+			return "pay_later_limit"
+		}
+		return "pay_later_approve"
 	case order.MethodBankTransfer:
 		if strings.HasPrefix(req.Account, BankFailPrefix) {
 			return "bank_fail"
@@ -197,7 +211,7 @@ func (s *Simulated) Pay(ctx context.Context, req PaymentRequest) (order.Result, 
 		switch scenario {
 		case "approve", "answer_lost", "capture_answer_lost":
 			p.status = "authorized"
-		case "wallet_approve":
+		case "wallet_approve", "pay_later_approve":
 			p.status = "captured"
 		case "verification_required":
 			p.status = "requires_verification"

@@ -154,11 +154,12 @@ func (db *DB) days(ctx context.Context, sellerID string, now time.Time) ([]DayFi
 		return nil, err
 	}
 	// An order counts on the day of its last "paid" (a payment whose capture
-	// was refused was paid again), for the attempt that paid it.
-	rows, _ = db.pool.Query(ctx, `SELECT date_trunc('day', p.at AT TIME ZONE 'UTC'), a.currency, count(*), sum(a.amount_minor)::bigint
+	// was refused was paid again), for its total in the store's currency
+	// (a foreign buyer was charged in theirs).
+	rows, _ = db.pool.Query(ctx, `SELECT date_trunc('day', p.at AT TIME ZONE 'UTC'), o.currency, count(*), sum(o.total_minor)::bigint
 		FROM (SELECT e.order_id, max(e.occurred_at) AS at FROM order_events e JOIN orders o ON o.id = e.order_id
 		      WHERE o.seller_id = $1 AND e.kind = 'paid' AND e.occurred_at >= $2 GROUP BY e.order_id) p
-		JOIN orders o ON o.id = p.order_id JOIN payment_attempts a ON a.id = o.paid_attempt_id
+		JOIN orders o ON o.id = p.order_id WHERE o.paid_attempt_id IS NOT NULL
 		GROUP BY 1, 2 ORDER BY 2`, sellerID, first)
 	var cur string
 	_, err := pgx.ForEachRow(rows, []any{&day, &cur, &n, &sum}, func() error {

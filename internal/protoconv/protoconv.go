@@ -192,6 +192,7 @@ var methods = map[order.Method]orderv1.PaymentMethod{
 	order.MethodCard:         orderv1.PaymentMethod_PAYMENT_METHOD_CARD,
 	order.MethodWallet:       orderv1.PaymentMethod_PAYMENT_METHOD_WALLET,
 	order.MethodBankTransfer: orderv1.PaymentMethod_PAYMENT_METHOD_BANK_TRANSFER,
+	order.MethodPayLater:     orderv1.PaymentMethod_PAYMENT_METHOD_PAY_LATER,
 }
 
 var refundStatuses = map[order.RefundStatus]orderv1.RefundStatus{

@@ -904,6 +904,7 @@ type PayOrderRequest struct {
 	//	*PayOrderRequest_Card
 	//	*PayOrderRequest_Wallet
 	//	*PayOrderRequest_BankTransfer
+	//	*PayOrderRequest_PayLater
 	Method        isPayOrderRequest_Method `protobuf_oneof:"method"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -994,6 +995,15 @@ func (x *PayOrderRequest) GetBankTransfer() *BankTransfer {
 	return nil
 }
 
+func (x *PayOrderRequest) GetPayLater() *PayLater {
+	if x != nil {
+		if x, ok := x.Method.(*PayOrderRequest_PayLater); ok {
+			return x.PayLater
+		}
+	}
+	return nil
+}
+
 type isPayOrderRequest_Method interface {
 	isPayOrderRequest_Method()
 }
@@ -1013,11 +1023,18 @@ type PayOrderRequest_BankTransfer struct {
 	BankTransfer *BankTransfer `protobuf:"bytes,6,opt,name=bank_transfer,json=bankTransfer,proto3,oneof"`
 }
 
+type PayOrderRequest_PayLater struct {
+	// Buy now, pay later.
+	PayLater *PayLater `protobuf:"bytes,8,opt,name=pay_later,json=payLater,proto3,oneof"`
+}
+
 func (*PayOrderRequest_Card) isPayOrderRequest_Method() {}
 
 func (*PayOrderRequest_Wallet) isPayOrderRequest_Method() {}
 
 func (*PayOrderRequest_BankTransfer) isPayOrderRequest_Method() {}
+
+func (*PayOrderRequest_PayLater) isPayOrderRequest_Method() {}
 
 // Wallet is a wallet account (PayPal, Alipay style).
 type Wallet struct {
@@ -1065,6 +1082,63 @@ func (x *Wallet) GetAccount() string {
 	return ""
 }
 
+// PayLater is a buy-now-pay-later account: the provider pays the order at
+// once, after its own credit check, and collects the instalments from the
+// buyer itself.
+type PayLater struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The buyer's account with the provider, an e-mail address.
+	Account string `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	// How many instalments the buyer repays the provider in: 3, 4 or 6.
+	Instalments   int32 `protobuf:"varint,2,opt,name=instalments,proto3" json:"instalments,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PayLater) Reset() {
+	*x = PayLater{}
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PayLater) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PayLater) ProtoMessage() {}
+
+func (x *PayLater) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PayLater.ProtoReflect.Descriptor instead.
+func (*PayLater) Descriptor() ([]byte, []int) {
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *PayLater) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *PayLater) GetInstalments() int32 {
+	if x != nil {
+		return x.Instalments
+	}
+	return 0
+}
+
 // BankTransfer pays from a bank account; the bank confirms later.
 type BankTransfer struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1076,7 +1150,7 @@ type BankTransfer struct {
 
 func (x *BankTransfer) Reset() {
 	*x = BankTransfer{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[16]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1088,7 +1162,7 @@ func (x *BankTransfer) String() string {
 func (*BankTransfer) ProtoMessage() {}
 
 func (x *BankTransfer) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[16]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1101,7 +1175,7 @@ func (x *BankTransfer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BankTransfer.ProtoReflect.Descriptor instead.
 func (*BankTransfer) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{16}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *BankTransfer) GetAccountNumber() string {
@@ -1125,7 +1199,7 @@ type PayOrderResponse struct {
 
 func (x *PayOrderResponse) Reset() {
 	*x = PayOrderResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[17]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1137,7 +1211,7 @@ func (x *PayOrderResponse) String() string {
 func (*PayOrderResponse) ProtoMessage() {}
 
 func (x *PayOrderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[17]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1150,7 +1224,7 @@ func (x *PayOrderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PayOrderResponse.ProtoReflect.Descriptor instead.
 func (*PayOrderResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{17}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PayOrderResponse) GetOrder() *v1.Order {
@@ -1182,7 +1256,7 @@ type VerifyPaymentRequest struct {
 
 func (x *VerifyPaymentRequest) Reset() {
 	*x = VerifyPaymentRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[18]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1194,7 +1268,7 @@ func (x *VerifyPaymentRequest) String() string {
 func (*VerifyPaymentRequest) ProtoMessage() {}
 
 func (x *VerifyPaymentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[18]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1207,7 +1281,7 @@ func (x *VerifyPaymentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyPaymentRequest.ProtoReflect.Descriptor instead.
 func (*VerifyPaymentRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{18}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *VerifyPaymentRequest) GetOrderId() string {
@@ -1244,7 +1318,7 @@ type VerifyPaymentResponse struct {
 
 func (x *VerifyPaymentResponse) Reset() {
 	*x = VerifyPaymentResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[19]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1256,7 +1330,7 @@ func (x *VerifyPaymentResponse) String() string {
 func (*VerifyPaymentResponse) ProtoMessage() {}
 
 func (x *VerifyPaymentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[19]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1269,7 +1343,7 @@ func (x *VerifyPaymentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyPaymentResponse.ProtoReflect.Descriptor instead.
 func (*VerifyPaymentResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{19}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *VerifyPaymentResponse) GetOrder() *v1.Order {
@@ -1299,7 +1373,7 @@ type OrderPayment struct {
 
 func (x *OrderPayment) Reset() {
 	*x = OrderPayment{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[20]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1311,7 +1385,7 @@ func (x *OrderPayment) String() string {
 func (*OrderPayment) ProtoMessage() {}
 
 func (x *OrderPayment) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[20]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1324,7 +1398,7 @@ func (x *OrderPayment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderPayment.ProtoReflect.Descriptor instead.
 func (*OrderPayment) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{20}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *OrderPayment) GetOrderId() string {
@@ -1355,6 +1429,7 @@ type PayOrdersRequest struct {
 	//	*PayOrdersRequest_Card
 	//	*PayOrdersRequest_Wallet
 	//	*PayOrdersRequest_BankTransfer
+	//	*PayOrdersRequest_PayLater
 	Method        isPayOrdersRequest_Method `protobuf_oneof:"method"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1362,7 +1437,7 @@ type PayOrdersRequest struct {
 
 func (x *PayOrdersRequest) Reset() {
 	*x = PayOrdersRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[21]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1374,7 +1449,7 @@ func (x *PayOrdersRequest) String() string {
 func (*PayOrdersRequest) ProtoMessage() {}
 
 func (x *PayOrdersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[21]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1387,7 +1462,7 @@ func (x *PayOrdersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PayOrdersRequest.ProtoReflect.Descriptor instead.
 func (*PayOrdersRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{21}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PayOrdersRequest) GetOrders() []*OrderPayment {
@@ -1438,6 +1513,15 @@ func (x *PayOrdersRequest) GetBankTransfer() *BankTransfer {
 	return nil
 }
 
+func (x *PayOrdersRequest) GetPayLater() *PayLater {
+	if x != nil {
+		if x, ok := x.Method.(*PayOrdersRequest_PayLater); ok {
+			return x.PayLater
+		}
+	}
+	return nil
+}
+
 type isPayOrdersRequest_Method interface {
 	isPayOrdersRequest_Method()
 }
@@ -1457,11 +1541,18 @@ type PayOrdersRequest_BankTransfer struct {
 	BankTransfer *BankTransfer `protobuf:"bytes,5,opt,name=bank_transfer,json=bankTransfer,proto3,oneof"`
 }
 
+type PayOrdersRequest_PayLater struct {
+	// Buy now, pay later.
+	PayLater *PayLater `protobuf:"bytes,6,opt,name=pay_later,json=payLater,proto3,oneof"`
+}
+
 func (*PayOrdersRequest_Card) isPayOrdersRequest_Method() {}
 
 func (*PayOrdersRequest_Wallet) isPayOrdersRequest_Method() {}
 
 func (*PayOrdersRequest_BankTransfer) isPayOrdersRequest_Method() {}
+
+func (*PayOrdersRequest_PayLater) isPayOrdersRequest_Method() {}
 
 // OrderPaymentResult is how the payment of one order went.
 type OrderPaymentResult struct {
@@ -1491,7 +1582,7 @@ type OrderPaymentResult struct {
 
 func (x *OrderPaymentResult) Reset() {
 	*x = OrderPaymentResult{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[22]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1503,7 +1594,7 @@ func (x *OrderPaymentResult) String() string {
 func (*OrderPaymentResult) ProtoMessage() {}
 
 func (x *OrderPaymentResult) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[22]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1516,7 +1607,7 @@ func (x *OrderPaymentResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderPaymentResult.ProtoReflect.Descriptor instead.
 func (*OrderPaymentResult) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{22}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *OrderPaymentResult) GetOrderId() string {
@@ -1574,7 +1665,7 @@ type PayOrdersResponse struct {
 
 func (x *PayOrdersResponse) Reset() {
 	*x = PayOrdersResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[23]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1586,7 +1677,7 @@ func (x *PayOrdersResponse) String() string {
 func (*PayOrdersResponse) ProtoMessage() {}
 
 func (x *PayOrdersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[23]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1599,7 +1690,7 @@ func (x *PayOrdersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PayOrdersResponse.ProtoReflect.Descriptor instead.
 func (*PayOrdersResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{23}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PayOrdersResponse) GetResults() []*OrderPaymentResult {
@@ -1622,7 +1713,7 @@ type ListRefundsRequest struct {
 
 func (x *ListRefundsRequest) Reset() {
 	*x = ListRefundsRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[24]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1634,7 +1725,7 @@ func (x *ListRefundsRequest) String() string {
 func (*ListRefundsRequest) ProtoMessage() {}
 
 func (x *ListRefundsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[24]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1647,7 +1738,7 @@ func (x *ListRefundsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRefundsRequest.ProtoReflect.Descriptor instead.
 func (*ListRefundsRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{24}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListRefundsRequest) GetPageSize() int32 {
@@ -1677,7 +1768,7 @@ type ListRefundsResponse struct {
 
 func (x *ListRefundsResponse) Reset() {
 	*x = ListRefundsResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[25]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1689,7 +1780,7 @@ func (x *ListRefundsResponse) String() string {
 func (*ListRefundsResponse) ProtoMessage() {}
 
 func (x *ListRefundsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[25]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1702,7 +1793,7 @@ func (x *ListRefundsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRefundsResponse.ProtoReflect.Descriptor instead.
 func (*ListRefundsResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{25}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListRefundsResponse) GetRefunds() []*v1.Refund {
@@ -1732,7 +1823,7 @@ type CancelOrderRequest struct {
 
 func (x *CancelOrderRequest) Reset() {
 	*x = CancelOrderRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[26]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1744,7 +1835,7 @@ func (x *CancelOrderRequest) String() string {
 func (*CancelOrderRequest) ProtoMessage() {}
 
 func (x *CancelOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[26]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1757,7 +1848,7 @@ func (x *CancelOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelOrderRequest.ProtoReflect.Descriptor instead.
 func (*CancelOrderRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{26}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CancelOrderRequest) GetOrderId() string {
@@ -1785,7 +1876,7 @@ type CancelOrderResponse struct {
 
 func (x *CancelOrderResponse) Reset() {
 	*x = CancelOrderResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[27]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1797,7 +1888,7 @@ func (x *CancelOrderResponse) String() string {
 func (*CancelOrderResponse) ProtoMessage() {}
 
 func (x *CancelOrderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[27]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1810,7 +1901,7 @@ func (x *CancelOrderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelOrderResponse.ProtoReflect.Descriptor instead.
 func (*CancelOrderResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{27}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CancelOrderResponse) GetOrder() *v1.Order {
@@ -1831,7 +1922,7 @@ type ConfirmReceiptRequest struct {
 
 func (x *ConfirmReceiptRequest) Reset() {
 	*x = ConfirmReceiptRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[28]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1843,7 +1934,7 @@ func (x *ConfirmReceiptRequest) String() string {
 func (*ConfirmReceiptRequest) ProtoMessage() {}
 
 func (x *ConfirmReceiptRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[28]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1856,7 +1947,7 @@ func (x *ConfirmReceiptRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmReceiptRequest.ProtoReflect.Descriptor instead.
 func (*ConfirmReceiptRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{28}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ConfirmReceiptRequest) GetOrderId() string {
@@ -1877,7 +1968,7 @@ type ConfirmReceiptResponse struct {
 
 func (x *ConfirmReceiptResponse) Reset() {
 	*x = ConfirmReceiptResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[29]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1889,7 +1980,7 @@ func (x *ConfirmReceiptResponse) String() string {
 func (*ConfirmReceiptResponse) ProtoMessage() {}
 
 func (x *ConfirmReceiptResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[29]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1902,7 +1993,7 @@ func (x *ConfirmReceiptResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmReceiptResponse.ProtoReflect.Descriptor instead.
 func (*ConfirmReceiptResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{29}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ConfirmReceiptResponse) GetOrder() *v1.Order {
@@ -1927,7 +2018,7 @@ type RequestCancellationRequest struct {
 
 func (x *RequestCancellationRequest) Reset() {
 	*x = RequestCancellationRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[30]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1939,7 +2030,7 @@ func (x *RequestCancellationRequest) String() string {
 func (*RequestCancellationRequest) ProtoMessage() {}
 
 func (x *RequestCancellationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[30]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1952,7 +2043,7 @@ func (x *RequestCancellationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestCancellationRequest.ProtoReflect.Descriptor instead.
 func (*RequestCancellationRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{30}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RequestCancellationRequest) GetOrderId() string {
@@ -1987,7 +2078,7 @@ type RequestCancellationResponse struct {
 
 func (x *RequestCancellationResponse) Reset() {
 	*x = RequestCancellationResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[31]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1999,7 +2090,7 @@ func (x *RequestCancellationResponse) String() string {
 func (*RequestCancellationResponse) ProtoMessage() {}
 
 func (x *RequestCancellationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[31]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2012,7 +2103,7 @@ func (x *RequestCancellationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestCancellationResponse.ProtoReflect.Descriptor instead.
 func (*RequestCancellationResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{31}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RequestCancellationResponse) GetOrder() *v1.Order {
@@ -2033,7 +2124,7 @@ type WithdrawCancellationRequest struct {
 
 func (x *WithdrawCancellationRequest) Reset() {
 	*x = WithdrawCancellationRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[32]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2045,7 +2136,7 @@ func (x *WithdrawCancellationRequest) String() string {
 func (*WithdrawCancellationRequest) ProtoMessage() {}
 
 func (x *WithdrawCancellationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[32]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2058,7 +2149,7 @@ func (x *WithdrawCancellationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WithdrawCancellationRequest.ProtoReflect.Descriptor instead.
 func (*WithdrawCancellationRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{32}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *WithdrawCancellationRequest) GetOrderId() string {
@@ -2079,7 +2170,7 @@ type WithdrawCancellationResponse struct {
 
 func (x *WithdrawCancellationResponse) Reset() {
 	*x = WithdrawCancellationResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[33]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2091,7 +2182,7 @@ func (x *WithdrawCancellationResponse) String() string {
 func (*WithdrawCancellationResponse) ProtoMessage() {}
 
 func (x *WithdrawCancellationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[33]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2104,7 +2195,7 @@ func (x *WithdrawCancellationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WithdrawCancellationResponse.ProtoReflect.Descriptor instead.
 func (*WithdrawCancellationResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{33}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *WithdrawCancellationResponse) GetOrder() *v1.Order {
@@ -2129,7 +2220,7 @@ type AskProtectionExtensionRequest struct {
 
 func (x *AskProtectionExtensionRequest) Reset() {
 	*x = AskProtectionExtensionRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[34]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2141,7 +2232,7 @@ func (x *AskProtectionExtensionRequest) String() string {
 func (*AskProtectionExtensionRequest) ProtoMessage() {}
 
 func (x *AskProtectionExtensionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[34]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2154,7 +2245,7 @@ func (x *AskProtectionExtensionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AskProtectionExtensionRequest.ProtoReflect.Descriptor instead.
 func (*AskProtectionExtensionRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{34}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *AskProtectionExtensionRequest) GetOrderId() string {
@@ -2189,7 +2280,7 @@ type AskProtectionExtensionResponse struct {
 
 func (x *AskProtectionExtensionResponse) Reset() {
 	*x = AskProtectionExtensionResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[35]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2201,7 +2292,7 @@ func (x *AskProtectionExtensionResponse) String() string {
 func (*AskProtectionExtensionResponse) ProtoMessage() {}
 
 func (x *AskProtectionExtensionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[35]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2214,7 +2305,7 @@ func (x *AskProtectionExtensionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AskProtectionExtensionResponse.ProtoReflect.Descriptor instead.
 func (*AskProtectionExtensionResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{35}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *AskProtectionExtensionResponse) GetOrder() *v1.Order {
@@ -2245,7 +2336,7 @@ type OpenDisputeRequest struct {
 
 func (x *OpenDisputeRequest) Reset() {
 	*x = OpenDisputeRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[36]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2257,7 +2348,7 @@ func (x *OpenDisputeRequest) String() string {
 func (*OpenDisputeRequest) ProtoMessage() {}
 
 func (x *OpenDisputeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[36]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2270,7 +2361,7 @@ func (x *OpenDisputeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenDisputeRequest.ProtoReflect.Descriptor instead.
 func (*OpenDisputeRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{36}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *OpenDisputeRequest) GetOrderId() string {
@@ -2319,7 +2410,7 @@ type OpenDisputeResponse struct {
 
 func (x *OpenDisputeResponse) Reset() {
 	*x = OpenDisputeResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[37]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2331,7 +2422,7 @@ func (x *OpenDisputeResponse) String() string {
 func (*OpenDisputeResponse) ProtoMessage() {}
 
 func (x *OpenDisputeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[37]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2344,7 +2435,7 @@ func (x *OpenDisputeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenDisputeResponse.ProtoReflect.Descriptor instead.
 func (*OpenDisputeResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{37}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *OpenDisputeResponse) GetOrder() *v1.Order {
@@ -2371,7 +2462,7 @@ type AddDisputeEvidenceRequest struct {
 
 func (x *AddDisputeEvidenceRequest) Reset() {
 	*x = AddDisputeEvidenceRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[38]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2383,7 +2474,7 @@ func (x *AddDisputeEvidenceRequest) String() string {
 func (*AddDisputeEvidenceRequest) ProtoMessage() {}
 
 func (x *AddDisputeEvidenceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[38]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2396,7 +2487,7 @@ func (x *AddDisputeEvidenceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddDisputeEvidenceRequest.ProtoReflect.Descriptor instead.
 func (*AddDisputeEvidenceRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{38}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *AddDisputeEvidenceRequest) GetOrderId() string {
@@ -2431,7 +2522,7 @@ type AddDisputeEvidenceResponse struct {
 
 func (x *AddDisputeEvidenceResponse) Reset() {
 	*x = AddDisputeEvidenceResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[39]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2443,7 +2534,7 @@ func (x *AddDisputeEvidenceResponse) String() string {
 func (*AddDisputeEvidenceResponse) ProtoMessage() {}
 
 func (x *AddDisputeEvidenceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[39]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2456,7 +2547,7 @@ func (x *AddDisputeEvidenceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddDisputeEvidenceResponse.ProtoReflect.Descriptor instead.
 func (*AddDisputeEvidenceResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{39}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *AddDisputeEvidenceResponse) GetOrder() *v1.Order {
@@ -2477,7 +2568,7 @@ type WithdrawDisputeRequest struct {
 
 func (x *WithdrawDisputeRequest) Reset() {
 	*x = WithdrawDisputeRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[40]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2489,7 +2580,7 @@ func (x *WithdrawDisputeRequest) String() string {
 func (*WithdrawDisputeRequest) ProtoMessage() {}
 
 func (x *WithdrawDisputeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[40]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2502,7 +2593,7 @@ func (x *WithdrawDisputeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WithdrawDisputeRequest.ProtoReflect.Descriptor instead.
 func (*WithdrawDisputeRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{40}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *WithdrawDisputeRequest) GetOrderId() string {
@@ -2523,7 +2614,7 @@ type WithdrawDisputeResponse struct {
 
 func (x *WithdrawDisputeResponse) Reset() {
 	*x = WithdrawDisputeResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[41]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2535,7 +2626,7 @@ func (x *WithdrawDisputeResponse) String() string {
 func (*WithdrawDisputeResponse) ProtoMessage() {}
 
 func (x *WithdrawDisputeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[41]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2548,7 +2639,7 @@ func (x *WithdrawDisputeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WithdrawDisputeResponse.ProtoReflect.Descriptor instead.
 func (*WithdrawDisputeResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{41}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *WithdrawDisputeResponse) GetOrder() *v1.Order {
@@ -2571,7 +2662,7 @@ type AnswerCounterOfferRequest struct {
 
 func (x *AnswerCounterOfferRequest) Reset() {
 	*x = AnswerCounterOfferRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[42]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2583,7 +2674,7 @@ func (x *AnswerCounterOfferRequest) String() string {
 func (*AnswerCounterOfferRequest) ProtoMessage() {}
 
 func (x *AnswerCounterOfferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[42]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2596,7 +2687,7 @@ func (x *AnswerCounterOfferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnswerCounterOfferRequest.ProtoReflect.Descriptor instead.
 func (*AnswerCounterOfferRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{42}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *AnswerCounterOfferRequest) GetOrderId() string {
@@ -2624,7 +2715,7 @@ type AnswerCounterOfferResponse struct {
 
 func (x *AnswerCounterOfferResponse) Reset() {
 	*x = AnswerCounterOfferResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[43]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2636,7 +2727,7 @@ func (x *AnswerCounterOfferResponse) String() string {
 func (*AnswerCounterOfferResponse) ProtoMessage() {}
 
 func (x *AnswerCounterOfferResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[43]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2649,7 +2740,7 @@ func (x *AnswerCounterOfferResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnswerCounterOfferResponse.ProtoReflect.Descriptor instead.
 func (*AnswerCounterOfferResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{43}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *AnswerCounterOfferResponse) GetOrder() *v1.Order {
@@ -2682,7 +2773,7 @@ type ReportPaymentEventRequest struct {
 
 func (x *ReportPaymentEventRequest) Reset() {
 	*x = ReportPaymentEventRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[44]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2694,7 +2785,7 @@ func (x *ReportPaymentEventRequest) String() string {
 func (*ReportPaymentEventRequest) ProtoMessage() {}
 
 func (x *ReportPaymentEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[44]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2707,7 +2798,7 @@ func (x *ReportPaymentEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportPaymentEventRequest.ProtoReflect.Descriptor instead.
 func (*ReportPaymentEventRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{44}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ReportPaymentEventRequest) GetOrderId() string {
@@ -2768,7 +2859,7 @@ type ReportPaymentEventResponse struct {
 
 func (x *ReportPaymentEventResponse) Reset() {
 	*x = ReportPaymentEventResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[45]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2780,7 +2871,7 @@ func (x *ReportPaymentEventResponse) String() string {
 func (*ReportPaymentEventResponse) ProtoMessage() {}
 
 func (x *ReportPaymentEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[45]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2793,7 +2884,7 @@ func (x *ReportPaymentEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportPaymentEventResponse.ProtoReflect.Descriptor instead.
 func (*ReportPaymentEventResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{45}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{46}
 }
 
 // SendOrderMessageRequest is a message for an order's conversation.
@@ -2813,7 +2904,7 @@ type SendOrderMessageRequest struct {
 
 func (x *SendOrderMessageRequest) Reset() {
 	*x = SendOrderMessageRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[46]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2825,7 +2916,7 @@ func (x *SendOrderMessageRequest) String() string {
 func (*SendOrderMessageRequest) ProtoMessage() {}
 
 func (x *SendOrderMessageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[46]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2838,7 +2929,7 @@ func (x *SendOrderMessageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendOrderMessageRequest.ProtoReflect.Descriptor instead.
 func (*SendOrderMessageRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{46}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *SendOrderMessageRequest) GetOrderId() string {
@@ -2873,7 +2964,7 @@ type SendOrderMessageResponse struct {
 
 func (x *SendOrderMessageResponse) Reset() {
 	*x = SendOrderMessageResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[47]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2885,7 +2976,7 @@ func (x *SendOrderMessageResponse) String() string {
 func (*SendOrderMessageResponse) ProtoMessage() {}
 
 func (x *SendOrderMessageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[47]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2898,7 +2989,7 @@ func (x *SendOrderMessageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendOrderMessageResponse.ProtoReflect.Descriptor instead.
 func (*SendOrderMessageResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{47}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *SendOrderMessageResponse) GetMessage() *v1.OrderMessage {
@@ -2923,7 +3014,7 @@ type ListOrderMessagesRequest struct {
 
 func (x *ListOrderMessagesRequest) Reset() {
 	*x = ListOrderMessagesRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[48]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2935,7 +3026,7 @@ func (x *ListOrderMessagesRequest) String() string {
 func (*ListOrderMessagesRequest) ProtoMessage() {}
 
 func (x *ListOrderMessagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[48]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2948,7 +3039,7 @@ func (x *ListOrderMessagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrderMessagesRequest.ProtoReflect.Descriptor instead.
 func (*ListOrderMessagesRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{48}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ListOrderMessagesRequest) GetOrderId() string {
@@ -2985,7 +3076,7 @@ type ListOrderMessagesResponse struct {
 
 func (x *ListOrderMessagesResponse) Reset() {
 	*x = ListOrderMessagesResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[49]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2997,7 +3088,7 @@ func (x *ListOrderMessagesResponse) String() string {
 func (*ListOrderMessagesResponse) ProtoMessage() {}
 
 func (x *ListOrderMessagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[49]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3010,7 +3101,7 @@ func (x *ListOrderMessagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrderMessagesResponse.ProtoReflect.Descriptor instead.
 func (*ListOrderMessagesResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{49}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ListOrderMessagesResponse) GetMessages() []*v1.OrderMessage {
@@ -3048,7 +3139,7 @@ type MakeOfferRequest struct {
 
 func (x *MakeOfferRequest) Reset() {
 	*x = MakeOfferRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[50]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3060,7 +3151,7 @@ func (x *MakeOfferRequest) String() string {
 func (*MakeOfferRequest) ProtoMessage() {}
 
 func (x *MakeOfferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[50]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3073,7 +3164,7 @@ func (x *MakeOfferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MakeOfferRequest.ProtoReflect.Descriptor instead.
 func (*MakeOfferRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{50}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *MakeOfferRequest) GetOrderId() string {
@@ -3122,7 +3213,7 @@ type MakeOfferResponse struct {
 
 func (x *MakeOfferResponse) Reset() {
 	*x = MakeOfferResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[51]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3134,7 +3225,7 @@ func (x *MakeOfferResponse) String() string {
 func (*MakeOfferResponse) ProtoMessage() {}
 
 func (x *MakeOfferResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[51]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3147,7 +3238,7 @@ func (x *MakeOfferResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MakeOfferResponse.ProtoReflect.Descriptor instead.
 func (*MakeOfferResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{51}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *MakeOfferResponse) GetOrder() *v1.Order {
@@ -3173,7 +3264,7 @@ type WatchOrderEventsRequest struct {
 
 func (x *WatchOrderEventsRequest) Reset() {
 	*x = WatchOrderEventsRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[52]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3185,7 +3276,7 @@ func (x *WatchOrderEventsRequest) String() string {
 func (*WatchOrderEventsRequest) ProtoMessage() {}
 
 func (x *WatchOrderEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[52]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3198,7 +3289,7 @@ func (x *WatchOrderEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchOrderEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchOrderEventsRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{52}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *WatchOrderEventsRequest) GetCursor() string {
@@ -3231,7 +3322,7 @@ type WatchOrderEventsResponse struct {
 
 func (x *WatchOrderEventsResponse) Reset() {
 	*x = WatchOrderEventsResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[53]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3243,7 +3334,7 @@ func (x *WatchOrderEventsResponse) String() string {
 func (*WatchOrderEventsResponse) ProtoMessage() {}
 
 func (x *WatchOrderEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[53]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3256,7 +3347,7 @@ func (x *WatchOrderEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchOrderEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchOrderEventsResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{53}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *WatchOrderEventsResponse) GetItem() isWatchOrderEventsResponse_Item {
@@ -3317,7 +3408,7 @@ type ListOrderEventsRequest struct {
 
 func (x *ListOrderEventsRequest) Reset() {
 	*x = ListOrderEventsRequest{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[54]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3329,7 +3420,7 @@ func (x *ListOrderEventsRequest) String() string {
 func (*ListOrderEventsRequest) ProtoMessage() {}
 
 func (x *ListOrderEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[54]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3342,7 +3433,7 @@ func (x *ListOrderEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrderEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListOrderEventsRequest) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{54}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ListOrderEventsRequest) GetOrderId() string {
@@ -3379,7 +3470,7 @@ type ListOrderEventsResponse struct {
 
 func (x *ListOrderEventsResponse) Reset() {
 	*x = ListOrderEventsResponse{}
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[55]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3391,7 +3482,7 @@ func (x *ListOrderEventsResponse) String() string {
 func (*ListOrderEventsResponse) ProtoMessage() {}
 
 func (x *ListOrderEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[55]
+	mi := &file_souk_buyer_v1_buyer_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3404,7 +3495,7 @@ func (x *ListOrderEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrderEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListOrderEventsResponse) Descriptor() ([]byte, []int) {
-	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{55}
+	return file_souk_buyer_v1_buyer_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ListOrderEventsResponse) GetEvents() []*v1.HistoryEntry {
@@ -3493,17 +3584,21 @@ const file_souk_buyer_v1_buyer_proto_rawDesc = "" +
 	"\x06number\x18\x01 \x01(\tB\x15\xbaH\x12r\x102\x0e^[0-9]{12,19}$R\x06number\x12&\n" +
 	"\texp_month\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x18\f(\x01R\bexpMonth\x12&\n" +
 	"\bexp_year\x18\x03 \x01(\x05B\v\xbaH\b\x1a\x06\x18\xb4\x10(\xd0\x0fR\aexpYear\x12%\n" +
-	"\x03cvc\x18\x04 \x01(\tB\x13\xbaH\x10r\x0e2\f^[0-9]{3,4}$R\x03cvc\"\xf5\x02\n" +
+	"\x03cvc\x18\x04 \x01(\tB\x13\xbaH\x10r\x0e2\f^[0-9]{3,4}$R\x03cvc\"\xad\x03\n" +
 	"\x0fPayOrderRequest\x12#\n" +
 	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12C\n" +
 	"\x0eexpected_total\x18\x02 \x01(\v2\x14.souk.order.v1.MoneyB\x06\xbaH\x03\xc8\x01\x01R\rexpectedTotal\x12G\n" +
 	"\x0fidempotency_key\x18\x03 \x01(\tB\x1e\xbaH\x1br\x19\x10\b\x18\x80\x012\x12^[A-Za-z0-9_.:-]+$R\x0eidempotencyKey\x12)\n" +
 	"\x04card\x18\x04 \x01(\v2\x13.souk.buyer.v1.CardH\x00R\x04card\x12/\n" +
 	"\x06wallet\x18\x05 \x01(\v2\x15.souk.buyer.v1.WalletH\x00R\x06wallet\x12B\n" +
-	"\rbank_transfer\x18\x06 \x01(\v2\x1b.souk.buyer.v1.BankTransferH\x00R\fbankTransferB\x0f\n" +
+	"\rbank_transfer\x18\x06 \x01(\v2\x1b.souk.buyer.v1.BankTransferH\x00R\fbankTransfer\x126\n" +
+	"\tpay_later\x18\b \x01(\v2\x17.souk.buyer.v1.PayLaterH\x00R\bpayLaterB\x0f\n" +
 	"\x06method\x12\x05\xbaH\x02\b\x01\"A\n" +
 	"\x06Wallet\x127\n" +
-	"\aaccount\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x18\x10\x03\x18\xfe\x012\x11^[^\\s@]+@[^\\s@]+$R\aaccount\"N\n" +
+	"\aaccount\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x18\x10\x03\x18\xfe\x012\x11^[^\\s@]+@[^\\s@]+$R\aaccount\"r\n" +
+	"\bPayLater\x127\n" +
+	"\aaccount\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x18\x10\x03\x18\xfe\x012\x11^[^\\s@]+@[^\\s@]+$R\aaccount\x12-\n" +
+	"\vinstalments\x18\x02 \x01(\x05B\v\xbaH\b\x1a\x060\x030\x040\x06R\vinstalments\"N\n" +
 	"\fBankTransfer\x12>\n" +
 	"\x0eaccount_number\x18\x01 \x01(\tB\x17\xbaH\x14r\x122\x10^[A-Z0-9]{8,34}$R\raccountNumber\"w\n" +
 	"\x10PayOrderResponse\x12*\n" +
@@ -3519,14 +3614,15 @@ const file_souk_buyer_v1_buyer_proto_rawDesc = "" +
 	"\aattempt\x18\x02 \x01(\v2\x1d.souk.order.v1.PaymentAttemptR\aattempt\"x\n" +
 	"\fOrderPayment\x12#\n" +
 	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12C\n" +
-	"\x0eexpected_total\x18\x02 \x01(\v2\x14.souk.order.v1.MoneyB\x06\xbaH\x03\xc8\x01\x01R\rexpectedTotal\"\xcd\x02\n" +
+	"\x0eexpected_total\x18\x02 \x01(\v2\x14.souk.order.v1.MoneyB\x06\xbaH\x03\xc8\x01\x01R\rexpectedTotal\"\x85\x03\n" +
 	"\x10PayOrdersRequest\x12?\n" +
 	"\x06orders\x18\x01 \x03(\v2\x1b.souk.buyer.v1.OrderPaymentB\n" +
 	"\xbaH\a\x92\x01\x04\b\x01\x10\x14R\x06orders\x12G\n" +
 	"\x0fidempotency_key\x18\x02 \x01(\tB\x1e\xbaH\x1br\x19\x10\b\x18\x80\x012\x12^[A-Za-z0-9_.:-]+$R\x0eidempotencyKey\x12)\n" +
 	"\x04card\x18\x03 \x01(\v2\x13.souk.buyer.v1.CardH\x00R\x04card\x12/\n" +
 	"\x06wallet\x18\x04 \x01(\v2\x15.souk.buyer.v1.WalletH\x00R\x06wallet\x12B\n" +
-	"\rbank_transfer\x18\x05 \x01(\v2\x1b.souk.buyer.v1.BankTransferH\x00R\fbankTransferB\x0f\n" +
+	"\rbank_transfer\x18\x05 \x01(\v2\x1b.souk.buyer.v1.BankTransferH\x00R\fbankTransfer\x126\n" +
+	"\tpay_later\x18\x06 \x01(\v2\x17.souk.buyer.v1.PayLaterH\x00R\bpayLaterB\x0f\n" +
 	"\x06method\x12\x05\xbaH\x02\b\x01\"\x8c\x02\n" +
 	"\x12OrderPaymentResult\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12*\n" +
@@ -3690,7 +3786,7 @@ func file_souk_buyer_v1_buyer_proto_rawDescGZIP() []byte {
 	return file_souk_buyer_v1_buyer_proto_rawDescData
 }
 
-var file_souk_buyer_v1_buyer_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
+var file_souk_buyer_v1_buyer_proto_msgTypes = make([]protoimpl.MessageInfo, 59)
 var file_souk_buyer_v1_buyer_proto_goTypes = []any{
 	(*CheckoutItem)(nil),                   // 0: souk.buyer.v1.CheckoutItem
 	(*CheckoutRequest)(nil),                // 1: souk.buyer.v1.CheckoutRequest
@@ -3708,180 +3804,183 @@ var file_souk_buyer_v1_buyer_proto_goTypes = []any{
 	(*Card)(nil),                           // 13: souk.buyer.v1.Card
 	(*PayOrderRequest)(nil),                // 14: souk.buyer.v1.PayOrderRequest
 	(*Wallet)(nil),                         // 15: souk.buyer.v1.Wallet
-	(*BankTransfer)(nil),                   // 16: souk.buyer.v1.BankTransfer
-	(*PayOrderResponse)(nil),               // 17: souk.buyer.v1.PayOrderResponse
-	(*VerifyPaymentRequest)(nil),           // 18: souk.buyer.v1.VerifyPaymentRequest
-	(*VerifyPaymentResponse)(nil),          // 19: souk.buyer.v1.VerifyPaymentResponse
-	(*OrderPayment)(nil),                   // 20: souk.buyer.v1.OrderPayment
-	(*PayOrdersRequest)(nil),               // 21: souk.buyer.v1.PayOrdersRequest
-	(*OrderPaymentResult)(nil),             // 22: souk.buyer.v1.OrderPaymentResult
-	(*PayOrdersResponse)(nil),              // 23: souk.buyer.v1.PayOrdersResponse
-	(*ListRefundsRequest)(nil),             // 24: souk.buyer.v1.ListRefundsRequest
-	(*ListRefundsResponse)(nil),            // 25: souk.buyer.v1.ListRefundsResponse
-	(*CancelOrderRequest)(nil),             // 26: souk.buyer.v1.CancelOrderRequest
-	(*CancelOrderResponse)(nil),            // 27: souk.buyer.v1.CancelOrderResponse
-	(*ConfirmReceiptRequest)(nil),          // 28: souk.buyer.v1.ConfirmReceiptRequest
-	(*ConfirmReceiptResponse)(nil),         // 29: souk.buyer.v1.ConfirmReceiptResponse
-	(*RequestCancellationRequest)(nil),     // 30: souk.buyer.v1.RequestCancellationRequest
-	(*RequestCancellationResponse)(nil),    // 31: souk.buyer.v1.RequestCancellationResponse
-	(*WithdrawCancellationRequest)(nil),    // 32: souk.buyer.v1.WithdrawCancellationRequest
-	(*WithdrawCancellationResponse)(nil),   // 33: souk.buyer.v1.WithdrawCancellationResponse
-	(*AskProtectionExtensionRequest)(nil),  // 34: souk.buyer.v1.AskProtectionExtensionRequest
-	(*AskProtectionExtensionResponse)(nil), // 35: souk.buyer.v1.AskProtectionExtensionResponse
-	(*OpenDisputeRequest)(nil),             // 36: souk.buyer.v1.OpenDisputeRequest
-	(*OpenDisputeResponse)(nil),            // 37: souk.buyer.v1.OpenDisputeResponse
-	(*AddDisputeEvidenceRequest)(nil),      // 38: souk.buyer.v1.AddDisputeEvidenceRequest
-	(*AddDisputeEvidenceResponse)(nil),     // 39: souk.buyer.v1.AddDisputeEvidenceResponse
-	(*WithdrawDisputeRequest)(nil),         // 40: souk.buyer.v1.WithdrawDisputeRequest
-	(*WithdrawDisputeResponse)(nil),        // 41: souk.buyer.v1.WithdrawDisputeResponse
-	(*AnswerCounterOfferRequest)(nil),      // 42: souk.buyer.v1.AnswerCounterOfferRequest
-	(*AnswerCounterOfferResponse)(nil),     // 43: souk.buyer.v1.AnswerCounterOfferResponse
-	(*ReportPaymentEventRequest)(nil),      // 44: souk.buyer.v1.ReportPaymentEventRequest
-	(*ReportPaymentEventResponse)(nil),     // 45: souk.buyer.v1.ReportPaymentEventResponse
-	(*SendOrderMessageRequest)(nil),        // 46: souk.buyer.v1.SendOrderMessageRequest
-	(*SendOrderMessageResponse)(nil),       // 47: souk.buyer.v1.SendOrderMessageResponse
-	(*ListOrderMessagesRequest)(nil),       // 48: souk.buyer.v1.ListOrderMessagesRequest
-	(*ListOrderMessagesResponse)(nil),      // 49: souk.buyer.v1.ListOrderMessagesResponse
-	(*MakeOfferRequest)(nil),               // 50: souk.buyer.v1.MakeOfferRequest
-	(*MakeOfferResponse)(nil),              // 51: souk.buyer.v1.MakeOfferResponse
-	(*WatchOrderEventsRequest)(nil),        // 52: souk.buyer.v1.WatchOrderEventsRequest
-	(*WatchOrderEventsResponse)(nil),       // 53: souk.buyer.v1.WatchOrderEventsResponse
-	(*ListOrderEventsRequest)(nil),         // 54: souk.buyer.v1.ListOrderEventsRequest
-	(*ListOrderEventsResponse)(nil),        // 55: souk.buyer.v1.ListOrderEventsResponse
-	nil,                                    // 56: souk.buyer.v1.CheckoutRequest.StoreCouponsEntry
-	nil,                                    // 57: souk.buyer.v1.PreviewCheckoutRequest.StoreCouponsEntry
-	(*v1.Order)(nil),                       // 58: souk.order.v1.Order
-	(*v1.LineItem)(nil),                    // 59: souk.order.v1.LineItem
-	(*v1.Money)(nil),                       // 60: souk.order.v1.Money
-	(*v1.Presentment)(nil),                 // 61: souk.order.v1.Presentment
-	(*v1.Coupon)(nil),                      // 62: souk.order.v1.Coupon
-	(v1.OrderStatus)(0),                    // 63: souk.order.v1.OrderStatus
-	(*timestamppb.Timestamp)(nil),          // 64: google.protobuf.Timestamp
-	(*v1.PaymentAttempt)(nil),              // 65: souk.order.v1.PaymentAttempt
-	(*status.Status)(nil),                  // 66: google.rpc.Status
-	(*v1.Refund)(nil),                      // 67: souk.order.v1.Refund
-	(*v1.EvidenceInput)(nil),               // 68: souk.order.v1.EvidenceInput
-	(*v1.MessageInput)(nil),                // 69: souk.order.v1.MessageInput
-	(*v1.OrderMessage)(nil),                // 70: souk.order.v1.OrderMessage
-	(v1.OfferKind)(0),                      // 71: souk.order.v1.OfferKind
-	(*v1.EventFilter)(nil),                 // 72: souk.order.v1.EventFilter
-	(*v1.OrderEvent)(nil),                  // 73: souk.order.v1.OrderEvent
-	(*v1.EventHeartbeat)(nil),              // 74: souk.order.v1.EventHeartbeat
-	(*v1.HistoryEntry)(nil),                // 75: souk.order.v1.HistoryEntry
+	(*PayLater)(nil),                       // 16: souk.buyer.v1.PayLater
+	(*BankTransfer)(nil),                   // 17: souk.buyer.v1.BankTransfer
+	(*PayOrderResponse)(nil),               // 18: souk.buyer.v1.PayOrderResponse
+	(*VerifyPaymentRequest)(nil),           // 19: souk.buyer.v1.VerifyPaymentRequest
+	(*VerifyPaymentResponse)(nil),          // 20: souk.buyer.v1.VerifyPaymentResponse
+	(*OrderPayment)(nil),                   // 21: souk.buyer.v1.OrderPayment
+	(*PayOrdersRequest)(nil),               // 22: souk.buyer.v1.PayOrdersRequest
+	(*OrderPaymentResult)(nil),             // 23: souk.buyer.v1.OrderPaymentResult
+	(*PayOrdersResponse)(nil),              // 24: souk.buyer.v1.PayOrdersResponse
+	(*ListRefundsRequest)(nil),             // 25: souk.buyer.v1.ListRefundsRequest
+	(*ListRefundsResponse)(nil),            // 26: souk.buyer.v1.ListRefundsResponse
+	(*CancelOrderRequest)(nil),             // 27: souk.buyer.v1.CancelOrderRequest
+	(*CancelOrderResponse)(nil),            // 28: souk.buyer.v1.CancelOrderResponse
+	(*ConfirmReceiptRequest)(nil),          // 29: souk.buyer.v1.ConfirmReceiptRequest
+	(*ConfirmReceiptResponse)(nil),         // 30: souk.buyer.v1.ConfirmReceiptResponse
+	(*RequestCancellationRequest)(nil),     // 31: souk.buyer.v1.RequestCancellationRequest
+	(*RequestCancellationResponse)(nil),    // 32: souk.buyer.v1.RequestCancellationResponse
+	(*WithdrawCancellationRequest)(nil),    // 33: souk.buyer.v1.WithdrawCancellationRequest
+	(*WithdrawCancellationResponse)(nil),   // 34: souk.buyer.v1.WithdrawCancellationResponse
+	(*AskProtectionExtensionRequest)(nil),  // 35: souk.buyer.v1.AskProtectionExtensionRequest
+	(*AskProtectionExtensionResponse)(nil), // 36: souk.buyer.v1.AskProtectionExtensionResponse
+	(*OpenDisputeRequest)(nil),             // 37: souk.buyer.v1.OpenDisputeRequest
+	(*OpenDisputeResponse)(nil),            // 38: souk.buyer.v1.OpenDisputeResponse
+	(*AddDisputeEvidenceRequest)(nil),      // 39: souk.buyer.v1.AddDisputeEvidenceRequest
+	(*AddDisputeEvidenceResponse)(nil),     // 40: souk.buyer.v1.AddDisputeEvidenceResponse
+	(*WithdrawDisputeRequest)(nil),         // 41: souk.buyer.v1.WithdrawDisputeRequest
+	(*WithdrawDisputeResponse)(nil),        // 42: souk.buyer.v1.WithdrawDisputeResponse
+	(*AnswerCounterOfferRequest)(nil),      // 43: souk.buyer.v1.AnswerCounterOfferRequest
+	(*AnswerCounterOfferResponse)(nil),     // 44: souk.buyer.v1.AnswerCounterOfferResponse
+	(*ReportPaymentEventRequest)(nil),      // 45: souk.buyer.v1.ReportPaymentEventRequest
+	(*ReportPaymentEventResponse)(nil),     // 46: souk.buyer.v1.ReportPaymentEventResponse
+	(*SendOrderMessageRequest)(nil),        // 47: souk.buyer.v1.SendOrderMessageRequest
+	(*SendOrderMessageResponse)(nil),       // 48: souk.buyer.v1.SendOrderMessageResponse
+	(*ListOrderMessagesRequest)(nil),       // 49: souk.buyer.v1.ListOrderMessagesRequest
+	(*ListOrderMessagesResponse)(nil),      // 50: souk.buyer.v1.ListOrderMessagesResponse
+	(*MakeOfferRequest)(nil),               // 51: souk.buyer.v1.MakeOfferRequest
+	(*MakeOfferResponse)(nil),              // 52: souk.buyer.v1.MakeOfferResponse
+	(*WatchOrderEventsRequest)(nil),        // 53: souk.buyer.v1.WatchOrderEventsRequest
+	(*WatchOrderEventsResponse)(nil),       // 54: souk.buyer.v1.WatchOrderEventsResponse
+	(*ListOrderEventsRequest)(nil),         // 55: souk.buyer.v1.ListOrderEventsRequest
+	(*ListOrderEventsResponse)(nil),        // 56: souk.buyer.v1.ListOrderEventsResponse
+	nil,                                    // 57: souk.buyer.v1.CheckoutRequest.StoreCouponsEntry
+	nil,                                    // 58: souk.buyer.v1.PreviewCheckoutRequest.StoreCouponsEntry
+	(*v1.Order)(nil),                       // 59: souk.order.v1.Order
+	(*v1.LineItem)(nil),                    // 60: souk.order.v1.LineItem
+	(*v1.Money)(nil),                       // 61: souk.order.v1.Money
+	(*v1.Presentment)(nil),                 // 62: souk.order.v1.Presentment
+	(*v1.Coupon)(nil),                      // 63: souk.order.v1.Coupon
+	(v1.OrderStatus)(0),                    // 64: souk.order.v1.OrderStatus
+	(*timestamppb.Timestamp)(nil),          // 65: google.protobuf.Timestamp
+	(*v1.PaymentAttempt)(nil),              // 66: souk.order.v1.PaymentAttempt
+	(*status.Status)(nil),                  // 67: google.rpc.Status
+	(*v1.Refund)(nil),                      // 68: souk.order.v1.Refund
+	(*v1.EvidenceInput)(nil),               // 69: souk.order.v1.EvidenceInput
+	(*v1.MessageInput)(nil),                // 70: souk.order.v1.MessageInput
+	(*v1.OrderMessage)(nil),                // 71: souk.order.v1.OrderMessage
+	(v1.OfferKind)(0),                      // 72: souk.order.v1.OfferKind
+	(*v1.EventFilter)(nil),                 // 73: souk.order.v1.EventFilter
+	(*v1.OrderEvent)(nil),                  // 74: souk.order.v1.OrderEvent
+	(*v1.EventHeartbeat)(nil),              // 75: souk.order.v1.EventHeartbeat
+	(*v1.HistoryEntry)(nil),                // 76: souk.order.v1.HistoryEntry
 }
 var file_souk_buyer_v1_buyer_proto_depIdxs = []int32{
 	0,  // 0: souk.buyer.v1.CheckoutRequest.items:type_name -> souk.buyer.v1.CheckoutItem
-	56, // 1: souk.buyer.v1.CheckoutRequest.store_coupons:type_name -> souk.buyer.v1.CheckoutRequest.StoreCouponsEntry
-	58, // 2: souk.buyer.v1.CheckoutResponse.orders:type_name -> souk.order.v1.Order
+	57, // 1: souk.buyer.v1.CheckoutRequest.store_coupons:type_name -> souk.buyer.v1.CheckoutRequest.StoreCouponsEntry
+	59, // 2: souk.buyer.v1.CheckoutResponse.orders:type_name -> souk.order.v1.Order
 	0,  // 3: souk.buyer.v1.PreviewCheckoutRequest.items:type_name -> souk.buyer.v1.CheckoutItem
-	57, // 4: souk.buyer.v1.PreviewCheckoutRequest.store_coupons:type_name -> souk.buyer.v1.PreviewCheckoutRequest.StoreCouponsEntry
-	59, // 5: souk.buyer.v1.PreviewOrder.items:type_name -> souk.order.v1.LineItem
-	60, // 6: souk.buyer.v1.PreviewOrder.shipping_fee:type_name -> souk.order.v1.Money
-	60, // 7: souk.buyer.v1.PreviewOrder.items_total:type_name -> souk.order.v1.Money
-	60, // 8: souk.buyer.v1.PreviewOrder.coupon_discount:type_name -> souk.order.v1.Money
-	60, // 9: souk.buyer.v1.PreviewOrder.total:type_name -> souk.order.v1.Money
-	61, // 10: souk.buyer.v1.PreviewOrder.presentment:type_name -> souk.order.v1.Presentment
+	58, // 4: souk.buyer.v1.PreviewCheckoutRequest.store_coupons:type_name -> souk.buyer.v1.PreviewCheckoutRequest.StoreCouponsEntry
+	60, // 5: souk.buyer.v1.PreviewOrder.items:type_name -> souk.order.v1.LineItem
+	61, // 6: souk.buyer.v1.PreviewOrder.shipping_fee:type_name -> souk.order.v1.Money
+	61, // 7: souk.buyer.v1.PreviewOrder.items_total:type_name -> souk.order.v1.Money
+	61, // 8: souk.buyer.v1.PreviewOrder.coupon_discount:type_name -> souk.order.v1.Money
+	61, // 9: souk.buyer.v1.PreviewOrder.total:type_name -> souk.order.v1.Money
+	62, // 10: souk.buyer.v1.PreviewOrder.presentment:type_name -> souk.order.v1.Presentment
 	4,  // 11: souk.buyer.v1.PreviewCheckoutResponse.orders:type_name -> souk.buyer.v1.PreviewOrder
-	62, // 12: souk.buyer.v1.MyCoupon.coupon:type_name -> souk.order.v1.Coupon
+	63, // 12: souk.buyer.v1.MyCoupon.coupon:type_name -> souk.order.v1.Coupon
 	7,  // 13: souk.buyer.v1.ListMyCouponsResponse.coupons:type_name -> souk.buyer.v1.MyCoupon
-	63, // 14: souk.buyer.v1.ListOrdersRequest.status:type_name -> souk.order.v1.OrderStatus
-	64, // 15: souk.buyer.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
-	64, // 16: souk.buyer.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
-	58, // 17: souk.buyer.v1.ListOrdersResponse.orders:type_name -> souk.order.v1.Order
-	58, // 18: souk.buyer.v1.GetOrderResponse.order:type_name -> souk.order.v1.Order
-	60, // 19: souk.buyer.v1.PayOrderRequest.expected_total:type_name -> souk.order.v1.Money
+	64, // 14: souk.buyer.v1.ListOrdersRequest.status:type_name -> souk.order.v1.OrderStatus
+	65, // 15: souk.buyer.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
+	65, // 16: souk.buyer.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
+	59, // 17: souk.buyer.v1.ListOrdersResponse.orders:type_name -> souk.order.v1.Order
+	59, // 18: souk.buyer.v1.GetOrderResponse.order:type_name -> souk.order.v1.Order
+	61, // 19: souk.buyer.v1.PayOrderRequest.expected_total:type_name -> souk.order.v1.Money
 	13, // 20: souk.buyer.v1.PayOrderRequest.card:type_name -> souk.buyer.v1.Card
 	15, // 21: souk.buyer.v1.PayOrderRequest.wallet:type_name -> souk.buyer.v1.Wallet
-	16, // 22: souk.buyer.v1.PayOrderRequest.bank_transfer:type_name -> souk.buyer.v1.BankTransfer
-	58, // 23: souk.buyer.v1.PayOrderResponse.order:type_name -> souk.order.v1.Order
-	65, // 24: souk.buyer.v1.PayOrderResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
-	58, // 25: souk.buyer.v1.VerifyPaymentResponse.order:type_name -> souk.order.v1.Order
-	65, // 26: souk.buyer.v1.VerifyPaymentResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
-	60, // 27: souk.buyer.v1.OrderPayment.expected_total:type_name -> souk.order.v1.Money
-	20, // 28: souk.buyer.v1.PayOrdersRequest.orders:type_name -> souk.buyer.v1.OrderPayment
-	13, // 29: souk.buyer.v1.PayOrdersRequest.card:type_name -> souk.buyer.v1.Card
-	15, // 30: souk.buyer.v1.PayOrdersRequest.wallet:type_name -> souk.buyer.v1.Wallet
-	16, // 31: souk.buyer.v1.PayOrdersRequest.bank_transfer:type_name -> souk.buyer.v1.BankTransfer
-	58, // 32: souk.buyer.v1.OrderPaymentResult.order:type_name -> souk.order.v1.Order
-	65, // 33: souk.buyer.v1.OrderPaymentResult.attempt:type_name -> souk.order.v1.PaymentAttempt
-	66, // 34: souk.buyer.v1.OrderPaymentResult.status:type_name -> google.rpc.Status
-	22, // 35: souk.buyer.v1.PayOrdersResponse.results:type_name -> souk.buyer.v1.OrderPaymentResult
-	67, // 36: souk.buyer.v1.ListRefundsResponse.refunds:type_name -> souk.order.v1.Refund
-	58, // 37: souk.buyer.v1.CancelOrderResponse.order:type_name -> souk.order.v1.Order
-	58, // 38: souk.buyer.v1.ConfirmReceiptResponse.order:type_name -> souk.order.v1.Order
-	58, // 39: souk.buyer.v1.RequestCancellationResponse.order:type_name -> souk.order.v1.Order
-	58, // 40: souk.buyer.v1.WithdrawCancellationResponse.order:type_name -> souk.order.v1.Order
-	58, // 41: souk.buyer.v1.AskProtectionExtensionResponse.order:type_name -> souk.order.v1.Order
-	60, // 42: souk.buyer.v1.OpenDisputeRequest.refund_amount:type_name -> souk.order.v1.Money
-	68, // 43: souk.buyer.v1.OpenDisputeRequest.evidence:type_name -> souk.order.v1.EvidenceInput
-	58, // 44: souk.buyer.v1.OpenDisputeResponse.order:type_name -> souk.order.v1.Order
-	68, // 45: souk.buyer.v1.AddDisputeEvidenceRequest.evidence:type_name -> souk.order.v1.EvidenceInput
-	58, // 46: souk.buyer.v1.AddDisputeEvidenceResponse.order:type_name -> souk.order.v1.Order
-	58, // 47: souk.buyer.v1.WithdrawDisputeResponse.order:type_name -> souk.order.v1.Order
-	58, // 48: souk.buyer.v1.AnswerCounterOfferResponse.order:type_name -> souk.order.v1.Order
-	69, // 49: souk.buyer.v1.SendOrderMessageRequest.message:type_name -> souk.order.v1.MessageInput
-	70, // 50: souk.buyer.v1.SendOrderMessageResponse.message:type_name -> souk.order.v1.OrderMessage
-	70, // 51: souk.buyer.v1.ListOrderMessagesResponse.messages:type_name -> souk.order.v1.OrderMessage
-	71, // 52: souk.buyer.v1.MakeOfferRequest.kind:type_name -> souk.order.v1.OfferKind
-	60, // 53: souk.buyer.v1.MakeOfferRequest.amount:type_name -> souk.order.v1.Money
-	58, // 54: souk.buyer.v1.MakeOfferResponse.order:type_name -> souk.order.v1.Order
-	72, // 55: souk.buyer.v1.WatchOrderEventsRequest.filter:type_name -> souk.order.v1.EventFilter
-	73, // 56: souk.buyer.v1.WatchOrderEventsResponse.event:type_name -> souk.order.v1.OrderEvent
-	74, // 57: souk.buyer.v1.WatchOrderEventsResponse.heartbeat:type_name -> souk.order.v1.EventHeartbeat
-	75, // 58: souk.buyer.v1.ListOrderEventsResponse.events:type_name -> souk.order.v1.HistoryEntry
-	1,  // 59: souk.buyer.v1.BuyerService.Checkout:input_type -> souk.buyer.v1.CheckoutRequest
-	9,  // 60: souk.buyer.v1.BuyerService.ListOrders:input_type -> souk.buyer.v1.ListOrdersRequest
-	11, // 61: souk.buyer.v1.BuyerService.GetOrder:input_type -> souk.buyer.v1.GetOrderRequest
-	14, // 62: souk.buyer.v1.BuyerService.PayOrder:input_type -> souk.buyer.v1.PayOrderRequest
-	26, // 63: souk.buyer.v1.BuyerService.CancelOrder:input_type -> souk.buyer.v1.CancelOrderRequest
-	18, // 64: souk.buyer.v1.BuyerService.VerifyPayment:input_type -> souk.buyer.v1.VerifyPaymentRequest
-	21, // 65: souk.buyer.v1.BuyerService.PayOrders:input_type -> souk.buyer.v1.PayOrdersRequest
-	24, // 66: souk.buyer.v1.BuyerService.ListRefunds:input_type -> souk.buyer.v1.ListRefundsRequest
-	30, // 67: souk.buyer.v1.BuyerService.RequestCancellation:input_type -> souk.buyer.v1.RequestCancellationRequest
-	32, // 68: souk.buyer.v1.BuyerService.WithdrawCancellation:input_type -> souk.buyer.v1.WithdrawCancellationRequest
-	34, // 69: souk.buyer.v1.BuyerService.AskProtectionExtension:input_type -> souk.buyer.v1.AskProtectionExtensionRequest
-	36, // 70: souk.buyer.v1.BuyerService.OpenDispute:input_type -> souk.buyer.v1.OpenDisputeRequest
-	38, // 71: souk.buyer.v1.BuyerService.AddDisputeEvidence:input_type -> souk.buyer.v1.AddDisputeEvidenceRequest
-	40, // 72: souk.buyer.v1.BuyerService.WithdrawDispute:input_type -> souk.buyer.v1.WithdrawDisputeRequest
-	42, // 73: souk.buyer.v1.BuyerService.AnswerCounterOffer:input_type -> souk.buyer.v1.AnswerCounterOfferRequest
-	28, // 74: souk.buyer.v1.BuyerService.ConfirmReceipt:input_type -> souk.buyer.v1.ConfirmReceiptRequest
-	46, // 75: souk.buyer.v1.BuyerService.SendOrderMessage:input_type -> souk.buyer.v1.SendOrderMessageRequest
-	48, // 76: souk.buyer.v1.BuyerService.ListOrderMessages:input_type -> souk.buyer.v1.ListOrderMessagesRequest
-	54, // 77: souk.buyer.v1.BuyerService.ListOrderEvents:input_type -> souk.buyer.v1.ListOrderEventsRequest
-	50, // 78: souk.buyer.v1.BuyerService.MakeOffer:input_type -> souk.buyer.v1.MakeOfferRequest
-	52, // 79: souk.buyer.v1.BuyerService.WatchOrderEvents:input_type -> souk.buyer.v1.WatchOrderEventsRequest
-	3,  // 80: souk.buyer.v1.BuyerService.PreviewCheckout:input_type -> souk.buyer.v1.PreviewCheckoutRequest
-	6,  // 81: souk.buyer.v1.BuyerService.ListMyCoupons:input_type -> souk.buyer.v1.ListMyCouponsRequest
-	44, // 82: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:input_type -> souk.buyer.v1.ReportPaymentEventRequest
-	2,  // 83: souk.buyer.v1.BuyerService.Checkout:output_type -> souk.buyer.v1.CheckoutResponse
-	10, // 84: souk.buyer.v1.BuyerService.ListOrders:output_type -> souk.buyer.v1.ListOrdersResponse
-	12, // 85: souk.buyer.v1.BuyerService.GetOrder:output_type -> souk.buyer.v1.GetOrderResponse
-	17, // 86: souk.buyer.v1.BuyerService.PayOrder:output_type -> souk.buyer.v1.PayOrderResponse
-	27, // 87: souk.buyer.v1.BuyerService.CancelOrder:output_type -> souk.buyer.v1.CancelOrderResponse
-	19, // 88: souk.buyer.v1.BuyerService.VerifyPayment:output_type -> souk.buyer.v1.VerifyPaymentResponse
-	23, // 89: souk.buyer.v1.BuyerService.PayOrders:output_type -> souk.buyer.v1.PayOrdersResponse
-	25, // 90: souk.buyer.v1.BuyerService.ListRefunds:output_type -> souk.buyer.v1.ListRefundsResponse
-	31, // 91: souk.buyer.v1.BuyerService.RequestCancellation:output_type -> souk.buyer.v1.RequestCancellationResponse
-	33, // 92: souk.buyer.v1.BuyerService.WithdrawCancellation:output_type -> souk.buyer.v1.WithdrawCancellationResponse
-	35, // 93: souk.buyer.v1.BuyerService.AskProtectionExtension:output_type -> souk.buyer.v1.AskProtectionExtensionResponse
-	37, // 94: souk.buyer.v1.BuyerService.OpenDispute:output_type -> souk.buyer.v1.OpenDisputeResponse
-	39, // 95: souk.buyer.v1.BuyerService.AddDisputeEvidence:output_type -> souk.buyer.v1.AddDisputeEvidenceResponse
-	41, // 96: souk.buyer.v1.BuyerService.WithdrawDispute:output_type -> souk.buyer.v1.WithdrawDisputeResponse
-	43, // 97: souk.buyer.v1.BuyerService.AnswerCounterOffer:output_type -> souk.buyer.v1.AnswerCounterOfferResponse
-	29, // 98: souk.buyer.v1.BuyerService.ConfirmReceipt:output_type -> souk.buyer.v1.ConfirmReceiptResponse
-	47, // 99: souk.buyer.v1.BuyerService.SendOrderMessage:output_type -> souk.buyer.v1.SendOrderMessageResponse
-	49, // 100: souk.buyer.v1.BuyerService.ListOrderMessages:output_type -> souk.buyer.v1.ListOrderMessagesResponse
-	55, // 101: souk.buyer.v1.BuyerService.ListOrderEvents:output_type -> souk.buyer.v1.ListOrderEventsResponse
-	51, // 102: souk.buyer.v1.BuyerService.MakeOffer:output_type -> souk.buyer.v1.MakeOfferResponse
-	53, // 103: souk.buyer.v1.BuyerService.WatchOrderEvents:output_type -> souk.buyer.v1.WatchOrderEventsResponse
-	5,  // 104: souk.buyer.v1.BuyerService.PreviewCheckout:output_type -> souk.buyer.v1.PreviewCheckoutResponse
-	8,  // 105: souk.buyer.v1.BuyerService.ListMyCoupons:output_type -> souk.buyer.v1.ListMyCouponsResponse
-	45, // 106: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:output_type -> souk.buyer.v1.ReportPaymentEventResponse
-	83, // [83:107] is the sub-list for method output_type
-	59, // [59:83] is the sub-list for method input_type
-	59, // [59:59] is the sub-list for extension type_name
-	59, // [59:59] is the sub-list for extension extendee
-	0,  // [0:59] is the sub-list for field type_name
+	17, // 22: souk.buyer.v1.PayOrderRequest.bank_transfer:type_name -> souk.buyer.v1.BankTransfer
+	16, // 23: souk.buyer.v1.PayOrderRequest.pay_later:type_name -> souk.buyer.v1.PayLater
+	59, // 24: souk.buyer.v1.PayOrderResponse.order:type_name -> souk.order.v1.Order
+	66, // 25: souk.buyer.v1.PayOrderResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
+	59, // 26: souk.buyer.v1.VerifyPaymentResponse.order:type_name -> souk.order.v1.Order
+	66, // 27: souk.buyer.v1.VerifyPaymentResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
+	61, // 28: souk.buyer.v1.OrderPayment.expected_total:type_name -> souk.order.v1.Money
+	21, // 29: souk.buyer.v1.PayOrdersRequest.orders:type_name -> souk.buyer.v1.OrderPayment
+	13, // 30: souk.buyer.v1.PayOrdersRequest.card:type_name -> souk.buyer.v1.Card
+	15, // 31: souk.buyer.v1.PayOrdersRequest.wallet:type_name -> souk.buyer.v1.Wallet
+	17, // 32: souk.buyer.v1.PayOrdersRequest.bank_transfer:type_name -> souk.buyer.v1.BankTransfer
+	16, // 33: souk.buyer.v1.PayOrdersRequest.pay_later:type_name -> souk.buyer.v1.PayLater
+	59, // 34: souk.buyer.v1.OrderPaymentResult.order:type_name -> souk.order.v1.Order
+	66, // 35: souk.buyer.v1.OrderPaymentResult.attempt:type_name -> souk.order.v1.PaymentAttempt
+	67, // 36: souk.buyer.v1.OrderPaymentResult.status:type_name -> google.rpc.Status
+	23, // 37: souk.buyer.v1.PayOrdersResponse.results:type_name -> souk.buyer.v1.OrderPaymentResult
+	68, // 38: souk.buyer.v1.ListRefundsResponse.refunds:type_name -> souk.order.v1.Refund
+	59, // 39: souk.buyer.v1.CancelOrderResponse.order:type_name -> souk.order.v1.Order
+	59, // 40: souk.buyer.v1.ConfirmReceiptResponse.order:type_name -> souk.order.v1.Order
+	59, // 41: souk.buyer.v1.RequestCancellationResponse.order:type_name -> souk.order.v1.Order
+	59, // 42: souk.buyer.v1.WithdrawCancellationResponse.order:type_name -> souk.order.v1.Order
+	59, // 43: souk.buyer.v1.AskProtectionExtensionResponse.order:type_name -> souk.order.v1.Order
+	61, // 44: souk.buyer.v1.OpenDisputeRequest.refund_amount:type_name -> souk.order.v1.Money
+	69, // 45: souk.buyer.v1.OpenDisputeRequest.evidence:type_name -> souk.order.v1.EvidenceInput
+	59, // 46: souk.buyer.v1.OpenDisputeResponse.order:type_name -> souk.order.v1.Order
+	69, // 47: souk.buyer.v1.AddDisputeEvidenceRequest.evidence:type_name -> souk.order.v1.EvidenceInput
+	59, // 48: souk.buyer.v1.AddDisputeEvidenceResponse.order:type_name -> souk.order.v1.Order
+	59, // 49: souk.buyer.v1.WithdrawDisputeResponse.order:type_name -> souk.order.v1.Order
+	59, // 50: souk.buyer.v1.AnswerCounterOfferResponse.order:type_name -> souk.order.v1.Order
+	70, // 51: souk.buyer.v1.SendOrderMessageRequest.message:type_name -> souk.order.v1.MessageInput
+	71, // 52: souk.buyer.v1.SendOrderMessageResponse.message:type_name -> souk.order.v1.OrderMessage
+	71, // 53: souk.buyer.v1.ListOrderMessagesResponse.messages:type_name -> souk.order.v1.OrderMessage
+	72, // 54: souk.buyer.v1.MakeOfferRequest.kind:type_name -> souk.order.v1.OfferKind
+	61, // 55: souk.buyer.v1.MakeOfferRequest.amount:type_name -> souk.order.v1.Money
+	59, // 56: souk.buyer.v1.MakeOfferResponse.order:type_name -> souk.order.v1.Order
+	73, // 57: souk.buyer.v1.WatchOrderEventsRequest.filter:type_name -> souk.order.v1.EventFilter
+	74, // 58: souk.buyer.v1.WatchOrderEventsResponse.event:type_name -> souk.order.v1.OrderEvent
+	75, // 59: souk.buyer.v1.WatchOrderEventsResponse.heartbeat:type_name -> souk.order.v1.EventHeartbeat
+	76, // 60: souk.buyer.v1.ListOrderEventsResponse.events:type_name -> souk.order.v1.HistoryEntry
+	1,  // 61: souk.buyer.v1.BuyerService.Checkout:input_type -> souk.buyer.v1.CheckoutRequest
+	9,  // 62: souk.buyer.v1.BuyerService.ListOrders:input_type -> souk.buyer.v1.ListOrdersRequest
+	11, // 63: souk.buyer.v1.BuyerService.GetOrder:input_type -> souk.buyer.v1.GetOrderRequest
+	14, // 64: souk.buyer.v1.BuyerService.PayOrder:input_type -> souk.buyer.v1.PayOrderRequest
+	27, // 65: souk.buyer.v1.BuyerService.CancelOrder:input_type -> souk.buyer.v1.CancelOrderRequest
+	19, // 66: souk.buyer.v1.BuyerService.VerifyPayment:input_type -> souk.buyer.v1.VerifyPaymentRequest
+	22, // 67: souk.buyer.v1.BuyerService.PayOrders:input_type -> souk.buyer.v1.PayOrdersRequest
+	25, // 68: souk.buyer.v1.BuyerService.ListRefunds:input_type -> souk.buyer.v1.ListRefundsRequest
+	31, // 69: souk.buyer.v1.BuyerService.RequestCancellation:input_type -> souk.buyer.v1.RequestCancellationRequest
+	33, // 70: souk.buyer.v1.BuyerService.WithdrawCancellation:input_type -> souk.buyer.v1.WithdrawCancellationRequest
+	35, // 71: souk.buyer.v1.BuyerService.AskProtectionExtension:input_type -> souk.buyer.v1.AskProtectionExtensionRequest
+	37, // 72: souk.buyer.v1.BuyerService.OpenDispute:input_type -> souk.buyer.v1.OpenDisputeRequest
+	39, // 73: souk.buyer.v1.BuyerService.AddDisputeEvidence:input_type -> souk.buyer.v1.AddDisputeEvidenceRequest
+	41, // 74: souk.buyer.v1.BuyerService.WithdrawDispute:input_type -> souk.buyer.v1.WithdrawDisputeRequest
+	43, // 75: souk.buyer.v1.BuyerService.AnswerCounterOffer:input_type -> souk.buyer.v1.AnswerCounterOfferRequest
+	29, // 76: souk.buyer.v1.BuyerService.ConfirmReceipt:input_type -> souk.buyer.v1.ConfirmReceiptRequest
+	47, // 77: souk.buyer.v1.BuyerService.SendOrderMessage:input_type -> souk.buyer.v1.SendOrderMessageRequest
+	49, // 78: souk.buyer.v1.BuyerService.ListOrderMessages:input_type -> souk.buyer.v1.ListOrderMessagesRequest
+	55, // 79: souk.buyer.v1.BuyerService.ListOrderEvents:input_type -> souk.buyer.v1.ListOrderEventsRequest
+	51, // 80: souk.buyer.v1.BuyerService.MakeOffer:input_type -> souk.buyer.v1.MakeOfferRequest
+	53, // 81: souk.buyer.v1.BuyerService.WatchOrderEvents:input_type -> souk.buyer.v1.WatchOrderEventsRequest
+	3,  // 82: souk.buyer.v1.BuyerService.PreviewCheckout:input_type -> souk.buyer.v1.PreviewCheckoutRequest
+	6,  // 83: souk.buyer.v1.BuyerService.ListMyCoupons:input_type -> souk.buyer.v1.ListMyCouponsRequest
+	45, // 84: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:input_type -> souk.buyer.v1.ReportPaymentEventRequest
+	2,  // 85: souk.buyer.v1.BuyerService.Checkout:output_type -> souk.buyer.v1.CheckoutResponse
+	10, // 86: souk.buyer.v1.BuyerService.ListOrders:output_type -> souk.buyer.v1.ListOrdersResponse
+	12, // 87: souk.buyer.v1.BuyerService.GetOrder:output_type -> souk.buyer.v1.GetOrderResponse
+	18, // 88: souk.buyer.v1.BuyerService.PayOrder:output_type -> souk.buyer.v1.PayOrderResponse
+	28, // 89: souk.buyer.v1.BuyerService.CancelOrder:output_type -> souk.buyer.v1.CancelOrderResponse
+	20, // 90: souk.buyer.v1.BuyerService.VerifyPayment:output_type -> souk.buyer.v1.VerifyPaymentResponse
+	24, // 91: souk.buyer.v1.BuyerService.PayOrders:output_type -> souk.buyer.v1.PayOrdersResponse
+	26, // 92: souk.buyer.v1.BuyerService.ListRefunds:output_type -> souk.buyer.v1.ListRefundsResponse
+	32, // 93: souk.buyer.v1.BuyerService.RequestCancellation:output_type -> souk.buyer.v1.RequestCancellationResponse
+	34, // 94: souk.buyer.v1.BuyerService.WithdrawCancellation:output_type -> souk.buyer.v1.WithdrawCancellationResponse
+	36, // 95: souk.buyer.v1.BuyerService.AskProtectionExtension:output_type -> souk.buyer.v1.AskProtectionExtensionResponse
+	38, // 96: souk.buyer.v1.BuyerService.OpenDispute:output_type -> souk.buyer.v1.OpenDisputeResponse
+	40, // 97: souk.buyer.v1.BuyerService.AddDisputeEvidence:output_type -> souk.buyer.v1.AddDisputeEvidenceResponse
+	42, // 98: souk.buyer.v1.BuyerService.WithdrawDispute:output_type -> souk.buyer.v1.WithdrawDisputeResponse
+	44, // 99: souk.buyer.v1.BuyerService.AnswerCounterOffer:output_type -> souk.buyer.v1.AnswerCounterOfferResponse
+	30, // 100: souk.buyer.v1.BuyerService.ConfirmReceipt:output_type -> souk.buyer.v1.ConfirmReceiptResponse
+	48, // 101: souk.buyer.v1.BuyerService.SendOrderMessage:output_type -> souk.buyer.v1.SendOrderMessageResponse
+	50, // 102: souk.buyer.v1.BuyerService.ListOrderMessages:output_type -> souk.buyer.v1.ListOrderMessagesResponse
+	56, // 103: souk.buyer.v1.BuyerService.ListOrderEvents:output_type -> souk.buyer.v1.ListOrderEventsResponse
+	52, // 104: souk.buyer.v1.BuyerService.MakeOffer:output_type -> souk.buyer.v1.MakeOfferResponse
+	54, // 105: souk.buyer.v1.BuyerService.WatchOrderEvents:output_type -> souk.buyer.v1.WatchOrderEventsResponse
+	5,  // 106: souk.buyer.v1.BuyerService.PreviewCheckout:output_type -> souk.buyer.v1.PreviewCheckoutResponse
+	8,  // 107: souk.buyer.v1.BuyerService.ListMyCoupons:output_type -> souk.buyer.v1.ListMyCouponsResponse
+	46, // 108: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:output_type -> souk.buyer.v1.ReportPaymentEventResponse
+	85, // [85:109] is the sub-list for method output_type
+	61, // [61:85] is the sub-list for method input_type
+	61, // [61:61] is the sub-list for extension type_name
+	61, // [61:61] is the sub-list for extension extendee
+	0,  // [0:61] is the sub-list for field type_name
 }
 
 func init() { file_souk_buyer_v1_buyer_proto_init() }
@@ -3893,13 +3992,15 @@ func file_souk_buyer_v1_buyer_proto_init() {
 		(*PayOrderRequest_Card)(nil),
 		(*PayOrderRequest_Wallet)(nil),
 		(*PayOrderRequest_BankTransfer)(nil),
+		(*PayOrderRequest_PayLater)(nil),
 	}
-	file_souk_buyer_v1_buyer_proto_msgTypes[21].OneofWrappers = []any{
+	file_souk_buyer_v1_buyer_proto_msgTypes[22].OneofWrappers = []any{
 		(*PayOrdersRequest_Card)(nil),
 		(*PayOrdersRequest_Wallet)(nil),
 		(*PayOrdersRequest_BankTransfer)(nil),
+		(*PayOrdersRequest_PayLater)(nil),
 	}
-	file_souk_buyer_v1_buyer_proto_msgTypes[53].OneofWrappers = []any{
+	file_souk_buyer_v1_buyer_proto_msgTypes[54].OneofWrappers = []any{
 		(*WatchOrderEventsResponse_Event)(nil),
 		(*WatchOrderEventsResponse_Heartbeat)(nil),
 	}
@@ -3909,7 +4010,7 @@ func file_souk_buyer_v1_buyer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_souk_buyer_v1_buyer_proto_rawDesc), len(file_souk_buyer_v1_buyer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   58,
+			NumMessages:   59,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

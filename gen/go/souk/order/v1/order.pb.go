@@ -276,6 +276,9 @@ const (
 	PaymentMethod_PAYMENT_METHOD_WALLET PaymentMethod = 2
 	// A bank transfer, confirmed asynchronously.
 	PaymentMethod_PAYMENT_METHOD_BANK_TRANSFER PaymentMethod = 3
+	// Buy now, pay later: a provider that pays the whole amount at once and
+	// collects instalments from the buyer itself (one payment for Souk).
+	PaymentMethod_PAYMENT_METHOD_PAY_LATER PaymentMethod = 4
 )
 
 // Enum value maps for PaymentMethod.
@@ -285,12 +288,14 @@ var (
 		1: "PAYMENT_METHOD_CARD",
 		2: "PAYMENT_METHOD_WALLET",
 		3: "PAYMENT_METHOD_BANK_TRANSFER",
+		4: "PAYMENT_METHOD_PAY_LATER",
 	}
 	PaymentMethod_value = map[string]int32{
 		"PAYMENT_METHOD_UNSPECIFIED":   0,
 		"PAYMENT_METHOD_CARD":          1,
 		"PAYMENT_METHOD_WALLET":        2,
 		"PAYMENT_METHOD_BANK_TRANSFER": 3,
+		"PAYMENT_METHOD_PAY_LATER":     4,
 	}
 )
 
@@ -3927,12 +3932,13 @@ const file_souk_order_v1_order_proto_rawDesc = "" +
 	"\x1aCOUPON_HOLD_STATE_RESERVED\x10\x01\x12\x1e\n" +
 	"\x1aCOUPON_HOLD_STATE_CONSUMED\x10\x02\x12\x1e\n" +
 	"\x1aCOUPON_HOLD_STATE_RELEASED\x10\x03\x12\x1c\n" +
-	"\x18COUPON_HOLD_STATE_LAPSED\x10\x04*\x85\x01\n" +
+	"\x18COUPON_HOLD_STATE_LAPSED\x10\x04*\xa3\x01\n" +
 	"\rPaymentMethod\x12\x1e\n" +
 	"\x1aPAYMENT_METHOD_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13PAYMENT_METHOD_CARD\x10\x01\x12\x19\n" +
 	"\x15PAYMENT_METHOD_WALLET\x10\x02\x12 \n" +
-	"\x1cPAYMENT_METHOD_BANK_TRANSFER\x10\x03*\xaa\x02\n" +
+	"\x1cPAYMENT_METHOD_BANK_TRANSFER\x10\x03\x12\x1c\n" +
+	"\x18PAYMENT_METHOD_PAY_LATER\x10\x04*\xaa\x02\n" +
 	"\x14PaymentAttemptStatus\x12&\n" +
 	"\"PAYMENT_ATTEMPT_STATUS_UNSPECIFIED\x10\x00\x120\n" +
 	",PAYMENT_ATTEMPT_STATUS_REQUIRES_VERIFICATION\x10\x01\x12%\n" +
