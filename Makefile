@@ -10,7 +10,8 @@ TEST_STACK := SOUK_DATA_DIR=$(CURDIR)/.data/test SOUK_PG_PORT=55433 SOUK_REDIS_P
 	SOUK_PG_OPTS="-c fsync=off -c synchronous_commit=off -c full_page_writes=off \
 	-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track_planning=on"
 TEST_ENV := SOUK_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:55433/postgres?sslmode=disable" \
-	SOUK_TEST_REDIS_ADDR=127.0.0.1:56380 SOUK_TEST_REDIS_CLUSTER=127.0.0.1:46391,127.0.0.1:46392,127.0.0.1:46393
+	SOUK_TEST_REDIS_ADDR=127.0.0.1:56380 SOUK_TEST_REDIS_CLUSTER=127.0.0.1:46391,127.0.0.1:46392,127.0.0.1:46393 \
+	SOUK_TEST_CITUS_URL="postgres://postgres@127.0.0.1:55440/postgres?sslmode=disable"
 
 .PHONY: help
 help: ## Describe the targets
@@ -33,6 +34,7 @@ down: ## Stop what make up started and delete its data
 test: ## Run every test (unit, integration, end-to-end, the dashboard in Chromium) with -race on private Postgres and Redis
 	$(TEST_STACK) $(STACK) start
 	$(TEST_STACK) $(STACK) cluster
+	$(TEST_STACK) $(STACK) citus
 	$(STACK) browser
 	redis-cli -p 56380 flushall >/dev/null
 	$(TEST_ENV) go test -race -count=1 -timeout 20m ./...

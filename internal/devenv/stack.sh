@@ -3,10 +3,11 @@
 # folder (git-ignored), on non-default ports, installing Redis from Debian's
 # packages when it is missing. Used by `make up`, `make test` and .ci/run.
 #
-#   stack.sh start|stop|purge|env|cluster|browser
+#   stack.sh start|stop|purge|env|cluster|browser|citus
 #
 # SOUK_DATA_DIR (default .data/dev), SOUK_PG_PORT (55432), SOUK_REDIS_PORT (56379),
-# SOUK_CLUSTER_PORTS (the three primaries of `cluster`: 46391 46392 46393; empty: none).
+# SOUK_CLUSTER_PORTS (the three primaries of `cluster`: 46391 46392 46393; empty: none),
+# SOUK_CITUS_PORTS (the coordinator and two workers of `citus`: 55440 55441 55442; empty: none).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -14,16 +15,22 @@ dir=${SOUK_DATA_DIR:-$root/.data/dev}
 pg_port=${SOUK_PG_PORT:-55432}
 redis_port=${SOUK_REDIS_PORT:-56379}
 cluster_ports=${SOUK_CLUSTER_PORTS-46391 46392 46393}
+citus_ports=${SOUK_CITUS_PORTS-55440 55441 55442}
 pg_bin=${SOUK_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
 
 # PostgreSQL refuses to run as root, so as root it runs as the postgres
 # user; its data goes under $dir unless that user cannot reach it (a clone
 # under a private home), then under /var/tmp.
 pg_data() {
+	node_data pg "$pg_port"
+}
+
+# node_data is where the PostgreSQL instance name (on port) keeps its data.
+node_data() {
 	if [ "$(id -u)" != 0 ] || (cd / && runuser -u postgres -- test -x "$dir") 2>/dev/null; then
-		echo "$dir/pg"
+		echo "$dir/$1"
 	else
-		echo "/var/tmp/souk-pg-$pg_port"
+		echo "/var/tmp/souk-$1-$2"
 	fi
 }
 
@@ -77,6 +84,13 @@ stop() {
 		as_postgres "$pg_bin/pg_ctl" -D "$pg" -m fast stop >/dev/null 2>&1 || true
 	fi
 	redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true
+	# Only the Citus nodes this data directory started (its marker).
+	for port in $citus_ports; do
+		[ -f "$dir/citus-$port.started" ] || continue
+		local d
+		d=$(node_data "citus-$port" "$port")
+		as_postgres "$pg_bin/pg_ctl" -D "$d" -m fast stop >/dev/null 2>&1 || true
+	done
 	# Only the cluster this data directory started: `make up`'s stack must
 	# never stop the tests' cluster.
 	for port in $cluster_ports; do
@@ -110,6 +124,49 @@ cluster() {
 	redis-cli -p "$first" cluster info | grep -q 'cluster_state:ok' || { echo "the Redis Cluster did not come up" >&2; exit 1; }
 }
 
+# citus starts a Citus cluster (a coordinator and two workers, on
+# citus_ports, the first the coordinator) for the tests that run on a
+# distributed PostgreSQL: each node loads the extension (built by
+# ../shared/citus/install.sh), and the coordinator knows itself and its
+# workers.
+citus() {
+	# ../shared/citus/install.sh builds and installs the extension (once:
+	# it does nothing when it is installed); Debian's package lists are
+	# fetched first on a machine that has none yet.
+	local install="$root/../shared/citus/install.sh"
+	[ -f "$install" ] || { echo "$install is missing: the shared folder must sit beside the repository" >&2; exit 1; }
+	if ! bash "$install"; then
+		apt-get update -qq >/dev/null && bash "$install"
+	fi
+	local ports=($citus_ports)
+	[ ${#ports[@]} -ge 2 ] || { echo "SOUK_CITUS_PORTS needs a coordinator and a worker" >&2; exit 1; }
+	for port in "${ports[@]}"; do
+		local d
+		d=$(node_data "citus-$port" "$port")
+		mkdir -p "$d" "$dir"
+		touch "$dir/citus-$port.started"
+		if [ "$(id -u)" = 0 ]; then chown postgres: "$d"; fi
+		chmod 700 "$d"
+		if [ ! -f "$d/PG_VERSION" ]; then
+			as_postgres "$pg_bin/initdb" -D "$d" -U postgres --auth=trust -E UTF8 --no-instructions >/dev/null
+		fi
+		if ! as_postgres "$pg_bin/pg_ctl" -D "$d" status >/dev/null 2>&1; then
+			as_postgres "$pg_bin/pg_ctl" -D "$d" -l "$d/server.log" -w -t 60 \
+				-o "-p $port -k $d -c listen_addresses=127.0.0.1 -c max_connections=300 -c shared_preload_libraries=citus ${SOUK_PG_OPTS_CITUS:-}" start >/dev/null
+		fi
+		PGOPTIONS="-c client_min_messages=warning" "$pg_bin/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 -qAt \
+			-c "CREATE EXTENSION IF NOT EXISTS citus" >/dev/null
+	done
+	local coord=${ports[0]}
+	local q=("$pg_bin/psql" -h 127.0.0.1 -p "$coord" -U postgres -d postgres -v ON_ERROR_STOP=1 -qAt)
+	"${q[@]}" -c "SELECT citus_set_coordinator_host('127.0.0.1', $coord)" >/dev/null
+	for port in "${ports[@]:1}"; do
+		if [ "$("${q[@]}" -c "SELECT count(*) FROM pg_dist_node WHERE nodeport = $port")" = 0 ]; then
+			"${q[@]}" -c "SELECT citus_add_node('127.0.0.1', $port)" >/dev/null
+		fi
+	done
+}
+
 # browser installs Debian's chromium for the dashboard's browser tests.
 browser() {
 	command -v chromium >/dev/null && return
@@ -122,14 +179,18 @@ case "${1:-}" in
 start) start ;;
 browser) browser ;;
 cluster) cluster ;;
+citus) citus ;;
 stop) stop ;;
 purge)
 	stop
+	for port in $citus_ports; do
+		[ -f "$dir/citus-$port.started" ] && rm -rf "$(node_data "citus-$port" "$port")"
+	done
 	rm -rf "$(pg_data)" "$dir"
 	;;
 env)
 	echo "SOUK_DATABASE_URL=postgres://souk:souk@127.0.0.1:$pg_port/souk?sslmode=disable"
 	echo "SOUK_REDIS_ADDR=127.0.0.1:$redis_port"
 	;;
-*) echo "usage: $0 start|stop|purge|env|cluster|browser" >&2; exit 2 ;;
+*) echo "usage: $0 start|stop|purge|env|cluster|browser|citus" >&2; exit 2 ;;
 esac

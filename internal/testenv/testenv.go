@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/souk-dev/souk/internal/app"
@@ -225,4 +226,25 @@ func Eventually(tb testing.TB, timeout time.Duration, what string, cond func() b
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// Citus returns a pool on the test Citus cluster's coordinator (a
+// coordinator and two workers, started by make test), in a schema of the
+// test's own, dropped when the test ends.
+func Citus(tb testing.TB) (*pgxpool.Pool, string) {
+	tb.Helper()
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, env(tb, "SOUK_TEST_CITUS_URL"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	schema := "t_" + strings.ReplaceAll(uuid.NewString()[:8], "-", "")
+	if _, err := pool.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		tb.Fatalf("citus: %v", err)
+	}
+	tb.Cleanup(func() {
+		_, _ = pool.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
+		pool.Close()
+	})
+	return pool, schema
 }
