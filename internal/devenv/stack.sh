@@ -42,6 +42,22 @@ psql_admin() {
 	"$pg_bin/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -v ON_ERROR_STOP=1 -qAt "$@"
 }
 
+# start_pg makes (once) and starts a PostgreSQL instance in data directory
+# d, on port, with more server options.
+start_pg() {
+	local d=$1 port=$2 opts=$3
+	mkdir -p "$d"
+	if [ "$(id -u)" = 0 ]; then chown postgres: "$d"; fi
+	chmod 700 "$d"
+	if [ ! -f "$d/PG_VERSION" ]; then
+		as_postgres "$pg_bin/initdb" -D "$d" -U postgres --auth=trust -E UTF8 --no-instructions >/dev/null
+	fi
+	if ! as_postgres "$pg_bin/pg_ctl" -D "$d" status >/dev/null 2>&1; then
+		as_postgres "$pg_bin/pg_ctl" -D "$d" -l "$d/server.log" -w -t 60 \
+			-o "-p $port -k $d -c listen_addresses=127.0.0.1 -c max_connections=300 $opts" start >/dev/null
+	fi
+}
+
 start() {
 	[ -n "$pg_bin" ] && [ -x "$pg_bin/postgres" ] || { echo "PostgreSQL binaries not found (set SOUK_PG_BIN)" >&2; exit 1; }
 	if ! command -v redis-server >/dev/null; then
@@ -50,18 +66,7 @@ start() {
 		apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
 	fi
 	mkdir -p "$dir/redis"
-	local pg
-	pg=$(pg_data)
-	mkdir -p "$pg"
-	if [ "$(id -u)" = 0 ]; then chown postgres: "$pg"; fi
-	chmod 700 "$pg"
-	if [ ! -f "$pg/PG_VERSION" ]; then
-		as_postgres "$pg_bin/initdb" -D "$pg" -U postgres --auth=trust -E UTF8 --no-instructions >/dev/null
-	fi
-	if ! as_postgres "$pg_bin/pg_ctl" -D "$pg" status >/dev/null 2>&1; then
-		as_postgres "$pg_bin/pg_ctl" -D "$pg" -l "$pg/server.log" -w -t 60 \
-			-o "-p $pg_port -k $pg -c listen_addresses=127.0.0.1 -c max_connections=300 ${SOUK_PG_OPTS:-}" start >/dev/null
-	fi
+	start_pg "$(pg_data)" "$pg_port" "${SOUK_PG_OPTS:-}"
 	if [ "$(psql_admin -c "SELECT 1 FROM pg_roles WHERE rolname = 'souk'")" != 1 ]; then
 		psql_admin -c "CREATE ROLE souk LOGIN PASSWORD 'souk' CREATEDB"
 	fi
@@ -141,19 +146,9 @@ citus() {
 	local ports=($citus_ports)
 	[ ${#ports[@]} -ge 2 ] || { echo "SOUK_CITUS_PORTS needs a coordinator and a worker" >&2; exit 1; }
 	for port in "${ports[@]}"; do
-		local d
-		d=$(node_data "citus-$port" "$port")
-		mkdir -p "$d" "$dir"
+		mkdir -p "$dir"
 		touch "$dir/citus-$port.started"
-		if [ "$(id -u)" = 0 ]; then chown postgres: "$d"; fi
-		chmod 700 "$d"
-		if [ ! -f "$d/PG_VERSION" ]; then
-			as_postgres "$pg_bin/initdb" -D "$d" -U postgres --auth=trust -E UTF8 --no-instructions >/dev/null
-		fi
-		if ! as_postgres "$pg_bin/pg_ctl" -D "$d" status >/dev/null 2>&1; then
-			as_postgres "$pg_bin/pg_ctl" -D "$d" -l "$d/server.log" -w -t 60 \
-				-o "-p $port -k $d -c listen_addresses=127.0.0.1 -c max_connections=300 -c shared_preload_libraries=citus ${SOUK_PG_OPTS_CITUS:-}" start >/dev/null
-		fi
+		start_pg "$(node_data "citus-$port" "$port")" "$port" "-c shared_preload_libraries=citus ${SOUK_PG_OPTS_CITUS:-}"
 		PGOPTIONS="-c client_min_messages=warning" "$pg_bin/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 -qAt \
 			-c "CREATE EXTENSION IF NOT EXISTS citus" >/dev/null
 	done
