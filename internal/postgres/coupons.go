@@ -84,11 +84,8 @@ func (db *DB) CreateCoupon(ctx context.Context, c order.Coupon) (string, error) 
 		return "", err
 	}
 	c.ID = uuid.NewString()
-	_, err := db.pool.Exec(ctx, `INSERT INTO coupons (id, code, source, seller_id, kind, currency, amount_minor, percent, cap_minor,
-		min_subtotal_minor, starts_at, ends_at, redemption_limit, per_buyer_limit, first_order_only, granted_only, product_ids,
-		seller_ids, paused) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)`,
-		c.ID, c.Code, string(c.Source), c.SellerID, string(c.Kind), c.Currency, c.Amount, c.Percent, c.Cap, c.MinSubtotal,
-		c.StartsAt, c.EndsAt, c.Limit, c.PerBuyer, c.FirstOrderOnly, c.GrantedOnly, nonNil(c.ProductIDs), nonNil(c.SellerIDs), c.Paused)
+	_, err := db.pool.Exec(ctx, `INSERT INTO coupons (`+couponWriteColumns+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)`,
+		couponArgs(c)...)
 	if isUnique(err, "coupons_code_idx") {
 		return "", fmt.Errorf("%w: %s", ErrCouponCodeTaken, c.Code)
 	}
@@ -96,6 +93,17 @@ func (db *DB) CreateCoupon(ctx context.Context, c order.Coupon) (string, error) 
 		return "", fmt.Errorf("create coupon: %w", err)
 	}
 	return c.ID, nil
+}
+
+// couponWriteColumns are the columns a coupon's definition is written to,
+// in the order of couponArgs.
+const couponWriteColumns = `id, code, source, seller_id, kind, currency, amount_minor, percent, cap_minor, min_subtotal_minor,
+	starts_at, ends_at, redemption_limit, per_buyer_limit, first_order_only, granted_only, product_ids, seller_ids, paused`
+
+// couponArgs are a coupon's values for couponWriteColumns.
+func couponArgs(c order.Coupon) []any {
+	return []any{c.ID, c.Code, string(c.Source), c.SellerID, string(c.Kind), c.Currency, c.Amount, c.Percent, c.Cap, c.MinSubtotal,
+		c.StartsAt, c.EndsAt, c.Limit, c.PerBuyer, c.FirstOrderOnly, c.GrantedOnly, nonNil(c.ProductIDs), nonNil(c.SellerIDs), c.Paused}
 }
 
 func nonNil(s []string) []string {
@@ -138,12 +146,10 @@ func (db *DB) UpdateCoupon(ctx context.Context, id, issuer string, fn func(*orde
 			return invalidField("code", "a coupon's code cannot change: create another")
 		}
 		out.Coupon = c
-		return tx.QueryRow(ctx, `UPDATE coupons SET kind = $2, currency = $3, amount_minor = $4, percent = $5, cap_minor = $6,
-			min_subtotal_minor = $7, starts_at = $8, ends_at = $9, redemption_limit = $10, per_buyer_limit = $11,
-			first_order_only = $12, granted_only = $13, product_ids = $14, seller_ids = $15, paused = $16, updated_at = now()
-			WHERE id = $1 RETURNING used, created_at, updated_at`,
-			id, string(c.Kind), c.Currency, c.Amount, c.Percent, c.Cap, c.MinSubtotal, c.StartsAt, c.EndsAt, c.Limit, c.PerBuyer,
-			c.FirstOrderOnly, c.GrantedOnly, nonNil(c.ProductIDs), nonNil(c.SellerIDs), c.Paused).Scan(&out.Used, &out.CreatedAt, &out.UpdatedAt)
+		// Every column as CreateCoupon writes it (id, code, source and
+		// store as they were), and the time of the change.
+		return tx.QueryRow(ctx, `UPDATE coupons SET (`+couponWriteColumns+`) = ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19),
+			updated_at = now() WHERE id = $1 RETURNING used, created_at, updated_at`, couponArgs(c)...).Scan(&out.Used, &out.CreatedAt, &out.UpdatedAt)
 	})
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23514" {
@@ -153,27 +159,6 @@ func (db *DB) UpdateCoupon(ctx context.Context, id, issuer string, fn func(*orde
 }
 
 func invalidField(field, msg string) error { return &order.FieldError{Field: field, Msg: msg} }
-
-// Coupons lists the coupons of issuer ("" for the platform's), newest first.
-func (db *DB) Coupons(ctx context.Context, issuer string) ([]StoredCoupon, error) {
-	rows, _ := db.pool.Query(ctx, `SELECT `+couponColumns+`, used, created_at, updated_at FROM coupons
-		WHERE seller_id = $1 ORDER BY created_at DESC, id`, issuer)
-	defer rows.Close()
-	var out []StoredCoupon
-	for rows.Next() {
-		var s StoredCoupon
-		c, err := scanCoupon(rows, &s.Used, &s.CreatedAt, &s.UpdatedAt)
-		if err != nil {
-			return nil, err
-		}
-		s.Coupon = c
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list coupons: %w", err)
-	}
-	return out, nil
-}
 
 // CouponByCode reads the coupon of issuer ("" for the platform) with code,
 // in any case.
