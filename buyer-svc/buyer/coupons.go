@@ -19,8 +19,10 @@ type namedCoupons struct {
 	platform string
 	stores   map[string]string
 	// currency is the buyer's, if not the stores' (it is no coupon, but
-	// makes another checkout just as much).
-	currency string
+	// makes another checkout just as much), and instalments whether the
+	// buyer pays in them where the products allow.
+	currency    string
+	instalments bool
 }
 
 // parts are the codes (and currency) for the checkout's fingerprint: a
@@ -34,6 +36,9 @@ func (n namedCoupons) parts() []string {
 	}
 	if n.currency != "" {
 		out = append(out, "currency:"+n.currency)
+	}
+	if n.instalments {
+		out = append(out, "instalments")
 	}
 	sellers := make([]string, 0, len(n.stores))
 	for s := range n.stores {
@@ -154,7 +159,7 @@ func (s *buyerService) PreviewCheckout(ctx context.Context, req *buyerv1.Preview
 	if err != nil {
 		return nil, err
 	}
-	orders, err := s.buildOrders(ctx, buyer, "preview", req.Items, res.Products, coupons, named.currency)
+	orders, err := s.buildOrders(ctx, buyer, "preview", req.Items, res.Products, coupons, named)
 	if err != nil {
 		return nil, err
 	}

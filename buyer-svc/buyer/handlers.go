@@ -61,7 +61,7 @@ func (s *buyerService) Checkout(ctx context.Context, req *buyerv1.CheckoutReques
 		items[i] = &sellerv1.StockItem{ProductId: it.ProductId, Quantity: it.Quantity}
 		parts = append(parts, fmt.Sprintf("%s:%d", it.ProductId, it.Quantity))
 	}
-	named := namedCoupons{platform: req.PlatformCoupon, stores: req.StoreCoupons, currency: req.Currency}
+	named := namedCoupons{platform: req.PlatformCoupon, stores: req.StoreCoupons, currency: req.Currency, instalments: req.PayInInstalments}
 	parts = append(parts, named.parts()...)
 	if req.IdempotencyKey == "" {
 		return s.checkout(ctx, buyer, checkoutID, req.Items, items, named)
@@ -95,7 +95,7 @@ func (s *buyerService) checkout(ctx context.Context, buyer, checkoutID string, c
 	if err != nil {
 		return nil, err
 	}
-	orders, err := s.buildOrders(ctx, buyer, checkoutID, cart, res.Products, coupons, named.currency)
+	orders, err := s.buildOrders(ctx, buyer, checkoutID, cart, res.Products, coupons, named)
 	if err == nil {
 		err = s.deps.DB.CreateOrders(ctx, orders)
 	}
@@ -135,9 +135,13 @@ func (s *buyerService) storedCheckout(ctx context.Context, buyer, checkoutID str
 
 // buildOrders groups the cart by seller. An order's shipping fee is the
 // highest of its products' fees, and its handling time and buyer
-// protection the longest.
+// protection the longest. An order is paid in parts when one of its
+// products is sold with a deposit, or allows instalments and the buyer
+// asked for them; products of one store under different plans are
+// refused (they are bought in separate checkouts).
 func (s *buyerService) buildOrders(ctx context.Context, buyer, checkoutID string, cart []*buyerv1.CheckoutItem, products []*sellerv1.Product,
-	coupons cartCoupons, currency string) ([]*order.Order, error) {
+	coupons cartCoupons, named namedCoupons) ([]*order.Order, error) {
+	currency := named.currency
 	if len(products) != len(cart) {
 		return nil, fmt.Errorf("catalog answered %d products for %d items", len(products), len(cart))
 	}
@@ -161,6 +165,13 @@ func (s *buyerService) buildOrders(ctx context.Context, buyer, checkoutID string
 		g.ShippingFee = max(g.ShippingFee, p.ShippingFee.AmountMinor)
 		g.HandlingDays = max(g.HandlingDays, int(p.HandlingDays))
 		g.ProtectionDays = max(g.ProtectionDays, int(p.ProtectionDays))
+		if plan := protoconv.FromPlan(p.PaymentPlan); plan != nil && (plan.Kind == order.PlanDeposit || named.instalments) {
+			if g.Plan != nil && *g.Plan != *plan {
+				return nil, fmt.Errorf("%w: products of store %s are sold under different payment plans; buy them in separate checkouts",
+					order.ErrInvalid, p.SellerId)
+			}
+			g.Plan = plan
+		}
 	}
 	if err := coupons.apply(sellers, groups); err != nil {
 		return nil, err

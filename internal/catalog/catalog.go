@@ -30,8 +30,10 @@ type Product struct {
 	HandlingDays int
 	// ProtectionDays is how long buyer protection lasts after shipping.
 	ProtectionDays int
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
+	// Plan is how it may be paid in parts; nil: at once.
+	Plan      *order.Plan
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // DefaultProtectionDays is a product's buyer protection unless its seller
@@ -56,6 +58,14 @@ func (p Product) Validate() error {
 	case p.ProtectionDays < 15 || p.ProtectionDays > 180:
 		return fmt.Errorf("%w: buyer protection must be 15 to 180 days", order.ErrInvalid)
 	}
+	if p.Plan != nil {
+		if err := p.Plan.Validate(); err != nil {
+			return err
+		}
+		if p.Plan.DepositAmount > p.Price {
+			return fmt.Errorf("%w: the deposit is more than the price", order.ErrInvalid)
+		}
+	}
 	return nil
 }
 
@@ -67,6 +77,9 @@ type Update struct {
 	Stock          *int64
 	HandlingDays   *int
 	ProtectionDays *int
+	// Plan, if set, replaces the payment plan; ClearPlan removes it.
+	Plan      *order.Plan
+	ClearPlan bool
 }
 
 // Apply changes p by u at now. A new price must keep the product's currency.
@@ -94,6 +107,13 @@ func (p *Product) Apply(now time.Time, u Update) error {
 	}
 	if u.ProtectionDays != nil {
 		next.ProtectionDays = *u.ProtectionDays
+	}
+	switch {
+	case u.ClearPlan:
+		next.Plan = nil
+	case u.Plan != nil:
+		plan := *u.Plan
+		next.Plan = &plan
 	}
 	next.UpdatedAt = now
 	if err := next.Validate(); err != nil {

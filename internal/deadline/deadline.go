@@ -136,6 +136,7 @@ var kindCodes = map[order.DeadlineKind]byte{
 	order.DeadlineCancelAnswer: 'a', order.DeadlineShipBy: 's', order.DeadlineProtection: 't',
 	order.DeadlineDisputeAnswer: 'd', order.DeadlineOffer: 'o', order.DeadlineRemindPayment: 'P',
 	order.DeadlineRemindCancelAnswer: 'A', order.DeadlineRemindShipBy: 'S', order.DeadlineRemindDisputeAnswer: 'D',
+	order.DeadlinePart: 'b', order.DeadlineRemindPart: 'B',
 }
 
 var kindOfCode = func() map[byte]order.DeadlineKind {

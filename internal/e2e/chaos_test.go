@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	buyerv1 "github.com/souk-dev/souk/gen/go/souk/buyer/v1"
 	orderv1 "github.com/souk-dev/souk/gen/go/souk/order/v1"
@@ -119,6 +120,29 @@ func TestRandomFaults(t *testing.T) {
 			c.products = append(c.products, p)
 			c.initial[p.Id] = 300
 		}
+	}
+	// Products paid in parts, each in a store of its own (one store's
+	// products under two plans are bought apart): pre-sales whose balance
+	// is due 4 s after checkout with 2 s of grace, one keeping its
+	// deposit when the balance is never paid, and instalments every 3 s.
+	for _, pp := range []struct {
+		store string
+		plan  *orderv1.PaymentPlan
+	}{
+		{"store-c", &orderv1.PaymentPlan{Kind: orderv1.PaymentPlanKind_PAYMENT_PLAN_KIND_DEPOSIT, DepositPercent: 30,
+			BalanceWindow: durationpb.New(4 * time.Second), Grace: durationpb.New(2 * time.Second)}},
+		{"store-d", &orderv1.PaymentPlan{Kind: orderv1.PaymentPlanKind_PAYMENT_PLAN_KIND_DEPOSIT, DepositAmountMinor: 200, KeepDeposit: true,
+			BalanceWindow: durationpb.New(4 * time.Second), Grace: durationpb.New(2 * time.Second)}},
+		{"store-e", &orderv1.PaymentPlan{Kind: orderv1.PaymentPlanKind_PAYMENT_PLAN_KIND_INSTALMENTS, Instalments: 3,
+			Every: durationpb.New(3 * time.Second), Grace: durationpb.New(2 * time.Second)}},
+	} {
+		resp, err := s.seller.CreateProduct(as(s.token(auth.RoleSeller, pp.store)), &sellerv1.CreateProductRequest{Title: "Plan " + pp.store,
+			Price: usd(1000), ShippingFee: usd(100), Stock: 300, HandlingDays: 1, PaymentPlan: pp.plan})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.products = append(c.products, resp.Product)
+		c.initial[resp.Product.Id] = 300
 	}
 
 	// An internal consumer that lags behind reads the feed throughout.
@@ -332,7 +356,11 @@ func (c *chaos) work(ctx context.Context, r *rand.Rand) {
 }
 
 func (c *chaos) checkout(r *rand.Rand, buyer string) {
-	req := &buyerv1.CheckoutRequest{IdempotencyKey: fmt.Sprintf("chaos-%d-%d", c.seed, r.Uint64())}
+	// A quarter of the buyers pay in euros; half ask for instalments.
+	req := &buyerv1.CheckoutRequest{IdempotencyKey: fmt.Sprintf("chaos-%d-%d", c.seed, r.Uint64()), PayInInstalments: r.IntN(2) == 0}
+	if r.IntN(4) == 0 {
+		req.Currency = "EUR"
+	}
 	for _, i := range r.Perm(len(c.products))[:1+r.IntN(2)] {
 		req.Items = append(req.Items, &buyerv1.CheckoutItem{ProductId: c.products[i].Id, Quantity: int64(1 + r.IntN(2))})
 	}
@@ -382,7 +410,7 @@ func (c *chaos) act(r *rand.Rand, o chaosOrder) {
 	}
 	dice := r.IntN(10)
 	switch got.Status {
-	case pending:
+	case pending, partly:
 		for _, a := range got.PaymentAttempts {
 			if a.Status == aVerify {
 				code := "123456"
@@ -395,6 +423,10 @@ func (c *chaos) act(r *rand.Rand, o chaosOrder) {
 				})
 				return
 			}
+		}
+		if got.Status == partly {
+			c.actPartlyPaid(r, o, got, dice, buyerTok, sl, b)
+			return
 		}
 		switch {
 		case dice < 6:
@@ -441,12 +473,12 @@ func (c *chaos) act(r *rand.Rand, o chaosOrder) {
 				return err
 			})
 		case dice < 6:
-			amount := got.Total.AmountMinor
+			amount := &orderv1.Money{AmountMinor: got.AmountPaid.AmountMinor, Currency: got.AmountPaid.Currency}
 			if dice < 5 {
-				amount = 1 + r.Int64N(amount)
+				amount.AmountMinor = 1 + r.Int64N(amount.AmountMinor)
 			}
 			b("open dispute", func(ctx context.Context, cl buyerv1.BuyerServiceClient) error {
-				_, err := cl.OpenDispute(ctx, &buyerv1.OpenDisputeRequest{OrderId: o.id, Reason: "damaged", RefundAmount: usd(amount),
+				_, err := cl.OpenDispute(ctx, &buyerv1.OpenDisputeRequest{OrderId: o.id, Reason: "damaged", RefundAmount: amount,
 					Evidence: &orderv1.EvidenceInput{Text: "broken"}})
 				return err
 			})
@@ -461,7 +493,8 @@ func (c *chaos) act(r *rand.Rand, o chaosOrder) {
 		case d.Status == "OPEN" && dice < 6:
 			sl("counter-offer", func(ctx context.Context, cl sellerv1.SellerServiceClient) error {
 				_, err := cl.AnswerDispute(ctx, &sellerv1.AnswerDisputeRequest{OrderId: o.id, Answer: &sellerv1.AnswerDisputeRequest_CounterOffer{
-					CounterOffer: &sellerv1.CounterOffer{Amount: usd(max(1, d.RequestedAmount.AmountMinor/2)), Note: "half"}}})
+					CounterOffer: &sellerv1.CounterOffer{Amount: &orderv1.Money{AmountMinor: max(1, d.RequestedAmount.AmountMinor/2),
+						Currency: d.RequestedAmount.Currency}, Note: "half"}}})
 				return err
 			})
 		case d.Status == "COUNTER_OFFERED" && dice < 6:
@@ -476,7 +509,7 @@ func (c *chaos) act(r *rand.Rand, o chaosOrder) {
 // pay pays with a random method, retrying with the same key after a
 // transient error or a lost race, as a careful client does.
 func (c *chaos) pay(r *rand.Rand, o chaosOrder, got *orderv1.Order, tok string) {
-	req := &buyerv1.PayOrderRequest{OrderId: o.id, ExpectedTotal: got.Total, IdempotencyKey: fmt.Sprintf("pay-%d", r.Uint64())}
+	req := &buyerv1.PayOrderRequest{OrderId: o.id, ExpectedTotal: got.AmountDue, IdempotencyKey: fmt.Sprintf("pay-%d", r.Uint64())}
 	switch r.IntN(8) {
 	case 0:
 		acct := payment.WalletApprove
@@ -546,7 +579,7 @@ func (c *chaos) settle() {
 	testenv.Eventually(c.t, 90*time.Second, "the system settles", func() bool {
 		err := pool.QueryRow(context.Background(), `SELECT
 			(SELECT count(*) FROM refunds WHERE status IN ('PENDING', 'PROCESSING'))::text || ' refunds, ' ||
-			(SELECT count(*) FROM payment_attempts a JOIN orders o ON o.paid_attempt_id = a.id
+			(SELECT count(*) FROM (`+orderPayments+`) a JOIN orders o ON o.id = a.order_id
 				WHERE NOT a.captured AND o.status <> 'CANCELLED')::text || ' captures, ' ||
 			(SELECT count(*) FROM payment_attempts WHERE status = 'PROCESSING' OR
 				status = 'CANCELED' AND provider_ref = '' AND decline_code = '')::text || ' unanswered attempts, ' ||
@@ -573,36 +606,47 @@ func (c *chaos) check() {
 		c.mu.Unlock()
 	}
 	// Money, order by order: what the provider holds of the buyer's money
-	// is what the order's state implies.
-	rows, err := pool.Query(ctx, `SELECT o.id::text, o.status, o.cancel_reason, o.total_minor,
-		coalesce(pa.amount_minor, 0), coalesce(pa.captured, false), pa.id IS NOT NULL,
-		coalesce((SELECT sum(amount_minor) FROM refunds r WHERE r.attempt_id = pa.id AND r.status = 'SUCCEEDED'), 0)::bigint,
+	// is what the order's state implies, counting every payment the order
+	// holds (the one that paid it, or each part's).
+	rows, err := pool.Query(ctx, `SELECT o.id::text, o.status, o.cancel_reason, o.total_minor, o.quote IS NOT NULL,
+		coalesce(sum(pa.amount_minor), 0)::bigint, coalesce(bool_and(pa.captured), false), count(pa.id),
+		coalesce(sum((SELECT sum(amount_minor) FROM refunds r WHERE r.attempt_id = pa.id AND r.status = 'SUCCEEDED')), 0)::bigint,
+		coalesce(sum(pa.amount_minor) FILTER (WHERE pa.id::text IN (SELECT e.detail->>'attempt_id' FROM order_events e
+			WHERE e.order_id = o.id AND e.kind = 'deposit_kept')), 0)::bigint,
 		coalesce((SELECT sum(p.amount_minor - coalesce((SELECT sum(x.amount_minor) FROM sim_refunds x WHERE x.payment_ref = p.ref), 0))
 			FROM sim_payments p WHERE p.order_id = o.id::text AND p.status IN ('captured', 'succeeded')), 0)::bigint,
 		(SELECT count(*) FROM order_events e WHERE e.order_id = o.id AND e.kind = 'cancelled'),
 		(SELECT count(*) FROM order_events e WHERE e.order_id = o.id AND e.kind = 'completed'),
 		(SELECT count(*) FROM order_events e WHERE e.order_id = o.id AND e.kind = 'paid')
-		FROM orders o LEFT JOIN payment_attempts pa ON pa.id = o.paid_attempt_id`)
+		FROM orders o LEFT JOIN (`+orderPayments+`) pa ON pa.order_id = o.id GROUP BY o.id`)
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	for rows.Next() {
 		var id, st, reason string
-		var total, paidAmount, refunded, held, cancels, completes, paids int64
-		var captured, paid bool
-		if err := rows.Scan(&id, &st, &reason, &total, &paidAmount, &captured, &paid, &refunded, &held, &cancels, &completes, &paids); err != nil {
+		var total, paidAmount, payments, refunded, kept, held, cancels, completes, paids int64
+		var quoted, captured bool
+		if err := rows.Scan(&id, &st, &reason, &total, &quoted, &paidAmount, &captured, &payments, &refunded, &kept, &held,
+			&cancels, &completes, &paids); err != nil {
 			c.t.Fatal(err)
 		}
 		want := int64(0)
 		switch st {
 		case "AWAITING_SHIPMENT", "SHIPPED", "DISPUTED", "COMPLETED":
 			want = paidAmount - refunded
-			if !paid || !captured || paidAmount != total {
-				fail("order %s is %s but its payment is paid=%v captured=%v amount %d of %d", id, st, paid, captured, paidAmount, total)
+			// A foreign buyer's payments are in their currency.
+			if payments == 0 || !captured || !quoted && paidAmount != total {
+				fail("order %s is %s but its %d payments are captured=%v, %d of %d", id, st, payments, captured, paidAmount, total)
+			}
+		case "PARTIALLY_PAID":
+			want = paidAmount - refunded
+			if payments == 0 || refunded != 0 {
+				fail("partly paid order %s: %d payments, %d refunded", id, payments, refunded)
 			}
 		case "CANCELLED":
-			if paid && refunded != paidAmount {
-				fail("cancelled paid order %s (%s): %d of %d refunded", id, reason, refunded, paidAmount)
+			want = kept
+			if refunded != paidAmount-kept {
+				fail("cancelled paid order %s (%s): %d of %d refunded, %d kept", id, reason, refunded, paidAmount, kept)
 			}
 		}
 		if held != want {
@@ -617,6 +661,19 @@ func (c *chaos) check() {
 	}
 	if err := rows.Err(); err != nil {
 		c.t.Fatal(err)
+	}
+	// The run paid parts and foreign currencies, or it proved nothing of them.
+	var parts, unpaid, kept, foreign int
+	if err := pool.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM order_events WHERE kind = 'part_paid'),
+		(SELECT count(*) FROM orders WHERE cancel_reason = 'balance_unpaid'),
+		(SELECT count(*) FROM order_events WHERE kind = 'deposit_kept'),
+		(SELECT count(*) FROM orders WHERE quote IS NOT NULL AND paid_attempt_id IS NOT NULL)`).Scan(&parts, &unpaid, &kept, &foreign); err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Logf("%d parts paid, %d orders cancelled for an unpaid part (%d deposits kept), %d foreign-currency orders paid", parts, unpaid, kept, foreign)
+	if parts == 0 || foreign == 0 {
+		fail("the run paid %d parts and %d foreign-currency orders; it must pay both", parts, foreign)
 	}
 	// No refund pays back more than its payment took, no authorization is
 	// left holding the buyer's money, and no refund failed. (A payment left
@@ -656,6 +713,35 @@ func (c *chaos) check() {
 		if stock+inOrders+reserved != c.initial[p.Id] {
 			fail("product %s: %d on the shelf + %d in orders + %d reserved != %d", p.Id, stock, inOrders, reserved, c.initial[p.Id])
 		}
+	}
+}
+
+// orderPayments selects the payment attempts whose money orders hold: the
+// one that paid an order, and those that paid its parts.
+const orderPayments = `SELECT a.* FROM orders o JOIN payment_attempts a ON a.order_id = o.id
+	WHERE a.id = o.paid_attempt_id OR a.id::text IN (SELECT p->>'attempt_id' FROM jsonb_array_elements(coalesce(o.schedule->'parts', '[]')) p
+		WHERE p->>'status' = 'PAID')`
+
+// actPartlyPaid pays an order's next part, asks to cancel it, answers a
+// cancellation request as its seller, or leaves the part to fall due.
+func (c *chaos) actPartlyPaid(r *rand.Rand, o chaosOrder, got *orderv1.Order, dice int, buyerTok string,
+	sl func(string, func(context.Context, sellerv1.SellerServiceClient) error), b func(string, func(context.Context, buyerv1.BuyerServiceClient) error)) {
+	if cr := got.CancellationRequest; cr != nil && cr.Status == "OPEN" {
+		sl("answer cancellation", func(ctx context.Context, cl sellerv1.SellerServiceClient) error {
+			_, err := cl.AnswerCancellation(ctx, &sellerv1.AnswerCancellationRequest{OrderId: o.id, Accept: dice < 5, Note: "made already"})
+			return err
+		})
+		return
+	}
+	switch {
+	case dice < 6:
+		c.pay(r, o, got, buyerTok)
+	case dice < 7:
+		b("request cancellation", func(ctx context.Context, cl buyerv1.BuyerServiceClient) error {
+			_, err := cl.RequestCancellation(ctx, &buyerv1.RequestCancellationRequest{OrderId: o.id, Reason: "seller_asked_to_cancel"})
+			return err
+		})
+	default: // the part falls due, and may pass its grace
 	}
 }
 

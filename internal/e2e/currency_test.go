@@ -82,7 +82,11 @@ func TestForeignCurrencyEndToEnd(t *testing.T) {
 		t.Fatalf("today's revenue %v, want 44.97 USD", today.Revenue)
 	}
 
-	// One of the two lamps is refunded: half the line's EUR net (3798 / 2).
+	// One of the two lamps is refunded: half the line's EUR net (3798 / 2),
+	// paid when a euro buys 1/0.90 dollars.
+	if err := table.Set("EUR", "0.90"); err != nil {
+		t.Fatal(err)
+	}
 	r, err := s.seller.RefundItems(as(s.token(auth.RoleSeller, "store-u")), &sellerv1.RefundItemsRequest{OrderId: id, Reason: "one arrived broken",
 		Items: []*sellerv1.RefundItem{{ProductId: lamp.Id, Quantity: 1}}})
 	if err != nil || r.Amount.Currency != "EUR" || r.Amount.AmountMinor != 1899 {
@@ -92,6 +96,14 @@ func TestForeignCurrencyEndToEnd(t *testing.T) {
 		o := s.order("alice", id)
 		return len(o.Refunds) == 1 && o.Refunds[0].Status == orderv1.RefundStatus_REFUND_STATUS_SUCCEEDED
 	})
+	// The store gives back its share of the 44.97 USD it was credited:
+	// 1899 × 4497 / 4272 = 1999.02 → 19.99 USD. The platform paid 18.99 EUR
+	// at 1.1111 USD: 21.10 USD, 1.11 more; the difference is recorded.
+	fx := s.order("alice", id).Refunds[0].Fx
+	if fx.GetStoreDebit().GetAmountMinor() != 1999 || fx.GetStoreDebit().GetCurrency() != "USD" || fx.GetRate() != "1.111111111111" ||
+		fx.GetCost().GetAmountMinor() != 2110 || fx.GetPlatformDifference().GetAmountMinor() != -111 {
+		t.Fatalf("the refund's FX record: %v", fx)
+	}
 	ledger, err := s.provider.Ledger(context.Background())
 	if err != nil {
 		t.Fatal(err)

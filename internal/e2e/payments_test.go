@@ -49,6 +49,7 @@ func cardCase(name, number string, first expectation, final *expectation) paymen
 const (
 	pending    = orderv1.OrderStatus_ORDER_STATUS_PENDING_PAYMENT
 	processing = orderv1.OrderStatus_ORDER_STATUS_PAYMENT_PROCESSING
+	partly     = orderv1.OrderStatus_ORDER_STATUS_PARTIALLY_PAID
 	paidStatus = orderv1.OrderStatus_ORDER_STATUS_AWAITING_SHIPMENT
 	cancelled  = orderv1.OrderStatus_ORDER_STATUS_CANCELLED
 

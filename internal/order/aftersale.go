@@ -69,7 +69,7 @@ func (o *Order) CancelledBy() Party { return o.cancelledBy }
 // RequestCancellation opens a buyer's cancellation request on a paid order
 // that has not shipped; the seller must answer within the policy's window.
 func (o *Order) RequestCancellation(now time.Time, reason, note string, pol Policy) error {
-	if o.status != StatusPaymentProcessing && o.status != StatusAwaitingShipment {
+	if o.status != StatusPaymentProcessing && o.status != StatusAwaitingShipment && o.status != StatusPartiallyPaid {
 		return o.illegal("request the cancellation of")
 	}
 	by, ok := CancelReasons[reason]
@@ -96,7 +96,7 @@ func notePart(note string) string {
 }
 
 func (o *Order) openCancellation() error {
-	if o.status != StatusPaymentProcessing && o.status != StatusAwaitingShipment {
+	if o.status != StatusPaymentProcessing && o.status != StatusAwaitingShipment && o.status != StatusPartiallyPaid {
 		return o.illegal("answer a cancellation request of")
 	}
 	if o.cancellation == nil || o.cancellation.Status != RequestOpen {
@@ -159,8 +159,14 @@ func (o *Order) Ship(now time.Time, s Shipment, pol Policy) error {
 	if o.cancellation != nil && o.cancellation.Status == RequestOpen {
 		return fmt.Errorf("%w: answer the buyer's cancellation request before shipping", ErrIllegalTransition)
 	}
-	if a, ok := o.paidAttempt(); !ok || !a.Captured {
-		return fmt.Errorf("%w: the payment is not captured yet; ship once it is", ErrIllegalTransition)
+	pays := o.payments()
+	if len(pays) == 0 {
+		return fmt.Errorf("%w: the order is not paid", ErrIllegalTransition)
+	}
+	for _, a := range pays {
+		if !a.Captured {
+			return fmt.Errorf("%w: the payment is not captured yet; ship once it is", ErrIllegalTransition)
+		}
 	}
 	if s.Carrier == "" || s.TrackingNumber == "" {
 		return fmt.Errorf("%w: carrier and tracking number are required", ErrInvalid)
@@ -295,13 +301,13 @@ func (o *Order) OpenDispute(now time.Time, reason string, amount Money, ev Evide
 // checkRefundAmount checks an amount can be paid back from what was paid
 // (zero only when allowZero).
 func (o *Order) checkRefundAmount(amount Money, allowZero bool) error {
-	a, ok := o.paidAttempt()
-	if !ok {
+	pays := o.payments()
+	if len(pays) == 0 {
 		return fmt.Errorf("%w: the order has no payment to refund", ErrIllegalTransition)
 	}
-	left := a.Amount.Amount - o.refunded(a.ID)
-	if amount.Currency != a.Amount.Currency || amount.Amount < 0 || amount.Amount > left || (amount.Amount == 0 && !allowZero) {
-		return invalid("refund_amount", "the refund must be between %d and %d %s", map[bool]int64{true: 0, false: 1}[allowZero], left, a.Amount.Currency)
+	left, cur := o.refundable(), pays[0].Amount.Currency
+	if amount.Currency != cur || amount.Amount < 0 || amount.Amount > left || (amount.Amount == 0 && !allowZero) {
+		return invalid("refund_amount", "the refund must be between %d and %d %s", map[bool]int64{true: 0, false: 1}[allowZero], left, cur)
 	}
 	return nil
 }
@@ -459,14 +465,13 @@ func (o *Order) DecideDispute(now time.Time, admin string, amount Money, note st
 // completes the order; all of it closes the order as refunded (cancelled,
 // the seller's fault; the goods are not restocked).
 func (o *Order) resolve(now time.Time, actor string, amount Money, how string, pol Policy) {
-	a, _ := o.paidAttempt()
 	o.dispute.Status, o.dispute.RefundAmount, o.dispute.Resolution, o.dispute.ResolvedAt = DisputeResolved, amount, how, now
 	delete(o.deadlines, DeadlineDisputeAnswer)
 	o.record(now, "dispute_resolved", actor, fmt.Sprintf("%s back: %s", amount, how), nil)
 	if amount.Amount > 0 {
-		o.oweRefundOf(now, a, amount, "dispute", pol)
+		o.oweRefundDrawn(now, amount, "dispute", pol)
 	}
-	if amount.Amount == a.Amount.Amount {
+	if amount.Amount == o.Paid().Amount {
 		o.status, o.cancelReason, o.cancelledBy = StatusCancelled, ReasonRefundedInDispute, PartySeller
 		o.record(now, "cancelled", actor, ReasonRefundedInDispute, nil)
 		return

@@ -423,7 +423,7 @@ func (o *Order) releaseCoupons(now time.Time) {
 // Of the orders that held a coupon together, the one with the lowest id
 // releases it, once.
 func (o *Order) OthersCancelled(now time.Time, cancelled map[string]bool) {
-	if o.status != StatusCancelled || o.paidAttemptID != "" {
+	if o.status != StatusCancelled || len(o.payments()) > 0 {
 		return
 	}
 	for i := range o.coupons {

@@ -17,8 +17,9 @@ var EventKinds = []string{
 	"shipped", "protection_extension_asked", "protection_extended", "completed",
 	"dispute_opened", "dispute_evidence_added", "dispute_counter_offered", "dispute_escalated", "dispute_resolved", "dispute_withdrawn",
 	"refund_owed", "refund_succeeded", "refund_failed", "refund_retried", "refund_settled",
-	"reminder.payment", "reminder.cancel_answer", "reminder.ship_by", "reminder.dispute_answer",
+	"reminder.payment", "reminder.cancel_answer", "reminder.ship_by", "reminder.dispute_answer", "reminder.part_due",
 	"coupon_reserved", "coupon_consumed", "coupon_released", "quote_renewed",
+	"part_paid", "part_past_due", "deposit_kept",
 }
 
 // IsEventKindFilter reports whether a watch's filter names event kinds: a

@@ -26,7 +26,7 @@ const (
 
 // Statuses lists every status, in lifecycle order.
 var Statuses = []Status{
-	StatusPendingPayment, StatusPaymentProcessing, StatusAwaitingShipment,
+	StatusPendingPayment, StatusPaymentProcessing, StatusPartiallyPaid, StatusAwaitingShipment,
 	StatusShipped, StatusDisputed, StatusCompleted, StatusCancelled,
 }
 
@@ -66,7 +66,8 @@ const (
 // DeadlineKinds lists every deadline kind.
 var DeadlineKinds = []DeadlineKind{DeadlinePayment, DeadlineVerification, DeadlineProcessing,
 	DeadlineCancelAnswer, DeadlineShipBy, DeadlineProtection, DeadlineDisputeAnswer, DeadlineOffer,
-	DeadlineRemindPayment, DeadlineRemindCancelAnswer, DeadlineRemindShipBy, DeadlineRemindDisputeAnswer}
+	DeadlineRemindPayment, DeadlineRemindCancelAnswer, DeadlineRemindShipBy, DeadlineRemindDisputeAnswer,
+	DeadlinePart, DeadlineRemindPart}
 
 // Cancellation reasons set by the system.
 const (
@@ -219,6 +220,8 @@ type Order struct {
 	// quote prices the order in the buyer's currency; nil: the buyer pays
 	// in the store's.
 	quote *Quote
+	// schedule is the order's payment plan; nil: it is paid at once.
+	schedule *Schedule
 
 	history []Event
 	// lastSeq is the sequence of the last stored event (the history may
@@ -251,6 +254,9 @@ type NewOrderParams struct {
 	// Quote, if the buyer pays in another currency than Currency, fixes
 	// the rate (its Base is Currency).
 	Quote *Quote
+	// Plan, if the order is paid in parts, is its products' payment plan
+	// as stated at checkout.
+	Plan *Plan
 }
 
 // New validates p and returns a PENDING_PAYMENT order with its payment
@@ -299,8 +305,15 @@ func New(p NewOrderParams) (*Order, error) {
 		createdAt: p.Now, updatedAt: p.Now, paymentDueAt: p.Now.Add(p.PaymentWindow),
 		deadlines: map[DeadlineKind]time.Time{DeadlinePayment: p.Now.Add(p.PaymentWindow)},
 	}
-	if _, err := o.checkedTotal(o.items, o.shippingFee, 0); err != nil {
+	total, err := o.checkedTotal(o.items, o.shippingFee, 0)
+	if err != nil {
 		return nil, err
+	}
+	if p.Plan != nil {
+		o.schedule = &Schedule{Plan: *p.Plan}
+		if err := o.reschedule(o.items, total); err != nil {
+			return nil, err
+		}
 	}
 	if p.Quote != nil && p.Quote.Currency != p.Currency {
 		q := *p.Quote
@@ -480,12 +493,14 @@ func (o *Order) cancel(now time.Time, actor, reason string, by Party) {
 		}
 	}
 	o.closeOffer(now, OfferLapsed, "the order was cancelled")
+	paid := len(o.payments()) > 0
 	o.status = StatusCancelled
 	o.cancelReason = reason
 	clear(o.deadlines)
+	o.voidParts()
 	o.releaseStock = true
 	o.record(now, "cancelled", actor, reason, nil)
-	if o.paidAttemptID == "" {
+	if !paid {
 		o.releaseCoupons(now)
 	}
 }
@@ -557,7 +572,10 @@ func (o *Order) FireDeadline(now time.Time, kind DeadlineKind, pol Policy) error
 			o.record(now, "completed", "system", "buyer protection ended", nil)
 		}
 		return nil
-	case DeadlineRemindPayment, DeadlineRemindCancelAnswer, DeadlineRemindShipBy, DeadlineRemindDisputeAnswer:
+	case DeadlinePart:
+		o.firePart(now, pol)
+		return nil
+	case DeadlineRemindPayment, DeadlineRemindCancelAnswer, DeadlineRemindShipBy, DeadlineRemindDisputeAnswer, DeadlineRemindPart:
 		o.fireReminder(now, kind)
 		return nil
 	case DeadlineOffer:
@@ -623,6 +641,9 @@ func (o *Order) adjustPrice(now time.Time, c PriceChange, discount int64, propos
 	if err != nil {
 		return err
 	}
+	if err := o.reschedule(items, newTotal); err != nil {
+		return err
+	}
 	adj := &PriceAdjustment{
 		OldTotal: o.Total().Amount, NewTotal: newTotal,
 		OldShippingFee: o.shippingFee, NewShippingFee: shipping, Reason: c.Reason, ProposedBy: proposedBy,
@@ -652,7 +673,7 @@ func UnmarshalFromDatabase(s Stored) *Order {
 		paymentDueAt: s.PaymentDueAt, paidAttemptID: s.PaidAttemptID, deadlines: deadlines, attempts: slices.Clone(s.Attempts), refunds: slices.Clone(s.Refunds),
 		history: slices.Clone(s.History), cancelledBy: s.CancelledBy, cancellation: cloneCancellation(s.Cancellation),
 		dispute: cloneDispute(s.Dispute), offer: cloneOffer(s.Offer), discount: s.Discount, coupons: slices.Clone(s.Coupons),
-		quote: cloneQuote(s.Quote),
+		quote: cloneQuote(s.Quote), schedule: cloneSchedule(s.Schedule),
 	}
 }
 
@@ -697,6 +718,8 @@ type Stored struct {
 	Coupons []CouponHold
 	// Quote prices the order in the buyer's currency (nil: the store's).
 	Quote *Quote
+	// Schedule is the order's payment plan (nil: paid at once).
+	Schedule *Schedule
 }
 
 // Stored returns the order's fields as the store keeps them, with the
@@ -710,6 +733,6 @@ func (o *Order) Stored() Stored {
 		PaymentDueAt: o.paymentDueAt, PaidAttemptID: o.paidAttemptID, Deadlines: maps.Clone(o.deadlines), Attempts: slices.Clone(o.attempts), Refunds: slices.Clone(o.refunds),
 		History: o.History(), LastSequence: o.lastSeq, CancelledBy: o.cancelledBy, Cancellation: cloneCancellation(o.cancellation),
 		Dispute: cloneDispute(o.dispute), Offer: cloneOffer(o.offer), Discount: o.discount, Coupons: slices.Clone(o.coupons),
-		Quote: cloneQuote(o.quote),
+		Quote: cloneQuote(o.quote), Schedule: cloneSchedule(o.schedule),
 	}
 }

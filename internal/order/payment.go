@@ -195,7 +195,7 @@ func (o *Order) BeginPayment(now time.Time, expected Money, a Attempt) error {
 	if prev, ok := o.AttemptByKey(a.IdempotencyKey); ok && prev.Fingerprint != a.Fingerprint {
 		return fmt.Errorf("%w: key %q", ErrIdempotencyKeyReused, a.IdempotencyKey)
 	}
-	if o.status != StatusPendingPayment {
+	if o.status != StatusPendingPayment && o.status != StatusPartiallyPaid {
 		return o.illegal("pay")
 	}
 	if o.openAttempt() != nil {
@@ -221,7 +221,7 @@ func (o *Order) BeginPayment(now time.Time, expected Money, a Attempt) error {
 func (o *Order) AwaitsAnswer(attemptID string) bool {
 	a := o.attempt(attemptID)
 	return a != nil && a.Open() && a.Amount == o.Due() &&
-		(o.status == StatusPendingPayment || o.status == StatusPaymentProcessing)
+		(o.status == StatusPendingPayment || o.status == StatusPaymentProcessing || o.status == StatusPartiallyPaid)
 }
 
 // ApplyResult records the provider's answer for an attempt: a success pays
@@ -259,19 +259,27 @@ func (o *Order) ApplyResult(now time.Time, attemptID string, r Result, pol Polic
 	switch r.Kind {
 	case ResultSucceeded:
 		a.Status, a.Captured, a.NextCaptureAt = AttemptSucceeded, r.Captured, now.Add(CaptureGrace)
-		o.status = StatusAwaitingShipment
-		o.paidAttemptID = a.ID
 		o.closeOffer(now, OfferLapsed, "the order was paid")
 		o.lastDecline = Decline{}
 		o.closeAttemptDeadlines()
 		delete(o.deadlines, DeadlinePayment)
+		credited := o.Total().Amount
+		if p := o.nextPart(); p != nil {
+			credited = p.Amount
+		}
+		if o.payPart(now, a) {
+			o.consumeCoupons(now)
+			return nil
+		}
+		o.status = StatusAwaitingShipment
+		o.paidAttemptID = a.ID
 		o.deadlines[DeadlineShipBy] = now.Add(time.Duration(max(o.handlingDays, 1)) * pol.HandlingDay)
 		// The history is the seller's to read too: it names the method only.
 		o.record(now, "paid", "buyer:"+o.buyerID, fmt.Sprintf("%s by %s", a.Amount, a.Method), nil)
 		d := o.moneyDetail(a.Amount)
 		d.AttemptID, d.Method = a.ID, string(a.Method)
 		if d.Currency != "" {
-			d.Credited = o.Total().Amount
+			d.Credited = credited
 		}
 		o.detail(d)
 		o.consumeCoupons(now)
@@ -284,7 +292,7 @@ func (o *Order) ApplyResult(now time.Time, attemptID string, r Result, pol Polic
 		o.reopen(now, kind, r.Decline)
 	case ResultRequiresVerification:
 		a.Status = AttemptRequiresVerification
-		o.status = StatusPendingPayment // it was being checked if the first answer was lost
+		o.status = o.unpaidStatus() // it was being checked if the first answer was lost
 		delete(o.deadlines, DeadlineProcessing)
 		o.deadlines[DeadlineVerification] = now.Add(pol.VerificationTTL)
 		o.record(now, "verification_required", "system", "the payment needs a one-time code", nil)
@@ -308,9 +316,12 @@ func (o *Order) ApplyResult(now time.Time, attemptID string, r Result, pol Polic
 // being checked when it ended), the order is cancelled now.
 func (o *Order) reopen(now time.Time, kind string, d Decline) {
 	o.lastDecline = d
-	o.status = StatusPendingPayment
+	o.status = o.unpaidStatus()
 	o.closeAttemptDeadlines()
-	if now.Before(o.paymentDueAt) {
+	partly := o.status == StatusPartiallyPaid
+	if partly {
+		o.armPart()
+	} else if now.Before(o.paymentDueAt) {
 		o.deadlines[DeadlinePayment] = o.paymentDueAt
 	}
 	// The history and the event feed are the seller's to read too: why a
@@ -321,7 +332,9 @@ func (o *Order) reopen(now time.Time, kind string, d Decline) {
 		note = "the payment did not go through"
 	}
 	o.record(now, kind, "system", note, nil)
-	if !now.Before(o.paymentDueAt) {
+	// A part whose grace ended while it was being paid has its deadline
+	// due already (armPart): firing it cancels the order.
+	if !partly && !now.Before(o.paymentDueAt) {
 		o.cancel(now, "system", ReasonPaymentTimeout, PartyBuyer)
 	}
 }
@@ -449,11 +462,13 @@ func (o *Order) CaptureRetryLater(now time.Time, attemptID string, at time.Time)
 // with d for the buyer to see, or is cancelled if its window has passed.
 func (o *Order) CaptureRefused(now time.Time, attemptID string, d Decline) error {
 	a := o.attempt(attemptID)
-	if a == nil || a.Status != AttemptSucceeded || a.Captured || o.paidAttemptID != a.ID || o.status != StatusAwaitingShipment {
+	if a == nil || a.Status != AttemptSucceeded || a.Captured || !o.Pays(a.ID) ||
+		(o.status != StatusAwaitingShipment && o.status != StatusPartiallyPaid) {
 		return fmt.Errorf("%w: attempt %s is not an uncaptured payment of a paid order", ErrIllegalTransition, attemptID)
 	}
 	a.Status, a.Decline, a.UpdatedAt = AttemptFailed, d, now
 	o.paidAttemptID = ""
+	o.unpayPart(a.ID)
 	delete(o.deadlines, DeadlineShipBy)
 	o.closeCancellation(now, RequestWithdrawn, "the payment was not captured")
 	o.reopen(now, "payment_failed", d)

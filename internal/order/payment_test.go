@@ -155,7 +155,7 @@ func TestRefundLifecycle(t *testing.T) {
 	if err != nil || r.Tries != 3 {
 		t.Fatalf("take-over: %+v %v", r, err)
 	}
-	if err := o.CompleteRefund(t0, "r1", "re_1"); err != nil {
+	if err := o.CompleteRefund(t0, "r1", "re_1", nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := o.StartRefund(t0.Add(time.Hour), "r1", order.DefaultPolicy); !errors.Is(err, order.ErrNotDue) {

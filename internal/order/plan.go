@@ -2,6 +2,7 @@ package order
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -18,26 +19,44 @@ const (
 
 // Plan is how a product is sold in parts, as the store states it at
 // checkout.
+// It is kept as JSON with the product and with each order sold under it
+// (durations in nanoseconds).
 type Plan struct {
-	Kind PlanKind
+	Kind PlanKind `json:"kind"`
 	// DepositAmount (minor units, at most the price) or DepositPercent
 	// (1–99) of the full price, before coupons.
-	DepositAmount  int64
-	DepositPercent int64
+	DepositAmount  int64 `json:"deposit_amount,omitempty"`
+	DepositPercent int64 `json:"deposit_percent,omitempty"`
 	// BalanceFrom is the date the store sets (a pre-sale's end; zero: the
 	// checkout); the balance is due BalanceWindow after it.
-	BalanceFrom   time.Time
-	BalanceWindow time.Duration
+	BalanceFrom   time.Time     `json:"balance_from,omitzero"`
+	BalanceWindow time.Duration `json:"balance_window_ns,omitempty"`
 	// KeepDeposit: a balance never paid keeps the deposit (the store's
 	// stated policy); by default the deposit is refunded.
-	KeepDeposit bool
+	KeepDeposit bool `json:"keep_deposit,omitempty"`
 	// Parts (2–12) of an instalment plan, due Every apart, the first at
 	// checkout.
-	Parts int
-	Every time.Duration
+	Parts int           `json:"parts,omitempty"`
+	Every time.Duration `json:"every_ns,omitempty"`
 	// Grace is how long a part may stay unpaid after it is due before the
 	// order is cancelled (balance_unpaid).
-	Grace time.Duration
+	Grace time.Duration `json:"grace_ns,omitempty"`
+}
+
+// Schedule is an order's payment plan: the plan as stated at checkout and
+// the parts it was split into. It is kept with the order as JSON.
+type Schedule struct {
+	Plan  Plan   `json:"plan"`
+	Parts []Part `json:"parts"`
+}
+
+func cloneSchedule(s *Schedule) *Schedule {
+	if s == nil {
+		return nil
+	}
+	c := *s
+	c.Parts = slices.Clone(s.Parts)
+	return &c
 }
 
 // PartKind is what a part of a schedule is.
@@ -68,6 +87,9 @@ type Part struct {
 	Amount int64      `json:"amount"`
 	DueAt  time.Time  `json:"due_at"`
 	Status PartStatus `json:"status"`
+	// AttemptID is the payment attempt that paid the part, PaidAt when.
+	AttemptID string    `json:"attempt_id,omitempty"`
+	PaidAt    time.Time `json:"paid_at,omitzero"`
 }
 
 // Validate refuses a plan that makes no sense, naming the field.
@@ -86,8 +108,8 @@ func (p Plan) Validate() error {
 		switch {
 		case p.Parts < 2 || p.Parts > 12:
 			return invalid("plan.parts", "2 to 12 instalments")
-		case p.Every < time.Hour:
-			return invalid("plan.every", "instalments are due at least an hour apart")
+		case p.Every <= 0:
+			return invalid("plan.every", "instalments need the time between them")
 		}
 	default:
 		return invalid("plan.kind", "%q is not a payment plan", p.Kind)

@@ -51,6 +51,7 @@ func TestSchedules(t *testing.T) {
 		{Kind: order.PlanDeposit, DepositPercent: 10},
 		{Kind: order.PlanInstalments, Parts: 1, Every: day},
 		{Kind: order.PlanInstalments, Parts: 13, Every: day},
+		{Kind: order.PlanInstalments, Parts: 3},
 		{Kind: "LAYAWAY"},
 	} {
 		if _, err := bad.Schedule(1000, 1000, t0); !errors.Is(err, order.ErrInvalid) {

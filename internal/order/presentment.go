@@ -66,7 +66,11 @@ func (o *Order) Presented() Presented {
 
 // Due returns what the buyer is charged: the total in the currency they
 // pay (Total without a quote).
+// With a payment plan it is the next part's amount (PartDue).
 func (o *Order) Due() Money {
+	if p := o.nextPart(); p != nil {
+		return o.PartDue(p.Seq)
+	}
 	if o.quote == nil {
 		return o.Total()
 	}
@@ -80,7 +84,7 @@ func (o *Order) Requote(now time.Time, q Quote) error {
 	switch {
 	case o.quote == nil:
 		return fmt.Errorf("%w: order %s is paid in the store's currency", ErrIllegalTransition, o.id)
-	case o.status != StatusPendingPayment:
+	case o.status != StatusPendingPayment && o.status != StatusPartiallyPaid:
 		return o.illegal("quote again")
 	case o.openAttempt() != nil:
 		return fmt.Errorf("%w: the rate cannot change during a payment", ErrPaymentInProgress)

@@ -44,6 +44,25 @@ type Refund struct {
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
 	CompletedAt    time.Time
+	// FX is what a refund in the buyer's currency comes to in the store's;
+	// zero for a refund in the store's currency.
+	FX RefundFX
+}
+
+// RefundFX is a refund in the buyer's currency as the store's books see
+// it. The store gives back its share of what the payment credited it (the
+// refund's share of the payment, at the rate of the payment's quote):
+// Debit. The platform pays the buyer back at the rate of the day the
+// refund is paid: Cost, in the store's currency, at Rate (store currency
+// per unit of the buyer's). The difference, Debit - Cost, is the
+// platform's gain (a loss when negative). It is kept with the refund as
+// JSON.
+type RefundFX struct {
+	Currency   string `json:"currency"`
+	Debit      int64  `json:"debit"`
+	Rate       string `json:"rate,omitempty"`
+	Cost       int64  `json:"cost,omitempty"`
+	Difference int64  `json:"difference,omitempty"`
 }
 
 // Refunds returns a copy of the order's refunds, oldest first.
@@ -65,7 +84,7 @@ func (o *Order) oweRefundOf(now time.Time, a Attempt, amount Money, reason strin
 	o.refunds = append(o.refunds, Refund{
 		AttemptID: a.ID, Amount: amount, Method: a.Method, ProviderRef: a.ProviderRef,
 		Status: RefundPending, Reason: reason, DueAt: pol.Calendar.Add(now, pol.RefundBankingDays),
-		NextTryAt: now, CreatedAt: now, UpdatedAt: now,
+		NextTryAt: now, CreatedAt: now, UpdatedAt: now, FX: o.refundFX(a, amount),
 	})
 	o.record(now, "refund_owed", "system", fmt.Sprintf("%s owed back: %s", amount, reason), nil)
 	d := o.moneyDetail(amount)
@@ -107,11 +126,40 @@ func (o *Order) RefundRetryLater(now time.Time, id string, at time.Time, reason 
 	return nil
 }
 
-// CompleteRefund records the provider's confirmation of a refund.
-func (o *Order) CompleteRefund(now time.Time, id, refundRef string) error {
+// refundFX is the store's debit for amount of a payment in the buyer's
+// currency: its share of what the payment credited the store, figured on
+// what is refunded of the payment in all (so that the debits of a payment
+// refunded in full add up to its credit exactly). It is called before the
+// refund is added.
+func (o *Order) refundFX(a Attempt, amount Money) RefundFX {
+	if amount.Currency == o.currency || a.Amount.Amount <= 0 {
+		return RefundFX{}
+	}
+	credited := o.Total().Amount // what a payment of the whole order credits
+	if p := o.partPaidBy(a.ID); p != nil {
+		credited = p.Amount
+	} else if !o.Pays(a.ID) {
+		// A payment the order never kept (late, or after cancellation):
+		// it credited the store nothing, and costs it nothing back.
+		credited = 0
+	}
+	before := o.refunded(a.ID)
+	share := func(n int64) int64 { return mulDiv(n, credited, a.Amount.Amount, true) }
+	return RefundFX{Currency: o.currency, Debit: share(before+amount.Amount) - share(before)}
+}
+
+// CompleteRefund records the provider's confirmation of a refund. today,
+// for a refund in the buyer's currency, is the rate it was paid at (from
+// the buyer's currency to the store's): the platform's difference is
+// recorded with it.
+func (o *Order) CompleteRefund(now time.Time, id, refundRef string, today *Quote) error {
 	r := o.refund(id)
 	if r == nil || r.Status != RefundProcessing {
 		return fmt.Errorf("%w: refund %s is not being processed", ErrIllegalTransition, id)
+	}
+	if today != nil && r.FX.Currency != "" && today.Base == r.Amount.Currency && today.Currency == r.FX.Currency {
+		r.FX.Rate, r.FX.Cost = today.Rate.String(), today.Convert(r.Amount.Amount)
+		r.FX.Difference = r.FX.Debit - r.FX.Cost
 	}
 	r.Status, r.RefundRef, r.CompletedAt, r.UpdatedAt, r.LastError = RefundSucceeded, refundRef, now, now, ""
 	o.record(now, "refund_succeeded", "system", fmt.Sprintf("%s refunded", r.Amount), nil)
@@ -176,19 +224,21 @@ func (o *Order) failedRefund(id string) (*Refund, error) {
 // CancelPaid cancels a paid order that has not shipped: its stock goes
 // back and the payment is owed back. by says whose fault it is.
 func (o *Order) CancelPaid(now time.Time, actor, reason string, by Party, pol Policy) error {
-	if o.status != StatusAwaitingShipment && o.status != StatusPaymentProcessing {
+	if o.status != StatusAwaitingShipment && o.status != StatusPaymentProcessing && o.status != StatusPartiallyPaid {
 		return o.illegal("cancel a paid order that is")
 	}
 	o.cancelPaid(now, actor, reason, by, pol)
 	return nil
 }
 
-// cancelPaid cancels and owes back what is left of the payment that paid
-// the order (other successes were owed back when they arrived); an attempt
-// still being checked is canceled, and refunded if it succeeds later.
+// cancelPaid cancels and owes back what is left of the payments the order
+// holds (the one that paid it, or every part paid; other successes were
+// owed back when they arrived); an attempt still being checked is
+// canceled, and refunded if it succeeds later.
 func (o *Order) cancelPaid(now time.Time, actor, reason string, by Party, pol Policy) {
+	pays := o.payments()
 	o.cancel(now, actor, reason, by)
-	if a, ok := o.paidAttempt(); ok {
+	for _, a := range pays {
 		o.oweRefund(now, a, reason, pol)
 	}
 }
@@ -232,10 +282,11 @@ func (o *Order) RefundItems(now time.Time, units map[string]int64, reason string
 	if len(units) == 0 {
 		return Money{}, invalid("items", "name the items to refund")
 	}
-	a, ok := o.paidAttempt()
-	if !ok {
+	pays := o.payments()
+	if len(pays) == 0 {
 		return Money{}, o.illegal("refund items of")
 	}
+	cur := pays[0].Amount.Currency
 	items := slices.Clone(o.items)
 	presented := o.Presented()
 	var total int64
@@ -263,14 +314,14 @@ func (o *Order) RefundItems(now time.Time, units map[string]int64, reason string
 			return Money{}, invalid("items", "product %s is not in order %s", pid, o.id)
 		}
 	}
-	if left := a.Amount.Amount - o.refunded(a.ID); total > left {
+	if left := o.refundable(); total > left {
 		return Money{}, fmt.Errorf("%w: the items come to %s and only %d of the payment is left to refund", ErrIllegalTransition,
-			Money{Amount: total, Currency: a.Amount.Currency}, left)
+			Money{Amount: total, Currency: cur}, left)
 	}
 	o.items = items
-	amount := Money{Amount: total, Currency: a.Amount.Currency}
+	amount := Money{Amount: total, Currency: cur}
 	if total > 0 {
-		o.oweRefundOf(now, a, amount, reason, pol)
+		o.oweRefundDrawn(now, amount, reason, pol)
 	}
 	return amount, nil
 }

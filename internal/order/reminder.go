@@ -25,6 +25,7 @@ var reminders = []struct{ of, remind DeadlineKind }{
 	{DeadlineCancelAnswer, DeadlineRemindCancelAnswer},
 	{DeadlineShipBy, DeadlineRemindShipBy},
 	{DeadlineDisputeAnswer, DeadlineRemindDisputeAnswer},
+	{DeadlinePart, DeadlineRemindPart},
 }
 
 // IsReminder reports whether a deadline kind is a reminder.
@@ -66,6 +67,11 @@ func (o *Order) fireReminder(now time.Time, kind DeadlineKind) {
 		switch {
 		case r.of == DeadlinePayment:
 			if o.status != StatusPendingPayment {
+				return
+			}
+			who = "buyer:" + o.buyerID
+		case r.of == DeadlinePart:
+			if o.status != StatusPartiallyPaid {
 				return
 			}
 			who = "buyer:" + o.buyerID

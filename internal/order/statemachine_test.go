@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/souk-dev/souk/internal/order"
 )
@@ -19,6 +20,9 @@ func fixture(t *testing.T, status order.Status) order.Stored {
 	a.Amount = order.Money{Amount: 2800, Currency: "USD"}
 	switch status {
 	case order.StatusPendingPayment:
+		return st
+	case order.StatusPartiallyPaid:
+		partlyPaid(&st)
 		return st
 	case order.StatusPaymentProcessing:
 		a.Status = order.AttemptProcessing
@@ -50,7 +54,8 @@ func TestEveryStatusAndAction(t *testing.T) {
 		}
 	}
 	paying, shipping, shippedOnly, disputedOnly := []order.Status{order.StatusPendingPayment},
-		[]order.Status{order.StatusPaymentProcessing, order.StatusAwaitingShipment}, []order.Status{order.StatusShipped}, []order.Status{order.StatusDisputed}
+		[]order.Status{order.StatusPaymentProcessing, order.StatusPartiallyPaid, order.StatusAwaitingShipment}, []order.Status{order.StatusShipped},
+		[]order.Status{order.StatusDisputed}
 	ev := order.Evidence{Text: "photo", Links: []string{"https://img.example/1.jpg"}}
 	actions := []struct {
 		name    string
@@ -63,7 +68,9 @@ func TestEveryStatusAndAction(t *testing.T) {
 			fee := usd(0)
 			return o.AdjustPrice(t0, order.PriceChange{ShippingFee: &fee, Reason: "free shipping"})
 		}},
-		{"pay", paying, nil, func(o *order.Order) error { return o.BeginPayment(t0, o.Total(), attempt("k2")) }},
+		{"pay", []order.Status{order.StatusPendingPayment, order.StatusPartiallyPaid}, nil, func(o *order.Order) error {
+			return o.BeginPayment(t0, o.Due(), attempt("k2"))
+		}},
 		{"make offer", paying, nil, func(o *order.Order) error { return o.MakeOffer(t0, order.OfferTotal, usd(100), "", pol) }},
 		{"accept offer", paying, openOffer, func(o *order.Order) error { return o.AnswerOffer(t0, true, "") }},
 		{"decline offer", paying, openOffer, func(o *order.Order) error { return o.AnswerOffer(t0, false, "no") }},
@@ -125,4 +132,16 @@ func TestEveryStatusAndAction(t *testing.T) {
 			})
 		}
 	}
+}
+
+// partlyPaid gives a stored order (2800 USD) a deposit plan whose deposit
+// of 800 an attempt paid, the balance due in a week.
+func partlyPaid(st *order.Stored) {
+	a := attempt("k0")
+	a.Status, a.Amount, a.ProviderRef, a.Captured = order.AttemptSucceeded, order.Money{Amount: 800, Currency: "USD"}, "p0", true
+	st.Attempts, st.PaidAttemptID = []order.Attempt{a}, ""
+	st.Schedule = &order.Schedule{Plan: order.Plan{Kind: order.PlanDeposit, DepositAmount: 800, BalanceWindow: 7 * day},
+		Parts: []order.Part{{Seq: 1, Kind: order.PartDeposit, Amount: 800, DueAt: t0, Status: order.PartPaid, AttemptID: a.ID, PaidAt: t0},
+			{Seq: 2, Kind: order.PartBalance, Amount: 2000, DueAt: t0.Add(7 * day), Status: order.PartOpen}}}
+	st.Deadlines = map[order.DeadlineKind]time.Time{order.DeadlinePart: t0.Add(7 * day)}
 }

@@ -68,8 +68,10 @@ func (s *Service) RefundDue(ctx context.Context, base time.Duration) {
 	for _, ref := range refs {
 		var r order.Refund
 		var whole bool // an uncaptured payment paid back in full: void it
+		var storeCurrency string
 		_, err := s.cfg.DB.Update(ctx, ref.OrderID, func(o *order.Order) error {
 			var err error
+			storeCurrency = o.Currency()
 			r, err = o.StartRefund(s.cfg.Now(), ref.RefundID, s.cfg.Policy)
 			a, _ := o.Attempt(r.AttemptID)
 			whole = !a.Captured && a.Amount == r.Amount
@@ -82,6 +84,7 @@ func (s *Service) RefundDue(ctx context.Context, base time.Duration) {
 			continue
 		}
 		refundRef, perr := s.payBack(ctx, r, whole)
+		today := s.todaysRate(ctx, r, storeCurrency, perr)
 		// The outcome is recorded even if the database blinks meanwhile
 		// (a restart, a failover): left unrecorded, the refund would wait
 		// for its lease to run out.
@@ -90,7 +93,7 @@ func (s *Service) RefundDue(ctx context.Context, base time.Duration) {
 				now := s.cfg.Now()
 				switch {
 				case perr == nil:
-					return o.CompleteRefund(now, r.ID, refundRef)
+					return o.CompleteRefund(now, r.ID, refundRef, today)
 				case errors.Is(perr, payment.ErrRefused):
 					return o.FailRefund(now, r.ID, perr.Error())
 				default:
@@ -249,4 +252,20 @@ func (s *Service) logWorker(ctx context.Context, what string, err error) {
 	if ctx.Err() == nil {
 		s.cfg.Log.ErrorContext(ctx, "payment worker: "+what, "err", err)
 	}
+}
+
+// todaysRate is the rate a refund paid in the buyer's currency was paid
+// at, from theirs to the store's, for the platform's record of the
+// difference; nil for a refund in the store's currency, one not paid, or
+// when no rate can be had now (the refund is recorded without it).
+func (s *Service) todaysRate(ctx context.Context, r order.Refund, storeCurrency string, perr error) *order.Quote {
+	if perr != nil || r.FX.Currency == "" || storeCurrency == "" || s.cfg.Quote == nil {
+		return nil
+	}
+	q, err := s.cfg.Quote(ctx, r.Amount.Currency, storeCurrency, s.cfg.Now())
+	if err != nil {
+		s.cfg.Log.WarnContext(ctx, "refund: no exchange rate for the record", "refund_id", r.ID, "err", err)
+		return nil
+	}
+	return &q
 }

@@ -16,12 +16,12 @@ import (
 )
 
 const productColumns = `id, seller_id, title, currency, price_minor, shipping_fee_minor, stock, handling_days, created_at, updated_at,
-	protection_days`
+	protection_days, payment_plan`
 
 func scanProduct(row pgx.Row) (catalog.Product, error) {
 	var p catalog.Product
 	err := row.Scan(&p.ID, &p.SellerID, &p.Title, &p.Currency, &p.Price, &p.ShippingFee, &p.Stock, &p.HandlingDays,
-		&p.CreatedAt, &p.UpdatedAt, &p.ProtectionDays)
+		&p.CreatedAt, &p.UpdatedAt, &p.ProtectionDays, &p.Plan)
 	return p, err
 }
 
@@ -30,8 +30,8 @@ func (db *DB) CreateProduct(ctx context.Context, p catalog.Product) error {
 	if err := p.Validate(); err != nil {
 		return err
 	}
-	_, err := db.pool.Exec(ctx, `INSERT INTO products (`+productColumns+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)`,
-		p.ID, p.SellerID, p.Title, p.Currency, p.Price, p.ShippingFee, p.Stock, p.HandlingDays, p.CreatedAt, p.UpdatedAt, p.ProtectionDays)
+	_, err := db.pool.Exec(ctx, `INSERT INTO products (`+productColumns+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)`,
+		p.ID, p.SellerID, p.Title, p.Currency, p.Price, p.ShippingFee, p.Stock, p.HandlingDays, p.CreatedAt, p.UpdatedAt, p.ProtectionDays, p.Plan)
 	if err != nil {
 		return fmt.Errorf("insert product: %w", err)
 	}
@@ -54,8 +54,8 @@ func (db *DB) UpdateProduct(ctx context.Context, id, sellerID string, fn func(*c
 			return err
 		}
 		_, err = tx.Exec(ctx, `UPDATE products SET title = $2, price_minor = $3, shipping_fee_minor = $4, stock = $5,
-			handling_days = $6, updated_at = $7, protection_days = $8 WHERE id = $1`, p.ID, p.Title, p.Price, p.ShippingFee, p.Stock,
-			p.HandlingDays, p.UpdatedAt, p.ProtectionDays)
+			handling_days = $6, updated_at = $7, protection_days = $8, payment_plan = $9 WHERE id = $1`, p.ID, p.Title, p.Price, p.ShippingFee, p.Stock,
+			p.HandlingDays, p.UpdatedAt, p.ProtectionDays, p.Plan)
 		if err != nil {
 			return fmt.Errorf("write product: %w", err)
 		}

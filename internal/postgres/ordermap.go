@@ -131,6 +131,8 @@ var orderTable = []orderColumn{
 	{name: "paid_attempt_id", typ: "uuid", read: "coalesce(paid_attempt_id::text, '')", scan: func(r *orderScan) any { return &r.s.PaidAttemptID },
 		value: func(c *change) any { return nullUUID(c.now.PaidAttemptID) }},
 	{name: "quote", typ: "jsonb", nullJSON: true, scan: func(r *orderScan) any { return &r.quote }, value: func(c *change) any { return quoteOf(c.now.Quote) }},
+	{name: "schedule", typ: "jsonb", nullJSON: true, scan: func(r *orderScan) any { return &r.s.Schedule },
+		value: func(c *change) any { return c.now.Schedule }},
 	// What the buyer pays, for SQL's eyes (reports, plans): the domain
 	// computes it, never reads it.
 	{name: "total_minor", typ: "bigint", value: func(c *change) any { return c.o.Total().Amount }},

@@ -13,7 +13,7 @@ import (
 )
 
 const refundColumns = `id, attempt_id, amount_minor, currency, method, provider_ref, status, reason, due_at, tries,
-	next_try_at, last_error, refund_ref, created_at, updated_at, completed_at, settled_by, settlement_note`
+	next_try_at, last_error, refund_ref, created_at, updated_at, completed_at, settled_by, settlement_note, fx`
 
 // scanRefund reads refundColumns, then any extra columns into extra.
 func scanRefund(row pgx.Row, extra ...any) (order.Refund, error) {
@@ -22,7 +22,7 @@ func scanRefund(row pgx.Row, extra ...any) (order.Refund, error) {
 	var completed *time.Time
 	err := row.Scan(append([]any{&r.ID, &r.AttemptID, &r.Amount.Amount, &r.Amount.Currency, &method, &r.ProviderRef, &status, &r.Reason,
 		&r.DueAt, &r.Tries, &r.NextTryAt, &r.LastError, &r.RefundRef, &r.CreatedAt, &r.UpdatedAt, &completed, &r.SettledBy,
-		&r.SettlementNote}, extra...)...)
+		&r.SettlementNote, &r.FX}, extra...)...)
 	r.Method, r.Status = order.Method(method), order.RefundStatus(status)
 	if completed != nil {
 		r.CompletedAt = *completed
@@ -53,14 +53,14 @@ func queueRefunds(b *pgx.Batch, s, old order.Stored) {
 			completed = &r.CompletedAt
 		}
 		b.Queue(`INSERT INTO refunds (`+refundColumns+`, order_id, buyer_id, seller_id)
-			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21)
+			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22)
 			ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, tries = EXCLUDED.tries,
 			next_try_at = EXCLUDED.next_try_at, last_error = EXCLUDED.last_error, refund_ref = EXCLUDED.refund_ref,
 			updated_at = EXCLUDED.updated_at, completed_at = EXCLUDED.completed_at, settled_by = EXCLUDED.settled_by,
-			settlement_note = EXCLUDED.settlement_note`,
+			settlement_note = EXCLUDED.settlement_note, fx = EXCLUDED.fx`,
 			r.ID, r.AttemptID, r.Amount.Amount, r.Amount.Currency, string(r.Method), r.ProviderRef, string(r.Status), r.Reason,
 			r.DueAt, r.Tries, r.NextTryAt, r.LastError, r.RefundRef, r.CreatedAt, r.UpdatedAt, completed, r.SettledBy,
-			r.SettlementNote, s.ID, s.BuyerID, s.SellerID)
+			r.SettlementNote, r.FX, s.ID, s.BuyerID, s.SellerID)
 	}
 }
 

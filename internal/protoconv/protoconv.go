@@ -22,6 +22,7 @@ import (
 var statusToProto = map[order.Status]orderv1.OrderStatus{
 	order.StatusPendingPayment:    orderv1.OrderStatus_ORDER_STATUS_PENDING_PAYMENT,
 	order.StatusPaymentProcessing: orderv1.OrderStatus_ORDER_STATUS_PAYMENT_PROCESSING,
+	order.StatusPartiallyPaid:     orderv1.OrderStatus_ORDER_STATUS_PARTIALLY_PAID,
 	order.StatusAwaitingShipment:  orderv1.OrderStatus_ORDER_STATUS_AWAITING_SHIPMENT,
 	order.StatusShipped:           orderv1.OrderStatus_ORDER_STATUS_SHIPPED,
 	order.StatusDisputed:          orderv1.OrderStatus_ORDER_STATUS_DISPUTED,
@@ -113,6 +114,7 @@ func Order(o *order.Order, full bool) *orderv1.Order {
 	}
 	p.Items = LineItems(o.Items(), cur)
 	p.Presentment = Presentment(o)
+	p.Schedule, p.AmountDue, p.AmountPaid = Schedule(o), amountDue(o), Money(o.Paid().Amount, o.Paid().Currency)
 	if d := o.CouponDiscount(); d > 0 {
 		p.CouponDiscount, p.StoreFunded = Money(d, cur), Money(o.StoreFunded(), cur)
 		p.Coupons = OrderCoupons(o, cur)
@@ -230,6 +232,12 @@ func Refund(orderID string, r order.Refund) *orderv1.Refund {
 	if r.Status == order.RefundFailed {
 		p.FailureReason = r.LastError
 	}
+	if fx := r.FX; fx.Currency != "" {
+		p.Fx = &orderv1.RefundFx{StoreDebit: Money(fx.Debit, fx.Currency), Rate: fx.Rate}
+		if fx.Rate != "" {
+			p.Fx.Cost, p.Fx.PlatformDifference = Money(fx.Cost, fx.Currency), Money(fx.Difference, fx.Currency)
+		}
+	}
 	return p
 }
 
@@ -257,7 +265,7 @@ func Product(p catalog.Product) *sellerv1.Product {
 	return &sellerv1.Product{
 		Id: p.ID, SellerId: p.SellerID, Title: p.Title, Price: Money(p.Price, p.Currency),
 		ShippingFee: Money(p.ShippingFee, p.Currency), Stock: p.Stock, HandlingDays: int32(p.HandlingDays),
-		CreatedAt: Time(p.CreatedAt), ProtectionDays: int32(p.ProtectionDays),
+		CreatedAt: Time(p.CreatedAt), ProtectionDays: int32(p.ProtectionDays), PaymentPlan: Plan(p.Plan),
 	}
 }
 
@@ -347,7 +355,7 @@ func FeedEvent(e *events.Event) *orderv1.OrderEvent {
 		author, id, _ := strings.Cut(e.Actor, ":")
 		p.Detail = &orderv1.OrderEvent_Message{Message: &orderv1.OrderMessage{Id: d.MessageID, OrderId: e.OrderID,
 			Author: author, AuthorId: id, Text: d.Text, Links: d.Links, SentAt: Time(e.OccurredAt)}}
-	case e.Kind == "paid":
+	case e.Kind == "paid" || e.Kind == "part_paid" || e.Kind == "deposit_kept":
 		pd := &orderv1.PaymentEventDetail{PaymentAttemptId: d.AttemptID, Amount: Money(d.Amount, cmp.Or(d.Currency, cur)),
 			Method: methods[order.Method(d.Method)]}
 		if d.Currency != "" {

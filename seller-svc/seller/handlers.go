@@ -41,6 +41,7 @@ func (s *sellerService) CreateProduct(ctx context.Context, req *sellerv1.CreateP
 		ID: uuid.NewString(), SellerID: sellerID(ctx), Title: req.Title, Currency: req.Price.Currency,
 		Price: req.Price.AmountMinor, ShippingFee: req.ShippingFee.AmountMinor, Stock: req.Stock,
 		HandlingDays: int(req.HandlingDays), ProtectionDays: catalog.DefaultProtectionDays, CreatedAt: now, UpdatedAt: now,
+		Plan: protoconv.FromPlan(req.PaymentPlan),
 	}
 	if req.ProtectionDays != nil {
 		p.ProtectionDays = int(*req.ProtectionDays)
@@ -53,7 +54,7 @@ func (s *sellerService) CreateProduct(ctx context.Context, req *sellerv1.CreateP
 
 // UpdateProduct changes the fields the request sets.
 func (s *sellerService) UpdateProduct(ctx context.Context, req *sellerv1.UpdateProductRequest) (*sellerv1.UpdateProductResponse, error) {
-	u := catalog.Update{Title: req.Title, Stock: req.Stock}
+	u := catalog.Update{Title: req.Title, Stock: req.Stock, Plan: protoconv.FromPlan(req.PaymentPlan), ClearPlan: req.ClearPaymentPlan}
 	if req.HandlingDays != nil {
 		d := int(*req.HandlingDays)
 		u.HandlingDays = &d

@@ -105,7 +105,7 @@ function span(ms) {
 const deadlineWords = {
   payment: 'auto-cancels in', verification: 'code due in', processing: 'payment check ends in',
   cancel_answer: 'answer within', ship_by: 'ship within', protection: 'protection ends in',
-  dispute_answer: 'answer within', offer: 'offer lapses in',
+  dispute_answer: 'answer within', offer: 'offer lapses in', part_due: 'next part due in',
 };
 
 function countdown(d) {
@@ -348,6 +348,7 @@ function route() {
 const tabs = [
   ['PENDING_PAYMENT', 'Awaiting payment'],
   ['PAYMENT_PROCESSING', 'Payment being checked'],
+  ['PARTIALLY_PAID', 'Partly paid'],
   ['AWAITING_SHIPMENT', 'Awaiting shipment'],
   ['SHIPPED', 'Shipped'],
   ['DISPUTED', 'Disputes'],
@@ -481,8 +482,9 @@ function summary(o) {
     h('p', {}, 'Buyer ', h('strong', {}, o.buyer_id), ' · placed ', when(o.created_at)),
     h('table', {}, h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Item'), h('th', { class: 'num', scope: 'col' }, 'Qty'),
       h('th', { class: 'num', scope: 'col' }, 'Unit price'), h('th', { class: 'num', scope: 'col' }, 'Subtotal'))),
-    h('tbody', {}, (o.items || []).flatMap((it) => [h('tr', {}, h('td', {}, it.title), h('td', { class: 'num' }, it.quantity),
-      h('td', { class: 'num' }, money(it.unit_price)), h('td', { class: 'num' }, money(it.subtotal))),
+    h('tbody', {}, (o.items || []).flatMap((it, i) => [h('tr', {}, h('td', {}, it.title), h('td', { class: 'num' }, it.quantity),
+      h('td', { class: 'num' }, money(it.unit_price)), h('td', { class: 'num' }, money(it.subtotal),
+        o.presentment ? h('div', { class: 'muted line-presentment' }, money(o.presentment.items[i].subtotal)) : null)),
     ...(it.discounts || []).map((d) => h('tr', { class: 'discount', 'data-coupon': d.code },
       h('td', { colspan: 3 }, `Coupon ${d.code} `, h('span', { class: 'muted' }, d.source === 'COUPON_SOURCE_STORE' ? '(funded by your store)' : '(funded by the platform)')),
       h('td', { class: 'num' }, '−' + money(d.amount))))]))),
@@ -499,9 +501,39 @@ function summary(o) {
         h('span', { id: 'presentment-total', title: `rate ${o.presentment.quote.rate}, quoted until ${when(o.presentment.quote.expires_at)}` },
           money(o.presentment.total))) : null),
     (o.deadlines || []).length ? h('ul', { class: 'deadlines' }, o.deadlines.map((d) => h('li', {}, countdown(d)))) : null,
+    o.schedule ? schedule(o) : null,
     o.shipment ? h('p', {}, 'Shipped with ', o.shipment.carrier, ' · ', o.shipment.tracking_number) : null,
     o.cancel_reason ? h('p', {}, 'Cancelled: ', o.cancel_reason.replaceAll('_', ' ')) : null,
     h('p', { class: 'muted' }, cur, ' · protection ', o.protection_days, ' days'));
+}
+
+const partKinds = { PAYMENT_PART_KIND_DEPOSIT: 'Deposit', PAYMENT_PART_KIND_BALANCE: 'Balance', PAYMENT_PART_KIND_INSTALMENT: 'Instalment' };
+const partStates = {
+  PAYMENT_PART_STATUS_OPEN: 'open', PAYMENT_PART_STATUS_PAID: 'paid', PAYMENT_PART_STATUS_PAST_DUE: 'past due', PAYMENT_PART_STATUS_VOID: 'void',
+};
+
+// schedule shows an order paid in parts: each part in the store's currency
+// and, for a buyer paying in another, in theirs; a part not paid yet
+// counts down to its due date.
+function schedule(o) {
+  const plan = o.schedule.plan || {};
+  const policy = plan.kind === 'PAYMENT_PLAN_KIND_DEPOSIT'
+    ? (plan.keep_deposit ? 'An unpaid balance keeps the deposit.' : 'An unpaid balance refunds the deposit.') : '';
+  const foreign = !!o.presentment;
+  return h('div', { class: 'schedule', 'aria-label': 'Payment schedule' }, h('h3', {}, 'Paid in parts'),
+    h('table', {}, h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Part'), h('th', { class: 'num', scope: 'col' }, 'Amount'),
+      foreign ? h('th', { class: 'num', scope: 'col' }, `Buyer pays (${o.presentment.currency})`) : null,
+      h('th', { scope: 'col' }, 'Due'), h('th', { scope: 'col' }, 'Status'))),
+    h('tbody', {}, o.schedule.parts.map((p) => {
+      const open = p.status === 'PAYMENT_PART_STATUS_OPEN' || p.status === 'PAYMENT_PART_STATUS_PAST_DUE';
+      return h('tr', { 'data-part': p.seq, class: 'part-' + partStates[p.status].replace(' ', '-') },
+        h('td', {}, `${p.seq}. ${partKinds[p.kind]}`), h('td', { class: 'num part-amount' }, money(p.amount)),
+        foreign ? h('td', { class: 'num part-presentment' }, money(p.presentment_amount)) : null,
+        h('td', {}, open && o.status !== 'ORDER_STATUS_CANCELLED' ? countdown({ kind: 'part_due', due_at: p.due_at }) : when(p.paid_at || p.due_at)),
+        h('td', { class: 'part-status' }, partStates[p.status]));
+    }))),
+    h('p', { class: 'muted' }, 'Paid so far ', h('span', { id: 'amount-paid' }, money(o.amount_paid)), '. ', policy,
+      o.status === 'ORDER_STATUS_PARTIALLY_PAID' ? ' Ship once every part is paid.' : ''));
 }
 
 function actions(o) {

@@ -97,6 +97,9 @@ type CheckoutRequest struct {
 	// The currency the buyer pays in (ISO 4217), if not the stores': each
 	// order's amounts are quoted in it at checkout (Order.presentment).
 	Currency string `protobuf:"bytes,5,opt,name=currency,proto3" json:"currency,omitempty"`
+	// Pay in instalments the orders whose products allow them (a deposit
+	// plan applies whatever this says).
+	PayInInstalments bool `protobuf:"varint,6,opt,name=pay_in_instalments,json=payInInstalments,proto3" json:"pay_in_instalments,omitempty"`
 	// A store coupon's code per store (seller id to code), at most one per
 	// order. Coupons apply in a fixed order whatever order they are named
 	// in: the store's, then the platform's.
@@ -161,6 +164,13 @@ func (x *CheckoutRequest) GetCurrency() string {
 		return x.Currency
 	}
 	return ""
+}
+
+func (x *CheckoutRequest) GetPayInInstalments() bool {
+	if x != nil {
+		return x.PayInInstalments
+	}
+	return false
 }
 
 func (x *CheckoutRequest) GetStoreCoupons() map[string]string {
@@ -3521,14 +3531,15 @@ const file_souk_buyer_v1_buyer_proto_rawDesc = "" +
 	"\n" +
 	"product_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tproductId\x12&\n" +
 	"\bquantity\x18\x02 \x01(\x03B\n" +
-	"\xbaH\a\"\x05\x18\xe8\a \x00R\bquantity\"\xaa\x03\n" +
+	"\xbaH\a\"\x05\x18\xe8\a \x00R\bquantity\"\xd8\x03\n" +
 	"\x0fCheckoutRequest\x12=\n" +
 	"\x05items\x18\x01 \x03(\v2\x1b.souk.buyer.v1.CheckoutItemB\n" +
 	"\xbaH\a\x92\x01\x04\b\x01\x10dR\x05items\x12J\n" +
 	"\x0fidempotency_key\x18\x02 \x01(\tB!\xbaH\x1e\xd8\x01\x01r\x19\x10\b\x18\x80\x012\x12^[A-Za-z0-9_.:-]+$R\x0eidempotencyKey\x120\n" +
 	"\x0fplatform_coupon\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18(R\x0eplatformCoupon\x120\n" +
 	"\bcurrency\x18\x05 \x01(\tB\x14\xbaH\x11\xd8\x01\x01r\f2\n" +
-	"^[A-Z]{3}$R\bcurrency\x12g\n" +
+	"^[A-Z]{3}$R\bcurrency\x12,\n" +
+	"\x12pay_in_instalments\x18\x06 \x01(\bR\x10payInInstalments\x12g\n" +
 	"\rstore_coupons\x18\x04 \x03(\v20.souk.buyer.v1.CheckoutRequest.StoreCouponsEntryB\x10\xbaH\r\x9a\x01\n" +
 	"\x10d*\x06r\x04\x10\x01\x18(R\fstoreCoupons\x1a?\n" +
 	"\x11StoreCouponsEntry\x12\x10\n" +

@@ -10,6 +10,7 @@ import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -43,6 +44,9 @@ const (
 	OrderStatus_ORDER_STATUS_COMPLETED OrderStatus = 6
 	// Cancelled; see cancel_reason.
 	OrderStatus_ORDER_STATUS_CANCELLED OrderStatus = 7
+	// Paid in parts, some of them paid: waiting for the rest (see
+	// schedule); the seller cannot ship until every part is paid.
+	OrderStatus_ORDER_STATUS_PARTIALLY_PAID OrderStatus = 8
 )
 
 // Enum value maps for OrderStatus.
@@ -56,6 +60,7 @@ var (
 		5: "ORDER_STATUS_DISPUTED",
 		6: "ORDER_STATUS_COMPLETED",
 		7: "ORDER_STATUS_CANCELLED",
+		8: "ORDER_STATUS_PARTIALLY_PAID",
 	}
 	OrderStatus_value = map[string]int32{
 		"ORDER_STATUS_UNSPECIFIED":        0,
@@ -66,6 +71,7 @@ var (
 		"ORDER_STATUS_DISPUTED":           5,
 		"ORDER_STATUS_COMPLETED":          6,
 		"ORDER_STATUS_CANCELLED":          7,
+		"ORDER_STATUS_PARTIALLY_PAID":     8,
 	}
 )
 
@@ -457,6 +463,178 @@ func (RefundStatus) EnumDescriptor() ([]byte, []int) {
 	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{6}
 }
 
+// PaymentPlanKind is how a product is paid in parts.
+type PaymentPlanKind int32
+
+const (
+	// The zero value; not a plan.
+	PaymentPlanKind_PAYMENT_PLAN_KIND_UNSPECIFIED PaymentPlanKind = 0
+	// A deposit at checkout and the balance later (a pre-sale).
+	PaymentPlanKind_PAYMENT_PLAN_KIND_DEPOSIT PaymentPlanKind = 1
+	// Equal instalments due every so often, the first at checkout (the
+	// buyer chooses them at checkout).
+	PaymentPlanKind_PAYMENT_PLAN_KIND_INSTALMENTS PaymentPlanKind = 2
+)
+
+// Enum value maps for PaymentPlanKind.
+var (
+	PaymentPlanKind_name = map[int32]string{
+		0: "PAYMENT_PLAN_KIND_UNSPECIFIED",
+		1: "PAYMENT_PLAN_KIND_DEPOSIT",
+		2: "PAYMENT_PLAN_KIND_INSTALMENTS",
+	}
+	PaymentPlanKind_value = map[string]int32{
+		"PAYMENT_PLAN_KIND_UNSPECIFIED": 0,
+		"PAYMENT_PLAN_KIND_DEPOSIT":     1,
+		"PAYMENT_PLAN_KIND_INSTALMENTS": 2,
+	}
+)
+
+func (x PaymentPlanKind) Enum() *PaymentPlanKind {
+	p := new(PaymentPlanKind)
+	*p = x
+	return p
+}
+
+func (x PaymentPlanKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PaymentPlanKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_souk_order_v1_order_proto_enumTypes[7].Descriptor()
+}
+
+func (PaymentPlanKind) Type() protoreflect.EnumType {
+	return &file_souk_order_v1_order_proto_enumTypes[7]
+}
+
+func (x PaymentPlanKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PaymentPlanKind.Descriptor instead.
+func (PaymentPlanKind) EnumDescriptor() ([]byte, []int) {
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{7}
+}
+
+// PaymentPartKind is what a part of a schedule is.
+type PaymentPartKind int32
+
+const (
+	// The zero value; never a part's.
+	PaymentPartKind_PAYMENT_PART_KIND_UNSPECIFIED PaymentPartKind = 0
+	// A pre-sale's deposit.
+	PaymentPartKind_PAYMENT_PART_KIND_DEPOSIT PaymentPartKind = 1
+	// A pre-sale's balance.
+	PaymentPartKind_PAYMENT_PART_KIND_BALANCE PaymentPartKind = 2
+	// One of equal instalments.
+	PaymentPartKind_PAYMENT_PART_KIND_INSTALMENT PaymentPartKind = 3
+)
+
+// Enum value maps for PaymentPartKind.
+var (
+	PaymentPartKind_name = map[int32]string{
+		0: "PAYMENT_PART_KIND_UNSPECIFIED",
+		1: "PAYMENT_PART_KIND_DEPOSIT",
+		2: "PAYMENT_PART_KIND_BALANCE",
+		3: "PAYMENT_PART_KIND_INSTALMENT",
+	}
+	PaymentPartKind_value = map[string]int32{
+		"PAYMENT_PART_KIND_UNSPECIFIED": 0,
+		"PAYMENT_PART_KIND_DEPOSIT":     1,
+		"PAYMENT_PART_KIND_BALANCE":     2,
+		"PAYMENT_PART_KIND_INSTALMENT":  3,
+	}
+)
+
+func (x PaymentPartKind) Enum() *PaymentPartKind {
+	p := new(PaymentPartKind)
+	*p = x
+	return p
+}
+
+func (x PaymentPartKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PaymentPartKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_souk_order_v1_order_proto_enumTypes[8].Descriptor()
+}
+
+func (PaymentPartKind) Type() protoreflect.EnumType {
+	return &file_souk_order_v1_order_proto_enumTypes[8]
+}
+
+func (x PaymentPartKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PaymentPartKind.Descriptor instead.
+func (PaymentPartKind) EnumDescriptor() ([]byte, []int) {
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{8}
+}
+
+// PaymentPartStatus is where a part stands.
+type PaymentPartStatus int32
+
+const (
+	// The zero value; never a part's.
+	PaymentPartStatus_PAYMENT_PART_STATUS_UNSPECIFIED PaymentPartStatus = 0
+	// Not paid yet, not due or due now.
+	PaymentPartStatus_PAYMENT_PART_STATUS_OPEN PaymentPartStatus = 1
+	// Paid.
+	PaymentPartStatus_PAYMENT_PART_STATUS_PAID PaymentPartStatus = 2
+	// Due and unpaid, in its grace period.
+	PaymentPartStatus_PAYMENT_PART_STATUS_PAST_DUE PaymentPartStatus = 3
+	// Never to be paid: the order was cancelled.
+	PaymentPartStatus_PAYMENT_PART_STATUS_VOID PaymentPartStatus = 4
+)
+
+// Enum value maps for PaymentPartStatus.
+var (
+	PaymentPartStatus_name = map[int32]string{
+		0: "PAYMENT_PART_STATUS_UNSPECIFIED",
+		1: "PAYMENT_PART_STATUS_OPEN",
+		2: "PAYMENT_PART_STATUS_PAID",
+		3: "PAYMENT_PART_STATUS_PAST_DUE",
+		4: "PAYMENT_PART_STATUS_VOID",
+	}
+	PaymentPartStatus_value = map[string]int32{
+		"PAYMENT_PART_STATUS_UNSPECIFIED": 0,
+		"PAYMENT_PART_STATUS_OPEN":        1,
+		"PAYMENT_PART_STATUS_PAID":        2,
+		"PAYMENT_PART_STATUS_PAST_DUE":    3,
+		"PAYMENT_PART_STATUS_VOID":        4,
+	}
+)
+
+func (x PaymentPartStatus) Enum() *PaymentPartStatus {
+	p := new(PaymentPartStatus)
+	*p = x
+	return p
+}
+
+func (x PaymentPartStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PaymentPartStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_souk_order_v1_order_proto_enumTypes[9].Descriptor()
+}
+
+func (PaymentPartStatus) Type() protoreflect.EnumType {
+	return &file_souk_order_v1_order_proto_enumTypes[9]
+}
+
+func (x PaymentPartStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PaymentPartStatus.Descriptor instead.
+func (PaymentPartStatus) EnumDescriptor() ([]byte, []int) {
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{9}
+}
+
 // OfferKind is what a buyer's offer proposes.
 type OfferKind int32
 
@@ -494,11 +672,11 @@ func (x OfferKind) String() string {
 }
 
 func (OfferKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_souk_order_v1_order_proto_enumTypes[7].Descriptor()
+	return file_souk_order_v1_order_proto_enumTypes[10].Descriptor()
 }
 
 func (OfferKind) Type() protoreflect.EnumType {
-	return &file_souk_order_v1_order_proto_enumTypes[7]
+	return &file_souk_order_v1_order_proto_enumTypes[10]
 }
 
 func (x OfferKind) Number() protoreflect.EnumNumber {
@@ -507,7 +685,7 @@ func (x OfferKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use OfferKind.Descriptor instead.
 func (OfferKind) EnumDescriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{7}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{10}
 }
 
 // Money is an exact amount: an integer number of minor units (cents, fen,
@@ -1520,8 +1698,11 @@ type Refund struct {
 	SettledBy string `protobuf:"bytes,12,opt,name=settled_by,json=settledBy,proto3" json:"settled_by,omitempty"`
 	// How it was paid, as that admin wrote it.
 	SettlementNote string `protobuf:"bytes,13,opt,name=settlement_note,json=settlementNote,proto3" json:"settlement_note,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// For a refund in the buyer's currency (not the store's): what it comes
+	// to in the store's.
+	Fx            *RefundFx `protobuf:"bytes,14,opt,name=fx,proto3" json:"fx,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Refund) Reset() {
@@ -1645,6 +1826,88 @@ func (x *Refund) GetSettlementNote() string {
 	return ""
 }
 
+func (x *Refund) GetFx() *RefundFx {
+	if x != nil {
+		return x.Fx
+	}
+	return nil
+}
+
+// RefundFx is a refund in the buyer's currency as the store's books see it.
+type RefundFx struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What the store gives back: its share of what the payment credited it
+	// (the refund's share of the payment, at the payment's rate).
+	StoreDebit *Money `protobuf:"bytes,1,opt,name=store_debit,json=storeDebit,proto3" json:"store_debit,omitempty"`
+	// The rate the refund was paid at, in the store's currency per unit of
+	// the buyer's; set once it is paid.
+	Rate string `protobuf:"bytes,2,opt,name=rate,proto3" json:"rate,omitempty"`
+	// What paying it back cost at that rate, in the store's currency.
+	Cost *Money `protobuf:"bytes,3,opt,name=cost,proto3" json:"cost,omitempty"`
+	// store_debit - cost: the platform's difference (a loss when negative).
+	PlatformDifference *Money `protobuf:"bytes,4,opt,name=platform_difference,json=platformDifference,proto3" json:"platform_difference,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *RefundFx) Reset() {
+	*x = RefundFx{}
+	mi := &file_souk_order_v1_order_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefundFx) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefundFx) ProtoMessage() {}
+
+func (x *RefundFx) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_order_v1_order_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefundFx.ProtoReflect.Descriptor instead.
+func (*RefundFx) Descriptor() ([]byte, []int) {
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *RefundFx) GetStoreDebit() *Money {
+	if x != nil {
+		return x.StoreDebit
+	}
+	return nil
+}
+
+func (x *RefundFx) GetRate() string {
+	if x != nil {
+		return x.Rate
+	}
+	return ""
+}
+
+func (x *RefundFx) GetCost() *Money {
+	if x != nil {
+		return x.Cost
+	}
+	return nil
+}
+
+func (x *RefundFx) GetPlatformDifference() *Money {
+	if x != nil {
+		return x.PlatformDifference
+	}
+	return nil
+}
+
 // PriceAdjustment is a change of an unpaid order's prices by the seller.
 type PriceAdjustment struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1668,7 +1931,7 @@ type PriceAdjustment struct {
 
 func (x *PriceAdjustment) Reset() {
 	*x = PriceAdjustment{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[11]
+	mi := &file_souk_order_v1_order_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1680,7 +1943,7 @@ func (x *PriceAdjustment) String() string {
 func (*PriceAdjustment) ProtoMessage() {}
 
 func (x *PriceAdjustment) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[11]
+	mi := &file_souk_order_v1_order_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1693,7 +1956,7 @@ func (x *PriceAdjustment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PriceAdjustment.ProtoReflect.Descriptor instead.
 func (*PriceAdjustment) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{11}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PriceAdjustment) GetOldTotal() *Money {
@@ -1760,7 +2023,7 @@ type HistoryEntry struct {
 
 func (x *HistoryEntry) Reset() {
 	*x = HistoryEntry{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[12]
+	mi := &file_souk_order_v1_order_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1772,7 +2035,7 @@ func (x *HistoryEntry) String() string {
 func (*HistoryEntry) ProtoMessage() {}
 
 func (x *HistoryEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[12]
+	mi := &file_souk_order_v1_order_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1785,7 +2048,7 @@ func (x *HistoryEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryEntry.ProtoReflect.Descriptor instead.
 func (*HistoryEntry) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{12}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *HistoryEntry) GetSequence() int64 {
@@ -1844,7 +2107,7 @@ type Deadline struct {
 
 func (x *Deadline) Reset() {
 	*x = Deadline{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[13]
+	mi := &file_souk_order_v1_order_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1856,7 +2119,7 @@ func (x *Deadline) String() string {
 func (*Deadline) ProtoMessage() {}
 
 func (x *Deadline) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[13]
+	mi := &file_souk_order_v1_order_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1869,7 +2132,7 @@ func (x *Deadline) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Deadline.ProtoReflect.Descriptor instead.
 func (*Deadline) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{13}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Deadline) GetKind() string {
@@ -1956,14 +2219,21 @@ type Order struct {
 	// The order in the buyer's currency, when the buyer pays in another
 	// currency than the store's (the figures above are the store's): what
 	// the buyer sees and is charged, and the quote it comes from.
-	Presentment   *Presentment `protobuf:"bytes,31,opt,name=presentment,proto3" json:"presentment,omitempty"`
+	Presentment *Presentment `protobuf:"bytes,31,opt,name=presentment,proto3" json:"presentment,omitempty"`
+	// How the order is paid in parts, when its products are sold so.
+	Schedule *PaymentSchedule `protobuf:"bytes,32,opt,name=schedule,proto3" json:"schedule,omitempty"`
+	// What the next payment must be (PayOrder's expected_total): the total,
+	// or the next part, in the currency the buyer pays; zero once paid.
+	AmountDue *Money `protobuf:"bytes,33,opt,name=amount_due,json=amountDue,proto3" json:"amount_due,omitempty"`
+	// What the buyer has paid so far, before refunds, in that currency.
+	AmountPaid    *Money `protobuf:"bytes,34,opt,name=amount_paid,json=amountPaid,proto3" json:"amount_paid,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Order) Reset() {
 	*x = Order{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[14]
+	mi := &file_souk_order_v1_order_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1975,7 +2245,7 @@ func (x *Order) String() string {
 func (*Order) ProtoMessage() {}
 
 func (x *Order) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[14]
+	mi := &file_souk_order_v1_order_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1988,7 +2258,7 @@ func (x *Order) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Order.ProtoReflect.Descriptor instead.
 func (*Order) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{14}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Order) GetId() string {
@@ -2201,6 +2471,318 @@ func (x *Order) GetPresentment() *Presentment {
 	return nil
 }
 
+func (x *Order) GetSchedule() *PaymentSchedule {
+	if x != nil {
+		return x.Schedule
+	}
+	return nil
+}
+
+func (x *Order) GetAmountDue() *Money {
+	if x != nil {
+		return x.AmountDue
+	}
+	return nil
+}
+
+func (x *Order) GetAmountPaid() *Money {
+	if x != nil {
+		return x.AmountPaid
+	}
+	return nil
+}
+
+// PaymentPlan is how a product may be paid in parts, as its store states
+// it; an order keeps the plan stated at its checkout.
+type PaymentPlan struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Deposit or instalments.
+	Kind PaymentPlanKind `protobuf:"varint,1,opt,name=kind,proto3,enum=souk.order.v1.PaymentPlanKind" json:"kind,omitempty"`
+	// A deposit's fixed amount, in minor units of the product's currency
+	// (set it or deposit_percent).
+	DepositAmountMinor int64 `protobuf:"varint,2,opt,name=deposit_amount_minor,json=depositAmountMinor,proto3" json:"deposit_amount_minor,omitempty"`
+	// A deposit's percentage of the full price, before coupons (1–99).
+	DepositPercent int32 `protobuf:"varint,3,opt,name=deposit_percent,json=depositPercent,proto3" json:"deposit_percent,omitempty"`
+	// The date the balance window starts from (a pre-sale's end); unset:
+	// the checkout.
+	BalanceFrom *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=balance_from,json=balanceFrom,proto3" json:"balance_from,omitempty"`
+	// How long after balance_from the balance is due.
+	BalanceWindow *durationpb.Duration `protobuf:"bytes,5,opt,name=balance_window,json=balanceWindow,proto3" json:"balance_window,omitempty"`
+	// A balance never paid keeps the deposit (the store's stated policy);
+	// by default the deposit is refunded.
+	KeepDeposit bool `protobuf:"varint,6,opt,name=keep_deposit,json=keepDeposit,proto3" json:"keep_deposit,omitempty"`
+	// How many instalments (2–12).
+	Instalments int32 `protobuf:"varint,7,opt,name=instalments,proto3" json:"instalments,omitempty"`
+	// How far apart instalments are due.
+	Every *durationpb.Duration `protobuf:"bytes,8,opt,name=every,proto3" json:"every,omitempty"`
+	// How long a part may stay unpaid past its due date before the order is
+	// cancelled (balance_unpaid).
+	Grace         *durationpb.Duration `protobuf:"bytes,9,opt,name=grace,proto3" json:"grace,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PaymentPlan) Reset() {
+	*x = PaymentPlan{}
+	mi := &file_souk_order_v1_order_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PaymentPlan) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PaymentPlan) ProtoMessage() {}
+
+func (x *PaymentPlan) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_order_v1_order_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PaymentPlan.ProtoReflect.Descriptor instead.
+func (*PaymentPlan) Descriptor() ([]byte, []int) {
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *PaymentPlan) GetKind() PaymentPlanKind {
+	if x != nil {
+		return x.Kind
+	}
+	return PaymentPlanKind_PAYMENT_PLAN_KIND_UNSPECIFIED
+}
+
+func (x *PaymentPlan) GetDepositAmountMinor() int64 {
+	if x != nil {
+		return x.DepositAmountMinor
+	}
+	return 0
+}
+
+func (x *PaymentPlan) GetDepositPercent() int32 {
+	if x != nil {
+		return x.DepositPercent
+	}
+	return 0
+}
+
+func (x *PaymentPlan) GetBalanceFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.BalanceFrom
+	}
+	return nil
+}
+
+func (x *PaymentPlan) GetBalanceWindow() *durationpb.Duration {
+	if x != nil {
+		return x.BalanceWindow
+	}
+	return nil
+}
+
+func (x *PaymentPlan) GetKeepDeposit() bool {
+	if x != nil {
+		return x.KeepDeposit
+	}
+	return false
+}
+
+func (x *PaymentPlan) GetInstalments() int32 {
+	if x != nil {
+		return x.Instalments
+	}
+	return 0
+}
+
+func (x *PaymentPlan) GetEvery() *durationpb.Duration {
+	if x != nil {
+		return x.Every
+	}
+	return nil
+}
+
+func (x *PaymentPlan) GetGrace() *durationpb.Duration {
+	if x != nil {
+		return x.Grace
+	}
+	return nil
+}
+
+// PaymentPart is one payment of a schedule.
+type PaymentPart struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1, 2, … in the order parts are paid.
+	Seq int32 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// Deposit, balance or instalment.
+	Kind PaymentPartKind `protobuf:"varint,2,opt,name=kind,proto3,enum=souk.order.v1.PaymentPartKind" json:"kind,omitempty"`
+	// The part in the store's currency.
+	Amount *Money `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
+	// The part in the buyer's currency, under the order's current quote
+	// (the same as amount without one); a paid part was charged what its
+	// attempt says.
+	PresentmentAmount *Money `protobuf:"bytes,4,opt,name=presentment_amount,json=presentmentAmount,proto3" json:"presentment_amount,omitempty"`
+	// When it is due; it is past due from then and the order is cancelled
+	// when the plan's grace has passed too.
+	DueAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=due_at,json=dueAt,proto3" json:"due_at,omitempty"`
+	// Where it stands.
+	Status PaymentPartStatus `protobuf:"varint,6,opt,name=status,proto3,enum=souk.order.v1.PaymentPartStatus" json:"status,omitempty"`
+	// The attempt that paid it, and when.
+	AttemptId string `protobuf:"bytes,7,opt,name=attempt_id,json=attemptId,proto3" json:"attempt_id,omitempty"`
+	// When it was paid.
+	PaidAt        *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=paid_at,json=paidAt,proto3" json:"paid_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PaymentPart) Reset() {
+	*x = PaymentPart{}
+	mi := &file_souk_order_v1_order_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PaymentPart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PaymentPart) ProtoMessage() {}
+
+func (x *PaymentPart) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_order_v1_order_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PaymentPart.ProtoReflect.Descriptor instead.
+func (*PaymentPart) Descriptor() ([]byte, []int) {
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *PaymentPart) GetSeq() int32 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *PaymentPart) GetKind() PaymentPartKind {
+	if x != nil {
+		return x.Kind
+	}
+	return PaymentPartKind_PAYMENT_PART_KIND_UNSPECIFIED
+}
+
+func (x *PaymentPart) GetAmount() *Money {
+	if x != nil {
+		return x.Amount
+	}
+	return nil
+}
+
+func (x *PaymentPart) GetPresentmentAmount() *Money {
+	if x != nil {
+		return x.PresentmentAmount
+	}
+	return nil
+}
+
+func (x *PaymentPart) GetDueAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DueAt
+	}
+	return nil
+}
+
+func (x *PaymentPart) GetStatus() PaymentPartStatus {
+	if x != nil {
+		return x.Status
+	}
+	return PaymentPartStatus_PAYMENT_PART_STATUS_UNSPECIFIED
+}
+
+func (x *PaymentPart) GetAttemptId() string {
+	if x != nil {
+		return x.AttemptId
+	}
+	return ""
+}
+
+func (x *PaymentPart) GetPaidAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PaidAt
+	}
+	return nil
+}
+
+// PaymentSchedule is an order's plan and the parts it was split into,
+// which sum to its total.
+type PaymentSchedule struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The plan as stated at checkout.
+	Plan *PaymentPlan `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
+	// The parts, in order.
+	Parts         []*PaymentPart `protobuf:"bytes,2,rep,name=parts,proto3" json:"parts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PaymentSchedule) Reset() {
+	*x = PaymentSchedule{}
+	mi := &file_souk_order_v1_order_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PaymentSchedule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PaymentSchedule) ProtoMessage() {}
+
+func (x *PaymentSchedule) ProtoReflect() protoreflect.Message {
+	mi := &file_souk_order_v1_order_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PaymentSchedule.ProtoReflect.Descriptor instead.
+func (*PaymentSchedule) Descriptor() ([]byte, []int) {
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *PaymentSchedule) GetPlan() *PaymentPlan {
+	if x != nil {
+		return x.Plan
+	}
+	return nil
+}
+
+func (x *PaymentSchedule) GetParts() []*PaymentPart {
+	if x != nil {
+		return x.Parts
+	}
+	return nil
+}
+
 // Presentment is an order's figures in the buyer's currency: each line's
 // subtotal and discounts converted on their own and rounded once (half to
 // even, to the currency's minor unit); every total a sum of converted
@@ -2229,7 +2811,7 @@ type Presentment struct {
 
 func (x *Presentment) Reset() {
 	*x = Presentment{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[15]
+	mi := &file_souk_order_v1_order_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2241,7 +2823,7 @@ func (x *Presentment) String() string {
 func (*Presentment) ProtoMessage() {}
 
 func (x *Presentment) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[15]
+	mi := &file_souk_order_v1_order_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2254,7 +2836,7 @@ func (x *Presentment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Presentment.ProtoReflect.Descriptor instead.
 func (*Presentment) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{15}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Presentment) GetCurrency() string {
@@ -2338,7 +2920,7 @@ type ExchangeQuote struct {
 
 func (x *ExchangeQuote) Reset() {
 	*x = ExchangeQuote{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[16]
+	mi := &file_souk_order_v1_order_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2350,7 +2932,7 @@ func (x *ExchangeQuote) String() string {
 func (*ExchangeQuote) ProtoMessage() {}
 
 func (x *ExchangeQuote) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[16]
+	mi := &file_souk_order_v1_order_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2363,7 +2945,7 @@ func (x *ExchangeQuote) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExchangeQuote.ProtoReflect.Descriptor instead.
 func (*ExchangeQuote) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{16}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ExchangeQuote) GetId() string {
@@ -2440,7 +3022,7 @@ type CancellationRequest struct {
 
 func (x *CancellationRequest) Reset() {
 	*x = CancellationRequest{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[17]
+	mi := &file_souk_order_v1_order_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2452,7 +3034,7 @@ func (x *CancellationRequest) String() string {
 func (*CancellationRequest) ProtoMessage() {}
 
 func (x *CancellationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[17]
+	mi := &file_souk_order_v1_order_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2465,7 +3047,7 @@ func (x *CancellationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancellationRequest.ProtoReflect.Descriptor instead.
 func (*CancellationRequest) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{17}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CancellationRequest) GetReason() string {
@@ -2536,7 +3118,7 @@ type Evidence struct {
 
 func (x *Evidence) Reset() {
 	*x = Evidence{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[18]
+	mi := &file_souk_order_v1_order_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2548,7 +3130,7 @@ func (x *Evidence) String() string {
 func (*Evidence) ProtoMessage() {}
 
 func (x *Evidence) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[18]
+	mi := &file_souk_order_v1_order_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2561,7 +3143,7 @@ func (x *Evidence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Evidence.ProtoReflect.Descriptor instead.
 func (*Evidence) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{18}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Evidence) GetParty() string {
@@ -2614,7 +3196,7 @@ type EvidenceInput struct {
 
 func (x *EvidenceInput) Reset() {
 	*x = EvidenceInput{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[19]
+	mi := &file_souk_order_v1_order_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2626,7 +3208,7 @@ func (x *EvidenceInput) String() string {
 func (*EvidenceInput) ProtoMessage() {}
 
 func (x *EvidenceInput) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[19]
+	mi := &file_souk_order_v1_order_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2639,7 +3221,7 @@ func (x *EvidenceInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvidenceInput.ProtoReflect.Descriptor instead.
 func (*EvidenceInput) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{19}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *EvidenceInput) GetText() string {
@@ -2687,7 +3269,7 @@ type OrderMessage struct {
 
 func (x *OrderMessage) Reset() {
 	*x = OrderMessage{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[20]
+	mi := &file_souk_order_v1_order_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2699,7 +3281,7 @@ func (x *OrderMessage) String() string {
 func (*OrderMessage) ProtoMessage() {}
 
 func (x *OrderMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[20]
+	mi := &file_souk_order_v1_order_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2712,7 +3294,7 @@ func (x *OrderMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderMessage.ProtoReflect.Descriptor instead.
 func (*OrderMessage) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{20}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *OrderMessage) GetId() string {
@@ -2777,7 +3359,7 @@ type MessageInput struct {
 
 func (x *MessageInput) Reset() {
 	*x = MessageInput{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[21]
+	mi := &file_souk_order_v1_order_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2789,7 +3371,7 @@ func (x *MessageInput) String() string {
 func (*MessageInput) ProtoMessage() {}
 
 func (x *MessageInput) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[21]
+	mi := &file_souk_order_v1_order_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2802,7 +3384,7 @@ func (x *MessageInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageInput.ProtoReflect.Descriptor instead.
 func (*MessageInput) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{21}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *MessageInput) GetText() string {
@@ -2847,7 +3429,7 @@ type Dispute struct {
 
 func (x *Dispute) Reset() {
 	*x = Dispute{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[22]
+	mi := &file_souk_order_v1_order_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2859,7 +3441,7 @@ func (x *Dispute) String() string {
 func (*Dispute) ProtoMessage() {}
 
 func (x *Dispute) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[22]
+	mi := &file_souk_order_v1_order_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2872,7 +3454,7 @@ func (x *Dispute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Dispute.ProtoReflect.Descriptor instead.
 func (*Dispute) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{22}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Dispute) GetReason() string {
@@ -2963,7 +3545,7 @@ type Offer struct {
 
 func (x *Offer) Reset() {
 	*x = Offer{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[23]
+	mi := &file_souk_order_v1_order_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2975,7 +3557,7 @@ func (x *Offer) String() string {
 func (*Offer) ProtoMessage() {}
 
 func (x *Offer) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[23]
+	mi := &file_souk_order_v1_order_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2988,7 +3570,7 @@ func (x *Offer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Offer.ProtoReflect.Descriptor instead.
 func (*Offer) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{23}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Offer) GetKind() OfferKind {
@@ -3088,7 +3670,7 @@ type OrderEvent struct {
 
 func (x *OrderEvent) Reset() {
 	*x = OrderEvent{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[24]
+	mi := &file_souk_order_v1_order_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3100,7 +3682,7 @@ func (x *OrderEvent) String() string {
 func (*OrderEvent) ProtoMessage() {}
 
 func (x *OrderEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[24]
+	mi := &file_souk_order_v1_order_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3113,7 +3695,7 @@ func (x *OrderEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderEvent.ProtoReflect.Descriptor instead.
 func (*OrderEvent) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{24}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *OrderEvent) GetCursor() string {
@@ -3308,7 +3890,8 @@ func (*OrderEvent_Offer) isOrderEvent_Detail() {}
 
 func (*OrderEvent_Coupon) isOrderEvent_Detail() {}
 
-// PaymentEventDetail is the payment of a "paid" event.
+// PaymentEventDetail is the payment of a "paid" event, or of a part of a
+// plan ("part_paid"; "deposit_kept": the deposit a cancelled order keeps).
 type PaymentEventDetail struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The payment attempt that paid.
@@ -3326,7 +3909,7 @@ type PaymentEventDetail struct {
 
 func (x *PaymentEventDetail) Reset() {
 	*x = PaymentEventDetail{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[25]
+	mi := &file_souk_order_v1_order_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3338,7 +3921,7 @@ func (x *PaymentEventDetail) String() string {
 func (*PaymentEventDetail) ProtoMessage() {}
 
 func (x *PaymentEventDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[25]
+	mi := &file_souk_order_v1_order_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3351,7 +3934,7 @@ func (x *PaymentEventDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PaymentEventDetail.ProtoReflect.Descriptor instead.
 func (*PaymentEventDetail) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{25}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *PaymentEventDetail) GetPaymentAttemptId() string {
@@ -3397,7 +3980,7 @@ type RefundEventDetail struct {
 
 func (x *RefundEventDetail) Reset() {
 	*x = RefundEventDetail{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[26]
+	mi := &file_souk_order_v1_order_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3409,7 +3992,7 @@ func (x *RefundEventDetail) String() string {
 func (*RefundEventDetail) ProtoMessage() {}
 
 func (x *RefundEventDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[26]
+	mi := &file_souk_order_v1_order_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3422,7 +4005,7 @@ func (x *RefundEventDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefundEventDetail.ProtoReflect.Descriptor instead.
 func (*RefundEventDetail) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{26}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RefundEventDetail) GetRefundId() string {
@@ -3461,7 +4044,7 @@ type OfferEventDetail struct {
 
 func (x *OfferEventDetail) Reset() {
 	*x = OfferEventDetail{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[27]
+	mi := &file_souk_order_v1_order_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3473,7 +4056,7 @@ func (x *OfferEventDetail) String() string {
 func (*OfferEventDetail) ProtoMessage() {}
 
 func (x *OfferEventDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[27]
+	mi := &file_souk_order_v1_order_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3486,7 +4069,7 @@ func (x *OfferEventDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OfferEventDetail.ProtoReflect.Descriptor instead.
 func (*OfferEventDetail) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{27}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *OfferEventDetail) GetKind() OfferKind {
@@ -3525,7 +4108,7 @@ type EventHeartbeat struct {
 
 func (x *EventHeartbeat) Reset() {
 	*x = EventHeartbeat{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[28]
+	mi := &file_souk_order_v1_order_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3537,7 +4120,7 @@ func (x *EventHeartbeat) String() string {
 func (*EventHeartbeat) ProtoMessage() {}
 
 func (x *EventHeartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[28]
+	mi := &file_souk_order_v1_order_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3550,7 +4133,7 @@ func (x *EventHeartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventHeartbeat.ProtoReflect.Descriptor instead.
 func (*EventHeartbeat) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{28}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *EventHeartbeat) GetCursor() string {
@@ -3581,7 +4164,7 @@ type EventFilter struct {
 
 func (x *EventFilter) Reset() {
 	*x = EventFilter{}
-	mi := &file_souk_order_v1_order_proto_msgTypes[29]
+	mi := &file_souk_order_v1_order_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3593,7 +4176,7 @@ func (x *EventFilter) String() string {
 func (*EventFilter) ProtoMessage() {}
 
 func (x *EventFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_souk_order_v1_order_proto_msgTypes[29]
+	mi := &file_souk_order_v1_order_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3606,7 +4189,7 @@ func (x *EventFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventFilter.ProtoReflect.Descriptor instead.
 func (*EventFilter) Descriptor() ([]byte, []int) {
-	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{29}
+	return file_souk_order_v1_order_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *EventFilter) GetOrderId() string {
@@ -3627,7 +4210,7 @@ var File_souk_order_v1_order_proto protoreflect.FileDescriptor
 
 const file_souk_order_v1_order_proto_rawDesc = "" +
 	"\n" +
-	"\x19souk/order/v1/order.proto\x12\rsouk.order.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcc\x01\n" +
+	"\x19souk/order/v1/order.proto\x12\rsouk.order.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcc\x01\n" +
 	"\x05Money\x121\n" +
 	"\famount_minor\x18\x01 \x01(\x03B\x0e\xbaH\v\"\t\x18\x80\xa0\x94\xa5\x8d\x1d(\x00R\vamountMinor\x12\x8f\x01\n" +
 	"\bcurrency\x18\x02 \x01(\tBs\xbaHprnR\x03USDR\x03EURR\x03GBPR\x03CNYR\x03JPYR\x03RUBR\x03BRLR\x03KRWR\x03INRR\x03TRYR\x03PLNR\x03MXNR\x03CADR\x03AUDR\x03CHFR\x03SEKR\x03AEDR\x03SARR\x03ILSR\x03UAHR\x03KZTR\x03KWDR\bcurrency\"\xfe\x02\n" +
@@ -3716,7 +4299,7 @@ const file_souk_order_v1_order_proto_rawDesc = "" +
 	"created_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xae\x04\n" +
+	"updated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xd7\x04\n" +
 	"\x06Refund\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\tR\aorderId\x12,\n" +
@@ -3733,7 +4316,14 @@ const file_souk_order_v1_order_proto_rawDesc = "" +
 	"\x0efailure_reason\x18\v \x01(\tR\rfailureReason\x12\x1d\n" +
 	"\n" +
 	"settled_by\x18\f \x01(\tR\tsettledBy\x12'\n" +
-	"\x0fsettlement_note\x18\r \x01(\tR\x0esettlementNote\"\xb0\x02\n" +
+	"\x0fsettlement_note\x18\r \x01(\tR\x0esettlementNote\x12'\n" +
+	"\x02fx\x18\x0e \x01(\v2\x17.souk.order.v1.RefundFxR\x02fx\"\xc6\x01\n" +
+	"\bRefundFx\x125\n" +
+	"\vstore_debit\x18\x01 \x01(\v2\x14.souk.order.v1.MoneyR\n" +
+	"storeDebit\x12\x12\n" +
+	"\x04rate\x18\x02 \x01(\tR\x04rate\x12(\n" +
+	"\x04cost\x18\x03 \x01(\v2\x14.souk.order.v1.MoneyR\x04cost\x12E\n" +
+	"\x13platform_difference\x18\x04 \x01(\v2\x14.souk.order.v1.MoneyR\x12platformDifference\"\xb0\x02\n" +
 	"\x0fPriceAdjustment\x121\n" +
 	"\told_total\x18\x01 \x01(\v2\x14.souk.order.v1.MoneyR\boldTotal\x121\n" +
 	"\tnew_total\x18\x02 \x01(\v2\x14.souk.order.v1.MoneyR\bnewTotal\x12>\n" +
@@ -3752,7 +4342,7 @@ const file_souk_order_v1_order_proto_rawDesc = "" +
 	"\x10price_adjustment\x18\x06 \x01(\v2\x1e.souk.order.v1.PriceAdjustmentR\x0fpriceAdjustment\"Q\n" +
 	"\bDeadline\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x121\n" +
-	"\x06due_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\"\xc9\v\n" +
+	"\x06due_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\"\xf1\f\n" +
 	"\x05Order\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vcheckout_id\x18\x02 \x01(\tR\n" +
@@ -3788,7 +4378,36 @@ const file_souk_order_v1_order_proto_rawDesc = "" +
 	"\x0fcoupon_discount\x18\x1c \x01(\v2\x14.souk.order.v1.MoneyR\x0ecouponDiscount\x127\n" +
 	"\fstore_funded\x18\x1d \x01(\v2\x14.souk.order.v1.MoneyR\vstoreFunded\x124\n" +
 	"\acoupons\x18\x1e \x03(\v2\x1a.souk.order.v1.OrderCouponR\acoupons\x12<\n" +
-	"\vpresentment\x18\x1f \x01(\v2\x1a.souk.order.v1.PresentmentR\vpresentment\"\x99\x03\n" +
+	"\vpresentment\x18\x1f \x01(\v2\x1a.souk.order.v1.PresentmentR\vpresentment\x12:\n" +
+	"\bschedule\x18  \x01(\v2\x1e.souk.order.v1.PaymentScheduleR\bschedule\x123\n" +
+	"\n" +
+	"amount_due\x18! \x01(\v2\x14.souk.order.v1.MoneyR\tamountDue\x125\n" +
+	"\vamount_paid\x18\" \x01(\v2\x14.souk.order.v1.MoneyR\n" +
+	"amountPaid\"\xef\x03\n" +
+	"\vPaymentPlan\x12>\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x1e.souk.order.v1.PaymentPlanKindB\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x04kind\x129\n" +
+	"\x14deposit_amount_minor\x18\x02 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x12depositAmountMinor\x122\n" +
+	"\x0fdeposit_percent\x18\x03 \x01(\x05B\t\xbaH\x06\x1a\x04\x18c(\x00R\x0edepositPercent\x12=\n" +
+	"\fbalance_from\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vbalanceFrom\x12@\n" +
+	"\x0ebalance_window\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\rbalanceWindow\x12!\n" +
+	"\fkeep_deposit\x18\x06 \x01(\bR\vkeepDeposit\x12+\n" +
+	"\vinstalments\x18\a \x01(\x05B\t\xbaH\x06\x1a\x04\x18\f(\x00R\vinstalments\x12/\n" +
+	"\x05every\x18\b \x01(\v2\x19.google.protobuf.DurationR\x05every\x12/\n" +
+	"\x05grace\x18\t \x01(\v2\x19.google.protobuf.DurationR\x05grace\"\x87\x03\n" +
+	"\vPaymentPart\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x05R\x03seq\x122\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x1e.souk.order.v1.PaymentPartKindR\x04kind\x12,\n" +
+	"\x06amount\x18\x03 \x01(\v2\x14.souk.order.v1.MoneyR\x06amount\x12C\n" +
+	"\x12presentment_amount\x18\x04 \x01(\v2\x14.souk.order.v1.MoneyR\x11presentmentAmount\x121\n" +
+	"\x06due_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\x128\n" +
+	"\x06status\x18\x06 \x01(\x0e2 .souk.order.v1.PaymentPartStatusR\x06status\x12\x1d\n" +
+	"\n" +
+	"attempt_id\x18\a \x01(\tR\tattemptId\x123\n" +
+	"\apaid_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x06paidAt\"s\n" +
+	"\x0fPaymentSchedule\x12.\n" +
+	"\x04plan\x18\x01 \x01(\v2\x1a.souk.order.v1.PaymentPlanR\x04plan\x120\n" +
+	"\x05parts\x18\x02 \x03(\v2\x1a.souk.order.v1.PaymentPartR\x05parts\"\x99\x03\n" +
 	"\vPresentment\x12\x1a\n" +
 	"\bcurrency\x18\x01 \x01(\tR\bcurrency\x12-\n" +
 	"\x05items\x18\x02 \x03(\v2\x17.souk.order.v1.LineItemR\x05items\x127\n" +
@@ -3908,7 +4527,7 @@ const file_souk_order_v1_order_proto_rawDesc = "" +
 	"\vEventFilter\x12&\n" +
 	"\border_id\x18\x01 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\aorderId\x12&\n" +
 	"\x05kinds\x18\x02 \x03(\tB\x10\xbaH\r\x92\x01\n" +
-	"\x102\"\x06r\x04\x10\x01\x18@R\x05kinds*\x83\x02\n" +
+	"\x102\"\x06r\x04\x10\x01\x18@R\x05kinds*\xa4\x02\n" +
 	"\vOrderStatus\x12\x1c\n" +
 	"\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cORDER_STATUS_PENDING_PAYMENT\x10\x01\x12#\n" +
@@ -3917,7 +4536,8 @@ const file_souk_order_v1_order_proto_rawDesc = "" +
 	"\x14ORDER_STATUS_SHIPPED\x10\x04\x12\x19\n" +
 	"\x15ORDER_STATUS_DISPUTED\x10\x05\x12\x1a\n" +
 	"\x16ORDER_STATUS_COMPLETED\x10\x06\x12\x1a\n" +
-	"\x16ORDER_STATUS_CANCELLED\x10\a*b\n" +
+	"\x16ORDER_STATUS_CANCELLED\x10\a\x12\x1f\n" +
+	"\x1bORDER_STATUS_PARTIALLY_PAID\x10\b*b\n" +
 	"\fCouponSource\x12\x1d\n" +
 	"\x19COUPON_SOURCE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16COUPON_SOURCE_PLATFORM\x10\x01\x12\x17\n" +
@@ -3952,7 +4572,22 @@ const file_souk_order_v1_order_proto_rawDesc = "" +
 	"\x15REFUND_STATUS_PENDING\x10\x01\x12\x1c\n" +
 	"\x18REFUND_STATUS_PROCESSING\x10\x02\x12\x1b\n" +
 	"\x17REFUND_STATUS_SUCCEEDED\x10\x03\x12\x18\n" +
-	"\x14REFUND_STATUS_FAILED\x10\x04*Z\n" +
+	"\x14REFUND_STATUS_FAILED\x10\x04*v\n" +
+	"\x0fPaymentPlanKind\x12!\n" +
+	"\x1dPAYMENT_PLAN_KIND_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19PAYMENT_PLAN_KIND_DEPOSIT\x10\x01\x12!\n" +
+	"\x1dPAYMENT_PLAN_KIND_INSTALMENTS\x10\x02*\x94\x01\n" +
+	"\x0fPaymentPartKind\x12!\n" +
+	"\x1dPAYMENT_PART_KIND_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19PAYMENT_PART_KIND_DEPOSIT\x10\x01\x12\x1d\n" +
+	"\x19PAYMENT_PART_KIND_BALANCE\x10\x02\x12 \n" +
+	"\x1cPAYMENT_PART_KIND_INSTALMENT\x10\x03*\xb4\x01\n" +
+	"\x11PaymentPartStatus\x12#\n" +
+	"\x1fPAYMENT_PART_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18PAYMENT_PART_STATUS_OPEN\x10\x01\x12\x1c\n" +
+	"\x18PAYMENT_PART_STATUS_PAID\x10\x02\x12 \n" +
+	"\x1cPAYMENT_PART_STATUS_PAST_DUE\x10\x03\x12\x1c\n" +
+	"\x18PAYMENT_PART_STATUS_VOID\x10\x04*Z\n" +
 	"\tOfferKind\x12\x1a\n" +
 	"\x16OFFER_KIND_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10OFFER_KIND_TOTAL\x10\x01\x12\x1b\n" +
@@ -3970,8 +4605,8 @@ func file_souk_order_v1_order_proto_rawDescGZIP() []byte {
 	return file_souk_order_v1_order_proto_rawDescData
 }
 
-var file_souk_order_v1_order_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_souk_order_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_souk_order_v1_order_proto_enumTypes = make([]protoimpl.EnumInfo, 11)
+var file_souk_order_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_souk_order_v1_order_proto_goTypes = []any{
 	(OrderStatus)(0),              // 0: souk.order.v1.OrderStatus
 	(CouponSource)(0),             // 1: souk.order.v1.CouponSource
@@ -3980,144 +4615,172 @@ var file_souk_order_v1_order_proto_goTypes = []any{
 	(PaymentMethod)(0),            // 4: souk.order.v1.PaymentMethod
 	(PaymentAttemptStatus)(0),     // 5: souk.order.v1.PaymentAttemptStatus
 	(RefundStatus)(0),             // 6: souk.order.v1.RefundStatus
-	(OfferKind)(0),                // 7: souk.order.v1.OfferKind
-	(*Money)(nil),                 // 8: souk.order.v1.Money
-	(*LineItem)(nil),              // 9: souk.order.v1.LineItem
-	(*LineDiscount)(nil),          // 10: souk.order.v1.LineDiscount
-	(*CouponEventDetail)(nil),     // 11: souk.order.v1.CouponEventDetail
-	(*OrderCoupon)(nil),           // 12: souk.order.v1.OrderCoupon
-	(*Coupon)(nil),                // 13: souk.order.v1.Coupon
-	(*CouponUse)(nil),             // 14: souk.order.v1.CouponUse
-	(*Shipment)(nil),              // 15: souk.order.v1.Shipment
-	(*Decline)(nil),               // 16: souk.order.v1.Decline
-	(*PaymentAttempt)(nil),        // 17: souk.order.v1.PaymentAttempt
-	(*Refund)(nil),                // 18: souk.order.v1.Refund
-	(*PriceAdjustment)(nil),       // 19: souk.order.v1.PriceAdjustment
-	(*HistoryEntry)(nil),          // 20: souk.order.v1.HistoryEntry
-	(*Deadline)(nil),              // 21: souk.order.v1.Deadline
-	(*Order)(nil),                 // 22: souk.order.v1.Order
-	(*Presentment)(nil),           // 23: souk.order.v1.Presentment
-	(*ExchangeQuote)(nil),         // 24: souk.order.v1.ExchangeQuote
-	(*CancellationRequest)(nil),   // 25: souk.order.v1.CancellationRequest
-	(*Evidence)(nil),              // 26: souk.order.v1.Evidence
-	(*EvidenceInput)(nil),         // 27: souk.order.v1.EvidenceInput
-	(*OrderMessage)(nil),          // 28: souk.order.v1.OrderMessage
-	(*MessageInput)(nil),          // 29: souk.order.v1.MessageInput
-	(*Dispute)(nil),               // 30: souk.order.v1.Dispute
-	(*Offer)(nil),                 // 31: souk.order.v1.Offer
-	(*OrderEvent)(nil),            // 32: souk.order.v1.OrderEvent
-	(*PaymentEventDetail)(nil),    // 33: souk.order.v1.PaymentEventDetail
-	(*RefundEventDetail)(nil),     // 34: souk.order.v1.RefundEventDetail
-	(*OfferEventDetail)(nil),      // 35: souk.order.v1.OfferEventDetail
-	(*EventHeartbeat)(nil),        // 36: souk.order.v1.EventHeartbeat
-	(*EventFilter)(nil),           // 37: souk.order.v1.EventFilter
-	(*timestamppb.Timestamp)(nil), // 38: google.protobuf.Timestamp
+	(PaymentPlanKind)(0),          // 7: souk.order.v1.PaymentPlanKind
+	(PaymentPartKind)(0),          // 8: souk.order.v1.PaymentPartKind
+	(PaymentPartStatus)(0),        // 9: souk.order.v1.PaymentPartStatus
+	(OfferKind)(0),                // 10: souk.order.v1.OfferKind
+	(*Money)(nil),                 // 11: souk.order.v1.Money
+	(*LineItem)(nil),              // 12: souk.order.v1.LineItem
+	(*LineDiscount)(nil),          // 13: souk.order.v1.LineDiscount
+	(*CouponEventDetail)(nil),     // 14: souk.order.v1.CouponEventDetail
+	(*OrderCoupon)(nil),           // 15: souk.order.v1.OrderCoupon
+	(*Coupon)(nil),                // 16: souk.order.v1.Coupon
+	(*CouponUse)(nil),             // 17: souk.order.v1.CouponUse
+	(*Shipment)(nil),              // 18: souk.order.v1.Shipment
+	(*Decline)(nil),               // 19: souk.order.v1.Decline
+	(*PaymentAttempt)(nil),        // 20: souk.order.v1.PaymentAttempt
+	(*Refund)(nil),                // 21: souk.order.v1.Refund
+	(*RefundFx)(nil),              // 22: souk.order.v1.RefundFx
+	(*PriceAdjustment)(nil),       // 23: souk.order.v1.PriceAdjustment
+	(*HistoryEntry)(nil),          // 24: souk.order.v1.HistoryEntry
+	(*Deadline)(nil),              // 25: souk.order.v1.Deadline
+	(*Order)(nil),                 // 26: souk.order.v1.Order
+	(*PaymentPlan)(nil),           // 27: souk.order.v1.PaymentPlan
+	(*PaymentPart)(nil),           // 28: souk.order.v1.PaymentPart
+	(*PaymentSchedule)(nil),       // 29: souk.order.v1.PaymentSchedule
+	(*Presentment)(nil),           // 30: souk.order.v1.Presentment
+	(*ExchangeQuote)(nil),         // 31: souk.order.v1.ExchangeQuote
+	(*CancellationRequest)(nil),   // 32: souk.order.v1.CancellationRequest
+	(*Evidence)(nil),              // 33: souk.order.v1.Evidence
+	(*EvidenceInput)(nil),         // 34: souk.order.v1.EvidenceInput
+	(*OrderMessage)(nil),          // 35: souk.order.v1.OrderMessage
+	(*MessageInput)(nil),          // 36: souk.order.v1.MessageInput
+	(*Dispute)(nil),               // 37: souk.order.v1.Dispute
+	(*Offer)(nil),                 // 38: souk.order.v1.Offer
+	(*OrderEvent)(nil),            // 39: souk.order.v1.OrderEvent
+	(*PaymentEventDetail)(nil),    // 40: souk.order.v1.PaymentEventDetail
+	(*RefundEventDetail)(nil),     // 41: souk.order.v1.RefundEventDetail
+	(*OfferEventDetail)(nil),      // 42: souk.order.v1.OfferEventDetail
+	(*EventHeartbeat)(nil),        // 43: souk.order.v1.EventHeartbeat
+	(*EventFilter)(nil),           // 44: souk.order.v1.EventFilter
+	(*timestamppb.Timestamp)(nil), // 45: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 46: google.protobuf.Duration
 }
 var file_souk_order_v1_order_proto_depIdxs = []int32{
-	8,  // 0: souk.order.v1.LineItem.unit_price:type_name -> souk.order.v1.Money
-	8,  // 1: souk.order.v1.LineItem.subtotal:type_name -> souk.order.v1.Money
-	10, // 2: souk.order.v1.LineItem.discounts:type_name -> souk.order.v1.LineDiscount
-	8,  // 3: souk.order.v1.LineItem.net:type_name -> souk.order.v1.Money
-	8,  // 4: souk.order.v1.LineItem.refunded:type_name -> souk.order.v1.Money
-	1,  // 5: souk.order.v1.LineDiscount.source:type_name -> souk.order.v1.CouponSource
-	8,  // 6: souk.order.v1.LineDiscount.amount:type_name -> souk.order.v1.Money
-	8,  // 7: souk.order.v1.CouponEventDetail.amount:type_name -> souk.order.v1.Money
-	1,  // 8: souk.order.v1.OrderCoupon.source:type_name -> souk.order.v1.CouponSource
-	3,  // 9: souk.order.v1.OrderCoupon.state:type_name -> souk.order.v1.CouponHoldState
-	8,  // 10: souk.order.v1.OrderCoupon.amount:type_name -> souk.order.v1.Money
-	1,  // 11: souk.order.v1.Coupon.source:type_name -> souk.order.v1.CouponSource
-	2,  // 12: souk.order.v1.Coupon.kind:type_name -> souk.order.v1.CouponKind
-	8,  // 13: souk.order.v1.Coupon.amount:type_name -> souk.order.v1.Money
-	8,  // 14: souk.order.v1.Coupon.cap:type_name -> souk.order.v1.Money
-	8,  // 15: souk.order.v1.Coupon.min_subtotal:type_name -> souk.order.v1.Money
-	38, // 16: souk.order.v1.Coupon.starts_at:type_name -> google.protobuf.Timestamp
-	38, // 17: souk.order.v1.Coupon.ends_at:type_name -> google.protobuf.Timestamp
-	13, // 18: souk.order.v1.CouponUse.coupon:type_name -> souk.order.v1.Coupon
-	8,  // 19: souk.order.v1.CouponUse.cost:type_name -> souk.order.v1.Money
-	38, // 20: souk.order.v1.Shipment.shipped_at:type_name -> google.protobuf.Timestamp
-	5,  // 21: souk.order.v1.PaymentAttempt.status:type_name -> souk.order.v1.PaymentAttemptStatus
-	8,  // 22: souk.order.v1.PaymentAttempt.amount:type_name -> souk.order.v1.Money
-	4,  // 23: souk.order.v1.PaymentAttempt.method:type_name -> souk.order.v1.PaymentMethod
-	16, // 24: souk.order.v1.PaymentAttempt.decline:type_name -> souk.order.v1.Decline
-	38, // 25: souk.order.v1.PaymentAttempt.created_at:type_name -> google.protobuf.Timestamp
-	38, // 26: souk.order.v1.PaymentAttempt.updated_at:type_name -> google.protobuf.Timestamp
-	8,  // 27: souk.order.v1.Refund.amount:type_name -> souk.order.v1.Money
-	4,  // 28: souk.order.v1.Refund.method:type_name -> souk.order.v1.PaymentMethod
-	6,  // 29: souk.order.v1.Refund.status:type_name -> souk.order.v1.RefundStatus
-	38, // 30: souk.order.v1.Refund.due_at:type_name -> google.protobuf.Timestamp
-	38, // 31: souk.order.v1.Refund.created_at:type_name -> google.protobuf.Timestamp
-	38, // 32: souk.order.v1.Refund.completed_at:type_name -> google.protobuf.Timestamp
-	8,  // 33: souk.order.v1.PriceAdjustment.old_total:type_name -> souk.order.v1.Money
-	8,  // 34: souk.order.v1.PriceAdjustment.new_total:type_name -> souk.order.v1.Money
-	8,  // 35: souk.order.v1.PriceAdjustment.old_shipping_fee:type_name -> souk.order.v1.Money
-	8,  // 36: souk.order.v1.PriceAdjustment.new_shipping_fee:type_name -> souk.order.v1.Money
-	38, // 37: souk.order.v1.HistoryEntry.occurred_at:type_name -> google.protobuf.Timestamp
-	19, // 38: souk.order.v1.HistoryEntry.price_adjustment:type_name -> souk.order.v1.PriceAdjustment
-	38, // 39: souk.order.v1.Deadline.due_at:type_name -> google.protobuf.Timestamp
-	0,  // 40: souk.order.v1.Order.status:type_name -> souk.order.v1.OrderStatus
-	9,  // 41: souk.order.v1.Order.items:type_name -> souk.order.v1.LineItem
-	8,  // 42: souk.order.v1.Order.shipping_fee:type_name -> souk.order.v1.Money
-	8,  // 43: souk.order.v1.Order.items_total:type_name -> souk.order.v1.Money
-	8,  // 44: souk.order.v1.Order.total:type_name -> souk.order.v1.Money
-	38, // 45: souk.order.v1.Order.created_at:type_name -> google.protobuf.Timestamp
-	38, // 46: souk.order.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
-	16, // 47: souk.order.v1.Order.last_decline:type_name -> souk.order.v1.Decline
-	15, // 48: souk.order.v1.Order.shipment:type_name -> souk.order.v1.Shipment
-	21, // 49: souk.order.v1.Order.deadlines:type_name -> souk.order.v1.Deadline
-	17, // 50: souk.order.v1.Order.payment_attempts:type_name -> souk.order.v1.PaymentAttempt
-	20, // 51: souk.order.v1.Order.history:type_name -> souk.order.v1.HistoryEntry
-	18, // 52: souk.order.v1.Order.refunds:type_name -> souk.order.v1.Refund
-	25, // 53: souk.order.v1.Order.cancellation_request:type_name -> souk.order.v1.CancellationRequest
-	30, // 54: souk.order.v1.Order.dispute:type_name -> souk.order.v1.Dispute
-	31, // 55: souk.order.v1.Order.offer:type_name -> souk.order.v1.Offer
-	8,  // 56: souk.order.v1.Order.discount:type_name -> souk.order.v1.Money
-	8,  // 57: souk.order.v1.Order.coupon_discount:type_name -> souk.order.v1.Money
-	8,  // 58: souk.order.v1.Order.store_funded:type_name -> souk.order.v1.Money
-	12, // 59: souk.order.v1.Order.coupons:type_name -> souk.order.v1.OrderCoupon
-	23, // 60: souk.order.v1.Order.presentment:type_name -> souk.order.v1.Presentment
-	9,  // 61: souk.order.v1.Presentment.items:type_name -> souk.order.v1.LineItem
-	8,  // 62: souk.order.v1.Presentment.shipping_fee:type_name -> souk.order.v1.Money
-	8,  // 63: souk.order.v1.Presentment.items_total:type_name -> souk.order.v1.Money
-	8,  // 64: souk.order.v1.Presentment.coupon_discount:type_name -> souk.order.v1.Money
-	8,  // 65: souk.order.v1.Presentment.discount:type_name -> souk.order.v1.Money
-	8,  // 66: souk.order.v1.Presentment.total:type_name -> souk.order.v1.Money
-	24, // 67: souk.order.v1.Presentment.quote:type_name -> souk.order.v1.ExchangeQuote
-	38, // 68: souk.order.v1.ExchangeQuote.quoted_at:type_name -> google.protobuf.Timestamp
-	38, // 69: souk.order.v1.ExchangeQuote.expires_at:type_name -> google.protobuf.Timestamp
-	38, // 70: souk.order.v1.CancellationRequest.requested_at:type_name -> google.protobuf.Timestamp
-	38, // 71: souk.order.v1.CancellationRequest.answered_at:type_name -> google.protobuf.Timestamp
-	38, // 72: souk.order.v1.Evidence.added_at:type_name -> google.protobuf.Timestamp
-	38, // 73: souk.order.v1.OrderMessage.sent_at:type_name -> google.protobuf.Timestamp
-	8,  // 74: souk.order.v1.Dispute.requested_amount:type_name -> souk.order.v1.Money
-	8,  // 75: souk.order.v1.Dispute.counter_amount:type_name -> souk.order.v1.Money
-	8,  // 76: souk.order.v1.Dispute.refund_amount:type_name -> souk.order.v1.Money
-	26, // 77: souk.order.v1.Dispute.evidence:type_name -> souk.order.v1.Evidence
-	38, // 78: souk.order.v1.Dispute.opened_at:type_name -> google.protobuf.Timestamp
-	38, // 79: souk.order.v1.Dispute.resolved_at:type_name -> google.protobuf.Timestamp
-	7,  // 80: souk.order.v1.Offer.kind:type_name -> souk.order.v1.OfferKind
-	8,  // 81: souk.order.v1.Offer.amount:type_name -> souk.order.v1.Money
-	38, // 82: souk.order.v1.Offer.made_at:type_name -> google.protobuf.Timestamp
-	38, // 83: souk.order.v1.Offer.answered_at:type_name -> google.protobuf.Timestamp
-	38, // 84: souk.order.v1.OrderEvent.occurred_at:type_name -> google.protobuf.Timestamp
-	0,  // 85: souk.order.v1.OrderEvent.status:type_name -> souk.order.v1.OrderStatus
-	19, // 86: souk.order.v1.OrderEvent.price_adjustment:type_name -> souk.order.v1.PriceAdjustment
-	28, // 87: souk.order.v1.OrderEvent.message:type_name -> souk.order.v1.OrderMessage
-	33, // 88: souk.order.v1.OrderEvent.payment:type_name -> souk.order.v1.PaymentEventDetail
-	34, // 89: souk.order.v1.OrderEvent.refund:type_name -> souk.order.v1.RefundEventDetail
-	35, // 90: souk.order.v1.OrderEvent.offer:type_name -> souk.order.v1.OfferEventDetail
-	11, // 91: souk.order.v1.OrderEvent.coupon:type_name -> souk.order.v1.CouponEventDetail
-	8,  // 92: souk.order.v1.PaymentEventDetail.amount:type_name -> souk.order.v1.Money
-	4,  // 93: souk.order.v1.PaymentEventDetail.method:type_name -> souk.order.v1.PaymentMethod
-	8,  // 94: souk.order.v1.PaymentEventDetail.credited:type_name -> souk.order.v1.Money
-	8,  // 95: souk.order.v1.RefundEventDetail.amount:type_name -> souk.order.v1.Money
-	7,  // 96: souk.order.v1.OfferEventDetail.kind:type_name -> souk.order.v1.OfferKind
-	8,  // 97: souk.order.v1.OfferEventDetail.amount:type_name -> souk.order.v1.Money
-	38, // 98: souk.order.v1.EventHeartbeat.sent_at:type_name -> google.protobuf.Timestamp
-	99, // [99:99] is the sub-list for method output_type
-	99, // [99:99] is the sub-list for method input_type
-	99, // [99:99] is the sub-list for extension type_name
-	99, // [99:99] is the sub-list for extension extendee
-	0,  // [0:99] is the sub-list for field type_name
+	11,  // 0: souk.order.v1.LineItem.unit_price:type_name -> souk.order.v1.Money
+	11,  // 1: souk.order.v1.LineItem.subtotal:type_name -> souk.order.v1.Money
+	13,  // 2: souk.order.v1.LineItem.discounts:type_name -> souk.order.v1.LineDiscount
+	11,  // 3: souk.order.v1.LineItem.net:type_name -> souk.order.v1.Money
+	11,  // 4: souk.order.v1.LineItem.refunded:type_name -> souk.order.v1.Money
+	1,   // 5: souk.order.v1.LineDiscount.source:type_name -> souk.order.v1.CouponSource
+	11,  // 6: souk.order.v1.LineDiscount.amount:type_name -> souk.order.v1.Money
+	11,  // 7: souk.order.v1.CouponEventDetail.amount:type_name -> souk.order.v1.Money
+	1,   // 8: souk.order.v1.OrderCoupon.source:type_name -> souk.order.v1.CouponSource
+	3,   // 9: souk.order.v1.OrderCoupon.state:type_name -> souk.order.v1.CouponHoldState
+	11,  // 10: souk.order.v1.OrderCoupon.amount:type_name -> souk.order.v1.Money
+	1,   // 11: souk.order.v1.Coupon.source:type_name -> souk.order.v1.CouponSource
+	2,   // 12: souk.order.v1.Coupon.kind:type_name -> souk.order.v1.CouponKind
+	11,  // 13: souk.order.v1.Coupon.amount:type_name -> souk.order.v1.Money
+	11,  // 14: souk.order.v1.Coupon.cap:type_name -> souk.order.v1.Money
+	11,  // 15: souk.order.v1.Coupon.min_subtotal:type_name -> souk.order.v1.Money
+	45,  // 16: souk.order.v1.Coupon.starts_at:type_name -> google.protobuf.Timestamp
+	45,  // 17: souk.order.v1.Coupon.ends_at:type_name -> google.protobuf.Timestamp
+	16,  // 18: souk.order.v1.CouponUse.coupon:type_name -> souk.order.v1.Coupon
+	11,  // 19: souk.order.v1.CouponUse.cost:type_name -> souk.order.v1.Money
+	45,  // 20: souk.order.v1.Shipment.shipped_at:type_name -> google.protobuf.Timestamp
+	5,   // 21: souk.order.v1.PaymentAttempt.status:type_name -> souk.order.v1.PaymentAttemptStatus
+	11,  // 22: souk.order.v1.PaymentAttempt.amount:type_name -> souk.order.v1.Money
+	4,   // 23: souk.order.v1.PaymentAttempt.method:type_name -> souk.order.v1.PaymentMethod
+	19,  // 24: souk.order.v1.PaymentAttempt.decline:type_name -> souk.order.v1.Decline
+	45,  // 25: souk.order.v1.PaymentAttempt.created_at:type_name -> google.protobuf.Timestamp
+	45,  // 26: souk.order.v1.PaymentAttempt.updated_at:type_name -> google.protobuf.Timestamp
+	11,  // 27: souk.order.v1.Refund.amount:type_name -> souk.order.v1.Money
+	4,   // 28: souk.order.v1.Refund.method:type_name -> souk.order.v1.PaymentMethod
+	6,   // 29: souk.order.v1.Refund.status:type_name -> souk.order.v1.RefundStatus
+	45,  // 30: souk.order.v1.Refund.due_at:type_name -> google.protobuf.Timestamp
+	45,  // 31: souk.order.v1.Refund.created_at:type_name -> google.protobuf.Timestamp
+	45,  // 32: souk.order.v1.Refund.completed_at:type_name -> google.protobuf.Timestamp
+	22,  // 33: souk.order.v1.Refund.fx:type_name -> souk.order.v1.RefundFx
+	11,  // 34: souk.order.v1.RefundFx.store_debit:type_name -> souk.order.v1.Money
+	11,  // 35: souk.order.v1.RefundFx.cost:type_name -> souk.order.v1.Money
+	11,  // 36: souk.order.v1.RefundFx.platform_difference:type_name -> souk.order.v1.Money
+	11,  // 37: souk.order.v1.PriceAdjustment.old_total:type_name -> souk.order.v1.Money
+	11,  // 38: souk.order.v1.PriceAdjustment.new_total:type_name -> souk.order.v1.Money
+	11,  // 39: souk.order.v1.PriceAdjustment.old_shipping_fee:type_name -> souk.order.v1.Money
+	11,  // 40: souk.order.v1.PriceAdjustment.new_shipping_fee:type_name -> souk.order.v1.Money
+	45,  // 41: souk.order.v1.HistoryEntry.occurred_at:type_name -> google.protobuf.Timestamp
+	23,  // 42: souk.order.v1.HistoryEntry.price_adjustment:type_name -> souk.order.v1.PriceAdjustment
+	45,  // 43: souk.order.v1.Deadline.due_at:type_name -> google.protobuf.Timestamp
+	0,   // 44: souk.order.v1.Order.status:type_name -> souk.order.v1.OrderStatus
+	12,  // 45: souk.order.v1.Order.items:type_name -> souk.order.v1.LineItem
+	11,  // 46: souk.order.v1.Order.shipping_fee:type_name -> souk.order.v1.Money
+	11,  // 47: souk.order.v1.Order.items_total:type_name -> souk.order.v1.Money
+	11,  // 48: souk.order.v1.Order.total:type_name -> souk.order.v1.Money
+	45,  // 49: souk.order.v1.Order.created_at:type_name -> google.protobuf.Timestamp
+	45,  // 50: souk.order.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
+	19,  // 51: souk.order.v1.Order.last_decline:type_name -> souk.order.v1.Decline
+	18,  // 52: souk.order.v1.Order.shipment:type_name -> souk.order.v1.Shipment
+	25,  // 53: souk.order.v1.Order.deadlines:type_name -> souk.order.v1.Deadline
+	20,  // 54: souk.order.v1.Order.payment_attempts:type_name -> souk.order.v1.PaymentAttempt
+	24,  // 55: souk.order.v1.Order.history:type_name -> souk.order.v1.HistoryEntry
+	21,  // 56: souk.order.v1.Order.refunds:type_name -> souk.order.v1.Refund
+	32,  // 57: souk.order.v1.Order.cancellation_request:type_name -> souk.order.v1.CancellationRequest
+	37,  // 58: souk.order.v1.Order.dispute:type_name -> souk.order.v1.Dispute
+	38,  // 59: souk.order.v1.Order.offer:type_name -> souk.order.v1.Offer
+	11,  // 60: souk.order.v1.Order.discount:type_name -> souk.order.v1.Money
+	11,  // 61: souk.order.v1.Order.coupon_discount:type_name -> souk.order.v1.Money
+	11,  // 62: souk.order.v1.Order.store_funded:type_name -> souk.order.v1.Money
+	15,  // 63: souk.order.v1.Order.coupons:type_name -> souk.order.v1.OrderCoupon
+	30,  // 64: souk.order.v1.Order.presentment:type_name -> souk.order.v1.Presentment
+	29,  // 65: souk.order.v1.Order.schedule:type_name -> souk.order.v1.PaymentSchedule
+	11,  // 66: souk.order.v1.Order.amount_due:type_name -> souk.order.v1.Money
+	11,  // 67: souk.order.v1.Order.amount_paid:type_name -> souk.order.v1.Money
+	7,   // 68: souk.order.v1.PaymentPlan.kind:type_name -> souk.order.v1.PaymentPlanKind
+	45,  // 69: souk.order.v1.PaymentPlan.balance_from:type_name -> google.protobuf.Timestamp
+	46,  // 70: souk.order.v1.PaymentPlan.balance_window:type_name -> google.protobuf.Duration
+	46,  // 71: souk.order.v1.PaymentPlan.every:type_name -> google.protobuf.Duration
+	46,  // 72: souk.order.v1.PaymentPlan.grace:type_name -> google.protobuf.Duration
+	8,   // 73: souk.order.v1.PaymentPart.kind:type_name -> souk.order.v1.PaymentPartKind
+	11,  // 74: souk.order.v1.PaymentPart.amount:type_name -> souk.order.v1.Money
+	11,  // 75: souk.order.v1.PaymentPart.presentment_amount:type_name -> souk.order.v1.Money
+	45,  // 76: souk.order.v1.PaymentPart.due_at:type_name -> google.protobuf.Timestamp
+	9,   // 77: souk.order.v1.PaymentPart.status:type_name -> souk.order.v1.PaymentPartStatus
+	45,  // 78: souk.order.v1.PaymentPart.paid_at:type_name -> google.protobuf.Timestamp
+	27,  // 79: souk.order.v1.PaymentSchedule.plan:type_name -> souk.order.v1.PaymentPlan
+	28,  // 80: souk.order.v1.PaymentSchedule.parts:type_name -> souk.order.v1.PaymentPart
+	12,  // 81: souk.order.v1.Presentment.items:type_name -> souk.order.v1.LineItem
+	11,  // 82: souk.order.v1.Presentment.shipping_fee:type_name -> souk.order.v1.Money
+	11,  // 83: souk.order.v1.Presentment.items_total:type_name -> souk.order.v1.Money
+	11,  // 84: souk.order.v1.Presentment.coupon_discount:type_name -> souk.order.v1.Money
+	11,  // 85: souk.order.v1.Presentment.discount:type_name -> souk.order.v1.Money
+	11,  // 86: souk.order.v1.Presentment.total:type_name -> souk.order.v1.Money
+	31,  // 87: souk.order.v1.Presentment.quote:type_name -> souk.order.v1.ExchangeQuote
+	45,  // 88: souk.order.v1.ExchangeQuote.quoted_at:type_name -> google.protobuf.Timestamp
+	45,  // 89: souk.order.v1.ExchangeQuote.expires_at:type_name -> google.protobuf.Timestamp
+	45,  // 90: souk.order.v1.CancellationRequest.requested_at:type_name -> google.protobuf.Timestamp
+	45,  // 91: souk.order.v1.CancellationRequest.answered_at:type_name -> google.protobuf.Timestamp
+	45,  // 92: souk.order.v1.Evidence.added_at:type_name -> google.protobuf.Timestamp
+	45,  // 93: souk.order.v1.OrderMessage.sent_at:type_name -> google.protobuf.Timestamp
+	11,  // 94: souk.order.v1.Dispute.requested_amount:type_name -> souk.order.v1.Money
+	11,  // 95: souk.order.v1.Dispute.counter_amount:type_name -> souk.order.v1.Money
+	11,  // 96: souk.order.v1.Dispute.refund_amount:type_name -> souk.order.v1.Money
+	33,  // 97: souk.order.v1.Dispute.evidence:type_name -> souk.order.v1.Evidence
+	45,  // 98: souk.order.v1.Dispute.opened_at:type_name -> google.protobuf.Timestamp
+	45,  // 99: souk.order.v1.Dispute.resolved_at:type_name -> google.protobuf.Timestamp
+	10,  // 100: souk.order.v1.Offer.kind:type_name -> souk.order.v1.OfferKind
+	11,  // 101: souk.order.v1.Offer.amount:type_name -> souk.order.v1.Money
+	45,  // 102: souk.order.v1.Offer.made_at:type_name -> google.protobuf.Timestamp
+	45,  // 103: souk.order.v1.Offer.answered_at:type_name -> google.protobuf.Timestamp
+	45,  // 104: souk.order.v1.OrderEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	0,   // 105: souk.order.v1.OrderEvent.status:type_name -> souk.order.v1.OrderStatus
+	23,  // 106: souk.order.v1.OrderEvent.price_adjustment:type_name -> souk.order.v1.PriceAdjustment
+	35,  // 107: souk.order.v1.OrderEvent.message:type_name -> souk.order.v1.OrderMessage
+	40,  // 108: souk.order.v1.OrderEvent.payment:type_name -> souk.order.v1.PaymentEventDetail
+	41,  // 109: souk.order.v1.OrderEvent.refund:type_name -> souk.order.v1.RefundEventDetail
+	42,  // 110: souk.order.v1.OrderEvent.offer:type_name -> souk.order.v1.OfferEventDetail
+	14,  // 111: souk.order.v1.OrderEvent.coupon:type_name -> souk.order.v1.CouponEventDetail
+	11,  // 112: souk.order.v1.PaymentEventDetail.amount:type_name -> souk.order.v1.Money
+	4,   // 113: souk.order.v1.PaymentEventDetail.method:type_name -> souk.order.v1.PaymentMethod
+	11,  // 114: souk.order.v1.PaymentEventDetail.credited:type_name -> souk.order.v1.Money
+	11,  // 115: souk.order.v1.RefundEventDetail.amount:type_name -> souk.order.v1.Money
+	10,  // 116: souk.order.v1.OfferEventDetail.kind:type_name -> souk.order.v1.OfferKind
+	11,  // 117: souk.order.v1.OfferEventDetail.amount:type_name -> souk.order.v1.Money
+	45,  // 118: souk.order.v1.EventHeartbeat.sent_at:type_name -> google.protobuf.Timestamp
+	119, // [119:119] is the sub-list for method output_type
+	119, // [119:119] is the sub-list for method input_type
+	119, // [119:119] is the sub-list for extension type_name
+	119, // [119:119] is the sub-list for extension extendee
+	0,   // [0:119] is the sub-list for field type_name
 }
 
 func init() { file_souk_order_v1_order_proto_init() }
@@ -4125,7 +4788,7 @@ func file_souk_order_v1_order_proto_init() {
 	if File_souk_order_v1_order_proto != nil {
 		return
 	}
-	file_souk_order_v1_order_proto_msgTypes[24].OneofWrappers = []any{
+	file_souk_order_v1_order_proto_msgTypes[28].OneofWrappers = []any{
 		(*OrderEvent_PriceAdjustment)(nil),
 		(*OrderEvent_Message)(nil),
 		(*OrderEvent_Payment)(nil),
@@ -4138,8 +4801,8 @@ func file_souk_order_v1_order_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_souk_order_v1_order_proto_rawDesc), len(file_souk_order_v1_order_proto_rawDesc)),
-			NumEnums:      8,
-			NumMessages:   30,
+			NumEnums:      11,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -46,8 +46,10 @@ type Product struct {
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// Days of buyer protection after shipping, 15 to 180.
 	ProtectionDays int32 `protobuf:"varint,9,opt,name=protection_days,json=protectionDays,proto3" json:"protection_days,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// How it may be paid in parts, if at all.
+	PaymentPlan   *v1.PaymentPlan `protobuf:"bytes,10,opt,name=payment_plan,json=paymentPlan,proto3" json:"payment_plan,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Product) Reset() {
@@ -143,6 +145,13 @@ func (x *Product) GetProtectionDays() int32 {
 	return 0
 }
 
+func (x *Product) GetPaymentPlan() *v1.PaymentPlan {
+	if x != nil {
+		return x.PaymentPlan
+	}
+	return nil
+}
+
 // CreateProductRequest describes a new product.
 type CreateProductRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -159,8 +168,10 @@ type CreateProductRequest struct {
 	// Days of buyer protection after shipping, 15 to 180 (unset: 60). An
 	// order keeps the longest of its products' as it was at checkout.
 	ProtectionDays *int32 `protobuf:"varint,6,opt,name=protection_days,json=protectionDays,proto3,oneof" json:"protection_days,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// How it may be paid in parts (unset: at once).
+	PaymentPlan   *v1.PaymentPlan `protobuf:"bytes,7,opt,name=payment_plan,json=paymentPlan,proto3" json:"payment_plan,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateProductRequest) Reset() {
@@ -235,6 +246,13 @@ func (x *CreateProductRequest) GetProtectionDays() int32 {
 	return 0
 }
 
+func (x *CreateProductRequest) GetPaymentPlan() *v1.PaymentPlan {
+	if x != nil {
+		return x.PaymentPlan
+	}
+	return nil
+}
+
 // CreateProductResponse holds the new product.
 type CreateProductResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -298,8 +316,12 @@ type UpdateProductRequest struct {
 	HandlingDays *int32 `protobuf:"varint,6,opt,name=handling_days,json=handlingDays,proto3,oneof" json:"handling_days,omitempty"`
 	// A new buyer protection period, in days (orders already placed keep theirs).
 	ProtectionDays *int32 `protobuf:"varint,7,opt,name=protection_days,json=protectionDays,proto3,oneof" json:"protection_days,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// A new payment plan (orders already placed keep theirs).
+	PaymentPlan *v1.PaymentPlan `protobuf:"bytes,8,opt,name=payment_plan,json=paymentPlan,proto3" json:"payment_plan,omitempty"`
+	// Sell it paid at once again (no payment plan).
+	ClearPaymentPlan bool `protobuf:"varint,9,opt,name=clear_payment_plan,json=clearPaymentPlan,proto3" json:"clear_payment_plan,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *UpdateProductRequest) Reset() {
@@ -379,6 +401,20 @@ func (x *UpdateProductRequest) GetProtectionDays() int32 {
 		return *x.ProtectionDays
 	}
 	return 0
+}
+
+func (x *UpdateProductRequest) GetPaymentPlan() *v1.PaymentPlan {
+	if x != nil {
+		return x.PaymentPlan
+	}
+	return nil
+}
+
+func (x *UpdateProductRequest) GetClearPaymentPlan() bool {
+	if x != nil {
+		return x.ClearPaymentPlan
+	}
+	return false
 }
 
 // UpdateProductResponse holds the updated product.
@@ -4424,7 +4460,7 @@ var File_souk_seller_v1_seller_proto protoreflect.FileDescriptor
 
 const file_souk_seller_v1_seller_proto_rawDesc = "" +
 	"\n" +
-	"\x1bsouk/seller/v1/seller.proto\x12\x0esouk.seller.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19souk/order/v1/order.proto\"\xd0\x02\n" +
+	"\x1bsouk/seller/v1/seller.proto\x12\x0esouk.seller.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19souk/order/v1/order.proto\"\x8f\x03\n" +
 	"\aProduct\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\tseller_id\x18\x02 \x01(\tR\bsellerId\x12\x14\n" +
@@ -4435,7 +4471,9 @@ const file_souk_seller_v1_seller_proto_rawDesc = "" +
 	"\rhandling_days\x18\a \x01(\x05R\fhandlingDays\x129\n" +
 	"\n" +
 	"created_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12'\n" +
-	"\x0fprotection_days\x18\t \x01(\x05R\x0eprotectionDays\"\xd0\x02\n" +
+	"\x0fprotection_days\x18\t \x01(\x05R\x0eprotectionDays\x12=\n" +
+	"\fpayment_plan\x18\n" +
+	" \x01(\v2\x1a.souk.order.v1.PaymentPlanR\vpaymentPlan\"\x8f\x03\n" +
 	"\x14CreateProductRequest\x12 \n" +
 	"\x05title\x18\x01 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\xc8\x01R\x05title\x122\n" +
@@ -4445,10 +4483,11 @@ const file_souk_seller_v1_seller_proto_rawDesc = "" +
 	"\"\b\x18\x80\x94\xeb\xdc\x03(\x00R\x05stock\x12.\n" +
 	"\rhandling_days\x18\x05 \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x1e(\x01R\fhandlingDays\x128\n" +
 	"\x0fprotection_days\x18\x06 \x01(\x05B\n" +
-	"\xbaH\a\x1a\x05\x18\xb4\x01(\x0fH\x00R\x0eprotectionDays\x88\x01\x01B\x12\n" +
+	"\xbaH\a\x1a\x05\x18\xb4\x01(\x0fH\x00R\x0eprotectionDays\x88\x01\x01\x12=\n" +
+	"\fpayment_plan\x18\a \x01(\v2\x1a.souk.order.v1.PaymentPlanR\vpaymentPlanB\x12\n" +
 	"\x10_protection_days\"J\n" +
 	"\x15CreateProductResponse\x121\n" +
-	"\aproduct\x18\x01 \x01(\v2\x17.souk.seller.v1.ProductR\aproduct\"\x9e\x03\n" +
+	"\aproduct\x18\x01 \x01(\v2\x17.souk.seller.v1.ProductR\aproduct\"\x8b\x04\n" +
 	"\x14UpdateProductRequest\x12'\n" +
 	"\n" +
 	"product_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\tproductId\x12%\n" +
@@ -4460,7 +4499,9 @@ const file_souk_seller_v1_seller_proto_rawDesc = "" +
 	"\"\b\x18\x80\x94\xeb\xdc\x03(\x00H\x01R\x05stock\x88\x01\x01\x123\n" +
 	"\rhandling_days\x18\x06 \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x1e(\x01H\x02R\fhandlingDays\x88\x01\x01\x128\n" +
 	"\x0fprotection_days\x18\a \x01(\x05B\n" +
-	"\xbaH\a\x1a\x05\x18\xb4\x01(\x0fH\x03R\x0eprotectionDays\x88\x01\x01B\b\n" +
+	"\xbaH\a\x1a\x05\x18\xb4\x01(\x0fH\x03R\x0eprotectionDays\x88\x01\x01\x12=\n" +
+	"\fpayment_plan\x18\b \x01(\v2\x1a.souk.order.v1.PaymentPlanR\vpaymentPlan\x12,\n" +
+	"\x12clear_payment_plan\x18\t \x01(\bR\x10clearPaymentPlanB\b\n" +
 	"\x06_titleB\b\n" +
 	"\x06_stockB\x10\n" +
 	"\x0e_handling_daysB\x12\n" +
@@ -4857,161 +4898,165 @@ var file_souk_seller_v1_seller_proto_goTypes = []any{
 	(*ListOrderEventsResponse)(nil),       // 75: souk.seller.v1.ListOrderEventsResponse
 	(*v1.Money)(nil),                      // 76: souk.order.v1.Money
 	(*timestamppb.Timestamp)(nil),         // 77: google.protobuf.Timestamp
-	(v1.OrderStatus)(0),                   // 78: souk.order.v1.OrderStatus
-	(*v1.Order)(nil),                      // 79: souk.order.v1.Order
-	(*v1.EvidenceInput)(nil),              // 80: souk.order.v1.EvidenceInput
-	(*v1.Coupon)(nil),                     // 81: souk.order.v1.Coupon
-	(*v1.CouponUse)(nil),                  // 82: souk.order.v1.CouponUse
-	(*v1.MessageInput)(nil),               // 83: souk.order.v1.MessageInput
-	(*v1.OrderMessage)(nil),               // 84: souk.order.v1.OrderMessage
-	(*v1.EventFilter)(nil),                // 85: souk.order.v1.EventFilter
-	(*v1.OrderEvent)(nil),                 // 86: souk.order.v1.OrderEvent
-	(*v1.EventHeartbeat)(nil),             // 87: souk.order.v1.EventHeartbeat
-	(*v1.Refund)(nil),                     // 88: souk.order.v1.Refund
-	(*v1.HistoryEntry)(nil),               // 89: souk.order.v1.HistoryEntry
+	(*v1.PaymentPlan)(nil),                // 78: souk.order.v1.PaymentPlan
+	(v1.OrderStatus)(0),                   // 79: souk.order.v1.OrderStatus
+	(*v1.Order)(nil),                      // 80: souk.order.v1.Order
+	(*v1.EvidenceInput)(nil),              // 81: souk.order.v1.EvidenceInput
+	(*v1.Coupon)(nil),                     // 82: souk.order.v1.Coupon
+	(*v1.CouponUse)(nil),                  // 83: souk.order.v1.CouponUse
+	(*v1.MessageInput)(nil),               // 84: souk.order.v1.MessageInput
+	(*v1.OrderMessage)(nil),               // 85: souk.order.v1.OrderMessage
+	(*v1.EventFilter)(nil),                // 86: souk.order.v1.EventFilter
+	(*v1.OrderEvent)(nil),                 // 87: souk.order.v1.OrderEvent
+	(*v1.EventHeartbeat)(nil),             // 88: souk.order.v1.EventHeartbeat
+	(*v1.Refund)(nil),                     // 89: souk.order.v1.Refund
+	(*v1.HistoryEntry)(nil),               // 90: souk.order.v1.HistoryEntry
 }
 var file_souk_seller_v1_seller_proto_depIdxs = []int32{
 	76,  // 0: souk.seller.v1.Product.price:type_name -> souk.order.v1.Money
 	76,  // 1: souk.seller.v1.Product.shipping_fee:type_name -> souk.order.v1.Money
 	77,  // 2: souk.seller.v1.Product.created_at:type_name -> google.protobuf.Timestamp
-	76,  // 3: souk.seller.v1.CreateProductRequest.price:type_name -> souk.order.v1.Money
-	76,  // 4: souk.seller.v1.CreateProductRequest.shipping_fee:type_name -> souk.order.v1.Money
-	0,   // 5: souk.seller.v1.CreateProductResponse.product:type_name -> souk.seller.v1.Product
-	76,  // 6: souk.seller.v1.UpdateProductRequest.price:type_name -> souk.order.v1.Money
-	76,  // 7: souk.seller.v1.UpdateProductRequest.shipping_fee:type_name -> souk.order.v1.Money
-	0,   // 8: souk.seller.v1.UpdateProductResponse.product:type_name -> souk.seller.v1.Product
-	0,   // 9: souk.seller.v1.ListProductsResponse.products:type_name -> souk.seller.v1.Product
-	78,  // 10: souk.seller.v1.ListOrdersRequest.status:type_name -> souk.order.v1.OrderStatus
-	77,  // 11: souk.seller.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
-	77,  // 12: souk.seller.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
-	79,  // 13: souk.seller.v1.ListOrdersResponse.orders:type_name -> souk.order.v1.Order
-	79,  // 14: souk.seller.v1.GetOrderResponse.order:type_name -> souk.order.v1.Order
-	76,  // 15: souk.seller.v1.ItemPrice.unit_price:type_name -> souk.order.v1.Money
-	11,  // 16: souk.seller.v1.AdjustOrderPriceRequest.item_prices:type_name -> souk.seller.v1.ItemPrice
-	76,  // 17: souk.seller.v1.AdjustOrderPriceRequest.shipping_fee:type_name -> souk.order.v1.Money
-	79,  // 18: souk.seller.v1.AdjustOrderPriceResponse.order:type_name -> souk.order.v1.Order
-	79,  // 19: souk.seller.v1.ShipOrderResponse.order:type_name -> souk.order.v1.Order
-	16,  // 20: souk.seller.v1.ReserveStockRequest.items:type_name -> souk.seller.v1.StockItem
-	0,   // 21: souk.seller.v1.ReserveStockResponse.products:type_name -> souk.seller.v1.Product
-	16,  // 22: souk.seller.v1.QuoteProductsRequest.items:type_name -> souk.seller.v1.StockItem
-	0,   // 23: souk.seller.v1.QuoteProductsResponse.products:type_name -> souk.seller.v1.Product
-	79,  // 24: souk.seller.v1.AnswerCancellationResponse.order:type_name -> souk.order.v1.Order
-	79,  // 25: souk.seller.v1.ExtendProtectionResponse.order:type_name -> souk.order.v1.Order
-	76,  // 26: souk.seller.v1.CounterOffer.amount:type_name -> souk.order.v1.Money
-	80,  // 27: souk.seller.v1.RejectDispute.evidence:type_name -> souk.order.v1.EvidenceInput
-	27,  // 28: souk.seller.v1.AnswerDisputeRequest.accept:type_name -> souk.seller.v1.AcceptDispute
-	28,  // 29: souk.seller.v1.AnswerDisputeRequest.counter_offer:type_name -> souk.seller.v1.CounterOffer
-	29,  // 30: souk.seller.v1.AnswerDisputeRequest.reject:type_name -> souk.seller.v1.RejectDispute
-	79,  // 31: souk.seller.v1.AnswerDisputeResponse.order:type_name -> souk.order.v1.Order
-	80,  // 32: souk.seller.v1.AddDisputeEvidenceRequest.evidence:type_name -> souk.order.v1.EvidenceInput
-	79,  // 33: souk.seller.v1.AddDisputeEvidenceResponse.order:type_name -> souk.order.v1.Order
-	78,  // 34: souk.seller.v1.StatusCount.status:type_name -> souk.order.v1.OrderStatus
-	77,  // 35: souk.seller.v1.OpenCase.due_at:type_name -> google.protobuf.Timestamp
-	35,  // 36: souk.seller.v1.GetSellerStatsResponse.orders_by_status:type_name -> souk.seller.v1.StatusCount
-	36,  // 37: souk.seller.v1.GetSellerStatsResponse.open_cancellation_requests:type_name -> souk.seller.v1.OpenCase
-	36,  // 38: souk.seller.v1.GetSellerStatsResponse.open_disputes:type_name -> souk.seller.v1.OpenCase
-	76,  // 39: souk.seller.v1.GetSellerStatsResponse.refunds_in_flight_amounts:type_name -> souk.order.v1.Money
-	55,  // 40: souk.seller.v1.GetSellerStatsResponse.days:type_name -> souk.seller.v1.DayFigures
-	76,  // 41: souk.seller.v1.GetSellerStatsResponse.store_funded_discounts:type_name -> souk.order.v1.Money
-	38,  // 42: souk.seller.v1.RefundItemsRequest.items:type_name -> souk.seller.v1.RefundItem
-	79,  // 43: souk.seller.v1.RefundItemsResponse.order:type_name -> souk.order.v1.Order
-	76,  // 44: souk.seller.v1.RefundItemsResponse.amount:type_name -> souk.order.v1.Money
-	81,  // 45: souk.seller.v1.CreateCouponRequest.coupon:type_name -> souk.order.v1.Coupon
-	81,  // 46: souk.seller.v1.CreateCouponResponse.coupon:type_name -> souk.order.v1.Coupon
-	81,  // 47: souk.seller.v1.UpdateCouponRequest.coupon:type_name -> souk.order.v1.Coupon
-	81,  // 48: souk.seller.v1.UpdateCouponResponse.coupon:type_name -> souk.order.v1.Coupon
-	82,  // 49: souk.seller.v1.ListCouponsResponse.coupons:type_name -> souk.order.v1.CouponUse
-	81,  // 50: souk.seller.v1.CreatePlatformCouponRequest.coupon:type_name -> souk.order.v1.Coupon
-	81,  // 51: souk.seller.v1.CreatePlatformCouponResponse.coupon:type_name -> souk.order.v1.Coupon
-	81,  // 52: souk.seller.v1.UpdatePlatformCouponRequest.coupon:type_name -> souk.order.v1.Coupon
-	81,  // 53: souk.seller.v1.UpdatePlatformCouponResponse.coupon:type_name -> souk.order.v1.Coupon
-	82,  // 54: souk.seller.v1.GetCouponReportResponse.coupons:type_name -> souk.order.v1.CouponUse
-	76,  // 55: souk.seller.v1.DayFigures.revenue:type_name -> souk.order.v1.Money
-	79,  // 56: souk.seller.v1.ListEscalatedDisputesResponse.orders:type_name -> souk.order.v1.Order
-	76,  // 57: souk.seller.v1.DecideDisputeRequest.refund_amount:type_name -> souk.order.v1.Money
-	79,  // 58: souk.seller.v1.DecideDisputeResponse.order:type_name -> souk.order.v1.Order
-	83,  // 59: souk.seller.v1.SendOrderMessageRequest.message:type_name -> souk.order.v1.MessageInput
-	84,  // 60: souk.seller.v1.SendOrderMessageResponse.message:type_name -> souk.order.v1.OrderMessage
-	84,  // 61: souk.seller.v1.ListOrderMessagesResponse.messages:type_name -> souk.order.v1.OrderMessage
-	79,  // 62: souk.seller.v1.AnswerOfferResponse.order:type_name -> souk.order.v1.Order
-	85,  // 63: souk.seller.v1.WatchOrderEventsRequest.filter:type_name -> souk.order.v1.EventFilter
-	86,  // 64: souk.seller.v1.WatchOrderEventsResponse.event:type_name -> souk.order.v1.OrderEvent
-	87,  // 65: souk.seller.v1.WatchOrderEventsResponse.heartbeat:type_name -> souk.order.v1.EventHeartbeat
-	88,  // 66: souk.seller.v1.ListFailedRefundsResponse.refunds:type_name -> souk.order.v1.Refund
-	79,  // 67: souk.seller.v1.RetryRefundResponse.order:type_name -> souk.order.v1.Order
-	79,  // 68: souk.seller.v1.SettleRefundResponse.order:type_name -> souk.order.v1.Order
-	89,  // 69: souk.seller.v1.ListOrderEventsResponse.events:type_name -> souk.order.v1.HistoryEntry
-	1,   // 70: souk.seller.v1.SellerService.CreateProduct:input_type -> souk.seller.v1.CreateProductRequest
-	3,   // 71: souk.seller.v1.SellerService.UpdateProduct:input_type -> souk.seller.v1.UpdateProductRequest
-	5,   // 72: souk.seller.v1.SellerService.ListProducts:input_type -> souk.seller.v1.ListProductsRequest
-	7,   // 73: souk.seller.v1.SellerService.ListOrders:input_type -> souk.seller.v1.ListOrdersRequest
-	9,   // 74: souk.seller.v1.SellerService.GetOrder:input_type -> souk.seller.v1.GetOrderRequest
-	12,  // 75: souk.seller.v1.SellerService.AdjustOrderPrice:input_type -> souk.seller.v1.AdjustOrderPriceRequest
-	14,  // 76: souk.seller.v1.SellerService.ShipOrder:input_type -> souk.seller.v1.ShipOrderRequest
-	23,  // 77: souk.seller.v1.SellerService.AnswerCancellation:input_type -> souk.seller.v1.AnswerCancellationRequest
-	25,  // 78: souk.seller.v1.SellerService.ExtendProtection:input_type -> souk.seller.v1.ExtendProtectionRequest
-	30,  // 79: souk.seller.v1.SellerService.AnswerDispute:input_type -> souk.seller.v1.AnswerDisputeRequest
-	32,  // 80: souk.seller.v1.SellerService.AddDisputeEvidence:input_type -> souk.seller.v1.AddDisputeEvidenceRequest
-	34,  // 81: souk.seller.v1.SellerService.GetSellerStats:input_type -> souk.seller.v1.GetSellerStatsRequest
-	60,  // 82: souk.seller.v1.SellerService.SendOrderMessage:input_type -> souk.seller.v1.SendOrderMessageRequest
-	62,  // 83: souk.seller.v1.SellerService.ListOrderMessages:input_type -> souk.seller.v1.ListOrderMessagesRequest
-	74,  // 84: souk.seller.v1.SellerService.ListOrderEvents:input_type -> souk.seller.v1.ListOrderEventsRequest
-	64,  // 85: souk.seller.v1.SellerService.AnswerOffer:input_type -> souk.seller.v1.AnswerOfferRequest
-	39,  // 86: souk.seller.v1.SellerService.RefundItems:input_type -> souk.seller.v1.RefundItemsRequest
-	41,  // 87: souk.seller.v1.SellerService.CreateCoupon:input_type -> souk.seller.v1.CreateCouponRequest
-	43,  // 88: souk.seller.v1.SellerService.UpdateCoupon:input_type -> souk.seller.v1.UpdateCouponRequest
-	45,  // 89: souk.seller.v1.SellerService.ListCoupons:input_type -> souk.seller.v1.ListCouponsRequest
-	66,  // 90: souk.seller.v1.SellerService.WatchOrderEvents:input_type -> souk.seller.v1.WatchOrderEventsRequest
-	56,  // 91: souk.seller.v1.DisputeResolutionService.ListEscalatedDisputes:input_type -> souk.seller.v1.ListEscalatedDisputesRequest
-	58,  // 92: souk.seller.v1.DisputeResolutionService.DecideDispute:input_type -> souk.seller.v1.DecideDisputeRequest
-	68,  // 93: souk.seller.v1.RefundResolutionService.ListFailedRefunds:input_type -> souk.seller.v1.ListFailedRefundsRequest
-	70,  // 94: souk.seller.v1.RefundResolutionService.RetryRefund:input_type -> souk.seller.v1.RetryRefundRequest
-	72,  // 95: souk.seller.v1.RefundResolutionService.SettleRefund:input_type -> souk.seller.v1.SettleRefundRequest
-	47,  // 96: souk.seller.v1.CouponAdminService.CreatePlatformCoupon:input_type -> souk.seller.v1.CreatePlatformCouponRequest
-	49,  // 97: souk.seller.v1.CouponAdminService.UpdatePlatformCoupon:input_type -> souk.seller.v1.UpdatePlatformCouponRequest
-	51,  // 98: souk.seller.v1.CouponAdminService.GrantCoupon:input_type -> souk.seller.v1.GrantCouponRequest
-	53,  // 99: souk.seller.v1.CouponAdminService.GetCouponReport:input_type -> souk.seller.v1.GetCouponReportRequest
-	17,  // 100: souk.seller.v1.CatalogService.ReserveStock:input_type -> souk.seller.v1.ReserveStockRequest
-	21,  // 101: souk.seller.v1.CatalogService.ReleaseStock:input_type -> souk.seller.v1.ReleaseStockRequest
-	19,  // 102: souk.seller.v1.CatalogService.QuoteProducts:input_type -> souk.seller.v1.QuoteProductsRequest
-	2,   // 103: souk.seller.v1.SellerService.CreateProduct:output_type -> souk.seller.v1.CreateProductResponse
-	4,   // 104: souk.seller.v1.SellerService.UpdateProduct:output_type -> souk.seller.v1.UpdateProductResponse
-	6,   // 105: souk.seller.v1.SellerService.ListProducts:output_type -> souk.seller.v1.ListProductsResponse
-	8,   // 106: souk.seller.v1.SellerService.ListOrders:output_type -> souk.seller.v1.ListOrdersResponse
-	10,  // 107: souk.seller.v1.SellerService.GetOrder:output_type -> souk.seller.v1.GetOrderResponse
-	13,  // 108: souk.seller.v1.SellerService.AdjustOrderPrice:output_type -> souk.seller.v1.AdjustOrderPriceResponse
-	15,  // 109: souk.seller.v1.SellerService.ShipOrder:output_type -> souk.seller.v1.ShipOrderResponse
-	24,  // 110: souk.seller.v1.SellerService.AnswerCancellation:output_type -> souk.seller.v1.AnswerCancellationResponse
-	26,  // 111: souk.seller.v1.SellerService.ExtendProtection:output_type -> souk.seller.v1.ExtendProtectionResponse
-	31,  // 112: souk.seller.v1.SellerService.AnswerDispute:output_type -> souk.seller.v1.AnswerDisputeResponse
-	33,  // 113: souk.seller.v1.SellerService.AddDisputeEvidence:output_type -> souk.seller.v1.AddDisputeEvidenceResponse
-	37,  // 114: souk.seller.v1.SellerService.GetSellerStats:output_type -> souk.seller.v1.GetSellerStatsResponse
-	61,  // 115: souk.seller.v1.SellerService.SendOrderMessage:output_type -> souk.seller.v1.SendOrderMessageResponse
-	63,  // 116: souk.seller.v1.SellerService.ListOrderMessages:output_type -> souk.seller.v1.ListOrderMessagesResponse
-	75,  // 117: souk.seller.v1.SellerService.ListOrderEvents:output_type -> souk.seller.v1.ListOrderEventsResponse
-	65,  // 118: souk.seller.v1.SellerService.AnswerOffer:output_type -> souk.seller.v1.AnswerOfferResponse
-	40,  // 119: souk.seller.v1.SellerService.RefundItems:output_type -> souk.seller.v1.RefundItemsResponse
-	42,  // 120: souk.seller.v1.SellerService.CreateCoupon:output_type -> souk.seller.v1.CreateCouponResponse
-	44,  // 121: souk.seller.v1.SellerService.UpdateCoupon:output_type -> souk.seller.v1.UpdateCouponResponse
-	46,  // 122: souk.seller.v1.SellerService.ListCoupons:output_type -> souk.seller.v1.ListCouponsResponse
-	67,  // 123: souk.seller.v1.SellerService.WatchOrderEvents:output_type -> souk.seller.v1.WatchOrderEventsResponse
-	57,  // 124: souk.seller.v1.DisputeResolutionService.ListEscalatedDisputes:output_type -> souk.seller.v1.ListEscalatedDisputesResponse
-	59,  // 125: souk.seller.v1.DisputeResolutionService.DecideDispute:output_type -> souk.seller.v1.DecideDisputeResponse
-	69,  // 126: souk.seller.v1.RefundResolutionService.ListFailedRefunds:output_type -> souk.seller.v1.ListFailedRefundsResponse
-	71,  // 127: souk.seller.v1.RefundResolutionService.RetryRefund:output_type -> souk.seller.v1.RetryRefundResponse
-	73,  // 128: souk.seller.v1.RefundResolutionService.SettleRefund:output_type -> souk.seller.v1.SettleRefundResponse
-	48,  // 129: souk.seller.v1.CouponAdminService.CreatePlatformCoupon:output_type -> souk.seller.v1.CreatePlatformCouponResponse
-	50,  // 130: souk.seller.v1.CouponAdminService.UpdatePlatformCoupon:output_type -> souk.seller.v1.UpdatePlatformCouponResponse
-	52,  // 131: souk.seller.v1.CouponAdminService.GrantCoupon:output_type -> souk.seller.v1.GrantCouponResponse
-	54,  // 132: souk.seller.v1.CouponAdminService.GetCouponReport:output_type -> souk.seller.v1.GetCouponReportResponse
-	18,  // 133: souk.seller.v1.CatalogService.ReserveStock:output_type -> souk.seller.v1.ReserveStockResponse
-	22,  // 134: souk.seller.v1.CatalogService.ReleaseStock:output_type -> souk.seller.v1.ReleaseStockResponse
-	20,  // 135: souk.seller.v1.CatalogService.QuoteProducts:output_type -> souk.seller.v1.QuoteProductsResponse
-	103, // [103:136] is the sub-list for method output_type
-	70,  // [70:103] is the sub-list for method input_type
-	70,  // [70:70] is the sub-list for extension type_name
-	70,  // [70:70] is the sub-list for extension extendee
-	0,   // [0:70] is the sub-list for field type_name
+	78,  // 3: souk.seller.v1.Product.payment_plan:type_name -> souk.order.v1.PaymentPlan
+	76,  // 4: souk.seller.v1.CreateProductRequest.price:type_name -> souk.order.v1.Money
+	76,  // 5: souk.seller.v1.CreateProductRequest.shipping_fee:type_name -> souk.order.v1.Money
+	78,  // 6: souk.seller.v1.CreateProductRequest.payment_plan:type_name -> souk.order.v1.PaymentPlan
+	0,   // 7: souk.seller.v1.CreateProductResponse.product:type_name -> souk.seller.v1.Product
+	76,  // 8: souk.seller.v1.UpdateProductRequest.price:type_name -> souk.order.v1.Money
+	76,  // 9: souk.seller.v1.UpdateProductRequest.shipping_fee:type_name -> souk.order.v1.Money
+	78,  // 10: souk.seller.v1.UpdateProductRequest.payment_plan:type_name -> souk.order.v1.PaymentPlan
+	0,   // 11: souk.seller.v1.UpdateProductResponse.product:type_name -> souk.seller.v1.Product
+	0,   // 12: souk.seller.v1.ListProductsResponse.products:type_name -> souk.seller.v1.Product
+	79,  // 13: souk.seller.v1.ListOrdersRequest.status:type_name -> souk.order.v1.OrderStatus
+	77,  // 14: souk.seller.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
+	77,  // 15: souk.seller.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
+	80,  // 16: souk.seller.v1.ListOrdersResponse.orders:type_name -> souk.order.v1.Order
+	80,  // 17: souk.seller.v1.GetOrderResponse.order:type_name -> souk.order.v1.Order
+	76,  // 18: souk.seller.v1.ItemPrice.unit_price:type_name -> souk.order.v1.Money
+	11,  // 19: souk.seller.v1.AdjustOrderPriceRequest.item_prices:type_name -> souk.seller.v1.ItemPrice
+	76,  // 20: souk.seller.v1.AdjustOrderPriceRequest.shipping_fee:type_name -> souk.order.v1.Money
+	80,  // 21: souk.seller.v1.AdjustOrderPriceResponse.order:type_name -> souk.order.v1.Order
+	80,  // 22: souk.seller.v1.ShipOrderResponse.order:type_name -> souk.order.v1.Order
+	16,  // 23: souk.seller.v1.ReserveStockRequest.items:type_name -> souk.seller.v1.StockItem
+	0,   // 24: souk.seller.v1.ReserveStockResponse.products:type_name -> souk.seller.v1.Product
+	16,  // 25: souk.seller.v1.QuoteProductsRequest.items:type_name -> souk.seller.v1.StockItem
+	0,   // 26: souk.seller.v1.QuoteProductsResponse.products:type_name -> souk.seller.v1.Product
+	80,  // 27: souk.seller.v1.AnswerCancellationResponse.order:type_name -> souk.order.v1.Order
+	80,  // 28: souk.seller.v1.ExtendProtectionResponse.order:type_name -> souk.order.v1.Order
+	76,  // 29: souk.seller.v1.CounterOffer.amount:type_name -> souk.order.v1.Money
+	81,  // 30: souk.seller.v1.RejectDispute.evidence:type_name -> souk.order.v1.EvidenceInput
+	27,  // 31: souk.seller.v1.AnswerDisputeRequest.accept:type_name -> souk.seller.v1.AcceptDispute
+	28,  // 32: souk.seller.v1.AnswerDisputeRequest.counter_offer:type_name -> souk.seller.v1.CounterOffer
+	29,  // 33: souk.seller.v1.AnswerDisputeRequest.reject:type_name -> souk.seller.v1.RejectDispute
+	80,  // 34: souk.seller.v1.AnswerDisputeResponse.order:type_name -> souk.order.v1.Order
+	81,  // 35: souk.seller.v1.AddDisputeEvidenceRequest.evidence:type_name -> souk.order.v1.EvidenceInput
+	80,  // 36: souk.seller.v1.AddDisputeEvidenceResponse.order:type_name -> souk.order.v1.Order
+	79,  // 37: souk.seller.v1.StatusCount.status:type_name -> souk.order.v1.OrderStatus
+	77,  // 38: souk.seller.v1.OpenCase.due_at:type_name -> google.protobuf.Timestamp
+	35,  // 39: souk.seller.v1.GetSellerStatsResponse.orders_by_status:type_name -> souk.seller.v1.StatusCount
+	36,  // 40: souk.seller.v1.GetSellerStatsResponse.open_cancellation_requests:type_name -> souk.seller.v1.OpenCase
+	36,  // 41: souk.seller.v1.GetSellerStatsResponse.open_disputes:type_name -> souk.seller.v1.OpenCase
+	76,  // 42: souk.seller.v1.GetSellerStatsResponse.refunds_in_flight_amounts:type_name -> souk.order.v1.Money
+	55,  // 43: souk.seller.v1.GetSellerStatsResponse.days:type_name -> souk.seller.v1.DayFigures
+	76,  // 44: souk.seller.v1.GetSellerStatsResponse.store_funded_discounts:type_name -> souk.order.v1.Money
+	38,  // 45: souk.seller.v1.RefundItemsRequest.items:type_name -> souk.seller.v1.RefundItem
+	80,  // 46: souk.seller.v1.RefundItemsResponse.order:type_name -> souk.order.v1.Order
+	76,  // 47: souk.seller.v1.RefundItemsResponse.amount:type_name -> souk.order.v1.Money
+	82,  // 48: souk.seller.v1.CreateCouponRequest.coupon:type_name -> souk.order.v1.Coupon
+	82,  // 49: souk.seller.v1.CreateCouponResponse.coupon:type_name -> souk.order.v1.Coupon
+	82,  // 50: souk.seller.v1.UpdateCouponRequest.coupon:type_name -> souk.order.v1.Coupon
+	82,  // 51: souk.seller.v1.UpdateCouponResponse.coupon:type_name -> souk.order.v1.Coupon
+	83,  // 52: souk.seller.v1.ListCouponsResponse.coupons:type_name -> souk.order.v1.CouponUse
+	82,  // 53: souk.seller.v1.CreatePlatformCouponRequest.coupon:type_name -> souk.order.v1.Coupon
+	82,  // 54: souk.seller.v1.CreatePlatformCouponResponse.coupon:type_name -> souk.order.v1.Coupon
+	82,  // 55: souk.seller.v1.UpdatePlatformCouponRequest.coupon:type_name -> souk.order.v1.Coupon
+	82,  // 56: souk.seller.v1.UpdatePlatformCouponResponse.coupon:type_name -> souk.order.v1.Coupon
+	83,  // 57: souk.seller.v1.GetCouponReportResponse.coupons:type_name -> souk.order.v1.CouponUse
+	76,  // 58: souk.seller.v1.DayFigures.revenue:type_name -> souk.order.v1.Money
+	80,  // 59: souk.seller.v1.ListEscalatedDisputesResponse.orders:type_name -> souk.order.v1.Order
+	76,  // 60: souk.seller.v1.DecideDisputeRequest.refund_amount:type_name -> souk.order.v1.Money
+	80,  // 61: souk.seller.v1.DecideDisputeResponse.order:type_name -> souk.order.v1.Order
+	84,  // 62: souk.seller.v1.SendOrderMessageRequest.message:type_name -> souk.order.v1.MessageInput
+	85,  // 63: souk.seller.v1.SendOrderMessageResponse.message:type_name -> souk.order.v1.OrderMessage
+	85,  // 64: souk.seller.v1.ListOrderMessagesResponse.messages:type_name -> souk.order.v1.OrderMessage
+	80,  // 65: souk.seller.v1.AnswerOfferResponse.order:type_name -> souk.order.v1.Order
+	86,  // 66: souk.seller.v1.WatchOrderEventsRequest.filter:type_name -> souk.order.v1.EventFilter
+	87,  // 67: souk.seller.v1.WatchOrderEventsResponse.event:type_name -> souk.order.v1.OrderEvent
+	88,  // 68: souk.seller.v1.WatchOrderEventsResponse.heartbeat:type_name -> souk.order.v1.EventHeartbeat
+	89,  // 69: souk.seller.v1.ListFailedRefundsResponse.refunds:type_name -> souk.order.v1.Refund
+	80,  // 70: souk.seller.v1.RetryRefundResponse.order:type_name -> souk.order.v1.Order
+	80,  // 71: souk.seller.v1.SettleRefundResponse.order:type_name -> souk.order.v1.Order
+	90,  // 72: souk.seller.v1.ListOrderEventsResponse.events:type_name -> souk.order.v1.HistoryEntry
+	1,   // 73: souk.seller.v1.SellerService.CreateProduct:input_type -> souk.seller.v1.CreateProductRequest
+	3,   // 74: souk.seller.v1.SellerService.UpdateProduct:input_type -> souk.seller.v1.UpdateProductRequest
+	5,   // 75: souk.seller.v1.SellerService.ListProducts:input_type -> souk.seller.v1.ListProductsRequest
+	7,   // 76: souk.seller.v1.SellerService.ListOrders:input_type -> souk.seller.v1.ListOrdersRequest
+	9,   // 77: souk.seller.v1.SellerService.GetOrder:input_type -> souk.seller.v1.GetOrderRequest
+	12,  // 78: souk.seller.v1.SellerService.AdjustOrderPrice:input_type -> souk.seller.v1.AdjustOrderPriceRequest
+	14,  // 79: souk.seller.v1.SellerService.ShipOrder:input_type -> souk.seller.v1.ShipOrderRequest
+	23,  // 80: souk.seller.v1.SellerService.AnswerCancellation:input_type -> souk.seller.v1.AnswerCancellationRequest
+	25,  // 81: souk.seller.v1.SellerService.ExtendProtection:input_type -> souk.seller.v1.ExtendProtectionRequest
+	30,  // 82: souk.seller.v1.SellerService.AnswerDispute:input_type -> souk.seller.v1.AnswerDisputeRequest
+	32,  // 83: souk.seller.v1.SellerService.AddDisputeEvidence:input_type -> souk.seller.v1.AddDisputeEvidenceRequest
+	34,  // 84: souk.seller.v1.SellerService.GetSellerStats:input_type -> souk.seller.v1.GetSellerStatsRequest
+	60,  // 85: souk.seller.v1.SellerService.SendOrderMessage:input_type -> souk.seller.v1.SendOrderMessageRequest
+	62,  // 86: souk.seller.v1.SellerService.ListOrderMessages:input_type -> souk.seller.v1.ListOrderMessagesRequest
+	74,  // 87: souk.seller.v1.SellerService.ListOrderEvents:input_type -> souk.seller.v1.ListOrderEventsRequest
+	64,  // 88: souk.seller.v1.SellerService.AnswerOffer:input_type -> souk.seller.v1.AnswerOfferRequest
+	39,  // 89: souk.seller.v1.SellerService.RefundItems:input_type -> souk.seller.v1.RefundItemsRequest
+	41,  // 90: souk.seller.v1.SellerService.CreateCoupon:input_type -> souk.seller.v1.CreateCouponRequest
+	43,  // 91: souk.seller.v1.SellerService.UpdateCoupon:input_type -> souk.seller.v1.UpdateCouponRequest
+	45,  // 92: souk.seller.v1.SellerService.ListCoupons:input_type -> souk.seller.v1.ListCouponsRequest
+	66,  // 93: souk.seller.v1.SellerService.WatchOrderEvents:input_type -> souk.seller.v1.WatchOrderEventsRequest
+	56,  // 94: souk.seller.v1.DisputeResolutionService.ListEscalatedDisputes:input_type -> souk.seller.v1.ListEscalatedDisputesRequest
+	58,  // 95: souk.seller.v1.DisputeResolutionService.DecideDispute:input_type -> souk.seller.v1.DecideDisputeRequest
+	68,  // 96: souk.seller.v1.RefundResolutionService.ListFailedRefunds:input_type -> souk.seller.v1.ListFailedRefundsRequest
+	70,  // 97: souk.seller.v1.RefundResolutionService.RetryRefund:input_type -> souk.seller.v1.RetryRefundRequest
+	72,  // 98: souk.seller.v1.RefundResolutionService.SettleRefund:input_type -> souk.seller.v1.SettleRefundRequest
+	47,  // 99: souk.seller.v1.CouponAdminService.CreatePlatformCoupon:input_type -> souk.seller.v1.CreatePlatformCouponRequest
+	49,  // 100: souk.seller.v1.CouponAdminService.UpdatePlatformCoupon:input_type -> souk.seller.v1.UpdatePlatformCouponRequest
+	51,  // 101: souk.seller.v1.CouponAdminService.GrantCoupon:input_type -> souk.seller.v1.GrantCouponRequest
+	53,  // 102: souk.seller.v1.CouponAdminService.GetCouponReport:input_type -> souk.seller.v1.GetCouponReportRequest
+	17,  // 103: souk.seller.v1.CatalogService.ReserveStock:input_type -> souk.seller.v1.ReserveStockRequest
+	21,  // 104: souk.seller.v1.CatalogService.ReleaseStock:input_type -> souk.seller.v1.ReleaseStockRequest
+	19,  // 105: souk.seller.v1.CatalogService.QuoteProducts:input_type -> souk.seller.v1.QuoteProductsRequest
+	2,   // 106: souk.seller.v1.SellerService.CreateProduct:output_type -> souk.seller.v1.CreateProductResponse
+	4,   // 107: souk.seller.v1.SellerService.UpdateProduct:output_type -> souk.seller.v1.UpdateProductResponse
+	6,   // 108: souk.seller.v1.SellerService.ListProducts:output_type -> souk.seller.v1.ListProductsResponse
+	8,   // 109: souk.seller.v1.SellerService.ListOrders:output_type -> souk.seller.v1.ListOrdersResponse
+	10,  // 110: souk.seller.v1.SellerService.GetOrder:output_type -> souk.seller.v1.GetOrderResponse
+	13,  // 111: souk.seller.v1.SellerService.AdjustOrderPrice:output_type -> souk.seller.v1.AdjustOrderPriceResponse
+	15,  // 112: souk.seller.v1.SellerService.ShipOrder:output_type -> souk.seller.v1.ShipOrderResponse
+	24,  // 113: souk.seller.v1.SellerService.AnswerCancellation:output_type -> souk.seller.v1.AnswerCancellationResponse
+	26,  // 114: souk.seller.v1.SellerService.ExtendProtection:output_type -> souk.seller.v1.ExtendProtectionResponse
+	31,  // 115: souk.seller.v1.SellerService.AnswerDispute:output_type -> souk.seller.v1.AnswerDisputeResponse
+	33,  // 116: souk.seller.v1.SellerService.AddDisputeEvidence:output_type -> souk.seller.v1.AddDisputeEvidenceResponse
+	37,  // 117: souk.seller.v1.SellerService.GetSellerStats:output_type -> souk.seller.v1.GetSellerStatsResponse
+	61,  // 118: souk.seller.v1.SellerService.SendOrderMessage:output_type -> souk.seller.v1.SendOrderMessageResponse
+	63,  // 119: souk.seller.v1.SellerService.ListOrderMessages:output_type -> souk.seller.v1.ListOrderMessagesResponse
+	75,  // 120: souk.seller.v1.SellerService.ListOrderEvents:output_type -> souk.seller.v1.ListOrderEventsResponse
+	65,  // 121: souk.seller.v1.SellerService.AnswerOffer:output_type -> souk.seller.v1.AnswerOfferResponse
+	40,  // 122: souk.seller.v1.SellerService.RefundItems:output_type -> souk.seller.v1.RefundItemsResponse
+	42,  // 123: souk.seller.v1.SellerService.CreateCoupon:output_type -> souk.seller.v1.CreateCouponResponse
+	44,  // 124: souk.seller.v1.SellerService.UpdateCoupon:output_type -> souk.seller.v1.UpdateCouponResponse
+	46,  // 125: souk.seller.v1.SellerService.ListCoupons:output_type -> souk.seller.v1.ListCouponsResponse
+	67,  // 126: souk.seller.v1.SellerService.WatchOrderEvents:output_type -> souk.seller.v1.WatchOrderEventsResponse
+	57,  // 127: souk.seller.v1.DisputeResolutionService.ListEscalatedDisputes:output_type -> souk.seller.v1.ListEscalatedDisputesResponse
+	59,  // 128: souk.seller.v1.DisputeResolutionService.DecideDispute:output_type -> souk.seller.v1.DecideDisputeResponse
+	69,  // 129: souk.seller.v1.RefundResolutionService.ListFailedRefunds:output_type -> souk.seller.v1.ListFailedRefundsResponse
+	71,  // 130: souk.seller.v1.RefundResolutionService.RetryRefund:output_type -> souk.seller.v1.RetryRefundResponse
+	73,  // 131: souk.seller.v1.RefundResolutionService.SettleRefund:output_type -> souk.seller.v1.SettleRefundResponse
+	48,  // 132: souk.seller.v1.CouponAdminService.CreatePlatformCoupon:output_type -> souk.seller.v1.CreatePlatformCouponResponse
+	50,  // 133: souk.seller.v1.CouponAdminService.UpdatePlatformCoupon:output_type -> souk.seller.v1.UpdatePlatformCouponResponse
+	52,  // 134: souk.seller.v1.CouponAdminService.GrantCoupon:output_type -> souk.seller.v1.GrantCouponResponse
+	54,  // 135: souk.seller.v1.CouponAdminService.GetCouponReport:output_type -> souk.seller.v1.GetCouponReportResponse
+	18,  // 136: souk.seller.v1.CatalogService.ReserveStock:output_type -> souk.seller.v1.ReserveStockResponse
+	22,  // 137: souk.seller.v1.CatalogService.ReleaseStock:output_type -> souk.seller.v1.ReleaseStockResponse
+	20,  // 138: souk.seller.v1.CatalogService.QuoteProducts:output_type -> souk.seller.v1.QuoteProductsResponse
+	106, // [106:139] is the sub-list for method output_type
+	73,  // [73:106] is the sub-list for method input_type
+	73,  // [73:73] is the sub-list for extension type_name
+	73,  // [73:73] is the sub-list for extension extendee
+	0,   // [0:73] is the sub-list for field type_name
 }
 
 func init() { file_souk_seller_v1_seller_proto_init() }
