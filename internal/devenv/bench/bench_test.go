@@ -175,3 +175,38 @@ func TestCPUReport(t *testing.T) {
 		t.Errorf("a row of CPU figures:\n%s", md)
 	}
 }
+
+// TestScaleSmoke runs the scale run small (10,000 orders, then 40,000):
+// every operation measured at both sizes, and none of their statements
+// reading more blocks per call with four times the data, which a plan
+// that scans (rather than reading its page) would.
+func TestScaleSmoke(t *testing.T) {
+	admin := testenv.AdminURL(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	t.Cleanup(func() {
+		if conn, err := pgx.Connect(context.Background(), admin); err == nil {
+			_, _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS bench_scale WITH (FORCE)")
+			_ = conn.Close(context.Background())
+		}
+	})
+	sc, err := RunScale(ctx, admin, 40_000, 300*time.Millisecond, testLog{t})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sc.Rows) != 7 {
+		t.Fatalf("%d rows: %+v", len(sc.Rows), sc.Rows)
+	}
+	for _, r := range sc.Rows {
+		if r.Small <= 0 || r.Large <= 0 || r.SmallBlocks <= 0 || r.LargeBlocks <= 0 || r.Statement == "" {
+			t.Errorf("%s: %+v", r.Op, r)
+		}
+		if r.ReadsMoreThanItsPage() {
+			t.Errorf("%s reads more than its page: %.0f blocks per call at 10,000 orders, %.0f at 40,000 (%s)", r.Op, r.SmallBlocks,
+				r.LargeBlocks, r.Statement)
+		}
+	}
+	if md := sc.Markdown(); !strings.Contains(md, "No operation's statements read more") {
+		t.Errorf("the table:\n%s", md)
+	}
+}

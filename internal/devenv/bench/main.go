@@ -9,9 +9,10 @@
 // burst of deadlines against the same cancellations as bare batched SQL, a
 // steady trickle of deadlines, and Redis bytes per armed deadline.
 //
-//	go run ./internal/devenv/bench [-burst 100000] [-trickle 600] [-duration 5s] [-c 1,16,64] [-ops GetOrder,PayOrder] [-pgpool 8]
+//	go run ./internal/devenv/bench [-burst 100000] [-trickle 600] [-duration 5s] [-c 1,16,64] [-ops GetOrder,PayOrder] [-pgpool 8] [-orders 10000000]
 //
-// -burst 0 and -trickle 0 leave those parts out.
+// -burst 0 and -trickle 0 leave those parts out. -orders N adds the scale
+// run (scale.go): the store's costs at 10,000 orders and at N.
 package main
 
 import (
@@ -53,6 +54,7 @@ func run() error {
 	flag.StringVar(&ops, "ops", "", "only these operations (comma-separated names, as in the table; \"none\" for none); empty: all")
 	flag.IntVar(&p.PGPool, "pgpool", 0, "the services' PostgreSQL pool size (pool_max_conns; 0: their default)")
 	flag.BoolVar(&p.Floor, "floor", true, "also run GetOrder and AdjustOrderPrice on the floor server: the same SQL and lock, nothing else")
+	orders := flag.Int("orders", 0, "also measure how costs grow with the data: the store's operations at 10,000 orders and at this many, seeded by COPY (0: not)")
 	dir := flag.String("dir", filepath.Join(root, ".data", "bench"), "where the stack, the logs and the results go")
 	flag.Parse()
 	for _, c := range strings.Split(conc, ",") {
@@ -96,6 +98,13 @@ func run() error {
 	}
 	out := filepath.Join(*dir, "results.md")
 	text := res.Markdown()
+	if *orders > 0 {
+		sc, err := RunScale(ctx, t.AdminURL, *orders, 4*time.Second, os.Stderr)
+		if err != nil {
+			return fmt.Errorf("scale: %w", err)
+		}
+		text += sc.Markdown()
+	}
 	fmt.Print(text)
 	if err := os.WriteFile(out, []byte(text), 0o644); err != nil {
 		return err

@@ -1,0 +1,516 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/souk-dev/souk/internal/order"
+	"github.com/souk-dev/souk/internal/postgres"
+)
+
+// The scale run (-orders N): how Souk's costs grow with its data. The same
+// operations run on the store (package postgres, in process: the gRPC,
+// gateway and protobuf layers above it do the same work whatever the
+// data's size) at scaleSmall orders and again at N, seeded by COPY into
+// one database, and the table gives each one's cost at both sizes and
+// their ratio. pg_stat_statements counts the blocks each statement
+// touched per call at both sizes: a statement whose plan reads more than
+// its page shows as blocks that grow with the data.
+const (
+	scaleSmall = 10_000
+	// scaleStores and scaleBuyers spread the orders: a few big stores and
+	// many small ones (Zipf), and buyers nearly evenly.
+	scaleStores = 10_000
+	scaleBuyers = 1_000_000
+	// deepPage is how many pages of the big store's list the deep page
+	// is after.
+	deepPage = 50
+	// scaleDue is how many payment windows end at once for the sweeper's
+	// measure at each size.
+	scaleDue = 2_000
+	// regulars are buyers with 30 orders among the first 3,000 seeded
+	// (more later, by chance): a full first page at both sizes, so that
+	// the buyer's page is measured like for like (at 10,000 orders most of
+	// a million buyers have none).
+	regulars = 100
+)
+
+// ScaleRow is one operation at both sizes.
+type ScaleRow struct {
+	Op string
+	// Small and Large are the mean time per operation at scaleSmall and at
+	// N orders, at concurrency scaleConc.
+	Small, Large time.Duration
+	// Blocks are the most shared blocks one of its statements touched per
+	// call (hit or read), at each size, and that statement; Read are the
+	// blocks per call all its statements read from outside PostgreSQL's
+	// buffers.
+	SmallBlocks, LargeBlocks float64
+	SmallRead, LargeRead     float64
+	Statement                string
+}
+
+// Ratio is the large cost over the small one.
+func (r ScaleRow) Ratio() float64 { return float64(r.Large) / float64(max(r.Small, 1)) }
+
+// ReadsMoreThanItsPage reports whether the operation's statements touched
+// clearly more blocks per call with more data: a plan that reads more
+// than its page (a scan, or an index that does not bound the rows).
+// Blocks may grow a little (an index one level deeper, a page of a
+// bigger store spread over more heap pages); twice as many and 20 more
+// is not that.
+func (r ScaleRow) ReadsMoreThanItsPage() bool { return r.LargeBlocks > 2*r.SmallBlocks+20 }
+
+// Scale is the scale run's result.
+type Scale struct {
+	Orders  int
+	Seeding time.Duration
+	Rows    []ScaleRow
+	// Sizes is the database's size at each step.
+	SmallSize, LargeSize string
+	SharedBuffers        string
+}
+
+const scaleConc = 16
+
+// scaleRun holds the scale database and what the measures need of it.
+type scaleRun struct {
+	db       *postgres.DB
+	pool     *pgxpool.Pool
+	log      io.Writer
+	seeded   int
+	now      time.Time
+	bigStore string
+	// deepToken is the page token of the big store's page deepPage.
+	deepToken string
+	payNext   atomic.Int64
+	// run is how long each operation runs at each size.
+	run time.Duration
+}
+
+// RunScale seeds a database of its own (bench_scale) to scaleSmall orders,
+// measures, grows it to n by COPY and measures again, each operation for
+// run at each size.
+func RunScale(ctx context.Context, adminURL string, n int, run time.Duration, log io.Writer) (*Scale, error) {
+	if n <= scaleSmall {
+		return nil, fmt.Errorf("-orders %d: give more than %d", n, scaleSmall)
+	}
+	admin, err := pgxpool.New(ctx, adminURL)
+	if err != nil {
+		return nil, err
+	}
+	defer admin.Close()
+	for _, q := range []string{`DROP DATABASE IF EXISTS bench_scale WITH (FORCE)`, `CREATE DATABASE bench_scale`} {
+		if _, err := admin.Exec(ctx, q); err != nil {
+			return nil, err
+		}
+	}
+	u, err := url.Parse(adminURL)
+	if err != nil {
+		return nil, err
+	}
+	u.Path = "/bench_scale"
+	db, err := postgres.Open(ctx, u.String())
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	if err := db.Migrate(ctx); err != nil {
+		return nil, err
+	}
+	if _, err := db.Pool().Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_stat_statements`); err != nil {
+		return nil, err
+	}
+	s := &scaleRun{db: db, pool: db.Pool(), log: log, now: time.Now().UTC().Truncate(time.Microsecond), bigStore: scaleStore(0), run: run}
+	res := &Scale{Orders: n}
+	if err := s.pool.QueryRow(ctx, `SHOW shared_buffers`).Scan(&res.SharedBuffers); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	if err := s.seed(ctx, scaleSmall); err != nil {
+		return nil, err
+	}
+	res.Seeding += time.Since(start)
+	small, err := s.measure(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res.SmallSize = s.size(ctx)
+	start = time.Now()
+	if err := s.seed(ctx, n); err != nil {
+		return nil, err
+	}
+	res.Seeding += time.Since(start)
+	large, err := s.measure(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res.LargeSize = s.size(ctx)
+	for i := range small {
+		r := small[i]
+		r.Large, r.LargeBlocks, r.LargeRead = large[i].Small, large[i].SmallBlocks, large[i].SmallRead
+		if large[i].SmallBlocks > r.SmallBlocks {
+			r.Statement = large[i].Statement
+		}
+		res.Rows = append(res.Rows, r)
+	}
+	return res, nil
+}
+
+func (s *scaleRun) size(ctx context.Context) string {
+	var size string
+	_ = s.pool.QueryRow(ctx, `SELECT pg_size_pretty(pg_database_size(current_database()))`).Scan(&size)
+	return size
+}
+
+func scaleStore(i int) string { return fmt.Sprintf("store-%05d", i) }
+func scaleBuyer(i int) string { return fmt.Sprintf("buyer-%07d", i) }
+
+// seed grows the database to n orders by COPY: each order one or two
+// lines, from a store drawn by Zipf's law (store-00000 is the biggest),
+// by one of a million buyers, placed over the last year; most are
+// completed, some cancelled, a few waiting for payment with their payment
+// deadline. Each has two events, created and its last.
+func (s *scaleRun) seed(ctx context.Context, n int) error {
+	from := s.seeded
+	if n <= from {
+		return nil
+	}
+	fmt.Fprintf(s.log, "scale: seeding orders %d to %d by COPY\n", from, n)
+	r := rand.New(rand.NewPCG(uint64(from), 7))
+	zipf := rand.NewZipf(r, 1.1, 4, scaleStores-1)
+	const chunk = 100_000
+	for lo := from; lo < n; lo += chunk {
+		hi := min(n, lo+chunk)
+		var orders, events, deadlines [][]any
+		for i := lo; i < hi; i++ {
+			o := s.seededOrder(i, r, zipf)
+			orders = append(orders, o.row)
+			events = append(events, o.events...)
+			if o.deadline != nil {
+				deadlines = append(deadlines, o.deadline)
+			}
+		}
+		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			for _, c := range []struct {
+				table string
+				cols  []string
+				rows  [][]any
+			}{
+				{"orders", seedOrderColumns, orders},
+				{"order_events", []string{"order_id", "sequence", "kind", "actor", "occurred_at", "note", "published_at", "status_after",
+					"version_after", "seller_id"}, events},
+				{"order_deadlines", []string{"order_id", "kind", "due_at", "seller_id"}, deadlines},
+			} {
+				if _, err := tx.CopyFrom(ctx, pgx.Identifier{c.table}, c.cols, pgx.CopyFromRows(c.rows)); err != nil {
+					return fmt.Errorf("copy %s: %w", c.table, err)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if hi%1_000_000 == 0 || hi == n {
+			fmt.Fprintf(s.log, "scale: %d orders\n", hi)
+		}
+	}
+	s.seeded = n
+	_, err := s.pool.Exec(ctx, `VACUUM ANALYZE`)
+	return err
+}
+
+var seedOrderColumns = []string{"id", "checkout_id", "buyer_id", "seller_id", "status", "currency", "items", "shipping_fee_minor",
+	"total_minor", "handling_days", "version", "created_at", "updated_at", "cancel_reason", "payment_due_at", "protection_days"}
+
+type seeded struct {
+	row      []any
+	events   [][]any
+	deadline []any
+}
+
+// seededID is order i's id: the same at every run, so that a measure can
+// pick orders by number.
+func seededID(i int) uuid.UUID {
+	return uuid.NewSHA1(uuid.NameSpaceOID, fmt.Appendf(nil, "scale-%d", i))
+}
+
+func (s *scaleRun) seededOrder(i int, r *rand.Rand, zipf *rand.Zipf) seeded {
+	store := scaleStore(int(zipf.Uint64()))
+	buyer := scaleBuyer(r.IntN(scaleBuyers))
+	if i < 30*regulars {
+		buyer = scaleBuyer(i % regulars)
+	}
+	created := s.now.Add(-time.Duration(r.Int64N(int64(365 * 24 * time.Hour))))
+	qty := 1 + r.Int64N(3)
+	price := 500 + r.Int64N(20_000)
+	items := fmt.Sprintf(`[{"product_id":"%s","title":"Product %d","quantity":%d,"unit_price":%d}]`,
+		uuid.NewSHA1(uuid.NameSpaceOID, fmt.Appendf(nil, "p-%s-%d", store, i%50)), i%50, qty, price)
+	status, last, reason := order.StatusCompleted, "completed", ""
+	switch d := r.IntN(100); {
+	case d < 10:
+		status, last, reason = order.StatusCancelled, "cancelled", order.ReasonPaymentTimeout
+	case d < 12 && created.After(s.now.Add(-20*24*time.Hour)):
+		status, last = order.StatusPendingPayment, ""
+	}
+	id := seededID(i)
+	total := qty*price + 500
+	o := seeded{row: []any{id, uuid.NewSHA1(uuid.NameSpaceOID, fmt.Appendf(nil, "c-%d", i)), buyer, store, string(status), "USD",
+		items, int64(500), total, 3, int64(1), created, created, reason, created.Add(20 * 24 * time.Hour), 60}}
+	o.events = append(o.events, []any{id, int64(1), "created", "buyer:" + buyer, created, "", created, string(order.StatusPendingPayment),
+		int64(1), store})
+	if last != "" {
+		o.row[10] = int64(2) // the version: one per event
+		o.events = append(o.events, []any{id, int64(2), last, "system", created, "", created, string(status), int64(2), store})
+	} else {
+		o.deadline = []any{id, string(order.DeadlinePayment), created.Add(20 * 24 * time.Hour), store}
+	}
+	return o
+}
+
+// measure times each operation at the database's present size.
+func (s *scaleRun) measure(ctx context.Context) ([]ScaleRow, error) {
+	fmt.Fprintf(s.log, "scale: measuring at %d orders\n", s.seeded)
+	// The big store's deep page: walk to it once.
+	token := ""
+	for range deepPage {
+		_, next, err := s.db.List(ctx, postgres.ListQuery{Party: postgres.Seller, PartyID: s.bigStore, PageSize: 20, PageToken: token})
+		if err != nil {
+			return nil, err
+		}
+		token = next
+	}
+	s.deepToken = token
+	// A pool of unpaid orders to pay, made the way checkouts make them;
+	// the orders each measure makes are numbered apart from the seeded
+	// ones and from another size's.
+	base := (s.seeded + 1) << 24
+	pays, err := s.unpaid(ctx, base, max(500, int(s.run.Seconds()*2_500)), 20*24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	s.payNext.Store(0)
+	r := rand.New(rand.NewPCG(uint64(s.seeded), 1))
+	var mu sync.Mutex
+	pick := func(n int) int { mu.Lock(); defer mu.Unlock(); return r.IntN(n) }
+	ops := []struct {
+		name string
+		do   func(ctx context.Context) error
+	}{
+		{"GetOrder (any order)", func(ctx context.Context) error {
+			_, err := s.db.Get(ctx, seededID(pick(s.seeded)).String())
+			return err
+		}},
+		{"ListOrders (a buyer's first page)", func(ctx context.Context) error {
+			_, _, err := s.db.List(ctx, postgres.ListQuery{Party: postgres.Buyer, PartyID: scaleBuyer(pick(regulars)), PageSize: 20})
+			return err
+		}},
+		{"ListOrders (the big store's first page)", func(ctx context.Context) error {
+			_, _, err := s.db.List(ctx, postgres.ListQuery{Party: postgres.Seller, PartyID: s.bigStore, PageSize: 20})
+			return err
+		}},
+		{fmt.Sprintf("ListOrders (the big store's page %d)", deepPage), func(ctx context.Context) error {
+			_, _, err := s.db.List(ctx, postgres.ListQuery{Party: postgres.Seller, PartyID: s.bigStore, PageSize: 20, PageToken: s.deepToken})
+			return err
+		}},
+		{"Checkout (store the orders)", func(ctx context.Context) error {
+			_, err := s.unpaid(ctx, base+1<<22+int(s.payNext.Add(1)), 1, 20*24*time.Hour)
+			return err
+		}},
+		{"PayOrder (begin, succeed)", func(ctx context.Context) error {
+			i := int(s.payNext.Add(1))
+			if i > len(pays) {
+				return fmt.Errorf("the pay pool of %d ran out", len(pays))
+			}
+			return s.pay(ctx, pays[i-1])
+		}},
+	}
+	var rows []ScaleRow
+	for _, op := range ops {
+		s.payNext.Store(0)
+		row, err := s.time(ctx, op.name, op.do)
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, row)
+	}
+	row, err := s.sweep(ctx, base+1<<23)
+	if err != nil {
+		return nil, err
+	}
+	return append(rows, row), nil
+}
+
+// unpaid stores n unpaid orders numbered from first (a checkout's), by
+// random buyers of random stores, and returns their ids.
+func (s *scaleRun) unpaid(ctx context.Context, first, n int, window time.Duration) ([]string, error) {
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	var ids []string
+	var batch []*order.Order
+	for i := range n {
+		num := first + i
+		o, err := order.New(order.NewOrderParams{ID: seededID(num).String(), CheckoutID: uuid.NewString(), BuyerID: scaleBuyer(num % scaleBuyers),
+			SellerID: scaleStore(num % scaleStores), Currency: "USD", Items: []order.Item{{ProductID: seededID(-1).String(), Title: "Lamp",
+				Quantity: 1, UnitPrice: 1000}}, HandlingDays: 3, PaymentWindow: window, Now: now})
+		if err != nil {
+			return nil, err
+		}
+		batch, ids = append(batch, o), append(ids, o.ID())
+		if len(batch) == 1000 || i == n-1 {
+			if err := s.db.CreateOrders(ctx, batch); err != nil {
+				return nil, err
+			}
+			batch = batch[:0]
+		}
+	}
+	return ids, nil
+}
+
+// pay pays an order as PayOrder does: an attempt begun in one change, the
+// provider's success recorded in the next.
+func (s *scaleRun) pay(ctx context.Context, id string) error {
+	now := time.Now()
+	a := order.Attempt{ID: uuid.NewString(), IdempotencyKey: uuid.NewString(), Fingerprint: "bench", Method: order.MethodCard,
+		CardBrand: "visa", CardLast4: "4242"}
+	if _, err := s.db.Update(ctx, id, func(o *order.Order) error { return o.BeginPayment(now, o.Due(), a) }); err != nil {
+		return err
+	}
+	_, err := s.db.Update(ctx, id, func(o *order.Order) error {
+		return o.ApplyResult(now, a.ID, order.Result{Kind: order.ResultSucceeded, ProviderRef: "ref-" + a.ID, Captured: true}, order.DefaultPolicy)
+	})
+	return err
+}
+
+// time runs do at scaleConc for a few seconds and returns its mean time
+// per operation, with the blocks its statements touched.
+func (s *scaleRun) time(ctx context.Context, name string, do func(context.Context) error) (ScaleRow, error) {
+	if _, err := s.pool.Exec(ctx, `SELECT pg_stat_statements_reset()`); err != nil {
+		return ScaleRow{}, err
+	}
+	var done atomic.Int64
+	var firstErr atomic.Value
+	stop := time.Now().Add(s.run)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range scaleConc {
+		wg.Go(func() {
+			for time.Now().Before(stop) {
+				if err := do(ctx); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				done.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if err, _ := firstErr.Load().(error); err != nil {
+		return ScaleRow{}, fmt.Errorf("%s: %w", name, err)
+	}
+	row := ScaleRow{Op: name, Small: elapsed / time.Duration(max(done.Load(), 1)) * scaleConc}
+	var err error
+	row.SmallBlocks, row.SmallRead, row.Statement, err = s.blocks(ctx)
+	fmt.Fprintf(s.log, "scale: %-45s %8d ops  %v/op  %.0f blocks/call, %.1f read\n", name, done.Load(), row.Small, row.SmallBlocks, row.SmallRead)
+	return row, err
+}
+
+// blocks is the most shared blocks per call one statement touched since
+// the last reset, and that statement (its first words); and the blocks
+// all of them read from outside the buffers, per call of that one.
+func (s *scaleRun) blocks(ctx context.Context) (float64, float64, string, error) {
+	var blocks, read float64
+	var query string
+	err := s.pool.QueryRow(ctx, `WITH st AS (SELECT * FROM pg_stat_statements
+		WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND calls > 0
+		AND query NOT LIKE '%pg_stat_statements%' AND query !~* '^\s*(BEGIN|COMMIT|ROLLBACK|SELECT pg_|SET )')
+		SELECT (shared_blks_hit + shared_blks_read)::float8 / calls, (SELECT sum(shared_blks_read) FROM st)::float8 / calls, query
+		FROM st ORDER BY 1 DESC LIMIT 1`).Scan(&blocks, &read, &query)
+	if err == pgx.ErrNoRows {
+		return 0, 0, "", nil
+	}
+	query = strings.Join(strings.Fields(query), " ")
+	if len(query) > 90 {
+		query = query[:90] + "…"
+	}
+	return blocks, read, query, err
+}
+
+// sweep is the sweeper's cost per due deadline: scaleDue payment windows
+// that end now, read and fired in batches as the sweeper does.
+func (s *scaleRun) sweep(ctx context.Context, first int) (ScaleRow, error) {
+	if _, err := s.unpaid(ctx, first, scaleDue, time.Millisecond); err != nil {
+		return ScaleRow{}, err
+	}
+	time.Sleep(10 * time.Millisecond)
+	if _, err := s.pool.Exec(ctx, `SELECT pg_stat_statements_reset()`); err != nil {
+		return ScaleRow{}, err
+	}
+	start := time.Now()
+	fired, after := 0, postgres.Deadline{}
+	for {
+		ds, err := s.db.DueDeadlines(ctx, time.Now(), after, 200)
+		if err != nil {
+			return ScaleRow{}, err
+		}
+		if len(ds) == 0 {
+			break
+		}
+		after = ds[len(ds)-1]
+		ds = slices.DeleteFunc(ds, func(d postgres.Deadline) bool { return d.Kind != order.DeadlinePayment })
+		res, err := s.db.FireDeadlines(ctx, ds, time.Now(), order.DefaultPolicy)
+		if err != nil {
+			return ScaleRow{}, err
+		}
+		fired += len(res.Fired)
+	}
+	elapsed := time.Since(start)
+	if fired < scaleDue {
+		return ScaleRow{}, fmt.Errorf("the sweeper fired %d of %d due deadlines", fired, scaleDue)
+	}
+	row := ScaleRow{Op: "Sweeper (per due deadline)", Small: elapsed / time.Duration(fired)}
+	var err error
+	row.SmallBlocks, row.SmallRead, row.Statement, err = s.blocks(ctx)
+	fmt.Fprintf(s.log, "scale: %-45s %8d fired  %v each  %.0f blocks/call, %.1f read\n", row.Op, fired, row.Small, row.SmallBlocks, row.SmallRead)
+	return row, err
+}
+
+// Markdown is the scale table.
+func (sc *Scale) Markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n## Scale: %d orders against %d\n\n", scaleSmall, sc.Orders)
+	fmt.Fprintf(&b, "The store's operations in process at c=%d (the layers above it do the same work at any size), on one database seeded by COPY "+
+		"(%v in all): %d stores (Zipf: store-00000 is the biggest), %d buyers, orders over a year. Size: %s, then %s. "+
+		"Blocks: the most shared blocks one of the operation's statements touched per call (pg_stat_statements; for the sweeper, a "+
+		"call is a batch of up to 200); read: the blocks per call its statements read from outside PostgreSQL's buffers "+
+		"(shared_buffers %s), from the OS's cache or the disk. The buyer is one of %d with a full first page at both sizes.\n\n",
+		scaleConc, sc.Seeding.Round(time.Second), scaleStores, scaleBuyers, sc.SmallSize, sc.LargeSize, sc.SharedBuffers, regulars)
+	fmt.Fprintf(&b, "| operation | at %d | at %d | ratio | blocks/call at %d | at %d | read/call at %d | at %d | its statement |\n"+
+		"|---|---:|---:|---:|---:|---:|---:|---:|---|\n", scaleSmall, sc.Orders, scaleSmall, sc.Orders, scaleSmall, sc.Orders)
+	var flagged []string
+	for _, r := range sc.Rows {
+		fmt.Fprintf(&b, "| %s | %v | %v | %.2f | %.0f | %.0f | %.1f | %.1f | `%s` |\n", r.Op, r.Small.Round(time.Microsecond),
+			r.Large.Round(time.Microsecond), r.Ratio(), r.SmallBlocks, r.LargeBlocks, r.SmallRead, r.LargeRead, r.Statement)
+		if r.ReadsMoreThanItsPage() {
+			flagged = append(flagged, r.Op)
+		}
+	}
+	if len(flagged) == 0 {
+		b.WriteString("\nNo operation's statements read more blocks per call with the data than the page they return.\n")
+	} else {
+		fmt.Fprintf(&b, "\n**Reads more than its page** (blocks per call grow with the data): %s.\n", strings.Join(flagged, ", "))
+	}
+	return b.String()
+}
