@@ -57,6 +57,16 @@ func (m *Metrics) Answered(outcome, declineCode string) {
 	m.answers.WithLabelValues(outcome, declineCode).Inc()
 }
 
+// WatchReplays exports how many event stream entries the replica's
+// watches have read to catch up (replayed): a party's replay costs what
+// that party's events cost, a watch of everything what the stream holds.
+func (m *Metrics) WatchReplays(replayed func() int64) {
+	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "souk_event_replay_entries_total",
+		Help: "Event stream entries the watches read to catch up from a cursor (a buyer's or a store's replay reads only theirs).",
+	}, func() float64 { return float64(replayed()) }))
+}
+
 // Handler serves the metrics (on the internal listener, at /metrics).
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})

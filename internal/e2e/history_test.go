@@ -60,6 +60,12 @@ func TestLongHistoryIsPaged(t *testing.T) {
 	if _, err := s.buyer.ListOrderEvents(as(s.token(auth.RoleBuyer, "mallory")), &buyerv1.ListOrderEventsRequest{OrderId: o.Id}); status.Code(err) != codes.NotFound {
 		t.Fatalf("a stranger's page: %v, want NOT_FOUND", err)
 	}
+	if _, err := s.seller.ListOrderEvents(as(s.token(auth.RoleSeller, "another-store")), &sellerv1.ListOrderEventsRequest{OrderId: o.Id}); status.Code(err) != codes.NotFound {
+		t.Fatalf("another store's page: %v, want NOT_FOUND", err)
+	}
+	if _, err := s.buyer.ListOrderEvents(buyerCtx, &buyerv1.ListOrderEventsRequest{OrderId: "6a1c4f5e-7d1a-4b1e-9a55-3c2f3f0a9b10"}); status.Code(err) != codes.NotFound {
+		t.Fatalf("no such order: %v, want NOT_FOUND", err)
+	}
 	if _, err := s.buyer.ListOrderEvents(buyerCtx, &buyerv1.ListOrderEventsRequest{OrderId: o.Id, PageToken: "soon"}); status.Code(err) != codes.InvalidArgument {
 		t.Fatalf("a forged page token: %v, want INVALID_ARGUMENT", err)
 	}

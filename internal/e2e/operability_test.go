@@ -140,6 +140,16 @@ func TestMetrics(t *testing.T) {
 		return s.order("alice", lapsing.Id).Status == cancelled && s.order("alice", declined.Id).Status == cancelled
 	})
 
+	// A store's watch from the stream's start replays its events: they
+	// are counted.
+	replay := watchGRPC(t, func(ctx context.Context) (grpc.ServerStreamingClient[sellerv1.WatchOrderEventsResponse], error) {
+		return s.seller.WatchOrderEvents(authorized(ctx, s.token(auth.RoleSeller, "store-x")), &sellerv1.WatchOrderEventsRequest{Cursor: "0"})
+	})
+	replay.until(lapsing.Id, "cancelled", 10*time.Second)
+	if n, _ := scrape(t, sellerAddr, "souk_event_replay_entries_total"); n < 3 {
+		t.Errorf("seller-svc counted %v replayed entries, want the store's events", n)
+	}
+
 	if n, _ := scrape(t, buyerAddr, "grpc_server_handled_total", "grpc_method", "Checkout", "grpc_code", "OK"); n-before != 3 {
 		t.Errorf("buyer-svc counted %v checkouts, want 3", n-before)
 	}

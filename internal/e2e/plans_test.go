@@ -281,3 +281,27 @@ func TestDashboardSchedule(t *testing.T) {
 	b.waitText("#order-status", "partially paid", 2*time.Second)
 	b.shoot("order-schedule")
 }
+
+// TestDashboardRefundItems: a store refunds one of two lamps of a paid
+// order from its dashboard: the refund is owed at the unit's price and
+// then paid, and the form offers only the unit left.
+func TestDashboardRefundItems(t *testing.T) {
+	s := startSystem(t, 1, nil)
+	lamp := s.product("store-r", "Lamp", 1250, 300, 10)
+	o := s.checkout("alice", 2, lamp)[0]
+	s.pay(t, "alice", o, "4242424242424242", "pay-lamps-1")
+	b := newBrowser(t)
+	base := "http://" + s.sellers[0].HTTPAddr()
+	b.do("open", 15*time.Second, chromedp.Navigate(base+"/"), chromedp.WaitVisible(`textarea[name=token]`, chromedp.ByQuery))
+	b.submit("Sign in to your store", map[string]string{"token": s.token(auth.RoleSeller, "store-r")}, "")
+	b.do("the order page", 10*time.Second, chromedp.Navigate(base+"/dashboard/#/orders/"+o.Id),
+		chromedp.WaitVisible(`form[aria-label="Refund items"]`, chromedp.ByQuery))
+	b.submit("Refund items", map[string]string{"units_" + lamp.Id: "1", "reason": "one arrived broken"}, "")
+	b.waitText(`section[aria-label=Refunds] td.num`, "$12.50", 5*time.Second)
+	got := s.order("alice", o.Id)
+	if len(got.Refunds) != 1 || got.Refunds[0].Amount.AmountMinor != 1250 || got.Items[0].RefundedUnits != 1 {
+		t.Fatalf("refunds %v, units refunded %d", got.Refunds, got.Items[0].RefundedUnits)
+	}
+	b.do("one unit left to refund", 5*time.Second, chromedp.WaitVisible(`form[aria-label="Refund items"] input[max="1"]`, chromedp.ByQuery))
+	b.shoot("order-refund-items")
+}

@@ -274,18 +274,38 @@ func (db *DB) Get(ctx context.Context, id string) (*order.Order, error) {
 // Parties returns the buyer and the seller of an order, for an ownership
 // check that needs nothing else (before taking the order's lock).
 func (db *DB) Parties(ctx context.Context, id string) (buyerID, sellerID string, err error) {
-	type parties struct{ buyer, seller string }
-	p, err := read(ctx, func() (parties, error) {
-		var p parties
-		err := db.pool.QueryRow(ctx, `SELECT buyer_id, seller_id FROM orders WHERE id = $1`, id).Scan(&p.buyer, &p.seller)
-		return p, err
+	h, err := db.Header(ctx, id)
+	return h.BuyerID, h.SellerID, err
+}
+
+// OrderHeader is an order's parties and currency: what a read of its
+// history or messages needs of it.
+type OrderHeader struct {
+	BuyerID, SellerID, Currency string
+}
+
+// Check is order.Order's CheckParty for a header: another party's order
+// is not found.
+func (h OrderHeader) Check(p order.Party, id, orderID string) error {
+	if p == order.PartyBuyer && h.BuyerID == id || p == order.PartySeller && h.SellerID == id {
+		return nil
+	}
+	return order.NotYours(orderID)
+}
+
+// Header reads an order's parties and currency, one row of one index.
+func (db *DB) Header(ctx context.Context, id string) (OrderHeader, error) {
+	h, err := read(ctx, func() (OrderHeader, error) {
+		var h OrderHeader
+		err := db.pool.QueryRow(ctx, `SELECT buyer_id, seller_id, currency FROM orders WHERE id = $1`, id).Scan(&h.BuyerID, &h.SellerID, &h.Currency)
+		return h, err
 	})
 	if isNoRows(err) {
-		return "", "", fmt.Errorf("%w: order %s", order.ErrNotFound, id)
+		return OrderHeader{}, fmt.Errorf("%w: order %s", order.ErrNotFound, id)
 	} else if err != nil {
-		return "", "", fmt.Errorf("order parties: %w", err)
+		return OrderHeader{}, fmt.Errorf("order header: %w", err)
 	}
-	return p.buyer, p.seller, nil
+	return h, nil
 }
 
 // getMany reads whole orders in one round trip, in the order of ids,

@@ -582,6 +582,24 @@ function actions(o) {
       field('Tracking number', input('tracking_number', { required: true })),
       field('Tracking URL (optional)', input('tracking_url', { type: 'url' }))));
   }
+  if ((status === 'AWAITING_SHIPMENT' || status === 'SHIPPED') && !(req && req.status === 'OPEN')) {
+    // Units the store cannot send, or took back: each refunded at its share
+    // of what the line cost after its coupons, in the currency charged.
+    const left = o.items.filter((it) => Number(it.refunded_units || 0) < Number(it.quantity));
+    if (left.length) {
+      out.push(form({
+        title: 'Refund items',
+        submit: 'Refund',
+        act: (v) => post(':refund-items', {
+          reason: v.reason,
+          items: left.map((it) => ({ product_id: it.product_id, quantity: Number(v['units_' + it.product_id] || 0) }))
+            .filter((it) => it.quantity > 0),
+        }),
+      }, ...left.map((it) => field(`Units of ${it.title} (of ${Number(it.quantity) - Number(it.refunded_units || 0)})`,
+        input('units_' + it.product_id, { field: 'items', type: 'number', min: 0, max: Number(it.quantity) - Number(it.refunded_units || 0), value: 0 }))),
+      field('Reason (the buyer sees it)', input('reason', { required: true, maxlength: 200 }))));
+    }
+  }
   if (status === 'SHIPPED') {
     out.push(form({ title: 'Extend buyer protection', submit: 'Extend', act: (v) => post(':extend-protection', { days: Number(v.days), reason: v.reason }) },
       field('Days (1–90)', input('days', { type: 'number', min: 1, max: 90, value: 7 })),
