@@ -190,7 +190,7 @@ func TestScaleSmoke(t *testing.T) {
 			_ = conn.Close(context.Background())
 		}
 	})
-	sc, err := RunScale(ctx, admin, 40_000, 300*time.Millisecond, testLog{t})
+	sc, err := RunScale(ctx, admin, 40_000, 300*time.Millisecond, false, testLog{t})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,6 +207,20 @@ func TestScaleSmoke(t *testing.T) {
 		}
 	}
 	if md := sc.Markdown(); !strings.Contains(md, "No operation's statements read more") {
+		t.Errorf("the table:\n%s", md)
+	}
+	// Measured again without seeding: the same operations on the same
+	// orders, the new ones numbered apart from the first measure's.
+	again, err := RunScale(ctx, admin, 40_000, 300*time.Millisecond, true, testLog{t})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range again.Rows {
+		if r.Op != sc.Rows[i].Op || r.Large <= 0 || r.LargeBlocks <= 0 || r.Small != 0 {
+			t.Errorf("measured again, %s: %+v", r.Op, r)
+		}
+	}
+	if md := again.Markdown(); !strings.Contains(md, "measured again") {
 		t.Errorf("the table:\n%s", md)
 	}
 }

@@ -55,6 +55,8 @@ func run() error {
 	flag.IntVar(&p.PGPool, "pgpool", 0, "the services' PostgreSQL pool size (pool_max_conns; 0: their default)")
 	flag.BoolVar(&p.Floor, "floor", true, "also run GetOrder and AdjustOrderPrice on the floor server: the same SQL and lock, nothing else")
 	orders := flag.Int("orders", 0, "also measure how costs grow with the data: the store's operations at 10,000 orders and at this many, seeded by COPY (0: not)")
+	reuse := flag.Bool("scale-reuse", false, "with -orders N: measure the scale database a run left (N orders seeded) once more, without seeding")
+	pgOpts := flag.String("pgopts", "", "more options for the bench's PostgreSQL (\"-c shared_buffers=4GB\")")
 	dir := flag.String("dir", filepath.Join(root, ".data", "bench"), "where the stack, the logs and the results go")
 	flag.Parse()
 	for _, c := range strings.Split(conc, ",") {
@@ -75,7 +77,7 @@ func run() error {
 	stack := func(arg string) error {
 		cmd := exec.CommandContext(ctx, filepath.Join(root, "internal/devenv/stack.sh"), arg)
 		cmd.Env = append(os.Environ(), "SOUK_DATA_DIR="+filepath.Join(*dir, "stack"), "SOUK_PG_PORT="+pgPort, "SOUK_REDIS_PORT="+redisPort,
-			"SOUK_PG_OPTS=-c max_connections=300 "+trackPlans,
+			"SOUK_PG_OPTS=-c max_connections=300 "+trackPlans+" "+*pgOpts,
 			"SOUK_CLUSTER_PORTS=") // no Redis Cluster: stopping must leave the tests' alone
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		return cmd.Run()
@@ -99,7 +101,7 @@ func run() error {
 	out := filepath.Join(*dir, "results.md")
 	text := res.Markdown()
 	if *orders > 0 {
-		sc, err := RunScale(ctx, t.AdminURL, *orders, 4*time.Second, os.Stderr)
+		sc, err := RunScale(ctx, t.AdminURL, *orders, 4*time.Second, *reuse, os.Stderr)
 		if err != nil {
 			return fmt.Errorf("scale: %w", err)
 		}

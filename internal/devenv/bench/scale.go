@@ -81,6 +81,8 @@ type Scale struct {
 	// Sizes is the database's size at each step.
 	SmallSize, LargeSize string
 	SharedBuffers        string
+	// Reused: the rows are one measure of a database seeded before (Large).
+	Reused bool
 }
 
 const scaleConc = 16
@@ -98,12 +100,17 @@ type scaleRun struct {
 	payNext   atomic.Int64
 	// run is how long each operation runs at each size.
 	run time.Duration
+	// salt sets a reused database's new orders apart.
+	salt int
 }
 
 // RunScale seeds a database of its own (bench_scale) to scaleSmall orders,
 // measures, grows it to n by COPY and measures again, each operation for
 // run at each size.
-func RunScale(ctx context.Context, adminURL string, n int, run time.Duration, log io.Writer) (*Scale, error) {
+//
+// With reuse, it measures once the bench_scale a run left with n orders
+// seeded (another PostgreSQL setting, say), without seeding.
+func RunScale(ctx context.Context, adminURL string, n int, run time.Duration, reuse bool, log io.Writer) (*Scale, error) {
 	if n <= scaleSmall {
 		return nil, fmt.Errorf("-orders %d: give more than %d", n, scaleSmall)
 	}
@@ -113,6 +120,9 @@ func RunScale(ctx context.Context, adminURL string, n int, run time.Duration, lo
 	}
 	defer admin.Close()
 	for _, q := range []string{`DROP DATABASE IF EXISTS bench_scale WITH (FORCE)`, `CREATE DATABASE bench_scale`} {
+		if reuse {
+			break
+		}
 		if _, err := admin.Exec(ctx, q); err != nil {
 			return nil, err
 		}
@@ -134,9 +144,25 @@ func RunScale(ctx context.Context, adminURL string, n int, run time.Duration, lo
 		return nil, err
 	}
 	s := &scaleRun{db: db, pool: db.Pool(), log: log, now: time.Now().UTC().Truncate(time.Microsecond), bigStore: scaleStore(0), run: run}
-	res := &Scale{Orders: n}
+	res := &Scale{Orders: n, Reused: reuse}
 	if err := s.pool.QueryRow(ctx, `SHOW shared_buffers`).Scan(&res.SharedBuffers); err != nil {
 		return nil, err
+	}
+	if reuse {
+		// The orders this measure makes are numbered apart from an
+		// earlier measure's at the same size.
+		s.seeded, s.salt = n, int(1+time.Now().Unix()%1000)<<12
+		rows, err := s.measure(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rows {
+			r.Large, r.LargeBlocks, r.LargeRead = r.Small, r.SmallBlocks, r.SmallRead
+			r.Small, r.SmallBlocks, r.SmallRead = 0, 0, 0
+			res.Rows = append(res.Rows, r)
+		}
+		res.LargeSize = s.size(ctx)
+		return res, nil
 	}
 	start := time.Now()
 	if err := s.seed(ctx, scaleSmall); err != nil {
@@ -223,7 +249,7 @@ func (s *scaleRun) seed(ctx context.Context, n int) error {
 		if err != nil {
 			return err
 		}
-		if hi%1_000_000 == 0 || hi == n {
+		if hi/1_000_000 != lo/1_000_000 || hi == n {
 			fmt.Fprintf(s.log, "scale: %d orders\n", hi)
 		}
 	}
@@ -296,7 +322,7 @@ func (s *scaleRun) measure(ctx context.Context) ([]ScaleRow, error) {
 	// A pool of unpaid orders to pay, made the way checkouts make them;
 	// the orders each measure makes are numbered apart from the seeded
 	// ones and from another size's.
-	base := (s.seeded + 1) << 24
+	base := (s.seeded+1)<<24 + s.salt
 	pays, err := s.unpaid(ctx, base, max(500, int(s.run.Seconds()*2_500)), 20*24*time.Hour)
 	if err != nil {
 		return nil, err
@@ -490,6 +516,14 @@ func (s *scaleRun) sweep(ctx context.Context, first int) (ScaleRow, error) {
 // Markdown is the scale table.
 func (sc *Scale) Markdown() string {
 	var b strings.Builder
+	if sc.Reused {
+		fmt.Fprintf(&b, "\n## Scale: %d orders, measured again (shared_buffers %s, %s)\n\n", sc.Orders, sc.SharedBuffers, sc.LargeSize)
+		b.WriteString("| operation | time/op | blocks/call | read/call | its statement |\n|---|---:|---:|---:|---|\n")
+		for _, r := range sc.Rows {
+			fmt.Fprintf(&b, "| %s | %v | %.0f | %.1f | `%s` |\n", r.Op, r.Large.Round(time.Microsecond), r.LargeBlocks, r.LargeRead, r.Statement)
+		}
+		return b.String()
+	}
 	fmt.Fprintf(&b, "\n## Scale: %d orders against %d\n\n", scaleSmall, sc.Orders)
 	fmt.Fprintf(&b, "The store's operations in process at c=%d (the layers above it do the same work at any size), on one database seeded by COPY "+
 		"(%v in all): %d stores (Zipf: store-00000 is the biggest), %d buyers, orders over a year. Size: %s, then %s. "+
