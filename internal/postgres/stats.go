@@ -229,8 +229,12 @@ func (db *DB) State(ctx context.Context) (State, error) {
 		return r.Scan(&st.RefundsPending, &st.RefundsOverdue, &st.RefundBacklog)
 	})
 	b.Queue(`SELECT count(*) FROM refunds WHERE status = 'FAILED'`).QueryRow(func(r pgx.Row) error { return r.Scan(&st.RefundsFailed) })
-	b.Queue(`SELECT count(*) FROM payment_attempts a JOIN orders o ON o.paid_attempt_id = a.id
-		WHERE a.status = 'SUCCEEDED' AND NOT a.captured`).QueryRow(func(r pgx.Row) error { return r.Scan(&st.CaptureBacklog) })
+	// What the capture worker will capture: every payment an order keeps
+	// (the one that paid it, or a part's) until it is captured; one the
+	// order let go (cancelled, a late payment) has no next capture and is
+	// voided by its refund.
+	b.Queue(`SELECT count(*) FROM payment_attempts
+		WHERE status = 'SUCCEEDED' AND NOT captured AND next_capture_at IS NOT NULL`).QueryRow(func(r pgx.Row) error { return r.Scan(&st.CaptureBacklog) })
 	b.Queue(`SELECT count(*), coalesce(extract(epoch FROM now() - min(occurred_at)), 0)::float8 FROM (
 		SELECT occurred_at FROM event_queue
 		UNION ALL SELECT occurred_at FROM event_places WHERE seq > (SELECT sent_seq FROM event_relay WHERE id = 1)) u`).QueryRow(func(r pgx.Row) error {
