@@ -146,7 +146,7 @@ func (c cartCoupons) byID(id string) *order.Coupon {
 // grant) is refused here too, as it stands now.
 func (s *buyerService) PreviewCheckout(ctx context.Context, req *buyerv1.PreviewCheckoutRequest) (*buyerv1.PreviewCheckoutResponse, error) {
 	buyer := buyerID(ctx)
-	named := namedCoupons{platform: req.PlatformCoupon, stores: req.StoreCoupons, currency: req.Currency}
+	named := namedCoupons{platform: req.PlatformCoupon, stores: req.StoreCoupons, currency: req.Currency, instalments: req.PayInInstalments}
 	coupons, err := s.resolveCoupons(ctx, named)
 	if err != nil {
 		return nil, err
@@ -179,7 +179,7 @@ func (s *buyerService) PreviewCheckout(ctx context.Context, req *buyerv1.Preview
 		resp.Orders = append(resp.Orders, &buyerv1.PreviewOrder{SellerId: o.SellerID(), Items: protoconv.LineItems(o.Items(), cur),
 			ShippingFee: protoconv.Money(o.ShippingFee(), cur), ItemsTotal: protoconv.Money(o.ItemsTotal(), cur),
 			CouponDiscount: protoconv.Money(o.CouponDiscount(), cur), Total: protoconv.Money(o.Total().Amount, cur),
-			Presentment: protoconv.Presentment(o)})
+			Presentment: protoconv.Presentment(o), Schedule: protoconv.Schedule(o), AmountDue: protoconv.Money(o.Due().Amount, o.Due().Currency)})
 	}
 	return resp, nil
 }

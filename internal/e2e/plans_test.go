@@ -209,6 +209,14 @@ func TestDepositOrdersEndToEnd(t *testing.T) {
 		t.Fatalf("without asking for instalments: %v due %v", whole.Schedule, whole.AmountDue)
 	}
 	carolCtx := as(s.token(auth.RoleBuyer, "carol"))
+	preview, err := s.buyer.PreviewCheckout(carolCtx, &buyerv1.PreviewCheckoutRequest{PayInInstalments: true,
+		Items: []*buyerv1.CheckoutItem{{ProductId: tv.Product.Id, Quantity: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := preview.Orders[0]; len(p.Schedule.GetParts()) != 3 || p.AmountDue.AmountMinor != 10000 || p.Schedule.Parts[2].Amount.AmountMinor != 10001 {
+		t.Fatalf("the preview's schedule: %v, due %v", p.Schedule, p.AmountDue)
+	}
 	res, err := s.buyer.Checkout(carolCtx, &buyerv1.CheckoutRequest{PayInInstalments: true,
 		Items: []*buyerv1.CheckoutItem{{ProductId: tv.Product.Id, Quantity: 1}}})
 	if err != nil {

@@ -248,9 +248,11 @@ type PreviewCheckoutRequest struct {
 	// in: the store's, then the platform's.
 	StoreCoupons map[string]string `protobuf:"bytes,4,rep,name=store_coupons,json=storeCoupons,proto3" json:"store_coupons,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// The currency the buyer pays in, as Checkout's.
-	Currency      string `protobuf:"bytes,5,opt,name=currency,proto3" json:"currency,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Currency string `protobuf:"bytes,5,opt,name=currency,proto3" json:"currency,omitempty"`
+	// Pay in instalments the orders whose products allow them, as Checkout's.
+	PayInInstalments bool `protobuf:"varint,6,opt,name=pay_in_instalments,json=payInInstalments,proto3" json:"pay_in_instalments,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *PreviewCheckoutRequest) Reset() {
@@ -311,6 +313,13 @@ func (x *PreviewCheckoutRequest) GetCurrency() string {
 	return ""
 }
 
+func (x *PreviewCheckoutRequest) GetPayInInstalments() bool {
+	if x != nil {
+		return x.PayInInstalments
+	}
+	return false
+}
+
 // PreviewOrder is one store's order as Checkout would create it.
 type PreviewOrder struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -327,7 +336,12 @@ type PreviewOrder struct {
 	// What the buyer would pay.
 	Total *v1.Money `protobuf:"bytes,6,opt,name=total,proto3" json:"total,omitempty"`
 	// The order in the buyer's currency, when it is not the store's.
-	Presentment   *v1.Presentment `protobuf:"bytes,7,opt,name=presentment,proto3" json:"presentment,omitempty"`
+	Presentment *v1.Presentment `protobuf:"bytes,7,opt,name=presentment,proto3" json:"presentment,omitempty"`
+	// How it would be paid in parts, when its products are sold so.
+	Schedule *v1.PaymentSchedule `protobuf:"bytes,8,opt,name=schedule,proto3" json:"schedule,omitempty"`
+	// What its first payment would be: the total, or the first part, in the
+	// currency the buyer pays.
+	AmountDue     *v1.Money `protobuf:"bytes,9,opt,name=amount_due,json=amountDue,proto3" json:"amount_due,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -407,6 +421,20 @@ func (x *PreviewOrder) GetTotal() *v1.Money {
 func (x *PreviewOrder) GetPresentment() *v1.Presentment {
 	if x != nil {
 		return x.Presentment
+	}
+	return nil
+}
+
+func (x *PreviewOrder) GetSchedule() *v1.PaymentSchedule {
+	if x != nil {
+		return x.Schedule
+	}
+	return nil
+}
+
+func (x *PreviewOrder) GetAmountDue() *v1.Money {
+	if x != nil {
+		return x.AmountDue
 	}
 	return nil
 }
@@ -3548,7 +3576,7 @@ const file_souk_buyer_v1_buyer_proto_rawDesc = "" +
 	"\x10CheckoutResponse\x12\x1f\n" +
 	"\vcheckout_id\x18\x01 \x01(\tR\n" +
 	"checkoutId\x12,\n" +
-	"\x06orders\x18\x02 \x03(\v2\x14.souk.order.v1.OrderR\x06orders\"\xec\x02\n" +
+	"\x06orders\x18\x02 \x03(\v2\x14.souk.order.v1.OrderR\x06orders\"\x9a\x03\n" +
 	"\x16PreviewCheckoutRequest\x12=\n" +
 	"\x05items\x18\x01 \x03(\v2\x1b.souk.buyer.v1.CheckoutItemB\n" +
 	"\xbaH\a\x92\x01\x04\b\x01\x10dR\x05items\x120\n" +
@@ -3556,10 +3584,11 @@ const file_souk_buyer_v1_buyer_proto_rawDesc = "" +
 	"\rstore_coupons\x18\x04 \x03(\v27.souk.buyer.v1.PreviewCheckoutRequest.StoreCouponsEntryB\x10\xbaH\r\x9a\x01\n" +
 	"\x10d*\x06r\x04\x10\x01\x18(R\fstoreCoupons\x120\n" +
 	"\bcurrency\x18\x05 \x01(\tB\x14\xbaH\x11\xd8\x01\x01r\f2\n" +
-	"^[A-Z]{3}$R\bcurrency\x1a?\n" +
+	"^[A-Z]{3}$R\bcurrency\x12,\n" +
+	"\x12pay_in_instalments\x18\x06 \x01(\bR\x10payInInstalments\x1a?\n" +
 	"\x11StoreCouponsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf3\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe4\x03\n" +
 	"\fPreviewOrder\x12\x1b\n" +
 	"\tseller_id\x18\x01 \x01(\tR\bsellerId\x12-\n" +
 	"\x05items\x18\x02 \x03(\v2\x17.souk.order.v1.LineItemR\x05items\x127\n" +
@@ -3568,7 +3597,10 @@ const file_souk_buyer_v1_buyer_proto_rawDesc = "" +
 	"itemsTotal\x12=\n" +
 	"\x0fcoupon_discount\x18\x05 \x01(\v2\x14.souk.order.v1.MoneyR\x0ecouponDiscount\x12*\n" +
 	"\x05total\x18\x06 \x01(\v2\x14.souk.order.v1.MoneyR\x05total\x12<\n" +
-	"\vpresentment\x18\a \x01(\v2\x1a.souk.order.v1.PresentmentR\vpresentment\"N\n" +
+	"\vpresentment\x18\a \x01(\v2\x1a.souk.order.v1.PresentmentR\vpresentment\x12:\n" +
+	"\bschedule\x18\b \x01(\v2\x1e.souk.order.v1.PaymentScheduleR\bschedule\x123\n" +
+	"\n" +
+	"amount_due\x18\t \x01(\v2\x14.souk.order.v1.MoneyR\tamountDue\"N\n" +
 	"\x17PreviewCheckoutResponse\x123\n" +
 	"\x06orders\x18\x01 \x03(\v2\x1b.souk.buyer.v1.PreviewOrderR\x06orders\"\x16\n" +
 	"\x14ListMyCouponsRequest\"M\n" +
@@ -3862,20 +3894,21 @@ var file_souk_buyer_v1_buyer_proto_goTypes = []any{
 	(*v1.LineItem)(nil),                    // 60: souk.order.v1.LineItem
 	(*v1.Money)(nil),                       // 61: souk.order.v1.Money
 	(*v1.Presentment)(nil),                 // 62: souk.order.v1.Presentment
-	(*v1.Coupon)(nil),                      // 63: souk.order.v1.Coupon
-	(v1.OrderStatus)(0),                    // 64: souk.order.v1.OrderStatus
-	(*timestamppb.Timestamp)(nil),          // 65: google.protobuf.Timestamp
-	(*v1.PaymentAttempt)(nil),              // 66: souk.order.v1.PaymentAttempt
-	(*status.Status)(nil),                  // 67: google.rpc.Status
-	(*v1.Refund)(nil),                      // 68: souk.order.v1.Refund
-	(*v1.EvidenceInput)(nil),               // 69: souk.order.v1.EvidenceInput
-	(*v1.MessageInput)(nil),                // 70: souk.order.v1.MessageInput
-	(*v1.OrderMessage)(nil),                // 71: souk.order.v1.OrderMessage
-	(v1.OfferKind)(0),                      // 72: souk.order.v1.OfferKind
-	(*v1.EventFilter)(nil),                 // 73: souk.order.v1.EventFilter
-	(*v1.OrderEvent)(nil),                  // 74: souk.order.v1.OrderEvent
-	(*v1.EventHeartbeat)(nil),              // 75: souk.order.v1.EventHeartbeat
-	(*v1.HistoryEntry)(nil),                // 76: souk.order.v1.HistoryEntry
+	(*v1.PaymentSchedule)(nil),             // 63: souk.order.v1.PaymentSchedule
+	(*v1.Coupon)(nil),                      // 64: souk.order.v1.Coupon
+	(v1.OrderStatus)(0),                    // 65: souk.order.v1.OrderStatus
+	(*timestamppb.Timestamp)(nil),          // 66: google.protobuf.Timestamp
+	(*v1.PaymentAttempt)(nil),              // 67: souk.order.v1.PaymentAttempt
+	(*status.Status)(nil),                  // 68: google.rpc.Status
+	(*v1.Refund)(nil),                      // 69: souk.order.v1.Refund
+	(*v1.EvidenceInput)(nil),               // 70: souk.order.v1.EvidenceInput
+	(*v1.MessageInput)(nil),                // 71: souk.order.v1.MessageInput
+	(*v1.OrderMessage)(nil),                // 72: souk.order.v1.OrderMessage
+	(v1.OfferKind)(0),                      // 73: souk.order.v1.OfferKind
+	(*v1.EventFilter)(nil),                 // 74: souk.order.v1.EventFilter
+	(*v1.OrderEvent)(nil),                  // 75: souk.order.v1.OrderEvent
+	(*v1.EventHeartbeat)(nil),              // 76: souk.order.v1.EventHeartbeat
+	(*v1.HistoryEntry)(nil),                // 77: souk.order.v1.HistoryEntry
 }
 var file_souk_buyer_v1_buyer_proto_depIdxs = []int32{
 	0,  // 0: souk.buyer.v1.CheckoutRequest.items:type_name -> souk.buyer.v1.CheckoutItem
@@ -3889,109 +3922,111 @@ var file_souk_buyer_v1_buyer_proto_depIdxs = []int32{
 	61, // 8: souk.buyer.v1.PreviewOrder.coupon_discount:type_name -> souk.order.v1.Money
 	61, // 9: souk.buyer.v1.PreviewOrder.total:type_name -> souk.order.v1.Money
 	62, // 10: souk.buyer.v1.PreviewOrder.presentment:type_name -> souk.order.v1.Presentment
-	4,  // 11: souk.buyer.v1.PreviewCheckoutResponse.orders:type_name -> souk.buyer.v1.PreviewOrder
-	63, // 12: souk.buyer.v1.MyCoupon.coupon:type_name -> souk.order.v1.Coupon
-	7,  // 13: souk.buyer.v1.ListMyCouponsResponse.coupons:type_name -> souk.buyer.v1.MyCoupon
-	64, // 14: souk.buyer.v1.ListOrdersRequest.status:type_name -> souk.order.v1.OrderStatus
-	65, // 15: souk.buyer.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
-	65, // 16: souk.buyer.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
-	59, // 17: souk.buyer.v1.ListOrdersResponse.orders:type_name -> souk.order.v1.Order
-	59, // 18: souk.buyer.v1.GetOrderResponse.order:type_name -> souk.order.v1.Order
-	61, // 19: souk.buyer.v1.PayOrderRequest.expected_total:type_name -> souk.order.v1.Money
-	13, // 20: souk.buyer.v1.PayOrderRequest.card:type_name -> souk.buyer.v1.Card
-	15, // 21: souk.buyer.v1.PayOrderRequest.wallet:type_name -> souk.buyer.v1.Wallet
-	17, // 22: souk.buyer.v1.PayOrderRequest.bank_transfer:type_name -> souk.buyer.v1.BankTransfer
-	16, // 23: souk.buyer.v1.PayOrderRequest.pay_later:type_name -> souk.buyer.v1.PayLater
-	59, // 24: souk.buyer.v1.PayOrderResponse.order:type_name -> souk.order.v1.Order
-	66, // 25: souk.buyer.v1.PayOrderResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
-	59, // 26: souk.buyer.v1.VerifyPaymentResponse.order:type_name -> souk.order.v1.Order
-	66, // 27: souk.buyer.v1.VerifyPaymentResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
-	61, // 28: souk.buyer.v1.OrderPayment.expected_total:type_name -> souk.order.v1.Money
-	21, // 29: souk.buyer.v1.PayOrdersRequest.orders:type_name -> souk.buyer.v1.OrderPayment
-	13, // 30: souk.buyer.v1.PayOrdersRequest.card:type_name -> souk.buyer.v1.Card
-	15, // 31: souk.buyer.v1.PayOrdersRequest.wallet:type_name -> souk.buyer.v1.Wallet
-	17, // 32: souk.buyer.v1.PayOrdersRequest.bank_transfer:type_name -> souk.buyer.v1.BankTransfer
-	16, // 33: souk.buyer.v1.PayOrdersRequest.pay_later:type_name -> souk.buyer.v1.PayLater
-	59, // 34: souk.buyer.v1.OrderPaymentResult.order:type_name -> souk.order.v1.Order
-	66, // 35: souk.buyer.v1.OrderPaymentResult.attempt:type_name -> souk.order.v1.PaymentAttempt
-	67, // 36: souk.buyer.v1.OrderPaymentResult.status:type_name -> google.rpc.Status
-	23, // 37: souk.buyer.v1.PayOrdersResponse.results:type_name -> souk.buyer.v1.OrderPaymentResult
-	68, // 38: souk.buyer.v1.ListRefundsResponse.refunds:type_name -> souk.order.v1.Refund
-	59, // 39: souk.buyer.v1.CancelOrderResponse.order:type_name -> souk.order.v1.Order
-	59, // 40: souk.buyer.v1.ConfirmReceiptResponse.order:type_name -> souk.order.v1.Order
-	59, // 41: souk.buyer.v1.RequestCancellationResponse.order:type_name -> souk.order.v1.Order
-	59, // 42: souk.buyer.v1.WithdrawCancellationResponse.order:type_name -> souk.order.v1.Order
-	59, // 43: souk.buyer.v1.AskProtectionExtensionResponse.order:type_name -> souk.order.v1.Order
-	61, // 44: souk.buyer.v1.OpenDisputeRequest.refund_amount:type_name -> souk.order.v1.Money
-	69, // 45: souk.buyer.v1.OpenDisputeRequest.evidence:type_name -> souk.order.v1.EvidenceInput
-	59, // 46: souk.buyer.v1.OpenDisputeResponse.order:type_name -> souk.order.v1.Order
-	69, // 47: souk.buyer.v1.AddDisputeEvidenceRequest.evidence:type_name -> souk.order.v1.EvidenceInput
-	59, // 48: souk.buyer.v1.AddDisputeEvidenceResponse.order:type_name -> souk.order.v1.Order
-	59, // 49: souk.buyer.v1.WithdrawDisputeResponse.order:type_name -> souk.order.v1.Order
-	59, // 50: souk.buyer.v1.AnswerCounterOfferResponse.order:type_name -> souk.order.v1.Order
-	70, // 51: souk.buyer.v1.SendOrderMessageRequest.message:type_name -> souk.order.v1.MessageInput
-	71, // 52: souk.buyer.v1.SendOrderMessageResponse.message:type_name -> souk.order.v1.OrderMessage
-	71, // 53: souk.buyer.v1.ListOrderMessagesResponse.messages:type_name -> souk.order.v1.OrderMessage
-	72, // 54: souk.buyer.v1.MakeOfferRequest.kind:type_name -> souk.order.v1.OfferKind
-	61, // 55: souk.buyer.v1.MakeOfferRequest.amount:type_name -> souk.order.v1.Money
-	59, // 56: souk.buyer.v1.MakeOfferResponse.order:type_name -> souk.order.v1.Order
-	73, // 57: souk.buyer.v1.WatchOrderEventsRequest.filter:type_name -> souk.order.v1.EventFilter
-	74, // 58: souk.buyer.v1.WatchOrderEventsResponse.event:type_name -> souk.order.v1.OrderEvent
-	75, // 59: souk.buyer.v1.WatchOrderEventsResponse.heartbeat:type_name -> souk.order.v1.EventHeartbeat
-	76, // 60: souk.buyer.v1.ListOrderEventsResponse.events:type_name -> souk.order.v1.HistoryEntry
-	1,  // 61: souk.buyer.v1.BuyerService.Checkout:input_type -> souk.buyer.v1.CheckoutRequest
-	9,  // 62: souk.buyer.v1.BuyerService.ListOrders:input_type -> souk.buyer.v1.ListOrdersRequest
-	11, // 63: souk.buyer.v1.BuyerService.GetOrder:input_type -> souk.buyer.v1.GetOrderRequest
-	14, // 64: souk.buyer.v1.BuyerService.PayOrder:input_type -> souk.buyer.v1.PayOrderRequest
-	27, // 65: souk.buyer.v1.BuyerService.CancelOrder:input_type -> souk.buyer.v1.CancelOrderRequest
-	19, // 66: souk.buyer.v1.BuyerService.VerifyPayment:input_type -> souk.buyer.v1.VerifyPaymentRequest
-	22, // 67: souk.buyer.v1.BuyerService.PayOrders:input_type -> souk.buyer.v1.PayOrdersRequest
-	25, // 68: souk.buyer.v1.BuyerService.ListRefunds:input_type -> souk.buyer.v1.ListRefundsRequest
-	31, // 69: souk.buyer.v1.BuyerService.RequestCancellation:input_type -> souk.buyer.v1.RequestCancellationRequest
-	33, // 70: souk.buyer.v1.BuyerService.WithdrawCancellation:input_type -> souk.buyer.v1.WithdrawCancellationRequest
-	35, // 71: souk.buyer.v1.BuyerService.AskProtectionExtension:input_type -> souk.buyer.v1.AskProtectionExtensionRequest
-	37, // 72: souk.buyer.v1.BuyerService.OpenDispute:input_type -> souk.buyer.v1.OpenDisputeRequest
-	39, // 73: souk.buyer.v1.BuyerService.AddDisputeEvidence:input_type -> souk.buyer.v1.AddDisputeEvidenceRequest
-	41, // 74: souk.buyer.v1.BuyerService.WithdrawDispute:input_type -> souk.buyer.v1.WithdrawDisputeRequest
-	43, // 75: souk.buyer.v1.BuyerService.AnswerCounterOffer:input_type -> souk.buyer.v1.AnswerCounterOfferRequest
-	29, // 76: souk.buyer.v1.BuyerService.ConfirmReceipt:input_type -> souk.buyer.v1.ConfirmReceiptRequest
-	47, // 77: souk.buyer.v1.BuyerService.SendOrderMessage:input_type -> souk.buyer.v1.SendOrderMessageRequest
-	49, // 78: souk.buyer.v1.BuyerService.ListOrderMessages:input_type -> souk.buyer.v1.ListOrderMessagesRequest
-	55, // 79: souk.buyer.v1.BuyerService.ListOrderEvents:input_type -> souk.buyer.v1.ListOrderEventsRequest
-	51, // 80: souk.buyer.v1.BuyerService.MakeOffer:input_type -> souk.buyer.v1.MakeOfferRequest
-	53, // 81: souk.buyer.v1.BuyerService.WatchOrderEvents:input_type -> souk.buyer.v1.WatchOrderEventsRequest
-	3,  // 82: souk.buyer.v1.BuyerService.PreviewCheckout:input_type -> souk.buyer.v1.PreviewCheckoutRequest
-	6,  // 83: souk.buyer.v1.BuyerService.ListMyCoupons:input_type -> souk.buyer.v1.ListMyCouponsRequest
-	45, // 84: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:input_type -> souk.buyer.v1.ReportPaymentEventRequest
-	2,  // 85: souk.buyer.v1.BuyerService.Checkout:output_type -> souk.buyer.v1.CheckoutResponse
-	10, // 86: souk.buyer.v1.BuyerService.ListOrders:output_type -> souk.buyer.v1.ListOrdersResponse
-	12, // 87: souk.buyer.v1.BuyerService.GetOrder:output_type -> souk.buyer.v1.GetOrderResponse
-	18, // 88: souk.buyer.v1.BuyerService.PayOrder:output_type -> souk.buyer.v1.PayOrderResponse
-	28, // 89: souk.buyer.v1.BuyerService.CancelOrder:output_type -> souk.buyer.v1.CancelOrderResponse
-	20, // 90: souk.buyer.v1.BuyerService.VerifyPayment:output_type -> souk.buyer.v1.VerifyPaymentResponse
-	24, // 91: souk.buyer.v1.BuyerService.PayOrders:output_type -> souk.buyer.v1.PayOrdersResponse
-	26, // 92: souk.buyer.v1.BuyerService.ListRefunds:output_type -> souk.buyer.v1.ListRefundsResponse
-	32, // 93: souk.buyer.v1.BuyerService.RequestCancellation:output_type -> souk.buyer.v1.RequestCancellationResponse
-	34, // 94: souk.buyer.v1.BuyerService.WithdrawCancellation:output_type -> souk.buyer.v1.WithdrawCancellationResponse
-	36, // 95: souk.buyer.v1.BuyerService.AskProtectionExtension:output_type -> souk.buyer.v1.AskProtectionExtensionResponse
-	38, // 96: souk.buyer.v1.BuyerService.OpenDispute:output_type -> souk.buyer.v1.OpenDisputeResponse
-	40, // 97: souk.buyer.v1.BuyerService.AddDisputeEvidence:output_type -> souk.buyer.v1.AddDisputeEvidenceResponse
-	42, // 98: souk.buyer.v1.BuyerService.WithdrawDispute:output_type -> souk.buyer.v1.WithdrawDisputeResponse
-	44, // 99: souk.buyer.v1.BuyerService.AnswerCounterOffer:output_type -> souk.buyer.v1.AnswerCounterOfferResponse
-	30, // 100: souk.buyer.v1.BuyerService.ConfirmReceipt:output_type -> souk.buyer.v1.ConfirmReceiptResponse
-	48, // 101: souk.buyer.v1.BuyerService.SendOrderMessage:output_type -> souk.buyer.v1.SendOrderMessageResponse
-	50, // 102: souk.buyer.v1.BuyerService.ListOrderMessages:output_type -> souk.buyer.v1.ListOrderMessagesResponse
-	56, // 103: souk.buyer.v1.BuyerService.ListOrderEvents:output_type -> souk.buyer.v1.ListOrderEventsResponse
-	52, // 104: souk.buyer.v1.BuyerService.MakeOffer:output_type -> souk.buyer.v1.MakeOfferResponse
-	54, // 105: souk.buyer.v1.BuyerService.WatchOrderEvents:output_type -> souk.buyer.v1.WatchOrderEventsResponse
-	5,  // 106: souk.buyer.v1.BuyerService.PreviewCheckout:output_type -> souk.buyer.v1.PreviewCheckoutResponse
-	8,  // 107: souk.buyer.v1.BuyerService.ListMyCoupons:output_type -> souk.buyer.v1.ListMyCouponsResponse
-	46, // 108: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:output_type -> souk.buyer.v1.ReportPaymentEventResponse
-	85, // [85:109] is the sub-list for method output_type
-	61, // [61:85] is the sub-list for method input_type
-	61, // [61:61] is the sub-list for extension type_name
-	61, // [61:61] is the sub-list for extension extendee
-	0,  // [0:61] is the sub-list for field type_name
+	63, // 11: souk.buyer.v1.PreviewOrder.schedule:type_name -> souk.order.v1.PaymentSchedule
+	61, // 12: souk.buyer.v1.PreviewOrder.amount_due:type_name -> souk.order.v1.Money
+	4,  // 13: souk.buyer.v1.PreviewCheckoutResponse.orders:type_name -> souk.buyer.v1.PreviewOrder
+	64, // 14: souk.buyer.v1.MyCoupon.coupon:type_name -> souk.order.v1.Coupon
+	7,  // 15: souk.buyer.v1.ListMyCouponsResponse.coupons:type_name -> souk.buyer.v1.MyCoupon
+	65, // 16: souk.buyer.v1.ListOrdersRequest.status:type_name -> souk.order.v1.OrderStatus
+	66, // 17: souk.buyer.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
+	66, // 18: souk.buyer.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
+	59, // 19: souk.buyer.v1.ListOrdersResponse.orders:type_name -> souk.order.v1.Order
+	59, // 20: souk.buyer.v1.GetOrderResponse.order:type_name -> souk.order.v1.Order
+	61, // 21: souk.buyer.v1.PayOrderRequest.expected_total:type_name -> souk.order.v1.Money
+	13, // 22: souk.buyer.v1.PayOrderRequest.card:type_name -> souk.buyer.v1.Card
+	15, // 23: souk.buyer.v1.PayOrderRequest.wallet:type_name -> souk.buyer.v1.Wallet
+	17, // 24: souk.buyer.v1.PayOrderRequest.bank_transfer:type_name -> souk.buyer.v1.BankTransfer
+	16, // 25: souk.buyer.v1.PayOrderRequest.pay_later:type_name -> souk.buyer.v1.PayLater
+	59, // 26: souk.buyer.v1.PayOrderResponse.order:type_name -> souk.order.v1.Order
+	67, // 27: souk.buyer.v1.PayOrderResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
+	59, // 28: souk.buyer.v1.VerifyPaymentResponse.order:type_name -> souk.order.v1.Order
+	67, // 29: souk.buyer.v1.VerifyPaymentResponse.attempt:type_name -> souk.order.v1.PaymentAttempt
+	61, // 30: souk.buyer.v1.OrderPayment.expected_total:type_name -> souk.order.v1.Money
+	21, // 31: souk.buyer.v1.PayOrdersRequest.orders:type_name -> souk.buyer.v1.OrderPayment
+	13, // 32: souk.buyer.v1.PayOrdersRequest.card:type_name -> souk.buyer.v1.Card
+	15, // 33: souk.buyer.v1.PayOrdersRequest.wallet:type_name -> souk.buyer.v1.Wallet
+	17, // 34: souk.buyer.v1.PayOrdersRequest.bank_transfer:type_name -> souk.buyer.v1.BankTransfer
+	16, // 35: souk.buyer.v1.PayOrdersRequest.pay_later:type_name -> souk.buyer.v1.PayLater
+	59, // 36: souk.buyer.v1.OrderPaymentResult.order:type_name -> souk.order.v1.Order
+	67, // 37: souk.buyer.v1.OrderPaymentResult.attempt:type_name -> souk.order.v1.PaymentAttempt
+	68, // 38: souk.buyer.v1.OrderPaymentResult.status:type_name -> google.rpc.Status
+	23, // 39: souk.buyer.v1.PayOrdersResponse.results:type_name -> souk.buyer.v1.OrderPaymentResult
+	69, // 40: souk.buyer.v1.ListRefundsResponse.refunds:type_name -> souk.order.v1.Refund
+	59, // 41: souk.buyer.v1.CancelOrderResponse.order:type_name -> souk.order.v1.Order
+	59, // 42: souk.buyer.v1.ConfirmReceiptResponse.order:type_name -> souk.order.v1.Order
+	59, // 43: souk.buyer.v1.RequestCancellationResponse.order:type_name -> souk.order.v1.Order
+	59, // 44: souk.buyer.v1.WithdrawCancellationResponse.order:type_name -> souk.order.v1.Order
+	59, // 45: souk.buyer.v1.AskProtectionExtensionResponse.order:type_name -> souk.order.v1.Order
+	61, // 46: souk.buyer.v1.OpenDisputeRequest.refund_amount:type_name -> souk.order.v1.Money
+	70, // 47: souk.buyer.v1.OpenDisputeRequest.evidence:type_name -> souk.order.v1.EvidenceInput
+	59, // 48: souk.buyer.v1.OpenDisputeResponse.order:type_name -> souk.order.v1.Order
+	70, // 49: souk.buyer.v1.AddDisputeEvidenceRequest.evidence:type_name -> souk.order.v1.EvidenceInput
+	59, // 50: souk.buyer.v1.AddDisputeEvidenceResponse.order:type_name -> souk.order.v1.Order
+	59, // 51: souk.buyer.v1.WithdrawDisputeResponse.order:type_name -> souk.order.v1.Order
+	59, // 52: souk.buyer.v1.AnswerCounterOfferResponse.order:type_name -> souk.order.v1.Order
+	71, // 53: souk.buyer.v1.SendOrderMessageRequest.message:type_name -> souk.order.v1.MessageInput
+	72, // 54: souk.buyer.v1.SendOrderMessageResponse.message:type_name -> souk.order.v1.OrderMessage
+	72, // 55: souk.buyer.v1.ListOrderMessagesResponse.messages:type_name -> souk.order.v1.OrderMessage
+	73, // 56: souk.buyer.v1.MakeOfferRequest.kind:type_name -> souk.order.v1.OfferKind
+	61, // 57: souk.buyer.v1.MakeOfferRequest.amount:type_name -> souk.order.v1.Money
+	59, // 58: souk.buyer.v1.MakeOfferResponse.order:type_name -> souk.order.v1.Order
+	74, // 59: souk.buyer.v1.WatchOrderEventsRequest.filter:type_name -> souk.order.v1.EventFilter
+	75, // 60: souk.buyer.v1.WatchOrderEventsResponse.event:type_name -> souk.order.v1.OrderEvent
+	76, // 61: souk.buyer.v1.WatchOrderEventsResponse.heartbeat:type_name -> souk.order.v1.EventHeartbeat
+	77, // 62: souk.buyer.v1.ListOrderEventsResponse.events:type_name -> souk.order.v1.HistoryEntry
+	1,  // 63: souk.buyer.v1.BuyerService.Checkout:input_type -> souk.buyer.v1.CheckoutRequest
+	9,  // 64: souk.buyer.v1.BuyerService.ListOrders:input_type -> souk.buyer.v1.ListOrdersRequest
+	11, // 65: souk.buyer.v1.BuyerService.GetOrder:input_type -> souk.buyer.v1.GetOrderRequest
+	14, // 66: souk.buyer.v1.BuyerService.PayOrder:input_type -> souk.buyer.v1.PayOrderRequest
+	27, // 67: souk.buyer.v1.BuyerService.CancelOrder:input_type -> souk.buyer.v1.CancelOrderRequest
+	19, // 68: souk.buyer.v1.BuyerService.VerifyPayment:input_type -> souk.buyer.v1.VerifyPaymentRequest
+	22, // 69: souk.buyer.v1.BuyerService.PayOrders:input_type -> souk.buyer.v1.PayOrdersRequest
+	25, // 70: souk.buyer.v1.BuyerService.ListRefunds:input_type -> souk.buyer.v1.ListRefundsRequest
+	31, // 71: souk.buyer.v1.BuyerService.RequestCancellation:input_type -> souk.buyer.v1.RequestCancellationRequest
+	33, // 72: souk.buyer.v1.BuyerService.WithdrawCancellation:input_type -> souk.buyer.v1.WithdrawCancellationRequest
+	35, // 73: souk.buyer.v1.BuyerService.AskProtectionExtension:input_type -> souk.buyer.v1.AskProtectionExtensionRequest
+	37, // 74: souk.buyer.v1.BuyerService.OpenDispute:input_type -> souk.buyer.v1.OpenDisputeRequest
+	39, // 75: souk.buyer.v1.BuyerService.AddDisputeEvidence:input_type -> souk.buyer.v1.AddDisputeEvidenceRequest
+	41, // 76: souk.buyer.v1.BuyerService.WithdrawDispute:input_type -> souk.buyer.v1.WithdrawDisputeRequest
+	43, // 77: souk.buyer.v1.BuyerService.AnswerCounterOffer:input_type -> souk.buyer.v1.AnswerCounterOfferRequest
+	29, // 78: souk.buyer.v1.BuyerService.ConfirmReceipt:input_type -> souk.buyer.v1.ConfirmReceiptRequest
+	47, // 79: souk.buyer.v1.BuyerService.SendOrderMessage:input_type -> souk.buyer.v1.SendOrderMessageRequest
+	49, // 80: souk.buyer.v1.BuyerService.ListOrderMessages:input_type -> souk.buyer.v1.ListOrderMessagesRequest
+	55, // 81: souk.buyer.v1.BuyerService.ListOrderEvents:input_type -> souk.buyer.v1.ListOrderEventsRequest
+	51, // 82: souk.buyer.v1.BuyerService.MakeOffer:input_type -> souk.buyer.v1.MakeOfferRequest
+	53, // 83: souk.buyer.v1.BuyerService.WatchOrderEvents:input_type -> souk.buyer.v1.WatchOrderEventsRequest
+	3,  // 84: souk.buyer.v1.BuyerService.PreviewCheckout:input_type -> souk.buyer.v1.PreviewCheckoutRequest
+	6,  // 85: souk.buyer.v1.BuyerService.ListMyCoupons:input_type -> souk.buyer.v1.ListMyCouponsRequest
+	45, // 86: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:input_type -> souk.buyer.v1.ReportPaymentEventRequest
+	2,  // 87: souk.buyer.v1.BuyerService.Checkout:output_type -> souk.buyer.v1.CheckoutResponse
+	10, // 88: souk.buyer.v1.BuyerService.ListOrders:output_type -> souk.buyer.v1.ListOrdersResponse
+	12, // 89: souk.buyer.v1.BuyerService.GetOrder:output_type -> souk.buyer.v1.GetOrderResponse
+	18, // 90: souk.buyer.v1.BuyerService.PayOrder:output_type -> souk.buyer.v1.PayOrderResponse
+	28, // 91: souk.buyer.v1.BuyerService.CancelOrder:output_type -> souk.buyer.v1.CancelOrderResponse
+	20, // 92: souk.buyer.v1.BuyerService.VerifyPayment:output_type -> souk.buyer.v1.VerifyPaymentResponse
+	24, // 93: souk.buyer.v1.BuyerService.PayOrders:output_type -> souk.buyer.v1.PayOrdersResponse
+	26, // 94: souk.buyer.v1.BuyerService.ListRefunds:output_type -> souk.buyer.v1.ListRefundsResponse
+	32, // 95: souk.buyer.v1.BuyerService.RequestCancellation:output_type -> souk.buyer.v1.RequestCancellationResponse
+	34, // 96: souk.buyer.v1.BuyerService.WithdrawCancellation:output_type -> souk.buyer.v1.WithdrawCancellationResponse
+	36, // 97: souk.buyer.v1.BuyerService.AskProtectionExtension:output_type -> souk.buyer.v1.AskProtectionExtensionResponse
+	38, // 98: souk.buyer.v1.BuyerService.OpenDispute:output_type -> souk.buyer.v1.OpenDisputeResponse
+	40, // 99: souk.buyer.v1.BuyerService.AddDisputeEvidence:output_type -> souk.buyer.v1.AddDisputeEvidenceResponse
+	42, // 100: souk.buyer.v1.BuyerService.WithdrawDispute:output_type -> souk.buyer.v1.WithdrawDisputeResponse
+	44, // 101: souk.buyer.v1.BuyerService.AnswerCounterOffer:output_type -> souk.buyer.v1.AnswerCounterOfferResponse
+	30, // 102: souk.buyer.v1.BuyerService.ConfirmReceipt:output_type -> souk.buyer.v1.ConfirmReceiptResponse
+	48, // 103: souk.buyer.v1.BuyerService.SendOrderMessage:output_type -> souk.buyer.v1.SendOrderMessageResponse
+	50, // 104: souk.buyer.v1.BuyerService.ListOrderMessages:output_type -> souk.buyer.v1.ListOrderMessagesResponse
+	56, // 105: souk.buyer.v1.BuyerService.ListOrderEvents:output_type -> souk.buyer.v1.ListOrderEventsResponse
+	52, // 106: souk.buyer.v1.BuyerService.MakeOffer:output_type -> souk.buyer.v1.MakeOfferResponse
+	54, // 107: souk.buyer.v1.BuyerService.WatchOrderEvents:output_type -> souk.buyer.v1.WatchOrderEventsResponse
+	5,  // 108: souk.buyer.v1.BuyerService.PreviewCheckout:output_type -> souk.buyer.v1.PreviewCheckoutResponse
+	8,  // 109: souk.buyer.v1.BuyerService.ListMyCoupons:output_type -> souk.buyer.v1.ListMyCouponsResponse
+	46, // 110: souk.buyer.v1.ProviderCallbackService.ReportPaymentEvent:output_type -> souk.buyer.v1.ReportPaymentEventResponse
+	87, // [87:111] is the sub-list for method output_type
+	63, // [63:87] is the sub-list for method input_type
+	63, // [63:63] is the sub-list for extension type_name
+	63, // [63:63] is the sub-list for extension extendee
+	0,  // [0:63] is the sub-list for field type_name
 }
 
 func init() { file_souk_buyer_v1_buyer_proto_init() }
