@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc"
@@ -15,6 +16,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	orderv1 "github.com/souk-dev/souk/gen/go/souk/order/v1"
@@ -70,27 +72,38 @@ func run() error {
 		return fmt.Errorf("list products: %w", err)
 	}
 	products := list.Products
+	// A pre-sale is paid in parts: 20% now, the balance within 7 days.
+	presale := &orderv1.PaymentPlan{Kind: orderv1.PaymentPlanKind_PAYMENT_PLAN_KIND_DEPOSIT, DepositPercent: 20,
+		BalanceWindow: durationpb.New(7 * 24 * time.Hour), Grace: durationpb.New(48 * time.Hour)}
+	type demo struct {
+		title           string
+		price, shipping int64
+		stock           int64
+		protectionDays  int32 // buyer protection varies by product
+		plan            *orderv1.PaymentPlan
+	}
+	var add []demo
 	if len(products) == 0 {
-		for _, p := range []struct {
-			title           string
-			price, shipping int64
-			stock           int64
-			protectionDays  int32 // buyer protection varies by product
-		}{
-			{"Wireless earbuds", 1999, 299, 500, 75},
-			{"Phone case, transparent", 349, 0, 2000, 15},
-			{"LED desk lamp", 2599, 499, 150, 120},
-		} {
-			money := func(n int64) *orderv1.Money { return &orderv1.Money{AmountMinor: n, Currency: "USD"} }
-			resp, err := seller.CreateProduct(sctx, &sellerv1.CreateProductRequest{
-				Title: p.title, Price: money(p.price), ShippingFee: money(p.shipping), Stock: p.stock, HandlingDays: 5,
-				ProtectionDays: &p.protectionDays,
-			})
-			if err != nil {
-				return fmt.Errorf("create product: %w", err)
-			}
-			products = append(products, resp.Product)
+		add = []demo{
+			{"Wireless earbuds", 1999, 299, 500, 75, nil},
+			{"Phone case, transparent", 349, 0, 2000, 15, nil},
+			{"LED desk lamp", 2599, 499, 150, 120, nil},
 		}
+	}
+	if !slices.ContainsFunc(products, func(p *sellerv1.Product) bool { return p.PaymentPlan != nil }) {
+		// (A demo store made before pre-sales gets one too.)
+		add = append(add, demo{"Smartwatch (pre-sale)", 14900, 0, 300, 60, presale})
+	}
+	for _, p := range add {
+		money := func(n int64) *orderv1.Money { return &orderv1.Money{AmountMinor: n, Currency: "USD"} }
+		resp, err := seller.CreateProduct(sctx, &sellerv1.CreateProductRequest{
+			Title: p.title, Price: money(p.price), ShippingFee: money(p.shipping), Stock: p.stock, HandlingDays: 5,
+			ProtectionDays: &p.protectionDays, PaymentPlan: p.plan,
+		})
+		if err != nil {
+			return fmt.Errorf("create product: %w", err)
+		}
+		products = append(products, resp.Product)
 	}
 	// The demo store's welcome coupon (there already after a restart).
 	now := time.Now()
@@ -100,7 +113,21 @@ func run() error {
 	if err != nil && status.Code(err) != codes.Aborted {
 		return fmt.Errorf("create coupon: %w", err)
 	}
-	p := products[0]
+	// The first example's product is paid at once; the pre-sale has one of its own.
+	p, presaleID := products[0], ""
+	for _, q := range products {
+		if q.PaymentPlan != nil {
+			presaleID = q.Id
+		} else if p.PaymentPlan != nil {
+			p = q
+		}
+	}
+	var others []*sellerv1.Product
+	for _, q := range products {
+		if q.Id != p.Id {
+			others = append(others, q)
+		}
+	}
 	fmt.Printf(`
 Souk is running.
 
@@ -129,6 +156,11 @@ Try it:
   curl -s -X POST http://%[2]s/v1/checkout:preview -H "Authorization: Bearer $BUYER_TOKEN" \
     -d '{"items":[{"product_id":"%[7]s","quantity":2}],"store_coupons":{"demo-store":"WELCOME10"},"currency":"EUR"}'
 
+  # a pre-sale paid in parts: the order asks 20%% now (its amount_due), the balance within 7 days;
+  # it is PARTIALLY_PAID in between and ships once paid in full
+  curl -s -X POST http://%[2]s/v1/checkout -H "Authorization: Bearer $BUYER_TOKEN" \
+    -d '{"items":[{"product_id":"%[14]s","quantity":1}],"idempotency_key":"demo-presale-1"}'
+
   # the seller sees the new purchase order at once: in the list, and live on the event feed
   # (in another terminal, before the checkout; one JSON object a line, a heartbeat every 15 s)
   curl -s http://%[4]s/v1/orders -H "Authorization: Bearer $SELLER_TOKEN"
@@ -155,7 +187,7 @@ Try it:
 
 Ctrl-C stops everything.
 `, buyerGRPC, buyerHTTP, sellerGRPC, sellerHTTP, buyerTok, sellerTok, p.Id, p.Title, p.Price.AmountMinor, p.Price.Currency,
-		otherIDs(products[1:]), adminTok, serviceTok)
+		otherIDs(others), adminTok, serviceTok, presaleID)
 	return nil
 }
 
