@@ -53,7 +53,7 @@ func (s *buyerService) ListOrderEvents(ctx context.Context, req *buyerv1.ListOrd
 	if err != nil {
 		return nil, err
 	}
-	if err := h.Check(order.PartyBuyer, buyerID(ctx), req.OrderId); err != nil {
+	if err := order.CheckParties(req.OrderId, h.BuyerID, h.SellerID, order.PartyBuyer, buyerID(ctx)); err != nil {
 		return nil, err
 	}
 	evs, next, err := s.deps.DB.ListHistory(ctx, req.OrderId, protoconv.PageSize(req.PageSize, 50), req.PageToken)

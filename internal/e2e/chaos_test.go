@@ -409,6 +409,14 @@ func (c *chaos) act(r *rand.Rand, o chaosOrder) {
 		_ = c.call(op, func(ctx context.Context) error { return fn(withToken(ctx, sellerTok), c.seller(r)) })
 	}
 	dice := r.IntN(10)
+	// A cancellation request waits for the seller, partly paid or paid.
+	if cr := got.CancellationRequest; cr != nil && cr.Status == "OPEN" && (got.Status == partly || got.Status == paidStatus) {
+		sl("answer cancellation", func(ctx context.Context, cl sellerv1.SellerServiceClient) error {
+			_, err := cl.AnswerCancellation(ctx, &sellerv1.AnswerCancellationRequest{OrderId: o.id, Accept: dice < 5, Note: "packed already"})
+			return err
+		})
+		return
+	}
 	switch got.Status {
 	case pending, partly:
 		for _, a := range got.PaymentAttempts {
@@ -425,7 +433,17 @@ func (c *chaos) act(r *rand.Rand, o chaosOrder) {
 			}
 		}
 		if got.Status == partly {
-			c.actPartlyPaid(r, o, got, dice, buyerTok, sl, b)
+			// The next part is paid, the buyer asks to cancel, or the part
+			// falls due (and may pass its grace).
+			switch {
+			case dice < 6:
+				c.pay(r, o, got, buyerTok)
+			case dice < 7:
+				b("request cancellation", func(ctx context.Context, cl buyerv1.BuyerServiceClient) error {
+					_, err := cl.RequestCancellation(ctx, &buyerv1.RequestCancellationRequest{OrderId: o.id, Reason: "seller_asked_to_cancel"})
+					return err
+				})
+			}
 			return
 		}
 		switch {
@@ -445,13 +463,6 @@ func (c *chaos) act(r *rand.Rand, o chaosOrder) {
 		default: // left unpaid: its window will pass
 		}
 	case paidStatus:
-		if cr := got.CancellationRequest; cr != nil && cr.Status == "OPEN" {
-			sl("answer cancellation", func(ctx context.Context, cl sellerv1.SellerServiceClient) error {
-				_, err := cl.AnswerCancellation(ctx, &sellerv1.AnswerCancellationRequest{OrderId: o.id, Accept: dice < 5, Note: "packed already"})
-				return err
-			})
-			return
-		}
 		switch {
 		case dice < 5:
 			sl("ship", func(ctx context.Context, cl sellerv1.SellerServiceClient) error {
@@ -721,29 +732,6 @@ func (c *chaos) check() {
 const orderPayments = `SELECT a.* FROM orders o JOIN payment_attempts a ON a.order_id = o.id
 	WHERE a.id = o.paid_attempt_id OR a.id::text IN (SELECT p->>'attempt_id' FROM jsonb_array_elements(coalesce(o.schedule->'parts', '[]')) p
 		WHERE p->>'status' = 'PAID')`
-
-// actPartlyPaid pays an order's next part, asks to cancel it, answers a
-// cancellation request as its seller, or leaves the part to fall due.
-func (c *chaos) actPartlyPaid(r *rand.Rand, o chaosOrder, got *orderv1.Order, dice int, buyerTok string,
-	sl func(string, func(context.Context, sellerv1.SellerServiceClient) error), b func(string, func(context.Context, buyerv1.BuyerServiceClient) error)) {
-	if cr := got.CancellationRequest; cr != nil && cr.Status == "OPEN" {
-		sl("answer cancellation", func(ctx context.Context, cl sellerv1.SellerServiceClient) error {
-			_, err := cl.AnswerCancellation(ctx, &sellerv1.AnswerCancellationRequest{OrderId: o.id, Accept: dice < 5, Note: "made already"})
-			return err
-		})
-		return
-	}
-	switch {
-	case dice < 6:
-		c.pay(r, o, got, buyerTok)
-	case dice < 7:
-		b("request cancellation", func(ctx context.Context, cl buyerv1.BuyerServiceClient) error {
-			_, err := cl.RequestCancellation(ctx, &buyerv1.RequestCancellationRequest{OrderId: o.id, Reason: "seller_asked_to_cancel"})
-			return err
-		})
-	default: // the part falls due, and may pass its grace
-	}
-}
 
 // withToken adds a bearer token to a call's context.
 func withToken(ctx context.Context, tok string) context.Context {

@@ -153,6 +153,9 @@ func (o *Order) acceptCancellation(now time.Time, actor string, status RequestSt
 // Ship records the shipment of a paid order and starts buyer protection.
 // A seller must answer an open cancellation request first.
 func (o *Order) Ship(now time.Time, s Shipment, pol Policy) error {
+	if o.status == StatusPartiallyPaid {
+		return fmt.Errorf("%w: the order is paid in parts and %s is paid so far; ship once every part is paid", ErrIllegalTransition, o.Paid())
+	}
 	if o.status != StatusAwaitingShipment {
 		return o.illegal("ship")
 	}
@@ -358,18 +361,26 @@ func AsParty(p Party, id string, fn func(*Order) error) func(*Order) error {
 // CheckParty returns NotYours unless id is the order's buyer (p is
 // PartyBuyer) or its seller (PartySeller).
 func (o *Order) CheckParty(p Party, id string) error {
-	if o.partyID(p) != id {
-		return NotYours(o.id)
+	return CheckParties(o.id, o.buyerID, o.sellerID, p, id)
+}
+
+// CheckParties is CheckParty for an order known by its id and parties
+// alone (a read that needs nothing else of it).
+func CheckParties(orderID, buyerID, sellerID string, p Party, id string) error {
+	if partyID(buyerID, sellerID, p) != id {
+		return NotYours(orderID)
 	}
 	return nil
 }
 
-func (o *Order) partyID(p Party) string {
+func (o *Order) partyID(p Party) string { return partyID(o.buyerID, o.sellerID, p) }
+
+func partyID(buyerID, sellerID string, p Party) string {
 	switch p {
 	case PartyBuyer:
-		return o.buyerID
+		return buyerID
 	case PartySeller:
-		return o.sellerID
+		return sellerID
 	}
 	return "admin"
 }

@@ -2,6 +2,7 @@ package order
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -26,40 +27,68 @@ const ReasonBalanceUnpaid = "balance_unpaid"
 // is paid at once.
 func (o *Order) Schedule() *Schedule { return cloneSchedule(o.schedule) }
 
-// PartDue is a part's amount in the currency the buyer pays, under the
-// order's current quote: each part converted on its own, the schedule's
-// last part taking what the presented total leaves, so that the parts
-// sum to it. A part paid under an earlier quote was charged what its
-// attempt says.
-func (o *Order) PartDue(seq int) Money {
-	cur, total, q := o.currency, o.Total().Amount, Quote{Base: o.currency, Currency: o.currency}
-	if o.quote != nil {
-		cur, total, q = o.quote.Currency, o.Presented().Total, *o.quote
-	}
-	parts := o.schedule.Parts
-	if seq == parts[len(parts)-1].Seq {
-		for _, p := range parts[:len(parts)-1] {
-			total -= q.Convert(p.Amount)
-		}
-		return Money{Amount: total, Currency: cur}
-	}
-	for _, p := range parts {
-		if p.Seq == seq {
-			return Money{Amount: q.Convert(p.Amount), Currency: cur}
-		}
-	}
-	return Money{Currency: cur}
-}
-
-// nextPart is the first part not paid (open or past due), or nil.
-func (o *Order) nextPart() *Part {
+// PartsDue are the parts' amounts in the currency the buyer pays, in the
+// schedule's order, under the order's current quote: each part converted
+// on its own, the last taking what the presented total leaves, so that
+// they sum to it. A part paid under an earlier quote was charged what its
+// attempt says. Nil without a schedule.
+func (o *Order) PartsDue() []Money {
 	if o.schedule == nil {
 		return nil
 	}
-	for i := range o.schedule.Parts {
-		if s := o.schedule.Parts[i].Status; s == PartOpen || s == PartPastDue {
-			return &o.schedule.Parts[i]
+	q, total := o.rate(), o.Total().Amount
+	if o.quote != nil {
+		total = o.Presented().Total
+	}
+	parts := o.schedule.Parts
+	out := make([]Money, len(parts))
+	for i, p := range parts {
+		out[i] = Money{Amount: q.Convert(p.Amount), Currency: q.Currency}
+		if i == len(parts)-1 {
+			out[i].Amount = total
 		}
+		total -= out[i].Amount
+	}
+	return out
+}
+
+// credit is what a payment the order keeps credits the store, in the
+// order's currency: the part it paid, or the whole order; nothing for one
+// it does not keep (late, or after cancellation).
+func (o *Order) credit(attemptID string) int64 {
+	if p := o.partPaidBy(attemptID); p != nil {
+		return p.Amount
+	}
+	if attemptID != "" && attemptID == o.paidAttemptID {
+		return o.Total().Amount
+	}
+	return 0
+}
+
+// paymentDetail attaches a payment's amount, method and (in the buyer's
+// currency) the store's credit to the event just recorded.
+func (o *Order) paymentDetail(a Attempt) {
+	d := o.moneyDetail(a.Amount)
+	d.AttemptID, d.Method = a.ID, string(a.Method)
+	if d.Currency != "" {
+		d.Credited = o.credit(a.ID)
+	}
+	o.detail(d)
+}
+
+// nextIndex is the index of the first part not paid (open or past due),
+// or -1.
+func (o *Order) nextIndex() int {
+	if o.schedule == nil {
+		return -1
+	}
+	return slices.IndexFunc(o.schedule.Parts, func(p Part) bool { return p.Status == PartOpen || p.Status == PartPastDue })
+}
+
+// nextPart is the first part not paid, or nil.
+func (o *Order) nextPart() *Part {
+	if i := o.nextIndex(); i >= 0 {
+		return &o.schedule.Parts[i]
 	}
 	return nil
 }
@@ -74,6 +103,14 @@ func (o *Order) Pays(attemptID string) bool {
 		return true
 	}
 	return o.partPaidBy(attemptID) != nil
+}
+
+// payCurrency is the currency the buyer pays in.
+func (o *Order) payCurrency() string {
+	if o.quote != nil {
+		return o.quote.Currency
+	}
+	return o.currency
 }
 
 func (o *Order) partPaidBy(attemptID string) *Part {
@@ -109,8 +146,7 @@ func (o *Order) payments() []Attempt {
 // Paid returns what the buyer has paid toward the order (before refunds),
 // in the currency charged.
 func (o *Order) Paid() Money {
-	m := o.Due()
-	m.Amount = 0
+	m := Money{Currency: o.payCurrency()}
 	for _, a := range o.payments() {
 		m.Amount += a.Amount.Amount
 	}
@@ -169,12 +205,7 @@ func (o *Order) payPart(now time.Time, a *Attempt) bool {
 	o.armPart()
 	o.record(now, "part_paid", "buyer:"+o.buyerID, fmt.Sprintf("part %d of %d (%s): %s by %s; part %d due %s", p.Seq,
 		len(o.schedule.Parts), p.Kind, a.Amount, a.Method, next.Seq, next.DueAt.UTC().Format(time.RFC3339)), nil)
-	d := o.moneyDetail(a.Amount)
-	d.AttemptID, d.Method = a.ID, string(a.Method)
-	if d.Currency != "" {
-		d.Credited = p.Amount
-	}
-	o.detail(d)
+	o.paymentDetail(*a)
 	return true
 }
 
@@ -204,15 +235,12 @@ func (o *Order) firePart(now time.Time, pol Policy) {
 		return
 	}
 	end := p.DueAt.Add(o.schedule.Plan.Grace)
+	// (A part already past due has its deadline at the grace's end.)
 	if p.Status == PartOpen && now.Before(end) {
 		p.Status = PartPastDue
 		o.deadlines[DeadlinePart] = end
 		o.record(now, "part_past_due", "system", fmt.Sprintf("part %d (%s) was due %s; the order is cancelled at %s unless it is paid",
 			p.Seq, p.Kind, p.DueAt.UTC().Format(time.RFC3339), end.UTC().Format(time.RFC3339)), nil)
-		return
-	}
-	if now.Before(end) {
-		o.armPart()
 		return
 	}
 	o.cancelUnpaidPart(now, pol)
@@ -228,9 +256,7 @@ func (o *Order) cancelUnpaidPart(now time.Time, pol Policy) {
 	for _, a := range pays {
 		if p := o.partPaidBy(a.ID); p != nil && p.Kind == PartDeposit && o.schedule.Plan.KeepDeposit {
 			o.record(now, "deposit_kept", "system", fmt.Sprintf("%s kept, as the product stated at checkout", a.Amount), nil)
-			d := o.moneyDetail(a.Amount)
-			d.AttemptID = a.ID
-			o.detail(d)
+			o.paymentDetail(a)
 			continue
 		}
 		o.oweRefund(now, a, ReasonBalanceUnpaid, pol)

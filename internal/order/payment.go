@@ -263,10 +263,6 @@ func (o *Order) ApplyResult(now time.Time, attemptID string, r Result, pol Polic
 		o.lastDecline = Decline{}
 		o.closeAttemptDeadlines()
 		delete(o.deadlines, DeadlinePayment)
-		credited := o.Total().Amount
-		if p := o.nextPart(); p != nil {
-			credited = p.Amount
-		}
 		if o.payPart(now, a) {
 			o.consumeCoupons(now)
 			return nil
@@ -276,12 +272,7 @@ func (o *Order) ApplyResult(now time.Time, attemptID string, r Result, pol Polic
 		o.deadlines[DeadlineShipBy] = now.Add(time.Duration(max(o.handlingDays, 1)) * pol.HandlingDay)
 		// The history is the seller's to read too: it names the method only.
 		o.record(now, "paid", "buyer:"+o.buyerID, fmt.Sprintf("%s by %s", a.Amount, a.Method), nil)
-		d := o.moneyDetail(a.Amount)
-		d.AttemptID, d.Method = a.ID, string(a.Method)
-		if d.Currency != "" {
-			d.Credited = credited
-		}
-		o.detail(d)
+		o.paymentDetail(*a)
 		o.consumeCoupons(now)
 	case ResultDeclined, ResultFailed:
 		a.Status, a.Decline = AttemptDeclined, r.Decline

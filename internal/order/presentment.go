@@ -41,10 +41,7 @@ func (o *Order) Quote() *Quote {
 // Presented returns the order's figures in the buyer's currency (the
 // store's, at a rate of 1, without a quote).
 func (o *Order) Presented() Presented {
-	q := Quote{Base: o.currency, Currency: o.currency}
-	if o.quote != nil {
-		q = *o.quote
-	}
+	q := o.rate()
 	p := Presented{Currency: q.Currency, Lines: make([]PresentedLine, len(o.items))}
 	for i, it := range o.items {
 		l := PresentedLine{UnitPrice: q.Convert(it.UnitPrice), Subtotal: q.Convert(it.Subtotal())}
@@ -64,12 +61,21 @@ func (o *Order) Presented() Presented {
 	return p
 }
 
+// rate is the quote the buyer's amounts come from: the order's, or the
+// store's currency at a rate of 1.
+func (o *Order) rate() Quote {
+	if o.quote != nil {
+		return *o.quote
+	}
+	return Quote{Base: o.currency, Currency: o.currency}
+}
+
 // Due returns what the buyer is charged: the total in the currency they
-// pay (Total without a quote).
-// With a payment plan it is the next part's amount (PartDue).
+// pay (Total without a quote). With a payment plan it is the next part's
+// amount (PartsDue).
 func (o *Order) Due() Money {
-	if p := o.nextPart(); p != nil {
-		return o.PartDue(p.Seq)
+	if i := o.nextIndex(); i >= 0 {
+		return o.PartsDue()[i]
 	}
 	if o.quote == nil {
 		return o.Total()

@@ -135,14 +135,7 @@ func (o *Order) refundFX(a Attempt, amount Money) RefundFX {
 	if amount.Currency == o.currency || a.Amount.Amount <= 0 {
 		return RefundFX{}
 	}
-	credited := o.Total().Amount // what a payment of the whole order credits
-	if p := o.partPaidBy(a.ID); p != nil {
-		credited = p.Amount
-	} else if !o.Pays(a.ID) {
-		// A payment the order never kept (late, or after cancellation):
-		// it credited the store nothing, and costs it nothing back.
-		credited = 0
-	}
+	credited := o.credit(a.ID) // nothing for a payment the order never kept
 	before := o.refunded(a.ID)
 	share := func(n int64) int64 { return mulDiv(n, credited, a.Amount.Amount, true) }
 	return RefundFX{Currency: o.currency, Debit: share(before+amount.Amount) - share(before)}

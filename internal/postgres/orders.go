@@ -284,15 +284,6 @@ type OrderHeader struct {
 	BuyerID, SellerID, Currency string
 }
 
-// Check is order.Order's CheckParty for a header: another party's order
-// is not found.
-func (h OrderHeader) Check(p order.Party, id, orderID string) error {
-	if p == order.PartyBuyer && h.BuyerID == id || p == order.PartySeller && h.SellerID == id {
-		return nil
-	}
-	return order.NotYours(orderID)
-}
-
 // Header reads an order's parties and currency, one row of one index.
 func (db *DB) Header(ctx context.Context, id string) (OrderHeader, error) {
 	h, err := read(ctx, func() (OrderHeader, error) {

@@ -70,8 +70,9 @@ func Schedule(o *order.Order) *orderv1.PaymentSchedule {
 		return nil
 	}
 	out := &orderv1.PaymentSchedule{Plan: Plan(&s.Plan)}
-	for _, p := range s.Parts {
-		due := o.PartDue(p.Seq)
+	dues := o.PartsDue()
+	for i, p := range s.Parts {
+		due := dues[i]
 		out.Parts = append(out.Parts, &orderv1.PaymentPart{Seq: int32(p.Seq), Kind: partKinds[p.Kind], Amount: Money(p.Amount, o.Currency()),
 			PresentmentAmount: Money(due.Amount, due.Currency), DueAt: Time(p.DueAt), Status: partStatuses[p.Status],
 			AttemptId: p.AttemptID, PaidAt: Time(p.PaidAt)})

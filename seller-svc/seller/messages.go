@@ -53,7 +53,7 @@ func (s *sellerService) ListOrderEvents(ctx context.Context, req *sellerv1.ListO
 	if err != nil {
 		return nil, err
 	}
-	if err := h.Check(order.PartySeller, sellerID(ctx), req.OrderId); err != nil {
+	if err := order.CheckParties(req.OrderId, h.BuyerID, h.SellerID, order.PartySeller, sellerID(ctx)); err != nil {
 		return nil, err
 	}
 	evs, next, err := s.deps.DB.ListHistory(ctx, req.OrderId, protoconv.PageSize(req.PageSize, 50), req.PageToken)

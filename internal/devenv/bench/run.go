@@ -242,25 +242,35 @@ func (b *bench) seed(ctx context.Context) error {
 // makeOrders stores n unpaid orders numbered from first, one unit of a
 // product each, whose payment windows end window from now.
 func makeOrders(ctx context.Context, db *postgres.DB, first, n int, window time.Duration) error {
+	_, err := storeOrders(ctx, db, n, func(i int, now time.Time) order.NewOrderParams {
+		num := first + i
+		return order.NewOrderParams{ID: benchID("o", num), CheckoutID: benchID("c", num), BuyerID: buyerID, SellerID: sellerID,
+			Currency: "USD", Items: []order.Item{{ProductID: benchID("p", 1+num%spread), Title: "Product", Quantity: 1, UnitPrice: 1000}},
+			HandlingDays: 3, PaymentWindow: window, Now: now}
+	})
+	return err
+}
+
+// storeOrders makes n orders of params(i) as checkouts make them, stored
+// a thousand at a time, and returns their ids.
+func storeOrders(ctx context.Context, db *postgres.DB, n int, params func(i int, now time.Time) order.NewOrderParams) ([]string, error) {
 	now := time.Now().UTC().Truncate(time.Microsecond)
+	ids := make([]string, 0, n)
 	var batch []*order.Order
 	for i := range n {
-		num := first + i
-		o, err := order.New(order.NewOrderParams{ID: benchID("o", num), CheckoutID: benchID("c", num), BuyerID: buyerID, SellerID: sellerID,
-			Currency: "USD", Items: []order.Item{{ProductID: benchID("p", 1+num%spread), Title: "Product", Quantity: 1, UnitPrice: 1000}},
-			HandlingDays: 3, PaymentWindow: window, Now: now})
+		o, err := order.New(params(i, now))
 		if err != nil {
-			return err
+			return nil, err
 		}
-		batch = append(batch, o)
+		batch, ids = append(batch, o), append(ids, o.ID())
 		if len(batch) == 1000 || i == n-1 {
 			if err := db.CreateOrders(ctx, batch); err != nil {
-				return err
+				return nil, err
 			}
 			batch = batch[:0]
 		}
 	}
-	return nil
+	return ids, nil
 }
 
 func freeAddr() (string, error) {

@@ -366,7 +366,7 @@ func (s *scaleRun) measure(ctx context.Context) ([]ScaleRow, error) {
 	var rows []ScaleRow
 	for _, op := range ops {
 		s.payNext.Store(0)
-		row, err := s.time(ctx, op.name, op.do)
+		row, err := s.timeOp(ctx, op.name, op.do)
 		if err != nil {
 			return nil, err
 		}
@@ -382,26 +382,12 @@ func (s *scaleRun) measure(ctx context.Context) ([]ScaleRow, error) {
 // unpaid stores n unpaid orders numbered from first (a checkout's), by
 // random buyers of random stores, and returns their ids.
 func (s *scaleRun) unpaid(ctx context.Context, first, n int, window time.Duration) ([]string, error) {
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	var ids []string
-	var batch []*order.Order
-	for i := range n {
+	return storeOrders(ctx, s.db, n, func(i int, now time.Time) order.NewOrderParams {
 		num := first + i
-		o, err := order.New(order.NewOrderParams{ID: seededID(num).String(), CheckoutID: uuid.NewString(), BuyerID: scaleBuyer(num % scaleBuyers),
+		return order.NewOrderParams{ID: seededID(num).String(), CheckoutID: uuid.NewString(), BuyerID: scaleBuyer(num % scaleBuyers),
 			SellerID: scaleStore(num % scaleStores), Currency: "USD", Items: []order.Item{{ProductID: seededID(-1).String(), Title: "Lamp",
-				Quantity: 1, UnitPrice: 1000}}, HandlingDays: 3, PaymentWindow: window, Now: now})
-		if err != nil {
-			return nil, err
-		}
-		batch, ids = append(batch, o), append(ids, o.ID())
-		if len(batch) == 1000 || i == n-1 {
-			if err := s.db.CreateOrders(ctx, batch); err != nil {
-				return nil, err
-			}
-			batch = batch[:0]
-		}
-	}
-	return ids, nil
+				Quantity: 1, UnitPrice: 1000}}, HandlingDays: 3, PaymentWindow: window, Now: now}
+	})
 }
 
 // pay pays an order as PayOrder does: an attempt begun in one change, the
@@ -419,9 +405,9 @@ func (s *scaleRun) pay(ctx context.Context, id string) error {
 	return err
 }
 
-// time runs do at scaleConc for a few seconds and returns its mean time
+// timeOp runs do at scaleConc for a few seconds and returns its mean time
 // per operation, with the blocks its statements touched.
-func (s *scaleRun) time(ctx context.Context, name string, do func(context.Context) error) (ScaleRow, error) {
+func (s *scaleRun) timeOp(ctx context.Context, name string, do func(context.Context) error) (ScaleRow, error) {
 	if _, err := s.pool.Exec(ctx, `SELECT pg_stat_statements_reset()`); err != nil {
 		return ScaleRow{}, err
 	}
