@@ -152,7 +152,7 @@ func (s *buyerService) buildOrders(ctx context.Context, buyer, checkoutID string
 		g, ok := groups[p.SellerId]
 		if !ok {
 			g = &order.NewOrderParams{
-				ID: uuid.NewString(), CheckoutID: checkoutID, BuyerID: buyer, SellerID: p.SellerId,
+				ID: order.NewID(p.SellerId), CheckoutID: checkoutID, BuyerID: buyer, SellerID: p.SellerId,
 				Currency: p.Price.Currency, PaymentWindow: s.window, Now: now,
 			}
 			groups[p.SellerId] = g

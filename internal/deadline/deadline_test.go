@@ -350,7 +350,7 @@ func TestBatchMeetsALockedOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
-	if _, err := tx.Exec(ctx, `SELECT 1 FROM orders WHERE id = $1 FOR UPDATE`, held.ID()); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM orders WHERE id = $1 AND seller_id = $2 FOR UPDATE`, held.ID(), held.SellerID()); err != nil {
 		t.Fatal(err)
 	}
 	var c counter

@@ -629,7 +629,7 @@ func (c *chaos) check() {
 		(SELECT count(*) FROM order_events e WHERE e.order_id = o.id AND e.kind = 'cancelled'),
 		(SELECT count(*) FROM order_events e WHERE e.order_id = o.id AND e.kind = 'completed'),
 		(SELECT count(*) FROM order_events e WHERE e.order_id = o.id AND e.kind = 'paid')
-		FROM orders o LEFT JOIN (`+orderPayments+`) pa ON pa.order_id = o.id GROUP BY o.id`)
+		FROM orders o LEFT JOIN (`+orderPayments+`) pa ON pa.order_id = o.id GROUP BY o.id, o.seller_id`)
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -236,3 +236,34 @@ func TestPaymentDeadline(t *testing.T) {
 		t.Fatalf("%d events, want created and cancelled", n)
 	}
 }
+
+// TestIDsCarryTheirStore: an id made for a store gives back the store's
+// key, a different store's ids another key, and a random UUID (an id made
+// before ids carried their store) none; the ids are distinct, valid UUIDs,
+// and so are their short forms (the dashboard's first 8 characters).
+func TestIDsCarryTheirStore(t *testing.T) {
+	seen, short := map[string]bool{}, map[string]bool{}
+	for range 1000 {
+		id := order.NewID("store-1")
+		if seen[id] {
+			t.Fatalf("id %s made twice", id)
+		}
+		seen[id], short[id[:8]] = true, true
+		key, ok := order.KeyOf(id)
+		if !ok || key != order.StoreKey("store-1") {
+			t.Fatalf("order.KeyOf(%s) = %x, %v; want %x", id, key, ok, order.StoreKey("store-1"))
+		}
+	}
+	if len(short) < 990 {
+		t.Fatalf("1000 ids of a store have %d distinct short forms (their first 8 characters)", len(short))
+	}
+	if order.StoreKey("store-1") == order.StoreKey("store-2") {
+		t.Fatal("two stores share a key")
+	}
+	if _, ok := order.KeyOf("6f1c4f5e-7d1a-4b1e-9a55-3c2f3f0a9b10"); ok {
+		t.Fatal("a random (version 4) UUID has a store key")
+	}
+	if _, ok := order.KeyOf("not an id"); ok {
+		t.Fatal("a malformed id has a store key")
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -29,6 +30,11 @@ func scanProduct(row pgx.Row) (catalog.Product, error) {
 func (db *DB) CreateProduct(ctx context.Context, p catalog.Product) error {
 	if err := p.Validate(); err != nil {
 		return err
+	}
+	if key, ok := order.KeyOf(p.ID); ok && key == order.StoreKey(p.SellerID) {
+		if err := db.registerStore(ctx, p.SellerID); err != nil {
+			return err
+		}
 	}
 	_, err := db.pool.Exec(ctx, `INSERT INTO products (`+productColumns+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)`,
 		p.ID, p.SellerID, p.Title, p.Currency, p.Price, p.ShippingFee, p.Stock, p.HandlingDays, p.CreatedAt, p.UpdatedAt, p.ProtectionDays, p.Plan)
@@ -54,8 +60,8 @@ func (db *DB) UpdateProduct(ctx context.Context, id, sellerID string, fn func(*c
 			return err
 		}
 		_, err = tx.Exec(ctx, `UPDATE products SET title = $2, price_minor = $3, shipping_fee_minor = $4, stock = $5,
-			handling_days = $6, updated_at = $7, protection_days = $8, payment_plan = $9 WHERE id = $1`, p.ID, p.Title, p.Price, p.ShippingFee, p.Stock,
-			p.HandlingDays, p.UpdatedAt, p.ProtectionDays, p.Plan)
+			handling_days = $6, updated_at = $7, protection_days = $8, payment_plan = $9 WHERE id = $1 AND seller_id = $10`, p.ID, p.Title, p.Price,
+			p.ShippingFee, p.Stock, p.HandlingDays, p.UpdatedAt, p.ProtectionDays, p.Plan, p.SellerID)
 		if err != nil {
 			return fmt.Errorf("write product: %w", err)
 		}
@@ -93,6 +99,14 @@ type StockItem struct {
 // checkout again returns its products without taking more stock.
 func (db *DB) Reserve(ctx context.Context, checkoutID string, items []StockItem, now time.Time) ([]catalog.Product, error) {
 	byID := map[string]catalog.Product{}
+	keys, err := db.productKeys(ctx, items)
+	if err != nil {
+		return nil, fmt.Errorf("reserve stock: %w", err)
+	}
+	store := make(map[string]string, len(keys))
+	for _, k := range keys {
+		store[k.id] = k.seller
+	}
 	reserve := func(tx pgx.Tx) error {
 		// Reservations of one checkout (its retries) go one at a time; a
 		// retry finds the first one's reservation, or, once the orders are
@@ -115,10 +129,14 @@ func (db *DB) Reserve(ctx context.Context, checkoutID string, items []StockItem,
 			if held {
 				take = 0 // a replay: the stock was taken the first time
 			}
-			p, err := scanProduct(tx.QueryRow(ctx, `UPDATE products SET stock = stock - $2 WHERE id = $1 AND stock >= $2
-				RETURNING `+productColumns, it.ProductID, take))
+			seller, ok := store[canonical(it.ProductID)]
+			if !ok {
+				return fmt.Errorf("%w: %s", catalog.ErrNotFound, it.ProductID)
+			}
+			p, err := scanProduct(tx.QueryRow(ctx, `UPDATE products SET stock = stock - $2 WHERE id = $1 AND seller_id = $3 AND stock >= $2
+				RETURNING `+productColumns, it.ProductID, take, seller))
 			if isNoRows(err) {
-				if err := tx.QueryRow(ctx, `SELECT 1 FROM products WHERE id = $1`, it.ProductID).Scan(new(int)); isNoRows(err) {
+				if err := tx.QueryRow(ctx, `SELECT 1 FROM products WHERE id = $1 AND seller_id = $2`, it.ProductID, seller).Scan(new(int)); isNoRows(err) {
 					return fmt.Errorf("%w: %s", catalog.ErrNotFound, it.ProductID)
 				}
 				return fmt.Errorf("%w: product %s has fewer than %d units left", catalog.ErrOutOfStock, it.ProductID, it.Quantity)
@@ -129,8 +147,8 @@ func (db *DB) Reserve(ctx context.Context, checkoutID string, items []StockItem,
 			if held {
 				continue
 			}
-			if _, err := tx.Exec(ctx, `INSERT INTO stock_reservations (checkout_id, product_id, quantity, created_at)
-				VALUES ($1, $2, $3, $4)`, checkoutID, it.ProductID, it.Quantity, now); err != nil {
+			if _, err := tx.Exec(ctx, `INSERT INTO stock_reservations (checkout_id, product_id, quantity, created_at, seller_id)
+				VALUES ($1, $2, $3, $4, $5)`, checkoutID, it.ProductID, it.Quantity, now, p.SellerID); err != nil {
 				var pgErr *pgconn.PgError
 				if errors.As(err, &pgErr) && pgErr.Code == "23505" {
 					return fmt.Errorf("%w: checkout %s is being reserved concurrently", errReservedConcurrently, checkoutID)
@@ -143,7 +161,7 @@ func (db *DB) Reserve(ctx context.Context, checkoutID string, items []StockItem,
 	// A request reserving the same checkout at the same time (a retried
 	// checkout) makes the insert of the reservation wait for it; once it
 	// committed, running again finds its reservation and takes nothing.
-	err := db.inTx(ctx, reserve)
+	err = db.inTx(ctx, reserve)
 	if errors.Is(err, errReservedConcurrently) {
 		err = db.inTx(ctx, reserve)
 	}
@@ -185,51 +203,52 @@ func (db *DB) Release(ctx context.Context, checkoutID string, productIDs []strin
 	return n, err
 }
 
-// releaseSQL gives back a checkout's reservation ($1), of the products $2
-// (all when empty), and returns the units released. releaseStock locks the
-// products first.
-const releaseSQL = `WITH released AS (
-		DELETE FROM stock_reservations WHERE checkout_id = $1
-		AND (cardinality($2::uuid[]) = 0 OR product_id = ANY($2::uuid[]))
-		RETURNING product_id, quantity),
-	restocked AS (
-		UPDATE products p SET stock = p.stock + r.quantity FROM released r WHERE p.id = r.product_id
-		RETURNING r.quantity)
-	SELECT coalesce(sum(quantity), 0)::bigint FROM restocked`
+// productKey names a product's row: its id and its store.
+type productKey struct{ id, seller string }
 
-// queueRestock queues giving the items' quantities back to their products
-// (summed per product: one row each, however many orders a batch gives
-// back), locking the products in id order first: checkouts take them in
-// that order too, so the two cannot deadlock.
-func queueRestock(b *pgx.Batch, items []order.Item) {
-	sum := map[string]int64{}
-	for _, it := range items {
-		sum[it.ProductID] += it.Quantity
+// queueRestock queues giving quantities back to their products, a
+// statement a product (summed: one however many orders of a batch give
+// it back), in id order: checkouts lock products in that order too, so
+// the two cannot deadlock.
+func queueRestock(b *pgx.Batch, sum map[productKey]int64) {
+	keys := slices.SortedFunc(maps.Keys(sum), func(a, b productKey) int { return strings.Compare(a.id, b.id) })
+	for _, k := range keys {
+		b.Queue(`UPDATE products SET stock = stock + $3 WHERE id = $1 AND seller_id = $2`, k.id, k.seller, sum[k])
 	}
-	ids := slices.Sorted(maps.Keys(sum))
-	qty := make([]int64, len(ids))
-	for i, id := range ids {
-		qty[i] = sum[id]
-	}
-	match, arg := keyIn(ids)
-	b.Queue(`SELECT 1 FROM products WHERE id `+match+` ORDER BY id FOR UPDATE`, arg)
-	b.Queue(`UPDATE products p SET stock = p.stock + v.quantity
-		FROM unnest($1::uuid[], $2::bigint[]) AS v(id, quantity) WHERE p.id = v.id`, ids, qty)
 }
 
 func releaseStock(ctx context.Context, tx pgx.Tx, checkoutID string, productIDs []string) (int64, error) {
 	if productIDs == nil {
 		productIDs = []string{}
 	}
-	// Products are locked in id order, as checkouts lock them.
-	if _, err := tx.Exec(ctx, `SELECT 1 FROM products WHERE id IN (SELECT product_id FROM stock_reservations
-		WHERE checkout_id = $1 AND (cardinality($2::uuid[]) = 0 OR product_id = ANY($2::uuid[]))) ORDER BY id FOR UPDATE`,
-		checkoutID, productIDs); err != nil {
+	// The reservation's products, with their stores (a checkout's span
+	// stores: on Citus this read visits every shard), then each product
+	// locked in id order, as checkouts lock them, and its units given back.
+	rows, _ := tx.Query(ctx, `SELECT product_id::text, seller_id FROM stock_reservations
+		WHERE checkout_id = $1 AND (cardinality($2::uuid[]) = 0 OR product_id = ANY($2::uuid[])) ORDER BY product_id`,
+		checkoutID, productIDs)
+	var keys []productKey
+	var k productKey
+	if _, err := pgx.ForEachRow(rows, []any{&k.id, &k.seller}, func() error {
+		keys = append(keys, k)
+		return nil
+	}); err != nil {
 		return 0, fmt.Errorf("release stock: %w", err)
 	}
 	var n int64
-	if err := tx.QueryRow(ctx, releaseSQL, checkoutID, productIDs).Scan(&n); err != nil {
-		return 0, fmt.Errorf("release stock: %w", err)
+	for _, k := range keys {
+		var q int64
+		err := tx.QueryRow(ctx, `WITH p AS (SELECT 1 FROM products WHERE id = $2 AND seller_id = $3 FOR UPDATE),
+			released AS (DELETE FROM stock_reservations WHERE checkout_id = $1 AND product_id = $2 AND seller_id = $3
+				AND EXISTS (SELECT 1 FROM p) RETURNING quantity)
+			UPDATE products SET stock = stock + (SELECT quantity FROM released) WHERE id = $2 AND seller_id = $3
+				AND EXISTS (SELECT 1 FROM released) RETURNING (SELECT quantity FROM released)`, checkoutID, k.id, k.seller).Scan(&q)
+		if isNoRows(err) {
+			continue // released meanwhile
+		} else if err != nil {
+			return 0, fmt.Errorf("release stock: %w", err)
+		}
+		n += q
 	}
 	return n, nil
 }
@@ -257,15 +276,28 @@ func (db *DB) ReleaseAbandoned(ctx context.Context, before time.Time) (int64, er
 	return total, nil
 }
 
-// Quote reads products as Reserve would price them, reserving nothing: a
-// product that does not exist is catalog.ErrNotFound, one with fewer units
-// than asked catalog.ErrOutOfStock.
-func (db *DB) Quote(ctx context.Context, items []StockItem) ([]catalog.Product, error) {
+// productKeys routes the items' products to their stores (keysOf).
+func (db *DB) productKeys(ctx context.Context, items []StockItem) ([]orderKey, error) {
 	ids := make([]string, len(items))
 	for i, it := range items {
 		ids[i] = it.ProductID
 	}
-	rows, _ := db.pool.Query(ctx, `SELECT `+productColumns+` FROM products WHERE id = ANY($1::uuid[])`, ids)
+	return read(ctx, func() ([]orderKey, error) { return db.keysOf(ctx, "products", ids) })
+}
+
+// Quote reads products as Reserve would price them, reserving nothing: a
+// product that does not exist is catalog.ErrNotFound, one with fewer units
+// than asked catalog.ErrOutOfStock.
+func (db *DB) Quote(ctx context.Context, items []StockItem) ([]catalog.Product, error) {
+	keys, err := db.productKeys(ctx, items)
+	if err != nil {
+		return nil, fmt.Errorf("quote: %w", err)
+	}
+	match, args := keysIn("id", keys)
+	if len(keys) == 0 {
+		match, args = "false", nil
+	}
+	rows, _ := db.pool.Query(ctx, `SELECT `+productColumns+` FROM products WHERE `+match, args...)
 	byID := map[string]catalog.Product{}
 	for rows.Next() {
 		p, err := scanProduct(rows)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -286,12 +287,12 @@ func (e *CouponRefusedError) Unwrap() error { return order.ErrIllegalTransition 
 func queueRedemptions(b *pgx.Batch, orders []*order.Order) {
 	terms := map[string]order.Coupon{}
 	taken := map[string]int64{}
-	type hold struct{ order, coupon string }
+	type hold struct{ order, coupon, seller string }
 	var holds []hold
 	for _, o := range orders {
 		for _, h := range o.Coupons() {
 			terms[h.Coupon.ID] = h.Coupon
-			holds = append(holds, hold{o.ID(), h.Coupon.ID})
+			holds = append(holds, hold{o.ID(), h.Coupon.ID, o.SellerID()})
 		}
 		for _, it := range o.Items() {
 			for _, d := range it.Discounts {
@@ -312,7 +313,8 @@ func queueRedemptions(b *pgx.Batch, orders []*order.Order) {
 		b.Queue(`SELECT souk_redeem_coupon($1, $2, $3, $4, $5)`, id, checkout, buyer, taken[id], termsOf(terms[id]))
 	}
 	for _, h := range holds {
-		b.Queue(`INSERT INTO order_coupons (order_id, coupon_id, checkout_id) VALUES ($1, $2, $3)`, h.order, h.coupon, checkout)
+		b.Queue(`INSERT INTO order_coupons (order_id, coupon_id, checkout_id, seller_id) VALUES ($1, $2, $3, $4)`,
+			h.order, h.coupon, checkout, h.seller)
 	}
 }
 
@@ -325,40 +327,112 @@ func couponRefusal(err error) error {
 	return nil
 }
 
-// queueHolds queues the read of the coupons the orders hold, into found's
-// orders. With lock, each checkout's redemption is locked first (in the
-// order of its key), so that the other orders read after it are as their
-// changes committed: of two orders of a checkout cancelled at once, the
-// second sees the first cancelled and releases the coupon.
-func queueHolds(b *pgx.Batch, match string, ids any, lock bool, found map[string]*order.Stored) {
+// loadHolds reads the coupons the found orders hold. Most orders hold
+// none, and a router read of their order_coupons rows (queued with the
+// one statement) says so; only orders that
+// hold one take a second round trip. With lock, each checkout's
+// redemption is locked before the other orders sharing it are read, so
+// that they are read as their changes committed: of two orders of a
+// checkout cancelled at once, the second sees the first cancelled and
+// releases the coupon. (The orders' own rows are locked already; no
+// transaction waits for an order while holding a redemption, so the two
+// locks cannot wait in a circle.)
+func loadHolds(ctx context.Context, q querier, found map[string]*order.Stored, lock bool) error {
+	if len(found) == 0 {
+		return nil
+	}
+	keys := make([]orderKey, 0, len(found))
+	for id, s := range found {
+		keys = append(keys, orderKey{id, s.SellerID})
+	}
+	slices.SortFunc(keys, func(a, b orderKey) int { return strings.Compare(a.id, b.id) })
+	type hold struct{ order, coupon, checkout string }
+	var holds []hold
+	match, args := keysIn("order_id", keys)
+	rows, _ := q.Query(ctx, `SELECT order_id::text, coupon_id::text, checkout_id::text FROM order_coupons WHERE `+match, args...)
+	var h hold
+	if _, err := pgx.ForEachRow(rows, []any{&h.order, &h.coupon, &h.checkout}, func() error {
+		holds = append(holds, h)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("load coupon holds: %w", err)
+	}
+	if len(holds) == 0 {
+		return nil
+	}
+	coupons, checkouts := make([]string, len(holds)), make([]string, len(holds))
+	for i, h := range holds {
+		coupons[i], checkouts[i] = h.coupon, h.checkout
+	}
+	b := &pgx.Batch{}
 	if lock {
 		b.Queue(`SELECT 1 FROM coupon_redemptions WHERE (coupon_id, checkout_id) IN
-			(SELECT coupon_id, checkout_id FROM order_coupons WHERE order_id `+match+`)
-			ORDER BY coupon_id, checkout_id FOR UPDATE`, ids)
+			(SELECT * FROM unnest($1::uuid[], $2::uuid[])) ORDER BY coupon_id, checkout_id FOR UPDATE`, coupons, checkouts)
 	}
 	// The terms are the checkout's; the end is the coupon's as it stands
 	// (an issuer may end it early): it decides a release.
-	b.Queue(`SELECT oc.order_id::text, r.state, r.terms, c.ends_at,
-		ARRAY(SELECT o2.order_id::text FROM order_coupons o2 JOIN orders x ON x.id = o2.order_id
-			WHERE o2.coupon_id = oc.coupon_id AND o2.checkout_id = oc.checkout_id AND o2.order_id <> oc.order_id
-			AND x.status <> 'CANCELLED' ORDER BY o2.order_id)
-		FROM order_coupons oc JOIN coupon_redemptions r ON r.coupon_id = oc.coupon_id AND r.checkout_id = oc.checkout_id
-		JOIN coupons c ON c.id = oc.coupon_id
-		WHERE oc.order_id `+match+` ORDER BY oc.order_id, r.terms ->> 'source' DESC, oc.coupon_id`, ids).Query(func(rows pgx.Rows) error {
-		var id, state string
-		var terms couponJSON
-		var ends time.Time
-		var shared []string
-		_, err := pgx.ForEachRow(rows, []any{&id, &state, &terms, &ends, &shared}, func() error {
-			if s := found[id]; s != nil {
-				c := terms.coupon()
-				c.EndsAt = ends
-				s.Coupons = append(s.Coupons, order.CouponHold{Coupon: c, State: order.HoldState(state), SharedWith: shared})
-			}
+	type redemption struct {
+		state string
+		terms couponJSON
+		ends  time.Time
+	}
+	redemptions := map[[2]string]redemption{}
+	b.Queue(`SELECT r.coupon_id::text, r.checkout_id::text, r.state, r.terms, c.ends_at
+		FROM coupon_redemptions r JOIN coupons c ON c.id = r.coupon_id
+		WHERE (r.coupon_id, r.checkout_id) IN (SELECT * FROM unnest($1::uuid[], $2::uuid[]))`, coupons, checkouts).Query(func(rows pgx.Rows) error {
+		var coupon, checkout string
+		var r redemption
+		_, err := pgx.ForEachRow(rows, []any{&coupon, &checkout, &r.state, &r.terms, &r.ends}, func() error {
+			redemptions[[2]string{coupon, checkout}] = r
 			return nil
 		})
 		return err
 	})
+	// The orders of the checkouts (other stores' too) holding the coupons
+	// and not cancelled.
+	holders := map[[2]string][]string{}
+	b.Queue(`SELECT o.coupon_id::text, o.checkout_id::text, o.order_id::text FROM order_coupons o
+		JOIN orders x ON x.id = o.order_id AND x.seller_id = o.seller_id
+		WHERE o.coupon_id = ANY($1::uuid[]) AND o.checkout_id = ANY($2::uuid[]) AND x.status <> 'CANCELLED'
+		ORDER BY o.order_id`, coupons, checkouts).Query(func(rows pgx.Rows) error {
+		var coupon, checkout, id string
+		_, err := pgx.ForEachRow(rows, []any{&coupon, &checkout, &id}, func() error {
+			k := [2]string{coupon, checkout}
+			holders[k] = append(holders[k], id)
+			return nil
+		})
+		return err
+	})
+	if err := q.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("load coupon holds: %w", err)
+	}
+	for _, h := range holds {
+		k := [2]string{h.coupon, h.checkout}
+		r, ok := redemptions[k]
+		s := found[h.order]
+		if !ok || s == nil {
+			continue
+		}
+		c := r.terms.coupon()
+		c.EndsAt = r.ends
+		var shared []string
+		for _, id := range holders[k] {
+			if id != h.order {
+				shared = append(shared, id)
+			}
+		}
+		s.Coupons = append(s.Coupons, order.CouponHold{Coupon: c, State: order.HoldState(r.state), SharedWith: shared})
+	}
+	// A store's coupon before the platform's, then by coupon.
+	for _, s := range found {
+		slices.SortStableFunc(s.Coupons, func(a, b order.CouponHold) int {
+			if a.Coupon.Source != b.Coupon.Source {
+				return -strings.Compare(string(a.Coupon.Source), string(b.Coupon.Source))
+			}
+			return strings.Compare(a.Coupon.ID, b.Coupon.ID)
+		})
+	}
+	return nil
 }
 
 // queueHoldChanges queues the write of what a change did to its order's

@@ -32,6 +32,10 @@ var migrations embed.FS
 type DB struct {
 	pool   *pgxpool.Pool
 	unpaid UnpaidLimits
+	// citus: the database is a Citus coordinator.
+	citus bool
+	// routes finds the store holding a row named by id alone.
+	routes routes
 }
 
 // Traced makes Open trace every query (a span each, the SQL without its
@@ -58,7 +62,12 @@ func Open(ctx context.Context, url string, opts ...func(*pgxpool.Config)) (*DB, 
 		pool.Close()
 		return nil, fmt.Errorf("ping database: %w", err)
 	}
-	return &DB{pool: pool}, nil
+	db := &DB{pool: pool}
+	if db.citus, err = db.OnCitus(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	return db, nil
 }
 
 // Close closes every connection.
@@ -67,7 +76,8 @@ func (db *DB) Close() { db.pool.Close() }
 // Pool returns the underlying pool, for tests that inspect the tables.
 func (db *DB) Pool() *pgxpool.Pool { return db.pool }
 
-// Migrate brings the schema up to date. Replicas starting together are safe:
+// Migrate brings the schema up to date, and on Citus distributes the
+// tables (distribute). Replicas starting together are safe:
 // the migrator holds an advisory lock while it works.
 func (db *DB) Migrate(ctx context.Context) error {
 	conn, err := db.pool.Acquire(ctx)
@@ -87,6 +97,9 @@ func (db *DB) Migrate(ctx context.Context) error {
 		return fmt.Errorf("migrate: load: %w", err)
 	}
 	if err := m.Migrate(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if err := db.distribute(ctx); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	return nil
@@ -175,6 +188,11 @@ func (db *DB) tx(ctx context.Context, fn func(pgx.Tx) error) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
+	if db.citus {
+		if _, err := tx.Exec(ctx, sequentialSQL); err != nil {
+			return fmt.Errorf("begin: %w", err)
+		}
+	}
 	if err := fn(tx); err != nil {
 		return err
 	}
@@ -212,8 +230,18 @@ func (db *DB) begin(ctx context.Context) (*pipelined, *pgx.Batch, error) {
 	}
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
+	if db.citus {
+		b.Queue(sequentialSQL)
+	}
 	return tx, b, nil
 }
+
+// sequentialSQL makes a Citus transaction run a statement that reaches
+// several shards over one connection per node: Citus refuses to write a
+// reference table (a coupon, a redemption) after a statement that fanned
+// out over several connections in the same transaction (the orders of a
+// checkout, of other stores, that share a coupon).
+const sequentialSQL = "SET LOCAL citus.multi_shard_modify_mode TO 'sequential'"
 
 // queueCommit queues the COMMIT, which fails the batch unless PostgreSQL
 // committed (it answers COMMIT in a failed transaction with ROLLBACK).

@@ -27,8 +27,12 @@ func queueMessages(b *pgx.Batch, o *order.Order) {
 func (db *DB) Message(ctx context.Context, orderID, id string) (order.Message, error) {
 	var m order.Message
 	var author string
-	err := db.pool.QueryRow(ctx, `SELECT id::text, author, author_id, text, links, sent_at FROM order_messages WHERE order_id = $1 AND id = $2`,
-		orderID, id).Scan(&m.ID, &author, &m.AuthorID, &m.Text, &m.Links, &m.SentAt)
+	k, err := db.keyOf(ctx, orderID)
+	if err != nil {
+		return m, err
+	}
+	err = db.pool.QueryRow(ctx, `SELECT id::text, author, author_id, text, links, sent_at FROM order_messages
+		WHERE order_id = $1 AND seller_id = $3 AND id = $2`, k.id, id, k.seller).Scan(&m.ID, &author, &m.AuthorID, &m.Text, &m.Links, &m.SentAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return m, fmt.Errorf("%w: message %s", order.ErrNotFound, id)
 	} else if err != nil {
@@ -41,8 +45,13 @@ func (db *DB) Message(ctx context.Context, orderID, id string) (order.Message, e
 // ListMessages returns one page of an order's conversation, oldest first,
 // and the token of the next page ("" on the last).
 func (db *DB) ListMessages(ctx context.Context, orderID string, pageSize int, pageToken string) ([]order.Message, string, error) {
+	k, err := db.keyOf(ctx, orderID)
+	if err != nil {
+		return nil, "", err
+	}
 	var f filter
-	f.and("order_id = ?", orderID)
+	f.and("order_id = ?", k.id)
+	f.and("seller_id = ?", k.seller)
 	if err := f.after(pageToken, "(sent_at, id) > (?, ?::uuid)"); err != nil {
 		return nil, "", err
 	}
@@ -73,9 +82,13 @@ func (db *DB) CheckMessages(ctx context.Context, orderID string, ids []string) e
 	if len(ids) == 0 {
 		return nil
 	}
+	k, err := db.keyOf(ctx, orderID)
+	if err != nil {
+		return err
+	}
 	var n int
-	if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM order_messages WHERE order_id = $1 AND id = ANY($2::uuid[])`,
-		orderID, ids).Scan(&n); err != nil {
+	if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM order_messages WHERE order_id = $1 AND seller_id = $3 AND id = ANY($2::uuid[])`,
+		k.id, ids, k.seller).Scan(&n); err != nil {
 		return fmt.Errorf("check messages: %w", err)
 	}
 	if n != len(ids) {

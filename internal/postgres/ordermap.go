@@ -147,8 +147,10 @@ var (
 	insertOrderSQL string
 	// updateOrdersSQL writes back the orders of a batch from JSON rows
 	// ($1), each only at the version it was read, and bumps it; $2 is how
-	// many rows must change, or souk_expect_changed aborts the transaction.
-	updateOrdersSQL string
+	// many rows must change, or souk_expect_changed aborts the transaction;
+	// $3 is the orders' store (on Citus, what routes the statement), or
+	// in updateOrdersOfStoresSQL their stores.
+	updateOrdersSQL, updateOrdersOfStoresSQL string
 	// readColumns are the columns scanOrder reads, in orderColumns' order.
 	readColumns []orderColumn
 )
@@ -166,12 +168,12 @@ func init() {
 			p += "::bigint + 1"
 		}
 		values = append(values, p)
-		if col.fixed && col.name != "id" {
+		if col.fixed && !orderKeyColumn(col.name) {
 			continue
 		}
 		defs = append(defs, col.name+" "+col.typ)
 		switch {
-		case col.name == "id":
+		case orderKeyColumn(col.name):
 		case col.name == "version":
 			sets = append(sets, "version = o.version + 1")
 		case col.nullJSON:
@@ -182,10 +184,21 @@ func init() {
 	}
 	orderColumns = strings.Join(reads, ", ")
 	insertOrderSQL = "INSERT INTO orders (" + strings.Join(names, ", ") + ") VALUES (" + strings.Join(values, ", ") + ")"
-	updateOrdersSQL = "WITH changed AS (UPDATE orders o SET " + strings.Join(sets, ", ") +
-		" FROM jsonb_to_recordset($1::jsonb) AS v(" + strings.Join(defs, ", ") + ")" +
-		" WHERE o.id = v.id AND o.version = v.version RETURNING 1) SELECT souk_expect_changed(count(*), $2) FROM changed"
+	update := func(stores string) string {
+		return "WITH changed AS (UPDATE orders o SET " + strings.Join(sets, ", ") +
+			" FROM jsonb_to_recordset($1::jsonb) AS v(" + strings.Join(defs, ", ") + ")" +
+			" WHERE o.id = v.id AND o.seller_id = v.seller_id AND o.version = v.version AND o.seller_id " + stores +
+			" RETURNING 1) SELECT souk_expect_changed(count(*), $2) FROM changed"
+	}
+	// One store's orders (nearly every write) name it as text: PostgreSQL
+	// would plan "= ANY($3)" anew on every call (keyIn says why).
+	updateOrdersSQL, updateOrdersOfStoresSQL = update("= $3"), update("= ANY($3::text[])")
 }
+
+// orderKeyColumn reports whether the column is part of an order's key,
+// which an UPDATE's rows carry to find it (its store names its shard on
+// Citus).
+func orderKeyColumn(name string) bool { return name == "id" || name == "seller_id" }
 
 func cmpOr(a, b string) string {
 	if a != "" {
@@ -230,7 +243,7 @@ func updateRows(cs []change) []byte {
 		b.WriteByte('{')
 		first := true
 		for _, col := range orderTable {
-			if col.fixed && col.name != "id" {
+			if col.fixed && !orderKeyColumn(col.name) {
 				continue
 			}
 			if !first {

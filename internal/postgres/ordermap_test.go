@@ -20,7 +20,7 @@ import (
 func TestOrderTableIsTheTable(t *testing.T) {
 	db := testenv.DB(t)
 	ctx := context.Background()
-	rows, _ := db.Pool().Query(ctx, `SELECT column_name FROM information_schema.columns WHERE table_name = 'orders' ORDER BY column_name`)
+	rows, _ := db.Pool().Query(ctx, `SELECT column_name FROM information_schema.columns WHERE table_name = 'orders' AND table_schema = current_schema() ORDER BY column_name`)
 	cols, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
 		t.Fatal(err)

@@ -48,10 +48,14 @@ type querier interface {
 }
 
 // load reads an order with its deadlines, payment attempts, refunds and
-// history in one round trip; lock ("", forUpdate or forUpdateSkipLocked)
-// locks the order's row first.
-func load(ctx context.Context, q querier, id string, lock string) (order.Stored, error) {
-	ss, err := loadMany(ctx, q, []string{id}, lock, true)
+// history; lock ("", forUpdate or forUpdateSkipLocked) locks the order's
+// row first.
+func (db *DB) load(ctx context.Context, q querier, id string, lock string) (order.Stored, error) {
+	k, err := db.keyOf(ctx, id)
+	if err != nil {
+		return order.Stored{}, err
+	}
+	ss, err := db.loadKeys(ctx, q, []orderKey{k}, lock, true)
 	if err != nil {
 		return order.Stored{}, err
 	}
@@ -61,35 +65,58 @@ func load(ctx context.Context, q querier, id string, lock string) (order.Stored,
 	return ss[0], nil
 }
 
-// loadMany reads whole orders in one round trip, in the order of ids,
-// leaving out those that do not exist (or, with forUpdateSkipLocked, that
-// another transaction holds). Six statements read them, whatever their
-// number (seven with a lock, which locks the redemptions of their coupons
-// first). Without history, the orders come with the sequence of their
-// last event instead of their events (order.Stored.LastSequence).
-func loadMany(ctx context.Context, q querier, ids []string, lock string, history bool) ([]order.Stored, error) {
-	valid := make([]string, 0, len(ids))
-	for _, id := range ids {
-		if u, err := uuid.Parse(id); err == nil {
-			valid = append(valid, u.String())
-		}
-	}
-	if len(valid) == 0 {
+// loadKeys reads whole orders in one round trip (two for orders holding
+// coupons), in the order of keys, leaving out those that do not exist
+// (or, with forUpdateSkipLocked, that another transaction holds). Six
+// statements read them, whatever their number. Without history, the
+// orders come with the sequence of their last event instead of their
+// events (order.Stored.LastSequence). On Citus the keys are read a store
+// at a time (each store's statements go to its shard alone); a lock
+// there needs keys of one store (a statement that locks rows on several
+// shards is refused).
+func (db *DB) loadKeys(ctx context.Context, q querier, keys []orderKey, lock string, history bool) ([]order.Stored, error) {
+	if len(keys) == 0 {
 		return nil, nil
 	}
+	found := make(map[string]*order.Stored, len(keys))
 	b := &pgx.Batch{}
-	found := queueLoad(b, valid, lock, history)
+	for _, group := range db.byStore(keys) {
+		queueLoad(b, group, lock, history, found)
+	}
 	if err := q.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("load orders: %w", err)
 	}
-	out := make([]order.Stored, 0, len(valid))
-	for _, id := range valid {
-		if s, ok := found[id]; ok {
+	if err := loadHolds(ctx, q, found, lock != ""); err != nil {
+		return nil, err
+	}
+	out := make([]order.Stored, 0, len(keys))
+	for _, k := range keys {
+		if s, ok := found[k.id]; ok {
 			out = append(out, *s)
-			delete(found, id) // an id asked for twice is returned once
+			delete(found, k.id) // an id asked for twice is returned once
 		}
 	}
 	return out, nil
+}
+
+// byStore is keys in one group on plain PostgreSQL, and in a group per
+// store on Citus.
+func (db *DB) byStore(keys []orderKey) [][]orderKey {
+	if !db.citus {
+		return [][]orderKey{keys}
+	}
+	var groups [][]orderKey
+	at := map[string]int{}
+	for _, k := range keys {
+		i, ok := at[k.seller]
+		if !ok {
+			i = len(groups)
+			at[k.seller] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], k)
+	}
+	return groups
 }
 
 // keyIn returns how a uuid column is matched against ids ("= $1" for one
@@ -105,24 +132,38 @@ func keyIn[T any](ids []T) (match string, arg any) {
 	return "= ANY($1::uuid[])", ids
 }
 
+// keysIn is keyIn for order keys: the condition on the id column col and
+// on seller_id (which names the shard on Citus), with its two arguments.
+func keysIn(col string, keys []orderKey) (match string, args []any) {
+	if len(keys) == 1 {
+		return col + " = $1::uuid AND seller_id = $2", []any{pgUUID(keys[0].id), keys[0].seller}
+	}
+	ids := make([]pgtype.UUID, len(keys))
+	var sellers []string
+	for i, k := range keys {
+		ids[i] = pgUUID(k.id)
+		if !slices.Contains(sellers, k.seller) {
+			sellers = append(sellers, k.seller)
+		}
+	}
+	return col + " = ANY($1::uuid[]) AND seller_id = ANY($2::text[])", []any{ids, sellers}
+}
+
+// pgUUID is a canonical id as pgx encodes it without parsing text.
+func pgUUID(id string) pgtype.UUID { return pgtype.UUID{Bytes: uuid.MustParse(id), Valid: true} }
+
 // Row locks load can take.
 const (
 	forUpdate           = " FOR UPDATE"
 	forUpdateSkipLocked = " FOR UPDATE SKIP LOCKED"
 )
 
-// queueLoad queues the reads of the orders with the given (canonical) ids
-// into b, with their history or only its last sequence; once b is sent,
-// the map holds the orders found by id.
-func queueLoad(b *pgx.Batch, canonical []string, lock string, history bool) map[string]*order.Stored {
-	found := make(map[string]*order.Stored, len(canonical))
-	// As pgtype.UUIDs: pgx encodes them without parsing text, five times over.
-	uuids := make([]pgtype.UUID, len(canonical))
-	for i, id := range canonical {
-		uuids[i] = pgtype.UUID{Bytes: uuid.MustParse(id), Valid: true}
-	}
-	match, ids := keyIn(uuids)
-	b.Queue(`SELECT `+orderColumns+` FROM orders WHERE id `+match+` ORDER BY id`+lock, ids).Query(func(rows pgx.Rows) error {
+// queueLoad queues the reads of the orders with the given (canonical)
+// keys into b, with their history or only its last sequence; once b is
+// sent, found holds the orders found by id.
+func queueLoad(b *pgx.Batch, keys []orderKey, lock string, history bool, found map[string]*order.Stored) {
+	match, args := keysIn("id", keys)
+	b.Queue(`SELECT `+orderColumns+` FROM orders WHERE `+match+` ORDER BY id`+lock, args...).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			s, err := scanOrder(rows)
 			if err != nil {
@@ -133,11 +174,11 @@ func queueLoad(b *pgx.Batch, canonical []string, lock string, history bool) map[
 		}
 		return rows.Err()
 	})
-	queueHolds(b, match, ids, lock != "", found)
 	// of returns the loaded order a child row belongs to, or nil for an
 	// order the lock skipped.
 	of := func(id string) *order.Stored { return found[id] }
-	b.Queue(`SELECT order_id::text, kind, due_at FROM order_deadlines WHERE order_id `+match, ids).Query(func(rows pgx.Rows) error {
+	match, args = keysIn("order_id", keys)
+	b.Queue(`SELECT order_id::text, kind, due_at FROM order_deadlines WHERE `+match, args...).Query(func(rows pgx.Rows) error {
 		var id, kind string
 		var due time.Time
 		_, err := pgx.ForEachRow(rows, []any{&id, &kind, &due}, func() error {
@@ -152,7 +193,7 @@ func queueLoad(b *pgx.Batch, canonical []string, lock string, history bool) map[
 		card_brand, card_last4, account, decline_code, decline_message, decline_advice, decline_retryable,
 		provider_ref, verification_failures, captured, created_at, updated_at, capture_tries,
 		coalesce(next_capture_at, 'epoch'), coalesce(recheck_at, 'epoch'), order_id::text
-		FROM payment_attempts WHERE order_id `+match+` ORDER BY order_id, created_at, id`, ids).Query(func(rows pgx.Rows) error {
+		FROM payment_attempts WHERE `+match+` ORDER BY order_id, created_at, id`, args...).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var a order.Attempt
 			var status, method, id string
@@ -170,8 +211,8 @@ func queueLoad(b *pgx.Batch, canonical []string, lock string, history bool) map[
 		}
 		return rows.Err()
 	})
-	b.Queue(`SELECT `+refundColumns+`, order_id::text FROM refunds WHERE order_id `+match+`
-		ORDER BY order_id, created_at, id`, ids).Query(func(rows pgx.Rows) error {
+	b.Queue(`SELECT `+refundColumns+`, order_id::text FROM refunds WHERE `+match+`
+		ORDER BY order_id, created_at, id`, args...).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var id string
 			r, err := scanRefund(rows, &id)
@@ -185,7 +226,7 @@ func queueLoad(b *pgx.Batch, canonical []string, lock string, history bool) map[
 		return rows.Err()
 	})
 	if !history {
-		b.Queue(`SELECT order_id::text, max(sequence) FROM order_events WHERE order_id `+match+` GROUP BY order_id`, ids).Query(func(rows pgx.Rows) error {
+		b.Queue(`SELECT order_id::text, max(sequence) FROM order_events WHERE `+match+` GROUP BY order_id`, args...).Query(func(rows pgx.Rows) error {
 			var id string
 			var last int64
 			_, err := pgx.ForEachRow(rows, []any{&id, &last}, func() error {
@@ -196,18 +237,19 @@ func queueLoad(b *pgx.Batch, canonical []string, lock string, history bool) map[
 			})
 			return err
 		})
-		return found
+		return
 	}
 	// Each order's latest HistoryWindow events, newest first (the rest
 	// are paged by ListHistory); a message's text and links stay out: the
 	// conversation is read where it is shown (ListOrderMessages).
-	keys := "(SELECT $1::uuid AS id) k"
-	if match != "= $1::uuid" {
-		keys = "unnest($1::uuid[]) AS k(id)"
+	keyRows, sellers := "(SELECT $1::uuid AS id) k", "= $2"
+	if len(keys) > 1 {
+		keyRows, sellers = "unnest($1::uuid[]) AS k(id)", "= ANY($2::text[])"
 	}
-	b.Queue(`SELECT e.sequence, e.kind, e.actor, e.occurred_at, e.note, e.adjustment, e.detail, k.id::text FROM `+keys+`
+	b.Queue(`SELECT e.sequence, e.kind, e.actor, e.occurred_at, e.note, e.adjustment, e.detail, k.id::text FROM `+keyRows+`
 		CROSS JOIN LATERAL (SELECT sequence, kind, actor, occurred_at, note, adjustment, detail - 'text' - 'links' AS detail
-			FROM order_events WHERE order_id = k.id ORDER BY sequence DESC LIMIT `+strconv.Itoa(HistoryWindow)+`) e`, ids).Query(func(rows pgx.Rows) error {
+			FROM order_events WHERE order_id = k.id AND seller_id `+sellers+` ORDER BY sequence DESC LIMIT `+strconv.Itoa(HistoryWindow)+`) e`,
+		args...).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var e order.Event
 			var id string
@@ -223,7 +265,6 @@ func queueLoad(b *pgx.Batch, canonical []string, lock string, history bool) map[
 		}
 		return rows.Err()
 	})
-	return found
 }
 
 // HistoryWindow is how many of its latest events an order is loaded with:
@@ -242,9 +283,13 @@ func (db *DB) ListHistory(ctx context.Context, orderID string, pageSize int, pag
 		}
 		after = n
 	}
+	k, err := db.keyOf(ctx, orderID)
+	if err != nil {
+		return nil, "", err
+	}
 	evs, err := read(ctx, func() ([]order.Event, error) {
 		rows, _ := db.pool.Query(ctx, `SELECT sequence, kind, actor, occurred_at, note, adjustment FROM order_events
-			WHERE order_id = $1 AND sequence > $2 ORDER BY sequence LIMIT `+strconv.Itoa(pageSize+1), orderID, after)
+			WHERE order_id = $1 AND seller_id = $3 AND sequence > $2 ORDER BY sequence LIMIT `+strconv.Itoa(pageSize+1), k.id, after, k.seller)
 		return pgx.CollectRows(rows, func(r pgx.CollectableRow) (order.Event, error) {
 			var e order.Event
 			err := r.Scan(&e.Sequence, &e.Kind, &e.Actor, &e.OccurredAt, &e.Note, &e.Adjustment)
@@ -264,7 +309,7 @@ func (db *DB) ListHistory(ctx context.Context, orderID string, pageSize int, pag
 
 // Get returns an order with its deadlines, payment attempts, refunds and history.
 func (db *DB) Get(ctx context.Context, id string) (*order.Order, error) {
-	s, err := read(ctx, func() (order.Stored, error) { return load(ctx, db.pool, id, "") })
+	s, err := read(ctx, func() (order.Stored, error) { return db.load(ctx, db.pool, id, "") })
 	if err != nil {
 		return nil, err
 	}
@@ -288,7 +333,12 @@ type OrderHeader struct {
 func (db *DB) Header(ctx context.Context, id string) (OrderHeader, error) {
 	h, err := read(ctx, func() (OrderHeader, error) {
 		var h OrderHeader
-		err := db.pool.QueryRow(ctx, `SELECT buyer_id, seller_id, currency FROM orders WHERE id = $1`, id).Scan(&h.BuyerID, &h.SellerID, &h.Currency)
+		k, err := db.keyOf(ctx, id)
+		if err != nil {
+			return h, err
+		}
+		err = db.pool.QueryRow(ctx, `SELECT buyer_id, seller_id, currency FROM orders WHERE id = $1 AND seller_id = $2`, k.id, k.seller).
+			Scan(&h.BuyerID, &h.SellerID, &h.Currency)
 		return h, err
 	})
 	if isNoRows(err) {
@@ -302,7 +352,13 @@ func (db *DB) Header(ctx context.Context, id string) (OrderHeader, error) {
 // getMany reads whole orders in one round trip, in the order of ids,
 // leaving out any that do not exist.
 func (db *DB) getMany(ctx context.Context, ids []string) ([]*order.Order, error) {
-	ss, err := read(ctx, func() ([]order.Stored, error) { return loadMany(ctx, db.pool, ids, "", true) })
+	ss, err := read(ctx, func() ([]order.Stored, error) {
+		keys, err := db.keysOf(ctx, "orders", ids)
+		if err != nil {
+			return nil, err
+		}
+		return db.loadKeys(ctx, db.pool, keys, "", true)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -335,6 +391,13 @@ func (db *DB) CheckoutOrders(ctx context.Context, buyerID, checkoutID string) ([
 // items say what a cancellation gives back. A checkout stored before
 // returns ErrCheckoutExists.
 func (db *DB) CreateOrders(ctx context.Context, orders []*order.Order) error {
+	for _, o := range orders {
+		if key, ok := order.KeyOf(o.ID()); ok && key == order.StoreKey(o.SellerID()) {
+			if err := db.registerStore(ctx, o.SellerID()); err != nil {
+				return err
+			}
+		}
+	}
 	return retryRace(ctx, func() error { return db.createOrders(ctx, orders) })
 }
 
@@ -348,6 +411,9 @@ func (db *DB) createOrders(ctx context.Context, orders []*order.Order) error {
 	defer tx.release(ctx)
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
+	if db.citus {
+		b.Queue(sequentialSQL) // the buyer's unpaid orders, then a coupon's redemption
+	}
 	cs := make([]change, 0, len(orders))
 	for _, o := range orders {
 		c := change{o: o, now: o.Stored()}
@@ -366,7 +432,10 @@ func (db *DB) createOrders(ctx context.Context, orders []*order.Order) error {
 	tx.queueCommit(b)
 	if err := tx.conn.SendBatch(ctx, b).Close(); err != nil {
 		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.ConstraintName == "orders_checkout_seller_idx" {
+		if errors.As(err, &pgErr) && pgErr.Code == "23505" &&
+			strings.Contains(pgErr.ConstraintName+" "+pgErr.Message, "orders_checkout_seller_idx") {
+			// (Citus names the shard's index, with the shard's number, in
+			// the message alone.)
 			return fmt.Errorf("%w: checkout %s is stored already", ErrCheckoutExists, orders[0].CheckoutID())
 		}
 		if errors.As(err, &pgErr) && pgErr.Code == "SK001" {
@@ -492,7 +561,7 @@ func (sn *Seen) SellerID() string { return sn.s.SellerID }
 // check before the order's lock is taken and a change made from it after
 // (UpdateSeen): one read serves both.
 func (db *DB) See(ctx context.Context, id string) (*Seen, error) {
-	s, err := read(ctx, func() (order.Stored, error) { return load(ctx, db.pool, id, "") })
+	s, err := read(ctx, func() (order.Stored, error) { return db.load(ctx, db.pool, id, "") })
 	if err != nil {
 		return nil, err
 	}
@@ -555,20 +624,24 @@ func writeChange(ctx context.Context, tx *pipelined, b *pgx.Batch, o *order.Orde
 }
 
 func (db *DB) updateOnce(ctx context.Context, id, lock string, fn func(*order.Order) error) (*order.Order, error) {
-	u, err := uuid.Parse(id)
+	k, err := db.keyOf(ctx, id)
 	if err != nil {
-		return nil, fmt.Errorf("%w: order %s", order.ErrNotFound, id)
+		return nil, err
 	}
 	tx, b, err := db.begin(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer tx.release(ctx)
-	found := queueLoad(b, []string{u.String()}, lock, true)
+	found := map[string]*order.Stored{}
+	queueLoad(b, []orderKey{k}, lock, true, found)
 	if err := tx.conn.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("load order: %w", err)
 	}
-	s, ok := found[u.String()]
+	if err := loadHolds(ctx, tx.conn, found, lock != ""); err != nil {
+		return nil, err
+	}
+	s, ok := found[k.id]
 	if !ok {
 		return nil, fmt.Errorf("%w: order %s", order.ErrNotFound, id)
 	}
@@ -675,13 +748,39 @@ func (db *DB) FireDeadlines(ctx context.Context, ds []Deadline, now time.Time, p
 		}
 		byOrder[d.OrderID] = append(byOrder[d.OrderID], d)
 	}
+	keys, err := read(ctx, func() ([]orderKey, error) { return db.keysOf(ctx, "orders", ids) })
+	if err != nil {
+		return Fired{}, fmt.Errorf("fire deadlines: %w", err)
+	}
+	// On Citus a transaction locks the orders of one store (one shard):
+	// a batch of many stores is a batch per store.
+	var res Fired
+	for _, group := range db.byStore(keys) {
+		r, err := db.fireDeadlines(ctx, group, byOrder, now, pol)
+		if err != nil {
+			return res, err
+		}
+		res.Fired = append(res.Fired, r.Fired...)
+		res.Busy = append(res.Busy, r.Busy...)
+		res.Early = append(res.Early, r.Early...)
+		res.Failed = append(res.Failed, r.Failed...)
+	}
+	return res, nil
+}
+
+// fireDeadlines is FireDeadlines for the orders of keys, in one transaction.
+func (db *DB) fireDeadlines(ctx context.Context, keys []orderKey, byOrder map[string][]Deadline, now time.Time, pol order.Policy) (Fired, error) {
+	ids := make([]string, len(keys))
+	for i, k := range keys {
+		ids[i] = k.id
+	}
 	var res Fired
 	var cs []change
-	err = db.inTx(ctx, func(tx pgx.Tx) error {
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
 		res, cs = Fired{}, nil
 		// A batch of deadlines reads no history: nothing shows these
 		// orders, and a long history would cost each of up to 1,000 orders.
-		ss, err := loadMany(ctx, tx, ids, forUpdateSkipLocked, false)
+		ss, err := db.loadKeys(ctx, tx, keys, forUpdateSkipLocked, false)
 		if err != nil {
 			return err
 		}
@@ -879,8 +978,16 @@ func (db *DB) List(ctx context.Context, q ListQuery) ([]*order.Order, string, er
 	where, args := f.where("ORDER BY created_at DESC, id DESC", q.PageSize+1)
 	// The page's orders with their deadlines, in one statement (one round
 	// trip, one snapshot).
+	// On Citus the deadlines' read names the store: a store's page by its
+	// id ($1 is the party), or the statement would go to every shard; a
+	// buyer's by the order's, or the join could not be pushed down.
+	store := db.sameStore("order_deadlines", "orders")
+	if q.Party == Seller && db.citus {
+		store = " AND seller_id = $1"
+	}
 	rows, _ := db.pool.Query(ctx, `SELECT `+orderColumns+`, d.kinds, d.dues FROM orders
-		LEFT JOIN LATERAL (SELECT array_agg(kind) AS kinds, array_agg(due_at) AS dues FROM order_deadlines WHERE order_id = orders.id) d
+		LEFT JOIN LATERAL (SELECT array_agg(kind) AS kinds, array_agg(due_at) AS dues FROM order_deadlines
+			WHERE order_id = orders.id`+store+`) d
 		ON true `+where, args...)
 	stored, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (order.Stored, error) {
 		var kinds []string

@@ -121,7 +121,8 @@ func (db *DB) PublishEvents(ctx context.Context, limit int, publish func(last in
 		rows, _ := tx.Query(ctx, `SELECT e.id, p.seq, e.order_id::text, o.buyer_id, o.seller_id, e.sequence, e.kind, e.actor,
 			e.occurred_at, e.note, convert_to(e.adjustment::text, 'UTF8'), convert_to(e.detail::text, 'UTF8'), o.currency,
 			e.status_after, e.version_after
-			FROM event_places p JOIN order_events e ON e.id = p.event_id JOIN orders o ON o.id = e.order_id
+			FROM event_places p JOIN order_events e ON e.id = p.event_id
+			JOIN orders o ON o.id = e.order_id`+db.sameStore("o", "e")+`
 			WHERE p.seq > $1 ORDER BY p.seq LIMIT `+strconv.Itoa(limit), sent)
 		evs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[OutboxEvent])
 		if err != nil || len(evs) == 0 {

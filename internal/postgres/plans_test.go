@@ -30,7 +30,7 @@ func TestReadsAreNotReplanned(t *testing.T) {
 	}
 	rows, err := db.Pool().Query(context.Background(), `SELECT generic_plans, custom_plans FROM pg_prepared_statements
 		WHERE generic_plans + custom_plans = 10
-		AND (statement LIKE '%FROM orders WHERE id %' OR statement LIKE '%FROM payment_attempts WHERE order_id %')`)
+		AND (statement LIKE '%FROM orders WHERE id = $1::uuid AND seller_id%' OR statement LIKE '%FROM payment_attempts WHERE order_id %')`)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,7 +54,7 @@ func queueRefunds(b *pgx.Batch, s, old order.Stored) {
 		}
 		b.Queue(`INSERT INTO refunds (`+refundColumns+`, order_id, buyer_id, seller_id)
 			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22)
-			ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, tries = EXCLUDED.tries,
+			ON CONFLICT (id, seller_id) DO UPDATE SET status = EXCLUDED.status, tries = EXCLUDED.tries,
 			next_try_at = EXCLUDED.next_try_at, last_error = EXCLUDED.last_error, refund_ref = EXCLUDED.refund_ref,
 			updated_at = EXCLUDED.updated_at, completed_at = EXCLUDED.completed_at, settled_by = EXCLUDED.settled_by,
 			settlement_note = EXCLUDED.settlement_note, fx = EXCLUDED.fx`,
@@ -193,10 +193,17 @@ func (db *DB) ClaimIdempotencyKeyFor(ctx context.Context, scope, key, fingerprin
 func (db *DB) claimKey(ctx context.Context, scope, key, fingerprint string, now time.Time, orderID string) (buyerID string, fresh bool, err error) {
 	var stored, buyer *string
 	var inserted *bool
-	var id *string
-	if u, perr := uuid.Parse(orderID); perr == nil {
-		canonical := u.String()
-		id = &canonical
+	// The order's store routes the read of its buyer (an unknown order
+	// has none, and no buyer).
+	var id, seller *string
+	if orderID != "" {
+		ks, err := read(ctx, func() ([]orderKey, error) { return db.keysOf(ctx, "orders", []string{orderID}) })
+		if err != nil {
+			return "", false, fmt.Errorf("claim idempotency key: %w", err)
+		}
+		if len(ks) == 1 {
+			id, seller = &ks[0].id, &ks[0].seller
+		}
 	}
 	// A second try sees a row that a concurrent first use committed while
 	// this statement's snapshot was already taken.
@@ -204,11 +211,11 @@ func (db *DB) claimKey(ctx context.Context, scope, key, fingerprint string, now 
 		err = db.pool.QueryRow(ctx, `WITH ins AS (
 				INSERT INTO idempotency_keys (scope, key, fingerprint, created_at) VALUES ($1, $2, $3, $4)
 				ON CONFLICT (scope, key) DO NOTHING RETURNING fingerprint)
-			SELECT claim.fingerprint, claim.fresh, (SELECT buyer_id FROM orders WHERE id = $5::uuid)
+			SELECT claim.fingerprint, claim.fresh, (SELECT buyer_id FROM orders WHERE id = $5::uuid AND seller_id = $6)
 			FROM (SELECT 1) one LEFT JOIN LATERAL (
 				SELECT fingerprint, true AS fresh FROM ins UNION ALL
 				SELECT fingerprint, false FROM idempotency_keys WHERE scope = $1 AND key = $2 LIMIT 1) claim ON true`,
-			scope, key, fingerprint, now, id).Scan(&stored, &inserted, &buyer)
+			scope, key, fingerprint, now, id, seller).Scan(&stored, &inserted, &buyer)
 		if err != nil || stored != nil {
 			break
 		}

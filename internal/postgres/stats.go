@@ -75,7 +75,7 @@ func (db *DB) SellerStats(ctx context.Context, sellerID string, now time.Time) (
 			return nil, err
 		}
 		rows, _ := db.pool.Query(ctx, `SELECT o.id::text, `+detail+`, coalesce(d.due_at, 'epoch'::timestamptz)
-			FROM orders o LEFT JOIN order_deadlines d ON d.order_id = o.id AND d.kind = $2
+			FROM orders o LEFT JOIN order_deadlines d ON d.order_id = o.id`+db.sameStore("d", "o")+` AND d.kind = $2
 			WHERE o.seller_id = $1 AND `+where+` ORDER BY d.due_at NULLS LAST, o.id LIMIT `+strconv.Itoa(MaxOpenCases), sellerID, kind)
 		cases, err := pgx.CollectRows(rows, pgx.RowToStructByPos[OpenCase])
 		for i := range cases {
@@ -108,10 +108,10 @@ func (db *DB) SellerStats(ctx context.Context, sellerID string, now time.Time) (
 	// From the store's coupons to the orders holding them, not through
 	// every paid order.
 	rows, _ = db.pool.Query(ctx, `SELECT o.currency, sum((d ->> 'amount')::bigint)::bigint
-		FROM coupons c JOIN order_coupons oc ON oc.coupon_id = c.id JOIN orders o ON o.id = oc.order_id
+		FROM coupons c JOIN order_coupons oc ON oc.coupon_id = c.id JOIN orders o ON o.id = oc.order_id AND o.seller_id = oc.seller_id
 		CROSS JOIN LATERAL jsonb_array_elements(o.items) i
 		CROSS JOIN LATERAL jsonb_array_elements(coalesce(i -> 'discounts', '[]')) d
-		WHERE c.seller_id = $1 AND o.paid_attempt_id IS NOT NULL AND d ->> 'coupon_id' = c.id::text
+		WHERE c.seller_id = $1 AND oc.seller_id = $1 AND o.paid_attempt_id IS NOT NULL AND d ->> 'coupon_id' = c.id::text
 		GROUP BY o.currency ORDER BY o.currency`, sellerID)
 	_, err = pgx.ForEachRow(rows, []any{&cur, &sum}, func() error {
 		st.StoreFunded = append(st.StoreFunded, order.Money{Amount: sum, Currency: cur})
@@ -157,9 +157,9 @@ func (db *DB) days(ctx context.Context, sellerID string, now time.Time) ([]DayFi
 	// was refused was paid again), for its total in the store's currency
 	// (a foreign buyer was charged in theirs).
 	rows, _ = db.pool.Query(ctx, `SELECT date_trunc('day', p.at AT TIME ZONE 'UTC'), o.currency, count(*), sum(o.total_minor)::bigint
-		FROM (SELECT e.order_id, max(e.occurred_at) AS at FROM order_events e JOIN orders o ON o.id = e.order_id
-		      WHERE o.seller_id = $1 AND e.kind = 'paid' AND e.occurred_at >= $2 GROUP BY e.order_id) p
-		JOIN orders o ON o.id = p.order_id WHERE o.paid_attempt_id IS NOT NULL
+		FROM (SELECT e.order_id, max(e.occurred_at) AS at FROM order_events e
+		      WHERE e.seller_id = $1 AND e.kind = 'paid' AND e.occurred_at >= $2 GROUP BY e.order_id) p
+		JOIN orders o ON o.id = p.order_id AND o.seller_id = $1 WHERE o.paid_attempt_id IS NOT NULL
 		GROUP BY 1, 2 ORDER BY 2`, sellerID, first)
 	var cur string
 	_, err := pgx.ForEachRow(rows, []any{&day, &cur, &n, &sum}, func() error {

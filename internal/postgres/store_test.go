@@ -20,7 +20,7 @@ var t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 
 func mustProduct(t *testing.T, db *postgres.DB, seller string, stock int64) catalog.Product {
 	t.Helper()
-	p := catalog.Product{ID: uuid.NewString(), SellerID: seller, Title: "Lamp", Currency: "USD", Price: 1000, ShippingFee: 100,
+	p := catalog.Product{ID: order.NewID(seller), SellerID: seller, Title: "Lamp", Currency: "USD", Price: 1000, ShippingFee: 100,
 		Stock: stock, HandlingDays: 3, ProtectionDays: 60, CreatedAt: t0, UpdatedAt: t0}
 	if err := db.CreateProduct(context.Background(), p); err != nil {
 		t.Fatal(err)
@@ -34,7 +34,7 @@ func mustOrder(t *testing.T, db *postgres.DB, p catalog.Product, buyer string, a
 	if _, err := db.Reserve(context.Background(), checkout, []postgres.StockItem{{ProductID: p.ID, Quantity: 1}}, at); err != nil {
 		t.Fatal(err)
 	}
-	o, err := order.New(order.NewOrderParams{ID: uuid.NewString(), CheckoutID: checkout, BuyerID: buyer, SellerID: p.SellerID,
+	o, err := order.New(order.NewOrderParams{ID: order.NewID(p.SellerID), CheckoutID: checkout, BuyerID: buyer, SellerID: p.SellerID,
 		Currency: "USD", Items: []order.Item{{ProductID: p.ID, Title: p.Title, Quantity: 1, UnitPrice: p.Price}},
 		ShippingFee: p.ShippingFee, HandlingDays: 3, PaymentWindow: time.Hour, Now: at})
 	if err != nil {

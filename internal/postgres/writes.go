@@ -57,7 +57,17 @@ func jsonParam(v any) []byte {
 func queueUpdates(b *pgx.Batch, cs []change) {
 	// An order that moved on since it was read aborts the transaction
 	// (souk_expect_changed): the writes queued after it must not commit.
-	b.Queue(updateOrdersSQL, updateRows(cs), len(cs))
+	var sellers []string
+	for _, c := range cs {
+		if !slices.Contains(sellers, c.now.SellerID) {
+			sellers = append(sellers, c.now.SellerID)
+		}
+	}
+	if len(sellers) == 1 {
+		b.Queue(updateOrdersSQL, updateRows(cs), len(cs), sellers[0])
+	} else {
+		b.Queue(updateOrdersOfStoresSQL, updateRows(cs), len(cs), sellers)
+	}
 	queueDetails(b, cs)
 }
 
@@ -69,16 +79,16 @@ func queueUpdates(b *pgx.Batch, cs []change) {
 // statement each. Events record the version the change gives its order.
 func queueDetails(b *pgx.Batch, cs []change) {
 	var (
-		replaced  []string
+		replaced  []orderKey
 		deadlines []deadlineRow
 		events    []eventRow
-		restock   []order.Item
+		restock   = map[productKey]int64{}
 	)
 	for _, c := range cs {
 		s, old := c.now, c.old
 		if !sameDeadlines(old.Deadlines, s.Deadlines) {
 			if old.ID != "" {
-				replaced = append(replaced, s.ID)
+				replaced = append(replaced, orderKey{s.ID, s.SellerID})
 			}
 			for kind, due := range s.Deadlines {
 				deadlines = append(deadlines, deadlineRow{OrderID: s.ID, Kind: string(kind), DueAt: pgTime(due), SellerID: s.SellerID})
@@ -96,12 +106,14 @@ func queueDetails(b *pgx.Batch, cs []change) {
 		queueRefunds(b, s, old)
 		queueMessages(b, c.o)
 		if c.o.ReleasesStock() {
-			restock = append(restock, s.Items...)
+			for _, it := range s.Items {
+				restock[productKey{it.ProductID, s.SellerID}] += it.Quantity
+			}
 		}
 	}
 	if len(replaced) > 0 {
-		match, ids := keyIn(replaced)
-		b.Queue(`DELETE FROM order_deadlines WHERE order_id `+match, ids)
+		match, args := keysIn("order_id", replaced)
+		b.Queue(`DELETE FROM order_deadlines WHERE `+match, args...)
 	}
 	if len(deadlines) > 0 {
 		b.Queue(`INSERT INTO order_deadlines (order_id, kind, due_at, seller_id)
@@ -137,7 +149,7 @@ func queueAttempts(b *pgx.Batch, s, old order.Stored) {
 			decline_advice, decline_retryable, provider_ref, verification_failures, captured, created_at, updated_at,
 			capture_tries, next_capture_at, seller_id, recheck_at)
 			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24)
-			ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, decline_code = EXCLUDED.decline_code,
+			ON CONFLICT (id, seller_id) DO UPDATE SET status = EXCLUDED.status, decline_code = EXCLUDED.decline_code,
 			decline_message = EXCLUDED.decline_message, decline_advice = EXCLUDED.decline_advice,
 			decline_retryable = EXCLUDED.decline_retryable, provider_ref = EXCLUDED.provider_ref,
 			verification_failures = EXCLUDED.verification_failures, captured = EXCLUDED.captured,

@@ -111,7 +111,7 @@ func TestLateCommitIsNotLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
-	if _, err := tx.Exec(ctx, `SELECT 1 FROM orders WHERE id = $1 FOR UPDATE`, ids[0]); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM orders WHERE id = $1 AND seller_id = $2 FOR UPDATE`, ids[0], "store-x"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := tx.Exec(ctx, `WITH e AS (INSERT INTO order_events (order_id, sequence, kind, actor, occurred_at, status_after, version_after, seller_id)

@@ -44,8 +44,15 @@ func RedisAddr(tb testing.TB) string { return env(tb, "SOUK_TEST_REDIS_ADDR") }
 
 // DatabaseURL creates a fresh database for the test, migrated, dropped when
 // the test ends, and returns its URL.
+//
+// With SOUK_TEST_ON_CITUS set (make test's second run of the store,
+// deadline, relay and end-to-end tests), the database is a schema of its
+// own on the test Citus cluster, its tables distributed by Migrate.
 func DatabaseURL(tb testing.TB) string {
 	tb.Helper()
+	if OnCitus() {
+		return CitusDatabaseURL(tb)
+	}
 	admin := env(tb, "SOUK_TEST_DATABASE_URL")
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, admin)
@@ -80,6 +87,38 @@ func DatabaseURL(tb testing.TB) string {
 		tb.Fatal(err)
 	}
 	return dbURL
+}
+
+// OnCitus reports whether the tests run on the test Citus cluster
+// (SOUK_TEST_ON_CITUS).
+func OnCitus() bool { return os.Getenv("SOUK_TEST_ON_CITUS") != "" }
+
+// CitusDatabaseURL is DatabaseURL on Citus: a schema of the test's own on the
+// coordinator, named first on the URL's search_path, migrated and
+// distributed, dropped when the test ends. Its tables have 4 shards each,
+// not Citus's 32: a test makes a dozen, and 384 shards a test is slow to
+// make and drop.
+func CitusDatabaseURL(tb testing.TB) string {
+	tb.Helper()
+	ctx := context.Background()
+	_, schema := Citus(tb)
+	u, err := url.Parse(env(tb, "SOUK_TEST_CITUS_URL"))
+	if err != nil {
+		tb.Fatalf("parse SOUK_TEST_CITUS_URL: %v", err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	// pgx reads a "+" in options as itself: spaces are written %20.
+	u.RawQuery = q.Encode() + "&options=-c%20citus.shard_count%3D4"
+	db, err := postgres.Open(ctx, u.String())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Migrate(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	return u.String()
 }
 
 // DB returns an open store on a fresh database.

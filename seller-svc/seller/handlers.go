@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/google/uuid"
-
 	sellerv1 "github.com/souk-dev/souk/gen/go/souk/seller/v1"
 	"github.com/souk-dev/souk/internal/app"
 	"github.com/souk-dev/souk/internal/auth"
@@ -38,7 +36,7 @@ func (s *sellerService) CreateProduct(ctx context.Context, req *sellerv1.CreateP
 	}
 	now := s.deps.Now()
 	p := catalog.Product{
-		ID: uuid.NewString(), SellerID: sellerID(ctx), Title: req.Title, Currency: req.Price.Currency,
+		ID: order.NewID(sellerID(ctx)), SellerID: sellerID(ctx), Title: req.Title, Currency: req.Price.Currency,
 		Price: req.Price.AmountMinor, ShippingFee: req.ShippingFee.AmountMinor, Stock: req.Stock,
 		HandlingDays: int(req.HandlingDays), ProtectionDays: catalog.DefaultProtectionDays, CreatedAt: now, UpdatedAt: now,
 		Plan: protoconv.FromPlan(req.PaymentPlan),

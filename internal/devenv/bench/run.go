@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/md5"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -63,8 +64,9 @@ type Plan struct {
 	Floor bool
 }
 
-// The bench's parties, and its ids: md5 of a name, as pgbench makes them
-// too (md5('o' || n)::uuid), so that both work on the same rows.
+// The bench's parties, and its ids: ids of the bench's store as Souk makes
+// them (order.NewID), their random half md5 of a name, as pgbench makes
+// them too (bench_id('o' || n)), so that both work on the same rows.
 const (
 	buyerID  = "bench-buyer"
 	sellerID = "bench-store"
@@ -72,7 +74,19 @@ const (
 )
 
 func benchID(kind string, n int) string {
-	return uuid.UUID(md5.Sum([]byte(kind + strconv.Itoa(n)))).String()
+	sum := md5.Sum([]byte(kind + strconv.Itoa(n)))
+	var id uuid.UUID
+	copy(id[:8], sum[:8])
+	id[6] = id[6]&0x0f | 0x80 // version 8
+	binary.BigEndian.PutUint64(id[8:], uint64(order.StoreKey(sellerID)))
+	return id.String()
+}
+
+// benchIDSQL defines bench_id, benchID in SQL: the first 16 hex digits of
+// md5 of the name with the version digit, then the store's key.
+func benchIDSQL() string {
+	return fmt.Sprintf(`CREATE FUNCTION bench_id(name text) RETURNS uuid LANGUAGE sql IMMUTABLE AS
+		$$ SELECT (overlay(left(md5(name), 16) placing '8' from 13 for 1) || '%016x')::uuid $$`, uint64(order.StoreKey(sellerID)))
 }
 
 // pools of orders, by the first order number of each.
@@ -194,6 +208,9 @@ func (b *bench) databases(ctx context.Context) error {
 		return err
 	}
 	if _, err := b.sqlPool.Exec(ctx, `CREATE SEQUENCE bench_seq START 1000`); err != nil {
+		return err
+	}
+	if _, err := b.sqlPool.Exec(ctx, benchIDSQL()); err != nil {
 		return err
 	}
 	b.rdb = redis.NewClient(&redis.Options{Addr: b.t.RedisAddr})

@@ -1,0 +1,127 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/souk-dev/souk/internal/order"
+)
+
+// routes knows which store holds a row named by id alone (an order id a
+// buyer holds): the store keys ids begin with (order.NewID), as
+// store_keys has them. A key's store never changes, so what was read once
+// is kept for the life of the process.
+type routes struct {
+	stores sync.Map // int64 key → string seller id
+}
+
+// orderKey names an order's row as a table distributed by store keys it:
+// its id and its store.
+type orderKey struct{ id, seller string }
+
+// registerStore records the key the store's new ids begin with, once per
+// process and store. A different store already holding the key (one
+// chance in 2^62 a pair) is an error: its ids would route elsewhere.
+func (db *DB) registerStore(ctx context.Context, sellerID string) error {
+	key := order.StoreKey(sellerID)
+	if s, ok := db.routes.stores.Load(key); ok && s == sellerID {
+		return nil
+	}
+	var holder string
+	err := db.pool.QueryRow(ctx, `WITH ins AS (INSERT INTO store_keys (key, seller_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING seller_id)
+		SELECT seller_id FROM ins UNION ALL SELECT seller_id FROM store_keys WHERE key = $1`, key, sellerID).Scan(&holder)
+	if err != nil {
+		return fmt.Errorf("register store %s: %w", sellerID, err)
+	}
+	if holder != sellerID {
+		return fmt.Errorf("register store %s: its key %x is store %s's", sellerID, key, holder)
+	}
+	db.routes.stores.Store(key, sellerID)
+	return nil
+}
+
+// keysOf returns the stores holding the rows of table (orders or products)
+// with the given ids, in the order of ids, leaving out ids that are not
+// UUIDs or name no row. An id made by order.NewID is routed by its key (a
+// read of store_keys the first time a process meets the key); an older,
+// random one by a read of table by id alone (on Citus, an index probe on
+// every shard).
+func (db *DB) keysOf(ctx context.Context, table string, ids []string) ([]orderKey, error) {
+	var unknown []int64 // keys this process has not met
+	for _, id := range ids {
+		if key, ok := order.KeyOf(id); ok {
+			if _, ok := db.routes.stores.Load(key); !ok {
+				unknown = append(unknown, key)
+			}
+		}
+	}
+	if len(unknown) > 0 {
+		rows, _ := db.pool.Query(ctx, `SELECT key, seller_id FROM store_keys WHERE key = ANY($1)`, unknown)
+		var key int64
+		var s string
+		if _, err := pgx.ForEachRow(rows, []any{&key, &s}, func() error {
+			db.routes.stores.Store(key, s)
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("route ids: %w", err)
+		}
+	}
+	seller := make(map[string]string, len(ids))
+	// What no key routes: ids made before ids carried their store (or
+	// with a key no store registered), looked up by id.
+	var legacy []string
+	for _, id := range ids {
+		u, err := uuid.Parse(id)
+		if err != nil {
+			continue
+		}
+		if key, ok := order.KeyOf(id); ok {
+			if s, ok := db.routes.stores.Load(key); ok {
+				seller[u.String()] = s.(string)
+				continue
+			}
+		}
+		legacy = append(legacy, u.String())
+	}
+	if len(legacy) > 0 {
+		rows, _ := db.pool.Query(ctx, `SELECT id::text, seller_id FROM `+table+` WHERE id = ANY($1::uuid[])`, legacy)
+		var id, s string
+		if _, err := pgx.ForEachRow(rows, []any{&id, &s}, func() error {
+			seller[id] = s
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("route ids: %w", err)
+		}
+	}
+	out := make([]orderKey, 0, len(ids))
+	for _, id := range ids {
+		if s, ok := seller[canonical(id)]; ok {
+			out = append(out, orderKey{canonical(id), s})
+		}
+	}
+	return out, nil
+}
+
+// keyOf is keysOf for one order; an id that names no order is ErrNotFound.
+func (db *DB) keyOf(ctx context.Context, id string) (orderKey, error) {
+	ks, err := read(ctx, func() ([]orderKey, error) { return db.keysOf(ctx, "orders", []string{id}) })
+	if err != nil {
+		return orderKey{}, err
+	}
+	if len(ks) == 0 {
+		return orderKey{}, fmt.Errorf("%w: order %s", order.ErrNotFound, id)
+	}
+	return ks[0], nil
+}
+
+// canonical is a UUID's canonical text, or id as it is if it is none.
+func canonical(id string) string {
+	if u, err := uuid.Parse(id); err == nil {
+		return u.String()
+	}
+	return id
+}

@@ -1,0 +1,247 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/souk-dev/souk/internal/order"
+	"github.com/souk-dev/souk/internal/postgres"
+	"github.com/souk-dev/souk/internal/testenv"
+)
+
+// recorder is a pgx tracer that keeps every statement a pool sends (its
+// SQL and arguments), batched or not.
+type recorder struct {
+	mu    sync.Mutex
+	stmts []recorded
+}
+
+type recorded struct {
+	sql  string
+	args []any
+}
+
+func (r *recorder) add(sql string, args []any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stmts = append(r.stmts, recorded{sql, args})
+}
+
+func (r *recorder) take() []recorded {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.stmts
+	r.stmts = nil
+	return out
+}
+
+func (r *recorder) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	r.add(d.SQL, d.Args)
+	return ctx
+}
+func (r *recorder) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+func (r *recorder) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	return ctx
+}
+func (r *recorder) TraceBatchQuery(_ context.Context, _ *pgx.Conn, d pgx.TraceBatchQueryData) {
+	r.add(d.SQL, d.Args)
+}
+func (r *recorder) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
+
+var taskCount = regexp.MustCompile(`Task Count: (\d+)`)
+
+// tasks returns how many shard tasks each statement of recs that reads or
+// writes a distributed table runs (EXPLAIN's "Task Count"), by statement;
+// statements of reference and coordinator tables, and transaction
+// control, are left out.
+func tasks(t *testing.T, pool *pgxpool.Pool, recs []recorded) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	for _, r := range recs {
+		sql := strings.TrimSpace(r.sql)
+		switch up := strings.ToUpper(sql); {
+		case up == "BEGIN", up == "COMMIT", up == "ROLLBACK", strings.HasPrefix(up, "SET "), strings.HasPrefix(up, "SELECT NOW()"):
+			continue
+		}
+		rows, _ := pool.Query(context.Background(), "EXPLAIN "+sql, r.args...)
+		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatalf("EXPLAIN %s: %v", sql, err)
+		}
+		plan := strings.Join(lines, "\n")
+		n := 0
+		for _, m := range taskCount.FindAllStringSubmatch(plan, -1) {
+			var c int
+			fmt.Sscan(m[1], &c)
+			n = max(n, c)
+		}
+		if n > 0 {
+			out[sql] = n
+		}
+	}
+	return out
+}
+
+// TestStoreStatementsRouteToOneShard (#25) runs Souk's store on Citus
+// (the schema distributed by Migrate, 4 shards a table) and EXPLAINs
+// every statement an operation sent, with its arguments: each operation
+// the README says stays on one shard sends no statement that reaches
+// more than one (a single-task router plan), and those it says fan out
+// reach every shard. An id alone routes: the order ids carry their
+// store's key.
+func TestStoreStatementsRouteToOneShard(t *testing.T) {
+	ctx := context.Background()
+	rec := &recorder{}
+	url := testenv.CitusDatabaseURL(t)
+	db, err := postgres.Open(ctx, url, func(c *pgxpool.Config) { c.ConnConfig.Tracer = rec })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	explain, err := pgxpool.New(ctx, url) // without the recorder
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(explain.Close)
+
+	p := mustProduct(t, db, "store-a", 50)
+	other := mustProduct(t, db, "store-b", 50)
+	var orders []*order.Order
+	for i := range 6 {
+		orders = append(orders, mustOrder(t, db, p, fmt.Sprintf("buyer-%d", i%2), t0.Add(time.Duration(i)*time.Minute)))
+		mustOrder(t, db, other, fmt.Sprintf("buyer-%d", i%2), t0.Add(time.Duration(i)*time.Minute))
+	}
+	o := orders[0]
+	var shards int
+	if err := explain.QueryRow(ctx, `SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = 'orders'::regclass`).Scan(&shards); err != nil || shards != 4 {
+		t.Fatalf("orders has %d shards (%v), want 4", shards, err)
+	}
+
+	oneShard := []struct {
+		name string
+		op   func() error
+	}{
+		{"GetOrder by id alone", func() error { _, err := db.Get(ctx, o.ID()); return err }},
+		{"an order's header", func() error { _, err := db.Header(ctx, o.ID()); return err }},
+		{"an order's history", func() error { _, _, err := db.ListHistory(ctx, o.ID(), 20, ""); return err }},
+		{"an order's conversation", func() error { _, _, err := db.ListMessages(ctx, o.ID(), 20, ""); return err }},
+		{"the store's orders, first page", func() error {
+			_, _, err := db.List(ctx, postgres.ListQuery{Party: postgres.Seller, PartyID: "store-a", PageSize: 3})
+			return err
+		}},
+		{"the store's orders, second page", func() error {
+			_, next, err := db.List(ctx, postgres.ListQuery{Party: postgres.Seller, PartyID: "store-a", PageSize: 3})
+			if err == nil {
+				_, _, err = db.List(ctx, postgres.ListQuery{Party: postgres.Seller, PartyID: "store-a", PageSize: 3, PageToken: next})
+			}
+			return err
+		}},
+		{"the store's stats", func() error { _, err := db.SellerStats(ctx, "store-a", t0.Add(time.Hour)); return err }},
+		{"the store's catalog", func() error { _, _, err := db.ListProducts(ctx, "store-a", 20, ""); return err }},
+		{"a price change", func() error {
+			_, err := db.Update(ctx, orders[1].ID(), func(o *order.Order) error {
+				return o.AdjustPrice(t0.Add(time.Hour), order.PriceChange{UnitPrices: map[string]order.Money{p.ID: {Amount: 900, Currency: "USD"}}, Reason: "discount"})
+			})
+			return err
+		}},
+		{"a cancellation (stock given back)", func() error {
+			_, err := db.Update(ctx, orders[2].ID(), func(o *order.Order) error { return o.Cancel(t0.Add(time.Hour), o.BuyerID(), "changed my mind") })
+			return err
+		}},
+		{"the sweeper's batch of one store", func() error {
+			_, err := db.FireDeadlines(ctx, []postgres.Deadline{{OrderID: orders[3].ID(), Kind: order.DeadlinePayment}, {OrderID: orders[4].ID(), Kind: order.DeadlinePayment}},
+				t0.Add(2*time.Hour), order.DefaultPolicy)
+			return err
+		}},
+	}
+	for _, c := range oneShard {
+		rec.take()
+		if err := c.op(); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		recs := rec.take()
+		ts := tasks(t, explain, recs)
+		if len(ts) == 0 {
+			t.Errorf("%s: no statement of a distributed table among %d", c.name, len(recs))
+		}
+		for sql, n := range ts {
+			if n != 1 {
+				t.Errorf("%s: a statement runs on %d shards, not one:\n%s", c.name, n, sql)
+			}
+		}
+	}
+
+	// A buyer's orders are in every store: their page asks every shard.
+	rec.take()
+	page, _, err := db.List(ctx, postgres.ListQuery{Party: postgres.Buyer, PartyID: "buyer-0", PageSize: 4})
+	if err != nil || len(page) != 4 {
+		t.Fatalf("buyer's page: %d orders, %v", len(page), err)
+	}
+	for sql, n := range tasks(t, explain, rec.take()) {
+		if n != shards {
+			t.Errorf("a buyer's page: a statement runs on %d shards, want all %d:\n%s", n, shards, sql)
+		}
+	}
+}
+
+// TestIDsWithoutTheirStoreStillRoute: an order whose id carries no store
+// (a random UUID, as a database made before store keys has them) is read,
+// changed and listed by id as any other; an id of a known store that
+// names no order, and one whose key no store registered, are not found;
+// orders read together come back in the order asked, whichever way each
+// id was routed.
+func TestIDsWithoutTheirStoreStillRoute(t *testing.T) {
+	db := testenv.DB(t)
+	ctx := context.Background()
+	p := mustProduct(t, db, "store-old", 10)
+	checkout := uuid.NewString()
+	if _, err := db.Reserve(ctx, checkout, []postgres.StockItem{{ProductID: p.ID, Quantity: 1}}, t0); err != nil {
+		t.Fatal(err)
+	}
+	old, err := order.New(order.NewOrderParams{ID: uuid.NewString(), CheckoutID: checkout, BuyerID: "alice", SellerID: p.SellerID,
+		Currency: "USD", Items: []order.Item{{ProductID: p.ID, Title: p.Title, Quantity: 1, UnitPrice: p.Price}},
+		ShippingFee: p.ShippingFee, HandlingDays: 3, PaymentWindow: time.Hour, Now: t0.Add(time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateOrders(ctx, []*order.Order{old}); err != nil {
+		t.Fatal(err)
+	}
+	fresh := mustOrder(t, db, p, "alice", t0)
+	if _, ok := order.KeyOf(old.ID()); ok {
+		t.Fatalf("a random id %s has a store key", old.ID())
+	}
+	if got, err := db.Get(ctx, old.ID()); err != nil || got.SellerID() != "store-old" {
+		t.Fatalf("get an order by a random id: %v, %v", got, err)
+	}
+	if _, err := db.Update(ctx, old.ID(), func(o *order.Order) error { return o.Cancel(t0.Add(time.Minute), "alice", "changed my mind") }); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := db.Header(ctx, old.ID()); err != nil || h.SellerID != "store-old" {
+		t.Fatalf("header: %+v, %v", h, err)
+	}
+	for _, id := range []string{order.NewID("store-old"), order.NewID("a-store-never-seen"), "not-an-id"} {
+		if _, err := db.Get(ctx, id); !errors.Is(err, order.ErrNotFound) {
+			t.Errorf("get %s: %v, want not found", id, err)
+		}
+	}
+	// Both in one read, in the order asked: the checkout's orders oldest first.
+	os, err := db.CheckoutOrders(ctx, "alice", checkout)
+	if err != nil || len(os) != 1 || os[0].ID() != old.ID() || os[0].Status() != order.StatusCancelled {
+		t.Fatalf("the checkout's orders: %v, %v", os, err)
+	}
+	page, _, err := db.List(ctx, postgres.ListQuery{Party: postgres.Buyer, PartyID: "alice", PageSize: 10})
+	if err != nil || len(page) != 2 || page[0].ID() != old.ID() || page[1].ID() != fresh.ID() {
+		t.Fatalf("alice's page: %v, %v", page, err)
+	}
+}
