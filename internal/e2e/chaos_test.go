@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -76,7 +77,16 @@ const (
 // restarts Redis with its data lost and restarts PostgreSQL. Once it all
 // settles it checks the money and the stock against the record and the
 // provider's ledger. SOUK_FAULT_SEED replays a run.
-func TestRandomFaults(t *testing.T) {
+func TestRandomFaults(t *testing.T) { randomFaults(t, false) }
+
+// TestRandomFaultsOnCitus is TestRandomFaults on a private Citus cluster
+// (a coordinator and two workers, the schema distributed by store, 4
+// shards a table): the same actions and invariants, with a Citus worker
+// restarted among the faults, and "restart postgres" restarting the
+// coordinator.
+func TestRandomFaultsOnCitus(t *testing.T) { randomFaults(t, true) }
+
+func randomFaults(t *testing.T, onCitus bool) {
 	seed := uint64(time.Now().UnixNano())
 	if v := os.Getenv("SOUK_FAULT_SEED"); v != "" {
 		var err error
@@ -98,7 +108,19 @@ func TestRandomFaults(t *testing.T) {
 		cfg.Policy.RefundBankingDays = 1
 		cfg.Policy.RefundLease = 5 * time.Second
 	}
-	s, pg, rd := privateSystem(t, 2, options{tune: pol, noBuyers: true})
+	var (
+		s       *system
+		pg      *testenv.PostgresServer
+		rd      *testenv.RedisServer
+		workers []*testenv.PostgresServer
+	)
+	if onCitus {
+		var cluster *testenv.CitusCluster
+		s, cluster, rd = privateCitusSystem(t, 2, options{tune: pol, noBuyers: true})
+		pg, workers = cluster.Coordinator, cluster.Workers
+	} else {
+		s, pg, rd = privateSystem(t, 2, options{tune: pol, noBuyers: true})
+	}
 	c.s = s
 	c.env = []string{"SOUK_PAYMENT_WINDOW=6s", "SOUK_PROCESSING_TIMEOUT=8s", "SOUK_VERIFICATION_TTL=4s", "SOUK_HANDLING_DAY=3s",
 		"SOUK_PROTECTION_DAY=83333us", "SOUK_DISPUTE_ANSWER_WINDOW=3s", "SOUK_REFUND_BANKING_DAYS=1", "SOUK_REFUND_LEASE=5s", "SOUK_SIM_SETTLE_AFTER=1s",
@@ -162,7 +184,7 @@ func TestRandomFaults(t *testing.T) {
 			c.work(ctx, rand.New(rand.NewPCG(seed, uint64(w))))
 		}()
 	}
-	c.injectFaults(ctx, rand.New(rand.NewPCG(seed, 99)), pg, rd)
+	c.injectFaults(ctx, rand.New(rand.NewPCG(seed, 99)), pg, rd, workers)
 	wg.Wait()
 	for _, r := range c.replicas {
 		c.ensureRunning(r)
@@ -229,8 +251,12 @@ func (c *chaos) fault(kind string, r *rand.Rand, do func(), undo func()) {
 
 // injectFaults runs one fault after another until ctx ends: every kind
 // once, in random order, then again.
-func (c *chaos) injectFaults(ctx context.Context, r *rand.Rand, pg *testenv.PostgresServer, rd *testenv.RedisServer) {
+func (c *chaos) injectFaults(ctx context.Context, r *rand.Rand, pg *testenv.PostgresServer, rd *testenv.RedisServer,
+	workers []*testenv.PostgresServer) {
 	kinds := []string{"kill buyer-svc", "pause buyer-svc past the lock TTL", "restart redis (data lost)", "restart postgres"}
+	if len(workers) > 0 {
+		kinds = append(kinds, "restart a citus worker")
+	}
 	var queue []string
 	for ctx.Err() == nil {
 		select {
@@ -260,6 +286,9 @@ func (c *chaos) injectFaults(ctx context.Context, r *rand.Rand, pg *testenv.Post
 			c.fault(kind, r, rd.Stop, rd.Start)
 		case "restart postgres":
 			c.fault(kind, r, pg.Stop, pg.Start)
+		case "restart a citus worker":
+			w := workers[r.IntN(len(workers))]
+			c.fault(kind, r, w.Stop, w.Start)
 		}
 	}
 }
@@ -576,11 +605,6 @@ func (c *chaos) pay(r *rand.Rand, o chaosOrder, got *orderv1.Order, tok string) 
 // just before check, showed a cancelled order whose refund was not paid
 // yet).
 func (c *chaos) settle() {
-	pool, err := pgxpool.New(context.Background(), c.s.cfg.DatabaseURL)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	defer pool.Close()
 	var pending string
 	defer func() {
 		if c.t.Failed() {
@@ -588,6 +612,8 @@ func (c *chaos) settle() {
 		}
 	}()
 	testenv.Eventually(c.t, 90*time.Second, "the system settles", func() bool {
+		pool := checkPool(c.t, c.s.cfg.DatabaseURL)
+		defer pool.Close()
 		err := pool.QueryRow(context.Background(), `SELECT
 			(SELECT count(*) FROM refunds WHERE status IN ('PENDING', 'PROCESSING'))::text || ' refunds, ' ||
 			(SELECT count(*) FROM (`+orderPayments+`) a JOIN orders o ON o.id = a.order_id
@@ -597,6 +623,7 @@ func (c *chaos) settle() {
 			(SELECT count(*) FROM order_deadlines WHERE due_at < now() + interval '2 seconds')::text || ' deadlines due, ' ||
 			(SELECT count(*) FROM sim_payments WHERE notified_at IS NULL AND settle_at IS NOT NULL)::text || ' provider reports'`).Scan(&pending)
 		if err != nil {
+			pending = err.Error()
 			return false
 		}
 		return pending == "0 refunds, 0 captures, 0 unanswered attempts, 0 deadlines due, 0 provider reports"
@@ -606,10 +633,7 @@ func (c *chaos) settle() {
 // check holds the record and the provider's ledger to the invariants.
 func (c *chaos) check() {
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, c.s.cfg.DatabaseURL)
-	if err != nil {
-		c.t.Fatal(err)
-	}
+	pool := checkPool(c.t, c.s.cfg.DatabaseURL)
 	defer pool.Close()
 	fail := func(format string, args ...any) {
 		c.mu.Lock()
@@ -629,7 +653,8 @@ func (c *chaos) check() {
 		(SELECT count(*) FROM order_events e WHERE e.order_id = o.id AND e.kind = 'cancelled'),
 		(SELECT count(*) FROM order_events e WHERE e.order_id = o.id AND e.kind = 'completed'),
 		(SELECT count(*) FROM order_events e WHERE e.order_id = o.id AND e.kind = 'paid')
-		FROM orders o LEFT JOIN (`+orderPayments+`) pa ON pa.order_id = o.id GROUP BY o.id, o.seller_id`)
+		FROM orders o LEFT JOIN (`+orderPayments+`) pa ON pa.order_id = o.id
+		GROUP BY o.id, o.seller_id, o.status, o.cancel_reason, o.total_minor, o.quote`)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -736,4 +761,40 @@ const orderPayments = `SELECT a.* FROM orders o JOIN payment_attempts a ON a.ord
 // withToken adds a bearer token to a call's context.
 func withToken(ctx context.Context, tok string) context.Context {
 	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok)
+}
+
+// snapshotTables are the tables the checks read that Citus distributes or
+// replicates.
+var snapshotTables = []string{"orders", "payment_attempts", "refunds", "order_events", "order_deadlines", "products", "stock_reservations"}
+
+// checkPool opens a pool for the checks' SQL on the database at url. On
+// Citus, whose planner refuses their correlated subqueries over several
+// distributed tables, the pool's one connection first copies Souk's
+// tables into temporary tables of the same names, which the checks then
+// read (the system has settled, or the check looks again).
+func checkPool(t *testing.T, url string) *pgxpool.Pool {
+	t.Helper()
+	ctx := context.Background()
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 1
+	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+		var citus bool
+		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')`).Scan(&citus); err != nil || !citus {
+			return err
+		}
+		for _, table := range snapshotTables {
+			if _, err := conn.Exec(ctx, "CREATE TEMP TABLE "+table+" AS SELECT * FROM public."+table); err != nil {
+				return fmt.Errorf("snapshot %s: %w", table, err)
+			}
+		}
+		return nil
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pool
 }

@@ -16,6 +16,16 @@ import (
 
 // privateSystem starts replicas of both services on a PostgreSQL and a
 // Redis of the test's own, which it may stop and start.
+// privateCitusSystem is privateSystem on a private Citus cluster, its
+// tables with 4 shards each.
+func privateCitusSystem(t *testing.T, replicas int, opts options) (*system, *testenv.CitusCluster, *testenv.RedisServer) {
+	t.Helper()
+	cluster, rd := testenv.StartCitus(t, "souk", 4), testenv.StartRedis(t)
+	cfg := testenv.ConfigOn(cluster.URL, rd.Addr, "souk-faults:")
+	opts.cfg = &cfg
+	return startSystemWith(t, replicas, opts), cluster, rd
+}
+
 func privateSystem(t *testing.T, replicas int, opts options) (*system, *testenv.PostgresServer, *testenv.RedisServer) {
 	t.Helper()
 	pg, rd := testenv.StartPostgres(t), testenv.StartRedis(t)

@@ -25,6 +25,8 @@ type PostgresServer struct {
 	bin  string
 	dir  string
 	port int
+	// opts are server options added to Start's (-c name=value ...).
+	opts string
 	// URL is an admin connection to its postgres database.
 	URL string
 }
@@ -62,7 +64,9 @@ func asPostgres(name string, args ...string) *exec.Cmd {
 
 // StartPostgres initialises and starts a private PostgreSQL (the binaries
 // under /usr/lib/postgresql, or SOUK_PG_BIN), stopped when the test ends.
-func StartPostgres(tb testing.TB) *PostgresServer {
+func StartPostgres(tb testing.TB) *PostgresServer { return startPostgres(tb, "") }
+
+func startPostgres(tb testing.TB, opts string) *PostgresServer {
 	tb.Helper()
 	bin := os.Getenv("SOUK_PG_BIN")
 	if bin == "" {
@@ -99,7 +103,7 @@ func StartPostgres(tb testing.TB) *PostgresServer {
 	if out, err := asPostgres(filepath.Join(bin, "initdb"), "-D", dir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-instructions").CombinedOutput(); err != nil {
 		tb.Fatalf("initdb: %v\n%s", err, out)
 	}
-	pg := &PostgresServer{tb: tb, bin: bin, dir: dir, port: freePort(tb)}
+	pg := &PostgresServer{tb: tb, bin: bin, dir: dir, port: freePort(tb), opts: opts}
 	pg.URL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", pg.port)
 	pg.Start()
 	tb.Cleanup(func() { pg.stop("immediate") })
@@ -111,7 +115,7 @@ func StartPostgres(tb testing.TB) *PostgresServer {
 // as the operating system outlives a killed server.
 func (pg *PostgresServer) Start() {
 	pg.tb.Helper()
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off", pg.port, pg.dir)
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off %s", pg.port, pg.dir, pg.opts)
 	if out, err := asPostgres(filepath.Join(pg.bin, "pg_ctl"), "-D", pg.dir, "-l", filepath.Join(pg.dir, "server.log"), "-w", "-t", "60", "-o", opts, "start").CombinedOutput(); err != nil {
 		pg.tb.Fatalf("start postgres: %v\n%s", err, out)
 	}
@@ -195,4 +199,61 @@ func (r *RedisServer) kill() {
 	_ = r.cmd.Process.Kill()
 	<-r.done
 	r.cmd = nil
+}
+
+// CitusCluster is a private Citus cluster of one test: a coordinator and
+// two workers, each a PostgresServer the test may stop and start again.
+type CitusCluster struct {
+	Coordinator *PostgresServer
+	Workers     []*PostgresServer
+	// URL is the coordinator's database, with citus in it and the
+	// workers added.
+	URL string
+}
+
+// StartCitus starts a private Citus cluster (the extension make test
+// installs) with a database of the given name on every node, stopped when
+// the test ends. Distributed tables made there have shards shards each.
+func StartCitus(tb testing.TB, name string, shards int) *CitusCluster {
+	tb.Helper()
+	// Citus's maintenance daemon recovers prepared transactions a failed
+	// node left behind every few seconds (the default is a minute).
+	const opts = "-c shared_preload_libraries=citus -c max_prepared_transactions=200 -c citus.recover_2pc_interval=2s"
+	c := &CitusCluster{Coordinator: startPostgres(tb, opts)}
+	for range 2 {
+		c.Workers = append(c.Workers, startPostgres(tb, opts))
+	}
+	ctx := context.Background()
+	for _, n := range append([]*PostgresServer{c.Coordinator}, c.Workers...) {
+		url := n.Database(name)
+		conn, err := pgx.Connect(ctx, url)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		_, err = conn.Exec(ctx, "CREATE EXTENSION citus")
+		_ = conn.Close(ctx)
+		if err != nil {
+			tb.Fatalf("citus: %v", err)
+		}
+		if n == c.Coordinator {
+			c.URL = url
+		}
+	}
+	conn, err := pgx.Connect(ctx, c.URL)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `SELECT citus_set_coordinator_host('127.0.0.1', $1)`, c.Coordinator.port); err != nil {
+		tb.Fatalf("citus coordinator: %v", err)
+	}
+	for _, w := range c.Workers {
+		if _, err := conn.Exec(ctx, `SELECT citus_add_node('127.0.0.1', $1)`, w.port); err != nil {
+			tb.Fatalf("citus worker: %v", err)
+		}
+	}
+	if _, err := conn.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s SET citus.shard_count = %d", name, shards)); err != nil {
+		tb.Fatal(err)
+	}
+	return c
 }
