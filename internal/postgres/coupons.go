@@ -327,36 +327,33 @@ func couponRefusal(err error) error {
 	return nil
 }
 
-// loadHolds reads the coupons the found orders hold. Most orders hold
-// none, and a router read of their order_coupons rows (queued with the
-// one statement) says so; only orders that
-// hold one take a second round trip. With lock, each checkout's
-// redemption is locked before the other orders sharing it are read, so
-// that they are read as their changes committed: of two orders of a
-// checkout cancelled at once, the second sees the first cancelled and
-// releases the coupon. (The orders' own rows are locked already; no
-// transaction waits for an order while holding a redemption, so the two
-// locks cannot wait in a circle.)
-func loadHolds(ctx context.Context, q querier, found map[string]*order.Stored, lock bool) error {
-	if len(found) == 0 {
-		return nil
-	}
-	keys := make([]orderKey, 0, len(found))
-	for id, s := range found {
-		keys = append(keys, orderKey{id, s.SellerID})
-	}
-	slices.SortFunc(keys, func(a, b orderKey) int { return strings.Compare(a.id, b.id) })
-	type hold struct{ order, coupon, checkout string }
-	var holds []hold
+// holdRow is an order's hold of a coupon, as order_coupons has it.
+type holdRow struct{ order, coupon, checkout string }
+
+// queueHoldRows queues the read of which coupons the orders of keys hold
+// (a router read of order_coupons: most orders hold none) into holds.
+func queueHoldRows(b *pgx.Batch, keys []orderKey, holds *[]holdRow) {
 	match, args := keysIn("order_id", keys)
-	rows, _ := q.Query(ctx, `SELECT order_id::text, coupon_id::text, checkout_id::text FROM order_coupons WHERE `+match, args...)
-	var h hold
-	if _, err := pgx.ForEachRow(rows, []any{&h.order, &h.coupon, &h.checkout}, func() error {
-		holds = append(holds, h)
-		return nil
-	}); err != nil {
-		return fmt.Errorf("load coupon holds: %w", err)
-	}
+	b.Queue(`SELECT order_id::text, coupon_id::text, checkout_id::text FROM order_coupons WHERE `+match, args...).Query(func(rows pgx.Rows) error {
+		var h holdRow
+		_, err := pgx.ForEachRow(rows, []any{&h.order, &h.coupon, &h.checkout}, func() error {
+			*holds = append(*holds, h)
+			return nil
+		})
+		return err
+	})
+}
+
+// loadHolds reads the coupons of the holds queueHoldRows found into
+// found's orders, in a second round trip that only orders holding a
+// coupon take. With lock, each checkout's redemption is locked before
+// the other orders sharing it are read, so that they are read as their
+// changes committed: of two orders of a checkout cancelled at once, the
+// second sees the first cancelled and releases the coupon. (The orders'
+// own rows are locked already; no transaction waits for an order while
+// holding a redemption, so the two locks cannot wait in a circle.)
+func loadHolds(ctx context.Context, q querier, found map[string]*order.Stored, holds []holdRow, lock bool) error {
+	holds = slices.DeleteFunc(holds, func(h holdRow) bool { return found[h.order] == nil }) // skipped by SKIP LOCKED
 	if len(holds) == 0 {
 		return nil
 	}

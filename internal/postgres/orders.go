@@ -79,14 +79,15 @@ func (db *DB) loadKeys(ctx context.Context, q querier, keys []orderKey, lock str
 		return nil, nil
 	}
 	found := make(map[string]*order.Stored, len(keys))
+	var holds []holdRow
 	b := &pgx.Batch{}
 	for _, group := range db.byStore(keys) {
-		queueLoad(b, group, lock, history, found)
+		queueLoad(b, group, lock, history, found, &holds)
 	}
 	if err := q.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("load orders: %w", err)
 	}
-	if err := loadHolds(ctx, q, found, lock != ""); err != nil {
+	if err := loadHolds(ctx, q, found, holds, lock != ""); err != nil {
 		return nil, err
 	}
 	out := make([]order.Stored, 0, len(keys))
@@ -161,7 +162,7 @@ const (
 // queueLoad queues the reads of the orders with the given (canonical)
 // keys into b, with their history or only its last sequence; once b is
 // sent, found holds the orders found by id.
-func queueLoad(b *pgx.Batch, keys []orderKey, lock string, history bool, found map[string]*order.Stored) {
+func queueLoad(b *pgx.Batch, keys []orderKey, lock string, history bool, found map[string]*order.Stored, holds *[]holdRow) {
 	match, args := keysIn("id", keys)
 	b.Queue(`SELECT `+orderColumns+` FROM orders WHERE `+match+` ORDER BY id`+lock, args...).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
@@ -174,6 +175,7 @@ func queueLoad(b *pgx.Batch, keys []orderKey, lock string, history bool, found m
 		}
 		return rows.Err()
 	})
+	queueHoldRows(b, keys, holds)
 	// of returns the loaded order a child row belongs to, or nil for an
 	// order the lock skipped.
 	of := func(id string) *order.Stored { return found[id] }
@@ -634,11 +636,12 @@ func (db *DB) updateOnce(ctx context.Context, id, lock string, fn func(*order.Or
 	}
 	defer tx.release(ctx)
 	found := map[string]*order.Stored{}
-	queueLoad(b, []orderKey{k}, lock, true, found)
+	var holds []holdRow
+	queueLoad(b, []orderKey{k}, lock, true, found, &holds)
 	if err := tx.conn.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("load order: %w", err)
 	}
-	if err := loadHolds(ctx, tx.conn, found, lock != ""); err != nil {
+	if err := loadHolds(ctx, tx.conn, found, holds, lock != ""); err != nil {
 		return nil, err
 	}
 	s, ok := found[k.id]

@@ -118,12 +118,18 @@ func (db *DB) PublishEvents(ctx context.Context, limit int, publish func(last in
 		if err := tx.QueryRow(ctx, `SELECT published_seq, sent_seq FROM event_relay WHERE id = 1 FOR UPDATE`).Scan(&last, &sent); err != nil {
 			return fmt.Errorf("relay state: %w", err)
 		}
-		rows, _ := tx.Query(ctx, `SELECT e.id, p.seq, e.order_id::text, o.buyer_id, o.seller_id, e.sequence, e.kind, e.actor,
+		// The next places first, then their events and orders: an event's
+		// key is (id, seller_id), so a join of places with events by id
+		// alone is not known to find one event each, and a plan costed
+		// before the limit would be planned anew on every call.
+		rows, _ := tx.Query(ctx, `WITH p AS MATERIALIZED (SELECT seq, event_id FROM event_places WHERE seq > $1 ORDER BY seq LIMIT `+
+			strconv.Itoa(limit)+`)
+			SELECT e.id, p.seq, e.order_id::text, o.buyer_id, o.seller_id, e.sequence, e.kind, e.actor,
 			e.occurred_at, e.note, convert_to(e.adjustment::text, 'UTF8'), convert_to(e.detail::text, 'UTF8'), o.currency,
 			e.status_after, e.version_after
-			FROM event_places p JOIN order_events e ON e.id = p.event_id
-			JOIN orders o ON o.id = e.order_id`+db.sameStore("o", "e")+`
-			WHERE p.seq > $1 ORDER BY p.seq LIMIT `+strconv.Itoa(limit), sent)
+			FROM p JOIN order_events e ON e.id = p.event_id
+			JOIN orders o ON o.id = e.order_id AND o.seller_id = e.seller_id
+			ORDER BY p.seq`, sent)
 		evs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[OutboxEvent])
 		if err != nil || len(evs) == 0 {
 			return err
