@@ -133,6 +133,7 @@ func randomFaults(t *testing.T, onCitus bool) {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
+			t.Logf("buyer-svc errors:\n%s", errorLines(c.logs.String()))
 			t.Logf("buyer-svc logs (warnings and errors):\n%s", lastLines(c.logs.String(), 200))
 		}
 	})
@@ -209,6 +210,18 @@ func randomFaults(t *testing.T, onCitus bool) {
 		t.Error(bad)
 	}
 	c.mu.Unlock()
+}
+
+// errorLines returns the error records of a JSON log: an internal error's
+// cause, which a tail of a busy log can miss.
+func errorLines(s string) string {
+	var out []string
+	for l := range strings.Lines(s) {
+		if strings.Contains(l, `"level":"ERROR"`) {
+			out = append(out, strings.TrimSpace(l))
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 func lastLines(s string, n int) string {

@@ -2,12 +2,16 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/souk-dev/souk/internal/postgres"
 	"github.com/souk-dev/souk/internal/testenv"
 )
 
@@ -89,5 +93,105 @@ func TestCitusRoutesByStore(t *testing.T) {
 	}
 	if sumA != 20*90 || sumB != 20*110 || total != 1000*100 {
 		t.Fatalf("after a two-store transaction and a failed one: %s %d, %s %d, all %d", a, sumA, b, sumB, total)
+	}
+}
+
+// TestCitusWorkerLostIsTransient (#25): a Citus worker that goes away in
+// the middle of a transaction (a crash, a restart) fails the transaction
+// with errors Citus reports as SQLSTATE XX000 ("failure on connection
+// marked as essential", a remote error with no state) as well as 08006.
+// Each is a fault a retry gets past, not a bug: Transient says so, and the
+// services answer UNAVAILABLE rather than INTERNAL. Both places a
+// transaction meets the loss are tried: its next statement and its commit.
+func TestCitusWorkerLostIsTransient(t *testing.T) {
+	cluster := testenv.StartCitus(t, "souk", 2)
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, cluster.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	for _, q := range []string{
+		`CREATE TABLE probe (seller_id text NOT NULL, id bigint NOT NULL, n bigint NOT NULL, PRIMARY KEY (id, seller_id))`,
+		`SELECT create_distributed_table('probe', 'seller_id')`,
+		`INSERT INTO probe SELECT 'store-' || i, i, 0 FROM generate_series(1, 20) i`,
+	} {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	// workerOf is the worker holding a store's shard.
+	workerOf := func(store string) *testenv.PostgresServer {
+		var port int
+		if err := pool.QueryRow(ctx, `SELECT nodeport FROM citus_shards
+			WHERE shardid = get_shard_id_for_distribution_column('probe', $1::text)`, store).Scan(&port); err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range cluster.Workers {
+			if strings.Contains(w.URL, fmt.Sprintf(":%d/", port)) {
+				return w
+			}
+		}
+		t.Fatalf("no worker on port %d", port)
+		return nil
+	}
+	for _, c := range []struct {
+		name string
+		// last runs once the worker is down; its error is judged.
+		last func(tx pgx.Tx, store string) error
+	}{
+		{"the next statement", func(tx pgx.Tx, store string) error {
+			_, err := tx.Exec(ctx, `UPDATE probe SET n = n + 1 WHERE seller_id = $1 AND id = $2`, store, 1)
+			return err
+		}},
+		{"a statement on every shard", func(tx pgx.Tx, _ string) error {
+			_, err := tx.Exec(ctx, `UPDATE probe SET n = n + 1`)
+			return err
+		}},
+		{"a read on every shard", func(tx pgx.Tx, _ string) error {
+			var n int64
+			return tx.QueryRow(ctx, `SELECT sum(n) FROM probe`).Scan(&n)
+		}},
+		{"the commit", func(tx pgx.Tx, _ string) error { return tx.Commit(ctx) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			// Two stores on two workers make the commit a two-phase one.
+			var stores []string
+			seen := map[*testenv.PostgresServer]bool{}
+			for i := 1; len(stores) < 2 && i <= 20; i++ {
+				s := fmt.Sprintf("store-%d", i)
+				if w := workerOf(s); !seen[w] {
+					seen[w] = true
+					stores = append(stores, s)
+				}
+			}
+			if len(stores) != 2 {
+				t.Fatal("every store is on one worker")
+			}
+			lost := workerOf(stores[1])
+			tx, err := pool.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = tx.Rollback(ctx) }()
+			for _, s := range stores {
+				if _, err := tx.Exec(ctx, `UPDATE probe SET n = n + 1 WHERE seller_id = $1`, s); err != nil {
+					t.Fatal(err)
+				}
+			}
+			lost.Stop()
+			defer lost.Start()
+			err = c.last(tx, stores[1])
+			if err == nil {
+				t.Fatal("the transaction went on with its worker gone")
+			}
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) {
+				t.Logf("%q %q where=%q", pgErr.Code, pgErr.Message, pgErr.Where)
+			}
+			if !postgres.Transient(err) {
+				t.Errorf("%v: not transient", err)
+			}
+		})
 	}
 }

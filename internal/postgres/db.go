@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"net"
+	"strings"
 	"syscall"
 	"time"
 
@@ -167,7 +168,8 @@ func Transient(err error) bool {
 		switch {
 		case pgErr.Code[:2] == "08", // connection exception
 			pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03", // shutdown, crash, cannot connect now
-			pgErr.Code == "53300": // too many connections
+			pgErr.Code == "53300", // too many connections
+			citusLostNode(pgErr):
 			return true
 		}
 		return false
@@ -180,6 +182,41 @@ func Transient(err error) bool {
 	return errors.As(err, &connectErr) || pgconn.SafeToRetry(err) || errors.As(err, &netErr) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE)
+}
+
+// citusLostNode reports whether err is Citus losing its connection to a
+// worker that crashed or restarted, which it reports under states that
+// otherwise mean a bug or a disk's fault:
+//   - I/O error (58030): rows an INSERT ... SELECT copies to a shard could
+//     not be sent ("failed to COPY to shard", "failed to complete COPY");
+//   - internal error (XX000): a transaction whose connection to a node it
+//     wrote failed ("failure on connection marked as essential"), a copy
+//     that found no node of a shard up, and a node's answer that libpq
+//     made up itself because the connection broke, which has no state of
+//     its own to pass on ("while executing command on" the node).
+//
+// A node's own errors keep their state, so only libpq's words are matched.
+func citusLostNode(e *pgconn.PgError) bool {
+	switch e.Code {
+	case "58030":
+		return strings.HasPrefix(e.Message, "failed to COPY to shard ") || strings.HasPrefix(e.Message, "failed to complete COPY on ")
+	case "XX000":
+	default:
+		return false
+	}
+	if strings.HasPrefix(e.Message, "failure on connection marked as essential") || e.Message == "could not connect to any active placements" {
+		return true
+	}
+	if !strings.HasPrefix(e.Where, "while executing command on ") {
+		return false
+	}
+	for _, m := range []string{"SSL SYSCALL error", "SSL connection has been closed", "server closed the connection unexpectedly",
+		"connection not open", "could not receive data from server", "could not send data to server", "no connection to the server"} {
+		if strings.Contains(e.Message, m) {
+			return true
+		}
+	}
+	return false
 }
 
 func (db *DB) tx(ctx context.Context, fn func(pgx.Tx) error) error {
