@@ -143,6 +143,62 @@ func TestLateCommitIsNotLost(t *testing.T) {
 	}
 }
 
+// On Citus a change's transaction commits on the coordinator (its event's
+// queue row) before it commits on the worker holding the order (the event
+// row): another session may see the queue row first, for as long as the
+// worker takes to commit, or until Citus recovers a worker that failed
+// between the two. The relay gives such an event its place, then meets a
+// place whose event it cannot see: it publishes the places before it and
+// waits, and publishes it, in its place, once it commits. Here the worker's
+// late commit is an open transaction holding the event row, and the
+// coordinator's early one a queue row committed apart.
+func TestEventSeenAfterItsPlaceIsNotLost(t *testing.T) {
+	db := testenv.DB(t)
+	rdb, prefix := testenv.Redis(t)
+	ctx := context.Background()
+	ids := newOrders(t, db, 2)
+	stream := prefix + "events"
+	r := relay.New(db, rdb, relay.Config{Stream: stream, Retention: time.Hour, Interval: time.Second}, time.Now, quiet)
+	if _, err := r.Round(ctx); err != nil { // the orders' created events
+		t.Fatal(err)
+	}
+	worker, err := db.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = worker.Rollback(ctx) }()
+	var id int64
+	var at time.Time
+	if err := worker.QueryRow(ctx, `INSERT INTO order_events (order_id, sequence, kind, actor, occurred_at, status_after, version_after, seller_id)
+		VALUES ($1, 2, 'late', 'system', now(), 'PENDING_PAYMENT', 2, 'store-x') RETURNING id, occurred_at`, ids[0]).Scan(&id, &at); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Pool().Exec(ctx, `INSERT INTO event_queue (event_id, occurred_at) VALUES ($1, $2)`, id, at); err != nil {
+		t.Fatal(err)
+	}
+	// Changes after it commit everywhere; the relay places them all.
+	for range 3 {
+		if err := message(db, ids[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := r.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := rdb.XLen(ctx, stream).Result(); n != 2 {
+		t.Fatalf("%d events in the stream while a placed event is not visible, want the 2 placed before it", n)
+	}
+	if err := worker.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := checkStream(t, db, rdb, stream); n != 6 {
+		t.Fatalf("%d events, want 6", n)
+	}
+}
+
 // A relay that dies after adding events and before marking them, two
 // relays at once, and a Redis that restarts with its data lost while events
 // wait: afterwards every committed event is in the stream once, each order's
