@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"context"
 	"net/http"
+	"strings"
 	"testing"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -12,6 +14,7 @@ import (
 	orderv1 "github.com/souk-dev/souk/gen/go/souk/order/v1"
 	sellerv1 "github.com/souk-dev/souk/gen/go/souk/seller/v1"
 	"github.com/souk-dev/souk/internal/auth"
+	"github.com/souk-dev/souk/internal/order"
 )
 
 // fieldOf returns the field a refusal's google.rpc.BadRequest names ("" if none).
@@ -95,5 +98,24 @@ func TestRefusalsNameTheirFieldAndReason(t *testing.T) {
 	code, body := jsonCall(t, "POST", s.buyerURL("/v1/orders/"+o.Id+"/messages"), buyerTok, map[string]any{"text": " "})
 	if code != http.StatusBadRequest || str(body, "details", 0, "field_violations", 0, "field") != "message.text" {
 		t.Fatalf("a blank message over JSON: %d %v", code, body)
+	}
+}
+
+// TestStoreKeyTakenIsAFailedPrecondition (#25): a store whose routing key
+// another store holds (written here, as real keys collide one time in
+// 2^62) cannot add a product: FAILED_PRECONDITION with STORE_KEY_TAKEN and
+// both stores named, not an internal error.
+func TestStoreKeyTakenIsAFailedPrecondition(t *testing.T) {
+	s := startSystem(t, 1, nil)
+	if _, err := s.db(t).Exec(context.Background(), `INSERT INTO store_keys (key, seller_id) VALUES ($1, 'store-first')`, order.StoreKey("store-second")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.seller.CreateProduct(as(s.token(auth.RoleSeller, "store-second")), &sellerv1.CreateProductRequest{
+		Title: "Lamp", Price: usd(1000), ShippingFee: usd(100), Stock: 5, HandlingDays: 3,
+	})
+	msg := status.Convert(err).Message()
+	if status.Code(err) != codes.FailedPrecondition || reasonOf(err).Reason != "STORE_KEY_TAKEN" ||
+		!strings.Contains(msg, "store-first") || !strings.Contains(msg, "store-second") {
+		t.Fatalf("a product of a store whose key is taken: %v (%v), want FAILED_PRECONDITION STORE_KEY_TAKEN naming both stores", err, reasonOf(err))
 	}
 }

@@ -28,6 +28,10 @@ var (
 	ErrAlreadyFinal = errors.New("already final")
 	// ErrNotDue means a deadline fired before it was due, or no longer applies.
 	ErrNotDue = errors.New("deadline not due")
+	// ErrStoreKeyTaken means a new store's ids would carry the key another
+	// store's ids carry (one chance in 2^62 a pair), so they could not be
+	// routed to it.
+	ErrStoreKeyTaken = errors.New("store key taken")
 )
 
 // FieldError is an ErrInvalid refusal of one field of the input: Field

@@ -148,9 +148,9 @@ var (
 	// updateOrdersSQL writes back the orders of a batch from JSON rows
 	// ($1), each only at the version it was read, and bumps it; $2 is how
 	// many rows must change, or souk_expect_changed aborts the transaction;
-	// $3 is the orders' store (on Citus, what routes the statement), or
-	// in updateOrdersOfStoresSQL their stores.
-	updateOrdersSQL, updateOrdersOfStoresSQL string
+	// $3 is their stores (on Citus, what routes the statement), by the
+	// match oneOrAny gives.
+	updateOrdersSQL map[string]string
 	// readColumns are the columns scanOrder reads, in orderColumns' order.
 	readColumns []orderColumn
 )
@@ -190,9 +190,8 @@ func init() {
 			" WHERE o.id = v.id AND o.seller_id = v.seller_id AND o.version = v.version AND o.seller_id " + stores +
 			" RETURNING 1) SELECT souk_expect_changed(count(*), $2) FROM changed"
 	}
-	// One store's orders (nearly every write) name it as text: PostgreSQL
-	// would plan "= ANY($3)" anew on every call (keyIn says why).
-	updateOrdersSQL, updateOrdersOfStoresSQL = update("= $3"), update("= ANY($3::text[])")
+	one, many := paramMatches(3, "text")
+	updateOrdersSQL = map[string]string{one: update(one), many: update(many)}
 }
 
 // orderKeyColumn reports whether the column is part of an order's key,

@@ -120,34 +120,48 @@ func (db *DB) byStore(keys []orderKey) [][]orderKey {
 	return groups
 }
 
-// keyIn returns how a uuid column is matched against ids ("= $1" for one
-// id, "= ANY($1)" for more) and the statement's argument. PostgreSQL costs
-// the generic plan of an array parameter for ten elements, so with one id
-// it would plan "= ANY($1)" anew on every execution (the custom plan always
-// looks cheaper): in a read of one order that was over half of
-// PostgreSQL's time. From about ten ids on, the generic plan wins.
-func keyIn[T any](ids []T) (match string, arg any) {
-	if len(ids) == 1 {
-		return "= $1::uuid", ids[0]
+// oneOrAny returns how a column is matched against vals as the n-th
+// parameter, of SQL type typ ("= $n::typ" for one value, "= ANY($n::typ[])"
+// for more), and the statement's argument. PostgreSQL costs the generic
+// plan of an array parameter for ten elements, so with one value it would
+// plan "= ANY($n)" anew on every execution (the custom plan always looks
+// cheaper): in a read of one order that was over half of PostgreSQL's
+// time. From about ten values on, the generic plan wins.
+func oneOrAny[T any](n int, typ string, vals []T) (match string, arg any) {
+	one, many := paramMatches(n, typ)
+	if len(vals) == 1 {
+		return one, vals[0]
 	}
-	return "= ANY($1::uuid[])", ids
+	return many, vals
 }
 
-// keysIn is keyIn for order keys: the condition on the id column col and
-// on seller_id (which names the shard on Citus), with its two arguments.
+// paramMatches are oneOrAny's two matches of the n-th parameter.
+func paramMatches(n int, typ string) (one, many string) {
+	p := "$" + strconv.Itoa(n) + "::" + typ
+	return "= " + p, "= ANY(" + p + "[])"
+}
+
+// keysIn is the condition on the id column col and on seller_id (which
+// names the shard on Citus) of order keys, with its two arguments.
 func keysIn(col string, keys []orderKey) (match string, args []any) {
-	if len(keys) == 1 {
-		return col + " = $1::uuid AND seller_id = $2", []any{pgUUID(keys[0].id), keys[0].seller}
-	}
 	ids := make([]pgtype.UUID, len(keys))
-	var sellers []string
 	for i, k := range keys {
 		ids[i] = pgUUID(k.id)
+	}
+	idMatch, idArg := oneOrAny(1, "uuid", ids)
+	sellerMatch, sellerArg := oneOrAny(2, "text", storesOf(keys))
+	return col + " " + idMatch + " AND seller_id " + sellerMatch, []any{idArg, sellerArg}
+}
+
+// storesOf returns the stores of keys, each once.
+func storesOf(keys []orderKey) []string {
+	var sellers []string
+	for _, k := range keys {
 		if !slices.Contains(sellers, k.seller) {
 			sellers = append(sellers, k.seller)
 		}
 	}
-	return col + " = ANY($1::uuid[]) AND seller_id = ANY($2::text[])", []any{ids, sellers}
+	return sellers
 }
 
 // pgUUID is a canonical id as pgx encodes it without parsing text.
@@ -244,10 +258,12 @@ func queueLoad(b *pgx.Batch, keys []orderKey, lock string, history bool, found m
 	// Each order's latest HistoryWindow events, newest first (the rest
 	// are paged by ListHistory); a message's text and links stay out: the
 	// conversation is read where it is shown (ListOrderMessages).
-	keyRows, sellers := "(SELECT $1::uuid AS id) k", "= $2"
+	// The ids as keysIn passes them ($1): one, or an array of more.
+	keyRows := "(SELECT $1::uuid AS id) k"
 	if len(keys) > 1 {
-		keyRows, sellers = "unnest($1::uuid[]) AS k(id)", "= ANY($2::text[])"
+		keyRows = "unnest($1::uuid[]) AS k(id)"
 	}
+	sellers, _ := oneOrAny(2, "text", storesOf(keys))
 	b.Queue(`SELECT e.sequence, e.kind, e.actor, e.occurred_at, e.note, e.adjustment, e.detail, k.id::text FROM `+keyRows+`
 		CROSS JOIN LATERAL (SELECT sequence, kind, actor, occurred_at, note, adjustment, detail - 'text' - 'links' AS detail
 			FROM order_events WHERE order_id = k.id AND seller_id `+sellers+` ORDER BY sequence DESC LIMIT `+strconv.Itoa(HistoryWindow)+`) e`,
@@ -285,11 +301,11 @@ func (db *DB) ListHistory(ctx context.Context, orderID string, pageSize int, pag
 		}
 		after = n
 	}
-	k, err := db.keyOf(ctx, orderID)
-	if err != nil {
-		return nil, "", err
-	}
 	evs, err := read(ctx, func() ([]order.Event, error) {
+		k, err := db.keyOf(ctx, orderID)
+		if err != nil {
+			return nil, err
+		}
 		rows, _ := db.pool.Query(ctx, `SELECT sequence, kind, actor, occurred_at, note, adjustment FROM order_events
 			WHERE order_id = $1 AND seller_id = $3 AND sequence > $2 ORDER BY sequence LIMIT `+strconv.Itoa(pageSize+1), k.id, after, k.seller)
 		return pgx.CollectRows(rows, func(r pgx.CollectableRow) (order.Event, error) {
@@ -626,7 +642,7 @@ func writeChange(ctx context.Context, tx *pipelined, b *pgx.Batch, o *order.Orde
 }
 
 func (db *DB) updateOnce(ctx context.Context, id, lock string, fn func(*order.Order) error) (*order.Order, error) {
-	k, err := db.keyOf(ctx, id)
+	k, err := read(ctx, func() (orderKey, error) { return db.keyOf(ctx, id) })
 	if err != nil {
 		return nil, err
 	}
@@ -984,10 +1000,11 @@ func (db *DB) List(ctx context.Context, q ListQuery) ([]*order.Order, string, er
 	// On Citus the deadlines' read names the store: a store's page by its
 	// id ($1 is the party), or the statement would go to every shard; a
 	// buyer's by the order's, or the join could not be pushed down.
-	store := db.sameStore("order_deadlines", "orders")
-	if q.Party == Seller && db.citus {
-		store = " AND seller_id = $1"
+	store := "orders.seller_id"
+	if q.Party == Seller {
+		store = "$1"
 	}
+	store = db.sameStore("order_deadlines.seller_id", store)
 	rows, _ := db.pool.Query(ctx, `SELECT `+orderColumns+`, d.kinds, d.dues FROM orders
 		LEFT JOIN LATERAL (SELECT array_agg(kind) AS kinds, array_agg(due_at) AS dues FROM order_deadlines
 			WHERE order_id = orders.id`+store+`) d

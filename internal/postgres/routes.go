@@ -3,7 +3,10 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -15,8 +18,52 @@ import (
 // buyer holds): the store keys ids begin with (order.NewID), as
 // store_keys has them. A key's store never changes, so what was read once
 // is kept for the life of the process.
+//
+// A key store_keys does not hold (an id made up, or made by another
+// system) is remembered as missing for missTTL, so that calls naming it
+// go straight to the lookup by id instead of asking store_keys each time.
+// The lookup by id finds any row whatever its key, so a miss remembered
+// while its store registers delays nothing but the shortcut.
 type routes struct {
 	stores sync.Map // int64 key → string seller id
+	mu     sync.Mutex
+	misses map[int64]time.Time // key → when its miss is forgotten
+}
+
+// missTTL is how long a key store_keys did not hold is not asked again;
+// maxMisses bounds the keys remembered (made-up ids are anyone's to send).
+const (
+	missTTL   = 5 * time.Second
+	maxMisses = 10_000
+)
+
+// missing reports whether key was looked up and not found less than
+// missTTL ago.
+func (r *routes) missing(key int64, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	until, ok := r.misses[key]
+	return ok && now.Before(until)
+}
+
+// missed remembers keys store_keys did not hold, forgetting every miss
+// when there are too many to keep.
+func (r *routes) missed(keys []int64, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.misses == nil || len(r.misses)+len(keys) > maxMisses {
+		r.misses = make(map[int64]time.Time)
+	}
+	for _, k := range keys {
+		r.misses[k] = now.Add(missTTL)
+	}
+}
+
+// found forgets a miss of key (its store registered here).
+func (r *routes) found(key int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.misses, key)
 }
 
 // orderKey names an order's row as a table distributed by store keys it:
@@ -38,9 +85,11 @@ func (db *DB) registerStore(ctx context.Context, sellerID string) error {
 		return fmt.Errorf("register store %s: %w", sellerID, err)
 	}
 	if holder != sellerID {
-		return fmt.Errorf("register store %s: its key %x is store %s's", sellerID, key, holder)
+		return fmt.Errorf("%w: store %s's ids would carry key %016x, which store %s holds; give the store another id",
+			order.ErrStoreKeyTaken, sellerID, uint64(key), holder)
 	}
 	db.routes.stores.Store(key, sellerID)
+	db.routes.found(key)
 	return nil
 }
 
@@ -51,24 +100,27 @@ func (db *DB) registerStore(ctx context.Context, sellerID string) error {
 // random one by a read of table by id alone (on Citus, an index probe on
 // every shard).
 func (db *DB) keysOf(ctx context.Context, table string, ids []string) ([]orderKey, error) {
-	var unknown []int64 // keys this process has not met
+	now := time.Now()
+	unknown := map[int64]bool{} // keys this process has not met
 	for _, id := range ids {
 		if key, ok := order.KeyOf(id); ok {
-			if _, ok := db.routes.stores.Load(key); !ok {
-				unknown = append(unknown, key)
+			if _, ok := db.routes.stores.Load(key); !ok && !db.routes.missing(key, now) {
+				unknown[key] = true
 			}
 		}
 	}
 	if len(unknown) > 0 {
-		rows, _ := db.pool.Query(ctx, `SELECT key, seller_id FROM store_keys WHERE key = ANY($1)`, unknown)
+		rows, _ := db.pool.Query(ctx, `SELECT key, seller_id FROM store_keys WHERE key = ANY($1)`, slices.Collect(maps.Keys(unknown)))
 		var key int64
 		var s string
 		if _, err := pgx.ForEachRow(rows, []any{&key, &s}, func() error {
 			db.routes.stores.Store(key, s)
+			delete(unknown, key)
 			return nil
 		}); err != nil {
 			return nil, fmt.Errorf("route ids: %w", err)
 		}
+		db.routes.missed(slices.Collect(maps.Keys(unknown)), now)
 	}
 	seller := make(map[string]string, len(ids))
 	// What no key routes: ids made before ids carried their store (or
@@ -107,8 +159,9 @@ func (db *DB) keysOf(ctx context.Context, table string, ids []string) ([]orderKe
 }
 
 // keyOf is keysOf for one order; an id that names no order is ErrNotFound.
+// It tries once: a caller that retries a read wraps it with read.
 func (db *DB) keyOf(ctx context.Context, id string) (orderKey, error) {
-	ks, err := read(ctx, func() ([]orderKey, error) { return db.keysOf(ctx, "orders", []string{id}) })
+	ks, err := db.keysOf(ctx, "orders", []string{id})
 	if err != nil {
 		return orderKey{}, err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/souk-dev/souk/internal/catalog"
 	"github.com/souk-dev/souk/internal/order"
 	"github.com/souk-dev/souk/internal/postgres"
 	"github.com/souk-dev/souk/internal/testenv"
@@ -243,5 +244,85 @@ func TestIDsWithoutTheirStoreStillRoute(t *testing.T) {
 	page, _, err := db.List(ctx, postgres.ListQuery{Party: postgres.Buyer, PartyID: "alice", PageSize: 10})
 	if err != nil || len(page) != 2 || page[0].ID() != old.ID() || page[1].ID() != fresh.ID() {
 		t.Fatalf("alice's page: %v, %v", page, err)
+	}
+}
+
+// TestUnknownStoreKeysAreAskedOnce: an id whose key no store registered (a
+// made-up id) is not found, and a process asks store_keys about its key
+// once, not on every call; a store that then registers the key here routes
+// its orders at once.
+func TestUnknownStoreKeysAreAskedOnce(t *testing.T) {
+	ctx := context.Background()
+	rec := &recorder{}
+	db, err := postgres.Open(ctx, testenv.DatabaseURL(t), func(c *pgxpool.Config) { c.ConnConfig.Tracer = rec })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	asked := func() (n int) {
+		for _, r := range rec.take() {
+			if strings.Contains(r.sql, "FROM store_keys") {
+				n++
+			}
+		}
+		return n
+	}
+	madeUp := order.NewID("store-late")
+	for i := range 3 {
+		if _, err := db.Get(ctx, madeUp); !errors.Is(err, order.ErrNotFound) {
+			t.Fatalf("get a made-up id: %v, want not found", err)
+		}
+		if _, err := db.Header(ctx, madeUp); !errors.Is(err, order.ErrNotFound) {
+			t.Fatalf("header of a made-up id: %v, want not found", err)
+		}
+		if n, want := asked(), map[bool]int{true: 1, false: 0}[i == 0]; n != want {
+			t.Fatalf("call %d asked store_keys %d times, want %d", i+1, n, want)
+		}
+	}
+	p := mustProduct(t, db, "store-late", 5)
+	o := mustOrder(t, db, p, "alice", t0)
+	rec.take()
+	if got, err := db.Get(ctx, o.ID()); err != nil || got.SellerID() != "store-late" {
+		t.Fatalf("get an order of the store that registered: %v, %v", got, err)
+	}
+	if n := asked(); n != 0 {
+		t.Errorf("a registered store's order asked store_keys %d times", n)
+	}
+}
+
+// TestStoreKeyTakenIsRefused: a store whose key another store holds (made
+// here by writing store_keys, as real keys collide one time in 2^62) is
+// refused as ErrStoreKeyTaken naming both stores, and nothing of it is
+// written: its product is not stored, and the key stays the other's.
+func TestStoreKeyTakenIsRefused(t *testing.T) {
+	ctx := context.Background()
+	url := testenv.DatabaseURL(t)
+	db, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	raw, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close(ctx) })
+	if _, err := raw.Exec(ctx, `INSERT INTO store_keys (key, seller_id) VALUES ($1, 'store-first')`, order.StoreKey("store-second")); err != nil {
+		t.Fatal(err)
+	}
+	p := catalog.Product{ID: order.NewID("store-second"), SellerID: "store-second", Title: "Lamp", Currency: "USD", Price: 1000,
+		Stock: 5, HandlingDays: 3, ProtectionDays: 60, CreatedAt: t0, UpdatedAt: t0}
+	err = db.CreateProduct(ctx, p)
+	if !errors.Is(err, order.ErrStoreKeyTaken) || !strings.Contains(err.Error(), "store-first") || !strings.Contains(err.Error(), "store-second") {
+		t.Fatalf("a product of a store whose key is taken: %v, want ErrStoreKeyTaken naming both stores", err)
+	}
+	var products int
+	var holder string
+	if err := raw.QueryRow(ctx, `SELECT (SELECT count(*) FROM products), (SELECT seller_id FROM store_keys WHERE key = $1)`,
+		order.StoreKey("store-second")).Scan(&products, &holder); err != nil {
+		t.Fatal(err)
+	}
+	if products != 0 || holder != "store-first" {
+		t.Errorf("%d products stored, key held by %s: want none and store-first", products, holder)
 	}
 }

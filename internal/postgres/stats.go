@@ -75,7 +75,7 @@ func (db *DB) SellerStats(ctx context.Context, sellerID string, now time.Time) (
 			return nil, err
 		}
 		rows, _ := db.pool.Query(ctx, `SELECT o.id::text, `+detail+`, coalesce(d.due_at, 'epoch'::timestamptz)
-			FROM orders o LEFT JOIN order_deadlines d ON d.order_id = o.id`+db.sameStore("d", "o")+` AND d.kind = $2
+			FROM orders o LEFT JOIN order_deadlines d ON d.order_id = o.id`+db.sameStore("d.seller_id", "o.seller_id")+` AND d.kind = $2
 			WHERE o.seller_id = $1 AND `+where+` ORDER BY d.due_at NULLS LAST, o.id LIMIT `+strconv.Itoa(MaxOpenCases), sellerID, kind)
 		cases, err := pgx.CollectRows(rows, pgx.RowToStructByPos[OpenCase])
 		for i := range cases {

@@ -63,11 +63,8 @@ func queueUpdates(b *pgx.Batch, cs []change) {
 			sellers = append(sellers, c.now.SellerID)
 		}
 	}
-	if len(sellers) == 1 {
-		b.Queue(updateOrdersSQL, updateRows(cs), len(cs), sellers[0])
-	} else {
-		b.Queue(updateOrdersOfStoresSQL, updateRows(cs), len(cs), sellers)
-	}
+	match, stores := oneOrAny(3, "text", sellers)
+	b.Queue(updateOrdersSQL[match], updateRows(cs), len(cs), stores)
 	queueDetails(b, cs)
 }
 

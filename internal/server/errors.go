@@ -38,6 +38,7 @@ var errorCodes = []struct {
 	{order.ErrIdempotencyKeyReused, codes.FailedPrecondition},
 	{catalog.ErrOutOfStock, codes.FailedPrecondition},
 	{order.ErrAlreadyFinal, codes.FailedPrecondition},
+	{order.ErrStoreKeyTaken, codes.FailedPrecondition},
 	{order.ErrConflict, codes.Aborted},
 	{order.ErrTooMany, codes.ResourceExhausted},
 	{payment.ErrTransient, codes.Unavailable},
@@ -127,6 +128,7 @@ var reasons = []struct {
 	{order.ErrCouponNotApplicable, "COUPON_NOT_APPLICABLE"},
 	{order.ErrQuoteExpired, "QUOTE_EXPIRED"},
 	{order.ErrIllegalTransition, "ILLEGAL_TRANSITION"},
+	{order.ErrStoreKeyTaken, "STORE_KEY_TAKEN"},
 	{payment.ErrTransient, "PROVIDER_UNAVAILABLE"},
 	{payment.ErrRefused, "PROVIDER_REFUSED"},
 }
