@@ -8,7 +8,8 @@ STACK := internal/devenv/stack.sh
 # The tests' own PostgreSQL and Redis, apart from `make up`'s.
 TEST_STACK := SOUK_DATA_DIR=$(CURDIR)/.data/test SOUK_PG_PORT=55433 SOUK_REDIS_PORT=56380 \
 	SOUK_PG_OPTS="-c fsync=off -c synchronous_commit=off -c full_page_writes=off \
-	-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track_planning=on"
+	-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track_planning=on" \
+	SOUK_PG_OPTS_CITUS="-c shared_preload_libraries=citus,pg_stat_statements"
 TEST_ENV := SOUK_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:55433/postgres?sslmode=disable" \
 	SOUK_TEST_REDIS_ADDR=127.0.0.1:56380 SOUK_TEST_REDIS_CLUSTER=127.0.0.1:46391,127.0.0.1:46392,127.0.0.1:46393 \
 	SOUK_TEST_CITUS_URL="postgres://postgres@127.0.0.1:55440/postgres?sslmode=disable"

@@ -56,6 +56,7 @@ func run() error {
 	flag.BoolVar(&p.Floor, "floor", true, "also run GetOrder and AdjustOrderPrice on the floor server: the same SQL and lock, nothing else")
 	orders := flag.Int("orders", 0, "also measure how costs grow with the data: the store's operations at 10,000 orders and at this many, seeded by COPY (0: not)")
 	reuse := flag.Bool("scale-reuse", false, "with -orders N: measure the scale database a run left (N orders seeded) once more, without seeding")
+	citus := flag.Bool("citus", false, "with -orders N: run the scale measure on a Citus cluster the bench starts (a coordinator and two workers), the tables distributed by store")
 	pgOpts := flag.String("pgopts", "", "more options for the bench's PostgreSQL (\"-c shared_buffers=4GB\")")
 	dir := flag.String("dir", filepath.Join(root, ".data", "bench"), "where the stack, the logs and the results go")
 	flag.Parse()
@@ -73,17 +74,28 @@ func run() error {
 	defer stop()
 
 	// Its own PostgreSQL and Redis, fsync on, apart from make up's and the tests'.
-	const pgPort, redisPort = "55436", "56386"
+	const pgPort, redisPort, citusPorts = "55436", "56386", "55446 55447 55448"
 	stack := func(arg string) error {
 		cmd := exec.CommandContext(ctx, filepath.Join(root, "internal/devenv/stack.sh"), arg)
 		cmd.Env = append(os.Environ(), "SOUK_DATA_DIR="+filepath.Join(*dir, "stack"), "SOUK_PG_PORT="+pgPort, "SOUK_REDIS_PORT="+redisPort,
 			"SOUK_PG_OPTS=-c max_connections=300 "+trackPlans+" "+*pgOpts,
-			"SOUK_CLUSTER_PORTS=") // no Redis Cluster: stopping must leave the tests' alone
+			"SOUK_CLUSTER_PORTS=", // no Redis Cluster: stopping must leave the tests' alone
+			"SOUK_CITUS_PORTS="+citusPorts, "SOUK_PG_OPTS_CITUS=-c max_connections=300 "+strings.Replace(trackPlans, "=pg_stat_statements", "=citus,pg_stat_statements", 1)+" "+*pgOpts)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		return cmd.Run()
 	}
 	if err := stack("start"); err != nil {
 		return err
+	}
+	scaleURL := "postgres://postgres@127.0.0.1:" + pgPort + "/postgres?sslmode=disable"
+	if *citus {
+		if *orders == 0 {
+			return fmt.Errorf("-citus measures the scale run: give -orders N")
+		}
+		if err := stack("citus"); err != nil {
+			return err
+		}
+		scaleURL = "postgres://postgres@127.0.0.1:" + strings.Fields(citusPorts)[0] + "/postgres?sslmode=disable"
 	}
 	defer func() { _ = stack("stop") }()
 	t := Target{
@@ -101,7 +113,7 @@ func run() error {
 	out := filepath.Join(*dir, "results.md")
 	text := res.Markdown()
 	if *orders > 0 {
-		sc, err := RunScale(ctx, t.AdminURL, *orders, 4*time.Second, *reuse, os.Stderr)
+		sc, err := RunScale(ctx, scaleURL, *orders, 4*time.Second, *reuse, *citus, os.Stderr)
 		if err != nil {
 			return fmt.Errorf("scale: %w", err)
 		}

@@ -73,13 +73,17 @@ const (
 	spread   = 1000 // products checkouts spread over; product 0 is the hot one
 )
 
-func benchID(kind string, n int) string {
-	sum := md5.Sum([]byte(kind + strconv.Itoa(n)))
+func benchID(kind string, n int) string { return storeID(kind+strconv.Itoa(n), sellerID).String() }
+
+// storeID is an id of store's as order.NewID makes them, its random half
+// md5 of name: the same at every run.
+func storeID(name, store string) uuid.UUID {
+	sum := md5.Sum([]byte(name))
 	var id uuid.UUID
 	copy(id[:8], sum[:8])
 	id[6] = id[6]&0x0f | 0x80 // version 8
-	binary.BigEndian.PutUint64(id[8:], uint64(order.StoreKey(sellerID)))
-	return id.String()
+	binary.BigEndian.PutUint64(id[8:], uint64(order.StoreKey(store)))
+	return id
 }
 
 // benchIDSQL defines bench_id, benchID in SQL: the first 16 hex digits of

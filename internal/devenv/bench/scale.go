@@ -1,12 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -83,6 +85,8 @@ type Scale struct {
 	SharedBuffers        string
 	// Reused: the rows are one measure of a database seeded before (Large).
 	Reused bool
+	// Citus: the run was on a Citus cluster.
+	Citus bool
 }
 
 const scaleConc = 16
@@ -102,6 +106,17 @@ type scaleRun struct {
 	run time.Duration
 	// salt sets a reused database's new orders apart.
 	salt int
+	// citus: the run's tables are distributed on a Citus cluster.
+	citus bool
+}
+
+// onEveryNode is a statement as run on the database's every node: on
+// Citus, on the coordinator and (run_command_on_workers) on each worker.
+func (s *scaleRun) onEveryNode(q string) []string {
+	if !s.citus {
+		return []string{q}
+	}
+	return []string{q, `SELECT run_command_on_workers($q$` + q + `$q$)`}
 }
 
 // RunScale seeds a database of its own (bench_scale) to scaleSmall orders,
@@ -110,7 +125,11 @@ type scaleRun struct {
 //
 // With reuse, it measures once the bench_scale a run left with n orders
 // seeded (another PostgreSQL setting, say), without seeding.
-func RunScale(ctx context.Context, adminURL string, n int, run time.Duration, reuse bool, log io.Writer) (*Scale, error) {
+//
+// On Citus (adminURL a coordinator's database with its workers added), the
+// run's tables are a schema of their own there (bench_scale), distributed
+// by Migrate, and the blocks counted are the workers', where the rows are.
+func RunScale(ctx context.Context, adminURL string, n int, run time.Duration, reuse, citus bool, log io.Writer) (*Scale, error) {
 	if n <= scaleSmall {
 		return nil, fmt.Errorf("-orders %d: give more than %d", n, scaleSmall)
 	}
@@ -119,7 +138,11 @@ func RunScale(ctx context.Context, adminURL string, n int, run time.Duration, re
 		return nil, err
 	}
 	defer admin.Close()
-	for _, q := range []string{`DROP DATABASE IF EXISTS bench_scale WITH (FORCE)`, `CREATE DATABASE bench_scale`} {
+	fresh := []string{`DROP DATABASE IF EXISTS bench_scale WITH (FORCE)`, `CREATE DATABASE bench_scale`}
+	if citus {
+		fresh = []string{`DROP SCHEMA IF EXISTS bench_scale CASCADE`, `CREATE SCHEMA bench_scale`}
+	}
+	for _, q := range fresh {
 		if reuse {
 			break
 		}
@@ -131,7 +154,12 @@ func RunScale(ctx context.Context, adminURL string, n int, run time.Duration, re
 	if err != nil {
 		return nil, err
 	}
-	u.Path = "/bench_scale"
+	if citus {
+		// Appended, not re-encoded: pgx reads a "+" in options as itself.
+		u.RawQuery = strings.TrimPrefix(u.RawQuery+"&search_path=bench_scale", "&")
+	} else {
+		u.Path = "/bench_scale"
+	}
 	db, err := postgres.Open(ctx, u.String())
 	if err != nil {
 		return nil, err
@@ -140,11 +168,16 @@ func RunScale(ctx context.Context, adminURL string, n int, run time.Duration, re
 	if err := db.Migrate(ctx); err != nil {
 		return nil, err
 	}
-	if _, err := db.Pool().Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_stat_statements`); err != nil {
+	s := &scaleRun{db: db, pool: db.Pool(), log: log, now: time.Now().UTC().Truncate(time.Microsecond), bigStore: scaleStore(0), run: run, citus: citus}
+	// In public, not the run's schema (dropped with it); Citus creates it
+	// on the workers too.
+	if _, err := s.pool.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_stat_statements SCHEMA public`); err != nil {
 		return nil, err
 	}
-	s := &scaleRun{db: db, pool: db.Pool(), log: log, now: time.Now().UTC().Truncate(time.Microsecond), bigStore: scaleStore(0), run: run}
-	res := &Scale{Orders: n, Reused: reuse}
+	if err := s.registerStores(ctx); err != nil {
+		return nil, err
+	}
+	res := &Scale{Orders: n, Reused: reuse, Citus: citus}
 	if err := s.pool.QueryRow(ctx, `SHOW shared_buffers`).Scan(&res.SharedBuffers); err != nil {
 		return nil, err
 	}
@@ -196,8 +229,13 @@ func RunScale(ctx context.Context, adminURL string, n int, run time.Duration, re
 }
 
 func (s *scaleRun) size(ctx context.Context) string {
+	q := `SELECT pg_size_pretty(pg_database_size(current_database()))`
+	if s.citus { // the run's tables on every node
+		q = `SELECT pg_size_pretty(sum(citus_total_relation_size(logicalrelid))) FROM pg_dist_partition p
+			JOIN pg_class c ON c.oid = p.logicalrelid WHERE c.relnamespace = 'bench_scale'::regnamespace`
+	}
 	var size string
-	_ = s.pool.QueryRow(ctx, `SELECT pg_size_pretty(pg_database_size(current_database()))`).Scan(&size)
+	_ = s.pool.QueryRow(ctx, q).Scan(&size)
 	return size
 }
 
@@ -216,13 +254,12 @@ func (s *scaleRun) seed(ctx context.Context, n int) error {
 	}
 	fmt.Fprintf(s.log, "scale: seeding orders %d to %d by COPY\n", from, n)
 	r := rand.New(rand.NewPCG(uint64(from), 7))
-	zipf := rand.NewZipf(r, 1.1, 4, scaleStores-1)
 	const chunk = 100_000
 	for lo := from; lo < n; lo += chunk {
 		hi := min(n, lo+chunk)
 		var orders, events, deadlines [][]any
 		for i := lo; i < hi; i++ {
-			o := s.seededOrder(i, r, zipf)
+			o := s.seededOrder(i, r)
 			orders = append(orders, o.row)
 			events = append(events, o.events...)
 			if o.deadline != nil {
@@ -267,14 +304,31 @@ type seeded struct {
 	deadline []any
 }
 
-// seededID is order i's id: the same at every run, so that a measure can
-// pick orders by number.
-func seededID(i int) uuid.UUID {
-	return uuid.NewSHA1(uuid.NameSpaceOID, fmt.Appendf(nil, "scale-%d", i))
+// seededStore is order i's store, drawn by Zipf's law (store-00000 is the
+// biggest) from i alone, so that a measure can name an order by number.
+func seededStore(i int) string {
+	r := rand.New(rand.NewPCG(uint64(i), 7))
+	return scaleStore(int(rand.NewZipf(r, 1.1, 4, scaleStores-1).Uint64()))
 }
 
-func (s *scaleRun) seededOrder(i int, r *rand.Rand, zipf *rand.Zipf) seeded {
-	store := scaleStore(int(zipf.Uint64()))
+// seededID is order i's id, of its store as Souk makes ids (the store's
+// key in it): the same at every run.
+func seededID(i int, store string) uuid.UUID { return storeID(fmt.Sprintf("scale-%d", i), store) }
+
+// registerStores writes the key of every store the scale run's ids carry,
+// as a store's first order does.
+func (s *scaleRun) registerStores(ctx context.Context) error {
+	keys, stores := make([]int64, scaleStores), make([]string, scaleStores)
+	for i := range scaleStores {
+		stores[i] = scaleStore(i)
+		keys[i] = order.StoreKey(stores[i])
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO store_keys (key, seller_id) SELECT * FROM unnest($1::bigint[], $2::text[]) ON CONFLICT DO NOTHING`, keys, stores)
+	return err
+}
+
+func (s *scaleRun) seededOrder(i int, r *rand.Rand) seeded {
+	store := seededStore(i)
 	buyer := scaleBuyer(r.IntN(scaleBuyers))
 	if i < 30*regulars {
 		buyer = scaleBuyer(i % regulars)
@@ -291,7 +345,7 @@ func (s *scaleRun) seededOrder(i int, r *rand.Rand, zipf *rand.Zipf) seeded {
 	case d < 12 && created.After(s.now.Add(-20*24*time.Hour)):
 		status, last = order.StatusPendingPayment, ""
 	}
-	id := seededID(i)
+	id := seededID(i, store)
 	total := qty*price + 500
 	o := seeded{row: []any{id, uuid.NewSHA1(uuid.NameSpaceOID, fmt.Appendf(nil, "c-%d", i)), buyer, store, string(status), "USD",
 		items, int64(500), total, 3, int64(1), created, created, reason, created.Add(20 * 24 * time.Hour), 60}}
@@ -336,7 +390,8 @@ func (s *scaleRun) measure(ctx context.Context) ([]ScaleRow, error) {
 		do   func(ctx context.Context) error
 	}{
 		{"GetOrder (any order)", func(ctx context.Context) error {
-			_, err := s.db.Get(ctx, seededID(pick(s.seeded)).String())
+			n := pick(s.seeded)
+			_, err := s.db.Get(ctx, seededID(n, seededStore(n)).String())
 			return err
 		}},
 		{"ListOrders (a buyer's first page)", func(ctx context.Context) error {
@@ -384,8 +439,9 @@ func (s *scaleRun) measure(ctx context.Context) ([]ScaleRow, error) {
 func (s *scaleRun) unpaid(ctx context.Context, first, n int, window time.Duration) ([]string, error) {
 	return storeOrders(ctx, s.db, n, func(i int, now time.Time) order.NewOrderParams {
 		num := first + i
-		return order.NewOrderParams{ID: seededID(num).String(), CheckoutID: uuid.NewString(), BuyerID: scaleBuyer(num % scaleBuyers),
-			SellerID: scaleStore(num % scaleStores), Currency: "USD", Items: []order.Item{{ProductID: seededID(-1).String(), Title: "Lamp",
+		store := scaleStore(num % scaleStores)
+		return order.NewOrderParams{ID: seededID(num, store).String(), CheckoutID: uuid.NewString(), BuyerID: scaleBuyer(num % scaleBuyers),
+			SellerID: store, Currency: "USD", Items: []order.Item{{ProductID: seededID(-1, store).String(), Title: "Lamp",
 				Quantity: 1, UnitPrice: 1000}}, HandlingDays: 3, PaymentWindow: window, Now: now}
 	})
 }
@@ -408,7 +464,7 @@ func (s *scaleRun) pay(ctx context.Context, id string) error {
 // timeOp runs do at scaleConc for a few seconds and returns its mean time
 // per operation, with the blocks its statements touched.
 func (s *scaleRun) timeOp(ctx context.Context, name string, do func(context.Context) error) (ScaleRow, error) {
-	if _, err := s.pool.Exec(ctx, `SELECT pg_stat_statements_reset()`); err != nil {
+	if err := s.resetStats(ctx); err != nil {
 		return ScaleRow{}, err
 	}
 	var done atomic.Int64
@@ -439,25 +495,69 @@ func (s *scaleRun) timeOp(ctx context.Context, name string, do func(context.Cont
 	return row, err
 }
 
+// resetStats forgets the statements' counts on every node.
+func (s *scaleRun) resetStats(ctx context.Context) error {
+	for _, q := range s.onEveryNode(`SELECT public.pg_stat_statements_reset()`) {
+		if _, err := s.pool.Exec(ctx, q); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// blocksSQL reads the statement that touched the most shared blocks per
+// call, as blocks|read|query (see blocks).
+const blocksSQL = `WITH st AS (SELECT * FROM public.pg_stat_statements
+		WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND calls > 0
+		AND query NOT LIKE '%pg_stat_statements%' AND query NOT LIKE '%run_command_on_workers%'
+		AND query !~* '^\s*(BEGIN|COMMIT|ROLLBACK|SELECT pg_|SET |PREPARE TRANSACTION|COMMIT PREPARED|SELECT worker_|SELECT assign_)')
+		SELECT format('%s|%s|%s', (shared_blks_hit + shared_blks_read)::float8 / calls, (SELECT sum(shared_blks_read) FROM st)::float8 / calls, query)
+		FROM st ORDER BY (shared_blks_hit + shared_blks_read)::float8 / calls DESC LIMIT 1`
+
 // blocks is the most shared blocks per call one statement touched since
 // the last reset, and that statement (its first words); and the blocks
-// all of them read from outside the buffers, per call of that one.
+// all of them read from outside the buffers, per call of that one. On
+// Citus the statements are the workers' (a statement of a shard), where
+// the rows are.
 func (s *scaleRun) blocks(ctx context.Context) (float64, float64, string, error) {
+	var found []string
+	if s.citus {
+		rows, _ := s.pool.Query(ctx, `SELECT result FROM run_command_on_workers($q$`+blocksSQL+`$q$) WHERE success AND result <> ''`)
+		var err error
+		if found, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+			return 0, 0, "", err
+		}
+	} else {
+		var one string
+		err := s.pool.QueryRow(ctx, blocksSQL).Scan(&one)
+		if err == pgx.ErrNoRows {
+			return 0, 0, "", nil
+		} else if err != nil {
+			return 0, 0, "", err
+		}
+		found = []string{one}
+	}
 	var blocks, read float64
 	var query string
-	err := s.pool.QueryRow(ctx, `WITH st AS (SELECT * FROM pg_stat_statements
-		WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND calls > 0
-		AND query NOT LIKE '%pg_stat_statements%' AND query !~* '^\s*(BEGIN|COMMIT|ROLLBACK|SELECT pg_|SET )')
-		SELECT (shared_blks_hit + shared_blks_read)::float8 / calls, (SELECT sum(shared_blks_read) FROM st)::float8 / calls, query
-		FROM st ORDER BY 1 DESC LIMIT 1`).Scan(&blocks, &read, &query)
-	if err == pgx.ErrNoRows {
-		return 0, 0, "", nil
+	for _, f := range found {
+		parts := strings.SplitN(f, "|", 3)
+		if len(parts) != 3 {
+			return 0, 0, "", fmt.Errorf("pg_stat_statements: %q", f)
+		}
+		b, err1 := strconv.ParseFloat(parts[0], 64)
+		r, err2 := strconv.ParseFloat(parts[1], 64)
+		if err := cmp.Or(err1, err2); err != nil {
+			return 0, 0, "", fmt.Errorf("pg_stat_statements: %q: %w", f, err)
+		}
+		if b >= blocks {
+			blocks, read, query = b, r, parts[2]
+		}
 	}
 	query = strings.Join(strings.Fields(query), " ")
 	if len(query) > 90 {
 		query = query[:90] + "…"
 	}
-	return blocks, read, query, err
+	return blocks, read, query, nil
 }
 
 // sweep is the sweeper's cost per due deadline: scaleDue payment windows
@@ -467,7 +567,7 @@ func (s *scaleRun) sweep(ctx context.Context, first int) (ScaleRow, error) {
 		return ScaleRow{}, err
 	}
 	time.Sleep(10 * time.Millisecond)
-	if _, err := s.pool.Exec(ctx, `SELECT pg_stat_statements_reset()`); err != nil {
+	if err := s.resetStats(ctx); err != nil {
 		return ScaleRow{}, err
 	}
 	start := time.Now()
@@ -511,6 +611,10 @@ func (sc *Scale) Markdown() string {
 		return b.String()
 	}
 	fmt.Fprintf(&b, "\n## Scale: %d orders against %d\n\n", scaleSmall, sc.Orders)
+	if sc.Citus {
+		b.WriteString("On Citus: a coordinator and two workers on this machine, the tables distributed by store (32 shards each); " +
+			"blocks are the workers' (a statement of one shard), where the rows are.\n\n")
+	}
 	fmt.Fprintf(&b, "The store's operations in process at c=%d (the layers above it do the same work at any size), on one database seeded by COPY "+
 		"(%v in all): %d stores (Zipf: store-00000 is the biggest), %d buyers, orders over a year. Size: %s, then %s. "+
 		"Blocks: the most shared blocks one of the operation's statements touched per call (pg_stat_statements; for the sweeper, a "+
