@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -78,9 +79,16 @@ func (db *DB) registerStore(ctx context.Context, sellerID string) error {
 	if s, ok := db.routes.stores.Load(key); ok && s == sellerID {
 		return nil
 	}
+	// Read first: a store registers once, and every process meets it
+	// again. On Citus store_keys is a reference table, read from the
+	// node's own copy, while a write to it (even one that conflicts) is a
+	// two-phase commit with every node.
 	var holder string
-	err := db.pool.QueryRow(ctx, `WITH ins AS (INSERT INTO store_keys (key, seller_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING seller_id)
-		SELECT seller_id FROM ins UNION ALL SELECT seller_id FROM store_keys WHERE key = $1`, key, sellerID).Scan(&holder)
+	err := db.pool.QueryRow(ctx, `SELECT seller_id FROM store_keys WHERE key = $1`, key).Scan(&holder)
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = db.pool.QueryRow(ctx, `WITH ins AS (INSERT INTO store_keys (key, seller_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING seller_id)
+			SELECT seller_id FROM ins UNION ALL SELECT seller_id FROM store_keys WHERE key = $1`, key, sellerID).Scan(&holder)
+	}
 	if err != nil {
 		return fmt.Errorf("register store %s: %w", sellerID, err)
 	}
