@@ -11,9 +11,18 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
-// relayLock is the advisory lock key that makes one relay at a time hand
-// out stream places and publish: the stream's order is theirs.
-const relayLock = 0x50_55_4b_52 // "SOUKR"
+// relayTurn is a relay's turn to hand out stream places and publish (the
+// stream's order is theirs), one relay at a time: an advisory lock that
+// another relay holds makes it give up at once (a replica standing by), and
+// then the relay's state row, held to the end of the transaction. The lock
+// is the schema's, not the database's: Souks in two schemas of one database
+// (the Citus run's tests) relay apart. The row is the guard that does not
+// depend on the key: relays that do not share one (an older Souk's relay in
+// a rolling upgrade, whose key was the database's) take turns on it, never
+// reading the queue together and giving an event two places.
+const relayTurn = `SELECT true FROM event_relay
+	WHERE id = 1 AND pg_try_advisory_xact_lock(hashtextextended('souk-relay:' || current_schema(), 0))
+	FOR UPDATE`
 
 // OutboxEvent is a history event on its way to the event stream.
 type OutboxEvent struct {
@@ -34,11 +43,16 @@ type OutboxEvent struct {
 	Version    int64
 }
 
-// inRelayTx runs fn in a transaction holding the relay's advisory lock; if
-// another relay holds it, fn does not run and ran is false.
+// inRelayTx runs fn in a transaction holding the relay's turn (relayTurn);
+// if another relay has it, fn does not run and ran is false. A transaction
+// that loses a deadlock (with a relay that took its turn otherwise) runs
+// again.
 func (db *DB) inRelayTx(ctx context.Context, fn func(pgx.Tx) error) (ran bool, err error) {
-	err = db.tx(ctx, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, relayLock).Scan(&ran); err != nil || !ran {
+	err = db.inTx(ctx, func(tx pgx.Tx) error {
+		ran = false // a retried transaction asks again
+		if err := tx.QueryRow(ctx, relayTurn).Scan(&ran); errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		} else if err != nil {
 			return err
 		}
 		return fn(tx)

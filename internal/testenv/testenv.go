@@ -100,16 +100,26 @@ func OnCitus() bool { return os.Getenv("SOUK_TEST_ON_CITUS") != "" }
 // make and drop.
 func CitusDatabaseURL(tb testing.TB) string {
 	tb.Helper()
-	ctx := context.Background()
 	_, schema := Citus(tb)
 	u, err := url.Parse(env(tb, "SOUK_TEST_CITUS_URL"))
 	if err != nil {
 		tb.Fatalf("parse SOUK_TEST_CITUS_URL: %v", err)
 	}
+	return migratedIn(tb, u, schema, "-c citus.shard_count=4")
+}
+
+// migratedIn returns u with schema first on its search_path (and options,
+// if any), the schema migrated, and on Citus distributed.
+func migratedIn(tb testing.TB, u *url.URL, schema, options string) string {
+	tb.Helper()
 	q := u.Query()
 	q.Set("search_path", schema)
+	if options != "" {
+		q.Set("options", options)
+	}
 	// pgx reads a "+" in options as itself: spaces are written %20.
-	u.RawQuery = q.Encode() + "&options=-c%20citus.shard_count%3D4"
+	u.RawQuery = strings.ReplaceAll(q.Encode(), "+", "%20")
+	ctx := context.Background()
 	db, err := postgres.Open(ctx, u.String())
 	if err != nil {
 		tb.Fatal(err)
@@ -119,6 +129,20 @@ func CitusDatabaseURL(tb testing.TB) string {
 		tb.Fatal(err)
 	}
 	return u.String()
+}
+
+// OtherSchema makes a schema beside the one dbURL's tables are in, in the
+// same database, migrates it and returns its URL; it is dropped when the
+// test ends. Two Souks sharing one database in two schemas (as the Citus
+// run's tests do) share its advisory locks and nothing else.
+func OtherSchema(tb testing.TB, dbURL string) string {
+	tb.Helper()
+	_, schema := newSchema(tb, dbURL, "o_")
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return migratedIn(tb, u, schema, "")
 }
 
 // DB returns an open store on a fresh database.
@@ -272,14 +296,22 @@ func Eventually(tb testing.TB, timeout time.Duration, what string, cond func() b
 // test's own, dropped when the test ends.
 func Citus(tb testing.TB) (*pgxpool.Pool, string) {
 	tb.Helper()
+	return newSchema(tb, env(tb, "SOUK_TEST_CITUS_URL"), "t_")
+}
+
+// newSchema makes a schema (prefix and eight random characters) in the
+// database at dbURL, dropped when the test ends, and returns a pool on
+// dbURL and the schema's name.
+func newSchema(tb testing.TB, dbURL, prefix string) (*pgxpool.Pool, string) {
+	tb.Helper()
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, env(tb, "SOUK_TEST_CITUS_URL"))
+	pool, err := pgxpool.New(ctx, dbURL)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	schema := "t_" + strings.ReplaceAll(uuid.NewString()[:8], "-", "")
+	schema := prefix + strings.ReplaceAll(uuid.NewString()[:8], "-", "")
 	if _, err := pool.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		tb.Fatalf("citus: %v", err)
+		tb.Fatalf("create schema: %v", err)
 	}
 	tb.Cleanup(func() {
 		_, _ = pool.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
