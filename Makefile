@@ -33,6 +33,7 @@ down: ## Stop what make up started and delete its data
 
 .PHONY: test
 test: ## Run every test (unit, integration, end-to-end, the dashboard in Chromium) with -race on private Postgres and Redis
+	$(STACK) install-citus
 	$(TEST_STACK) $(STACK) start
 	$(TEST_STACK) $(STACK) cluster
 	$(TEST_STACK) $(STACK) citus
@@ -60,6 +61,7 @@ faults: ## Run the randomized fault test alone, printing its seed and counts (SO
 
 .PHONY: faults-citus
 faults-citus: ## Run the randomized fault test on a private Citus cluster alone (a worker restarted among the faults)
+	$(STACK) install-citus
 	$(TEST_STACK) $(STACK) start
 	$(TEST_STACK) $(STACK) citus
 	$(TEST_ENV) go test -race -count=1 -run '^TestRandomFaultsOnCitus$$' -v ./internal/e2e | grep -v '^\s*testenv.go'

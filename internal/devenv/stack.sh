@@ -3,7 +3,7 @@
 # folder (git-ignored), on non-default ports, installing Redis from Debian's
 # packages when it is missing. Used by `make up`, `make test` and .ci/run.
 #
-#   stack.sh start|stop|purge|env|cluster|browser|citus
+#   stack.sh start|stop|purge|env|cluster|browser|citus|install-citus
 #
 # SOUK_DATA_DIR (default .data/dev), SOUK_PG_PORT (55432), SOUK_REDIS_PORT (56379),
 # SOUK_CLUSTER_PORTS (the three primaries of `cluster`: 46391 46392 46393; empty: none),
@@ -129,20 +129,33 @@ cluster() {
 	redis-cli -p "$first" cluster info | grep -q 'cluster_state:ok' || { echo "the Redis Cluster did not come up" >&2; exit 1; }
 }
 
+# install_citus builds and installs the extension with
+# ../shared/citus/install.sh (once: it does nothing when it is installed);
+# Debian's package lists are fetched first on a machine that has none yet.
+# It may upgrade PostgreSQL 15 itself to Debian's latest minor release, and a
+# server started before runs on with the old binary and the new libraries
+# (plpgsql fails to load): make test installs it before it starts any. The
+# script stamps the build with the version it found before the upgrade,
+# so the next call would build it again; the stamp is set to the version
+# it was built for.
+install_citus() {
+	local install="$root/../shared/citus/install.sh"
+	[ -f "$install" ] || { echo "$install is missing: the shared folder must sit beside the repository" >&2; exit 1; }
+	if ! bash "$install"; then
+		apt-get update -qq >/dev/null && bash "$install"
+	fi
+	local lib=/usr/lib/postgresql/15/lib version # install.sh's
+	version=$(dpkg-query -W -f='${Version}' postgresql-15 2>/dev/null) || return 0
+	if [ -f "$lib/citus.so" ] && [ -w "$lib/citus.built-for" ]; then echo "$version" >"$lib/citus.built-for"; fi
+}
+
 # citus starts a Citus cluster (a coordinator and two workers, on
 # citus_ports, the first the coordinator) for the tests that run on a
 # distributed PostgreSQL: each node loads the extension (built by
 # ../shared/citus/install.sh), and the coordinator knows itself and its
 # workers.
 citus() {
-	# ../shared/citus/install.sh builds and installs the extension (once:
-	# it does nothing when it is installed); Debian's package lists are
-	# fetched first on a machine that has none yet.
-	local install="$root/../shared/citus/install.sh"
-	[ -f "$install" ] || { echo "$install is missing: the shared folder must sit beside the repository" >&2; exit 1; }
-	if ! bash "$install"; then
-		apt-get update -qq >/dev/null && bash "$install"
-	fi
+	install_citus
 	local ports=($citus_ports)
 	[ ${#ports[@]} -ge 2 ] || { echo "SOUK_CITUS_PORTS needs a coordinator and a worker" >&2; exit 1; }
 	for port in "${ports[@]}"; do
@@ -175,6 +188,7 @@ start) start ;;
 browser) browser ;;
 cluster) cluster ;;
 citus) citus ;;
+install-citus) install_citus ;;
 stop) stop ;;
 purge)
 	stop
@@ -187,5 +201,5 @@ env)
 	echo "SOUK_DATABASE_URL=postgres://souk:souk@127.0.0.1:$pg_port/souk?sslmode=disable"
 	echo "SOUK_REDIS_ADDR=127.0.0.1:$redis_port"
 	;;
-*) echo "usage: $0 start|stop|purge|env|cluster|browser|citus" >&2; exit 2 ;;
+*) echo "usage: $0 start|stop|purge|env|cluster|browser|citus|install-citus" >&2; exit 2 ;;
 esac

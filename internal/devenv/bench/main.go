@@ -84,6 +84,11 @@ func run() error {
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		return cmd.Run()
 	}
+	if *citus { // before any server starts: it may upgrade PostgreSQL (stack.sh install_citus)
+		if err := stack("install-citus"); err != nil {
+			return err
+		}
+	}
 	if err := stack("start"); err != nil {
 		return err
 	}
