@@ -195,3 +195,50 @@ func TestCitusWorkerLostIsTransient(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenLimitsTheExecutorPoolOnCitus: on Citus every connection Open makes
+// lets a statement open one connection to a worker
+// (citus.max_adaptive_executor_pool_size = 1: make bench -citus measured a
+// buyer's page at c=16 at 889 ms without it, 155 ms with it), unless the
+// URL gives the setting; on plain PostgreSQL nothing is set.
+func TestOpenLimitsTheExecutorPoolOnCitus(t *testing.T) {
+	url := testenv.CitusDatabaseURL(t)
+	cases := []struct{ name, url, want string }{
+		{"on Citus", url, "1"},
+		{"on Citus, the URL's own", url + "&citus.max_adaptive_executor_pool_size=4", "4"},
+	}
+	if !testenv.OnCitus() {
+		cases = append(cases, struct{ name, url, want string }{"on plain PostgreSQL", testenv.DatabaseURL(t), ""})
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := context.Background()
+			db, err := postgres.Open(ctx, c.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			// Three connections at once: each was made with the setting.
+			var conns []*pgxpool.Conn
+			defer func() {
+				for _, c := range conns {
+					c.Release()
+				}
+			}()
+			for range 3 {
+				conn, err := db.Pool().Acquire(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				conns = append(conns, conn)
+				var got string
+				if err := conn.QueryRow(ctx, `SELECT coalesce(current_setting('citus.max_adaptive_executor_pool_size', true), '')`).Scan(&got); err != nil {
+					t.Fatal(err)
+				}
+				if got != c.want {
+					t.Fatalf("connection %d: citus.max_adaptive_executor_pool_size %q, want %q", len(conns), got, c.want)
+				}
+			}
+		})
+	}
+}
