@@ -357,7 +357,7 @@ type proc struct {
 func (b *bench) start(ctx context.Context, bin, logs string) (exited bool, err error) {
 	addrs := map[string]string{}
 	for _, name := range []string{"SOUK_BUYER_GRPC_ADDR", "SOUK_BUYER_HTTP_ADDR", "SOUK_BUYER_INTERNAL_HTTP_ADDR", "SOUK_SELLER_GRPC_ADDR",
-		"SOUK_SELLER_HTTP_ADDR", "SOUK_SELLER_INTERNAL_GRPC_ADDR", "SOUK_SELLER_INTERNAL_HTTP_ADDR", "SOUK_FLOOR_ADDR"} {
+		"SOUK_SELLER_HTTP_ADDR", "SOUK_SELLER_INTERNAL_GRPC_ADDR", "SOUK_SELLER_INTERNAL_HTTP_ADDR", "SOUK_FLOOR_ADDR", "SOUK_FLOOR_PPROF_ADDR"} {
 		a, err := freeAddr()
 		if err != nil {
 			return false, err
@@ -403,8 +403,9 @@ func (b *bench) start(ctx context.Context, bin, logs string) (exited bool, err e
 	}
 	b.buyerAddr, b.sellerAddr, b.floorAddr = addrs["SOUK_BUYER_GRPC_ADDR"], addrs["SOUK_SELLER_GRPC_ADDR"], addrs["SOUK_FLOOR_ADDR"]
 	b.metricsURLs = []string{"http://" + addrs["SOUK_BUYER_INTERNAL_HTTP_ADDR"] + "/metrics", "http://" + addrs["SOUK_SELLER_INTERNAL_HTTP_ADDR"] + "/metrics"}
-	b.log("buyer-svc: gRPC %s, internal %s; seller-svc: gRPC %s, internal %s (metrics and profiles: /metrics, /debug/pprof/); floor: gRPC %s",
-		b.buyerAddr, addrs["SOUK_BUYER_INTERNAL_HTTP_ADDR"], b.sellerAddr, addrs["SOUK_SELLER_INTERNAL_HTTP_ADDR"], b.floorAddr)
+	b.log("buyer-svc: gRPC %s, internal %s; seller-svc: gRPC %s, internal %s (metrics and profiles: /metrics, /debug/pprof/); floor: gRPC %s, profiles %s",
+		b.buyerAddr, addrs["SOUK_BUYER_INTERNAL_HTTP_ADDR"], b.sellerAddr, addrs["SOUK_SELLER_INTERNAL_HTTP_ADDR"], b.floorAddr,
+		addrs["SOUK_FLOOR_PPROF_ADDR"])
 	for _, p := range b.procs {
 		addr := map[string]string{"seller-svc": b.sellerAddr, "buyer-svc": b.buyerAddr, partFloor: b.floorAddr}[p.name]
 		if err := waitServing(ctx, addr, p.done); err != nil {

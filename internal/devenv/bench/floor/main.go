@@ -11,7 +11,9 @@
 // floor is what Souk's own work costs on top of the stack it is built on.
 //
 // It serves on SOUK_FLOOR_ADDR, with SOUK_DATABASE_URL, SOUK_REDIS_ADDR and
-// SOUK_REDIS_PREFIX as the services take them. The bench points it at
+// SOUK_REDIS_PREFIX as the services take them, and Go's profiles
+// (/debug/pprof/) on SOUK_FLOOR_PPROF_ADDR if it is set, to compare with
+// Souk's function by function under the same load. The bench points it at
 // pgbench's copy of the record, so that its commits and events stay out of
 // Souk's counts and off Souk's relay.
 package main
@@ -24,6 +26,8 @@ import (
 	"fmt"
 	"log"
 	"net"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"time"
 
@@ -191,6 +195,9 @@ func run(ctx context.Context) error {
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
+	}
+	if pa := os.Getenv("SOUK_FLOOR_PPROF_ADDR"); pa != "" {
+		go func() { log.Print(http.ListenAndServe(pa, nil)) }() // net/http/pprof's handlers
 	}
 	s := grpc.NewServer()
 	buyerv1.RegisterBuyerServiceServer(s, buyer{floor: f})
