@@ -28,14 +28,21 @@ stopping=0
 # trap_list") could then skip the rest of the handler and leave PostgreSQL
 # and Redis running. A signal during the clean-up is ignored, and the
 # stack is stopped in a session of its own, so a second Ctrl-C (sent to the
-# whole foreground group) cannot cut it short.
+# whole foreground group) cannot cut it short. The script waits for it
+# itself: `setsid -w` stays in the foreground group, and a Ctrl-C killed it
+# mid-wait, so the script ended while PostgreSQL was still stopping. A
+# trapped signal ends a `wait` early, so it waits until the stop is gone.
 cleanup() {
 	stopping=1
 	echo
 	echo "stopping..."
 	for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-	wait "${pids[@]}" 2>/dev/null || true
-	setsid -w "$stack" stop
+	for pid in "${pids[@]}"; do
+		while kill -0 "$pid" 2>/dev/null; do wait "$pid" 2>/dev/null || true; done
+	done
+	setsid "$stack" stop &
+	local stop=$!
+	while kill -0 "$stop" 2>/dev/null; do wait "$stop" || true; done
 	echo "stopped. (make down also deletes the demo data)"
 }
 on_signal() { [ "$stopping" = 1 ] || exit 0; }
