@@ -329,3 +329,52 @@ func TestRefundFX(t *testing.T) {
 		t.Fatalf("the store was debited %d in all for a payment that credited it 4497", debits)
 	}
 }
+
+// TestKeptDepositIsCaptured: a deposit the order keeps when its balance
+// goes unpaid is still the marketplace's to capture if its capture had not
+// gone through by then (the provider out of reach, a worker backing off).
+// Cancelling set aside every uncaptured authorization, the kept deposit's
+// too: it was neither captured nor refunded, and lapsed at the provider
+// while the order said it was kept (TestRandomFaults: "the provider holds
+// 0, the order implies 200", the deposit's authorization left hanging).
+// Captured, it is the order's; refused for good, the order records that it
+// keeps nothing.
+func TestKeptDepositIsCaptured(t *testing.T) {
+	pol := order.DefaultPolicy
+	for _, refused := range []bool{false, true} {
+		o := depositOrder(t, true, nil)
+		must(t, o.BeginPayment(t0, o.Due(), attempt("dep")))
+		must(t, o.ApplyResult(t0, "a-dep", order.Result{Kind: order.ResultSucceeded, ProviderRef: "p-dep"}, pol))
+		must(t, o.FireDeadline(t0.Add(7*day), order.DeadlinePart, pol))
+		end := t0.Add(9 * day)
+		must(t, o.FireDeadline(end, order.DeadlinePart, pol))
+		if o.Status() != order.StatusCancelled || !contains(kinds(o), "deposit_kept") || len(o.Refunds()) != 0 {
+			t.Fatalf("after the grace: %s, history %v, refunds %v", o.Status(), kinds(o), o.Refunds())
+		}
+		// The capture worker lists the attempts whose capture is due.
+		if a, _ := o.Attempt("a-dep"); a.NextCaptureAt.IsZero() || a.NextCaptureAt.After(end) {
+			t.Fatalf("the kept deposit's capture is not due (next capture at %v)", a.NextCaptureAt)
+		}
+		a, err := o.ClaimCapture(end, "a-dep", time.Minute)
+		if err != nil {
+			t.Fatalf("the kept deposit's capture cannot be claimed: %v", err)
+		}
+		if refused {
+			must(t, o.CaptureRefused(end, a.ID, order.DeclineCaptureRefused))
+			if a, _ := o.Attempt("a-dep"); a.Status != order.AttemptFailed || o.Status() != order.StatusCancelled {
+				t.Fatalf("refused: attempt %s, order %s", a.Status, o.Status())
+			}
+			if k := kinds(o); k[len(k)-1] != "payment_failed" {
+				t.Fatalf("refused: history %v, want the deposit's capture failed last", k)
+			}
+			if _, err := o.ClaimCapture(end.Add(time.Hour), "a-dep", time.Minute); err == nil {
+				t.Fatal("a refused deposit is claimed again")
+			}
+			continue
+		}
+		must(t, o.MarkCaptured(end, a.ID))
+		if a, _ := o.Attempt("a-dep"); !a.Captured {
+			t.Fatal("the kept deposit is not captured")
+		}
+	}
+}

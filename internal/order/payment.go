@@ -453,6 +453,13 @@ func (o *Order) CaptureRetryLater(now time.Time, attemptID string, at time.Time)
 // with d for the buyer to see, or is cancelled if its window has passed.
 func (o *Order) CaptureRefused(now time.Time, attemptID string, d Decline) error {
 	a := o.attempt(attemptID)
+	if a != nil && a.Status == AttemptSucceeded && !a.Captured && o.status == StatusCancelled && o.keepsDeposit(a.ID) {
+		// The deposit a cancelled order kept was never taken: it keeps
+		// nothing.
+		a.Status, a.Decline, a.UpdatedAt, a.NextCaptureAt = AttemptFailed, d, now, time.Time{}
+		o.record(now, "payment_failed", "system", fmt.Sprintf("the kept deposit (%s) could not be captured: %s", a.Amount, d.Message), nil)
+		return nil
+	}
 	if a == nil || a.Status != AttemptSucceeded || a.Captured || !o.Pays(a.ID) ||
 		(o.status != StatusAwaitingShipment && o.status != StatusPartiallyPaid) {
 		return fmt.Errorf("%w: attempt %s is not an uncaptured payment of a paid order", ErrIllegalTransition, attemptID)
