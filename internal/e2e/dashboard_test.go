@@ -227,7 +227,8 @@ func (b *browser) submit(formLabel string, fields map[string]string, button stri
 	}
 	actions = append(actions, chromedp.Click(btn, chromedp.ByQuery))
 	// A live update may redraw the form between finding and using its
-	// fields (the values typed survive it): then fill it in again.
+	// fields (the values typed survive it): then fill it in again. Chrome
+	// says so in two ways, as the node went before or after it was found.
 	for try := 1; ; try++ {
 		ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
 		err := chromedp.Run(ctx, actions...)
@@ -235,7 +236,7 @@ func (b *browser) submit(formLabel string, fields map[string]string, button stri
 		if err == nil {
 			return
 		}
-		if try == 3 || !strings.Contains(err.Error(), "Could not find node") {
+		if gone := strings.Contains(err.Error(), "Could not find node") || strings.Contains(err.Error(), "No node with given id found"); try == 3 || !gone {
 			b.t.Fatalf("submit %s: %v", formLabel, err)
 		}
 	}
