@@ -19,8 +19,9 @@ import (
 // (the Citus run's tests) relay apart. The row is the guard that does not
 // depend on the key: relays that do not share one (an older Souk's relay in
 // a rolling upgrade, whose key was the database's) take turns on it, never
-// reading the queue together and giving an event two places.
-const relayTurn = `SELECT true FROM event_relay
+// reading the queue together and giving an event two places. It returns
+// the relay's state as the turn began.
+const relayTurn = `SELECT published_seq, sent_seq FROM event_relay
 	WHERE id = 1 AND pg_try_advisory_xact_lock(hashtextextended('souk-relay:' || current_schema(), 0))
 	FOR UPDATE`
 
@@ -43,19 +44,28 @@ type OutboxEvent struct {
 	Version    int64
 }
 
-// inRelayTx runs fn in a transaction holding the relay's turn (relayTurn);
-// if another relay has it, fn does not run and ran is false. A transaction
-// that loses a deadlock (with a relay that took its turn otherwise) runs
-// again.
-func (db *DB) inRelayTx(ctx context.Context, fn func(pgx.Tx) error) (ran bool, err error) {
+// relayState is the relay's state row: the stream place of the last event
+// the stream is known to hold (0: not checked since a republish) and of the
+// last event sent to it.
+type relayState struct {
+	published, sent int64
+}
+
+// inRelayTx runs fn in a transaction holding the relay's turn (relayTurn),
+// with the relay's state as the turn began; if another relay has the turn,
+// fn does not run and ran is false. A transaction that loses a deadlock
+// (with a relay that took its turn otherwise) runs again.
+func (db *DB) inRelayTx(ctx context.Context, fn func(pgx.Tx, relayState) error) (ran bool, err error) {
 	err = db.inTx(ctx, func(tx pgx.Tx) error {
 		ran = false // a retried transaction asks again
-		if err := tx.QueryRow(ctx, relayTurn).Scan(&ran); errors.Is(err, pgx.ErrNoRows) {
+		var st relayState
+		if err := tx.QueryRow(ctx, relayTurn).Scan(&st.published, &st.sent); errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		} else if err != nil {
 			return err
 		}
-		return fn(tx)
+		ran = true
+		return fn(tx, st)
 	})
 	return ran, err
 }
@@ -68,7 +78,7 @@ func (db *DB) inRelayTx(ctx context.Context, fn func(pgx.Tx) error) (ran bool, e
 // place: none is skipped. It returns how many it sequenced.
 func (db *DB) SequenceEvents(ctx context.Context, limit int) (int, error) {
 	n := 0
-	_, err := db.inRelayTx(ctx, func(tx pgx.Tx) error {
+	_, err := db.inRelayTx(ctx, func(tx pgx.Tx, _ relayState) error {
 		// The queue is read by its key, never scanned: rows leave it as
 		// fast as they come, so its heap is mostly dead rows until a vacuum,
 		// and PostgreSQL, seeing few live rows, would read and sort all of
@@ -127,11 +137,8 @@ func (db *DB) VacuumQueue(ctx context.Context) error {
 func (db *DB) PublishEvents(ctx context.Context, limit int, publish func(last int64, evs []OutboxEvent) error) (int, error) {
 	n := 0
 	var perr error
-	_, err := db.inRelayTx(ctx, func(tx pgx.Tx) error {
-		var last, sent int64
-		if err := tx.QueryRow(ctx, `SELECT published_seq, sent_seq FROM event_relay WHERE id = 1 FOR UPDATE`).Scan(&last, &sent); err != nil {
-			return fmt.Errorf("relay state: %w", err)
-		}
+	_, err := db.inRelayTx(ctx, func(tx pgx.Tx, st relayState) error {
+		last, sent := st.published, st.sent
 		// The next places first, then their events and orders: an event's
 		// key is (id, seller_id), so a join of places with events by id
 		// alone is not known to find one event each, and a plan costed
@@ -186,7 +193,7 @@ func (db *DB) PublishEvents(ctx context.Context, limit int, publish func(last in
 // its data). It returns how many that is.
 func (db *DB) RepublishSince(ctx context.Context, since time.Time) (int64, error) {
 	var n int64
-	_, err := db.inRelayTx(ctx, func(tx pgx.Tx) error {
+	_, err := db.inRelayTx(ctx, func(tx pgx.Tx, _ relayState) error {
 		// published_seq 0: the stream is not checked against what it held
 		// until the next publish.
 		return tx.QueryRow(ctx, `WITH first AS (`+firstSince+`),
@@ -226,9 +233,9 @@ func (db *DB) DropPlacesBelow(ctx context.Context, seq int64, limit int) (int64,
 	var n int64
 	// Under the relay's lock, so that a republish never reads places
 	// half dropped.
-	_, err := db.inRelayTx(ctx, func(tx pgx.Tx) error {
+	_, err := db.inRelayTx(ctx, func(tx pgx.Tx, st relayState) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM event_places WHERE seq IN (SELECT seq FROM event_places
-			WHERE seq < least($1, (SELECT sent_seq + 1 FROM event_relay WHERE id = 1)) ORDER BY seq LIMIT `+strconv.Itoa(limit)+`)`, seq)
+			WHERE seq < least($1::bigint, $2::bigint) ORDER BY seq LIMIT `+strconv.Itoa(limit)+`)`, seq, st.sent+1)
 		n = tag.RowsAffected()
 		return err
 	})
