@@ -487,8 +487,9 @@ func (o *Order) cancel(now time.Time, actor, reason string, by Party) {
 			a.Status, a.UpdatedAt = AttemptCanceled, now
 		}
 		// An authorization the order no longer needs is released by its
-		// refund (a void), not captured.
-		if a.Status == AttemptSucceeded && !a.Captured {
+		// refund (a void), not captured; one it keeps stays due for its
+		// capture.
+		if a.AwaitsCapture() && !o.keeps(reason, a.ID) {
 			a.NextCaptureAt = time.Time{}
 		}
 	}

@@ -254,23 +254,22 @@ func (o *Order) cancelUnpaidPart(now time.Time, pol Policy) {
 	pays := o.payments()
 	o.cancel(now, "system", ReasonBalanceUnpaid, PartyBuyer)
 	for _, a := range pays {
-		if o.keepsDeposit(a.ID) {
+		if o.keeps(ReasonBalanceUnpaid, a.ID) {
 			o.record(now, "deposit_kept", "system", fmt.Sprintf("%s kept, as the product stated at checkout", a.Amount), nil)
 			o.paymentDetail(a)
-			// cancel set aside every uncaptured authorization; one kept is
-			// still to be captured, now.
-			if k := o.attempt(a.ID); !k.Captured {
-				k.NextCaptureAt = now
-			}
 			continue
 		}
 		o.oweRefund(now, a, ReasonBalanceUnpaid, pol)
 	}
 }
 
-// keepsDeposit reports whether attempt paid the deposit of a plan that
-// keeps it when the balance goes unpaid.
-func (o *Order) keepsDeposit(attemptID string) bool {
+// keeps reports whether an order cancelled for reason keeps what attempt
+// paid: only the deposit of a plan that keeps it when the balance goes
+// unpaid. Everything else it was paid is owed back.
+func (o *Order) keeps(reason, attemptID string) bool {
+	if reason != ReasonBalanceUnpaid {
+		return false
+	}
 	p := o.partPaidBy(attemptID)
 	return p != nil && p.Kind == PartDeposit && o.schedule.Plan.KeepDeposit
 }

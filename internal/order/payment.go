@@ -94,6 +94,12 @@ func (a Attempt) Open() bool {
 	return a.Status == AttemptProcessing || a.Status == AttemptRequiresVerification
 }
 
+// AwaitsCapture reports whether the attempt holds an authorization whose
+// money is not taken yet.
+func (a Attempt) AwaitsCapture() bool {
+	return a.Status == AttemptSucceeded && !a.Captured
+}
+
 // ResultKind is the provider's answer to an attempt.
 type ResultKind string
 
@@ -425,7 +431,7 @@ func (o *Order) RecordLateAnswer(now time.Time, attemptID string, r Result, foun
 // (another worker holds it, or it backs off) is ErrNotDue.
 func (o *Order) ClaimCapture(now time.Time, attemptID string, lease time.Duration) (Attempt, error) {
 	a := o.attempt(attemptID)
-	if a == nil || a.Status != AttemptSucceeded || a.Captured {
+	if a == nil || !a.AwaitsCapture() {
 		return Attempt{}, fmt.Errorf("%w: attempt %s is not waiting for its capture", ErrIllegalTransition, attemptID)
 	}
 	if now.Before(a.NextCaptureAt) {
@@ -439,7 +445,7 @@ func (o *Order) ClaimCapture(now time.Time, attemptID string, lease time.Duratio
 // could not be reached) and when to try again.
 func (o *Order) CaptureRetryLater(now time.Time, attemptID string, at time.Time) error {
 	a := o.attempt(attemptID)
-	if a == nil || a.Status != AttemptSucceeded || a.Captured {
+	if a == nil || !a.AwaitsCapture() {
 		return fmt.Errorf("%w: attempt %s is not waiting for its capture", ErrIllegalTransition, attemptID)
 	}
 	a.CaptureTries++
@@ -451,20 +457,20 @@ func (o *Order) CaptureRetryLater(now time.Time, attemptID string, at time.Time)
 // money of the attempt that paid the order (its authorization expired or
 // was voided): nothing was charged, so the order waits for payment again,
 // with d for the buyer to see, or is cancelled if its window has passed.
+// The deposit a cancelled order kept (its balance went unpaid) was never
+// taken either: the order keeps nothing.
 func (o *Order) CaptureRefused(now time.Time, attemptID string, d Decline) error {
 	a := o.attempt(attemptID)
-	if a != nil && a.Status == AttemptSucceeded && !a.Captured && o.status == StatusCancelled && o.keepsDeposit(a.ID) {
-		// The deposit a cancelled order kept was never taken: it keeps
-		// nothing.
-		a.Status, a.Decline, a.UpdatedAt, a.NextCaptureAt = AttemptFailed, d, now, time.Time{}
-		o.record(now, "payment_failed", "system", fmt.Sprintf("the kept deposit (%s) could not be captured: %s", a.Amount, d.Message), nil)
-		return nil
-	}
-	if a == nil || a.Status != AttemptSucceeded || a.Captured || !o.Pays(a.ID) ||
-		(o.status != StatusAwaitingShipment && o.status != StatusPartiallyPaid) {
+	kept := a != nil && o.status == StatusCancelled && o.keeps(ReasonBalanceUnpaid, a.ID)
+	if a == nil || !a.AwaitsCapture() ||
+		!kept && (!o.Pays(a.ID) || o.status != StatusAwaitingShipment && o.status != StatusPartiallyPaid) {
 		return fmt.Errorf("%w: attempt %s is not an uncaptured payment of a paid order", ErrIllegalTransition, attemptID)
 	}
 	a.Status, a.Decline, a.UpdatedAt = AttemptFailed, d, now
+	if kept {
+		o.record(now, "payment_failed", "system", fmt.Sprintf("the kept deposit (%s) could not be captured: %s", a.Amount, d.Message), nil)
+		return nil
+	}
 	o.paidAttemptID = ""
 	o.unpayPart(a.ID)
 	delete(o.deadlines, DeadlineShipBy)

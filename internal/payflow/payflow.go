@@ -338,7 +338,7 @@ func (s *Service) record(ctx context.Context, orderID, attemptID string, res ord
 	if err != nil {
 		return nil, order.Attempt{}, err
 	}
-	if a, _ := o.Attempt(attemptID); a.Status == order.AttemptSucceeded && !a.Captured && o.Pays(a.ID) {
+	if a, _ := o.Attempt(attemptID); a.AwaitsCapture() && o.Pays(a.ID) {
 		o = s.capture(ctx, o, a, 0)
 	}
 	a, _ := o.Attempt(attemptID)
@@ -527,7 +527,7 @@ func (s *Service) RecordEvent(ctx context.Context, ev payment.Event) error {
 	if o == nil {
 		return nil
 	}
-	if a, _ := o.Attempt(attemptID); a.Status == order.AttemptSucceeded && !a.Captured && o.Pays(a.ID) {
+	if a, _ := o.Attempt(attemptID); a.AwaitsCapture() && o.Pays(a.ID) {
 		s.capture(ctx, o, a, 0)
 	}
 	return nil
