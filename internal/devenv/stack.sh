@@ -141,8 +141,11 @@ cluster() {
 install_citus() {
 	local install="$root/../shared/citus/install.sh"
 	[ -f "$install" ] || { echo "$install is missing: the shared folder must sit beside the repository" >&2; exit 1; }
-	if ! bash "$install"; then
-		apt-get update -qq >/dev/null && bash "$install"
+	# Called from make, the environment carries make's flags (the Makefile's
+	# --no-builtin-rules among them) into Citus's own make, which builds
+	# its objects by the built-in rules: run it without them.
+	if ! env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL bash "$install"; then
+		apt-get update -qq >/dev/null && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL bash "$install"
 	fi
 	local lib=/usr/lib/postgresql/15/lib version # install.sh's
 	version=$(dpkg-query -W -f='${Version}' postgresql-15 2>/dev/null) || return 0
