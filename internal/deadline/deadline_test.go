@@ -50,10 +50,13 @@ func TestSweepSkipsADeadlineItCannotFire(t *testing.T) {
 	if err := db.CreateOrders(ctx, orders); err != nil {
 		t.Fatal(err)
 	}
-	// The poisoned deadline is due first.
-	if _, err := db.Pool().Exec(ctx, `INSERT INTO order_deadlines (order_id, kind, due_at, seller_id) VALUES ($1, 'from_a_newer_version', $2, 'store-x')`,
-		orders[0].ID(), now.Add(-2*time.Hour)); err != nil {
-		t.Fatal(err)
+	// The poisoned deadline is due first, written as Souk writes one: in
+	// the sweeper's index and on the order's row.
+	for _, q := range []string{`INSERT INTO order_deadlines (order_id, kind, due_at, seller_id) VALUES ($1, 'from_a_newer_version', $2, 'store-x')`,
+		`UPDATE orders SET deadlines = deadlines || jsonb_build_object('from_a_newer_version', $2::timestamptz) WHERE id = $1`} {
+		if _, err := db.Pool().Exec(ctx, q, orders[0].ID(), now.Add(-2*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var fired []string
 	s := deadline.New(rdb, prefix, db, order.DefaultPolicy, func() time.Time { return now }, slog.New(slog.NewTextHandler(io.Discard, nil)))

@@ -749,6 +749,20 @@ func (c *chaos) check() {
 		}
 		rows.Close()
 	}
+	// Deadlines: every order's row holds the deadlines the sweeper's index
+	// holds for it, no more, no fewer.
+	var apart int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM orders o WHERE EXISTS (
+		(SELECT key, value::timestamptz FROM jsonb_each_text(coalesce(o.deadlines, '{}'))
+			EXCEPT SELECT kind, due_at FROM order_deadlines d WHERE d.order_id = o.id AND d.seller_id = o.seller_id)
+		UNION ALL
+		(SELECT kind, due_at FROM order_deadlines d WHERE d.order_id = o.id AND d.seller_id = o.seller_id
+			EXCEPT SELECT key, value::timestamptz FROM jsonb_each_text(coalesce(o.deadlines, '{}'))))`).Scan(&apart); err != nil {
+		c.t.Fatal(err)
+	}
+	if apart > 0 {
+		fail("%d orders' rows hold other deadlines than the sweeper's index", apart)
+	}
 	// Stock: what each product started with is on the shelf, in a
 	// reservation, or in an order that kept its goods.
 	for _, p := range c.products {

@@ -42,12 +42,17 @@ type orderScan struct {
 	items       []itemJSON
 	shipment    *shipmentJSON
 	quote       *quoteJSON
+	deadlines   map[order.DeadlineKind]time.Time
 }
 
 // done is the order as read.
 func (r *orderScan) done() order.Stored {
 	s := r.s
 	s.Status, s.CancelledBy = order.Status(r.status), order.Party(r.cancelledBy)
+	s.Deadlines = r.deadlines
+	if s.Deadlines == nil {
+		s.Deadlines = map[order.DeadlineKind]time.Time{}
+	}
 	for _, it := range r.items {
 		s.Items = append(s.Items, order.Item(it))
 	}
@@ -133,9 +138,26 @@ var orderTable = []orderColumn{
 	{name: "quote", typ: "jsonb", nullJSON: true, scan: func(r *orderScan) any { return &r.quote }, value: func(c *change) any { return quoteOf(c.now.Quote) }},
 	{name: "schedule", typ: "jsonb", nullJSON: true, scan: func(r *orderScan) any { return &r.s.Schedule },
 		value: func(c *change) any { return c.now.Schedule }},
+	// The open deadlines, read with the order (order_deadlines is the
+	// sweeper's index of them, written beside).
+	{name: "deadlines", typ: "jsonb", nullJSON: true, scan: func(r *orderScan) any { return &r.deadlines },
+		value: func(c *change) any { return deadlinesOf(c.now.Deadlines) }},
 	// What the buyer pays, for SQL's eyes (reports, plans): the domain
 	// computes it, never reads it.
 	{name: "total_minor", typ: "bigint", value: func(c *change) any { return c.o.Total().Amount }},
+}
+
+// deadlinesOf is an order's deadlines as its column keeps them: a JSON
+// object of due times by kind, or nil (NULL) for none.
+func deadlinesOf(ds map[order.DeadlineKind]time.Time) map[order.DeadlineKind]time.Time {
+	if len(ds) == 0 {
+		return nil
+	}
+	out := make(map[order.DeadlineKind]time.Time, len(ds))
+	for k, t := range ds {
+		out[k] = pgTime(t)
+	}
+	return out
 }
 
 // The statements made from orderTable.

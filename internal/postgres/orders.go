@@ -67,7 +67,7 @@ func (db *DB) load(ctx context.Context, q querier, id string, lock string) (orde
 
 // loadKeys reads whole orders in one round trip (two for orders holding
 // coupons), in the order of keys, leaving out those that do not exist
-// (or, with forUpdateSkipLocked, that another transaction holds). Six
+// (or, with forUpdateSkipLocked, that another transaction holds). Five
 // statements read them, whatever their number. Without history, the
 // orders come with the sequence of their last event instead of their
 // events (order.Stored.LastSequence). On Citus the keys are read a store
@@ -184,7 +184,6 @@ func queueLoad(b *pgx.Batch, keys []orderKey, lock string, history bool, found m
 			if err != nil {
 				return err
 			}
-			s.Deadlines = map[order.DeadlineKind]time.Time{}
 			found[s.ID] = &s
 		}
 		return rows.Err()
@@ -194,17 +193,6 @@ func queueLoad(b *pgx.Batch, keys []orderKey, lock string, history bool, found m
 	// order the lock skipped.
 	of := func(id string) *order.Stored { return found[id] }
 	match, args = keysIn("order_id", keys)
-	b.Queue(`SELECT order_id::text, kind, due_at FROM order_deadlines WHERE `+match, args...).Query(func(rows pgx.Rows) error {
-		var id, kind string
-		var due time.Time
-		_, err := pgx.ForEachRow(rows, []any{&id, &kind, &due}, func() error {
-			if s := of(id); s != nil {
-				s.Deadlines[order.DeadlineKind(kind)] = due
-			}
-			return nil
-		})
-		return err
-	})
 	b.Queue(`SELECT id, idempotency_key, fingerprint, status, amount_minor, currency, method,
 		card_brand, card_last4, account, decline_code, decline_message, decline_advice, decline_retryable,
 		provider_ref, verification_failures, captured, created_at, updated_at, capture_tries,
@@ -995,26 +983,19 @@ func (db *DB) List(ctx context.Context, q ListQuery) ([]*order.Order, string, er
 		return nil, "", err
 	}
 	where, args := f.where("ORDER BY created_at DESC, id DESC", q.PageSize+1)
-	// The page's orders with their deadlines, in one statement (one round
-	// trip, one snapshot).
-	// On Citus the deadlines' read names the store: a store's page by its
-	// id ($1 is the party), or the statement would go to every shard; a
-	// buyer's by the order's, or the join could not be pushed down.
-	store := "orders.seller_id"
-	if q.Party == Seller {
-		store = "$1"
-	}
-	store = db.sameStore("order_deadlines.seller_id", store)
+	// The page's orders, their deadlines on their rows: one statement, one
+	// index walk.
 	// A party's page filtered by nothing but the party, its time and the
 	// page token walks the party's index in order and stops at the page,
 	// whatever the party's size. A connection settles on a generic plan of
 	// the statement, which takes any party for the average one (a few
 	// orders) and may well fetch them all and sort them: for the biggest
-	// store, every order it has (TestBigStorePagesReadTheirPage). Sorting
-	// is ruled out for the statement, in a transaction of its own sent
-	// with it. (Filtered by a status, a partial index and a sort may be the
-	// better plan; on Citus each worker plans its shard's statement with
-	// the store named.)
+	// store, every order it has (TestBigStorePagesReadTheirPage saw it
+	// while the page read each order's deadlines beside; it is the
+	// planner's costing, not a given). Sorting is ruled out for the
+	// statement, in a transaction of its own sent with it. (Filtered by a
+	// status, a partial index and a sort may be the better plan; on Citus
+	// each worker plans its shard's statement with the store named.)
 	inOrder := !db.citus && q.Status == "" && !q.OpenCancellation
 	var stored []order.Stored
 	b := &pgx.Batch{}
@@ -1022,22 +1003,8 @@ func (db *DB) List(ctx context.Context, q ListQuery) ([]*order.Order, string, er
 		b.Queue(`BEGIN`)
 		b.Queue(`SET LOCAL enable_sort = off`)
 	}
-	b.Queue(`SELECT `+orderColumns+`, d.kinds, d.dues FROM orders
-		LEFT JOIN LATERAL (SELECT array_agg(kind) AS kinds, array_agg(due_at) AS dues FROM order_deadlines
-			WHERE order_id = orders.id`+store+`) d
-		ON true `+where, args...).Query(func(rows pgx.Rows) (err error) {
-		stored, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (order.Stored, error) {
-			var kinds []string
-			var dues []time.Time
-			s, err := scanOrder(r, &kinds, &dues)
-			if err == nil && len(kinds) > 0 {
-				s.Deadlines = make(map[order.DeadlineKind]time.Time, len(kinds))
-				for i, k := range kinds {
-					s.Deadlines[order.DeadlineKind(k)] = dues[i]
-				}
-			}
-			return s, err
-		})
+	b.Queue(`SELECT `+orderColumns+` FROM orders `+where, args...).Query(func(rows pgx.Rows) (err error) {
+		stored, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (order.Stored, error) { return scanOrder(r) })
 		return err
 	})
 	if inOrder {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -438,5 +440,57 @@ func TestDeadlineBatchNumbersEventsWithoutTheHistory(t *testing.T) {
 	}
 	if last := h[len(h)-1]; last.Kind != "cancelled" || len(h) != 5 {
 		t.Fatalf("history %v, want created, three messages and the cancellation", h)
+	}
+}
+
+// TestDeadlinesMoveOntoTheirOrders runs migration 025's backfill on orders
+// whose rows do not hold their deadlines (a database of an earlier
+// version, or one an earlier version's replica wrote to beside this one):
+// each order then reads the deadlines the sweeper's index holds for it,
+// and an order with none reads none.
+func TestDeadlinesMoveOntoTheirOrders(t *testing.T) {
+	db := testenv.DB(t)
+	ctx := context.Background()
+	p := mustProduct(t, db, "store-a", 10)
+	open := mustOrder(t, db, p, "alice", t0)
+	closed := mustOrder(t, db, p, "bob", t0)
+	if _, err := db.Update(ctx, closed.ID(), func(o *order.Order) error { return o.Cancel(t0.Add(time.Minute), "bob", "changed my mind") }); err != nil {
+		t.Fatal(err)
+	}
+	want, err := db.Get(ctx, open.ID())
+	if err != nil || len(want.Deadlines()) == 0 {
+		t.Fatalf("the open order has no deadlines (%v)", err)
+	}
+	// The open order's row lost its deadlines; the cancelled one's kept
+	// one it no longer has (a replica of an earlier version closed it).
+	if _, err := db.Pool().Exec(ctx, `UPDATE orders SET deadlines = CASE WHEN id = $1 THEN NULL
+		ELSE $2::jsonb END`, open.ID(), `{"payment": "2026-01-01T00:00:00Z"}`); err != nil {
+		t.Fatal(err)
+	}
+	if before, err := db.Get(ctx, open.ID()); err != nil || len(before.Deadlines()) != 0 {
+		t.Fatalf("before the backfill the order reads %v (%v), want none", before.Deadlines(), err)
+	}
+	sql, err := os.ReadFile("migrations/025_deadlines_on_the_order.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	backfill := string(sql[strings.Index(string(sql), "UPDATE orders"):])
+	if _, err := db.Pool().Exec(ctx, backfill); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Get(ctx, open.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Deadlines()) != len(want.Deadlines()) {
+		t.Fatalf("after the backfill the order reads %v, want %v", got.Deadlines(), want.Deadlines())
+	}
+	for kind, due := range want.Deadlines() {
+		if !got.Deadlines()[kind].Equal(due) {
+			t.Fatalf("deadline %s: after the backfill %v, want %v", kind, got.Deadlines()[kind], due)
+		}
+	}
+	if c, err := db.Get(ctx, closed.ID()); err != nil || len(c.Deadlines()) != 0 {
+		t.Fatalf("the cancelled order reads %v (%v), want none", c.Deadlines(), err)
 	}
 }

@@ -36,7 +36,8 @@ func ids(first, n int) []string {
 }
 
 // due sets the payment deadlines of the orders (and their payment_due_at)
-// to dues (one for all, or one each), dropping their reminders.
+// to dues (one for all, or one each), dropping their reminders, in
+// order_deadlines and on the orders' rows.
 func due(ctx context.Context, pool *pgxpool.Pool, ids []string, dues []time.Time) error {
 	if len(dues) == 1 {
 		one := dues[0]
@@ -49,7 +50,8 @@ func due(ctx context.Context, pool *pgxpool.Pool, ids []string, dues []time.Time
 	b.Queue(`DELETE FROM order_deadlines WHERE order_id = ANY($1::uuid[]) AND kind <> 'payment'`, ids)
 	b.Queue(`UPDATE order_deadlines d SET due_at = v.due FROM unnest($1::uuid[], $2::timestamptz[]) AS v(id, due)
 		WHERE d.order_id = v.id AND d.kind = 'payment'`, ids, dues)
-	b.Queue(`UPDATE orders o SET payment_due_at = v.due FROM unnest($1::uuid[], $2::timestamptz[]) AS v(id, due) WHERE o.id = v.id`, ids, dues)
+	b.Queue(`UPDATE orders o SET payment_due_at = v.due, deadlines = jsonb_build_object('payment', v.due)
+		FROM unnest($1::uuid[], $2::timestamptz[]) AS v(id, due) WHERE o.id = v.id`, ids, dues)
 	return pool.SendBatch(ctx, b).Close()
 }
 
@@ -201,7 +203,7 @@ func bareCancel(ctx context.Context, pool *pgxpool.Pool) error {
 			n = len(locked)
 			b := &pgx.Batch{}
 			b.Queue(`UPDATE orders SET status = 'CANCELLED', version = version + 1, updated_at = now(), cancel_reason = 'payment_timeout',
-				cancelled_by = 'buyer' WHERE id = ANY($1::uuid[])`, locked)
+				cancelled_by = 'buyer', deadlines = NULL WHERE id = ANY($1::uuid[])`, locked)
 			b.Queue(`WITH e AS (INSERT INTO order_events (order_id, sequence, kind, actor, occurred_at, note, status_after, version_after, seller_id)
 				SELECT id, 2, 'cancelled', 'system', now(), 'payment window ended', 'CANCELLED', 2, 'bench-store' FROM unnest($1::uuid[]) AS id
 				RETURNING id, occurred_at)

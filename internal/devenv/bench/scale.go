@@ -296,7 +296,7 @@ func (s *scaleRun) seed(ctx context.Context, n int) error {
 }
 
 var seedOrderColumns = []string{"id", "checkout_id", "buyer_id", "seller_id", "status", "currency", "items", "shipping_fee_minor",
-	"total_minor", "handling_days", "version", "created_at", "updated_at", "cancel_reason", "payment_due_at", "protection_days"}
+	"total_minor", "handling_days", "version", "created_at", "updated_at", "cancel_reason", "payment_due_at", "protection_days", "deadlines"}
 
 type seeded struct {
 	row      []any
@@ -348,14 +348,16 @@ func (s *scaleRun) seededOrder(i int, r *rand.Rand) seeded {
 	id := seededID(i, store)
 	total := qty*price + 500
 	o := seeded{row: []any{id, uuid.NewSHA1(uuid.NameSpaceOID, fmt.Appendf(nil, "c-%d", i)), buyer, store, string(status), "USD",
-		items, int64(500), total, 3, int64(1), created, created, reason, created.Add(20 * 24 * time.Hour), 60}}
+		items, int64(500), total, 3, int64(1), created, created, reason, created.Add(20 * 24 * time.Hour), 60, nil}}
 	o.events = append(o.events, []any{id, int64(1), "created", "buyer:" + buyer, created, "", created, string(order.StatusPendingPayment),
 		int64(1), store})
 	if last != "" {
 		o.row[10] = int64(2) // the version: one per event
 		o.events = append(o.events, []any{id, int64(2), last, "system", created, "", created, string(status), int64(2), store})
 	} else {
-		o.deadline = []any{id, string(order.DeadlinePayment), created.Add(20 * 24 * time.Hour), store}
+		due := created.Add(20 * 24 * time.Hour)
+		o.deadline = []any{id, string(order.DeadlinePayment), due, store}
+		o.row[len(o.row)-1] = map[string]time.Time{string(order.DeadlinePayment): due}
 	}
 	return o
 }

@@ -12,15 +12,14 @@ import (
 // each alone), on the bench's copy of the record. Orders and products are
 // named as the seed names them: bench_id('o' || n) (benchID).
 
-// load is Souk's read of one order (the row, which coupons it holds (the
-// bench's orders hold none: Souk reads no more of them), its deadlines,
-// attempts, refunds and history) in one pipeline, after first (BEGIN, or
+// load is Souk's read of one order (the row, with its deadlines, which
+// coupons it holds (the bench's orders hold none: Souk reads no more of
+// them), its attempts, refunds and history) in one pipeline, after first (BEGIN, or
 // nothing); id is an SQL expression.
 func load(first, id, lock string) string {
 	return fmt.Sprintf(`\startpipeline
 %[3]sSELECT * FROM orders WHERE id = %[1]s AND seller_id = 'bench-store'%[2]s;
 SELECT order_id, coupon_id, checkout_id FROM order_coupons WHERE order_id = %[1]s AND seller_id = 'bench-store';
-SELECT kind, due_at FROM order_deadlines WHERE order_id = %[1]s AND seller_id = 'bench-store';
 SELECT * FROM payment_attempts WHERE order_id = %[1]s AND seller_id = 'bench-store' ORDER BY created_at, id;
 SELECT * FROM refunds WHERE order_id = %[1]s AND seller_id = 'bench-store' ORDER BY created_at, id;
 SELECT * FROM (SELECT * FROM order_events WHERE order_id = %[1]s AND seller_id = 'bench-store' ORDER BY sequence DESC LIMIT 200) e;
@@ -73,11 +72,8 @@ func replaceDeadlines(kinds ...string) string {
 func getOrderSQL(first, size int) string { return pick(first, size) + load("", orderID, "") }
 
 // listOrdersSQL: a page of the buyer's orders (one more than the page, to
-// know whether another follows) with their deadlines.
-const listOrdersSQL = `SELECT *, d.kinds, d.dues FROM orders
-  LEFT JOIN LATERAL (SELECT array_agg(kind) AS kinds, array_agg(due_at) AS dues FROM order_deadlines
-    WHERE order_id = orders.id AND seller_id = orders.seller_id) d ON true
-  WHERE buyer_id = 'bench-buyer' ORDER BY created_at DESC, id DESC LIMIT 21;
+// know whether another follows), their deadlines on their rows.
+const listOrdersSQL = `SELECT * FROM orders WHERE buyer_id = 'bench-buyer' ORDER BY created_at DESC, id DESC LIMIT 21;
 `
 
 // hotCoupon is the code of the platform coupon of "Checkout (hot coupon)".
@@ -120,10 +116,10 @@ COMMIT;
 \startpipeline
 BEGIN;
 INSERT INTO orders (id, checkout_id, buyer_id, seller_id, status, currency, items, shipping_fee_minor, total_minor, handling_days,
-  version, created_at, updated_at, payment_due_at)
+  version, created_at, updated_at, payment_due_at, deadlines)
   VALUES (bench_id('x' || (:c)::bigint), md5('c' || (:c)::bigint)::uuid, 'bench-buyer', 'bench-store', 'PENDING_PAYMENT', 'USD',
   jsonb_build_array(jsonb_build_object('product_id', bench_id('p' || (:p)::int), 'quantity', 1, 'unit_price', 1000)), 0, 1000, 3, 1, now(), now(),
-  now() + interval '20 days');
+  now() + interval '20 days', jsonb_build_object('payment', now() + interval '20 days', 'remind_payment', now() + interval '19 days'));
 DELETE FROM stock_reservations WHERE checkout_id = md5('c' || (:c)::bigint)::uuid;
 INSERT INTO order_deadlines (order_id, kind, due_at, seller_id)
   SELECT order_id, kind, due_at, seller_id FROM jsonb_to_recordset(jsonb_build_array(

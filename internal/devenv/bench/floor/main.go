@@ -55,7 +55,6 @@ var read = []string{
   WHERE o2.coupon_id = oc.coupon_id AND o2.checkout_id = oc.checkout_id AND o2.order_id <> oc.order_id AND x.status <> 'CANCELLED')
   FROM order_coupons oc JOIN coupon_redemptions r ON r.coupon_id = oc.coupon_id AND r.checkout_id = oc.checkout_id
   JOIN coupons c ON c.id = oc.coupon_id WHERE oc.order_id = $1::uuid`,
-	`SELECT kind, due_at FROM order_deadlines WHERE order_id = $1::uuid`,
 	`SELECT * FROM payment_attempts WHERE order_id = $1::uuid ORDER BY created_at, id`,
 	`SELECT * FROM refunds WHERE order_id = $1::uuid ORDER BY created_at, id`,
 	`SELECT * FROM order_events WHERE order_id = $1::uuid ORDER BY sequence DESC LIMIT 200`,
