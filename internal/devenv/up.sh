@@ -32,6 +32,10 @@ stopping=0
 # itself: `setsid -w` stays in the foreground group, and a Ctrl-C killed it
 # mid-wait, so the script ended while PostgreSQL was still stopping. A
 # trapped signal ends a `wait` early, so it waits until the stop is gone.
+# The signal's trap calls no function and the clean-up has no local
+# variables: a trap that ran a function in the middle of the clean-up's
+# wait ended the script there ("pop_var_context: head of shell_variables
+# not a function context"), the stack still running.
 cleanup() {
 	stopping=1
 	echo
@@ -40,13 +44,35 @@ cleanup() {
 	for pid in "${pids[@]}"; do
 		while kill -0 "$pid" 2>/dev/null; do wait "$pid" 2>/dev/null || true; done
 	done
-	setsid "$stack" stop &
-	local stop=$!
-	while kill -0 "$stop" 2>/dev/null; do wait "$stop" || true; done
+	# A signal can still land on the stop before it is in its session of
+	# its own (between bash's fork and setsid's call the child takes
+	# Ctrl-C as the group does): a stop ended by a signal runs again. Its
+	# status is the wait's that saw it end, or, when it ended before any,
+	# one's now (a wait a signal cut short counts as cut: the stop runs
+	# again, which does no harm).
+	stop_tries=0
+	while :; do
+		setsid "$stack" stop &
+		stop_pid=$!
+		stop_rc=
+		while kill -0 "$stop_pid" 2>/dev/null; do
+			stop_rc=0
+			wait "$stop_pid" || stop_rc=$?
+		done
+		if [ -z "$stop_rc" ]; then
+			stop_rc=0
+			wait "$stop_pid" 2>/dev/null || stop_rc=$?
+		fi
+		[ "$stop_rc" -gt 128 ] && [ $((stop_tries += 1)) -lt 5 ] || break
+		echo "the stop was cut short (status $stop_rc); stopping again..."
+	done
 	echo "stopped. (make down also deletes the demo data)"
 }
-on_signal() { [ "$stopping" = 1 ] || exit 0; }
-trap on_signal INT TERM
+# The first signal starts the clean-up (stopping is set before the exit,
+# so a signal that lands before cleanup's first line cannot exit from
+# inside the EXIT trap, which would end the script there); later ones are
+# ignored.
+trap 'if [ "$stopping" = 0 ]; then stopping=1; exit 0; fi' INT TERM
 trap cleanup EXIT
 
 bin/seller-svc >"$SOUK_DATA_DIR/logs/seller-svc.log" 2>&1 &

@@ -130,6 +130,9 @@ func TestUpStopsEverythingItStarted(t *testing.T) {
 			if pid, err := os.ReadFile(filepath.Join(env["SOUK_DATA_DIR"], "redis", "redis.pid")); err == nil {
 				t.Errorf("Redis left its pid file (%s): it did not shut down", strings.TrimSpace(string(pid)))
 			}
+			if t.Failed() {
+				t.Logf("up.sh printed:\n%s", printed())
+			}
 		})
 	}
 }
