@@ -189,13 +189,16 @@ func TestHorizon(t *testing.T) {
 	rdb, prefix := testenv.Redis(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	_, nears := store(t, db, 1, 500*time.Millisecond)
-	_, fars := store(t, db, 1, 3*time.Second)
+	// The far order first, so that the near one is stored just before it
+	// is armed: on Citus under make test's load a store took long enough
+	// for a window of half a second to end before its arming.
+	_, fars := store(t, db, 1, 5*time.Second)
+	_, nears := store(t, db, 1, 1500*time.Millisecond)
 	var mu sync.Mutex
 	paths := map[string]int{}
 	s := deadline.New(rdb, prefix, db, order.DefaultPolicy, func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
-	s.SetHorizon(time.Second)
+	s.SetHorizon(2 * time.Second)
 	s.OnFiredDeadline(func(_ order.DeadlineKind, path string, _ time.Duration) { mu.Lock(); paths[path]++; mu.Unlock() })
 	near, far := nears[0], fars[0]
 	s.Arm(ctx, near)
@@ -210,7 +213,7 @@ func TestHorizon(t *testing.T) {
 		t.Fatal("the deadline beyond the horizon is armed")
 	}
 	go func() { _ = s.Run(ctx, deadline.Config{Listen: true, SweepInterval: time.Hour}) }()
-	testenv.Eventually(t, 3*time.Second, "the far deadline is armed ahead of time", func() bool { return armed(far) })
+	testenv.Eventually(t, 6*time.Second, "the far deadline is armed ahead of time", func() bool { return armed(far) })
 	if time.Now().After(far.Deadlines()[order.DeadlinePayment]) {
 		t.Fatal("the key came after the deadline")
 	}
