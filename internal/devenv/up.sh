@@ -46,10 +46,11 @@ cleanup() {
 	done
 	# A signal can still land on the stop before it is in its session of
 	# its own (between bash's fork and setsid's call the child takes
-	# Ctrl-C as the group does): a stop ended by a signal runs again. Its
-	# status is the wait's that saw it end, or, when it ended before any,
-	# one's now (a wait a signal cut short counts as cut: the stop runs
-	# again, which does no harm).
+	# Ctrl-C as the group does; seen: "stopped." printed, PostgreSQL and
+	# Redis still running, when the stop ran once): a stop ended by a
+	# signal runs again. Its status is the wait's that saw it end, or, when
+	# it ended before any, one's now (a wait a signal cut short counts as
+	# cut: the stop runs again, which does no harm).
 	stop_tries=0
 	while :; do
 		setsid "$stack" stop &

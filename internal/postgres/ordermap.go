@@ -228,15 +228,14 @@ func cmpOr(a, b string) string {
 	return b
 }
 
-// scanOrder scans a row of orderColumns, followed by the columns extra
-// scans into.
-func scanOrder(row interface{ Scan(...any) error }, extra ...any) (order.Stored, error) {
+// scanOrder scans a row of orderColumns.
+func scanOrder(row interface{ Scan(...any) error }) (order.Stored, error) {
 	var r orderScan
-	targets := make([]any, 0, len(readColumns)+len(extra))
+	targets := make([]any, 0, len(readColumns))
 	for _, col := range readColumns {
 		targets = append(targets, col.scan(&r))
 	}
-	if err := row.Scan(append(targets, extra...)...); err != nil {
+	if err := row.Scan(targets...); err != nil {
 		return order.Stored{}, err
 	}
 	return r.done(), nil
