@@ -50,7 +50,7 @@ test: ## Run every test (unit, integration, end-to-end, the dashboard in Chromiu
 # holds no rows: they are on the workers), and tests that start servers
 # of their own whatever the run (the randomized fault test has its Citus
 # twin, TestRandomFaultsOnCitus, in the first run).
-NOT_ON_CITUS := ^(TestReadsAreNotReplanned|TestPagesAreNotReplanned|TestBigStorePagesReadTheirPage|TestPlacesAreReadInOrder|TestLostRacesAreRetriedThenConflicts|$\
+NOT_ON_CITUS := ^(TestReadsAreNotReplanned|TestPagesAreNotReplanned|TestRelayIsNotReplanned|TestBigStorePagesReadTheirPage|TestPlacesAreReadInOrder|TestLostRacesAreRetriedThenConflicts|$\
 	TestCrashBetweenAuthorizationAndCommit|TestCardNumbersAreNeverKept|$\
 	TestRandomFaults|TestRandomFaultsOnCitus|TestCitusWorkerLostIsTransient|TestTransientFaultsAreUnavailable|TestReadiness)$$
 
