@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -158,11 +159,29 @@ func (b *browser) do(what string, within time.Duration, actions ...chromedp.Acti
 }
 
 // text returns an element's text.
+//
+// It finds the element and reads it in one step of the page's script: a
+// page that redraws (the order page on its live feed) may replace the
+// element between chromedp's query and its read ("No node with given id
+// found": TestDashboardCoupons failed so in make test).
 func (b *browser) text(sel string) string {
 	b.t.Helper()
-	var s string
-	b.do("read "+sel, 5*time.Second, chromedp.Text(sel, &s, chromedp.ByQuery))
-	return strings.TrimSpace(s)
+	q, err := json.Marshal(sel)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var s *string
+		b.do("read "+sel, 5*time.Second, chromedp.Evaluate(`(e => e ? e.innerText : null)(document.querySelector(`+string(q)+`))`, &s))
+		if s != nil {
+			return strings.TrimSpace(*s)
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("no %s on the page", sel)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // waitText waits until an element's text is want.
