@@ -180,6 +180,10 @@ func TestCPUReport(t *testing.T) {
 	}
 }
 
+// scaleSmokeRun is the scale smoke tests' run of an operation at a size:
+// rounds of 300 ms.
+const scaleSmokeRun = scaleRounds * 300 * time.Millisecond
+
 // TestScaleSmoke runs the scale run small (10,000 orders, then 40,000):
 // every operation measured at both sizes, and none of their statements
 // reading more blocks per call with four times the data, which a plan
@@ -190,11 +194,13 @@ func TestScaleSmoke(t *testing.T) {
 	defer cancel()
 	t.Cleanup(func() {
 		if conn, err := pgx.Connect(context.Background(), admin); err == nil {
-			_, _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS bench_scale WITH (FORCE)")
+			for _, db := range []string{"bench_scale", "bench_scale_small"} {
+				_, _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)")
+			}
 			_ = conn.Close(context.Background())
 		}
 	})
-	sc, err := RunScale(ctx, admin, 40_000, 300*time.Millisecond, false, false, testLog{t})
+	sc, err := RunScale(ctx, admin, 40_000, scaleSmokeRun, false, false, testLog{t})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,19 +219,25 @@ func TestScaleSmoke(t *testing.T) {
 	if md := sc.Markdown(); !strings.Contains(md, "No operation's statements read more") {
 		t.Errorf("the table:\n%s", md)
 	}
-	// Measured again without seeding: the same operations on the same
-	// orders, the new ones numbered apart from the first measure's.
-	again, err := RunScale(ctx, admin, 40_000, 300*time.Millisecond, true, false, testLog{t})
+	// Measured again without seeding the large side: the same operations
+	// on the same orders, the new ones numbered apart from the first
+	// measure's, against 10,000 orders seeded afresh beside them.
+	again, err := RunScale(ctx, admin, 40_000, scaleSmokeRun, true, false, testLog{t})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, r := range again.Rows {
-		if r.Op != sc.Rows[i].Op || r.Large <= 0 || r.LargeBlocks <= 0 || r.Small != 0 {
+		if r.Op != sc.Rows[i].Op || r.Large <= 0 || r.LargeBlocks <= 0 || r.Small <= 0 || r.SmallBlocks <= 0 {
 			t.Errorf("measured again, %s: %+v", r.Op, r)
 		}
 	}
-	if md := again.Markdown(); !strings.Contains(md, "measured again") {
+	if md := again.Markdown(); !strings.Contains(md, "Measured again") || !strings.Contains(md, "10000 orders against 40000") {
 		t.Errorf("the table:\n%s", md)
+	}
+	// The large side is the database the first run left, as it was: not
+	// seeded again.
+	if again.LargeSize == "" || again.SmallSize == "" || again.LargeSize == again.SmallSize {
+		t.Errorf("measured again: sizes %q and %q", again.SmallSize, again.LargeSize)
 	}
 }
 
@@ -241,7 +253,7 @@ func TestScaleSmokeOnCitus(t *testing.T) {
 	defer cancel()
 	t.Cleanup(func() { _, _ = pool.Exec(context.Background(), "DROP SCHEMA IF EXISTS bench_scale CASCADE") })
 	url := os.Getenv("SOUK_TEST_CITUS_URL") + "&options=-c%20citus.shard_count%3D4"
-	sc, err := RunScale(ctx, url, 20_000, 300*time.Millisecond, false, true, testLog{t})
+	sc, err := RunScale(ctx, url, 20_000, scaleSmokeRun, false, true, testLog{t})
 	if err != nil {
 		t.Fatal(err)
 	}

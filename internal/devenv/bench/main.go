@@ -55,7 +55,7 @@ func run() error {
 	flag.IntVar(&p.PGPool, "pgpool", 0, "the services' PostgreSQL pool size (pool_max_conns; 0: their default)")
 	flag.BoolVar(&p.Floor, "floor", true, "also run GetOrder and AdjustOrderPrice on the floor server: the same SQL and lock, nothing else")
 	orders := flag.Int("orders", 0, "also measure how costs grow with the data: the store's operations at 10,000 orders and at this many, seeded by COPY (0: not)")
-	reuse := flag.Bool("scale-reuse", false, "with -orders N: measure the scale database a run left (N orders seeded) once more, without seeding")
+	reuse := flag.Bool("scale-reuse", false, "with -orders N: measure the scale database a run left (N orders seeded) once more, without seeding it, against 10,000 orders seeded afresh beside it")
 	citus := flag.Bool("citus", false, "with -orders N: run the scale measure on a Citus cluster the bench starts (a coordinator and two workers), the tables distributed by store")
 	pgOpts := flag.String("pgopts", "", "more options for the bench's PostgreSQL (\"-c shared_buffers=4GB\")")
 	dir := flag.String("dir", filepath.Join(root, ".data", "bench"), "where the stack, the logs and the results go")

@@ -83,13 +83,21 @@ type Scale struct {
 	// Sizes is the database's size at each step.
 	SmallSize, LargeSize string
 	SharedBuffers        string
-	// Reused: the rows are one measure of a database seeded before (Large).
+	// Reused: the large side is a database seeded before, measured as it
+	// is (the small side is seeded afresh beside it).
 	Reused bool
 	// Citus: the run was on a Citus cluster.
 	Citus bool
 }
 
 const scaleConc = 16
+
+// scaleRounds is how many times each operation is measured at a size, the
+// operations taking turns, its run split between them; the row keeps the
+// median round. One cell per size let a moment's stall stand for the size:
+// at 10,000 orders three pages touching the same 23 blocks each took
+// between 4.3 and 7.3 ms in one run.
+const scaleRounds = 3
 
 // scaleRun holds the scale database and what the measures need of it.
 type scaleRun struct {
@@ -101,13 +109,17 @@ type scaleRun struct {
 	bigStore string
 	// deepToken is the page token of the big store's page deepPage.
 	deepToken string
-	payNext   atomic.Int64
+	// payNext is the next of the pay pool's orders to pay; madeNext
+	// numbers the orders a checkout makes.
+	payNext, madeNext atomic.Int64
 	// run is how long each operation runs at each size.
 	run time.Duration
 	// salt sets a reused database's new orders apart.
 	salt int
 	// citus: the run's tables are distributed on a Citus cluster.
 	citus bool
+	// name is the run's database (on Citus, its schema).
+	name string
 }
 
 // onEveryNode is a statement as run on the database's every node: on
@@ -138,16 +150,78 @@ func RunScale(ctx context.Context, adminURL string, n int, run time.Duration, re
 		return nil, err
 	}
 	defer admin.Close()
-	fresh := []string{`DROP DATABASE IF EXISTS bench_scale WITH (FORCE)`, `CREATE DATABASE bench_scale`}
-	if citus {
-		fresh = []string{`DROP SCHEMA IF EXISTS bench_scale CASCADE`, `CREATE SCHEMA bench_scale`}
+	res := &Scale{Orders: n, Reused: reuse, Citus: citus}
+	if err := admin.QueryRow(ctx, `SHOW shared_buffers`).Scan(&res.SharedBuffers); err != nil {
+		return nil, err
 	}
-	for _, q := range fresh {
-		if reuse {
-			break
-		}
-		if _, err := admin.Exec(ctx, q); err != nil {
+	// One database grows from scaleSmall orders to n. Measured again, the
+	// database a run left is measured as it is, and scaleSmall orders
+	// are seeded afresh into a database beside it.
+	smallName := scaleDatabase
+	if reuse {
+		smallName += "_small"
+	}
+	small, err := openScale(ctx, admin, adminURL, smallName, true, citus, run, log)
+	if err != nil {
+		return nil, err
+	}
+	defer small.db.Close()
+	start := time.Now()
+	if err := small.seed(ctx, scaleSmall); err != nil {
+		return nil, err
+	}
+	res.Seeding += time.Since(start)
+	smallRows, err := small.measure(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res.SmallSize = small.size(ctx)
+	large := small
+	if reuse {
+		if large, err = openScale(ctx, admin, adminURL, scaleDatabase, false, citus, run, log); err != nil {
 			return nil, err
+		}
+		defer large.db.Close()
+		// The orders this measure makes are numbered apart from an
+		// earlier measure's at the same size.
+		large.seeded, large.salt = n, int(1+time.Now().Unix()%1000)<<12
+	} else {
+		start = time.Now()
+		if err := large.seed(ctx, n); err != nil {
+			return nil, err
+		}
+		res.Seeding += time.Since(start)
+	}
+	largeRows, err := large.measure(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res.LargeSize = large.size(ctx)
+	for i, r := range smallRows {
+		r.Large, r.LargeBlocks, r.LargeRead = largeRows[i].Small, largeRows[i].SmallBlocks, largeRows[i].SmallRead
+		if largeRows[i].SmallBlocks > r.SmallBlocks {
+			r.Statement = largeRows[i].Statement
+		}
+		res.Rows = append(res.Rows, r)
+	}
+	return res, nil
+}
+
+// scaleDatabase is the scale run's database (on Citus, its schema).
+const scaleDatabase = "bench_scale"
+
+// openScale opens the scale run's database name (on Citus, its schema),
+// made afresh if fresh, and migrates it.
+func openScale(ctx context.Context, admin *pgxpool.Pool, adminURL, name string, fresh, citus bool, run time.Duration, log io.Writer) (*scaleRun, error) {
+	if fresh {
+		qs := []string{`DROP DATABASE IF EXISTS ` + name + ` WITH (FORCE)`, `CREATE DATABASE ` + name}
+		if citus {
+			qs = []string{`DROP SCHEMA IF EXISTS ` + name + ` CASCADE`, `CREATE SCHEMA ` + name}
+		}
+		for _, q := range qs {
+			if _, err := admin.Exec(ctx, q); err != nil {
+				return nil, err
+			}
 		}
 	}
 	u, err := url.Parse(adminURL)
@@ -156,86 +230,41 @@ func RunScale(ctx context.Context, adminURL string, n int, run time.Duration, re
 	}
 	if citus {
 		// Appended, not re-encoded: pgx reads a "+" in options as itself.
-		u.RawQuery = strings.TrimPrefix(u.RawQuery+"&search_path=bench_scale", "&")
+		u.RawQuery = strings.TrimPrefix(u.RawQuery+"&search_path="+name, "&")
 	} else {
-		u.Path = "/bench_scale"
+		u.Path = "/" + name
 	}
 	db, err := postgres.Open(ctx, u.String())
 	if err != nil {
 		return nil, err
 	}
-	defer db.Close()
-	if err := db.Migrate(ctx); err != nil {
-		return nil, err
+	s := &scaleRun{db: db, pool: db.Pool(), log: log, now: time.Now().UTC().Truncate(time.Microsecond), bigStore: scaleStore(0), run: run,
+		citus: citus, name: name}
+	err = db.Migrate(ctx)
+	if err == nil {
+		// In public, not the run's schema (dropped with it); Citus
+		// creates it on the workers too.
+		_, err = s.pool.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_stat_statements SCHEMA public`)
 	}
-	s := &scaleRun{db: db, pool: db.Pool(), log: log, now: time.Now().UTC().Truncate(time.Microsecond), bigStore: scaleStore(0), run: run, citus: citus}
-	// In public, not the run's schema (dropped with it); Citus creates it
-	// on the workers too.
-	if _, err := s.pool.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_stat_statements SCHEMA public`); err != nil {
-		return nil, err
+	if err == nil {
+		err = s.registerStores(ctx)
 	}
-	if err := s.registerStores(ctx); err != nil {
-		return nil, err
-	}
-	res := &Scale{Orders: n, Reused: reuse, Citus: citus}
-	if err := s.pool.QueryRow(ctx, `SHOW shared_buffers`).Scan(&res.SharedBuffers); err != nil {
-		return nil, err
-	}
-	if reuse {
-		// The orders this measure makes are numbered apart from an
-		// earlier measure's at the same size.
-		s.seeded, s.salt = n, int(1+time.Now().Unix()%1000)<<12
-		rows, err := s.measure(ctx)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range rows {
-			r.Large, r.LargeBlocks, r.LargeRead = r.Small, r.SmallBlocks, r.SmallRead
-			r.Small, r.SmallBlocks, r.SmallRead = 0, 0, 0
-			res.Rows = append(res.Rows, r)
-		}
-		res.LargeSize = s.size(ctx)
-		return res, nil
-	}
-	start := time.Now()
-	if err := s.seed(ctx, scaleSmall); err != nil {
-		return nil, err
-	}
-	res.Seeding += time.Since(start)
-	small, err := s.measure(ctx)
 	if err != nil {
+		db.Close()
 		return nil, err
 	}
-	res.SmallSize = s.size(ctx)
-	start = time.Now()
-	if err := s.seed(ctx, n); err != nil {
-		return nil, err
-	}
-	res.Seeding += time.Since(start)
-	large, err := s.measure(ctx)
-	if err != nil {
-		return nil, err
-	}
-	res.LargeSize = s.size(ctx)
-	for i := range small {
-		r := small[i]
-		r.Large, r.LargeBlocks, r.LargeRead = large[i].Small, large[i].SmallBlocks, large[i].SmallRead
-		if large[i].SmallBlocks > r.SmallBlocks {
-			r.Statement = large[i].Statement
-		}
-		res.Rows = append(res.Rows, r)
-	}
-	return res, nil
+	return s, nil
 }
 
 func (s *scaleRun) size(ctx context.Context) string {
 	q := `SELECT pg_size_pretty(pg_database_size(current_database()))`
+	var args []any
 	if s.citus { // the run's tables on every node
-		q = `SELECT pg_size_pretty(sum(citus_total_relation_size(logicalrelid))) FROM pg_dist_partition p
-			JOIN pg_class c ON c.oid = p.logicalrelid WHERE c.relnamespace = 'bench_scale'::regnamespace`
+		q, args = `SELECT pg_size_pretty(sum(citus_total_relation_size(logicalrelid))) FROM pg_dist_partition p
+			JOIN pg_class c ON c.oid = p.logicalrelid WHERE c.relnamespace = $1::regnamespace`, []any{s.name}
 	}
 	var size string
-	_ = s.pool.QueryRow(ctx, q).Scan(&size)
+	_ = s.pool.QueryRow(ctx, q, args...).Scan(&size)
 	return size
 }
 
@@ -409,7 +438,7 @@ func (s *scaleRun) measure(ctx context.Context) ([]ScaleRow, error) {
 			return err
 		}},
 		{"Checkout (store the orders)", func(ctx context.Context) error {
-			_, err := s.unpaid(ctx, base+1<<22+int(s.payNext.Add(1)), 1, 20*24*time.Hour)
+			_, err := s.unpaid(ctx, base+1<<22+int(s.madeNext.Add(1)), 1, 20*24*time.Hour)
 			return err
 		}},
 		{"PayOrder (begin, succeed)", func(ctx context.Context) error {
@@ -420,14 +449,22 @@ func (s *scaleRun) measure(ctx context.Context) ([]ScaleRow, error) {
 			return s.pay(ctx, pays[i-1])
 		}},
 	}
-	var rows []ScaleRow
-	for _, op := range ops {
-		s.payNext.Store(0)
-		row, err := s.timeOp(ctx, op.name, op.do)
-		if err != nil {
-			return nil, err
+	s.payNext.Store(0)
+	s.madeNext.Store(0)
+	rounds := make([][]ScaleRow, len(ops))
+	for range scaleRounds {
+		for i, op := range ops {
+			row, err := s.timeOp(ctx, op.name, s.run/scaleRounds, op.do)
+			if err != nil {
+				return nil, err
+			}
+			rounds[i] = append(rounds[i], row)
 		}
-		rows = append(rows, row)
+	}
+	var rows []ScaleRow
+	for _, rs := range rounds {
+		slices.SortFunc(rs, func(a, b ScaleRow) int { return cmp.Compare(a.Small, b.Small) })
+		rows = append(rows, rs[len(rs)/2])
 	}
 	row, err := s.sweep(ctx, base+1<<23)
 	if err != nil {
@@ -463,15 +500,15 @@ func (s *scaleRun) pay(ctx context.Context, id string) error {
 	return err
 }
 
-// timeOp runs do at scaleConc for a few seconds and returns its mean time
-// per operation, with the blocks its statements touched.
-func (s *scaleRun) timeOp(ctx context.Context, name string, do func(context.Context) error) (ScaleRow, error) {
+// timeOp runs do at scaleConc for run and returns its mean time per
+// operation, with the blocks its statements touched.
+func (s *scaleRun) timeOp(ctx context.Context, name string, run time.Duration, do func(context.Context) error) (ScaleRow, error) {
 	if err := s.resetStats(ctx); err != nil {
 		return ScaleRow{}, err
 	}
 	var done atomic.Int64
 	var firstErr atomic.Value
-	stop := time.Now().Add(s.run)
+	stop := time.Now().Add(run)
 	var wg sync.WaitGroup
 	start := time.Now()
 	for range scaleConc {
@@ -604,25 +641,22 @@ func (s *scaleRun) sweep(ctx context.Context, first int) (ScaleRow, error) {
 // Markdown is the scale table.
 func (sc *Scale) Markdown() string {
 	var b strings.Builder
-	if sc.Reused {
-		fmt.Fprintf(&b, "\n## Scale: %d orders, measured again (shared_buffers %s, %s)\n\n", sc.Orders, sc.SharedBuffers, sc.LargeSize)
-		b.WriteString("| operation | time/op | blocks/call | read/call | its statement |\n|---|---:|---:|---:|---|\n")
-		for _, r := range sc.Rows {
-			fmt.Fprintf(&b, "| %s | %v | %.0f | %.1f | `%s` |\n", r.Op, r.Large.Round(time.Microsecond), r.LargeBlocks, r.LargeRead, r.Statement)
-		}
-		return b.String()
-	}
 	fmt.Fprintf(&b, "\n## Scale: %d orders against %d\n\n", scaleSmall, sc.Orders)
+	if sc.Reused {
+		fmt.Fprintf(&b, "Measured again (-scale-reuse): the %d orders are a database an earlier run seeded, as it is; the %d "+
+			"are seeded afresh beside it.\n\n", sc.Orders, scaleSmall)
+	}
 	if sc.Citus {
 		b.WriteString("On Citus: a coordinator and two workers on this machine, the tables distributed by store (32 shards each); " +
 			"blocks are the workers' (a statement of one shard), where the rows are.\n\n")
 	}
-	fmt.Fprintf(&b, "The store's operations in process at c=%d (the layers above it do the same work at any size), on one database seeded by COPY "+
+	fmt.Fprintf(&b, "The store's operations in process at c=%d (the layers above it do the same work at any size; time: the median of %d rounds "+
+		"at each size, the operations taking turns), on one database seeded by COPY "+
 		"(%v in all): %d stores (Zipf: store-00000 is the biggest), %d buyers, orders over a year. Size: %s, then %s. "+
 		"Blocks: the most shared blocks one of the operation's statements touched per call (pg_stat_statements; for the sweeper, a "+
 		"call is a batch of up to 200); read: the blocks per call its statements read from outside PostgreSQL's buffers "+
 		"(shared_buffers %s), from the OS's cache or the disk. The buyer is one of %d with a full first page at both sizes.\n\n",
-		scaleConc, sc.Seeding.Round(time.Second), scaleStores, scaleBuyers, sc.SmallSize, sc.LargeSize, sc.SharedBuffers, regulars)
+		scaleConc, scaleRounds, sc.Seeding.Round(time.Second), scaleStores, scaleBuyers, sc.SmallSize, sc.LargeSize, sc.SharedBuffers, regulars)
 	fmt.Fprintf(&b, "| operation | at %d | at %d | ratio | blocks/call at %d | at %d | read/call at %d | at %d | its statement |\n"+
 		"|---|---:|---:|---:|---:|---:|---:|---:|---|\n", scaleSmall, sc.Orders, scaleSmall, sc.Orders, scaleSmall, sc.Orders)
 	var flagged []string
