@@ -158,46 +158,49 @@ func (b *browser) do(what string, within time.Duration, actions ...chromedp.Acti
 	}
 }
 
-// text returns an element's text.
-//
-// It finds the element and reads it in one step of the page's script: a
-// page that redraws (the order page on its live feed) may replace the
-// element between chromedp's query and its read ("No node with given id
-// found": TestDashboardCoupons failed so in make test).
+// text returns an element's text, waiting up to 5 s for the element.
 func (b *browser) text(sel string) string {
 	b.t.Helper()
-	q, err := json.Marshal(sel)
-	if err != nil {
-		b.t.Fatal(err)
+	got, ok := b.pollText(sel, 5*time.Second, func(string) bool { return true })
+	if !ok {
+		b.t.Fatalf("no %s on the page", sel)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		var s *string
-		b.do("read "+sel, 5*time.Second, chromedp.Evaluate(`(e => e ? e.innerText : null)(document.querySelector(`+string(q)+`))`, &s))
-		if s != nil {
-			return strings.TrimSpace(*s)
-		}
-		if time.Now().After(deadline) {
-			b.t.Fatalf("no %s on the page", sel)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return got
 }
 
 // waitText waits until an element's text is want.
 func (b *browser) waitText(sel, want string, within time.Duration) {
 	b.t.Helper()
+	if got, ok := b.pollText(sel, within, func(got string) bool { return got == want }); !ok {
+		b.t.Fatalf("%s says %q, want %q", sel, got, want)
+	}
+}
+
+// pollText reads an element's text (trimmed) until done accepts it or
+// within passes; ok is false if it never did (got: the last text read).
+// Each read finds the element and reads it in one step of the page's
+// script: a page that redraws (the order page on its live feed) may
+// replace the element between chromedp's query and its read ("No node
+// with given id found": TestDashboardCoupons failed so in make test).
+func (b *browser) pollText(sel string, within time.Duration, done func(got string) bool) (got string, ok bool) {
+	b.t.Helper()
+	q, err := json.Marshal(sel)
+	if err != nil {
+		b.t.Fatal(err)
+	}
 	deadline := time.Now().Add(within)
 	for {
-		var got string
+		var s *string
 		ctx, cancel := context.WithTimeout(b.ctx, time.Second)
-		err := chromedp.Run(ctx, chromedp.Text(sel, &got, chromedp.ByQuery, chromedp.AtLeast(0)))
+		err := chromedp.Run(ctx, chromedp.Evaluate(`(e => e ? e.innerText : null)(document.querySelector(`+string(q)+`))`, &s))
 		cancel()
-		if err == nil && strings.TrimSpace(got) == want {
-			return
+		if err == nil && s != nil {
+			if got = strings.TrimSpace(*s); done(got) {
+				return got, true
+			}
 		}
 		if time.Now().After(deadline) {
-			b.t.Fatalf("%s says %q, want %q", sel, strings.TrimSpace(got), want)
+			return got, false
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -239,6 +239,23 @@ func TestScaleSmoke(t *testing.T) {
 	if again.LargeSize == "" || again.SmallSize == "" || again.LargeSize == again.SmallSize {
 		t.Errorf("measured again: sizes %q and %q", again.SmallSize, again.LargeSize)
 	}
+	// Measured again as a size it was not seeded to, or when no run left
+	// it, the run is refused before it seeds anything.
+	if _, err := RunScale(ctx, admin, 400_000, scaleSmokeRun, true, false, testLog{t}); err == nil ||
+		!strings.Contains(err.Error(), "holds about") || !strings.Contains(err.Error(), "not 400000") {
+		t.Errorf("measured again as 400,000 orders: %v", err)
+	}
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "DROP DATABASE bench_scale WITH (FORCE)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RunScale(ctx, admin, 40_000, scaleSmokeRun, true, false, testLog{t}); err == nil || !strings.Contains(err.Error(), "no bench_scale left") {
+		t.Errorf("measured again with no database: %v", err)
+	}
 }
 
 // TestScaleSmokeOnCitus runs the scale run (make bench -citus) small on the

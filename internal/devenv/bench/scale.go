@@ -157,8 +157,13 @@ func RunScale(ctx context.Context, adminURL string, n int, run time.Duration, re
 	// One database grows from scaleSmall orders to n. Measured again, the
 	// database a run left is measured as it is, and scaleSmall orders
 	// are seeded afresh into a database beside it.
+	var large *scaleRun
 	smallName := scaleDatabase
 	if reuse {
+		if large, err = openReused(ctx, admin, adminURL, n, citus, run, log); err != nil {
+			return nil, err
+		}
+		defer large.db.Close()
 		smallName += "_small"
 	}
 	small, err := openScale(ctx, admin, adminURL, smallName, true, citus, run, log)
@@ -176,21 +181,12 @@ func RunScale(ctx context.Context, adminURL string, n int, run time.Duration, re
 		return nil, err
 	}
 	res.SmallSize = small.size(ctx)
-	large := small
 	if reuse {
-		if large, err = openScale(ctx, admin, adminURL, scaleDatabase, false, citus, run, log); err != nil {
+		if err := large.warm(ctx); err != nil {
 			return nil, err
 		}
-		defer large.db.Close()
-		// The orders this measure makes are numbered apart from an
-		// earlier measure's at the same size.
-		large.seeded, large.salt = n, int(1+time.Now().Unix()%1000)<<12
-		if !citus {
-			if err := large.warm(ctx); err != nil {
-				return nil, err
-			}
-		}
 	} else {
+		large = small
 		start = time.Now()
 		if err := large.seed(ctx, n); err != nil {
 			return nil, err
@@ -261,12 +257,50 @@ func openScale(ctx context.Context, admin *pgxpool.Pool, adminURL, name string, 
 	return s, nil
 }
 
+// openReused opens the scale database an earlier run seeded with n
+// orders, refusing one that is not there or holds clearly fewer.
+func openReused(ctx context.Context, admin *pgxpool.Pool, adminURL string, n int, citus bool, run time.Duration, log io.Writer) (*scaleRun, error) {
+	there := `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`
+	if citus {
+		there = `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`
+	}
+	var ok bool
+	if err := admin.QueryRow(ctx, there, scaleDatabase).Scan(&ok); err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("-scale-reuse: no %s left by an earlier run: run -orders %d without it first", scaleDatabase, n)
+	}
+	s, err := openScale(ctx, admin, adminURL, scaleDatabase, false, citus, run, log)
+	if err != nil {
+		return nil, err
+	}
+	// The seeding's VACUUM ANALYZE counted the orders (on Citus the
+	// coordinator's table holds none, so it is not checked there).
+	var held float64
+	if err := s.pool.QueryRow(ctx, `SELECT reltuples FROM pg_class WHERE oid = 'orders'::regclass`).Scan(&held); err != nil {
+		s.db.Close()
+		return nil, err
+	}
+	if !citus && held < 0.9*float64(n) {
+		s.db.Close()
+		return nil, fmt.Errorf("-scale-reuse: %s holds about %.0f orders, not %d: run -orders %d without it to seed them", scaleDatabase, held, n, n)
+	}
+	// The orders this measure makes are numbered apart from an earlier
+	// measure's at the same size.
+	s.seeded, s.salt = n, int(1+time.Now().Unix()%1000)<<12
+	return s, nil
+}
+
 // warm reads the database's tables and indexes once, into the OS's cache
 // (not PostgreSQL's buffers), as seeding leaves them: after a restart of
 // the machine a database measured again came off the disk (GetOrder at 10
 // million orders 20-29 ms, against 5.8 ms just after seeding), a cold
 // start rather than the data's size.
 func (s *scaleRun) warm(ctx context.Context) error {
+	if s.citus { // the rows are on the workers
+		return nil
+	}
 	start := time.Now()
 	var blocks int64
 	if _, err := s.pool.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_prewarm SCHEMA public`); err != nil {
