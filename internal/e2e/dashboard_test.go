@@ -151,11 +151,16 @@ func (b *browser) do(what string, within time.Duration, actions ...chromedp.Acti
 	ctx, cancel := context.WithTimeout(b.ctx, within)
 	defer cancel()
 	if err := chromedp.Run(ctx, actions...); err != nil {
-		var shot []byte
-		_ = chromedp.Run(b.ctx, chromedp.FullScreenshot(&shot, 100))
-		_ = os.WriteFile(filepath.Join(b.shots, "failed.png"), shot, 0o644)
+		b.shootFailure()
 		b.t.Fatalf("%s: %v", what, err)
 	}
+}
+
+// shootFailure saves the page as failed.png, for a test about to fail.
+func (b *browser) shootFailure() {
+	var shot []byte
+	_ = chromedp.Run(b.ctx, chromedp.FullScreenshot(&shot, 100))
+	_ = os.WriteFile(filepath.Join(b.shots, "failed.png"), shot, 0o644)
 }
 
 // text returns an element's text, waiting up to 5 s for the element.
@@ -184,15 +189,12 @@ func (b *browser) waitText(sel, want string, within time.Duration) {
 // with given id found": TestDashboardCoupons failed so in make test).
 func (b *browser) pollText(sel string, within time.Duration, done func(got string) bool) (got string, ok bool) {
 	b.t.Helper()
-	q, err := json.Marshal(sel)
-	if err != nil {
-		b.t.Fatal(err)
-	}
+	q := jsString(b.t, sel)
 	deadline := time.Now().Add(within)
 	for {
 		var s *string
 		ctx, cancel := context.WithTimeout(b.ctx, time.Second)
-		err := chromedp.Run(ctx, chromedp.Evaluate(`(e => e ? e.innerText : null)(document.querySelector(`+string(q)+`))`, &s))
+		err := chromedp.Run(ctx, chromedp.Evaluate(`(e => e ? e.innerText : null)(document.querySelector(`+q+`))`, &s))
 		cancel()
 		if err == nil && s != nil {
 			if got = strings.TrimSpace(*s); done(got) {
@@ -204,6 +206,52 @@ func (b *browser) pollText(sel string, within time.Duration, done func(got strin
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// click clicks an element once it is shown, waiting up to within. A
+// selector starting with "/" is an XPath.
+func (b *browser) click(what, sel string, within time.Duration) {
+	b.t.Helper()
+	find := `document.querySelector(` + jsString(b.t, sel) + `)`
+	if strings.HasPrefix(sel, "/") {
+		find = `document.evaluate(` + jsString(b.t, sel) + `, document, null, XPathResult.FIRST_ORDERED_NODE_TYPE, null).singleNodeValue`
+	}
+	b.inOneStep(what, `(e => { if (!e || !e.getClientRects().length) return false; e.click(); return true })(`+find+`)`, within)
+}
+
+// inOneStep runs script, which finds what it acts on and acts in one step
+// of the page's script, until it returns true or within passes. chromedp's
+// Click and SetValue query a node first and use it in a later call, and a
+// page that redraws on its live feed in between fails them ("Could not
+// find node with given id": TestDashboard failed so in CI) or, worse, has
+// them fill in a form that is no longer on the page.
+func (b *browser) inOneStep(what, script string, within time.Duration) {
+	b.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		var done bool
+		ctx, cancel := context.WithTimeout(b.ctx, time.Second)
+		err := chromedp.Run(ctx, chromedp.Evaluate(script, &done))
+		cancel()
+		if err == nil && done {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.shootFailure()
+			b.t.Fatalf("%s: not done within %s (last error: %v)", what, within, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// jsString quotes s as a JavaScript string literal.
+func jsString(t testing.TB, s any) string {
+	t.Helper()
+	q, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(q)
 }
 
 // shoot saves the page at desktop and phone width.
@@ -230,38 +278,24 @@ func (b *browser) shoot(name string) {
 	b.do("desktop again", 5*time.Second, chromedp.EmulateViewport(1280, 900))
 }
 
-// submit fills a form's fields (name → value) and clicks one of its buttons.
+// submit fills a form's fields (name → value) and clicks one of its
+// buttons (its submit button when button is empty), once the form is shown.
 func (b *browser) submit(formLabel string, fields map[string]string, button string) {
 	b.t.Helper()
-	f := fmt.Sprintf(`form[aria-label=%q]`, formLabel)
-	actions := []chromedp.Action{chromedp.WaitVisible(f, chromedp.ByQuery)}
-	for name, v := range fields {
-		sel := fmt.Sprintf(`%s [name=%q]`, f, name)
-		if v == "" {
-			actions = append(actions, chromedp.Clear(sel, chromedp.ByQuery))
-			continue
-		}
-		actions = append(actions, chromedp.SetValue(sel, v, chromedp.ByQuery))
-	}
-	btn := f + ` button[type=submit]`
+	btn := `button[type=submit]`
 	if button != "" {
-		btn = fmt.Sprintf(`%s button[value=%q]`, f, button)
+		btn = fmt.Sprintf(`button[value=%q]`, button)
 	}
-	actions = append(actions, chromedp.Click(btn, chromedp.ByQuery))
-	// A live update may redraw the form between finding and using its
-	// fields (the values typed survive it): then fill it in again. Chrome
-	// says so in two ways, as the node went before or after it was found.
-	for try := 1; ; try++ {
-		ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
-		err := chromedp.Run(ctx, actions...)
-		cancel()
-		if err == nil {
-			return
-		}
-		if gone := strings.Contains(err.Error(), "Could not find node") || strings.Contains(err.Error(), "No node with given id found"); try == 3 || !gone {
-			b.t.Fatalf("submit %s: %v", formLabel, err)
-		}
-	}
+	b.inOneStep("submit "+formLabel, `((label, fields, btn) => {
+		const f = [...document.querySelectorAll('form[aria-label]')].find((f) => f.getAttribute('aria-label') === label);
+		if (!f || !f.getClientRects().length) return false;
+		const b = f.querySelector(btn);
+		const els = Object.keys(fields).map((name) => [f.querySelector('[name="' + CSS.escape(name) + '"]'), fields[name]]);
+		if (!b || b.disabled || els.some(([el]) => !el)) return false;
+		for (const [el, v] of els) el.value = v;
+		b.click();
+		return true;
+	})(`+jsString(b.t, formLabel)+`, `+jsString(b.t, fields)+`, `+jsString(b.t, btn)+`)`, 10*time.Second)
 }
 
 // TestDashboard drives the seller dashboard in Chromium through a store's
@@ -297,8 +331,8 @@ func TestDashboard(t *testing.T) {
 
 	// The order page: lower the shipping fee; without a reason the API's
 	// field violation shows under the field.
-	b.do("open the order", 10*time.Second, chromedp.Click(fmt.Sprintf(`tr[data-order=%q] a`, o.Id), chromedp.ByQuery),
-		chromedp.WaitVisible(`#order-total`, chromedp.ByQuery))
+	b.click("open the order", fmt.Sprintf(`tr[data-order=%q] a`, o.Id), 10*time.Second)
+	b.do("the order page", 10*time.Second, chromedp.WaitVisible(`#order-total`, chromedp.ByQuery))
 	b.waitText("#order-total", "$21.00", 2*time.Second)
 	b.expectFailure(`/v1/orders/` + o.Id + `:adjust-price$`)
 	b.submit("Adjust the price", map[string]string{"shipping_fee": "0.40", "reason": ""}, "")
@@ -332,11 +366,11 @@ func TestDashboard(t *testing.T) {
 	if _, err := s.buyer.RequestCancellation(alice, &buyerv1.RequestCancellationRequest{OrderId: o2.Id, Reason: "found_better_price"}); err != nil {
 		t.Fatal(err)
 	}
-	b.do("the requests tab", 10*time.Second, chromedp.Navigate(base+"/dashboard/#/orders"),
-		chromedp.Click(`[data-tab=CANCELLATION]`, chromedp.ByQuery),
-		chromedp.WaitVisible(fmt.Sprintf(`tr[data-order=%q]`, o2.Id), chromedp.ByQuery))
+	b.do("the orders", 10*time.Second, chromedp.Navigate(base+"/dashboard/#/orders"))
+	b.click("the requests tab", `[data-tab=CANCELLATION]`, 10*time.Second)
+	b.do("the request is listed", 10*time.Second, chromedp.WaitVisible(fmt.Sprintf(`tr[data-order=%q]`, o2.Id), chromedp.ByQuery))
 	b.waitText(`[data-count=CANCELLATION]`, "1", 2*time.Second)
-	b.do("open the request", 10*time.Second, chromedp.Click(fmt.Sprintf(`tr[data-order=%q] a`, o2.Id), chromedp.ByQuery))
+	b.click("open the request", fmt.Sprintf(`tr[data-order=%q] a`, o2.Id), 10*time.Second)
 	b.submit("Answer the cancellation request", map[string]string{"note": "Already packed and labelled"}, "reject")
 	b.do("the request is answered", 5*time.Second, chromedp.WaitVisible(`form[aria-label="Ship the order"]`, chromedp.ByQuery))
 	if r := s.order("alice", o2.Id).CancellationRequest; r.Status != "REJECTED" || r.Answer != "Already packed and labelled" {
@@ -352,7 +386,7 @@ func TestDashboard(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.waitText("#order-status", "disputed", 3*time.Second)
-	b.do("choose a counter-offer", 5*time.Second, chromedp.Click(`#answer-counter`, chromedp.ByQuery))
+	b.click("choose a counter-offer", `#answer-counter`, 5*time.Second)
 	b.submit("Answer the dispute", map[string]string{"amount": "5.00", "note": "Half the shipping and a part back"}, "")
 	b.do("the dispute is answered", 5*time.Second, chromedp.WaitNotPresent(`form[aria-label="Answer the dispute"]`, chromedp.ByQuery))
 	if d := s.order("alice", o.Id).Dispute; d.Status != "COUNTER_OFFERED" || d.CounterAmount.GetAmountMinor() != 500 {
@@ -374,7 +408,8 @@ func TestDashboard(t *testing.T) {
 	b.do("catalog", 10*time.Second, chromedp.Navigate(base+"/dashboard/#/catalog"), chromedp.WaitVisible(`form[aria-label="New product"]`, chromedp.ByQuery))
 	b.submit("New product", map[string]string{"title": "Desk lamp", "price": "25.90", "shipping_fee": "3.50", "stock": "12", "handling_days": "2", "protection_days": "90"}, "")
 	b.do("the new product", 5*time.Second, chromedp.WaitVisible(`//td[text()="Desk lamp"]`))
-	b.do("edit it", 5*time.Second, chromedp.Click(`//tr[td[text()="Desk lamp"]]//button`), chromedp.WaitVisible(`form[aria-label="Edit Desk lamp"]`, chromedp.ByQuery))
+	b.click("edit it", `//tr[td[text()="Desk lamp"]]//button`, 5*time.Second)
+	b.do("the edit form", 5*time.Second, chromedp.WaitVisible(`form[aria-label="Edit Desk lamp"]`, chromedp.ByQuery))
 	b.submit("Edit Desk lamp", map[string]string{"stock": "40"}, "")
 	b.do("the stock changed", 5*time.Second, chromedp.WaitVisible(`//tr[td[text()="Desk lamp"]]/td[text()="40"]`))
 	b.shoot("catalog")
@@ -395,8 +430,9 @@ func TestDashboard(t *testing.T) {
 func TestDashboardSignIn(t *testing.T) {
 	s := startSystem(t, 1, nil)
 	b := newBrowser(t)
-	b.do("demo sign-in", 15*time.Second, chromedp.Navigate("http://"+s.sellers[0].HTTPAddr()+"/dashboard/"),
-		chromedp.Click(`#demo`, chromedp.ByQuery), chromedp.WaitVisible(`[data-tab=PENDING_PAYMENT]`, chromedp.ByQuery))
+	b.do("the dashboard", 15*time.Second, chromedp.Navigate("http://"+s.sellers[0].HTTPAddr()+"/dashboard/"))
+	b.click("demo sign-in", `#demo`, 10*time.Second)
+	b.do("signed in", 10*time.Second, chromedp.WaitVisible(`[data-tab=PENDING_PAYMENT]`, chromedp.ByQuery))
 	b.waitText("#store", "demo-store", 2*time.Second)
 
 	prod := startSystem(t, 1, func(c *app.Config) { c.JWTSecret = strings.Repeat("p", 40) })
@@ -515,8 +551,8 @@ func TestDashboardCoupons(t *testing.T) {
 	b.submit("Sign in to your store", map[string]string{"token": s.token(auth.RoleSeller, "store-c")}, "")
 	b.do("orders", 10*time.Second, chromedp.WaitVisible(`[data-tab=PENDING_PAYMENT]`, chromedp.ByQuery))
 
-	b.do("the coupons page", 10*time.Second, chromedp.Click(`a[data-nav=coupons]`, chromedp.ByQuery),
-		chromedp.WaitVisible(`form[aria-label="New coupon"]`, chromedp.ByQuery))
+	b.click("the coupons page", `a[data-nav=coupons]`, 10*time.Second)
+	b.do("the coupon form", 10*time.Second, chromedp.WaitVisible(`form[aria-label="New coupon"]`, chromedp.ByQuery))
 	b.submit("New coupon", map[string]string{"code": "WELCOME10", "percent": "10", "per_buyer_limit": "1"}, "")
 	b.do("the coupon is listed", 10*time.Second, chromedp.WaitVisible(`tr[data-coupon=WELCOME10]`, chromedp.ByQuery))
 	b.waitText(`tr[data-coupon=WELCOME10] .coupon-state`, "active", 2*time.Second)
@@ -526,12 +562,12 @@ func TestDashboardCoupons(t *testing.T) {
 		return s.buyer.Checkout(as(s.token(auth.RoleBuyer, "alice")), &buyerv1.CheckoutRequest{
 			Items: []*buyerv1.CheckoutItem{{ProductId: lamp.Id, Quantity: 1}}, StoreCoupons: map[string]string{"store-c": "welcome10"}})
 	}
-	b.do("pause it", 5*time.Second, chromedp.Click(`button[data-toggle=WELCOME10]`, chromedp.ByQuery))
+	b.click("pause it", `button[data-toggle=WELCOME10]`, 5*time.Second)
 	b.waitText(`tr[data-coupon=WELCOME10] .coupon-state`, "paused", 5*time.Second)
 	if _, err := checkout(); reasonOf(err).Reason != "COUPON_NOT_APPLICABLE" {
 		t.Fatalf("a checkout naming a paused coupon: %v", err)
 	}
-	b.do("resume it", 5*time.Second, chromedp.Click(`button[data-toggle=WELCOME10]`, chromedp.ByQuery))
+	b.click("resume it", `button[data-toggle=WELCOME10]`, 5*time.Second)
 	b.waitText(`tr[data-coupon=WELCOME10] .coupon-state`, "active", 5*time.Second)
 	resp, err := checkout()
 	if err != nil {
