@@ -509,8 +509,10 @@ func (s *scaleRun) measure(ctx context.Context) ([]ScaleRow, error) {
 	}
 	s.payNext.Store(0)
 	s.madeNext.Store(0)
-	rounds := make([][]ScaleRow, len(ops))
-	for range scaleRounds {
+	// The sweeper takes its turn in each round too, after the others, on
+	// payment windows of its own (a batch of scaleDue per round).
+	rounds := make([][]ScaleRow, len(ops)+1)
+	for round := range scaleRounds {
 		// The payments a round makes are analyzed, as autovacuum would
 		// soon: seeded without any, payment_attempts was read whole (46
 		// blocks per GetOrder at 10,000 orders) on a plan made when it was
@@ -525,17 +527,18 @@ func (s *scaleRun) measure(ctx context.Context) ([]ScaleRow, error) {
 			}
 			rounds[i] = append(rounds[i], row)
 		}
+		row, err := s.sweep(ctx, base+1<<23+round*scaleDue)
+		if err != nil {
+			return nil, err
+		}
+		rounds[len(ops)] = append(rounds[len(ops)], row)
 	}
 	var rows []ScaleRow
 	for _, rs := range rounds {
 		slices.SortFunc(rs, func(a, b ScaleRow) int { return cmp.Compare(a.Small, b.Small) })
 		rows = append(rows, rs[len(rs)/2])
 	}
-	row, err := s.sweep(ctx, base+1<<23)
-	if err != nil {
-		return nil, err
-	}
-	return append(rows, row), nil
+	return rows, nil
 }
 
 // unpaid stores n unpaid orders numbered from first (a checkout's), by
