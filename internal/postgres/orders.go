@@ -106,18 +106,51 @@ func (db *DB) byStore(keys []orderKey) [][]orderKey {
 	if !db.citus {
 		return [][]orderKey{keys}
 	}
+	return groupKeys(keys, func(k orderKey) string { return k.seller })
+}
+
+// groupKeys groups keys by of, in the order each group first appears.
+func groupKeys[K comparable](keys []orderKey, of func(orderKey) K) [][]orderKey {
 	var groups [][]orderKey
-	at := map[string]int{}
+	at := map[K]int{}
 	for _, k := range keys {
-		i, ok := at[k.seller]
+		i, ok := at[of(k)]
 		if !ok {
 			i = len(groups)
-			at[k.seller] = i
+			at[of(k)] = i
 			groups = append(groups, nil)
 		}
 		groups[i] = append(groups[i], k)
 	}
 	return groups
+}
+
+// byShard is keys in one group on plain PostgreSQL, and in a group per
+// shard of orders on Citus: the stores of one shard are locked and written
+// in one transaction (a group per store made the sweeper a distributed
+// transaction per due deadline, most stores having one: 8.7 ms each at a
+// million orders, against 0.2 ms on plain PostgreSQL).
+func (db *DB) byShard(ctx context.Context, keys []orderKey) ([][]orderKey, error) {
+	if !db.citus || len(keys) < 2 {
+		return [][]orderKey{keys}, nil
+	}
+	var sellers []string
+	for _, k := range keys {
+		if !slices.Contains(sellers, k.seller) {
+			sellers = append(sellers, k.seller)
+		}
+	}
+	if len(sellers) == 1 {
+		return [][]orderKey{keys}, nil
+	}
+	rows, _ := db.pool.Query(ctx, `SELECT s, get_shard_id_for_distribution_column('orders', s) FROM unnest($1::text[]) s`, sellers)
+	shardOf := map[string]int64{}
+	var seller string
+	var shard int64
+	if _, err := pgx.ForEachRow(rows, []any{&seller, &shard}, func() error { shardOf[seller] = shard; return nil }); err != nil {
+		return nil, fmt.Errorf("the stores' shards: %w", err)
+	}
+	return groupKeys(keys, func(k orderKey) int64 { return shardOf[k.seller] }), nil
 }
 
 // oneOrAny returns how a column is matched against vals as the n-th
@@ -759,10 +792,14 @@ func (db *DB) FireDeadlines(ctx context.Context, ds []Deadline, now time.Time, p
 	if err != nil {
 		return Fired{}, fmt.Errorf("fire deadlines: %w", err)
 	}
-	// On Citus a transaction locks the orders of one store (one shard):
-	// a batch of many stores is a batch per store.
+	// On Citus a transaction locks the orders of one shard: a batch of
+	// many stores is a batch per shard.
+	groups, err := read(ctx, func() ([][]orderKey, error) { return db.byShard(ctx, keys) })
+	if err != nil {
+		return Fired{}, fmt.Errorf("fire deadlines: %w", err)
+	}
 	var res Fired
-	for _, group := range db.byStore(keys) {
+	for _, group := range groups {
 		r, err := db.fireDeadlines(ctx, group, byOrder, now, pol)
 		if err != nil {
 			return res, err

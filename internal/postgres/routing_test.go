@@ -193,6 +193,39 @@ func TestStoreStatementsRouteToOneShard(t *testing.T) {
 			t.Errorf("a buyer's page: a statement runs on %d shards, want all %d:\n%s", n, shards, sql)
 		}
 	}
+
+	// The sweeper's batch of three stores, two of them on one shard: a
+	// transaction per shard (not per store), each statement on its shard.
+	var mate, apart string
+	if err := explain.QueryRow(ctx, `SELECT min(s) FILTER (WHERE same), min(s) FILTER (WHERE NOT same) FROM
+		(SELECT 'store-' || g AS s, get_shard_id_for_distribution_column('orders', 'store-' || g) =
+			get_shard_id_for_distribution_column('orders', 'store-a') AS same FROM generate_series(1, 100) g) x`).Scan(&mate, &apart); err != nil {
+		t.Fatal(err)
+	}
+	var due []postgres.Deadline
+	for _, p := range []catalog.Product{p, mustProduct(t, db, mate, 5), mustProduct(t, db, apart, 5)} {
+		due = append(due, postgres.Deadline{OrderID: mustOrder(t, db, p, "buyer-9", t0.Add(time.Hour)).ID(), Kind: order.DeadlinePayment})
+	}
+	rec.take()
+	res, err := db.FireDeadlines(ctx, due, t0.Add(3*time.Hour), order.DefaultPolicy)
+	if err != nil || len(res.Fired) != 3 {
+		t.Fatalf("the batch of three stores: %d fired (%+v), %v", len(res.Fired), res, err)
+	}
+	recs := rec.take()
+	begins := 0
+	for _, r := range recs {
+		if strings.EqualFold(strings.TrimSpace(r.sql), "begin") {
+			begins++
+		}
+	}
+	if begins != 2 {
+		t.Errorf("the batch of store-a and %s (one shard) and %s (another): %d transactions, want one a shard", mate, apart, begins)
+	}
+	for sql, n := range tasks(t, explain, recs) {
+		if n != 1 {
+			t.Errorf("the batch of three stores: a statement runs on %d shards, not one:\n%s", n, sql)
+		}
+	}
 }
 
 // TestIDsWithoutTheirStoreStillRoute: an order whose id carries no store
