@@ -189,20 +189,31 @@ func (b *browser) waitText(sel, want string, within time.Duration) {
 // with given id found": TestDashboardCoupons failed so in make test).
 func (b *browser) pollText(sel string, within time.Duration, done func(got string) bool) (got string, ok bool) {
 	b.t.Helper()
-	q := jsString(b.t, sel)
+	script := `(e => e ? e.innerText : null)(document.querySelector(` + jsString(b.t, sel) + `))`
+	ok, _ = evalUntil(b, script, within, func(s *string) bool {
+		if s == nil {
+			return false
+		}
+		got = strings.TrimSpace(*s)
+		return done(got)
+	})
+	return got, ok
+}
+
+// evalUntil evaluates script in the page until done accepts its result
+// or within passes; ok says which, and err is the last evaluation's error.
+func evalUntil[T any](b *browser, script string, within time.Duration, done func(T) bool) (ok bool, err error) {
 	deadline := time.Now().Add(within)
 	for {
-		var s *string
+		var res T
 		ctx, cancel := context.WithTimeout(b.ctx, time.Second)
-		err := chromedp.Run(ctx, chromedp.Evaluate(`(e => e ? e.innerText : null)(document.querySelector(`+q+`))`, &s))
+		err = chromedp.Run(ctx, chromedp.Evaluate(script, &res))
 		cancel()
-		if err == nil && s != nil {
-			if got = strings.TrimSpace(*s); done(got) {
-				return got, true
-			}
+		if err == nil && done(res) {
+			return true, nil
 		}
 		if time.Now().After(deadline) {
-			return got, false
+			return false, err
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -227,20 +238,9 @@ func (b *browser) click(what, sel string, within time.Duration) {
 // them fill in a form that is no longer on the page.
 func (b *browser) inOneStep(what, script string, within time.Duration) {
 	b.t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		var done bool
-		ctx, cancel := context.WithTimeout(b.ctx, time.Second)
-		err := chromedp.Run(ctx, chromedp.Evaluate(script, &done))
-		cancel()
-		if err == nil && done {
-			return
-		}
-		if time.Now().After(deadline) {
-			b.shootFailure()
-			b.t.Fatalf("%s: not done within %s (last error: %v)", what, within, err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if ok, err := evalUntil(b, script, within, func(done bool) bool { return done }); !ok {
+		b.shootFailure()
+		b.t.Fatalf("%s: not done within %s (last error: %v)", what, within, err)
 	}
 }
 
