@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -211,10 +212,19 @@ func TestScaleSmoke(t *testing.T) {
 		if r.Small <= 0 || r.Large <= 0 || r.SmallBlocks <= 0 || r.LargeBlocks <= 0 || r.Statement == "" {
 			t.Errorf("%s: %+v", r.Op, r)
 		}
+		if len(r.SmallRounds) != scaleRounds || len(r.LargeRounds) != scaleRounds || !slices.Contains(r.LargeRounds, r.Large) {
+			t.Errorf("%s: rounds %v and %v, median %v", r.Op, r.SmallRounds, r.LargeRounds, r.Large)
+		}
 		if r.ReadsMoreThanItsPage() {
 			t.Errorf("%s reads more than its page: %.0f blocks per call at 10,000 orders, %.0f at 40,000 (%s)", r.Op, r.SmallBlocks,
 				r.LargeBlocks, r.Statement)
 		}
+	}
+	// The small side is 10,000 orders and what the measures made: a
+	// round's pay pool sized to twice what the round before paid, not
+	// one pool for the whole run.
+	if sc.SmallHeld < scaleSmall || sc.SmallHeld > 3*scaleSmall {
+		t.Errorf("the small side held %d orders after its last round", sc.SmallHeld)
 	}
 	if md := sc.Markdown(); !strings.Contains(md, "No operation's statements read more") {
 		t.Errorf("the table:\n%s", md)
@@ -268,7 +278,9 @@ func TestScaleSmokeOnCitus(t *testing.T) {
 	pool, _ := testenv.Citus(t) // the test cluster, up
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	t.Cleanup(func() { _, _ = pool.Exec(context.Background(), "DROP SCHEMA IF EXISTS bench_scale CASCADE") })
+	t.Cleanup(func() {
+		_, _ = pool.Exec(context.Background(), "DROP SCHEMA IF EXISTS bench_scale, bench_scale_small CASCADE")
+	})
 	url := os.Getenv("SOUK_TEST_CITUS_URL") + "&options=-c%20citus.shard_count%3D4"
 	sc, err := RunScale(ctx, url, 20_000, scaleSmokeRun, false, true, testLog{t})
 	if err != nil {

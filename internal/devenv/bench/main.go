@@ -118,7 +118,7 @@ func run() error {
 	out := filepath.Join(*dir, "results.md")
 	text := res.Markdown()
 	if *orders > 0 {
-		sc, err := RunScale(ctx, scaleURL, *orders, 4*time.Second, *reuse, *citus, os.Stderr)
+		sc, err := RunScale(ctx, scaleURL, *orders, 10*time.Second, *reuse, *citus, os.Stderr)
 		if err != nil {
 			return fmt.Errorf("scale: %w", err)
 		}

@@ -25,8 +25,8 @@ import (
 // The scale run (-orders N): how Souk's costs grow with its data. The same
 // operations run on the store (package postgres, in process: the gRPC,
 // gateway and protobuf layers above it do the same work whatever the
-// data's size) at scaleSmall orders and again at N, seeded by COPY into
-// one database, and the table gives each one's cost at both sizes and
+// data's size) at scaleSmall orders and at N, seeded by COPY into two
+// databases side by side and measured in turns, and the table gives each one's cost at both sizes and
 // their ratio. pg_stat_statements counts the blocks each statement
 // touched per call at both sizes: a statement whose plan reads more than
 // its page shows as blocks that grow with the data.
@@ -41,7 +41,7 @@ const (
 	deepPage = 50
 	// scaleDue is how many payment windows end at once for the sweeper's
 	// measure at each size.
-	scaleDue = 2_000
+	scaleDue = 1_000
 	// regulars are buyers with 30 orders among the first 3,000 seeded
 	// (more later, by chance): a full first page at both sizes, so that
 	// the buyer's page is measured like for like (at 10,000 orders most of
@@ -62,6 +62,8 @@ type ScaleRow struct {
 	SmallBlocks, LargeBlocks float64
 	SmallRead, LargeRead     float64
 	Statement                string
+	// SmallRounds and LargeRounds are each round's time, in turn.
+	SmallRounds, LargeRounds []time.Duration
 }
 
 // Ratio is the large cost over the small one.
@@ -88,6 +90,9 @@ type Scale struct {
 	Reused bool
 	// Citus: the run was on a Citus cluster.
 	Citus bool
+	// SmallHeld is how many orders the small side held after its last
+	// round: its seeded ones and those the measures made.
+	SmallHeld int64
 }
 
 const scaleConc = 16
@@ -97,7 +102,7 @@ const scaleConc = 16
 // median round. One cell per size let a moment's stall stand for the size:
 // at 10,000 orders three pages touching the same 23 blocks each took
 // between 4.3 and 7.3 ms in one run.
-const scaleRounds = 3
+const scaleRounds = 5
 
 // scaleRun holds the scale database and what the measures need of it.
 type scaleRun struct {
@@ -107,10 +112,15 @@ type scaleRun struct {
 	seeded   int
 	now      time.Time
 	bigStore string
-	// deepToken is the page token of the big store's page deepPage.
-	deepToken string
-	// payNext is the next of the pay pool's orders to pay; madeNext
-	// numbers the orders a checkout makes.
+	// ops are the operations timed (prepare), base the first number of
+	// the orders they make.
+	ops  []scaleOp
+	base int
+	// pays is the round's pool of unpaid orders to pay, payNext the next
+	// of them; payPool is the next round's pool's size. madeNext numbers
+	// the orders a checkout makes.
+	pays              []string
+	payPool           int
 	payNext, madeNext atomic.Int64
 	// run is how long each operation runs at each size.
 	run time.Duration
@@ -131,16 +141,16 @@ func (s *scaleRun) onEveryNode(q string) []string {
 	return []string{q, `SELECT run_command_on_workers($q$` + q + `$q$)`}
 }
 
-// RunScale seeds a database of its own (bench_scale) to scaleSmall orders,
-// measures, grows it to n by COPY and measures again, each operation for
-// run at each size.
+// RunScale seeds two databases of its own by COPY, bench_scale_small with
+// scaleSmall orders and bench_scale with n, and measures them in turns,
+// each operation for run at each size.
 //
-// With reuse, it measures once the bench_scale a run left with n orders
-// seeded (another PostgreSQL setting, say), without seeding.
+// With reuse, it measures once more the bench_scale a run left with n
+// orders seeded (another PostgreSQL setting, say), without seeding it.
 //
 // On Citus (adminURL a coordinator's database with its workers added), the
-// run's tables are a schema of their own there (bench_scale), distributed
-// by Migrate, and the blocks counted are the workers', where the rows are.
+// run's tables are schemas of their own there (of the same names),
+// distributed by Migrate, and the blocks counted are the workers', where the rows are.
 func RunScale(ctx context.Context, adminURL string, n int, run time.Duration, reuse, citus bool, log io.Writer) (*Scale, error) {
 	if n <= scaleSmall {
 		return nil, fmt.Errorf("-orders %d: give more than %d", n, scaleSmall)
@@ -154,19 +164,19 @@ func RunScale(ctx context.Context, adminURL string, n int, run time.Duration, re
 	if err := admin.QueryRow(ctx, `SHOW shared_buffers`).Scan(&res.SharedBuffers); err != nil {
 		return nil, err
 	}
-	// One database grows from scaleSmall orders to n. Measured again, the
-	// database a run left is measured as it is, and scaleSmall orders
-	// are seeded afresh into a database beside it.
+	// Two databases side by side: scaleSmall orders seeded afresh, and n
+	// (seeded afresh, or as an earlier run left them), measured in turns.
 	var large *scaleRun
-	smallName := scaleDatabase
 	if reuse {
-		if large, err = openReused(ctx, admin, adminURL, n, citus, run, log); err != nil {
-			return nil, err
-		}
-		defer large.db.Close()
-		smallName += "_small"
+		large, err = openReused(ctx, admin, adminURL, n, citus, run, log)
+	} else {
+		large, err = openScale(ctx, admin, adminURL, scaleDatabase, true, citus, run, log)
 	}
-	small, err := openScale(ctx, admin, adminURL, smallName, true, citus, run, log)
+	if err != nil {
+		return nil, err
+	}
+	defer large.db.Close()
+	small, err := openScale(ctx, admin, adminURL, scaleDatabase+"_small", true, citus, run, log)
 	if err != nil {
 		return nil, err
 	}
@@ -175,37 +185,58 @@ func RunScale(ctx context.Context, adminURL string, n int, run time.Duration, re
 	if err := small.seed(ctx, scaleSmall); err != nil {
 		return nil, err
 	}
-	res.Seeding += time.Since(start)
-	smallRows, err := small.measure(ctx)
-	if err != nil {
-		return nil, err
-	}
-	res.SmallSize = small.size(ctx)
 	if reuse {
 		if err := large.warm(ctx); err != nil {
 			return nil, err
 		}
-	} else {
-		large = small
-		start = time.Now()
-		if err := large.seed(ctx, n); err != nil {
-			return nil, err
-		}
-		res.Seeding += time.Since(start)
-	}
-	largeRows, err := large.measure(ctx)
-	if err != nil {
+	} else if err := large.seed(ctx, n); err != nil {
 		return nil, err
 	}
-	res.LargeSize = large.size(ctx)
-	for i, r := range smallRows {
-		r.Large, r.LargeBlocks, r.LargeRead = largeRows[i].Small, largeRows[i].SmallBlocks, largeRows[i].SmallRead
-		if largeRows[i].SmallBlocks > r.SmallBlocks {
-			r.Statement = largeRows[i].Statement
+	res.Seeding = time.Since(start)
+	res.SmallSize, res.LargeSize = small.size(ctx), large.size(ctx)
+	for _, s := range []*scaleRun{small, large} {
+		if err := s.prepare(ctx); err != nil {
+			return nil, err
+		}
+	}
+	// The sizes take turns a round at a time, so that a slow spell of
+	// the machine (its rounds have differed by 1.7 times) falls on both
+	// rather than on one size's every round.
+	var rounds [2][][]ScaleRow // a size's, an operation's rounds
+	for round := range scaleRounds {
+		for i, s := range []*scaleRun{small, large} {
+			rows, err := s.round(ctx, round)
+			if err != nil {
+				return nil, err
+			}
+			rounds[i] = slices.Grow(rounds[i], len(rows))[:len(rows)]
+			for j, row := range rows {
+				rounds[i][j] = append(rounds[i][j], row)
+			}
+		}
+	}
+	if res.SmallHeld, err = small.count(ctx); err != nil {
+		return nil, err
+	}
+	for i, rs := range rounds[0] {
+		r, l := median(rs), median(rounds[1][i])
+		r.Large, r.LargeBlocks, r.LargeRead = l.Small, l.SmallBlocks, l.SmallRead
+		if l.SmallBlocks > r.SmallBlocks {
+			r.Statement = l.Statement
+		}
+		for j := range rs {
+			r.SmallRounds, r.LargeRounds = append(r.SmallRounds, rs[j].Small), append(r.LargeRounds, rounds[1][i][j].Small)
 		}
 		res.Rows = append(res.Rows, r)
 	}
 	return res, nil
+}
+
+// median is the row of the median round (by time).
+func median(rs []ScaleRow) ScaleRow {
+	rs = slices.Clone(rs)
+	slices.SortFunc(rs, func(a, b ScaleRow) int { return cmp.Compare(a.Small, b.Small) })
+	return rs[len(rs)/2]
 }
 
 // scaleDatabase is the scale run's database (on Citus, its schema).
@@ -449,35 +480,32 @@ func (s *scaleRun) seededOrder(i int, r *rand.Rand) seeded {
 	return o
 }
 
-// measure times each operation at the database's present size.
-func (s *scaleRun) measure(ctx context.Context) ([]ScaleRow, error) {
+// scaleOp is one of the operations the scale run times.
+type scaleOp struct {
+	name string
+	do   func(ctx context.Context) error
+}
+
+// prepare readies the measures at the database's present size: the big
+// store's deep page found, and the operations to time.
+func (s *scaleRun) prepare(ctx context.Context) error {
 	fmt.Fprintf(s.log, "scale: measuring at %d orders\n", s.seeded)
-	// The big store's deep page: walk to it once.
 	token := ""
 	for range deepPage {
 		_, next, err := s.db.List(ctx, postgres.ListQuery{Party: postgres.Seller, PartyID: s.bigStore, PageSize: 20, PageToken: token})
 		if err != nil {
-			return nil, err
+			return err
 		}
 		token = next
 	}
-	s.deepToken = token
-	// A pool of unpaid orders to pay, made the way checkouts make them;
-	// the orders each measure makes are numbered apart from the seeded
-	// ones and from another size's.
-	base := (s.seeded+1)<<24 + s.salt
-	pays, err := s.unpaid(ctx, base, max(500, int(s.run.Seconds()*2_500)), 20*24*time.Hour)
-	if err != nil {
-		return nil, err
-	}
-	s.payNext.Store(0)
+	// The orders the measures make are numbered apart from the seeded
+	// ones and from another size's: pay pools from base, checkouts from
+	// base+2^22, the sweeper's from base+2^23.
+	s.base = (s.seeded+1)<<24 + s.salt
 	r := rand.New(rand.NewPCG(uint64(s.seeded), 1))
 	var mu sync.Mutex
 	pick := func(n int) int { mu.Lock(); defer mu.Unlock(); return r.IntN(n) }
-	ops := []struct {
-		name string
-		do   func(ctx context.Context) error
-	}{
+	s.ops = []scaleOp{
 		{"GetOrder (any order)", func(ctx context.Context) error {
 			n := pick(s.seeded)
 			_, err := s.db.Get(ctx, seededID(n, seededStore(n)).String())
@@ -492,53 +520,70 @@ func (s *scaleRun) measure(ctx context.Context) ([]ScaleRow, error) {
 			return err
 		}},
 		{fmt.Sprintf("ListOrders (the big store's page %d)", deepPage), func(ctx context.Context) error {
-			_, _, err := s.db.List(ctx, postgres.ListQuery{Party: postgres.Seller, PartyID: s.bigStore, PageSize: 20, PageToken: s.deepToken})
+			_, _, err := s.db.List(ctx, postgres.ListQuery{Party: postgres.Seller, PartyID: s.bigStore, PageSize: 20, PageToken: token})
 			return err
 		}},
 		{"Checkout (store the orders)", func(ctx context.Context) error {
-			_, err := s.unpaid(ctx, base+1<<22+int(s.madeNext.Add(1)), 1, 20*24*time.Hour)
+			_, err := s.unpaid(ctx, s.base+1<<22+int(s.madeNext.Add(1)), 1, 20*24*time.Hour)
 			return err
 		}},
 		{"PayOrder (begin, succeed)", func(ctx context.Context) error {
 			i := int(s.payNext.Add(1))
-			if i > len(pays) {
-				return fmt.Errorf("the pay pool of %d ran out", len(pays))
+			if i > len(s.pays) {
+				return fmt.Errorf("the pay pool of %d ran out", len(s.pays))
 			}
-			return s.pay(ctx, pays[i-1])
+			return s.pay(ctx, s.pays[i-1])
 		}},
 	}
-	s.payNext.Store(0)
 	s.madeNext.Store(0)
-	// The sweeper takes its turn in each round too, after the others, on
-	// payment windows of its own (a batch of scaleDue per round).
-	rounds := make([][]ScaleRow, len(ops)+1)
-	for round := range scaleRounds {
-		// The payments a round makes are analyzed, as autovacuum would
-		// soon: seeded without any, payment_attempts was read whole (46
-		// blocks per GetOrder at 10,000 orders) on a plan made when it was
-		// empty.
-		if _, err := s.pool.Exec(ctx, `ANALYZE payment_attempts`); err != nil {
-			return nil, err
-		}
-		for i, op := range ops {
-			row, err := s.timeOp(ctx, op.name, s.run/scaleRounds, op.do)
-			if err != nil {
-				return nil, err
-			}
-			rounds[i] = append(rounds[i], row)
-		}
-		row, err := s.sweep(ctx, base+1<<23+round*scaleDue)
+	s.payPool = max(500, int(s.roundRun().Seconds()*2_500))
+	return nil
+}
+
+// roundRun is how long an operation runs in a round.
+func (s *scaleRun) roundRun() time.Duration { return s.run / scaleRounds }
+
+// round times each operation once at the database's present size, then
+// the sweeper on payment windows of its own (a batch of scaleDue): a row
+// each.
+func (s *scaleRun) round(ctx context.Context, round int) ([]ScaleRow, error) {
+	// PayOrder's pool of unpaid orders, made the way checkouts make them,
+	// twice what the round before paid: a pool made for the whole run
+	// added more orders to the small side than it was seeded with.
+	pays, err := s.unpaid(ctx, s.base+round<<19, s.payPool, 20*24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	s.pays = pays
+	s.payNext.Store(0)
+	// The payments a round makes are analyzed, as autovacuum would soon:
+	// seeded without any, payment_attempts was read whole (46 blocks per
+	// GetOrder at 10,000 orders) on a plan made when it was empty.
+	if _, err := s.pool.Exec(ctx, `ANALYZE payment_attempts`); err != nil {
+		return nil, err
+	}
+	var rows []ScaleRow
+	for _, op := range s.ops {
+		row, err := s.timeOp(ctx, op.name, s.roundRun(), op.do)
 		if err != nil {
 			return nil, err
 		}
-		rounds[len(ops)] = append(rounds[len(ops)], row)
+		rows = append(rows, row)
 	}
-	var rows []ScaleRow
-	for _, rs := range rounds {
-		slices.SortFunc(rs, func(a, b ScaleRow) int { return cmp.Compare(a.Small, b.Small) })
-		rows = append(rows, rs[len(rs)/2])
+	s.payPool = max(500, 2*int(min(s.payNext.Load(), int64(len(pays)))))
+	row, err := s.sweep(ctx, s.base+1<<23+round*scaleDue)
+	if err != nil {
+		return nil, err
 	}
-	return rows, nil
+	return append(rows, row), nil
+}
+
+// count is how many orders the database holds (on Citus, the
+// distributed table's, from the workers).
+func (s *scaleRun) count(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM orders`).Scan(&n)
+	return n, err
 }
 
 // unpaid stores n unpaid orders numbered from first (a checkout's), by
@@ -720,18 +765,22 @@ func (sc *Scale) Markdown() string {
 			"blocks are the workers' (a statement of one shard), where the rows are.\n\n")
 	}
 	fmt.Fprintf(&b, "The store's operations in process at c=%d (the layers above it do the same work at any size; time: the median of %d rounds "+
-		"at each size, the operations taking turns), on one database seeded by COPY "+
+		"at each size, the operations taking turns in a round and the sizes a round at a time), on two databases seeded by COPY "+
 		"(%v in all): %d stores (Zipf: store-00000 is the biggest), %d buyers, orders over a year. Size: %s, then %s. "+
+		"The measures add orders as they go (checkouts, the orders paid and the sweeper's): the small side held %d after its last round. "+
 		"Blocks: the most shared blocks one of the operation's statements touched per call (pg_stat_statements; for the sweeper, a "+
 		"call is a batch of up to 200); read: the blocks per call its statements read from outside PostgreSQL's buffers "+
 		"(shared_buffers %s), from the OS's cache or the disk. The buyer is one of %d with a full first page at both sizes.\n\n",
-		scaleConc, scaleRounds, sc.Seeding.Round(time.Second), scaleStores, scaleBuyers, sc.SmallSize, sc.LargeSize, sc.SharedBuffers, regulars)
-	fmt.Fprintf(&b, "| operation | at %d | at %d | ratio | blocks/call at %d | at %d | read/call at %d | at %d | its statement |\n"+
-		"|---|---:|---:|---:|---:|---:|---:|---:|---|\n", scaleSmall, sc.Orders, scaleSmall, sc.Orders, scaleSmall, sc.Orders)
+		scaleConc, scaleRounds, sc.Seeding.Round(time.Second), scaleStores, scaleBuyers, sc.SmallSize, sc.LargeSize, sc.SmallHeld,
+		sc.SharedBuffers, regulars)
+	fmt.Fprintf(&b, "| operation | at %d | at %d | ratio | blocks/call at %d | at %d | read/call at %d | at %d | its statement | rounds at %d | at %d |\n"+
+		"|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|\n", scaleSmall, sc.Orders, scaleSmall, sc.Orders, scaleSmall, sc.Orders,
+		scaleSmall, sc.Orders)
 	var flagged []string
 	for _, r := range sc.Rows {
-		fmt.Fprintf(&b, "| %s | %v | %v | %.2f | %.0f | %.0f | %.1f | %.1f | `%s` |\n", r.Op, r.Small.Round(time.Microsecond),
-			r.Large.Round(time.Microsecond), r.Ratio(), r.SmallBlocks, r.LargeBlocks, r.SmallRead, r.LargeRead, r.Statement)
+		fmt.Fprintf(&b, "| %s | %v | %v | %.2f | %.0f | %.0f | %.1f | %.1f | `%s` | %s | %s |\n", r.Op, r.Small.Round(time.Microsecond),
+			r.Large.Round(time.Microsecond), r.Ratio(), r.SmallBlocks, r.LargeBlocks, r.SmallRead, r.LargeRead, r.Statement,
+			roundsText(r.SmallRounds), roundsText(r.LargeRounds))
 		if r.ReadsMoreThanItsPage() {
 			flagged = append(flagged, r.Op)
 		}
@@ -742,4 +791,13 @@ func (sc *Scale) Markdown() string {
 		fmt.Fprintf(&b, "\n**Reads more than its page** (blocks per call grow with the data): %s.\n", strings.Join(flagged, ", "))
 	}
 	return b.String()
+}
+
+// roundsText is a row's rounds, in turn.
+func roundsText(ds []time.Duration) string {
+	var parts []string
+	for _, d := range ds {
+		parts = append(parts, d.Round(time.Microsecond).String())
+	}
+	return strings.Join(parts, ", ")
 }
