@@ -209,15 +209,15 @@ func TestScaleSmoke(t *testing.T) {
 		t.Fatalf("%d rows: %+v", len(sc.Rows), sc.Rows)
 	}
 	for _, r := range sc.Rows {
-		if r.Small <= 0 || r.Large <= 0 || r.SmallBlocks <= 0 || r.LargeBlocks <= 0 || r.Statement == "" {
+		if r.Small.Time <= 0 || r.Large.Time <= 0 || r.Small.Blocks <= 0 || r.Large.Blocks <= 0 || r.Statement == "" {
 			t.Errorf("%s: %+v", r.Op, r)
 		}
-		if len(r.SmallRounds) != scaleRounds || len(r.LargeRounds) != scaleRounds || !slices.Contains(r.LargeRounds, r.Large) {
-			t.Errorf("%s: rounds %v and %v, median %v", r.Op, r.SmallRounds, r.LargeRounds, r.Large)
+		if len(r.Small.Rounds) != scaleRounds || len(r.Large.Rounds) != scaleRounds || !slices.Contains(r.Large.Rounds, r.Large.Time) {
+			t.Errorf("%s: rounds %v and %v, median %v", r.Op, r.Small.Rounds, r.Large.Rounds, r.Large.Time)
 		}
 		if r.ReadsMoreThanItsPage() {
-			t.Errorf("%s reads more than its page: %.0f blocks per call at 10,000 orders, %.0f at 40,000 (%s)", r.Op, r.SmallBlocks,
-				r.LargeBlocks, r.Statement)
+			t.Errorf("%s reads more than its page: %.0f blocks per call at 10,000 orders, %.0f at 40,000 (%s)", r.Op, r.Small.Blocks,
+				r.Large.Blocks, r.Statement)
 		}
 	}
 	// The small side is 10,000 orders and what the measures made: a
@@ -226,7 +226,7 @@ func TestScaleSmoke(t *testing.T) {
 	if sc.SmallHeld < scaleSmall || sc.SmallHeld > 3*scaleSmall {
 		t.Errorf("the small side held %d orders after its last round", sc.SmallHeld)
 	}
-	if md := sc.Markdown(); !strings.Contains(md, "No operation's statements read more") {
+	if md := sc.Markdown(); !strings.Contains(md, "No operation's statements read more") || !strings.Contains(md, "| I/O wait/op at 10000 |") {
 		t.Errorf("the table:\n%s", md)
 	}
 	// Measured again without seeding the large side: the same operations
@@ -237,7 +237,7 @@ func TestScaleSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, r := range again.Rows {
-		if r.Op != sc.Rows[i].Op || r.Large <= 0 || r.LargeBlocks <= 0 || r.Small <= 0 || r.SmallBlocks <= 0 {
+		if r.Op != sc.Rows[i].Op || r.Large.Time <= 0 || r.Large.Blocks <= 0 || r.Small.Time <= 0 || r.Small.Blocks <= 0 {
 			t.Errorf("measured again, %s: %+v", r.Op, r)
 		}
 	}
@@ -293,7 +293,7 @@ func TestScaleSmokeOnCitus(t *testing.T) {
 		// A buyer's page fans out; its shards' statements have not shown
 		// in the workers' pg_stat_statements (not understood), so its
 		// blocks are not required.
-		if r.Small <= 0 || r.Large <= 0 || !strings.Contains(r.Op, "buyer") && (r.SmallBlocks <= 0 || r.LargeBlocks <= 0) {
+		if r.Small.Time <= 0 || r.Large.Time <= 0 || !strings.Contains(r.Op, "buyer") && (r.Small.Blocks <= 0 || r.Large.Blocks <= 0) {
 			t.Errorf("%s: %+v", r.Op, r)
 		}
 	}

@@ -49,25 +49,34 @@ const (
 	regulars = 100
 )
 
-// ScaleRow is one operation at both sizes.
+// ScaleRow is one operation at both sizes: Small at scaleSmall orders,
+// Large at N.
 type ScaleRow struct {
-	Op string
-	// Small and Large are the mean time per operation at scaleSmall and at
-	// N orders, at concurrency scaleConc.
-	Small, Large time.Duration
+	Op           string
+	Small, Large ScaleCell
+	// Statement is the one that touched the most blocks per call (at the
+	// size where it touched more).
+	Statement string
+}
+
+// ScaleCell is an operation at one size: its median round's figures, and
+// every round's time.
+type ScaleCell struct {
+	// Time is the mean time per operation, at concurrency scaleConc.
+	Time time.Duration
 	// Blocks are the most shared blocks one of its statements touched per
-	// call (hit or read), at each size, and that statement; Read are the
-	// blocks per call all its statements read from outside PostgreSQL's
-	// buffers.
-	SmallBlocks, LargeBlocks float64
-	SmallRead, LargeRead     float64
-	Statement                string
-	// SmallRounds and LargeRounds are each round's time, in turn.
-	SmallRounds, LargeRounds []time.Duration
+	// call (hit or read); Read are the blocks per call all its statements
+	// read from outside PostgreSQL's buffers; IOWait is the time per call
+	// its statements spent reading and writing blocks (track_io_timing:
+	// from the OS's cache or the disk, and dirty buffers written out to
+	// make room).
+	Blocks, Read float64
+	IOWait       time.Duration
+	Rounds       []time.Duration
 }
 
 // Ratio is the large cost over the small one.
-func (r ScaleRow) Ratio() float64 { return float64(r.Large) / float64(max(r.Small, 1)) }
+func (r ScaleRow) Ratio() float64 { return float64(r.Large.Time) / float64(max(r.Small.Time, 1)) }
 
 // ReadsMoreThanItsPage reports whether the operation's statements touched
 // clearly more blocks per call with more data: a plan that reads more
@@ -75,7 +84,7 @@ func (r ScaleRow) Ratio() float64 { return float64(r.Large) / float64(max(r.Smal
 // Blocks may grow a little (an index one level deeper, a page of a
 // bigger store spread over more heap pages); twice as many and 20 more
 // is not that.
-func (r ScaleRow) ReadsMoreThanItsPage() bool { return r.LargeBlocks > 2*r.SmallBlocks+20 }
+func (r ScaleRow) ReadsMoreThanItsPage() bool { return r.Large.Blocks > 2*r.Small.Blocks+20 }
 
 // Scale is the scale run's result.
 type Scale struct {
@@ -202,16 +211,16 @@ func RunScale(ctx context.Context, adminURL string, n int, run time.Duration, re
 	// The sizes take turns a round at a time, so that a slow spell of
 	// the machine (its rounds have differed by 1.7 times) falls on both
 	// rather than on one size's every round.
-	var rounds [2][][]ScaleRow // a size's, an operation's rounds
+	var rounds [2][][]measured // a size's, an operation's rounds
 	for round := range scaleRounds {
 		for i, s := range []*scaleRun{small, large} {
-			rows, err := s.round(ctx, round)
+			ms, err := s.round(ctx, round)
 			if err != nil {
 				return nil, err
 			}
-			rounds[i] = slices.Grow(rounds[i], len(rows))[:len(rows)]
-			for j, row := range rows {
-				rounds[i][j] = append(rounds[i][j], row)
+			rounds[i] = slices.Grow(rounds[i], len(ms))[:len(ms)]
+			for j, m := range ms {
+				rounds[i][j] = append(rounds[i][j], m)
 			}
 		}
 	}
@@ -219,24 +228,31 @@ func RunScale(ctx context.Context, adminURL string, n int, run time.Duration, re
 		return nil, err
 	}
 	for i, rs := range rounds[0] {
-		r, l := median(rs), median(rounds[1][i])
-		r.Large, r.LargeBlocks, r.LargeRead = l.Small, l.SmallBlocks, l.SmallRead
-		if l.SmallBlocks > r.SmallBlocks {
-			r.Statement = l.Statement
+		sm, lm := median(rs), median(rounds[1][i])
+		r := ScaleRow{Op: sm.op, Small: sm.ScaleCell, Large: lm.ScaleCell, Statement: sm.statement}
+		if lm.Blocks > sm.Blocks {
+			r.Statement = lm.statement
 		}
 		for j := range rs {
-			r.SmallRounds, r.LargeRounds = append(r.SmallRounds, rs[j].Small), append(r.LargeRounds, rounds[1][i][j].Small)
+			r.Small.Rounds, r.Large.Rounds = append(r.Small.Rounds, rs[j].Time), append(r.Large.Rounds, rounds[1][i][j].Time)
 		}
 		res.Rows = append(res.Rows, r)
 	}
 	return res, nil
 }
 
-// median is the row of the median round (by time).
-func median(rs []ScaleRow) ScaleRow {
-	rs = slices.Clone(rs)
-	slices.SortFunc(rs, func(a, b ScaleRow) int { return cmp.Compare(a.Small, b.Small) })
-	return rs[len(rs)/2]
+// measured is an operation's round at one size.
+type measured struct {
+	op string
+	ScaleCell
+	statement string
+}
+
+// median is the median round (by time).
+func median(ms []measured) measured {
+	ms = slices.Clone(ms)
+	slices.SortFunc(ms, func(a, b measured) int { return cmp.Compare(a.Time, b.Time) })
+	return ms[len(ms)/2]
 }
 
 // scaleDatabase is the scale run's database (on Citus, its schema).
@@ -546,7 +562,7 @@ func (s *scaleRun) roundRun() time.Duration { return s.run / scaleRounds }
 // round times each operation once at the database's present size, then
 // the sweeper on payment windows of its own (a batch of scaleDue): a row
 // each.
-func (s *scaleRun) round(ctx context.Context, round int) ([]ScaleRow, error) {
+func (s *scaleRun) round(ctx context.Context, round int) ([]measured, error) {
 	// PayOrder's pool of unpaid orders, made the way checkouts make them,
 	// twice what the round before paid: a pool made for the whole run
 	// added more orders to the small side than it was seeded with.
@@ -562,7 +578,7 @@ func (s *scaleRun) round(ctx context.Context, round int) ([]ScaleRow, error) {
 	if _, err := s.pool.Exec(ctx, `ANALYZE payment_attempts`); err != nil {
 		return nil, err
 	}
-	var rows []ScaleRow
+	var rows []measured
 	for _, op := range s.ops {
 		row, err := s.timeOp(ctx, op.name, s.roundRun(), op.do)
 		if err != nil {
@@ -615,9 +631,9 @@ func (s *scaleRun) pay(ctx context.Context, id string) error {
 
 // timeOp runs do at scaleConc for run and returns its mean time per
 // operation, with the blocks its statements touched.
-func (s *scaleRun) timeOp(ctx context.Context, name string, run time.Duration, do func(context.Context) error) (ScaleRow, error) {
+func (s *scaleRun) timeOp(ctx context.Context, name string, run time.Duration, do func(context.Context) error) (measured, error) {
 	if err := s.resetStats(ctx); err != nil {
-		return ScaleRow{}, err
+		return measured{}, err
 	}
 	var done atomic.Int64
 	var firstErr atomic.Value
@@ -638,13 +654,16 @@ func (s *scaleRun) timeOp(ctx context.Context, name string, run time.Duration, d
 	wg.Wait()
 	elapsed := time.Since(start)
 	if err, _ := firstErr.Load().(error); err != nil {
-		return ScaleRow{}, fmt.Errorf("%s: %w", name, err)
+		return measured{}, fmt.Errorf("%s: %w", name, err)
 	}
-	row := ScaleRow{Op: name, Small: elapsed / time.Duration(max(done.Load(), 1)) * scaleConc}
-	var err error
-	row.SmallBlocks, row.SmallRead, row.Statement, err = s.blocks(ctx)
-	fmt.Fprintf(s.log, "scale: %-45s %8d ops  %v/op  %.0f blocks/call, %.1f read\n", name, done.Load(), row.Small, row.SmallBlocks, row.SmallRead)
-	return row, err
+	m := measured{op: name, ScaleCell: ScaleCell{Time: elapsed / time.Duration(max(done.Load(), 1)) * scaleConc}}
+	err := s.blocks(ctx, &m, done.Load())
+	fmt.Fprintf(s.log, "scale: %-45s %8d ops  %v/op  %s\n", name, done.Load(), m.Time, m.blocksText())
+	return m, err
+}
+
+func (m measured) blocksText() string {
+	return fmt.Sprintf("%.0f blocks/call, %.1f read, %v I/O", m.Blocks, m.Read, m.IOWait.Round(time.Microsecond))
 }
 
 // resetStats forgets the statements' counts on every node.
@@ -658,76 +677,80 @@ func (s *scaleRun) resetStats(ctx context.Context) error {
 }
 
 // blocksSQL reads the statement that touched the most shared blocks per
-// call, as blocks|read|query (see blocks).
+// call, as blocks|read|io|query (see blocks).
 const blocksSQL = `WITH st AS (SELECT * FROM public.pg_stat_statements
 		WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND calls > 0
 		AND query NOT LIKE '%pg_stat_statements%' AND query NOT LIKE '%run_command_on_workers%'
 		AND query !~* '^\s*(BEGIN|COMMIT|ROLLBACK|SELECT pg_|SET |PREPARE TRANSACTION|COMMIT PREPARED|SELECT worker_|SELECT assign_)')
-		SELECT format('%s|%s|%s', (shared_blks_hit + shared_blks_read)::float8 / calls, (SELECT sum(shared_blks_read) FROM st)::float8 / calls, query)
+		SELECT format('%s|%s|%s|%s', (shared_blks_hit + shared_blks_read)::float8 / calls, (SELECT sum(shared_blks_read) FROM st)::float8 / calls,
+			(SELECT sum(blk_read_time + blk_write_time) FROM st), query)
 		FROM st ORDER BY (shared_blks_hit + shared_blks_read)::float8 / calls DESC LIMIT 1`
 
-// blocks is the most shared blocks per call one statement touched since
-// the last reset, and that statement (its first words); and the blocks
-// all of them read from outside the buffers, per call of that one. On
-// Citus the statements are the workers' (a statement of a shard), where
-// the rows are.
-func (s *scaleRun) blocks(ctx context.Context) (float64, float64, string, error) {
+// blocks sets m's Blocks, the most shared blocks per call one statement
+// touched since the last reset, and its statement (its first words); its
+// Read, the blocks all of them read from outside the buffers, per call of
+// that one; and its IOWait, the time all of them spent reading and writing
+// blocks, per one of ops. On Citus the statements are the workers' (a
+// statement of a shard), where the rows are.
+func (s *scaleRun) blocks(ctx context.Context, m *measured, ops int64) error {
 	var found []string
 	if s.citus {
 		rows, _ := s.pool.Query(ctx, `SELECT result FROM run_command_on_workers($q$`+blocksSQL+`$q$) WHERE success AND result <> ''`)
 		var err error
 		if found, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
-			return 0, 0, "", err
+			return err
 		}
 	} else {
 		var one string
 		err := s.pool.QueryRow(ctx, blocksSQL).Scan(&one)
 		if err == pgx.ErrNoRows {
-			return 0, 0, "", nil
+			return nil
 		} else if err != nil {
-			return 0, 0, "", err
+			return err
 		}
 		found = []string{one}
 	}
-	var blocks, read float64
-	var query string
+	var io float64 // ms, on every node
 	for _, f := range found {
-		parts := strings.SplitN(f, "|", 3)
-		if len(parts) != 3 {
-			return 0, 0, "", fmt.Errorf("pg_stat_statements: %q", f)
+		parts := strings.SplitN(f, "|", 4)
+		if len(parts) != 4 {
+			return fmt.Errorf("pg_stat_statements: %q", f)
 		}
 		b, err1 := strconv.ParseFloat(parts[0], 64)
 		r, err2 := strconv.ParseFloat(parts[1], 64)
-		if err := cmp.Or(err1, err2); err != nil {
-			return 0, 0, "", fmt.Errorf("pg_stat_statements: %q: %w", f, err)
+		ms, err3 := strconv.ParseFloat(cmp.Or(parts[2], "0"), 64)
+		if err := cmp.Or(err1, err2, err3); err != nil {
+			return fmt.Errorf("pg_stat_statements: %q: %w", f, err)
 		}
-		if b >= blocks {
-			blocks, read, query = b, r, parts[2]
+		io += ms
+		if b >= m.Blocks {
+			m.Blocks, m.Read, m.statement = b, r, parts[3]
 		}
 	}
-	query = strings.Join(strings.Fields(query), " ")
-	if len(query) > 90 {
-		query = query[:90] + "…"
+	m.IOWait = time.Duration(io * float64(time.Millisecond) / float64(max(ops, 1)))
+	m.statement = strings.Join(strings.Fields(m.statement), " ")
+	if len(m.statement) > 90 {
+		m.statement = m.statement[:90] + "…"
 	}
-	return blocks, read, query, nil
+	return nil
 }
 
 // sweep is the sweeper's cost per due deadline: scaleDue payment windows
 // that end now, read and fired in batches as the sweeper does.
-func (s *scaleRun) sweep(ctx context.Context, first int) (ScaleRow, error) {
+func (s *scaleRun) sweep(ctx context.Context, first int) (measured, error) {
 	if _, err := s.unpaid(ctx, first, scaleDue, time.Millisecond); err != nil {
-		return ScaleRow{}, err
+		return measured{}, err
 	}
 	time.Sleep(10 * time.Millisecond)
 	if err := s.resetStats(ctx); err != nil {
-		return ScaleRow{}, err
+		return measured{}, err
 	}
 	start := time.Now()
 	fired, after := 0, postgres.Deadline{}
 	for {
 		ds, err := s.db.DueDeadlines(ctx, time.Now(), after, 200)
 		if err != nil {
-			return ScaleRow{}, err
+			return measured{}, err
 		}
 		if len(ds) == 0 {
 			break
@@ -736,19 +759,18 @@ func (s *scaleRun) sweep(ctx context.Context, first int) (ScaleRow, error) {
 		ds = slices.DeleteFunc(ds, func(d postgres.Deadline) bool { return d.Kind != order.DeadlinePayment })
 		res, err := s.db.FireDeadlines(ctx, ds, time.Now(), order.DefaultPolicy)
 		if err != nil {
-			return ScaleRow{}, err
+			return measured{}, err
 		}
 		fired += len(res.Fired)
 	}
 	elapsed := time.Since(start)
 	if fired < scaleDue {
-		return ScaleRow{}, fmt.Errorf("the sweeper fired %d of %d due deadlines", fired, scaleDue)
+		return measured{}, fmt.Errorf("the sweeper fired %d of %d due deadlines", fired, scaleDue)
 	}
-	row := ScaleRow{Op: "Sweeper (per due deadline)", Small: elapsed / time.Duration(fired)}
-	var err error
-	row.SmallBlocks, row.SmallRead, row.Statement, err = s.blocks(ctx)
-	fmt.Fprintf(s.log, "scale: %-45s %8d fired  %v each  %.0f blocks/call, %.1f read\n", row.Op, fired, row.Small, row.SmallBlocks, row.SmallRead)
-	return row, err
+	m := measured{op: "Sweeper (per due deadline)", ScaleCell: ScaleCell{Time: elapsed / time.Duration(fired)}}
+	err := s.blocks(ctx, &m, int64(fired))
+	fmt.Fprintf(s.log, "scale: %-45s %8d fired  %v each  %s\n", m.op, fired, m.Time, m.blocksText())
+	return m, err
 }
 
 // Markdown is the scale table.
@@ -770,17 +792,19 @@ func (sc *Scale) Markdown() string {
 		"The measures add orders as they go (checkouts, the orders paid and the sweeper's): the small side held %d after its last round. "+
 		"Blocks: the most shared blocks one of the operation's statements touched per call (pg_stat_statements; for the sweeper, a "+
 		"call is a batch of up to 200); read: the blocks per call its statements read from outside PostgreSQL's buffers "+
-		"(shared_buffers %s), from the OS's cache or the disk. The buyer is one of %d with a full first page at both sizes.\n\n",
+		"(shared_buffers %s), from the OS's cache or the disk; I/O wait: the time per operation its statements spent reading blocks and writing "+
+		"dirty ones out to make room (track_io_timing). The buyer is one of %d with a full first page at both sizes.\n\n",
 		scaleConc, scaleRounds, sc.Seeding.Round(time.Second), scaleStores, scaleBuyers, sc.SmallSize, sc.LargeSize, sc.SmallHeld,
 		sc.SharedBuffers, regulars)
-	fmt.Fprintf(&b, "| operation | at %d | at %d | ratio | blocks/call at %d | at %d | read/call at %d | at %d | its statement | rounds at %d | at %d |\n"+
-		"|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|\n", scaleSmall, sc.Orders, scaleSmall, sc.Orders, scaleSmall, sc.Orders,
-		scaleSmall, sc.Orders)
+	fmt.Fprintf(&b, "| operation | at %[1]d | at %[2]d | ratio | blocks/call at %[1]d | at %[2]d | read/call at %[1]d | at %[2]d | "+
+		"I/O wait/op at %[1]d | at %[2]d | its statement | rounds at %[1]d | at %[2]d |\n"+
+		"|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|\n", scaleSmall, sc.Orders)
 	var flagged []string
 	for _, r := range sc.Rows {
-		fmt.Fprintf(&b, "| %s | %v | %v | %.2f | %.0f | %.0f | %.1f | %.1f | `%s` | %s | %s |\n", r.Op, r.Small.Round(time.Microsecond),
-			r.Large.Round(time.Microsecond), r.Ratio(), r.SmallBlocks, r.LargeBlocks, r.SmallRead, r.LargeRead, r.Statement,
-			roundsText(r.SmallRounds), roundsText(r.LargeRounds))
+		fmt.Fprintf(&b, "| %s | %v | %v | %.2f | %.0f | %.0f | %.1f | %.1f | %v | %v | `%s` | %s | %s |\n", r.Op, r.Small.Time.Round(time.Microsecond),
+			r.Large.Time.Round(time.Microsecond), r.Ratio(), r.Small.Blocks, r.Large.Blocks, r.Small.Read, r.Large.Read,
+			r.Small.IOWait.Round(time.Microsecond), r.Large.IOWait.Round(time.Microsecond), r.Statement,
+			roundsText(r.Small.Rounds), roundsText(r.Large.Rounds))
 		if r.ReadsMoreThanItsPage() {
 			flagged = append(flagged, r.Op)
 		}
