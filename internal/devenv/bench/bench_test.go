@@ -209,7 +209,9 @@ func TestScaleSmoke(t *testing.T) {
 		t.Fatalf("%d rows: %+v", len(sc.Rows), sc.Rows)
 	}
 	for _, r := range sc.Rows {
-		if r.Small.Time <= 0 || r.Large.Time <= 0 || r.Small.Blocks <= 0 || r.Large.Blocks <= 0 || r.Statement == "" {
+		// PostgreSQL is on this machine: its CPU is read.
+		if r.Small.Time <= 0 || r.Large.Time <= 0 || r.Small.Blocks <= 0 || r.Large.Blocks <= 0 || r.Statement == "" ||
+			r.Small.CPU <= 0 || r.Large.CPU <= 0 {
 			t.Errorf("%s: %+v", r.Op, r)
 		}
 		if len(r.Small.Rounds) != scaleRounds || len(r.Large.Rounds) != scaleRounds || !slices.Contains(r.Large.Rounds, r.Large.Time) {
@@ -293,7 +295,8 @@ func TestScaleSmokeOnCitus(t *testing.T) {
 		// A buyer's page fans out; its shards' statements have not shown
 		// in the workers' pg_stat_statements (not understood), so its
 		// blocks are not required.
-		if r.Small.Time <= 0 || r.Large.Time <= 0 || !strings.Contains(r.Op, "buyer") && (r.Small.Blocks <= 0 || r.Large.Blocks <= 0) {
+		if r.Small.Time <= 0 || r.Large.Time <= 0 || !strings.Contains(r.Op, "buyer") && (r.Small.Blocks <= 0 || r.Large.Blocks <= 0) ||
+			r.Small.CPU <= 0 || r.Large.CPU <= 0 {
 			t.Errorf("%s: %+v", r.Op, r)
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/url"
+	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -72,7 +74,21 @@ type ScaleCell struct {
 	// make room).
 	Blocks, Read float64
 	IOWait       time.Duration
-	Rounds       []time.Duration
+	// CPU is the CPU time per operation of PostgreSQL (all its processes;
+	// on Citus, every node's) and of the store's code (this process): the
+	// cost that 16 operations at once on two cores turn into time, without
+	// the waits; 0 where it cannot be read (PostgreSQL elsewhere).
+	CPU    time.Duration
+	Rounds []time.Duration
+}
+
+// CPURatio is the large CPU per operation over the small one (0 if
+// either is unknown).
+func (r ScaleRow) CPURatio() float64 {
+	if r.Small.CPU <= 0 || r.Large.CPU <= 0 {
+		return 0
+	}
+	return float64(r.Large.CPU) / float64(r.Small.CPU)
 }
 
 // Ratio is the large cost over the small one.
@@ -139,6 +155,61 @@ type scaleRun struct {
 	citus bool
 	// name is the run's database (on Citus, its schema).
 	name string
+	// postmasters are the PostgreSQL servers whose CPU an operation is
+	// charged with, found on the first reading; cpuFailed, that they could
+	// not be read.
+	postmasters []int
+	cpuFailed   bool
+}
+
+// cpu is the CPU used so far by PostgreSQL (every node's server, all its
+// processes) and this process; false where it cannot be read.
+func (s *scaleRun) cpu(ctx context.Context) (time.Duration, bool) {
+	if s.cpuFailed {
+		return 0, false
+	}
+	if s.postmasters == nil {
+		q := `SELECT pg_backend_pid()::text`
+		if s.citus {
+			q = `SELECT pg_backend_pid()::text UNION ALL SELECT result FROM run_command_on_workers('SELECT pg_backend_pid()')`
+		}
+		rows, _ := s.pool.Query(ctx, q)
+		backends, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		for _, b := range backends {
+			pid, err1 := strconv.Atoi(b)
+			var ppid int
+			if err = cmp.Or(err, err1); err == nil {
+				ppid, _, _, err = procStat(pid)
+			}
+			s.postmasters = append(s.postmasters, ppid)
+		}
+		if err != nil || len(backends) == 0 {
+			fmt.Fprintf(s.log, "scale: no CPU figures (PostgreSQL not on this machine?): %v\n", err)
+			s.cpuFailed = true
+			return 0, false
+		}
+	}
+	_, total, _, err := procStat(os.Getpid())
+	for _, pm := range s.postmasters {
+		t, err1 := postgresCPU(pm)
+		err = cmp.Or(err, err1)
+		total += t
+	}
+	if err != nil {
+		fmt.Fprintf(s.log, "scale: no CPU figures: %v\n", err)
+		s.cpuFailed = true
+		return 0, false
+	}
+	return total, true
+}
+
+// cpuPerOp is the CPU used since then (a cpu reading) per one of ops.
+func (s *scaleRun) cpuPerOp(ctx context.Context, then time.Duration, ok bool, ops int64) time.Duration {
+	now, ok2 := s.cpu(ctx)
+	if !ok || !ok2 {
+		return 0
+	}
+	return (now - then) / time.Duration(max(ops, 1))
 }
 
 // onEveryNode is a statement as run on the database's every node: on
@@ -635,6 +706,7 @@ func (s *scaleRun) timeOp(ctx context.Context, name string, run time.Duration, d
 	if err := s.resetStats(ctx); err != nil {
 		return measured{}, err
 	}
+	cpu, cpuOK := s.cpu(ctx)
 	var done atomic.Int64
 	var firstErr atomic.Value
 	stop := time.Now().Add(run)
@@ -656,14 +728,15 @@ func (s *scaleRun) timeOp(ctx context.Context, name string, run time.Duration, d
 	if err, _ := firstErr.Load().(error); err != nil {
 		return measured{}, fmt.Errorf("%s: %w", name, err)
 	}
-	m := measured{op: name, ScaleCell: ScaleCell{Time: elapsed / time.Duration(max(done.Load(), 1)) * scaleConc}}
+	m := measured{op: name, ScaleCell: ScaleCell{Time: elapsed / time.Duration(max(done.Load(), 1)) * scaleConc,
+		CPU: s.cpuPerOp(ctx, cpu, cpuOK, done.Load())}}
 	err := s.blocks(ctx, &m, done.Load())
 	fmt.Fprintf(s.log, "scale: %-45s %8d ops  %v/op  %s\n", name, done.Load(), m.Time, m.blocksText())
 	return m, err
 }
 
 func (m measured) blocksText() string {
-	return fmt.Sprintf("%.0f blocks/call, %.1f read, %v I/O", m.Blocks, m.Read, m.IOWait.Round(time.Microsecond))
+	return fmt.Sprintf("%.0f blocks/call, %.1f read, %v I/O, %v CPU", m.Blocks, m.Read, m.IOWait.Round(time.Microsecond), m.CPU.Round(time.Microsecond))
 }
 
 // resetStats forgets the statements' counts on every node.
@@ -745,6 +818,7 @@ func (s *scaleRun) sweep(ctx context.Context, first int) (measured, error) {
 	if err := s.resetStats(ctx); err != nil {
 		return measured{}, err
 	}
+	cpu, cpuOK := s.cpu(ctx)
 	start := time.Now()
 	fired, after := 0, postgres.Deadline{}
 	for {
@@ -767,7 +841,8 @@ func (s *scaleRun) sweep(ctx context.Context, first int) (measured, error) {
 	if fired < scaleDue {
 		return measured{}, fmt.Errorf("the sweeper fired %d of %d due deadlines", fired, scaleDue)
 	}
-	m := measured{op: "Sweeper (per due deadline)", ScaleCell: ScaleCell{Time: elapsed / time.Duration(fired)}}
+	m := measured{op: "Sweeper (per due deadline)", ScaleCell: ScaleCell{Time: elapsed / time.Duration(fired),
+		CPU: s.cpuPerOp(ctx, cpu, cpuOK, int64(fired))}}
 	err := s.blocks(ctx, &m, int64(fired))
 	fmt.Fprintf(s.log, "scale: %-45s %8d fired  %v each  %s\n", m.op, fired, m.Time, m.blocksText())
 	return m, err
@@ -793,16 +868,18 @@ func (sc *Scale) Markdown() string {
 		"Blocks: the most shared blocks one of the operation's statements touched per call (pg_stat_statements; for the sweeper, a "+
 		"call is a batch of up to 200); read: the blocks per call its statements read from outside PostgreSQL's buffers "+
 		"(shared_buffers %s), from the OS's cache or the disk; I/O wait: the time per operation its statements spent reading blocks and writing "+
-		"dirty ones out to make room (track_io_timing). The buyer is one of %d with a full first page at both sizes.\n\n",
+		"dirty ones out to make room (track_io_timing); CPU: the CPU time per operation of PostgreSQL (all its processes) and of the store's "+
+		"code (this process), read from /proc, the cost that concurrency on %d cores turns into time. The buyer is one of %d with a full first page at both sizes.\n\n",
 		scaleConc, scaleRounds, sc.Seeding.Round(time.Second), scaleStores, scaleBuyers, sc.SmallSize, sc.LargeSize, sc.SmallHeld,
-		sc.SharedBuffers, regulars)
-	fmt.Fprintf(&b, "| operation | at %[1]d | at %[2]d | ratio | blocks/call at %[1]d | at %[2]d | read/call at %[1]d | at %[2]d | "+
+		sc.SharedBuffers, runtime.NumCPU(), regulars)
+	fmt.Fprintf(&b, "| operation | at %[1]d | at %[2]d | ratio | CPU/op at %[1]d | at %[2]d | CPU ratio | blocks/call at %[1]d | at %[2]d | read/call at %[1]d | at %[2]d | "+
 		"I/O wait/op at %[1]d | at %[2]d | its statement | rounds at %[1]d | at %[2]d |\n"+
-		"|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|\n", scaleSmall, sc.Orders)
+		"|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|\n", scaleSmall, sc.Orders)
 	var flagged []string
 	for _, r := range sc.Rows {
-		fmt.Fprintf(&b, "| %s | %v | %v | %.2f | %.0f | %.0f | %.1f | %.1f | %v | %v | `%s` | %s | %s |\n", r.Op, r.Small.Time.Round(time.Microsecond),
-			r.Large.Time.Round(time.Microsecond), r.Ratio(), r.Small.Blocks, r.Large.Blocks, r.Small.Read, r.Large.Read,
+		fmt.Fprintf(&b, "| %s | %v | %v | %.2f | %v | %v | %.2f | %.0f | %.0f | %.1f | %.1f | %v | %v | `%s` | %s | %s |\n", r.Op,
+			r.Small.Time.Round(time.Microsecond), r.Large.Time.Round(time.Microsecond), r.Ratio(), r.Small.CPU.Round(time.Microsecond),
+			r.Large.CPU.Round(time.Microsecond), r.CPURatio(), r.Small.Blocks, r.Large.Blocks, r.Small.Read, r.Large.Read,
 			r.Small.IOWait.Round(time.Microsecond), r.Large.IOWait.Round(time.Microsecond), r.Statement,
 			roundsText(r.Small.Rounds), roundsText(r.Large.Rounds))
 		if r.ReadsMoreThanItsPage() {
