@@ -28,8 +28,8 @@ import (
 // operations run on the store (package postgres, in process: the gRPC,
 // gateway and protobuf layers above it do the same work whatever the
 // data's size) at scaleSmall orders and at N, seeded by COPY into two
-// databases side by side and measured in turns, and the table gives each one's cost at both sizes and
-// their ratio. pg_stat_statements counts the blocks each statement
+// databases side by side and measured in turns, and the table gives each
+// one's cost at both sizes and their ratio. pg_stat_statements counts the blocks each statement
 // touched per call at both sizes: a statement whose plan reads more than
 // its page shows as blocks that grow with the data.
 const (
@@ -68,8 +68,8 @@ type ScaleCell struct {
 	Time time.Duration
 	// Blocks are the most shared blocks one of its statements touched per
 	// call (hit or read); Read are the blocks per call all its statements
-	// read from outside PostgreSQL's buffers; IOWait is the time per call
-	// its statements spent reading and writing blocks (track_io_timing:
+	// read from outside PostgreSQL's buffers; IOWait is the time per
+	// operation its statements spent reading and writing blocks (track_io_timing:
 	// from the OS's cache or the disk, and dirty buffers written out to
 	// make room).
 	Blocks, Read float64
@@ -230,7 +230,8 @@ func (s *scaleRun) onEveryNode(q string) []string {
 //
 // On Citus (adminURL a coordinator's database with its workers added), the
 // run's tables are schemas of their own there (of the same names),
-// distributed by Migrate, and the blocks counted are the workers', where the rows are.
+// distributed by Migrate, and the blocks counted are the workers', where
+// the rows are.
 func RunScale(ctx context.Context, adminURL string, n int, run time.Duration, reuse, citus bool, log io.Writer) (*Scale, error) {
 	if n <= scaleSmall {
 		return nil, fmt.Errorf("-orders %d: give more than %d", n, scaleSmall)
@@ -265,14 +266,17 @@ func RunScale(ctx context.Context, adminURL string, n int, run time.Duration, re
 	if err := small.seed(ctx, scaleSmall); err != nil {
 		return nil, err
 	}
+	if !reuse {
+		if err := large.seed(ctx, n); err != nil {
+			return nil, err
+		}
+	}
+	res.Seeding = time.Since(start)
 	if reuse {
 		if err := large.warm(ctx); err != nil {
 			return nil, err
 		}
-	} else if err := large.seed(ctx, n); err != nil {
-		return nil, err
 	}
-	res.Seeding = time.Since(start)
 	res.SmallSize, res.LargeSize = small.size(ctx), large.size(ctx)
 	for _, s := range []*scaleRun{small, large} {
 		if err := s.prepare(ctx); err != nil {
