@@ -169,21 +169,24 @@ func (s *scaleRun) cpu(ctx context.Context) (time.Duration, bool) {
 		return 0, false
 	}
 	if s.postmasters == nil {
-		q := `SELECT pg_backend_pid()::text`
+		// The first line of postmaster.pid, in the data directory: a
+		// worker's backend asked for its parent had exited by the time
+		// /proc was read.
+		const pidSQL = `SELECT split_part(pg_read_file('postmaster.pid'), E'\n', 1)`
+		q := pidSQL
 		if s.citus {
-			q = `SELECT pg_backend_pid()::text UNION ALL SELECT result FROM run_command_on_workers('SELECT pg_backend_pid()')`
+			q += ` UNION ALL SELECT result FROM run_command_on_workers($q$` + pidSQL + `$q$)`
 		}
 		rows, _ := s.pool.Query(ctx, q)
-		backends, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		for _, b := range backends {
-			pid, err1 := strconv.Atoi(b)
-			var ppid int
+		pids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		for _, p := range pids {
+			pid, err1 := strconv.Atoi(p)
 			if err = cmp.Or(err, err1); err == nil {
-				ppid, _, _, err = procStat(pid)
+				_, _, _, err = procStat(pid)
 			}
-			s.postmasters = append(s.postmasters, ppid)
+			s.postmasters = append(s.postmasters, pid)
 		}
-		if err != nil || len(backends) == 0 {
+		if err != nil || len(pids) == 0 {
 			fmt.Fprintf(s.log, "scale: no CPU figures (PostgreSQL not on this machine?): %v\n", err)
 			s.cpuFailed = true
 			return 0, false
@@ -575,6 +578,8 @@ func (s *scaleRun) seededOrder(i int, r *rand.Rand) seeded {
 type scaleOp struct {
 	name string
 	do   func(ctx context.Context) error
+	// before readies a round of it, untimed.
+	before func(ctx context.Context, round int) error
 }
 
 // prepare readies the measures at the database's present size: the big
@@ -597,28 +602,28 @@ func (s *scaleRun) prepare(ctx context.Context) error {
 	var mu sync.Mutex
 	pick := func(n int) int { mu.Lock(); defer mu.Unlock(); return r.IntN(n) }
 	s.ops = []scaleOp{
-		{"GetOrder (any order)", func(ctx context.Context) error {
+		{name: "GetOrder (any order)", do: func(ctx context.Context) error {
 			n := pick(s.seeded)
 			_, err := s.db.Get(ctx, seededID(n, seededStore(n)).String())
 			return err
 		}},
-		{"ListOrders (a buyer's first page)", func(ctx context.Context) error {
+		{name: "ListOrders (a buyer's first page)", do: func(ctx context.Context) error {
 			_, _, err := s.db.List(ctx, postgres.ListQuery{Party: postgres.Buyer, PartyID: scaleBuyer(pick(regulars)), PageSize: 20})
 			return err
 		}},
-		{"ListOrders (the big store's first page)", func(ctx context.Context) error {
+		{name: "ListOrders (the big store's first page)", do: func(ctx context.Context) error {
 			_, _, err := s.db.List(ctx, postgres.ListQuery{Party: postgres.Seller, PartyID: s.bigStore, PageSize: 20})
 			return err
 		}},
-		{fmt.Sprintf("ListOrders (the big store's page %d)", deepPage), func(ctx context.Context) error {
+		{name: fmt.Sprintf("ListOrders (the big store's page %d)", deepPage), do: func(ctx context.Context) error {
 			_, _, err := s.db.List(ctx, postgres.ListQuery{Party: postgres.Seller, PartyID: s.bigStore, PageSize: 20, PageToken: token})
 			return err
 		}},
-		{"Checkout (store the orders)", func(ctx context.Context) error {
+		{name: "Checkout (store the orders)", do: func(ctx context.Context) error {
 			_, err := s.unpaid(ctx, s.base+1<<22+int(s.madeNext.Add(1)), 1, 20*24*time.Hour)
 			return err
 		}},
-		{"PayOrder (begin, succeed)", func(ctx context.Context) error {
+		{name: "PayOrder (begin, succeed)", before: s.payPoolFor, do: func(ctx context.Context) error {
 			i := int(s.payNext.Add(1))
 			if i > len(s.pays) {
 				return fmt.Errorf("the pay pool of %d ran out", len(s.pays))
@@ -638,15 +643,6 @@ func (s *scaleRun) roundRun() time.Duration { return s.run / scaleRounds }
 // the sweeper on payment windows of its own (a batch of scaleDue): a row
 // each.
 func (s *scaleRun) round(ctx context.Context, round int) ([]measured, error) {
-	// PayOrder's pool of unpaid orders, made the way checkouts make them,
-	// twice what the round before paid: a pool made for the whole run
-	// added more orders to the small side than it was seeded with.
-	pays, err := s.unpaid(ctx, s.base+round<<19, s.payPool, 20*24*time.Hour)
-	if err != nil {
-		return nil, err
-	}
-	s.pays = pays
-	s.payNext.Store(0)
 	// The payments a round makes are analyzed, as autovacuum would soon:
 	// seeded without any, payment_attempts was read whole (46 blocks per
 	// GetOrder at 10,000 orders) on a plan made when it was empty.
@@ -655,18 +651,37 @@ func (s *scaleRun) round(ctx context.Context, round int) ([]measured, error) {
 	}
 	var rows []measured
 	for _, op := range s.ops {
+		if op.before != nil {
+			if err := op.before(ctx, round); err != nil {
+				return nil, err
+			}
+		}
 		row, err := s.timeOp(ctx, op.name, s.roundRun(), op.do)
 		if err != nil {
 			return nil, err
 		}
 		rows = append(rows, row)
 	}
-	s.payPool = max(500, 2*int(min(s.payNext.Load(), int64(len(pays)))))
+	s.payPool = max(500, 2*int(min(s.payNext.Load(), int64(len(s.pays)))))
 	row, err := s.sweep(ctx, s.base+1<<23+round*scaleDue)
 	if err != nil {
 		return nil, err
 	}
 	return append(rows, row), nil
+}
+
+// payPoolFor makes PayOrder's pool of unpaid orders for a round, the way
+// checkouts make them, twice what the round before paid (a pool made for
+// the whole run added more orders to the small side than it was seeded
+// with). It is made just before PayOrder's turn: made at the start of the
+// round, its writes filled the buffers with dirty blocks that GetOrder's
+// reads then had to write out to make room (at 10 million orders, a third
+// of its backends' time in a profile).
+func (s *scaleRun) payPoolFor(ctx context.Context, round int) error {
+	pays, err := s.unpaid(ctx, s.base+round<<19, s.payPool, 20*24*time.Hour)
+	s.pays = pays
+	s.payNext.Store(0)
+	return err
 }
 
 // count is how many orders the database holds (on Citus, the
