@@ -181,6 +181,37 @@ func TestCPUReport(t *testing.T) {
 	}
 }
 
+// TestPostgresBackgroundCPU tells the test PostgreSQL's background
+// processes from its backends by their titles: its checkpointer is one,
+// this test's own backend is not.
+func TestPostgresBackgroundCPU(t *testing.T) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, testenv.AdminURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var postmaster, backend int
+	if err := conn.QueryRow(ctx, `SELECT split_part(pg_read_file('postmaster.pid'), E'\n', 1)::int, pg_backend_pid()`).
+		Scan(&postmaster, &backend); err != nil {
+		t.Fatal(err)
+	}
+	if isBackground(backend) {
+		t.Errorf("this test's backend %d counted as a background process", backend)
+	}
+	var checkpointer int
+	if err := conn.QueryRow(ctx, `SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'`).Scan(&checkpointer); err != nil {
+		t.Fatal(err)
+	}
+	if !isBackground(checkpointer) {
+		t.Errorf("the checkpointer %d not counted as a background process", checkpointer)
+	}
+	backends, background, err := postgresCPUSplit(postmaster)
+	if err != nil || backends <= 0 || background < 0 {
+		t.Errorf("split: backends %v, background %v, %v", backends, background, err)
+	}
+}
+
 // scaleSmokeRun is the scale smoke tests' run of an operation at a size:
 // rounds of 300 ms.
 const scaleSmokeRun = scaleRounds * 300 * time.Millisecond
@@ -213,6 +244,9 @@ func TestScaleSmoke(t *testing.T) {
 		if r.Small.Time <= 0 || r.Large.Time <= 0 || r.Small.Blocks <= 0 || r.Large.Blocks <= 0 || r.Statement == "" ||
 			r.Small.CPU <= 0 || r.Large.CPU <= 0 {
 			t.Errorf("%s: %+v", r.Op, r)
+		}
+		if r.Small.Background < 0 || r.Small.Background > r.Small.CPU || r.Large.Background > r.Large.CPU {
+			t.Errorf("%s: background CPU %v of %v, %v of %v", r.Op, r.Small.Background, r.Small.CPU, r.Large.Background, r.Large.CPU)
 		}
 		if len(r.Small.Rounds) != scaleRounds || len(r.Large.Rounds) != scaleRounds || !slices.Contains(r.Large.Rounds, r.Large.Time) {
 			t.Errorf("%s: rounds %v and %v, median %v", r.Op, r.Small.Rounds, r.Large.Rounds, r.Large.Time)

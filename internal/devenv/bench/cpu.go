@@ -72,14 +72,24 @@ func procStat(pid int) (ppid int, own, children time.Duration, err error) {
 // ones that have exited (the backends of a pgbench run) included: the
 // postmaster's own, its reaped children's, and its live children's.
 func postgresCPU(postmaster int) (time.Duration, error) {
+	backends, background, err := postgresCPUSplit(postmaster)
+	return backends + background, err
+}
+
+// postgresCPUSplit is postgresCPU in two: the backends' (those that have
+// exited included), and the background processes' (the postmaster, the
+// checkpointer, the background writer, the WAL writer, autovacuum, and
+// background workers such as Citus's maintenance daemon), told apart by
+// the title PostgreSQL gives each process.
+func postgresCPUSplit(postmaster int) (backends, background time.Duration, err error) {
 	_, own, reaped, err := procStat(postmaster)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	total := own + reaped
+	backends, background = reaped, own
 	dirs, err := os.ReadDir("/proc")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	for _, d := range dirs {
 		pid, err := strconv.Atoi(d.Name())
@@ -88,11 +98,35 @@ func postgresCPU(postmaster int) (time.Duration, error) {
 		}
 		// An exited backend stays here until the postmaster reaps it; one
 		// reaped between the postmaster's read and this one is missed.
-		if ppid, own, _, err := procStat(pid); err == nil && ppid == postmaster {
-			total += own
+		ppid, own, _, err := procStat(pid)
+		if err != nil || ppid != postmaster {
+			continue
+		}
+		if isBackground(pid) {
+			background += own
+		} else {
+			backends += own
 		}
 	}
-	return total, nil
+	return backends, background, nil
+}
+
+// isBackground reports whether a child of the postmaster is one of its
+// background processes rather than a client's backend: a backend's title
+// is "postgres: user database host ...", a background process's its role.
+func isBackground(pid int) bool {
+	title, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+	if err != nil {
+		return false
+	}
+	t := strings.TrimPrefix(strings.TrimRight(string(title), "\x00 "), "postgres: ")
+	for _, role := range []string{"checkpointer", "background writer", "walwriter", "autovacuum", "logical replication",
+		"archiver", "Citus"} {
+		if strings.HasPrefix(t, role) {
+			return true
+		}
+	}
+	return false
 }
 
 // cpu reads the CPU used so far by PostgreSQL, Redis, both services, the

@@ -78,8 +78,13 @@ type ScaleCell struct {
 	// on Citus, every node's) and of the store's code (this process): the
 	// cost that 16 operations at once on two cores turn into time, without
 	// the waits; 0 where it cannot be read (PostgreSQL elsewhere).
-	CPU    time.Duration
-	Rounds []time.Duration
+	CPU time.Duration
+	// Background is the part of CPU that PostgreSQL's background
+	// processes used (checkpointer, background writer, WAL writer,
+	// autovacuum): writing out what the operations before dirtied, as much
+	// as what this one did.
+	Background time.Duration
+	Rounds     []time.Duration
 }
 
 // CPURatio is the large CPU per operation over the small one (0 if
@@ -162,11 +167,15 @@ type scaleRun struct {
 	cpuFailed   bool
 }
 
+// cpuUsed is a reading of the CPU used so far: in all, and by PostgreSQL's
+// background processes.
+type cpuUsed struct{ total, background time.Duration }
+
 // cpu is the CPU used so far by PostgreSQL (every node's server, all its
 // processes) and this process; false where it cannot be read.
-func (s *scaleRun) cpu(ctx context.Context) (time.Duration, bool) {
+func (s *scaleRun) cpu(ctx context.Context) (cpuUsed, bool) {
 	if s.cpuFailed {
-		return 0, false
+		return cpuUsed{}, false
 	}
 	if s.postmasters == nil {
 		// The first line of postmaster.pid, in the data directory: a
@@ -189,30 +198,33 @@ func (s *scaleRun) cpu(ctx context.Context) (time.Duration, bool) {
 		if err != nil || len(pids) == 0 {
 			fmt.Fprintf(s.log, "scale: no CPU figures (PostgreSQL not on this machine?): %v\n", err)
 			s.cpuFailed = true
-			return 0, false
+			return cpuUsed{}, false
 		}
 	}
-	_, total, _, err := procStat(os.Getpid())
+	_, own, _, err := procStat(os.Getpid())
+	u := cpuUsed{total: own}
 	for _, pm := range s.postmasters {
-		t, err1 := postgresCPU(pm)
+		backends, background, err1 := postgresCPUSplit(pm)
 		err = cmp.Or(err, err1)
-		total += t
+		u.total += backends + background
+		u.background += background
 	}
 	if err != nil {
 		fmt.Fprintf(s.log, "scale: no CPU figures: %v\n", err)
 		s.cpuFailed = true
-		return 0, false
+		return cpuUsed{}, false
 	}
-	return total, true
+	return u, true
 }
 
-// cpuPerOp is the CPU used since then (a cpu reading) per one of ops.
-func (s *scaleRun) cpuPerOp(ctx context.Context, then time.Duration, ok bool, ops int64) time.Duration {
+// setCPU sets a cell's CPU figures: the CPU used since then (a cpu
+// reading) per one of ops.
+func (s *scaleRun) setCPU(ctx context.Context, c *ScaleCell, then cpuUsed, ok bool, ops int64) {
 	now, ok2 := s.cpu(ctx)
-	if !ok || !ok2 {
-		return 0
+	if ok && ok2 {
+		n := time.Duration(max(ops, 1))
+		c.CPU, c.Background = (now.total-then.total)/n, (now.background-then.background)/n
 	}
-	return (now - then) / time.Duration(max(ops, 1))
 }
 
 // onEveryNode is a statement as run on the database's every node: on
@@ -673,10 +685,11 @@ func (s *scaleRun) round(ctx context.Context, round int) ([]measured, error) {
 // payPoolFor makes PayOrder's pool of unpaid orders for a round, the way
 // checkouts make them, twice what the round before paid (a pool made for
 // the whole run added more orders to the small side than it was seeded
-// with). It is made just before PayOrder's turn: made at the start of the
-// round, its writes filled the buffers with dirty blocks that GetOrder's
-// reads then had to write out to make room (at 10 million orders, a third
-// of its backends' time in a profile).
+// with). It is made just before PayOrder's turn, so that its writes fall
+// on the operation they are for: made at the start of the round, they
+// came just before GetOrder's turn, whose reads at 10 million orders must
+// write dirty blocks out to make room (moving it did not change GetOrder's
+// ratio: the rounds before write as much).
 func (s *scaleRun) payPoolFor(ctx context.Context, round int) error {
 	pays, err := s.unpaid(ctx, s.base+round<<19, s.payPool, 20*24*time.Hour)
 	s.pays = pays
@@ -747,15 +760,16 @@ func (s *scaleRun) timeOp(ctx context.Context, name string, run time.Duration, d
 	if err, _ := firstErr.Load().(error); err != nil {
 		return measured{}, fmt.Errorf("%s: %w", name, err)
 	}
-	m := measured{op: name, ScaleCell: ScaleCell{Time: elapsed / time.Duration(max(done.Load(), 1)) * scaleConc,
-		CPU: s.cpuPerOp(ctx, cpu, cpuOK, done.Load())}}
+	m := measured{op: name, ScaleCell: ScaleCell{Time: elapsed / time.Duration(max(done.Load(), 1)) * scaleConc}}
+	s.setCPU(ctx, &m.ScaleCell, cpu, cpuOK, done.Load())
 	err := s.blocks(ctx, &m, done.Load())
 	fmt.Fprintf(s.log, "scale: %-45s %8d ops  %v/op  %s\n", name, done.Load(), m.Time, m.blocksText())
 	return m, err
 }
 
 func (m measured) blocksText() string {
-	return fmt.Sprintf("%.0f blocks/call, %.1f read, %v I/O, %v CPU", m.Blocks, m.Read, m.IOWait.Round(time.Microsecond), m.CPU.Round(time.Microsecond))
+	return fmt.Sprintf("%.0f blocks/call, %.1f read, %v I/O, %v CPU (%v background)", m.Blocks, m.Read, m.IOWait.Round(time.Microsecond),
+		m.CPU.Round(time.Microsecond), m.Background.Round(time.Microsecond))
 }
 
 // resetStats forgets the statements' counts on every node.
@@ -860,8 +874,8 @@ func (s *scaleRun) sweep(ctx context.Context, first int) (measured, error) {
 	if fired < scaleDue {
 		return measured{}, fmt.Errorf("the sweeper fired %d of %d due deadlines", fired, scaleDue)
 	}
-	m := measured{op: "Sweeper (per due deadline)", ScaleCell: ScaleCell{Time: elapsed / time.Duration(fired),
-		CPU: s.cpuPerOp(ctx, cpu, cpuOK, int64(fired))}}
+	m := measured{op: "Sweeper (per due deadline)", ScaleCell: ScaleCell{Time: elapsed / time.Duration(fired)}}
+	s.setCPU(ctx, &m.ScaleCell, cpu, cpuOK, int64(fired))
 	err := s.blocks(ctx, &m, int64(fired))
 	fmt.Fprintf(s.log, "scale: %-45s %8d fired  %v each  %s\n", m.op, fired, m.Time, m.blocksText())
 	return m, err
@@ -888,17 +902,19 @@ func (sc *Scale) Markdown() string {
 		"call is a batch of up to 200); read: the blocks per call its statements read from outside PostgreSQL's buffers "+
 		"(shared_buffers %s), from the OS's cache or the disk; I/O wait: the time per operation its statements spent reading blocks and writing "+
 		"dirty ones out to make room (track_io_timing); CPU: the CPU time per operation of PostgreSQL (all its processes) and of the store's "+
-		"code (this process), read from /proc, the cost that concurrency on %d cores turns into time. The buyer is one of %d with a full first page at both sizes.\n\n",
+		"code (this process), read from /proc, the cost that concurrency on %d cores turns into time; of it background: PostgreSQL's "+
+		"checkpointer, background writer, WAL writer and autovacuum, meanwhile. The buyer is one of %d with a full first page at both sizes.\n\n",
 		scaleConc, scaleRounds, sc.Seeding.Round(time.Second), scaleStores, scaleBuyers, sc.SmallSize, sc.LargeSize, sc.SmallHeld,
 		sc.SharedBuffers, runtime.NumCPU(), regulars)
-	fmt.Fprintf(&b, "| operation | at %[1]d | at %[2]d | ratio | CPU/op at %[1]d | at %[2]d | CPU ratio | blocks/call at %[1]d | at %[2]d | read/call at %[1]d | at %[2]d | "+
+	fmt.Fprintf(&b, "| operation | at %[1]d | at %[2]d | ratio | CPU/op at %[1]d | at %[2]d | CPU ratio | of it background at %[1]d | at %[2]d | blocks/call at %[1]d | at %[2]d | read/call at %[1]d | at %[2]d | "+
 		"I/O wait/op at %[1]d | at %[2]d | its statement | rounds at %[1]d | at %[2]d |\n"+
-		"|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|\n", scaleSmall, sc.Orders)
+		"|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|\n", scaleSmall, sc.Orders)
 	var flagged []string
 	for _, r := range sc.Rows {
-		fmt.Fprintf(&b, "| %s | %v | %v | %.2f | %v | %v | %.2f | %.0f | %.0f | %.1f | %.1f | %v | %v | `%s` | %s | %s |\n", r.Op,
+		fmt.Fprintf(&b, "| %s | %v | %v | %.2f | %v | %v | %.2f | %v | %v | %.0f | %.0f | %.1f | %.1f | %v | %v | `%s` | %s | %s |\n", r.Op,
 			r.Small.Time.Round(time.Microsecond), r.Large.Time.Round(time.Microsecond), r.Ratio(), r.Small.CPU.Round(time.Microsecond),
-			r.Large.CPU.Round(time.Microsecond), r.CPURatio(), r.Small.Blocks, r.Large.Blocks, r.Small.Read, r.Large.Read,
+			r.Large.CPU.Round(time.Microsecond), r.CPURatio(), r.Small.Background.Round(time.Microsecond),
+			r.Large.Background.Round(time.Microsecond), r.Small.Blocks, r.Large.Blocks, r.Small.Read, r.Large.Read,
 			r.Small.IOWait.Round(time.Microsecond), r.Large.IOWait.Round(time.Microsecond), r.Statement,
 			roundsText(r.Small.Rounds), roundsText(r.Large.Rounds))
 		if r.ReadsMoreThanItsPage() {
