@@ -598,9 +598,23 @@ type scaleOp struct {
 // store's deep page found, and the operations to time.
 func (s *scaleRun) prepare(ctx context.Context) error {
 	fmt.Fprintf(s.log, "scale: measuring at %d orders\n", s.seeded)
+	// The big store's pages are paged as of the seeding: the orders the
+	// measures make are dated now and land in every store, and on a
+	// database measured again the earlier runs' were its first page at
+	// N (unpaid and paid orders, rows a quarter longer) against seeded
+	// ones at scaleSmall, a page of other orders rather than of another
+	// size. Seeded orders are dated before their seeding, and none the
+	// measures make is ever completed.
+	var asOf time.Time
+	if err := s.pool.QueryRow(ctx, `SELECT max(created_at) FROM orders WHERE seller_id = $1 AND status = $2`, s.bigStore,
+		string(order.StatusCompleted)).Scan(&asOf); err != nil {
+		return fmt.Errorf("the big store's seeding: %w", err)
+	}
+	asOf = asOf.Add(time.Microsecond)
 	token := ""
 	for range deepPage {
-		_, next, err := s.db.List(ctx, postgres.ListQuery{Party: postgres.Seller, PartyID: s.bigStore, PageSize: 20, PageToken: token})
+		_, next, err := s.db.List(ctx, postgres.ListQuery{Party: postgres.Seller, PartyID: s.bigStore, PageSize: 20, PageToken: token,
+			CreatedBefore: asOf})
 		if err != nil {
 			return err
 		}
@@ -624,11 +638,12 @@ func (s *scaleRun) prepare(ctx context.Context) error {
 			return err
 		}},
 		{name: "ListOrders (the big store's first page)", do: func(ctx context.Context) error {
-			_, _, err := s.db.List(ctx, postgres.ListQuery{Party: postgres.Seller, PartyID: s.bigStore, PageSize: 20})
+			_, _, err := s.db.List(ctx, postgres.ListQuery{Party: postgres.Seller, PartyID: s.bigStore, PageSize: 20, CreatedBefore: asOf})
 			return err
 		}},
 		{name: fmt.Sprintf("ListOrders (the big store's page %d)", deepPage), do: func(ctx context.Context) error {
-			_, _, err := s.db.List(ctx, postgres.ListQuery{Party: postgres.Seller, PartyID: s.bigStore, PageSize: 20, PageToken: token})
+			_, _, err := s.db.List(ctx, postgres.ListQuery{Party: postgres.Seller, PartyID: s.bigStore, PageSize: 20, PageToken: token,
+				CreatedBefore: asOf})
 			return err
 		}},
 		{name: "Checkout (store the orders)", do: func(ctx context.Context) error {
@@ -900,7 +915,8 @@ func (sc *Scale) Markdown() string {
 		"The measures add orders as they go (checkouts, the orders paid and the sweeper's): the small side held %d after its last round. "+
 		"Blocks: the most shared blocks one of the operation's statements touched per call (pg_stat_statements; for the sweeper, a "+
 		"call is a batch of up to 200); read: the blocks per call its statements read from outside PostgreSQL's buffers "+
-		"(shared_buffers %s), from the OS's cache or the disk; I/O wait: the time per operation its statements spent reading blocks and writing "+
+		"(shared_buffers %s), from the OS's cache or the disk. The big store's pages are paged as of the seeding (created before its newest "+
+		"completed order), so that the orders the measures make, dated now, are not on them; I/O wait: the time per operation its statements spent reading blocks and writing "+
 		"dirty ones out to make room (track_io_timing); CPU: the CPU time per operation of PostgreSQL (all its processes) and of the store's "+
 		"code (this process), read from /proc, the cost that concurrency on %d cores turns into time; of it background: PostgreSQL's "+
 		"checkpointer, background writer, WAL writer and autovacuum, meanwhile. The buyer is one of %d with a full first page at both sizes.\n\n",
