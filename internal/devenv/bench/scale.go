@@ -154,7 +154,8 @@ type scaleRun struct {
 	payNext, madeNext atomic.Int64
 	// run is how long each operation runs at each size.
 	run time.Duration
-	// salt sets a reused database's new orders apart.
+	// salt sets a run's new orders apart from an earlier run's, on a
+	// database measured again.
 	salt int
 	// citus: the run's tables are distributed on a Citus cluster.
 	citus bool
@@ -376,7 +377,10 @@ func openScale(ctx context.Context, admin *pgxpool.Pool, adminURL, name string, 
 	if err != nil {
 		return nil, err
 	}
-	s := &scaleRun{db: db, pool: db.Pool(), log: log, now: time.Now().UTC().Truncate(time.Microsecond), bigStore: scaleStore(0), run: run,
+	// A run's orders are numbered from its second, 2^24 of them at most:
+	// a salt of a thousand values once gave two runs' checkouts one id.
+	s := &scaleRun{salt: int(time.Now().Unix() % (1 << 30)), db: db, pool: db.Pool(), log: log,
+		now: time.Now().UTC().Truncate(time.Microsecond), bigStore: scaleStore(0), run: run,
 		citus: citus, name: name}
 	err = db.Migrate(ctx)
 	if err == nil {
@@ -425,7 +429,7 @@ func openReused(ctx context.Context, admin *pgxpool.Pool, adminURL string, n int
 	}
 	// The orders this measure makes are numbered apart from an earlier
 	// measure's at the same size.
-	s.seeded, s.salt = n, int(1+time.Now().Unix()%1000)<<12
+	s.seeded = n
 	return s, nil
 }
 
@@ -623,7 +627,7 @@ func (s *scaleRun) prepare(ctx context.Context) error {
 	// The orders the measures make are numbered apart from the seeded
 	// ones and from another size's: pay pools from base, checkouts from
 	// base+2^22, the sweeper's from base+2^23.
-	s.base = (s.seeded+1)<<24 + s.salt
+	s.base = (s.seeded+1)<<24 + s.salt<<24
 	r := rand.New(rand.NewPCG(uint64(s.seeded), 1))
 	var mu sync.Mutex
 	pick := func(n int) int { mu.Lock(); defer mu.Unlock(); return r.IntN(n) }
