@@ -211,7 +211,12 @@ func Transient(err error) bool {
 //   - I/O error (58030): rows an INSERT ... SELECT copies to a shard could
 //     not be sent ("failed to COPY to shard", "failed to complete COPY");
 //   - internal error (XX000): a transaction whose connection to a node it
-//     wrote failed ("failure on connection marked as essential"), a copy
+//     wrote failed ("failure on connection marked as essential"), a
+//     one-worker transaction's COMMIT whose connection failed ("could not
+//     commit transaction for shard"; Citus commits such a transaction in
+//     one phase, so its outcome is unknown, as a COMMIT's whose connection
+//     broke on one PostgreSQL; Souk has no deferred constraint or commit
+//     trigger, the other way to that message), a copy
 //     that found no node of a shard up, and a node's answer that libpq
 //     made up itself because the connection broke, which has no state of
 //     its own to pass on ("while executing command on" the node).
@@ -225,7 +230,8 @@ func citusLostNode(e *pgconn.PgError) bool {
 	default:
 		return false
 	}
-	if strings.HasPrefix(e.Message, "failure on connection marked as essential") || e.Message == "could not connect to any active placements" {
+	if strings.HasPrefix(e.Message, "failure on connection marked as essential") || e.Message == "could not connect to any active placements" ||
+		strings.HasPrefix(e.Message, "could not commit transaction for shard ") {
 		return true
 	}
 	if !strings.HasPrefix(e.Where, "while executing command on ") {
