@@ -5,11 +5,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/souk-dev/souk/internal/testenv"
 )
@@ -181,6 +183,33 @@ func TestCPUReport(t *testing.T) {
 	}
 }
 
+// A server whose postmaster.pid names no postgres process here (one on
+// another machine, its process id free here or another program's) is
+// not read.
+func TestPostmasterElsewhere(t *testing.T) {
+	for _, line := range []string{strconv.Itoa(os.Getpid()), "999999999", "", "-1", "postgres"} {
+		if pid, err := localPostmaster(line); err == nil {
+			t.Errorf("postmaster.pid saying %q: process %d read as PostgreSQL's", line, pid)
+		}
+	}
+}
+
+// Without CPU figures the scale table prints "–" and says why, not zeros.
+func TestScaleTableWithoutCPU(t *testing.T) {
+	cell := ScaleCell{Time: time.Millisecond, Blocks: 5}
+	md := (&Scale{Orders: 40_000, NoCPU: "PostgreSQL (process 7) is not on this machine",
+		Rows: []ScaleRow{{Op: "GetOrder", Small: cell, Large: cell}}}).Markdown()
+	if !strings.Contains(md, "| GetOrder | 1ms | 1ms | 1.00 | – | – | – | – | – | – | – | 0s | 0s | 0s | 0s | 5 | 5 |") ||
+		!strings.Contains(md, "CPU: – where it could not be read (PostgreSQL (process 7) is not on this machine).") {
+		t.Errorf("the table:\n%s", md)
+	}
+	cell.CPU, cell.Background, cell.Code = 400*time.Microsecond, 0, 150*time.Microsecond
+	md = (&Scale{Orders: 40_000, Rows: []ScaleRow{{Op: "GetOrder", Small: cell, Large: cell}}}).Markdown()
+	if !strings.Contains(md, "| GetOrder | 1ms | 1ms | 1.00 | 400µs | 400µs | 1.00 | 0s | 0s | 150µs | 150µs | 0s | 0s | 0s | 0s | 5 | 5 |") || strings.Contains(md, "CPU: –") {
+		t.Errorf("the table:\n%s", md)
+	}
+}
+
 // TestPostgresBackgroundCPU tells the test PostgreSQL's background
 // processes from its backends by their titles: its checkpointer is one,
 // this test's own backend is not.
@@ -191,10 +220,22 @@ func TestPostgresBackgroundCPU(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	var postmaster, backend int
-	if err := conn.QueryRow(ctx, `SELECT split_part(pg_read_file('postmaster.pid'), E'\n', 1)::int, pg_backend_pid()`).
-		Scan(&postmaster, &backend); err != nil {
+	pool, err := pgxpool.New(ctx, testenv.AdminURL(t))
+	if err != nil {
 		t.Fatal(err)
+	}
+	defer pool.Close()
+	pids, err := postmasters(ctx, pool, false)
+	if err != nil || len(pids) != 1 {
+		t.Fatalf("postmasters: %v, %v", pids, err)
+	}
+	postmaster := pids[0]
+	var backend int
+	if err := conn.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&backend); err != nil {
+		t.Fatal(err)
+	}
+	if ppid, _, _, err := procStat(backend); err != nil || ppid != postmaster {
+		t.Errorf("this test's backend's parent is %d (%v), not the postmaster found, %d", ppid, err, postmaster)
 	}
 	if isBackground(backend) {
 		t.Errorf("this test's backend %d counted as a background process", backend)
@@ -247,6 +288,12 @@ func TestScaleSmoke(t *testing.T) {
 		}
 		if r.Small.Background < 0 || r.Small.Background > r.Small.CPU || r.Large.Background > r.Large.CPU {
 			t.Errorf("%s: background CPU %v of %v, %v of %v", r.Op, r.Small.Background, r.Small.CPU, r.Large.Background, r.Large.CPU)
+		}
+		if r.Small.Exec <= 0 || r.Large.Exec <= 0 || r.Small.Plan < 0 {
+			t.Errorf("%s: planning %v and %v, execution %v and %v", r.Op, r.Small.Plan, r.Large.Plan, r.Small.Exec, r.Large.Exec)
+		}
+		if r.Small.Code <= 0 || r.Small.Code >= r.Small.CPU || r.Large.Code >= r.Large.CPU {
+			t.Errorf("%s: the store's code's CPU %v of %v, %v of %v", r.Op, r.Small.Code, r.Small.CPU, r.Large.Code, r.Large.CPU)
 		}
 		if len(r.Small.Rounds) != scaleRounds || len(r.Large.Rounds) != scaleRounds || !slices.Contains(r.Large.Rounds, r.Large.Time) {
 			t.Errorf("%s: rounds %v and %v, median %v", r.Op, r.Small.Rounds, r.Large.Rounds, r.Large.Time)

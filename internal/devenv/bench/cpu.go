@@ -8,6 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // The parts of the machine whose CPU a cell is charged with, in the order
@@ -66,6 +69,54 @@ func procStat(pid int) (ppid int, own, children time.Duration, err error) {
 		}
 	}
 	return int(n[0]), time.Duration(n[1]+n[2]) * clockTick, time.Duration(n[3]+n[4]) * clockTick, nil
+}
+
+// postmasterSQL reads a server's postmaster's process id: the first line
+// of postmaster.pid, in its data directory. (A backend's parent would do
+// on one server, but a worker's backend that a statement run through the
+// coordinator asked has exited by the time /proc is read.)
+const postmasterSQL = `SELECT split_part(pg_read_file('postmaster.pid'), E'\n', 1)`
+
+// postmasters finds the PostgreSQL servers a database is on (on Citus,
+// the coordinator and, by run_command_on_workers, every worker) and checks
+// that each is a postgres process on this machine, whose CPU /proc shows;
+// a server elsewhere fails, even one whose process id names a process here.
+func postmasters(ctx context.Context, db *pgxpool.Pool, citus bool) ([]int, error) {
+	q := postmasterSQL
+	if citus {
+		q += ` UNION ALL SELECT result FROM run_command_on_workers($q$` + postmasterSQL + `$q$)`
+	}
+	rows, _ := db.Query(ctx, q)
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("PostgreSQL's process: %w", err)
+	}
+	var pids []int
+	for _, l := range lines {
+		pid, err := localPostmaster(l)
+		if err != nil {
+			return nil, err
+		}
+		pids = append(pids, pid)
+	}
+	if len(pids) == 0 {
+		return nil, fmt.Errorf("PostgreSQL's process: no server answered")
+	}
+	return pids, nil
+}
+
+// localPostmaster is the process a server's postmaster.pid names (its
+// first line), if it is a postgres process on this machine.
+func localPostmaster(line string) (int, error) {
+	pid, err := strconv.Atoi(line)
+	if err != nil || pid <= 0 {
+		return 0, fmt.Errorf("PostgreSQL's process: postmaster.pid says %q", line)
+	}
+	comm, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "comm"))
+	if err != nil || strings.TrimSpace(string(comm)) != "postgres" {
+		return 0, fmt.Errorf("PostgreSQL (process %d) is not on this machine", pid)
+	}
+	return pid, nil
 }
 
 // postgresCPU is the CPU of a PostgreSQL server and all its processes, the
@@ -135,15 +186,11 @@ func isBackground(pid int) bool {
 func (b *bench) cpu(ctx context.Context) (cpuTimes, error) {
 	t := cpuTimes{}
 	if b.postmaster == 0 {
-		var backend int
-		if err := b.soukPool.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&backend); err != nil {
+		pids, err := postmasters(ctx, b.soukPool, false)
+		if err != nil {
 			return nil, err
 		}
-		ppid, _, _, err := procStat(backend)
-		if err != nil {
-			return nil, fmt.Errorf("PostgreSQL is not on this machine: %w", err)
-		}
-		b.postmaster = ppid
+		b.postmaster = pids[0]
 	}
 	var err error
 	if t[partPostgres], err = postgresCPU(b.postmaster); err != nil {

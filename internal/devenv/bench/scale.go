@@ -74,6 +74,10 @@ type ScaleCell struct {
 	// make room).
 	Blocks, Read float64
 	IOWait       time.Duration
+	// Plan and Exec are the time per operation PostgreSQL spent planning
+	// and running its statements (pg_stat_statements; on Citus, the
+	// workers').
+	Plan, Exec time.Duration
 	// CPU is the CPU time per operation of PostgreSQL (all its processes;
 	// on Citus, every node's) and of the store's code (this process): the
 	// cost that 16 operations at once on two cores turn into time, without
@@ -84,7 +88,10 @@ type ScaleCell struct {
 	// autovacuum): writing out what the operations before dirtied, as much
 	// as what this one did.
 	Background time.Duration
-	Rounds     []time.Duration
+	// Code is the part of CPU this process used: the store's code, pgx's
+	// encoding and decoding, and the load's goroutines.
+	Code   time.Duration
+	Rounds []time.Duration
 }
 
 // CPURatio is the large CPU per operation over the small one (0 if
@@ -94,6 +101,23 @@ func (r ScaleRow) CPURatio() float64 {
 		return 0
 	}
 	return float64(r.Large.CPU) / float64(r.Small.CPU)
+}
+
+// cpuText is one of a cell's CPU figures (d), or "–" where the cell's CPU
+// was not read.
+func (c ScaleCell) cpuText(d time.Duration) string {
+	if c.CPU <= 0 {
+		return "–"
+	}
+	return d.Round(time.Microsecond).String()
+}
+
+// cpuRatioText is CPURatio, or "–" where it is unknown.
+func (r ScaleRow) cpuRatioText() string {
+	if q := r.CPURatio(); q > 0 {
+		return fmt.Sprintf("%.2f", q)
+	}
+	return "–"
 }
 
 // Ratio is the large cost over the small one.
@@ -123,6 +147,9 @@ type Scale struct {
 	// SmallHeld is how many orders the small side held after its last
 	// round: its seeded ones and those the measures made.
 	SmallHeld int64
+	// NoCPU is why the CPU figures could not be read (PostgreSQL on
+	// another machine); empty when they were.
+	NoCPU string
 }
 
 const scaleConc = 16
@@ -162,48 +189,32 @@ type scaleRun struct {
 	// name is the run's database (on Citus, its schema).
 	name string
 	// postmasters are the PostgreSQL servers whose CPU an operation is
-	// charged with, found on the first reading; cpuFailed, that they could
+	// charged with, found on the first reading; cpuErr, why they could
 	// not be read.
 	postmasters []int
-	cpuFailed   bool
+	cpuErr      error
 }
 
-// cpuUsed is a reading of the CPU used so far: in all, and by PostgreSQL's
-// background processes.
-type cpuUsed struct{ total, background time.Duration }
+// cpuUsed is a reading of the CPU used so far: in all, by PostgreSQL's
+// background processes, and by this process.
+type cpuUsed struct{ total, background, code time.Duration }
 
 // cpu is the CPU used so far by PostgreSQL (every node's server, all its
 // processes) and this process; false where it cannot be read.
 func (s *scaleRun) cpu(ctx context.Context) (cpuUsed, bool) {
-	if s.cpuFailed {
+	if s.cpuErr != nil {
 		return cpuUsed{}, false
 	}
 	if s.postmasters == nil {
-		// The first line of postmaster.pid, in the data directory: a
-		// worker's backend asked for its parent had exited by the time
-		// /proc was read.
-		const pidSQL = `SELECT split_part(pg_read_file('postmaster.pid'), E'\n', 1)`
-		q := pidSQL
-		if s.citus {
-			q += ` UNION ALL SELECT result FROM run_command_on_workers($q$` + pidSQL + `$q$)`
-		}
-		rows, _ := s.pool.Query(ctx, q)
-		pids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		for _, p := range pids {
-			pid, err1 := strconv.Atoi(p)
-			if err = cmp.Or(err, err1); err == nil {
-				_, _, _, err = procStat(pid)
-			}
-			s.postmasters = append(s.postmasters, pid)
-		}
-		if err != nil || len(pids) == 0 {
-			fmt.Fprintf(s.log, "scale: no CPU figures (PostgreSQL not on this machine?): %v\n", err)
-			s.cpuFailed = true
+		pids, err := postmasters(ctx, s.pool, s.citus)
+		if err != nil {
+			s.noCPU(err)
 			return cpuUsed{}, false
 		}
+		s.postmasters = pids
 	}
 	_, own, _, err := procStat(os.Getpid())
-	u := cpuUsed{total: own}
+	u := cpuUsed{total: own, code: own}
 	for _, pm := range s.postmasters {
 		backends, background, err1 := postgresCPUSplit(pm)
 		err = cmp.Or(err, err1)
@@ -211,11 +222,16 @@ func (s *scaleRun) cpu(ctx context.Context) (cpuUsed, bool) {
 		u.background += background
 	}
 	if err != nil {
-		fmt.Fprintf(s.log, "scale: no CPU figures: %v\n", err)
-		s.cpuFailed = true
+		s.noCPU(err)
 		return cpuUsed{}, false
 	}
 	return u, true
+}
+
+// noCPU gives up reading the CPU for the rest of the run, saying why.
+func (s *scaleRun) noCPU(err error) {
+	fmt.Fprintf(s.log, "scale: no CPU figures: %v\n", err)
+	s.cpuErr = err
 }
 
 // setCPU sets a cell's CPU figures: the CPU used since then (a cpu
@@ -224,7 +240,7 @@ func (s *scaleRun) setCPU(ctx context.Context, c *ScaleCell, then cpuUsed, ok bo
 	now, ok2 := s.cpu(ctx)
 	if ok && ok2 {
 		n := time.Duration(max(ops, 1))
-		c.CPU, c.Background = (now.total-then.total)/n, (now.background-then.background)/n
+		c.CPU, c.Background, c.Code = (now.total-then.total)/n, (now.background-then.background)/n, (now.code-then.code)/n
 	}
 }
 
@@ -317,6 +333,9 @@ func RunScale(ctx context.Context, adminURL string, n int, run time.Duration, re
 	}
 	if res.SmallHeld, err = small.count(ctx); err != nil {
 		return nil, err
+	}
+	if err := cmp.Or(small.cpuErr, large.cpuErr); err != nil {
+		res.NoCPU = err.Error()
 	}
 	for i, rs := range rounds[0] {
 		sm, lm := median(rs), median(rounds[1][i])
@@ -754,35 +773,46 @@ func (s *scaleRun) pay(ctx context.Context, id string) error {
 // timeOp runs do at scaleConc for run and returns its mean time per
 // operation, with the blocks its statements touched.
 func (s *scaleRun) timeOp(ctx context.Context, name string, run time.Duration, do func(context.Context) error) (measured, error) {
+	return s.bracket(ctx, name, scaleConc, func() (int64, error) {
+		var done atomic.Int64
+		var firstErr atomic.Value
+		stop := time.Now().Add(run)
+		var wg sync.WaitGroup
+		for range scaleConc {
+			wg.Go(func() {
+				for time.Now().Before(stop) {
+					if err := do(ctx); err != nil {
+						firstErr.CompareAndSwap(nil, err)
+						return
+					}
+					done.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		err, _ := firstErr.Load().(error)
+		return done.Load(), err
+	})
+}
+
+// bracket measures work, which does operations conc at a time and says
+// how many: the mean time per operation, and the CPU and blocks its
+// statements used, counted from just before it to just after.
+func (s *scaleRun) bracket(ctx context.Context, name string, conc int, work func() (int64, error)) (measured, error) {
 	if err := s.resetStats(ctx); err != nil {
 		return measured{}, err
 	}
 	cpu, cpuOK := s.cpu(ctx)
-	var done atomic.Int64
-	var firstErr atomic.Value
-	stop := time.Now().Add(run)
-	var wg sync.WaitGroup
 	start := time.Now()
-	for range scaleConc {
-		wg.Go(func() {
-			for time.Now().Before(stop) {
-				if err := do(ctx); err != nil {
-					firstErr.CompareAndSwap(nil, err)
-					return
-				}
-				done.Add(1)
-			}
-		})
-	}
-	wg.Wait()
+	ops, err := work()
 	elapsed := time.Since(start)
-	if err, _ := firstErr.Load().(error); err != nil {
+	if err != nil {
 		return measured{}, fmt.Errorf("%s: %w", name, err)
 	}
-	m := measured{op: name, ScaleCell: ScaleCell{Time: elapsed / time.Duration(max(done.Load(), 1)) * scaleConc}}
-	s.setCPU(ctx, &m.ScaleCell, cpu, cpuOK, done.Load())
-	err := s.blocks(ctx, &m, done.Load())
-	fmt.Fprintf(s.log, "scale: %-45s %8d ops  %v/op  %s\n", name, done.Load(), m.Time, m.blocksText())
+	m := measured{op: name, ScaleCell: ScaleCell{Time: elapsed / time.Duration(max(ops, 1)) * time.Duration(conc)}}
+	s.setCPU(ctx, &m.ScaleCell, cpu, cpuOK, ops)
+	err = s.blocks(ctx, &m, ops)
+	fmt.Fprintf(s.log, "scale: %-45s %8d ops  %v/op  %s\n", name, ops, m.Time, m.blocksText())
 	return m, err
 }
 
@@ -802,13 +832,13 @@ func (s *scaleRun) resetStats(ctx context.Context) error {
 }
 
 // blocksSQL reads the statement that touched the most shared blocks per
-// call, as blocks|read|io|query (see blocks).
+// call, as blocks|read|io|plan|exec|query (see blocks).
 const blocksSQL = `WITH st AS (SELECT * FROM public.pg_stat_statements
 		WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND calls > 0
 		AND query NOT LIKE '%pg_stat_statements%' AND query NOT LIKE '%run_command_on_workers%'
 		AND query !~* '^\s*(BEGIN|COMMIT|ROLLBACK|SELECT pg_|SET |PREPARE TRANSACTION|COMMIT PREPARED|SELECT worker_|SELECT assign_)')
-		SELECT format('%s|%s|%s|%s', (shared_blks_hit + shared_blks_read)::float8 / calls, (SELECT sum(shared_blks_read) FROM st)::float8 / calls,
-			(SELECT sum(blk_read_time + blk_write_time) FROM st), query)
+		SELECT format('%s|%s|%s|%s|%s|%s', (shared_blks_hit + shared_blks_read)::float8 / calls, (SELECT sum(shared_blks_read) FROM st)::float8 / calls,
+			(SELECT sum(blk_read_time + blk_write_time) FROM st), (SELECT sum(total_plan_time) FROM st), (SELECT sum(total_exec_time) FROM st), query)
 		FROM st ORDER BY (shared_blks_hit + shared_blks_read)::float8 / calls DESC LIMIT 1`
 
 // blocks sets m's Blocks, the most shared blocks per call one statement
@@ -835,24 +865,29 @@ func (s *scaleRun) blocks(ctx context.Context, m *measured, ops int64) error {
 		}
 		found = []string{one}
 	}
-	var io float64 // ms, on every node
+	var io, plan, exec float64 // ms, on every node
 	for _, f := range found {
-		parts := strings.SplitN(f, "|", 4)
-		if len(parts) != 4 {
+		parts := strings.SplitN(f, "|", 6)
+		if len(parts) != 6 {
 			return fmt.Errorf("pg_stat_statements: %q", f)
 		}
 		b, err1 := strconv.ParseFloat(parts[0], 64)
 		r, err2 := strconv.ParseFloat(parts[1], 64)
 		ms, err3 := strconv.ParseFloat(cmp.Or(parts[2], "0"), 64)
-		if err := cmp.Or(err1, err2, err3); err != nil {
+		p, err4 := strconv.ParseFloat(cmp.Or(parts[3], "0"), 64)
+		e, err5 := strconv.ParseFloat(cmp.Or(parts[4], "0"), 64)
+		if err := cmp.Or(err1, err2, err3, err4, err5); err != nil {
 			return fmt.Errorf("pg_stat_statements: %q: %w", f, err)
 		}
-		io += ms
+		io, plan, exec = io+ms, plan+p, exec+e
 		if b >= m.Blocks {
-			m.Blocks, m.Read, m.statement = b, r, parts[3]
+			m.Blocks, m.Read, m.statement = b, r, parts[5]
 		}
 	}
-	m.IOWait = time.Duration(io * float64(time.Millisecond) / float64(max(ops, 1)))
+	each := func(ms float64) time.Duration {
+		return time.Duration(ms * float64(time.Millisecond) / float64(max(ops, 1)))
+	}
+	m.IOWait, m.Plan, m.Exec = each(io), each(plan), each(exec)
 	m.statement = strings.Join(strings.Fields(m.statement), " ")
 	if len(m.statement) > 90 {
 		m.statement = m.statement[:90] + "…"
@@ -867,37 +902,29 @@ func (s *scaleRun) sweep(ctx context.Context, first int) (measured, error) {
 		return measured{}, err
 	}
 	time.Sleep(10 * time.Millisecond)
-	if err := s.resetStats(ctx); err != nil {
-		return measured{}, err
-	}
-	cpu, cpuOK := s.cpu(ctx)
-	start := time.Now()
-	fired, after := 0, postgres.Deadline{}
-	for {
-		ds, err := s.db.DueDeadlines(ctx, time.Now(), after, 200)
-		if err != nil {
-			return measured{}, err
+	return s.bracket(ctx, "Sweeper (per due deadline)", 1, func() (int64, error) {
+		fired, after := 0, postgres.Deadline{}
+		for {
+			ds, err := s.db.DueDeadlines(ctx, time.Now(), after, 200)
+			if err != nil {
+				return 0, err
+			}
+			if len(ds) == 0 {
+				break
+			}
+			after = ds[len(ds)-1]
+			ds = slices.DeleteFunc(ds, func(d postgres.Deadline) bool { return d.Kind != order.DeadlinePayment })
+			res, err := s.db.FireDeadlines(ctx, ds, time.Now(), order.DefaultPolicy)
+			if err != nil {
+				return 0, err
+			}
+			fired += len(res.Fired)
 		}
-		if len(ds) == 0 {
-			break
+		if fired < scaleDue {
+			return 0, fmt.Errorf("the sweeper fired %d of %d due deadlines", fired, scaleDue)
 		}
-		after = ds[len(ds)-1]
-		ds = slices.DeleteFunc(ds, func(d postgres.Deadline) bool { return d.Kind != order.DeadlinePayment })
-		res, err := s.db.FireDeadlines(ctx, ds, time.Now(), order.DefaultPolicy)
-		if err != nil {
-			return measured{}, err
-		}
-		fired += len(res.Fired)
-	}
-	elapsed := time.Since(start)
-	if fired < scaleDue {
-		return measured{}, fmt.Errorf("the sweeper fired %d of %d due deadlines", fired, scaleDue)
-	}
-	m := measured{op: "Sweeper (per due deadline)", ScaleCell: ScaleCell{Time: elapsed / time.Duration(fired)}}
-	s.setCPU(ctx, &m.ScaleCell, cpu, cpuOK, int64(fired))
-	err := s.blocks(ctx, &m, int64(fired))
-	fmt.Fprintf(s.log, "scale: %-45s %8d fired  %v each  %s\n", m.op, fired, m.Time, m.blocksText())
-	return m, err
+		return int64(fired), nil
+	})
 }
 
 // Markdown is the scale table.
@@ -923,23 +950,30 @@ func (sc *Scale) Markdown() string {
 		"completed order), so that the orders the measures make, dated now, are not on them; I/O wait: the time per operation its statements spent reading blocks and writing "+
 		"dirty ones out to make room (track_io_timing); CPU: the CPU time per operation of PostgreSQL (all its processes) and of the store's "+
 		"code (this process), read from /proc, the cost that concurrency on %d cores turns into time; of it background: PostgreSQL's "+
-		"checkpointer, background writer, WAL writer and autovacuum, meanwhile. The buyer is one of %d with a full first page at both sizes.\n\n",
+		"checkpointer, background writer, WAL writer and autovacuum, meanwhile; of it the store's code: this process (the store, pgx, the load's goroutines); plan and execution: the time per operation PostgreSQL spent planning "+
+		"and running its statements (pg_stat_statements). The buyer is one of %d with a full first page at both sizes.\n\n",
 		scaleConc, scaleRounds, sc.Seeding.Round(time.Second), scaleStores, scaleBuyers, sc.SmallSize, sc.LargeSize, sc.SmallHeld,
 		sc.SharedBuffers, runtime.NumCPU(), regulars)
-	fmt.Fprintf(&b, "| operation | at %[1]d | at %[2]d | ratio | CPU/op at %[1]d | at %[2]d | CPU ratio | of it background at %[1]d | at %[2]d | blocks/call at %[1]d | at %[2]d | read/call at %[1]d | at %[2]d | "+
+	fmt.Fprintf(&b, "| operation | at %[1]d | at %[2]d | ratio | CPU/op at %[1]d | at %[2]d | CPU ratio | of it background at %[1]d | at %[2]d | "+
+		"of it the store's code at %[1]d | at %[2]d | plan/op at %[1]d | at %[2]d | execution/op at %[1]d | at %[2]d | blocks/call at %[1]d | at %[2]d | read/call at %[1]d | at %[2]d | "+
 		"I/O wait/op at %[1]d | at %[2]d | its statement | rounds at %[1]d | at %[2]d |\n"+
-		"|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|\n", scaleSmall, sc.Orders)
+		"|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|\n", scaleSmall, sc.Orders)
 	var flagged []string
 	for _, r := range sc.Rows {
-		fmt.Fprintf(&b, "| %s | %v | %v | %.2f | %v | %v | %.2f | %v | %v | %.0f | %.0f | %.1f | %.1f | %v | %v | `%s` | %s | %s |\n", r.Op,
-			r.Small.Time.Round(time.Microsecond), r.Large.Time.Round(time.Microsecond), r.Ratio(), r.Small.CPU.Round(time.Microsecond),
-			r.Large.CPU.Round(time.Microsecond), r.CPURatio(), r.Small.Background.Round(time.Microsecond),
-			r.Large.Background.Round(time.Microsecond), r.Small.Blocks, r.Large.Blocks, r.Small.Read, r.Large.Read,
+		fmt.Fprintf(&b, "| %s | %v | %v | %.2f | %s | %s | %s | %s | %s | %s | %s | %v | %v | %v | %v | %.0f | %.0f | %.1f | %.1f | %v | %v | `%s` | %s | %s |\n", r.Op,
+			r.Small.Time.Round(time.Microsecond), r.Large.Time.Round(time.Microsecond), r.Ratio(), r.Small.cpuText(r.Small.CPU),
+			r.Large.cpuText(r.Large.CPU), r.cpuRatioText(), r.Small.cpuText(r.Small.Background),
+			r.Large.cpuText(r.Large.Background), r.Small.cpuText(r.Small.Code), r.Large.cpuText(r.Large.Code),
+			r.Small.Plan.Round(time.Microsecond), r.Large.Plan.Round(time.Microsecond), r.Small.Exec.Round(time.Microsecond),
+			r.Large.Exec.Round(time.Microsecond), r.Small.Blocks, r.Large.Blocks, r.Small.Read, r.Large.Read,
 			r.Small.IOWait.Round(time.Microsecond), r.Large.IOWait.Round(time.Microsecond), r.Statement,
 			roundsText(r.Small.Rounds), roundsText(r.Large.Rounds))
 		if r.ReadsMoreThanItsPage() {
 			flagged = append(flagged, r.Op)
 		}
+	}
+	if sc.NoCPU != "" {
+		fmt.Fprintf(&b, "\nCPU: – where it could not be read (%s).\n", sc.NoCPU)
 	}
 	if len(flagged) == 0 {
 		b.WriteString("\nNo operation's statements read more blocks per call with the data than the page they return.\n")
