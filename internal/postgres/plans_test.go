@@ -111,15 +111,7 @@ func TestStorePagesAreNotReplanned(t *testing.T) {
 	ctx := context.Background()
 	db := oneConnection(t)
 	var orders []*order.Order
-	add := func(store string, at time.Time) {
-		o, err := order.New(order.NewOrderParams{ID: order.NewID(store), CheckoutID: uuid.NewString(), BuyerID: "buyer-" + store, SellerID: store,
-			Currency: "USD", Items: []order.Item{{ProductID: uuid.NewString(), Quantity: 1, UnitPrice: 100}}, HandlingDays: 3,
-			PaymentWindow: time.Hour, Now: at})
-		if err != nil {
-			t.Fatal(err)
-		}
-		orders = append(orders, o)
-	}
+	add := func(store string, at time.Time) { orders = append(orders, storeOrder(t, store, at)) }
 	for i := range 3000 {
 		add("store-big", t0.Add(time.Duration(i)*3*time.Hour))
 	}
@@ -149,6 +141,19 @@ func TestStorePagesAreNotReplanned(t *testing.T) {
 	if custom > 5 || generic < 5 {
 		t.Errorf("the page's statement was planned %d times for itself and ran %d times on a generic plan; want at most 5 and at least 5", custom, generic)
 	}
+}
+
+// storeOrder is a new order of one item in store, its buyer the store's,
+// placed at.
+func storeOrder(t *testing.T, store string, at time.Time) *order.Order {
+	t.Helper()
+	o, err := order.New(order.NewOrderParams{ID: order.NewID(store), CheckoutID: uuid.NewString(), BuyerID: "buyer-" + store, SellerID: store,
+		Currency: "USD", Items: []order.Item{{ProductID: uuid.NewString(), Quantity: 1, UnitPrice: 100}}, HandlingDays: 3,
+		PaymentWindow: time.Hour, Now: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
 }
 
 // oneConnection opens a fresh database with a pool of one connection, so
@@ -253,15 +258,7 @@ func TestBigStorePagesReadTheirPage(t *testing.T) {
 	ctx := context.Background()
 	db, plans := explainedConnection(t, "&plan_cache_mode=force_generic_plan")
 	var orders []*order.Order
-	add := func(store string, at time.Time) {
-		o, err := order.New(order.NewOrderParams{ID: order.NewID(store), CheckoutID: uuid.NewString(), BuyerID: "buyer-" + store, SellerID: store,
-			Currency: "USD", Items: []order.Item{{ProductID: uuid.NewString(), Quantity: 1, UnitPrice: 100}}, HandlingDays: 3,
-			PaymentWindow: time.Hour, Now: at})
-		if err != nil {
-			t.Fatal(err)
-		}
-		orders = append(orders, o)
-	}
+	add := func(store string, at time.Time) { orders = append(orders, storeOrder(t, store, at)) }
 	for i := range 400 {
 		add("store-big", t0.Add(time.Duration(i)*time.Minute))
 	}
