@@ -123,43 +123,102 @@ func localPostmaster(line string) (int, error) {
 // ones that have exited (the backends of a pgbench run) included: the
 // postmaster's own, its reaped children's, and its live children's.
 func postgresCPU(postmaster int) (time.Duration, error) {
-	backends, background, err := postgresCPUSplit(postmaster)
-	return backends + background, err
+	r, err := readPostgres(postmaster)
+	return r.total(), err
 }
 
-// postgresCPUSplit is postgresCPU in two: the backends' (those that have
-// exited included), and the background processes' (the postmaster, the
-// checkpointer, the background writer, the WAL writer, autovacuum, and
-// background workers such as Citus's maintenance daemon), told apart by
+// pgReading is one reading of a PostgreSQL server's CPU so far: the
+// postmaster's own, its reaped children's (those that have exited), and
+// each live child's, a background process (the checkpointer, the
+// background writer, the WAL writer, autovacuum, and background workers
+// such as Citus's maintenance daemon) or a client's backend, told apart by
 // the title PostgreSQL gives each process.
-func postgresCPUSplit(postmaster int) (backends, background time.Duration, err error) {
+type pgReading struct {
+	postmaster, reaped time.Duration
+	children           map[int]pgChild
+}
+
+type pgChild struct {
+	cpu        time.Duration
+	background bool
+}
+
+// readPostgres reads a server's CPU so far. A child the postmaster reaps
+// while /proc is read would be missed (its CPU not yet in the reaped
+// children's when the postmaster was read, and gone from /proc), or
+// counted twice: the read is made again until the postmaster reaped
+// nothing meanwhile (an exited child not yet reaped is still in /proc).
+func readPostgres(postmaster int) (pgReading, error) {
+	for range 10 {
+		r, err := readPostgresOnce(postmaster)
+		if err != nil {
+			return pgReading{}, err
+		}
+		_, _, reaped, err := procStat(postmaster)
+		if err != nil {
+			return pgReading{}, err
+		}
+		if reaped == r.reaped {
+			return r, nil
+		}
+	}
+	return pgReading{}, fmt.Errorf("PostgreSQL (process %d): its processes exit faster than /proc is read", postmaster)
+}
+
+func readPostgresOnce(postmaster int) (pgReading, error) {
 	_, own, reaped, err := procStat(postmaster)
 	if err != nil {
-		return 0, 0, err
+		return pgReading{}, err
 	}
-	backends, background = reaped, own
+	r := pgReading{postmaster: own, reaped: reaped, children: map[int]pgChild{}}
 	dirs, err := os.ReadDir("/proc")
 	if err != nil {
-		return 0, 0, err
+		return pgReading{}, err
 	}
 	for _, d := range dirs {
 		pid, err := strconv.Atoi(d.Name())
 		if err != nil {
 			continue
 		}
-		// An exited backend stays here until the postmaster reaps it; one
-		// reaped between the postmaster's read and this one is missed.
 		ppid, own, _, err := procStat(pid)
 		if err != nil || ppid != postmaster {
 			continue
 		}
-		if isBackground(pid) {
-			background += own
+		r.children[pid] = pgChild{cpu: own, background: isBackground(pid)}
+	}
+	return r, nil
+}
+
+// total is all the server's CPU so far.
+func (r pgReading) total() time.Duration {
+	t := r.postmaster + r.reaped
+	for _, c := range r.children {
+		t += c.cpu
+	}
+	return t
+}
+
+// backgroundSince is the CPU the server's background processes used
+// between then and r: the postmaster's, and what each background process
+// live at r used since then (all of it if it started since). One that
+// exited in between is not counted off: the postmaster, reaping it, added
+// its CPU to its children's, so the background's figure fell by what it
+// had used before then (an autovacuum worker's, half a second), below
+// zero; what it used after then is left to the backends.
+func (r pgReading) backgroundSince(then pgReading) time.Duration {
+	b := r.postmaster - then.postmaster
+	for pid, c := range r.children {
+		if !c.background {
+			continue
+		}
+		// A pid used again is a new process, whose CPU is all since then.
+		if was, ok := then.children[pid]; ok && was.background && was.cpu <= c.cpu {
+			b += c.cpu - was.cpu
 		} else {
-			backends += own
+			b += c.cpu
 		}
 	}
-	return backends, background, nil
+	return b
 }
 
 // isBackground reports whether a child of the postmaster is one of its

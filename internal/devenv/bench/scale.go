@@ -197,7 +197,22 @@ type scaleRun struct {
 
 // cpuUsed is a reading of the CPU used so far: in all, by PostgreSQL's
 // background processes, and by this process.
-type cpuUsed struct{ total, background, code time.Duration }
+type cpuUsed struct {
+	code     time.Duration
+	postgres []pgReading // a server's each
+}
+
+// minus is the CPU used between then and u: all of it, its background
+// processes', and this process's.
+func (u cpuUsed) minus(then cpuUsed) (total, background, code time.Duration) {
+	code = u.code - then.code
+	total = code
+	for i, r := range u.postgres {
+		total += r.total() - then.postgres[i].total()
+		background += r.backgroundSince(then.postgres[i])
+	}
+	return total, background, code
+}
 
 // cpu is the CPU used so far by PostgreSQL (every node's server, all its
 // processes) and this process; false where it cannot be read.
@@ -214,12 +229,11 @@ func (s *scaleRun) cpu(ctx context.Context) (cpuUsed, bool) {
 		s.postmasters = pids
 	}
 	_, own, _, err := procStat(os.Getpid())
-	u := cpuUsed{total: own, code: own}
+	u := cpuUsed{code: own}
 	for _, pm := range s.postmasters {
-		backends, background, err1 := postgresCPUSplit(pm)
+		r, err1 := readPostgres(pm)
 		err = cmp.Or(err, err1)
-		u.total += backends + background
-		u.background += background
+		u.postgres = append(u.postgres, r)
 	}
 	if err != nil {
 		s.noCPU(err)
@@ -240,7 +254,8 @@ func (s *scaleRun) setCPU(ctx context.Context, c *ScaleCell, then cpuUsed, ok bo
 	now, ok2 := s.cpu(ctx)
 	if ok && ok2 {
 		n := time.Duration(max(ops, 1))
-		c.CPU, c.Background, c.Code = (now.total-then.total)/n, (now.background-then.background)/n, (now.code-then.code)/n
+		total, background, code := now.minus(then)
+		c.CPU, c.Background, c.Code = total/n, background/n, code/n
 	}
 }
 
