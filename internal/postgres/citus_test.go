@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -246,5 +249,102 @@ func TestOpenLimitsTheExecutorPoolOnCitus(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCitusSchemasAreNotColocated: Souk's orders start a colocation group
+// of their own, which its other tables join; left to Citus's default they
+// joined every table of the database with the same shard count and
+// distribution type (another Souk's schema, another application's tables),
+// and distributing them locked those: CI's deadline test on Citus lost a
+// distributed deadlock in "distribute orders" while other tests' schemas
+// were made and dropped.
+func TestCitusSchemasAreNotColocated(t *testing.T) {
+	pool, _ := testenv.Citus(t)
+	ctx := context.Background()
+	var groups []int
+	for range 2 {
+		u, err := url.Parse(testenv.CitusDatabaseURL(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		schema := u.Query().Get("search_path")
+		var orders, others int
+		if err := pool.QueryRow(ctx, `SELECT colocationid,
+			(SELECT count(*) FROM pg_dist_partition p JOIN pg_class c ON c.oid = p.logicalrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+			 WHERE n.nspname = $1 AND p.partmethod = 'h' AND p.colocationid <> d.colocationid)
+			FROM pg_dist_partition d WHERE logicalrelid = ($1 || '.orders')::regclass`, schema).Scan(&orders, &others); err != nil {
+			t.Fatal(err)
+		}
+		if others != 0 {
+			t.Errorf("%s: %d distributed tables not co-located with its orders", schema, others)
+		}
+		groups = append(groups, orders)
+	}
+	if groups[0] == groups[1] {
+		t.Errorf("two schemas' orders share colocation group %d", groups[0])
+	}
+}
+
+// TestDistributeOutlivesADeadlock: a migration's distribution that loses a
+// deadlock (PostgreSQL's detector aborts its transaction) is run again
+// from the start, as Souk's other transactions are, rather than failing
+// the migration (and the replica's start). The deadlock is made here on
+// purpose: a session holds the products table while distribution holds
+// store_keys and waits for it, then asks for store_keys.
+func TestDistributeOutlivesADeadlock(t *testing.T) {
+	pool, schema := testenv.Citus(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	db, err := postgres.Open(ctx, os.Getenv("SOUK_TEST_CITUS_URL")+"&search_path="+schema+"&options=-c%20citus.shard_count%3D4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.MigrateUndistributed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	holder, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback(ctx)
+	// The holder never runs the deadlock check first: distribution does,
+	// and loses.
+	for _, q := range []string{`SET LOCAL deadlock_timeout = '30s'`, `LOCK TABLE ` + schema + `.products IN ACCESS EXCLUSIVE MODE`} {
+		if _, err := holder.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- db.Distribute(ctx) }()
+	for waiting := false; !waiting; {
+		if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE relation = $1::regclass AND NOT granted)`,
+			schema+".products").Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Distribution holds store_keys (it made it a reference table): the
+	// holder's asking for it closes the cycle, and getting it shows that
+	// distribution's transaction was aborted.
+	var held bool
+	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE relation = $1::regclass AND granted
+		AND mode IN ('ExclusiveLock', 'ShareRowExclusiveLock', 'ShareLock', 'AccessExclusiveLock'))`, schema+".store_keys").Scan(&held); err != nil || !held {
+		t.Fatalf("distribution waits for products without holding store_keys (%v): no deadlock to make", err)
+	}
+	if _, err := holder.Exec(ctx, `LOCK TABLE `+schema+`.store_keys IN ROW EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	if err := holder.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("distribution after losing a deadlock: %v", err)
+	}
+	var distributed int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_dist_partition p JOIN pg_class c ON c.oid = p.logicalrelid
+		JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1`, schema).Scan(&distributed); err != nil || distributed != 13 {
+		t.Errorf("%d tables distributed (%v), want 13", distributed, err)
 	}
 }

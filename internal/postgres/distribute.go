@@ -39,41 +39,56 @@ func (db *DB) OnCitus(ctx context.Context) (bool, error) {
 // that is not yet, moving its rows (a single-node database migrated onto
 // Citus) into shards. It does nothing on plain PostgreSQL. Replicas
 // starting together take turns on an advisory lock; a table one of them
-// distributed is left alone by the next.
+// distributed is left alone by the next. Its DDL locks tables that others
+// use (the reference tables' foreign keys, the colocation group), so it
+// can lose a deadlock, local or distributed: it is then run again from the
+// start (TestDistributeOutlivesADeadlock).
+//
+// The orders start a colocation group of their own (colocate_with
+// 'none'), which the store's other tables join: Citus's default puts a new
+// table in the group of any table with the same shard count and
+// distribution column type, another Souk's in another schema or another
+// application's, and creating it locks theirs (CI's Citus run lost a
+// distributed deadlock there while other tests' schemas came and went).
 func (db *DB) distribute(ctx context.Context) error {
 	if !db.citus { // the citus extension is an operator's to create, before Souk opens the database
 		return nil
 	}
-	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('souk-distribute', 0))`); err != nil {
-			return err
-		}
-		for _, t := range citusTables {
-			// A table with a foreign key to a reference table was made a
-			// "Citus local table" (partmethod 'n', not replicated) when
-			// that table became one; it still has to become a reference
-			// table itself.
-			var done bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = $1::regclass
-				AND CASE WHEN $2 THEN repmodel = 't' ELSE partmethod = 'h' END)`, t.name, t.reference).Scan(&done); err != nil {
-				return fmt.Errorf("distribute %s: %w", t.name, err)
-			}
-			if done {
-				continue
-			}
-			q := `SELECT create_distributed_table($1, 'seller_id', colocate_with => 'orders')`
-			switch {
-			case t.reference:
-				q = `SELECT create_reference_table($1)`
-			case t.name == "orders":
-				q = `SELECT create_distributed_table($1, 'seller_id')`
-			}
-			if _, err := tx.Exec(ctx, q, t.name); err != nil {
-				return fmt.Errorf("distribute %s: %w", t.name, err)
-			}
-		}
-		return nil
+	return retryRace(ctx, func() error {
+		return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error { return distributeIn(ctx, tx) })
 	})
+}
+
+// distributeIn is distribute's transaction.
+func distributeIn(ctx context.Context, tx pgx.Tx) error {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('souk-distribute', 0))`); err != nil {
+		return err
+	}
+	for _, t := range citusTables {
+		// A table with a foreign key to a reference table was made a
+		// "Citus local table" (partmethod 'n', not replicated) when
+		// that table became one; it still has to become a reference
+		// table itself.
+		var done bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = $1::regclass
+			AND CASE WHEN $2 THEN repmodel = 't' ELSE partmethod = 'h' END)`, t.name, t.reference).Scan(&done); err != nil {
+			return fmt.Errorf("distribute %s: %w", t.name, err)
+		}
+		if done {
+			continue
+		}
+		q := `SELECT create_distributed_table($1, 'seller_id', colocate_with => 'orders')`
+		switch {
+		case t.reference:
+			q = `SELECT create_reference_table($1)`
+		case t.name == "orders":
+			q = `SELECT create_distributed_table($1, 'seller_id', colocate_with => 'none')`
+		}
+		if _, err := tx.Exec(ctx, q, t.name); err != nil {
+			return fmt.Errorf("distribute %s: %w", t.name, err)
+		}
+	}
+	return nil
 }
 
 // sameStore is the condition that keeps a join of two tables distributed
