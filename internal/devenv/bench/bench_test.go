@@ -339,7 +339,7 @@ func TestScaleSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(sc.Rows) != 7 {
+	if len(sc.Rows) != 8 {
 		t.Fatalf("%d rows: %+v", len(sc.Rows), sc.Rows)
 	}
 	for _, r := range sc.Rows {
@@ -432,7 +432,7 @@ func TestScaleSmokeOnCitus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(sc.Rows) != 7 {
+	if len(sc.Rows) != 8 {
 		t.Fatalf("%d rows: %+v", len(sc.Rows), sc.Rows)
 	}
 	for _, r := range sc.Rows {

@@ -700,6 +700,14 @@ func (s *scaleRun) prepare(ctx context.Context) error {
 				CreatedBefore: asOf})
 			return err
 		}},
+		// A tab of a rare status: none of the store's seeded orders waits
+		// to be shipped. Walking the store's index and filtering read all
+		// of them for an empty page.
+		{name: "ListOrders (the big store's orders to ship)", do: func(ctx context.Context) error {
+			_, _, err := s.db.List(ctx, postgres.ListQuery{Party: postgres.Seller, PartyID: s.bigStore, Status: order.StatusAwaitingShipment,
+				PageSize: 20, CreatedBefore: asOf})
+			return err
+		}},
 		{name: "Checkout (store the orders)", do: func(ctx context.Context) error {
 			_, err := s.unpaid(ctx, s.base+1<<22+int(s.madeNext.Add(1)), 1, 20*24*time.Hour)
 			return err
