@@ -323,7 +323,11 @@ func TestDistributeOutlivesADeadlock(t *testing.T) {
 			schema+".products").Scan(&waiting); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		select {
+		case err := <-done:
+			t.Fatalf("distribution ended (%v) without waiting for products: no deadlock to make", err)
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 	// Distribution holds store_keys (it made it a reference table): the
 	// holder's asking for it closes the cycle, and getting it shows that

@@ -1023,8 +1023,8 @@ func (db *DB) List(ctx context.Context, q ListQuery) ([]*order.Order, string, er
 	// The page's orders, their deadlines on their rows: one statement, one
 	// index walk.
 	// A party's page filtered by the party, its time and the page token
-	// walks the party's index in order and stops at the page,
-	// whatever the party's size. A connection settles on a generic plan of
+	// walks the party's index in order and stops at the page, whatever
+	// the party's size. A connection settles on a generic plan of
 	// the statement, which takes any party for the average one (a few
 	// orders) and may well fetch them all and sort them: for the biggest
 	// store, every order it has (TestBigStorePagesReadTheirPage saw it
@@ -1036,8 +1036,8 @@ func (db *DB) List(ctx context.Context, q ListQuery) ([]*order.Order, string, er
 	// index, filtering (a buyer's orders are few). A page of open
 	// cancellations is left to the planner (a partial index of a store's
 	// few; on Citus each worker plans its shard's statement with the store
-	// named). The generic plan is also forced: left to choose, PostgreSQL planned
-	// the biggest store's page anew every time, its custom plan costed a
+	// named). The generic plan is also forced: left to choose, PostgreSQL
+	// planned the biggest store's page anew every time, its custom plan costed a
 	// little under the generic one (84 µs of planning a page at 10 million
 	// orders, more than the page's run; TestStorePagesAreNotReplanned), and
 	// without sorting, the generic plan is the walk that reads the page.

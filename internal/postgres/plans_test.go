@@ -271,14 +271,7 @@ func TestBigStorePagesReadTheirPage(t *testing.T) {
 	if err != nil || len(page) != 20 {
 		t.Fatalf("a page of %d orders (%v), want 20", len(page), err)
 	}
-	plan := plans.last(t, "FROM orders WHERE seller_id")
-	m := regexp.MustCompile(`Buffers: shared hit=(\d+)`).FindStringSubmatch(plan)
-	if m == nil {
-		t.Fatalf("no buffers in the page's plan: %s", plan)
-	}
-	if n, _ := strconv.Atoi(m[1]); n > 50 {
-		t.Errorf("the big store's first page touched %d blocks, want about the page's (under 50):\n%s", n, plan)
-	}
+	readsItsPage(t, plans.last(t, "FROM orders WHERE seller_id"), "the big store's first page")
 	// The page of the orders waiting to be shipped (the seller's tab to
 	// work from): three of the store's 1,500. Walking the store's index and
 	// filtering by status read every one of its orders to find fewer than a
@@ -292,13 +285,21 @@ func TestBigStorePagesReadTheirPage(t *testing.T) {
 	if err != nil || len(page) != 3 || page[0].ID() != orders[1400].ID() {
 		t.Fatalf("the page to ship: %d orders (%v), want 3, newest first", len(page), err)
 	}
-	plan = plans.last(t, "FROM orders WHERE seller_id = $1 AND status")
-	m = regexp.MustCompile(`Buffers: shared hit=(\d+)`).FindStringSubmatch(plan)
+	readsItsPage(t, plans.last(t, "FROM orders WHERE seller_id = $1 AND status"), "the big store's page of orders to ship")
+}
+
+var sharedHits = regexp.MustCompile(`Buffers: shared hit=(\d+)`)
+
+// readsItsPage checks that a page's plan (auto_explain's, with buffers)
+// touched about the page's blocks: under 50.
+func readsItsPage(t *testing.T, plan, page string) {
+	t.Helper()
+	m := sharedHits.FindStringSubmatch(plan)
 	if m == nil {
-		t.Fatalf("no buffers in the page's plan: %s", plan)
+		t.Fatalf("no buffers in the plan of %s: %s", page, plan)
 	}
 	if n, _ := strconv.Atoi(m[1]); n > 50 {
-		t.Errorf("the big store's page of orders to ship touched %d blocks, want about the page's (under 50):\n%s", n, plan)
+		t.Errorf("%s touched %d blocks, want about the page's (under 50):\n%s", page, n, plan)
 	}
 }
 
