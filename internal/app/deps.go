@@ -99,7 +99,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Deps, error) {
 	// The hub's own client: Stop closes it to end its blocking reads at once.
 	d.Events = events.NewHub(cfg.NewRedis(), watch, log)
 	d.Events.SetGroupPositions(db)
-	d.Metrics.WatchReplays(d.Events.Replayed)
+	d.Metrics.WatchReads(d.Events.Replayed, d.Events.Live)
 	d.cancel = cancel
 	var wg sync.WaitGroup
 	if cfg.Deadlines {

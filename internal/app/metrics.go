@@ -57,14 +57,18 @@ func (m *Metrics) Answered(outcome, declineCode string) {
 	m.answers.WithLabelValues(outcome, declineCode).Inc()
 }
 
-// WatchReplays exports how many event stream entries the replica's
-// watches have read to catch up (replayed): a party's replay costs what
-// that party's events cost, a watch of everything what the stream holds.
-func (m *Metrics) WatchReplays(replayed func() int64) {
+// WatchReads exports how many event stream entries the replica's watches
+// have read to catch up (replayed: a party's replay costs what that
+// party's events cost, a watch of everything what the stream holds), and
+// how many the replica read for its live watches (none while none is open).
+func (m *Metrics) WatchReads(replayed, live func() int64) {
 	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "souk_event_replay_entries_total",
 		Help: "Event stream entries the watches read to catch up from a cursor (a buyer's or a store's replay reads only theirs).",
-	}, func() float64 { return float64(replayed()) }))
+	}, func() float64 { return float64(replayed()) }), prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "souk_event_live_entries_total",
+		Help: "Event stream entries the replica read for its live watches (a replica with no watch open reads none).",
+	}, func() float64 { return float64(live()) }))
 }
 
 // Handler serves the metrics (on the internal listener, at /metrics).

@@ -149,9 +149,16 @@ func TestMetrics(t *testing.T) {
 	if n, _ := scrape(t, sellerAddr, "souk_event_replay_entries_total"); n < 3 {
 		t.Errorf("seller-svc counted %v replayed entries, want the store's events", n)
 	}
+	// The watch, now live, is handed the store's next event: read by the
+	// replica because a watch is open.
+	live := s.checkout("alice", 1, lamp)[0]
+	replay.until(live.Id, "created", 10*time.Second)
+	if n, _ := scrape(t, sellerAddr, "souk_event_live_entries_total"); n < 1 {
+		t.Errorf("seller-svc counted %v entries read for live watches, want the new order's", n)
+	}
 
-	if n, _ := scrape(t, buyerAddr, "grpc_server_handled_total", "grpc_method", "Checkout", "grpc_code", "OK"); n-before != 3 {
-		t.Errorf("buyer-svc counted %v checkouts, want 3", n-before)
+	if n, _ := scrape(t, buyerAddr, "grpc_server_handled_total", "grpc_method", "Checkout", "grpc_code", "OK"); n-before != 4 {
+		t.Errorf("buyer-svc counted %v checkouts, want 4", n-before)
 	}
 	if n, _ := scrape(t, sellerAddr, "grpc_server_handled_total", "grpc_service", "souk.seller.v1.CatalogService", "grpc_method", "ReserveStock", "grpc_code", "OK"); n < 3 {
 		t.Errorf("seller-svc counted %v reservations, want 3", n)

@@ -174,7 +174,8 @@ func Parse(m redis.XMessage) (*Event, error) {
 	return e, nil
 }
 
-// Hub reads the stream once for all the process's watches.
+// Hub reads the stream once for all the process's watches, and not at all
+// while none is open.
 type Hub struct {
 	rdb redis.UniversalClient
 	cfg Config
@@ -186,6 +187,11 @@ type Hub struct {
 	mu       sync.Mutex
 	pos      int64 // the last place read and handed out
 	subs     map[*sub]struct{}
+	// idle says the Hub stopped reading when its last watch ended: pos is
+	// where it stopped, not the stream's end. The next watch moves pos to
+	// the stream's end and wakes the Hub.
+	idle bool
+	wake chan struct{}
 	// positions, if set, keeps the consumer groups' positions.
 	positions GroupPositions
 	// open counts the watches open per caller, and all of them.
@@ -193,6 +199,8 @@ type Hub struct {
 	openAll int
 	// replayed counts the entries watches read to catch up.
 	replayed atomic.Int64
+	// liveRead counts the entries the Hub read for its live watches.
+	liveRead atomic.Int64
 }
 
 // admit checks a watch's filter and counts the watch of ctx's caller in,
@@ -254,7 +262,8 @@ func NewHub(rdb redis.UniversalClient, cfg Config, log *slog.Logger) *Hub {
 	if cfg.PerReplica <= 0 {
 		cfg.PerReplica = 10000
 	}
-	return &Hub{rdb: rdb, cfg: cfg, log: log, ready: make(chan struct{}), stop: make(chan struct{}), subs: map[*sub]struct{}{}}
+	return &Hub{rdb: rdb, cfg: cfg, log: log, ready: make(chan struct{}), stop: make(chan struct{}), subs: map[*sub]struct{}{},
+		wake: make(chan struct{}, 1)}
 }
 
 // errStopping ends the watches of a replica that is stopping.
@@ -309,6 +318,14 @@ func (h *Hub) Run(ctx context.Context) {
 	}
 	close(h.ready)
 	for ctx.Err() == nil && h.ended(nil) == nil {
+		if h.rest() {
+			select {
+			case <-h.wake:
+			case <-h.stop:
+			case <-ctx.Done():
+			}
+			continue
+		}
 		res, err := h.rdb.XRead(ctx, &redis.XReadArgs{Streams: []string{h.cfg.Stream, entryID(h.pos)}, Count: 500, Block: 2 * time.Second}).Result()
 		if errors.Is(err, redis.Nil) {
 			continue
@@ -321,9 +338,33 @@ func (h *Hub) Run(ctx context.Context) {
 			continue
 		}
 		for _, s := range res {
+			h.liveRead.Add(int64(len(s.Messages)))
 			h.hand(ctx, s.Messages)
 		}
 	}
+}
+
+// rest makes the Hub idle if no watch is open: a replica nobody watches
+// reads nothing (each event would otherwise wake a read in every replica
+// of both services, and be parsed there, for no one).
+func (h *Hub) rest() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.idle = len(h.subs) == 0
+	return h.idle
+}
+
+// end returns the place of the stream's newest entry (0 if it has none).
+func (h *Hub) end(ctx context.Context) (int64, error) {
+	top, err := h.rdb.XRevRangeN(ctx, h.cfg.Stream, "+", "-", 1).Result()
+	if err != nil || len(top) == 0 {
+		return 0, err
+	}
+	e, err := Parse(top[0])
+	if err != nil {
+		return 0, err
+	}
+	return e.Cursor, nil
 }
 
 // hand gives new entries to the watches they concern; a watch whose buffer
@@ -368,10 +409,34 @@ func (h *Hub) subscribe(ctx context.Context, f Filter) (*sub, int64, error) {
 		return nil, 0, status.Error(codes.Unavailable, "the event feed is not reachable; try again")
 	}
 	s := &sub{f: f, ch: make(chan *Event, h.cfg.Buffer), over: make(chan struct{})}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.subs[s] = struct{}{}
-	return s, h.pos, nil
+	var end int64
+	for read := false; ; read = true {
+		h.mu.Lock()
+		if !h.idle || read {
+			if h.idle {
+				// The Hub stopped reading at pos, maybe long ago: the live
+				// feed begins at the stream's end as read since it went idle.
+				// (A stream Redis lost and the relay is refilling reads as
+				// empty: the Hub then reads on from where it stopped, and the
+				// watch may first get events from before it began, each once
+				// and in order.)
+				h.pos, h.idle = max(h.pos, end), false
+				select {
+				case h.wake <- struct{}{}:
+				default:
+				}
+			}
+			h.subs[s] = struct{}{}
+			pos := h.pos
+			h.mu.Unlock()
+			return s, pos, nil
+		}
+		h.mu.Unlock()
+		var err error
+		if end, err = h.end(ctx); err != nil {
+			return nil, 0, status.Errorf(codes.Unavailable, "read the event feed: %v", err)
+		}
+	}
 }
 
 func (h *Hub) unsubscribe(s *sub) {
@@ -597,6 +662,10 @@ func (h *Hub) indexed(ctx context.Context, f Filter, key string, from, to int64,
 // Replayed is how many stream entries the Hub's watches have read to catch
 // up since it started (an entry read by two watches counts twice).
 func (h *Hub) Replayed() int64 { return h.replayed.Load() }
+
+// Live is how many stream entries the Hub has read for its live watches
+// since it started: none while no watch is open.
+func (h *Hub) Live() int64 { return h.liveRead.Load() }
 
 // IndexKey is the key of the index of a party's places in stream: a sorted
 // set of places, scored by place, that the relay keeps beside the stream,

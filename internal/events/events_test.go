@@ -492,3 +492,59 @@ func TestReplayCostsWhatThePartysEventsCost(t *testing.T) {
 		})
 	}
 }
+
+// A replica with no watch open does not read the stream: every event would
+// otherwise cost each replica of both services a read of it (a blocking
+// read woken, its reply parsed) whether anyone watches or not. A watch
+// that begins while the Hub is idle starts from the stream's end as it is
+// then (not from where the Hub stopped reading), misses nothing added
+// after, and a watch resumed from a cursor gets what it missed.
+func TestHubReadsOnlyWhileWatched(t *testing.T) {
+	s := newStream(t, events.Config{Heartbeat: time.Hour, Stall: time.Minute})
+	s.add("o-1", "alice", "message_sent", 100)
+	time.Sleep(300 * time.Millisecond) // a Hub that reads would have read them
+	if n := s.hub.Live(); n != 0 {
+		t.Fatalf("the Hub read %d entries with no watch open", n)
+	}
+	now := &collector{}
+	_, stop := s.watch(events.Filter{}, -1, now.send)
+	testenv.Eventually(t, 5*time.Second, "the watch began", func() bool { _, b := now.count(); return b > 0 })
+	s.add("o-2", "bob", "paid", 5)
+	testenv.Eventually(t, 5*time.Second, "the live events", func() bool { n, _ := now.count(); return n >= 5 })
+	now.mu.Lock()
+	if len(now.events) != 5 || now.beats[0] != 100 {
+		t.Fatalf("a watch from now on got %d events after its first heartbeat at %d, want 5 after 100", len(now.events), now.beats[0])
+	}
+	for i, e := range now.events {
+		if e.Cursor != int64(101+i) || e.OrderID != "o-2" {
+			t.Fatalf("live event %d: cursor %d of %s, want %d of o-2", i, e.Cursor, e.OrderID, 101+i)
+		}
+	}
+	now.mu.Unlock()
+	stop()
+	s.add("o-2", "bob", "shipped", 1) // wakes a read that was waiting when the watch ended
+	time.Sleep(300 * time.Millisecond)
+	read := s.hub.Live()
+	if read < 5 {
+		t.Fatalf("the Hub read %d entries for its watch, want at least 5", read)
+	}
+	s.add("o-3", "carol", "message_sent", 50)
+	time.Sleep(300 * time.Millisecond)
+	if n := s.hub.Live(); n != read {
+		t.Fatalf("the Hub read %d more entries after its last watch ended", n-read)
+	}
+	resumed := &collector{}
+	s.watch(events.Filter{}, 104, resumed.send)
+	s.add("o-4", "dave", "paid", 2)
+	testenv.Eventually(t, 5*time.Second, "the missed and the live events", func() bool { n, _ := resumed.count(); return n >= 54 })
+	resumed.mu.Lock()
+	defer resumed.mu.Unlock()
+	for i, e := range resumed.events {
+		if e.Cursor != int64(105+i) {
+			t.Fatalf("resumed event %d: cursor %d, want %d (each once, in order)", i, e.Cursor, 105+i)
+		}
+	}
+	if len(resumed.events) != 54 {
+		t.Fatalf("a watch resumed from 104 got %d events, want 54 (105-158)", len(resumed.events))
+	}
+}
