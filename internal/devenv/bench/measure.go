@@ -135,7 +135,45 @@ func (b *bench) idle(ctx context.Context) (commits, redis float64, err error) {
 	return (c1.commits - c0.commits) / s, (c1.redis - c0.redis) / s, nil
 }
 
+// published waits until Souk's relay has published every event the seed
+// wrote (one per order: 180,000 for a 20-second cell, about ten seconds'
+// work), so that neither the idle counts nor the first cells measure the
+// relay's catching up. A relay that makes no progress for stall (one
+// turned off, SOUK_RELAY=false) is not waited for.
+func (b *bench) published(ctx context.Context, stall time.Duration) error {
+	last, since := int64(-1), time.Now()
+	for {
+		st, err := b.soukDB.State(ctx)
+		if err != nil {
+			return err
+		}
+		n := st.OutboxUnpublished
+		switch {
+		case n == 0:
+			return nil
+		case last < 0:
+			b.log("the relay publishes the seed's %d events first...", n)
+		case n < last:
+			since = time.Now()
+		case time.Since(since) > stall:
+			b.log("the relay published nothing for %s (%d events wait): measuring anyway", stall, n)
+			return nil
+		}
+		if last < 0 || n < last {
+			last = n
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
 func (b *bench) operations(ctx context.Context) error {
+	if err := b.published(ctx, 10*time.Second); err != nil {
+		return err
+	}
 	idleCommits, idleRedis, err := b.idle(ctx)
 	if err != nil {
 		return err
