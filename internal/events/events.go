@@ -135,11 +135,21 @@ func ParseCursor(s string) (int64, error) {
 // entryID is the stream id of place n (the relay adds "<n>-1").
 func entryID(n int64) string { return strconv.FormatInt(n, 10) + "-1" }
 
+// place reads the place an entry's id carries ("<n>-1", as the relay adds it).
+func place(id string) (int64, error) {
+	seq, _, ok := strings.Cut(id, "-")
+	n, err := strconv.ParseInt(seq, 10, 64)
+	if !ok || err != nil {
+		return 0, fmt.Errorf("entry %s: not an event's id", id)
+	}
+	return n, nil
+}
+
 // Parse reads a stream entry.
 func Parse(m redis.XMessage) (*Event, error) {
-	seq, _, ok := strings.Cut(m.ID, "-")
-	if !ok {
-		return nil, fmt.Errorf("entry %s: not an event's id", m.ID)
+	cursor, err := place(m.ID)
+	if err != nil {
+		return nil, err
 	}
 	str := func(k string) string { s, _ := m.Values[k].(string); return s }
 	e := &Event{ID: str("event_id"), OrderID: str("order_id"), BuyerID: str("buyer_id"), SellerID: str("seller_id"),
@@ -152,9 +162,7 @@ func Parse(m redis.XMessage) (*Event, error) {
 		return n
 	}
 	e.Sequence, e.Version = num("sequence"), num("version")
-	var err error
-	e.Cursor, err = strconv.ParseInt(seq, 10, 64)
-	errs = append(errs, err)
+	e.Cursor = cursor
 	e.OccurredAt, err = time.Parse(time.RFC3339Nano, str("occurred_at"))
 	errs = append(errs, err)
 	if a := str("adjustment"); a != "" {
@@ -299,16 +307,9 @@ func (h *Hub) Run(ctx context.Context) {
 		}
 	}
 	for {
-		top, err := h.rdb.XRevRangeN(ctx, h.cfg.Stream, "+", "-", 1).Result()
+		end, err := h.end(ctx)
 		if err == nil {
-			if len(top) > 0 {
-				e, perr := Parse(top[0])
-				if perr != nil {
-					h.log.ErrorContext(ctx, "event feed: the stream's last entry", "err", perr)
-				} else {
-					h.pos = e.Cursor
-				}
-			}
+			h.pos = end
 			break
 		}
 		if ctx.Err() != nil || !wait(time.Second) {
@@ -360,11 +361,7 @@ func (h *Hub) end(ctx context.Context) (int64, error) {
 	if err != nil || len(top) == 0 {
 		return 0, err
 	}
-	e, err := Parse(top[0])
-	if err != nil {
-		return 0, err
-	}
-	return e.Cursor, nil
+	return place(top[0].ID)
 }
 
 // hand gives new entries to the watches they concern; a watch whose buffer
@@ -720,19 +717,15 @@ func (h *Hub) checkCursor(ctx context.Context, cursor, pos int64) error {
 	if cursor <= pos {
 		return nil
 	}
-	top, err := h.rdb.XRevRangeN(ctx, h.cfg.Stream, "+", "-", 1).Result()
+	end, err := h.end(ctx)
 	if err != nil {
 		return status.Errorf(codes.Unavailable, "read the event feed: %v", err)
 	}
-	if len(top) == 0 {
+	if end == 0 {
 		return status.Error(codes.Unavailable, "the event feed is being refilled; watch again from the same cursor")
 	}
-	e, err := Parse(top[0])
-	if err != nil {
-		return status.Errorf(codes.Unavailable, "read the event feed: %v", err)
-	}
-	if cursor > e.Cursor {
-		return status.Errorf(codes.OutOfRange, "cursor %d is past the end of the event feed (its newest place is %d): read the order list again, then watch from now on (no cursor)", cursor, e.Cursor)
+	if cursor > end {
+		return status.Errorf(codes.OutOfRange, "cursor %d is past the end of the event feed (its newest place is %d): read the order list again, then watch from now on (no cursor)", cursor, end)
 	}
 	return nil
 }
