@@ -51,7 +51,7 @@ test: ## Run every test (unit, integration, end-to-end, the dashboard in Chromiu
 # of their own whatever the run (the randomized fault test has its Citus
 # twin, TestRandomFaultsOnCitus, in the first run).
 NOT_ON_CITUS := ^(TestReadsAreNotReplanned|TestPagesAreNotReplanned|TestRelayIsNotReplanned|TestBigStorePagesReadTheirPage|TestPlacesAreReadInOrder|TestLostRacesAreRetriedThenConflicts|$\
-	TestCrashBetweenAuthorizationAndCommit|TestCardNumbersAreNeverKept|$\
+	TestCrashBetweenAuthorizationAndCommit|TestCardNumbersAreNeverKept|TestCheckoutMakesNewIDsWhenOneIsTaken|$\
 	TestRandomFaults|TestRandomFaultsOnCitus|TestCitusWorkerLostIsTransient|TestTransientFaultsAreUnavailable|TestReadiness)$$
 
 .PHONY: faults

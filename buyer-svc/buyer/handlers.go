@@ -49,7 +49,11 @@ var checkoutNamespace = uuid.MustParse("6f1c4f5e-7d1a-4b1e-9a55-3c2f3f0a9b10")
 // request stored (or finishes what it started) instead of buying twice.
 func (s *buyerService) Checkout(ctx context.Context, req *buyerv1.CheckoutRequest) (*buyerv1.CheckoutResponse, error) {
 	buyer := buyerID(ctx)
-	checkoutID := uuid.NewString()
+	// A checkout's id begins with its time (UUID version 7), so that the
+	// orders' key on it (orders_checkout_seller_idx) and the stock
+	// reservations' are written where the day's checkouts sit; a key's
+	// checkout has the id derived from the key (below), as random as it is.
+	checkoutID := uuid.Must(uuid.NewV7()).String()
 	items := make([]*sellerv1.StockItem, len(req.Items))
 	parts := []string{"checkout"}
 	seen := map[string]bool{}
@@ -83,6 +87,9 @@ func (s *buyerService) Checkout(ctx context.Context, req *buyerv1.CheckoutReques
 	return s.checkout(ctx, buyer, checkoutID, req.Items, items, named)
 }
 
+// idTries is how often a checkout makes its orders' ids when one is taken.
+const idTries = 3
+
 // checkout reserves a cart's stock under checkoutID and stores its orders
 // with the coupons named (reserved in the same transaction).
 func (s *buyerService) checkout(ctx context.Context, buyer, checkoutID string, cart []*buyerv1.CheckoutItem, items []*sellerv1.StockItem,
@@ -95,9 +102,18 @@ func (s *buyerService) checkout(ctx context.Context, buyer, checkoutID string, c
 	if err != nil {
 		return nil, err
 	}
-	orders, err := s.buildOrders(ctx, buyer, checkoutID, cart, res.Products, coupons, named)
-	if err == nil {
-		err = s.deps.DB.CreateOrders(ctx, orders)
+	var orders []*order.Order
+	for try := 1; ; try++ {
+		orders, err = s.buildOrders(ctx, buyer, checkoutID, cart, res.Products, coupons, named)
+		if err == nil {
+			err = s.deps.DB.CreateOrders(ctx, orders)
+		}
+		// An id another order of its store has (order.NewIDAt): nothing
+		// was stored, and the orders are made again with new ids.
+		if !errors.Is(err, postgres.ErrIDTaken) || try == idTries {
+			break
+		}
+		s.deps.Log.WarnContext(ctx, "checkout: an order id was taken; new ids", "checkout_id", checkoutID, "err", err)
 	}
 	if err != nil {
 		// What this request reserved goes back; a concurrent retry that
@@ -152,7 +168,7 @@ func (s *buyerService) buildOrders(ctx context.Context, buyer, checkoutID string
 		g, ok := groups[p.SellerId]
 		if !ok {
 			g = &order.NewOrderParams{
-				ID: order.NewID(p.SellerId), CheckoutID: checkoutID, BuyerID: buyer, SellerID: p.SellerId,
+				ID: order.NewIDAt(p.SellerId, now), CheckoutID: checkoutID, BuyerID: buyer, SellerID: p.SellerId,
 				Currency: p.Price.Currency, PaymentWindow: s.window, Now: now,
 			}
 			groups[p.SellerId] = g

@@ -334,6 +334,9 @@ func TestDashboard(t *testing.T) {
 	b.click("open the order", fmt.Sprintf(`tr[data-order=%q] a`, o.Id), 10*time.Second)
 	b.do("the order page", 10*time.Second, chromedp.WaitVisible(`#order-total`, chromedp.ByQuery))
 	b.waitText("#order-total", "$21.00", 2*time.Second)
+	if h := b.text("main h1"); !strings.HasPrefix(h, "Order "+shortID(o.Id)) {
+		t.Fatalf("the order page is headed %q, want the order's short id %s (of %s)", h, shortID(o.Id), o.Id)
+	}
 	b.expectFailure(`/v1/orders/` + o.Id + `:adjust-price$`)
 	b.submit("Adjust the price", map[string]string{"shipping_fee": "0.40", "reason": ""}, "")
 	b.do("the reason is required", 5*time.Second, chromedp.WaitVisible(`form[aria-label="Adjust the price"] .violation`, chromedp.ByQuery))
@@ -400,7 +403,7 @@ func TestDashboard(t *testing.T) {
 		chromedp.WaitVisible(`//h1[text()="Order not found"]`))
 	var html string
 	b.do("read the page", 5*time.Second, chromedp.OuterHTML("main", &html, chromedp.ByQuery))
-	if strings.Contains(html, "bob") || strings.Contains(html, "Mug") || strings.Contains(html, other.Id[:8]) {
+	if strings.Contains(html, "bob") || strings.Contains(html, "Mug") || strings.Contains(html, shortID(other.Id)) {
 		t.Fatal("the page shows something of another store's order")
 	}
 
@@ -594,3 +597,7 @@ func TestDashboardCoupons(t *testing.T) {
 		chromedp.WaitVisible(`tr[data-coupon=WELCOME10]`, chromedp.ByQuery))
 	b.waitText(`tr[data-coupon=WELCOME10] .reserved`, "1", 3*time.Second)
 }
+
+// shortID is the dashboard's short form of an id: the eight random digits
+// after the day it begins with (order.NewIDAt).
+func shortID(id string) string { return id[4:8] + id[9:13] }

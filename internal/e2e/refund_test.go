@@ -21,7 +21,7 @@ func TestRefundWorkerSurvivesProviderOutage(t *testing.T) {
 	var paid []*orderv1.Order
 	for i := range 6 {
 		o := s.checkout("alice", int64(1+i), lamp)[0]
-		if r := s.pay(t, "alice", o, "4242424242424242", "refund-key-"+o.Id[:8]); r.Order.Status != paidStatus {
+		if r := s.pay(t, "alice", o, "4242424242424242", "refund-key-"+o.Id); r.Order.Status != paidStatus {
 			t.Fatalf("pay: %s", r.Order.Status)
 		}
 		paid = append(paid, o)

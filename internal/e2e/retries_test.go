@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"sync"
 	"testing"
 
@@ -94,5 +95,71 @@ func TestRetriedMutationsApplyOnce(t *testing.T) {
 	}
 	if n := countKinds(s.order("alice", paid.Id)); n["shipped"] != 1 || n["dispute_opened"] != 1 || n["dispute_evidence_added"] != 1 {
 		t.Fatalf("history %v, want each retried change once", n)
+	}
+}
+
+// TestCheckoutMakesNewIDsWhenOneIsTaken: an order id another order of its
+// store has (two ids of a store's day alike, order.NewIDAt) is refused by
+// the key, and the checkout makes its orders again with new ids, up to
+// three times; after that it is ABORTED (CONFLICT, retry) with its stock
+// given back. The collision comes from a trigger that refuses the next
+// inserts of an order as the key would (a sequence counts them, since a
+// refused transaction rolls back anything else it wrote).
+func TestCheckoutMakesNewIDsWhenOneIsTaken(t *testing.T) {
+	s := startSystem(t, 1, nil)
+	lamp := s.product("store-x", "Lamp", 1000, 100, 10)
+	db := s.db(t)
+	ctx := context.Background()
+	if _, err := db.Exec(ctx, `CREATE SEQUENCE order_inserts;
+		CREATE FUNCTION take_id() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF nextval('order_inserts') <= 4 THEN
+				RAISE unique_violation USING CONSTRAINT = 'orders_pkey',
+					MESSAGE = 'duplicate key value violates unique constraint "orders_pkey"',
+					DETAIL = format('Key (id, seller_id)=(%s, %s) already exists.', NEW.id, NEW.seller_id);
+			END IF;
+			RETURN NEW;
+		END $$;
+		CREATE TRIGGER take_id BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION take_id()`); err != nil {
+		t.Fatal(err)
+	}
+	inserts := func() (n int64) {
+		t.Helper()
+		if err := db.QueryRow(ctx, `SELECT last_value FROM order_inserts`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	tok := as(s.token(auth.RoleBuyer, "alice"))
+
+	// Three ids taken in a row: refused, nothing kept.
+	_, err := s.buyer.Checkout(tok, &buyerv1.CheckoutRequest{Items: []*buyerv1.CheckoutItem{{ProductId: lamp.Id, Quantity: 3}}})
+	if status.Code(err) != codes.Aborted || reasonOf(err).Reason != "CONFLICT" {
+		t.Fatalf("a checkout whose ids are taken three times: %v; want ABORTED, CONFLICT", err)
+	}
+	if n := inserts(); n != 3 {
+		t.Fatalf("the checkout tried %d inserts; want 3", n)
+	}
+	if got := s.stock(lamp); got != 10 {
+		t.Fatalf("stock after the refused checkout: %d; want 10", got)
+	}
+
+	// One id taken: the checkout is stored with new ids, once.
+	orders := s.checkout("alice", 2, lamp)
+	if n := inserts(); n != 5 {
+		t.Fatalf("the checkout tried %d inserts in all; want 5 (one refused, then stored)", n)
+	}
+	if len(orders) != 1 || orders[0].Status != pending {
+		t.Fatalf("checkout: %v", orders)
+	}
+	if got := s.order("alice", orders[0].Id); got.Total.AmountMinor != 2100 {
+		t.Fatalf("the stored order's total: %d; want 2100", got.Total.AmountMinor)
+	}
+	var stored int
+	if err := db.QueryRow(ctx, `SELECT count(*) FROM orders WHERE checkout_id = $1`, orders[0].CheckoutId).Scan(&stored); err != nil || stored != 1 {
+		t.Fatalf("%d orders stored for the checkout (%v); want 1", stored, err)
+	}
+	if got := s.stock(lamp); got != 8 {
+		t.Fatalf("stock after the checkout: %d; want 8", got)
 	}
 }

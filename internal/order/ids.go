@@ -4,20 +4,39 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
+	"time"
 
 	"github.com/google/uuid"
 )
 
-// NewID returns a new id for an order or a product of the given store: a
-// UUID (version 8) whose last eight bytes are the store's key (StoreKey)
-// and whose first are random (60 bits; the start of an id, which the
-// dashboard shows as its short form, differs from order to order). An id
-// alone thus says which store's shard holds the row on a database
-// distributed by store (Citus), with no lookup per id: the store behind a
-// key is written once (store_keys) and cached.
-func NewID(sellerID string) string {
+// NewID returns a new id for an order or a product of the given store,
+// made now (NewIDAt).
+func NewID(sellerID string) string { return NewIDAt(sellerID, time.Now()) }
+
+// NewIDAt returns a new id for an order or a product of the given store
+// made at t: a UUID (version 8) whose last eight bytes are the store's key
+// (StoreKey), whose first two are the day of t (days since 1970, UTC; they
+// wrap in 2149), and whose other 44 bits are random. An id alone thus says
+// which store's shard holds the row on a database distributed by store
+// (Citus), with no lookup per id: the store behind a key is written once
+// (store_keys) and cached.
+//
+// The day comes first so that the rows a day makes sit together in every
+// index that begins with an order's id (its key, its events', attempts'
+// and deadlines' keys): the pages a day's orders are written into and
+// read back from stay in the buffers, where ids random from their first
+// byte put each new order, and each order the sweeper fires, in a page
+// of its own anywhere in indexes of every order ever made. A store's ids
+// of one day differ in 44 random bits: two alike (about one chance in
+// 350,000 for a store taking 10,000 orders that day, one in 35 for a
+// million) is refused by the key, and a checkout then makes its ids again
+// (postgres.ErrIDTaken). The
+// dashboard's short form of an id is the eight random digits after the
+// day.
+func NewIDAt(sellerID string, t time.Time) string {
 	var id uuid.UUID
-	_, _ = rand.Read(id[:8])  // never fails (crypto/rand)
+	_, _ = rand.Read(id[2:8]) // never fails (crypto/rand)
+	binary.BigEndian.PutUint16(id[:2], uint16(max(t.Unix(), 0)/86400))
 	id[6] = id[6]&0x0f | 0x80 // version 8
 	binary.BigEndian.PutUint64(id[8:], uint64(StoreKey(sellerID)))
 	return id.String()

@@ -2,10 +2,13 @@ package order_test
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/souk-dev/souk/internal/order"
 )
@@ -240,7 +243,8 @@ func TestPaymentDeadline(t *testing.T) {
 // TestIDsCarryTheirStore: an id made for a store gives back the store's
 // key, a different store's ids another key, and a random UUID (an id made
 // before ids carried their store) none; the ids are distinct, valid UUIDs,
-// and so are their short forms (the dashboard's first 8 characters).
+// and so are their short forms (the dashboard's eight digits after the
+// day).
 func TestIDsCarryTheirStore(t *testing.T) {
 	seen, short := map[string]bool{}, map[string]bool{}
 	for range 1000 {
@@ -248,14 +252,14 @@ func TestIDsCarryTheirStore(t *testing.T) {
 		if seen[id] {
 			t.Fatalf("id %s made twice", id)
 		}
-		seen[id], short[id[:8]] = true, true
+		seen[id], short[id[4:8]+id[9:13]] = true, true
 		key, ok := order.KeyOf(id)
 		if !ok || key != order.StoreKey("store-1") {
 			t.Fatalf("order.KeyOf(%s) = %x, %v; want %x", id, key, ok, order.StoreKey("store-1"))
 		}
 	}
 	if len(short) < 990 {
-		t.Fatalf("1000 ids of a store have %d distinct short forms (their first 8 characters)", len(short))
+		t.Fatalf("1000 ids of a store have %d distinct short forms", len(short))
 	}
 	if order.StoreKey("store-1") == order.StoreKey("store-2") {
 		t.Fatal("two stores share a key")
@@ -265,5 +269,34 @@ func TestIDsCarryTheirStore(t *testing.T) {
 	}
 	if _, ok := order.KeyOf("not an id"); ok {
 		t.Fatal("a malformed id has a store key")
+	}
+}
+
+// TestIDsBeginWithTheirDay: an id begins with the UTC day it was made
+// (days since 1970), so a day's ids sort together and after the day
+// before's, whatever their random part and store; the store's key and the
+// version are kept.
+func TestIDsBeginWithTheirDay(t *testing.T) {
+	day := time.Date(2026, 12, 6, 23, 59, 59, 0, time.UTC)
+	next := day.Add(time.Second)
+	want := fmt.Sprintf("%04x", day.Unix()/86400)
+	var last string
+	for i := range 200 {
+		store := fmt.Sprintf("store-%d", i%7)
+		id, after := order.NewIDAt(store, day), order.NewIDAt(store, next)
+		if id[:4] != want {
+			t.Fatalf("id %s made on %s does not begin with its day %s", id, day, want)
+		}
+		if after <= id || after[:4] == want {
+			t.Fatalf("id %s of the next day does not sort after %s", after, id)
+		}
+		if last != "" && last > after {
+			t.Fatalf("an id of the next day %s sorts before another one %s", after, last)
+		}
+		last = id
+		u := uuid.MustParse(id)
+		if key, ok := order.KeyOf(id); !ok || key != order.StoreKey(store) || u.Version() != 8 {
+			t.Fatalf("id %s: key %x, %v, version %d; want %x, version 8", id, key, ok, u.Version(), order.StoreKey(store))
+		}
 	}
 }

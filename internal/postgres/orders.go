@@ -412,6 +412,11 @@ func (db *DB) getMany(ctx context.Context, ids []string) ([]*order.Order, error)
 // (or concurrent) request with the same checkout id.
 var ErrCheckoutExists = fmt.Errorf("%w: checkout exists", order.ErrConflict)
 
+// ErrIDTaken means an order's id is another order's of its store already
+// (two ids of a store's day alike, order.NewIDAt): nothing was stored, and
+// the orders may be made again with new ids.
+var ErrIDTaken = fmt.Errorf("%w: order id taken", order.ErrConflict)
+
 // CheckoutOrders returns a buyer's orders of one checkout, oldest first.
 func (db *DB) CheckoutOrders(ctx context.Context, buyerID, checkoutID string) ([]*order.Order, error) {
 	ids, err := read(ctx, func() ([]string, error) {
@@ -476,6 +481,9 @@ func (db *DB) createOrders(ctx context.Context, orders []*order.Order) error {
 			// (Citus names the shard's index, with the shard's number, in
 			// the message alone.)
 			return fmt.Errorf("%w: checkout %s is stored already", ErrCheckoutExists, orders[0].CheckoutID())
+		}
+		if errors.As(err, &pgErr) && pgErr.Code == "23505" && strings.Contains(pgErr.ConstraintName+" "+pgErr.Message, "orders_pkey") {
+			return fmt.Errorf("%w: %s", ErrIDTaken, pgErr.Detail)
 		}
 		if errors.As(err, &pgErr) && pgErr.Code == "SK001" {
 			return &UnpaidLimitError{Limits: db.unpaid}

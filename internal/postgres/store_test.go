@@ -307,6 +307,52 @@ func TestRefusedOrdersLeaveNothing(t *testing.T) {
 	}
 }
 
+// TestTakenOrderIDIsRefused stores a second checkout whose order has the
+// id of an order of the same store (two ids of a store's day alike,
+// order.NewIDAt): it is refused as ErrIDTaken, not as the checkout stored
+// already, and leaves nothing: no row of it, and its stock reservation
+// in place for the checkout to make its orders again with new ids.
+func TestTakenOrderIDIsRefused(t *testing.T) {
+	ctx := context.Background()
+	db := testenv.DB(t)
+	p := mustProduct(t, db, "store-taken", 10)
+	first := mustOrder(t, db, p, "alice", t0)
+	checkout := uuid.NewString()
+	if _, err := db.Reserve(ctx, checkout, []postgres.StockItem{{ProductID: p.ID, Quantity: 2}}, t0); err != nil {
+		t.Fatal(err)
+	}
+	params := order.NewOrderParams{ID: first.ID(), CheckoutID: checkout, BuyerID: "bob", SellerID: p.SellerID,
+		Currency: "USD", Items: []order.Item{{ProductID: p.ID, Title: p.Title, Quantity: 2, UnitPrice: p.Price}},
+		HandlingDays: 3, PaymentWindow: time.Hour, Now: t0}
+	taken, err := order.New(params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.CreateOrders(ctx, []*order.Order{taken})
+	if !errors.Is(err, postgres.ErrIDTaken) || errors.Is(err, postgres.ErrCheckoutExists) {
+		t.Fatalf("storing an order under a taken id: %v; want ErrIDTaken", err)
+	}
+	var rows, reserved int
+	if err := db.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM orders WHERE checkout_id = $1),
+		(SELECT coalesce(sum(quantity), 0) FROM stock_reservations WHERE checkout_id = $1)`, checkout).Scan(&rows, &reserved); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 0 || reserved != 2 {
+		t.Fatalf("the refused checkout left %d orders and %d units reserved; want none and 2", rows, reserved)
+	}
+	if got, err := db.Get(ctx, first.ID()); err != nil || got.BuyerID() != "alice" || got.Total() != first.Total() {
+		t.Fatalf("the first order after the refusal: %v, %v", got, err)
+	}
+	params.ID = order.NewIDAt(p.SellerID, t0)
+	again, err := order.New(params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateOrders(ctx, []*order.Order{again}); err != nil {
+		t.Fatalf("the checkout with a new id: %v", err)
+	}
+}
+
 // storeAgain stores another order of o's checkout and expects it refused
 // as ErrCheckoutExists; it returns the refused order.
 func storeAgain(t *testing.T, db *postgres.DB, o *order.Order) *order.Order {

@@ -36,7 +36,7 @@ func (s *sellerService) CreateProduct(ctx context.Context, req *sellerv1.CreateP
 	}
 	now := s.deps.Now()
 	p := catalog.Product{
-		ID: order.NewID(sellerID(ctx)), SellerID: sellerID(ctx), Title: req.Title, Currency: req.Price.Currency,
+		ID: order.NewIDAt(sellerID(ctx), now), SellerID: sellerID(ctx), Title: req.Title, Currency: req.Price.Currency,
 		Price: req.Price.AmountMinor, ShippingFee: req.ShippingFee.AmountMinor, Stock: req.Stock,
 		HandlingDays: int(req.HandlingDays), ProtectionDays: catalog.DefaultProtectionDays, CreatedAt: now, UpdatedAt: now,
 		Plan: protoconv.FromPlan(req.PaymentPlan),

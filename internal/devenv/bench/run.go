@@ -86,6 +86,14 @@ func storeID(name, store string) uuid.UUID {
 	return id
 }
 
+// storeIDAt is an id of store's made at t as order.NewIDAt makes them,
+// its random part md5 of name: the same at every run.
+func storeIDAt(name, store string, t time.Time) uuid.UUID {
+	id := storeID(name, store)
+	binary.BigEndian.PutUint16(id[:2], uint16(max(t.Unix(), 0)/86400))
+	return id
+}
+
 // benchIDSQL defines bench_id, benchID in SQL: the first 16 hex digits of
 // md5 of the name with the version digit, then the store's key.
 func benchIDSQL() string {

@@ -163,10 +163,12 @@ const scaleRounds = 5
 
 // scaleRun holds the scale database and what the measures need of it.
 type scaleRun struct {
-	db       *postgres.DB
-	pool     *pgxpool.Pool
-	log      io.Writer
-	seeded   int
+	db     *postgres.DB
+	pool   *pgxpool.Pool
+	log    io.Writer
+	seeded int
+	// now is when the database was seeded (bench_seeded): the seeded
+	// orders are dated back from it, and their ids begin with their day.
 	now      time.Time
 	bigStore string
 	// ops are the operations timed (prepare), base the first number of
@@ -425,10 +427,20 @@ func openScale(ctx context.Context, admin *pgxpool.Pool, adminURL, name string, 
 	if err == nil {
 		err = s.registerStores(ctx)
 	}
+	if err == nil {
+		// A database measured again keeps the time it was seeded at, which
+		// its orders' ids carry (seededID).
+		_, err = s.pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS bench_seeded (at timestamptz NOT NULL);
+			INSERT INTO bench_seeded SELECT now() WHERE NOT EXISTS (SELECT 1 FROM bench_seeded)`)
+	}
+	if err == nil {
+		err = s.pool.QueryRow(ctx, `SELECT at FROM bench_seeded`).Scan(&s.now)
+	}
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
+	s.now = s.now.UTC()
 	return s, nil
 }
 
@@ -589,9 +601,23 @@ func seededStore(i int) string {
 	return scaleStore(int(rand.NewZipf(r, 1.1, 4, scaleStores-1).Uint64()))
 }
 
-// seededID is order i's id, of its store as Souk makes ids (the store's
-// key in it): the same at every run.
-func seededID(i int, store string) uuid.UUID { return storeID(fmt.Sprintf("scale-%d", i), store) }
+// seededCreated is when seeded order i was made, from i alone: within
+// the year before the seeding.
+func (s *scaleRun) seededCreated(i int) time.Time {
+	r := rand.New(rand.NewPCG(uint64(i), 11))
+	return s.now.Add(-time.Duration(r.Int64N(int64(365 * 24 * time.Hour))))
+}
+
+// seededID is seeded order i's id, of its store and its day as Souk makes
+// ids (order.NewIDAt): the same at every run on the database.
+func (s *scaleRun) seededID(i int, store string) uuid.UUID {
+	return storeIDAt(fmt.Sprintf("scale-%d", i), store, s.seededCreated(i))
+}
+
+// madeID is the id of order num that a measure makes at t.
+func madeID(num int, store string, t time.Time) uuid.UUID {
+	return storeIDAt(fmt.Sprintf("scale-%d", num), store, t)
+}
 
 // registerStores writes the key of every store the scale run's ids carry,
 // as a store's first order does.
@@ -611,7 +637,7 @@ func (s *scaleRun) seededOrder(i int, r *rand.Rand) seeded {
 	if i < 30*regulars {
 		buyer = scaleBuyer(i % regulars)
 	}
-	created := s.now.Add(-time.Duration(r.Int64N(int64(365 * 24 * time.Hour))))
+	created := s.seededCreated(i)
 	qty := 1 + r.Int64N(3)
 	price := 500 + r.Int64N(20_000)
 	items := fmt.Sprintf(`[{"product_id":"%s","title":"Product %d","quantity":%d,"unit_price":%d}]`,
@@ -623,7 +649,7 @@ func (s *scaleRun) seededOrder(i int, r *rand.Rand) seeded {
 	case d < 12 && created.After(s.now.Add(-20*24*time.Hour)):
 		status, last = order.StatusPendingPayment, ""
 	}
-	id := seededID(i, store)
+	id := s.seededID(i, store)
 	total := qty*price + 500
 	o := seeded{row: []any{id, uuid.NewSHA1(uuid.NameSpaceOID, fmt.Appendf(nil, "c-%d", i)), buyer, store, string(status), "USD",
 		items, int64(500), total, 3, int64(1), created, created, reason, created.Add(20 * 24 * time.Hour), 60, nil}}
@@ -684,7 +710,7 @@ func (s *scaleRun) prepare(ctx context.Context) error {
 	s.ops = []scaleOp{
 		{name: "GetOrder (any order)", do: func(ctx context.Context) error {
 			n := pick(s.seeded)
-			_, err := s.db.Get(ctx, seededID(n, seededStore(n)).String())
+			_, err := s.db.Get(ctx, s.seededID(n, seededStore(n)).String())
 			return err
 		}},
 		{name: "ListOrders (a buyer's first page)", do: func(ctx context.Context) error {
@@ -788,8 +814,8 @@ func (s *scaleRun) unpaid(ctx context.Context, first, n int, window time.Duratio
 	return storeOrders(ctx, s.db, n, func(i int, now time.Time) order.NewOrderParams {
 		num := first + i
 		store := scaleStore(num % scaleStores)
-		return order.NewOrderParams{ID: seededID(num, store).String(), CheckoutID: uuid.NewString(), BuyerID: scaleBuyer(num % scaleBuyers),
-			SellerID: store, Currency: "USD", Items: []order.Item{{ProductID: seededID(-1, store).String(), Title: "Lamp",
+		return order.NewOrderParams{ID: madeID(num, store, now).String(), CheckoutID: uuid.Must(uuid.NewV7()).String(), BuyerID: scaleBuyer(num % scaleBuyers),
+			SellerID: store, Currency: "USD", Items: []order.Item{{ProductID: s.seededID(-1, store).String(), Title: "Lamp",
 				Quantity: 1, UnitPrice: 1000}}, HandlingDays: 3, PaymentWindow: window, Now: now}
 	})
 }

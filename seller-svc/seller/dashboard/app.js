@@ -90,7 +90,8 @@ function toMoney(text, currency, field) {
 }
 
 const when = (ts) => ts ? new Date(ts).toLocaleString('en-GB', { dateStyle: 'medium', timeStyle: 'short' }) : '—';
-const shortID = (id) => id.slice(0, 8);
+// An id's short form: the eight random digits after the day an id begins with.
+const shortID = (id) => id.slice(4, 8) + id.slice(9, 13);
 const statusName = (s) => (s || '').replace('ORDER_STATUS_', '').replaceAll('_', ' ').toLowerCase();
 
 function span(ms) {
