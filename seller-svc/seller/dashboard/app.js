@@ -34,6 +34,15 @@ function release() {
 document.addEventListener('pointerup', release, true);
 document.addEventListener('pointercancel', release, true);
 window.addEventListener('blur', release); // a release the page never saw must not hold redraws back
+// newest returns a check that a view's fetch begun now is still its
+// latest and the view still shown: an answer that comes back after a
+// later one (a live redraw's list racing the tab the seller clicked) must
+// not draw over it.
+function newest(view) {
+  const n = view.fetches = (view.fetches || 0) + 1;
+  return () => state.view === view && view.fetches === n;
+}
+
 function released() {
   return pressed ? new Promise((go) => onRelease.push(go)) : Promise.resolve();
 }
@@ -373,6 +382,7 @@ function ordersPage() {
   main.replaceChildren(h('h1', {}, 'Orders'), tabBar, filters, list, counts);
 
   async function load() {
+    const current = newest(view);
     const q = new URLSearchParams({ page_size: '20' });
     if (state.tab === 'CANCELLATION') q.set('cancellation_requested', 'true'); else q.set('status', 'ORDER_STATUS_' + state.tab);
     if (state.after) q.set('created_after', new Date(state.after + 'T00:00:00Z').toISOString());
@@ -380,7 +390,7 @@ function ordersPage() {
     if (state.pages[state.page]) q.set('page_token', state.pages[state.page]);
     const [stats, page] = await Promise.all([api('GET', '/v1/stats'), api('GET', '/v1/orders?' + q)]);
     await released();
-    if (state.view !== view) return; // the seller went elsewhere meanwhile
+    if (!current()) return; // the seller went elsewhere, or a later list is on its way
     const by = Object.fromEntries((stats.orders_by_status || []).map((c) => [c.status.replace('ORDER_STATUS_', ''), Number(c.count)]));
     by.CANCELLATION = Number(stats.open_cancellation_request_count || 0);
     tabBar.replaceChildren(...tabs.map(([key, label]) => h('button', {
@@ -431,6 +441,7 @@ async function orderPage(id) {
   main.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
   let messages;
   async function draw() {
+    const current = newest(view);
     let o;
     try {
       [{ order: o }, { messages }] = await Promise.all([
@@ -439,6 +450,7 @@ async function orderPage(id) {
       ]);
     } catch (err) {
       if (err.status === 404 || err.status === 400) {
+        if (!current()) return;
         main.replaceChildren(h('h1', {}, 'Order not found'), h('p', {}, 'There is no such order in your store. ', h('a', { href: '#/orders' }, 'Back to the orders')));
         state.view = null;
         return;
@@ -446,7 +458,7 @@ async function orderPage(id) {
       throw err;
     }
     await released();
-    if (state.view !== view) return; // the seller went elsewhere meanwhile
+    if (!current()) return; // the seller went elsewhere, or a later draw is on its way
     view.version = Number(o.version);
     const typed = keepTyped();
     main.replaceChildren(
@@ -847,8 +859,11 @@ async function couponsPage() {
 // ---- figures ----
 
 async function figuresPage() {
+  const view = { name: 'figures', reload: () => draw().catch(showPageError) };
   async function draw() {
+    const current = newest(view);
     const st = await api('GET', '/v1/stats');
+    if (!current()) return; // the seller went elsewhere, or a later draw is on its way
     const days = st.days || [];
     const cur = (days.flatMap((d) => d.revenue || [])[0] || {}).currency;
     main.replaceChildren(h('h1', {}, 'Figures'),
@@ -866,7 +881,7 @@ async function figuresPage() {
         chart(days, cur),
         h('table', { class: 'visually-hidden' }, h('tbody', {}, days.map((d) => h('tr', {}, h('td', {}, d.date), h('td', {}, d.orders || 0), h('td', {}, (d.revenue || []).map(money).join(', '))))))));
   }
-  state.view = { name: 'figures', reload: () => draw().catch(showPageError) };
+  state.view = view;
   await draw().catch(showPageError);
 }
 
