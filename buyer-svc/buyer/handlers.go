@@ -87,9 +87,6 @@ func (s *buyerService) Checkout(ctx context.Context, req *buyerv1.CheckoutReques
 	return s.checkout(ctx, buyer, checkoutID, req.Items, items, named)
 }
 
-// idTries is how often a checkout makes its orders' ids when one is taken.
-const idTries = 3
-
 // checkout reserves a cart's stock under checkoutID and stores its orders
 // with the coupons named (reserved in the same transaction).
 func (s *buyerService) checkout(ctx context.Context, buyer, checkoutID string, cart []*buyerv1.CheckoutItem, items []*sellerv1.StockItem,
@@ -110,7 +107,7 @@ func (s *buyerService) checkout(ctx context.Context, buyer, checkoutID string, c
 		}
 		// An id another order of its store has (order.NewIDAt): nothing
 		// was stored, and the orders are made again with new ids.
-		if !errors.Is(err, postgres.ErrIDTaken) || try == idTries {
+		if !errors.Is(err, postgres.ErrIDTaken) || try == order.IDTries {
 			break
 		}
 		s.deps.Log.WarnContext(ctx, "checkout: an order id was taken; new ids", "checkout_id", checkoutID, "err", err)

@@ -102,14 +102,31 @@ func TestRetriedMutationsApplyOnce(t *testing.T) {
 // store has (two ids of a store's day alike, order.NewIDAt) is refused by
 // the key, and the checkout makes its orders again with new ids, up to
 // three times; after that it is ABORTED (CONFLICT, retry) with its stock
-// given back. The collision comes from a trigger that refuses the next
-// inserts of an order as the key would (a sequence counts them, since a
-// refused transaction rolls back anything else it wrote).
+// given back. A new product's id taken is made again too. The collisions
+// come from triggers that refuse the next inserts as the key would (a
+// sequence counts them, since a refused transaction rolls back anything
+// else it wrote).
 func TestCheckoutMakesNewIDsWhenOneIsTaken(t *testing.T) {
 	s := startSystem(t, 1, nil)
-	lamp := s.product("store-x", "Lamp", 1000, 100, 10)
 	db := s.db(t)
 	ctx := context.Background()
+	if _, err := db.Exec(ctx, `CREATE SEQUENCE product_inserts;
+		CREATE FUNCTION take_product_id() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF nextval('product_inserts') = 1 THEN
+				RAISE unique_violation USING CONSTRAINT = 'products_pkey',
+					MESSAGE = 'duplicate key value violates unique constraint "products_pkey"';
+			END IF;
+			RETURN NEW;
+		END $$;
+		CREATE TRIGGER take_product_id BEFORE INSERT ON products FOR EACH ROW EXECUTE FUNCTION take_product_id()`); err != nil {
+		t.Fatal(err)
+	}
+	lamp := s.product("store-x", "Lamp", 1000, 100, 10)
+	var productInserts int64
+	if err := db.QueryRow(ctx, `SELECT last_value FROM product_inserts`).Scan(&productInserts); err != nil || productInserts != 2 {
+		t.Fatalf("the product took %d inserts (%v); want 2 (one refused, then stored)", productInserts, err)
+	}
 	if _, err := db.Exec(ctx, `CREATE SEQUENCE order_inserts;
 		CREATE FUNCTION take_id() RETURNS trigger LANGUAGE plpgsql AS $$
 		BEGIN

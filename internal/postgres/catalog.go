@@ -38,6 +38,9 @@ func (db *DB) CreateProduct(ctx context.Context, p catalog.Product) error {
 	}
 	_, err := db.pool.Exec(ctx, `INSERT INTO products (`+productColumns+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)`,
 		p.ID, p.SellerID, p.Title, p.Currency, p.Price, p.ShippingFee, p.Stock, p.HandlingDays, p.CreatedAt, p.UpdatedAt, p.ProtectionDays, p.Plan)
+	if isUnique(err, "products_pkey") {
+		return fmt.Errorf("%w (product %s)", ErrIDTaken, p.ID)
+	}
 	if err != nil {
 		return fmt.Errorf("insert product: %w", err)
 	}

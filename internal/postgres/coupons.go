@@ -114,11 +114,6 @@ func nonNil(s []string) []string {
 	return s
 }
 
-func isUnique(err error, constraint string) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == constraint
-}
-
 // UpdateCoupon changes a coupon of issuer (a store's id, or "" for the
 // platform) under its row lock; fn's result is validated. Whatever it
 // changes applies to checkouts from then on: a redemption keeps the terms

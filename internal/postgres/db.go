@@ -154,6 +154,14 @@ func retryRace(ctx context.Context, fn func() error) error {
 	}
 }
 
+// isUnique reports whether err is a unique violation of the named
+// constraint. Citus names the shard's index, with the shard's number, and
+// in the message alone.
+func isUnique(err error, constraint string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" && strings.Contains(pgErr.ConstraintName+" "+pgErr.Message, constraint)
+}
+
 // lostRace reports whether Postgres aborted a transaction to break a
 // deadlock (40P01) or a serialization conflict (40001).
 func lostRace(err error) bool {

@@ -412,10 +412,10 @@ func (db *DB) getMany(ctx context.Context, ids []string) ([]*order.Order, error)
 // (or concurrent) request with the same checkout id.
 var ErrCheckoutExists = fmt.Errorf("%w: checkout exists", order.ErrConflict)
 
-// ErrIDTaken means an order's id is another order's of its store already
-// (two ids of a store's day alike, order.NewIDAt): nothing was stored, and
-// the orders may be made again with new ids.
-var ErrIDTaken = fmt.Errorf("%w: order id taken", order.ErrConflict)
+// ErrIDTaken means a new order's or product's id is another's of its store
+// already (two ids of a store's day alike, order.NewIDAt): nothing was
+// stored, and it may be made again with a new id.
+var ErrIDTaken = fmt.Errorf("%w: id taken", order.ErrConflict)
 
 // CheckoutOrders returns a buyer's orders of one checkout, oldest first.
 func (db *DB) CheckoutOrders(ctx context.Context, buyerID, checkoutID string) ([]*order.Order, error) {
@@ -475,16 +475,13 @@ func (db *DB) createOrders(ctx context.Context, orders []*order.Order) error {
 	queueRedemptions(b, orders)
 	tx.queueCommit(b)
 	if err := tx.conn.SendBatch(ctx, b).Close(); err != nil {
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "23505" &&
-			strings.Contains(pgErr.ConstraintName+" "+pgErr.Message, "orders_checkout_seller_idx") {
-			// (Citus names the shard's index, with the shard's number, in
-			// the message alone.)
+		if isUnique(err, "orders_checkout_seller_idx") {
 			return fmt.Errorf("%w: checkout %s is stored already", ErrCheckoutExists, orders[0].CheckoutID())
 		}
-		if errors.As(err, &pgErr) && pgErr.Code == "23505" && strings.Contains(pgErr.ConstraintName+" "+pgErr.Message, "orders_pkey") {
-			return fmt.Errorf("%w: %s", ErrIDTaken, pgErr.Detail)
+		if isUnique(err, "orders_pkey") {
+			return fmt.Errorf("%w (checkout %s)", ErrIDTaken, orders[0].CheckoutID())
 		}
+		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "SK001" {
 			return &UnpaidLimitError{Limits: db.unpaid}
 		}

@@ -343,6 +343,15 @@ func TestTakenOrderIDIsRefused(t *testing.T) {
 	if got, err := db.Get(ctx, first.ID()); err != nil || got.BuyerID() != "alice" || got.Total() != first.Total() {
 		t.Fatalf("the first order after the refusal: %v, %v", got, err)
 	}
+	// A product under a taken id is refused the same way.
+	twin := p
+	twin.Title = "Twin"
+	if err := db.CreateProduct(ctx, twin); !errors.Is(err, postgres.ErrIDTaken) {
+		t.Fatalf("storing a product under a taken id: %v; want ErrIDTaken", err)
+	}
+	if got, _, err := db.ListProducts(ctx, p.SellerID, 10, ""); err != nil || len(got) != 1 || got[0].Title != p.Title {
+		t.Fatalf("the store's products after the refusal: %+v, %v", got, err)
+	}
 	params.ID = order.NewIDAt(p.SellerID, t0)
 	again, err := order.New(params)
 	if err != nil {

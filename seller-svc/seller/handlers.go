@@ -2,6 +2,7 @@ package seller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -44,8 +45,16 @@ func (s *sellerService) CreateProduct(ctx context.Context, req *sellerv1.CreateP
 	if req.ProtectionDays != nil {
 		p.ProtectionDays = int(*req.ProtectionDays)
 	}
-	if err := s.deps.DB.CreateProduct(ctx, p); err != nil {
-		return nil, err
+	// An id another product of the store has (order.NewIDAt): a new one.
+	for try := 1; ; try++ {
+		err := s.deps.DB.CreateProduct(ctx, p)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, postgres.ErrIDTaken) || try == order.IDTries {
+			return nil, err
+		}
+		p.ID = order.NewIDAt(sellerID(ctx), now)
 	}
 	return &sellerv1.CreateProductResponse{Product: protoconv.Product(p)}, nil
 }

@@ -86,12 +86,11 @@ func storeID(name, store string) uuid.UUID {
 	return id
 }
 
-// storeIDAt is an id of store's made at t as order.NewIDAt makes them,
-// its random part md5 of name: the same at every run.
+// storeIDAt is an id of store's made at t (order.IDOf), its random part
+// md5 of name: the same at every run.
 func storeIDAt(name, store string, t time.Time) uuid.UUID {
-	id := storeID(name, store)
-	binary.BigEndian.PutUint16(id[:2], uint16(max(t.Unix(), 0)/86400))
-	return id
+	sum := md5.Sum([]byte(name))
+	return uuid.MustParse(order.IDOf(store, t, [6]byte(sum[:6])))
 }
 
 // benchIDSQL defines bench_id, benchID in SQL: the first 16 hex digits of
