@@ -339,7 +339,7 @@ func TestScaleSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(sc.Rows) != 8 {
+	if len(sc.Rows) != 9 {
 		t.Fatalf("%d rows: %+v", len(sc.Rows), sc.Rows)
 	}
 	for _, r := range sc.Rows {
@@ -363,6 +363,17 @@ func TestScaleSmoke(t *testing.T) {
 		if r.ReadsMoreThanItsPage() {
 			t.Errorf("%s reads more than its page: %.0f blocks per call at 10,000 orders, %.0f at 40,000 (%s)", r.Op, r.Small.Blocks,
 				r.Large.Blocks, r.Statement)
+		}
+	}
+	// GetOrder's floor reads what GetOrder reads: the same statements of
+	// the same orders, only not decoded.
+	get, floor := sc.Rows[0], sc.Rows[1]
+	if get.Op != "GetOrder (any order)" || floor.Op != getOrderFloor {
+		t.Errorf("rows %q and %q, want GetOrder and its floor", get.Op, floor.Op)
+	}
+	for _, c := range [][2]ScaleCell{{get.Small, floor.Small}, {get.Large, floor.Large}} {
+		if d := c[0].Blocks - c[1].Blocks; d < -1 || d > 1 {
+			t.Errorf("GetOrder touched %.1f blocks per call of one statement, its floor %.1f", c[0].Blocks, c[1].Blocks)
 		}
 	}
 	// The small side is 10,000 orders and what the measures made: a
@@ -432,7 +443,7 @@ func TestScaleSmokeOnCitus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(sc.Rows) != 8 {
+	if len(sc.Rows) != 9 {
 		t.Fatalf("%d rows: %+v", len(sc.Rows), sc.Rows)
 	}
 	for _, r := range sc.Rows {

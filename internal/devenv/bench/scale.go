@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/souk-dev/souk/internal/order"
@@ -713,6 +714,13 @@ func (s *scaleRun) prepare(ctx context.Context) error {
 			_, err := s.db.Get(ctx, s.seededID(n, seededStore(n)).String())
 			return err
 		}},
+		// GetOrder's floor: its statements and nothing of Souk's, so that
+		// what the data's size adds to GetOrder can be told from what it
+		// adds to any read of a uniformly random order.
+		{name: getOrderFloor, do: func(ctx context.Context) error {
+			n := pick(s.seeded)
+			return s.readBare(ctx, s.seededID(n, seededStore(n)), seededStore(n))
+		}},
 		{name: "ListOrders (a buyer's first page)", do: func(ctx context.Context) error {
 			_, _, err := s.db.List(ctx, postgres.ListQuery{Party: postgres.Buyer, PartyID: scaleBuyer(pick(regulars)), PageSize: 20})
 			return err
@@ -748,6 +756,37 @@ func (s *scaleRun) prepare(ctx context.Context) error {
 	}
 	s.madeNext.Store(0)
 	s.payPool = max(500, int(s.roundRun().Seconds()*2_500))
+	return nil
+}
+
+// getOrderFloor is the row of GetOrder's statements alone.
+const getOrderFloor = "GetOrder's statements alone (its floor)"
+
+// bareLoad is Souk's read of an order as pgbench sends it for the limit
+// (loadStatements), of the order $1 of the store $2: a statement each.
+var bareLoad = strings.Split(strings.TrimSuffix(loadStatements("$1::uuid", "$2", ""), ";\n"), ";\n")
+
+// readBare reads an order with bareLoad in one pipeline on Souk's pool,
+// its rows read and not decoded.
+func (s *scaleRun) readBare(ctx context.Context, id uuid.UUID, store string) error {
+	b := &pgx.Batch{}
+	found := false
+	for i, q := range bareLoad {
+		qq := b.Queue(q, pgtype.UUID{Bytes: id, Valid: true}, store)
+		if i == 0 {
+			qq.Query(func(rows pgx.Rows) error {
+				for rows.Next() {
+					found = true
+				}
+				return rows.Err()
+			})
+		}
+	}
+	if err := s.db.Pool().SendBatch(ctx, b).Close(); err != nil {
+		return err
+	} else if !found {
+		return fmt.Errorf("order %s not found", id)
+	}
 	return nil
 }
 
@@ -1016,7 +1055,9 @@ func (sc *Scale) Markdown() string {
 		"dirty ones out to make room (track_io_timing); CPU: the CPU time per operation of PostgreSQL (all its processes) and of the store's "+
 		"code (this process), read from /proc, the cost that concurrency on %d cores turns into time; of it background: PostgreSQL's "+
 		"checkpointer, background writer, WAL writer and autovacuum, meanwhile; of it the store's code: this process (the store, pgx, the load's goroutines); plan and execution: the time per operation PostgreSQL spent planning "+
-		"and running its statements (pg_stat_statements). The buyer is one of %d with a full first page at both sizes.\n\n",
+		"and running its statements (pg_stat_statements). The buyer is one of %d with a full first page at both sizes. "+
+		"GetOrder's statements alone are its floor: the SQL of its read (as pgbench sends it for the limit) in one pipeline on the store's "+
+		"pool, of an order picked as GetOrder picks it, the rows read and not decoded.\n\n",
 		scaleConc, scaleRounds, sc.Seeding.Round(time.Second), scaleStores, scaleBuyers, sc.SmallSize, sc.LargeSize, sc.SmallHeld,
 		sc.SharedBuffers, runtime.NumCPU(), regulars)
 	fmt.Fprintf(&b, "| operation | at %[1]d | at %[2]d | ratio | CPU/op at %[1]d | at %[2]d | CPU ratio | of it background at %[1]d | at %[2]d | "+

@@ -17,14 +17,18 @@ import (
 // them), its attempts, refunds and history) in one pipeline, after first (BEGIN, or
 // nothing); id is an SQL expression.
 func load(first, id, lock string) string {
-	return fmt.Sprintf(`\startpipeline
-%[3]sSELECT * FROM orders WHERE id = %[1]s AND seller_id = 'bench-store'%[2]s;
-SELECT order_id, coupon_id, checkout_id FROM order_coupons WHERE order_id = %[1]s AND seller_id = 'bench-store';
-SELECT * FROM payment_attempts WHERE order_id = %[1]s AND seller_id = 'bench-store' ORDER BY created_at, id;
-SELECT * FROM refunds WHERE order_id = %[1]s AND seller_id = 'bench-store' ORDER BY created_at, id;
-SELECT * FROM (SELECT * FROM order_events WHERE order_id = %[1]s AND seller_id = 'bench-store' ORDER BY sequence DESC LIMIT 200) e;
-\endpipeline
-`, id, lock, first)
+	return "\\startpipeline\n" + first + loadStatements(id, "'bench-store'", lock) + "\\endpipeline\n"
+}
+
+// loadStatements are load's statements, one a line, of the order id of
+// the store seller (SQL expressions).
+func loadStatements(id, seller, lock string) string {
+	return fmt.Sprintf(`SELECT * FROM orders WHERE id = %[1]s AND seller_id = %[3]s%[2]s;
+SELECT order_id, coupon_id, checkout_id FROM order_coupons WHERE order_id = %[1]s AND seller_id = %[3]s;
+SELECT * FROM payment_attempts WHERE order_id = %[1]s AND seller_id = %[3]s ORDER BY created_at, id;
+SELECT * FROM refunds WHERE order_id = %[1]s AND seller_id = %[3]s ORDER BY created_at, id;
+SELECT * FROM (SELECT * FROM order_events WHERE order_id = %[1]s AND seller_id = %[3]s ORDER BY sequence DESC LIMIT 200) e;
+`, id, lock, seller)
 }
 
 const orderID = "bench_id('o' || (:n)::int)"
