@@ -222,6 +222,18 @@ func TestPostmasterElsewhere(t *testing.T) {
 }
 
 // Without CPU figures the scale table prints "–" and says why, not zeros.
+// TestDatedIDsAreTheSeedsIDs: a dated id of the seed's is its undated
+// one with the day first, as the databases seeded since ids began with
+// their day hold them; a change of either layout would leave such a
+// database unread by -scale-reuse ("not found").
+func TestDatedIDsAreTheSeedsIDs(t *testing.T) {
+	at := time.Date(2026, 12, 6, 13, 0, 0, 0, time.UTC)
+	dated, undated := storeIDAt("o42", "store-00007", at), storeID("o42", "store-00007")
+	if dated[0] != 0x51 || dated[1] != 0x39 || [14]byte(dated[2:]) != [14]byte(undated[2:]) {
+		t.Errorf("dated %s, undated %s: want the undated with day 20793 (0x5139) first", dated, undated)
+	}
+}
+
 func TestScaleTableWithoutCPU(t *testing.T) {
 	cell := ScaleCell{Time: time.Millisecond, Blocks: 5}
 	md := (&Scale{Orders: 40_000, NoCPU: "PostgreSQL (process 7) is not on this machine",
