@@ -40,6 +40,7 @@ type browser struct {
 	shots string
 	urls  map[network.RequestID]string // what each request asked for
 	lists int                          // pages of orders the page has received
+	goods int                          // pages of products the page has received
 }
 
 func newBrowser(t *testing.T) *browser {
@@ -83,6 +84,8 @@ func newBrowser(t *testing.T) *browser {
 			b.mu.Lock()
 			if strings.Contains(b.urls[e.RequestID], "/v1/orders?") {
 				b.lists++
+			} else if strings.Contains(b.urls[e.RequestID], "/v1/products?") {
+				b.goods++
 			}
 			b.mu.Unlock()
 		case *network.EventLoadingFailed:
@@ -609,6 +612,69 @@ func TestDashboardDrawsTheNewestList(t *testing.T) {
 	if len(shown) != 1 || shown[0] != asked.Id {
 		b.shootFailure()
 		t.Fatalf("the requests tab lists %v; want only the order whose cancellation was asked, %s", shown, asked.Id)
+	}
+}
+
+// TestDashboardCatalogDrawsTheNewestList: the catalog reloads its list
+// after each save; when the list read after the first of two saves comes
+// back after the second's, the page keeps the newer one. The older answer
+// is held in the browser once the server has answered it (the Fetch
+// domain, at the response).
+func TestDashboardCatalogDrawsTheNewestList(t *testing.T) {
+	s := startSystem(t, 1, nil)
+	s.product("store-x", "Lamp", 1000, 100, 100)
+	b := newBrowser(t)
+	base := "http://" + s.sellers[0].HTTPAddr()
+	b.do("open", 15*time.Second, chromedp.Navigate(base+"/"), chromedp.WaitVisible(`textarea[name=token]`, chromedp.ByQuery))
+	b.submit("Sign in to your store", map[string]string{"token": s.token(auth.RoleSeller, "store-x")}, "")
+	b.do("orders", 10*time.Second, chromedp.WaitVisible(`[data-tab=PENDING_PAYMENT]`, chromedp.ByQuery))
+	b.do("catalog", 10*time.Second, chromedp.Navigate(base+"/dashboard/#/catalog"), chromedp.WaitVisible(`//td[text()="Lamp"]`))
+
+	// The first list asked for from now on is held; the others go through.
+	var mu sync.Mutex
+	var held []fetch.RequestID
+	chromedp.ListenTarget(b.ctx, func(ev any) {
+		if e, ok := ev.(*fetch.EventRequestPaused); ok {
+			mu.Lock()
+			defer mu.Unlock()
+			if held = append(held, e.RequestID); len(held) > 1 {
+				go func() { _ = chromedp.Run(b.ctx, fetch.ContinueRequest(e.RequestID)) }()
+			}
+		}
+	})
+	b.do("hold the next list", 5*time.Second, fetch.Enable().WithPatterns([]*fetch.RequestPattern{
+		{URLPattern: `*/v1/products\?*`, RequestStage: fetch.RequestStageResponse}})) // "?" alone is any one character
+	edit := func(stock string) {
+		b.click("edit the lamp", `//tr[td[text()="Lamp"]]//button`, 5*time.Second)
+		b.do("the edit form", 5*time.Second, chromedp.WaitVisible(`form[aria-label="Edit Lamp"]`, chromedp.ByQuery))
+		b.submit("Edit Lamp", map[string]string{"stock": stock}, "")
+	}
+	edit("40")
+	testenv.Eventually(t, 10*time.Second, "the list after the first save is answered and held", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(held) > 0
+	})
+	b.do("the form is back", 5*time.Second, chromedp.WaitVisible(`form[aria-label="New product"]`, chromedp.ByQuery))
+	edit("50")
+	stock := `//tr[td[text()="Lamp"]]/td[@data-label="Stock"]`
+	b.do("the second save is listed", 10*time.Second, chromedp.WaitVisible(stock+`[text()="50"]`))
+	b.mu.Lock()
+	goods := b.goods
+	b.mu.Unlock()
+	mu.Lock()
+	first := held[0]
+	mu.Unlock()
+	b.do("let the older list through", 5*time.Second, fetch.ContinueRequest(first))
+	testenv.Eventually(t, 10*time.Second, "the older list arrives", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.goods > goods
+	})
+	time.Sleep(300 * time.Millisecond)
+	if got := b.text(`tr[data-product] td[data-label=Stock]`); got != "50" {
+		b.shootFailure()
+		t.Fatalf("the lamp's stock shows %q after the older list arrived; want the newer 50", got)
 	}
 }
 

@@ -699,14 +699,16 @@ function refunds(o) {
 // ---- catalog ----
 
 async function catalogPage() {
-  state.view = { name: 'catalog', reload: () => {} };
+  const view = state.view = { name: 'catalog', reload: () => {} };
   let editing = null;
   const list = h('div', { class: 'card' });
   const holder = h('div');
   main.replaceChildren(h('h1', {}, 'Catalog'), holder, list);
   let token = '';
   async function load() {
+    const current = newest(view);
     const r = await api('GET', '/v1/products?page_size=50' + (token ? '&page_token=' + encodeURIComponent(token) : ''));
+    if (!current()) return; // the seller went elsewhere, or a later list is on its way
     const ps = r.products || [];
     list.replaceChildren(ps.length ? h('table', { class: 'orders' },
       h('thead', {}, h('tr', {}, ...['Product', 'Price', 'Shipping', 'Stock', 'Handling days', 'Protection days', ''].map((c) => h('th', { scope: 'col' }, c)))),
@@ -768,14 +770,16 @@ function couponState(c) {
 }
 
 async function couponsPage() {
-  state.view = { name: 'coupons', reload: () => {} };
+  const view = state.view = { name: 'coupons', reload: () => {} };
   let editing = null;
   let products = [];
   const list = h('div', { class: 'card' });
   const holder = h('div');
   main.replaceChildren(h('h1', {}, 'Coupons'), holder, list);
   async function load() {
+    const current = newest(view);
     const r = await api('GET', '/v1/coupons');
+    if (!current()) return; // the seller went elsewhere, or a later list is on its way
     const uses = r.coupons || [];
     list.replaceChildren(uses.length ? h('table', { class: 'orders', 'aria-label': 'Your coupons' },
       h('thead', {}, h('tr', {}, ...['Code', 'Takes', 'Valid', 'Limit', 'Holding', 'Used', 'Given back', 'Cost', 'State', ''].map((c) => h('th', { scope: 'col' }, c)))),
