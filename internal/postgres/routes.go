@@ -128,7 +128,8 @@ func (db *DB) keysOf(ctx context.Context, table string, ids []string) ([]orderKe
 		}
 	}
 	if len(unknown) > 0 {
-		rows, _ := db.pool.Query(ctx, `SELECT key, seller_id FROM store_keys WHERE key = ANY($1)`, slices.Collect(maps.Keys(unknown)))
+		match, arg := oneOrAny(1, "bigint", slices.Collect(maps.Keys(unknown)))
+		rows, _ := db.pool.Query(ctx, `SELECT key, seller_id FROM store_keys WHERE key `+match, arg)
 		var key int64
 		var s string
 		if _, err := pgx.ForEachRow(rows, []any{&key, &s}, func() error {
@@ -158,7 +159,8 @@ func (db *DB) keysOf(ctx context.Context, table string, ids []string) ([]orderKe
 		legacy = append(legacy, u.String())
 	}
 	if len(legacy) > 0 {
-		rows, _ := db.pool.Query(ctx, `SELECT id::text, seller_id FROM `+table+` WHERE id = ANY($1::uuid[])`, legacy)
+		match, arg := oneOrAny(1, "uuid", legacy)
+		rows, _ := db.pool.Query(ctx, `SELECT id::text, seller_id FROM `+table+` WHERE id `+match, arg)
 		var id, s string
 		if _, err := pgx.ForEachRow(rows, []any{&id, &s}, func() error {
 			seller[id] = s
