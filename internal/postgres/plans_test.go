@@ -65,22 +65,14 @@ func TestReadsAreNotReplanned(t *testing.T) {
 func TestRoutesAreNotReplanned(t *testing.T) {
 	ctx := context.Background()
 	url := testenv.DatabaseURL(t)
-	writer, err := postgres.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer writer.Close()
+	writer := openAt(t, url)
 	var ids []string
 	for i := range 10 {
 		p := mustProduct(t, writer, fmt.Sprintf("store-route-%d", i), 5)
 		ids = append(ids, mustOrder(t, writer, p, "alice", t0).ID())
 	}
 	// A new process: one connection, no store met yet.
-	reader, err := postgres.Open(ctx, url, func(c *pgxpool.Config) { c.MaxConns = 1 })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reader.Close()
+	reader := openAt(t, url, func(c *pgxpool.Config) { c.MaxConns = 1 })
 	for _, id := range ids {
 		if _, err := reader.Get(ctx, id); err != nil {
 			t.Fatal(err)
@@ -241,7 +233,13 @@ func explainedConnection(t *testing.T, params string) (*postgres.DB, *planLog) {
 
 func oneConnection(t *testing.T) *postgres.DB {
 	t.Helper()
-	db, err := postgres.Open(context.Background(), testenv.DatabaseURL(t), func(c *pgxpool.Config) { c.MaxConns = 1 })
+	return openAt(t, testenv.DatabaseURL(t), func(c *pgxpool.Config) { c.MaxConns = 1 })
+}
+
+// openAt opens the database at url for the test, as a process of its own.
+func openAt(t *testing.T, url string, opts ...func(*pgxpool.Config)) *postgres.DB {
+	t.Helper()
+	db, err := postgres.Open(context.Background(), url, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

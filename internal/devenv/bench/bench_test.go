@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -347,7 +348,7 @@ func TestScaleSmoke(t *testing.T) {
 			_ = conn.Close(context.Background())
 		}
 	})
-	sc, err := RunScale(ctx, admin, 40_000, scaleSmokeRun, false, false, log)
+	sc, err := RunScale(ctx, admin, 40_000, scaleSmokeRun, Seed, false, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -400,9 +401,13 @@ func TestScaleSmoke(t *testing.T) {
 	// Measured again without seeding the large side: the same operations
 	// on the same orders, the new ones numbered apart from the first
 	// measure's, against 10,000 orders seeded afresh beside them.
-	again, err := RunScale(ctx, admin, 40_000, scaleSmokeRun, true, false, log)
+	var warmed strings.Builder
+	again, err := RunScale(ctx, admin, 40_000, scaleSmokeRun, ReuseWarm, false, io.MultiWriter(log, &warmed))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !strings.Contains(warmed.String(), "blocks into PostgreSQL's buffers") {
+		t.Error("measured again, warm: the database was not read in first")
 	}
 	for i, r := range again.Rows {
 		if r.Op != sc.Rows[i].Op || r.Large.Time <= 0 || r.Large.Blocks <= 0 || r.Small.Time <= 0 || r.Small.Blocks <= 0 {
@@ -417,9 +422,19 @@ func TestScaleSmoke(t *testing.T) {
 	if again.LargeSize == "" || again.SmallSize == "" || again.LargeSize == again.SmallSize {
 		t.Errorf("measured again: sizes %q and %q", again.SmallSize, again.LargeSize)
 	}
+	// Measured again as it is (-scale-cold): not read in first.
+	var cold strings.Builder
+	asIs, err := RunScale(ctx, admin, 40_000, scaleSmokeRun, ReuseAsIs, false, io.MultiWriter(log, &cold))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(cold.String(), "blocks into") || len(asIs.Rows) != len(sc.Rows) || asIs.Rows[0].Large.Time <= 0 ||
+		!strings.Contains(asIs.Markdown(), "Measured again as it is") {
+		t.Errorf("measured again as it is: %+v\n%s", asIs.Rows, cold.String())
+	}
 	// Measured again as a size it was not seeded to, or when no run left
 	// it, the run is refused before it seeds anything.
-	if _, err := RunScale(ctx, admin, 400_000, scaleSmokeRun, true, false, log); err == nil ||
+	if _, err := RunScale(ctx, admin, 400_000, scaleSmokeRun, ReuseWarm, false, log); err == nil ||
 		!strings.Contains(err.Error(), "holds about") || !strings.Contains(err.Error(), "not 400000") {
 		t.Errorf("measured again as 400,000 orders: %v", err)
 	}
@@ -431,7 +446,7 @@ func TestScaleSmoke(t *testing.T) {
 	if _, err := conn.Exec(ctx, "DROP DATABASE bench_scale WITH (FORCE)"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := RunScale(ctx, admin, 40_000, scaleSmokeRun, true, false, log); err == nil || !strings.Contains(err.Error(), "no bench_scale left") {
+	if _, err := RunScale(ctx, admin, 40_000, scaleSmokeRun, ReuseWarm, false, log); err == nil || !strings.Contains(err.Error(), "no bench_scale left") {
 		t.Errorf("measured again with no database: %v", err)
 	}
 }
@@ -451,7 +466,7 @@ func TestScaleSmokeOnCitus(t *testing.T) {
 		_, _ = pool.Exec(context.Background(), "DROP SCHEMA IF EXISTS bench_scale, bench_scale_small CASCADE")
 	})
 	url := os.Getenv("SOUK_TEST_CITUS_URL") + "&options=-c%20citus.shard_count%3D4"
-	sc, err := RunScale(ctx, url, 20_000, scaleSmokeRun, false, true, log)
+	sc, err := RunScale(ctx, url, 20_000, scaleSmokeRun, Seed, true, log)
 	if err != nil {
 		t.Fatal(err)
 	}

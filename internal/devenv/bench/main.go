@@ -57,6 +57,7 @@ func run() error {
 	flag.IntVar(&p.PGPool, "pgpool", 0, "the services' PostgreSQL pool size (pool_max_conns; 0: their default)")
 	flag.BoolVar(&p.Floor, "floor", true, "also run GetOrder and AdjustOrderPrice on the floor server: the same SQL and lock, nothing else")
 	orders := flag.Int("orders", 0, "also measure how costs grow with the data: the store's operations at 10,000 orders and at this many, seeded by COPY (0: not)")
+	cold := flag.Bool("scale-cold", false, "with -scale-reuse: measure the database as the OS's cache holds it, not read in first (for a cold start, drop the cache before: sync; echo 3 > /proc/sys/vm/drop_caches)")
 	reuse := flag.Bool("scale-reuse", false, "with -orders N: measure the scale database a run left (N orders seeded) once more, without seeding it, against 10,000 orders seeded afresh beside it")
 	citus := flag.Bool("citus", false, "with -orders N: run the scale measure on a Citus cluster the bench starts (a coordinator and two workers), the tables distributed by store")
 	pgOpts := flag.String("pgopts", "", "more options for the bench's PostgreSQL (\"-c shared_buffers=4GB\")")
@@ -120,7 +121,14 @@ func run() error {
 	out := filepath.Join(*dir, "results.md")
 	text := res.Markdown()
 	if *orders > 0 {
-		sc, err := RunScale(ctx, scaleURL, *orders, 10*time.Second, *reuse, *citus, os.Stderr)
+		how := Seed
+		if *reuse {
+			how = ReuseWarm
+			if *cold {
+				how = ReuseAsIs
+			}
+		}
+		sc, err := RunScale(ctx, scaleURL, *orders, 10*time.Second, how, *citus, os.Stderr)
 		if err != nil {
 			return fmt.Errorf("scale: %w", err)
 		}

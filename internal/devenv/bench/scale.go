@@ -141,9 +141,9 @@ type Scale struct {
 	// Sizes is the database's size at each step.
 	SmallSize, LargeSize string
 	SharedBuffers        string
-	// Reused: the large side is a database seeded before, measured as it
-	// is (the small side is seeded afresh beside it).
-	Reused bool
+	// Reused: whether the large side is a database seeded before (the
+	// small side is seeded afresh beside it), and how it was measured.
+	Reused Reuse
 	// Citus: the run was on a Citus cluster.
 	Citus bool
 	// SmallHeld is how many orders the small side held after its last
@@ -272,6 +272,19 @@ func (s *scaleRun) onEveryNode(q string) []string {
 	return []string{q, `SELECT run_command_on_workers($q$` + q + `$q$)`}
 }
 
+// Reuse is what a scale run does with its large side's database.
+type Reuse uint8
+
+const (
+	// Seed seeds it afresh.
+	Seed Reuse = iota
+	// ReuseWarm measures the one a run left, read in first (warm).
+	ReuseWarm
+	// ReuseAsIs measures the one a run left as the OS's cache holds it:
+	// from the disk, if the cache was dropped before.
+	ReuseAsIs
+)
+
 // RunScale seeds two databases of its own by COPY, bench_scale_small with
 // scaleSmall orders and bench_scale with n, and measures them in turns,
 // each operation for run at each size.
@@ -283,7 +296,7 @@ func (s *scaleRun) onEveryNode(q string) []string {
 // run's tables are schemas of their own there (of the same names),
 // distributed by Migrate, and the blocks counted are the workers', where
 // the rows are.
-func RunScale(ctx context.Context, adminURL string, n int, run time.Duration, reuse, citus bool, log io.Writer) (*Scale, error) {
+func RunScale(ctx context.Context, adminURL string, n int, run time.Duration, reuse Reuse, citus bool, log io.Writer) (*Scale, error) {
 	if n <= scaleSmall {
 		return nil, fmt.Errorf("-orders %d: give more than %d", n, scaleSmall)
 	}
@@ -299,7 +312,7 @@ func RunScale(ctx context.Context, adminURL string, n int, run time.Duration, re
 	// Two databases side by side: scaleSmall orders seeded afresh, and n
 	// (seeded afresh, or as an earlier run left them), measured in turns.
 	var large *scaleRun
-	if reuse {
+	if reuse != Seed {
 		large, err = openReused(ctx, admin, adminURL, n, citus, run, log)
 	} else {
 		large, err = openScale(ctx, admin, adminURL, scaleDatabase, true, citus, run, log)
@@ -317,13 +330,13 @@ func RunScale(ctx context.Context, adminURL string, n int, run time.Duration, re
 	if err := small.seed(ctx, scaleSmall); err != nil {
 		return nil, err
 	}
-	if !reuse {
+	if reuse == Seed {
 		if err := large.seed(ctx, n); err != nil {
 			return nil, err
 		}
 	}
 	res.Seeding = time.Since(start)
-	if reuse {
+	if reuse == ReuseWarm {
 		if err := large.warm(ctx); err != nil {
 			return nil, err
 		}
@@ -1063,10 +1076,15 @@ func (s *scaleRun) sweep(ctx context.Context, first int) (measured, error) {
 func (sc *Scale) Markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n## Scale: %d orders against %d\n\n", scaleSmall, sc.Orders)
-	if sc.Reused {
+	switch sc.Reused {
+	case ReuseWarm:
 		fmt.Fprintf(&b, "Measured again (-scale-reuse): the %d orders are a database an earlier run seeded, as it is; the %d "+
 			"are seeded afresh beside it. The large database is first read once (pg_prewarm, not on Citus): its smallest tables and "+
 			"indexes into PostgreSQL's buffers, as many as nine tenths of them hold, the rest into the OS's cache, where seeding leaves it.\n\n", sc.Orders, scaleSmall)
+	case ReuseAsIs:
+		fmt.Fprintf(&b, "Measured again as it is (-scale-reuse -scale-cold): the %d orders are a database an earlier run seeded, not "+
+			"read in first: its blocks come from the OS's cache as far as it holds them, the rest from the disk; the %d are seeded afresh "+
+			"beside it.\n\n", sc.Orders, scaleSmall)
 	}
 	if sc.Citus {
 		b.WriteString("On Citus: a coordinator and two workers on this machine, the tables distributed by store (32 shards each); " +
