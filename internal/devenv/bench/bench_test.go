@@ -222,7 +222,6 @@ func TestPostmasterElsewhere(t *testing.T) {
 	}
 }
 
-// Without CPU figures the scale table prints "–" and says why, not zeros.
 // TestDatedIDsAreTheSeedsIDs: a dated id of the seed's is its undated
 // one with the day first, as the databases seeded since ids began with
 // their day hold them; a change of either layout would leave such a
@@ -235,6 +234,7 @@ func TestDatedIDsAreTheSeedsIDs(t *testing.T) {
 	}
 }
 
+// Without CPU figures the scale table prints "–" and says why, not zeros.
 func TestScaleTableWithoutCPU(t *testing.T) {
 	cell := ScaleCell{Time: time.Millisecond, Blocks: 5}
 	md := (&Scale{Orders: 40_000, NoCPU: "PostgreSQL (process 7) is not on this machine",

@@ -73,6 +73,9 @@ func run() error {
 	if ops != "" {
 		p.Ops = strings.Split(ops, ",")
 	}
+	if *cold && !*reuse {
+		return fmt.Errorf("-scale-cold measures a database a run left: give -scale-reuse (and -orders N) with it")
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 

@@ -91,8 +91,8 @@ func storeID(name, store string) uuid.UUID {
 // database an earlier run seeded is read by the ids it was seeded with
 // (-scale-reuse).
 func storeIDAt(name, store string, t time.Time) uuid.UUID {
-	sum := md5.Sum([]byte(name))
-	return uuid.MustParse(order.IDOf(store, t, [6]byte(sum[2:8])))
+	id := storeID(name, store)
+	return uuid.MustParse(order.IDOf(store, t, [6]byte(id[2:8])))
 }
 
 // benchIDSQL defines bench_id, benchID in SQL: the first 16 hex digits of

@@ -689,10 +689,13 @@ type scaleOp struct {
 	before func(ctx context.Context, round int) error
 }
 
-// prepare readies the measures at the database's present size: the big
-// store's deep page found, and the operations to time.
+// prepare readies the measures at the database's present size: every
+// store met, the big store's deep page found, and the operations to time.
 func (s *scaleRun) prepare(ctx context.Context) error {
 	fmt.Fprintf(s.log, "scale: measuring at %d orders\n", s.seeded)
+	if err := s.meetStores(ctx); err != nil {
+		return err
+	}
 	// The big store's pages are paged as of the seeding: the orders the
 	// measures make are dated now and land in every store, and on a
 	// database measured again the earlier runs' were its first page at
@@ -700,9 +703,6 @@ func (s *scaleRun) prepare(ctx context.Context) error {
 	// ones at scaleSmall, a page of other orders rather than of another
 	// size. Seeded orders are dated before their seeding, and none the
 	// measures make is ever completed.
-	if err := s.meetStores(ctx); err != nil {
-		return err
-	}
 	var asOf time.Time
 	if err := s.pool.QueryRow(ctx, `SELECT max(created_at) FROM orders WHERE seller_id = $1 AND status = $2`, s.bigStore,
 		string(order.StatusCompleted)).Scan(&asOf); err != nil {
@@ -783,15 +783,16 @@ func (s *scaleRun) prepare(ctx context.Context) error {
 // larger met more stores for the first time (GetOrder at 10 million
 // orders read one on a third of its first 4,000 calls).
 func (s *scaleRun) meetStores(ctx context.Context) error {
-	next := atomic.Int64{}
+	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make([]error, scaleConc)
 	for w := range scaleConc {
 		wg.Go(func() {
-			for i := int(next.Add(1)) - 1; i < scaleStores && errs[w] == nil; i = int(next.Add(1)) - 1 {
+			for i := int(next.Add(1)) - 1; i < scaleStores; i = int(next.Add(1)) - 1 {
 				store := scaleStore(i)
 				if _, _, err := s.db.Parties(ctx, storeIDAt("meet", store, time.Now()).String()); !errors.Is(err, order.ErrNotFound) {
 					errs[w] = fmt.Errorf("meet %s: %v", store, err)
+					return
 				}
 			}
 		})
